@@ -1,0 +1,3 @@
+"""medagent: build, serve and score EHR agents on FHIR."""
+
+__version__ = "0.1.0"

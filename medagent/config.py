@@ -1,0 +1,49 @@
+"""The one settings object. Env vars MEDAGENT_*; CLI flags override; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".medagent"
+
+
+class Settings(BaseSettings):
+    """Runtime settings shared by the CLI, the server, the client, the agent and the runner."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDAGENT_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Folder for databases, caches and runs.")
+    fhir_url: str | None = Field(None, description="FHIR base URL; None means the embedded server.")
+    fhir_token: str | None = Field(None, description="Bearer token sent to the FHIR server.")
+    fhir_timeout: float = Field(30.0, gt=0, description="Seconds per FHIR HTTP request.")
+    fhir_retries: int = Field(3, ge=0, description="Retries of safe FHIR requests on 429/5xx/timeouts.")
+    host: str = "127.0.0.1"
+    port: int = Field(8321, ge=1, le=65535, description="Port of the embedded FHIR server.")
+    db: Path | None = Field(None, description="SQLite file of the embedded server; default HOME/fhir.sqlite.")
+    strict_search: bool = Field(False, description="Reject unknown search parameters with 400.")
+    allow_reset: bool = Field(False, description="Enable POST /$snapshot, /$reset and GET /$diff.")
+    model: str = Field("embedded", description="'embedded' or an OpenAI-compatible base URL (vLLM).")
+    model_name: str | None = None
+    read_only: bool = Field(True, description="Refuse writes unless a run explicitly allows them.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.db if self.db is not None else self.home / "fhir.sqlite"
+
+    @property
+    def embedded_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def effective_fhir_url(self) -> str:
+        return (self.fhir_url or self.embedded_url).rstrip("/")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment with explicit (non-None) overrides, e.g. from CLI flags."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
