@@ -1,0 +1,3 @@
+from medagent.cli import app
+
+app()

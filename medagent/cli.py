@@ -1,0 +1,156 @@
+"""The ``medagent`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medagent.config import Settings, get_settings
+from medagent.data import BundleSourceError, iter_bundles
+from medagent.fhir.bundles import as_upsert_transaction, count_resources
+from medagent.fhir.client import FhirClient
+from medagent.fhir.errors import FhirClientError
+
+app = typer.Typer(help="medagent: build, serve and score EHR agents on FHIR.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+fhir_app = typer.Typer(help="The embedded FHIR R4 server and FHIR data loading.", no_args_is_help=True)
+app.add_typer(fhir_app, name="fhir")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn expected failures (bad paths, unreachable or refusing servers) into one clear line, exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (BundleSourceError, FhirClientError, ValueError, OSError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+FhirUrlOption = Annotated[str | None, typer.Option("--fhir-url", "--server", help="FHIR base URL (default: MEDAGENT_FHIR_URL or the embedded server).")]
+
+
+@fhir_app.command("serve")
+@user_errors
+def fhir_serve(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default 8321).")] = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default ~/.medagent/fhir.sqlite).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Reject unknown search parameters with 400.")] = False,
+    allow_reset: Annotated[bool, typer.Option("--allow-reset", help="Enable /$snapshot, /$reset, /$diff (scoring).")] = False,
+    no_load: Annotated[bool, typer.Option("--no-load", help="Do not load the default patients into an empty database.")] = False,
+) -> None:
+    """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
+    from medagent.fhir.server.serve import serve
+
+    settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None)
+    serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
+          allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m))
+
+
+@fhir_app.command("load")
+@user_errors
+def fhir_load(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Bundle files, folders or ZIPs (default: the packaged patients).")] = None,
+    fhir_url: FhirUrlOption = None,
+) -> None:
+    """Load Synthea transaction bundles into a FHIR server (ids kept: entries become PUT Type/id)."""
+    settings = get_settings(fhir_url=fhir_url)
+    bundles = list(iter_bundles(paths or None))
+    asyncio.run(_load(settings, bundles))
+
+
+async def _load(settings: Settings, bundles: list[tuple[str, dict[str, Any]]]) -> None:
+    started = time.perf_counter()
+    total = 0
+    async with FhirClient.from_settings(settings, timeout=max(settings.fhir_timeout, 120)) as client:
+        for name, bundle in bundles:
+            try:
+                await client.transaction(as_upsert_transaction(bundle))
+            except FhirClientError as exc:
+                raise FhirClientError(f"{name}: {exc}") from exc
+            total += count_resources(bundle)
+    seconds = time.perf_counter() - started
+    console.print(f"loaded {len(bundles)} bundles, {total} resources into {settings.effective_fhir_url} "
+                  f"in {seconds:.1f} s ({total / seconds:,.0f} resources/s)")
+
+
+@fhir_app.command("info")
+@user_errors
+def fhir_info(fhir_url: FhirUrlOption = None) -> None:
+    """Show what a FHIR server holds: software, FHIR version, resource counts."""
+    settings = get_settings(fhir_url=fhir_url)
+    asyncio.run(_info(settings))
+
+
+async def _info(settings: Settings) -> None:
+    async with FhirClient.from_settings(settings) as client:
+        capability = await client.capabilities()
+        table = Table(title=f"{settings.effective_fhir_url} — {capability.get('software', {}).get('name', '?')}, "
+                            f"FHIR {capability.get('fhirVersion', '?')}")
+        table.add_column("resource type")
+        table.add_column("count", justify="right")
+        for resource in capability.get("rest", [{}])[0].get("resource", []):
+            count = await client.count(resource["type"])
+            if count:
+                table.add_row(resource["type"], f"{count:,}")
+        console.print(table)
+
+
+@app.command("demo")
+@user_errors
+def demo(
+    db: Annotated[Path | None, typer.Option(help="SQLite file to use (default: a temporary one).")] = None,
+) -> None:
+    """Start the embedded server on the default patients and run a sample agent-style query."""
+    from medagent.fhir.server.process import EmbeddedServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = db or Path(tmp) / "fhir.sqlite"
+        console.print(f"starting the embedded FHIR server ({db_path}) ...")
+        with EmbeddedServer(db_path) as server:
+            asyncio.run(_demo_queries(server.base_url))
+
+
+async def _demo_queries(base_url: str) -> None:
+    async with FhirClient(base_url) as client:
+        console.print(f"FHIR server at {base_url}: {await client.count('Patient')} patients, "
+                      f"{await client.count('Observation')} observations")
+        rows = Table(title="Latest HbA1c (LOINC 4548-4) results across the population")
+        for column in ("date", "patient", "value"):
+            rows.add_column(column)
+        async for obs in client.search_json("Observation", {"code": "http://loinc.org|4548-4", "_sort": "-date",
+                                                            "_count": 5}, limit=5):
+            quantity = obs.get("valueQuantity", {})
+            rows.add_row(obs.get("effectiveDateTime", "")[:10], obs["subject"]["reference"],
+                         f"{quantity.get('value')} {quantity.get('unit', '')}")
+        console.print(rows)
+
+
+def _mount_optional_apps() -> None:
+    """Sub-apps of other layers, mounted here so the CLI stays one entry point."""
+    try:
+        from medagent.scenarios.cli import scenarios_app
+    except ImportError:
+        return
+    app.add_typer(scenarios_app, name="scenarios")
+
+
+_mount_optional_apps()

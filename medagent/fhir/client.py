@@ -1,0 +1,291 @@
+"""The one async FHIR client of medagent (httpx): read, search with lazy paging, writes, transactions.
+
+Works unchanged against the embedded server, HAPI FHIR, cloud FHIR stores and EHR sandboxes.
+Typed results are fhir.resources R4B models (Synthea and most servers are R4); ``*_json``
+variants return plain dicts where parsing every resource would cost more than it gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from pydantic import BaseModel
+
+from medagent.fhir.errors import (
+    FhirClientError,
+    FhirInvalid,
+    FhirTransportError,
+    FhirUnsafeLinkError,
+    error_for_status,
+    outcome_message,
+)
+from medagent.fhir.resources import parse_resource, resource_json
+
+Params = Mapping[str, str | int | Sequence[str]] | Sequence[tuple[str, str]]
+TokenProvider = Callable[[], Awaitable[str]]
+
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_SAFE_METHODS = {"GET", "HEAD"}
+
+
+class BearerAuth(httpx.Auth):
+    """Bearer-token auth; a provider coroutine is awaited per request so tokens can refresh."""
+
+    def __init__(self, token: str | TokenProvider) -> None:
+        self._token = token
+
+    async def async_auth_flow(self, request: httpx.Request) -> Any:
+        token = self._token if isinstance(self._token, str) else await self._token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if not isinstance(self._token, str):
+            raise FhirClientError("a token provider coroutine needs the async client")
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class FhirClient:
+    """Async FHIR R4 REST client with retries for safe requests, typed errors and pooled connections."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | TokenProvider | None = None,
+        auth: httpx.Auth | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+        max_connections: int = 32,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            auth=auth or (BearerAuth(token) if token else None),
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"Accept": "application/fhir+json", **(headers or {})},
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> FhirClient:
+        """A client configured from :class:`medagent.config.Settings`."""
+        options = {"token": settings.fhir_token, "timeout": settings.fhir_timeout, "retries": settings.fhir_retries}
+        return cls(settings.effective_fhir_url, **{**options, **overrides})
+
+    async def __aenter__(self) -> FhirClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # transport ---------------------------------------------------------------------------
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        safe: bool | None = None,
+    ) -> tuple[Any, httpx.Response]:
+        """Send one request; retries 429/5xx/timeouts for safe methods; raises typed errors."""
+        is_safe = method.upper() in _SAFE_METHODS if safe is None else safe
+        send_headers = dict(headers or {})
+        content = None
+        if json is not None:
+            content = orjson.dumps(json)
+            send_headers.setdefault("Content-Type", "application/fhir+json")
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method, url, params=_as_params(params), content=content, headers=send_headers
+                )
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if is_safe and attempt < self.retries:
+                    await asyncio.sleep(self._delay(attempt, None))
+                    attempt += 1
+                    continue
+                raise FhirTransportError(f"{method} {self._absolute(url)} failed: {exc!r}") from exc
+            if response.status_code in _RETRY_STATUS and is_safe and attempt < self.retries:
+                await asyncio.sleep(self._delay(attempt, response.headers.get("Retry-After")))
+                attempt += 1
+                continue
+            return self._decode(method, response), response
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), 30.0)
+        return self.backoff * (2**attempt) * (0.5 + random.random())
+
+    def _absolute(self, url: str) -> str:
+        return url if url.startswith("http") else f"{self.base_url}/{url.lstrip('/')}"
+
+    def _decode(self, method: str, response: httpx.Response) -> Any:
+        body: Any = None
+        if response.content:
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                body = None
+        if response.is_success:
+            return body
+        fallback = response.text[:300] or response.reason_phrase
+        raise error_for_status(
+            response.status_code, outcome_message(body, fallback), body if isinstance(body, dict) else None,
+            f"{method} {response.request.url}",
+        )
+
+    # reads -------------------------------------------------------------------------------
+    async def capabilities(self) -> dict[str, Any]:
+        body, _ = await self.request_json("GET", "metadata")
+        return body
+
+    async def read_json(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        body, _ = await self.request_json("GET", f"{resource_type}/{resource_id}")
+        return body
+
+    async def read(self, resource_type: str, resource_id: str) -> BaseModel:
+        return parse_resource(await self.read_json(resource_type, resource_id))
+
+    async def resolve(self, reference: str) -> dict[str, Any]:
+        """Read ``Type/id`` (or an absolute URL under the base URL) as JSON."""
+        path = reference
+        if reference.startswith("http"):
+            self._check_link(reference)
+            path = reference[len(self.base_url) + 1:]
+        resource_type, _, resource_id = path.partition("/")
+        return await self.read_json(resource_type, resource_id.split("/_history/")[0])
+
+    async def search_page(self, resource_type: str, params: Params | None = None) -> dict[str, Any]:
+        """The first page of a search, as a searchset Bundle."""
+        body, _ = await self.request_json("GET", resource_type, params=params)
+        return body
+
+    async def search_json(
+        self, resource_type: str, params: Params | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Matching resources as dicts, fetching further pages only when iterated that far."""
+        yielded = 0
+        bundle = await self.search_page(resource_type, params)
+        while True:
+            for entry in bundle.get("entry", []):
+                if entry.get("search", {}).get("mode", "match") != "match" or "resource" not in entry:
+                    continue
+                yield entry["resource"]
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            next_url = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            if not next_url:
+                return
+            self._check_link(next_url)
+            bundle, _ = await self.request_json("GET", next_url)
+
+    async def search(
+        self, resource_type: str, params: Params | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[BaseModel]:
+        """Typed variant of :meth:`search_json`."""
+        async for resource in self.search_json(resource_type, params, limit=limit):
+            yield parse_resource(resource)
+
+    async def search_all_json(
+        self, resource_type: str, params: Params | None = None, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return [r async for r in self.search_json(resource_type, params, limit=limit)]
+
+    async def count(self, resource_type: str, params: Params | None = None) -> int:
+        merged = [*_as_params(params or []), ("_summary", "count")]
+        bundle = await self.search_page(resource_type, merged)
+        return int(bundle.get("total", 0))
+
+    def _check_link(self, url: str) -> None:
+        base, link = urlsplit(self.base_url), urlsplit(url)
+        same_origin = (link.scheme, link.netloc) == (base.scheme, base.netloc)
+        if not same_origin or not (link.path + "/").startswith(base.path.rstrip("/") + "/"):
+            raise FhirUnsafeLinkError(f"refusing to follow a link outside {self.base_url}: {url}")
+
+    # writes ------------------------------------------------------------------------------
+    async def create_json(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> dict[str, Any]:
+        """Create; with ``if_none_exist`` (a search query) an existing match is returned instead."""
+        headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
+        body, response = await self.request_json("POST", resource["resourceType"], json=resource, headers=headers)
+        if body is None and "location" in response.headers:
+            body = await self.resolve(response.headers["location"])
+        return body
+
+    async def create(self, resource: BaseModel | dict[str, Any], *, if_none_exist: str | None = None) -> BaseModel:
+        return parse_resource(await self.create_json(resource_json(resource), if_none_exist=if_none_exist))
+
+    async def update_json(self, resource: dict[str, Any], *, if_match: str | None = None) -> dict[str, Any]:
+        if not resource.get("id"):
+            raise FhirInvalid(400, "update needs a resource with an id")
+        headers = {"If-Match": if_match} if if_match else None
+        body, _ = await self.request_json(
+            "PUT", f"{resource['resourceType']}/{resource['id']}", json=resource, headers=headers
+        )
+        return body
+
+    async def update(self, resource: BaseModel | dict[str, Any], *, if_match: str | None = None) -> BaseModel:
+        return parse_resource(await self.update_json(resource_json(resource), if_match=if_match))
+
+    async def delete(self, resource_type: str, resource_id: str) -> None:
+        await self.request_json("DELETE", f"{resource_type}/{resource_id}")
+
+    async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        body, _ = await self.request_json("POST", "", json=bundle)
+        return body
+
+    # medagent scoring operations (embedded server started with --allow-reset) ------------
+    async def snapshot(self) -> int:
+        body, _ = await self.request_json("POST", "$snapshot")
+        return _parameter(body, "snapshot")
+
+    async def reset(self, snapshot: int | None = None) -> int:
+        params = {"snapshot": str(snapshot)} if snapshot is not None else None
+        body, _ = await self.request_json("POST", "$reset", params=params)
+        return _parameter(body, "restored")
+
+    async def diff(self, snapshot: int | None = None) -> list[dict[str, Any]]:
+        params = {"snapshot": str(snapshot)} if snapshot is not None else None
+        body, _ = await self.request_json("GET", "$diff", params=params)
+        return list(body["changes"])
+
+
+def _as_params(params: Params | None) -> list[tuple[str, str]] | None:
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        items: list[tuple[str, str]] = []
+        for key, value in params.items():
+            if isinstance(value, (list, tuple)):
+                items.extend((key, str(v)) for v in value)
+            else:
+                items.append((key, str(value)))
+        return items
+    return [(str(k), str(v)) for k, v in params]
+
+
+def _parameter(body: dict[str, Any], name: str) -> int:
+    for parameter in body.get("parameter", []):
+        if parameter.get("name") == name:
+            return int(parameter["valueInteger"])
+    raise FhirClientError(f"server reply has no parameter {name!r}")

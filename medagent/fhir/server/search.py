@@ -1,0 +1,424 @@
+"""FHIR search: query parameters -> SQL over the index tables -> a searchset Bundle.
+
+Semantics follow the FHIR R4 search page: comma = OR, repeated parameter = AND, date and
+number prefixes over implicit ranges, string starts-with (case/accent-insensitive), tokens
+``system|code``. Unknown parameters are ignored (lenient) and left out of the self link, or
+rejected with a 400 when the server or the request (``Prefer: handling=strict``) is strict.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.search_params import (
+    COMMON_PARAMS,
+    RESULT_PARAMS,
+    SearchParam,
+    normalize_reference,
+    params_for,
+)
+from medagent.fhir.server.store import Store, now_instant
+from medagent.fhir.server.values import normalize_string, parse_date_param, parse_number, split_prefix
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+_MAX_CHAR = "\U0010ffff"
+
+
+@dataclass
+class Query:
+    """SQL conditions over ``resource r`` plus the result controls of one search."""
+
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    used: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    summary_count: bool = False
+    total: bool = True
+    includes: list[tuple[str, SearchParam]] = field(default_factory=list)
+    elements: list[str] | None = None
+
+
+def search(
+    store: Store,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    *,
+    base_url: str,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Run a search and return the searchset Bundle."""
+    query = build_query(resource_type, params, strict=strict)
+    where_sql = " AND ".join(["r.type = ?", "r.deleted = 0", *query.where])
+    args = [resource_type, *query.args]
+    conn = store.conn
+    with store.lock:
+        total = None
+        if query.total or query.summary_count:
+            total = conn.execute(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args).fetchone()[0]
+        rows: list[tuple[int, bytes]] = []
+        if not query.summary_count:
+            order_sql = ", ".join([*query.order, "r.rid"])
+            rows = conn.execute(
+                f"SELECT r.rid, r.body FROM resource r WHERE {where_sql} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+                [*args, query.count + 1, query.offset],
+            ).fetchall()
+        has_next = len(rows) > query.count
+        rows = rows[: query.count]
+        included = _includes(store, [rid for rid, _ in rows], query.includes)
+
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": now_instant()},
+        "type": "searchset",
+    }
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = _links(base_url, resource_type, query, has_next)
+    entries = [_entry(base_url, orjson.loads(body), "match", query.elements) for _, body in rows]
+    entries += [_entry(base_url, body, "include", None) for body in included]
+    if query.ignored:
+        entries.append({
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "warning", "code": "not-supported",
+                           "diagnostics": f"ignored unknown search parameter(s): {', '.join(query.ignored)}"}],
+            },
+            "search": {"mode": "outcome"},
+        })
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bool) -> Query:
+    known = params_for(resource_type)
+    query = Query()
+    for raw_name, value in params:
+        name, _, modifier = raw_name.partition(":")
+        if name in RESULT_PARAMS:
+            _result_param(query, resource_type, known, name, value, strict)
+            continue
+        if name == "_id":
+            ids = [v for v in value.split(",") if v]
+            query.where.append(f"r.id IN ({','.join('?' * len(ids))})")
+            query.args.extend(ids)
+        elif name == "_lastUpdated":
+            _last_updated(query, value)
+        elif name in known:
+            _param_condition(query, resource_type, known[name], modifier, value)
+        else:
+            if strict:
+                supported = ", ".join(sorted([*known, *COMMON_PARAMS]))
+                raise FhirError(400, f"unknown search parameter {raw_name!r} for {resource_type}; supported: {supported}")
+            query.ignored.append(raw_name)
+            continue
+        query.used.append((raw_name, value))
+    return query
+
+
+def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam], name: str, value: str,
+                  strict: bool) -> None:
+    if name in ("_format", "_pretty"):
+        return
+    if name in ("_count", "_offset"):
+        try:
+            number = int(value)
+        except ValueError:
+            raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}") from None
+        if number < 0:
+            raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}")
+        if name == "_count":
+            query.count = min(number, MAX_COUNT)
+            query.summary_count = query.summary_count or number == 0
+        else:
+            query.offset = number
+    elif name == "_summary":
+        if value == "count":
+            query.summary_count = True
+        elif value != "false":
+            if strict:
+                raise FhirError(400, f"_summary={value} is not supported; use count or false")
+            query.ignored.append(f"_summary={value}")
+            return
+        query.used.append((name, value))
+    elif name == "_total":
+        if value not in ("none", "estimate", "accurate"):
+            raise FhirError(400, f"_total must be none, estimate or accurate, got {value!r}")
+        query.total = value != "none"
+        query.used.append((name, value))
+    elif name == "_sort":
+        for key in value.split(","):
+            query.order.extend(_sort_clause(resource_type, known, key.strip()))
+        query.used.append((name, value))
+    elif name == "_include":
+        source, _, rest = value.partition(":")
+        param_name = rest.split(":")[0]
+        param = params_for(source).get(param_name)
+        if source != resource_type or param is None or param.kind != "reference":
+            raise FhirError(400, f"_include={value} is not supported: use {resource_type}:<reference parameter>")
+        query.includes.append((value, param))
+        query.used.append((name, value))
+    elif name == "_elements":
+        query.elements = [e.strip() for e in value.split(",") if e.strip()]
+        query.used.append((name, value))
+
+
+def _sort_clause(resource_type: str, known: dict[str, SearchParam], key: str) -> list[str]:
+    descending = key.startswith("-")
+    name = key.lstrip("-")
+    direction = "DESC" if descending else "ASC"
+    if name == "_id":
+        return [f"r.id {direction}"]
+    if name == "_lastUpdated":
+        return [f"r.last_updated {direction}"]
+    param = known.get(name)
+    table = {"date": ("idx_date", "lo"), "string": ("idx_string", "norm"), "quantity": ("idx_quantity", "value")}
+    if param is None or param.kind not in table:
+        sortable = sorted(n for n, p in known.items() if p.kind in table)
+        raise FhirError(400, f"cannot sort {resource_type} by {name!r}; sortable: {', '.join(['_id', '_lastUpdated', *sortable])}")
+    idx, column = table[param.kind]
+    agg = "MAX" if descending else "MIN"
+    expr = f"(SELECT {agg}({column}) FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}')"
+    return [f"{expr} IS NULL", f"{expr} {direction}"]
+
+
+def _param_condition(query: Query, resource_type: str, param: SearchParam, modifier: str, value: str) -> None:
+    if modifier == "missing":
+        if value not in ("true", "false"):
+            raise FhirError(400, f"{param.name}:missing must be true or false")
+        table = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
+                 "quantity": "idx_quantity", "number": "idx_quantity"}[param.kind]
+        negate = "NOT " if value == "true" else ""
+        query.where.append(f"r.rid {negate}IN (SELECT rid FROM {table} WHERE type = ? AND param = ?)")
+        query.args.extend([resource_type, param.name])
+        return
+    alternatives = [v for v in _split_or(value) if v != ""]
+    if not alternatives:
+        raise FhirError(400, f"search parameter {param.name!r} has an empty value")
+    handler = {"token": _token, "reference": _reference, "date": _date, "string": _string, "quantity": _quantity}[
+        param.kind
+    ]
+    ors: list[str] = []
+    args: list[Any] = []
+    for alternative in alternatives:
+        sql, sql_args = handler(param, modifier, alternative)
+        ors.append(sql)
+        args.extend(sql_args)
+    table = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
+             "quantity": "idx_quantity"}[param.kind]
+    negate = "NOT " if modifier == "not" or (param.kind == "date" and alternatives and _all_ne(alternatives)) else ""
+    query.where.append(
+        f"r.rid {negate}IN (SELECT rid FROM {table} WHERE type = ? AND param = ? AND ({' OR '.join(ors)}))"
+    )
+    query.args.extend([resource_type, param.name, *args])
+
+
+def _all_ne(alternatives: list[str]) -> bool:
+    prefixes = {split_prefix(a)[0] for a in alternatives}
+    if "ne" in prefixes and len(prefixes) > 1:
+        raise FhirError(400, "cannot mix 'ne' with other prefixes in one parameter value")
+    return prefixes == {"ne"}
+
+
+def _split_or(value: str) -> list[str]:
+    """Split on commas not escaped with a backslash (FHIR escaping)."""
+    parts, current, escaped = [], "", False
+    for char in value:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return parts
+
+
+def _token(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any]]:
+    if modifier == "text":
+        return "text LIKE ? ESCAPE '\\'", [f"%{_like_escape(value)}%"]
+    if modifier not in ("", "not"):
+        raise FhirError(400, f"modifier :{modifier} is not supported on token parameter {param.name!r}")
+    if "|" not in value:
+        return "code = ?", [value]
+    system, _, code = value.partition("|")
+    if system == "":
+        return "(system IS NULL AND code = ?)", [code]
+    if code == "":
+        return "system = ?", [system]
+    return "(system = ? AND code = ?)", [system, code]
+
+
+def _reference(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any]]:
+    if modifier and not modifier[:1].isupper():
+        raise FhirError(400, f"modifier :{modifier} is not supported on reference parameter {param.name!r}")
+    reference = normalize_reference(value)
+    if "/" in reference:
+        return "ref = ?", [reference]
+    target = modifier or (param.targets[0] if len(param.targets) == 1 else "")
+    if target:
+        return "ref = ?", [f"{target}/{reference}"]
+    return "ref LIKE ? ESCAPE '\\'", [f"%/{_like_escape(reference)}"]
+
+
+def _date(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any]]:
+    if modifier:
+        raise FhirError(400, f"modifier :{modifier} is not supported on date parameter {param.name!r}")
+    prefix, lo, hi = parse_date_param(param.name, value)
+    return _range_condition(prefix, lo, hi, "lo", "hi")
+
+
+def _range_condition(prefix: str, lo: float, hi: float, rlo: str, rhi: str) -> tuple[str, list[Any]]:
+    """FHIR prefix semantics between a resource range [rlo, rhi) and a parameter range [lo, hi)."""
+    inside = f"({rlo} >= ? AND {rhi} <= ?)"
+    if prefix in ("eq", "ne"):
+        return inside, [lo, hi]
+    if prefix == "gt":
+        return f"{rhi} > ?", [hi]
+    if prefix == "lt":
+        return f"{rlo} < ?", [lo]
+    if prefix == "ge":
+        return f"({rhi} > ? OR {inside})", [hi, lo, hi]
+    if prefix == "le":
+        return f"({rlo} < ? OR {inside})", [lo, lo, hi]
+    if prefix == "sa":
+        return f"{rlo} >= ?", [hi]
+    if prefix == "eb":
+        return f"{rhi} <= ?", [lo]
+    width = (hi - lo) if math.isfinite(hi - lo) else 0.0
+    margin = max(width, 0.1 * abs(lo)) if prefix == "ap" else 0.0
+    return f"({rhi} > ? AND {rlo} < ?)", [lo - margin, hi + margin]
+
+
+def _string(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any]]:
+    if modifier == "exact":
+        return "raw = ?", [value]
+    norm = normalize_string(value)
+    if modifier == "contains":
+        return "norm LIKE ? ESCAPE '\\'", [f"%{_like_escape(norm)}%"]
+    if modifier:
+        raise FhirError(400, f"modifier :{modifier} is not supported on string parameter {param.name!r}")
+    return "(norm >= ? AND norm < ?)", [norm, norm + _MAX_CHAR]
+
+
+def _quantity(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any]]:
+    if modifier:
+        raise FhirError(400, f"modifier :{modifier} is not supported on quantity parameter {param.name!r}")
+    number_text, _, unit_part = value.partition("|")
+    prefix, number_text = split_prefix(number_text)
+    number, lo, hi = parse_number(param.name, number_text)
+    comparisons = {"gt": ("value > ?", [number]), "lt": ("value < ?", [number]), "ge": ("value >= ?", [number]),
+                   "le": ("value <= ?", [number]), "sa": ("value > ?", [number]), "eb": ("value < ?", [number])}
+    if prefix in comparisons:
+        sql, args = comparisons[prefix]
+    elif prefix == "ap":
+        margin = abs(number) * 0.1
+        sql, args = "(value >= ? AND value <= ?)", [number - margin, number + margin]
+    else:
+        sql, args = "(value >= ? AND value < ?)", [lo, hi]
+    if unit_part:
+        system, _, code = unit_part.partition("|")
+        if not code:
+            raise FhirError(400, f"{param.name}: expected [prefix]number|system|code or number||code, got {value!r}")
+        if system:
+            sql += " AND system = ? AND code = ?"
+            args = [*args, system, code]
+        else:
+            sql += " AND (code = ? OR unit = ?)"
+            args = [*args, code, code]
+    return f"({sql})", args
+
+
+def _last_updated(query: Query, value: str) -> None:
+    prefix, lo, hi = parse_date_param("_lastUpdated", value)
+    as_text = [_iso(v) for v in (lo, hi)]
+    if prefix == "ne":
+        query.where.append("NOT (r.last_updated >= ? AND r.last_updated < ?)")
+        query.args.extend(as_text)
+        return
+    conditions = {
+        "eq": ("(r.last_updated >= ? AND r.last_updated < ?)", as_text),
+        "gt": ("r.last_updated >= ?", [as_text[1]]),
+        "sa": ("r.last_updated >= ?", [as_text[1]]),
+        "lt": ("r.last_updated < ?", [as_text[0]]),
+        "eb": ("r.last_updated < ?", [as_text[0]]),
+        "ge": ("r.last_updated >= ?", [as_text[0]]),
+        "le": ("r.last_updated < ?", [as_text[1]]),
+    }
+    sql, args = conditions.get(prefix, conditions["eq"])
+    query.where.append(sql)
+    query.args.extend(args)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _includes(store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]) -> list[dict[str, Any]]:
+    if not rids or not includes:
+        return []
+    marks = ",".join("?" * len(rids))
+    seen: set[str] = set()
+    bodies = []
+    for _, param in includes:
+        refs = store.conn.execute(
+            f"SELECT DISTINCT ref FROM idx_ref WHERE rid IN ({marks}) AND param = ?", [*rids, param.name]
+        ).fetchall()
+        for (ref,) in refs:
+            if ref in seen or "/" not in ref:
+                continue
+            seen.add(ref)
+            target_type, target_id = ref.split("/", 1)
+            found = store.read(target_type, target_id)
+            if found is not None and found.body is not None:
+                bodies.append(found.body)
+    return bodies
+
+
+def _entry(base_url: str, body: dict[str, Any], mode: str, elements: list[str] | None) -> dict[str, Any]:
+    if elements:
+        keep = {"resourceType", "id", "meta", *elements}
+        body = {k: v for k, v in body.items() if k in keep}
+        meta = dict(body.get("meta") or {})
+        meta["tag"] = [*meta.get("tag", []), {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                                              "code": "SUBSETTED"}]
+        body["meta"] = meta
+    return {"fullUrl": f"{base_url}/{body['resourceType']}/{body['id']}", "resource": body, "search": {"mode": mode}}
+
+
+def _links(base_url: str, resource_type: str, query: Query, has_next: bool) -> list[dict[str, str]]:
+    def url(offset: int) -> str:
+        params = [*query.used, ("_count", str(query.count))]
+        if offset:
+            params.append(("_offset", str(offset)))
+        return f"{base_url}/{resource_type}?{urlencode(params)}"
+
+    links = [{"relation": "self", "url": url(query.offset)}]
+    if query.summary_count:
+        return links
+    if has_next:
+        links.append({"relation": "next", "url": url(query.offset + query.count)})
+    if query.offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, query.offset - query.count))})
+    return links

@@ -1,0 +1,39 @@
+"""Starting the embedded server: open the store, load the default patients once, serve with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from medagent.fhir.server.app import create_app
+from medagent.fhir.server.loading import load_into_store
+from medagent.fhir.server.store import Store
+
+log = logging.getLogger("medagent.fhir.server")
+
+
+def open_store(db_path: Path, *, load_default: bool = True, report: Callable[[str], None] = log.info) -> Store:
+    """Open (or create) the database; an empty one gets the default patients and a snapshot."""
+    store = Store(db_path)
+    if load_default and store.is_empty():
+        started = time.perf_counter()
+        bundles, resources = load_into_store(store)
+        seconds = time.perf_counter() - started
+        store.snapshot()
+        report(f"loaded {bundles} patient bundles ({resources} resources) in {seconds:.1f} s "
+               f"({resources / seconds:,.0f} resources/s) into {db_path}")
+    elif store.latest_snapshot() is None:
+        store.snapshot()
+    return store
+
+
+def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: bool = False,
+          allow_reset: bool = False, load_default: bool = True, report: Callable[[str], None] = log.info) -> None:
+    store = open_store(db_path, load_default=load_default, report=report)
+    app = create_app(store, strict=strict, allow_reset=allow_reset)
+    report(f"FHIR R4 server at http://{host}:{port} (db {db_path})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,415 @@
+"""SQLite persistence of the embedded server: versioned resources, search index, snapshots.
+
+One file in WAL mode. Every write appends to a change log, so a snapshot is just a change
+sequence number: the diff since a snapshot and a reset back to it touch only what changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.search_params import index_resource
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource (
+    rid INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    body BLOB,
+    UNIQUE (type, id)
+);
+CREATE TABLE IF NOT EXISTS resource_version (
+    type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB,
+    PRIMARY KEY (type, id, version)
+);
+CREATE TABLE IF NOT EXISTS change (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL, id TEXT NOT NULL, action TEXT NOT NULL, prev_version INTEGER
+);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idx_token (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    system TEXT, code TEXT, text TEXT);
+CREATE INDEX IF NOT EXISTS idx_token_code ON idx_token (type, param, code);
+CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid);
+CREATE TABLE IF NOT EXISTS idx_ref (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, ref TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_ref_ref ON idx_ref (type, param, ref);
+CREATE INDEX IF NOT EXISTS idx_ref_rid ON idx_ref (rid, param);
+CREATE TABLE IF NOT EXISTS idx_date (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    lo REAL NOT NULL, hi REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_date_lo ON idx_date (type, param, lo);
+CREATE INDEX IF NOT EXISTS idx_date_rid ON idx_date (rid, param);
+CREATE TABLE IF NOT EXISTS idx_string (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    norm TEXT NOT NULL, raw TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_string_norm ON idx_string (type, param, norm);
+CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string (rid, param);
+CREATE TABLE IF NOT EXISTS idx_quantity (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    value REAL NOT NULL, system TEXT, code TEXT, unit TEXT);
+CREATE INDEX IF NOT EXISTS idx_quantity_value ON idx_quantity (type, param, value);
+CREATE INDEX IF NOT EXISTS idx_quantity_rid ON idx_quantity (rid);
+"""
+
+INDEX_TABLES = ("idx_token", "idx_ref", "idx_date", "idx_string", "idx_quantity")
+
+Action = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    type: str
+    id: str
+    version: int
+    last_updated: str
+    deleted: bool
+    body: dict[str, Any] | None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's net change since a snapshot, in the server's ``$diff`` format."""
+
+    resource_type: str
+    id: str
+    action: Action
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"resourceType": self.resource_type, "id": self.id, "action": self.action,
+                "before": self.before, "after": self.after}
+
+
+def now_instant() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Store:
+    """Versioned resource storage with a search index; one connection guarded by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=OFF")
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; nests."""
+        with self.lock:
+            outer = self._depth == 0
+            if outer:
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self.conn.execute("COMMIT")
+
+    # reads -------------------------------------------------------------------------------
+    def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        row = self.conn.execute(
+            "SELECT version, last_updated, deleted, body FROM resource WHERE type=? AND id=?",
+            (resource_type, resource_id),
+        ).fetchone()
+        return None if row is None else _stored(resource_type, resource_id, row)
+
+    def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        current = self.read(resource_type, resource_id)
+        if current is not None and current.version == version:
+            return current
+        row = self.conn.execute(
+            "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
+            (resource_type, resource_id, version),
+        ).fetchone()
+        return None if row is None else _stored(resource_type, resource_id, row)
+
+    def bodies(self, rids: list[int]) -> list[dict[str, Any]]:
+        """Bodies of live resources by row id, in the order given."""
+        if not rids:
+            return []
+        marks = ",".join("?" * len(rids))
+        found = dict(self.conn.execute(f"SELECT rid, body FROM resource WHERE rid IN ({marks})", rids).fetchall())
+        return [orjson.loads(found[rid]) for rid in rids if rid in found]
+
+    def count_by_type(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT type, COUNT(*) FROM resource WHERE deleted=0 GROUP BY type ORDER BY type")
+        return dict(rows.fetchall())
+
+    def is_empty(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM resource LIMIT 1").fetchone() is None
+
+    # writes ------------------------------------------------------------------------------
+    def create(self, body: dict[str, Any]) -> StoredResource:
+        """Create with a server-assigned id (FHIR create ignores a client id)."""
+        return self.put(body["resourceType"], new_id(), body)[0]
+
+    def put(
+        self, resource_type: str, resource_id: str, body: dict[str, Any], *, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        """Update, or create with the client's id. Returns (stored, created)."""
+        with self.transaction():
+            current = self.conn.execute(
+                "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
+            ).fetchone()
+            if if_match is not None and (current is None or current[1] != if_match):
+                found = "no current version" if current is None else f"version {current[1]}"
+                raise FhirError(412, f"If-Match version {if_match} does not match {resource_type}/{resource_id} ({found})")
+            version = 1 if current is None else current[1] + 1
+            stamped = _stamp(body, resource_id, version, now_instant())
+            blob = orjson.dumps(stamped)
+            last_updated = stamped["meta"]["lastUpdated"]
+            if current is None:
+                rid = self.conn.execute(
+                    "INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,0,?)",
+                    (resource_type, resource_id, version, last_updated, blob),
+                ).lastrowid
+                self._log(resource_type, resource_id, "create", None)
+            else:
+                rid = current[0]
+                self._archive(resource_type, resource_id)
+                self._unindex(rid)
+                self.conn.execute(
+                    "UPDATE resource SET version=?, last_updated=?, deleted=0, body=? WHERE rid=?",
+                    (version, last_updated, blob, rid),
+                )
+                self._log(resource_type, resource_id, "update", current[1])
+            assert rid is not None
+            self._index(rid, stamped)
+        created = current is None or bool(current[2])
+        return StoredResource(resource_type, resource_id, version, last_updated, False, stamped), created
+
+    def put_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[StoredResource, bool]]:
+        """Bulk :meth:`put` in one transaction: new resources are inserted with batched statements."""
+        keys = [(t, i) for t, i, _ in items]
+        if len(set(keys)) != len(keys):
+            return [self.put(t, i, b) for t, i, b in items]
+        with self.transaction():
+            existing = self._existing(keys)
+            results: list[tuple[StoredResource, bool] | None] = [None] * len(items)
+            fresh = []
+            for position, (rtype, rid, body) in enumerate(items):
+                if (rtype, rid) in existing:
+                    results[position] = self.put(rtype, rid, body)
+                else:
+                    fresh.append(position)
+            if fresh:
+                last_updated = now_instant()
+                next_rid = int(self.conn.execute("SELECT COALESCE(MAX(rid), 0) FROM resource").fetchone()[0]) + 1
+                rows, changes = [], []
+                for offset, position in enumerate(fresh):
+                    rtype, rid, body = items[position]
+                    stamped = _stamp(body, rid, 1, last_updated)
+                    rows.append((next_rid + offset, rtype, rid, 1, last_updated, orjson.dumps(stamped)))
+                    changes.append((rtype, rid, "create", None))
+                    results[position] = (StoredResource(rtype, rid, 1, last_updated, False, stamped), True)
+                self.conn.executemany(
+                    "INSERT INTO resource (rid, type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,?,0,?)",
+                    rows,
+                )
+                self.conn.executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
+                self._index_many([(row[0], results[pos][0].body) for row, pos in zip(rows, fresh)])  # type: ignore[index]
+        return [r for r in results if r is not None]
+
+    def _existing(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid in keys:
+            by_type.setdefault(rtype, []).append(rid)
+        for rtype, ids in by_type.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = self.conn.execute(
+                    f"SELECT id FROM resource WHERE type=? AND id IN ({','.join('?' * len(chunk))})", [rtype, *chunk]
+                ).fetchall()
+                found.update((rtype, row[0]) for row in rows)
+        return found
+
+    def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """Logical delete (a new, deleted version). None if there was nothing live to delete."""
+        with self.transaction():
+            current = self.conn.execute(
+                "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
+            ).fetchone()
+            if current is None or current[2]:
+                return None
+            rid, version = current[0], current[1] + 1
+            self._archive(resource_type, resource_id)
+            self._unindex(rid)
+            last_updated = now_instant()
+            self.conn.execute(
+                "UPDATE resource SET version=?, last_updated=?, deleted=1, body=NULL WHERE rid=?",
+                (version, last_updated, rid),
+            )
+            self._log(resource_type, resource_id, "delete", current[1])
+        return StoredResource(resource_type, resource_id, version, last_updated, True, None)
+
+    def _archive(self, resource_type: str, resource_id: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO resource_version (type, id, version, last_updated, deleted, body) "
+            "SELECT type, id, version, last_updated, deleted, body FROM resource WHERE type=? AND id=?",
+            (resource_type, resource_id),
+        )
+
+    def _log(self, resource_type: str, resource_id: str, action: Action, prev_version: int | None) -> None:
+        self.conn.execute(
+            "INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)",
+            (resource_type, resource_id, action, prev_version),
+        )
+
+    def _index(self, rid: int, body: dict[str, Any]) -> None:
+        self._index_many([(rid, body)])
+
+    def _index_many(self, resources: list[tuple[int, dict[str, Any]]]) -> None:
+        token, ref, date, string, quantity = [], [], [], [], []
+        for rid, body in resources:
+            rows = index_resource(body)
+            rtype = body["resourceType"]
+            token += [(rid, rtype, *r) for r in rows.token]
+            ref += [(rid, rtype, *r) for r in rows.reference]
+            date += [(rid, rtype, *r) for r in rows.date]
+            string += [(rid, rtype, *r) for r in rows.string]
+            quantity += [(rid, rtype, *r) for r in rows.quantity]
+        ex = self.conn.executemany
+        ex("INSERT INTO idx_token VALUES (?,?,?,?,?,?)", token)
+        ex("INSERT INTO idx_ref VALUES (?,?,?,?)", ref)
+        ex("INSERT INTO idx_date VALUES (?,?,?,?,?)", date)
+        ex("INSERT INTO idx_string VALUES (?,?,?,?,?)", string)
+        ex("INSERT INTO idx_quantity VALUES (?,?,?,?,?,?,?)", quantity)
+
+    def _unindex(self, rid: int) -> None:
+        for table in INDEX_TABLES:
+            self.conn.execute(f"DELETE FROM {table} WHERE rid=?", (rid,))
+
+    # snapshots ---------------------------------------------------------------------------
+    def snapshot(self) -> int:
+        """Record the current state; returns the snapshot id."""
+        with self.transaction():
+            seq = self._head()
+            return int(
+                self.conn.execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (seq, now_instant())).lastrowid
+                or 0
+            )
+
+    def latest_snapshot(self) -> int | None:
+        row = self.conn.execute("SELECT MAX(id) FROM snapshot").fetchone()
+        return row[0]
+
+    def _head(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM change").fetchone()[0])
+
+    def _snapshot_seq(self, snapshot_id: int | None) -> tuple[int, int]:
+        snapshot_id = snapshot_id if snapshot_id is not None else self.latest_snapshot()
+        if snapshot_id is None:
+            raise FhirError(409, "no snapshot has been taken; POST /$snapshot first")
+        row = self.conn.execute("SELECT seq FROM snapshot WHERE id=?", (snapshot_id,)).fetchone()
+        if row is None:
+            raise FhirError(404, f"unknown snapshot {snapshot_id}")
+        return snapshot_id, int(row[0])
+
+    def _touched_since(self, seq: int) -> list[tuple[str, str, int | None, str]]:
+        """(type, id, version at snapshot or None, first action) for each resource changed after seq."""
+        rows = self.conn.execute(
+            "SELECT type, id, prev_version, action FROM change WHERE seq IN "
+            "(SELECT MIN(seq) FROM change WHERE seq > ? GROUP BY type, id) ORDER BY seq",
+            (seq,),
+        ).fetchall()
+        return [(t, i, p, a) for t, i, p, a in rows]
+
+    def diff(self, snapshot_id: int | None = None) -> tuple[int, list[Change]]:
+        """Net changes since the snapshot (default: the latest), one per resource."""
+        snapshot_id, seq = self._snapshot_seq(snapshot_id)
+        changes = []
+        for rtype, rid, prev_version, _ in self._touched_since(seq):
+            before_row = None if prev_version is None else self.vread(rtype, rid, prev_version)
+            before = before_row.body if before_row and not before_row.deleted else None
+            current = self.read(rtype, rid)
+            after = current.body if current and not current.deleted else None
+            if before is None and after is None:
+                continue
+            action: Action = "create" if before is None else "delete" if after is None else "update"
+            changes.append(Change(rtype, rid, action, before, after))
+        return snapshot_id, changes
+
+    def reset(self, snapshot_id: int | None = None) -> tuple[int, int]:
+        """Restore the snapshot's state; returns (snapshot id, resources restored)."""
+        with self.transaction():
+            snapshot_id, seq = self._snapshot_seq(snapshot_id)
+            touched = self._touched_since(seq)
+            for rtype, res_id, prev_version, _ in touched:
+                row = self.conn.execute("SELECT rid FROM resource WHERE type=? AND id=?", (rtype, res_id)).fetchone()
+                if row is not None:
+                    self._unindex(row[0])
+                if prev_version is None:
+                    self.conn.execute("DELETE FROM resource WHERE type=? AND id=?", (rtype, res_id))
+                    self.conn.execute("DELETE FROM resource_version WHERE type=? AND id=?", (rtype, res_id))
+                    continue
+                old = self.conn.execute(
+                    "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
+                    (rtype, res_id, prev_version),
+                ).fetchone()
+                self.conn.execute(
+                    "UPDATE resource SET version=?, last_updated=?, deleted=?, body=? WHERE type=? AND id=?",
+                    (*old, rtype, res_id),
+                )
+                self.conn.execute(
+                    "DELETE FROM resource_version WHERE type=? AND id=? AND version>=?", (rtype, res_id, prev_version)
+                )
+                if row is not None and not old[2]:
+                    self._index(row[0], orjson.loads(old[3]))
+            self.conn.execute("DELETE FROM change WHERE seq > ?", (seq,))
+            self.conn.execute("DELETE FROM snapshot WHERE id > ?", (snapshot_id,))
+        return snapshot_id, len(touched)
+
+
+def _stored(resource_type: str, resource_id: str, row: tuple[Any, ...]) -> StoredResource:
+    version, last_updated, deleted, body = row
+    return StoredResource(
+        resource_type, resource_id, version, last_updated, bool(deleted), None if body is None else orjson.loads(body)
+    )
+
+
+def _stamp(body: dict[str, Any], resource_id: str, version: int, last_updated: str) -> dict[str, Any]:
+    meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    stamped = {"resourceType": body["resourceType"], "id": resource_id,
+               "meta": {"versionId": str(version), "lastUpdated": last_updated, **meta}}
+    stamped.update((k, v) for k, v in body.items() if k not in ("resourceType", "id", "meta"))
+    return stamped

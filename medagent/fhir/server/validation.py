@@ -1,0 +1,173 @@
+"""Resource validation with fhir.resources (R4B models, which accept R4 Synthea data).
+
+fhir.resources checks structure and datatypes; it does not enforce required code bindings,
+so the status/intent codes that agents write are checked here from the R4 value sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import re
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import cache
+from typing import Any
+
+import orjson
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import BaseModel, ValidationError
+
+from medagent.fhir.server.outcome import FhirError
+
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+_REQUEST_STATUS = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
+_REQUEST_INTENT = ("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order",
+                   "instance-order", "option")
+
+REQUIRED_CODES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Observation", "status"): ("registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                                "entered-in-error", "unknown"),
+    ("MedicationRequest", "status"): ("active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped",
+                                      "draft", "unknown"),
+    ("MedicationRequest", "intent"): ("proposal", "plan", "order", "original-order", "reflex-order",
+                                      "filler-order", "instance-order", "option"),
+    ("ServiceRequest", "status"): _REQUEST_STATUS,
+    ("ServiceRequest", "intent"): _REQUEST_INTENT,
+    ("Procedure", "status"): ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+                              "entered-in-error", "unknown"),
+    ("Immunization", "status"): ("completed", "entered-in-error", "not-done"),
+    ("DocumentReference", "status"): ("current", "superseded", "entered-in-error"),
+    ("Encounter", "status"): ("planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
+                              "entered-in-error", "unknown"),
+    ("Patient", "gender"): ("male", "female", "other", "unknown"),
+}
+
+
+@cache
+def model_class(resource_type: str) -> type[BaseModel]:
+    try:
+        return get_fhir_model_class(resource_type)
+    except (ValueError, KeyError):
+        raise FhirError(400, f"unknown resource type {resource_type!r}", code="not-supported") from None
+
+
+def check_resource_type(resource_type: str) -> None:
+    if resource_type in ("Bundle", "OperationOutcome", "Parameters") or not resource_type[:1].isupper():
+        raise FhirError(404, f"{resource_type!r} is not a resource type this server stores", code="not-supported")
+    model_class(resource_type)
+
+
+def check_id(resource_id: str) -> None:
+    if not ID_RE.match(resource_id):
+        raise FhirError(400, f"invalid resource id {resource_id!r}: 1-64 characters of A-Z a-z 0-9 - .")
+
+
+def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[str, Any]:
+    """Return the body if it is a valid R4 resource of the expected type, else raise 400/422."""
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise FhirError(400, "request body is not a FHIR resource: a JSON object with 'resourceType' is required")
+    resource_type = body["resourceType"]
+    if expected_type is not None and resource_type != expected_type:
+        raise FhirError(
+            400,
+            f"resourceType {resource_type!r} in the body does not match {expected_type!r} in the URL",
+            expression=["resourceType"],
+        )
+    check_resource_type(resource_type)
+    if "id" in body and (not isinstance(body["id"], str) or not ID_RE.match(body["id"])):
+        raise FhirError(400, f"invalid resource id {body['id']!r}", expression=[f"{resource_type}.id"])
+    try:
+        model_class(resource_type).model_validate(body)
+    except ValidationError as exc:
+        issues = [
+            {
+                "severity": "error",
+                "code": "structure" if err["type"] in ("extra_forbidden", "missing") else "value",
+                "diagnostics": f"{_path(resource_type, err['loc'])}: {err['msg']}",
+                "expression": [_path(resource_type, err["loc"])],
+            }
+            for err in exc.errors()[:20]
+        ]
+        first = issues[0]
+        raise FhirError(
+            422, f"invalid {resource_type}: {first['diagnostics']}", code=first["code"],
+            expression=first["expression"], issues=issues[1:],
+        ) from None
+    for (rtype, element), allowed in REQUIRED_CODES.items():
+        if rtype == resource_type and element in body and body[element] not in allowed:
+            raise FhirError(
+                422,
+                f"invalid {resource_type}: {resource_type}.{element} {body[element]!r} is not one of {', '.join(allowed)}",
+                code="code-invalid",
+                expression=[f"{resource_type}.{element}"],
+            )
+    return body
+
+
+def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
+    path = resource_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}"
+    return path
+
+
+PARALLEL_THRESHOLD = 200
+_CHUNK = 100
+
+
+def _validate_chunk(payload: bytes) -> list[tuple[int, int, str, str, list[str]]]:
+    """Worker side: validate ``[[index, expected_type, resource], ...]``; return only the failures."""
+    failures = []
+    for index, expected_type, resource in orjson.loads(payload):
+        try:
+            validate_resource(resource, expected_type=expected_type)
+        except FhirError as exc:
+            failures.append((index, exc.status, exc.code, exc.diagnostics, exc.expression or []))
+    return failures
+
+
+@cache
+def _pool() -> Executor:
+    workers = max(1, min(4, os.cpu_count() or 1))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+class PendingValidation:
+    """Validation already running in worker processes (or done inline for small batches)."""
+
+    def __init__(self, items: list[tuple[int, str, dict[str, Any]]]) -> None:
+        self._done: dict[int, FhirError] | None = None
+        self._futures = []
+        if len(items) < PARALLEL_THRESHOLD:
+            self._done = {i: e for i, e in ((i, _error_or_none(r, t)) for i, t, r in items) if e is not None}
+        else:
+            self._futures = [_pool().submit(_validate_chunk, orjson.dumps(items[k:k + _CHUNK]))
+                             for k in range(0, len(items), _CHUNK)]
+
+    def result(self) -> dict[int, FhirError]:
+        if self._done is None:
+            self._done = _collect([f.result() for f in self._futures])
+        return self._done
+
+    async def wait(self) -> dict[int, FhirError]:
+        if self._done is None:
+            self._done = _collect(list(await asyncio.gather(*(asyncio.wrap_future(f) for f in self._futures))))
+        return self._done
+
+
+def _collect(chunks: list[list[tuple[int, int, str, str, list[str]]]]) -> dict[int, FhirError]:
+    return {index: FhirError(status, message, code=code, expression=expression or None)
+            for chunk in chunks for index, status, code, message, expression in chunk}
+
+
+def _error_or_none(resource: dict[str, Any], expected_type: str) -> FhirError | None:
+    try:
+        validate_resource(resource, expected_type=expected_type)
+    except FhirError as exc:
+        return exc
+    return None

@@ -1,0 +1,396 @@
+"""Deterministic grading of final answers: parse what the agent wrote, normalise, compare.
+
+Each answer type has one explicit rule (documented in scenarios/README.md):
+booleans yes/no/true/false; dates ISO (a datetime is accepted where a date is asked);
+names as a set, case/whitespace/punctuation-insensitive, numbers inside names must match exactly;
+numbers with a per-question tolerance and only the unit conversions listed in the question's
+expected answer. Anything that cannot be parsed unambiguously fails: a hedge is not an answer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import unicodedata
+from datetime import date
+from typing import Any
+
+from medagent.scenarios.codes import LABS
+from medagent.scenarios.models import Check, ExpectedAnswer
+
+_NONE_EXACT = {
+    "none", "null", "nil", "n/a", "na", "nothing", "not available", "not found", "patient not found",
+    "no patient found", "no match", "no matching patient", "-1", "[-1]", "[]",
+}
+_NONE_PATTERN = re.compile(
+    r"\b(not (available|found|recorded|documented|on file)|no (such|matching|recorded|documented|"
+    r"measurements?|results?|records?|values?|data|patient|vaccinations?|medications?|labs?|orders?))\b"
+)
+_YES = {"yes", "y", "true", "correct", "affirmative"}
+_NO = {"no", "n", "false", "negative"}
+_MONTHS = {m: i for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december"], start=1)}
+_MONTHS.update({name[:3]: number for name, number in list(_MONTHS.items())})
+_MONTHS["sept"] = 9
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
+_TEXT_DATE_MDY = re.compile(r"\b([A-Za-z]{3,9})\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4})\b")
+_TEXT_DATE_DMY = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)? ([A-Za-z]{3,9})\.?,? (\d{4})\b")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?")
+_WORDLIKE_UNITS = {"in", "m", "h", "l", "g", "yr", "pg", "fl"}
+_TITLES = {"dr", "doctor", "md", "mr", "mrs", "ms", "miss", "prof", "phd", "do", "np", "pa"}
+
+
+# ---------- normalisation ----------
+
+def fold(text: str) -> str:
+    """Lowercase, strip accents and zero-width characters, collapse whitespace."""
+    text = unicodedata.normalize("NFKD", text.replace("\u200b", ""))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.lower().split())
+
+
+def _words(text: str) -> str:
+    """fold() and replace punctuation (except the decimal point inside numbers) by spaces."""
+    text = fold(text)
+    text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
+    return " ".join(re.sub(r"[^\w.%]+", " ", text).split())
+
+
+def normalise_unit(unit: str) -> str:
+    unit = fold(unit).replace(" ", "").replace("µ", "u").replace("μ", "u")
+    unit = unit.replace("mm[hg]", "mmhg").replace("[", "").replace("]", "")
+    return {"°c": "cel", "degc": "cel", "lbs": "lb", "kg/m^2": "kg/m2", "mmhg": "mmhg"}.get(unit, unit)
+
+
+def _common_units() -> list[str]:
+    """Units the parser recognises after a number, so a wrong unit is caught rather than ignored."""
+    units = {"mg", "g", "kg", "mcg", "mEq", "mmol", "mL", "L", "h", "hours", "years", "yr", "%", "lb", "in",
+             "mg/dL", "mmol/L", "mEq/L", "g/dL", "g/L", "umol/L", "µmol/L", "mm[Hg]", "mmHg", "mL/min",
+             "U/L", "fL", "pg", "kg/m2", "cm", "m", "Cel", "°C", "°F", "degF", "ng/mL", "pg/mL"}
+    for info in LABS.values():
+        units.add(info.unit)
+        units.update(info.unit_factors)
+    return sorted(units, key=lambda u: (-len(u), u))
+
+
+COMMON_UNITS = _common_units()
+
+
+def is_none_answer(text: str) -> bool:
+    """True when the answer says there is no such data ("none", "not available", "-1" ...)."""
+    folded = fold(text).strip(" .!\"'`")
+    if folded in _NONE_EXACT:
+        return True
+    if re.match(r"^(none|null|nil|n/a)\b", folded):
+        return True
+    return not re.search(r"\d", folded) and bool(_NONE_PATTERN.search(folded))
+
+
+def _unwrap(answer: Any) -> Any:
+    """A dict answer from a typed finish tool: take its 'answer'/'value' or its single value."""
+    if isinstance(answer, dict):
+        for key in ("answer", "value", "result"):
+            if key in answer:
+                return answer[key]
+        if len(answer) == 1:
+            return next(iter(answer.values()))
+    return answer
+
+
+# ---------- parsers ----------
+
+def parse_boolean(answer: Any) -> bool | None:
+    answer = _unwrap(answer)
+    if isinstance(answer, bool):
+        return answer
+    if answer is None:
+        return None
+    words = _words(str(answer)).split()
+    if not words:
+        return None
+    if words[0] in _YES:
+        return True
+    if words[0] in _NO:
+        return False
+    has_yes = any(w in _YES - {"y"} for w in words)
+    has_no = any(w in _NO - {"n"} for w in words)
+    if has_yes != has_no:
+        return has_yes
+    return None
+
+
+def find_dates(text: str) -> list[date]:
+    """All calendar dates written in the text (ISO, 'May 1, 2019', '1 May 2019'), in order."""
+    found: list[tuple[int, date]] = []
+    for match in _ISO_DATE.finditer(text):
+        try:
+            found.append((match.start(), date(int(match[1]), int(match[2]), int(match[3]))))
+        except ValueError:
+            continue
+    for pattern, order in ((_TEXT_DATE_MDY, "mdy"), (_TEXT_DATE_DMY, "dmy")):
+        for match in pattern.finditer(text):
+            month_word, day_text = (match[1], match[2]) if order == "mdy" else (match[2], match[1])
+            month = _MONTHS.get(month_word.lower())
+            if month is None:
+                continue
+            try:
+                found.append((match.start(), date(int(match[3]), month, int(day_text))))
+            except ValueError:
+                continue
+    return [d for _, d in sorted(found)]
+
+
+def strip_dates(text: str) -> str:
+    for pattern in (_ISO_DATE, _TEXT_DATE_MDY, _TEXT_DATE_DMY):
+        text = pattern.sub(" ", text)
+    return text
+
+
+def parse_date(answer: Any) -> date | None:
+    """The single date in the answer; None when there is none or several different ones."""
+    answer = _unwrap(answer)
+    if answer is None:
+        return None
+    dates = set(find_dates(str(answer)))
+    return dates.pop() if len(dates) == 1 else None
+
+
+def parse_number(answer: Any, known_units: list[str]) -> tuple[float, str | None] | None:
+    """(value, unit or None) of the first number outside any date; unit only if it is a known one."""
+    answer = _unwrap(answer)
+    if isinstance(answer, bool) or answer is None:
+        return None
+    if isinstance(answer, int | float):
+        return float(answer), None
+    text = strip_dates(str(answer))
+    text = re.sub(r"(\d),(\d{3})\b", r"\1\2", text)
+    match = _NUMBER.search(text)
+    if not match:
+        return None
+    value = float(match.group())
+    rest = text[match.end():].strip()
+    by_norm = {normalise_unit(u): u for u in known_units}
+    for length in range(min(len(rest), 24), 0, -1):
+        if length < len(rest) and (rest[length].isalnum() or rest[length] in "/^*[]"):
+            continue  # a unit ends at a word boundary
+        candidate = rest[:length].strip()
+        if not candidate or normalise_unit(candidate) not in by_norm:
+            continue
+        after = rest[length:].lstrip()
+        if candidate.lower() in _WORDLIKE_UNITS and after and after[0].isalpha():
+            continue  # "4.5 in the last test": 'in' is a word here, not inches
+        return value, by_norm[normalise_unit(candidate)]
+    return value, None
+
+
+def split_names(answer: Any) -> list[list[str]]:
+    """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas."""
+    answer = _unwrap(answer)
+    if isinstance(answer, list | tuple | set):
+        return [[str(a) for a in answer]]
+    text = str(answer if answer is not None else "").strip()
+    if text.startswith("["):
+        try:
+            loaded = json.loads(text)
+            if isinstance(loaded, list):
+                return [[str(a) for a in loaded]]
+        except ValueError:
+            pass
+    readings = [[p for p in re.split(r"[;\n]+", text)]]
+    if "," in text:
+        readings.append([p for p in re.split(r"[;\n,]+", text)])
+    cleaned = []
+    for reading in readings:
+        items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", item).strip().strip("\"'`").strip() for item in reading]
+        cleaned.append([item for item in items if item])
+    return cleaned
+
+
+# ---------- name matching ----------
+
+def _numbers_of(text: str) -> list[str]:
+    return sorted(str(float(n)) for n in re.findall(r"\d+(?:\.\d+)?", text))
+
+
+def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = None) -> bool:
+    """Whether one answered name denotes the expected one.
+
+    person: the same set of name words, titles ignored ("Dr. Elroy Brakus" = "Brakus, Elroy").
+    others: same numbers (strengths) exactly, and letters equal or nearly equal (ratio >= 0.9,
+    which forgives Synthea's own typo "Simvistatin" but never "25 MG" for "6.25 MG").
+    """
+    candidates = [want, *(aliases or [])]
+    got_words = _words(got)
+    for candidate in candidates:
+        want_words = _words(candidate)
+        if got_words == want_words:
+            return True
+        if kind == "person":
+            strip = lambda s: {w for w in s.split() if w not in _TITLES}  # noqa: E731
+            if strip(got_words) and strip(got_words) == strip(want_words):
+                return True
+            continue
+        if kind == "identifier":
+            continue
+        if _numbers_of(got_words) != _numbers_of(want_words):
+            continue
+        letters_got = re.sub(r"[\d.]+", " ", got_words).split()
+        letters_want = re.sub(r"[\d.]+", " ", want_words).split()
+        if difflib.SequenceMatcher(None, " ".join(letters_got), " ".join(letters_want)).ratio() >= 0.9:
+            return True
+    return False
+
+
+def names_equal(got: list[str], expected: ExpectedAnswer) -> bool:
+    """Set equality under name_matches: every answered name matches one expected name and back."""
+    want = list(expected.value or [])  # type: ignore[arg-type]
+    kind = expected.names_kind
+    unmatched = list(want)
+    for item in got:
+        hit = next((w for w in unmatched if name_matches(item, w, kind, expected.aliases.get(w))), None)
+        if hit is None:
+            if any(name_matches(item, w, kind, expected.aliases.get(w)) for w in want):
+                continue  # a duplicate of a name already matched
+            return False
+        unmatched.remove(hit)
+    return not unmatched
+
+
+# ---------- per-type grading ----------
+
+def _within(got: float, want: float, abs_tol: float, rel_tol: float) -> bool:
+    return abs(got - want) <= max(abs_tol, rel_tol * abs(want)) + 1e-9
+
+
+def _decimals_of(answer: Any) -> int:
+    text = strip_dates(str(_unwrap(answer)))
+    match = _NUMBER.search(re.sub(r"(\d),(\d{3})\b", r"\1\2", text))
+    if not match or "." not in match.group():
+        return 0
+    return len(match.group().split(".")[1])
+
+
+def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
+    want = expected.value
+    if want is None:
+        got_none = answer is None or is_none_answer(str(_unwrap(answer)))
+        return Check(name=name, passed=got_none, expected="none", got=answer)
+    accepted = [u for u in [expected.unit or "", *expected.unit_factors] if u]
+    parsed = None if is_none_answer(str(_unwrap(answer))) else parse_number(answer, accepted + COMMON_UNITS)
+    if parsed is None:
+        return Check(name=name, passed=False, expected=_show_number(expected), got=answer, detail="no number")
+    value, unit = parsed
+    factor = 1.0
+    tol_abs, tol_rel = expected.tolerance.abs, expected.tolerance.rel
+    if unit is not None and normalise_unit(unit) != normalise_unit(expected.unit or ""):
+        factors = {normalise_unit(u): f for u, f in expected.unit_factors.items()}
+        if normalise_unit(unit) not in factors:
+            return Check(name=name, passed=False, expected=_show_number(expected), got=answer,
+                         detail=f"unit {unit!r} not accepted")
+        factor = factors[normalise_unit(unit)]
+        if not math.isclose(factor, 1.0):
+            # a value in another unit is only as precise as the digits the agent wrote
+            tol_abs = max(tol_abs, 0.5 * 10 ** -_decimals_of(answer) * factor)
+    converted = value * factor
+    passed = _within(converted, float(want), tol_abs, tol_rel)  # type: ignore[arg-type]
+    return Check(name=name, passed=passed, expected=_show_number(expected), got=answer,
+                 detail=None if passed else f"read {converted:g} {expected.unit or ''}".strip())
+
+
+def _show_number(expected: ExpectedAnswer) -> str:
+    tol = expected.tolerance
+    spread = f" ±{max(tol.abs, tol.rel * abs(float(expected.value or 0))):g}" if (tol.abs or tol.rel) else ""
+    return f"{expected.value:g}{spread} {expected.unit or ''}".strip()
+
+
+def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
+    if expected.value is None:
+        got_none = answer is None or is_none_answer(str(_unwrap(answer)))
+        return Check(name=name, passed=got_none, expected="none", got=answer)
+    want = date.fromisoformat(str(expected.value)[:10])
+    got = parse_date(answer)
+    passed = got is not None and abs((got - want).days) <= expected.tolerance.days
+    return Check(name=name, passed=passed, expected=want.isoformat(), got=answer,
+                 detail=None if got is not None else "no single date")
+
+
+def grade_boolean(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
+    got = parse_boolean(answer)
+    want = bool(expected.value)
+    return Check(name=name, passed=got is want, expected="yes" if want else "no", got=answer,
+                 detail=None if got is not None else "not a yes/no answer")
+
+
+def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
+    want = list(expected.value or [])  # type: ignore[arg-type]
+    raw = _unwrap(answer)
+    if raw is None or (isinstance(raw, str) and is_none_answer(raw)) or raw == []:
+        return Check(name=name, passed=not want, expected=want or "none", got=answer)
+    passed = any(names_equal(reading, expected) for reading in split_names(raw))
+    return Check(name=name, passed=passed, expected=want or "none", got=answer)
+
+
+def grade_text_contains(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
+    text = _words(str(_unwrap(answer) or ""))
+    wanted = [expected.value] if isinstance(expected.value, str) else list(expected.value or [])  # type: ignore[arg-type]
+    missing = [w for w in wanted if _words(w) not in text]
+    return Check(name=name, passed=not missing, expected=wanted, got=answer,
+                 detail=f"missing: {missing}" if missing else None)
+
+
+def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
+    """Split a record answer into its fields: a dict, a JSON object, or 'key: value' lines."""
+    if isinstance(answer, str):
+        text = answer.strip()
+        if is_none_answer(text):
+            return {key: None for key in expected.fields}
+        match = re.search(r"\{.*\}", text, re.S)
+        if match:
+            try:
+                loaded = json.loads(match.group())
+                if isinstance(loaded, dict):
+                    answer = loaded
+            except ValueError:
+                pass
+    if isinstance(answer, dict):
+        by_key = {re.sub(r"[\s_-]+", "", k.lower()): v for k, v in answer.items()}
+        return {key: by_key.get(re.sub(r"[\s_-]+", "", key.lower())) for key in expected.fields}
+    text = str(answer or "")
+    parts: dict[str, Any] = {}
+    for line in re.split(r"\n+", text):
+        if ":" not in line:
+            continue
+        label, _, value = line.partition(":")
+        label_key = re.sub(r"[\s_-]+", "", fold(label))
+        for key in expected.fields:
+            if re.sub(r"[\s_-]+", "", key.lower()) == label_key:
+                parts[key] = value.strip()
+    if len(parts) < len(expected.fields):
+        types = {key: part.type for key, part in expected.fields.items()}
+        if sorted(types.values()) == ["date", "number"]:  # "6.1 % on 2019-05-01"
+            for key, kind in types.items():
+                parts.setdefault(key, text)
+    return parts
+
+
+def grade_answer(expected: ExpectedAnswer, answer: Any) -> list[Check]:
+    """One check per graded part of the answer (one for scalar types, one per field of a record)."""
+    if expected.type == "none":
+        return []
+    if expected.type == "record":
+        parts = _record_parts(expected, answer)
+        checks = []
+        for key, part in expected.fields.items():
+            checks.extend(c.model_copy(update={"name": f"answer.{key}"}) for c in grade_answer(part, parts.get(key)))
+        return checks
+    grader = {
+        "boolean": grade_boolean,
+        "date": grade_date,
+        "names": grade_names,
+        "number": grade_number,
+        "text-contains": grade_text_contains,
+    }[expected.type]
+    return [grader(expected, answer)]

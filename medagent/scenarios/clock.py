@@ -1,0 +1,70 @@
+"""FHIR date/time parsing and formatting; every scenario time is explicit and timezone-aware.
+
+Nothing here reads the wall clock: "now" always comes from the scenario.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def parse_instant(value: str) -> datetime:
+    """Parse a FHIR dateTime/instant; date-only values become midnight; naive values are UTC."""
+    text = value.strip()
+    match = _PARTIAL.match(text)
+    if match:
+        year, month, day = match.groups()
+        return datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
+    text = text.replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def parse_span(value: str) -> tuple[datetime, datetime]:
+    """The interval a FHIR date/dateTime denotes: a date-only value covers its whole day (month, year)."""
+    text = value.strip()
+    match = _PARTIAL.match(text)
+    if not match:
+        instant = parse_instant(text)
+        return instant, instant
+    year, month, day = match.groups()
+    start = datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
+    if day:
+        end = start + timedelta(days=1)
+    elif month:
+        end = datetime(int(year) + (int(month) == 12), int(month) % 12 + 1, 1, tzinfo=UTC)
+    else:
+        end = datetime(int(year) + 1, 1, 1, tzinfo=UTC)
+    return start, end - timedelta(microseconds=1)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with seconds and offset, as FHIR writes it (2020-05-01T10:15:00+00:00)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def day_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def whole_years_between(born: date, on: date) -> int:
+    """Age in completed years on a date (birthday not yet reached this year counts one less)."""
+    years = on.year - born.year
+    if (on.month, on.day) < (born.month, born.day):
+        years -= 1
+    return years
+
+
+def at_clock(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=UTC)
+
+
+def round_to_quarter_hour(moment: datetime) -> datetime:
+    """Scenario clocks look like real ones (10:15:00), not like Synthea's odd seconds."""
+    base = moment.replace(second=0, microsecond=0)
+    return base - timedelta(minutes=base.minute % 15)
