@@ -1,0 +1,36 @@
+"""grade(scenario, final_answer, diff) -> Verdict: the one entry point the bench runner calls.
+
+A scenario passes only if every check passes: the final answer (when one is asked) and the
+writes (required ones present exactly once, nothing else written, nothing at all in a read-only
+task). ``score`` is the fraction of checks passed, for partial-credit diagnostics; ``passed`` is
+the benchmark metric. ``failure_cause`` names the first thing to look at: a write problem
+outranks a wrong answer, because a wrong order reaches the patient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medagent.scenarios.answers import grade_answer
+from medagent.scenarios.models import Change, Scenario, Verdict
+from medagent.scenarios.writes import grade_writes
+
+
+def grade(scenario: Scenario, final_answer: str | dict[str, Any] | None,
+          diff: list[Change | dict[str, Any]]) -> Verdict:
+    answer_checks = grade_answer(scenario.answer, final_answer)
+    write_checks, write_cause = grade_writes(scenario, diff)
+    checks = write_checks + answer_checks
+    passed = all(check.passed for check in checks)
+    cause = write_cause
+    if cause is None and not all(check.passed for check in answer_checks):
+        cause = "wrong_answer"
+    score = sum(check.passed for check in checks) / len(checks) if checks else 1.0
+    return Verdict(scenario_id=scenario.id, passed=passed, score=round(score, 4), checks=checks,
+                   failure_cause=None if passed else cause)  # type: ignore[arg-type]
+
+
+def diff_changes(diff_response: dict[str, Any] | list[Any]) -> list[Change]:
+    """Accept the server's whole ``GET /$diff`` body ({"snapshot", "changes"}) or the list itself."""
+    raw = diff_response.get("changes", []) if isinstance(diff_response, dict) else diff_response
+    return [c if isinstance(c, Change) else Change.model_validate(c) for c in raw]

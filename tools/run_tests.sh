@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (idempotent) and run it. Extra args go to pytest,
+# e.g. `bash tools/run_tests.sh -m "not slow"` to skip the model tests locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+# CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
+python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet -e ".[test,agent,embedded,mcp]"
+set +e
+python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: treating as a failure" >&2
+  exit 1
+fi
+exit "$rc"
