@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -144,13 +147,104 @@ async def _demo_queries(base_url: str) -> None:
         console.print(rows)
 
 
-def _mount_optional_apps() -> None:
-    """Sub-apps of other layers, mounted here so the CLI stays one entry point."""
+@app.command("ask")
+@user_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question or task, in plain words.")],
+    patient: Annotated[str | None, typer.Option(help="Patient.id in context.")] = None,
+    now: Annotated[str | None, typer.Option(help="The clock for the question (ISO date/time); default: now.")] = None,
+    model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM).")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model name at --model, e.g. medgemma-27b.")] = None,
+    fhir_url: FhirUrlOption = None,
+    approve: Annotated[str, typer.Option(help="Writes: refuse (read-only), ask (confirm each), auto.")] = "refuse",
+    max_steps: Annotated[int, typer.Option(min=1, help="Tool calls before the run stops.")] = 12,
+    resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its run id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")] = False,
+) -> None:
+    """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
+    if approve not in ("refuse", "ask", "auto"):
+        raise typer.BadParameter("--approve must be refuse, ask or auto")
+    settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
+    moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
-        from medagent.scenarios.cli import scenarios_app
-    except ImportError:
+        datetime.fromisoformat(moment)
+    except ValueError:
+        raise typer.BadParameter(f"--now {moment!r} is not an ISO date or date-time (e.g. 2020-06-01)") from None
+    result = asyncio.run(_ask(settings, question, patient, moment, approve, max_steps, resume))
+    if as_json:
+        print(json.dumps({"run_id": result.run_id, "answer": result.answer, "citations": result.citations,
+                          "status": result.status, "steps": result.steps, "usage": result.usage,
+                          "error": result.error, "trace": result.trace}, default=str))
         return
+    for step in result.trace:
+        call = f"{step.get('tool')}({json.dumps(step.get('arguments'))[:120]})" if step.get("tool") else "(no action)"
+        outcome = step.get("error") or (step.get("result") or "").split("\n")[0][:100]
+        console.print(f"[dim]{step.get('step')}.[/] {call} -> {outcome}")
+    console.print(f"[bold]status:[/] {result.status}  steps: {result.steps}  tokens: "
+                  f"{result.prompt_tokens}+{result.completion_tokens}  run id: {result.run_id}")
+    if result.error:
+        console.print(f"[red]{result.error}[/]")
+    console.print(f"[bold]answer:[/] {result.answer}")
+    if result.citations:
+        console.print(f"[bold]citations:[/] {', '.join(result.citations)}")
+
+
+async def _ask(settings: Settings, question: str, patient: str | None, now: str, approve: str, max_steps: int,
+               resume: str | None) -> Any:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from medagent.agent.graph import Agent
+    from medagent.agent.state import Limits
+    from medagent.models import load_backend
+    from medagent.tools.registry import default_registry
+
+    backend = load_backend(settings.model, settings.model_name)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    async with _fhir_for(settings) as base_url, FhirClient(base_url, token=settings.fhir_token) as client, \
+            AsyncSqliteSaver.from_conn_string(str(settings.home / "checkpoints.sqlite")) as saver:
+        agent = Agent(model=backend, registry=default_registry(), client=client, limits=Limits(max_steps=max_steps),
+                      approval=approve, checkpointer=saver)  # type: ignore[arg-type]
+        result = await (agent.resume(resume) if resume else agent.run(question, now=now, patient=patient))
+        while result.pending_approval is not None:
+            pending = result.pending_approval
+            console.print(f"[yellow]The agent wants to write:[/] {pending['tool']} {json.dumps(pending['arguments'])}")
+            decision = typer.confirm("Approve this write?", default=False)
+            result = await agent.resume(result.run_id, approve=decision)
+        await backend.aclose()
+        return result
+
+
+@asynccontextmanager
+async def _fhir_for(settings: Settings) -> AsyncIterator[str]:
+    """The configured FHIR server, or the embedded one (reused if running, else started for this command)."""
+    from medagent.fhir.server.process import EmbeddedServer
+
+    if settings.fhir_url:
+        yield settings.effective_fhir_url
+        return
+    try:
+        async with FhirClient(settings.embedded_url, retries=0, timeout=2) as probe:
+            await probe.capabilities()
+        yield settings.embedded_url
+        return
+    except FhirClientError:
+        pass
+    err_console.print(f"starting the embedded FHIR server on {settings.db_path} ...")
+    server = EmbeddedServer(settings.db_path, port=settings.port)
+    await asyncio.to_thread(server.start)
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
+
+
+def _mount_sub_apps() -> None:
+    """Sub-apps of other layers, mounted here so the CLI stays one entry point."""
+    from medagent.bench.cli import bench_app
+    from medagent.scenarios.cli import scenarios_app
+
     app.add_typer(scenarios_app, name="scenarios")
+    app.add_typer(bench_app, name="bench")
 
 
-_mount_optional_apps()
+_mount_sub_apps()

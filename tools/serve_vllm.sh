@@ -114,8 +114,6 @@ if [[ "$install" == 1 ]]; then
   exit 0
 fi
 
-[[ -x "$PY" ]] || die "no vLLM virtualenv at $VENV; run: tools/serve_vllm.sh --install$([[ $profile == cpu ]] && echo ' --cpu')"
-
 args=()
 case "$profile" in
   medgemma-27b)
@@ -155,6 +153,9 @@ esac
 if [[ -n "$chat_template" && ! -f "$chat_template" ]]; then
   die "chat template '$chat_template' not found"
 fi
+if [[ "$dry_run" == 0 && ! -x "$PY" ]]; then
+  die "no vLLM virtualenv at $VENV; run: tools/serve_vllm.sh --install$([[ $profile == cpu ]] && echo ' --cpu')"
+fi
 
 args+=(--model "$model" --served-model-name "$served_name" --host "$host" --port "$port"
        --max-model-len "$max_len" --enable-prefix-caching
@@ -171,14 +172,19 @@ fi
 
 echo "serve_vllm: starting: ${cmd[*]}" >&2
 start_ts=$(date +%s)
+# The server runs in its own process group (job control on), so stopping it reaches the API server,
+# its engine core and workers together; otherwise a killed API server can leave the engine running.
+set -m
 "${cmd[@]}" &
 server_pid=$!
+set +m
+echo "serve_vllm: server pid $server_pid (process group $server_pid)" >&2
 
 stop_server() {
-  if kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do kill -0 "$server_pid" 2>/dev/null || break; sleep 1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
+  if kill -0 -- "-$server_pid" 2>/dev/null; then
+    kill -TERM -- "-$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 -- "-$server_pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$server_pid" 2>/dev/null || true
   fi
 }
 trap 'stop_server; exit 143' TERM

@@ -80,8 +80,13 @@ COMMON_UNITS = _common_units()
 
 
 def is_none_answer(text: str) -> bool:
-    """True when the answer says there is no such data ("none", "not available", "-1" ...)."""
+    """True when the answer says there is no such data ("none", "not available", "-1" ...).
+
+    An empty answer is *not* "none": a silent finish never passes (MedAgentBench's v2 flaw).
+    """
     folded = fold(text).strip(" .!\"'`")
+    if not folded:
+        return False
     if folded in _NONE_EXACT:
         return True
     if re.match(r"^(none|null|nil|n/a)\b", folded):
@@ -308,7 +313,7 @@ def _show_number(expected: ExpectedAnswer) -> str:
 
 def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     if expected.value is None:
-        got_none = answer is None or is_none_answer(str(_unwrap(answer)))
+        got_none = answer is not None and is_none_answer(str(_unwrap(answer)))
         return Check(name=name, passed=got_none, expected="none", got=answer)
     want = date.fromisoformat(str(expected.value)[:10])
     got = parse_date(answer)
@@ -327,7 +332,9 @@ def grade_boolean(expected: ExpectedAnswer, answer: Any, name: str = "answer") -
 def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     want = list(expected.value or [])  # type: ignore[arg-type]
     raw = _unwrap(answer)
-    if raw is None or (isinstance(raw, str) and is_none_answer(raw)) or raw == []:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return Check(name=name, passed=False, expected=want or "none", got=answer, detail="empty answer")
+    if (isinstance(raw, str) and is_none_answer(raw)) or (isinstance(raw, list | tuple) and not raw):
         return Check(name=name, passed=not want, expected=want or "none", got=answer)
     passed = any(names_equal(reading, expected) for reading in split_names(raw))
     return Check(name=name, passed=passed, expected=want or "none", got=answer)

@@ -59,7 +59,6 @@ LABS: dict[str, LabInfo] = {
         LabInfo("39156-5", "body mass index (BMI)", "kg/m2", 1, {"kg/m^2": 1.0}),
         LabInfo("8480-6", "systolic blood pressure", "mm[Hg]", 0, dict(_MMHG), component_of="55284-4"),
         LabInfo("8462-4", "diastolic blood pressure", "mm[Hg]", 0, dict(_MMHG), component_of="55284-4"),
-        LabInfo("72514-3", "pain severity score (0-10)", "{score}", 0, {"score": 1.0, "/10": 1.0}),
         LabInfo("8331-1", "oral temperature", "Cel", 1, {"°C": 1.0, "C": 1.0, "degC": 1.0}),
         LabInfo("2885-2", "total protein", "g/dL", 1, {"g/L": 0.1}),
         LabInfo("1751-7", "albumin", "g/dL", 1, {"g/L": 0.1}),
@@ -85,6 +84,9 @@ POTASSIUM = "6298-4"
 POTASSIUM_SERUM_ORDER = "2823-3"  # MedAgentBench's LOINC for the follow-up serum potassium
 HBA1C = "4548-4"
 MAGNESIUM = "19123-9"  # Magnesium [Mass/volume] in Serum or Plasma; absent from Synthea v2.4
+MAGNESIUM_INFO = LabInfo(MAGNESIUM, "serum magnesium", "mg/dL", 1, {"mmol/L": 2.431})
+POTASSIUM_DISPLAY = "Potassium"
+MAGNESIUM_DISPLAY = "Magnesium [Mass/volume] in Serum or Plasma"
 
 POTASSIUM_THRESHOLD = 3.5  # mmol/L
 MAGNESIUM_THRESHOLD = 1.9  # mg/dL; <= 1.9 is low (MedAgentBench)

@@ -34,11 +34,47 @@ _MAX_CHAR = "\U0010ffff"
 
 
 @dataclass
+class IndexCondition:
+    """Rows of one index table that match one search parameter (``negate``: must have none)."""
+
+    table: str
+    param: str
+    sql: str
+    args: list[Any]
+    negate: bool = False
+    selectivity: int = 0
+
+
+_SELECTIVITY = {"idx_ref": 3, "idx_token": 2, "idx_string": 2, "idx_quantity": 1, "idx_date": 0}
+
+
+def compose_where(resource_type: str, query: Query) -> tuple[str, list[Any]]:
+    """WHERE clause over ``resource r``: the most selective index condition drives (rowid IN ...),
+    the others are correlated EXISTS probes on the (rid, param) indexes."""
+    where = ["+r.type = ?", "r.deleted = 0", *query.where]
+    args: list[Any] = [resource_type, *query.args]
+    positive = [c for c in query.index_conditions if not c.negate]
+    driver = max(positive, key=lambda c: c.selectivity) if positive else None
+    for condition in query.index_conditions:
+        if condition is driver:
+            where.insert(0, f"r.rid IN (SELECT rid FROM {condition.table} WHERE type = ? AND param = ? AND ({condition.sql}))")
+            args = [resource_type, condition.param, *condition.args, *args]
+            continue
+        probe = f"EXISTS (SELECT 1 FROM {condition.table} x WHERE x.rid = r.rid AND x.param = ? AND ({condition.sql}))"
+        where.append(f"NOT {probe}" if condition.negate else probe)
+        args += [condition.param, *condition.args]
+    if driver is None:
+        where[0] = "r.type = ?"
+    return " AND ".join(where), args
+
+
+@dataclass
 class Query:
     """SQL conditions over ``resource r`` plus the result controls of one search."""
 
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
+    index_conditions: list[IndexCondition] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
@@ -60,8 +96,7 @@ def search(
 ) -> dict[str, Any]:
     """Run a search and return the searchset Bundle."""
     query = build_query(resource_type, params, strict=strict)
-    where_sql = " AND ".join(["r.type = ?", "r.deleted = 0", *query.where])
-    args = [resource_type, *query.args]
+    where_sql, args = compose_where(resource_type, query)
     conn = store.conn
     with store.lock:
         total = None
@@ -201,9 +236,7 @@ def _param_condition(query: Query, resource_type: str, param: SearchParam, modif
             raise FhirError(400, f"{param.name}:missing must be true or false")
         table = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
                  "quantity": "idx_quantity", "number": "idx_quantity"}[param.kind]
-        negate = "NOT " if value == "true" else ""
-        query.where.append(f"r.rid {negate}IN (SELECT rid FROM {table} WHERE type = ? AND param = ?)")
-        query.args.extend([resource_type, param.name])
+        query.index_conditions.append(IndexCondition(table, param.name, "1", [], negate=value == "true"))
         return
     alternatives = [v for v in _split_or(value) if v != ""]
     if not alternatives:
@@ -219,11 +252,10 @@ def _param_condition(query: Query, resource_type: str, param: SearchParam, modif
         args.extend(sql_args)
     table = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
              "quantity": "idx_quantity"}[param.kind]
-    negate = "NOT " if modifier == "not" or (param.kind == "date" and alternatives and _all_ne(alternatives)) else ""
-    query.where.append(
-        f"r.rid {negate}IN (SELECT rid FROM {table} WHERE type = ? AND param = ? AND ({' OR '.join(ors)}))"
+    negate = modifier == "not" or (param.kind == "date" and _all_ne(alternatives))
+    query.index_conditions.append(
+        IndexCondition(table, param.name, " OR ".join(ors), args, negate=negate, selectivity=_SELECTIVITY[table])
     )
-    query.args.extend([resource_type, param.name, *args])
 
 
 def _all_ne(alternatives: list[str]) -> bool:

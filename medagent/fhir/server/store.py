@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
 CREATE TABLE IF NOT EXISTS idx_token (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
     system TEXT, code TEXT, text TEXT);
 CREATE INDEX IF NOT EXISTS idx_token_code ON idx_token (type, param, code);
-CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid);
+CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid, param);
 CREATE TABLE IF NOT EXISTS idx_ref (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, ref TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_ref_ref ON idx_ref (type, param, ref);
 CREATE INDEX IF NOT EXISTS idx_ref_rid ON idx_ref (rid, param);
@@ -62,7 +62,7 @@ CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string (rid, param);
 CREATE TABLE IF NOT EXISTS idx_quantity (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
     value REAL NOT NULL, system TEXT, code TEXT, unit TEXT);
 CREATE INDEX IF NOT EXISTS idx_quantity_value ON idx_quantity (type, param, value);
-CREATE INDEX IF NOT EXISTS idx_quantity_rid ON idx_quantity (rid);
+CREATE INDEX IF NOT EXISTS idx_quantity_rid ON idx_quantity (rid, param);
 """
 
 INDEX_TABLES = ("idx_token", "idx_ref", "idx_date", "idx_string", "idx_quantity")

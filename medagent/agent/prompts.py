@@ -1,0 +1,62 @@
+"""What the model reads: the system prompt (task, clock, patient, tools, answer format) and tool results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYSTEM_TEMPLATE = """You are a clinical assistant working in an electronic health record through tools.
+Current date and time ("now"): {now}. Treat it as today; the record may not contain anything later.
+{patient_line}
+Work step by step: call one tool per reply, read its result, then call another tool or finish.
+Narrow searches by code and date instead of reading everything; follow references (e.g. a
+medication's reason) with more tool calls when needed. Never guess a value you did not read.
+Reply with exactly one JSON object and nothing else:
+  {{"tool": "<tool name>", "arguments": {{...}}}}
+When you know the answer reply:
+  {{"tool": "final_answer", "arguments": {{"answer": "<answer in the format the question asks>", "citations": ["Type/id", ...]}}}}
+Cite the references (Type/id) of the rows your answer rests on.
+
+Tools:
+{tools}"""
+
+
+def system_prompt(now: str, patient: str | None, tools: list[dict[str, Any]]) -> str:
+    patient_line = f"The patient in context: Patient/{patient}." if patient else "No patient is selected yet."
+    return SYSTEM_TEMPLATE.format(now=now, patient_line=patient_line, tools=describe_tools(tools))
+
+
+def describe_tools(tools: list[dict[str, Any]]) -> str:
+    """One compact line per tool from OpenAI-style schemas: name(arg: type, ...) - description."""
+    lines = []
+    for spec in tools:
+        function = spec.get("function", spec)
+        properties = function.get("parameters", {}).get("properties", {})
+        required = set(function.get("parameters", {}).get("required", []))
+        args = ", ".join(f"{name}{'' if name in required else '?'}: {_type_name(p)}" for name, p in properties.items())
+        description = (function.get("description") or "").strip().split("\n")[0]
+        lines.append(f"- {function['name']}({args}): {description}")
+    return "\n".join(lines)
+
+
+def _type_name(prop: dict[str, Any]) -> str:
+    if "enum" in prop:
+        return "|".join(str(v) for v in prop["enum"])
+    if "anyOf" in prop:
+        return "|".join(_type_name(p) for p in prop["anyOf"] if p.get("type") != "null")
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_name(prop.get('items', {}))}]"
+    return str(kind)
+
+
+def tool_result_message(tool: str, text: str, error: str | None) -> dict[str, str]:
+    """Tool output goes back as a user turn: Gemma's chat template has no tool role."""
+    body = f"ERROR: {error}" if error else text
+    return {"role": "user", "content": f"[result of {tool}]\n{body}"}
+
+
+def invalid_reply_message(problem: str) -> dict[str, str]:
+    return {"role": "user", "content": (
+        f"Your last reply could not be used: {problem}. Reply with one JSON object "
+        '{"tool": "<tool name>", "arguments": {...}} using a tool listed above, or final_answer.'
+    )}

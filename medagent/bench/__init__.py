@@ -1,0 +1,1 @@
+"""Scored benchmark runs: runner (concurrency, resume, pass^k), results (JSONL), summary and report."""

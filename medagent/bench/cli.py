@@ -1,0 +1,143 @@
+"""``medagent bench run|rescore|report``: scored runs, re-grading saved runs, the HTML report."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medagent.bench.results import ResultsLog
+from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
+from medagent.bench.scenario_sets import ScenarioSetError, default_scenarios_dir, load_scenarios, set_hash
+from medagent.bench.summary import summarize
+from medagent.config import get_settings
+
+bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient")
+
+
+def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None) -> Any:
+    """The solver for ``--agent``: the LangGraph agent, the whole-record baseline, or a code policy."""
+    if agent in CODE_POLICIES:
+        from medagent.scenarios.policies import make_policy
+
+        return make_policy(agent)
+    from medagent.agent.state import Limits
+    from medagent.bench.solvers import AgentSolver
+    from medagent.models import load_backend
+
+    backend = load_backend(model, model_name)
+    label = model_name or model
+    limits = Limits(max_steps=max_steps) if max_steps else None
+    if agent == "whole-record":
+        from medagent.bench.whole_record import WholeRecordSolver
+
+        return WholeRecordSolver(backend, model=label)
+    if agent == "agent":
+        return AgentSolver(backend, model=label, limits=limits)
+    raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
+
+
+def print_summary(summary: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for column in ("category", "n", "accuracy %", "pass^k %", "steps", "tool calls", "prompt tok", "compl. tok",
+                   "p50 s", "p95 s", "failures"):
+        table.add_column(column, justify="left" if column in ("category", "failures") else "right")
+
+    def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
+        pass_k = group["pass_hat_k"]
+        k = max(pass_k, key=int) if pass_k else None
+        table.add_row(
+            name, str(group["n"]), f"{group['accuracy']:.1f}", f"{pass_k[k]:.1f} (k={k})" if k else "-",
+            f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
+            f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
+            ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-", style=style,
+        )
+
+    for name, group in summary["by_category"].items():
+        row(name, group)
+    row("overall", summary["overall"], style="bold")
+    console.print(table)
+
+
+@bench_app.command("run")
+def bench_run(
+    suite: Annotated[str, typer.Option(help="ehrqa, agentic or all.")] = "all",
+    split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="At most N tasks, taken round-robin across categories.")] = None,
+    agent: Annotated[str, typer.Option(help="agent, whole-record, or a code policy: " + ", ".join(CODE_POLICIES))] = "agent",
+    model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM).")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model name served at --model (e.g. medgemma-27b).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 1,
+    trials: Annotated[int, typer.Option(min=1, help="Repeats per task (pass^k).")] = 1,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Tool calls per task before status step_limit.")] = None,
+    out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
+    resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
+    scenarios: Annotated[Path | None, typer.Option(help="Scenario folder (default: the repository's scenarios/).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Run scored tasks: each on a freshly reset embedded FHIR server, graded by answer and server diff."""
+    settings = get_settings(model=model, model_name=model_name)
+    root = scenarios or default_scenarios_dir()
+    try:
+        tasks = load_scenarios(root, suite, split, limit)
+        solver = make_solver(agent, settings.model, settings.model_name, max_steps)
+        summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
+                                            trials=trials, resume=resume, set_hash=set_hash(root)))
+    except (ScenarioSetError, RunDirError, ValueError, OSError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
+    console.print(f"overall accuracy: {summary['overall']['accuracy']:.1f}% (n={summary['overall']['n']})")
+    console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
+    if report:
+        _write_report(out)
+
+
+@bench_app.command("rescore")
+def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder with results.jsonl.")]) -> None:
+    """Re-grade saved trajectories with the current graders (answers and diffs are saved per task)."""
+    from medagent.bench.rescore import rescore_run
+
+    try:
+        summary, changed = rescore_run(run_dir, default_scenarios_dir())
+    except (ScenarioSetError, RunDirError, FileNotFoundError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    print_summary(summary, f"rescored {run_dir}")
+    console.print(f"{changed} verdict(s) changed; overall accuracy {summary['overall']['accuracy']:.1f}%")
+
+
+@bench_app.command("report")
+def bench_report(run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")]) -> None:
+    """Write a self-contained HTML report (no CDN) with plots and a trajectory viewer."""
+    _write_report(*run_dir)
+
+
+def _write_report(*run_dirs: Path) -> None:
+    try:
+        from medagent.bench.report import write_report
+    except ImportError:
+        return
+    try:
+        path = write_report(list(run_dirs))
+    except (RunDirError, FileNotFoundError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"report: {path}")
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    log = ResultsLog(run_dir / RESULTS_FILE)
+    if not log.path.exists():
+        raise RunDirError(f"{run_dir} holds no {RESULTS_FILE}")
+    summary = summarize(log.load())
+    write_json_atomic(run_dir / SUMMARY_FILE, summary)
+    return summary

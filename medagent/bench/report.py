@@ -1,0 +1,187 @@
+"""A self-contained static HTML report of one or more runs: tables, SVG plots, a trajectory viewer.
+
+No CDN, no external assets: plots are inline SVG, the viewer is HTML ``<details>`` with a few
+lines of inline JavaScript for filtering. Several runs are shown side by side (e.g. the agent vs
+the whole-record baseline on the same questions).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from medagent.bench.results import ResultsLog, TaskRecord
+from medagent.bench.runner import RESULTS_FILE, RunDirError
+from medagent.bench.summary import failure_cause, summarize
+
+PALETTE = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#e53e3e", "#319795")
+MAX_TRAJECTORIES = 400
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _run_label(run_dir: Path, records: list[TaskRecord]) -> str:
+    agents = sorted({r.agent for r in records})
+    models = sorted({r.model for r in records if r.model})
+    return f"{run_dir.name}: {'/'.join(agents)}" + (f" ({'/'.join(models)})" if models else "")
+
+
+def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[float]]], unit: str = "",
+              max_value: float | None = None) -> str:
+    """Grouped horizontal bars as inline SVG."""
+    top = max_value or max([v for _, values in series for v in values] + [1e-9])
+    row_h, bar_h, left, width = 8 + 14 * len(series), 12, 230, 420
+    height = 40 + row_h * len(categories) + 20 * len(series)
+    parts = [f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{left + width + 90}" height="{height}" '
+             f'xmlns="http://www.w3.org/2000/svg"><text x="0" y="16" font-weight="bold">{_e(title)}</text>']
+    for i, category in enumerate(categories):
+        y = 30 + i * row_h
+        parts.append(f'<text x="{left - 6}" y="{y + bar_h}" text-anchor="end" font-size="12">{_e(category)}</text>')
+        for j, (_, values) in enumerate(series):
+            value = values[i]
+            w = 0 if top <= 0 else width * value / top
+            yy = y + j * 14
+            parts.append(f'<rect x="{left}" y="{yy}" width="{w:.1f}" height="{bar_h}" fill="{PALETTE[j % 6]}"/>'
+                         f'<text x="{left + w + 4:.1f}" y="{yy + 10}" font-size="11">{value:,.1f}{unit}</text>')
+    y = 40 + row_h * len(categories)
+    for j, (name, _) in enumerate(series):
+        parts.append(f'<rect x="{left}" y="{y + 20 * j - 10}" width="12" height="12" fill="{PALETTE[j % 6]}"/>'
+                     f'<text x="{left + 18}" y="{y + 20 * j}" font-size="12">{_e(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _summary_table(label: str, summary: dict[str, Any]) -> str:
+    head = ("category", "n", "accuracy %", "pass^k %", "mean steps", "tool calls", "prompt tokens",
+            "completion tokens", "p50 s", "p95 s", "failures")
+    rows = []
+    groups = [*summary["by_category"].items(), ("overall", summary["overall"])]
+    for name, group in groups:
+        pass_k = group["pass_hat_k"]
+        k = max(pass_k, key=int) if pass_k else None
+        cells = (name, group["n"], f"{group['accuracy']:.1f}", f"{pass_k[k]:.1f} (k={k})" if k else "-",
+                 f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
+                 f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
+                 ", ".join(f"{c}: {n}" for c, n in sorted(group["failures"].items())) or "-")
+        cls = ' class="overall"' if name == "overall" else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    return (f'<h3>{_e(label)}</h3><table class="summary"><thead><tr>'
+            + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _trajectory(record: TaskRecord, run_index: int) -> str:
+    verdict = record.verdict or {}
+    status = "pass" if record.passed else "fail"
+    checks = "".join(
+        f'<tr class="{"ok" if c.get("passed") else "bad"}"><td>{_e(c.get("name"))}</td><td>{_e(c.get("passed"))}</td>'
+        f'<td><code>{_e(json.dumps(c.get("expected"), default=str))}</code></td>'
+        f'<td><code>{_e(json.dumps(c.get("got"), default=str))}</code></td><td>{_e(c.get("detail"))}</td></tr>'
+        for c in verdict.get("checks", [])
+    )
+    steps = "".join(
+        f'<li class="step"><div><b>step {_e(s.get("step"))}</b> '
+        f'{"tool <code>" + _e(s.get("tool")) + "</code>" if s.get("tool") else "no tool"}'
+        f'{" · approval: " + _e(s.get("approval")) if s.get("approval") else ""}</div>'
+        f'<div class="label">model output</div><pre>{_e(s.get("model_output"))}</pre>'
+        + (f'<div class="label">arguments</div><pre>{_e(json.dumps(s.get("arguments"), indent=1))}</pre>'
+           if s.get("arguments") is not None else "")
+        + (f'<div class="label">tool result</div><pre>{_e(s.get("result"))}</pre>' if s.get("result") else "")
+        + (f'<div class="label error">error</div><pre>{_e(s.get("error"))}</pre>' if s.get("error") else "")
+        + "</li>"
+        for s in record.trace
+    )
+    writes = "".join(f"<li><code>{_e(c.get('action'))} {_e(c.get('resourceType'))}/{_e(c.get('id'))}</code></li>"
+                     for c in record.changes)
+    return (
+        f'<details class="trajectory {status}" data-run="{run_index}" data-status="{status}">'
+        f'<summary><span class="badge {status}">{status}</span> {_e(record.scenario_id)} · {_e(record.category)} · '
+        f'{_e(record.status)} · {record.steps} steps · answer: <i>{_e((record.answer or "")[:80])}</i></summary>'
+        f'<div class="body"><p><b>Answer:</b> {_e(record.answer)}<br><b>Citations:</b> {_e(", ".join(record.citations))}'
+        f'<br><b>Failure cause:</b> {_e(failure_cause(record))}{"<br><b>Error:</b> " + _e(record.error) if record.error else ""}</p>'
+        f'<table class="checks"><thead><tr><th>check</th><th>passed</th><th>expected</th><th>got</th><th>detail</th></tr>'
+        f'</thead><tbody>{checks}</tbody></table>'
+        f'<p><b>Server changes:</b></p><ul>{writes or "<li>none</li>"}</ul><ol class="steps">{steps}</ol></div></details>'
+    )
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#1a202c}
+table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #cbd5e0;padding:3px 8px;font-size:13px}
+th{background:#edf2f7}tr.overall td{font-weight:bold;background:#f7fafc}
+.chart{margin:10px 20px 10px 0}.charts{display:flex;flex-wrap:wrap}
+details.trajectory{border:1px solid #cbd5e0;border-radius:4px;margin:4px 0;padding:4px 8px}
+.badge{display:inline-block;padding:0 6px;border-radius:3px;color:white;font-size:12px}
+.badge.pass{background:#38a169}.badge.fail{background:#e53e3e}
+pre{background:#f7fafc;padding:6px;white-space:pre-wrap;max-height:260px;overflow:auto;font-size:12px}
+.label{font-size:11px;color:#4a5568;margin-top:4px}.label.error{color:#c53030}
+tr.bad td{background:#fff5f5}tr.ok td{background:#f0fff4}
+"""
+
+SCRIPT = """
+function filterTrajectories(){
+  const run=document.getElementById('run-filter').value, status=document.getElementById('status-filter').value;
+  let shown=0;
+  document.querySelectorAll('details.trajectory').forEach(d=>{
+    const ok=(run==='all'||d.dataset.run===run)&&(status==='all'||d.dataset.status===status);
+    d.style.display=ok?'':'none'; if(ok) shown++;});
+  document.getElementById('shown').textContent=shown;
+}
+document.addEventListener('DOMContentLoaded',()=>{
+  document.getElementById('run-filter').addEventListener('change',filterTrajectories);
+  document.getElementById('status-filter').addEventListener('change',filterTrajectories);
+  filterTrajectories();
+});
+"""
+
+
+def render_report(runs: list[tuple[str, list[TaskRecord]]]) -> str:
+    summaries = [(label, summarize(records)) for label, records in runs]
+    categories = sorted({c for _, s in summaries for c in s["by_category"]})
+
+    def series(metric: str) -> list[tuple[str, list[float]]]:
+        return [(label, [float(s["by_category"].get(c, {}).get(metric, 0.0)) for c in categories])
+                for label, s in summaries]
+
+    tokens = [(label, [float(s["by_category"].get(c, {}).get("mean_prompt_tokens", 0.0)) for c in categories])
+              for label, s in summaries]
+    charts = (bar_chart("Accuracy by category", categories, series("accuracy"), "%", 100.0)
+              + bar_chart("Prompt tokens per task (mean)", categories, tokens)
+              + bar_chart("Latency p50 per task", categories, series("latency_p50_s"), " s"))
+    tables = "".join(_summary_table(label, summary) for label, summary in summaries)
+    trajectories = []
+    for index, (_, records) in enumerate(runs):
+        trajectories += [_trajectory(r, index) for r in records[:MAX_TRAJECTORIES]]
+    options = "".join(f'<option value="{i}">{_e(label)}</option>' for i, (label, _) in enumerate(runs))
+    headline = " · ".join(f"{_e(label)}: <b>{s['overall']['accuracy']:.1f}%</b> (n={s['overall']['n']})"
+                          for label, s in summaries)
+    return (
+        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medagent report</title>"
+        f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>"
+        f"<h1>medagent benchmark report</h1><p>{headline}</p>"
+        f'<section id="summary"><h2>Summary</h2>{tables}</section>'
+        f'<section id="plots"><h2>Plots</h2><div class="charts">{charts}</div></section>'
+        f'<section id="trajectories"><h2>Trajectories (<span id="shown">0</span> shown)</h2>'
+        f'<label>run <select id="run-filter"><option value="all">all</option>{options}</select></label> '
+        f'<label>status <select id="status-filter"><option value="all">all</option><option value="pass">pass</option>'
+        f'<option value="fail">fail</option></select></label>{"".join(trajectories)}</section></body></html>'
+    )
+
+
+def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
+    """Render the report of one or more run folders into ``<first run>/report.html`` (or ``out``)."""
+    runs = []
+    for run_dir in run_dirs:
+        log = ResultsLog(run_dir / RESULTS_FILE)
+        if not log.path.exists():
+            raise RunDirError(f"{run_dir} holds no {RESULTS_FILE}")
+        records = log.load()
+        runs.append((_run_label(run_dir, records), records))
+    target = out or run_dirs[0] / "report.html"
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(render_report(runs), encoding="utf-8")
+    tmp.replace(target)
+    return target

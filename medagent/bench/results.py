@@ -1,0 +1,96 @@
+"""One JSON line per finished task, appended atomically, so a killed run loses only tasks in flight."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class TaskRecord(BaseModel):
+    """Everything needed to re-grade and to show one task: inputs, trajectory, server diff, verdict."""
+
+    scenario_id: str
+    trial: int = 0
+    suite: str
+    category: str
+    split: str
+    agent: str
+    model: str | None = None
+    status: str
+    answer: str | None = None
+    citations: list[str] = Field(default_factory=list)
+    passed: bool = False
+    score: float = 0.0
+    failure_cause: str | None = None
+    verdict: dict[str, Any] | None = None
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+    trace: list[dict[str, Any]] = Field(default_factory=list)
+    steps: int = 0
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    model_s: float = 0.0
+    tool_s: float = 0.0
+    error: str | None = None
+    scenario_set_hash: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.scenario_id, self.trial
+
+
+class ResultsLog:
+    """Append-only JSONL of :class:`TaskRecord`; each record is one ``write`` of one line (O_APPEND)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.skipped_lines: list[int] = []
+
+    def append(self, record: TaskRecord) -> None:
+        line = (record.model_dump_json() + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def __iter__(self) -> Iterator[TaskRecord]:
+        """Complete records; a torn last line (killed mid-write) is skipped and noted."""
+        self.skipped_lines = []
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.endswith(b"\n"):
+                    self.skipped_lines.append(number)
+                    continue
+                try:
+                    yield TaskRecord.model_validate_json(raw)
+                except ValidationError:
+                    self.skipped_lines.append(number)
+
+    def load(self) -> list[TaskRecord]:
+        return list(self)
+
+    def finished_keys(self) -> set[tuple[str, int]]:
+        return {record.key for record in self}
+
+    def repair(self) -> None:
+        """Drop a torn trailing line so new appends start on a fresh line."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data[: data.rfind(b"\n") + 1]
+            tmp = self.path.with_suffix(".repair")
+            tmp.write_bytes(keep)
+            os.replace(tmp, self.path)

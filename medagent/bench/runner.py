@@ -1,0 +1,140 @@
+"""The scored run: each task on a freshly reset server, graded by answer and server diff, streamed to JSONL.
+
+Resumable (finished ``(scenario, trial)`` pairs are skipped), concurrent (one embedded server
+per worker), repeated trials for pass^k, and every failure recorded rather than raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from medagent.bench.results import ResultsLog, TaskRecord
+from medagent.bench.servers import ServerPool
+from medagent.bench.solvers import SolveOutcome, Solver
+from medagent.bench.summary import summarize
+from medagent.fhir.client import FhirClient
+from medagent.scenarios.grading import grade
+from medagent.scenarios.models import Scenario
+
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
+
+
+class RunDirError(ValueError):
+    """The output folder would mix runs, or holds no run."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+async def run_task(scenario: Scenario, trial: int, solver: Solver, base_url: str, set_hash: str | None) -> TaskRecord:
+    """Reset, set up, solve, diff and grade one task; failures become records, never exceptions."""
+    started = time.perf_counter()
+    outcome = SolveOutcome(status="error")
+    changes: list[dict[str, Any]] = []
+    record_error: str | None = None
+    try:
+        async with FhirClient(base_url, timeout=60) as client:
+            await client.reset(snapshot=1)
+            for resource in scenario.setup:
+                await client.update_json(resource)
+            baseline = await client.snapshot()
+            outcome = await solver.solve(scenario, client)
+            changes = await client.diff(snapshot=baseline)
+    except Exception as exc:  # a broken task must not end the run: it is recorded as an error
+        record_error = f"{type(exc).__name__}: {exc}"
+    latency = time.perf_counter() - started
+    verdict = None
+    if record_error is None:
+        verdict = grade(scenario, outcome.answer, changes)
+    return TaskRecord(
+        scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
+        agent=solver.name, model=solver.model, status="error" if record_error else outcome.status,
+        answer=outcome.answer, citations=outcome.citations,
+        passed=bool(verdict and verdict.passed and outcome.status == "answered"),
+        score=verdict.score if verdict else 0.0, failure_cause=verdict.failure_cause if verdict else None,
+        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, trace=outcome.trace,
+        steps=outcome.steps, tool_calls=outcome.tool_calls, prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens, latency_s=latency, model_s=outcome.model_s,
+        tool_s=outcome.tool_s, error=record_error or outcome.error, scenario_set_hash=set_hash,
+    )
+
+
+async def run_benchmark(
+    scenarios: list[Scenario],
+    solver: Solver,
+    *,
+    out_dir: Path,
+    home: Path,
+    concurrency: int = 1,
+    trials: int = 1,
+    resume: bool = False,
+    set_hash: str | None = None,
+    show_progress: bool = True,
+    on_record: Callable[[TaskRecord], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or finish) a scored run in ``out_dir``; returns the summary also written to summary.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = ResultsLog(out_dir / RESULTS_FILE)
+    if log.path.exists() and not resume:
+        raise RunDirError(f"{out_dir} already holds a run; pass --resume to finish it or choose a new --out")
+    log.repair()
+    done = log.finished_keys()
+    run_info = {"agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
+                "tasks": len(scenarios), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if not (out_dir / RUN_FILE).exists():
+        write_json_atomic(out_dir / RUN_FILE, run_info)
+    todo = [(s, t) for t in range(trials) for s in scenarios if (s.id, t) not in done]
+    if todo:
+        await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record)
+    summary = summarize(log.load())
+    summary["run"] = run_info
+    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: ResultsLog, out_dir: Path, home: Path,
+                   concurrency: int, set_hash: str | None, show_progress: bool,
+                   on_record: Callable[[TaskRecord], None] | None) -> None:
+    workers = max(1, min(concurrency, len(todo)))
+    queue: asyncio.Queue[tuple[Scenario, int]] = asyncio.Queue()
+    for item in todo:
+        queue.put_nowait(item)
+    passed = finished = tokens = 0
+    started = time.perf_counter()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        disable=not show_progress, transient=False)
+    bar = progress.add_task(f"{solver.name}", total=len(todo), stats="")
+
+    async def worker(pool: ServerPool) -> None:
+        nonlocal passed, finished, tokens
+        while not queue.empty():
+            scenario, trial = queue.get_nowait()
+            async with pool.acquire() as base_url:
+                record = await run_task(scenario, trial, solver, base_url, set_hash)
+            log.append(record)
+            finished += 1
+            passed += record.passed
+            tokens += record.prompt_tokens + record.completion_tokens
+            rate = tokens / max(time.perf_counter() - started, 1e-9)
+            progress.update(bar, advance=1, stats=f"acc {100 * passed / finished:5.1f}%  {rate:,.0f} tok/s")
+            if on_record:
+                on_record(record)
+
+    with progress:
+        async with ServerPool(workers, out_dir / "servers", home) as pool:
+            await asyncio.gather(*(worker(pool) for _ in range(workers)))

@@ -1,0 +1,74 @@
+"""A pool of embedded FHIR servers for scored runs: one per concurrent task, each on its own database copy.
+
+Every server is a real ``medagent fhir serve --allow-reset`` process. The loaded database is
+built once per data set and cached under MEDAGENT_HOME, then copied (a file copy, no reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from medagent.data import default_archive
+from medagent.fhir.server.process import EmbeddedServer
+from medagent.fhir.server.serve import open_store
+
+
+def template_db(home: Path) -> Path:
+    """The loaded default database, built on first use and reused while the data is unchanged."""
+    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:12]
+    path = home / "templates" / f"synthea-{digest}.sqlite"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        for stale in partial.parent.glob(partial.name + "*") if partial.parent.exists() else []:
+            stale.unlink()
+        store = open_store(partial)
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.close()
+        partial.replace(path)
+    return path
+
+
+class ServerPool:
+    """``async with ServerPool(n, workdir, home) as pool: async with pool.acquire() as url: ...``"""
+
+    def __init__(self, size: int, workdir: Path, home: Path) -> None:
+        self.size = size
+        self.workdir = workdir
+        self.home = home
+        self.servers: list[EmbeddedServer] = []
+        self._free: asyncio.Queue[EmbeddedServer] = asyncio.Queue()
+
+    async def __aenter__(self) -> ServerPool:
+        template = await asyncio.to_thread(template_db, self.home)
+        for index in range(self.size):
+            folder = self.workdir / f"server-{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            db = folder / "fhir.sqlite"
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+            shutil.copyfile(template, db)
+            self.servers.append(EmbeddedServer(db, allow_reset=True))
+        try:
+            await asyncio.gather(*(asyncio.to_thread(server.start) for server in self.servers))
+        except BaseException:
+            await self.__aexit__()
+            raise
+        for server in self.servers:
+            self._free.put_nowait(server)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(asyncio.to_thread(server.stop) for server in self.servers))
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[str]:
+        server = await self._free.get()
+        try:
+            yield server.base_url
+        finally:
+            self._free.put_nowait(server)

@@ -1,0 +1,80 @@
+"""Scores and costs of a run: accuracy, pass^k, steps, tokens, latency and failures by cause."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from math import comb
+from typing import Any
+
+from medagent.bench.results import TaskRecord
+
+_STATUS_CAUSE = {"step_limit": "budget", "token_budget": "budget", "timeout": "timeout",
+                 "invalid_output": "bad_tool_call", "model_error": "error", "error": "error"}
+
+
+def failure_cause(record: TaskRecord) -> str | None:
+    """Why a task failed, coarsest first: run status (budget, timeout, error), then the grader's cause."""
+    if record.passed:
+        return None
+    return _STATUS_CAUSE.get(record.status) or record.failure_cause or "wrong_answer"
+
+
+def pass_hat_k(successes_per_task: list[tuple[int, int]], k: int) -> float | None:
+    """tau-bench's pass^k: mean over tasks of C(c, k) / C(n, k) (n trials, c successes)."""
+    usable = [(n, c) for n, c in successes_per_task if n >= k]
+    if not usable:
+        return None
+    return sum(comb(c, k) / comb(n, k) for n, c in usable) / len(usable)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
+    trials: dict[str, list[bool]] = defaultdict(list)
+    for record in records:
+        trials[record.scenario_id].append(record.passed)
+    max_trials = max((len(v) for v in trials.values()), default=0)
+    per_task = [(len(v), sum(v)) for v in trials.values()]
+    latencies = [r.latency_s for r in records]
+    n = len(records)
+    return {
+        "n": n,
+        "tasks": len(trials),
+        "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
+        "pass_hat_k": {str(k): round(100.0 * v, 2) for k in range(1, max_trials + 1)
+                       if (v := pass_hat_k(per_task, k)) is not None},
+        "mean_steps": round(statistics.fmean(r.steps for r in records), 2) if n else 0.0,
+        "mean_tool_calls": round(statistics.fmean(r.tool_calls for r in records), 2) if n else 0.0,
+        "prompt_tokens": sum(r.prompt_tokens for r in records),
+        "completion_tokens": sum(r.completion_tokens for r in records),
+        "mean_prompt_tokens": round(statistics.fmean(r.prompt_tokens for r in records), 1) if n else 0.0,
+        "latency_p50_s": round(_percentile(latencies, 0.5), 3),
+        "latency_p95_s": round(_percentile(latencies, 0.95), 3),
+        "failures": dict(Counter(c for r in records if (c := failure_cause(r)))),
+    }
+
+
+def summarize(records: list[TaskRecord]) -> dict[str, Any]:
+    """The run's summary.json: overall, by suite, by category (``suite/category``), by agent."""
+    by_category: dict[str, list[TaskRecord]] = defaultdict(list)
+    by_suite: dict[str, list[TaskRecord]] = defaultdict(list)
+    by_agent: dict[str, list[TaskRecord]] = defaultdict(list)
+    for record in records:
+        by_category[f"{record.suite}/{record.category}"].append(record)
+        by_suite[record.suite].append(record)
+        by_agent[record.agent].append(record)
+    hashes = sorted({r.scenario_set_hash for r in records if r.scenario_set_hash})
+    return {
+        "overall": summarize_group(records),
+        "by_suite": {k: summarize_group(v) for k, v in sorted(by_suite.items())},
+        "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
+        "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
+        "scenario_set_hashes": hashes,
+    }

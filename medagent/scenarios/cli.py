@@ -1,0 +1,36 @@
+"""`medagent scenarios ...`: a typer sub-app the main CLI mounts (app.add_typer(scenarios_app, name="scenarios"))."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medagent.scenarios.build import DEFAULT_OUT, DEFAULT_SEED, build_scenarios, render_table
+
+scenarios_app = typer.Typer(help="Generate and inspect the EHRQA and agentic scenario sets.", no_args_is_help=True)
+
+
+@scenarios_app.command("build")
+def build(
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every random choice; same seed, same files."),
+    patients: int | None = typer.Option(None, "--patients", min=1, help="Use only the first N patients."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder of the sets (JSONL, manifest.json, README.md)."),
+) -> None:
+    """Regenerate the frozen scenario sets deterministically and print their counts and content hash."""
+    manifest = build_scenarios(seed=seed, patients=patients, out_dir=out)
+    typer.echo(render_table(manifest))
+    typer.echo(f"\nWrote {out}/ (manifest.json content_hash {manifest.content_hash})")
+
+
+@scenarios_app.command("hash")
+def show_hash(folder: Path = typer.Argument(DEFAULT_OUT, help="Folder holding manifest.json.")) -> None:
+    """Recompute the content hash of a set from its files and compare it with its manifest."""
+    from medagent.scenarios.scenario_files import read_manifest, set_hash
+
+    recorded = read_manifest(folder).content_hash
+    actual = set_hash(folder)
+    typer.echo(actual)
+    if actual != recorded:
+        typer.echo(f"differs from manifest.json ({recorded})", err=True)
+        raise typer.Exit(1)
