@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from medagent.tools.registry import ToolRegistry
+from medagent.tools.registry import FINAL_ANSWER, Registry
 
-FINAL_ANSWER = "final_answer"
+__all__ = ["FINAL_ANSWER", "Action", "parse_action"]
 
 
 class Action(BaseModel):
@@ -17,7 +17,7 @@ class Action(BaseModel):
     arguments: dict[str, Any]
 
 
-def parse_action(parsed: dict[str, Any] | None, text: str, registry: ToolRegistry,
+def parse_action(parsed: dict[str, Any] | None, text: str, registry: Registry,
                  allowed: list[str] | None = None) -> Action | str:
     """The action in a reply, or a short description of what is wrong with it (for the re-ask)."""
     if parsed is None:
@@ -34,7 +34,7 @@ def parse_action(parsed: dict[str, Any] | None, text: str, registry: ToolRegistr
         if not isinstance(arguments.get("answer"), str):
             return 'final_answer needs "answer" as a string'
         return Action(tool=tool, arguments=arguments)
-    if tool not in registry.names() or (allowed is not None and tool not in allowed):
+    if tool not in registry.names or (allowed is not None and tool not in allowed):
         return f"there is no tool named {tool!r}"
     return Action(tool=tool, arguments=arguments)
 

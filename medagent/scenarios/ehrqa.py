@@ -157,7 +157,7 @@ class _Builder:
         question = template.format(**words)
         text = (f"It is now {iso(self.now)}. The patient is {self.chart.name} "
                 f"(Patient/{self.chart.patient_id}).\nQuestion: {question}\nAnswer format: {fmt}")
-        meta: dict[str, object] = {"form": phrases}
+        meta: dict[str, object] = {"form": phrases, "key": [str(k) for k in key]}
         if answer.type == "boolean":
             meta["polarity"] = "yes" if answer.value else "no"
         return Scenario(

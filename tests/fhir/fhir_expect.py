@@ -79,6 +79,7 @@ DATE_PARAM_PATHS = {
     ("Observation", "date"): ("effectiveDateTime", "effectivePeriod", "effectiveInstant"),
     ("DiagnosticReport", "date"): ("effectiveDateTime", "effectivePeriod"),
     ("Encounter", "date"): ("period",),
+    ("CarePlan", "date"): ("period",),
     ("Procedure", "date"): ("performedDateTime", "performedPeriod"),
     ("Immunization", "date"): ("occurrenceDateTime",),
     ("Condition", "onset-date"): ("onsetDateTime", "onsetPeriod"),
@@ -176,12 +177,22 @@ def all3(values: Iterable[bool | None]) -> bool | None:
     return result
 
 
+# every UTC offset in use is a multiple of 15 minutes between -12:00 and +14:00
+ZONE_OFFSETS = tuple(quarter * 900.0 for quarter in range(-56, 57))
+
+
 @dataclass
 class Expected:
-    """Ids a conformant server must return, and the (few) ids it may return either way."""
+    """Ids a conformant server must return, and the ids whose outcome the spec leaves to the server.
+
+    ``decide(id, offset)`` re-evaluates an ambiguous id as if the server's local time zone were
+    ``offset`` seconds east of UTC (None: still free, e.g. a server-defined string field). The
+    server may pick its zone, but one zone for all values of a query.
+    """
 
     must: set[str]
     ambiguous: set[str]
+    decide: Callable[[str, float], bool | None] | None = None
 
     @property
     def may(self) -> set[str]:
@@ -194,17 +205,30 @@ class Expected:
         assert not missing and not extra, (
             f"{what}: {len(got_set)} returned, {len(self.must)} expected (+{len(self.ambiguous)} ambiguous); "
             f"missing {len(missing)} e.g. {missing[:5]}, unexpected {len(extra)} e.g. {extra[:5]}")
+        if not self.ambiguous or self.decide is None:
+            return
+        for offset in ZONE_OFFSETS:
+            if all((v := self.decide(rid, offset)) is None or v == (rid in got_set) for rid in self.ambiguous):
+                return
+        raise AssertionError(
+            f"{what}: the time-zone dependent matches fit no single server time zone: "
+            f"returned {sorted(self.ambiguous & got_set)[:5]}, left out {sorted(self.ambiguous - got_set)[:5]}")
 
 
-def expect(resources: Iterable[dict[str, Any]], predicate: Callable[[dict[str, Any]], bool | None]) -> Expected:
-    must, ambiguous = set(), set()
+Predicate = Callable[[dict[str, Any], "float | None"], "bool | None"]
+
+
+def expect(resources: Iterable[dict[str, Any]], predicate: Predicate) -> Expected:
+    """``predicate(resource, offset)``: offset None -> True/False/None (ambiguous)."""
+    must, ambiguous, by_id = set(), set(), {}
     for r in resources:
-        verdict = predicate(r)
+        verdict = predicate(r, None)
         if verdict is True:
             must.add(r["id"])
         elif verdict is None:
             ambiguous.add(r["id"])
-    return Expected(must, ambiguous)
+            by_id[r["id"]] = r
+    return Expected(must, ambiguous, lambda rid, offset: predicate(by_id[rid], offset))
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,31 +320,44 @@ def _date_prefix_holds(prefix: str, s: DateRange, t: DateRange) -> bool:
     }[prefix]
 
 
-def date_value_matches(search: str, target: DateRange) -> bool | None:
-    """One search value (with prefix) against one target range; None when the zone decides."""
+def _shift(rng: DateRange, offset: float) -> DateRange:
+    """A zone-less range read in a zone ``offset`` seconds east of UTC (its UTC instants)."""
+    return DateRange(rng.lo - offset, rng.hi - offset, floating=False) if rng.floating else rng
+
+
+def date_value_matches(search: str, target: DateRange, offset: float | None = None) -> bool | None:
+    """One search value (with prefix) against one target range.
+
+    offset None: None when the result depends on the server's local time zone (only one side
+    has a zone and an end of the target lies within 14 h of an end of the search range).
+    offset given: the zone-less side is read in that zone.
+    """
     prefix, value = split_prefix(search)
     s = parse_date(value)
-    verdict = _date_prefix_holds(prefix, s, target)
-    if s.floating != target.floating:
-        ends_t = [x for x in (target.lo, target.hi) if math.isfinite(x)]
-        if any(abs(a - b) <= AMBIGUITY for a in ends_t for b in (s.lo, s.hi)):
-            return None
-    return verdict
+    if s.floating == target.floating:
+        return _date_prefix_holds(prefix, s, target)
+    if offset is not None:
+        return _date_prefix_holds(prefix, _shift(s, offset), _shift(target, offset))
+    ends_t = [x for x in (target.lo, target.hi) if math.isfinite(x)]
+    if any(abs(a - b) <= AMBIGUITY for a in ends_t for b in (s.lo, s.hi)):
+        return None
+    return _date_prefix_holds(prefix, s, target)
 
 
-def date_param_matches(resource: dict[str, Any], paths: Iterable[str], values: list[str]) -> bool | None:
+def date_param_matches(resource: dict[str, Any], paths: Iterable[str], values: list[str],
+                       offset: float | None = None) -> bool | None:
     """``values``: the repeated parameter (AND), each possibly comma-separated (OR)."""
     ranges = [rng for path in paths for v in values_at(resource, path) if (rng := target_range(v)) is not None]
 
     def one(param_value: str) -> bool | None:
-        return any3(date_value_matches(alt, rng) for alt in param_value.split(",") for rng in ranges)
+        return any3(date_value_matches(alt, rng, offset) for alt in param_value.split(",") for rng in ranges)
 
     return all3(one(v) for v in values)
 
 
 def expect_date(rtype: str, param: str, values: list[str], patient: str | None = None) -> Expected:
     paths = DATE_PARAM_PATHS[(rtype, param)]
-    return expect(dataset().of_type(rtype, patient), lambda r: date_param_matches(r, paths, values))
+    return expect(dataset().of_type(rtype, patient), lambda r, offset: date_param_matches(r, paths, values, offset))
 
 
 def sort_key_date(resource: dict[str, Any], paths: Iterable[str], descending: bool = False) -> float:
@@ -361,7 +398,7 @@ def quantity_matches(search: str, quantity: dict[str, Any]) -> bool | None:
 
 
 def expect_value_quantity(values: list[str], *, code: str | None = None, patient: str | None = None) -> Expected:
-    def predicate(r: dict[str, Any]) -> bool | None:
+    def predicate(r: dict[str, Any], offset: float | None) -> bool | None:
         if code is not None and not token_matches(code, r.get("code")):
             return False
         quantities = values_at(r, "valueQuantity")
@@ -406,7 +443,7 @@ def token_matches(search: str, value: Any) -> bool:
 
 
 def expect_token(rtype: str, path: str, values: list[str], patient: str | None = None) -> Expected:
-    def predicate(r: dict[str, Any]) -> bool:
+    def predicate(r: dict[str, Any], offset: float | None) -> bool:
         return all(token_matches(v, values_at(r, path)) for v in values)
 
     return expect(dataset().of_type(rtype, patient), predicate)
@@ -440,7 +477,7 @@ def expect_patient_string(param: str, search: str, modifier: str = "") -> Expect
                 out.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
         return out
 
-    def predicate(p: dict[str, Any]) -> bool | None:
+    def predicate(p: dict[str, Any], offset: float | None) -> bool | None:
         alts = search.split(",")
         if param in ("family", "given"):
             return any(string_matches(a, t, modifier) for a in alts for t in fields(p, (param,)))

@@ -1,0 +1,111 @@
+"""Compact, model-friendly output: one line per resource, a token budget per call, an explicit "N more" marker.
+
+Lines look like ``2019-05-01 | Hemoglobin A1c/Hemoglobin.total in Blood (LOINC 4548-4) | 6.1 % | final |
+Observation/abc``: date, display + code, value + unit, status, details, and always the reference so
+answers can cite it. Nothing is dropped silently: when rows do not fit the limit or the budget the
+text ends with ``... N more not shown (of T); narrow by ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from medagent.tools.context import ToolContext
+from medagent.tools.registry import ToolResult
+
+SYSTEM_LABELS = {
+    "http://loinc.org": "LOINC",
+    "http://snomed.info/sct": "SNOMED",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://hl7.org/fhir/sid/cvx": "CVX",
+    "http://hl7.org/fhir/sid/ndc": "NDC",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://unitsofmeasure.org": "UCUM",
+    "http://terminology.hl7.org/CodeSystem/v3-ActCode": "ActCode",
+}
+SYSTEM_URLS = {label.lower(): url for url, label in SYSTEM_LABELS.items()}
+
+
+def system_label(system: str | None) -> str:
+    if not system:
+        return ""
+    return SYSTEM_LABELS.get(system, system.rstrip("/").rsplit("/", 1)[-1])
+
+
+def code_label(system: str | None, code: str | None) -> str:
+    if not code:
+        return ""
+    label = system_label(system)
+    return f"{label} {code}" if label else code
+
+
+def number(value: Any) -> str:
+    """Readable number: at most 2 decimals (3 below 1), no trailing zeros."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    digits = 3 if abs(value) < 1 else 2
+    text = f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def clean(text: str | None, limit: int = 120) -> str:
+    """One line, no zero-width characters, at most ``limit`` characters (marked with '...')."""
+    if not text:
+        return ""
+    flat = " ".join(str(text).replace("\u200b", "").split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def join(*parts: str | None) -> str:
+    return " | ".join(p for p in parts if p)
+
+
+@dataclass
+class Line:
+    """One output line and the structured row it came from."""
+
+    text: str
+    row: dict[str, Any]
+
+
+def render(
+    ctx: ToolContext,
+    header: str,
+    lines: Sequence[Line],
+    *,
+    total: int | None = None,
+    hint: str = "date (since/until) or code",
+    empty: str = "no matching records",
+    footer: Sequence[str] = (),
+    references: Sequence[str] = (),
+) -> ToolResult:
+    """Fit a header and lines into the call's budget; the rest becomes an explicit 'N more' marker.
+
+    ``total`` is how many matched on the server (lines may already be a first page of them).
+    """
+    total = len(lines) if total is None else max(total, len(lines))
+    budget = ctx.char_budget
+    out = [header]
+    used = len(header) + 1 + sum(len(f) + 1 for f in footer)
+    shown: list[Line] = []
+    for line in lines:
+        cost = len(line.text) + 1
+        if shown and used + cost > budget - 80:  # keep room for the marker
+            break
+        out.append(line.text)
+        shown.append(line)
+        used += cost
+    if not lines:
+        out.append(empty)
+    left = total - len(shown)
+    if left > 0:
+        out.append(f"... {left} more not shown (of {total}); narrow by {hint}, or raise limit")
+    out.extend(footer)
+    refs = [line.row["ref"] for line in shown if line.row.get("ref")]
+    for ref in references:
+        if ref not in refs:
+            refs.append(ref)
+    return ToolResult(text="\n".join(out), rows=[line.row for line in shown], references=refs, truncated=left)

@@ -1,0 +1,139 @@
+"""Patient tools: find patients by name, birth date or identifier (MRN); demographics and age at now."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from medagent.tools.compact import Line, clean, join, render
+from medagent.tools.context import ToolContext
+from medagent.tools.dates import age_in_years, check_date_arg, parse_fhir
+from medagent.tools.registry import ToolArgs, ToolResult, tool
+from medagent.tools.rows import mrn_of, person_name, reference
+from medagent.tools.search_args import DEFAULT_LIMIT, Limit, PatientRef, require_patient
+
+
+def _absolute_date(value: str) -> str:
+    text = check_date_arg(value)
+    if not text[:4].isdigit():
+        raise ValueError(f"birth_date must be a calendar date such as 1949-11-29 (or 1949, 1949-11), got {value!r}")
+    return text[:10]
+
+
+class FindPatientsArgs(ToolArgs):
+    name: str | None = Field(None, min_length=2, max_length=100)
+    """Given and/or family name, e.g. 'Adalberto Hartmann' (each word matches the start of a name part)."""
+    birth_date: Annotated[str, AfterValidator(_absolute_date)] | None = None
+    """Birth date YYYY-MM-DD (or YYYY, YYYY-MM)."""
+    identifier: str | None = Field(None, min_length=1, max_length=100)
+    """Medical record number (MRN) or another identifier value."""
+    gender: Literal["male", "female", "other", "unknown"] | None = None
+    """Administrative gender."""
+    limit: Limit = DEFAULT_LIMIT
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> FindPatientsArgs:
+        if not (self.name or self.birth_date or self.identifier):
+            raise ValueError("give at least one of name, birth_date or identifier")
+        return self
+
+
+def _age_text(patient: dict[str, Any], now: datetime) -> tuple[int | None, str]:
+    born = patient.get("birthDate")
+    if not born:
+        return None, "birth date unknown"
+    birth = date.fromisoformat(born[:10]) if len(born) >= 10 else date(int(born[:4]), 1, 1)
+    death = parse_fhir(patient.get("deceasedDateTime"))
+    today = now.date()
+    if death is not None and death <= now:
+        return None, f"born {born}, died {death.date().isoformat()} aged {age_in_years(birth, death.date())}"
+    if birth > today:
+        return None, f"born {born} (after now)"
+    return age_in_years(birth, today), f"born {born}, age {age_in_years(birth, today)}"
+
+
+def patient_row(patient: dict[str, Any], now: datetime) -> dict[str, Any]:
+    age, _ = _age_text(patient, now)
+    death = parse_fhir(patient.get("deceasedDateTime"))
+    official = next((n for n in patient.get("name", []) if n.get("use") == "official"), (patient.get("name") or [{}])[0])
+    address = (patient.get("address") or [{}])[0]
+    return {
+        "ref": reference(patient), "name": person_name(patient), "given": " ".join(official.get("given", [])),
+        "family": official.get("family"), "birthDate": patient.get("birthDate"), "gender": patient.get("gender"),
+        "age": age, "mrn": mrn_of(patient), "deceased": patient.get("deceasedDateTime") if death and death <= now else None,
+        "city": address.get("city"), "state": address.get("state"),
+    }
+
+
+def patient_line(patient: dict[str, Any], now: datetime) -> Line:
+    row = patient_row(patient, now)
+    _, age_text = _age_text(patient, now)
+    return Line(join(row["name"], row["gender"], age_text, f"MRN {row['mrn']}" if row["mrn"] else "", row["ref"]), row)
+
+
+@tool(example={"name": "Adalberto Hartmann", "birth_date": "1949-11-29"})
+async def find_patients(ctx: ToolContext, args: FindPatientsArgs) -> ToolResult:
+    """Find patients by name, birth date and/or identifier (MRN). Returns name, gender, birth date, age at now, MRN and the Patient id."""
+    params: list[tuple[str, str]] = []
+    for word in (args.name or "").replace(",", " ").split():
+        params.append(("name", word))
+    if args.birth_date:
+        params.append(("birthdate", args.birth_date))
+    if args.identifier:
+        params.append(("identifier", args.identifier))
+    if args.gender:
+        params.append(("gender", args.gender))
+    params += [("_sort", "family"), ("_count", str(args.limit))]
+    bundle = await ctx.client.search_page("Patient", params)
+    found = [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+    visible = [p for p in found if not p.get("birthDate") or p["birthDate"][:10] <= ctx.now.date().isoformat()]
+    total = int(bundle.get("total", len(found))) - (len(found) - len(visible))
+    for patient in visible:
+        ctx.cache.setdefault("patients", {})[patient["id"]] = patient
+    criteria = ", ".join(f"{k}={v!r}" for k, v in args.model_dump(exclude_none=True, exclude={"limit"}).items())
+    return render(ctx, f"patients matching {criteria}: {total}", [patient_line(p, ctx.now) for p in visible],
+                  total=total, hint="birth_date or a fuller name", empty="no patient matches; try fewer words or "
+                  "only the family name, or the birth date alone")
+
+
+class PatientArgs(ToolArgs):
+    patient: PatientRef
+    """Patient id or 'Patient/<id>' (find_patients gives it)."""
+
+
+@tool(example={"patient": "Patient/ba18818d-faef-44cd-9744-b12d8973d402"})
+async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
+    """Demographics of one patient: name, gender, birth date, age in completed years at now, death, MRN, address, language."""
+    patient = await require_patient(ctx, args.patient)
+    row = patient_row(patient, ctx.now)
+    _, age_text = _age_text(patient, ctx.now)
+    lines = [f"{row['ref']}: {row['name']}, {row['gender']}, {age_text} (now {ctx.now.date().isoformat()})"]
+    identifiers = []
+    for identifier in patient.get("identifier", []):
+        kind = (identifier.get("type") or {}).get("text") or ""
+        code = next((c.get("code") for c in (identifier.get("type") or {}).get("coding", [])), None)
+        if code in ("MR", "SS", "DL", "PPN"):
+            identifiers.append(f"{'MRN' if code == 'MR' else kind} {identifier.get('value')}")
+    if identifiers:
+        lines.append("identifiers: " + "; ".join(identifiers))
+    if patient.get("deceasedDateTime") and not row["deceased"]:
+        lines.append("alive at now")
+    address = (patient.get("address") or [{}])[0]
+    place = ", ".join(filter(None, [*address.get("line", []), address.get("city"), address.get("state"),
+                                    address.get("postalCode")]))
+    extra = []
+    if place:
+        extra.append(f"address {clean(place, 80)}")
+    languages = [c.get("language", {}).get("text") or (c.get("language", {}).get("coding") or [{}])[0].get("display")
+                 for c in patient.get("communication", [])]
+    if any(languages):
+        extra.append("language " + ", ".join(filter(None, languages)))
+    marital = (patient.get("maritalStatus") or {}).get("text") or \
+        ((patient.get("maritalStatus") or {}).get("coding") or [{}])[0].get("code")
+    if marital:
+        extra.append(f"marital status {marital}")
+    if extra:
+        lines.append("; ".join(extra))
+    return ToolResult(text="\n".join(lines), rows=[row], references=[row["ref"]])

@@ -1,0 +1,386 @@
+"""The tool registry: typed async tools with pydantic argument models, exported to LangGraph, OpenAI schemas and MCP.
+
+A tool is ``async def name(ctx: ToolContext, args: SomeArgs) -> ToolResult`` decorated with
+:func:`tool`. Its description is the docstring; its argument schema comes from the pydantic
+model (field types plus the docstring under each field). :meth:`Registry.call` validates the
+arguments and turns every mistake a model can make (bad arguments, unknown patient, a FHIR
+server's OperationOutcome, writes in read-only mode) into a ``ToolResult`` with ``error`` set:
+a call never raises for model input.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medagent.fhir.errors import (
+    FhirClientError,
+    FhirConflict,
+    FhirForbidden,
+    FhirInvalid,
+    FhirNotFound,
+    FhirOperationError,
+    FhirTransportError,
+)
+from medagent.tools.context import AuditEntry, ToolCall, ToolContext
+
+log = logging.getLogger("medagent.tools")
+
+__all__ = [
+    "AuditEntry", "FINAL_ANSWER", "Registry", "REGISTRY", "Tool", "ToolArgs", "ToolCall", "ToolContext",
+    "ToolError", "ToolResult", "default_registry", "tool",
+]
+
+FINAL_ANSWER = "final_answer"
+
+
+class ToolArgs(BaseModel):
+    """Base of every argument model: unknown arguments are errors; field docstrings become descriptions."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, str_strip_whitespace=True)
+
+
+class ToolResult(BaseModel):
+    """What a tool returns: text for the model, structured rows for code, the references read or written."""
+
+    text: str = ""
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list)
+    truncated: int = Field(0, description="Rows that matched but were left out (limit or token budget).")
+    error: str | None = None
+    wrote: list[str] = Field(default_factory=list, description="References created or changed.")
+
+    @classmethod
+    def failure(cls, message: str) -> ToolResult:
+        return cls(text=f"ERROR: {message}", error=message)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ToolError(Exception):
+    """A mistake the model can fix (unknown patient, impossible date, unknown code system ...)."""
+
+    def __init__(self, message: str, *, example: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.example = example
+
+
+ToolFn = Callable[[ToolContext, Any], Awaitable[ToolResult]]
+
+
+@dataclass
+class Tool:
+    """One registered tool."""
+
+    name: str
+    description: str
+    args_model: type[ToolArgs]
+    fn: ToolFn
+    writes: bool = False
+    destructive: bool = False
+    idempotent: bool = True
+    example: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def read_only(self) -> bool:
+        return not self.writes
+
+    @property
+    def summary(self) -> str:
+        """The first line of the description."""
+        return self.description.strip().split("\n")[0]
+
+    def parameters(self) -> dict[str, Any]:
+        """The arguments' JSON schema, inlined (no $ref), no titles, additionalProperties false."""
+        return simplify_schema(self.args_model.model_json_schema())
+
+    def annotations(self) -> dict[str, Any]:
+        """MCP tool annotations (hosts use them to gate writes)."""
+        return {"readOnlyHint": not self.writes, "destructiveHint": self.destructive,
+                "idempotentHint": self.idempotent, "openWorldHint": False}
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": self.parameters()}}
+
+    def example_text(self) -> str:
+        return json.dumps(self.example, separators=(", ", ": ")) if self.example else "{}"
+
+
+class Registry:
+    """An ordered set of tools; ``call`` is the one entry point agents, LangGraph and MCP go through."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.add(item)
+
+    def add(self, item: Tool) -> Tool:
+        if item.name in self._tools or item.name == FINAL_ANSWER:
+            raise ValueError(f"tool name {item.name!r} is already taken")
+        self._tools[item.name] = item
+        return item
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __getitem__(self, name: str) -> Tool:
+        return self._tools[name]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def select(self, names: Iterable[str] | None = None) -> list[Tool]:
+        if names is None:
+            return list(self._tools.values())
+        chosen = []
+        for name in names:
+            if name not in self._tools:
+                raise KeyError(f"unknown tool {name!r}; known: {', '.join(self._tools)}")
+            chosen.append(self._tools[name])
+        return chosen
+
+    def subset(self, names: Iterable[str]) -> Registry:
+        """A registry holding only some tools (to compare tool sets in benchmarks)."""
+        return Registry(self.select(names))
+
+    # calling -----------------------------------------------------------------------------
+    async def call(self, name: str, raw_args: dict[str, Any] | str | None, ctx: ToolContext) -> ToolResult:
+        """Validate and run one tool call; model mistakes come back as ``ToolResult.error``, never raised."""
+        item = self._tools.get(name)
+        if item is None:
+            return ToolResult.failure(f"unknown tool {name!r}; available tools: {', '.join(self._tools)}")
+        if isinstance(raw_args, str):
+            try:
+                raw_args = json.loads(raw_args) if raw_args.strip() else {}
+            except json.JSONDecodeError as exc:
+                return ToolResult.failure(f"arguments of {name} are not valid JSON ({exc.msg}); "
+                                          f"example: {item.example_text()}")
+        if raw_args is None:
+            raw_args = {}
+        if not isinstance(raw_args, dict):
+            return ToolResult.failure(f"arguments of {name} must be a JSON object; example: {item.example_text()}")
+        try:
+            args = item.args_model.model_validate(raw_args)
+        except ValidationError as exc:
+            return ToolResult.failure(f"bad arguments for {name}: {describe_validation(exc)}. "
+                                      f"Example: {item.example_text()}")
+        if item.writes:
+            if ctx.read_only:
+                return ToolResult.failure(
+                    f"refused: read-only mode; {name} would write to the EHR and writes are disabled for this run. "
+                    "Answer from what you can read, or say the write could not be made.")
+            if ctx.approve is not None:
+                call = ToolCall(name=name, arguments=args.model_dump(mode="json", exclude_none=True),
+                                writes=True, destructive=item.destructive)
+                try:
+                    approved = await ctx.approve(call)
+                except Exception as exc:  # noqa: BLE001 - an approval hook failure must not end the run
+                    log.exception("approval hook failed for %s", name)
+                    return ToolResult.failure(f"refused: the approval step failed ({type(exc).__name__})")
+                if not approved:
+                    return ToolResult.failure(f"refused: {name} was not approved by the reviewer; do not retry it")
+        try:
+            result = await item.fn(ctx, args)
+        except ToolError as exc:
+            suffix = f" Example: {item.example_text()}" if exc.example else ""
+            return ToolResult.failure(exc.message + suffix)
+        except FhirOperationError as exc:
+            return ToolResult.failure(fhir_error_message(name, exc, item))
+        except FhirTransportError as exc:
+            return ToolResult.failure(f"the FHIR server could not be reached ({exc}); try again later")
+        except FhirClientError as exc:
+            return ToolResult.failure(f"FHIR client error: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a tool bug must not end the agent's run
+            log.exception("tool %s failed", name)
+            return ToolResult.failure(f"internal error in {name}: {type(exc).__name__}: {exc}")
+        return enforce_budget(result, ctx)
+
+    # exports ---------------------------------------------------------------------------
+    def openai_schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """OpenAI-style ``tools`` entries (vLLM accepts the same)."""
+        return [item.openai_schema() for item in self.select(names)]
+
+    def json_schema_union(self, names: Iterable[str] | None = None, *, final_answer: bool = True) -> dict[str, Any]:
+        """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``."""
+        options = []
+        for item in self.select(names):
+            options.append(_action(item.name, item.parameters()))
+        if final_answer:
+            options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
+        return {"title": "action", "anyOf": options}
+
+    def langchain_tools(self, ctx: ToolContext, names: Iterable[str] | None = None) -> list[Any]:
+        """LangChain ``StructuredTool``s bound to a context; they return (text, ToolResult)."""
+        from langchain_core.tools import StructuredTool
+
+        def bind(item: Tool) -> Any:
+            async def run(**kwargs: Any) -> tuple[str, ToolResult]:
+                result = await self.call(item.name, kwargs, ctx)
+                return (f"ERROR: {result.error}" if result.error else result.text), result
+
+            return StructuredTool.from_function(
+                coroutine=run, name=item.name, description=item.description, args_schema=item.args_model,
+                response_format="content_and_artifact", infer_schema=False,
+            )
+
+        return [bind(item) for item in self.select(names)]
+
+    def describe(self, names: Iterable[str] | None = None) -> str:
+        """One line per tool: name(args) - summary (for prompts and docs)."""
+        lines = []
+        for item in self.select(names):
+            params = item.parameters()
+            required = set(params.get("required", []))
+            args = ", ".join(f"{key}{'' if key in required else '?'}" for key in params.get("properties", {}))
+            lines.append(f"- {item.name}({args}): {item.summary}")
+        return "\n".join(lines)
+
+
+FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "description": "The answer in the format the question asks for."},
+        "citations": {"type": "array", "items": {"type": "string"},
+                      "description": "References (Type/id) of the rows the answer rests on."},
+    },
+    "required": ["answer", "citations"],
+    "additionalProperties": False,
+}
+
+
+def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"tool": {"const": name}, "arguments": parameters},
+            "required": ["tool", "arguments"], "additionalProperties": False}
+
+
+REGISTRY = Registry()
+
+
+def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = True,
+         example: dict[str, Any] | None = None, name: str | None = None,
+         registry: Registry | None = None) -> Callable[[ToolFn], ToolFn]:
+    """Register ``async def fn(ctx: ToolContext, args: Model) -> ToolResult``; the docstring is the description."""
+
+    def decorate(fn: ToolFn) -> ToolFn:
+        hints = get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+        if len(params) != 2:
+            raise TypeError(f"tool {fn.__name__} must take (ctx, args)")
+        model = hints.get(params[1])
+        if not (isinstance(model, type) and issubclass(model, ToolArgs)):
+            raise TypeError(f"tool {fn.__name__}: its second parameter must be annotated with a ToolArgs model")
+        description = inspect.cleandoc(fn.__doc__ or "").strip()
+        if not description:
+            raise TypeError(f"tool {fn.__name__} needs a docstring: it is the description the model reads")
+        item = Tool(name=name or fn.__name__, description=description, args_model=model, fn=fn, writes=writes,
+                    destructive=destructive, idempotent=idempotent, example=dict(example or {}))
+        if example is not None:
+            model.model_validate(example)  # examples shown to models must themselves be valid
+        (registry or REGISTRY).add(item)
+        return fn
+
+    return decorate
+
+
+def default_registry() -> Registry:
+    """The registry with every medagent tool (importing the tool modules registers them)."""
+    import medagent.tools.manifest  # noqa: F401
+    import medagent.tools.read_clinical  # noqa: F401
+    import medagent.tools.read_patients  # noqa: F401
+    import medagent.tools.search_generic  # noqa: F401
+    import medagent.tools.writes  # noqa: F401
+
+    return REGISTRY
+
+
+# helpers ---------------------------------------------------------------------------------
+
+def describe_validation(exc: ValidationError, limit: int = 3) -> str:
+    """Pydantic errors as one short line: 'limit: must be <= 100; since: not a date ...'."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__") or "arguments"
+        message = str(error.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown argument"
+        elif error.get("type") == "missing":
+            message = "required"
+        parts.append(f"{where}: {message}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def fhir_error_message(name: str, exc: FhirOperationError, item: Tool) -> str:
+    if isinstance(exc, FhirNotFound):
+        return f"not found: {exc.message}. Check the id (find_patients gives patient ids; rows give Type/id)."
+    if isinstance(exc, FhirInvalid):
+        return f"the FHIR server rejected {name}'s request: {exc.message}. Example: {item.example_text()}"
+    if isinstance(exc, FhirConflict):
+        return f"conflict: {exc.message}; read the resource again and retry"
+    if isinstance(exc, FhirForbidden):
+        return f"not allowed by the FHIR server: {exc.message}"
+    return f"FHIR server error {exc.status}: {exc.message}"
+
+
+def enforce_budget(result: ToolResult, ctx: ToolContext) -> ToolResult:
+    """Last line of defence: a text over twice the budget is cut with an explicit marker."""
+    limit = ctx.char_budget * 2
+    if len(result.text) > limit:
+        cut = result.text[:limit].rsplit("\n", 1)[0]
+        result.text = cut + f"\n... output cut at the token budget ({ctx.token_budget} tokens); narrow the request"
+    return result
+
+
+def simplify_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Inline $defs, drop titles, collapse optional ``anyOf [X, null]`` to X, forbid extra properties."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, *, optional: bool = False) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            target = defs[node["$ref"].split("/")[-1]]
+            merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
+            return walk(merged, optional=optional)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("title", "$defs"):
+                continue
+            if key == "properties":
+                required = set(node.get("required", []))
+                out[key] = {k: walk(v, optional=k not in required) for k, v in value.items()}
+            else:
+                out[key] = walk(value)
+        if optional and "anyOf" in out:
+            kept = [o for o in out["anyOf"] if o.get("type") != "null"]
+            if len(kept) == 1:
+                rest = {k: v for k, v in out.items() if k != "anyOf"}
+                out = {**kept[0], **rest}
+        if optional and out.get("default", 0) is None:
+            out.pop("default")
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+
+    return walk(schema)

@@ -1,0 +1,179 @@
+"""Argument types the tools share (patient, codes, free text, limit) and how they become FHIR search parameters."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from medagent.fhir.errors import FhirNotFound
+from medagent.tools.compact import SYSTEM_URLS
+from medagent.tools.context import ToolContext
+from medagent.tools.registry import ToolError
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def check_patient(value: str) -> str:
+    text = str(value).strip()
+    text = text.split("/_history/")[0]
+    if text.startswith("Patient/"):
+        text = text[len("Patient/"):]
+    elif "/" in text:
+        raise ValueError(f"{value!r} is not a patient reference; use a Patient id or 'Patient/<id>'")
+    if not _ID.match(text):
+        raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/ba18818d-faef-44cd'")
+    return text
+
+
+PatientRef = Annotated[str, AfterValidator(check_patient), Field(
+    description="Patient id or 'Patient/<id>' (find_patients gives it)")]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most rows to return (default 20, max 100)")]
+
+# system labels a model may write before a code
+_SYSTEM_ALIASES = {**SYSTEM_URLS, "sct": "http://snomed.info/sct", "snomed-ct": "http://snomed.info/sct",
+                   "snomedct": "http://snomed.info/sct", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                   "rx": "http://www.nlm.nih.gov/research/umls/rxnorm", "cvx": "http://hl7.org/fhir/sid/cvx",
+                   "ndc": "http://hl7.org/fhir/sid/ndc", "loinc": "http://loinc.org"}
+CODE_EXAMPLE = "4548-4, loinc|4548-4, http://loinc.org|4548-4 or 8480-6,8462-4"
+# codes that mean the same measurement in this data (the blood pressure panel has two LOINC codes)
+EQUIVALENT_CODES = {"85354-9": ("55284-4",), "55284-4": ("85354-9",)}
+
+
+def parse_codes(value: str) -> list[tuple[str | None, str]]:
+    """'loinc|4548-4,8480-6' -> [(LOINC url, '4548-4'), (None, '8480-6')]; raises ValueError for unknown systems."""
+    out: list[tuple[str | None, str]] = []
+    for item in str(value).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        system: str | None = None
+        code = item
+        if "|" in item:
+            system, _, code = item.rpartition("|")
+        elif " " in item and not item.startswith("http"):
+            system, _, code = item.partition(" ")
+        elif ":" in item and not item.startswith("http") and not item.startswith("urn:"):
+            system, _, code = item.partition(":")
+        if system is not None:
+            system = system.strip()
+            if not system.startswith(("http://", "https://", "urn:")):
+                url = _SYSTEM_ALIASES.get(system.lower())
+                if url is None:
+                    raise ValueError(f"unknown code system {system!r}; use loinc, snomed, rxnorm, cvx, ndc or a "
+                                     f"system URL, e.g. {CODE_EXAMPLE}")
+                system = url
+        code = code.strip()
+        if not code or " " in code or len(code) > 64:
+            raise ValueError(f"{item!r} is not a code; give codes like {CODE_EXAMPLE} (use text= for words)")
+        out.append((system or None, code))
+    if not out:
+        raise ValueError(f"no code given; e.g. {CODE_EXAMPLE}")
+    return out
+
+
+def check_codes(value: str) -> str:
+    parse_codes(value)
+    return str(value).strip()
+
+
+CodeArg = Annotated[str, AfterValidator(check_codes), Field(
+    description=f"Code(s), comma-separated, optionally with system: {CODE_EXAMPLE}")]
+
+
+def token_param(value: str) -> tuple[str, set[str]]:
+    """A FHIR token search value (comma = OR) and the set of plain codes it asks for (with equivalents)."""
+    items, plain = [], set()
+    for system, code in parse_codes(value):
+        for each in (code, *EQUIVALENT_CODES.get(code, ())):
+            items.append(f"{system}|{each}" if system else each)
+            plain.add(each)
+    return ",".join(dict.fromkeys(items)), plain
+
+
+# Words models use for concepts that the data spells differently (searched in addition to the words).
+SYNONYMS = {
+    "hba1c": ["a1c"], "a1c": ["a1c"], "glycated hemoglobin": ["a1c"], "bp": ["blood pressure"],
+    "bmi": ["body mass index"], "ldl": ["low density lipoprotein"], "hdl": ["hdl"],
+    "egfr": ["glomerular filtration"], "gfr": ["glomerular filtration"], "wbc": ["leukocytes"],
+    "white blood cell": ["leukocytes"], "rbc": ["erythrocytes"], "red blood cell": ["erythrocytes"],
+    "platelets": ["platelets"], "pulse": ["heart rate"], "temperature": ["temperature"], "temp": ["temperature"],
+    "weight": ["body weight"], "height": ["body height"], "blood sugar": ["glucose"], "sugar": ["glucose"],
+    "bun": ["urea nitrogen"], "k": ["potassium"], "na": ["sodium"], "mg": ["magnesium"],
+    "flu": ["influenza"], "tetanus": ["td (adult)", "tdap"], "mi": ["myocardial infarction"],
+    "heart attack": ["myocardial infarction"], "htn": ["hypertension"], "high blood pressure": ["hypertension"],
+    "dm": ["diabetes"], "t2dm": ["diabetes"], "copd": ["chronic obstructive"], "ckd": ["chronic kidney"],
+    "afib": ["atrial fibrillation"], "uti": ["urinary tract infection"], "cholesterol": ["cholesterol"],
+    "spo2": ["oxygen saturation"], "o2 sat": ["oxygen saturation"], "respiratory rate": ["respiratory rate"],
+}
+
+
+def text_phrases(text: str) -> list[str]:
+    """The phrase itself plus synonyms, for a FHIR ``:text`` search (comma = OR)."""
+    phrase = " ".join(text.lower().split())
+    phrases = [phrase, *SYNONYMS.get(phrase, [])]
+    return list(dict.fromkeys(p for p in phrases if p))
+
+
+def text_param(text: str) -> str:
+    return ",".join(p.replace("\\", "\\\\").replace(",", "\\,") for p in text_phrases(text))
+
+
+def check_text(value: str) -> str:
+    text = " ".join(str(value).split())
+    if len(text) < 2:
+        raise ValueError("text must have at least 2 characters, e.g. 'hemoglobin a1c'")
+    if len(text) > 100:
+        raise ValueError("text is too long; use a few words, e.g. 'hemoglobin a1c'")
+    return text
+
+
+TextArg = Annotated[str, AfterValidator(check_text), Field(
+    description="Words in the code's display name (case-insensitive), e.g. 'hemoglobin a1c'")]
+
+
+async def require_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:
+    """The Patient resource (cached per run); a ToolError the model can act on when it does not exist."""
+    cache: dict[str, dict[str, Any]] = ctx.cache.setdefault("patients", {})
+    if patient_id not in cache:
+        try:
+            cache[patient_id] = await ctx.client.read_json("Patient", patient_id)
+        except FhirNotFound:
+            raise ToolError(f"patient {patient_id!r} not found; find the id with find_patients(name=..., "
+                            "birth_date=...) or find_patients(identifier=<MRN>)") from None
+    return cache[patient_id]
+
+
+async def names_of(ctx: ToolContext, references: list[str]) -> dict[str, str]:
+    """'Practitioner/x' -> 'Given Family' for many references in one search (cached per run)."""
+    from medagent.tools.rows import person_name
+
+    cache: dict[str, str] = ctx.cache.setdefault("names", {})
+    wanted: dict[str, list[str]] = {}
+    for ref in references:
+        if ref and ref not in cache and "/" in ref:
+            kind, _, rid = ref.partition("/")
+            wanted.setdefault(kind, []).append(rid)
+    for kind, ids in wanted.items():
+        if kind not in ("Practitioner", "Patient", "RelatedPerson", "Organization"):
+            continue
+        for start in range(0, len(ids), 50):
+            chunk = sorted(set(ids[start:start + 50]))
+            async for resource in ctx.client.search_json(kind, {"_id": ",".join(chunk), "_count": len(chunk)}):
+                name = resource.get("name") if kind == "Organization" else person_name(resource)
+                cache[f"{kind}/{resource['id']}"] = str(name or "")
+    return {ref: cache.get(ref, "") for ref in references if ref}
+
+
+async def resources_by_id(ctx: ToolContext, kind: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Resources of one type by id, fetched in batches of 50; keys are 'Type/id'."""
+    out: dict[str, dict[str, Any]] = {}
+    unique = sorted(set(i for i in ids if i))
+    for start in range(0, len(unique), 50):
+        chunk = unique[start:start + 50]
+        async for resource in ctx.client.search_json(kind, {"_id": ",".join(chunk), "_count": len(chunk)}):
+            out[f"{kind}/{resource['id']}"] = resource
+    return out

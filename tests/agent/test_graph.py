@@ -1,0 +1,91 @@
+"""The LangGraph agent loop driven by ScriptedPolicy (a test policy) over the real tools and server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from medagent.agent.graph import Agent
+from medagent.agent.state import Limits
+from medagent.fhir.client import FhirClient
+from medagent.models.base import ModelError, ModelRequest
+from medagent.models.scripted import ScriptedPolicy
+from medagent.tools.registry import Registry
+from tests.agent.conftest import NOW, PATIENT, call, final
+
+
+def agent(policy: ScriptedPolicy, registry: Registry, client: FhirClient, **limits: float) -> Agent:
+    return Agent(model=policy, registry=registry, client=client, limits=Limits(**limits))  # type: ignore[arg-type]
+
+
+async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([
+        call("find_patients", name="Hartmann"),
+        call("get_patient", patient=PATIENT),
+        final("1949-11-29", f"Patient/{PATIENT}"),
+    ])
+    result = await agent(policy, registry, client).run("When was Adalberto Hartmann born?", now=NOW)
+    assert result.status == "answered"
+    assert result.answer == "1949-11-29"
+    assert result.citations == [f"Patient/{PATIENT}"]
+    assert result.steps == 2
+    assert [s["tool"] for s in result.trace] == ["find_patients", "get_patient", "final_answer"]
+    assert PATIENT in result.trace[0]["result"]
+    assert "1949-11-29" in result.trace[1]["result"]
+    # the model saw the first tool's output before choosing the second call
+    assert PATIENT in policy.requests[1].messages[-1].content
+    # every request carries the scenario's clock and the constrained action schema
+    assert NOW in policy.requests[0].messages[0].content
+    assert policy.requests[0].json_schema is not None
+
+
+async def test_malformed_replies_are_reasked_then_fail_cleanly(registry: Registry, client: FhirClient) -> None:
+    recovered = await agent(ScriptedPolicy(["not json at all", final("no")]), registry, client).run("q?", now=NOW)
+    assert recovered.status == "answered" and recovered.answer == "no"
+    assert recovered.trace[0]["error"] == "it is not a JSON object"
+
+    unknown_tool = ScriptedPolicy([call("drop_database"), final("done")])
+    result = await agent(unknown_tool, registry, client).run("q?", now=NOW)
+    assert result.status == "answered"
+    assert "no tool named 'drop_database'" in unknown_tool.requests[1].messages[-1].content
+
+    broken = ScriptedPolicy(["{", "[]", '{"tool": 3}'])
+    failed = await agent(broken, registry, client, max_invalid_replies=2).run("q?", now=NOW)
+    assert failed.status == "invalid_output"
+    assert failed.answer is None and "could not be parsed 3 times" in (failed.error or "")
+
+
+async def test_bad_tool_arguments_come_back_as_tool_errors(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([call("get_patient", patient=PATIENT, bogus=1), final("x")])
+    result = await agent(policy, registry, client).run("q?", now=NOW)
+    assert result.status == "answered"
+    assert "unknown argument" in (result.trace[0]["error"] or "")
+    assert "ERROR" in policy.requests[1].messages[-1].content
+
+
+async def test_step_limit_ends_the_run(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy(lambda request: call("get_patient", patient=PATIENT))
+    result = await agent(policy, registry, client, max_steps=3).run("loop forever", now=NOW)
+    assert result.status == "step_limit"
+    assert result.steps == 3 and len(policy.requests) == 3
+
+
+async def test_token_budget_ends_the_run(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy(lambda request: call("get_patient", patient=PATIENT))
+    result = await agent(policy, registry, client, max_tokens=1500).run("loop", now=NOW)
+    assert result.status == "token_budget"
+    assert result.prompt_tokens + result.completion_tokens >= 1500
+
+
+async def test_timeout_ends_a_hanging_model_call(registry: Registry, client: FhirClient) -> None:
+    async def hang(request: ModelRequest) -> dict[str, object]:
+        await asyncio.sleep(30)
+        return final("late")
+
+    result = await agent(ScriptedPolicy(hang), registry, client, timeout_s=0.5).run("q?", now=NOW)
+    assert result.status == "timeout"
+
+
+async def test_model_errors_end_the_run_with_a_status(registry: Registry, client: FhirClient) -> None:
+    down = ScriptedPolicy([ModelError("connection", "vLLM is down", backend="openai")])
+    result = await agent(down, registry, client).run("q?", now=NOW)
+    assert result.status == "model_error" and "vLLM is down" in (result.error or "")
