@@ -238,6 +238,26 @@ async def _fhir_for(settings: Settings) -> AsyncIterator[str]:
         server.stop()
 
 
+@app.command("mcp")
+@user_errors
+def mcp(
+    fhir_url: FhirUrlOption = None,
+    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp).")] = "stdio",
+    host: Annotated[str, typer.Option(help="Interface for --transport http.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for --transport http.")] = 8765,
+    now: Annotated[str | None, typer.Option(help="The clock the tools use (ISO date/time); default: the start time.")] = None,
+    allow_writes: Annotated[bool, typer.Option("--allow-writes", help="Allow the write tools (default: read-only).")] = False,
+    actor: Annotated[str, typer.Option(help="Who writes, recorded in the audit trail.")] = "mcp-client",
+) -> None:
+    """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
+    from medagent.tools.mcp_server import parse_now, serve_mcp
+
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter("--transport must be stdio or http")
+    settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
+    serve_mcp(settings, transport=transport, host=host, port=port, now=parse_now(now), actor=actor)
+
+
 def _mount_sub_apps() -> None:
     """Sub-apps of other layers, mounted here so the CLI stays one entry point."""
     from medagent.bench.cli import bench_app

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,19 +262,25 @@ class EmbeddedBackend:
             torch.set_num_threads(self.threads)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
-            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+            config = json.loads((folder / "config.json").read_text())
+            vocab_size = int(config.get("vocab_size") or config.get("text_config", {}).get("vocab_size") or len(tokenizer))
+            end_ids = []
+            for token in self.spec.end_tokens:
+                token_id = tokenizer.convert_tokens_to_ids(token)
+                if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+                    end_ids.append(token_id)
+            if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in end_ids:
+                end_ids.append(tokenizer.eos_token_id)
+            # The grammar's token table takes seconds for a 262k vocabulary: build it while the weights load.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                ll_future = pool.submit(llguidance.hf.from_tokenizer, tokenizer, n_vocab=vocab_size, eos_token=end_ids)
+                model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+                ll_tokenizer = ll_future.result()
         except Exception as exc:  # noqa: BLE001
             raise ModelError("model_load", f"cannot load {folder}: {type(exc).__name__}: {exc} (delete the folder to convert again)") from exc
         model.eval()
-        vocab_size = int(model.get_output_embeddings().weight.shape[0])
-        end_ids = []
-        for token in self.spec.end_tokens:
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-                end_ids.append(token_id)
-        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in end_ids:
-            end_ids.append(tokenizer.eos_token_id)
-        ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=end_ids)
+        if int(model.get_output_embeddings().weight.shape[0]) != vocab_size:
+            raise ModelError("model_load", f"{folder}: config vocab_size {vocab_size} does not match the weights")
         max_context = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
         self.load_s = time.perf_counter() - started
         log.info("loaded %s from %s in %.1fs", self.name, folder, self.load_s)

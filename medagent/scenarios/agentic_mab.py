@@ -112,6 +112,8 @@ def age(b: AgenticBuilder) -> list[Scenario]:
     born = b.chart.birth_date
     for _ in range(TRIES):
         now = b.clock(pick_time(rng, start, end))
+        if not b.inside(now):
+            continue
         today = day_of(now)
         birthday = date(today.year, born.month, 28 if (born.month, born.day) == (2, 29) else born.day)
         if abs((today - birthday).days) <= 2 or today < born:
@@ -135,7 +137,7 @@ def record_bp(b: AgenticBuilder) -> list[Scenario]:
     visits = [t for t in b.chart.encounter_starts if start <= t <= end - timedelta(hours=1)]
     if not visits:
         return []
-    now = b.clock(rng.choice(sorted(visits)) + timedelta(minutes=rng.randint(10, 40)))
+    now = b.clock(rng.choice(sorted(visits)) + timedelta(minutes=rng.randint(20, 45)))  # >= 5 min after arrival
     systolic = rng.randint(100, 165)
     diastolic = rng.randint(60, min(100, systolic - 25))
     factors = {"mmHg": 1.0, "mm Hg": 1.0}

@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from statistics import mean
 
 import orjson
 
-from medagent.data import iter_bundles
+from medagent.data import default_archive, iter_bundles
 from medagent.scenarios.agentic import TASKS, generate_agentic
-from medagent.scenarios.chart import chart_from_bundle
+from medagent.scenarios.chart import Chart, chart_from_bundle
 from medagent.scenarios.ehrqa import CATEGORIES, generate_ehrqa
 from medagent.scenarios.models import FileEntry, Manifest, Scenario
 from medagent.scenarios.population import population_of
@@ -39,7 +40,7 @@ def _answer_type(scenario: Scenario) -> str:
 def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_dir: Path = DEFAULT_OUT,
                     sources: Iterable[Path] | None = None) -> Manifest:
     """Generate, sample, split and write both suites; returns (and writes) the manifest."""
-    charts = [chart_from_bundle(bundle) for _, bundle in iter_bundles(sources)]
+    charts = load_charts(sources)
     population = population_of(charts)  # negatives come from everyone, whatever --patients says
     selected = charts[:patients] if patients else charts
     test = set(test_patients(c.patient_id for c in selected))
@@ -87,6 +88,19 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
                                             + b"\n")
     update_readme(out_dir / "README.md", manifest)
     return manifest
+
+
+def load_charts(sources: Iterable[Path] | None = None) -> list[Chart]:
+    """Charts of every bundle; parsed once per process for unchanged files (builds, tests)."""
+    paths = list(sources) if sources else [default_archive()]
+    if all(p.is_file() for p in paths):
+        return list(_cached_charts(tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)))
+    return [chart_from_bundle(bundle) for _, bundle in iter_bundles(paths)]
+
+
+@lru_cache(maxsize=2)
+def _cached_charts(files: tuple[tuple[str, int, int], ...]) -> tuple[Chart, ...]:
+    return tuple(chart_from_bundle(bundle) for _, bundle in iter_bundles(Path(f[0]) for f in files))
 
 
 def _ordered(scenarios: list[Scenario], categories: list[str]) -> list[Scenario]:

@@ -69,10 +69,10 @@ class ToolResult(BaseModel):
 class ToolError(Exception):
     """A mistake the model can fix (unknown patient, impossible date, unknown code system ...)."""
 
-    def __init__(self, message: str, *, example: bool = True) -> None:
+    def __init__(self, message: str, *, example: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.example = example
+        self.example = "e.g." not in message if example is None else example
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable[ToolResult]]

@@ -29,9 +29,15 @@ def first_coding(concept: dict[str, Any] | None) -> tuple[str, str, str]:
 
 def concept_label(concept: dict[str, Any] | None) -> str:
     """'Hypertension (SNOMED 38341003)'."""
-    system, code, display = first_coding(concept)
+    return named(*first_coding(concept))
+
+
+def named(system: str, code: str, display: str) -> str:
+    """'Display (SYSTEM code)', without repeating a code the display already shows."""
     label = code_label(system, code)
-    return f"{display} ({label})" if label and display else display or label
+    if not display or display == label or (code and display.endswith(code)):
+        return display or label
+    return f"{display} ({label})" if label else display
 
 
 def id_of(ref: str | None) -> str:
@@ -129,7 +135,7 @@ def observation_line(resource: dict[str, Any], now: datetime, focus: set[str] | 
     parts = components(resource)
     row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code,
                            "display": display, "value": value, "unit": unit, "status": resource.get("status")}
-    label = f"{display} ({code_label(system, code)})"
+    label = named(system, code, display)
     picked = [c for c in parts if focus and c["code"] in focus and (code not in focus)]
     if picked:
         part = picked[0]
@@ -177,7 +183,7 @@ def condition_line(resource: dict[str, Any], now: datetime) -> Line:
     row = {"ref": reference(resource), "onset": onset, "system": system, "code": code, "display": display,
            "status": status, "abatement": abated}
     status_text = f"resolved {day(abated)}" if abated else status
-    return Line(join(f"onset {day(onset)}", f"{display} ({code_label(system, code)})", status_text, row["ref"]), row)
+    return Line(join(f"onset {day(onset)}", named(system, code, display), status_text, row["ref"]), row)
 
 
 # ---------- MedicationRequest ----------
@@ -194,7 +200,7 @@ def dosage_text(resource: dict[str, Any]) -> str:
             speed, _, _ = quantity_text(rate.get("rateQuantity"))
             if speed:
                 parts.append(f"rate {speed}")
-        route = first_coding(dosage.get("route"))[2] or (dosage.get("route") or {}).get("text")
+        route = (dosage.get("route") or {}).get("text") or first_coding(dosage.get("route"))[2]
         if route:
             parts.append(f"route {route}")
         repeat = (dosage.get("timing") or {}).get("repeat") or {}
@@ -213,14 +219,14 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
     requester_ref = requester.get("reference")
     prescriber = prescribers.get(requester_ref or "", "") or clean(requester.get("display"))
     reason_refs = [r.get("reference") for r in resource.get("reasonReference", []) if r.get("reference")]
-    reason_texts = [f"{reasons.get(r, '?')} ({r})" for r in reason_refs]
+    reason_texts = [f"{reasons[r]} ({r})" if reasons.get(r) else r for r in reason_refs]
     reason_texts += [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
     authored = resource.get("authoredOn")
     row = {"ref": reference(resource), "authored": authored, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "intent": resource.get("intent"), "requester": requester_ref,
            "prescriber": prescriber or None, "reasons": reason_refs,
            "reason_displays": [reasons.get(r) for r in reason_refs], "dosage": dosage_text(resource) or None}
-    return Line(join(day(authored), f"{display} ({code_label(system, code)})" if code else display,
+    return Line(join(day(authored), named(system, code, display),
                      resource.get("status"), f"prescriber {prescriber}" if prescriber else "",
                      f"reason {'; '.join(reason_texts)}" if reason_texts else "", row["dosage"] or "", row["ref"]), row)
 
@@ -232,7 +238,7 @@ def immunization_line(resource: dict[str, Any], now: datetime) -> Line:
     when = date_of(resource)
     row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status")}
-    return Line(join(day(when), f"{display} ({code_label(system, code)})", _status(row["status"], "completed"),
+    return Line(join(day(when), named(system, code, display), _status(row["status"], "completed"),
                      row["ref"]), row)
 
 
@@ -243,7 +249,7 @@ def procedure_line(resource: dict[str, Any], now: datetime) -> Line:
     reasons += [clean(r.get("display") or r.get("reference")) for r in resource.get("reasonReference", [])]
     row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "reasons": [r for r in reasons if r]}
-    return Line(join(day(when), f"{display} ({code_label(system, code)})", _status(row["status"], "completed"),
+    return Line(join(day(when), named(system, code, display), _status(row["status"], "completed"),
                      f"reason {'; '.join(row['reasons'])}" if row["reasons"] else "", row["ref"]), row)
 
 
@@ -256,7 +262,7 @@ def allergy_line(resource: dict[str, Any], now: datetime) -> Line:
            "status": status, "type": resource.get("type"), "category": resource.get("category", []),
            "criticality": resource.get("criticality")}
     crit = f"criticality {row['criticality']}" if row["criticality"] else ""
-    return Line(join(f"recorded {day(when)}", f"{display} ({code_label(system, code)})", kind, crit, status,
+    return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status,
                      row["ref"]), row)
 
 
@@ -270,7 +276,7 @@ def encounter_line(resource: dict[str, Any], now: datetime) -> Line:
     row = {"ref": reference(resource), "start": period.get("start"), "end": period.get("end"), "class": klass,
            "system": system, "code": code, "display": display, "status": resource.get("status"), "reasons": reasons,
            "participants": [p.get("individual", {}).get("reference") for p in resource.get("participant", [])]}
-    return Line(join(minute(period.get("start")), klass, f"{display} ({code_label(system, code)})" if code else display,
+    return Line(join(minute(period.get("start")), klass, named(system, code, display),
                      f"reason {'; '.join(reasons)}" if reasons else "", _status(row["status"], "finished"),
                      row["ref"]), row)
 
@@ -291,7 +297,7 @@ def report_line(resource: dict[str, Any], now: datetime, results: dict[str, Line
     else:
         names = [clean(r.get("display"), 40) for r in resource.get("result", []) if r.get("display")]
         detail = f"{len(result_refs)} results: {', '.join(names)}" if names else f"{len(result_refs)} results"
-    return Line(join(minute(when), f"{display} ({code_label(system, code)})", _status(row["status"], "final"), detail,
+    return Line(join(minute(when), named(system, code, display), _status(row["status"], "final"), detail,
                      row["ref"]), row)
 
 

@@ -10,9 +10,8 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from medagent.data import iter_bundles
 from medagent.scenarios import agentic
-from medagent.scenarios.chart import chart_from_bundle
+from medagent.scenarios.build import load_charts
 from medagent.scenarios.clock import parse_instant
 from medagent.scenarios.models import Manifest, Scenario
 
@@ -69,8 +68,7 @@ def test_every_task_states_now_and_answer_format(frozen: list[Scenario]) -> None
 
 def test_now_inside_the_patient_record(frozen: list[Scenario]) -> None:
     spans = {}
-    for _, bundle in iter_bundles():
-        chart = chart_from_bundle(bundle)
+    for chart in load_charts():
         end = min(chart.record_end, chart.deceased) if chart.deceased else chart.record_end
         spans[chart.patient_id] = (chart.record_start, chart.record_end, end)
     for scenario in frozen:
