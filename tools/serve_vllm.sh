@@ -35,6 +35,13 @@
 #   VLLM_CPU_KVCACHE_SPACE     KV cache GiB on CPU (default here 2)
 #   HF_TOKEN                   for the gated MedGemma weights on GPU machines that reach the hub
 #
+# Flags set for every profile: --enable-prefix-caching (the agent resends a growing conversation);
+# structured outputs with the xgrammar backend and no free whitespace (every JSON action parses, no
+# tokens spent on padding); --tool-call-parser pythonic only so that a tool_choice naming one function
+# is accepted (medagent's tool_mode="named_tool"); "auto" tool choice stays off: MedGemma has no
+# native tool-call format, medagent constrains the reply to the action schema instead;
+# --generation-config vllm (requests set their own sampling; the checkpoint's defaults do not leak in).
+#
 # Prints "vLLM ready: http://HOST:PORT/v1 model=NAME" once /health and /v1/models answer, then keeps the
 # server in the foreground until it exits or the script receives SIGINT/SIGTERM (it stops the server then).
 set -euo pipefail
@@ -130,7 +137,7 @@ case "$profile" in
     ready_timeout="${ready_timeout:-900}"
     # Multimodal checkpoint used for text only: no image inputs, no vision encoder cache.
     args+=(--dtype bfloat16 --tensor-parallel-size "$tp" --gpu-memory-utilization "$gpu_mem"
-           --limit-mm-per-prompt '{"image": 0}')
+           --language-model-only)
     ;;
   cpu)
     model="${model:-$MEDAGENT_HOME/models/gemma3-270m}"
@@ -160,6 +167,7 @@ fi
 args+=(--model "$model" --served-model-name "$served_name" --host "$host" --port "$port"
        --max-model-len "$max_len" --enable-prefix-caching
        --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'
+       --tool-call-parser pythonic
        --generation-config vllm)
 [[ -n "$chat_template" ]] && args+=(--chat-template "$chat_template")
 args+=("${extra[@]}")

@@ -40,26 +40,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-async def run_task(scenario: Scenario, trial: int, solver: Solver, base_url: str, set_hash: str | None) -> TaskRecord:
+async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
+                   set_hash: str | None) -> TaskRecord:
     """Reset, set up, solve, diff and grade one task; failures become records, never exceptions."""
     started = time.perf_counter()
     outcome = SolveOutcome(status="error")
     changes: list[dict[str, Any]] = []
     record_error: str | None = None
+    verdict = None
     try:
-        async with FhirClient(base_url, timeout=60) as client:
-            await client.reset(snapshot=1)
-            for resource in scenario.setup:
-                await client.update_json(resource)
-            baseline = await client.snapshot()
-            outcome = await solver.solve(scenario, client)
-            changes = await client.diff(snapshot=baseline)
+        await client.reset(snapshot=1)
+        for resource in scenario.setup:
+            await client.update_json(resource)
+        baseline = await client.snapshot()
+        outcome = await solver.solve(scenario, client)
+        changes = await client.diff(snapshot=baseline)
+        verdict = grade(scenario, outcome.answer, changes)
     except Exception as exc:  # a broken task must not end the run: it is recorded as an error
         record_error = f"{type(exc).__name__}: {exc}"
     latency = time.perf_counter() - started
-    verdict = None
-    if record_error is None:
-        verdict = grade(scenario, outcome.answer, changes)
     return TaskRecord(
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
         agent=solver.name, model=solver.model, status="error" if record_error else outcome.status,
@@ -98,17 +97,19 @@ async def run_benchmark(
     if not (out_dir / RUN_FILE).exists():
         write_json_atomic(out_dir / RUN_FILE, run_info)
     todo = [(s, t) for t in range(trials) for s in scenarios if (s.id, t) not in done]
+    timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency}
     if todo:
-        await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record)
+        await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record, timing)
     summary = summarize(log.load())
     summary["run"] = run_info
+    summary["timing"] = timing
     write_json_atomic(out_dir / SUMMARY_FILE, summary)
     return summary
 
 
 async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: ResultsLog, out_dir: Path, home: Path,
                    concurrency: int, set_hash: str | None, show_progress: bool,
-                   on_record: Callable[[TaskRecord], None] | None) -> None:
+                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any]) -> None:
     workers = max(1, min(concurrency, len(todo)))
     queue: asyncio.Queue[tuple[Scenario, int]] = asyncio.Queue()
     for item in todo:
@@ -124,8 +125,8 @@ async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: Result
         nonlocal passed, finished, tokens
         while not queue.empty():
             scenario, trial = queue.get_nowait()
-            async with pool.acquire() as base_url:
-                record = await run_task(scenario, trial, solver, base_url, set_hash)
+            async with pool.acquire() as client:
+                record = await run_task(scenario, trial, solver, client, set_hash)
             log.append(record)
             finished += 1
             passed += record.passed
@@ -136,5 +137,9 @@ async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: Result
                 on_record(record)
 
     with progress:
+        pool_started = time.perf_counter()
         async with ServerPool(workers, out_dir / "servers", home) as pool:
+            timing["servers_start_s"] = round(time.perf_counter() - pool_started, 2)
+            started = time.perf_counter()
             await asyncio.gather(*(worker(pool) for _ in range(workers)))
+            timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)

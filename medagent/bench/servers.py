@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from medagent.data import default_archive
+from medagent.fhir.client import FhirClient
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
 
@@ -34,14 +35,18 @@ def template_db(home: Path) -> Path:
 
 
 class ServerPool:
-    """``async with ServerPool(n, workdir, home) as pool: async with pool.acquire() as url: ...``"""
+    """``async with ServerPool(n, workdir, home) as pool: async with pool.acquire() as client: ...``
+
+    Each server comes with one long-lived FHIR client (pooled connections), lent with it.
+    """
 
     def __init__(self, size: int, workdir: Path, home: Path) -> None:
         self.size = size
         self.workdir = workdir
         self.home = home
         self.servers: list[EmbeddedServer] = []
-        self._free: asyncio.Queue[EmbeddedServer] = asyncio.Queue()
+        self.clients: list[FhirClient] = []
+        self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
 
     async def __aenter__(self) -> ServerPool:
         template = await asyncio.to_thread(template_db, self.home)
@@ -59,16 +64,20 @@ class ServerPool:
             await self.__aexit__()
             raise
         for server in self.servers:
-            self._free.put_nowait(server)
+            client = FhirClient(server.base_url, timeout=60)
+            self.clients.append(client)
+            self._free.put_nowait(client)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for client in self.clients:
+            await client.aclose()
         await asyncio.gather(*(asyncio.to_thread(server.stop) for server in self.servers))
 
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[str]:
-        server = await self._free.get()
+    async def acquire(self) -> AsyncIterator[FhirClient]:
+        client = await self._free.get()
         try:
-            yield server.base_url
+            yield client
         finally:
-            self._free.put_nowait(server)
+            self._free.put_nowait(client)

@@ -50,12 +50,20 @@ class AgentSolver:
         self.limits = limits or Limits()
         self.registry = default_registry()
         self.tool_names = tool_names
+        self._agents: dict[int, Any] = {}
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+    def agent_for(self, client: FhirClient) -> Any:
+        """One compiled agent per FHIR client (i.e. per server), reused across that server's tasks."""
         from medagent.agent.graph import Agent
 
-        agent = Agent(model=self.backend, registry=self.registry, client=client, limits=self.limits,
-                      approval="auto", tool_names=self.tool_names, actor=f"medagent/{self.model}")
+        if id(client) not in self._agents:
+            self._agents[id(client)] = Agent(
+                model=self.backend, registry=self.registry, client=client, limits=self.limits, approval="auto",
+                tool_names=self.tool_names, actor=f"medagent/{self.model}")
+        return self._agents[id(client)]
+
+    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+        agent = self.agent_for(client)
         result = await agent.run(scenario.question, now=scenario.now, patient=scenario.patient,
                                  run_id=scenario.id)
         return SolveOutcome(

@@ -18,7 +18,7 @@ from medagent.scenarios.chart import MedicationFact
 from medagent.scenarios.clock import day_of
 from medagent.scenarios.codes import CVX, CVX_INFLUENZA, LABS, TREND_CODES
 from medagent.scenarios.expect import names, number_answer, rounding_phrase
-from medagent.scenarios.models import ExpectedAnswer, Scenario, WriteSpec
+from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance, WriteSpec
 
 TREND_THRESHOLD = 0.05
 TREND_MARGIN = 0.01  # no question when the change lies within 1 point of the 5% threshold
@@ -43,7 +43,8 @@ def medication_reconciliation(b: AgenticBuilder) -> list[Scenario]:
         return []
     rng = b.rng(category)
     orders = _orders_by_code(b)
-    active = {code: items[-1].code.display for code, items in orders.items() if any(m.status == "active" for m in items)}
+    active = {code: items[-1].code.display for code, items in orders.items()
+              if any(m.status == "active" for m in items)}
     if not active:
         return []
     now = b.clock(b.span[1])
@@ -59,8 +60,8 @@ def medication_reconciliation(b: AgenticBuilder) -> list[Scenario]:
         pool = stopped or [d for c, d in b.population.medications.items() if c not in orders]
         extra.append(rng.choice(sorted(pool)))
     listed = sorted([*reported.values(), *extra], key=lambda s: rng.random())
-    instruction = (f"The patient with MRN {b.chart.mrn} is at a visit for medication reconciliation and reports currently "
-                   f"taking: {'; '.join(listed)}. Compare this list with the patient's active medication orders "
+    instruction = (f"The patient with MRN {b.chart.mrn} is at a visit for medication reconciliation and reports "
+                   f"currently taking: {'; '.join(listed)}. Compare this list with the patient's active medication orders "
                    "(MedicationRequest with status active).")
     answer_format = ('Answer as JSON: {"not_on_chart": [reported medications without an active order], '
                      '"not_reported": [medications with an active order that the patient did not report]}, with '
@@ -79,7 +80,8 @@ def influenza_vaccine_due(b: AgenticBuilder) -> list[Scenario]:
     category = "influenza_vaccine_due"
     shots = sorted(s.when for s in b.chart.immunizations if s.code.code == CVX_INFLUENZA)
     instruction = (f"Is {_mrn(b)} due for the seasonal influenza vaccine? The patient is due if no influenza "
-                   "vaccination was given in the 365 days before now. If due, order the vaccine; if not, order nothing.")
+                   "vaccination was given in the 365 days before now. If due, order the vaccine; if not, order "
+                   "nothing.")
     context = (f"The CVX code of the seasonal influenza vaccine is {CVX_INFLUENZA} (system {CVX}). Order it as a "
                f"MedicationRequest with medicationCodeableConcept CVX {CVX_INFLUENZA} (intent order, status active, "
                f"authored now). {FUTURE_NOTE}")
@@ -140,11 +142,11 @@ def lab_trend(b: AgenticBuilder) -> list[Scenario]:
         if first_answer is None or last_answer is None:
             continue
         decimals = max(first_answer[1], last_answer[1])
-        tolerance = 10.0 ** -decimals
+        tolerance = Tolerance(abs=10.0 ** -decimals)  # both values at the one stated rounding
         fields = {
             "trend": names([trend]),
-            "first": first_answer[0].model_copy(update={"tolerance": first_answer[0].tolerance.model_copy(update={"abs": tolerance})}),
-            "last": last_answer[0].model_copy(update={"tolerance": last_answer[0].tolerance.model_copy(update={"abs": tolerance})}),
+            "first": first_answer[0].model_copy(update={"tolerance": tolerance}),
+            "last": last_answer[0].model_copy(update={"tolerance": tolerance}),
         }
         instruction = (f"Summarise the trend of the {info.label} (LOINC {code}) of {_mrn(b)} over its last three "
                        "results before now, for the clinician.")

@@ -10,6 +10,7 @@ Every conditional task yields candidates on both branches; ``sampling`` balances
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from medagent.scenarios.agentic_common import (
@@ -87,8 +88,9 @@ def find_mrn(b: AgenticBuilder) -> list[Scenario]:
     answer_format = ("Answer with the MRN only, or 'Patient not found' if no patient matches both the name "
                      "and the birth date.")
     context = "The MRN is the patient identifier of type MR (Medical Record Number)."
+    question = "What is the MRN of the patient named {name}, born {born}?"
     out = [b.make(category, ("found",), now=now, variant="found",
-                  instruction=f"What is the MRN of the patient named {chart.name}, born {chart.birth_date.isoformat()}?",
+                  instruction=question.format(name=chart.name, born=chart.birth_date.isoformat()),
                   context=context, answer_format=answer_format, answer=names([chart.mrn], "identifier"),
                   provenance=[chart.reference])]
     for _ in range(TRIES):
@@ -96,7 +98,7 @@ def find_mrn(b: AgenticBuilder) -> list[Scenario]:
         wrong = chart.birth_date + timedelta(days=shift)
         if (chart.given, chart.family, wrong.isoformat()) not in b.population.names_and_births:
             out.append(b.make(category, ("not-found",), now=now, variant="not-found",
-                              instruction=f"What is the MRN of the patient named {chart.name}, born {wrong.isoformat()}?",
+                              instruction=question.format(name=chart.name, born=wrong.isoformat()),
                               context=context, answer_format=answer_format, answer=names([], "identifier"),
                               meta={"true_birth_date": chart.birth_date.isoformat()}))
             break
@@ -146,8 +148,8 @@ def record_bp(b: AgenticBuilder) -> list[Scenario]:
         code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
         quantities=[
-            quantity("systolic", f"component[code.coding.code={SYSTOLIC}].valueQuantity", systolic, "mm[Hg]", factors),
-            quantity("diastolic", f"component[code.coding.code={DIASTOLIC}].valueQuantity", diastolic, "mm[Hg]", factors),
+            quantity(name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]", factors)
+            for name, code, value in (("systolic", SYSTOLIC, systolic), ("diastolic", DIASTOLIC, diastolic))
         ],
         windows=[around(now, "effective now", EFFECTIVE_PATHS)],
     )
@@ -373,8 +375,8 @@ def referral(b: AgenticBuilder) -> list[Scenario]:
             codes.append(CodingSpec(system=SNOMED, code=ORTHOPEDIC_REFERRAL_ALT[0]))
         spec = service_order(f"{service.lower()} referral", b.chart.patient_id, now, codes,
                              fields=[FieldRule(name="note", path="note.text", any_of=[note], mode="contains")])
-        instruction = (f"Order a {service.lower()} referral for {_patient_phrase(b)}. Write within the free text of the "
-                       f"referral: \"{note}\"")
+        instruction = (f"Order a {service.lower()} referral for {_patient_phrase(b)}. Write within the free text of "
+                       f"the referral: \"{note}\"")
         context = (f"The SNOMED CT code for the referral is {code} ({display}). Order it as a ServiceRequest "
                    "(intent order, status active, authored now) with the free text in note.text.")
         return [b.make(category, (), now=now, instruction=instruction, context=context,
@@ -401,7 +403,9 @@ def potassium(b: AgenticBuilder) -> list[Scenario]:
                "dosageInstruction.doseAndRate.doseQuantity in mEq) and the lab as a ServiceRequest with LOINC 2823-3 "
                "(serum potassium; intent order, status active, authored now, occurrenceDateTime 08:00 the next day "
                f"in the time zone of now). {FUTURE_NOTE}")
-    answer_format = "Answer with the most recent potassium value in mmol/L, rounded to 1 decimal place."
+    # one stated rounding for both branches (2 places: fixtures have 1, chart values many)
+    answer_format = "Answer with the most recent potassium value in mmol/L, rounded to 2 decimal places."
+    two_places = replace(LABS[POTASSIUM], decimals=2)
     every = [f.value for f in b.chart.values(POTASSIUM)]
     out = []
     for branch in ("act", "no-action"):
@@ -414,7 +418,7 @@ def potassium(b: AgenticBuilder) -> list[Scenario]:
         if variant == "older-low":
             value = round(rng.uniform(2.8, 3.4), 1)
             when = base.when - timedelta(days=rng.uniform(2, 10))
-            built = number_answer(base.value, LABS[POTASSIUM], every + [value])
+            built = number_answer(base.value, two_places, every + [value], extra_decimals=0)
             if built is None:
                 continue
             answer = built[0]
@@ -486,11 +490,12 @@ def hba1c(b: AgenticBuilder) -> list[Scenario]:
     times = [f.when for f in b.chart.values(HBA1C)]
     if not times:
         return []  # only patients followed with HbA1c at some point (adults with glycemia checks)
-    instruction = (f"What is the last hemoglobin A1c (HbA1c) value in the chart of {_patient_phrase(b)}, and when was it "
-                   "recorded? If the last result is more than 1 year old, or there is none, order a new HbA1c lab test.")
+    instruction = (f"What is the last hemoglobin A1c (HbA1c) value in the chart of {_patient_phrase(b)}, and when was "
+                   "it recorded? If the last result is more than 1 year old, or there is none, order a new HbA1c lab "
+                   "test.")
     context = (f"The LOINC code for HbA1c is {HBA1C}. Order a new test as a ServiceRequest with LOINC {HBA1C} "
                f"(intent order, status active, authored now). {FUTURE_NOTE}")
-    answer_format = ('Answer as JSON: {"value": <the HbA1c in %, rounded to 1 decimal place>, "date": "YYYY-MM-DD"}, '
+    answer_format = ('Answer as JSON: {{"value": <the HbA1c in %, {rounding}>, "date": "YYYY-MM-DD"}}, '
                      "or 'none' if there is no HbA1c result.")
     out = []
     for branch in ("act", "no-action"):
@@ -506,19 +511,19 @@ def hba1c(b: AgenticBuilder) -> list[Scenario]:
         if last is None:
             answer = ExpectedAnswer(type="record", fields={"value": none_number(LABS[HBA1C]),
                                                            "date": ExpectedAnswer(type="date", value=None)})
-            provenance = []
+            provenance, decimals = [], LABS[HBA1C].decimals
         else:
             built = number_answer(last.value, LABS[HBA1C], [f.value for f in b.chart.values(HBA1C)])
             if built is None:
                 continue
             answer = ExpectedAnswer(type="record", fields={
                 "value": built[0], "date": ExpectedAnswer(type="date", value=day_of(last.when).isoformat())})
-            provenance = [f"Observation/{last.id}"]
+            provenance, decimals = [f"Observation/{last.id}"], built[1]
         writes = [service_order("HbA1c order", b.chart.patient_id, now, [CodingSpec(system=LOINC, code=HBA1C)])] \
             if branch == "act" else []
         out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
-                          context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          provenance=provenance))
+                          context=context, answer_format=answer_format.format(rounding=rounding_phrase(decimals)),
+                          answer=answer, writes=writes, provenance=provenance))
     return out
 
 

@@ -349,7 +349,8 @@ def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> 
 
 def grade_text_contains(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     text = _words(str(_unwrap(answer) or ""))
-    wanted = [expected.value] if isinstance(expected.value, str) else list(expected.value or [])  # type: ignore[arg-type]
+    value = expected.value
+    wanted = [value] if isinstance(value, str) else [str(v) for v in value or []]  # type: ignore[union-attr]
     missing = [w for w in wanted if _words(w) not in text]
     return Check(name=name, passed=not missing, expected=wanted, got=answer,
                  detail=f"missing: {missing}" if missing else None)

@@ -109,7 +109,8 @@ def clean_display(text: str) -> str:
 
 def _first_coding(concept: dict[str, Any]) -> Coded:
     coding = concept["coding"][0]
-    return Coded(coding.get("system", ""), coding["code"], clean_display(coding.get("display") or concept.get("text", "")))
+    display = coding.get("display") or concept.get("text", "")
+    return Coded(coding.get("system", ""), coding["code"], clean_display(display))
 
 
 def _mrn(patient: dict[str, Any]) -> str:

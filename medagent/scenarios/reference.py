@@ -15,7 +15,7 @@ from typing import Any
 
 from medagent.scenarios.clock import iso, parse_span
 from medagent.scenarios.identity import fixture_id
-from medagent.scenarios.models import Change, ExpectedAnswer, Scenario, WriteSpec
+from medagent.scenarios.models import ExpectedAnswer, Scenario, WriteSpec
 
 LIST_FIELDS = {"dosageInstruction", "doseAndRate", "component", "category", "note", "coding", "event"}
 _SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[([^\]=]+)=([^\]]+)\])?")
@@ -123,7 +123,7 @@ def reference_resource(spec: WriteSpec, resource_id: str) -> dict[str, Any]:
 
 
 def _default_status(resource_type: str) -> str:
-    return {"Observation": "final", "MedicationRequest": "active", "ServiceRequest": "active"}.get(resource_type, "active")
+    return "final" if resource_type == "Observation" else "active"
 
 
 def reference_diff(scenario: Scenario) -> list[dict[str, Any]]:

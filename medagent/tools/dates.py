@@ -42,8 +42,7 @@ def check_date_arg(value: str) -> str:
 
 
 DateArg = Annotated[str, AfterValidator(check_date_arg), Field(
-    description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now)",
-    examples=["2019-05-02", "-30d"])]
+    description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now)")]
 
 
 def resolve(value: str, now: datetime, *, end: bool = False) -> datetime:

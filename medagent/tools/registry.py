@@ -11,6 +11,7 @@ a call never raises for model input.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import logging
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 FINAL_ANSWER = "final_answer"
+_TAIL_ARGUMENTS = ("since", "until", "latest", "limit", "reason")
 
 
 class ToolArgs(BaseModel):
@@ -101,8 +103,16 @@ class Tool:
         return self.description.strip().split("\n")[0]
 
     def parameters(self) -> dict[str, Any]:
-        """The arguments' JSON schema, inlined (no $ref), no titles, additionalProperties false."""
-        return simplify_schema(self.args_model.model_json_schema())
+        """The arguments' JSON schema, inlined (no $ref), no titles, additionalProperties false.
+
+        Properties are ordered for a reader: the subject and the tool's own arguments first, then the
+        shared window/limit arguments, then the audit reason.
+        """
+        schema = copy.deepcopy(_schema_of(self.args_model))
+        properties = schema.get("properties", {})
+        head = [k for k in properties if k not in _TAIL_ARGUMENTS]
+        schema["properties"] = {k: properties[k] for k in [*head, *[t for t in _TAIL_ARGUMENTS if t in properties]]}
+        return schema
 
     def annotations(self) -> dict[str, Any]:
         """MCP tool annotations (hosts use them to gate writes)."""
@@ -115,6 +125,12 @@ class Tool:
 
     def example_text(self) -> str:
         return json.dumps(self.example, separators=(", ", ": ")) if self.example else "{}"
+
+
+@functools.cache
+def _schema_of(args_model: type[ToolArgs]) -> dict[str, Any]:
+    """Argument schemas are static; generating one costs milliseconds, so it is done once per model."""
+    return simplify_schema(args_model.model_json_schema())
 
 
 class Registry:
@@ -280,7 +296,9 @@ def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = 
     """Register ``async def fn(ctx: ToolContext, args: Model) -> ToolResult``; the docstring is the description."""
 
     def decorate(fn: ToolFn) -> ToolFn:
-        hints = get_type_hints(fn)
+        caller = inspect.currentframe()
+        local_names = dict(caller.f_back.f_locals) if caller is not None and caller.f_back is not None else {}
+        hints = get_type_hints(fn, localns=local_names)  # the locals let tools be defined inside functions
         params = list(inspect.signature(fn).parameters)
         if len(params) != 2:
             raise TypeError(f"tool {fn.__name__} must take (ctx, args)")
@@ -294,20 +312,25 @@ def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = 
                     destructive=destructive, idempotent=idempotent, example=dict(example or {}))
         if example is not None:
             model.model_validate(example)  # examples shown to models must themselves be valid
-        (registry or REGISTRY).add(item)
+        (registry if registry is not None else REGISTRY).add(item)
         return fn
 
     return decorate
 
 
-def default_registry() -> Registry:
-    """The registry with every medagent tool (importing the tool modules registers them)."""
-    import medagent.tools.manifest  # noqa: F401
-    import medagent.tools.read_clinical  # noqa: F401
-    import medagent.tools.read_patients  # noqa: F401
-    import medagent.tools.search_generic  # noqa: F401
-    import medagent.tools.writes  # noqa: F401
+TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "writes")
 
+
+def default_registry() -> Registry:
+    """The registry with every medagent tool (importing the tool modules registers them), in a stable order."""
+    import importlib
+
+    for module in TOOL_MODULES:
+        importlib.import_module(f"medagent.tools.{module}")
+    rank = {f"medagent.tools.{m}": i for i, m in enumerate(TOOL_MODULES)}
+    ordered = sorted(REGISTRY, key=lambda t: (rank.get(t.fn.__module__, len(rank)), t.fn.__code__.co_firstlineno))
+    if [t.name for t in ordered] != REGISTRY.names:
+        REGISTRY._tools = {t.name: t for t in ordered}
     return REGISTRY
 
 

@@ -29,7 +29,7 @@ def ref_id(reference: str) -> str:
     return reference.split(":")[-1].split("/")[-1]
 
 
-def values(raw: Raw, loinc: str, extra: list[dict[str, Any]] = ()) -> list[tuple[str, float]]:  # type: ignore[assignment]
+def values(raw: Raw, loinc: str, extra: tuple[dict[str, Any], ...] = ()) -> list[tuple[str, float]]:
     """(effectiveDateTime, value) of a LOINC code, components included, sorted by time."""
     out = []
     for obs in [*raw.get("Observation", []), *extra]:
@@ -131,10 +131,11 @@ def agentic_truth(s: Scenario, raw: Raw) -> tuple[Any, bool | None]:
     """(answer, should act) by hand-coded logic; should act is None for non-conditional tasks."""
     now = when(s.now)
     patient = raw["Patient"][0]
-    setup_obs = [r for r in s.setup if r["resourceType"] == "Observation"]
+    setup_obs = tuple(r for r in s.setup if r["resourceType"] == "Observation")
     if s.category == "find_mrn":
         birth = re.search(r"born (\d{4}-\d{2}-\d{2})", s.question).group(1)  # type: ignore[union-attr]
-        mrn = next(i["value"] for i in patient["identifier"] if i.get("type", {}).get("coding", [{}])[0].get("code") == "MR")
+        mrn = next(i["value"] for i in patient["identifier"]
+                   if i.get("type", {}).get("coding", [{}])[0].get("code") == "MR")
         return (mrn if birth == patient["birthDate"] else "Patient not found"), None
     if s.category == "age":
         born, today = date.fromisoformat(patient["birthDate"]), now.date()
@@ -171,7 +172,8 @@ def agentic_truth(s: Scenario, raw: Raw) -> tuple[Any, bool | None]:
         orders = sorted((m for m in raw["MedicationRequest"] if display(m) == name), key=lambda m: m["authoredOn"])
         return orders[-1]["authoredOn"][:10], any(m["status"] == "active" for m in orders)
     if s.category == "medication_reconciliation":
-        reported = set(re.search(r"reports currently taking: (.+?)\. Compare", s.question).group(1).split("; "))  # type: ignore[union-attr]
+        listed = re.search(r"reports currently taking: (.+?)\. Compare", s.question).group(1)  # type: ignore[union-attr]
+        reported = set(listed.split("; "))
         active = {display(m) for m in raw["MedicationRequest"] if m["status"] == "active"}
         return json.dumps({"not_on_chart": sorted(reported - active), "not_reported": sorted(active - reported)}), None
     if s.category == "lab_trend":

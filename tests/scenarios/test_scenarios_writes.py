@@ -9,7 +9,7 @@ from typing import Any
 
 from medagent.scenarios.agentic_common import magnesium_order, potassium_followup, potassium_order
 from medagent.scenarios.grading import diff_changes, grade
-from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance, WriteSpec
+from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance, Verdict, WriteSpec
 
 PATIENT = "pat-1"
 NOW = datetime(2020, 5, 1, 10, 15, tzinfo=UTC)
@@ -60,7 +60,7 @@ def right_diff() -> list[dict[str, Any]]:
     return [create(FIXTURE), create(medication_request()), create(service_request())]
 
 
-def verdict(diff: list[dict[str, Any]], answer: str = "3.1", scenario: Scenario | None = None):  # type: ignore[no-untyped-def]
+def verdict(diff: list[dict[str, Any]], answer: str = "3.1", scenario: Scenario | None = None) -> Verdict:
     return grade(scenario or potassium_scenario(), answer, diff)
 
 

@@ -1,0 +1,42 @@
+"""Tool-test fixtures: the shared embedded server (tests/conftest.py), a client, and ToolContexts at chosen clocks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from medagent.fhir.client import FhirClient
+from medagent.tools import ToolContext, ToolResult, default_registry
+from medagent.tools.registry import Registry
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return default_registry()
+
+
+@pytest.fixture
+async def client(fhir_url: str) -> AsyncIterator[FhirClient]:
+    async with FhirClient(fhir_url) as fhir:
+        yield fhir
+
+
+@pytest.fixture
+def make_ctx(client: FhirClient) -> Callable[..., ToolContext]:
+    def make(now: datetime, **options: Any) -> ToolContext:
+        return ToolContext(client=client, now=now, **options)
+
+    return make
+
+
+@pytest.fixture
+def run(registry: Registry, make_ctx: Callable[..., ToolContext]) -> Callable[..., Any]:
+    """``await run(tool, now, **args)`` -> ToolResult (read-only context unless writes=True)."""
+
+    async def call(name: str, now: datetime, *, ctx: ToolContext | None = None, **arguments: Any) -> ToolResult:
+        return await registry.call(name, arguments, ctx or make_ctx(now))
+
+    return call
