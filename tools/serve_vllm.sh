@@ -37,9 +37,10 @@
 #
 # Flags set for every profile: --enable-prefix-caching (the agent resends a growing conversation);
 # structured outputs with the xgrammar backend and no free whitespace (every JSON action parses, no
-# tokens spent on padding); --tool-call-parser pythonic only so that a tool_choice naming one function
-# is accepted (medagent's tool_mode="named_tool"); "auto" tool choice stays off: MedGemma has no
-# native tool-call format, medagent constrains the reply to the action schema instead;
+# tokens spent on padding); --enable-auto-tool-choice --tool-call-parser pythonic only because this
+# vLLM accepts a tool_choice naming one function (medagent's tool_mode="named_tool") only with both
+# set; medagent never sends tool_choice "auto": MedGemma has no native tool-call format, so the
+# reply is constrained to the action schema instead;
 # --generation-config vllm (requests set their own sampling; the checkpoint's defaults do not leak in).
 #
 # Prints "vLLM ready: http://HOST:PORT/v1 model=NAME" once /health and /v1/models answer, then keeps the
@@ -167,7 +168,7 @@ fi
 args+=(--model "$model" --served-model-name "$served_name" --host "$host" --port "$port"
        --max-model-len "$max_len" --enable-prefix-caching
        --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'
-       --tool-call-parser pythonic
+       --enable-auto-tool-choice --tool-call-parser pythonic
        --generation-config vllm)
 [[ -n "$chat_template" ]] && args+=(--chat-template "$chat_template")
 args+=("${extra[@]}")

@@ -2,7 +2,8 @@
 
 Not a fixed pipeline: the model chooses each next tool from what it has read, so it can follow
 references, narrow by date and ask for more data. Writes pass an approval node built on
-LangGraph interrupts. Every step is checkpointed, so an interrupted run resumes where it stopped.
+LangGraph interrupts. Every step is checkpointed synchronously (``durability="sync"``), so a run
+whose process is killed resumes from its last finished step.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ class Agent:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:
-        values = await self.graph.ainvoke(payload, self._config(run_id))
+        values = await self.graph.ainvoke(payload, self._config(run_id), durability="sync")
         snapshot = await self.graph.aget_state(self._config(run_id))
         return self._result(run_id, values, snapshot.interrupts)
 

@@ -317,9 +317,14 @@ class EmbeddedBackend:
     # -- generation ------------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelReply:
-        return await asyncio.to_thread(self._complete_sync, request)
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(self._complete_sync, request, cancelled)
+        except asyncio.CancelledError:
+            cancelled.set()  # e.g. asyncio.wait_for timed out: the worker thread stops at its next token
+            raise
 
-    def _complete_sync(self, request: ModelRequest) -> ModelReply:
+    def _complete_sync(self, request: ModelRequest, cancelled: threading.Event | None = None) -> ModelReply:
         loaded = self._ensure_loaded()
         prompt_ids = self.encode_prompt(request.messages)
         if len(prompt_ids) + request.max_tokens > loaded.max_context:
@@ -331,7 +336,9 @@ class EmbeddedBackend:
         matcher = self._matcher(loaded, request.json_schema) if request.json_schema is not None else None
         started = time.perf_counter()
         with self._generate_lock:
-            new_ids, finish_reason, stats = self._generate(loaded, prompt_ids, request, matcher)
+            if cancelled is not None and cancelled.is_set():
+                raise ModelError("timeout", "the request was cancelled before it started", backend=self.name)
+            new_ids, finish_reason, stats = self._generate(loaded, prompt_ids, request, matcher, cancelled)
         latency = time.perf_counter() - started
         self.last_stats = stats
         raw = loaded.tokenizer.decode(new_ids, skip_special_tokens=False)
@@ -377,7 +384,7 @@ class EmbeddedBackend:
         return llguidance.LLMatcher(loaded.ll_tokenizer, grammar, log_level=0)
 
     def _generate(
-        self, loaded: _Loaded, prompt_ids: list[int], request: ModelRequest, matcher: Any
+        self, loaded: _Loaded, prompt_ids: list[int], request: ModelRequest, matcher: Any, cancelled: threading.Event | None = None
     ) -> tuple[list[int], str, GenerationStats]:
         import numpy as np
         import torch
@@ -394,6 +401,9 @@ class EmbeddedBackend:
             stats.prefill_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             while len(new_ids) < request.max_tokens:
+                if cancelled is not None and cancelled.is_set():
+                    finish_reason = "cancelled"
+                    break
                 step_ids: list[int]
                 forced: list[int] = []
                 if matcher is not None and self.fast_forward:

@@ -140,7 +140,7 @@ def render_table(manifest: Manifest) -> str:
             continue
         suite, category = key.split("/")
         totals.update(counts)
-        branches = ", ".join(f"{k} {v}" for k, v in manifest.branches.get(key, {}).items())
+        branches = ", ".join(f"{k} {v}" for k, v in manifest.branches.get(key, {}).items() if k != "-")
         cells = " | ".join(str(counts.get(t, 0)) for t in ANSWER_TYPES)
         lines.append(f"| {suite} | {category} | {cells} | {sum(counts.values())} | {branches} |")
     cells = " | ".join(str(totals.get(t, 0)) for t in ANSWER_TYPES)

@@ -76,9 +76,8 @@ def patient_line(patient: dict[str, Any], now: datetime) -> Line:
 @tool(example={"name": "Adalberto Hartmann", "birth_date": "1949-11-29"})
 async def find_patients(ctx: ToolContext, args: FindPatientsArgs) -> ToolResult:
     """Find patients by name, birth date and/or identifier (MRN). Returns name, gender, birth date, age at now, MRN and the Patient id."""
+    words = (args.name or "").replace(",", " ").split()
     params: list[tuple[str, str]] = []
-    for word in (args.name or "").replace(",", " ").split():
-        params.append(("name", word))
     if args.birth_date:
         params.append(("birthdate", args.birth_date))
     if args.identifier:
@@ -86,7 +85,9 @@ async def find_patients(ctx: ToolContext, args: FindPatientsArgs) -> ToolResult:
     if args.gender:
         params.append(("gender", args.gender))
     params += [("_sort", "family"), ("_count", str(args.limit))]
-    bundle = await ctx.client.search_page("Patient", params)
+    bundle = await ctx.client.search_page("Patient", [*(("name", w) for w in words), *params])
+    if not bundle.get("total") and len(words) > 1:  # a word inside a name part ("Miguel Ángel")
+        bundle = await ctx.client.search_page("Patient", [*(("name:contains", w) for w in words), *params])
     found = [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
     visible = [p for p in found if not p.get("birthDate") or p["birthDate"][:10] <= ctx.now.date().isoformat()]
     total = int(bundle.get("total", len(found))) - (len(found) - len(visible))

@@ -127,3 +127,13 @@ async def test_smollm2_is_selectable() -> None:
     finally:
         await backend.aclose()
     assert_valid(reply.parsed, TOOL_UNION_SCHEMA)
+
+
+async def test_cancelled_request_frees_the_model(gemma: EmbeddedBackend) -> None:
+    long_request = ModelRequest(messages=[ChatMessage(role="user", content="Write a long story.")], max_tokens=400)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(gemma.complete(long_request), timeout=1.0)
+    started = time.perf_counter()
+    reply = await gemma.complete(ModelRequest(messages=[ChatMessage(role="user", content="Hi")], max_tokens=2))
+    assert reply.usage.completion_tokens <= 2
+    assert time.perf_counter() - started < 30, "the cancelled generation must stop at its next token"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,14 @@ import pytest
 from medagent.fhir.client import FhirClient
 from medagent.tools import ToolContext, ToolResult, default_registry
 from medagent.tools.registry import Registry
+
+
+if os.environ.get("MEDAGENT_TOOLS_TEST_URL"):
+    @pytest.fixture(scope="session")
+    def fhir_url() -> str:
+        """MEDAGENT_TOOLS_TEST_URL: an embedded server already running with the default patients and
+        --allow-reset (saves the start-up while iterating on the tools)."""
+        return os.environ["MEDAGENT_TOOLS_TEST_URL"].rstrip("/")
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +45,7 @@ def make_ctx(client: FhirClient) -> Callable[..., ToolContext]:
 def run(registry: Registry, make_ctx: Callable[..., ToolContext]) -> Callable[..., Any]:
     """``await run(tool, now, **args)`` -> ToolResult (read-only context unless writes=True)."""
 
-    async def call(name: str, now: datetime, *, ctx: ToolContext | None = None, **arguments: Any) -> ToolResult:
-        return await registry.call(name, arguments, ctx or make_ctx(now))
+    async def call(tool_name: str, now: datetime, /, *, ctx: ToolContext | None = None, **arguments: Any) -> ToolResult:
+        return await registry.call(tool_name, arguments, ctx or make_ctx(now))
 
     return call
