@@ -150,7 +150,7 @@ class Window:
             raise WindowError(f"since={since!r} is after until={until!r}; swap them")
 
     def params(self, name: str) -> list[tuple[str, str]]:
-        out = [(name, "le" + fhir_instant(self.until))]
+        out = [(name, up_to(self.until))]
         if self.since is not None:
             out.append((name, "ge" + fhir_instant(self.since)))
         return out
@@ -164,6 +164,15 @@ class Window:
         if self.since is None:
             return f"up to {fhir_instant(self.until)}"
         return f"{fhir_instant(self.since)} to {fhir_instant(self.until)}"
+
+
+def up_to(moment: datetime) -> str:
+    """A FHIR date search value for "starts at or before ``moment``" (second precision).
+
+    ``lt`` on the next second: a resource dated exactly at now, or an encounter that started at now,
+    is included; one dated a second later is not (``le`` would drop periods starting at now).
+    """
+    return "lt" + fhir_instant(moment.replace(microsecond=0) + timedelta(seconds=1))
 
 
 class WindowError(ValueError):

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from medagent.tools.compact import Line, clean, code_label, join, render
 from medagent.tools.context import ToolContext
-from medagent.tools.dates import age_in_years, parse_fhir
+from medagent.tools.dates import age_in_years, parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, first_coding
 from medagent.tools.search_args import PatientRef, TextArg, require_patient, text_phrases
@@ -70,7 +70,7 @@ class ManifestArgs(ToolArgs):
 async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
     """Overview of a patient's record up to now: per resource type the count, date span and most frequent codes. Call it first to plan narrow searches."""
     patient = await require_patient(ctx, args.patient)
-    cutoff = "le" + ctx.now_iso
+    cutoff = up_to(ctx.now)
 
     async def one(kind: str) -> tuple[str, list[dict[str, Any]], int]:
         date_param, _, element, _ = CLINICAL_TYPES[kind]
@@ -151,7 +151,7 @@ async def lookup_codes(ctx: ToolContext, args: LookupArgs) -> ToolResult:
     async def one(kind: str) -> list[tuple[tuple[str, str, str], str, int]]:
         date_param, code_param, element, _ = CLINICAL_TYPES[kind]
         assert code_param and element
-        params = [(date_param, "le" + ctx.now_iso)]
+        params = [(date_param, up_to(ctx.now))]
         if args.patient:
             params.append(("patient", args.patient))
         if as_code:

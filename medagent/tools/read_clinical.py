@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from medagent.tools.compact import Line, number, render
 from medagent.tools.context import ToolContext
-from medagent.tools.dates import DateArg, Window, WindowError
+from medagent.tools.dates import DateArg, Window, WindowError, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import (
     allergy_line,
@@ -357,7 +357,7 @@ class AllergyArgs(ToolArgs):
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
     """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded."""
     await require_patient(ctx, args.patient)
-    params = [("patient", args.patient), ("date", "le" + ctx.now_iso), ("_sort", "-date")]
+    params = [("patient", args.patient), ("date", up_to(ctx.now)), ("_sort", "-date")]
     if args.status != "all":
         params.append(("clinical-status", args.status))
     if args.text:

@@ -55,7 +55,10 @@ def parse_codes(value: str) -> list[tuple[str | None, str]]:
         if "|" in item:
             system, _, code = item.rpartition("|")
         elif " " in item and not item.startswith("http"):
-            system, _, code = item.partition(" ")
+            label, _, rest = item.partition(" ")
+            if label.lower() not in _SYSTEM_ALIASES or " " in rest.strip():
+                raise ValueError(f"{item!r} is not a code; give codes like {CODE_EXAMPLE} (use text= for words)")
+            system, code = label, rest
         elif ":" in item and not item.startswith("http") and not item.startswith("urn:"):
             system, _, code = item.partition(":")
         if system is not None:

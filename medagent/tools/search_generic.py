@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from medagent.fhir.errors import FhirInvalid
 from medagent.tools.compact import Line, clean, join, render
 from medagent.tools.context import ToolContext
-from medagent.tools.dates import parse_fhir
+from medagent.tools.dates import parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, generic_line, reference
 from medagent.tools.search_args import DEFAULT_LIMIT, Limit
@@ -117,7 +117,7 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
     params = list(args.params.items())
     date_param = DATE_PARAMS.get(args.resource_type)
     if date_param:
-        params.append((date_param, "le" + ctx.now_iso))
+        params.append((date_param, up_to(ctx.now)))
         if "_sort" not in args.params:
             params.append(("_sort", f"-{date_param}"))
     params.append(("_count", str(args.limit)))
