@@ -178,9 +178,12 @@ class Agent:
 
     async def _act(self, state: AgentState) -> dict[str, Any]:
         pending = state["pending"] or {}
-        tool, arguments = pending["tool"], pending["arguments"]
+        tool = pending["tool"]
+        arguments, filled = self._with_patient_context(tool, pending["arguments"], state.get("patient"))
         approval = pending.get("approval")
-        record: StepRecord = {**pending.get("record", {}), "approval": approval}
+        record: StepRecord = {**pending.get("record", {}), "approval": approval, "arguments": arguments}
+        if filled:
+            record["note"] = "patient filled from the run's patient context"
         started = time.perf_counter()
         if approval and not approval.startswith(("approved", "auto")):
             text, error, references, wrote = "", f"write not performed ({approval})", [], []
@@ -196,6 +199,13 @@ class Agent:
                 "steps": state["steps"] + 1, "pending": None}
 
     # helpers ------------------------------------------------------------------------------
+    def _with_patient_context(self, tool: str, arguments: dict[str, Any],
+                              patient: str | None) -> tuple[dict[str, Any], bool]:
+        """Like an EHR launch context: a run about one patient fills a missing or empty ``patient`` argument."""
+        if not patient or arguments.get("patient") or "patient" not in self.registry[tool].parameters()["properties"]:
+            return arguments, False
+        return {**arguments, "patient": f"Patient/{patient}"}, True
+
     def _config(self, run_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
 

@@ -34,6 +34,7 @@ class StepRecord(TypedDict, total=False):
     references: list[str]
     wrote: list[str]
     approval: str | None
+    note: str | None
     model_s: float
     tool_s: float
     prompt_tokens: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from medagent.bench.summary import summarize
 from medagent.config import get_settings
 
 bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient")
@@ -47,9 +48,10 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
     table = Table(title=title)
-    for column in ("category", "n", "accuracy %", "pass^k %", "steps", "tool calls", "prompt tok", "compl. tok",
-                   "p50 s", "p95 s", "failures"):
-        table.add_column(column, justify="left" if column in ("category", "failures") else "right")
+    for column in ("category", "n", "acc %", "pass^k %", "steps", "tools", "tok in", "tok out", "p50 s", "p95 s",
+                   "failures"):
+        table.add_column(column, justify="left" if column in ("category", "failures") else "right",
+                         no_wrap=column != "failures")
 
     def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
         pass_k = group["pass_hat_k"]

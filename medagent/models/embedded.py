@@ -281,6 +281,8 @@ class EmbeddedBackend:
         model.eval()
         if int(model.get_output_embeddings().weight.shape[0]) != vocab_size:
             raise ModelError("model_load", f"{folder}: config vocab_size {vocab_size} does not match the weights")
+        with torch.inference_mode():  # first forward pass sets up the CPU kernels; pay it at load time
+            model(input_ids=torch.tensor([[tokenizer.bos_token_id or 0] * 4]), logits_to_keep=1)
         max_context = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
         self.load_s = time.perf_counter() - started
         log.info("loaded %s from %s in %.1fs", self.name, folder, self.load_s)

@@ -95,12 +95,14 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
             continue
         element = CLINICAL_TYPES[kind][2]
         dates = sorted(d[:10] for d in (date_of(r) for r in found) if d)
-        counts: Counter[tuple[str, str, str]] = Counter()
+        counts: Counter[tuple[str, str]] = Counter()
+        names: dict[tuple[str, str], str] = {}
         for resource in found:
             for concept in _concepts(resource, element)[:1]:
-                counts[first_coding(concept)] += 1
-        top = [f"{clean(display, 50)} ({code_label(system, code)}) x{n}" for (system, code, display), n in
-               counts.most_common(args.top)]
+                system, code, display = first_coding(concept)
+                counts[(system, code)] += 1
+                names.setdefault((system, code), display)
+        top = [f"{clean(names[key], 50)} ({code_label(*key)}) x{n}" for key, n in counts.most_common(args.top)]
         span = f"{dates[0]}..{dates[-1]}" if dates else ""
         extra = ""
         if kind == "Condition":
@@ -111,8 +113,8 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
             extra = f"{sum(1 for r in found if r.get('status') == 'active')} active orders"
         distinct = f"{len(counts)} distinct codes" if counts else ""
         row = {"type": kind, "count": total, "first": dates[0] if dates else None, "last": dates[-1] if dates else None,
-               "distinct_codes": len(counts), "top": [{"system": s, "code": c, "display": d, "count": n}
-                                                      for (s, c, d), n in counts.most_common(args.top)],
+               "distinct_codes": len(counts), "top": [{"system": s, "code": c, "display": names[(s, c)], "count": n}
+                                                      for (s, c), n in counts.most_common(args.top)],
                "tool": CLINICAL_TYPES[kind][3]}
         text = join(f"{kind} {total}", span, extra, distinct, ("top: " + "; ".join(top)) if top else "")
         lines.append(Line(text, row))

@@ -273,7 +273,7 @@ class Registry:
 FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "answer": {"type": "string", "description": "The answer in the format the question asks for."},
+        "answer": {"type": "string", "minLength": 1, "description": "The answer in the format the question asks for."},
         "citations": {"type": "array", "items": {"type": "string"},
                       "description": "References (Type/id) of the rows the answer rests on."},
     },

@@ -89,3 +89,15 @@ async def test_model_errors_end_the_run_with_a_status(registry: Registry, client
     down = ScriptedPolicy([ModelError("connection", "vLLM is down", backend="openai")])
     result = await agent(down, registry, client).run("q?", now=NOW)
     assert result.status == "model_error" and "vLLM is down" in (result.error or "")
+
+
+async def test_patient_context_fills_a_missing_patient_argument(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([call("get_patient", patient=""), final("1949-11-29")])
+    result = await agent(policy, registry, client).run("When was the patient born?", now=NOW, patient=PATIENT)
+    assert result.trace[0]["arguments"]["patient"] == f"Patient/{PATIENT}"
+    assert result.trace[0]["note"] == "patient filled from the run's patient context"
+    assert "1949-11-29" in (result.trace[0]["result"] or "")
+    other = ScriptedPolicy([call("get_patient", patient="nobody-here"), final("x")])
+    kept = await agent(other, registry, client).run("q", now=NOW, patient=PATIENT)
+    assert kept.trace[0]["arguments"]["patient"] == "nobody-here"  # an explicit choice is never overridden
+    assert kept.trace[0]["error"]
