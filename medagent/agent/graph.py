@@ -111,10 +111,15 @@ class Agent:
         if stop:
             return {"status": stop}
         remaining = self.limits.timeout_s - (time.time() - state["started_at"])
+        must_answer = self._must_answer(state)
+        messages = [ChatMessage(role="system", content=system_prompt(state["now"], state.get("patient"), self._tools)),
+                    *(ChatMessage(**m) for m in state["messages"])]
+        if must_answer:
+            messages.append(ChatMessage(role="user", content=f"{must_answer} Reply now with final_answer, from what "
+                                        "you have read (say so if the record did not tell you)."))
         request = ModelRequest(
-            messages=[ChatMessage(role="system", content=system_prompt(state["now"], state.get("patient"), self._tools)),
-                      *(ChatMessage(**m) for m in state["messages"])],
-            json_schema=self._schema,
+            messages=messages,
+            json_schema=self.registry.final_answer_schema() if must_answer else self._schema,
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()
@@ -152,6 +157,15 @@ class Agent:
                     "error": f"model replies could not be parsed {count} times; last: {problem}"}
         return {"invalid_replies": count, "trace": [record],
                 "messages": [{"role": "assistant", "content": text}, invalid_reply_message(problem)]}
+
+    def _must_answer(self, state: AgentState) -> str | None:
+        """Why the next reply may only be the final answer: the last allowed step, or a repeated call."""
+        if state["steps"] >= self.limits.max_steps - 1:
+            return "This is your last step."
+        calls = [(s.get("tool"), s.get("arguments")) for s in state["trace"] if s.get("tool")]
+        if len(calls) >= 2 and calls[-1] == calls[-2]:
+            return "You repeated the same tool call; its result will not change."
+        return None
 
     def _limit_reached(self, state: AgentState) -> str | None:
         if state["steps"] >= self.limits.max_steps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,29 @@ def prepare_model(key: str, cache_dir: Path | str | None = None, *, force: bool 
     if (folder / MARKER_FILE).exists() and not force:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(folder.parent / f".{key}.lock"):  # another process may be converting the same model
+        if (folder / MARKER_FILE).exists() and not force:
+            return folder
+        return _convert(spec, folder)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with open(lock_path, "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert(spec: EmbeddedModelSpec, folder: Path) -> Path:
+    key = spec.key
     started = time.perf_counter()
     try:
         import torch
@@ -139,12 +163,6 @@ def prepare_model(key: str, cache_dir: Path | str | None = None, *, force: bool 
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        for attr in ("is_quantized", "quantization_method"):
-            if hasattr(model, attr):
-                try:
-                    setattr(model, attr, False if attr == "is_quantized" else None)
-                except AttributeError:
-                    pass
         if spec.chat_template is not None:
             tokenizer.chat_template = spec.chat_template
         out = scratch / "model"

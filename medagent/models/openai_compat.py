@@ -203,7 +203,7 @@ class OpenAICompatBackend:
         content = message.content or ""
         if self.tool_mode == "named_tool" and request.json_schema is not None and message.tool_calls:
             content = message.tool_calls[0].function.arguments or ""  # type: ignore[union-attr]
-        text, thinking = split_thinking(content)
+        text, thinking = split_thinking(_strip_end_tokens(content))
         server_thinking = _reasoning_field(message)
         if server_thinking:
             thinking = server_thinking if not thinking else server_thinking + "\n\n" + thinking
@@ -271,6 +271,22 @@ class OpenAICompatBackend:
                 log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, delay, attempt + 2, self.max_retries + 1)
                 attempt += 1
                 await asyncio.sleep(delay)
+
+
+_END_TOKENS = ("<end_of_turn>", "<eos>", "<|im_end|>", "<|endoftext|>")
+
+
+def _strip_end_tokens(content: str) -> str:
+    """Turn-end tokens that may show when special tokens are kept (skip_special_tokens=False)."""
+    stripped = content.rstrip()
+    changed = True
+    while changed:
+        changed = False
+        for token in _END_TOKENS:
+            if stripped.endswith(token):
+                stripped = stripped[: -len(token)].rstrip()
+                changed = True
+    return stripped
 
 
 def _reasoning_field(message: Any) -> str | None:

@@ -243,6 +243,10 @@ class Registry:
             options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
         return {"title": "action", "anyOf": options}
 
+    def final_answer_schema(self) -> dict[str, Any]:
+        """The action schema when only a final answer is allowed (a run's last step, or a stuck loop)."""
+        return {"title": "action", "anyOf": [_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS)]}
+
     def langchain_tools(self, ctx: ToolContext, names: Iterable[str] | None = None) -> list[Any]:
         """LangChain ``StructuredTool``s bound to a context; they return (text, ToolResult)."""
         from langchain_core.tools import StructuredTool
@@ -273,8 +277,9 @@ class Registry:
 FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "answer": {"type": "string", "minLength": 1, "description": "The answer in the format the question asks for."},
-        "citations": {"type": "array", "items": {"type": "string"},
+        "answer": {"type": "string", "minLength": 1, "maxLength": 400,
+                   "description": "The answer in the format the question asks for."},
+        "citations": {"type": "array", "items": {"type": "string", "maxLength": 120}, "maxItems": 20,
                       "description": "References (Type/id) of the rows the answer rests on."},
     },
     "required": ["answer", "citations"],

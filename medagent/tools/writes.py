@@ -34,6 +34,7 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NDC = "http://hl7.org/fhir/sid/ndc"
+CVX = "http://hl7.org/fhir/sid/cvx"
 UCUM = "http://unitsofmeasure.org"
 REQUEST_SYSTEM = "urn:medagent:request"
 ACTOR_SYSTEM = "urn:medagent:actor"
@@ -44,6 +45,7 @@ _LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 _SNOMED_CODE = re.compile(r"^\d{6,18}$")
 _RXNORM_CODE = re.compile(r"^\d{1,9}$")
 _NDC_CODE = re.compile(r"^(\d{4,5}-\d{3,4}-\d{1,2}|\d{10,11})$")
+_CVX_CODE = re.compile(r"^\d{1,3}$")
 
 
 class WriteArgs(ToolArgs):
@@ -349,9 +351,9 @@ def _dose_quantity(value: float, unit: str) -> dict[str, Any]:
 
 class MedicationOrderArgs(WriteArgs):
     code: str
-    """RxNorm code (e.g. 316049) or NDC code (e.g. 40032-917-01)."""
-    system: Literal["rxnorm", "ndc"] | None = None
-    """Code system (default: NDC for codes with dashes, else RxNorm)."""
+    """RxNorm code (e.g. 316049), NDC code (e.g. 40032-917-01) or CVX vaccine code (e.g. 140, with system cvx)."""
+    system: Literal["rxnorm", "ndc", "cvx"] | None = None
+    """Code system (default: NDC for codes with dashes, else RxNorm; cvx for a vaccine order)."""
     display: str | None = Field(None, max_length=200)
     """Medication name (default: the name the data uses for the code)."""
     dose_value: float | None = Field(None, gt=0)
@@ -377,9 +379,9 @@ class MedicationOrderArgs(WriteArgs):
     def _check(self) -> MedicationOrderArgs:
         code = self.code.strip()
         system = self.system or ("ndc" if "-" in code else "rxnorm")
-        pattern = _NDC_CODE if system == "ndc" else _RXNORM_CODE
+        pattern = {"ndc": _NDC_CODE, "cvx": _CVX_CODE}.get(system, _RXNORM_CODE)
         if not pattern.match(code):
-            example = "40032-917-01" if system == "ndc" else "316049"
+            example = {"ndc": "40032-917-01", "cvx": "140"}.get(system, "316049")
             raise ValueError(f"{self.code!r} is not a valid {system} code, e.g. {example}")
         self.system = system
         self.code = code
@@ -397,11 +399,15 @@ class MedicationOrderArgs(WriteArgs):
 @tool(writes=True, example={"patient": PID, "code": "40032-917-01", "system": "ndc", "dose_value": 40,
                             "dose_unit": "mEq", "route": "oral"})
 async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolResult:
-    """Order a medication: a MedicationRequest (status active, intent order, authored now) with RxNorm/NDC code, dose, route, rate, duration and reason."""
+    """Order a medication or a vaccine: a MedicationRequest (status active, intent order, authored now) with RxNorm/NDC/CVX code, dose, route, rate, duration and reason."""
     await writable_patient(ctx, args.patient)
-    system = NDC if args.system == "ndc" else RXNORM
+    system = {"ndc": NDC, "cvx": CVX}.get(args.system or "", RXNORM)
     display = args.display or await _display_in_data(ctx, "MedicationRequest", "code", system, args.code,
-                                                      "medicationCodeableConcept") or f"{'NDC' if args.system == 'ndc' else 'RxNorm'} {args.code}"
+                                                      "medicationCodeableConcept")
+    if display is None and args.system == "cvx":
+        display = await _display_in_data(ctx, "Immunization", "vaccine-code", system, args.code, "vaccineCode")
+    label = {"ndc": "NDC", "cvx": "CVX"}.get(args.system or "", "RxNorm")
+    display = display or f"{label} {args.code}"
     dosage: dict[str, Any] = {}
     if args.instructions:
         dosage["text"] = args.instructions

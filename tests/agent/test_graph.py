@@ -101,3 +101,18 @@ async def test_patient_context_fills_a_missing_patient_argument(registry: Regist
     kept = await agent(other, registry, client).run("q", now=NOW, patient=PATIENT)
     assert kept.trace[0]["arguments"]["patient"] == "nobody-here"  # an explicit choice is never overridden
     assert kept.trace[0]["error"]
+
+
+async def test_last_step_and_repeated_calls_only_allow_a_final_answer(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([call("get_patient", patient=PATIENT), final("1949-11-29")])
+    result = await agent(policy, registry, client, max_steps=2).run("q", now=NOW, patient=PATIENT)
+    assert result.status == "answered"
+    first, last = policy.requests
+    assert len(first.json_schema["anyOf"]) == len(registry) + 1
+    assert [o["properties"]["tool"]["const"] for o in last.json_schema["anyOf"]] == ["final_answer"]
+    assert "last step" in last.messages[-1].content
+
+    looping = ScriptedPolicy([call("get_patient", patient=PATIENT), call("get_patient", patient=PATIENT), final("x")])
+    await agent(looping, registry, client, max_steps=10).run("q", now=NOW, patient=PATIENT)
+    assert "repeated the same tool call" in looping.requests[2].messages[-1].content
+    assert len(looping.requests[2].json_schema["anyOf"]) == 1

@@ -1,0 +1,255 @@
+"""The oracle solves every frozen scenario through the typed tools; the deliberately wrong policies fail where they should.
+
+Every policy runs through the real bench runner (``run_benchmark``: a fresh embedded FHIR server
+per task, setup fixtures, the server's diff, the graders), like ``medagent bench run --agent NAME``.
+The fast tests use a stratified subset (every category x question form x variant x branch x
+split); the whole frozen set (6079 tasks, about 4.5 minutes at concurrency 2) is marked slow.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medagent.bench.cli import CODE_POLICIES
+from medagent.bench.results import TaskRecord
+from medagent.bench.runner import run_benchmark
+from medagent.bench.scenario_sets import load_scenarios
+from medagent.bench.solvers import SolveOutcome
+from medagent.data import default_archive
+from medagent.fhir.client import FhirClient
+from medagent.scenarios import policies
+from medagent.scenarios.models import ExpectedAnswer, Scenario
+from medagent.scenarios.policies import POLICY_NAMES, OraclePolicy, make_policy
+from medagent.tools.writes import ACTOR_SYSTEM, MedicationOrderArgs
+
+FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
+TRACE_KEYS = {"step", "tool", "arguments", "result", "error", "references", "wrote"}
+
+
+# ---------- fixtures ----------
+
+@pytest.fixture(scope="module")
+def bench_home(tmp_path_factory: pytest.TempPathFactory, synthea_db: Path) -> Path:
+    """A MEDAGENT_HOME whose template database is the session's loaded copy (no second load)."""
+    home = tmp_path_factory.mktemp("bench-home")
+    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:12]
+    target = home / "templates" / f"synthea-{digest}.sqlite"  # the name bench.servers.template_db uses
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(synthea_db, target)
+    return home
+
+
+@pytest.fixture(scope="module")
+def all_scenarios() -> list[Scenario]:
+    if not (FROZEN / "manifest.json").exists():
+        pytest.skip("no frozen scenario set (run `medagent scenarios build`)")
+    return load_scenarios(FROZEN, "all", "all")
+
+
+def stratified(scenarios: list[Scenario], per_group: int = 2) -> list[Scenario]:
+    """``per_group`` scenarios, spread over the file, of every suite/category/form/variant/polarity/branch/split."""
+    groups: dict[tuple[Any, ...], list[Scenario]] = defaultdict(list)
+    for s in scenarios:
+        groups[(s.suite, s.category, s.meta.get("form"), s.meta.get("variant"), s.meta.get("polarity"), s.branch,
+                s.split)].append(s)
+    picked = []
+    for group in groups.values():
+        count = min(per_group, len(group))
+        picked += [group[i * len(group) // count] for i in range(count)]
+    return picked
+
+
+@pytest.fixture(scope="module")
+def subset(all_scenarios: list[Scenario]) -> list[Scenario]:
+    return stratified(all_scenarios)
+
+
+async def run(scenarios: list[Scenario], solver: Any, out: Path, home: Path) -> tuple[dict[str, Any], list[TaskRecord]]:
+    records: list[TaskRecord] = []
+    summary = await run_benchmark(scenarios, solver, out_dir=out, home=home, concurrency=2, show_progress=False,
+                                  on_record=records.append)
+    assert len(records) == len(scenarios)
+    return summary, records
+
+
+_runs: dict[str, tuple[dict[str, Any], dict[str, TaskRecord]]] = {}
+
+
+@pytest.fixture
+async def policy_run(subset: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Runs a policy once on the subset (memoised per module) -> (summary, scenario id -> record)."""
+
+    async def get(name: str) -> tuple[dict[str, Any], dict[str, TaskRecord]]:
+        if name not in _runs:
+            summary, records = await run(subset, make_policy(name), tmp_path_factory.mktemp(name), bench_home)
+            _runs[name] = (summary, {r.scenario_id: r for r in records})
+        return _runs[name]
+
+    return get
+
+
+def writes_of(record: TaskRecord) -> list[dict[str, Any]]:
+    return [c for c in record.changes if c["action"] in ("create", "update")]
+
+
+def creates(scenario: Scenario) -> int:
+    return sum(spec.count for spec in scenario.expected_writes if spec.action == "create")
+
+
+def write_refused(record: TaskRecord) -> bool:
+    """A write tool refused (patient died before now): the policy could not write at all."""
+    return any(step.get("wrote") == [] and step.get("error") and "died" in step["error"] for step in record.trace)
+
+
+# ---------- the oracle ----------
+
+class BlindOracle:
+    """The oracle, given each scenario without its truth (answer, writes, provenance): proof it never peeks."""
+
+    name = "oracle"
+    model = None
+
+    def __init__(self) -> None:
+        self.oracle = OraclePolicy()
+
+    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+        blind = scenario.model_copy(update={"answer": ExpectedAnswer(type="none"), "expected_writes": [],
+                                            "provenance": [], "read_only": True, "branch": None})
+        return await self.oracle.solve(blind, client)
+
+
+async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth(
+        subset: list[Scenario], bench_home: Path, tmp_path: Path) -> None:
+    summary, records = await run(subset, BlindOracle(), tmp_path / "oracle", bench_home)
+    failed = {r.scenario_id: (r.failure_cause, r.error, r.answer) for r in records if not r.passed}
+    assert not failed
+    assert summary["overall"]["accuracy"] == 100.0
+    assert set(summary["by_category"]) == {f"{s.suite}/{s.category}" for s in subset}
+    by_id = {s.id: s for s in subset}
+    for record in records:
+        assert record.status == "answered" and record.tool_calls >= 1
+        assert all(TRACE_KEYS <= set(step) for step in record.trace)
+        assert record.trace[-1]["tool"] == "final_answer"
+        assert record.trace[-1]["arguments"]["answer"] == record.answer
+        assert all(step["tool"] in policies.default_registry() for step in record.trace[:-1])
+        # every write went through the write tools: stamped with the policy as actor
+        for change in writes_of(record):
+            tags = {(t["system"], t["code"]) for t in change["after"]["meta"]["tag"]}
+            assert (ACTOR_SYSTEM, "medagent/oracle") in tags
+        assert len(writes_of(record)) == sum(spec.count for spec in by_id[record.scenario_id].expected_writes)
+
+
+@pytest.mark.slow
+async def test_oracle_scores_100_on_every_frozen_scenario(all_scenarios: list[Scenario], bench_home: Path,
+                                                          tmp_path: Path) -> None:
+    summary, records = await run(all_scenarios, make_policy("oracle"), tmp_path / "oracle-all", bench_home)
+    failed = {r.scenario_id: (r.failure_cause, r.error, r.answer) for r in records if not r.passed}
+    assert not failed
+    assert summary["overall"] == {**summary["overall"], "accuracy": 100.0, "n": len(all_scenarios)}
+    for suite in ("ehrqa", "agentic"):
+        for split in ("dev", "test"):
+            group = [r for r in records if r.suite == suite and r.split == split]
+            assert group and all(r.passed for r in group), (suite, split)
+
+
+def test_the_oracle_reads_no_bundle_and_no_ground_truth() -> None:
+    tree = ast.parse(Path(policies.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    forbidden = ("medagent.data", "medagent.scenarios.chart", "medagent.scenarios.reference",
+                 "medagent.scenarios.population", "medagent.scenarios.ehrqa", "medagent.scenarios.agentic",
+                 "medagent.scenarios.fixtures", "medagent.scenarios.grading", "medagent.scenarios.answers")
+    assert not {m for m in imported if m.startswith(forbidden)}
+    attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not attributes & {"expected_writes", "provenance", "read_only", "branch"}
+    # `.answer` is the policies' own method; a scenario's expected answer is never read
+    scenario_names = {"sc", "scenario"}
+    assert not [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "answer"
+                and isinstance(n.value, ast.Name) and n.value.id in scenario_names]
+
+
+def test_make_policy_knows_exactly_the_cli_names() -> None:
+    assert set(POLICY_NAMES) == set(CODE_POLICIES)
+    for name in POLICY_NAMES:
+        policy = make_policy(name)
+        assert policy.name == name and policy.model is None
+        assert name == "oracle" or "deliberately wrong policy" in (type(policy).__doc__ or "").lower()
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("perfect")
+
+
+def test_order_medication_accepts_a_cvx_vaccine_code() -> None:
+    args = MedicationOrderArgs.model_validate({"patient": "p1", "code": "140", "system": "cvx"})
+    assert args.system == "cvx"
+    with pytest.raises(ValueError, match="not a valid cvx code"):
+        MedicationOrderArgs.model_validate({"patient": "p1", "code": "0338-1715-40", "system": "cvx"})
+
+
+# ---------- the deliberately wrong policies ----------
+
+async def test_always_no_passes_only_the_no_questions(policy_run: Any, subset: list[Scenario]) -> None:
+    summary, records = await policy_run("always-no")
+    for s in subset:
+        is_no = s.answer.type == "boolean" and s.answer.value is False
+        assert records[s.id].passed == is_no, s.id
+        assert not records[s.id].changes and records[s.id].tool_calls == 0
+    booleans = [records[s.id].passed for s in subset if s.answer.type == "boolean"]
+    assert 0.4 <= sum(booleans) / len(booleans) <= 0.6
+    assert all(not records[s.id].passed for s in subset if s.answer.type != "boolean")
+
+
+async def test_do_nothing_scores_zero(policy_run: Any, subset: list[Scenario]) -> None:
+    summary, records = await policy_run("do-nothing")
+    assert summary["overall"]["accuracy"] <= 5.0
+    assert not any(r.passed for r in records.values())
+    assert all(not r.changes and r.tool_calls == 0 for r in records.values())
+
+
+async def test_always_act_fails_every_read_only_task_and_no_action_branch(policy_run: Any,
+                                                                          subset: list[Scenario]) -> None:
+    summary, records = await policy_run("always-act")
+    for s in subset:
+        record = records[s.id]
+        if s.read_only or s.branch == "no-action":
+            assert not record.passed or write_refused(record), s.id
+            if not record.passed:
+                assert record.failure_cause == "forbidden_write", s.id
+        else:
+            assert record.passed, (s.id, record.failure_cause)  # act branches and plain write tasks
+    must_fail = [s for s in subset if s.read_only or s.branch == "no-action"]
+    refused = sum(write_refused(records[s.id]) for s in must_fail)
+    assert refused < 0.1 * len(must_fail)  # only patients who died before now escape
+
+
+async def test_write_twice_creates_real_duplicates_and_fails_every_create_task(policy_run: Any,
+                                                                               subset: list[Scenario]) -> None:
+    summary, records = await policy_run("write-twice")
+    for s in subset:
+        record = records[s.id]
+        if creates(s):
+            created = [c for c in record.changes if c["action"] == "create"]
+            assert len(created) == 2 * creates(s) and len({c["id"] for c in created}) == len(created), s.id
+            assert not record.passed and record.failure_cause == "forbidden_write", s.id
+        else:
+            # nothing to write, or stopping an order (a second stop changes nothing): the oracle's result
+            assert record.passed, (s.id, record.failure_cause)
+            assert Counter(c["action"] for c in record.changes)["create"] == 0
+
+
+async def test_wrong_patient_fails_every_write_task(policy_run: Any, subset: list[Scenario]) -> None:
+    summary, records = await policy_run("wrong-patient")
+    for s in subset:
+        record = records[s.id]
+        if s.expected_writes:
+            assert not record.passed and record.failure_cause in ("missing_write", "wrong_write"), s.id
+            subjects = {(c["after"].get("subject") or {}).get("reference") for c in writes_of(record)}
+            assert subjects and f"Patient/{s.patient}" not in subjects, s.id
+        else:
+            assert record.passed, (s.id, record.failure_cause)
