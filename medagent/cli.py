@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import tempfile
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -117,34 +117,23 @@ async def _info(settings: Settings) -> None:
         console.print(table)
 
 
-@app.command("demo")
+@app.command("quickstart")
 @user_errors
-def demo(
-    db: Annotated[Path | None, typer.Option(help="SQLite file to use (default: a temporary one).")] = None,
+def quickstart(
+    limit: Annotated[int, typer.Option(min=1, help="Tasks to run (round-robin across EHRQA categories).")] = 3,
+    model: Annotated[str | None, typer.Option(help="'embedded' (default) or an OpenAI-compatible base URL.")] = None,
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/quickstart"),
 ) -> None:
-    """Start the embedded server on the default patients and run a sample agent-style query."""
-    from medagent.fhir.server.process import EmbeddedServer
+    """A small scored agent run on the embedded defaults: embedded FHIR server + embedded Gemma model.
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db_path = db or Path(tmp) / "fhir.sqlite"
-        console.print(f"starting the embedded FHIR server ({db_path}) ...")
-        with EmbeddedServer(db_path) as server:
-            asyncio.run(_demo_queries(server.base_url))
+    Same code path as `medagent bench run`; prints the table and the report path.
+    """
+    from medagent.bench.cli import bench_run
 
-
-async def _demo_queries(base_url: str) -> None:
-    async with FhirClient(base_url) as client:
-        console.print(f"FHIR server at {base_url}: {await client.count('Patient')} patients, "
-                      f"{await client.count('Observation')} observations")
-        rows = Table(title="Latest HbA1c (LOINC 4548-4) results across the population")
-        for column in ("date", "patient", "value"):
-            rows.add_column(column)
-        async for obs in client.search_json("Observation", {"code": "http://loinc.org|4548-4", "_sort": "-date",
-                                                            "_count": 5}, limit=5):
-            quantity = obs.get("valueQuantity", {})
-            rows.add_row(obs.get("effectiveDateTime", "")[:10], obs["subject"]["reference"],
-                         f"{quantity.get('value')} {quantity.get('unit', '')}")
-        console.print(rows)
+    if out.exists():
+        shutil.rmtree(out)
+    bench_run(suite="ehrqa", split="test", limit=limit, agent="agent", model=model, model_name=None, concurrency=1,
+              trials=1, max_steps=3, out=out, resume=False, scenarios=None, report=True)
 
 
 @app.command("ask")
