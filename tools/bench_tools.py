@@ -31,13 +31,10 @@ import orjson
 from medagent.data import iter_bundles
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.chart import chart_from_bundle
-from medagent.scenarios.codes import CONDITION_GROUPS
-from medagent.scenarios.ehrqa import CATEGORIES, generate_ehrqa
+from medagent.scenarios.ehrqa import CATEGORIES, condition_label, generate_ehrqa
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
 from medagent.tools import ToolContext, default_registry
-
-GROUPS = {group.key: group for group in CONDITION_GROUPS}
 
 
 def load_tokenizer() -> Any:
@@ -62,6 +59,7 @@ class Session:
         self.count = count
         self.tokens = 0
         self.calls = 0
+        self.references: set[str] = set()
 
     async def call(self, tool: str, **arguments: Any) -> list[dict[str, Any]]:
         result = await self.registry.call(tool, {k: v for k, v in arguments.items() if v is not None}, self.ctx)
@@ -69,6 +67,7 @@ class Session:
             raise RuntimeError(f"{tool}({arguments}) failed: {result.error}")
         self.tokens += self.count(result.text)
         self.calls += 1
+        self.references.update(result.references)
         return result.rows
 
 
@@ -76,29 +75,31 @@ def _day(value: str) -> str:
     return value[:10]
 
 
-async def answer(s: Session, sc: Scenario) -> None:
-    """The tool calls an agent needs for the question (codes come from the question text)."""
+async def answer(s: Session, sc: Scenario, names: dict[str, str]) -> None:
+    """The tool calls an agent needs: by name where the question names things, by code where it gives codes."""
     key = sc.meta["key"]
     patient = sc.patient
     category = sc.category
+
+    def name(code: str) -> str:  # how the question words a condition (label) or a medication (display)
+        return condition_label(names[code])[:200]
+
     if category == "condition_existence":
-        await s.call("search_conditions", patient=patient, code=key[1])
+        await s.call("search_conditions", patient=patient, text=name(key[1]))
     elif category == "condition_existence_transitive":
-        if key[0].startswith("group"):
-            await s.call("search_conditions", patient=patient, code=",".join(sorted(GROUPS[key[1]].members)))
-        else:  # treated: the condition, then the orders whose reason it is
-            await s.call("search_conditions", patient=patient, code=key[1])
+        if key[0].startswith("group"):  # "any form of X": read the whole problem list
+            await s.call("search_conditions", patient=patient)
+        else:  # "treated with a medication whose reason is X": the orders show their reasons
             await s.call("search_medications", patient=patient)
     elif category == "immunization_date":
-        await s.call("search_immunizations", patient=patient, code=key[1])
+        await s.call("search_immunizations", patient=patient, code=key[1])  # the question gives the CVX code
     elif category == "medication_current":
-        await s.call("search_medications", patient=patient, status="current", code=key[1] if len(key) > 1 else None)
+        await s.call("search_medications", patient=patient, status="current")
     elif category in ("medication_existence", "medication_prescriber", "medication_prescription_date"):
-        await s.call("search_medications", patient=patient, code=key[1])
+        await s.call("search_medications", patient=patient, text=name(key[1]))
     elif category == "medication_for_condition":
-        await s.call("search_conditions", patient=patient, code=key[1])
-        await s.call("search_medications", patient=patient, code=key[2] if len(key) > 2 else None)
-    elif category == "observation_value":
+        await s.call("search_medications", patient=patient)
+    elif category == "observation_value":  # the question gives the LOINC code
         if key[0] == "day":
             await s.call("search_observations", patient=patient, code=key[1], since=key[2], until=key[2])
         else:
@@ -106,10 +107,10 @@ async def answer(s: Session, sc: Scenario) -> None:
     elif category == "observation_dependent":
         kind, anchor, lab = key
         if kind == "condition":
-            rows = await s.call("search_conditions", patient=patient, code=anchor)
+            rows = await s.call("search_conditions", patient=patient, text=name(anchor))
             day = min(_day(r["onset"]) for r in rows)
         else:
-            rows = await s.call("search_medications", patient=patient, code=anchor)
+            rows = await s.call("search_medications", patient=patient, text=name(anchor))
             day = min(_day(r["authored"]) for r in rows)
         await s.call("search_observations", patient=patient, code=lab, until=day, latest=1)
     else:
@@ -120,6 +121,7 @@ async def run(fhir_url: str, patients: int, seed: int, count: Any) -> list[dict[
     bundles = list(iter_bundles())
     charts = [chart_from_bundle(bundle) for _, bundle in bundles]
     population = population_of(charts)
+    names = {**population.conditions, **population.medications}
     chosen = sorted(range(len(bundles)), key=lambda i: charts[i].patient_id)[:patients]
     texts = [orjson.dumps(bundles[i][1]).decode() for i in chosen]
     started = time.perf_counter()
@@ -127,7 +129,7 @@ async def run(fhir_url: str, patients: int, seed: int, count: Any) -> list[dict[
     print(f"tokenized {len(texts)} records in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     out = []
     async with FhirClient(fhir_url) as client:
-        for index, record in zip(chosen, record_tokens):
+        for index, record in zip(chosen, record_tokens, strict=False):
             chart = charts[index]
             by_category: dict[str, list[Scenario]] = defaultdict(list)
             for scenario in generate_ehrqa(chart, population, seed):
@@ -138,9 +140,10 @@ async def run(fhir_url: str, patients: int, seed: int, count: Any) -> list[dict[
                     continue
                 scenario = random.Random(f"{seed}/{chart.patient_id}/{category}").choice(options)
                 session = Session(client, scenario, count)
-                await answer(session, scenario)
+                await answer(session, scenario, names)
                 out.append({"patient": chart.patient_id, "category": category, "record": record,
-                            "tools": session.tokens, "calls": session.calls, "ratio": session.tokens / record})
+                            "tools": session.tokens, "calls": session.calls, "ratio": session.tokens / record,
+                            "sources_shown": set(scenario.provenance) <= session.references})
     return out
 
 
@@ -156,8 +159,11 @@ def report(rows: list[dict[str, Any]]) -> str:
                      f"{statistics.median(r['record'] for r in mine):>14.0f} "
                      f"{100 * statistics.median(r['ratio'] for r in mine):>6.2f}%")
     lines.append(f"{'all':<32} {len(rows):>9} {statistics.median(r['calls'] for r in rows):>6.0f} "
-                 f"{statistics.median(r['tools'] for r in rows):>12.0f} {statistics.median(r['record'] for r in rows):>14.0f} "
+                 f"{statistics.median(r['tools'] for r in rows):>12.0f} "
+                 f"{statistics.median(r['record'] for r in rows):>14.0f} "
                  f"{100 * statistics.median(r['ratio'] for r in rows):>6.2f}%")
+    lines.append(f"questions whose cited sources all appear in the tool output: "
+                 f"{sum(r['sources_shown'] for r in rows)} of {len(rows)}")
     lines.append(f"max tool tokens for one question: {max(r['tools'] for r in rows)}; "
                  f"questions over 3% of their record: {sum(r['ratio'] > 0.03 for r in rows)} of {len(rows)}")
     lines.append(f"median tool/record token ratio: {100 * statistics.median(r['ratio'] for r in rows):.1f}%")

@@ -158,6 +158,9 @@ case "$profile" in
     ;;
 esac
 
+if [[ "$model" == /* || "$model" == .* || "$model" == ~* ]] && [[ ! -e "$model" ]]; then
+  die "model path '$model' does not exist (pass a Hugging Face model folder or a hub id)"
+fi
 if [[ -n "$chat_template" && ! -f "$chat_template" ]]; then
   die "chat template '$chat_template' not found"
 fi
@@ -200,17 +203,24 @@ trap 'stop_server; exit 143' TERM
 trap 'stop_server; exit 130' INT
 trap 'stop_server' EXIT
 
+http_get() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -m 5 "$1"
+  else
+    "$PY" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+  fi
+}
+
 base="http://$host:$port"
 deadline=$(( start_ts + ready_timeout ))
 while :; do
   if ! kill -0 "$server_pid" 2>/dev/null; then
     wait "$server_pid" || rc=$?
     echo "serve_vllm: error: vLLM exited with status ${rc:-0} before it was ready (see its log above)" >&2
-    trap - EXIT
-    exit 1
+    exit 1  # the EXIT trap stops what is left of its process group
   fi
-  if curl -fsS -m 5 "$base/health" >/dev/null 2>&1 \
-     && curl -fsS -m 5 "$base/v1/models" 2>/dev/null | grep -q "\"$served_name\""; then
+  if http_get "$base/health" >/dev/null 2>&1 \
+     && http_get "$base/v1/models" 2>/dev/null | grep -q "\"$served_name\""; then
     break
   fi
   if (( $(date +%s) > deadline )); then

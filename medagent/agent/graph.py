@@ -21,7 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from medagent.agent.actions import FINAL_ANSWER, parse_action
-from medagent.agent.prompts import invalid_reply_message, system_prompt, tool_result_message
+from medagent.agent.prompts import EXAMPLE_TURNS, invalid_reply_message, system_prompt, tool_result_message
 from medagent.agent.state import AgentResult, AgentState, Limits, StepRecord
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
@@ -52,6 +52,7 @@ class Agent:
     checkpointer: BaseCheckpointSaver | None = None
     tool_names: list[str] | None = None
     actor: str = "medagent"
+    few_shot: bool = True
 
     def __post_init__(self) -> None:
         self.checkpointer = self.checkpointer or InMemorySaver()
@@ -113,6 +114,7 @@ class Agent:
         remaining = self.limits.timeout_s - (time.time() - state["started_at"])
         must_answer = self._must_answer(state)
         messages = [ChatMessage(role="system", content=system_prompt(state["now"], state.get("patient"), self._tools)),
+                    *(ChatMessage(**m) for m in (EXAMPLE_TURNS if self.few_shot else [])),
                     *(ChatMessage(**m) for m in state["messages"])]
         if must_answer:
             messages.append(ChatMessage(role="user", content=f"{must_answer} Reply now with final_answer, from what "

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 SYSTEM_TEMPLATE = """You are a clinical assistant working in an electronic health record through tools.
-Current date and time ("now"): {now}. Treat it as today; the record may not contain anything later.
-{patient_line}
 Work step by step: call one tool per reply, read its result, then call another tool or finish.
 Narrow searches by code and date instead of reading everything; follow references (e.g. a
 medication's reason) with more tool calls when needed. Never guess a value you did not read.
@@ -17,10 +15,28 @@ When you know the answer reply:
 Cite the references (Type/id) of the rows your answer rests on.
 
 Tools:
-{tools}"""
+{tools}
+
+Current date and time ("now"): {now}. Treat it as today; the record may not contain anything later.
+{patient_line}"""
+
+# A worked example given as earlier turns (small models copy inline examples word for word, but
+# learn the turn structure from real turns). It uses a made-up patient id that exists nowhere.
+EXAMPLE_TURNS: list[dict[str, str]] = [
+    {"role": "user", "content": "Example task (another patient, Patient/example-0): Does the patient have a "
+                                "diagnosis of hypertension? Answer yes or no."},
+    {"role": "assistant", "content": '{"tool": "search_conditions", "arguments": {"patient": "Patient/example-0", '
+                                     '"text": "hypertension"}}'},
+    {"role": "user", "content": "[result of search_conditions]\nconditions of Patient/example-0: 1 found\n"
+                                "2015-03-02 | Hypertension (SNOMED 38341003) | active | Condition/example-c1"},
+    {"role": "assistant", "content": '{"tool": "final_answer", "arguments": {"answer": "yes", '
+                                     '"citations": ["Condition/example-c1"]}}'},
+    {"role": "user", "content": "That was the example. Now the real task."},
+]
 
 
 def system_prompt(now: str, patient: str | None, tools: list[dict[str, Any]]) -> str:
+    """Stable text first (instructions, tools) so servers can cache the prefix across tasks."""
     patient_line = f"The patient in context: Patient/{patient}." if patient else "No patient is selected yet."
     return SYSTEM_TEMPLATE.format(now=now, patient_line=patient_line, tools=describe_tools(tools))
 

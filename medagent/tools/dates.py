@@ -1,4 +1,8 @@
-"""Date arguments relative to the run's "now": absolute (2019, 2019-05, 2019-05-02, 2019-05-02T08:00) or relative (-24h, -30d, +1d, tomorrow 08:00)."""
+"""Date arguments relative to the run's "now".
+
+Absolute (2019, 2019-05, 2019-05-02, 2019-05-02T08:00) or relative (-24h, -30d, +1d, tomorrow 08:00);
+never the wall clock.
+"""
 
 from __future__ import annotations
 

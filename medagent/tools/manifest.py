@@ -46,7 +46,8 @@ def _concepts(resource: dict[str, Any], element: str | None) -> list[dict[str, A
     return [value] if isinstance(value, dict) else []
 
 
-async def _scan(ctx: ToolContext, kind: str, params: list[tuple[str, str]], elements: list[str]) -> tuple[list[dict[str, Any]], int]:
+async def _scan(ctx: ToolContext, kind: str, params: list[tuple[str, str]],
+                elements: list[str]) -> tuple[list[dict[str, Any]], int]:
     """Up to SCAN_CAP matches with only the elements we need, and the server's total."""
     bundle = await ctx.client.search_page(kind, [*params, ("_elements", ",".join(elements)), ("_count", "1000")])
     total = int(bundle.get("total", 0))

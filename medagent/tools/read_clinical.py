@@ -60,7 +60,8 @@ def _window(ctx: ToolContext, args: PatientWindowArgs) -> Window:
         raise ToolError(str(exc)) from None
 
 
-async def _search(ctx: ToolContext, kind: str, params: list[tuple[str, str]], count: int) -> tuple[list[dict[str, Any]], int]:
+async def _search(ctx: ToolContext, kind: str, params: list[tuple[str, str]],
+                  count: int) -> tuple[list[dict[str, Any]], int]:
     """One page of matches and the server's total."""
     bundle = await ctx.client.search_page(kind, [*params, ("_count", str(count))])
     found = [e["resource"] for e in bundle.get("entry", [])

@@ -129,7 +129,7 @@ def check_text(value: str) -> str:
     text = " ".join(str(value).split())
     if len(text) < 2:
         raise ValueError("text must have at least 2 characters, e.g. 'hemoglobin a1c'")
-    if len(text) > 100:
+    if len(text) > 200:
         raise ValueError("text is too long; use a few words, e.g. 'hemoglobin a1c'")
     return text
 

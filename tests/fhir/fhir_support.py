@@ -136,9 +136,9 @@ def outcome_text(response: httpx.Response) -> str:
     return " ".join(p for p in parts if p)
 
 
-def assert_outcome(response: httpx.Response, statuses: tuple[int, ...], *mentions: str) -> str:
+def assert_outcome(response: httpx.Response, statuses: tuple[int, ...], *mentions: str | tuple[str, ...]) -> str:
     """An error answer: one of ``statuses``, an OperationOutcome with an error issue and a message
-    naming each of ``mentions`` (case-insensitive)."""
+    naming each of ``mentions`` (case-insensitive; a tuple: any one of its strings)."""
     assert response.status_code in statuses, (
         f"{response.request.method} {response.request.url}: expected {statuses}, got {response.status_code}: "
         f"{response.text[:800]}")
@@ -149,7 +149,9 @@ def assert_outcome(response: httpx.Response, statuses: tuple[int, ...], *mention
     text = outcome_text(response)
     assert text.strip(), f"OperationOutcome without diagnostics: {body}"
     for mention in mentions:
-        assert mention.lower() in text.lower(), f"{mention!r} not named in the OperationOutcome: {text!r}"
+        options = mention if isinstance(mention, tuple) else (mention,)
+        assert any(o.lower() in text.lower() for o in options), (
+            f"{' or '.join(map(repr, options))} not named in the OperationOutcome: {text!r}")
     return text
 
 

@@ -166,14 +166,14 @@ def test_prefer_handling_strict_header(fhir: FhirTarget) -> None:
 @pytest.mark.parametrize("value", ["xx2020", "2020-13", "ge2020-02-30", "yesterday"])
 def test_bad_date_value(fhir: FhirTarget, value: str) -> None:
     response = fhir.get("Observation", params={"date": value})
-    assert_outcome(response, (400,), value)
+    assert_outcome(response, (400,), (value, "date"))
     assert_still_serving(fhir)
 
 
-@pytest.mark.parametrize("value", ["abc", "gt", "ge5,4"])
+@pytest.mark.parametrize("value", ["abc", "gt", "ge5.4.3"])
 def test_bad_quantity_value(fhir: FhirTarget, value: str) -> None:
     response = fhir.get("Observation", params={"value-quantity": value})
-    assert_outcome(response, (400,), value.split(",")[-1])
+    assert_outcome(response, (400,), (value, "value-quantity"))
     assert_still_serving(fhir)
 
 

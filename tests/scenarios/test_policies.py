@@ -218,14 +218,15 @@ async def test_always_act_fails_every_read_only_task_and_no_action_branch(policy
     for s in subset:
         record = records[s.id]
         if s.read_only or s.branch == "no-action":
-            assert not record.passed or write_refused(record), s.id
-            if not record.passed:
-                assert record.failure_cause == "forbidden_write", s.id
+            if write_refused(record):
+                # the patient died before now: every write tool refuses, so nothing could be written
+                assert not record.changes, s.id
+            else:
+                assert not record.passed and record.failure_cause == "forbidden_write", s.id
         else:
             assert record.passed, (s.id, record.failure_cause)  # act branches and plain write tasks
-    must_fail = [s for s in subset if s.read_only or s.branch == "no-action"]
-    refused = sum(write_refused(records[s.id]) for s in must_fail)
-    assert refused < 0.1 * len(must_fail)  # only patients who died before now escape
+    agentic = [s for s in subset if s.suite == "agentic" and (s.read_only or s.branch == "no-action")]
+    assert agentic and not any(records[s.id].passed for s in agentic)  # agentic clocks are before death
 
 
 async def test_write_twice_creates_real_duplicates_and_fails_every_create_task(policy_run: Any,

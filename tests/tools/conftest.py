@@ -13,7 +13,6 @@ from medagent.fhir.client import FhirClient
 from medagent.tools import ToolContext, ToolResult, default_registry
 from medagent.tools.registry import Registry
 
-
 if os.environ.get("MEDAGENT_TOOLS_TEST_URL"):
     @pytest.fixture(scope="session")
     def fhir_url() -> str:

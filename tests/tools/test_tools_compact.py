@@ -16,8 +16,8 @@ def ctx(budget: int) -> ToolContext:
 
 
 def lines(n: int) -> list[Line]:
-    return [Line(f"2019-01-{i + 1:02d} | Glucose (LOINC 2339-0) | {90 + i} mg/dL | Observation/o{i}", {"ref": f"Observation/o{i}"})
-            for i in range(n)]
+    return [Line(f"2019-01-{i + 1:02d} | Glucose (LOINC 2339-0) | {90 + i} mg/dL | Observation/o{i}",
+                 {"ref": f"Observation/o{i}"}) for i in range(n)]
 
 
 def test_everything_fits_a_generous_budget() -> None:
@@ -34,7 +34,8 @@ def test_budget_cut_is_marked_and_counted() -> None:
     shown = len(result.rows)
     assert 0 < shown < 30
     assert result.truncated == 500 - shown
-    assert result.text.splitlines()[-1] == f"... {500 - shown} more not shown (of 500); narrow by since/until, or raise limit"
+    marker = f"... {500 - shown} more not shown (of 500); narrow by since/until, or raise limit"
+    assert result.text.splitlines()[-1] == marker
     assert result.references == [f"Observation/o{i}" for i in range(shown)], "stable order: the first rows are kept"
 
 

@@ -105,7 +105,7 @@ def http_server(clean_fhir: str) -> Iterator[str]:
 async def test_streamable_http_server_lists_and_calls_tools(http_server: str, clean_fhir: str) -> None:
     from mcp.client import streamable_http
 
-    connect = getattr(streamable_http, "streamable_http_client", None) or getattr(streamable_http, "streamablehttp_client")
+    connect = getattr(streamable_http, "streamable_http_client", None) or streamable_http.streamablehttp_client
     async with connect(http_server) as streams, ClientSession(streams[0], streams[1]) as session:
         await _exercise(session, writes_allowed=True)
     changes = httpx.get(f"{clean_fhir}/$diff", timeout=30).json()["changes"]

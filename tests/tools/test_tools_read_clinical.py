@@ -213,8 +213,8 @@ async def test_medication_bad_arguments(run: Any) -> None:
 async def test_immunization_dates(run: Any) -> None:
     for pid in sample_patients(15, needs="Immunization"):
         now = record_end(pid)
-        shots = sorted(((instant(i["occurrenceDateTime"]), i["id"], code(i["vaccineCode"])) for i in of_type(pid, "Immunization")
-                        if instant(i["occurrenceDateTime"]) <= now), reverse=True)
+        shots = sorted(((instant(i["occurrenceDateTime"]), i["id"], code(i["vaccineCode"]))
+                        for i in of_type(pid, "Immunization") if instant(i["occurrenceDateTime"]) <= now), reverse=True)
         for cvx in sorted({s[2] for s in shots}):
             result = await run("search_immunizations", now, patient=pid, code=cvx, limit=100)
             assert [r["date"][:10] for r in result.rows] == [t.date().isoformat() for t, _, c in shots if c == cvx]

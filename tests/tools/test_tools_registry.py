@@ -55,7 +55,8 @@ def test_schema_comes_from_types_and_docstrings(name: str) -> None:
     assert item.description and len(item.summary) <= 240, "a short description written for a model"
     params = item.parameters()
     assert params["type"] == "object" and params["additionalProperties"] is False
-    assert not [n for n in walk(params) if isinstance(n, dict) and ("$ref" in n or "$defs" in n or isinstance(n.get("title"), str))]
+    nested = [n for n in walk(params) if isinstance(n, dict)]
+    assert not [n for n in nested if "$ref" in n or "$defs" in n or isinstance(n.get("title"), str)]
     for prop_name, prop in params["properties"].items():
         assert prop.get("description"), f"{name}.{prop_name} has no description (field docstring)"
         assert prop.get("type") or prop.get("enum") or prop.get("anyOf"), f"{name}.{prop_name} has no type"
