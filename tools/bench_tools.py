@@ -92,11 +92,13 @@ async def answer(s: Session, sc: Scenario, names: dict[str, str]) -> None:
         else:  # "treated with a medication whose reason is X": the orders show their reasons
             await s.call("search_medications", patient=patient)
     elif category == "immunization_date":
-        await s.call("search_immunizations", patient=patient, code=key[1])  # the question gives the CVX code
+        order = "oldest" if key[0] == "first" else "newest"
+        await s.call("search_immunizations", patient=patient, code=key[1], order=order)  # the question gives the CVX code
     elif category == "medication_current":
         await s.call("search_medications", patient=patient, status="current")
     elif category in ("medication_existence", "medication_prescriber", "medication_prescription_date"):
-        await s.call("search_medications", patient=patient, text=name(key[1]))
+        order = "oldest" if key[0] == "first" else "newest"  # "when was X first prescribed?"
+        await s.call("search_medications", patient=patient, text=name(key[1]), order=order)
     elif category == "medication_for_condition":
         await s.call("search_medications", patient=patient)
     elif category == "observation_value":  # the question gives the LOINC code
@@ -106,12 +108,12 @@ async def answer(s: Session, sc: Scenario, names: dict[str, str]) -> None:
             await s.call("search_observations", patient=patient, code=key[1], latest=1)
     elif category == "observation_dependent":
         kind, anchor, lab = key
-        if kind == "condition":
-            rows = await s.call("search_conditions", patient=patient, text=name(anchor))
-            day = min(_day(r["onset"]) for r in rows)
-        else:
-            rows = await s.call("search_medications", patient=patient, text=name(anchor))
-            day = min(_day(r["authored"]) for r in rows)
+        if kind == "condition":  # "at the time of their first diagnosis of X"
+            rows = await s.call("search_conditions", patient=patient, text=name(anchor), order="oldest", limit=1)
+            day = _day(rows[0]["onset"])
+        else:  # "when X was first prescribed"
+            rows = await s.call("search_medications", patient=patient, text=name(anchor), order="oldest", limit=1)
+            day = _day(rows[0]["authored"])
         await s.call("search_observations", patient=patient, code=lab, until=day, latest=1)
     else:
         raise ValueError(f"no tool plan for category {category}")

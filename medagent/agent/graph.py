@@ -52,7 +52,7 @@ class Agent:
     checkpointer: BaseCheckpointSaver | None = None
     tool_names: list[str] | None = None
     actor: str = "medagent"
-    few_shot: bool = True
+    few_shot: bool = False  # prepend prompts.EXAMPLE_TURNS (base models copy them verbatim; off by default)
 
     def __post_init__(self) -> None:
         self.checkpointer = self.checkpointer or InMemorySaver()

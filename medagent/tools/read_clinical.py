@@ -1,6 +1,6 @@
 """Clinical read tools: observations, conditions, medications, immunizations, procedures, encounters, reports, allergies.
 
-Every tool is scoped to one patient, hides what is dated after now, sorts newest first, and
+Every tool is scoped to one patient, hides what is dated after now, sorts newest first (or oldest), and
 returns one compact line per resource with its reference.
 """
 
@@ -50,7 +50,13 @@ class PatientWindowArgs(ToolArgs):
     """Earliest date, e.g. 2018-01-01 or -90d (relative to now)."""
     until: DateArg | None = None
     """Latest date (default and maximum: now), e.g. 2018-12-31."""
+    order: Literal["newest", "oldest"] = "newest"
+    """newest first (default), or oldest first for 'first'/'earliest' questions."""
     limit: Limit = DEFAULT_LIMIT
+
+
+def _sort(args: PatientWindowArgs, date_param: str) -> tuple[str, str]:
+    return ("_sort", f"-{date_param}" if args.order == "newest" else date_param)
 
 
 def _window(ctx: ToolContext, args: PatientWindowArgs) -> Window:
@@ -86,7 +92,7 @@ class ObservationArgs(PatientWindowArgs):
                       "imaging"] | None = None
     """Observation category."""
     latest: int | None = None
-    """Only the N most recent results of each code (e.g. 1 for 'the latest value')."""
+    """Only the N most recent results of each code (e.g. 1 for 'the latest value'; with order=oldest the N earliest)."""
 
 
 @tool(example={"patient": PID, "code": "4548-4", "latest": 1})
@@ -100,7 +106,7 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
         raise ToolError("latest must be between 1 and 20 (1 = only the most recent value of each code)")
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
     focus: set[str] | None = None
     if args.code:
         value, focus = token_param(args.code)
@@ -131,11 +137,12 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
             if per_code[key] <= args.latest:
                 kept.append(line)
         lines = kept[: args.limit]
-        note = f", latest {args.latest} per code" + (f" among the {len(found)} newest" if total > len(found) else "")
+        which = "latest" if args.order == "newest" else "earliest"
+        note = f", {which} {args.latest} per code" + (f" among the {len(found)} {args.order}" if total > len(found) else "")
         total = len(kept)
     footer = _stats(lines)
     header = (f"observations of Patient/{args.patient}, {window.describe()}"
-              f"{_filters(args, 'code', 'text', 'category')}{note}: {total} found, newest first")
+              f"{_filters(args, 'code', 'text', 'category')}{note}: {total} found, {args.order} first")
     return render(ctx, header, lines, total=total, footer=footer,
                   empty="none found (dates after now are hidden); try lookup_codes(text=...) for the right code, "
                         "or widen since/until")
@@ -177,7 +184,7 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     """
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("onset-date"), ("_sort", "-onset-date")]
+    params = [("patient", args.patient), *window.params("onset-date"), _sort(args, "onset-date")]
     if args.code:
         params.append(("code", token_param(args.code)[0]))
     if args.text:
@@ -189,7 +196,7 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
         total = len(lines) + max(0, total - len(found))
     active = sum(1 for line in lines if line.row["status"] == "active")
     header = (f"conditions of Patient/{args.patient}, onset {window.describe()}{_filters(args, 'status', 'code', 'text')}"
-              f": {total} found ({active} active at now), newest onset first")
+              f": {total} found ({active} active at now), {args.order} onset first")
     return render(ctx, header, lines[: args.limit], total=total, hint="text/code or since/until",
                   empty="none found (onsets after now are hidden); try other words or lookup_codes")
 
@@ -213,7 +220,7 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
     """
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("authoredon"), ("_sort", "-authoredon")]
+    params = [("patient", args.patient), *window.params("authoredon"), _sort(args, "authoredon")]
     if args.status == "current":
         params.append(("status", "active"))
     elif args.status == "past":
@@ -231,7 +238,7 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
     lines = [medication_line(r, ctx.now, prescribers, reasons) for r in found]
     extra_refs = sorted({ref for line in lines for ref in [*line.row["reasons"], line.row["requester"] or ""] if ref})
     header = (f"medication orders of Patient/{args.patient}, written {window.describe()}"
-              f"{_filters(args, 'status', 'code', 'text')}: {total} found, newest first")
+              f"{_filters(args, 'status', 'code', 'text')}: {total} found, {args.order} first")
     return render(ctx, header, lines, total=total, hint="text/code, status or since/until",
                   references=extra_refs, empty="none found (orders written after now are hidden)")
 
@@ -247,17 +254,17 @@ class ImmunizationArgs(PatientWindowArgs):
 
 @tool(example={"patient": PID, "code": "140"})
 async def search_immunizations(ctx: ToolContext, args: ImmunizationArgs) -> ToolResult:
-    """Vaccinations of a patient: date, vaccine + CVX code (newest first). The last row is the earliest dose."""
+    """Vaccinations of a patient: date, vaccine + CVX code (newest first; order=oldest for the first dose)."""
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
     if args.code:
         params.append(("vaccine-code", token_param(args.code)[0]))
     if args.text:
         params.append(("vaccine-code:text", text_param(args.text)))
     found, total = await _search(ctx, "Immunization", params, args.limit)
     header = (f"immunizations of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
-              f"{total} found, newest first")
+              f"{total} found, {args.order} first")
     return render(ctx, header, [immunization_line(r, ctx.now) for r in found], total=total,
                   hint="code/text or since/until", empty="none found (dates after now are hidden)")
 
@@ -274,14 +281,14 @@ async def search_procedures(ctx: ToolContext, args: ProcedureArgs) -> ToolResult
     """Procedures performed on a patient: date, procedure + SNOMED code, reason (newest first)."""
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
     if args.code:
         params.append(("code", token_param(args.code)[0]))
     if args.text:
         params.append(("code:text", text_param(args.text)))
     found, total = await _search(ctx, "Procedure", params, args.limit)
     header = (f"procedures of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
-              f"{total} found, newest first")
+              f"{total} found, {args.order} first")
     return render(ctx, header, [procedure_line(r, ctx.now) for r in found], total=total,
                   hint="code/text or since/until", empty="none found (dates after now are hidden)")
 
@@ -300,14 +307,14 @@ async def search_encounters(ctx: ToolContext, args: EncounterArgs) -> ToolResult
     """Visits of a patient: start time, class (AMB/EMER/IMP), type + SNOMED code, reason (newest first)."""
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
     if args.encounter_class:
         params.append(("class", args.encounter_class))
     if args.text:
         params.append(("type:text", text_param(args.text)))
     found, total = await _search(ctx, "Encounter", params, args.limit)
     header = (f"encounters of Patient/{args.patient}, {window.describe()}{_filters(args, 'encounter_class', 'text')}: "
-              f"{total} found, newest first")
+              f"{total} found, {args.order} first")
     return render(ctx, header, [encounter_line(r, ctx.now) for r in found], total=total,
                   hint="since/until or encounter_class", empty="none found (visits after now are hidden)")
 
@@ -326,7 +333,7 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
     """Diagnostic reports (lab panels) of a patient: date, panel + LOINC code, its results (names, or values with results=true), newest first."""
     await require_patient(ctx, args.patient)
     window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
     if args.code:
         params.append(("code", token_param(args.code)[0]))
     if args.text:
@@ -339,7 +346,7 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
         observations = await resources_by_id(ctx, "Observation", ids)
         results = {ref: observation_line(obs, ctx.now) for ref, obs in observations.items()}
     header = (f"diagnostic reports of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
-              f"{total} found, newest first")
+              f"{total} found, {args.order} first")
     return render(ctx, header, [report_line(r, ctx.now, results) for r in found], total=total,
                   hint="code/text, since/until or a smaller limit", empty="none found (dates after now are hidden)")
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 FINAL_ANSWER = "final_answer"
-_TAIL_ARGUMENTS = ("since", "until", "latest", "limit", "reason")
+_TAIL_ARGUMENTS = ("since", "until", "order", "latest", "limit", "reason")
 
 
 class ToolArgs(BaseModel):

@@ -220,6 +220,21 @@ async def test_immunization_dates(run: Any) -> None:
             assert [r["date"][:10] for r in result.rows] == [t.date().isoformat() for t, _, c in shots if c == cvx]
 
 
+async def test_oldest_first_for_first_questions(run: Any) -> None:
+    now = record_end(PATIENT)
+    shots = sorted((i["occurrenceDateTime"], i["id"]) for i in of_type(PATIENT, "Immunization") if code(i["vaccineCode"]) == "140")
+    first = await run("search_immunizations", now, patient=PATIENT, code="140", order="oldest", limit=1)
+    assert first.rows[0]["ref"] == f"Immunization/{shots[0][1]}" and "oldest first" in first.text
+    assert first.truncated == len(shots) - 1
+    orders = sorted((m["authoredOn"], m["id"]) for m in of_type(PATIENT, "MedicationRequest"))
+    oldest = await run("search_medications", now, patient=PATIENT, order="oldest", limit=1)
+    assert oldest.rows[0]["ref"] == f"MedicationRequest/{orders[0][1]}"
+    earliest = await run("search_observations", now, patient=PATIENT, code="4548-4", order="oldest", latest=1)
+    assert earliest.rows[0]["value"] == observation_values(PATIENT, "4548-4")[0][1]
+    bad = await run("search_procedures", now, patient=PATIENT, order="first")
+    assert bad.error and "'newest' or 'oldest'" in bad.error
+
+
 async def test_procedures(run: Any) -> None:
     for pid in sample_patients(15, needs="Procedure"):
         now = midpoint(pid)
