@@ -65,9 +65,9 @@ __all__ = ["POLICY_NAMES", "AlwaysActPolicy", "AlwaysNoPolicy", "DoNothingPolicy
 # One task's tool session and the answer formats
 # ====================================================================================================
 
-# The agent's tools answer within 800 tokens per call by default. The oracle lists up to ~100
-# medication orders in one call instead of paging with since/until, so it asks for a larger budget;
-# every call whose completeness matters is still checked for truncation (ToolGap otherwise).
+# The agent's tools answer within 800 tokens per call by default: a patient's whole medication list
+# (up to ~100 orders) then needs several pages (since/until). The oracle reads such a list in one call
+# with a larger budget; every call whose completeness matters is checked for rows left out (ToolGap).
 ORACLE_TOKEN_BUDGET = 8000
 TRACE_RESULT_CHARS = 4000  # the copy of a tool's text kept in the trace (results.jsonl stays small)
 
@@ -182,6 +182,7 @@ def number_text(value: float, decimals: int | None) -> str:
 
 def quantity_text(value: float, unit: str | None, decimals: int | None) -> str:
     return f"{number_text(value, decimals)} {unit or ''}".strip()
+
 
 # ====================================================================================================
 # The oracle
@@ -349,8 +350,8 @@ async def _med_current_list(p: OraclePolicy, s: ToolSession, sc: Scenario) -> An
 
 
 async def _med_ever(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    rows = await p.medications(s, sc.patient, code=sc.meta["key"][1])
-    return yes_no(bool(rows)), refs(rows)
+    result = await s.call("search_medications", patient=sc.patient, code=sc.meta["key"][1], limit=1)
+    return yes_no(bool(result.rows)), refs(result.rows)
 
 
 def oldest_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -358,20 +359,24 @@ def oldest_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 async def _prescriber(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    rows = oldest_first(await p.medications(s, sc.patient, code=sc.meta["key"][1]), "authored")
-    if not rows:
+    last = await first_order(s, sc.patient, sc.meta["key"][1], "last")
+    if last is None:
         return "none", []
-    last = rows[-1]
     if not last.get("prescriber"):
         raise ToolGap(f"{last['ref']}: the row names no prescriber")
     return last["prescriber"], [last["ref"], *([last["requester"]] if last.get("requester") else [])]
 
 
+async def first_order(s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
+    order = "oldest" if which == "first" else "newest"
+    result = await s.call("search_medications", patient=patient, code=code, order=order, limit=1)
+    return result.rows[0] if result.rows else None
+
+
 async def _med_date(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    rows = oldest_first(await p.medications(s, sc.patient, code=sc.meta["key"][1]), "authored")
-    if not rows:
+    row = await first_order(s, sc.patient, sc.meta["key"][1], sc.meta["key"][0])
+    if row is None:
         return "none", []
-    row = rows[0] if sc.meta["key"][0] == "first" else rows[-1]
     return utc_day(row["authored"]), [row["ref"]]
 
 
@@ -404,15 +409,16 @@ async def _obs_on_day(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 async def _obs_at_event(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     kind, event_code, code = sc.meta["key"]
     if kind == "condition":
-        events = oldest_first(await p.conditions(s, sc.patient, event_code), "onset")
-        when = events[0]["onset"] if events else None
+        result = await s.call("search_conditions", patient=sc.patient, code=event_code, order="oldest", limit=1)
+        event = result.rows[0] if result.rows else None
+        when = event["onset"] if event else None
     else:
-        events = oldest_first(await p.medications(s, sc.patient, code=event_code), "authored")
-        when = events[0]["authored"] if events else None
-    if when is None:
+        event = await first_order(s, sc.patient, event_code)
+        when = event["authored"] if event else None
+    if event is None or when is None:
         return "none", []
     text, cited = _value_answer(sc, await p.latest(s, sc.patient, code, until=utc_day(when)))
-    return text, [events[0]["ref"], *cited]
+    return text, [event["ref"], *cited]
 
 
 EHRQA_FORMS: dict[str, Handler] = {
@@ -628,6 +634,7 @@ AGENTIC_TASKS: dict[str, Handler] = {
     "discontinue_medication": _discontinue,
 }
 
+
 # ====================================================================================================
 # The deliberately wrong policies
 # ====================================================================================================
@@ -747,7 +754,7 @@ class WrongPatientPolicy(OraclePolicy):
         return others
 
 
-POLICIES: dict[str, type[Solver] | Any] = {
+POLICIES: dict[str, Callable[[], Solver]] = {
     "oracle": OraclePolicy,
     "always-no": AlwaysNoPolicy,
     "do-nothing": DoNothingPolicy,

@@ -150,6 +150,28 @@ async def lookup_codes(ctx: ToolContext, args: LookupArgs) -> ToolResult:
     kinds = [args.resource_type] if args.resource_type else list(LookupType.__args__)  # type: ignore[attr-defined]
     as_code = _CODE_LIKE.match(args.text.strip()) is not None
     phrases = text_phrases(args.text)
+    merged = await _lookup(ctx, args, kinds, phrases, as_code)
+    if not merged and not as_code and len(args.text.split()) > 1:  # words not side by side: any word, best first
+        words = [w for w in args.text.lower().split() if len(w) >= 3 and w not in _STOPWORDS]
+        merged = await _lookup(ctx, args, kinds, words, as_code) if words else []
+    lines = []
+    for (system, code, display), kind, n in merged[: args.limit]:
+        row = {"system": system, "code": code, "display": display, "resource_type": kind, "count": n,
+               "tool": CLINICAL_TYPES[kind][3]}
+        lines.append(Line(join(f"{code_label(system, code)}", display, f"{kind} x{n}",
+                               f"{CLINICAL_TYPES[kind][3]}(code=\"{code}\")"), row))
+    scope = f"Patient/{args.patient}" if args.patient else "all patients"
+    header = f"codes matching {args.text!r} in {scope} (up to now), best match first: {len(merged)}"
+    return render(ctx, header, lines, total=len(merged), hint="more specific words or resource_type",
+                  empty="no code in the data matches; try fewer or other words (e.g. 'a1c', 'glucose', 'diabetes')")
+
+
+_STOPWORDS = {"the", "and", "for", "with", "level", "test", "value", "result", "of", "in", "blood", "serum"}
+
+
+async def _lookup(ctx: ToolContext, args: LookupArgs, kinds: list[str], phrases: list[str],
+                  as_code: bool) -> list[tuple[tuple[str, str, str], str, int]]:
+    """(system, code, display), resource type, count for codings matching any phrase, best first."""
 
     async def one(kind: str) -> list[tuple[tuple[str, str, str], str, int]]:
         date_param, code_param, element, _ = CLINICAL_TYPES[kind]
@@ -183,16 +205,7 @@ async def lookup_codes(ctx: ToolContext, args: LookupArgs) -> ToolResult:
         raise ToolError(str(exc)) from None
     merged = [item for part in results for item in part]
     merged.sort(key=lambda item: (-_score(item[0][2], phrases, as_code), -item[2], item[0][1]))
-    lines = []
-    for (system, code, display), kind, n in merged[: args.limit]:
-        row = {"system": system, "code": code, "display": display, "resource_type": kind, "count": n,
-               "tool": CLINICAL_TYPES[kind][3]}
-        lines.append(Line(join(f"{code_label(system, code)}", display, f"{kind} x{n}",
-                               f"{CLINICAL_TYPES[kind][3]}(code=\"{code}\")"), row))
-    scope = f"Patient/{args.patient}" if args.patient else "all patients"
-    header = f"codes matching {args.text!r} in {scope} (up to now), best match first: {len(merged)}"
-    return render(ctx, header, lines, total=len(merged), hint="more specific words or resource_type",
-                  empty="no code in the data matches; try fewer or other words (e.g. 'a1c', 'glucose', 'diabetes')")
+    return merged
 
 
 def _score(display: str, phrases: list[str], as_code: bool) -> float:
@@ -203,7 +216,7 @@ def _score(display: str, phrases: list[str], as_code: bool) -> float:
     best = 0.0
     for phrase in phrases:
         if text == phrase:
-            return 2.0
+            return 10.0
         if phrase in text:
             best = max(best, 1.0 + len(phrase) / max(len(text), 1) / 2 + (0.25 if text.startswith(phrase) else 0))
-    return best
+    return best + sum(phrase in text for phrase in phrases)  # more of the words first

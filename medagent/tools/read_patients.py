@@ -119,8 +119,6 @@ async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
             identifiers.append(f"{'MRN' if code == 'MR' else kind} {identifier.get('value')}")
     if identifiers:
         lines.append("identifiers: " + "; ".join(identifiers))
-    if patient.get("deceasedDateTime") and not row["deceased"]:
-        lines.append("alive at now")
     address = (patient.get("address") or [{}])[0]
     place = ", ".join(filter(None, [*address.get("line", []), address.get("city"), address.get("state"),
                                     address.get("postalCode")]))

@@ -256,9 +256,13 @@ class Registry:
                 result = await self.call(item.name, kwargs, ctx)
                 return (f"ERROR: {result.error}" if result.error else result.text), result
 
+            def invalid(exc: Any) -> str:  # LangChain validates first: answer like Registry.call would
+                detail = describe_validation(exc) if isinstance(exc, ValidationError) else str(exc)
+                return f"ERROR: bad arguments for {item.name}: {detail}. Example: {item.example_text()}"
+
             return StructuredTool.from_function(
                 coroutine=run, name=item.name, description=item.description, args_schema=item.args_model,
-                response_format="content_and_artifact", infer_schema=False,
+                response_format="content_and_artifact", infer_schema=False, handle_validation_error=invalid,
             )
 
         return [bind(item) for item in self.select(names)]

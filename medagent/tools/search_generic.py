@@ -75,7 +75,7 @@ class SearchArgs(ToolArgs):
             base = name.split(":")[0]
             if base in _CONTROLLED:
                 raise ValueError(f"do not pass {name}; use {_CONTROLLED[base]} instead")
-            if not re.match(r"^_?[a-z][a-z0-9\-]*(:[A-Za-z\-]+)?$", name):
+            if not re.match(r"^_?[a-zA-Z][a-zA-Z0-9\-]*(:[A-Za-z\-]+)?$", name):
                 raise ValueError(f"{name!r} is not a search parameter name; e.g. 'patient', 'code', 'date'")
         return {k: str(v) for k, v in value.items()}
 
@@ -166,8 +166,7 @@ async def fhir_read(ctx: ToolContext, args: ReadArgs) -> ToolResult:
     resource = await ctx.client.read_json(kind, rid)
     moment = parse_fhir(date_of(resource))
     if moment is not None and moment > ctx.now:
-        raise ToolError(f"{args.reference} is dated {date_of(resource)}, after now ({ctx.now_iso}): not known yet",
-                        example=False)
+        raise ToolError(f"{args.reference} is dated after now ({ctx.now_iso}): it is not known yet", example=False)
     if args.raw:
         line = _raw_line(resource)
     elif args.fields:

@@ -87,7 +87,8 @@ def _sekmet_cache_key() -> str:
 def sekmet_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirTarget]:
     workdir = tmp_path_factory.mktemp("sekmet")
     db = workdir / "sekmet.db"
-    cache_dir = request.config.cache.mkdir("medagent-fhir") if request.config.cache else None
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    cache_dir = cache.mkdir("medagent-fhir") if cache is not None else None
     cached = cache_dir / f"{_sekmet_cache_key()}.db" if cache_dir else None
     if cached is not None and cached.exists():
         copy_sqlite(cached, db)

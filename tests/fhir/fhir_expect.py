@@ -355,11 +355,6 @@ def date_param_matches(resource: dict[str, Any], paths: Iterable[str], values: l
     return all3(one(v) for v in values)
 
 
-def expect_date(rtype: str, param: str, values: list[str], patient: str | None = None) -> Expected:
-    paths = DATE_PARAM_PATHS[(rtype, param)]
-    return expect(dataset().of_type(rtype, patient), lambda r, offset: date_param_matches(r, paths, values, offset))
-
-
 def sort_key_date(resource: dict[str, Any], paths: Iterable[str], descending: bool = False) -> float:
     """_sort on a date parameter: ascending by the start of the range, descending by its end."""
     ranges = [rng for path in paths for v in values_at(resource, path) if (rng := target_range(v)) is not None]
@@ -397,16 +392,6 @@ def quantity_matches(search: str, quantity: dict[str, Any]) -> bool | None:
     return {"gt": target > exact, "lt": target < exact, "ge": target >= exact, "le": target <= exact}[prefix]
 
 
-def expect_value_quantity(values: list[str], *, code: str | None = None, patient: str | None = None) -> Expected:
-    def predicate(r: dict[str, Any], offset: float | None) -> bool | None:
-        if code is not None and not token_matches(code, r.get("code")):
-            return False
-        quantities = values_at(r, "valueQuantity")
-        return all3(any3(quantity_matches(alt, q) for alt in v.split(",") for q in quantities) for v in values)
-
-    return expect(dataset().of_type("Observation", patient), predicate)
-
-
 # --------------------------------------------------------------------------------------------
 # tokens and strings
 # --------------------------------------------------------------------------------------------
@@ -440,13 +425,6 @@ def token_matches(search: str, value: Any) -> bool:
         elif any(c == alt for _, c in pairs):
             return True
     return False
-
-
-def expect_token(rtype: str, path: str, values: list[str], patient: str | None = None) -> Expected:
-    def predicate(r: dict[str, Any], offset: float | None) -> bool:
-        return all(token_matches(v, values_at(r, path)) for v in values)
-
-    return expect(dataset().of_type(rtype, patient), predicate)
 
 
 def normalize(text: str) -> str:
@@ -488,3 +466,52 @@ def expect_patient_string(param: str, search: str, modifier: str = "") -> Expect
         return False
 
     return expect(dataset().patients.values(), predicate)
+
+
+# --------------------------------------------------------------------------------------------
+# a whole query
+# --------------------------------------------------------------------------------------------
+
+TOKEN_PATHS = {
+    ("Observation", "code"): "code", ("Observation", "category"): "category", ("Observation", "status"): "status",
+    ("Condition", "code"): "code", ("Condition", "clinical-status"): "clinicalStatus",
+    ("Condition", "category"): "category",
+    ("MedicationRequest", "status"): "status", ("MedicationRequest", "code"): "medicationCodeableConcept",
+    ("MedicationRequest", "intent"): "intent",
+    ("Encounter", "class"): "class", ("Encounter", "type"): "type", ("Immunization", "vaccine-code"): "vaccineCode",
+    ("Procedure", "code"): "code", ("Patient", "gender"): "gender", ("Patient", "identifier"): "identifier",
+    ("CarePlan", "status"): "status",
+}
+
+
+def expect_search(rtype: str, params: list[tuple[str, str]]) -> Expected:
+    """What ``GET [rtype]?params`` must return: AND over the parameters (repeats included), each
+    parameter's value an OR over commas. Parameters: patient/subject, _id, the token, date and
+    value-quantity parameters of the tables above, and Patient name/family/given (+ modifiers)."""
+    data = dataset()
+    dates: dict[str, list[str]] = {}
+    checks: list[Callable[[dict[str, Any], float | None], bool | None]] = []
+    for name, value in params:
+        base, _, modifier = name.partition(":")
+        if base in ("patient", "subject"):
+            pid = value.rsplit("/", 1)[-1]
+            checks.append(lambda r, o, pid=pid: data.patient_of.get((rtype, r["id"])) == pid)
+        elif base == "_id":
+            ids = set(value.split(","))
+            checks.append(lambda r, o, ids=ids: r["id"] in ids)
+        elif (rtype, base) in TOKEN_PATHS:
+            checks.append(lambda r, o, v=value, p=TOKEN_PATHS[(rtype, base)]: token_matches(v, values_at(r, p)))
+        elif (rtype, base) in DATE_PARAM_PATHS:
+            dates.setdefault(base, []).append(value)
+        elif base == "value-quantity":
+            checks.append(lambda r, o, v=value: any3(quantity_matches(alt, q) for alt in v.split(",")
+                                                     for q in values_at(r, "valueQuantity")))
+        elif base in ("family", "given", "name") and rtype == "Patient":
+            names = expect_patient_string(base, value, modifier)
+            checks.append(lambda r, o, e=names: True if r["id"] in e.must else None if r["id"] in e.ambiguous
+                          else False)
+        else:
+            raise AssertionError(f"no expectation rule for {rtype}?{name}")
+    for base, values in dates.items():
+        checks.append(lambda r, o, p=DATE_PARAM_PATHS[(rtype, base)], v=values: date_param_matches(r, p, v, o))
+    return expect(data.of_type(rtype), lambda r, offset: all3(check(r, offset) for check in checks))

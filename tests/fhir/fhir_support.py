@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-
 # --------------------------------------------------------------------------------------------
 # a server under test, spoken to with a plain synchronous httpx client
 # --------------------------------------------------------------------------------------------
@@ -92,7 +91,8 @@ class FhirTarget:
 
     def search(self, rtype: str, params: Any = None, **kwargs: Any) -> dict[str, Any]:
         response = self.get(rtype, params=params, **kwargs)
-        assert response.status_code == 200, f"GET {response.request.url} -> {response.status_code}: {response.text[:800]}"
+        assert response.status_code == 200, (
+            f"GET {response.request.url} -> {response.status_code}: {response.text[:800]}")
         bundle = response.json()
         assert bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset", bundle
         return bundle

@@ -38,7 +38,7 @@ def first_difference(expected: Any, got: Any, path: str = "") -> str | None:
     if isinstance(expected, list) and isinstance(got, list):
         if len(expected) != len(got):
             return f"{path}: {len(expected)} items expected, {len(got)} on the server"
-        for i, (a, b) in enumerate(zip(expected, got)):
+        for i, (a, b) in enumerate(zip(expected, got, strict=True)):
             if (diff := first_difference(a, b, f"{path}[{i}]")) is not None:
                 return diff
         return None

@@ -137,3 +137,24 @@ async def test_cancelled_request_frees_the_model(gemma: EmbeddedBackend) -> None
     reply = await gemma.complete(ModelRequest(messages=[ChatMessage(role="user", content="Hi")], max_tokens=2))
     assert reply.usage.completion_tokens <= 2
     assert time.perf_counter() - started < 30, "the cancelled generation must stop at its next token"
+
+
+async def test_agent_runs_with_the_embedded_model_against_the_embedded_fhir_server(
+        gemma: EmbeddedBackend, fhir_url: str) -> None:
+    """The offline default end to end: LangGraph agent -> embedded Gemma (constrained) -> typed tools -> FHIR."""
+    from medagent.agent.graph import Agent
+    from medagent.agent.state import Limits
+    from medagent.fhir.client import FhirClient
+    from medagent.tools.registry import FINAL_ANSWER, default_registry
+
+    registry = default_registry()
+    async with FhirClient(fhir_url) as client:
+        agent = Agent(model=gemma, registry=registry, client=client, limits=Limits(max_steps=2, timeout_s=900))
+        result = await agent.run("Does the patient have a diagnosis of prediabetes? Answer yes or no.",
+                                 now="2020-06-01T00:00:00+00:00", patient="ba18818d-faef-44cd-9744-b12d8973d402")
+    assert result.status == "answered", (result.status, result.error, result.trace)
+    assert result.answer
+    for step in result.trace:
+        if step.get("tool") not in (None, FINAL_ANSWER):
+            registry[step["tool"]].args_model.model_validate(step["arguments"])
+    assert result.trace[-1]["tool"] == FINAL_ANSWER

@@ -175,3 +175,26 @@ async def test_streaming_yields_deltas(backend: OpenAICompatBackend) -> None:
     pieces = [piece async for piece in backend.stream_complete(ModelRequest(messages=_messages("Say hello."), max_tokens=12))]
     assert len(pieces) >= 2
     assert "".join(pieces).strip()
+
+
+async def test_agent_runs_through_vllm_against_the_embedded_fhir_server(
+        backend: OpenAICompatBackend, fhir_url: str) -> None:
+    """The production path end to end: LangGraph agent -> OpenAI client -> real vLLM -> typed tools -> FHIR."""
+    from medagent.agent.graph import Agent
+    from medagent.agent.state import Limits
+    from medagent.fhir.client import FhirClient
+    from medagent.tools.registry import FINAL_ANSWER, default_registry
+
+    registry = default_registry()
+    async with FhirClient(fhir_url) as client:
+        agent = Agent(model=backend, registry=registry, client=client, limits=Limits(max_steps=3, timeout_s=900))
+        result = await agent.run("What is the patient's most recent hemoglobin A1c (LOINC 4548-4)? Answer with "
+                                 "the value and unit.", now="2020-06-01T00:00:00+00:00",
+                                 patient="ba18818d-faef-44cd-9744-b12d8973d402")
+    assert result.status == "answered", (result.status, result.error, result.trace)
+    assert result.answer
+    calls = [step for step in result.trace if step.get("tool") not in (None, FINAL_ANSWER)]
+    for step in calls:  # every tool call arrived as a valid, typed call of a registered tool
+        registry[step["tool"]].args_model.model_validate(step["arguments"])
+    assert result.trace[-1]["tool"] == FINAL_ANSWER
+    assert result.prompt_tokens > 0 and result.completion_tokens > 0

@@ -1,0 +1,312 @@
+#!/usr/bin/env python
+"""Benchmark the embedded FHIR server: ingest rate and search latency under agent-like load.
+
+    python tools/bench_fhir.py                    # fresh temp DB, 2000 requests at 1 and 16 clients
+    python tools/bench_fhir.py --requests 500 --concurrency 1,4,16
+    python tools/bench_fhir.py --via-cli          # ingest with `medagent fhir load --server URL`
+    python tools/bench_fhir.py --url http://127.0.0.1:8321   # searches only, against a loaded server
+
+1. Starts ``medagent fhir serve --no-load`` on an empty temporary database (a real process).
+2. Ingests the 100 packaged Synthea patients over HTTP: one transaction Bundle per patient, ids
+   kept (``PUT Type/id`` entries, as ``medagent fhir load`` sends them), one bundle at a time.
+3. Runs a fixed, seeded mix of agent-like requests (patient by name, latest results of one test,
+   conditions, active medications, observations in a date range, read by id) with 1 and 16
+   concurrent clients (httpx.AsyncClient), a bounded number of requests per level, and prints
+   p50/p99 latency per query kind, throughput, and a summary line against the targets.
+
+Timings are reported, never asserted (``--check`` turns missed targets into exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from medagent.data import iter_bundles
+from medagent.fhir.bundles import as_upsert_transaction, count_resources
+from medagent.fhir.server.process import EmbeddedServer
+
+INGEST_TARGET = 5_000.0  # resources/s on a 2-core machine
+P99_TARGET_MS = 20.0  # search p99 at 1 client
+HBA1C = "http://loinc.org|4548-4"
+
+
+@dataclass
+class Request:
+    kind: str
+    path: str
+    params: dict[str, str] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# the request mix, from the bundle files
+# --------------------------------------------------------------------------------------------
+
+def build_mix(count: int, seed: int) -> list[Request]:
+    """``count`` requests, equal shares of six agent-like kinds, deterministic for a seed."""
+    rng = random.Random(seed)
+    patients: list[dict[str, Any]] = []
+    codes: dict[str, list[str]] = {}
+    years: dict[str, list[int]] = {}
+    resources: list[tuple[str, str]] = []
+    for _, bundle in iter_bundles():
+        items = [e["resource"] for e in bundle.get("entry", [])]
+        patient = next(r for r in items if r["resourceType"] == "Patient")
+        patients.append(patient)
+        observations = [r for r in items if r["resourceType"] == "Observation"]
+        codes[patient["id"]] = sorted({f"{c['system']}|{c['code']}" for o in observations for c in o["code"]["coding"]})
+        years[patient["id"]] = sorted({int(o["effectiveDateTime"][:4]) for o in observations}) or [2015]
+        resources += [(r["resourceType"], r["id"]) for r in items if r["resourceType"] != "Patient"]
+
+    def patient_by_name() -> Request:
+        name = rng.choice(patients)["name"][0]
+        family = name["family"]
+        if rng.random() < 0.5:
+            return Request("patient-by-name", "Patient", {"family": family[: max(3, len(family) - 2)]})
+        return Request("patient-by-name", "Patient", {"name": name["given"][0], "family": family})
+
+    def latest_results() -> Request:
+        pid = rng.choice(patients)["id"]
+        code = HBA1C if rng.random() < 0.3 else rng.choice(codes[pid] or [HBA1C])
+        return Request("obs-latest", "Observation", {"patient": pid, "code": code, "_sort": "-date", "_count": "5"})
+
+    def conditions() -> Request:
+        return Request("conditions", "Condition", {"patient": rng.choice(patients)["id"]})
+
+    def medications() -> Request:
+        return Request("medreq-active", "MedicationRequest",
+                       {"patient": rng.choice(patients)["id"], "status": "active"})
+
+    def date_range() -> Request:
+        pid = rng.choice(patients)["id"]
+        start = rng.choice(years[pid])
+        params = [("patient", pid), ("date", f"ge{start}-01-01"), ("date", f"lt{start + 2}-01-01")]
+        return Request("obs-date-range", "Observation", params)  # type: ignore[arg-type]
+
+    def read() -> Request:
+        if rng.random() < 0.3:
+            return Request("read", f"Patient/{rng.choice(patients)['id']}")
+        rtype, rid = rng.choice(resources)
+        return Request("read", f"{rtype}/{rid}")
+
+    makers = [patient_by_name, latest_results, conditions, medications, date_range, read]
+    mix = [makers[i % len(makers)]() for i in range(count)]
+    rng.shuffle(mix)
+    return mix
+
+
+# --------------------------------------------------------------------------------------------
+# ingest
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Ingest:
+    bundles: int
+    resources: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.resources / self.seconds if self.seconds else 0.0
+
+
+def ingest_http(base_url: str) -> Ingest:
+    bundles = list(iter_bundles())
+    payloads = [(name, as_upsert_transaction(bundle), count_resources(bundle)) for name, bundle in bundles]
+    total = 0
+    with httpx.Client(timeout=600) as client:
+        started = time.perf_counter()
+        for name, payload, resources in payloads:
+            response = client.post(base_url, json=payload, headers={"Content-Type": "application/fhir+json"})
+            if response.status_code != 200:
+                raise SystemExit(f"ingest of {name} failed: {response.status_code} {response.text[:500]}")
+            total += resources
+        seconds = time.perf_counter() - started
+    return Ingest(len(payloads), total, seconds)
+
+
+def ingest_cli(base_url: str) -> Ingest:
+    resources = sum(count_resources(bundle) for _, bundle in iter_bundles())
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "medagent", "fhir", "load", "--server", base_url], check=True,
+                   stdout=subprocess.DEVNULL)
+    return Ingest(100, resources, time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# search load
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Level:
+    concurrency: int
+    latencies: dict[str, list[float]]  # kind -> seconds
+    seconds: float
+    errors: int
+
+    @property
+    def all(self) -> list[float]:
+        return [x for values in self.latencies.values() for x in values]
+
+    @property
+    def throughput(self) -> float:
+        return len(self.all) / self.seconds if self.seconds else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1] * 1000
+
+
+async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup: int) -> Level:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits,
+                                 headers={"Accept": "application/fhir+json"}) as client:
+        for request in mix[:warmup]:
+            await client.get(request.path, params=request.params)
+        queue: asyncio.Queue[Request] = asyncio.Queue()
+        for request in mix:
+            queue.put_nowait(request)
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                try:
+                    request = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                response = await client.get(request.path, params=request.params)
+                await response.aread()
+                elapsed = time.perf_counter() - started
+                if response.status_code != 200:
+                    errors += 1
+                latencies[request.kind].append(elapsed)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Level(concurrency, dict(latencies), seconds, errors)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def print_report(ingest: Ingest | None, levels: list[Level], mode: str) -> dict[str, Any]:
+    print()
+    if ingest is not None:
+        met = verdict(ingest.rate >= INGEST_TARGET)
+        print(f"ingest ({mode}): {ingest.bundles} bundles, {ingest.resources:,} resources in {ingest.seconds:.1f} s "
+              f"= {ingest.rate:,.0f} resources/s   (target >= {INGEST_TARGET:,.0f}: {met})")
+    kinds = sorted({k for level in levels for k in level.latencies})
+    head = f"{'query':<18}" + "".join(f"{f'{lv.concurrency} client' + ('s' if lv.concurrency > 1 else ''):>27}"
+                                      for lv in levels)
+    sub = f"{'':<18}" + "".join(f"{'n':>7}{'p50 ms':>10}{'p99 ms':>10}" for _ in levels)
+    print()
+    print("search latency")
+    print(head)
+    print(sub)
+    for kind in [*kinds, "all"]:
+        row = f"{kind:<18}"
+        for level in levels:
+            values = level.all if kind == "all" else level.latencies.get(kind, [])
+            row += f"{len(values):>7}{percentile(values, 50):>10.1f}{percentile(values, 99):>10.1f}"
+        print(row)
+    print(f"{'throughput req/s':<18}" + "".join(f"{level.throughput:>27,.0f}" for level in levels))
+    print(f"{'errors (non-200)':<18}" + "".join(f"{level.errors:>27}" for level in levels))
+    summary: dict[str, Any] = {"levels": {}}
+    if ingest is not None:
+        summary["ingest"] = {"bundles": ingest.bundles, "resources": ingest.resources, "seconds": ingest.seconds,
+                             "resources_per_s": ingest.rate, "target": INGEST_TARGET}
+    for level in levels:
+        summary["levels"][level.concurrency] = {
+            "requests": len(level.all), "errors": level.errors, "throughput": level.throughput,
+            "p50_ms": percentile(level.all, 50), "p99_ms": percentile(level.all, 99),
+            "by_kind": {k: {"n": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)}
+                        for k, v in level.latencies.items()}}
+    parts = []
+    if ingest is not None:
+        met = verdict(ingest.rate >= INGEST_TARGET)
+        parts.append(f"ingest {ingest.rate:,.0f} res/s (target {INGEST_TARGET:,.0f}: {met})")
+    for level in levels:
+        p99 = percentile(level.all, 99)
+        text = f"p99 @{level.concurrency} {percentile(level.all, 50):.1f}/{p99:.1f} ms (p50/p99)"
+        if level.concurrency == 1:
+            text += f" (target p99 <= {P99_TARGET_MS:.0f} ms: {verdict(p99 <= P99_TARGET_MS)})"
+        parts.append(text)
+    print()
+    print(f"summary ({os.cpu_count()} CPUs): " + "; ".join(parts))
+    return summary
+
+
+def targets_met(summary: dict[str, Any]) -> bool:
+    ok = summary.get("ingest", {}).get("resources_per_s", INGEST_TARGET) >= INGEST_TARGET
+    single = summary["levels"].get(1)
+    return ok and (single is None or single["p99_ms"] <= P99_TARGET_MS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated client counts (default 1,16)")
+    parser.add_argument("--warmup", type=int, default=60, help="unmeasured requests before each level")
+    parser.add_argument("--seed", type=int, default=4548)
+    parser.add_argument("--via-cli", action="store_true", help="ingest with `medagent fhir load --server URL`")
+    parser.add_argument("--url", help="benchmark searches on this already-loaded server (no ingest)")
+    parser.add_argument("--db", type=Path, help="database file for the started server (default: a temp file)")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    levels_wanted = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    mix = build_mix(args.requests, args.seed)
+
+    async def searches(base_url: str) -> list[Level]:
+        return [await run_level(base_url, mix, c, args.warmup) for c in levels_wanted]
+
+    ingest: Ingest | None = None
+    mode = "medagent fhir load" if args.via_cli else "transaction endpoint"
+    if args.url:
+        levels = asyncio.run(searches(args.url.rstrip("/")))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = args.db or Path(tmp) / "bench.sqlite"
+            if db.exists():
+                raise SystemExit(f"{db} exists: the benchmark needs an empty database")
+            print(f"starting the embedded server on an empty database ({db}) ...", flush=True)
+            with EmbeddedServer(db, load_default=False) as server:
+                print(f"ingesting 100 patients into {server.base_url} via the {mode} ...", flush=True)
+                ingest = ingest_cli(server.base_url) if args.via_cli else ingest_http(server.base_url)
+                print(f"searching: {args.requests} requests at {args.concurrency} concurrent clients ...", flush=True)
+                levels = asyncio.run(searches(server.base_url))
+    summary = print_report(ingest, levels, mode)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 1 if args.check and not targets_met(summary) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
