@@ -146,12 +146,16 @@ def parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def utc_day(value: str | None) -> str:
-    """The calendar date of a FHIR date/dateTime in UTC (the scenarios' clocks are UTC)."""
+def utc_moment(value: str | None) -> datetime:
     moment = parse_time(value)
     if moment is None:
         raise ToolGap(f"a row has no usable date ({value!r})")
-    return moment.astimezone(UTC).date().isoformat()
+    return moment.astimezone(UTC)
+
+
+def utc_day(value: str | None) -> str:
+    """The calendar date of a FHIR date/dateTime in UTC (the scenarios' clocks are UTC)."""
+    return utc_moment(value).date().isoformat()
 
 
 def numeric(row: dict[str, Any]) -> float:
@@ -292,6 +296,18 @@ def refs(rows: list[dict[str, Any]]) -> list[str]:
     return [row["ref"] for row in rows if row.get("ref")]
 
 
+def oldest_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows sorted by the date under ``key``, oldest first."""
+    return sorted(rows, key=lambda row: utc_moment(row.get(key)))
+
+
+async def first_order(s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
+    """The first (or, ``which="last"``, the most recent) order of a medication code."""
+    order = "oldest" if which == "first" else "newest"
+    result = await s.call("search_medications", patient=patient, code=code, order=order, limit=1)
+    return result.rows[0] if result.rows else None
+
+
 async def _condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     rows = await p.conditions(s, sc.patient, sc.meta["key"][1])
     return yes_no(bool(rows)), refs(rows)
@@ -320,7 +336,7 @@ async def _treated(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 async def _vaccine(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     which, cvx = sc.meta["key"][0], sc.meta["key"][1]
-    rows = sorted(await p.immunizations(s, sc.patient, cvx), key=lambda r: parse_time(r["date"]))  # type: ignore[arg-type,return-value]
+    rows = oldest_first(await p.immunizations(s, sc.patient, cvx), "date")
     if not rows:
         return "none", []
     row = rows[0] if which == "first" else rows[-1]
@@ -354,10 +370,6 @@ async def _med_ever(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     return yes_no(bool(result.rows)), refs(result.rows)
 
 
-def oldest_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda r: parse_time(r[key]))  # type: ignore[arg-type,return-value]
-
-
 async def _prescriber(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     last = await first_order(s, sc.patient, sc.meta["key"][1], "last")
     if last is None:
@@ -365,12 +377,6 @@ async def _prescriber(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     if not last.get("prescriber"):
         raise ToolGap(f"{last['ref']}: the row names no prescriber")
     return last["prescriber"], [last["ref"], *([last["requester"]] if last.get("requester") else [])]
-
-
-async def first_order(s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
-    order = "oldest" if which == "first" else "newest"
-    result = await s.call("search_medications", patient=patient, code=code, order=order, limit=1)
-    return result.rows[0] if result.rows else None
 
 
 async def _med_date(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
@@ -606,11 +612,12 @@ async def _lab_trend(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 async def _discontinue(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     drug = _text(r"decided to stop (.+?) for the patient with MRN", sc)
     patient, _ = await p.patient_by_mrn(s, sc.meta["mrn"])
-    rows = await p.medications(s, patient)
-    codes = {row.get("code") for row in rows if row.get("display") == drug}
-    orders = oldest_first([row for row in rows if row.get("code") in codes], "authored")
-    if not orders:
+    words = drug if len(drug) <= 100 else drug[:100].rsplit(" ", 1)[0]  # the tools take at most 100 characters
+    named = await s.call("search_medications", complete=True, patient=patient, text=words, limit=MAX_ROWS)
+    codes = sorted({row["code"] for row in named.rows if row.get("display") == drug and row.get("code")})
+    if not codes:
         raise ToolGap(f"no order of {drug!r} found for Patient/{patient}")
+    orders = oldest_first(await p.medications(s, patient, code=",".join(codes)), "authored")
     for row in orders:
         if row.get("status") == "active" or p.force_act:
             await p.discontinue(s, patient, row["ref"], reason="care team decided to stop it")

@@ -241,7 +241,7 @@ class Registry:
             options.append(_action(item.name, item.parameters()))
         if final_answer:
             options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
-        return {"title": "action", "anyOf": options}
+        return bound_strings({"title": "action", "anyOf": options})
 
     def final_answer_schema(self) -> dict[str, Any]:
         """The action schema when only a final answer is allowed (a run's last step, or a stuck loop)."""
@@ -380,6 +380,27 @@ def enforce_budget(result: ToolResult, ctx: ToolContext) -> ToolResult:
         cut = result.text[:limit].rsplit("\n", 1)[0]
         result.text = cut + f"\n... output cut at the token budget ({ctx.token_budget} tokens); narrow the request"
     return result
+
+
+LONG_TEXT_ARGUMENTS = frozenset({"text", "note", "instructions", "value_text", "summary", "reason", "answer"})
+
+
+def bound_strings(schema: dict[str, Any], default: int = 160, long_text: int = 600) -> dict[str, Any]:
+    """Give every string a maxLength for constrained decoding: an unbounded string lets a small model
+    run on inside it until the reply is cut. Bounds are at least as wide as the tools accept."""
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, list):
+            return [walk(item, key) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: (walk(v) if k != "properties" else {name: walk(p, name) for name, p in v.items()})
+               for k, v in node.items()}
+        if out.get("type") == "string" and "maxLength" not in out and not {"enum", "const"} & out.keys():
+            out["maxLength"] = long_text if key in LONG_TEXT_ARGUMENTS else default
+        return out
+
+    return walk(schema)
 
 
 def simplify_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -482,12 +482,32 @@ TOKEN_PATHS = {
     ("Procedure", "code"): "code", ("Patient", "gender"): "gender", ("Patient", "identifier"): "identifier",
     ("CarePlan", "status"): "status",
 }
+REFERENCE_PATHS = {  # (type, param) -> (element, the one target type a bare id means, if any)
+    ("Observation", "encounter"): ("encounter", "Encounter"), ("Condition", "encounter"): ("encounter", "Encounter"),
+    ("MedicationRequest", "encounter"): ("encounter", "Encounter"),
+    ("DiagnosticReport", "result"): ("result", "Observation"),
+    ("Encounter", "service-provider"): ("serviceProvider", "Organization"),
+    ("Encounter", "practitioner"): ("participant.individual", "Practitioner"),
+}
+
+
+def reference_matches(search: str, values: list[Any], target: str | None, base_url: str = "") -> bool:
+    """``[id]``, ``[type]/[id]`` or an absolute URL against Reference values (comma = OR)."""
+    refs = {v.get("reference") for v in values if isinstance(v, dict)}
+    for alt in search.split(","):
+        if base_url and alt.startswith(base_url + "/"):
+            alt = alt[len(base_url) + 1:]
+        if "/" in alt and alt in refs:
+            return True
+        if "/" not in alt and target and f"{target}/{alt}" in refs:
+            return True
+    return False
 
 
 def expect_search(rtype: str, params: list[tuple[str, str]]) -> Expected:
     """What ``GET [rtype]?params`` must return: AND over the parameters (repeats included), each
     parameter's value an OR over commas. Parameters: patient/subject, _id, the token, date and
-    value-quantity parameters of the tables above, and Patient name/family/given (+ modifiers)."""
+    value-quantity and reference parameters of the tables above, and Patient name/family/given (+ modifiers)."""
     data = dataset()
     dates: dict[str, list[str]] = {}
     checks: list[Callable[[dict[str, Any], float | None], bool | None]] = []
@@ -501,6 +521,9 @@ def expect_search(rtype: str, params: list[tuple[str, str]]) -> Expected:
             checks.append(lambda r, o, ids=ids: r["id"] in ids)
         elif (rtype, base) in TOKEN_PATHS:
             checks.append(lambda r, o, v=value, p=TOKEN_PATHS[(rtype, base)]: token_matches(v, values_at(r, p)))
+        elif (rtype, base) in REFERENCE_PATHS:
+            path, target = REFERENCE_PATHS[(rtype, base)]
+            checks.append(lambda r, o, v=value, p=path, t=target: reference_matches(v, values_at(r, p), t))
         elif (rtype, base) in DATE_PARAM_PATHS:
             dates.setdefault(base, []).append(value)
         elif base == "value-quantity":

@@ -8,11 +8,13 @@ strict xfails for that server only.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx
 import pytest
 from fhir_expect import (
     DATE_PARAM_PATHS,
@@ -44,6 +46,12 @@ SEKMET_DEVIATIONS: dict[str, str] = {
         "quantity `value|system|code`: the system and code are ignored, only the number is compared",
     "test_value_quantity[any-lt5.4-mgdl]":
         "quantity `value|system|code`: the system and code are ignored, only the number is compared",
+    "test_value_quantity[hba1c-lt5.9-code-only-wrong-unit]":
+        "quantity `value||code`: the code is ignored, only the number is compared",
+    "test_patient_string_search[contains-percent-is-literal]":
+        "string search: SQL LIKE wildcards in the value are not escaped (`%` matches everything)",
+    "test_patient_string_search[underscore-is-literal]":
+        "string search: SQL LIKE wildcards in the value are not escaped (`_` matches any character)",
 }
 
 HBA1C = "http://loinc.org|4548-4"
@@ -66,10 +74,12 @@ def patient_id(family: str | None) -> str | None:
 # expected results of a whole query, from the bundles
 # --------------------------------------------------------------------------------------------
 
-def check_search(fhir: FhirTarget, rtype: str, params: list[tuple[str, str]], *, page: int = 200,
+def check_search(fhir: FhirTarget, rtype: str, params: list[tuple[str, str]], *, page: int | None = None,
                  allow_empty: bool = False) -> list[dict[str, Any]]:
+    """Collect all pages (by default about three, so next links carry every kind of parameter)."""
     expected = expect_search(rtype, params)
     assert allow_empty or expected.may, f"test data gives no match for {rtype}?{params}: pick another value"
+    page = page or max(2, len(expected.may) // 3 + 1)
     result = fhir.search_all(rtype, [*params, ("_count", str(page))])
     assert len(result.ids) == len(set(result.ids)), f"duplicates across pages for {rtype}?{params}"
     expected.check(result.ids, f"{fhir.name} {rtype}?{params}")
@@ -158,6 +168,11 @@ def test_latest_results_first_page(fhir: FhirTarget, count: int) -> None:
     assert [r["id"] for r in got] == [r["id"] for r in latest]
     assert got[0]["valueQuantity"] == latest[0]["valueQuantity"]
     assert link(bundle, "next"), "more results exist: a next link is required"
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Observation":
+            assert entry.get("fullUrl") == f"{fhir.base_url}/Observation/{resource['id']}", entry.get("fullUrl")
+            assert (entry.get("search") or {}).get("mode") == "match", entry.get("search")
 
 
 def test_paging_next_and_previous_round_trip(fhir: FhirTarget) -> None:
@@ -197,6 +212,17 @@ def test_total_accurate(fhir: FhirTarget) -> None:
     bundle = fhir.search("Observation", {"patient": pid, "_total": "accurate", "_count": 10})
     assert bundle["total"] == len(dataset().of_type("Observation", pid))
     assert len(entries(bundle, "Observation")) == 10
+
+
+def test_post_search_with_query_and_body_parameters(fhir: FhirTarget) -> None:
+    """Parameters may come both in the URL and in the form body: they all apply (AND)."""
+    pid = patient_id(MOST_OBSERVATIONS)
+    response = fhir.request("POST", "Observation/_search", params={"patient": pid},
+                            data={"code": f"{LOINC}|8302-2", "_count": "100"},
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200, response.text
+    expected = {r["id"] for r in dataset().of_type("Observation", pid) if token_matches(f"{LOINC}|8302-2", r["code"])}
+    assert {r["id"] for r in entries(response.json(), "Observation")} == expected
 
 
 def test_post_search_equals_get(fhir: FhirTarget) -> None:
@@ -246,6 +272,7 @@ TOKEN_CASES = [
     pytest.param("Encounter", None, [("class", "http://terminology.hl7.org/CodeSystem/v3-ActCode|EMER")],
                  id="enc-class"),
     pytest.param("Patient", None, [("gender", "female")], id="pat-gender"),
+    pytest.param("Patient", None, [("gender", "female,male"), ("birthdate", "ge2000")], id="pat-gender-or-and-date"),
     pytest.param("Patient", None, [("identifier", "http://hl7.org/fhir/sid/us-ssn|999-25-1173")], id="pat-ssn"),
     pytest.param("Patient", None, [("identifier", "999-25-1173")], id="pat-identifier-value"),
 ]
@@ -256,6 +283,32 @@ def test_token_search(fhir: FhirTarget, rtype: str, family: str | None, params: 
     patient = [("patient", patient_id(family))] if family else []
     empty_ok = any(v in ("http://snomed.info/sct|4548-4", "|4548-4") for _, v in params)
     check_search(fhir, rtype, [*patient, *params], allow_empty=empty_ok)
+
+
+def _first(rtype: str, family: str = MOST_OBSERVATIONS) -> dict[str, Any]:
+    return dataset().of_type(rtype, patient_id(family))[0]
+
+
+REFERENCE_CASES = [
+    pytest.param("Observation", lambda: [("encounter", _first("Observation")["encounter"]["reference"])],
+                 id="obs-encounter"),
+    pytest.param("Observation", lambda: [("encounter", _first("Observation")["encounter"]["reference"].split("/")[1]),
+                                         ("code", f"{LOINC}|8302-2")], id="obs-encounter-bare-id-and-code"),
+    pytest.param("Condition", lambda: [("encounter", _first("Condition")["encounter"]["reference"])],
+                 id="cond-encounter"),
+    pytest.param("DiagnosticReport", lambda: [("result", _first("DiagnosticReport")["result"][0]["reference"])],
+                 id="report-result"),
+    pytest.param("Encounter", lambda: [("service-provider", _first("Encounter")["serviceProvider"]["reference"])],
+                 id="enc-service-provider"),
+    pytest.param("Encounter", lambda: [
+        ("practitioner", _first("Encounter")["participant"][0]["individual"]["reference"].split("/")[1]),
+        ("patient", patient_id(MOST_OBSERVATIONS))], id="enc-practitioner-and-patient"),
+]
+
+
+@pytest.mark.parametrize(("rtype", "params"), REFERENCE_CASES)
+def test_reference_search(fhir: FhirTarget, rtype: str, params: Any) -> None:
+    check_search(fhir, rtype, params())
 
 
 @pytest.mark.parametrize("form", ["id", "type-id", "subject", "absolute-url", "subject-typed"])
@@ -343,6 +396,8 @@ QUANTITY_CASES = [
     pytest.param(HBA1C, "eq5.90", id="hba1c-eq5.90-implicit-range"),
     pytest.param(HBA1C, f"lt5.9|{UCUM}|%", id="hba1c-lt5.9-ucum-percent"),
     pytest.param(HBA1C, f"lt5.9|{UCUM}|mg/dL", id="hba1c-lt5.9-wrong-unit"),
+    pytest.param(HBA1C, "lt5.9||%", id="hba1c-lt5.9-code-only"),
+    pytest.param(HBA1C, "lt5.9||mg/dL", id="hba1c-lt5.9-code-only-wrong-unit"),
     pytest.param(HBA1C, "gt5.8,lt3.5", id="hba1c-or"),
     pytest.param(f"{LOINC}|2339-0", f"gt100|{UCUM}|mg/dL", id="glucose-gt100-mgdl"),
     pytest.param(None, f"lt5.4|{UCUM}|mg/dL", id="any-lt5.4-mgdl"),
@@ -353,7 +408,7 @@ QUANTITY_CASES = [
 @pytest.mark.parametrize(("code", "value"), QUANTITY_CASES)
 def test_value_quantity(fhir: FhirTarget, code: str | None, value: str) -> None:
     params = ([("code", code)] if code else []) + [("value-quantity", value)]
-    check_search(fhir, "Observation", params, page=1000, allow_empty="mg/dL" in value and code == HBA1C)
+    check_search(fhir, "Observation", params, allow_empty=value.endswith("mg/dL") and code == HBA1C)
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,12 +434,16 @@ STRING_CASES = [
     pytest.param("name", "mejia", id="name-family"),
     pytest.param("name", "gustavo", id="name-given"),
     pytest.param("name", "Lou", id="name-prefix-many"),
+    pytest.param("family", "o'ha", id="family-apostrophe"),
+    pytest.param("family:contains", "%", id="contains-percent-is-literal"),
+    pytest.param("family", "_", id="underscore-is-literal"),
+    pytest.param("family:exact", "O'Hara", id="family-exact-apostrophe"),
 ]
 
 
 @pytest.mark.parametrize(("param", "value"), STRING_CASES)
 def test_patient_string_search(fhir: FhirTarget, param: str, value: str) -> None:
-    check_search(fhir, "Patient", [(param, value)], allow_empty=param.endswith(":exact"))
+    check_search(fhir, "Patient", [(param, value)], allow_empty=param.endswith(":exact") or value in "%_")
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,6 +533,39 @@ def test_create_update_versions_delete(fhir: FhirTarget, cleanup: Any) -> None:
     assert fhir.search_all("Patient", {"family": family}).ids == []
 
 
+def test_create_ignores_client_id(fhir: FhirTarget, cleanup: Any) -> None:
+    """R4 http.html#create: "If an id is provided, the server SHALL ignore it"."""
+    chosen = f"client-chosen-{uuid.uuid4().hex[:10]}"
+    response = fhir.create({**_test_patient("Zqclientid"), "id": chosen})
+    assert response.status_code == 201, response.text
+    body = cleanup.created(response)
+    assert body["id"] != chosen
+    assert fhir.get(f"Patient/{chosen}").status_code == 404
+
+
+def test_update_with_if_match(fhir: FhirTarget, cleanup: Any) -> None:
+    """R4 http.html#concurrency: a stale If-Match gets 412 and changes nothing."""
+    created = cleanup.created(fhir.create(_test_patient("Zqifmatch")))
+    path = f"Patient/{created['id']}"
+    stale = fhir.request("PUT", path, json={**created, "gender": "male"}, headers={"If-Match": 'W/"7"'})
+    assert stale.status_code == 412, stale.text
+    assert fhir.get(path).json()["meta"]["versionId"] == "1"
+    fresh = fhir.request("PUT", path, json={**created, "gender": "male"}, headers={"If-Match": 'W/"1"'})
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["meta"]["versionId"] == "2" and fresh.json()["gender"] == "male"
+
+
+def test_last_updated_search(fhir: FhirTarget, cleanup: Any) -> None:
+    created = cleanup.created(fhir.create(_test_patient("Zqlastupdated")))
+    stamp = created["meta"]["lastUpdated"]
+    newer = fhir.search_all("Patient", {"_lastUpdated": f"ge{stamp}"})
+    assert created["id"] in newer.ids and len(newer.ids) < 100
+    older = fhir.search_all("Patient", {"_lastUpdated": f"lt{stamp}", "_count": 200})
+    assert created["id"] not in older.ids
+    assert {p for p in dataset().patients} <= set(older.ids) | set(newer.ids)
+    assert fhir.count("Patient", {"_lastUpdated": "lt2000-01-01"}) == 0
+
+
 def test_update_as_create_keeps_client_id(fhir: FhirTarget, cleanup: Any) -> None:
     rid = f"conformance-{uuid.uuid4().hex[:12]}"
     response = fhir.request("PUT", f"Patient/{rid}", json={**_test_patient("Zqput"), "id": rid})
@@ -541,3 +633,31 @@ def test_include_medication(fhir: FhirTarget, cleanup: Any) -> None:
     assert [(r["resourceType"], r["id"]) for r in result.included] == [("Medication", medication["id"])]
     plain = fhir.search_all("MedicationRequest", {"patient": patient["id"]})
     assert plain.ids == [request["id"]] and plain.included == []
+
+
+async def test_concurrent_writes_and_reads(fhir: FhirTarget, cleanup: Any) -> None:
+    """8 clients creating and searching at once: every request succeeds (no "database is locked")."""
+    family = f"Zqconc{uuid.uuid4().hex[:8]}"
+    pid = patient_id(MOST_OBSERVATIONS)
+    failures: list[str] = []
+    created: list[str] = []
+
+    async def client_work(client: httpx.AsyncClient, n: int) -> None:
+        for i in range(5):
+            response = await client.post(f"{fhir.base_url}/Patient", json=_test_patient(family, gender="other"))
+            if response.status_code != 201:
+                failures.append(f"create {n}.{i}: {response.status_code} {response.text[:200]}")
+            else:
+                created.append(response.json()["id"])
+            search = await client.get(f"{fhir.base_url}/Observation",
+                                      params={"patient": pid, "code": f"{LOINC}|8302-2", "_sort": "-date"})
+            if search.status_code != 200:
+                failures.append(f"search {n}.{i}: {search.status_code} {search.text[:200]}")
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(client_work(client, n) for n in range(8)))
+    for rid in created:
+        cleanup.add("Patient", rid)
+    assert not failures, failures[:5]
+    assert len(set(created)) == 40
+    assert sorted(fhir.search_all("Patient", {"family": family}).ids) == sorted(created)

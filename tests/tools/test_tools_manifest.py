@@ -63,6 +63,8 @@ async def test_lookup_maps_words_to_codes_in_the_data(run: Any) -> None:
     assert (await run("lookup_codes", LATE, text="HbA1c")).rows[0]["code"] == "4548-4"
     by_code = await run("lookup_codes", LATE, text="4548-4")
     assert by_code.rows[0]["display"] == "Hemoglobin A1c/Hemoglobin.total in Blood"
+    shuffled = await run("lookup_codes", LATE, text="a1c hemoglobin")  # words not side by side
+    assert shuffled.rows[0]["code"] == "4548-4"
     bp = await run("lookup_codes", LATE, text="blood pressure", resource_type="Observation")
     assert {"55284-4", "8480-6", "8462-4"} <= {row["code"] for row in bp.rows}
 

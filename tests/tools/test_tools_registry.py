@@ -231,5 +231,9 @@ async def test_langchain_tools_call_the_registry(fhir_url: str) -> None:
         text = await tools[0].ainvoke({"name": "Hartmann"})
         assert "Adalberto Hartmann" in text and f"Patient/{PATIENT}" in text
         assert "patient" in tools[1].args
+        refused = await tools[1].ainvoke({"patient": "not a patient!"})
+        assert refused.startswith("ERROR: bad arguments for get_patient: patient:") and "Example" in refused
+        unknown = await tools[1].ainvoke({"patient": "nobody"})
+        assert unknown.startswith("ERROR: patient 'nobody' not found")
         everything = REGISTRY.langchain_tools(ctx)
         assert len(everything) == len(REGISTRY)
