@@ -387,7 +387,8 @@ LONG_TEXT_ARGUMENTS = frozenset({"text", "note", "instructions", "value_text", "
 
 def bound_strings(schema: dict[str, Any], default: int = 160, long_text: int = 600) -> dict[str, Any]:
     """Give every string a maxLength for constrained decoding: an unbounded string lets a small model
-    run on inside it until the reply is cut. Bounds are at least as wide as the tools accept."""
+    run on inside it until the reply is cut. Bounds are at least as wide as the tools accept.
+    Patterned strings get no length bounds (vLLM's xgrammar backend refuses that combination)."""
 
     def walk(node: Any, key: str = "") -> Any:
         if isinstance(node, list):
@@ -396,7 +397,13 @@ def bound_strings(schema: dict[str, Any], default: int = 160, long_text: int = 6
             return node
         out = {k: (walk(v) if k != "properties" else {name: walk(p, name) for name, p in v.items()})
                for k, v in node.items()}
-        if out.get("type") == "string" and "maxLength" not in out and not {"enum", "const"} & out.keys():
+        if out.get("type") != "string" or {"enum", "const"} & out.keys():
+            return out
+        if {"pattern", "format"} & out.keys():
+            # vLLM's xgrammar backend rejects a pattern/format with length bounds; the pattern bounds it
+            out.pop("minLength", None)
+            out.pop("maxLength", None)
+        elif "maxLength" not in out:
             out["maxLength"] = long_text if key in LONG_TEXT_ARGUMENTS else default
         return out
 

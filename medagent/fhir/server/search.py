@@ -129,7 +129,7 @@ def search(
             "resource": {
                 "resourceType": "OperationOutcome",
                 "issue": [{"severity": "warning", "code": "not-supported",
-                           "diagnostics": f"ignored unknown search parameter(s): {', '.join(query.ignored)}"}],
+                           "diagnostics": f"ignored search parameter(s): {'; '.join(query.ignored)}"}],
             },
             "search": {"mode": "outcome"},
         })
@@ -145,6 +145,11 @@ def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bo
         name, _, modifier = raw_name.partition(":")
         if name in RESULT_PARAMS:
             _result_param(query, resource_type, known, name, value, strict)
+            continue
+        if value == "" and name in (*known, *COMMON_PARAMS):
+            if strict:
+                raise FhirError(400, f"search parameter {raw_name!r} has an empty value")
+            query.ignored.append(f"{raw_name} (empty value)")
             continue
         if name == "_id":
             ids = [v for v in value.split(",") if v]
@@ -195,15 +200,27 @@ def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam
         query.total = value != "none"
         query.used.append((name, value))
     elif name == "_sort":
-        for key in value.split(","):
-            query.order.extend(_sort_clause(resource_type, known, key.strip()))
-        query.used.append((name, value))
+        kept = []
+        for key in (k.strip() for k in value.split(",") if k.strip()):
+            try:
+                query.order.extend(_sort_clause(resource_type, known, key))
+                kept.append(key)
+            except FhirError as exc:
+                if strict:
+                    raise
+                query.ignored.append(f"_sort={key} ({exc.diagnostics})")
+        if kept:
+            query.used.append((name, ",".join(kept)))
     elif name == "_include":
         source, _, rest = value.partition(":")
         param_name = rest.split(":")[0]
         param = params_for(source).get(param_name)
         if source != resource_type or param is None or param.kind != "reference":
-            raise FhirError(400, f"_include={value} is not supported: use {resource_type}:<reference parameter>")
+            message = f"_include={value} is not supported: use {resource_type}:<reference parameter>"
+            if strict:
+                raise FhirError(400, message)
+            query.ignored.append(message)
+            return
         query.includes.append((value, param))
         query.used.append((name, value))
     elif name == "_elements":

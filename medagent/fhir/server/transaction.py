@@ -114,8 +114,9 @@ def _plan_entry(index: int, entry: Any) -> Entry:
             plan["id"] = parts[1]
             plan["resource"] = {**_entry_resource(entry), "id": parts[1]}
         elif method in ("DELETE", "GET"):
-            if len(parts) != 2 and method == "DELETE":
-                raise FhirError(400, f"DELETE url must be Type/id, got {url!r}")
+            if len(parts) != 2 or query:
+                raise FhirError(400, f"{method} url must be Type/id, got {url!r}; searches are not supported inside "
+                                     "a transaction or batch: use GET /Type?... instead")
             plan["id"] = parts[1] if len(parts) == 2 else None
         else:
             raise FhirError(400, f"unsupported request.method {method!r}; use POST, PUT, DELETE or GET")
