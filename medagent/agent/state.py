@@ -18,7 +18,7 @@ class Limits(BaseModel):
     max_tokens: int = Field(60_000, ge=1, description="Prompt + completion tokens over all model calls.")
     timeout_s: float = Field(600.0, gt=0, description="Wall-clock seconds for the whole run.")
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
-    max_reply_tokens: int = Field(256, ge=16, description="Tokens per model reply.")
+    max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
 
 
 class StepRecord(TypedDict, total=False):

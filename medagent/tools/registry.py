@@ -283,7 +283,8 @@ FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "properties": {
         "answer": {"type": "string", "minLength": 1, "maxLength": 400,
                    "description": "The answer in the format the question asks for."},
-        "citations": {"type": "array", "items": {"type": "string", "maxLength": 120}, "maxItems": 20,
+        "citations": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}$"},
+                      "maxItems": 10,
                       "description": "References (Type/id) of the rows the answer rests on."},
     },
     "required": ["answer", "citations"],
