@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from medagent.bench.servers import template_path
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
 
@@ -29,6 +30,16 @@ def copy_db(template: Path, target_dir: Path) -> Path:
     target = target_dir / template.name
     shutil.copyfile(template, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def bench_home(tmp_path_factory: pytest.TempPathFactory, synthea_db: Path) -> Path:
+    """A MEDAGENT_HOME whose cached template database is the session's loaded copy (no second load)."""
+    home = tmp_path_factory.mktemp("bench-home")
+    target = template_path(home)
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(synthea_db, target)
+    return home
 
 
 @pytest.fixture(scope="session")

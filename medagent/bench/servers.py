@@ -19,10 +19,15 @@ from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
 
 
+def template_path(home: Path) -> Path:
+    """Where the loaded default database is cached: named by the data's digest, so new data rebuilds it."""
+    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:12]
+    return home / "templates" / f"synthea-{digest}.sqlite"
+
+
 def template_db(home: Path) -> Path:
     """The loaded default database, built on first use and reused while the data is unchanged."""
-    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:12]
-    path = home / "templates" / f"synthea-{digest}.sqlite"
+    path = template_path(home)
     if not path.exists():
         partial = path.with_suffix(".partial")
         for stale in partial.parent.glob(partial.name + "*") if partial.parent.exists() else []:

@@ -11,8 +11,6 @@ form x variant x polarity x branch x split, two each); the wrong policies run on
 from __future__ import annotations
 
 import ast
-import hashlib
-import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
 from medagent.bench.solvers import SolveOutcome
-from medagent.data import default_archive
 from medagent.fhir.client import FhirClient
 from medagent.scenarios import policies
 from medagent.scenarios.models import ExpectedAnswer, Scenario
@@ -36,17 +33,6 @@ TRACE_KEYS = {"step", "tool", "arguments", "result", "error", "references", "wro
 
 
 # ---------- fixtures ----------
-
-@pytest.fixture(scope="module")
-def bench_home(tmp_path_factory: pytest.TempPathFactory, synthea_db: Path) -> Path:
-    """A MEDAGENT_HOME whose template database is the session's loaded copy (no second load)."""
-    home = tmp_path_factory.mktemp("bench-home")
-    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:12]
-    target = home / "templates" / f"synthea-{digest}.sqlite"  # the name bench.servers.template_db uses
-    target.parent.mkdir(parents=True)
-    shutil.copyfile(synthea_db, target)
-    return home
-
 
 @pytest.fixture(scope="module")
 def all_scenarios() -> list[Scenario]:
