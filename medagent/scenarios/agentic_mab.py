@@ -277,8 +277,8 @@ def average_glucose(b: AgenticBuilder) -> list[Scenario]:
     start, end = b.span
     instruction = (f"What is the average blood glucose (LOINC {GLUCOSE}) of {_patient_phrase(b)} over the last "
                    f"730 days (2 years)? Include every glucose result from the 730 days before now.")
-    answer_format = (f"Answer with one number in mg/dL, rounded to 1 decimal place, or 'none' if there is no glucose "
-                     f"result in that period.")
+    answer_format = ("Answer with one number in mg/dL, rounded to 1 decimal place, or 'none' if there is no glucose "
+                     "result in that period.")
     out: list[Scenario] = []
     for variant in ("present", "absent"):
         for _ in range(TRIES):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from medagent.fhir.errors import FhirInvalid
+from medagent.fhir.paths import values_at
 from medagent.tools.compact import Line, clean, join, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import parse_fhir, up_to
@@ -80,24 +81,11 @@ class SearchArgs(ToolArgs):
         return {k: str(v) for k, v in value.items()}
 
 
-def project(resource: dict[str, Any], path: str) -> list[Any]:
-    """Values at a dotted path; lists are flattened."""
-    nodes: list[Any] = [resource]
-    for part in path.split("."):
-        nxt: list[Any] = []
-        for node in nodes:
-            if isinstance(node, dict) and part in node:
-                value = node[part]
-                nxt.extend(value if isinstance(value, list) else [value])
-        nodes = nxt
-    return nodes
-
-
 def _projected_line(resource: dict[str, Any], fields: list[str]) -> Line:
     row: dict[str, Any] = {"ref": reference(resource)}
     parts = []
     for path in fields:
-        values = project(resource, path)
+        values = list(values_at(resource, path))
         row[path] = values[0] if len(values) == 1 else values
         shown = ",".join(clean(json.dumps(v, separators=(",", ":")) if isinstance(v, dict | list) else str(v), 80)
                          for v in values)

@@ -13,7 +13,7 @@ from medagent.agent.graph import Agent
 from medagent.fhir.client import FhirClient
 from medagent.models.scripted import ScriptedPolicy
 from medagent.tools.registry import Registry
-from tests.agent.conftest import NOW, PATIENT, call, final
+from tests.agent.conftest import NOW, PATIENT, final
 
 CRASHING_RUN = textwrap.dedent('''
     import asyncio, os, sys

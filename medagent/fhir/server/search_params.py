@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from medagent.fhir.paths import values_at
 from medagent.fhir.server.values import date_range, normalize_string
 
 Kind = Literal["token", "reference", "date", "string", "quantity", "number"]
@@ -219,24 +220,6 @@ RESULT_PARAMS = ("_sort", "_count", "_offset", "_summary", "_total", "_include",
 
 def params_for(resource_type: str) -> dict[str, SearchParam]:
     return {p.name: p for p in PARAMS.get(resource_type, ())}
-
-
-def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
-    if node is None:
-        return
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, parts)
-        return
-    if not parts:
-        yield node
-        return
-    if isinstance(node, dict):
-        yield from _walk(node.get(parts[0]), parts[1:])
-
-
-def values_at(resource: dict[str, Any], path: str) -> Iterator[Any]:
-    yield from _walk(resource, path.split("."))
 
 
 @dataclass
