@@ -15,7 +15,7 @@ from medagent.bench.rescore import rescore_run
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.whole_record import WholeRecordSolver, fit_record
+from medagent.bench.whole_record import CHARS_PER_TOKEN, WholeRecordSolver, fit_record
 from medagent.fhir.client import FhirClient
 from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.policies import make_policy
@@ -99,4 +99,4 @@ async def test_whole_record_baseline_puts_the_record_in_the_prompt(fhir_url: str
     assert scenario.question in prompt and f'"id":"{scenario.patient}"' in prompt
     step = outcome.trace[0]
     assert step["record_resources"] == step["record_kept"] + step["record_cut"] and step["record_cut"] > 0
-    assert len(prompt) // 4 <= 4096
+    assert len(prompt) / CHARS_PER_TOKEN <= 4096
