@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from medagent.bench.servers import template_path
+from medagent.fhir.client import FhirClient
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
+from medagent.tools.registry import Registry, default_registry
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +54,18 @@ def fhir_server(synthea_db: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="session")
 def fhir_url(fhir_server: EmbeddedServer) -> str:
     return fhir_server.base_url
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The full tool registry (importing the tool modules registers them)."""
+    return default_registry()
+
+
+@pytest.fixture
+async def client(fhir_url: str) -> AsyncIterator[FhirClient]:
+    async with FhirClient(fhir_url) as fhir:
+        yield fhir
 
 
 @pytest.fixture

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 
-import pytest
 
-from medagent.fhir.client import FhirClient
-from medagent.tools.registry import Registry, default_registry
 
 PATIENT = "ba18818d-faef-44cd-9744-b12d8973d402"  # Adalberto Hartmann in the packaged Synthea data
 NOW = "2020-01-01T00:00:00+00:00"
-
-
-@pytest.fixture(scope="session")
-def registry() -> Registry:
-    return default_registry()
-
-
-@pytest.fixture
-async def client(fhir_url: str) -> AsyncIterator[FhirClient]:
-    async with FhirClient(fhir_url) as fhir:
-        yield fhir
 
 
 def call(tool: str, **arguments: object) -> dict[str, object]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from medagent.fhir.client import FhirClient
-from medagent.tools import ToolContext, ToolResult, default_registry
+from medagent.tools import ToolContext, ToolResult
 from medagent.tools.registry import Registry
 
 if os.environ.get("MEDAGENT_TOOLS_TEST_URL"):
@@ -19,17 +19,6 @@ if os.environ.get("MEDAGENT_TOOLS_TEST_URL"):
         """MEDAGENT_TOOLS_TEST_URL: an embedded server already running with the default patients and
         --allow-reset (saves the start-up while iterating on the tools)."""
         return os.environ["MEDAGENT_TOOLS_TEST_URL"].rstrip("/")
-
-
-@pytest.fixture(scope="session")
-def registry() -> Registry:
-    return default_registry()
-
-
-@pytest.fixture
-async def client(fhir_url: str) -> AsyncIterator[FhirClient]:
-    async with FhirClient(fhir_url) as fhir:
-        yield fhir
 
 
 @pytest.fixture
