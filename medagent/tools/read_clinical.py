@@ -75,6 +75,20 @@ async def _search(ctx: ToolContext, kind: str, params: list[tuple[str, str]],
     return found, int(bundle.get("total", len(found)))
 
 
+def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: str,
+                   code_param: str = "code") -> tuple[Window, list[tuple[str, str]]]:
+    """Search parameters shared by the per-type tools: patient, the date window at now, order, and the
+    optional ``code`` (token) and ``text`` (words of the display) filters on ``code_param``."""
+    window = _window(ctx, args)
+    params = [("patient", args.patient), *window.params(date_param), _sort(args, date_param)]
+    code, text = getattr(args, "code", None), getattr(args, "text", None)
+    if code:
+        params.append((code_param, token_param(code)[0]))
+    if text:
+        params.append((f"{code_param}:text", text_param(text)))
+    return window, params
+
+
 def _filters(args: ToolArgs, *names: str) -> str:
     values = args.model_dump(exclude_none=True)
     parts = [f"{n}={values[n]!r}" for n in names if values.get(n) not in (None, "all", False)]
@@ -183,12 +197,7 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     since/until filter on the onset date. Newest onset first.
     """
     await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("onset-date"), _sort(args, "onset-date")]
-    if args.code:
-        params.append(("code", token_param(args.code)[0]))
-    if args.text:
-        params.append(("code:text", text_param(args.text)))
+    window, params = _patient_query(ctx, args, "onset-date")
     found, total = await _search(ctx, "Condition", params, MAX_LIMIT)
     lines = [condition_line(r, ctx.now) for r in found]
     if args.status != "all":
@@ -219,16 +228,11 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
     status=current lists orders that are active at now. since/until filter on the date written. Newest first.
     """
     await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("authoredon"), _sort(args, "authoredon")]
+    window, params = _patient_query(ctx, args, "authoredon")
     if args.status == "current":
         params.append(("status", "active"))
     elif args.status == "past":
         params.append(("status:not", "active"))
-    if args.code:
-        params.append(("code", token_param(args.code)[0]))
-    if args.text:
-        params.append(("code:text", text_param(args.text)))
     found, total = await _search(ctx, "MedicationRequest", params, args.limit)
     prescribers = await names_of(ctx, [(r.get("requester") or {}).get("reference", "") for r in found])
     reason_ids = [ref.get("reference", "").rsplit("/", 1)[-1] for r in found for ref in r.get("reasonReference", [])
@@ -256,12 +260,7 @@ class ImmunizationArgs(PatientWindowArgs):
 async def search_immunizations(ctx: ToolContext, args: ImmunizationArgs) -> ToolResult:
     """Vaccinations of a patient: date, vaccine + CVX code (newest first; order=oldest for the first dose)."""
     await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
-    if args.code:
-        params.append(("vaccine-code", token_param(args.code)[0]))
-    if args.text:
-        params.append(("vaccine-code:text", text_param(args.text)))
+    window, params = _patient_query(ctx, args, "date", code_param="vaccine-code")
     found, total = await _search(ctx, "Immunization", params, args.limit)
     header = (f"immunizations of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
               f"{total} found, {args.order} first")
@@ -280,12 +279,7 @@ class ProcedureArgs(PatientWindowArgs):
 async def search_procedures(ctx: ToolContext, args: ProcedureArgs) -> ToolResult:
     """Procedures performed on a patient: date, procedure + SNOMED code, reason (newest first)."""
     await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
-    if args.code:
-        params.append(("code", token_param(args.code)[0]))
-    if args.text:
-        params.append(("code:text", text_param(args.text)))
+    window, params = _patient_query(ctx, args, "date")
     found, total = await _search(ctx, "Procedure", params, args.limit)
     header = (f"procedures of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
               f"{total} found, {args.order} first")
@@ -332,12 +326,7 @@ class ReportArgs(PatientWindowArgs):
 async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolResult:
     """Diagnostic reports (lab panels) of a patient: date, panel + LOINC code, its results (names, or values with results=true), newest first."""
     await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
-    if args.code:
-        params.append(("code", token_param(args.code)[0]))
-    if args.text:
-        params.append(("code:text", text_param(args.text)))
+    window, params = _patient_query(ctx, args, "date")
     found, total = await _search(ctx, "DiagnosticReport", params, args.limit)
     results: dict[str, Line] | None = None
     if args.results:
