@@ -45,6 +45,8 @@ class IndexCondition:
     selectivity: int = 0
 
 
+INDEX_TABLE = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
+               "quantity": "idx_quantity", "number": "idx_quantity"}
 _SELECTIVITY = {"idx_ref": 3, "idx_token": 2, "idx_string": 2, "idx_quantity": 1, "idx_date": 0}
 
 
@@ -251,8 +253,7 @@ def _param_condition(query: Query, resource_type: str, param: SearchParam, modif
     if modifier == "missing":
         if value not in ("true", "false"):
             raise FhirError(400, f"{param.name}:missing must be true or false")
-        table = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
-                 "quantity": "idx_quantity", "number": "idx_quantity"}[param.kind]
+        table = INDEX_TABLE[param.kind]
         query.index_conditions.append(IndexCondition(table, param.name, "1", [], negate=value == "true"))
         return
     alternatives = [v for v in _split_or(value) if v != ""]
@@ -267,8 +268,7 @@ def _param_condition(query: Query, resource_type: str, param: SearchParam, modif
         sql, sql_args = handler(param, modifier, alternative)
         ors.append(sql)
         args.extend(sql_args)
-    table = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
-             "quantity": "idx_quantity"}[param.kind]
+    table = INDEX_TABLE[param.kind]
     negate = modifier == "not" or (param.kind == "date" and _all_ne(alternatives))
     query.index_conditions.append(
         IndexCondition(table, param.name, " OR ".join(ors), args, negate=negate, selectivity=_SELECTIVITY[table])
