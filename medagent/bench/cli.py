@@ -27,7 +27,7 @@ CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice
 def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None) -> Any:
     """The solver for ``--agent``: the LangGraph agent, the whole-record baseline, or a code policy."""
     if agent in CODE_POLICIES:
-        from medagent.scenarios.policies import make_policy
+        from medagent.bench.policies import make_policy
 
         return make_policy(agent)
     from medagent.agent.state import Limits

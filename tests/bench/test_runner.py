@@ -18,7 +18,7 @@ from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
 from medagent.bench.whole_record import CHARS_PER_TOKEN, WholeRecordSolver, fit_record
 from medagent.fhir.client import FhirClient
 from medagent.models.scripted import ScriptedPolicy
-from medagent.scenarios.policies import make_policy
+from medagent.bench.policies import make_policy
 
 TASKS = 24
 

@@ -23,9 +23,10 @@ from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
 from medagent.bench.solvers import SolveOutcome
 from medagent.fhir.client import FhirClient
-from medagent.scenarios import policies
+from medagent.bench import oracle, policies, tool_session, wrong_policies
 from medagent.scenarios.models import ExpectedAnswer, Scenario
-from medagent.scenarios.policies import POLICY_NAMES, OraclePolicy, make_policy
+from medagent.bench.oracle import OraclePolicy
+from medagent.bench.policies import POLICY_NAMES, make_policy
 from medagent.tools.writes import ACTOR_SYSTEM, MedicationOrderArgs
 
 FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
@@ -126,7 +127,7 @@ async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth
         assert all(TRACE_KEYS <= set(step) for step in record.trace)
         assert record.trace[-1]["tool"] == "final_answer"
         assert record.trace[-1]["arguments"]["answer"] == record.answer
-        assert all(step["tool"] in policies.default_registry() for step in record.trace[:-1])
+        assert all(step["tool"] in oracle.default_registry() for step in record.trace[:-1])
         # every write went through the write tools: stamped with the policy as actor
         for change in writes_of(record):
             tags = {(t["system"], t["code"]) for t in change["after"]["meta"]["tag"]}
@@ -146,8 +147,9 @@ async def test_oracle_scores_100_on_every_frozen_scenario(all_scenarios: list[Sc
             assert group and all(r.passed for r in group), (suite, split)
 
 
-def test_the_oracle_reads_no_bundle_and_no_ground_truth() -> None:
-    tree = ast.parse(Path(policies.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", [policies, oracle, tool_session, wrong_policies], ids=lambda m: m.__name__)
+def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> None:
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     forbidden = ("medagent.data", "medagent.scenarios.chart", "medagent.scenarios.reference",

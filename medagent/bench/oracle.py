@@ -1,44 +1,32 @@
-"""Code policies for scored runs: the oracle, and deliberately wrong policies that the graders must fail.
+"""The oracle: solves every scenario through the agent's typed tools; it must score 100% on every frozen set.
 
-``medagent bench run --agent NAME`` maps each name to ``make_policy(NAME)`` (a bench ``Solver``):
-
-- ``oracle``: solves every scenario through the agent's typed tools (``Registry.call`` on the bench's
-  FHIR client, the path the agent takes), never through the bundles. It reads the question's
-  *meaning* from the task (``scenario.meta``: which codes, which form of question; the task text:
-  names, the reported list, the note to write) and every *value* from the server. It never reads
-  ``scenario.answer``, ``expected_writes`` or ``provenance``. It must score 100% on every frozen set;
-  anything less is a tool gap or a ground-truth bug.
-- ``always-no``: deliberately wrong; answers "no" to everything, reads and writes nothing. Passes only
-  the boolean questions whose answer is no (about half of them).
-- ``do-nothing``: deliberately wrong; a silent finish (empty answer, no tool call). Scores 0%: an
-  empty answer never passes and every task with an ungraded answer requires a write.
-- ``always-act``: deliberately wrong; the oracle's reads and answer, but it takes the action of every
-  conditional task on either branch, and writes a note when a task leaves it nothing to act on. Fails
-  every read-only task and every no-action branch, except where the write tools refuse to write at all
-  (a patient who died before now).
-- ``write-twice``: deliberately wrong; the oracle, but every write is sent again under another run id
-  (a real second resource, not an idempotent retry). Fails every task that creates a resource; stopping
-  an order a second time changes nothing, so discontinue tasks still pass.
-- ``wrong-patient``: deliberately wrong; the oracle's reads and answer, but every write goes to another
-  (living) patient. Fails every task that requires a write.
-
-Every tool call becomes one trace step in the agent's format (step, tool, arguments, result, error,
-references, wrote, tool_s), and the final answer a ``final_answer`` step, so the HTML report shows a
-policy's trajectory like an agent's.
+It solves through ``Registry.call`` on the bench's FHIR client (the path the agent takes), never through
+the bundles. It reads the question's *meaning* from the task (``scenario.meta``: which codes, which form
+of question; the task text: names, the reported list, the note to write) and every *value* from the
+server. It never reads ``scenario.answer``, ``expected_writes`` or ``provenance``. Anything less than
+100% is a tool gap or a ground-truth bug.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from statistics import mean
 from typing import Any
 
-from medagent.bench.solvers import SolveOutcome, Solver
+from medagent.bench.solvers import SolveOutcome
+from medagent.bench.tool_session import (
+    ToolGap,
+    ToolSession,
+    numeric,
+    parse_time,
+    quantity_text,
+    stated_decimals,
+    utc_day,
+    utc_moment,
+)
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.codes import (
     CONDITION_GROUPS,
@@ -54,143 +42,8 @@ from medagent.scenarios.codes import (
     POTASSIUM_THRESHOLD,
 )
 from medagent.scenarios.models import Scenario
-from medagent.tools.context import ToolContext
-from medagent.tools.registry import FINAL_ANSWER, Registry, ToolResult, default_registry
+from medagent.tools.registry import Registry, ToolResult, default_registry
 
-__all__ = ["POLICY_NAMES", "AlwaysActPolicy", "AlwaysNoPolicy", "DoNothingPolicy", "OraclePolicy", "ToolGap",
-           "WriteTwicePolicy", "WrongPatientPolicy", "make_policy"]
-
-
-# ====================================================================================================
-# One task's tool session and the answer formats
-# ====================================================================================================
-
-# The agent's tools answer within 800 tokens per call by default: a patient's whole medication list
-# (up to ~100 orders) then needs several pages (since/until). The oracle reads such a list in one call
-# with a larger budget; every call whose completeness matters is checked for rows left out (ToolGap).
-ORACLE_TOKEN_BUDGET = 8000
-TRACE_RESULT_CHARS = 4000  # the copy of a tool's text kept in the trace (results.jsonl stays small)
-
-
-class ToolGap(RuntimeError):
-    """A tool could not give the policy what it needs (an error, or rows cut off): a tool gap to report."""
-
-
-class ToolSession:
-    """One task's tool calls: a ToolContext at the scenario's now, the trace, and the write log."""
-
-    def __init__(self, registry: Registry, client: FhirClient, scenario: Scenario, *, actor: str,
-                 token_budget: int = ORACLE_TOKEN_BUDGET) -> None:
-        self.registry = registry
-        self.scenario = scenario
-        self.now = parse_now(scenario.now)
-        self.ctx = ToolContext(client=client, now=self.now, read_only=False, actor=actor, run_id=scenario.id,
-                               token_budget=token_budget)
-        self.trace: list[dict[str, Any]] = []
-        self.wrote: list[str] = []
-        self.tool_s = 0.0
-
-    @property
-    def tool_calls(self) -> int:
-        return len(self.trace)
-
-    async def call(self, tool: str, *, strict: bool = True, complete: bool = False, ctx: ToolContext | None = None,
-                   **arguments: Any) -> ToolResult:
-        """Call a tool through the registry and record the step.
-
-        ``strict``: an error result raises ToolGap (the oracle never expects one).
-        ``complete``: rows left out (limit or budget) raise ToolGap (the policy needs them all).
-        """
-        args = {k: v for k, v in arguments.items() if v is not None}
-        started = time.perf_counter()
-        result = await self.registry.call(tool, args, ctx or self.ctx)
-        elapsed = time.perf_counter() - started
-        self.tool_s += elapsed
-        text = result.text if len(result.text) <= TRACE_RESULT_CHARS else (
-            result.text[:TRACE_RESULT_CHARS] + f"\n... (trace copy cut at {TRACE_RESULT_CHARS} characters; "
-                                               f"the policy read all {len(result.rows)} rows)")
-        self.trace.append({"step": len(self.trace) + 1, "tool": tool, "arguments": args, "result": text,
-                           "error": result.error, "references": result.references, "wrote": result.wrote,
-                           "tool_s": round(elapsed, 4)})
-        self.wrote.extend(result.wrote)
-        if strict and result.error:
-            raise ToolGap(f"{tool}({json.dumps(args, default=str)}) failed: {result.error}")
-        if complete and result.truncated:
-            raise ToolGap(f"{tool}({json.dumps(args, default=str)}) left {result.truncated} row(s) out")
-        return result
-
-    def retry_context(self, suffix: str) -> ToolContext:
-        """A context for the same task under another run id (its writes get other idempotency keys)."""
-        return dataclasses.replace(self.ctx, run_id=f"{self.ctx.run_id}{suffix}", audit=[], cache={})
-
-    def final(self, answer: str | None, citations: list[str]) -> None:
-        self.trace.append({"step": len(self.trace) + 1, "tool": FINAL_ANSWER,
-                           "arguments": {"answer": answer, "citations": citations}, "result": None, "error": None,
-                           "references": [], "wrote": []})
-
-
-# ---------- reading rows ----------
-
-def parse_now(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    if len(value) <= 10:
-        parts = [int(p) for p in value.split("-")]
-        return datetime(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1, tzinfo=UTC)
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def utc_moment(value: str | None) -> datetime:
-    moment = parse_time(value)
-    if moment is None:
-        raise ToolGap(f"a row has no usable date ({value!r})")
-    return moment.astimezone(UTC)
-
-
-def utc_day(value: str | None) -> str:
-    """The calendar date of a FHIR date/dateTime in UTC (the scenarios' clocks are UTC)."""
-    return utc_moment(value).date().isoformat()
-
-
-def numeric(row: dict[str, Any]) -> float:
-    value = row.get("value")
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ToolGap(f"{row.get('ref')} has no numeric value in its row ({row.get('text')!r})")
-    return float(value)
-
-
-# ---------- answer formats stated in the task text ----------
-
-_ROUNDING = re.compile(r"rounded to (?:the nearest whole number|(\d+) decimal places?)")
-
-
-def stated_decimals(question: str) -> int | None:
-    """The rounding the answer format asks for (None: 'as recorded', no rounding stated)."""
-    match = _ROUNDING.search(question)
-    if match is None:
-        return None
-    return int(match.group(1)) if match.group(1) else 0
-
-
-def number_text(value: float, decimals: int | None) -> str:
-    if decimals is None:
-        return f"{value:g}"
-    return f"{round(value, decimals):.{decimals}f}"
-
-
-def quantity_text(value: float, unit: str | None, decimals: int | None) -> str:
-    return f"{number_text(value, decimals)} {unit or ''}".strip()
-
-
-# ====================================================================================================
-# The oracle
-# ====================================================================================================
 
 GROUPS = {group.key: group for group in CONDITION_GROUPS}
 MAX_ROWS = 100  # the tools' largest page
@@ -641,140 +494,3 @@ AGENTIC_TASKS: dict[str, Handler] = {
     "discontinue_medication": _discontinue,
 }
 
-
-# ====================================================================================================
-# The deliberately wrong policies
-# ====================================================================================================
-
-class FixedAnswerPolicy:
-    """Deliberately wrong policy: the same final answer to every task, without a single tool call."""
-
-    model: str | None = None
-
-    def __init__(self, name: str, answer: str) -> None:
-        self.name = name
-        self.fixed = answer
-
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
-        step = {"step": 1, "tool": FINAL_ANSWER, "arguments": {"answer": self.fixed, "citations": []},
-                "result": None, "error": None, "references": [], "wrote": []}
-        return SolveOutcome(status="answered", answer=self.fixed, trace=[step], steps=0, tool_calls=0)
-
-
-class AlwaysNoPolicy(FixedAnswerPolicy):
-    """Deliberately wrong policy: answers "no" to every task, reads nothing, writes nothing."""
-
-    def __init__(self) -> None:
-        super().__init__("always-no", "no")
-
-
-class DoNothingPolicy(FixedAnswerPolicy):
-    """Deliberately wrong policy: finishes at once with an empty answer (MedAgentBench's "silent finish")."""
-
-    def __init__(self) -> None:
-        super().__init__("do-nothing", "")
-
-
-class AlwaysActPolicy(OraclePolicy):
-    """Deliberately wrong policy: acts on every branch of every conditional task, and writes in read-only tasks.
-
-    It reads and answers like the oracle, but orders the replacement / the lab / the vaccine whatever the
-    value, stops every order of the named drug whatever its status, and when a task leaves it nothing to
-    act on it records its answer as a progress note. Writes the tools refuse (a patient who died before
-    now) are left in the trace as errors.
-    """
-
-    name = "always-act"
-    force_act = True
-    strict_writes = False
-
-    async def answer(self, s: ToolSession, scenario: Scenario) -> Answer:
-        answer, citations = await super().answer(s, scenario)
-        if not s.wrote:
-            patient = await self._patient_of(s, scenario)
-            await self.write(s, "add_note", patient=patient, text=f"Task: {scenario.question}\nAnswer: {answer}",
-                             title="Answer recorded by the always-act policy", reason="always act")
-        return answer, citations
-
-    async def _patient_of(self, s: ToolSession, scenario: Scenario) -> str:
-        mrn = scenario.meta.get("mrn")
-        if scenario.suite == "agentic" and mrn and scenario.category != "find_mrn":
-            patient, _ = await self.patient_by_mrn(s, mrn)
-            return patient
-        return scenario.patient  # EHRQA names the patient; find_mrn: the patient the solver is given
-
-
-class WriteTwicePolicy(OraclePolicy):
-    """Deliberately wrong policy: the oracle, but every write is sent a second time under another run id.
-
-    The write tools are idempotent within a run (a conditional create keyed on the call and the run id),
-    so a plain retry would write nothing new; a second run id makes the second call a real duplicate,
-    like an agent that re-issues an order it already placed.
-    """
-
-    name = "write-twice"
-
-    async def write(self, s: ToolSession, tool: str, **arguments: Any) -> ToolResult:
-        first = await super().write(s, tool, **arguments)
-        await s.call(tool, strict=False, ctx=s.retry_context("/again"), **arguments)
-        return first
-
-
-class WrongPatientPolicy(OraclePolicy):
-    """Deliberately wrong policy: the oracle's reads and answer, but every write goes to another patient.
-
-    The other patient is found through the tools (the first living patient by id other than the task's);
-    a stop goes to an active order of that patient.
-    """
-
-    name = "wrong-patient"
-    strict_writes = False
-
-    async def write(self, s: ToolSession, tool: str, **arguments: Any) -> ToolResult:
-        if "patient" in arguments:
-            arguments["patient"] = (await self._others(s, arguments["patient"]))[0]
-        return await super().write(s, tool, **arguments)
-
-    async def discontinue(self, s: ToolSession, patient: str, reference: str, reason: str) -> ToolResult:
-        for other in await self._others(s, patient):
-            result = await s.call("search_medications", patient=other, status="current", limit=1)
-            if result.rows:
-                return await super().write(s, "discontinue_medication", medication_request=result.rows[0]["ref"],
-                                           reason=reason)
-        raise ToolGap("no other patient has an active order to stop")
-
-    async def _others(self, s: ToolSession, patient: str) -> list[str]:
-        cached = s.ctx.cache.get("wrong-patient/others")
-        if cached is None:
-            result = await s.call("fhir_search", resource_type="Patient", params={},
-                                  fields=["birthDate", "deceasedDateTime"], limit=100)
-            cached = []
-            for row in sorted(result.rows, key=lambda r: r["ref"]):
-                died = row.get("deceasedDateTime")
-                moment = parse_time(died) if isinstance(died, str) else None
-                if moment is None or moment > s.now:
-                    cached.append(row["ref"].removeprefix("Patient/"))
-            s.ctx.cache["wrong-patient/others"] = cached
-        others = [p for p in cached if p != patient]
-        if not others:
-            raise ToolGap("no other living patient to write to")
-        return others
-
-
-POLICIES: dict[str, Callable[[], Solver]] = {
-    "oracle": OraclePolicy,
-    "always-no": AlwaysNoPolicy,
-    "do-nothing": DoNothingPolicy,
-    "always-act": AlwaysActPolicy,
-    "write-twice": WriteTwicePolicy,
-    "wrong-patient": WrongPatientPolicy,
-}
-POLICY_NAMES = tuple(POLICIES)
-
-
-def make_policy(name: str) -> Solver:
-    """The code policy for ``medagent bench run --agent NAME``."""
-    try:
-        return POLICIES[name]()
-    except KeyError:
-        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}") from None

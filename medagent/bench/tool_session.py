@@ -1,0 +1,143 @@
+"""One code policy's tool session: calls through the agent's registry at the scenario's now, the trace, the writes.
+
+Shared by the oracle and the deliberately wrong policies (``medagent.bench.oracle``,
+``medagent.bench.wrong_policies``): every tool call becomes one trace step in the agent's format, so the
+HTML report shows a policy's trajectory like an agent's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from medagent.fhir.client import FhirClient
+from medagent.scenarios.models import Scenario
+from medagent.tools.context import ToolContext
+from medagent.tools.registry import FINAL_ANSWER, Registry, ToolResult
+
+# The agent's tools answer within 800 tokens per call by default: a patient's whole medication list
+# (up to ~100 orders) then needs several pages (since/until). The oracle reads such a list in one call
+# with a larger budget; every call whose completeness matters is checked for rows left out (ToolGap).
+ORACLE_TOKEN_BUDGET = 8000
+TRACE_RESULT_CHARS = 4000  # the copy of a tool's text kept in the trace (results.jsonl stays small)
+
+
+class ToolGap(RuntimeError):
+    """A tool could not give the policy what it needs (an error, or rows cut off): a tool gap to report."""
+
+
+class ToolSession:
+    """One task's tool calls: a ToolContext at the scenario's now, the trace, and the write log."""
+
+    def __init__(self, registry: Registry, client: FhirClient, scenario: Scenario, *, actor: str,
+                 token_budget: int = ORACLE_TOKEN_BUDGET) -> None:
+        self.registry = registry
+        self.scenario = scenario
+        self.now = parse_now(scenario.now)
+        self.ctx = ToolContext(client=client, now=self.now, read_only=False, actor=actor, run_id=scenario.id,
+                               token_budget=token_budget)
+        self.trace: list[dict[str, Any]] = []
+        self.wrote: list[str] = []
+        self.tool_s = 0.0
+
+    @property
+    def tool_calls(self) -> int:
+        return len(self.trace)
+
+    async def call(self, tool: str, *, strict: bool = True, complete: bool = False, ctx: ToolContext | None = None,
+                   **arguments: Any) -> ToolResult:
+        """Call a tool through the registry and record the step.
+
+        ``strict``: an error result raises ToolGap (the oracle never expects one).
+        ``complete``: rows left out (limit or budget) raise ToolGap (the policy needs them all).
+        """
+        args = {k: v for k, v in arguments.items() if v is not None}
+        started = time.perf_counter()
+        result = await self.registry.call(tool, args, ctx or self.ctx)
+        elapsed = time.perf_counter() - started
+        self.tool_s += elapsed
+        text = result.text if len(result.text) <= TRACE_RESULT_CHARS else (
+            result.text[:TRACE_RESULT_CHARS] + f"\n... (trace copy cut at {TRACE_RESULT_CHARS} characters; "
+                                               f"the policy read all {len(result.rows)} rows)")
+        self.trace.append({"step": len(self.trace) + 1, "tool": tool, "arguments": args, "result": text,
+                           "error": result.error, "references": result.references, "wrote": result.wrote,
+                           "tool_s": round(elapsed, 4)})
+        self.wrote.extend(result.wrote)
+        if strict and result.error:
+            raise ToolGap(f"{tool}({json.dumps(args, default=str)}) failed: {result.error}")
+        if complete and result.truncated:
+            raise ToolGap(f"{tool}({json.dumps(args, default=str)}) left {result.truncated} row(s) out")
+        return result
+
+    def retry_context(self, suffix: str) -> ToolContext:
+        """A context for the same task under another run id (its writes get other idempotency keys)."""
+        return dataclasses.replace(self.ctx, run_id=f"{self.ctx.run_id}{suffix}", audit=[], cache={})
+
+    def final(self, answer: str | None, citations: list[str]) -> None:
+        self.trace.append({"step": len(self.trace) + 1, "tool": FINAL_ANSWER,
+                           "arguments": {"answer": answer, "citations": citations}, "result": None, "error": None,
+                           "references": [], "wrote": []})
+
+
+# ---------- reading rows ----------
+
+def parse_now(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    if len(value) <= 10:
+        parts = [int(p) for p in value.split("-")]
+        return datetime(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1, tzinfo=UTC)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def utc_moment(value: str | None) -> datetime:
+    moment = parse_time(value)
+    if moment is None:
+        raise ToolGap(f"a row has no usable date ({value!r})")
+    return moment.astimezone(UTC)
+
+
+def utc_day(value: str | None) -> str:
+    """The calendar date of a FHIR date/dateTime in UTC (the scenarios' clocks are UTC)."""
+    return utc_moment(value).date().isoformat()
+
+
+def numeric(row: dict[str, Any]) -> float:
+    value = row.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ToolGap(f"{row.get('ref')} has no numeric value in its row ({row.get('text')!r})")
+    return float(value)
+
+
+# ---------- answer formats stated in the task text ----------
+
+_ROUNDING = re.compile(r"rounded to (?:the nearest whole number|(\d+) decimal places?)")
+
+
+def stated_decimals(question: str) -> int | None:
+    """The rounding the answer format asks for (None: 'as recorded', no rounding stated)."""
+    match = _ROUNDING.search(question)
+    if match is None:
+        return None
+    return int(match.group(1)) if match.group(1) else 0
+
+
+def number_text(value: float, decimals: int | None) -> str:
+    if decimals is None:
+        return f"{value:g}"
+    return f"{round(value, decimals):.{decimals}f}"
+
+
+def quantity_text(value: float, unit: str | None, decimals: int | None) -> str:
+    return f"{number_text(value, decimals)} {unit or ''}".strip()
+

@@ -1,0 +1,135 @@
+"""The deliberately wrong code policies: each must fail exactly where the graders should catch it.
+
+- ``always-no``: answers "no" to everything, reads and writes nothing.
+- ``do-nothing``: a silent finish (empty answer, no tool call).
+- ``always-act``: the oracle's reads and answer, but it takes the action of every conditional task on
+  either branch, and writes a note when a task leaves it nothing to act on.
+- ``write-twice``: the oracle, but every write is sent again under another run id.
+- ``wrong-patient``: the oracle's reads and answer, but every write goes to another (living) patient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medagent.bench.oracle import Answer, OraclePolicy
+from medagent.bench.solvers import SolveOutcome
+from medagent.bench.tool_session import ToolGap, ToolSession, parse_time
+from medagent.fhir.client import FhirClient
+from medagent.scenarios.models import Scenario
+from medagent.tools.registry import FINAL_ANSWER, ToolResult
+
+
+class FixedAnswerPolicy:
+    """Deliberately wrong policy: the same final answer to every task, without a single tool call."""
+
+    model: str | None = None
+
+    def __init__(self, name: str, answer: str) -> None:
+        self.name = name
+        self.fixed = answer
+
+    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+        step = {"step": 1, "tool": FINAL_ANSWER, "arguments": {"answer": self.fixed, "citations": []},
+                "result": None, "error": None, "references": [], "wrote": []}
+        return SolveOutcome(status="answered", answer=self.fixed, trace=[step], steps=0, tool_calls=0)
+
+
+class AlwaysNoPolicy(FixedAnswerPolicy):
+    """Deliberately wrong policy: answers "no" to every task, reads nothing, writes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("always-no", "no")
+
+
+class DoNothingPolicy(FixedAnswerPolicy):
+    """Deliberately wrong policy: finishes at once with an empty answer (MedAgentBench's "silent finish")."""
+
+    def __init__(self) -> None:
+        super().__init__("do-nothing", "")
+
+
+class AlwaysActPolicy(OraclePolicy):
+    """Deliberately wrong policy: acts on every branch of every conditional task, and writes in read-only tasks.
+
+    It reads and answers like the oracle, but orders the replacement / the lab / the vaccine whatever the
+    value, stops every order of the named drug whatever its status, and when a task leaves it nothing to
+    act on it records its answer as a progress note. Writes the tools refuse (a patient who died before
+    now) are left in the trace as errors.
+    """
+
+    name = "always-act"
+    force_act = True
+    strict_writes = False
+
+    async def answer(self, s: ToolSession, scenario: Scenario) -> Answer:
+        answer, citations = await super().answer(s, scenario)
+        if not s.wrote:
+            patient = await self._patient_of(s, scenario)
+            await self.write(s, "add_note", patient=patient, text=f"Task: {scenario.question}\nAnswer: {answer}",
+                             title="Answer recorded by the always-act policy", reason="always act")
+        return answer, citations
+
+    async def _patient_of(self, s: ToolSession, scenario: Scenario) -> str:
+        mrn = scenario.meta.get("mrn")
+        if scenario.suite == "agentic" and mrn and scenario.category != "find_mrn":
+            patient, _ = await self.patient_by_mrn(s, mrn)
+            return patient
+        return scenario.patient  # EHRQA names the patient; find_mrn: the patient the solver is given
+
+
+class WriteTwicePolicy(OraclePolicy):
+    """Deliberately wrong policy: the oracle, but every write is sent a second time under another run id.
+
+    The write tools are idempotent within a run (a conditional create keyed on the call and the run id),
+    so a plain retry would write nothing new; a second run id makes the second call a real duplicate,
+    like an agent that re-issues an order it already placed.
+    """
+
+    name = "write-twice"
+
+    async def write(self, s: ToolSession, tool: str, **arguments: Any) -> ToolResult:
+        first = await super().write(s, tool, **arguments)
+        await s.call(tool, strict=False, ctx=s.retry_context("/again"), **arguments)
+        return first
+
+
+class WrongPatientPolicy(OraclePolicy):
+    """Deliberately wrong policy: the oracle's reads and answer, but every write goes to another patient.
+
+    The other patient is found through the tools (the first living patient by id other than the task's);
+    a stop goes to an active order of that patient.
+    """
+
+    name = "wrong-patient"
+    strict_writes = False
+
+    async def write(self, s: ToolSession, tool: str, **arguments: Any) -> ToolResult:
+        if "patient" in arguments:
+            arguments["patient"] = (await self._others(s, arguments["patient"]))[0]
+        return await super().write(s, tool, **arguments)
+
+    async def discontinue(self, s: ToolSession, patient: str, reference: str, reason: str) -> ToolResult:
+        for other in await self._others(s, patient):
+            result = await s.call("search_medications", patient=other, status="current", limit=1)
+            if result.rows:
+                return await super().write(s, "discontinue_medication", medication_request=result.rows[0]["ref"],
+                                           reason=reason)
+        raise ToolGap("no other patient has an active order to stop")
+
+    async def _others(self, s: ToolSession, patient: str) -> list[str]:
+        cached = s.ctx.cache.get("wrong-patient/others")
+        if cached is None:
+            result = await s.call("fhir_search", resource_type="Patient", params={},
+                                  fields=["birthDate", "deceasedDateTime"], limit=100)
+            cached = []
+            for row in sorted(result.rows, key=lambda r: r["ref"]):
+                died = row.get("deceasedDateTime")
+                moment = parse_time(died) if isinstance(died, str) else None
+                if moment is None or moment > s.now:
+                    cached.append(row["ref"].removeprefix("Patient/"))
+            s.ctx.cache["wrong-patient/others"] = cached
+        others = [p for p in cached if p != patient]
+        if not others:
+            raise ToolGap("no other living patient to write to")
+        return others
