@@ -21,7 +21,7 @@ def synthea_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file holding the 100 default patients (loaded once per test session)."""
     path = tmp_path_factory.mktemp("template") / "synthea.sqlite"
     store = open_store(path)
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.checkpoint()
     store.close()
     return path
 

@@ -33,7 +33,7 @@ def template_db(home: Path) -> Path:
         for stale in partial.parent.glob(partial.name + "*") if partial.parent.exists() else []:
             stale.unlink()
         store = open_store(partial)
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.checkpoint()
         store.close()
         partial.replace(path)
     return path

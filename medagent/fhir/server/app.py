@@ -1,58 +1,84 @@
-"""The HTTP layer of the embedded FHIR R4 server (Starlette): routes, headers, errors."""
+"""The HTTP layer of the embedded FHIR R4 server (Starlette): routes, headers, errors.
+
+Database work runs off the event loop on a small pool of threads (``db_threads``); each thread
+reads through its own SQLite connection and writes are serialized by the store.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from email.utils import format_datetime
+import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
-from urllib.parse import parse_qsl
+from email.utils import format_datetime
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
+import jsonpatch
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from medagent.fhir.server.capability import capability_statement
-from medagent.fhir.server.outcome import FhirError, information
-from medagent.fhir.server.search import search
+from medagent.fhir.server.negotiation import check_can_produce
+from medagent.fhir.server.outcome import FhirError, information, operation_outcome
+from medagent.fhir.server.search import MAX_COUNT, DEFAULT_COUNT, last_n, matching_ids, search
 from medagent.fhir.server.store import Store, StoredResource
-from medagent.fhir.server.transaction import (
-    check_bundle,
-    execute_transaction,
-    plan_transaction,
-    raise_first_invalid,
-    run_batch,
-    start_validation,
-)
+from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, validate_resource
+from medagent.fhir.server.values import parse_date_param, epoch_to_instant
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
+JSON_PATCH = "application/json-patch+json"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_DB_THREADS = min(8, (os.cpu_count() or 1) + 2)
 log = logging.getLogger("medagent.fhir.server")
+T = TypeVar("T")
 
 
 def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-def _resource_headers(stored: StoredResource, base_url: str) -> dict[str, str]:
+def resource_response(stored: StoredResource, base_url: str, status: int = 200) -> Response:
     modified = format_datetime(datetime.fromisoformat(stored.last_updated), usegmt=True)
-    return {
+    headers = {
         "ETag": stored.etag,
         "Last-Modified": modified,
         "Location": f"{base_url}/{stored.type}/{stored.id}/_history/{stored.version}",
     }
+    assert stored.blob is not None
+    return Response(stored.blob, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _version_from_if_match(if_match: str | None) -> int | None:
+    if not if_match:
+        return None
+    digits = if_match.replace("W/", "").strip('"')
+    if not digits.isdigit():
+        raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match!r}")
+    return int(digits)
 
 
 class FhirApp:
     """Route handlers bound to one store and the server's policy flags."""
 
-    def __init__(self, store: Store, *, strict: bool = False, allow_reset: bool = False) -> None:
+    def __init__(self, store: Store, *, strict: bool = False, allow_reset: bool = False,
+                 db_threads: int = DEFAULT_DB_THREADS) -> None:
         self.store = store
         self.strict = strict
         self.allow_reset = allow_reset
+        self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="fhir-db")
+
+    async def db(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking database work on the store's thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args, **kwargs))
 
     def base_url(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -76,7 +102,11 @@ class FhirApp:
         except orjson.JSONDecodeError as exc:
             raise FhirError(400, f"request body is not valid JSON: {exc}") from None
 
-    # handlers ----------------------------------------------------------------------------
+    def conditional(self, rtype: str, params: list[tuple[str, str]]) -> list[str]:
+        """Ids matching a conditional request's search (at most 2: enough to tell 0, 1 and many)."""
+        return matching_ids(self.store, rtype, params, limit=2)
+
+    # capability, search --------------------------------------------------------------------
     async def metadata(self, request: Request) -> Response:
         return fhir_response(capability_statement(self.base_url(request)))
 
@@ -87,112 +117,281 @@ class FhirApp:
         if request.method == "POST":
             form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
             params += form
-        return fhir_response(self._search(request, rtype, params))
+        bundle = await self.db(search, self.store, rtype, params, base_url=self.base_url(request),
+                               strict=self.is_strict(request))
+        return fhir_response(bundle)
 
-    def _search(self, request: Request, rtype: str, params: list[tuple[str, str]]) -> dict[str, Any]:
-        return search(self.store, rtype, params, base_url=self.base_url(request), strict=self.is_strict(request))
+    async def lastn(self, request: Request) -> Response:
+        if request.path_params["type"] != "Observation":
+            check_resource_type(request.path_params["type"])
+            raise FhirError(404, "$lastn is defined on Observation only: GET /Observation/$lastn?patient=...")
+        params = list(request.query_params.multi_items())
+        bundle = await self.db(last_n, self.store, params, base_url=self.base_url(request),
+                               strict=self.is_strict(request))
+        return fhir_response(bundle)
 
-    def _matches(self, request: Request, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        bundle = search(self.store, rtype, [*params, ("_count", "2")], base_url=self.base_url(request), strict=True)
-        return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
-
+    # create, conditional update/delete -----------------------------------------------------
     async def create(self, request: Request) -> Response:
         rtype = request.path_params["type"]
+        check_resource_type(rtype)
         body = validate_resource(await self.body_json(request), expected_type=rtype)
         condition = request.headers.get("if-none-exist")
-        if condition:
-            matches = self._matches(request, rtype, parse_qsl(condition.split("?", 1)[-1]))
-            if len(matches) > 1:
-                raise FhirError(412, f"If-None-Exist {condition!r} matched {len(matches)} resources")
-            if matches:
-                existing = self.store.read(rtype, matches[0]["id"])
-                assert existing is not None
-                return fhir_response(existing.body, 200, _resource_headers(existing, self.base_url(request)))
-        stored = self.store.create(body)
-        return fhir_response(stored.body, 201, _resource_headers(stored, self.base_url(request)))
+        params = parse_qsl(condition.split("?", 1)[-1], keep_blank_values=True) if condition else None
 
-    async def read(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        def write() -> tuple[StoredResource, int]:
+            with self.store.transaction():
+                if params is not None:
+                    matches = self.conditional(rtype, params)
+                    if len(matches) > 1:
+                        raise FhirError(412, f"If-None-Exist {condition!r} matched more than one {rtype}")
+                    if matches:
+                        existing = self.store.read(rtype, matches[0])
+                        assert existing is not None
+                        return existing, 200
+                return self.store.create(body), 201
+
+        stored, status = await self.db(write)
+        return resource_response(stored, self.base_url(request), status)
+
+    async def conditional_update(self, request: Request) -> Response:
+        """``PUT /Type?search``: no match creates, one match updates, several are a 412."""
+        rtype = request.path_params["type"]
         check_resource_type(rtype)
+        params = list(request.query_params.multi_items())
+        body = validate_resource(await self.body_json(request), expected_type=rtype)
+
+        def write() -> tuple[StoredResource, bool]:
+            with self.store.transaction():
+                matches = self.conditional(rtype, params)
+                if len(matches) > 1:
+                    raise FhirError(412, f"conditional update: {urlencode(params)} matched more than one {rtype}; "
+                                         "make the search select one resource")
+                if not matches:
+                    if body.get("id"):
+                        check_id(body["id"])
+                        return self.store.put(rtype, body["id"], body)
+                    return self.store.create(body), True
+                if body.get("id") not in (None, matches[0]):
+                    raise FhirError(400, f"resource id {body['id']!r} is not the matched {rtype}/{matches[0]}",
+                                    expression=[f"{rtype}.id"])
+                return self.store.put(rtype, matches[0], body)
+
+        stored, created = await self.db(write)
+        return resource_response(stored, self.base_url(request), 201 if created else 200)
+
+    async def conditional_delete(self, request: Request) -> Response:
+        """``DELETE /Type?search``: deletes the one match; none is not an error; several are a 412."""
+        rtype = request.path_params["type"]
+        check_resource_type(rtype)
+        params = list(request.query_params.multi_items())
+
+        def write() -> str:
+            with self.store.transaction():
+                matches = self.conditional(rtype, params)
+                if len(matches) > 1:
+                    raise FhirError(412, f"conditional delete: {urlencode(params)} matched more than one {rtype}; "
+                                         "this server deletes one resource per conditional delete")
+                if not matches:
+                    return f"no {rtype} matched {urlencode(params)}; nothing was deleted"
+                self.store.delete(rtype, matches[0])
+                return f"deleted {rtype}/{matches[0]}"
+
+        return fhir_response(information(await self.db(write)), 200)
+
+    # instance interactions -------------------------------------------------------------------
+    def _current(self, rtype: str, rid: str) -> StoredResource:
         stored = self.store.read(rtype, rid)
         if stored is None:
             raise FhirError(404, f"{rtype}/{rid} not found")
         if stored.deleted:
             raise FhirError(410, f"{rtype}/{rid} was deleted (version {stored.version})")
-        return fhir_response(stored.body, 200, _resource_headers(stored, self.base_url(request)))
+        return stored
+
+    async def read(self, request: Request) -> Response:
+        rtype, rid = request.path_params["type"], request.path_params["id"]
+        check_resource_type(rtype)
+        return resource_response(await self.db(self._current, rtype, rid), self.base_url(request))
 
     async def vread(self, request: Request) -> Response:
         rtype, rid, vid = request.path_params["type"], request.path_params["id"], request.path_params["vid"]
         check_resource_type(rtype)
         if not vid.isdigit():
             raise FhirError(400, f"version id must be a number, got {vid!r}")
-        stored = self.store.vread(rtype, rid, int(vid))
+        stored = await self.db(self.store.vread, rtype, rid, int(vid))
         if stored is None:
             raise FhirError(404, f"{rtype}/{rid}/_history/{vid} not found")
         if stored.deleted:
             raise FhirError(410, f"{rtype}/{rid} version {vid} is a deletion")
-        return fhir_response(stored.body, 200, _resource_headers(stored, self.base_url(request)))
+        return resource_response(stored, self.base_url(request))
 
     async def update(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
+        check_resource_type(rtype)
         check_id(rid)
         body = validate_resource(await self.body_json(request), expected_type=rtype)
         if body.get("id") not in (None, rid):
             raise FhirError(400, f"resource id {body.get('id')!r} does not match {rid!r} in the URL",
                             expression=[f"{rtype}.id"])
-        if_match = request.headers.get("if-match")
-        expected = None
-        if if_match:
-            digits = if_match.replace("W/", "").strip('"')
-            if not digits.isdigit():
-                raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match!r}")
-            expected = int(digits)
-        stored, created = self.store.put(rtype, rid, body, if_match=expected)
-        return fhir_response(stored.body, 201 if created else 200, _resource_headers(stored, self.base_url(request)))
+        expected = _version_from_if_match(request.headers.get("if-match"))
+        stored, created = await self.db(self.store.put, rtype, rid, body, if_match=expected)
+        return resource_response(stored, self.base_url(request), 201 if created else 200)
+
+    async def patch(self, request: Request) -> Response:
+        """JSON Patch (RFC 6902) of the current version; the result is validated like an update."""
+        rtype, rid = request.path_params["type"], request.path_params["id"]
+        check_resource_type(rtype)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON_PATCH:
+            raise FhirError(415, f"PATCH needs Content-Type {JSON_PATCH} (a JSON Patch document); got "
+                                 f"{content_type or 'none'!r}. FHIRPath Patch is not supported")
+        operations = await self.body_json(request)
+        if not isinstance(operations, list):
+            raise FhirError(400, "a JSON Patch body is a JSON array of operations, e.g. "
+                                 '[{"op": "replace", "path": "/status", "value": "final"}]')
+        try:
+            patch = jsonpatch.JsonPatch(operations)
+        except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:
+            raise FhirError(400, f"invalid JSON Patch: {exc}") from None
+        expected = _version_from_if_match(request.headers.get("if-match"))
+
+        def write() -> StoredResource:
+            with self.store.transaction():
+                current = self._current(rtype, rid)
+                if expected is not None and expected != current.version:
+                    raise FhirError(412, f"If-Match version {expected} does not match {rtype}/{rid} "
+                                         f"(version {current.version})")
+                try:
+                    patched = patch.apply(current.body)
+                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                    raise FhirError(422, f"JSON Patch could not be applied to {rtype}/{rid}: {exc}",
+                                    code="processing") from None
+                if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
+                    raise FhirError(400, "a patch may not change the resourceType or id", expression=[f"{rtype}.id"])
+                validate_resource(patched, expected_type=rtype)
+                return self.store.put(rtype, rid, patched, if_match=current.version)[0]
+
+        return resource_response(await self.db(write), self.base_url(request))
 
     async def delete(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
         check_resource_type(rtype)
-        existing = self.store.read(rtype, rid)
-        if existing is None:
-            raise FhirError(404, f"{rtype}/{rid} not found")
-        deleted = self.store.delete(rtype, rid)
-        message = f"deleted {rtype}/{rid}" if deleted else f"{rtype}/{rid} was already deleted"
-        return fhir_response(information(message), 200)
+
+        def write() -> str:
+            with self.store.transaction():
+                if self.store.read(rtype, rid) is None:
+                    raise FhirError(404, f"{rtype}/{rid} not found")
+                deleted = self.store.delete(rtype, rid)
+            return f"deleted {rtype}/{rid}" if deleted else f"{rtype}/{rid} was already deleted"
+
+        return fhir_response(information(await self.db(write)), 200)
+
+    # history ------------------------------------------------------------------------------
+    async def history(self, request: Request) -> Response:
+        rtype = request.path_params.get("type")
+        rid = request.path_params.get("id")
+        if rtype is not None:
+            check_resource_type(rtype)
+        since, count, offset = None, DEFAULT_COUNT, 0
+        for name, value in request.query_params.multi_items():
+            if name == "_since":
+                since = epoch_to_instant(parse_date_param("_since", value)[1])
+            elif name in ("_count", "_offset"):
+                if not value.isdigit():
+                    raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}")
+                count, offset = (min(int(value), MAX_COUNT), offset) if name == "_count" else (count, int(value))
+            elif name not in ("_format", "_pretty"):
+                raise FhirError(400, f"history parameter {name!r} is not supported; use _since, _count, _offset")
+
+        def read() -> tuple[int, list[StoredResource]]:
+            with self.store.reading():
+                if rid is not None and self.store.read(rtype, rid) is None:  # type: ignore[arg-type]
+                    raise FhirError(404, f"{rtype}/{rid} not found")
+                return self.store.history(rtype, rid, since=since, count=count, offset=offset)
+
+        total, versions = await self.db(read)
+        base = self.base_url(request)
+        path = "/".join(p for p in (base, rtype, rid, "_history") if p)
+
+        def url(at: int) -> str:
+            query = [*([("_since", request.query_params["_since"])] if since else []), ("_count", str(count))]
+            return f"{path}?{urlencode([*query, *([('_offset', str(at))] if at else [])])}"
+
+        links = [{"relation": "self", "url": url(offset)}]
+        if offset + count < total:
+            links.append({"relation": "next", "url": url(offset + count)})
+        if offset > 0:
+            links.append({"relation": "previous", "url": url(max(0, offset - count))})
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total, "link": links}
+        if versions:
+            bundle["entry"] = [_history_entry(base, version) for version in versions]
+        return fhir_response(bundle)
+
+    # operations ---------------------------------------------------------------------------
+    async def validate(self, request: Request) -> Response:
+        """``$validate``: 200 with an OperationOutcome listing the problems (or saying there are none)."""
+        rtype = request.path_params["type"]
+        check_resource_type(rtype)
+        body = await self.body_json(request)
+        if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+            given = [p.get("resource") for p in body.get("parameter") or [] if p.get("name") == "resource"]
+            if not given:
+                raise FhirError(400, "$validate Parameters need a parameter named 'resource'")
+            body = given[0]
+        try:
+            validate_resource(body, expected_type=rtype)
+        except FhirError as exc:
+            return fhir_response(exc.outcome(), 200)
+        return fhir_response(operation_outcome([{"severity": "information", "code": "informational",
+                                                 "diagnostics": f"{rtype} is valid (no issues found)"}]))
 
     async def bundle(self, request: Request) -> Response:
         kind, entries = check_bundle(await self.body_json(request))
-
-        def conditional(rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
-            return self._matches(request, rtype, params)
-
         if kind == "batch":
-            return fhir_response(run_batch(self.store, entries, conditional))
-        plans = plan_transaction(entries)
-        raise_first_invalid(plans, await start_validation(plans).wait())
-        return fhir_response(execute_transaction(self.store, plans, conditional))
+            return fhir_response(await self.db(run_batch, self.store, entries, self.conditional))
+        transaction = Transaction(entries)
+        await transaction.validated()
+        return fhir_response(await self.db(transaction.commit, self.store, self.conditional))
 
+    # scoring ------------------------------------------------------------------------------
     def _require_reset(self) -> None:
         if not self.allow_reset:
             raise FhirError(403, "snapshot/reset/diff are disabled; start the server with --allow-reset")
 
     async def snapshot(self, request: Request) -> Response:
         self._require_reset()
-        snapshot_id = self.store.snapshot()
+        snapshot_id = await self.db(self.store.snapshot)
         return fhir_response(_parameters(snapshot=snapshot_id))
 
     async def reset(self, request: Request) -> Response:
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, restored = self.store.reset(int(requested) if requested and requested.isdigit() else None)
+        snapshot_id, restored = await self.db(self.store.reset,
+                                              int(requested) if requested and requested.isdigit() else None)
         return fhir_response(_parameters(snapshot=snapshot_id, restored=restored))
 
     async def diff(self, request: Request) -> Response:
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, changes = self.store.diff(int(requested) if requested and requested.isdigit() else None)
+        snapshot_id, changes = await self.db(self.store.diff,
+                                             int(requested) if requested and requested.isdigit() else None)
         return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes]}),
                         media_type="application/json")
+
+
+def _history_entry(base_url: str, version: StoredResource) -> dict[str, Any]:
+    key = f"{version.type}/{version.id}"
+    if version.deleted:
+        request, status = {"method": "DELETE", "url": key}, "204 No Content"
+    elif version.version == 1:
+        request, status = {"method": "POST", "url": version.type}, "201 Created"
+    else:
+        request, status = {"method": "PUT", "url": key}, "200 OK"
+    entry: dict[str, Any] = {"fullUrl": f"{base_url}/{key}"}
+    if version.blob is not None:
+        entry["resource"] = orjson.Fragment(version.blob)
+    entry["request"] = request
+    entry["response"] = {"status": status, "etag": version.etag, "lastModified": version.last_updated}
+    return entry
 
 
 def _parameters(**values: int) -> dict[str, Any]:
@@ -200,9 +399,13 @@ def _parameters(**values: int) -> dict[str, Any]:
             "parameter": [{"name": k, "valueInteger": v} for k, v in values.items()]}
 
 
-def _guard(handler: Any) -> Any:
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guard(handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         try:
+            check_can_produce(request)
             return await handler(request)
         except FhirError as exc:
             return fhir_response(exc.outcome(), exc.status)
@@ -213,22 +416,52 @@ def _guard(handler: Any) -> Any:
     return endpoint
 
 
-def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False) -> Starlette:
-    fhir = FhirApp(store, strict=strict, allow_reset=allow_reset)
+def _route(path: str, handlers: dict[str, Handler]) -> Route:
+    """One route per path with every method it serves, so a 405 names them all in ``Allow``."""
+    guarded = {method: _guard(handler) for method, handler in handlers.items()}
+    if "GET" in guarded:
+        guarded.setdefault("HEAD", guarded["GET"])
+
+    async def endpoint(request: Request) -> Response:
+        return await guarded[request.method](request)
+
+    return Route(path, endpoint, methods=list(guarded))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (no such path, method not allowed) as OperationOutcomes too."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        message = f"no FHIR interaction at {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {headers.get('Allow', 'none')}"
+    else:
+        message = str(exc.detail)
+    return fhir_response(FhirError(exc.status_code, message).outcome(), exc.status_code, headers)
+
+
+def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
+               db_threads: int = DEFAULT_DB_THREADS) -> Starlette:
+    fhir = FhirApp(store, strict=strict, allow_reset=allow_reset, db_threads=db_threads)
     routes = [
-        Route("/metadata", _guard(fhir.metadata), methods=["GET"]),
-        Route("/$snapshot", _guard(fhir.snapshot), methods=["POST"]),
-        Route("/$reset", _guard(fhir.reset), methods=["POST"]),
-        Route("/$diff", _guard(fhir.diff), methods=["GET"]),
-        Route("/", _guard(fhir.bundle), methods=["POST"]),
-        Route("/{type}", _guard(fhir.search_type), methods=["GET"]),
-        Route("/{type}", _guard(fhir.create), methods=["POST"]),
-        Route("/{type}/_search", _guard(fhir.search_type), methods=["POST"]),
-        Route("/{type}/{id}", _guard(fhir.read), methods=["GET"]),
-        Route("/{type}/{id}", _guard(fhir.update), methods=["PUT"]),
-        Route("/{type}/{id}", _guard(fhir.delete), methods=["DELETE"]),
-        Route("/{type}/{id}/_history/{vid}", _guard(fhir.vread), methods=["GET"]),
+        _route("/metadata", {"GET": fhir.metadata}),
+        _route("/$snapshot", {"POST": fhir.snapshot}),
+        _route("/$reset", {"POST": fhir.reset}),
+        _route("/$diff", {"GET": fhir.diff}),
+        _route("/_history", {"GET": fhir.history}),
+        _route("/", {"POST": fhir.bundle}),
+        _route("/{type}", {"GET": fhir.search_type, "POST": fhir.create, "PUT": fhir.conditional_update,
+                           "DELETE": fhir.conditional_delete}),
+        _route("/{type}/_search", {"POST": fhir.search_type}),
+        _route("/{type}/_history", {"GET": fhir.history}),
+        _route("/{type}/$validate", {"POST": fhir.validate}),
+        _route("/{type}/$lastn", {"GET": fhir.lastn}),
+        _route("/{type}/{id}", {"GET": fhir.read, "PUT": fhir.update, "PATCH": fhir.patch, "DELETE": fhir.delete}),
+        _route("/{type}/{id}/$validate", {"POST": fhir.validate}),
+        _route("/{type}/{id}/_history", {"GET": fhir.history}),
+        _route("/{type}/{id}/_history/{vid}", {"GET": fhir.vread}),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.fhir = fhir
     return app

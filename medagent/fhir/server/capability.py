@@ -8,7 +8,10 @@ from medagent import __version__
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import now_instant
 
-_INTERACTIONS = ["read", "vread", "search-type", "create", "update", "delete"]
+_INTERACTIONS = ["read", "vread", "search-type", "create", "update", "patch", "delete", "history-instance",
+                 "history-type"]
+_VALIDATE = {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
+_LASTN = {"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}
 
 
 def capability_statement(base_url: str) -> dict[str, Any]:
@@ -17,9 +20,11 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         resources.append({
             "type": resource_type,
             "versioning": "versioned",
-            "readHistory": False,
+            "readHistory": True,
             "updateCreate": True,
             "conditionalCreate": True,
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
             "interaction": [{"code": code} for code in _INTERACTIONS],
             "searchParam": [
                 {"name": "_id", "type": "token"},
@@ -27,6 +32,10 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 *({"name": p.name, "type": p.kind} for p in params),
             ],
             "searchInclude": [f"{resource_type}:{p.name}" for p in params if p.kind == "reference"],
+            "searchRevInclude": sorted(
+                f"{source}:{p.name}" for source, source_params in PARAMS.items() for p in source_params
+                if p.kind == "reference" and (not p.targets or resource_type in p.targets)),
+            "operation": [_VALIDATE, *([_LASTN] if resource_type == "Observation" else [])],
         })
     return {
         "resourceType": "CapabilityStatement",
@@ -37,16 +46,24 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "implementation": {"description": "medagent embedded FHIR R4 server (SQLite)", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
             "documentation": (
-                "Searches are lenient by default (unknown parameters ignored and left out of Bundle.link self); "
-                "send 'Prefer: handling=strict' or start with --strict to get 400 instead. Other resource types "
-                "known to FHIR R4 can be stored and read. Paging uses _count (max 1000) and _offset."
+                "Searches are lenient by default (unknown parameters ignored, left out of Bundle.link self and "
+                "reported in a search.mode=outcome entry); send 'Prefer: handling=strict' or start with --strict "
+                "to get 400 instead. Parameters that would filter but are not implemented (chained parameters, "
+                "_filter, _query, _list, _text, _content, _tag, _profile, _security, _source, _type) are refused "
+                "even when lenient. _has works one level deep (_has:Type:reference-param:param=value). "
+                "Conditional update/delete searches are always strict. Other resource types known to FHIR R4 "
+                "can be stored and read. Paging uses _count (max 1000) and _offset. JSON only: other "
+                "_format/Accept values get 406. PATCH takes JSON Patch (application/json-patch+json)."
             ),
             "resource": resources,
-            "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "searchParam": [{"name": "_has", "type": "special"}],
             "operation": [
+                _VALIDATE,
                 {"name": "snapshot", "definition": "urn:medagent:operation:snapshot"},
                 {"name": "reset", "definition": "urn:medagent:operation:reset"},
                 {"name": "diff", "definition": "urn:medagent:operation:diff"},

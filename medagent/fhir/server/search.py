@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,16 +19,27 @@ import orjson
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.search_params import (
     COMMON_PARAMS,
+    PARAMS,
     RESULT_PARAMS,
     SearchParam,
     normalize_reference,
     params_for,
 )
 from medagent.fhir.server.store import Store, now_instant
-from medagent.fhir.server.values import normalize_string, parse_date_param, parse_number, split_prefix
+from medagent.fhir.server.values import (
+    epoch_to_instant,
+    normalize_string,
+    parse_date_param,
+    parse_number,
+    split_prefix,
+)
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
+MAX_REVINCLUDE = 1000
+# standard parameters that filter but that this server does not implement: refused even when lenient
+FILTERING_SPECIALS = ("_filter", "_query", "_list", "_text", "_content", "_tag", "_profile", "_security", "_source",
+                      "_type")
 _MAX_CHAR = "\U0010ffff"
 
 
@@ -85,6 +95,7 @@ class Query:
     summary_count: bool = False
     total: bool = True
     includes: list[tuple[str, SearchParam]] = field(default_factory=list)
+    revincludes: list[tuple[str, SearchParam]] = field(default_factory=list)
     elements: list[str] | None = None
 
 
@@ -96,24 +107,24 @@ def search(
     base_url: str,
     strict: bool = False,
 ) -> dict[str, Any]:
-    """Run a search and return the searchset Bundle."""
+    """Run a search and return the searchset Bundle (resource bodies as raw JSON fragments)."""
     query = build_query(resource_type, params, strict=strict)
     where_sql, args = compose_where(resource_type, query)
-    conn = store.conn
-    with store.lock:
+    with store.reading():
         total = None
         if query.total or query.summary_count:
-            total = conn.execute(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args).fetchone()[0]
-        rows: list[tuple[int, bytes]] = []
+            total = store.query_one(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args)[0]  # type: ignore[index]
+        rows: list[tuple[Any, ...]] = []
         if not query.summary_count:
             order_sql = ", ".join([*query.order, "r.rid"])
-            rows = conn.execute(
-                f"SELECT r.rid, r.body FROM resource r WHERE {where_sql} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+            rows = store.query(
+                f"SELECT r.rid, r.type, r.id, r.body FROM resource r WHERE {where_sql} ORDER BY {order_sql} LIMIT ? OFFSET ?",
                 [*args, query.count + 1, query.offset],
-            ).fetchall()
+            )
         has_next = len(rows) > query.count
         rows = rows[: query.count]
-        included = _includes(store, [rid for rid, _ in rows], query.includes)
+        included = _includes(store, [row[0] for row in rows], query.includes)
+        rev_included, rev_capped = _revincludes(store, [f"{resource_type}/{row[2]}" for row in rows], query.revincludes)
 
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -124,17 +135,88 @@ def search(
     if total is not None:
         bundle["total"] = total
     bundle["link"] = _links(base_url, resource_type, query, has_next)
-    entries = [_entry(base_url, orjson.loads(body), "match", query.elements) for _, body in rows]
-    entries += [_entry(base_url, body, "include", None) for body in included]
+    entries = [_entry(base_url, rtype, rid, blob, "match", query.elements) for _, rtype, rid, blob in rows]
+    entries += [_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in [*included, *rev_included]]
+    warnings = [f"ignored search parameter(s): {'; '.join(query.ignored)}"] if query.ignored else []
+    if rev_capped:
+        warnings.append(f"_revinclude stopped at {MAX_REVINCLUDE} resources; narrow the search to get the rest")
+    if warnings:
+        entries.append(search_outcome(warnings))
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def search_outcome(warnings: list[str]) -> dict[str, Any]:
+    """The ``search.mode=outcome`` entry that tells a client what the server did not do."""
+    return {
+        "resource": {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": text} for text in warnings],
+        },
+        "search": {"mode": "outcome"},
+    }
+
+
+def matching_ids(store: Store, resource_type: str, params: list[tuple[str, str]], *, limit: int) -> list[str]:
+    """Ids of up to ``limit`` resources matching a condition (conditional create/update/delete).
+
+    Always strict: a parameter this server does not know must not widen a conditional write.
+    """
+    if not any(name not in RESULT_PARAMS for name, _ in params):
+        raise FhirError(412, f"a conditional request on {resource_type} needs at least one search parameter")
+    query = build_query(resource_type, params, strict=True)
+    where_sql, args = compose_where(resource_type, query)
+    rows = store.query(f"SELECT r.id FROM resource r WHERE {where_sql} ORDER BY r.rid LIMIT ?", [*args, limit])
+    return [row[0] for row in rows]
+
+
+def last_n(store: Store, params: list[tuple[str, str]], *, base_url: str, strict: bool) -> dict[str, Any]:
+    """``Observation/$lastn``: the ``max`` most recent Observations per patient and code.
+
+    Grouped by subject and by the code's coding (``system|code``; with several codings the
+    first in sort order), newest ``effective[x]`` first; any Observation search parameter filters.
+    """
+    maximum = 1
+    rest = []
+    for name, value in params:
+        if name == "max":
+            if not value.isdigit() or int(value) < 1:
+                raise FhirError(400, f"$lastn max must be a positive integer, got {value!r}")
+            maximum = int(value)
+        elif name in ("_count", "_offset", "_sort", "_summary", "_total"):
+            raise FhirError(400, f"$lastn does not take {name}: it returns the newest 'max' per patient and code")
+        else:
+            rest.append((name, value))
+    query = build_query("Observation", rest, strict=strict)
+    where_sql, args = compose_where("Observation", query)
+    sql = f"""
+        WITH m AS (
+          SELECT r.rid,
+            (SELECT MIN(x.ref) FROM idx_ref x WHERE x.rid = r.rid AND x.param = 'subject') AS subject,
+            (SELECT MIN(COALESCE(t.system, '') || '|' || COALESCE(t.code, '')) FROM idx_token t
+              WHERE t.rid = r.rid AND t.param = 'code') AS code_key,
+            (SELECT MAX(d.lo) FROM idx_date d WHERE d.rid = r.rid AND d.param = 'date') AS effective
+          FROM resource r WHERE {where_sql})
+        SELECT rid FROM (
+          SELECT rid, subject, code_key, effective,
+            ROW_NUMBER() OVER (PARTITION BY subject, code_key ORDER BY effective IS NULL, effective DESC, rid DESC) AS n
+          FROM m)
+        WHERE n <= ? ORDER BY subject, code_key, n"""
+    with store.reading():
+        rids = [row[0] for row in store.query(sql, [*args, maximum])]
+        rows = store.rows_by_rid(rids)
+        included = _includes(store, rids, query.includes)
+    entries = [_entry(base_url, rtype, rid, blob, "match", query.elements) for rtype, rid, blob in rows]
+    entries += [_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in included]
     if query.ignored:
-        entries.append({
-            "resource": {
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "warning", "code": "not-supported",
-                           "diagnostics": f"ignored search parameter(s): {'; '.join(query.ignored)}"}],
-            },
-            "search": {"mode": "outcome"},
-        })
+        entries.append(search_outcome([f"ignored search parameter(s): {'; '.join(query.ignored)}"]))
+    used = urlencode([*query.used, ("max", str(maximum))])
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": now_instant()},
+        "type": "searchset", "total": len(rows),
+        "link": [{"relation": "self", "url": f"{base_url}/Observation/$lastn?{used}"}],
+    }
     if entries:
         bundle["entry"] = entries
     return bundle
@@ -145,6 +227,16 @@ def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bo
     query = Query()
     for raw_name, value in params:
         name, _, modifier = raw_name.partition(":")
+        if name == "_has":
+            _has(query, resource_type, raw_name, value)
+            query.used.append((raw_name, value))
+            continue
+        if "." in raw_name:
+            raise FhirError(400, f"chained search parameter {raw_name!r} is not supported by this server; search "
+                                 "the referenced type first and pass its ids (e.g. subject=Patient/<id>)")
+        if name in FILTERING_SPECIALS:
+            raise FhirError(400, f"search parameter {raw_name!r} is not supported by this server (it would filter "
+                                 "the results, so it is refused rather than ignored)")
         if name in RESULT_PARAMS:
             _result_param(query, resource_type, known, name, value, strict)
             continue
@@ -224,6 +316,20 @@ def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam
             query.ignored.append(message)
             return
         query.includes.append((value, param))
+        query.used.append((name, value))
+    elif name == "_revinclude":
+        source, _, rest = value.partition(":")
+        param_name, _, target = rest.partition(":")
+        param = params_for(source).get(param_name)
+        if (param is None or param.kind != "reference" or (target and target != resource_type)
+                or (param.targets and resource_type not in param.targets)):
+            message = (f"_revinclude={value} is not supported: use <Type>:<reference parameter> pointing at "
+                       f"{resource_type}, e.g. Observation:subject")
+            if strict:
+                raise FhirError(400, message)
+            query.ignored.append(message)
+            return
+        query.revincludes.append((source, param))
         query.used.append((name, value))
     elif name == "_elements":
         query.elements = [e.strip() for e in value.split(",") if e.strip()]
@@ -397,7 +503,7 @@ def _quantity(param: SearchParam, modifier: str, value: str) -> tuple[str, list[
 
 def _last_updated(query: Query, value: str) -> None:
     prefix, lo, hi = parse_date_param("_lastUpdated", value)
-    as_text = [_iso(v) for v in (lo, hi)]
+    as_text = [epoch_to_instant(v) for v in (lo, hi)]
     if prefix == "ne":
         query.where.append("NOT (r.last_updated >= ? AND r.last_updated < ?)")
         query.args.extend(as_text)
@@ -416,44 +522,85 @@ def _last_updated(query: Query, value: str) -> None:
     query.args.extend(args)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
-
-
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _includes(store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]) -> list[dict[str, Any]]:
+def _includes(store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]) -> list[tuple[str, str, bytes]]:
     if not rids or not includes:
         return []
     marks = ",".join("?" * len(rids))
     seen: set[str] = set()
-    bodies = []
+    found = []
     for _, param in includes:
-        refs = store.conn.execute(
-            f"SELECT DISTINCT ref FROM idx_ref WHERE rid IN ({marks}) AND param = ?", [*rids, param.name]
-        ).fetchall()
+        refs = store.query(f"SELECT DISTINCT ref FROM idx_ref WHERE rid IN ({marks}) AND param = ?", [*rids, param.name])
         for (ref,) in refs:
             if ref in seen or "/" not in ref:
                 continue
             seen.add(ref)
             target_type, target_id = ref.split("/", 1)
-            found = store.read(target_type, target_id)
-            if found is not None and found.body is not None:
-                bodies.append(found.body)
-    return bodies
+            stored = store.read(target_type, target_id)
+            if stored is not None and stored.blob is not None:
+                found.append((target_type, target_id, stored.blob))
+    return found
 
 
-def _entry(base_url: str, body: dict[str, Any], mode: str, elements: list[str] | None) -> dict[str, Any]:
+def _revincludes(store: Store, refs: list[str], revincludes: list[tuple[str, SearchParam]]
+                 ) -> tuple[list[tuple[str, str, bytes]], bool]:
+    """Resources of the ``_revinclude`` types whose reference parameter points at one of ``refs``."""
+    if not refs or not revincludes:
+        return [], False
+    marks = ",".join("?" * len(refs))
+    rids: list[int] = []
+    for source, param in revincludes:
+        rows = store.query(f"SELECT DISTINCT rid FROM idx_ref WHERE type = ? AND param = ? AND ref IN ({marks}) "
+                           f"ORDER BY rid LIMIT ?", [source, param.name, *refs, MAX_REVINCLUDE + 1 - len(rids)])
+        rids += [row[0] for row in rows if row[0] not in rids]
+        if len(rids) > MAX_REVINCLUDE:
+            break
+    capped = len(rids) > MAX_REVINCLUDE
+    return store.rows_by_rid(rids[:MAX_REVINCLUDE]), capped
+
+
+def _has(query: Query, resource_type: str, raw_name: str, value: str) -> None:
+    """One level of reverse chaining: ``_has:Condition:subject:code=X`` keeps the resources that a
+    Condition with code X references through its ``subject`` parameter."""
+    parts = raw_name.split(":")
+    if len(parts) < 4 or not all(parts[1:4]):
+        raise FhirError(400, f"malformed {raw_name!r}: use _has:<Type>:<reference parameter>:<parameter>=<value>")
+    source, ref_name, inner = parts[1], parts[2], ":".join(parts[3:])
+    if inner.startswith("_has"):
+        raise FhirError(400, f"{raw_name!r}: only one level of _has is supported")
+    if inner.partition(":")[0] in RESULT_PARAMS:
+        raise FhirError(400, f"{raw_name!r}: the last part must be a search parameter of {source}")
+    if source not in PARAMS:
+        raise FhirError(400, f"{raw_name!r}: {source!r} is not a resource type this server can search")
+    ref_param = params_for(source).get(ref_name)
+    if ref_param is None or ref_param.kind != "reference":
+        refs = sorted(n for n, p in params_for(source).items() if p.kind == "reference")
+        raise FhirError(400, f"{raw_name!r}: {ref_name!r} is not a reference parameter of {source}; "
+                             f"use one of {', '.join(refs)}")
+    inner_query = build_query(source, [(inner, value)], strict=True)
+    inner_sql, inner_args = compose_where(source, inner_query)
+    query.where.append(
+        "r.id IN (SELECT substr(h.ref, ?) FROM idx_ref h WHERE h.type = ? AND h.param = ? AND h.ref LIKE ? "
+        f"AND h.rid IN (SELECT r.rid FROM resource r WHERE {inner_sql}))"
+    )
+    query.args.extend([len(resource_type) + 2, source, ref_name, f"{resource_type}/%", *inner_args])
+
+
+def _entry(base_url: str, rtype: str, rid: str, blob: bytes, mode: str, elements: list[str] | None) -> dict[str, Any]:
+    resource: Any = orjson.Fragment(blob)
     if elements:
+        body = orjson.loads(blob)
         keep = {"resourceType", "id", "meta", *elements}
         body = {k: v for k, v in body.items() if k in keep}
         meta = dict(body.get("meta") or {})
         meta["tag"] = [*meta.get("tag", []), {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
                                               "code": "SUBSETTED"}]
         body["meta"] = meta
-    return {"fullUrl": f"{base_url}/{body['resourceType']}/{body['id']}", "resource": body, "search": {"mode": mode}}
+        resource = body
+    return {"fullUrl": f"{base_url}/{rtype}/{rid}", "resource": resource, "search": {"mode": mode}}
 
 
 def _links(base_url: str, resource_type: str, query: Query, has_next: bool) -> list[dict[str, str]]:

@@ -215,7 +215,8 @@ PARAMS: dict[str, tuple[SearchParam, ...]] = {
 }
 
 COMMON_PARAMS = ("_id", "_lastUpdated")
-RESULT_PARAMS = ("_sort", "_count", "_offset", "_summary", "_total", "_include", "_elements", "_format", "_pretty")
+RESULT_PARAMS = ("_sort", "_count", "_offset", "_summary", "_total", "_include", "_revinclude", "_elements", "_format",
+                 "_pretty")
 
 
 def params_for(resource_type: str) -> dict[str, SearchParam]:

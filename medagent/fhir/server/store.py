@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -72,12 +73,18 @@ Action = Literal["create", "update", "delete"]
 
 @dataclass(frozen=True)
 class StoredResource:
+    """One version of a resource; ``blob`` is its stored JSON (parsed into ``body`` on first use)."""
+
     type: str
     id: str
     version: int
     last_updated: str
     deleted: bool
-    body: dict[str, Any] | None
+    blob: bytes | None
+
+    @cached_property
+    def body(self) -> dict[str, Any] | None:
+        return None if self.blob is None else orjson.loads(self.blob)
 
     @property
     def etag(self) -> str:
@@ -107,75 +114,173 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-65536")
+    if read_only:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
 class Store:
-    """Versioned resource storage with a search index; one connection guarded by a lock."""
+    """Versioned resource storage with a search index.
+
+    Concurrency: one writer connection, used by one thread at a time under ``_write_lock``
+    (writes are serialized and each ``transaction()`` is all-or-nothing), and one read-only
+    connection per reading thread (WAL lets readers run alongside the writer and each other).
+    A thread inside ``transaction()`` reads through the writer, so it sees its own writes.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=OFF")
-        self.conn.execute("PRAGMA cache_size=-65536")
-        self.conn.executescript(SCHEMA)
-        self.lock = threading.RLock()
+        self._writer = _connect(path, read_only=False)
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.execute("PRAGMA synchronous=NORMAL")
+        self._writer.execute("PRAGMA foreign_keys=OFF")
+        self._writer.executescript(SCHEMA)
+        self._write_lock = threading.RLock()
+        self._writer_thread: int | None = None
         self._depth = 0
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     def close(self) -> None:
-        self.conn.close()
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+        self._writer.close()
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the main file (so a plain file copy holds everything)."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # connections -------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        """The writer inside this thread's write transaction, else this thread's read connection."""
+        if self._writer_thread == threading.get_ident():
+            return self._writer
+        reader = getattr(self._local, "conn", None)
+        if reader is None:
+            reader = _connect(self.path, read_only=True)
+            self._local.conn = reader
+            self._local.depth = 0
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
+
+    def query(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement (inside ``reading()`` for a consistent multi-statement view)."""
+        return self._conn().execute(sql, args).fetchall()
+
+    def query_one(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        return self._conn().execute(sql, args).fetchone()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Statements inside see one consistent state of the database (a read transaction); nests."""
+        conn = self._conn()
+        if conn is self._writer:
+            yield
+            return
+        outer = self._local.depth == 0
+        if outer:
+            conn.execute("BEGIN")
+        self._local.depth += 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+            if outer:
+                conn.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all; nests."""
-        with self.lock:
+        """All writes inside commit together or not at all; nests; one writing thread at a time."""
+        with self._write_lock:
             outer = self._depth == 0
             if outer:
-                self.conn.execute("BEGIN IMMEDIATE")
+                self._writer.execute("BEGIN IMMEDIATE")
+                self._writer_thread = threading.get_ident()
             self._depth += 1
             try:
                 yield
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self.conn.execute("ROLLBACK")
+                    self._writer_thread = None
+                    self._writer.execute("ROLLBACK")
                 raise
             self._depth -= 1
             if outer:
-                self.conn.execute("COMMIT")
+                self._writer_thread = None
+                self._writer.execute("COMMIT")
 
     # reads -------------------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = self.conn.execute(
+        row = self._conn().execute(
             "SELECT version, last_updated, deleted, body FROM resource WHERE type=? AND id=?",
             (resource_type, resource_id),
         ).fetchone()
         return None if row is None else _stored(resource_type, resource_id, row)
 
-    def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+    def _vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
         current = self.read(resource_type, resource_id)
         if current is not None and current.version == version:
             return current
-        row = self.conn.execute(
+        row = self._conn().execute(
             "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
             (resource_type, resource_id, version),
         ).fetchone()
         return None if row is None else _stored(resource_type, resource_id, row)
 
-    def bodies(self, rids: list[int]) -> list[dict[str, Any]]:
-        """Bodies of live resources by row id, in the order given."""
-        if not rids:
-            return []
-        marks = ",".join("?" * len(rids))
-        found = dict(self.conn.execute(f"SELECT rid, body FROM resource WHERE rid IN ({marks})", rids).fetchall())
-        return [orjson.loads(found[rid]) for rid in rids if rid in found]
+    def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        with self.reading():
+            return self._vread(resource_type, resource_id, version)
+
+    def rows_by_rid(self, rids: list[int]) -> list[tuple[str, str, bytes]]:
+        """(type, id, stored JSON) of live resources by row id, in the order given."""
+        found: dict[int, tuple[str, str, bytes]] = {}
+        for start in range(0, len(rids), 500):
+            chunk = rids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, rtype, res_id, blob in self.query(
+                    f"SELECT rid, type, id, body FROM resource WHERE deleted = 0 AND rid IN ({marks})", chunk):
+                found[rid] = (rtype, res_id, blob)
+        return [found[rid] for rid in rids if rid in found]
+
+    def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None, count: int,
+                offset: int) -> tuple[int, list[StoredResource]]:
+        """(total, one page of versions) of one resource, one type or the whole server, newest first."""
+        conditions, args = [], []
+        if resource_type is not None:
+            conditions.append("type = ?")
+            args.append(resource_type)
+        if resource_id is not None:
+            conditions.append("id = ?")
+            args.append(resource_id)
+        if since is not None:
+            conditions.append("last_updated >= ?")
+            args.append(since)
+        where = " AND ".join(conditions) or "1"
+        versions = (f"SELECT type, id, version, last_updated, deleted, body FROM resource WHERE {where} UNION ALL "
+                    f"SELECT type, id, version, last_updated, deleted, body FROM resource_version WHERE {where}")
+        with self.reading():
+            total = self.query_one(f"SELECT COUNT(*) FROM ({versions})", [*args, *args])[0]  # type: ignore[index]
+            rows = self.query(f"{versions} ORDER BY last_updated DESC, version DESC, type, id LIMIT ? OFFSET ?",
+                              [*args, *args, count, offset])
+        return int(total), [StoredResource(t, i, v, lu, bool(d), b) for t, i, v, lu, d, b in rows]
 
     def count_by_type(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT type, COUNT(*) FROM resource WHERE deleted=0 GROUP BY type ORDER BY type")
+        rows = self._conn().execute("SELECT type, COUNT(*) FROM resource WHERE deleted=0 GROUP BY type ORDER BY type")
         return dict(rows.fetchall())
 
     def is_empty(self) -> bool:
-        return self.conn.execute("SELECT 1 FROM resource LIMIT 1").fetchone() is None
+        return self._conn().execute("SELECT 1 FROM resource LIMIT 1").fetchone() is None
 
     # writes ------------------------------------------------------------------------------
     def create(self, body: dict[str, Any]) -> StoredResource:
@@ -187,7 +292,7 @@ class Store:
     ) -> tuple[StoredResource, bool]:
         """Update, or create with the client's id. Returns (stored, created)."""
         with self.transaction():
-            current = self.conn.execute(
+            current = self._conn().execute(
                 "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
             ).fetchone()
             if if_match is not None and (current is None or current[1] != if_match):
@@ -198,7 +303,7 @@ class Store:
             blob = orjson.dumps(stamped)
             last_updated = stamped["meta"]["lastUpdated"]
             if current is None:
-                rid = self.conn.execute(
+                rid = self._conn().execute(
                     "INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,0,?)",
                     (resource_type, resource_id, version, last_updated, blob),
                 ).lastrowid
@@ -207,7 +312,7 @@ class Store:
                 rid = current[0]
                 self._archive(resource_type, resource_id)
                 self._unindex(rid)
-                self.conn.execute(
+                self._conn().execute(
                     "UPDATE resource SET version=?, last_updated=?, deleted=0, body=? WHERE rid=?",
                     (version, last_updated, blob, rid),
                 )
@@ -215,7 +320,7 @@ class Store:
             assert rid is not None
             self._index(rid, stamped)
         created = current is None or bool(current[2])
-        return StoredResource(resource_type, resource_id, version, last_updated, False, stamped), created
+        return _written(resource_type, resource_id, version, last_updated, stamped, blob), created
 
     def put_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[StoredResource, bool]]:
         """Bulk :meth:`put` in one transaction: new resources are inserted with batched statements."""
@@ -233,19 +338,20 @@ class Store:
                     fresh.append(position)
             if fresh:
                 last_updated = now_instant()
-                next_rid = int(self.conn.execute("SELECT COALESCE(MAX(rid), 0) FROM resource").fetchone()[0]) + 1
+                next_rid = int(self._conn().execute("SELECT COALESCE(MAX(rid), 0) FROM resource").fetchone()[0]) + 1
                 rows, changes = [], []
                 for offset, position in enumerate(fresh):
                     rtype, rid, body = items[position]
                     stamped = _stamp(body, rid, 1, last_updated)
-                    rows.append((next_rid + offset, rtype, rid, 1, last_updated, orjson.dumps(stamped)))
+                    blob = orjson.dumps(stamped)
+                    rows.append((next_rid + offset, rtype, rid, 1, last_updated, blob))
                     changes.append((rtype, rid, "create", None))
-                    results[position] = (StoredResource(rtype, rid, 1, last_updated, False, stamped), True)
-                self.conn.executemany(
+                    results[position] = (_written(rtype, rid, 1, last_updated, stamped, blob), True)
+                self._conn().executemany(
                     "INSERT INTO resource (rid, type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,?,0,?)",
                     rows,
                 )
-                self.conn.executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
+                self._conn().executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
                 self._index_many([(row[0], results[pos][0].body) for row, pos in zip(rows, fresh)])  # type: ignore[index]
         return [r for r in results if r is not None]
 
@@ -257,7 +363,7 @@ class Store:
         for rtype, ids in by_type.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                rows = self.conn.execute(
+                rows = self._conn().execute(
                     f"SELECT id FROM resource WHERE type=? AND id IN ({','.join('?' * len(chunk))})", [rtype, *chunk]
                 ).fetchall()
                 found.update((rtype, row[0]) for row in rows)
@@ -266,7 +372,7 @@ class Store:
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """Logical delete (a new, deleted version). None if there was nothing live to delete."""
         with self.transaction():
-            current = self.conn.execute(
+            current = self._conn().execute(
                 "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
             ).fetchone()
             if current is None or current[2]:
@@ -275,7 +381,7 @@ class Store:
             self._archive(resource_type, resource_id)
             self._unindex(rid)
             last_updated = now_instant()
-            self.conn.execute(
+            self._conn().execute(
                 "UPDATE resource SET version=?, last_updated=?, deleted=1, body=NULL WHERE rid=?",
                 (version, last_updated, rid),
             )
@@ -283,14 +389,14 @@ class Store:
         return StoredResource(resource_type, resource_id, version, last_updated, True, None)
 
     def _archive(self, resource_type: str, resource_id: str) -> None:
-        self.conn.execute(
+        self._conn().execute(
             "INSERT OR REPLACE INTO resource_version (type, id, version, last_updated, deleted, body) "
             "SELECT type, id, version, last_updated, deleted, body FROM resource WHERE type=? AND id=?",
             (resource_type, resource_id),
         )
 
     def _log(self, resource_type: str, resource_id: str, action: Action, prev_version: int | None) -> None:
-        self.conn.execute(
+        self._conn().execute(
             "INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)",
             (resource_type, resource_id, action, prev_version),
         )
@@ -308,7 +414,7 @@ class Store:
             date += [(rid, rtype, *r) for r in rows.date]
             string += [(rid, rtype, *r) for r in rows.string]
             quantity += [(rid, rtype, *r) for r in rows.quantity]
-        ex = self.conn.executemany
+        ex = self._conn().executemany
         ex("INSERT INTO idx_token VALUES (?,?,?,?,?,?)", token)
         ex("INSERT INTO idx_ref VALUES (?,?,?,?)", ref)
         ex("INSERT INTO idx_date VALUES (?,?,?,?,?)", date)
@@ -317,7 +423,7 @@ class Store:
 
     def _unindex(self, rid: int) -> None:
         for table in INDEX_TABLES:
-            self.conn.execute(f"DELETE FROM {table} WHERE rid=?", (rid,))
+            self._conn().execute(f"DELETE FROM {table} WHERE rid=?", (rid,))
 
     # snapshots ---------------------------------------------------------------------------
     def snapshot(self) -> int:
@@ -325,29 +431,29 @@ class Store:
         with self.transaction():
             seq = self._head()
             return int(
-                self.conn.execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (seq, now_instant())).lastrowid
+                self._conn().execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (seq, now_instant())).lastrowid
                 or 0
             )
 
     def latest_snapshot(self) -> int | None:
-        row = self.conn.execute("SELECT MAX(id) FROM snapshot").fetchone()
+        row = self._conn().execute("SELECT MAX(id) FROM snapshot").fetchone()
         return row[0]
 
     def _head(self) -> int:
-        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM change").fetchone()[0])
+        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM change").fetchone()[0])
 
     def _snapshot_seq(self, snapshot_id: int | None) -> tuple[int, int]:
         snapshot_id = snapshot_id if snapshot_id is not None else self.latest_snapshot()
         if snapshot_id is None:
             raise FhirError(409, "no snapshot has been taken; POST /$snapshot first")
-        row = self.conn.execute("SELECT seq FROM snapshot WHERE id=?", (snapshot_id,)).fetchone()
+        row = self._conn().execute("SELECT seq FROM snapshot WHERE id=?", (snapshot_id,)).fetchone()
         if row is None:
             raise FhirError(404, f"unknown snapshot {snapshot_id}")
         return snapshot_id, int(row[0])
 
     def _touched_since(self, seq: int) -> list[tuple[str, str, int | None, str]]:
         """(type, id, version at snapshot or None, first action) for each resource changed after seq."""
-        rows = self.conn.execute(
+        rows = self._conn().execute(
             "SELECT type, id, prev_version, action FROM change WHERE seq IN "
             "(SELECT MIN(seq) FROM change WHERE seq > ? GROUP BY type, id) ORDER BY seq",
             (seq,),
@@ -356,6 +462,10 @@ class Store:
 
     def diff(self, snapshot_id: int | None = None) -> tuple[int, list[Change]]:
         """Net changes since the snapshot (default: the latest), one per resource."""
+        with self.reading():
+            return self._diff(snapshot_id)
+
+    def _diff(self, snapshot_id: int | None) -> tuple[int, list[Change]]:
         snapshot_id, seq = self._snapshot_seq(snapshot_id)
         changes = []
         for rtype, rid, prev_version, _ in self._touched_since(seq):
@@ -375,36 +485,41 @@ class Store:
             snapshot_id, seq = self._snapshot_seq(snapshot_id)
             touched = self._touched_since(seq)
             for rtype, res_id, prev_version, _ in touched:
-                row = self.conn.execute("SELECT rid FROM resource WHERE type=? AND id=?", (rtype, res_id)).fetchone()
+                row = self._conn().execute("SELECT rid FROM resource WHERE type=? AND id=?", (rtype, res_id)).fetchone()
                 if row is not None:
                     self._unindex(row[0])
                 if prev_version is None:
-                    self.conn.execute("DELETE FROM resource WHERE type=? AND id=?", (rtype, res_id))
-                    self.conn.execute("DELETE FROM resource_version WHERE type=? AND id=?", (rtype, res_id))
+                    self._conn().execute("DELETE FROM resource WHERE type=? AND id=?", (rtype, res_id))
+                    self._conn().execute("DELETE FROM resource_version WHERE type=? AND id=?", (rtype, res_id))
                     continue
-                old = self.conn.execute(
+                old = self._conn().execute(
                     "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
                     (rtype, res_id, prev_version),
                 ).fetchone()
-                self.conn.execute(
+                self._conn().execute(
                     "UPDATE resource SET version=?, last_updated=?, deleted=?, body=? WHERE type=? AND id=?",
                     (*old, rtype, res_id),
                 )
-                self.conn.execute(
+                self._conn().execute(
                     "DELETE FROM resource_version WHERE type=? AND id=? AND version>=?", (rtype, res_id, prev_version)
                 )
                 if row is not None and not old[2]:
                     self._index(row[0], orjson.loads(old[3]))
-            self.conn.execute("DELETE FROM change WHERE seq > ?", (seq,))
-            self.conn.execute("DELETE FROM snapshot WHERE id > ?", (snapshot_id,))
+            self._conn().execute("DELETE FROM change WHERE seq > ?", (seq,))
+            self._conn().execute("DELETE FROM snapshot WHERE id > ?", (snapshot_id,))
         return snapshot_id, len(touched)
 
 
 def _stored(resource_type: str, resource_id: str, row: tuple[Any, ...]) -> StoredResource:
-    version, last_updated, deleted, body = row
-    return StoredResource(
-        resource_type, resource_id, version, last_updated, bool(deleted), None if body is None else orjson.loads(body)
-    )
+    version, last_updated, deleted, blob = row
+    return StoredResource(resource_type, resource_id, version, last_updated, bool(deleted), blob)
+
+
+def _written(resource_type: str, resource_id: str, version: int, last_updated: str, body: dict[str, Any],
+             blob: bytes) -> StoredResource:
+    stored = StoredResource(resource_type, resource_id, version, last_updated, False, blob)
+    stored.__dict__["body"] = body  # already parsed: spare the cached_property a second parse
+    return stored
 
 
 def _stamp(body: dict[str, Any], resource_id: str, version: int, last_updated: str) -> dict[str, Any]:

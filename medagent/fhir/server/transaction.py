@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -10,11 +11,19 @@ import orjson
 
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.store import StoredResource, Store, new_id
-from medagent.fhir.server.validation import PendingValidation, check_id, check_resource_type, validate_resource
+from medagent.fhir.server.validation import (
+    PendingValidation,
+    check_bundle_shape,
+    check_id,
+    check_resource_type,
+    validate_resource,
+)
 
 _URN_REFERENCE = re.compile(rb'"reference":"(urn:[^"]+)"')
 
 Entry = dict[str, Any]
+# conditional_search(type, params) -> ids of the matching resources (at most 2: 0, 1 or "many")
+ConditionalSearch = Callable[[str, list[tuple[str, str]]], list[str]]
 
 
 def check_bundle(bundle: Any) -> tuple[str, list[Any]]:
@@ -27,41 +36,50 @@ def check_bundle(bundle: Any) -> tuple[str, list[Any]]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise FhirError(400, "Bundle.entry must be a list", expression=["Bundle.entry"])
+    check_bundle_shape(bundle)
     return kind, entries
 
 
-def process_bundle(store: Store, bundle: Any, *, conditional_search: Any) -> dict[str, Any]:
-    """Run a transaction or batch Bundle synchronously; returns the response Bundle.
+class Transaction:
+    """A transaction Bundle, checked and planned (``urn:uuid:`` references resolved); its resources
+    validate in the background (worker processes for big bundles) until :meth:`commit`.
 
-    ``conditional_search(type, params) -> list[dict]`` resolves ``ifNoneExist`` queries.
+    The one path every transaction takes: the HTTP endpoint and the first-start load.
+    ``trusted=True`` skips resource validation (only for data whose content hash the server verified).
     """
-    kind, entries = check_bundle(bundle)
-    if kind == "batch":
-        return run_batch(store, entries, conditional_search)
-    plans = plan_transaction(entries)
-    raise_first_invalid(plans, start_validation(plans).result())
-    return execute_transaction(store, plans, conditional_search)
+
+    def __init__(self, entries: list[Any], *, trusted: bool = False) -> None:
+        self.plans = plan_transaction(entries)
+        self.validation = None if trusted else PendingValidation(
+            [(p["index"], p["type"], p["resource"]) for p in self.plans if "resource" in p])
+
+    @property
+    def resources(self) -> int:
+        return sum(1 for plan in self.plans if "resource" in plan)
+
+    async def validated(self) -> None:
+        """Wait for validation without blocking the event loop; raises the first invalid entry."""
+        if self.validation is not None:
+            _raise_first_invalid(await self.validation.wait())
+
+    def commit(self, store: Store, conditional_search: ConditionalSearch) -> dict[str, Any]:
+        """Write every entry in one database transaction (all or nothing); the response Bundle."""
+        if self.validation is not None:
+            _raise_first_invalid(self.validation.result())
+        plans = self.plans
+        with store.transaction():
+            if all(p["method"] in ("POST", "PUT") and not p.get("if_none_exist") for p in plans):
+                results = store.put_many([(p["type"], p["id"], p["resource"]) for p in plans])
+                responses = [_response("201 Created" if created else "200 OK", stored) for stored, created in results]
+            else:
+                responses = [_execute(store, plan, conditional_search) for plan in plans]
+        return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
 
 
-def start_validation(plans: list[Entry]) -> PendingValidation:
-    return PendingValidation([(p["index"], p["type"], p["resource"]) for p in plans if "resource" in p])
-
-
-def raise_first_invalid(plans: list[Entry], failures: dict[int, FhirError]) -> None:
+def _raise_first_invalid(failures: dict[int, FhirError]) -> None:
     if failures:
         index = min(failures)
         raise _at_entry(failures[index], index)
-
-
-def execute_transaction(store: Store, plans: list[Entry], conditional_search: Any) -> dict[str, Any]:
-    """Write validated plans in one database transaction: all or nothing."""
-    with store.transaction():
-        if all(p["method"] in ("POST", "PUT") and not p.get("if_none_exist") for p in plans):
-            results = store.put_many([(p["type"], p["id"], p["resource"]) for p in plans])
-            responses = [_response("201 Created" if created else "200 OK", stored) for stored, created in results]
-        else:
-            responses = [_execute(store, plan, conditional_search) for plan in plans]
-    return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
 
 
 def plan_transaction(entries: list[Any]) -> list[Entry]:
@@ -139,7 +157,7 @@ def _at_entry(exc: FhirError, index: int) -> FhirError:
     return FhirError(exc.status, f"Bundle.entry[{index}]: {exc.diagnostics}", code=exc.code, expression=expression)
 
 
-def _execute(store: Store, plan: Entry, conditional_search: Any) -> Entry:
+def _execute(store: Store, plan: Entry, conditional_search: ConditionalSearch) -> Entry:
     method, rtype = plan["method"], plan["type"]
     if method == "POST":
         if plan.get("if_none_exist"):
@@ -147,7 +165,7 @@ def _execute(store: Store, plan: Entry, conditional_search: Any) -> Entry:
             if len(matches) > 1:
                 raise FhirError(412, f"Bundle.entry[{plan['index']}]: ifNoneExist matched {len(matches)} resources")
             if matches:
-                return {"response": {"status": "200 OK", "location": f"{rtype}/{matches[0]['id']}"}}
+                return {"response": {"status": "200 OK", "location": f"{rtype}/{matches[0]}"}}
         stored, _ = store.put(rtype, plan["id"], plan["resource"])
         return _response("201 Created", stored)
     if method == "PUT":
@@ -173,7 +191,7 @@ def _response(status: str, stored: StoredResource) -> Entry:
     }
 
 
-def run_batch(store: Store, entries: list[Any], conditional_search: Any) -> dict[str, Any]:
+def run_batch(store: Store, entries: list[Any], conditional_search: ConditionalSearch) -> dict[str, Any]:
     """Each entry on its own: failures are reported per entry and do not undo the others."""
     responses = []
     for index, entry in enumerate(entries):

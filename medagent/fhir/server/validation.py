@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.resource import Resource
 from pydantic import BaseModel, ValidationError
 
 from medagent.fhir.server.outcome import FhirError
@@ -46,17 +47,41 @@ REQUIRED_CODES: dict[tuple[str, str], tuple[str, ...]] = {
 
 
 @cache
-def model_class(resource_type: str) -> type[BaseModel]:
+def _model_class_or_none(resource_type: str) -> type[BaseModel] | None:
+    if not resource_type[:1].isupper():
+        return None
     try:
-        return get_fhir_model_class(resource_type)
+        model = get_fhir_model_class(resource_type)
     except (ValueError, KeyError):
-        raise FhirError(400, f"unknown resource type {resource_type!r}", code="not-supported") from None
+        return None
+    return model if model.__name__ == resource_type and issubclass(model, Resource) else None
+
+
+def model_class(resource_type: str) -> type[BaseModel]:
+    """The fhir.resources model of a resource type named in a body (400 if there is none)."""
+    model = _model_class_or_none(resource_type)
+    if model is None:
+        raise FhirError(400, f"unknown resource type {resource_type!r}", code="not-supported",
+                        expression=["resourceType"])
+    return model
 
 
 def check_resource_type(resource_type: str) -> None:
-    if resource_type in ("Bundle", "OperationOutcome", "Parameters") or not resource_type[:1].isupper():
-        raise FhirError(404, f"{resource_type!r} is not a resource type this server stores", code="not-supported")
-    model_class(resource_type)
+    """A type named in a URL: 404 (the spec's answer, and HAPI's) unless this server stores it."""
+    if resource_type in ("Bundle", "OperationOutcome", "Parameters") or _model_class_or_none(resource_type) is None:
+        raise FhirError(404, f"unknown resource type {resource_type!r}: not a FHIR R4 resource type this server "
+                             "stores", code="not-supported")
+
+
+def check_bundle_shape(bundle: dict[str, Any]) -> None:
+    """Validate a transaction/batch Bundle as a whole (its own fields, entries, requests); the entry
+    resources are validated one by one, so they are left out here."""
+    shell = {**bundle, "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+                                 for e in bundle.get("entry") or []]}
+    try:
+        model_class("Bundle").model_validate(shell)
+    except ValidationError as exc:
+        raise _invalid("Bundle", exc, status=400) from None
 
 
 def check_id(resource_id: str) -> None:
@@ -75,26 +100,14 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
             f"resourceType {resource_type!r} in the body does not match {expected_type!r} in the URL",
             expression=["resourceType"],
         )
-    check_resource_type(resource_type)
+    if resource_type in ("Bundle", "OperationOutcome", "Parameters"):
+        raise FhirError(400, f"a {resource_type} cannot be stored on this server", expression=["resourceType"])
     if "id" in body and (not isinstance(body["id"], str) or not ID_RE.match(body["id"])):
         raise FhirError(400, f"invalid resource id {body['id']!r}", expression=[f"{resource_type}.id"])
     try:
         model_class(resource_type).model_validate(body)
     except ValidationError as exc:
-        issues = [
-            {
-                "severity": "error",
-                "code": "structure" if err["type"] in ("extra_forbidden", "missing") else "value",
-                "diagnostics": f"{_path(resource_type, err['loc'])}: {err['msg']}",
-                "expression": [_path(resource_type, err["loc"])],
-            }
-            for err in exc.errors()[:20]
-        ]
-        first = issues[0]
-        raise FhirError(
-            422, f"invalid {resource_type}: {first['diagnostics']}", code=first["code"],
-            expression=first["expression"], issues=issues[1:],
-        ) from None
+        raise _invalid(resource_type, exc, status=422) from None
     for (rtype, element), allowed in REQUIRED_CODES.items():
         if rtype == resource_type and element in body and body[element] not in allowed:
             raise FhirError(
@@ -104,6 +117,21 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
                 expression=[f"{resource_type}.{element}"],
             )
     return body
+
+
+def _invalid(resource_type: str, exc: ValidationError, *, status: int) -> FhirError:
+    issues = [
+        {
+            "severity": "error",
+            "code": "structure" if err["type"] in ("extra_forbidden", "missing") else "value",
+            "diagnostics": f"{_path(resource_type, err['loc'])}: {err['msg']}",
+            "expression": [_path(resource_type, err["loc"])],
+        }
+        for err in exc.errors()[:20]
+    ]
+    first = issues[0]
+    return FhirError(status, f"invalid {resource_type}: {first['diagnostics']}", code=first["code"],
+                     expression=first["expression"], issues=issues[1:])
 
 
 def _path(resource_type: str, loc: tuple[Any, ...]) -> str:

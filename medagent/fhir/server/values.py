@@ -104,3 +104,8 @@ def parse_number(name: str, text: str) -> tuple[float, float, float]:
     exponent = decimal.as_tuple().exponent
     half = Decimal(5).scaleb(int(exponent) - 1)
     return float(decimal), float(decimal - half), float(decimal + half)
+
+
+def epoch_to_instant(epoch: float) -> str:
+    """Epoch seconds as the instant text the store keeps in ``last_updated`` (UTC, milliseconds)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
