@@ -249,8 +249,8 @@ class FhirApp:
             raise FhirError(400, "a JSON Patch body is a JSON array of operations, e.g. "
                                  '[{"op": "replace", "path": "/status", "value": "final"}]')
         try:
-            patch = jsonpatch.JsonPatch(operations)
-        except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:
+            patches = [jsonpatch.JsonPatch([operation]) for operation in operations]
+        except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError, AttributeError) as exc:
             raise FhirError(400, f"invalid JSON Patch: {exc}") from None
         expected = _version_from_if_match(request.headers.get("if-match"))
 
@@ -260,11 +260,14 @@ class FhirApp:
                 if expected is not None and expected != current.version:
                     raise FhirError(412, f"If-Match version {expected} does not match {rtype}/{rid} "
                                          f"(version {current.version})")
-                try:
-                    patched = patch.apply(current.body)
-                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                    raise FhirError(422, f"JSON Patch could not be applied to {rtype}/{rid}: {exc}",
-                                    code="processing") from None
+                patched: Any = current.body
+                for index, (operation, patch) in enumerate(zip(operations, patches)):
+                    try:
+                        patched = patch.apply(patched)
+                    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                        raise FhirError(422, f"JSON Patch operation {index} ({operation.get('op')} "
+                                             f"{operation.get('path')}) failed on {rtype}/{rid}: {exc}",
+                                        code="processing") from None
                 if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
                     raise FhirError(400, "a patch may not change the resourceType or id", expression=[f"{rtype}.id"])
                 validate_resource(patched, expected_type=rtype)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -32,30 +34,46 @@ def is_validated_archive(sources: Iterable[Path] | None) -> bool:
 def load_into_store(store: Store, sources: Iterable[Path] | None = None) -> tuple[int, int]:
     """Load bundles (default: the packaged patients) as upsert transactions; (bundles, resources).
 
-    Pipelined: the next bundle validates in worker processes while this one is written.
+    Pipelined: the next bundle validates in worker processes while this one is written. The
+    cyclic garbage collector is paused meanwhile: parsed JSON holds no cycles, and its passes over
+    the growing heap cost about a quarter of the load time.
     """
     sources = list(sources) if sources is not None else None
     trusted = is_validated_archive(sources)
     bundles = resources = 0
     pending: tuple[str, Transaction] | None = None
-    for name, bundle in iter_bundles(sources):
-        upcoming = (name, Transaction(as_upsert_transaction(bundle)["entry"], trusted=trusted))
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for name, bundle in iter_bundles(sources):
+            with _named(name):
+                upcoming = (name, Transaction(as_upsert_transaction(bundle)["entry"], trusted=trusted))
+            if pending is not None:
+                resources += _write(store, *pending)
+                bundles += 1
+            pending = upcoming
         if pending is not None:
             resources += _write(store, *pending)
             bundles += 1
-        pending = upcoming
-    if pending is not None:
-        resources += _write(store, *pending)
-        bundles += 1
+    finally:
+        if collecting:
+            gc.enable()
     return bundles, resources
 
 
 def _write(store: Store, name: str, transaction: Transaction) -> int:
-    try:
+    with _named(name):
         transaction.commit(store, _no_conditional)
+    return transaction.resources
+
+
+@contextmanager
+def _named(name: str) -> Iterator[None]:
+    """Errors name the bundle file they come from."""
+    try:
+        yield
     except FhirError as exc:
         raise FhirError(exc.status, f"{name}: {exc.diagnostics}", code=exc.code, expression=exc.expression) from None
-    return transaction.resources
 
 
 def _no_conditional(resource_type: str, params: list[tuple[str, str]]) -> list[str]:
