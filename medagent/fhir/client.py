@@ -260,6 +260,48 @@ class FhirClient:
     async def delete(self, resource_type: str, resource_id: str) -> None:
         await self.request_json("DELETE", f"{resource_type}/{resource_id}")
 
+    async def patch_json(self, resource_type: str, resource_id: str, operations: Sequence[Mapping[str, Any]], *,
+                         if_match: str | None = None) -> dict[str, Any]:
+        """JSON Patch (RFC 6902) of one resource, e.g. ``[{"op": "replace", "path": "/status", "value": "final"}]``."""
+        headers = {"Content-Type": "application/json-patch+json", **({"If-Match": if_match} if if_match else {})}
+        body, _ = await self.request_json("PATCH", f"{resource_type}/{resource_id}", json=list(operations),
+                                          headers=headers)
+        return body
+
+    async def update_where_json(self, resource: dict[str, Any], params: Params) -> dict[str, Any]:
+        """Conditional update ``PUT Type?params``: creates when nothing matches, updates the one match,
+        and raises :class:`FhirConflict` (412) when several match."""
+        body, response = await self.request_json("PUT", resource["resourceType"], params=params, json=resource)
+        if body is None and "location" in response.headers:
+            body = await self.resolve(response.headers["location"])
+        return body
+
+    async def delete_where(self, resource_type: str, params: Params) -> None:
+        """Conditional delete ``DELETE Type?params`` (412 when the server deletes one at a time and several match)."""
+        await self.request_json("DELETE", resource_type, params=params)
+
+    async def history_json(self, resource_type: str | None = None, resource_id: str | None = None, *,
+                           since: str | None = None, count: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """History entries (``request``, ``response`` and, unless a deletion, ``resource``), newest first,
+        of one resource, one type, or (no arguments) the whole server; further pages fetched lazily."""
+        path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
+        params = [*([("_since", since)] if since else []), *([("_count", str(count))] if count else [])]
+        bundle, _ = await self.request_json("GET", path, params=params or None)
+        while True:
+            for entry in bundle.get("entry", []):
+                yield entry
+            next_url = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            if not next_url:
+                return
+            self._check_link(next_url)
+            bundle, _ = await self.request_json("GET", next_url)
+
+    async def validate_json(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """``$validate``: the server's OperationOutcome for the resource (nothing is stored)."""
+        body, _ = await self.request_json("POST", f"{resource['resourceType']}/$validate", json=resource,
+                                          safe=False)
+        return body
+
     async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
         body, _ = await self.request_json("POST", "", json=bundle)
         return body

@@ -155,3 +155,27 @@ async def test_bearer_token_is_sent() -> None:
     async with FhirClient("http://fhir.test", token=provider, transport=httpx.MockTransport(handler)) as client:
         await client.capabilities()
     assert seen == ["Bearer t0ken"]
+
+
+async def test_patch_history_conditional_update_and_delete(clean_fhir: str) -> None:
+    identifier = "urn:medagent:client-test|cond-1"
+    patient = {"resourceType": "Patient", "identifier": [{"system": "urn:medagent:client-test", "value": "cond-1"}],
+               "name": [{"family": "Zqclient"}], "gender": "unknown"}
+    async with FhirClient(clean_fhir) as client:
+        created = await client.update_where_json(patient, {"identifier": identifier})
+        assert created["meta"]["versionId"] == "1"
+        same = await client.update_where_json({**patient, "gender": "female"}, {"identifier": identifier})
+        assert same["id"] == created["id"] and same["meta"]["versionId"] == "2"
+        patched = await client.patch_json("Patient", created["id"], [{"op": "replace", "path": "/gender",
+                                                                       "value": "male"}], if_match='W/"2"')
+        assert patched["gender"] == "male" and patched["meta"]["versionId"] == "3"
+        with pytest.raises(FhirConflict):
+            await client.patch_json("Patient", created["id"], [{"op": "remove", "path": "/gender"}], if_match='W/"1"')
+        methods = [e["request"]["method"] async for e in client.history_json("Patient", created["id"], count=1)]
+        assert methods == ["PUT", "PUT", "POST"]
+        outcome = await client.validate_json({**patient, "birthDate": "not a date"})
+        assert any(i["severity"] == "error" and "birthDate" in i.get("diagnostics", "") for i in outcome["issue"])
+        await client.delete_where("Patient", {"identifier": identifier})
+        with pytest.raises(FhirNotFound):
+            await client.read_json("Patient", "no-such-patient-4548")
+        assert await client.count("Patient", {"identifier": identifier}) == 0
