@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import orjson
 
 from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.r4_search_names import R4_SEARCH_NAMES
 from medagent.fhir.server.search_params import (
     COMMON_PARAMS,
     PARAMS,
@@ -254,9 +255,13 @@ def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bo
         elif name in known:
             _param_condition(query, resource_type, known[name], modifier, value)
         else:
+            supported = ", ".join(sorted([*known, *COMMON_PARAMS]))
             if strict:
-                supported = ", ".join(sorted([*known, *COMMON_PARAMS]))
                 raise FhirError(400, f"unknown search parameter {raw_name!r} for {resource_type}; supported: {supported}")
+            if name in R4_SEARCH_NAMES.get(resource_type, ()) or resource_type not in PARAMS:
+                raise FhirError(400, f"search parameter {raw_name!r} is not supported on {resource_type} by this "
+                                     "server; it is refused rather than ignored, since ignoring it would return "
+                                     f"unfiltered results; supported: {supported}")
             query.ignored.append(raw_name)
             continue
         query.used.append((raw_name, value))
