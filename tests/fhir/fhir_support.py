@@ -276,3 +276,16 @@ class Cleanup:
     def run(self) -> None:
         for rtype, rid in reversed(self.keys):
             self.target.request("DELETE", f"{rtype}/{rid}")
+
+
+def track_if_created(cleanup: Cleanup, response: httpx.Response) -> None:
+    """A server that wrongly accepted a bad create: remove what it stored."""
+    if response.status_code in (200, 201):
+        body = response.json()
+        if body.get("id") and body.get("resourceType") not in ("Bundle", "OperationOutcome"):
+            cleanup.add(body["resourceType"], body["id"])
+        for entry in body.get("entry", []) if body.get("resourceType") == "Bundle" else []:
+            location = (entry.get("response") or {}).get("location", "")
+            if (entry.get("response") or {}).get("status", "").startswith("201") and location:
+                parts = location.split("/_history/")[0].split("/")
+                cleanup.add(parts[-2], parts[-1])

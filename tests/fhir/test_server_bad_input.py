@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fhir_expect import dataset
-from fhir_support import Cleanup, FhirTarget, assert_outcome, entries, link, link_params
+from fhir_support import Cleanup, FhirTarget, assert_outcome, entries, link, link_params, track_if_created
 
 SEKMET_DEVIATIONS: dict[str, str] = {
     "test_invalid_resource_rejected[bogus-status]":
@@ -63,19 +63,6 @@ def scratch(fhir: FhirTarget, cleanup: Cleanup) -> dict[str, dict[str, Any]]:
                                        "code": "active"}]},
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": "Hypertension"}]}}))
     return {"Patient": patient, "Observation": obs, "Condition": condition}
-
-
-def track_if_created(cleanup: Cleanup, response: Any) -> None:
-    """A server that wrongly accepted a bad create: remove what it stored."""
-    if response.status_code in (200, 201):
-        body = response.json()
-        if body.get("id") and body.get("resourceType") not in ("Bundle", "OperationOutcome"):
-            cleanup.add(body["resourceType"], body["id"])
-        for entry in body.get("entry", []) if body.get("resourceType") == "Bundle" else []:
-            location = (entry.get("response") or {}).get("location", "")
-            if (entry.get("response") or {}).get("status", "").startswith("201") and location:
-                parts = location.split("/_history/")[0].split("/")
-                cleanup.add(parts[-2], parts[-1])
 
 
 # --------------------------------------------------------------------------------------------

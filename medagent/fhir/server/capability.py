@@ -52,7 +52,8 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             "documentation": (
                 "Searches are lenient by default (unknown parameters ignored, left out of Bundle.link self and "
                 "reported in a search.mode=outcome entry); send 'Prefer: handling=strict' or start with --strict "
-                "to get 400 instead. Parameters that would filter but are not implemented (chained parameters, "
+                "to get 400 instead. Parameters that would filter but are not implemented (standard R4 parameters "
+                "of the type, any parameter on a type without search parameters here, chained parameters, "
                 "_filter, _query, _list, _text, _content, _tag, _profile, _security, _source, _type) are refused "
                 "even when lenient. _has works one level deep (_has:Type:reference-param:param=value). "
                 "Conditional update/delete searches are always strict. Other resource types known to FHIR R4 "
