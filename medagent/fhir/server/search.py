@@ -113,8 +113,6 @@ def search(
     where_sql, args = compose_where(resource_type, query)
     with store.reading():
         total = None
-        if query.total or query.summary_count:
-            total = store.query_one(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args)[0]  # type: ignore[index]
         rows: list[tuple[Any, ...]] = []
         if not query.summary_count:
             order_sql = ", ".join([*query.order, "r.rid"])
@@ -123,6 +121,11 @@ def search(
                 [*args, query.count + 1, query.offset],
             )
         has_next = len(rows) > query.count
+        if query.total or query.summary_count:
+            if not query.summary_count and not has_next and (rows or query.offset == 0):
+                total = query.offset + len(rows)  # the last page: no need to count again
+            else:
+                total = store.query_one(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args)[0]  # type: ignore[index]
         rows = rows[: query.count]
         included = _includes(store, [row[0] for row in rows], query.includes)
         rev_included, rev_capped = _revincludes(store, [f"{resource_type}/{row[2]}" for row in rows], query.revincludes)
@@ -356,8 +359,11 @@ def _sort_clause(resource_type: str, known: dict[str, SearchParam], key: str) ->
         raise FhirError(400, f"cannot sort {resource_type} by {name!r}; sortable: {', '.join(['_id', '_lastUpdated', *sortable])}")
     idx, column = table[param.kind]
     agg = "MAX" if descending else "MIN"
-    expr = f"(SELECT {agg}({column}) FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}')"
-    return [f"{expr} IS NULL", f"{expr} {direction}"]
+    # resources without a value sort last either way; COALESCE evaluates the subquery once per row
+    last = ("''" if param.kind == "string" else "-9e999") if descending else (
+        "char(1114111)" if param.kind == "string" else "9e999")
+    return [f"COALESCE((SELECT {agg}({column}) FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}'), "
+            f"{last}) {direction}"]
 
 
 def _param_condition(query: Query, resource_type: str, param: SearchParam, modifier: str, value: str) -> None:
