@@ -242,8 +242,13 @@ async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup:
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
-                response = await client.get(request.path, params=request.params)
-                await response.aread()
+                try:
+                    response = await client.get(request.path, params=request.params)
+                    await response.aread()
+                except httpx.TransportError as exc:  # counted, not fatal: the figures say how many
+                    errors += 1
+                    print(f"  {request.kind} {request.path}: {exc!r}", file=sys.stderr)
+                    continue
                 elapsed = time.perf_counter() - started
                 if response.status_code != 200:
                     errors += 1
@@ -350,7 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     mix = build_mix(args.requests, args.seed)
 
     async def searches(base_url: str) -> list[Level]:
-        return [await run_level(base_url, mix, c, args.warmup) for c in levels_wanted]
+        levels = []
+        for concurrency in levels_wanted:
+            level = await run_level(base_url, mix, concurrency, args.warmup)
+            print(f"  {concurrency} clients: p50/p99 {percentile(level.all, 50):.1f}/{percentile(level.all, 99):.1f} ms,"
+                  f" {level.throughput:,.0f} req/s, {level.errors} errors", flush=True)
+            levels.append(level)
+        return levels
 
     ingests: Ingests | None = None
     mode = "medagent fhir load" if args.via_cli else "transaction endpoint"
@@ -361,8 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(tmp)
             print("raw-SQLite floor: writing the 100 bundles' resources as plain JSON rows ...", flush=True)
             floor = raw_sqlite_floor(folder)
+            print(f"  {floor.rate:,.0f} resources/s ({floor.seconds:.1f} s)", flush=True)
             print("first-start load of the packaged patients into an empty store ...", flush=True)
             first = first_start_load(folder)
+            print(f"  {first.rate:,.0f} resources/s ({first.seconds:.1f} s)", flush=True)
             db = args.db or folder / "bench.sqlite"
             if db.exists():
                 raise SystemExit(f"{db} exists: the benchmark needs an empty database")
@@ -370,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             with EmbeddedServer(db, load_default=False) as server:
                 print(f"ingesting 100 patients into {server.base_url} via the {mode} ...", flush=True)
                 http = ingest_cli(server.base_url) if args.via_cli else ingest_http(server.base_url)
+                print(f"  {http.rate:,.0f} resources/s ({http.seconds:.1f} s)", flush=True)
                 ingests = Ingests(floor, first, http, mode)
                 print(f"searching: {args.requests} requests at {args.concurrency} concurrent clients ...", flush=True)
                 levels = asyncio.run(searches(server.base_url))

@@ -1,7 +1,8 @@
 """The HTTP layer of the embedded FHIR R4 server (Starlette): routes, headers, errors.
 
-Database work runs off the event loop on a small pool of threads (``db_threads``); each thread
-reads through its own SQLite connection and writes are serialized by the store.
+Blocking work (database, validation) runs off the event loop on a small pool of threads
+(``db_threads``); each thread reads through its own SQLite connection and writes are serialized
+by the store.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ class FhirApp:
         self.allow_reset = allow_reset
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="fhir-db")
 
-    async def db(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking database work on the store's thread pool."""
+    async def blocking(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking work (database, validation, planning) on the thread pool, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args, **kwargs))
 
     def base_url(self, request: Request) -> str:
@@ -117,7 +118,7 @@ class FhirApp:
         if request.method == "POST":
             form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
             params += form
-        bundle = await self.db(search, self.store, rtype, params, base_url=self.base_url(request),
+        bundle = await self.blocking(search, self.store, rtype, params, base_url=self.base_url(request),
                                strict=self.is_strict(request))
         return fhir_response(bundle)
 
@@ -126,7 +127,7 @@ class FhirApp:
             check_resource_type(request.path_params["type"])
             raise FhirError(404, "$lastn is defined on Observation only: GET /Observation/$lastn?patient=...")
         params = list(request.query_params.multi_items())
-        bundle = await self.db(last_n, self.store, params, base_url=self.base_url(request),
+        bundle = await self.blocking(last_n, self.store, params, base_url=self.base_url(request),
                                strict=self.is_strict(request))
         return fhir_response(bundle)
 
@@ -134,7 +135,7 @@ class FhirApp:
     async def create(self, request: Request) -> Response:
         rtype = request.path_params["type"]
         check_resource_type(rtype)
-        body = validate_resource(await self.body_json(request), expected_type=rtype)
+        body = await self.blocking(validate_resource, await self.body_json(request), expected_type=rtype)
         condition = request.headers.get("if-none-exist")
         params = parse_qsl(condition.split("?", 1)[-1], keep_blank_values=True) if condition else None
 
@@ -150,7 +151,7 @@ class FhirApp:
                         return existing, 200
                 return self.store.create(body), 201
 
-        stored, status = await self.db(write)
+        stored, status = await self.blocking(write)
         return resource_response(stored, self.base_url(request), status)
 
     async def conditional_update(self, request: Request) -> Response:
@@ -158,7 +159,7 @@ class FhirApp:
         rtype = request.path_params["type"]
         check_resource_type(rtype)
         params = list(request.query_params.multi_items())
-        body = validate_resource(await self.body_json(request), expected_type=rtype)
+        body = await self.blocking(validate_resource, await self.body_json(request), expected_type=rtype)
 
         def write() -> tuple[StoredResource, bool]:
             with self.store.transaction():
@@ -176,7 +177,7 @@ class FhirApp:
                                     expression=[f"{rtype}.id"])
                 return self.store.put(rtype, matches[0], body)
 
-        stored, created = await self.db(write)
+        stored, created = await self.blocking(write)
         return resource_response(stored, self.base_url(request), 201 if created else 200)
 
     async def conditional_delete(self, request: Request) -> Response:
@@ -196,7 +197,7 @@ class FhirApp:
                 self.store.delete(rtype, matches[0])
                 return f"deleted {rtype}/{matches[0]}"
 
-        return fhir_response(information(await self.db(write)), 200)
+        return fhir_response(information(await self.blocking(write)), 200)
 
     # instance interactions -------------------------------------------------------------------
     def _current(self, rtype: str, rid: str) -> StoredResource:
@@ -210,14 +211,14 @@ class FhirApp:
     async def read(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
         check_resource_type(rtype)
-        return resource_response(await self.db(self._current, rtype, rid), self.base_url(request))
+        return resource_response(await self.blocking(self._current, rtype, rid), self.base_url(request))
 
     async def vread(self, request: Request) -> Response:
         rtype, rid, vid = request.path_params["type"], request.path_params["id"], request.path_params["vid"]
         check_resource_type(rtype)
         if not vid.isdigit():
             raise FhirError(400, f"version id must be a number, got {vid!r}")
-        stored = await self.db(self.store.vread, rtype, rid, int(vid))
+        stored = await self.blocking(self.store.vread, rtype, rid, int(vid))
         if stored is None:
             raise FhirError(404, f"{rtype}/{rid}/_history/{vid} not found")
         if stored.deleted:
@@ -228,12 +229,12 @@ class FhirApp:
         rtype, rid = request.path_params["type"], request.path_params["id"]
         check_resource_type(rtype)
         check_id(rid)
-        body = validate_resource(await self.body_json(request), expected_type=rtype)
+        body = await self.blocking(validate_resource, await self.body_json(request), expected_type=rtype)
         if body.get("id") not in (None, rid):
             raise FhirError(400, f"resource id {body.get('id')!r} does not match {rid!r} in the URL",
                             expression=[f"{rtype}.id"])
         expected = _version_from_if_match(request.headers.get("if-match"))
-        stored, created = await self.db(self.store.put, rtype, rid, body, if_match=expected)
+        stored, created = await self.blocking(self.store.put, rtype, rid, body, if_match=expected)
         return resource_response(stored, self.base_url(request), 201 if created else 200)
 
     async def patch(self, request: Request) -> Response:
@@ -273,7 +274,7 @@ class FhirApp:
                 validate_resource(patched, expected_type=rtype)
                 return self.store.put(rtype, rid, patched, if_match=current.version)[0]
 
-        return resource_response(await self.db(write), self.base_url(request))
+        return resource_response(await self.blocking(write), self.base_url(request))
 
     async def delete(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
@@ -286,7 +287,7 @@ class FhirApp:
                 deleted = self.store.delete(rtype, rid)
             return f"deleted {rtype}/{rid}" if deleted else f"{rtype}/{rid} was already deleted"
 
-        return fhir_response(information(await self.db(write)), 200)
+        return fhir_response(information(await self.blocking(write)), 200)
 
     # history ------------------------------------------------------------------------------
     async def history(self, request: Request) -> Response:
@@ -311,7 +312,7 @@ class FhirApp:
                     raise FhirError(404, f"{rtype}/{rid} not found")
                 return self.store.history(rtype, rid, since=since, count=count, offset=offset)
 
-        total, versions = await self.db(read)
+        total, versions = await self.blocking(read)
         base = self.base_url(request)
         path = "/".join(p for p in (base, rtype, rid, "_history") if p)
 
@@ -341,19 +342,19 @@ class FhirApp:
                 raise FhirError(400, "$validate Parameters need a parameter named 'resource'")
             body = given[0]
         try:
-            validate_resource(body, expected_type=rtype)
+            await self.blocking(validate_resource, body, expected_type=rtype)
         except FhirError as exc:
             return fhir_response(exc.outcome(), 200)
         return fhir_response(operation_outcome([{"severity": "information", "code": "informational",
                                                  "diagnostics": f"{rtype} is valid (no issues found)"}]))
 
     async def bundle(self, request: Request) -> Response:
-        kind, entries = check_bundle(await self.body_json(request))
+        kind, entries = await self.blocking(check_bundle, await self.body_json(request))
         if kind == "batch":
-            return fhir_response(await self.db(run_batch, self.store, entries, self.conditional))
-        transaction = Transaction(entries)
+            return fhir_response(await self.blocking(run_batch, self.store, entries, self.conditional))
+        transaction = await self.blocking(Transaction, entries)
         await transaction.validated()
-        return fhir_response(await self.db(transaction.commit, self.store, self.conditional))
+        return fhir_response(await self.blocking(transaction.commit, self.store, self.conditional))
 
     # scoring ------------------------------------------------------------------------------
     def _require_reset(self) -> None:
@@ -362,20 +363,20 @@ class FhirApp:
 
     async def snapshot(self, request: Request) -> Response:
         self._require_reset()
-        snapshot_id = await self.db(self.store.snapshot)
+        snapshot_id = await self.blocking(self.store.snapshot)
         return fhir_response(_parameters(snapshot=snapshot_id))
 
     async def reset(self, request: Request) -> Response:
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, restored = await self.db(self.store.reset,
+        snapshot_id, restored = await self.blocking(self.store.reset,
                                               int(requested) if requested and requested.isdigit() else None)
         return fhir_response(_parameters(snapshot=snapshot_id, restored=restored))
 
     async def diff(self, request: Request) -> Response:
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, changes = await self.db(self.store.diff,
+        snapshot_id, changes = await self.blocking(self.store.diff,
                                              int(requested) if requested and requested.isdigit() else None)
         return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes]}),
                         media_type="application/json")

@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import os
 import re
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import cache
 from typing import Any
@@ -159,10 +160,17 @@ def _validate_chunk(payload: bytes) -> list[tuple[int, int, str, str, list[str]]
     return failures
 
 
-@cache
+_POOL: list[Executor] = []
+_POOL_LOCK = threading.Lock()
+
+
 def _pool() -> Executor:
-    workers = max(1, min(4, os.cpu_count() or 1))
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    """The validation worker processes, started once (requests on several threads may ask at once)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            workers = max(1, min(4, os.cpu_count() or 1))
+            _POOL.append(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+        return _POOL[0]
 
 
 class PendingValidation:
