@@ -203,6 +203,12 @@ class Level:
     latencies: dict[str, list[float]]  # kind -> seconds
     seconds: float
     errors: int
+    server_cpu_seconds: float | None = None  # CPU the server process used during the level
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        count = len(self.all)
+        return None if self.server_cpu_seconds is None or not count else self.server_cpu_seconds * 1000 / count
 
     @property
     def all(self) -> list[float]:
@@ -222,7 +228,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1] * 1000
 
 
-async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup: int) -> Level:
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup: int,
+                    server_pid: int | None = None) -> Level:
     latencies: dict[str, list[float]] = defaultdict(list)
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -254,10 +267,12 @@ async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup:
                     errors += 1
                 latencies[request.kind].append(elapsed)
 
+        cpu_before = process_cpu_seconds(server_pid) if server_pid else None
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return Level(concurrency, dict(latencies), seconds, errors)
+        cpu = process_cpu_seconds(server_pid) - cpu_before if server_pid and cpu_before is not None else None
+    return Level(concurrency, dict(latencies), seconds, errors, cpu)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,10 +329,14 @@ def print_report(ingests: Ingests | None, levels: list[Level]) -> dict[str, Any]
         print(row)
     print(f"{'throughput req/s':<18}" + "".join(f"{level.throughput:>27,.0f}" for level in levels))
     print(f"{'errors (non-200)':<18}" + "".join(f"{level.errors:>27}" for level in levels))
+    if all(level.cpu_ms_per_request is not None for level in levels):
+        print(f"{'server CPU ms/req':<18}" + "".join(f"{level.cpu_ms_per_request:>27.2f}" for level in levels))
+        print(f"{'= req/s per core':<18}" + "".join(f"{1000 / level.cpu_ms_per_request:>27,.0f}" for level in levels))
     for level in levels:
         summary["levels"][level.concurrency] = {
             "requests": len(level.all), "errors": level.errors, "throughput": level.throughput,
             "p50_ms": percentile(level.all, 50), "p99_ms": percentile(level.all, 99),
+            "server_cpu_ms_per_request": level.cpu_ms_per_request,
             "by_kind": {k: {"n": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)}
                         for k, v in level.latencies.items()}}
     for level in levels:
@@ -347,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4548)
     parser.add_argument("--via-cli", action="store_true", help="ingest with `medagent fhir load --server URL`")
     parser.add_argument("--url", help="benchmark searches on this already-loaded server (no ingest)")
+    parser.add_argument("--server-pid", type=int, help="with --url: that server's pid, to report its CPU per request")
     parser.add_argument("--db", type=Path, help="database file for the started server (default: a temp file)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -354,10 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     levels_wanted = [int(x) for x in args.concurrency.split(",") if x.strip()]
     mix = build_mix(args.requests, args.seed)
 
-    async def searches(base_url: str) -> list[Level]:
+    async def searches(base_url: str, server_pid: int | None = None) -> list[Level]:
         levels = []
         for concurrency in levels_wanted:
-            level = await run_level(base_url, mix, concurrency, args.warmup)
+            level = await run_level(base_url, mix, concurrency, args.warmup, server_pid)
             print(f"  {concurrency} clients: p50/p99 {percentile(level.all, 50):.1f}/{percentile(level.all, 99):.1f} ms,"
                   f" {level.throughput:,.0f} req/s, {level.errors} errors", flush=True)
             levels.append(level)
@@ -366,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     ingests: Ingests | None = None
     mode = "medagent fhir load" if args.via_cli else "transaction endpoint"
     if args.url:
-        levels = asyncio.run(searches(args.url.rstrip("/")))
+        levels = asyncio.run(searches(args.url.rstrip("/"), args.server_pid))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -386,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {http.rate:,.0f} resources/s ({http.seconds:.1f} s)", flush=True)
                 ingests = Ingests(floor, first, http, mode)
                 print(f"searching: {args.requests} requests at {args.concurrency} concurrent clients ...", flush=True)
-                levels = asyncio.run(searches(server.base_url))
+                assert server.process is not None
+                levels = asyncio.run(searches(server.base_url, server.process.pid))
     summary = print_report(ingests, levels)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

@@ -615,11 +615,10 @@ def _entry(base_url: str, rtype: str, rid: str, blob: bytes, mode: str, elements
 
 
 def _links(base_url: str, resource_type: str, query: Query, has_next: bool) -> list[dict[str, str]]:
+    prefix = f"{base_url}/{resource_type}?{urlencode([*query.used, ('_count', str(query.count))])}"  # encoded once
+
     def url(offset: int) -> str:
-        params = [*query.used, ("_count", str(query.count))]
-        if offset:
-            params.append(("_offset", str(offset)))
-        return f"{base_url}/{resource_type}?{urlencode(params)}"
+        return f"{prefix}&_offset={offset}" if offset else prefix
 
     links = [{"relation": "self", "url": url(query.offset)}]
     if query.summary_count:
