@@ -18,6 +18,7 @@ from typing import Any
 
 from medagent.config import Settings
 from medagent.fhir.client import FhirClient
+from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
 
@@ -47,7 +48,8 @@ class ContextSource:
     def get(self) -> ToolContext:
         if self._ctx is None:
             client = FhirClient.from_settings(self.settings)
-            self._ctx = ToolContext(client=client, now=self.now, read_only=self.settings.read_only, actor=self.actor,
+            approval = REFUSE_WRITES if self.settings.read_only else APPROVE_WRITES  # --allow-writes
+            self._ctx = ToolContext(client=client, now=self.now, approval=approval, actor=self.actor,
                                     run_id=self.run_id, token_budget=self.token_budget)
         return self._ctx
 
