@@ -81,7 +81,7 @@ def date_search_param(resource_type: str) -> str | None:
 
 # ---------- instants ----------
 
-_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")  # FHIR date: year, year-month, full date
 
 
 def parse_instant(value: str) -> datetime:
@@ -91,7 +91,7 @@ def parse_instant(value: str) -> datetime:
     values are UTC. Anything else raises ValueError naming the value.
     """
     text = value.strip()
-    match = _PARTIAL.match(text)
+    match = PARTIAL_DATE.match(text)
     if match:
         year, month, day = match.groups()
         return datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)

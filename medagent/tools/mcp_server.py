@@ -21,6 +21,7 @@ from medagent.fhir.client import FhirClient
 from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
+from medagent.vocabulary import parse_instant
 
 log = logging.getLogger("medagent.tools.mcp")
 
@@ -196,11 +197,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def parse_now(value: str | None) -> datetime | None:
-    """An ISO date or date-time; naive values are UTC."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """The clock given on the command line (an ISO date or date-time; naive values are UTC), or None."""
+    return parse_instant(value) if value else None
 
 
 if __name__ == "__main__":
