@@ -17,11 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medagent.config import Settings, get_settings
+from medagent.config import Settings, UserError, get_settings
 from medagent.data import BundleSourceError, iter_bundles
 from medagent.fhir.bundles import as_upsert_transaction, count_resources
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
+from medagent.models.base import ModelError
 from medagent.tools.approval import APPROVAL_MODES
 from medagent.vocabulary import parse_instant
 
@@ -36,13 +37,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(func: F) -> F:
-    """Turn expected failures (bad paths, unreachable or refusing servers) into one clear line, exit 2."""
+    """Turn expected failures (bad paths or options, unreachable or refusing servers, a model address that
+    does not work) into one clear line, exit 2. Other exceptions (a ValueError from a bug included) keep
+    their traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (BundleSourceError, FhirClientError, ValueError, OSError) as exc:
+        except (UserError, BundleSourceError, FhirClientError, OSError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except ModelError as exc:
+            if exc.kind != "config":
+                raise
             err_console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
 
@@ -246,8 +254,12 @@ def mcp(
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("--transport must be stdio or http")
+    try:
+        moment = parse_now(now)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--now: {exc}") from None
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
-    serve_mcp(settings, transport=transport, host=host, port=port, now=parse_now(now), actor=actor)
+    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor)
 
 
 def _mount_sub_apps() -> None:

@@ -21,6 +21,7 @@ from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.servers import ServerPool
 from medagent.bench.solvers import Solver
 from medagent.bench.summary import summarize
+from medagent.config import UserError
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
@@ -31,7 +32,7 @@ SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError):
     """The output folder would mix runs, or holds no run."""
 
 
