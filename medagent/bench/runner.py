@@ -43,14 +43,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None) -> TaskRecord:
-    """Reset, set up, solve, diff and grade one task; failures become records, never exceptions."""
+                   set_hash: str | None, *, clean_snapshot: int) -> TaskRecord:
+    """Reset to ``clean_snapshot``, set up, solve, diff and grade one task; failures become records, never exceptions."""
     started = time.perf_counter()
     outcome = RunOutcome(status="error")
     changes: list[dict[str, Any]] = []
     verdict = None
     try:
-        await client.reset(snapshot=1)
+        await client.reset(snapshot=clean_snapshot)
         for resource in scenario.setup:
             await client.update_json(resource)
         baseline = await client.snapshot()
@@ -124,12 +124,17 @@ async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: Result
                         disable=not show_progress, transient=False)
     bar = progress.add_task(f"{solver.name}", total=len(todo), stats="")
 
+    clean: dict[str, int] = {}  # server -> the snapshot taken before its first task (the loaded database)
+
     async def worker(pool: ServerPool) -> None:
         nonlocal passed, finished, tokens
         while not queue.empty():
             scenario, trial = queue.get_nowait()
             async with pool.acquire() as client:
-                record = await run_task(scenario, trial, solver, client, set_hash)
+                if client.base_url not in clean:
+                    clean[client.base_url] = await client.snapshot()
+                record = await run_task(scenario, trial, solver, client, set_hash,
+                                        clean_snapshot=clean[client.base_url])
             log.append(record)
             finished += 1
             passed += record.passed

@@ -323,7 +323,7 @@ def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = 
     return decorate
 
 
-TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "writes")
+TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical")
 
 
 def default_registry() -> Registry:

@@ -27,7 +27,7 @@ from medagent.bench import oracle, policies, tool_session, wrong_policies
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.policies import POLICY_NAMES, make_policy
-from medagent.tools.writes import ACTOR_SYSTEM, MedicationOrderArgs
+from medagent.tools.write_clinical import ACTOR_SYSTEM, MedicationOrderArgs
 
 FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -1,6 +1,6 @@
 """Write tools: record a vital sign or observation, order a medication or a lab/referral, add a note, stop a medication.
 
-Every write is refused in read-only mode (by the registry, before it gets here), validated with
+Every write is decided by the run's approval policy (by the registry, before it gets here), validated with
 fhir.resources R4B before it is sent, idempotent (a conditional create on an identifier that
 hashes tool, clinical arguments, patient and run: a retried call returns the first resource),
 dated at the run's now unless told otherwise, and audited: who/what/why is in the resource
