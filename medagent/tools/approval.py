@@ -2,8 +2,8 @@
 
 :meth:`medagent.tools.registry.Registry.call` asks the run context's :class:`ApprovalPolicy` about every
 call of a write tool (after its arguments validated) and runs the tool only on an ``approve``. The
-policies: :class:`RefuseWrites` (read-only mode, the default), :class:`ApproveWrites` (benchmarks, where
-the grader judges the server's diff), :class:`EscalateWrites` (a person decides: the agent pauses with a
+policies: ``REFUSE_WRITES`` (read-only mode, the default), ``APPROVE_WRITES`` (benchmarks, where
+the grader judges the server's diff), ``ESCALATE_WRITES`` (a person decides: the agent pauses with a
 LangGraph interrupt and resumes with the reviewer's :class:`ApprovalDecision`; a caller without a reviewer
 refuses), and :class:`ReviewerCallback` (an async callback decides, e.g. a test or a UI). The CLI's
 ``--approve refuse|ask|auto``, MCP's ``--allow-writes`` and the bench runner all choose one of these.
@@ -76,31 +76,15 @@ class ApprovalPolicy(Protocol):
     async def decide(self, request: WriteRequest) -> ApprovalDecision: ...
 
 
-class RefuseWrites:
-    """Read-only mode: every write is refused (and recorded as refused)."""
+class FixedVerdict:
+    """A policy that decides every write the same way (the three modes below)."""
 
-    name = "refuse"
-
-    async def decide(self, request: WriteRequest) -> ApprovalDecision:
-        return ApprovalDecision(verdict="reject", by="read-only")
-
-
-class ApproveWrites:
-    """Every write is approved (benchmark runs: the grader judges what reached the server)."""
-
-    name = "auto"
+    def __init__(self, name: str, decision: ApprovalDecision) -> None:
+        self.name = name
+        self.decision = decision
 
     async def decide(self, request: WriteRequest) -> ApprovalDecision:
-        return ApprovalDecision(verdict="approve", by="auto")
-
-
-class EscalateWrites:
-    """Every write waits for a person (the agent pauses the run until a reviewer decides)."""
-
-    name = "ask"
-
-    async def decide(self, request: WriteRequest) -> ApprovalDecision:
-        return ApprovalDecision(verdict="escalate", by="ask")
+        return self.decision
 
 
 class ReviewerCallback:
@@ -117,9 +101,12 @@ class ReviewerCallback:
         return ApprovalDecision(verdict="approve" if approved else "reject", by=self.name)
 
 
-REFUSE_WRITES = RefuseWrites()
-APPROVE_WRITES = ApproveWrites()
-ESCALATE_WRITES = EscalateWrites()
+REFUSE_WRITES = FixedVerdict("refuse", ApprovalDecision(verdict="reject", by="read-only"))
+"""Read-only mode: every write is refused (and recorded as refused)."""
+APPROVE_WRITES = FixedVerdict("auto", ApprovalDecision(verdict="approve", by="auto"))
+"""Every write is approved (benchmark runs: the grader judges what reached the server)."""
+ESCALATE_WRITES = FixedVerdict("ask", ApprovalDecision(verdict="escalate", by="ask"))
+"""Every write waits for a person (the agent pauses the run until a reviewer decides)."""
 
 
 def approval_policy(mode: ApprovalMode | ApprovalPolicy) -> ApprovalPolicy:
