@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from medagent.agent.graph import Agent
 from medagent.agent.state import Limits
 from medagent.fhir.client import FhirClient
@@ -129,3 +131,30 @@ async def test_each_run_brings_its_own_client_and_context(registry: Registry, fh
     assert "1949-11-29" in (first.trace[0].result or "")
     assert "could not be reached" in (second.trace[0].error or "")
     assert shared._contexts == {}  # finished runs leave no context behind
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Real HTTP to the real server; it only counts the requests (to see what the run context caches)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_one_run_context_per_run_caches_the_patient_across_steps(registry: Registry, fhir_url: str) -> None:
+    transport = CountingTransport()
+    policy = ScriptedPolicy([call("search_conditions", patient=PATIENT, text="hypertension"),
+                             call("search_medications", patient=PATIENT), final("done")])
+    async with FhirClient(fhir_url, transport=transport) as counted:
+        result = await agent(policy, registry, counted).run("conditions and medications?", now=NOW, patient=PATIENT)
+    assert result.status == "answered" and [s.tool for s in result.trace][:2] == ["search_conditions",
+                                                                                   "search_medications"]
+    assert all(s.error is None for s in result.trace)
+    assert transport.paths.count(f"/Patient/{PATIENT}") == 1  # read once per run, not once per step
