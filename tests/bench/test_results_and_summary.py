@@ -95,3 +95,16 @@ def test_a_record_names_what_is_missing() -> None:
 
     with pytest.raises(ValidationError, match="outcome"):
         TaskRecord.model_validate({"scenario_id": "x", "suite": "ehrqa", "category": "c", "split": "test", "agent": "a"})
+
+
+def test_the_outcome_is_stated_once() -> None:
+    """AgentResult extends the one RunOutcome; TaskRecord holds one and repeats none of its fields."""
+    from medagent.agent.state import AgentResult
+
+    outcome_fields = set(RunOutcome.model_fields) | set(RunOutcome.model_computed_fields)
+    assert not outcome_fields & set(TaskRecord.model_fields)
+    assert set(AgentResult.model_fields) - set(RunOutcome.model_fields) == {"run_id", "pending_approval"}
+    outcome = RunOutcome(trace=[Step(step=1, tool="get_patient", tool_s=0.25, prompt_tokens=10),
+                                Step(step=2, tool="final_answer", model_s=1.5, prompt_tokens=30, completion_tokens=4)])
+    assert (outcome.tool_calls, outcome.prompt_tokens, outcome.completion_tokens) == (1, 40, 4)
+    assert (outcome.tool_s, outcome.model_s) == (0.25, 1.5)
