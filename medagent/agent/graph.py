@@ -204,11 +204,10 @@ class Agent:
         """Ask the run's approval policy; an escalated write waits (interrupt) for a reviewer's decision."""
         pending = dict(state["pending"] or {})
         ctx = self._context(state)
-        decision = await self.registry.review(pending["tool"], pending["arguments"], ctx)
-        if decision is not None and decision.verdict == "escalate":
-            request = self.registry.write_request(
-                pending["tool"], self.registry[pending["tool"]].args_model.model_validate(pending["arguments"]), ctx)
-            answer = interrupt(request.model_dump())
+        review = await self.registry.review(pending["tool"], pending["arguments"], ctx)
+        request, decision = review if review is not None else (None, None)
+        if request is not None and decision is not None and decision.verdict == "escalate":
+            answer = interrupt(request.model_dump())  # the run pauses here until a reviewer decides
             decision = ApprovalDecision.model_validate(answer) if isinstance(answer, dict) else \
                 ApprovalDecision.reviewer(bool(answer))
         pending["decision"] = decision.model_dump() if decision is not None else None

@@ -193,7 +193,7 @@ class Registry:
         item, args = checked
         if item.writes:
             if decision is None:
-                decision = await self._decide(item, args, ctx)
+                decision = await self._decide(self._write_request(item, args, ctx), ctx)
             refusal = refusal_message(name, decision)
             if refusal is not None:
                 return ToolResult.failure(refusal)
@@ -213,27 +213,31 @@ class Registry:
             return ToolResult.failure(f"internal error in {name}: {type(exc).__name__}: {exc}")
         return enforce_budget(result, ctx)
 
-    async def review(self, name: str, raw_args: dict[str, Any] | str | None, ctx: ToolContext) -> ApprovalDecision | None:
-        """The context's approval decision for a write call (None: not a write, or its arguments are invalid)."""
+    async def review(self, name: str, raw_args: dict[str, Any] | str | None,
+                     ctx: ToolContext) -> tuple[WriteRequest, ApprovalDecision] | None:
+        """A write call as its reviewer sees it and the context's decision on it (None: not a write, or its
+        arguments are invalid, which :meth:`call` reports)."""
         checked = self._validated(name, raw_args)
         if isinstance(checked, ToolResult) or not checked[0].writes:
             return None
-        return await self._decide(*checked, ctx)
+        request = self._write_request(*checked, ctx)
+        return request, await self._decide(request, ctx)
 
-    def write_request(self, name: str, args: ToolArgs, ctx: ToolContext) -> WriteRequest:
-        item = self._tools[name]
+    @staticmethod
+    def _write_request(item: Tool, args: ToolArgs, ctx: ToolContext) -> WriteRequest:
         arguments = args.model_dump(mode="json", exclude_none=True)
         patient = arguments.get("patient")
-        return WriteRequest(tool=name, arguments=arguments, destructive=item.destructive,
+        return WriteRequest(tool=item.name, arguments=arguments, destructive=item.destructive,
                             patient=patient.removeprefix("Patient/") if isinstance(patient, str) else None,
                             context_patient=ctx.patient, run_id=ctx.run_id)
 
-    async def _decide(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> ApprovalDecision:
+    @staticmethod
+    async def _decide(request: WriteRequest, ctx: ToolContext) -> ApprovalDecision:
         """The one place a write is decided: the run context's approval policy."""
         try:
-            return await ctx.approval.decide(self.write_request(item.name, args, ctx))
+            return await ctx.approval.decide(request)
         except Exception as exc:  # noqa: BLE001 - an approval failure must not end the run
-            log.exception("approval policy %s failed for %s", getattr(ctx.approval, "name", "?"), item.name)
+            log.exception("approval policy %s failed for %s", getattr(ctx.approval, "name", "?"), request.tool)
             return ApprovalDecision(verdict="reject", by="approval step", reason=f"it failed ({type(exc).__name__})")
 
     def _validated(self, name: str, raw_args: dict[str, Any] | str | None) -> tuple[Tool, ToolArgs] | ToolResult:

@@ -174,7 +174,9 @@ async def test_escalated_write_without_a_reviewer_is_refused_and_a_reviewer_deci
 
     ctx = offline_ctx(approval=ESCALATE_WRITES)
     args = {"patient": PATIENT, "text": "x"}
-    assert await REGISTRY.review("add_note", args, ctx) == ApprovalDecision(verdict="escalate", by="ask")
+    review = await REGISTRY.review("add_note", args, ctx)
+    assert review is not None and review[1] == ApprovalDecision(verdict="escalate", by="ask")
+    assert review[0].tool == "add_note" and review[0].patient == PATIENT and review[0].arguments["text"] == "x"
     assert await REGISTRY.review("get_patient", {"patient": PATIENT}, ctx) is None
     waiting = await REGISTRY.call("add_note", args, ctx)
     assert waiting.error and "needs a reviewer's approval" in waiting.error
