@@ -17,11 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medagent.config import Settings, get_settings
+from medagent.config import Settings, UserError, get_settings
 from medagent.data import BundleSourceError, iter_bundles
 from medagent.fhir.bundles import as_upsert_transaction, count_resources
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
+from medagent.models.base import ModelError
+from medagent.tools.approval import APPROVAL_MODES
+from medagent.vocabulary import parse_instant
 
 app = typer.Typer(help="medagent: build, serve and score EHR agents on FHIR.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -34,13 +37,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(func: F) -> F:
-    """Turn expected failures (bad paths, unreachable or refusing servers) into one clear line, exit 2."""
+    """Turn expected failures (bad paths or options, unreachable or refusing servers, a model address that
+    does not work) into one clear line, exit 2. Other exceptions (a ValueError from a bug included) keep
+    their traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (BundleSourceError, FhirClientError, ValueError, OSError) as exc:
+        except (UserError, BundleSourceError, FhirClientError, OSError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except ModelError as exc:
+            if exc.kind != "config":
+                raise
             err_console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
 
@@ -151,24 +161,25 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")] = False,
 ) -> None:
     """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
-    if approve not in ("refuse", "ask", "auto"):
-        raise typer.BadParameter("--approve must be refuse, ask or auto")
+    if approve not in APPROVAL_MODES:
+        raise typer.BadParameter(f"--approve must be one of {', '.join(APPROVAL_MODES)}")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
     moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
-        datetime.fromisoformat(moment)
-    except ValueError:
-        raise typer.BadParameter(f"--now {moment!r} is not an ISO date or date-time (e.g. 2020-06-01)") from None
+        parse_instant(moment)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--now: {exc}") from None
     result = asyncio.run(_ask(settings, question, patient, moment, approve, max_steps, resume))
     if as_json:
         print(json.dumps({"run_id": result.run_id, "answer": result.answer, "citations": result.citations,
                           "status": result.status, "steps": result.steps, "usage": result.usage,
-                          "error": result.error, "trace": result.trace}, default=str))
+                          "error": result.error, "trace": [s.model_dump(mode="json") for s in result.trace],
+                          "audit": [a.model_dump(mode="json") for a in result.audit]}, default=str))
         return
     for step in result.trace:
-        call = f"{step.get('tool')}({json.dumps(step.get('arguments'))[:120]})" if step.get("tool") else "(no action)"
-        outcome = step.get("error") or (step.get("result") or "").split("\n")[0][:100]
-        console.print(f"[dim]{step.get('step')}.[/] {call} -> {outcome}")
+        call = f"{step.tool}({json.dumps(step.arguments)[:120]})" if step.tool else "(no action)"
+        outcome = step.error or (step.result or "").split("\n")[0][:100]
+        console.print(f"[dim]{step.step}.[/] {call} -> {outcome}")
     console.print(f"[bold]status:[/] {result.status}  steps: {result.steps}  tokens: "
                   f"{result.prompt_tokens}+{result.completion_tokens}  run id: {result.run_id}")
     if result.error:
@@ -196,7 +207,7 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
         result = await (agent.resume(resume) if resume else agent.run(question, now=now, patient=patient))
         while result.pending_approval is not None:
             pending = result.pending_approval
-            console.print(f"[yellow]The agent wants to write:[/] {pending['tool']} {json.dumps(pending['arguments'])}")
+            console.print(f"[yellow]The agent wants to write:[/] {pending.tool} {json.dumps(pending.arguments)}")
             decision = typer.confirm("Approve this write?", default=False)
             result = await agent.resume(result.run_id, approve=decision)
         await backend.aclose()
@@ -243,8 +254,12 @@ def mcp(
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("--transport must be stdio or http")
+    try:
+        moment = parse_now(now)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--now: {exc}") from None
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
-    serve_mcp(settings, transport=transport, host=host, port=port, now=parse_now(now), actor=actor)
+    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor)
 
 
 def _mount_sub_apps() -> None:

@@ -8,6 +8,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class UserError(Exception):
+    """A mistake in what the person running medagent asked for (a path, an option, a run folder): the CLI
+    prints its message in one line and exits with code 2. Anything else is a bug and keeps its traceback."""
+
+
 def _default_home() -> Path:
     return Path.home() / ".medagent"
 

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from medagent.scenarios.ehrqa import CATEGORIES, condition_label, generate_ehrqa
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
 from medagent.tools import ToolContext, default_registry
+from medagent.vocabulary import parse_instant
 
 
 def load_tokenizer() -> Any:
@@ -55,7 +55,7 @@ class Session:
 
     def __init__(self, client: FhirClient, scenario: Scenario, count: Any) -> None:
         self.registry = default_registry()
-        self.ctx = ToolContext(client=client, now=datetime.fromisoformat(scenario.now), run_id=scenario.id)
+        self.ctx = ToolContext(client=client, now=parse_instant(scenario.now), run_id=scenario.id)
         self.count = count
         self.tokens = 0
         self.calls = 0

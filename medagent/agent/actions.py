@@ -1,7 +1,13 @@
-"""Turning a model reply into one action: a known tool with arguments, or the final answer."""
+"""The agent's action protocol: one JSON action per reply, its schema for constrained decoding, and its parser.
+
+A reply is ``{"tool": name, "arguments": {...}}`` for a registered tool or
+``{"tool": "final_answer", "arguments": {"answer": ..., "citations": [...]}}``. :func:`action_schema`
+is the ONE JSON schema (the union of every allowed action) a backend constrains decoding with.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -9,12 +15,65 @@ from pydantic import BaseModel
 
 from medagent.tools.registry import FINAL_ANSWER, Registry
 
-__all__ = ["FINAL_ANSWER", "Action", "parse_action"]
+__all__ = ["FINAL_ANSWER", "FINAL_ANSWER_PARAMETERS", "Action", "action_schema", "bound_lengths",
+           "final_answer_schema", "parse_action"]
+
+FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "minLength": 1, "maxLength": 400,
+                   "description": "The answer in the format the question asks for."},
+        "citations": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}$"},
+                      "maxItems": 10,
+                      "description": "References (Type/id) of the rows the answer rests on."},
+    },
+    "required": ["answer", "citations"],
+    "additionalProperties": False,
+}
+
+LONG_TEXT_ARGUMENTS = frozenset({"text", "note", "instructions", "value_text", "summary", "reason", "answer"})
 
 
 class Action(BaseModel):
     tool: str
     arguments: dict[str, Any]
+
+
+def action_schema(registry: Registry, names: Iterable[str] | None = None, *, final_answer: bool = True) -> dict[str, Any]:
+    """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``."""
+    options = [_action(item.name, item.parameters()) for item in registry.select(names)]
+    if final_answer:
+        options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
+    return bound_lengths({"title": "action", "anyOf": options})
+
+
+def final_answer_schema() -> dict[str, Any]:
+    """The action schema when only a final answer is allowed (a run's last step, or a stuck loop)."""
+    return {"title": "action", "anyOf": [_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS)]}
+
+
+def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"tool": {"const": name}, "arguments": parameters},
+            "required": ["tool", "arguments"], "additionalProperties": False}
+
+
+def bound_lengths(schema: dict[str, Any], default: int = 160, long_text: int = 600) -> dict[str, Any]:
+    """Give every free string a maxLength for constrained decoding: an unbounded string lets a small model
+    run on inside it until the reply is cut. Bounds are at least as wide as the tools accept; strings with
+    an enum, const, pattern or format are bounded by those."""
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, list):
+            return [walk(item, key) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: (walk(v) if k != "properties" else {name: walk(p, name) for name, p in v.items()})
+               for k, v in node.items()}
+        if out.get("type") == "string" and not {"enum", "const", "pattern", "format", "maxLength"} & out.keys():
+            out["maxLength"] = long_text if key in LONG_TEXT_ARGUMENTS else default
+        return out
+
+    return walk(schema)
 
 
 def parse_action(parsed: dict[str, Any] | None, text: str, registry: Registry,

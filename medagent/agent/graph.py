@@ -1,9 +1,14 @@
 """The agent loop as a LangGraph StateGraph: decide (model) -> approve (writes) -> act (tool) -> decide.
 
 Not a fixed pipeline: the model chooses each next tool from what it has read, so it can follow
-references, narrow by date and ask for more data. Writes pass an approval node built on
-LangGraph interrupts. Every step is checkpointed synchronously (``durability="sync"``), so a run
-whose process is killed resumes from its last finished step.
+references, narrow by date and ask for more data. Writes pass an approval node that asks the run's
+approval policy (``medagent.tools.approval``); an escalated write pauses the run with a LangGraph
+interrupt until a reviewer decides. Every step is checkpointed synchronously (``durability="sync"``),
+so a run whose process is killed resumes from its last finished step.
+
+One run context (:class:`~medagent.tools.context.ToolContext`) per run: created when the run starts,
+rebuilt from the checkpointed ``run_id``/``now``/``patient``/``actor`` when a run resumes in another
+process, and passed to every tool call; its audit entries are checkpointed with the trace.
 """
 
 from __future__ import annotations
@@ -12,43 +17,41 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from medagent.agent.actions import FINAL_ANSWER, parse_action
+from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action
 from medagent.agent.prompts import EXAMPLE_TURNS, invalid_reply_message, system_prompt, tool_result_message
-from medagent.agent.state import AgentResult, AgentState, Limits, StepRecord
+from medagent.agent.state import FINAL_STATUSES, AgentResult, AgentState, Limits
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
-from medagent.tools.registry import Registry, ToolContext
-
-ApprovalPolicy = Literal["auto", "ask", "refuse"]
-
-
-def aware(moment: str) -> datetime:
-    """The run's clock as a timezone-aware datetime (a date or naive time is taken as UTC)."""
-    parsed = datetime.fromisoformat(moment)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
+from medagent.tools.context import ToolContext
+from medagent.tools.registry import Registry
+from medagent.trajectory import Step
+from medagent.vocabulary import parse_instant
 
 
 @dataclass
 class Agent:
     """A tool-using EHR agent: one model backend, one tool registry, limits and a write policy.
 
-    ``approval``: ``auto`` approves writes (benchmark runs), ``ask`` pauses the run with a
-    LangGraph interrupt until :meth:`resume` gives a decision, ``refuse`` is read-only mode.
+    ``approval`` (a mode name or an :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark
+    runs), ``ask`` pauses the run with a LangGraph interrupt until :meth:`resume` gives a decision,
+    ``refuse`` is read-only mode. ``client`` is the default FHIR client; a run may bring its own
+    (one compiled agent serves many servers).
     """
 
     model: ModelBackend
     registry: Registry
-    client: FhirClient
+    client: FhirClient | None = None
     limits: Limits = field(default_factory=Limits)
-    approval: ApprovalPolicy = "refuse"
+    approval: ApprovalMode | ApprovalPolicy = "refuse"
     checkpointer: BaseCheckpointSaver | None = None
     tool_names: list[str] | None = None
     actor: str = "medagent"
@@ -56,34 +59,50 @@ class Agent:
 
     def __post_init__(self) -> None:
         self.checkpointer = self.checkpointer or InMemorySaver()
+        self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
-        self._schema = self.registry.json_schema_union(self.tool_names)
+        self._schema = action_schema(self.registry, self.tool_names)
+        self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
     # public API ---------------------------------------------------------------------------
     async def run(self, question: str, *, now: datetime | str, patient: str | None = None,
-                  run_id: str | None = None) -> AgentResult:
-        """Answer one question (or do one task) at the scenario's clock ``now``."""
+                  run_id: str | None = None, client: FhirClient | None = None) -> AgentResult:
+        """Answer one question (or do one task) at the scenario's clock ``now`` (on ``client``, else the agent's)."""
         run_id = run_id or str(uuid.uuid4())
         now_text = now.isoformat() if isinstance(now, datetime) else now
+        self._contexts[run_id] = self._new_context(run_id, parse_instant(now_text), patient, self.actor, client)
         initial: AgentState = {
-            "run_id": run_id, "question": question, "patient": patient, "now": now_text, "started_at": time.time(),
-            "messages": [{"role": "user", "content": question}], "trace": [], "steps": 0, "invalid_replies": 0,
-            "prompt_tokens": 0, "completion_tokens": 0, "pending": None, "answer": None, "citations": [],
-            "status": "running", "error": None,
+            "run_id": run_id, "actor": self.actor, "question": question, "patient": patient, "now": now_text,
+            "started_at": time.time(), "messages": [{"role": "user", "content": question}], "trace": [], "audit": [],
+            "steps": 0, "invalid_replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "pending": None,
+            "answer": None, "citations": [], "status": "running", "error": None,
         }
         return await self._invoke(initial, run_id)
 
-    async def resume(self, run_id: str, *, approve: bool | None = None, reason: str = "") -> AgentResult:
-        """Continue a run: after a crash (from its last checkpoint) or with a write decision."""
+    async def pending(self, run_id: str) -> WriteRequest | None:
+        """The write a paused run waits on (None: the run is not waiting for a decision)."""
+        snapshot = await self.graph.aget_state(self._config(run_id))
+        return WriteRequest.model_validate(snapshot.interrupts[0].value) if snapshot.interrupts else None
+
+    async def resume(self, run_id: str, *, approve: bool | None = None, reason: str = "",
+                     decision: ApprovalDecision | None = None, client: FhirClient | None = None) -> AgentResult:
+        """Continue a run: after a crash (from its last checkpoint) or with a reviewer's write decision
+        (``decision``, or ``approve`` with an optional ``reason``)."""
         config = self._config(run_id)
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             raise KeyError(f"no checkpointed run {run_id!r}")
+        if client is not None or run_id not in self._contexts:
+            values = snapshot.values
+            self._contexts[run_id] = self._new_context(run_id, parse_instant(values["now"]), values.get("patient"),
+                                                       values.get("actor", self.actor), client)
+        if decision is None and approve is not None:
+            decision = ApprovalDecision.reviewer(approve, reason)
         if snapshot.interrupts:
-            if approve is None:
+            if decision is None:
                 return self._result(run_id, snapshot.values, snapshot.interrupts)
-            return await self._invoke(Command(resume={"approve": approve, "reason": reason}), run_id)
+            return await self._invoke(Command(resume=decision.model_dump()), run_id)
         if not snapshot.next:
             return self._result(run_id, snapshot.values, ())
         return await self._invoke(None, run_id)
@@ -121,7 +140,7 @@ class Agent:
                                         "you have read (say so if the record did not tell you)."))
         request = ModelRequest(
             messages=messages,
-            json_schema=self.registry.final_answer_schema() if must_answer else self._schema,
+            json_schema=final_answer_schema() if must_answer else self._schema,
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()
@@ -137,23 +156,26 @@ class Agent:
         usage = {"prompt_tokens": state["prompt_tokens"] + reply.usage.prompt_tokens,
                  "completion_tokens": state["completion_tokens"] + reply.usage.completion_tokens}
         action = parse_action(reply.parsed, reply.text, self.registry, self.tool_names)
+        tokens = {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
         if isinstance(action, str):
-            return {**usage, **self._invalid(state, reply.text, action, model_s)}
-        record: StepRecord = {"step": state["steps"] + 1, "model_output": reply.text, "thinking": reply.raw_thinking,
-                              "tool": action.tool, "arguments": action.arguments, "model_s": model_s,
-                              "prompt_tokens": reply.usage.prompt_tokens,
-                              "completion_tokens": reply.usage.completion_tokens}
+            return {**usage, **self._invalid(state, reply.text, action, model_s, tokens)}
+        arguments, filled = (action.arguments, False) if action.tool == FINAL_ANSWER else \
+            self._with_patient_context(action.tool, action.arguments, state.get("patient"))
+        record = Step(step=state["steps"] + 1, model_output=reply.text, thinking=reply.raw_thinking, tool=action.tool,
+                      arguments=arguments, model_s=model_s, **tokens,
+                      note="patient filled from the run's patient context" if filled else None)
         assistant = {"role": "assistant", "content": reply.text}
         if action.tool == FINAL_ANSWER:
-            return {**usage, "messages": [assistant], "trace": [record], "status": "answered",
+            return {**usage, "messages": [assistant], "trace": [record.model_dump()], "status": "answered",
                     "answer": action.arguments.get("answer"), "citations": action.arguments.get("citations") or []}
-        return {**usage, "messages": [assistant], "pending": {"tool": action.tool, "arguments": action.arguments,
-                                                               "record": record}}
+        return {**usage, "messages": [assistant], "pending": {"tool": action.tool, "arguments": arguments,
+                                                               "record": record.model_dump()}}
 
-    def _invalid(self, state: AgentState, text: str, problem: str, model_s: float) -> dict[str, Any]:
+    def _invalid(self, state: AgentState, text: str, problem: str, model_s: float,
+                 tokens: dict[str, int] | None = None) -> dict[str, Any]:
         count = state["invalid_replies"] + 1
-        record: StepRecord = {"step": state["steps"] + 1, "model_output": text, "tool": None, "error": problem,
-                              "model_s": model_s}
+        record = Step(step=state["steps"] + 1, model_output=text, tool=None, error=problem, model_s=model_s,
+                      **(tokens or {})).model_dump()
         if count > self.limits.max_invalid_replies:
             return {"invalid_replies": count, "trace": [record], "status": "invalid_output",
                     "error": f"model replies could not be parsed {count} times; last: {problem}"}
@@ -179,42 +201,52 @@ class Agent:
         return None
 
     async def _approve(self, state: AgentState) -> dict[str, Any]:
+        """Ask the run's approval policy; an escalated write waits (interrupt) for a reviewer's decision."""
         pending = dict(state["pending"] or {})
-        if self.approval == "refuse":
-            pending["approval"] = "refused: read-only mode"
-        elif self.approval == "auto":
-            pending["approval"] = "auto-approved"
-        else:
-            decision = interrupt({"tool": pending["tool"], "arguments": pending["arguments"],
-                                  "question": "Approve this write to the EHR?"})
-            approved = decision.get("approve") if isinstance(decision, dict) else bool(decision)
-            reason = decision.get("reason", "") if isinstance(decision, dict) else ""
-            pending["approval"] = "approved" if approved else f"rejected by user{': ' + reason if reason else ''}"
+        ctx = self._context(state)
+        review = await self.registry.review(pending["tool"], pending["arguments"], ctx)
+        request, decision = review if review is not None else (None, None)
+        if request is not None and decision is not None and decision.verdict == "escalate":
+            answer = interrupt(request.model_dump())  # the run pauses here until a reviewer decides
+            decision = ApprovalDecision.model_validate(answer) if isinstance(answer, dict) else \
+                ApprovalDecision.reviewer(bool(answer))
+        pending["decision"] = decision.model_dump() if decision is not None else None
         return {"pending": pending}
 
     async def _act(self, state: AgentState) -> dict[str, Any]:
         pending = state["pending"] or {}
-        tool = pending["tool"]
-        arguments, filled = self._with_patient_context(tool, pending["arguments"], state.get("patient"))
-        approval = pending.get("approval")
-        record: StepRecord = {**pending.get("record", {}), "approval": approval, "arguments": arguments}
-        if filled:
-            record["note"] = "patient filled from the run's patient context"
+        tool, arguments = pending["tool"], pending["arguments"]
+        decision = ApprovalDecision.model_validate(pending["decision"]) if pending.get("decision") else None
+        ctx = self._context(state)
+        audited = len(ctx.audit)
         started = time.perf_counter()
-        if approval and not approval.startswith(("approved", "auto")):
-            text, error, references, wrote = "", f"write not performed ({approval})", [], []
-        else:
-            context = ToolContext(client=self.client, now=aware(state["now"]),
-                                  read_only=self.approval == "refuse", actor=self.actor,
-                                  run_id=state["run_id"])
-            result = await self.registry.call(tool, arguments, context)
-            text, error, references, wrote = result.text, result.error, result.references, result.wrote
-        record.update(result=text, error=error, references=references, wrote=wrote,
-                      tool_s=time.perf_counter() - started)
-        return {"messages": [tool_result_message(tool, text, error)], "trace": [record],
-                "steps": state["steps"] + 1, "pending": None}
+        result = await self.registry.call(tool, arguments, ctx, decision=decision)
+        record = Step.model_validate({**pending.get("record", {"step": state["steps"] + 1, "tool": tool}),
+                                      "arguments": arguments})
+        record = record.model_copy(update={
+            "approval": decision.label if decision else None, "result": result.text, "error": result.error,
+            "references": result.references, "wrote": result.wrote, "tool_s": time.perf_counter() - started})
+        return {"messages": [tool_result_message(tool, result.text, result.error)], "trace": [record.model_dump()],
+                "audit": [entry.model_dump() for entry in ctx.audit[audited:]], "steps": state["steps"] + 1,
+                "pending": None}
 
     # helpers ------------------------------------------------------------------------------
+    def _new_context(self, run_id: str, now: datetime, patient: str | None, actor: str,
+                     client: FhirClient | None) -> ToolContext:
+        fhir = client or self.client
+        if fhir is None:
+            raise ValueError("no FHIR client: give Agent(client=...) or run(..., client=...)")
+        return ToolContext(client=fhir, now=now, approval=self.approval_policy, actor=actor, run_id=run_id,
+                           patient=patient)
+
+    def _context(self, state: AgentState) -> ToolContext:
+        """The run context of this run (rebuilt from the checkpointed fields if this process has none)."""
+        run_id = state["run_id"]
+        if run_id not in self._contexts:
+            self._contexts[run_id] = self._new_context(run_id, parse_instant(state["now"]), state.get("patient"),
+                                                       state.get("actor", self.actor), None)
+        return self._contexts[run_id]
+
     def _with_patient_context(self, tool: str, arguments: dict[str, Any],
                               patient: str | None) -> tuple[dict[str, Any], bool]:
         """Like an EHR launch context: a run about one patient fills a missing or empty ``patient`` argument."""
@@ -226,15 +258,22 @@ class Agent:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:
-        values = await self.graph.ainvoke(payload, self._config(run_id), durability="sync")
-        snapshot = await self.graph.aget_state(self._config(run_id))
-        return self._result(run_id, values, snapshot.interrupts)
+        try:
+            values = await self.graph.ainvoke(payload, self._config(run_id), durability="sync")
+            snapshot = await self.graph.aget_state(self._config(run_id))
+        except BaseException:
+            self._contexts.pop(run_id, None)
+            raise
+        result = self._result(run_id, values, snapshot.interrupts)
+        if result.status in FINAL_STATUSES:
+            self._contexts.pop(run_id, None)  # the run is over: its context goes with it
+        return result
 
     def _result(self, run_id: str, values: dict[str, Any], interrupts: Any) -> AgentResult:
-        pending = interrupts[0].value if interrupts else None
+        pending = WriteRequest.model_validate(interrupts[0].value) if interrupts else None
         return AgentResult(
             run_id=run_id, status=values.get("status", "running"), answer=values.get("answer"),
             citations=list(values.get("citations") or []), steps=values.get("steps", 0),
-            prompt_tokens=values.get("prompt_tokens", 0), completion_tokens=values.get("completion_tokens", 0),
-            error=values.get("error"), trace=[dict(r) for r in values.get("trace", [])], pending_approval=pending,
+            error=values.get("error"), trace=values.get("trace", []), audit=values.get("audit", []),
+            pending_approval=pending,
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, Field
 
-Status = Literal["running", "answered", "step_limit", "token_budget", "timeout", "model_error", "invalid_output"]
-FINAL_STATUSES = ("answered", "step_limit", "token_budget", "timeout", "model_error", "invalid_output")
+from medagent.tools.approval import WriteRequest
+from medagent.trajectory import FINAL_STATUSES, RunOutcome, RunStatus
+
+__all__ = ["FINAL_STATUSES", "AgentResult", "AgentState", "Limits", "RunStatus"]
 
 
 class Limits(BaseModel):
@@ -21,36 +23,22 @@ class Limits(BaseModel):
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
 
 
-class StepRecord(TypedDict, total=False):
-    """One step of the trajectory, as the report's viewer shows it."""
-
-    step: int
-    model_output: str
-    thinking: str | None
-    tool: str | None
-    arguments: dict[str, Any] | None
-    result: str | None
-    error: str | None
-    references: list[str]
-    wrote: list[str]
-    approval: str | None
-    note: str | None
-    model_s: float
-    tool_s: float
-    prompt_tokens: int
-    completion_tokens: int
-
-
 class AgentState(TypedDict, total=False):
-    """Graph state. Lists annotated with ``operator.add`` are appended to by nodes."""
+    """Graph state. Lists annotated with ``operator.add`` are appended to by nodes.
+
+    ``run_id``, ``now``, ``patient`` and ``actor`` are what the run context is rebuilt from on resume;
+    ``trace`` holds ``Step`` dicts and ``audit`` ``AuditEntry`` dicts (plain JSON in the checkpoint).
+    """
 
     run_id: str
+    actor: str
     question: str
     patient: str | None
     now: str
     started_at: float
     messages: Annotated[list[dict[str, str]], operator.add]
-    trace: Annotated[list[StepRecord], operator.add]
+    trace: Annotated[list[dict[str, Any]], operator.add]
+    audit: Annotated[list[dict[str, Any]], operator.add]
     steps: int
     invalid_replies: int
     prompt_tokens: int
@@ -58,24 +46,12 @@ class AgentState(TypedDict, total=False):
     pending: dict[str, Any] | None
     answer: str | None
     citations: list[str]
-    status: Status
+    status: RunStatus
     error: str | None
 
 
-class AgentResult(BaseModel):
-    """What a finished (or stopped) run returns: the answer, its sources, and what it cost."""
+class AgentResult(RunOutcome):
+    """What a finished (or paused) agent run returns: its outcome, its id and any write waiting for a reviewer."""
 
     run_id: str
-    status: Status
-    answer: str | None = None
-    citations: list[str] = Field(default_factory=list)
-    steps: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: str | None = None
-    trace: list[dict[str, Any]] = Field(default_factory=list)
-    pending_approval: dict[str, Any] | None = Field(None, description="Set when the run waits for a write approval.")
-
-    @property
-    def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+    pending_approval: WriteRequest | None = Field(None, description="Set while the run waits for a write decision.")

@@ -15,7 +15,7 @@ from medagent.bench.results import ResultsLog
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
 from medagent.bench.scenario_sets import ScenarioSetError, default_scenarios_dir, load_scenarios, set_hash
 from medagent.bench.summary import summarize
-from medagent.config import get_settings
+from medagent.config import UserError, get_settings
 
 bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -93,7 +93,7 @@ def bench_run(
         solver = make_solver(agent, settings.model, settings.model_name, max_steps)
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
                                             trials=trials, resume=resume, set_hash=set_hash(root)))
-    except (ScenarioSetError, RunDirError, ValueError, OSError) as exc:
+    except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")

@@ -16,7 +16,6 @@ from datetime import timedelta
 from statistics import mean
 from typing import Any
 
-from medagent.bench.solvers import SolveOutcome
 from medagent.bench.tool_session import (
     ToolGap,
     ToolSession,
@@ -43,6 +42,7 @@ from medagent.scenarios.codes import (
 )
 from medagent.scenarios.models import Scenario
 from medagent.tools.registry import Registry, ToolResult, default_registry
+from medagent.trajectory import RunOutcome
 
 
 GROUPS = {group.key: group for group in CONDITION_GROUPS}
@@ -70,9 +70,9 @@ class OraclePolicy:
 
     # ---------- the Solver protocol ----------
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         kwargs = {"token_budget": self.token_budget} if self.token_budget else {}
-        session = ToolSession(self.registry, client, scenario, actor=f"medagent/{self.name}", **kwargs)
+        session = ToolSession(self.registry, client, scenario, actor=f"medagent/{self.name}", run_id=run_id, **kwargs)
         try:
             answer, citations = await self.answer(session, scenario)
         except ToolGap as exc:
@@ -82,9 +82,8 @@ class OraclePolicy:
         return self._outcome(session, status="answered", answer=answer, citations=citations)
 
     @staticmethod
-    def _outcome(session: ToolSession, **fields: Any) -> SolveOutcome:
-        return SolveOutcome(trace=session.trace, steps=session.tool_calls, tool_calls=session.tool_calls,
-                            tool_s=session.tool_s, **fields)
+    def _outcome(session: ToolSession, **fields: Any) -> RunOutcome:
+        return session.outcome(**fields)
 
     async def answer(self, s: ToolSession, scenario: Scenario) -> Answer:
         if scenario.suite == "ehrqa":

@@ -82,29 +82,35 @@ def _trajectory(record: TaskRecord, run_index: int) -> str:
         f'<td><code>{_e(json.dumps(c.get("got"), default=str))}</code></td><td>{_e(c.get("detail"))}</td></tr>'
         for c in verdict.get("checks", [])
     )
+    outcome = record.outcome
     steps = "".join(
-        f'<li class="step"><div><b>step {_e(s.get("step"))}</b> '
-        f'{"tool <code>" + _e(s.get("tool")) + "</code>" if s.get("tool") else "no tool"}'
-        f'{" · approval: " + _e(s.get("approval")) if s.get("approval") else ""}</div>'
-        f'<div class="label">model output</div><pre>{_e(s.get("model_output"))}</pre>'
-        + (f'<div class="label">arguments</div><pre>{_e(json.dumps(s.get("arguments"), indent=1))}</pre>'
-           if s.get("arguments") is not None else "")
-        + (f'<div class="label">tool result</div><pre>{_e(s.get("result"))}</pre>' if s.get("result") else "")
-        + (f'<div class="label error">error</div><pre>{_e(s.get("error"))}</pre>' if s.get("error") else "")
+        f'<li class="step"><div><b>step {_e(s.step)}</b> '
+        f'{"tool <code>" + _e(s.tool) + "</code>" if s.tool else "no tool"}'
+        f'{" · approval: " + _e(s.approval) if s.approval else ""}</div>'
+        f'<div class="label">model output</div><pre>{_e(s.model_output)}</pre>'
+        + (f'<div class="label">arguments</div><pre>{_e(json.dumps(s.arguments, indent=1))}</pre>'
+           if s.arguments is not None else "")
+        + (f'<div class="label">record in the prompt</div><pre>{s.context.kept} of {s.context.resources} resources '
+           f'({s.context.cut} cut)</pre>' if s.context else "")
+        + (f'<div class="label">tool result</div><pre>{_e(s.result)}</pre>' if s.result else "")
+        + (f'<div class="label error">error</div><pre>{_e(s.error)}</pre>' if s.error else "")
         + "</li>"
-        for s in record.trace
+        for s in outcome.trace
     )
+    audit = "".join(f"<li><code>{_e(a.tool)}</code> {_e(a.reference)} by {_e(a.actor)}: {_e(a.reason)}"
+                    f"{'' if a.created else ' (already written)'}</li>" for a in outcome.audit)
     writes = "".join(f"<li><code>{_e(c.get('action'))} {_e(c.get('resourceType'))}/{_e(c.get('id'))}</code></li>"
                      for c in record.changes)
     return (
         f'<details class="trajectory {status}" data-run="{run_index}" data-status="{status}">'
         f'<summary><span class="badge {status}">{status}</span> {_e(record.scenario_id)} · {_e(record.category)} · '
-        f'{_e(record.status)} · {record.steps} steps · answer: <i>{_e((record.answer or "")[:80])}</i></summary>'
-        f'<div class="body"><p><b>Answer:</b> {_e(record.answer)}<br><b>Citations:</b> {_e(", ".join(record.citations))}'
-        f'<br><b>Failure cause:</b> {_e(failure_cause(record))}{"<br><b>Error:</b> " + _e(record.error) if record.error else ""}</p>'
+        f'{_e(outcome.status)} · {outcome.steps} steps · answer: <i>{_e((outcome.answer or "")[:80])}</i></summary>'
+        f'<div class="body"><p><b>Answer:</b> {_e(outcome.answer)}<br><b>Citations:</b> {_e(", ".join(outcome.citations))}'
+        f'<br><b>Failure cause:</b> {_e(failure_cause(record))}{"<br><b>Error:</b> " + _e(outcome.error) if outcome.error else ""}</p>'
         f'<table class="checks"><thead><tr><th>check</th><th>passed</th><th>expected</th><th>got</th><th>detail</th></tr>'
         f'</thead><tbody>{checks}</tbody></table>'
-        f'<p><b>Server changes:</b></p><ul>{writes or "<li>none</li>"}</ul><ol class="steps">{steps}</ol></div></details>'
+        f'<p><b>Server changes:</b></p><ul>{writes or "<li>none</li>"}</ul>'
+        f'{"<p><b>Audit trail:</b></p><ul>" + audit + "</ul>" if audit else ""}<ol class="steps">{steps}</ol></div></details>'
     )
 
 

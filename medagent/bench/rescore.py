@@ -15,11 +15,11 @@ from medagent.scenarios.models import Scenario
 
 
 def regrade(record: TaskRecord, scenario: Scenario) -> TaskRecord:
-    if record.status == "error" and record.verdict is None:
+    if record.outcome.status == "error" and record.verdict is None:
         return record
-    verdict = grade(scenario, record.answer, record.changes)
+    verdict = grade(scenario, record.outcome.answer, record.changes)
     return record.model_copy(update={
-        "passed": verdict.passed and record.status == "answered", "score": verdict.score,
+        "passed": verdict.passed and record.outcome.status == "answered", "score": verdict.score,
         "failure_cause": verdict.failure_cause, "verdict": verdict.model_dump(mode="json"),
     })
 

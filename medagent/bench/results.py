@@ -8,11 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from medagent.trajectory import RunOutcome
+
+
+LEGACY_OUTCOME_FIELDS = ("status", "answer", "citations", "error", "steps", "trace", "audit")
 
 
 class TaskRecord(BaseModel):
-    """Everything needed to re-grade and to show one task: inputs, trajectory, server diff, verdict."""
+    """Everything needed to re-grade and to show one task: inputs, the run's outcome, server diff, verdict."""
 
     scenario_id: str
     trial: int = 0
@@ -21,24 +26,23 @@ class TaskRecord(BaseModel):
     split: str
     agent: str
     model: str | None = None
-    status: str
-    answer: str | None = None
-    citations: list[str] = Field(default_factory=list)
+    outcome: RunOutcome
     passed: bool = False
     score: float = 0.0
     failure_cause: str | None = None
     verdict: dict[str, Any] | None = None
     changes: list[dict[str, Any]] = Field(default_factory=list)
-    trace: list[dict[str, Any]] = Field(default_factory=list)
-    steps: int = 0
-    tool_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     latency_s: float = 0.0
-    model_s: float = 0.0
-    tool_s: float = 0.0
-    error: str | None = None
     scenario_set_hash: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_legacy_record(cls, data: Any) -> Any:
+        """Lines written before the outcome was one field held its fields at the top level."""
+        if isinstance(data, dict) and "outcome" not in data and "status" in data:
+            data = dict(data)
+            data["outcome"] = {k: data.pop(k) for k in LEGACY_OUTCOME_FIELDS if k in data}
+        return data
 
     @property
     def key(self) -> tuple[str, int]:

@@ -19,18 +19,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.servers import ServerPool
-from medagent.bench.solvers import SolveOutcome, Solver
+from medagent.bench.solvers import Solver
 from medagent.bench.summary import summarize
+from medagent.config import UserError
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
+from medagent.trajectory import RunOutcome
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError):
     """The output folder would mix runs, or holds no run."""
 
 
@@ -41,35 +43,36 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None) -> TaskRecord:
-    """Reset, set up, solve, diff and grade one task; failures become records, never exceptions."""
+                   set_hash: str | None, *, clean_snapshot: int) -> TaskRecord:
+    """Reset to ``clean_snapshot``, set up, solve, diff and grade one task; failures become records, never exceptions."""
     started = time.perf_counter()
-    outcome = SolveOutcome(status="error")
+    outcome = RunOutcome(status="error")
     changes: list[dict[str, Any]] = []
-    record_error: str | None = None
     verdict = None
     try:
-        await client.reset(snapshot=1)
+        await client.reset(snapshot=clean_snapshot)
         for resource in scenario.setup:
             await client.update_json(resource)
         baseline = await client.snapshot()
-        outcome = await solver.solve(scenario, client)
+        outcome = await solver.solve(scenario, client, run_id=task_run_id(scenario, trial))
         changes = await client.diff(snapshot=baseline)
         verdict = grade(scenario, outcome.answer, changes)
     except Exception as exc:  # a broken task must not end the run: it is recorded as an error
-        record_error = f"{type(exc).__name__}: {exc}"
+        outcome = outcome.model_copy(update={"status": "error", "error": f"{type(exc).__name__}: {exc}"})
     latency = time.perf_counter() - started
     return TaskRecord(
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
-        agent=solver.name, model=solver.model, status="error" if record_error else outcome.status,
-        answer=outcome.answer, citations=outcome.citations,
+        agent=solver.name, model=solver.model, outcome=outcome,
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0, failure_cause=verdict.failure_cause if verdict else None,
-        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, trace=outcome.trace,
-        steps=outcome.steps, tool_calls=outcome.tool_calls, prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens, latency_s=latency, model_s=outcome.model_s,
-        tool_s=outcome.tool_s, error=record_error or outcome.error, scenario_set_hash=set_hash,
+        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
+        scenario_set_hash=set_hash,
     )
+
+
+def task_run_id(scenario: Scenario, trial: int) -> str:
+    """The run id of one trial of a task (tags its writes; trials of a task never share a checkpoint thread)."""
+    return scenario.id if trial == 0 else f"{scenario.id}/trial-{trial}"
 
 
 async def run_benchmark(
@@ -121,16 +124,21 @@ async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: Result
                         disable=not show_progress, transient=False)
     bar = progress.add_task(f"{solver.name}", total=len(todo), stats="")
 
+    clean: dict[str, int] = {}  # server -> the snapshot taken before its first task (the loaded database)
+
     async def worker(pool: ServerPool) -> None:
         nonlocal passed, finished, tokens
         while not queue.empty():
             scenario, trial = queue.get_nowait()
             async with pool.acquire() as client:
-                record = await run_task(scenario, trial, solver, client, set_hash)
+                if client.base_url not in clean:
+                    clean[client.base_url] = await client.snapshot()
+                record = await run_task(scenario, trial, solver, client, set_hash,
+                                        clean_snapshot=clean[client.base_url])
             log.append(record)
             finished += 1
             passed += record.passed
-            tokens += record.prompt_tokens + record.completion_tokens
+            tokens += record.outcome.prompt_tokens + record.outcome.completion_tokens
             rate = tokens / max(time.perf_counter() - started, 1e-9)
             progress.update(bar, advance=1, stats=f"acc {100 * passed / finished:5.1f}%  {rate:,.0f} tok/s")
             if on_record:

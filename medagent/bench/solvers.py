@@ -1,75 +1,48 @@
 """Solvers: what answers a scenario. The agent (any model backend) or a policy written in code.
 
-A solver gets the scenario and a FHIR client on a freshly reset server and returns its answer
-and trajectory; the runner then reads the server's diff and grades. Same contract for the real
-agent, the oracle and the deliberately wrong policies, so the graders are proven on the path
-the agent takes.
+A solver gets the scenario, a FHIR client on a freshly reset server and the run id, and returns its
+:class:`~medagent.trajectory.RunOutcome` (answer, trajectory, audit); the runner then reads the server's
+diff and grades. Same contract for the real agent, the oracle and the deliberately wrong policies, so
+the graders are proven on the path the agent takes. Benchmark runs approve every write: the grader
+judges what reached the server.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
-
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
+from medagent.trajectory import RunOutcome
 
-
-class SolveOutcome(BaseModel):
-    status: str = "answered"
-    answer: str | None = None
-    citations: list[str] = Field(default_factory=list)
-    trace: list[dict[str, Any]] = Field(default_factory=list)
-    steps: int = 0
-    tool_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    model_s: float = 0.0
-    tool_s: float = 0.0
-    error: str | None = None
+SolveOutcome = RunOutcome  # the name the code policies used before the one trajectory record; same class
 
 
 class Solver(Protocol):
     name: str
     model: str | None
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome: ...
+    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome: ...
 
 
 class AgentSolver:
-    """The LangGraph agent with a model backend; writes auto-approved (graded by the server's diff)."""
+    """The LangGraph agent with a model backend; writes auto-approved (graded by the server's diff).
+
+    One compiled agent serves every server: each run brings its client and gets its own run context.
+    """
 
     def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None) -> None:
+        from medagent.agent.graph import Agent
         from medagent.agent.state import Limits
         from medagent.tools.registry import default_registry
 
         self.backend = backend
         self.model = model
         self.name = "agent"
-        self.limits = limits or Limits()
-        self.registry = default_registry()
-        self.tool_names = tool_names
-        self._agents: dict[int, Any] = {}
+        self.agent = Agent(model=backend, registry=default_registry(), limits=limits or Limits(), approval="auto",
+                           tool_names=tool_names, actor=f"medagent/{model}")
 
-    def agent_for(self, client: FhirClient) -> Any:
-        """One compiled agent per FHIR client (i.e. per server), reused across that server's tasks."""
-        from medagent.agent.graph import Agent
-
-        if id(client) not in self._agents:
-            self._agents[id(client)] = Agent(
-                model=self.backend, registry=self.registry, client=client, limits=self.limits, approval="auto",
-                tool_names=self.tool_names, actor=f"medagent/{self.model}")
-        return self._agents[id(client)]
-
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
-        agent = self.agent_for(client)
-        result = await agent.run(scenario.question, now=scenario.now, patient=scenario.patient,
-                                 run_id=scenario.id)
-        return SolveOutcome(
-            status=result.status, answer=result.answer, citations=result.citations, trace=result.trace,
-            steps=result.steps, tool_calls=sum(1 for s in result.trace if s.get("tool") not in (None, "final_answer")),
-            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-            model_s=sum(s.get("model_s", 0.0) for s in result.trace),
-            tool_s=sum(s.get("tool_s", 0.0) for s in result.trace), error=result.error,
-        )
+    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
+        result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient,
+                                      run_id=run_id or scenario.id, client=client)
+        return RunOutcome.model_validate(result.model_dump(include=set(RunOutcome.model_fields)))

@@ -17,7 +17,7 @@ def failure_cause(record: TaskRecord) -> str | None:
     """Why a task failed, coarsest first: run status (budget, timeout, error), then the grader's cause."""
     if record.passed:
         return None
-    return _STATUS_CAUSE.get(record.status) or record.failure_cause or "wrong_answer"
+    return _STATUS_CAUSE.get(record.outcome.status) or record.failure_cause or "wrong_answer"
 
 
 def pass_hat_k(successes_per_task: list[tuple[int, int]], k: int) -> float | None:
@@ -50,11 +50,11 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
         "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
         "pass_hat_k": {str(k): round(100.0 * v, 2) for k in range(1, max_trials + 1)
                        if (v := pass_hat_k(per_task, k)) is not None},
-        "mean_steps": round(statistics.fmean(r.steps for r in records), 2) if n else 0.0,
-        "mean_tool_calls": round(statistics.fmean(r.tool_calls for r in records), 2) if n else 0.0,
-        "prompt_tokens": sum(r.prompt_tokens for r in records),
-        "completion_tokens": sum(r.completion_tokens for r in records),
-        "mean_prompt_tokens": round(statistics.fmean(r.prompt_tokens for r in records), 1) if n else 0.0,
+        "mean_steps": round(statistics.fmean(r.outcome.steps for r in records), 2) if n else 0.0,
+        "mean_tool_calls": round(statistics.fmean(r.outcome.tool_calls for r in records), 2) if n else 0.0,
+        "prompt_tokens": sum(r.outcome.prompt_tokens for r in records),
+        "completion_tokens": sum(r.outcome.completion_tokens for r in records),
+        "mean_prompt_tokens": round(statistics.fmean(r.outcome.prompt_tokens for r in records), 1) if n else 0.0,
         "latency_p50_s": round(_percentile(latencies, 0.5), 3),
         "latency_p95_s": round(_percentile(latencies, 0.95), 3),
         "failures": dict(Counter(c for r in records if (c := failure_cause(r)))),

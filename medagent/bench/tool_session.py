@@ -1,8 +1,9 @@
 """One code policy's tool session: calls through the agent's registry at the scenario's now, the trace, the writes.
 
 Shared by the oracle and the deliberately wrong policies (``medagent.bench.oracle``,
-``medagent.bench.wrong_policies``): every tool call becomes one trace step in the agent's format, so the
-HTML report shows a policy's trajectory like an agent's.
+``medagent.bench.wrong_policies``): every tool call becomes one :class:`~medagent.trajectory.Step`, the
+record the agent writes, so the HTML report shows a policy's trajectory like an agent's. One run context
+per task (``ctx``); writes are approved like every benchmark write (the grader judges the server's diff).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Any
 
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
+from medagent.tools.approval import APPROVE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import FINAL_ANSWER, Registry, ToolResult
+from medagent.trajectory import RunOutcome, Step
+from medagent.vocabulary import parse_instant
 
 # The agent's tools answer within 800 tokens per call by default: a patient's whole medication list
 # (up to ~100 orders) then needs several pages (since/until). The oracle reads such a list in one call
@@ -34,19 +38,23 @@ class ToolSession:
     """One task's tool calls: a ToolContext at the scenario's now, the trace, and the write log."""
 
     def __init__(self, registry: Registry, client: FhirClient, scenario: Scenario, *, actor: str,
-                 token_budget: int = ORACLE_TOKEN_BUDGET) -> None:
+                 token_budget: int = ORACLE_TOKEN_BUDGET, run_id: str | None = None) -> None:
         self.registry = registry
         self.scenario = scenario
-        self.now = parse_now(scenario.now)
-        self.ctx = ToolContext(client=client, now=self.now, read_only=False, actor=actor, run_id=scenario.id,
-                               token_budget=token_budget)
-        self.trace: list[dict[str, Any]] = []
+        self.now = parse_instant(scenario.now)
+        self.ctx = ToolContext(client=client, now=self.now, approval=APPROVE_WRITES, actor=actor,
+                               run_id=run_id or scenario.id, patient=scenario.patient, token_budget=token_budget)
+        self.trace: list[Step] = []
         self.wrote: list[str] = []
-        self.tool_s = 0.0
+        self._contexts = [self.ctx]  # the task's context and any retry contexts: the audit of all of them
 
     @property
     def tool_calls(self) -> int:
-        return len(self.trace)
+        return sum(1 for step in self.trace if step.is_tool_call)
+
+    @property
+    def tool_s(self) -> float:
+        return sum(step.tool_s for step in self.trace)
 
     async def call(self, tool: str, *, strict: bool = True, complete: bool = False, ctx: ToolContext | None = None,
                    **arguments: Any) -> ToolResult:
@@ -59,13 +67,11 @@ class ToolSession:
         started = time.perf_counter()
         result = await self.registry.call(tool, args, ctx or self.ctx)
         elapsed = time.perf_counter() - started
-        self.tool_s += elapsed
         text = result.text if len(result.text) <= TRACE_RESULT_CHARS else (
             result.text[:TRACE_RESULT_CHARS] + f"\n... (trace copy cut at {TRACE_RESULT_CHARS} characters; "
                                                f"the policy read all {len(result.rows)} rows)")
-        self.trace.append({"step": len(self.trace) + 1, "tool": tool, "arguments": args, "result": text,
-                           "error": result.error, "references": result.references, "wrote": result.wrote,
-                           "tool_s": round(elapsed, 4)})
+        self.trace.append(Step(step=len(self.trace) + 1, tool=tool, arguments=args, result=text, error=result.error,
+                               references=result.references, wrote=result.wrote, tool_s=round(elapsed, 4)))
         self.wrote.extend(result.wrote)
         if strict and result.error:
             raise ToolGap(f"{tool}({json.dumps(args, default=str)}) failed: {result.error}")
@@ -75,29 +81,25 @@ class ToolSession:
 
     def retry_context(self, suffix: str) -> ToolContext:
         """A context for the same task under another run id (its writes get other idempotency keys)."""
-        return dataclasses.replace(self.ctx, run_id=f"{self.ctx.run_id}{suffix}", audit=[], cache={})
+        retry = dataclasses.replace(self.ctx, run_id=f"{self.ctx.run_id}{suffix}", audit=[], cache={})
+        self._contexts.append(retry)
+        return retry
 
     def final(self, answer: str | None, citations: list[str]) -> None:
-        self.trace.append({"step": len(self.trace) + 1, "tool": FINAL_ANSWER,
-                           "arguments": {"answer": answer, "citations": citations}, "result": None, "error": None,
-                           "references": [], "wrote": []})
+        self.trace.append(Step(step=len(self.trace) + 1, tool=FINAL_ANSWER,
+                               arguments={"answer": answer, "citations": citations}))
+
+    def outcome(self, **fields: Any) -> RunOutcome:
+        """The task's outcome: the given status/answer/citations/error plus this session's trace and audit."""
+        audit = [entry for ctx in self._contexts for entry in ctx.audit]
+        return RunOutcome(trace=self.trace, steps=self.tool_calls, audit=audit, **fields)
 
 
 # ---------- reading rows ----------
 
-def parse_now(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    if len(value) <= 10:
-        parts = [int(p) for p in value.split("-")]
-        return datetime(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1, tzinfo=UTC)
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """A row's FHIR date or date-time (None when the row has none)."""
+    return parse_instant(value) if value else None
 
 
 def utc_moment(value: str | None) -> datetime:

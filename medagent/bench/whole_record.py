@@ -10,10 +10,10 @@ import time
 
 import orjson
 
-from medagent.bench.solvers import SolveOutcome
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
 from medagent.scenarios.models import Scenario
+from medagent.trajectory import ContextCut, RunOutcome, Step
 
 RECORD_TYPES = ("Patient", "Condition", "MedicationRequest", "Immunization", "Observation", "Procedure",
                 "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan")
@@ -66,7 +66,7 @@ class WholeRecordSolver:
         self.name = "whole-record"
         self.context_tokens = context_tokens
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         started = time.perf_counter()
         resources = await patient_record(client, scenario.patient)
         fhir_s = time.perf_counter() - started
@@ -77,17 +77,15 @@ class WholeRecordSolver:
                   f"Question: {scenario.question}\nReply as JSON: {{\"answer\": \"...\"}}")
         request = ModelRequest(messages=[ChatMessage(role="user", content=prompt)], json_schema=ANSWER_SCHEMA,
                                max_tokens=128)
-        record = {"step": 1, "tool": None, "model_output": "", "record_resources": len(resources),
-                  "record_kept": kept, "record_cut": cut, "tool_s": fhir_s}
+        record = Step(step=1, tool=None, model_output="", tool_s=fhir_s,
+                      context=ContextCut(resources=len(resources), kept=kept, cut=cut))
         try:
             reply = await self.backend.complete(request)
         except ModelError as exc:
-            record["error"] = str(exc)
-            return SolveOutcome(status="model_error" if exc.kind != "invalid_output" else "invalid_output",
-                                error=str(exc), trace=[record], tool_s=fhir_s)
+            return RunOutcome(status="model_error" if exc.kind != "invalid_output" else "invalid_output",
+                              error=str(exc), trace=[record.model_copy(update={"error": str(exc)})])
         answer = (reply.parsed or {}).get("answer") if reply.parsed else reply.text
-        record.update(model_output=reply.text, model_s=reply.latency_s, prompt_tokens=reply.usage.prompt_tokens,
-                      completion_tokens=reply.usage.completion_tokens)
-        return SolveOutcome(status="answered", answer=answer, trace=[record], steps=1,
-                            prompt_tokens=reply.usage.prompt_tokens, completion_tokens=reply.usage.completion_tokens,
-                            model_s=reply.latency_s, tool_s=fhir_s)
+        record = record.model_copy(update={"model_output": reply.text, "model_s": reply.latency_s,
+                                           "prompt_tokens": reply.usage.prompt_tokens,
+                                           "completion_tokens": reply.usage.completion_tokens})
+        return RunOutcome(status="answered", answer=answer, trace=[record], steps=1)

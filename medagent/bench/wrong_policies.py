@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from medagent.bench.oracle import Answer, OraclePolicy
-from medagent.bench.solvers import SolveOutcome
 from medagent.bench.tool_session import ToolGap, ToolSession, parse_time
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
 from medagent.tools.registry import FINAL_ANSWER, ToolResult
+from medagent.trajectory import RunOutcome, Step
 
 
 class FixedAnswerPolicy:
@@ -29,10 +29,9 @@ class FixedAnswerPolicy:
         self.name = name
         self.fixed = answer
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
-        step = {"step": 1, "tool": FINAL_ANSWER, "arguments": {"answer": self.fixed, "citations": []},
-                "result": None, "error": None, "references": [], "wrote": []}
-        return SolveOutcome(status="answered", answer=self.fixed, trace=[step], steps=0, tool_calls=0)
+    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
+        step = Step(step=1, tool=FINAL_ANSWER, arguments={"answer": self.fixed, "citations": []})
+        return RunOutcome(status="answered", answer=self.fixed, trace=[step], steps=0)
 
 
 class AlwaysNoPolicy(FixedAnswerPolicy):

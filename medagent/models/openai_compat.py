@@ -168,10 +168,11 @@ class OpenAICompatBackend:
         if request.stop:
             payload["stop"] = request.stop
         if request.json_schema is not None:
+            schema = xgrammar_compatible(request.json_schema)
             if self.tool_mode == "json_schema":
                 payload["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": "action", "schema": request.json_schema, "strict": True},
+                    "json_schema": {"name": "action", "schema": schema, "strict": True},
                 }
             else:
                 payload["tools"] = [
@@ -180,7 +181,7 @@ class OpenAICompatBackend:
                         "function": {
                             "name": self.tool_name,
                             "description": "Take the next action.",
-                            "parameters": request.json_schema,
+                            "parameters": schema,
                         },
                     }
                 ]
@@ -317,3 +318,21 @@ def _looks_complete(text: str) -> bool:
     except (json.JSONDecodeError, ValueError):
         return False
     return True
+
+
+def xgrammar_compatible(schema: dict[str, Any]) -> dict[str, Any]:
+    """vLLM's xgrammar backend rejects a string with both a pattern (or format) and length bounds:
+    such strings keep the pattern, which bounds them, and lose minLength/maxLength."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: walk(value) for key, value in node.items()}
+        if out.get("type") == "string" and {"pattern", "format"} & out.keys():
+            out.pop("minLength", None)
+            out.pop("maxLength", None)
+        return out
+
+    return walk(schema)

@@ -5,24 +5,13 @@ Nothing here reads the wall clock: "now" always comes from the scenario.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time, timedelta
 
-_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+# the one instant parser (a neutral module: it imports nothing from the FHIR, tool or agent layers)
+from medagent.vocabulary import PARTIAL_DATE as _PARTIAL
+from medagent.vocabulary import parse_instant
 
-
-def parse_instant(value: str) -> datetime:
-    """Parse a FHIR dateTime/instant; date-only values become midnight; naive values are UTC."""
-    text = value.strip()
-    match = _PARTIAL.match(text)
-    if match:
-        year, month, day = match.groups()
-        return datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
-    text = text.replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+__all__ = ["at_clock", "day_of", "iso", "parse_instant", "parse_span", "round_to_quarter_hour", "whole_years_between"]
 
 
 def parse_span(value: str) -> tuple[datetime, datetime]:

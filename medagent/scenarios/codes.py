@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-CVX = "http://hl7.org/fhir/sid/cvx"
-NDC = "http://hl7.org/fhir/sid/ndc"
-UCUM = "http://unitsofmeasure.org"
-OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+# code systems come from the one vocabulary (re-exported here for the generators and graders)
+from medagent.vocabulary import CVX, LOINC, NDC, OBSERVATION_CATEGORY, RXNORM, SNOMED, UCUM  # noqa: F401
 
 
 @dataclass(frozen=True)

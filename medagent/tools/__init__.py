@@ -1,11 +1,20 @@
 """What the agent may do: typed EHR tools over the one FHIR client, with compact results.
 
 ``default_registry()`` holds every tool; ``Registry.call(name, args, ctx)`` runs one; the same
-registry exports LangChain tools, OpenAI tool schemas, one JSON schema for constrained decoding,
-and an MCP server (``medagent mcp``).
+registry exports LangChain tools, OpenAI tool schemas and an MCP server (``medagent mcp``).
 """
 
-from medagent.tools.context import AuditEntry, ToolCall, ToolContext
+from medagent.tools.approval import (
+    APPROVE_WRITES,
+    ESCALATE_WRITES,
+    REFUSE_WRITES,
+    ApprovalDecision,
+    ApprovalPolicy,
+    ReviewerCallback,
+    WriteRequest,
+    approval_policy,
+)
+from medagent.tools.context import AuditEntry, ToolContext
 from medagent.tools.registry import (
     FINAL_ANSWER,
     REGISTRY,
@@ -19,6 +28,7 @@ from medagent.tools.registry import (
 )
 
 __all__ = [
-    "FINAL_ANSWER", "REGISTRY", "AuditEntry", "Registry", "Tool", "ToolArgs", "ToolCall", "ToolContext",
-    "ToolError", "ToolResult", "default_registry", "tool",
+    "APPROVE_WRITES", "ESCALATE_WRITES", "FINAL_ANSWER", "REFUSE_WRITES", "REGISTRY", "ApprovalDecision",
+    "ApprovalPolicy", "AuditEntry", "Registry", "ReviewerCallback", "Tool", "ToolArgs", "ToolContext", "ToolError",
+    "ToolResult", "WriteRequest", "approval_policy", "default_registry", "tool",
 ]

@@ -14,19 +14,8 @@ from typing import Any
 
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import ToolResult
+from medagent.vocabulary import SYSTEM_LABELS
 
-SYSTEM_LABELS = {
-    "http://loinc.org": "LOINC",
-    "http://snomed.info/sct": "SNOMED",
-    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
-    "http://hl7.org/fhir/sid/cvx": "CVX",
-    "http://hl7.org/fhir/sid/ndc": "NDC",
-    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
-    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
-    "http://unitsofmeasure.org": "UCUM",
-    "http://terminology.hl7.org/CodeSystem/v3-ActCode": "ActCode",
-}
-SYSTEM_URLS = {label.lower(): url for url, label in SYSTEM_LABELS.items()}
 
 
 def system_label(system: str | None) -> str:

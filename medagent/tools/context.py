@@ -1,28 +1,25 @@
-"""What every tool call runs with: the FHIR client, the run's clock ("now"), write permission, audit log."""
+"""The run context: what every tool call of one run runs with (client, clock, actor, run id, approval, cache, audit).
+
+One :class:`ToolContext` is created per run (by the agent, a code policy's session or the MCP server) and
+passed to every tool call of that run, so its cache and its audit trail last the whole run.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from medagent.fhir.client import FhirClient
+from medagent.tools.approval import REFUSE_WRITES, ApprovalPolicy
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    """A call as the approval hook sees it: which tool, with which (validated) arguments."""
-
-    name: str
-    arguments: dict[str, Any]
-    writes: bool
-    destructive: bool
-
-
-@dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(BaseModel):
     """Who wrote what and why, at which scenario time (one per write tool call that reached the server)."""
+
+    model_config = ConfigDict(frozen=True)
 
     at: str
     actor: str
@@ -34,20 +31,21 @@ class AuditEntry:
     created: bool  # False: an identical earlier call had already written it (idempotent retry)
 
 
-ApprovalHook = Callable[[ToolCall], Awaitable[bool]]
-
-
 @dataclass
 class ToolContext:
-    """The run's view of the EHR. ``now`` is the run's clock: tools never read the wall clock."""
+    """The run's view of the EHR. ``now`` is the run's clock: tools never read the wall clock.
+
+    ``approval`` decides every write (read-only unless a run says otherwise); ``patient`` is the
+    patient in context (an EHR launch context), if the run has one.
+    """
 
     client: FhirClient
     now: datetime
-    read_only: bool = True
+    approval: ApprovalPolicy = REFUSE_WRITES
     actor: str = "medagent"
     run_id: str = "run"
+    patient: str | None = None
     token_budget: int = 800
-    approve: ApprovalHook | None = None
     audit: list[AuditEntry] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups (patients, practitioner names)
 

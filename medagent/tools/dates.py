@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from medagent.vocabulary import parse_instant
+
 _ABSOLUTE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{1,2})(?:-(?P<d>\d{1,2})"
     r"(?:[T ](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?)?)?)?$"
@@ -104,11 +106,7 @@ def parse_fhir(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        if len(value) <= 10:
-            parts = [int(p) for p in value.split("-")]
-            return datetime(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1, tzinfo=UTC)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_instant(value)
     except ValueError:
         return None
 

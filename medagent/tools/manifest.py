@@ -14,26 +14,28 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, first_coding
-from medagent.tools.search_args import PatientRef, TextArg, require_patient, text_phrases
+from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, TextArg, require_patient, text_phrases
+from medagent.vocabulary import CLINICAL_DATES
 
-PID = "ba18818d-faef-44cd-9744-b12d8973d402"
 
 
-# type -> (date search parameter, code search parameter, code element, tool that lists it)
-CLINICAL_TYPES: dict[str, tuple[str, str | None, str | None, str]] = {
-    "Observation": ("date", "combo-code", "code", "search_observations"),
-    "Condition": ("onset-date", "code", "code", "search_conditions"),
-    "MedicationRequest": ("authoredon", "code", "medicationCodeableConcept", "search_medications"),
-    "Immunization": ("date", "vaccine-code", "vaccineCode", "search_immunizations"),
-    "Procedure": ("date", "code", "code", "search_procedures"),
-    "Encounter": ("date", "type", "type", "search_encounters"),
-    "DiagnosticReport": ("date", "code", "code", "search_diagnostic_reports"),
-    "AllergyIntolerance": ("date", "code", "code", "search_allergies"),
-    "CarePlan": ("date", None, "category", "fhir_search"),
-    "ImagingStudy": ("started", None, None, "fhir_search"),
-    "ServiceRequest": ("authored", "code", "code", "fhir_search"),
-    "DocumentReference": ("date", "type", "type", "fhir_search"),
+# per type: the code search parameter, the code element, the tool that reads it (the date parameter is the vocabulary's)
+CLINICAL_TYPES: dict[str, tuple[str | None, str | None, str]] = {
+    "Observation": ("combo-code", "code", "search_observations"),
+    "Condition": ("code", "code", "search_conditions"),
+    "MedicationRequest": ("code", "medicationCodeableConcept", "search_medications"),
+    "Immunization": ("vaccine-code", "vaccineCode", "search_immunizations"),
+    "Procedure": ("code", "code", "search_procedures"),
+    "Encounter": ("type", "type", "search_encounters"),
+    "DiagnosticReport": ("code", "code", "search_diagnostic_reports"),
+    "AllergyIntolerance": ("code", "code", "search_allergies"),
+    "CarePlan": (None, "category", "fhir_search"),
+    "ImagingStudy": (None, None, "fhir_search"),
+    "ServiceRequest": ("code", "code", "fhir_search"),
+    "DocumentReference": ("type", "type", "fhir_search"),
 }
+
+
 SCAN_CAP = 2000  # resources read per type for a manifest or a code lookup
 
 
@@ -67,14 +69,15 @@ class ManifestArgs(ToolArgs):
     """Most frequent codes to show per resource type."""
 
 
-@tool(example={"patient": PID})
+@tool(example={"patient": EXAMPLE_PATIENT})
 async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
     """Overview of a patient's record up to now: per resource type the count, date span and most frequent codes. Call it first to plan narrow searches."""
     patient = await require_patient(ctx, args.patient)
     cutoff = up_to(ctx.now)
 
     async def one(kind: str) -> tuple[str, list[dict[str, Any]], int]:
-        date_param, _, element, _ = CLINICAL_TYPES[kind]
+        _, element, _ = CLINICAL_TYPES[kind]
+        date_param = CLINICAL_DATES[kind].search_param  # a test checks each type has one
         elements = [e for e in (element, "effectiveDateTime", "effectivePeriod", "onsetDateTime", "authoredOn",
                                 "occurrenceDateTime", "performedDateTime", "performedPeriod", "period", "recordedDate",
                                 "issued", "started", "date", "clinicalStatus", "abatementDateTime", "status") if e]
@@ -94,7 +97,7 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
     for kind, found, total in results:
         if not total:
             continue
-        element = CLINICAL_TYPES[kind][2]
+        element = CLINICAL_TYPES[kind][1]
         dates = sorted(d[:10] for d in (date_of(r) for r in found) if d)
         counts: Counter[tuple[str, str]] = Counter()
         names: dict[tuple[str, str], str] = {}
@@ -116,7 +119,7 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
         row = {"type": kind, "count": total, "first": dates[0] if dates else None, "last": dates[-1] if dates else None,
                "distinct_codes": len(counts), "top": [{"system": s, "code": c, "display": names[(s, c)], "count": n}
                                                       for (s, c), n in counts.most_common(args.top)],
-               "tool": CLINICAL_TYPES[kind][3]}
+               "tool": CLINICAL_TYPES[kind][2]}
         text = join(f"{kind} {total}", span, extra, distinct, ("top: " + "; ".join(top)) if top else "")
         lines.append(Line(text, row))
     footer = ["tools: " + ", ".join(sorted({line.row["tool"] for line in lines}))] if lines else []
@@ -157,9 +160,9 @@ async def lookup_codes(ctx: ToolContext, args: LookupArgs) -> ToolResult:
     lines = []
     for (system, code, display), kind, n in merged[: args.limit]:
         row = {"system": system, "code": code, "display": display, "resource_type": kind, "count": n,
-               "tool": CLINICAL_TYPES[kind][3]}
+               "tool": CLINICAL_TYPES[kind][2]}
         lines.append(Line(join(f"{code_label(system, code)}", display, f"{kind} x{n}",
-                               f"{CLINICAL_TYPES[kind][3]}(code=\"{code}\")"), row))
+                               f"{CLINICAL_TYPES[kind][2]}(code=\"{code}\")"), row))
     scope = f"Patient/{args.patient}" if args.patient else "all patients"
     header = f"codes matching {args.text!r} in {scope} (up to now), best match first: {len(merged)}"
     return render(ctx, header, lines, total=len(merged), hint="more specific words or resource_type",
@@ -174,7 +177,8 @@ async def _lookup(ctx: ToolContext, args: LookupArgs, kinds: list[str], phrases:
     """(system, code, display), resource type, count for codings matching any phrase, best first."""
 
     async def one(kind: str) -> list[tuple[tuple[str, str, str], str, int]]:
-        date_param, code_param, element, _ = CLINICAL_TYPES[kind]
+        code_param, element, _ = CLINICAL_TYPES[kind]
+        date_param = CLINICAL_DATES[kind].search_param  # a test checks each type has one
         assert code_param and element
         params = [(date_param, up_to(ctx.now))]
         if args.patient:

@@ -18,8 +18,10 @@ from typing import Any
 
 from medagent.config import Settings
 from medagent.fhir.client import FhirClient
+from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
+from medagent.vocabulary import parse_instant
 
 log = logging.getLogger("medagent.tools.mcp")
 
@@ -47,7 +49,8 @@ class ContextSource:
     def get(self) -> ToolContext:
         if self._ctx is None:
             client = FhirClient.from_settings(self.settings)
-            self._ctx = ToolContext(client=client, now=self.now, read_only=self.settings.read_only, actor=self.actor,
+            approval = REFUSE_WRITES if self.settings.read_only else APPROVE_WRITES  # --allow-writes
+            self._ctx = ToolContext(client=client, now=self.now, approval=approval, actor=self.actor,
                                     run_id=self.run_id, token_budget=self.token_budget)
         return self._ctx
 
@@ -194,11 +197,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def parse_now(value: str | None) -> datetime | None:
-    """An ISO date or date-time; naive values are UTC."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """The clock given on the command line (an ISO date or date-time; naive values are UTC), or None."""
+    return parse_instant(value) if value else None
 
 
 if __name__ == "__main__":

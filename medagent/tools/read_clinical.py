@@ -26,6 +26,7 @@ from medagent.tools.rows import (
     report_line,
 )
 from medagent.tools.search_args import (
+    EXAMPLE_PATIENT,
     DEFAULT_LIMIT,
     MAX_LIMIT,
     CodeArg,
@@ -40,7 +41,6 @@ from medagent.tools.search_args import (
     token_param,
 )
 
-PID = "ba18818d-faef-44cd-9744-b12d8973d402"
 
 
 class PatientWindowArgs(ToolArgs):
@@ -109,7 +109,7 @@ class ObservationArgs(PatientWindowArgs):
     """Only the N most recent results of each code (e.g. 1 for 'the latest value'; with order=oldest the N earliest)."""
 
 
-@tool(example={"patient": PID, "code": "4548-4", "latest": 1})
+@tool(example={"patient": EXAMPLE_PATIENT, "code": "4548-4", "latest": 1})
 async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolResult:
     """Lab results and vital signs of a patient by LOINC code or name, in a date window (newest first), with units.
 
@@ -190,7 +190,7 @@ class ConditionArgs(PatientWindowArgs):
     """Words of the condition name, e.g. 'diabetes' (also finds 'prediabetes', 'neuropathy due to type 2 diabetes')."""
 
 
-@tool(example={"patient": PID, "text": "diabetes"})
+@tool(example={"patient": EXAMPLE_PATIENT, "text": "diabetes"})
 async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult:
     """Diagnoses (problem list) of a patient: onset date, SNOMED code, and status at now (active, or resolved with the abatement date).
 
@@ -221,7 +221,7 @@ class MedicationArgs(PatientWindowArgs):
     """Words of the medication name, e.g. 'hydrochlorothiazide'."""
 
 
-@tool(example={"patient": PID, "status": "current"})
+@tool(example={"patient": EXAMPLE_PATIENT, "status": "current"})
 async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResult:
     """Medication orders (MedicationRequest) of a patient: date written, drug + RxNorm code, status, prescriber name, reason (the condition it treats), dose.
 
@@ -256,7 +256,7 @@ class ImmunizationArgs(PatientWindowArgs):
     """Words of the vaccine name, e.g. 'influenza'."""
 
 
-@tool(example={"patient": PID, "code": "140"})
+@tool(example={"patient": EXAMPLE_PATIENT, "code": "140"})
 async def search_immunizations(ctx: ToolContext, args: ImmunizationArgs) -> ToolResult:
     """Vaccinations of a patient: date, vaccine + CVX code (newest first; order=oldest for the first dose)."""
     await require_patient(ctx, args.patient)
@@ -275,7 +275,7 @@ class ProcedureArgs(PatientWindowArgs):
     """Words of the procedure name, e.g. 'colonoscopy'."""
 
 
-@tool(example={"patient": PID, "text": "colonoscopy"})
+@tool(example={"patient": EXAMPLE_PATIENT, "text": "colonoscopy"})
 async def search_procedures(ctx: ToolContext, args: ProcedureArgs) -> ToolResult:
     """Procedures performed on a patient: date, procedure + SNOMED code, reason (newest first)."""
     await require_patient(ctx, args.patient)
@@ -296,7 +296,7 @@ class EncounterArgs(PatientWindowArgs):
     """Words of the encounter type, e.g. 'check up'."""
 
 
-@tool(example={"patient": PID, "since": "-1y"})
+@tool(example={"patient": EXAMPLE_PATIENT, "since": "-1y"})
 async def search_encounters(ctx: ToolContext, args: EncounterArgs) -> ToolResult:
     """Visits of a patient: start time, class (AMB/EMER/IMP), type + SNOMED code, reason (newest first)."""
     await require_patient(ctx, args.patient)
@@ -322,7 +322,7 @@ class ReportArgs(PatientWindowArgs):
     """Also list each result's value (costs more tokens)."""
 
 
-@tool(example={"patient": PID, "text": "metabolic panel", "results": True, "limit": 1})
+@tool(example={"patient": EXAMPLE_PATIENT, "text": "metabolic panel", "results": True, "limit": 1})
 async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolResult:
     """Diagnostic reports (lab panels) of a patient: date, panel + LOINC code, its results (names, or values with results=true), newest first."""
     await require_patient(ctx, args.patient)
@@ -350,7 +350,7 @@ class AllergyArgs(ToolArgs):
     limit: Limit = DEFAULT_LIMIT
 
 
-@tool(example={"patient": PID, "status": "active"})
+@tool(example={"patient": EXAMPLE_PATIENT, "status": "active"})
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
     """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded."""
     await require_patient(ctx, args.patient)

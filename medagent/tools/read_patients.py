@@ -12,7 +12,7 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, check_date_arg, parse_fhir
 from medagent.tools.registry import ToolArgs, ToolResult, tool
 from medagent.tools.rows import mrn_of, person_name, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, Limit, PatientRef, require_patient
+from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit, PatientRef, require_patient
 
 
 def _absolute_date(value: str) -> str:
@@ -104,7 +104,7 @@ class PatientArgs(ToolArgs):
     """Patient id or 'Patient/<id>' (find_patients gives it)."""
 
 
-@tool(example={"patient": "Patient/ba18818d-faef-44cd-9744-b12d8973d402"})
+@tool(example={"patient": f"Patient/{EXAMPLE_PATIENT}"})
 async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
     """Demographics of one patient: name, gender, birth date, age in completed years at now, death, MRN, address, language."""
     patient = await require_patient(ctx, args.patient)

@@ -4,8 +4,9 @@ A tool is ``async def name(ctx: ToolContext, args: SomeArgs) -> ToolResult`` dec
 :func:`tool`. Its description is the docstring; its argument schema comes from the pydantic
 model (field types plus the docstring under each field). :meth:`Registry.call` validates the
 arguments and turns every mistake a model can make (bad arguments, unknown patient, a FHIR
-server's OperationOutcome, writes in read-only mode) into a ``ToolResult`` with ``error`` set:
-a call never raises for model input.
+server's OperationOutcome, a write its approval policy did not approve) into a ``ToolResult`` with
+``error`` set: a call never raises for model input. Every write is decided in one place
+(:meth:`Registry._decide`, the run context's :mod:`medagent.tools.approval` policy) before it runs.
 """
 
 from __future__ import annotations
@@ -30,16 +31,17 @@ from medagent.fhir.errors import (
     FhirOperationError,
     FhirTransportError,
 )
-from medagent.tools.context import AuditEntry, ToolCall, ToolContext
+from medagent.tools.approval import ApprovalDecision, WriteRequest
+from medagent.tools.context import AuditEntry, ToolContext
 
 log = logging.getLogger("medagent.tools")
 
 __all__ = [
-    "AuditEntry", "FINAL_ANSWER", "Registry", "REGISTRY", "Tool", "ToolArgs", "ToolCall", "ToolContext",
+    "AuditEntry", "FINAL_ANSWER", "Registry", "REGISTRY", "Tool", "ToolArgs", "ToolContext",
     "ToolError", "ToolResult", "default_registry", "tool",
 ]
 
-FINAL_ANSWER = "final_answer"
+FINAL_ANSWER = "final_answer"  # reserved: the agent's last action (medagent.agent.actions)
 _TAIL_ARGUMENTS = ("since", "until", "order", "latest", "limit", "reason")
 
 
@@ -178,41 +180,23 @@ class Registry:
         return Registry(self.select(names))
 
     # calling -----------------------------------------------------------------------------
-    async def call(self, name: str, raw_args: dict[str, Any] | str | None, ctx: ToolContext) -> ToolResult:
-        """Validate and run one tool call; model mistakes come back as ``ToolResult.error``, never raised."""
-        item = self._tools.get(name)
-        if item is None:
-            return ToolResult.failure(f"unknown tool {name!r}; available tools: {', '.join(self._tools)}")
-        if isinstance(raw_args, str):
-            try:
-                raw_args = json.loads(raw_args) if raw_args.strip() else {}
-            except json.JSONDecodeError as exc:
-                return ToolResult.failure(f"arguments of {name} are not valid JSON ({exc.msg}); "
-                                          f"example: {item.example_text()}")
-        if raw_args is None:
-            raw_args = {}
-        if not isinstance(raw_args, dict):
-            return ToolResult.failure(f"arguments of {name} must be a JSON object; example: {item.example_text()}")
-        try:
-            args = item.args_model.model_validate(raw_args)
-        except ValidationError as exc:
-            return ToolResult.failure(f"bad arguments for {name}: {describe_validation(exc)}. "
-                                      f"Example: {item.example_text()}")
+    async def call(self, name: str, raw_args: dict[str, Any] | str | None, ctx: ToolContext, *,
+                   decision: ApprovalDecision | None = None) -> ToolResult:
+        """Validate and run one tool call; model mistakes come back as ``ToolResult.error``, never raised.
+
+        A write runs only if approved: by ``decision`` when a reviewer already decided this call (the
+        agent's escalation), else by the context's approval policy (:meth:`review`).
+        """
+        checked = self._validated(name, raw_args)
+        if isinstance(checked, ToolResult):
+            return checked
+        item, args = checked
         if item.writes:
-            if ctx.read_only:
-                return ToolResult.failure(
-                    f"refused: read-only mode; {name} would write to the EHR and writes are disabled for this run. "
-                    "Answer from what you can read, or say the write could not be made.")
-            if ctx.approve is not None:
-                call = ToolCall(name=name, arguments=args.model_dump(mode="json", exclude_none=True),
-                                writes=True, destructive=item.destructive)
-                try:
-                    approved = await ctx.approve(call)
-                except Exception as exc:  # noqa: BLE001 - an approval hook failure must not end the run
-                    log.exception("approval hook failed for %s", name)
-                    return ToolResult.failure(f"refused: the approval step failed ({type(exc).__name__})")
-                if not approved:
-                    return ToolResult.failure(f"refused: {name} was not approved by the reviewer; do not retry it")
+            if decision is None:
+                decision = await self._decide(self._write_request(item, args, ctx), ctx)
+            refusal = refusal_message(name, decision)
+            if refusal is not None:
+                return ToolResult.failure(refusal)
         try:
             result = await item.fn(ctx, args)
         except ToolError as exc:
@@ -229,23 +213,57 @@ class Registry:
             return ToolResult.failure(f"internal error in {name}: {type(exc).__name__}: {exc}")
         return enforce_budget(result, ctx)
 
+    async def review(self, name: str, raw_args: dict[str, Any] | str | None,
+                     ctx: ToolContext) -> tuple[WriteRequest, ApprovalDecision] | None:
+        """A write call as its reviewer sees it and the context's decision on it (None: not a write, or its
+        arguments are invalid, which :meth:`call` reports)."""
+        checked = self._validated(name, raw_args)
+        if isinstance(checked, ToolResult) or not checked[0].writes:
+            return None
+        request = self._write_request(*checked, ctx)
+        return request, await self._decide(request, ctx)
+
+    @staticmethod
+    def _write_request(item: Tool, args: ToolArgs, ctx: ToolContext) -> WriteRequest:
+        arguments = args.model_dump(mode="json", exclude_none=True)
+        patient = arguments.get("patient")
+        return WriteRequest(tool=item.name, arguments=arguments, destructive=item.destructive,
+                            patient=patient.removeprefix("Patient/") if isinstance(patient, str) else None,
+                            context_patient=ctx.patient, run_id=ctx.run_id)
+
+    @staticmethod
+    async def _decide(request: WriteRequest, ctx: ToolContext) -> ApprovalDecision:
+        """The one place a write is decided: the run context's approval policy."""
+        try:
+            return await ctx.approval.decide(request)
+        except Exception as exc:  # noqa: BLE001 - an approval failure must not end the run
+            log.exception("approval policy %s failed for %s", getattr(ctx.approval, "name", "?"), request.tool)
+            return ApprovalDecision(verdict="reject", by="approval step", reason=f"it failed ({type(exc).__name__})")
+
+    def _validated(self, name: str, raw_args: dict[str, Any] | str | None) -> tuple[Tool, ToolArgs] | ToolResult:
+        item = self._tools.get(name)
+        if item is None:
+            return ToolResult.failure(f"unknown tool {name!r}; available tools: {', '.join(self._tools)}")
+        if isinstance(raw_args, str):
+            try:
+                raw_args = json.loads(raw_args) if raw_args.strip() else {}
+            except json.JSONDecodeError as exc:
+                return ToolResult.failure(f"arguments of {name} are not valid JSON ({exc.msg}); "
+                                          f"example: {item.example_text()}")
+        if raw_args is None:
+            raw_args = {}
+        if not isinstance(raw_args, dict):
+            return ToolResult.failure(f"arguments of {name} must be a JSON object; example: {item.example_text()}")
+        try:
+            return item, item.args_model.model_validate(raw_args)
+        except ValidationError as exc:
+            return ToolResult.failure(f"bad arguments for {name}: {describe_validation(exc)}. "
+                                      f"Example: {item.example_text()}")
+
     # exports ---------------------------------------------------------------------------
     def openai_schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """OpenAI-style ``tools`` entries (vLLM accepts the same)."""
         return [item.openai_schema() for item in self.select(names)]
-
-    def json_schema_union(self, names: Iterable[str] | None = None, *, final_answer: bool = True) -> dict[str, Any]:
-        """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``."""
-        options = []
-        for item in self.select(names):
-            options.append(_action(item.name, item.parameters()))
-        if final_answer:
-            options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
-        return bound_strings({"title": "action", "anyOf": options})
-
-    def final_answer_schema(self) -> dict[str, Any]:
-        """The action schema when only a final answer is allowed (a run's last step, or a stuck loop)."""
-        return {"title": "action", "anyOf": [_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS)]}
 
     def langchain_tools(self, ctx: ToolContext, names: Iterable[str] | None = None) -> list[Any]:
         """LangChain ``StructuredTool``s bound to a context; they return (text, ToolResult)."""
@@ -276,25 +294,6 @@ class Registry:
             args = ", ".join(f"{key}{'' if key in required else '?'}" for key in params.get("properties", {}))
             lines.append(f"- {item.name}({args}): {item.summary}")
         return "\n".join(lines)
-
-
-FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "answer": {"type": "string", "minLength": 1, "maxLength": 400,
-                   "description": "The answer in the format the question asks for."},
-        "citations": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}$"},
-                      "maxItems": 10,
-                      "description": "References (Type/id) of the rows the answer rests on."},
-    },
-    "required": ["answer", "citations"],
-    "additionalProperties": False,
-}
-
-
-def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": {"tool": {"const": name}, "arguments": parameters},
-            "required": ["tool", "arguments"], "additionalProperties": False}
 
 
 REGISTRY = Registry()
@@ -328,7 +327,7 @@ def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = 
     return decorate
 
 
-TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "writes")
+TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical")
 
 
 def default_registry() -> Registry:
@@ -362,6 +361,18 @@ def describe_validation(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def refusal_message(name: str, decision: ApprovalDecision) -> str | None:
+    """What the model reads when a write is not approved (None: approved)."""
+    if decision.verdict == "approve":
+        return None
+    if decision.by == "read-only":
+        return (f"refused: read-only mode; {name} would write to the EHR and writes are disabled for this run. "
+                "Answer from what you can read, or say the write could not be made.")
+    if decision.verdict == "escalate":
+        return f"refused: {name} needs a reviewer's approval and no reviewer is attached to this run"
+    return f"refused: {name} was not approved ({decision.label}); do not retry it"
+
+
 def fhir_error_message(name: str, exc: FhirOperationError, item: Tool) -> str:
     if isinstance(exc, FhirNotFound):
         return f"not found: {exc.message}. Check the id (find_patients gives patient ids; rows give Type/id)."
@@ -381,34 +392,6 @@ def enforce_budget(result: ToolResult, ctx: ToolContext) -> ToolResult:
         cut = result.text[:limit].rsplit("\n", 1)[0]
         result.text = cut + f"\n... output cut at the token budget ({ctx.token_budget} tokens); narrow the request"
     return result
-
-
-LONG_TEXT_ARGUMENTS = frozenset({"text", "note", "instructions", "value_text", "summary", "reason", "answer"})
-
-
-def bound_strings(schema: dict[str, Any], default: int = 160, long_text: int = 600) -> dict[str, Any]:
-    """Give every string a maxLength for constrained decoding: an unbounded string lets a small model
-    run on inside it until the reply is cut. Bounds are at least as wide as the tools accept.
-    Patterned strings get no length bounds (vLLM's xgrammar backend refuses that combination)."""
-
-    def walk(node: Any, key: str = "") -> Any:
-        if isinstance(node, list):
-            return [walk(item, key) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out = {k: (walk(v) if k != "properties" else {name: walk(p, name) for name, p in v.items()})
-               for k, v in node.items()}
-        if out.get("type") != "string" or {"enum", "const"} & out.keys():
-            return out
-        if {"pattern", "format"} & out.keys():
-            # vLLM's xgrammar backend rejects a pattern/format with length bounds; the pattern bounds it
-            out.pop("minLength", None)
-            out.pop("maxLength", None)
-        elif "maxLength" not in out:
-            out["maxLength"] = long_text if key in LONG_TEXT_ARGUMENTS else default
-        return out
-
-    return walk(schema)
 
 
 def simplify_schema(schema: dict[str, Any]) -> dict[str, Any]:

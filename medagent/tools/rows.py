@@ -7,8 +7,10 @@ import binascii
 from datetime import datetime
 from typing import Any
 
+from medagent.fhir.paths import values_at
 from medagent.tools.compact import Line, clean, code_label, join, number
 from medagent.tools.dates import ago, parse_fhir
+from medagent.vocabulary import CLINICAL_DATES
 
 BP_PANELS = {"85354-9", "55284-4"}
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
@@ -44,35 +46,13 @@ def id_of(ref: str | None) -> str:
     return (ref or "").split("/_history/")[0].rsplit("/", 1)[-1]
 
 
-DATE_PATHS: dict[str, tuple[str, ...]] = {
-    "Observation": ("effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued"),
-    "Condition": ("onsetDateTime", "onsetPeriod.start", "recordedDate"),
-    "MedicationRequest": ("authoredOn",),
-    "MedicationAdministration": ("effectiveDateTime", "effectivePeriod.start"),
-    "Immunization": ("occurrenceDateTime", "recorded"),
-    "Procedure": ("performedDateTime", "performedPeriod.start"),
-    "Encounter": ("period.start",),
-    "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
-    "AllergyIntolerance": ("recordedDate", "onsetDateTime"),
-    "ServiceRequest": ("authoredOn", "occurrenceDateTime"),
-    "DocumentReference": ("date",),
-    "CarePlan": ("period.start", "created"),
-    "ImagingStudy": ("started",),
-    "Claim": ("created", "billablePeriod.start"),
-    "ExplanationOfBenefit": ("created", "billablePeriod.start"),
-    "Goal": ("startDate", "statusDate"),
-    "Communication": ("sent",),
-}
-
-
 def date_of(resource: dict[str, Any]) -> str | None:
     """The clinically relevant date of a resource (effective, onset, authored, performed ...)."""
-    for path in DATE_PATHS.get(resource.get("resourceType", ""), ()):
-        node: Any = resource
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, str):
-            return node
+    dates = CLINICAL_DATES.get(resource.get("resourceType", ""))
+    for path in dates.paths if dates else ():
+        value = next(values_at(resource, path), None)
+        if isinstance(value, str):
+            return value
     return None
 
 

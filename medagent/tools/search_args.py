@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from medagent.fhir.errors import FhirNotFound
-from medagent.tools.compact import SYSTEM_URLS
+from medagent.vocabulary import SYSTEM_ALIASES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import ToolError
 
@@ -25,19 +25,15 @@ def check_patient(value: str) -> str:
     elif "/" in text:
         raise ValueError(f"{value!r} is not a patient reference; use a Patient id or 'Patient/<id>'")
     if not _ID.match(text):
-        raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/ba18818d-faef-44cd'")
+        raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/{EXAMPLE_PATIENT}'")
     return text
 
 
+EXAMPLE_PATIENT = "example-patient-0"  # the patient id tool examples show: in no data set, so never copied into a real call
 PatientRef = Annotated[str, AfterValidator(check_patient), Field(
     description="Patient id or 'Patient/<id>' (find_patients gives it)")]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most rows to return (default 20, max 100)")]
 
-# system labels a model may write before a code
-_SYSTEM_ALIASES = {**SYSTEM_URLS, "sct": "http://snomed.info/sct", "snomed-ct": "http://snomed.info/sct",
-                   "snomedct": "http://snomed.info/sct", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                   "rx": "http://www.nlm.nih.gov/research/umls/rxnorm", "cvx": "http://hl7.org/fhir/sid/cvx",
-                   "ndc": "http://hl7.org/fhir/sid/ndc", "loinc": "http://loinc.org"}
 CODE_EXAMPLE = "4548-4, loinc|4548-4, http://loinc.org|4548-4 or 8480-6,8462-4"
 # codes that mean the same measurement in this data (the blood pressure panel has two LOINC codes)
 EQUIVALENT_CODES = {"85354-9": ("55284-4",), "55284-4": ("85354-9",)}
@@ -56,7 +52,7 @@ def parse_codes(value: str) -> list[tuple[str | None, str]]:
             system, _, code = item.rpartition("|")
         elif " " in item and not item.startswith("http"):
             label, _, rest = item.partition(" ")
-            if label.lower() not in _SYSTEM_ALIASES or " " in rest.strip():
+            if label.lower() not in SYSTEM_ALIASES or " " in rest.strip():
                 raise ValueError(f"{item!r} is not a code; give codes like {CODE_EXAMPLE} (use text= for words)")
             system, code = label, rest
         elif ":" in item and not item.startswith("http") and not item.startswith("urn:"):
@@ -64,7 +60,7 @@ def parse_codes(value: str) -> list[tuple[str | None, str]]:
         if system is not None:
             system = system.strip()
             if not system.startswith(("http://", "https://", "urn:")):
-                url = _SYSTEM_ALIASES.get(system.lower())
+                url = SYSTEM_ALIASES.get(system.lower())
                 if url is None:
                     raise ValueError(f"unknown code system {system!r}; use loinc, snomed, rxnorm, cvx, ndc or a "
                                      f"system URL, e.g. {CODE_EXAMPLE}")

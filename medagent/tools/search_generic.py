@@ -20,22 +20,15 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, generic_line, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, Limit
+from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit
+from medagent.vocabulary import date_search_param
 
-PID = "ba18818d-faef-44cd-9744-b12d8973d402"
 
 SearchType = Literal[
     "Patient", "Observation", "Condition", "MedicationRequest", "Medication", "MedicationAdministration",
     "Immunization", "Procedure", "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan", "ServiceRequest",
     "DocumentReference", "Practitioner", "Organization", "Goal", "ImagingStudy", "Claim", "ExplanationOfBenefit",
 ]
-# the date search parameter that hides records dated after now
-DATE_PARAMS = {
-    "Observation": "date", "Condition": "onset-date", "MedicationRequest": "authoredon",
-    "MedicationAdministration": "effective-time", "Immunization": "date", "Procedure": "date", "Encounter": "date",
-    "DiagnosticReport": "date", "AllergyIntolerance": "date", "CarePlan": "date", "ServiceRequest": "authored",
-    "DocumentReference": "date", "ImagingStudy": "started", "Claim": "created", "ExplanationOfBenefit": "created",
-}
 _CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "a narrower search",
                "_format": "nothing (JSON is used)", "_include": "fhir_read on the reference",
                "_revinclude": "a second search"}
@@ -98,12 +91,12 @@ def _raw_line(resource: dict[str, Any]) -> Line:
     return Line(json.dumps(trimmed, separators=(",", ":")), {"ref": reference(resource), "resource": trimmed})
 
 
-@tool(example={"resource_type": "Observation", "params": {"patient": PID, "code": "http://loinc.org|2339-0"},
+@tool(example={"resource_type": "Observation", "params": {"patient": EXAMPLE_PATIENT, "code": "http://loinc.org|2339-0"},
                "fields": ["effectiveDateTime", "valueQuantity.value"], "limit": 5})
 async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
     """Generic FHIR search for anything the other tools do not cover: any resource type and search parameters, optional field projection. Records dated after now are hidden."""
     params = list(args.params.items())
-    date_param = DATE_PARAMS.get(args.resource_type)
+    date_param = date_search_param(args.resource_type)  # hides records dated after now
     if date_param:
         params.append((date_param, up_to(ctx.now)))
         if "_sort" not in args.params:

@@ -1,9 +1,12 @@
-"""The action schema the agent constrains decoding with stays within what vLLM's xgrammar backend accepts."""
+"""The action schema the agent constrains decoding with bounds every string, and what the OpenAI-compatible
+backend sends stays within what vLLM's xgrammar backend accepts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from medagent.agent.actions import action_schema
+from medagent.models.openai_compat import xgrammar_compatible
 from medagent.tools.registry import Registry
 
 
@@ -16,12 +19,32 @@ def _strings(node: Any) -> list[dict[str, Any]]:
     return found + [s for value in node.values() for s in _strings(value)]
 
 
-def test_every_string_is_bounded_and_no_pattern_has_length_bounds(registry: Registry) -> None:
-    strings = _strings(registry.json_schema_union())
+def test_every_free_string_is_bounded(registry: Registry) -> None:
+    strings = _strings(action_schema(registry))
     assert strings
+    for string in strings:
+        if not {"enum", "const", "pattern", "format"} & string.keys():
+            assert string.get("maxLength"), string  # unbounded strings let small models run on
+    assert "$ref" not in str(action_schema(registry))
+
+
+def test_what_vllm_gets_has_no_pattern_with_length_bounds(registry: Registry) -> None:
+    sent = xgrammar_compatible(action_schema(registry))
+    strings = _strings(sent)
+    assert any("pattern" in s for s in strings)
     for string in strings:
         if {"pattern", "format"} & string.keys():
             assert not {"minLength", "maxLength"} & string.keys(), string  # vLLM/xgrammar rejects this pair
         elif not {"enum", "const"} & string.keys():
-            assert string.get("maxLength"), string  # unbounded strings let small models run on
-    assert "$ref" not in str(registry.json_schema_union())
+            assert string.get("maxLength"), string
+
+
+def test_xgrammar_compatible_drops_only_lengths_beside_a_pattern() -> None:
+    schema = {"type": "object", "properties": {
+        "ref": {"type": "string", "pattern": "^[A-Z]+/[0-9]+$", "minLength": 3, "maxLength": 70},
+        "day": {"type": "string", "format": "date", "maxLength": 10},
+        "text": {"type": "string", "minLength": 1, "maxLength": 600}}}
+    assert xgrammar_compatible(schema)["properties"] == {
+        "ref": {"type": "string", "pattern": "^[A-Z]+/[0-9]+$"}, "day": {"type": "string", "format": "date"},
+        "text": {"type": "string", "minLength": 1, "maxLength": 600}}
+    assert schema["properties"]["ref"]["maxLength"] == 70  # the caller's schema is not changed

@@ -29,8 +29,10 @@ async def test_ask_pauses_on_interrupt_and_writes_only_after_approval(
     paused = await agent.run("Record BP 128/82", now=NOW, patient=PATIENT)
     assert paused.status == "running"
     assert paused.pending_approval is not None
-    assert paused.pending_approval["tool"] == "record_vital_sign"
-    assert paused.pending_approval["arguments"]["systolic"] == 128
+    assert paused.pending_approval.tool == "record_vital_sign"
+    assert paused.pending_approval.arguments["systolic"] == 128
+    assert paused.pending_approval.patient == PATIENT == paused.pending_approval.context_patient
+    assert await agent.pending(paused.run_id) == paused.pending_approval
     assert await _created_observations(client) == []  # nothing written while waiting
 
     done = await agent.resume(paused.run_id, approve=True)
@@ -40,7 +42,10 @@ async def test_ask_pauses_on_interrupt_and_writes_only_after_approval(
     components = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in created[0]["after"]["component"]}
     assert components == {"8480-6": 128, "8462-4": 82}
     assert created[0]["after"]["subject"]["reference"] == f"Patient/{PATIENT}"
-    assert done.trace[0]["approval"] == "approved"
+    assert done.trace[0].approval == "approved"
+    assert [(a.tool, a.reference, a.run_id) for a in done.audit] == [
+        ("record_vital_sign", f"Observation/{created[0]['id']}", paused.run_id)]
+    assert await agent.pending(paused.run_id) is None
 
 
 async def test_rejected_write_is_not_performed_and_the_model_is_told(
@@ -52,18 +57,23 @@ async def test_rejected_write_is_not_performed_and_the_model_is_told(
     assert done.status == "answered"
     assert await _created_observations(client) == []
     assert "rejected by user: wrong patient" in policy.requests[-1].messages[-1].content
+    assert done.trace[0].approval == "rejected by user: wrong patient" and done.audit == []
 
 
 async def test_read_only_mode_refuses_writes(registry: Registry, client: FhirClient, clean_fhir: str) -> None:
     policy = ScriptedPolicy([BP, final("could not record")])
     result = await _agent(policy, registry, client, "refuse").run("Record BP", now=NOW, patient=PATIENT)
     assert result.status == "answered"
-    assert "read-only" in (result.trace[0]["error"] or "")
-    assert await client.diff() == []
+    assert result.trace[0].approval == "refused: read-only mode"  # recorded as refused, not approved
+    assert (result.trace[0].error or "").startswith("refused: read-only mode")
+    assert "read-only mode" in policy.requests[-1].messages[-1].content  # the model is told
+    assert await client.diff() == [] and result.audit == []
 
 
 async def test_auto_approval_writes_once(registry: Registry, client: FhirClient, clean_fhir: str) -> None:
     result = await _agent(ScriptedPolicy([BP, final("recorded")]), registry, client, "auto").run(
         "Record BP", now=NOW, patient=PATIENT)
-    assert result.trace[0]["approval"] == "auto-approved"
-    assert len(await _created_observations(client)) == 1
+    assert result.trace[0].approval == "auto-approved"
+    created = await _created_observations(client)
+    assert len(created) == 1
+    assert [a.reference for a in result.audit] == [f"Observation/{created[0]['id']}"]

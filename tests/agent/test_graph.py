@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from medagent.agent.graph import Agent
 from medagent.agent.state import Limits
 from medagent.fhir.client import FhirClient
@@ -28,9 +30,9 @@ async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, 
     assert result.answer == "1949-11-29"
     assert result.citations == [f"Patient/{PATIENT}"]
     assert result.steps == 2
-    assert [s["tool"] for s in result.trace] == ["find_patients", "get_patient", "final_answer"]
-    assert PATIENT in result.trace[0]["result"]
-    assert "1949-11-29" in result.trace[1]["result"]
+    assert [s.tool for s in result.trace] == ["find_patients", "get_patient", "final_answer"]
+    assert PATIENT in result.trace[0].result
+    assert "1949-11-29" in result.trace[1].result
     # the model saw the first tool's output before choosing the second call
     assert PATIENT in policy.requests[1].messages[-1].content
     # every request carries the scenario's clock and the constrained action schema
@@ -41,7 +43,7 @@ async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, 
 async def test_malformed_replies_are_reasked_then_fail_cleanly(registry: Registry, client: FhirClient) -> None:
     recovered = await agent(ScriptedPolicy(["not json at all", final("no")]), registry, client).run("q?", now=NOW)
     assert recovered.status == "answered" and recovered.answer == "no"
-    assert recovered.trace[0]["error"] == "it is not a JSON object"
+    assert recovered.trace[0].error == "it is not a JSON object"
 
     unknown_tool = ScriptedPolicy([call("drop_database"), final("done")])
     result = await agent(unknown_tool, registry, client).run("q?", now=NOW)
@@ -58,7 +60,7 @@ async def test_bad_tool_arguments_come_back_as_tool_errors(registry: Registry, c
     policy = ScriptedPolicy([call("get_patient", patient=PATIENT, bogus=1), final("x")])
     result = await agent(policy, registry, client).run("q?", now=NOW)
     assert result.status == "answered"
-    assert "unknown argument" in (result.trace[0]["error"] or "")
+    assert "unknown argument" in (result.trace[0].error or "")
     assert "ERROR" in policy.requests[1].messages[-1].content
 
 
@@ -94,13 +96,13 @@ async def test_model_errors_end_the_run_with_a_status(registry: Registry, client
 async def test_patient_context_fills_a_missing_patient_argument(registry: Registry, client: FhirClient) -> None:
     policy = ScriptedPolicy([call("get_patient", patient=""), final("1949-11-29")])
     result = await agent(policy, registry, client).run("When was the patient born?", now=NOW, patient=PATIENT)
-    assert result.trace[0]["arguments"]["patient"] == f"Patient/{PATIENT}"
-    assert result.trace[0]["note"] == "patient filled from the run's patient context"
-    assert "1949-11-29" in (result.trace[0]["result"] or "")
+    assert result.trace[0].arguments["patient"] == f"Patient/{PATIENT}"
+    assert result.trace[0].note == "patient filled from the run's patient context"
+    assert "1949-11-29" in (result.trace[0].result or "")
     other = ScriptedPolicy([call("get_patient", patient="nobody-here"), final("x")])
     kept = await agent(other, registry, client).run("q", now=NOW, patient=PATIENT)
-    assert kept.trace[0]["arguments"]["patient"] == "nobody-here"  # an explicit choice is never overridden
-    assert kept.trace[0]["error"]
+    assert kept.trace[0].arguments["patient"] == "nobody-here"  # an explicit choice is never overridden
+    assert kept.trace[0].error
 
 
 async def test_last_step_and_repeated_calls_only_allow_a_final_answer(registry: Registry, client: FhirClient) -> None:
@@ -116,3 +118,43 @@ async def test_last_step_and_repeated_calls_only_allow_a_final_answer(registry: 
     await agent(looping, registry, client, max_steps=10).run("q", now=NOW, patient=PATIENT)
     assert "repeated the same tool call" in looping.requests[2].messages[-1].content
     assert len(looping.requests[2].json_schema["anyOf"]) == 1
+
+
+async def test_each_run_brings_its_own_client_and_context(registry: Registry, fhir_url: str) -> None:
+    """One compiled agent serves several servers: a run's tool calls go to the client of that run."""
+    policy = ScriptedPolicy([call("get_patient", patient=PATIENT), final("1949-11-29"),
+                             call("get_patient", patient=PATIENT), final("unknown")])
+    shared = Agent(model=policy, registry=registry)  # type: ignore[arg-type]
+    async with FhirClient(fhir_url) as live, FhirClient("http://127.0.0.1:9", retries=0, timeout=2) as dead:
+        first = await shared.run("born?", now=NOW, patient=PATIENT, run_id="r-live", client=live)
+        second = await shared.run("born?", now=NOW, patient=PATIENT, run_id="r-dead", client=dead)
+    assert "1949-11-29" in (first.trace[0].result or "")
+    assert "could not be reached" in (second.trace[0].error or "")
+    assert shared._contexts == {}  # finished runs leave no context behind
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Real HTTP to the real server; it only counts the requests (to see what the run context caches)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_one_run_context_per_run_caches_the_patient_across_steps(registry: Registry, fhir_url: str) -> None:
+    transport = CountingTransport()
+    policy = ScriptedPolicy([call("search_conditions", patient=PATIENT, text="hypertension"),
+                             call("search_medications", patient=PATIENT), final("done")])
+    async with FhirClient(fhir_url, transport=transport) as counted:
+        result = await agent(policy, registry, counted).run("conditions and medications?", now=NOW, patient=PATIENT)
+    assert result.status == "answered" and [s.tool for s in result.trace][:2] == ["search_conditions",
+                                                                                   "search_medications"]
+    assert all(s.error is None for s in result.trace)
+    assert transport.paths.count(f"/Patient/{PATIENT}") == 1  # read once per run, not once per step

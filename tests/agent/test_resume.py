@@ -51,7 +51,7 @@ async def test_killed_run_resumes_from_checkpoint(tmp_path: Path, fhir_url: str,
         agent = Agent(model=resumed_policy, registry=registry, client=client, checkpointer=saver)  # type: ignore[arg-type]
         result = await agent.resume("crash-1")
     assert result.status == "answered" and result.answer == "1949-11-29"
-    assert [s["tool"] for s in result.trace] == ["get_patient", "final_answer"]
+    assert [s.tool for s in result.trace] == ["get_patient", "final_answer"]
     assert result.steps == 1
     # the resumed model call sees the tool result from before the crash, not a fresh start
     assert "1949-11-29" in resumed_policy.requests[0].messages[-1].content

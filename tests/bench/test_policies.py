@@ -21,16 +21,15 @@ from medagent.bench.cli import CODE_POLICIES
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
-from medagent.bench.solvers import SolveOutcome
 from medagent.fhir.client import FhirClient
+from medagent.trajectory import RunOutcome
 from medagent.bench import oracle, policies, tool_session, wrong_policies
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.policies import POLICY_NAMES, make_policy
-from medagent.tools.writes import ACTOR_SYSTEM, MedicationOrderArgs
+from medagent.tools.write_clinical import ACTOR_SYSTEM, MedicationOrderArgs
 
 FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
-TRACE_KEYS = {"step", "tool", "arguments", "result", "error", "references", "wrote"}
 
 
 # ---------- fixtures ----------
@@ -94,7 +93,7 @@ def creates(scenario: Scenario) -> int:
 
 def write_refused(record: TaskRecord) -> bool:
     """A write tool refused (patient died before now): the policy could not write at all."""
-    return any(step.get("wrote") == [] and step.get("error") and "died" in step["error"] for step in record.trace)
+    return any(step.wrote == [] and step.error and "died" in step.error for step in record.outcome.trace)
 
 
 # ---------- the oracle ----------
@@ -108,26 +107,29 @@ class BlindOracle:
     def __init__(self) -> None:
         self.oracle = OraclePolicy()
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
+    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         blind = scenario.model_copy(update={"answer": ExpectedAnswer(type="none"), "expected_writes": [],
                                             "provenance": [], "read_only": True, "branch": None})
-        return await self.oracle.solve(blind, client)
+        return await self.oracle.solve(blind, client, run_id=run_id)
 
 
 async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth(
         subset: list[Scenario], bench_home: Path, tmp_path: Path) -> None:
     summary, records = await run(subset, BlindOracle(), tmp_path / "oracle", bench_home)
-    failed = {r.scenario_id: (r.failure_cause, r.error, r.answer) for r in records if not r.passed}
+    failed = {r.scenario_id: (r.failure_cause, r.outcome.error, r.outcome.answer) for r in records if not r.passed}
     assert not failed
     assert summary["overall"]["accuracy"] == 100.0
     assert set(summary["by_category"]) == {f"{s.suite}/{s.category}" for s in subset}
     by_id = {s.id: s for s in subset}
     for record in records:
-        assert record.status == "answered" and record.tool_calls >= 1
-        assert all(TRACE_KEYS <= set(step) for step in record.trace)
-        assert record.trace[-1]["tool"] == "final_answer"
-        assert record.trace[-1]["arguments"]["answer"] == record.answer
-        assert all(step["tool"] in oracle.default_registry() for step in record.trace[:-1])
+        outcome = record.outcome
+        assert outcome.status == "answered" and outcome.tool_calls >= 1
+        assert outcome.trace[-1].tool == "final_answer"
+        assert (outcome.trace[-1].arguments or {})["answer"] == outcome.answer
+        assert all(step.tool in oracle.default_registry() for step in outcome.trace[:-1])
+        # the audit trail of the run context reaches the results log: one entry per written resource
+        written = {f"{c['resourceType']}/{c['id']}" for c in writes_of(record)}
+        assert {entry.reference for entry in outcome.audit} == written
         # every write went through the write tools: stamped with the policy as actor
         for change in writes_of(record):
             tags = {(t["system"], t["code"]) for t in change["after"]["meta"]["tag"]}
@@ -138,7 +140,7 @@ async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth
 async def test_oracle_scores_100_on_every_frozen_scenario(all_scenarios: list[Scenario], bench_home: Path,
                                                           tmp_path: Path) -> None:
     summary, records = await run(all_scenarios, make_policy("oracle"), tmp_path / "oracle-all", bench_home)
-    failed = {r.scenario_id: (r.failure_cause, r.error, r.answer) for r in records if not r.passed}
+    failed = {r.scenario_id: (r.failure_cause, r.outcome.error, r.outcome.answer) for r in records if not r.passed}
     assert not failed
     assert summary["overall"] == {**summary["overall"], "accuracy": 100.0, "n": len(all_scenarios)}
     for suite in ("ehrqa", "agentic"):
@@ -188,7 +190,7 @@ async def test_always_no_passes_only_the_no_questions(policy_run: Any, subset: l
     for s in subset:
         is_no = s.answer.type == "boolean" and s.answer.value is False
         assert records[s.id].passed == is_no, s.id
-        assert not records[s.id].changes and records[s.id].tool_calls == 0
+        assert not records[s.id].changes and records[s.id].outcome.tool_calls == 0
     booleans = [records[s.id].passed for s in subset if s.answer.type == "boolean"]
     assert 0.4 <= sum(booleans) / len(booleans) <= 0.6
     assert all(not records[s.id].passed for s in subset if s.answer.type != "boolean")
@@ -198,7 +200,7 @@ async def test_do_nothing_scores_zero(policy_run: Any, subset: list[Scenario]) -
     summary, records = await policy_run("do-nothing")
     assert summary["overall"]["accuracy"] <= 5.0
     assert not any(r.passed for r in records.values())
-    assert all(not r.changes and r.tool_calls == 0 for r in records.values())
+    assert all(not r.changes and r.outcome.tool_calls == 0 for r in records.values())
 
 
 async def test_always_act_fails_every_read_only_task_and_no_action_branch(policy_run: Any,

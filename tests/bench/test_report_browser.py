@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from medagent.bench.report import write_report
+from medagent.trajectory import RunOutcome, Step
 from medagent.bench.results import ResultsLog, TaskRecord
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -21,14 +22,16 @@ def _run(folder: Path, agent: str, passed: list[bool]) -> Path:
     for index, ok in enumerate(passed):
         log.append(TaskRecord(
             scenario_id=f"ehrqa-observation_value-{index}", suite="ehrqa", category="observation_value", split="test",
-            agent=agent, model="test-model", status="answered", answer="7.1 %" if ok else "6.0 %",
-            citations=["Observation/abc"], passed=ok, steps=2, tool_calls=2, prompt_tokens=900, completion_tokens=40,
-            latency_s=1.5 + index,
+            agent=agent, model="test-model", passed=ok, latency_s=1.5 + index,
+            outcome=RunOutcome(status="answered", answer="7.1 %" if ok else "6.0 %", citations=["Observation/abc"],
+                               steps=2, trace=[
+                Step(step=1, tool="search_observations", arguments={"code": "4548-4"}, prompt_tokens=450,
+                     completion_tokens=20, model_output='{"tool": "search_observations"}',
+                     result="2019-01-01 HbA1c 7.1 % <b>x</b>"),
+                Step(step=2, tool="final_answer", model_output="{}", arguments={"answer": "7.1 %"}, prompt_tokens=450,
+                     completion_tokens=20)]),
             verdict={"scenario_id": "x", "passed": ok, "score": float(ok), "checks": [
                 {"name": "answer", "passed": ok, "expected": "7.1 %", "got": "7.1 %" if ok else "6.0 %"}]},
-            trace=[{"step": 1, "tool": "search_observations", "arguments": {"code": "4548-4"},
-                    "model_output": '{"tool": "search_observations"}', "result": "2019-01-01 HbA1c 7.1 % <b>x</b>"},
-                   {"step": 2, "tool": "final_answer", "model_output": "{}", "arguments": {"answer": "7.1 %"}}],
         ))
     return folder
 

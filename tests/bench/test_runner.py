@@ -68,10 +68,11 @@ async def test_rescore_reproduces_saved_scores_and_regrades_changed_answers(tmp_
 
     log = ResultsLog(out / "results.jsonl")
     records = log.load()
-    boolean = next(r for r in records if r.answer and r.answer.lower() in ("yes", "no"))
-    flipped = "no" if boolean.answer.lower() == "yes" else "yes"
-    log.path.write_text("".join((r.model_copy(update={"answer": flipped}) if r is boolean else r).model_dump_json()
-                                + "\n" for r in records))
+    boolean = next(r for r in records if r.outcome.answer and r.outcome.answer.lower() in ("yes", "no"))
+    flipped = "no" if boolean.outcome.answer.lower() == "yes" else "yes"
+    changed_outcome = boolean.outcome.model_copy(update={"answer": flipped})
+    log.path.write_text("".join((r.model_copy(update={"outcome": changed_outcome}) if r is boolean else r)
+                                .model_dump_json() + "\n" for r in records))
     summary, changed = rescore_run(out, default_scenarios_dir())
     assert changed == 1
     assert summary["overall"]["accuracy"] == 90.0
@@ -97,6 +98,6 @@ async def test_whole_record_baseline_puts_the_record_in_the_prompt(fhir_url: str
     assert outcome.status == "answered" and outcome.answer == "yes"
     prompt = policy.requests[0].messages[0].content
     assert scenario.question in prompt and f'"id":"{scenario.patient}"' in prompt
-    step = outcome.trace[0]
-    assert step["record_resources"] == step["record_kept"] + step["record_cut"] and step["record_cut"] > 0
+    cut = outcome.trace[0].context
+    assert cut is not None and cut.resources == cut.kept + cut.cut and cut.cut > 0
     assert len(prompt) / CHARS_PER_TOKEN <= 4096

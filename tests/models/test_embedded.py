@@ -155,6 +155,6 @@ async def test_agent_runs_with_the_embedded_model_against_the_embedded_fhir_serv
     assert result.status == "answered", (result.status, result.error, result.trace)
     assert result.answer
     for step in result.trace:
-        if step.get("tool") not in (None, FINAL_ANSWER):
-            registry[step["tool"]].args_model.model_validate(step["arguments"])
-    assert result.trace[-1]["tool"] == FINAL_ANSWER
+        if step.is_tool_call:
+            registry[step.tool].args_model.model_validate(step.arguments)
+    assert result.trace[-1].tool == FINAL_ANSWER

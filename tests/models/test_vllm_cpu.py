@@ -193,8 +193,8 @@ async def test_agent_runs_through_vllm_against_the_embedded_fhir_server(
                                  patient="ba18818d-faef-44cd-9744-b12d8973d402")
     assert result.status == "answered", (result.status, result.error, result.trace)
     assert result.answer
-    calls = [step for step in result.trace if step.get("tool") not in (None, FINAL_ANSWER)]
+    calls = [step for step in result.trace if step.is_tool_call]
     for step in calls:  # every tool call arrived as a valid, typed call of a registered tool
-        registry[step["tool"]].args_model.model_validate(step["arguments"])
-    assert result.trace[-1]["tool"] == FINAL_ANSWER
+        registry[step.tool].args_model.model_validate(step.arguments)
+    assert result.trace[-1].tool == FINAL_ANSWER
     assert result.prompt_tokens > 0 and result.completion_tokens > 0

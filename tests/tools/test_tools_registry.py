@@ -9,9 +9,20 @@ from typing import Any
 import pytest
 from tools_expect import PATIENT
 
+from medagent.agent.actions import action_schema
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirInvalid
-from medagent.tools import ToolArgs, ToolCall, ToolContext, ToolError, ToolResult, default_registry, tool
+from medagent.tools import (
+    APPROVE_WRITES,
+    ReviewerCallback,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    WriteRequest,
+    default_registry,
+    tool,
+)
 from medagent.tools.registry import FINAL_ANSWER, Registry
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -85,7 +96,7 @@ def test_openai_schemas() -> None:
 
 
 def test_one_action_schema_for_constrained_decoding() -> None:
-    schema = REGISTRY.json_schema_union()
+    schema = action_schema(REGISTRY)
     assert "$defs" not in json.dumps(schema) and "$ref" not in json.dumps(schema)
     validator = jsonschema.Draft202012Validator(schema)
     for item in REGISTRY:
@@ -95,14 +106,14 @@ def test_one_action_schema_for_constrained_decoding() -> None:
     assert not validator.is_valid({"tool": "drop_database", "arguments": {}})
     assert not validator.is_valid({"tool": "get_patient", "arguments": {"patient": PATIENT, "bogus": 1}})
     assert not validator.is_valid({"tool": "get_patient", "arguments": {}})
-    narrow = REGISTRY.json_schema_union(["get_patient"])
+    narrow = action_schema(REGISTRY, ["get_patient"])
     assert len(narrow["anyOf"]) == 2
 
 
 @pytest.mark.parametrize("name", REGISTRY.names)
 async def test_bad_arguments_for_every_tool_come_back_as_errors(name: str) -> None:
     item = REGISTRY[name]
-    ctx = offline_ctx(read_only=False)
+    ctx = offline_ctx(approval=APPROVE_WRITES)
     extra = await REGISTRY.call(name, {**item.example, "bogus_argument": 1}, ctx)
     assert extra.error and "bogus_argument: unknown argument" in extra.error and "Example: {" in extra.error
     assert extra.text.startswith("ERROR: ")
@@ -130,27 +141,49 @@ async def test_writes_are_refused_in_read_only_mode(name: str) -> None:
     assert result.error and result.error.startswith("refused: read-only mode") and not result.wrote
 
 
-async def test_approval_hook_sees_the_call_and_can_refuse() -> None:
-    seen: list[ToolCall] = []
+async def test_approval_policy_sees_the_call_and_can_refuse() -> None:
+    seen: list[WriteRequest] = []
 
-    async def deny(call: ToolCall) -> bool:
+    async def deny(call: WriteRequest) -> bool:
         seen.append(call)
         return False
 
-    ctx = offline_ctx(read_only=False, approve=deny)
+    ctx = offline_ctx(approval=ReviewerCallback(deny), patient=PATIENT, run_id="run-7")
     result = await REGISTRY.call("discontinue_medication", {"medication_request": "MedicationRequest/abc"}, ctx)
     assert result.error and "not approved" in result.error
-    assert seen == [ToolCall(name="discontinue_medication", arguments={"medication_request": "MedicationRequest/abc"},
-                             writes=True, destructive=True)]
+    assert seen == [WriteRequest(tool="discontinue_medication", arguments={"medication_request": "MedicationRequest/abc"},
+                                 destructive=True, patient=None, context_patient=PATIENT, run_id="run-7")]
+    note = await REGISTRY.call("add_note", {"patient": f"Patient/{PATIENT}", "text": "x"}, ctx)
+    assert note.error and "not approved" in note.error
+    assert seen[-1].patient == PATIENT and not seen[-1].destructive  # the write's target, without "Patient/"
     reads = await REGISTRY.call("get_patient", {"patient": PATIENT}, ctx)
-    assert len(seen) == 1, "reads are never sent to approval"
+    assert len(seen) == 2, "reads are never sent to approval"
     assert reads.error and "could not be reached" in reads.error  # the offline server: an error, not an exception
+    invalid = await REGISTRY.call("add_note", {"patient": PATIENT}, ctx)
+    assert len(seen) == 2 and invalid.error and "text: required" in invalid.error  # invalid calls are not reviewed
 
-    async def broken(call: ToolCall) -> bool:
+    async def broken(call: WriteRequest) -> bool:
         raise RuntimeError("hook down")
 
-    failed = await REGISTRY.call("add_note", {"patient": PATIENT, "text": "x"}, offline_ctx(read_only=False, approve=broken))
-    assert failed.error and "approval step failed" in failed.error
+    failed = await REGISTRY.call("add_note", {"patient": PATIENT, "text": "x"}, offline_ctx(approval=ReviewerCallback(broken)))
+    assert failed.error and "approval step: it failed (RuntimeError)" in failed.error
+
+
+async def test_escalated_write_without_a_reviewer_is_refused_and_a_reviewer_decision_is_applied() -> None:
+    from medagent.tools import ESCALATE_WRITES, ApprovalDecision
+
+    ctx = offline_ctx(approval=ESCALATE_WRITES)
+    args = {"patient": PATIENT, "text": "x"}
+    review = await REGISTRY.review("add_note", args, ctx)
+    assert review is not None and review[1] == ApprovalDecision(verdict="escalate", by="ask")
+    assert review[0].tool == "add_note" and review[0].patient == PATIENT and review[0].arguments["text"] == "x"
+    assert await REGISTRY.review("get_patient", {"patient": PATIENT}, ctx) is None
+    waiting = await REGISTRY.call("add_note", args, ctx)
+    assert waiting.error and "needs a reviewer's approval" in waiting.error
+    rejected = await REGISTRY.call("add_note", args, ctx, decision=ApprovalDecision.reviewer(False, "wrong chart"))
+    assert rejected.error and "rejected by user: wrong chart" in rejected.error
+    approved = await REGISTRY.call("add_note", args, ctx, decision=ApprovalDecision.reviewer(True))
+    assert approved.error and "could not be reached" in approved.error  # it ran: the offline server answered
 
 
 async def test_exceptions_inside_tools_never_escape() -> None:

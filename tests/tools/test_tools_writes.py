@@ -15,14 +15,14 @@ import pytest
 from tools_expect import PATIENT, instant, of_type, patient, records
 
 from medagent.fhir.resources import parse_resource
-from medagent.tools import ToolContext
+from medagent.tools import APPROVE_WRITES, ToolContext
 
 NOW = datetime(2019, 5, 2, 10, 15, tzinfo=UTC)
 
 
 @pytest.fixture
 def writer(clean_fhir: str, make_ctx: Callable[..., ToolContext]) -> ToolContext:
-    return make_ctx(NOW, read_only=False, actor="medagent/test-model", run_id="run-1")
+    return make_ctx(NOW, approval=APPROVE_WRITES, actor="medagent/test-model", run_id="run-1")
 
 
 def diff(url: str) -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ async def test_a_retried_write_creates_nothing_new(run: Any, writer: ToolContext
     again = await run("record_vital_sign", NOW, ctx=writer, **args, reason="retry after a timeout")
     assert again.wrote == first.wrote and "already written by an identical earlier call" in again.text
     assert len(diff(clean_fhir)) == 1 and [e.created for e in writer.audit] == [True, False]
-    other_run = make_ctx(NOW, read_only=False, run_id="run-2")
+    other_run = make_ctx(NOW, approval=APPROVE_WRITES, run_id="run-2")
     third = await run("record_vital_sign", NOW, ctx=other_run, **args)
     assert third.wrote != first.wrote and len(diff(clean_fhir)) == 2
     changed = await run("record_vital_sign", NOW, ctx=writer, **{**args, "value": 73})
@@ -201,7 +201,7 @@ async def test_discontinue_medication(run: Any, writer: ToolContext, clean_fhir:
     missing = await run("discontinue_medication", NOW, ctx=writer, medication_request="MedicationRequest/nope")
     assert missing.error and "not found" in missing.error
     before = instant(active["authoredOn"]) - timedelta(days=1)
-    future = await run("discontinue_medication", before, ctx=make_ctx(before, read_only=False), medication_request=ref)
+    future = await run("discontinue_medication", before, ctx=make_ctx(before, approval=APPROVE_WRITES), medication_request=ref)
     assert future.error and "dated after now" in future.error
     assert len(diff(clean_fhir)) == 1
 
@@ -212,9 +212,9 @@ async def test_read_only_and_deceased_patients_are_refused(run: Any, clean_fhir:
     assert read_only.error and read_only.error.startswith("refused: read-only mode")
     dead = next(pid for pid in sorted(records()) if patient(pid).get("deceasedDateTime"))
     after_death = instant(patient(dead)["deceasedDateTime"]) + timedelta(days=1)
-    refused = await run("record_vital_sign", after_death, ctx=make_ctx(after_death, read_only=False), patient=dead,
+    refused = await run("record_vital_sign", after_death, ctx=make_ctx(after_death, approval=APPROVE_WRITES), patient=dead,
                         vital="heart_rate", value=60)
     assert refused.error and "died on" in refused.error
-    unknown = await run("add_note", NOW, ctx=make_ctx(NOW, read_only=False), patient="nobody-here", text="x")
+    unknown = await run("add_note", NOW, ctx=make_ctx(NOW, approval=APPROVE_WRITES), patient="nobody-here", text="x")
     assert unknown.error and "not found" in unknown.error
     assert diff(clean_fhir) == []

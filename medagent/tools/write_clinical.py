@@ -1,6 +1,6 @@
 """Write tools: record a vital sign or observation, order a medication or a lab/referral, add a note, stop a medication.
 
-Every write is refused in read-only mode (by the registry, before it gets here), validated with
+Every write is decided by the run's approval policy (by the registry, before it gets here), validated with
 fhir.resources R4B before it is sent, idempotent (a conditional create on an identifier that
 hashes tool, clinical arguments, patient and run: a retried call returns the first resource),
 dated at the run's now unless told otherwise, and audited: who/what/why is in the resource
@@ -27,20 +27,13 @@ from medagent.tools.context import AuditEntry, ToolContext
 from medagent.tools.dates import DateArg, fhir_instant, parse_fhir, resolve
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import generic_line, medication_line, observation_line, reference
-from medagent.tools.search_args import PatientRef, require_patient
+from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, require_patient
+from medagent.vocabulary import CVX, LOINC, NDC, OBSERVATION_CATEGORY, RXNORM, SNOMED, UCUM, US_CORE_DOCUMENT_CATEGORY
 
-PID = "ba18818d-faef-44cd-9744-b12d8973d402"
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-NDC = "http://hl7.org/fhir/sid/ndc"
-CVX = "http://hl7.org/fhir/sid/cvx"
-UCUM = "http://unitsofmeasure.org"
 REQUEST_SYSTEM = "urn:medagent:request"
 ACTOR_SYSTEM = "urn:medagent:actor"
 RUN_SYSTEM = "urn:medagent:run"
 AUDIT_URL = "urn:medagent:audit"
-OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 _SNOMED_CODE = re.compile(r"^\d{6,18}$")
 _RXNORM_CODE = re.compile(r"^\d{1,9}$")
@@ -218,7 +211,7 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 
 
 def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
-    category = [{"coding": [{"system": OBS_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
+    category = [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
                  "text": "Vital Signs"}]
     base = {"resourceType": "Observation", "status": "final", "category": category,
             "subject": {"reference": f"Patient/{args.patient}"}, "effectiveDateTime": effective, "issued": effective}
@@ -252,7 +245,7 @@ def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
             "valueQuantity": _quantity(value, unit)}
 
 
-@tool(writes=True, example={"patient": PID, "vital": "blood_pressure", "systolic": 128, "diastolic": 82})
+@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "vital": "blood_pressure", "systolic": 128, "diastolic": 82})
 async def record_vital_sign(ctx: ToolContext, args: VitalArgs) -> ToolResult:
     """Record a vital sign as an Observation (status final, category vital-signs, LOINC coded, effective now by default).
 
@@ -297,7 +290,7 @@ class ObservationWriteArgs(WriteArgs):
         return self
 
 
-@tool(writes=True, example={"patient": PID, "code": "2339-0", "value": 105, "unit": "mg/dL"})
+@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "code": "2339-0", "value": 105, "unit": "mg/dL"})
 async def record_observation(ctx: ToolContext, args: ObservationWriteArgs) -> ToolResult:
     """Record a lab result or other observation (any LOINC code) with a numeric value + unit or a text value, effective now by default."""
     await writable_patient(ctx, args.patient)
@@ -305,7 +298,7 @@ async def record_observation(ctx: ToolContext, args: ObservationWriteArgs) -> To
     display = args.display or await _display_in_data(ctx, "Observation", "code", LOINC, args.code, "code") or args.code
     resource: dict[str, Any] = {
         "resourceType": "Observation", "status": "final",
-        "category": [{"coding": [{"system": OBS_CATEGORY, "code": args.category}]}],
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": args.category}]}],
         "code": {"coding": [{"system": LOINC, "code": args.code, "display": display}], "text": display},
         "subject": {"reference": f"Patient/{args.patient}"}, "effectiveDateTime": effective, "issued": effective,
     }
@@ -396,7 +389,7 @@ class MedicationOrderArgs(WriteArgs):
         return self
 
 
-@tool(writes=True, example={"patient": PID, "code": "40032-917-01", "system": "ndc", "dose_value": 40,
+@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "code": "40032-917-01", "system": "ndc", "dose_value": 40,
                             "dose_unit": "mEq", "route": "oral"})
 async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolResult:
     """Order a medication or a vaccine: a MedicationRequest (status active, intent order, authored now) with RxNorm/NDC/CVX code, dose, route, rate, duration and reason."""
@@ -487,7 +480,7 @@ class ServiceOrderArgs(WriteArgs):
         return self
 
 
-@tool(writes=True, example={"patient": PID, "code": "2823-3", "kind": "lab", "occurrence": "tomorrow 08:00"})
+@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "code": "2823-3", "kind": "lab", "occurrence": "tomorrow 08:00"})
 async def order_service(ctx: ToolContext, args: ServiceOrderArgs) -> ToolResult:
     """Order a lab test, referral, imaging or procedure: a ServiceRequest (status active, intent order, authored now) with LOINC/SNOMED code, time, priority and note."""
     await writable_patient(ctx, args.patient)
@@ -535,7 +528,7 @@ class NoteArgs(WriteArgs):
     """Kind of clinical note (LOINC document type)."""
 
 
-@tool(writes=True, example={"patient": PID, "text": "Patient reports improved sleep; continue current plan."})
+@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "text": "Patient reports improved sleep; continue current plan."})
 async def add_note(ctx: ToolContext, args: NoteArgs) -> ToolResult:
     """Add a clinical note to the patient's chart (a DocumentReference with a LOINC note type, dated now, plain text)."""
     await writable_patient(ctx, args.patient)
@@ -544,7 +537,7 @@ async def add_note(ctx: ToolContext, args: NoteArgs) -> ToolResult:
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference", "status": "current", "docStatus": "final",
         "type": {"coding": [{"system": LOINC, "code": code, "display": name}], "text": name},
-        "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+        "category": [{"coding": [{"system": US_CORE_DOCUMENT_CATEGORY,
                                   "code": "clinical-note", "display": "Clinical Note"}]}],
         "subject": {"reference": f"Patient/{args.patient}"}, "date": now, "author": [{"display": ctx.actor}],
         "description": args.title or name,
