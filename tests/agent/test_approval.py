@@ -58,7 +58,8 @@ async def test_read_only_mode_refuses_writes(registry: Registry, client: FhirCli
     policy = ScriptedPolicy([BP, final("could not record")])
     result = await _agent(policy, registry, client, "refuse").run("Record BP", now=NOW, patient=PATIENT)
     assert result.status == "answered"
-    assert "read-only" in (result.trace[0]["error"] or "")
+    assert result.trace[0]["error"] == "write not performed (refused: read-only mode)"
+    assert str(result.trace[0]["approval"]).startswith("refused")
     assert await client.diff() == []
 
 
