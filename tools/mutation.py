@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import shutil
 import subprocess
@@ -103,30 +104,33 @@ def write_config(dest: Path, target: Target, tests: list[str]) -> None:
     pyproject.write_text(text + "\n".join(lines))
 
 
-def run_target(target: Target, out: Path, tests_at: str | None, budget: int, children: int) -> dict[str, object]:
+def run_target(target: Target, out: Path, tests_at: str | None, budget: int, children: int,
+               report_only: bool = False) -> dict[str, object]:
     scratch = out / (target.name.replace("/", "-") + (f"@{tests_at}" if tests_at else ""))
-    copy_checkout(scratch, tests_at)
+    if not report_only:
+        copy_checkout(scratch, tests_at)
     tests = [t for t in target.tests if (scratch / t).exists()]
     row: dict[str, object] = {"target": target.name, "module": target.module,
                               "functions": ",".join(target.functions) or "all", "tests": tests}
     if not tests:
         row["note"] = "no test files of this target exist" + (f" at {tests_at}" if tests_at else "")
         return row
-    write_config(scratch, target, tests)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MUTANT_UNDER_TEST")}
     env["MEDAGENT_HOME"] = str(scratch / ".home")
     mutmut = [sys.executable, "-m", "mutmut"]
-    names = [f"{target.dotted}.x_{fn}__mutmut_*" for fn in target.functions]
-    started = time.monotonic()
-    with open(scratch / "mutmut.log", "w") as log:
-        try:
-            run = subprocess.run([*mutmut, "run", "--max-children", str(children), *names], cwd=scratch, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, timeout=budget)
-            row["rc"] = run.returncode
-        except subprocess.TimeoutExpired:
-            row["rc"] = "budget"
-            row["note"] = f"stopped at the {budget} s budget"
-    row["seconds"] = round(time.monotonic() - started)
+    if not report_only:
+        write_config(scratch, target, tests)
+        names = [f"{target.dotted}.x_{fn}__mutmut_*" for fn in target.functions]
+        started = time.monotonic()
+        with open(scratch / "mutmut.log", "w") as log:
+            try:
+                run = subprocess.run([*mutmut, "run", "--max-children", str(children), *names], cwd=scratch,
+                                     env=env, stdout=log, stderr=subprocess.STDOUT, timeout=budget)
+                row["rc"] = run.returncode
+            except subprocess.TimeoutExpired:
+                row["rc"] = "budget"
+                row["note"] = f"stopped at the {budget} s budget"
+        row["seconds"] = round(time.monotonic() - started)
     listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=scratch, env=env, capture_output=True,
                              text=True)
     statuses: dict[str, str] = {}
@@ -140,10 +144,15 @@ def run_target(target: Target, out: Path, tests_at: str | None, budget: int, chi
     row["score"] = round(100 * detected / len(statuses), 1) if statuses else None
     survivors = [n for n, s in statuses.items() if s not in DETECTED]
     report = out / f"{scratch.name}.survivors.txt"
+    # one process for all diffs (a `mutmut show` per survivor costs a second or more each)
+    script = ("import sys\nfrom mutmut.__main__ import find_mutant, get_diff_for_mutant\n"
+              "for name in sys.argv[1:]:\n"
+              "    print(get_diff_for_mutant(name, path=find_mutant(name).path), end='\\x00')\n")
+    diffs = subprocess.run([sys.executable, "-c", script, *survivors], cwd=scratch, env=env, capture_output=True,
+                           text=True).stdout.split("\x00") if survivors else []
     with open(report, "w") as fh:
-        for name in survivors:
-            shown = subprocess.run([*mutmut, "show", name], cwd=scratch, env=env, capture_output=True, text=True)
-            fh.write(f"## {name}: {statuses[name]}\n{shown.stdout}\n")
+        for name, diff in zip(survivors, diffs + [""] * len(survivors)):
+            fh.write(f"## {name}: {statuses[name]}\n{diff}\n")
     row["survivors_file"] = str(report)
     if listing.returncode != 0 and not statuses:
         row["note"] = f"mutmut results failed: {listing.stderr.strip()[-300:]}"
@@ -178,6 +187,8 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=1, help="mutmut workers (default 1: shared machine)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "medagent-mutation")
     parser.add_argument("--list", action="store_true", help="print the targets and exit")
+    parser.add_argument("--report-only", action="store_true",
+                        help="re-read the results of an earlier run in OUT (no copy, no mutation run)")
     args = parser.parse_args()
     targets = load_targets()
     if args.list:
@@ -189,13 +200,21 @@ def main() -> int:
     rows = []
     for target in chosen:
         print(f"mutating {target.module} ({','.join(target.functions) or 'all functions'}) ...", flush=True)
-        rows.append(run_target(target, args.out, args.tests_at, args.budget, args.max_children))
+        rows.append(run_target(target, args.out, args.tests_at, args.budget, args.max_children,
+                               args.report_only))
         print(table(rows[-1:], args.tests_at).splitlines()[-1], flush=True)
     text = table(rows, args.tests_at)
     suffix = f"@{args.tests_at}" if args.tests_at else ""
-    (args.out / f"table{suffix}.md").write_text(text + "\n")
+    for row in rows:  # one file per target, so the full table adds up across separate invocations
+        (args.out / f"{row['target'].replace('/', '-')}{suffix}.row.json").write_text(json.dumps(row))  # type: ignore[union-attr]
+    order = {name: i for i, name in enumerate(targets)}
+    everything = [json.loads(p.read_text()) for p in args.out.glob(f"*{suffix}.row.json")
+                  if p.name.endswith(f"{suffix}.row.json") and (suffix or "@" not in p.name)]
+    everything.sort(key=lambda r: order.get(r["target"], len(order)))
+    (args.out / f"table{suffix}.md").write_text(table(everything, args.tests_at) + "\n")
     print()
     print(text)
+    print(f"\nall targets measured so far: {args.out}/table{suffix}.md")
     print(f"\nsurvivor diffs: {args.out}/<target>{suffix}.survivors.txt")
     return 0
 
