@@ -77,8 +77,8 @@ def copy_checkout(dest: Path, tests_at: str | None) -> None:
     dest.mkdir(parents=True)
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                            capture_output=True).stdout
-    subprocess.run(["tar", "--null", "-T", "-", "-cf", "-"], cwd=ROOT, input=files, check=True,
-                   stdout=open(dest / ".checkout.tar", "wb"))
+    with open(dest / ".checkout.tar", "wb") as tar:
+        subprocess.run(["tar", "--null", "-T", "-", "-cf", "-"], cwd=ROOT, input=files, check=True, stdout=tar)
     subprocess.run(["tar", "-xf", ".checkout.tar"], cwd=dest, check=True)
     (dest / ".checkout.tar").unlink()
     if tests_at:
@@ -125,14 +125,14 @@ def run_target(target: Target, out: Path, tests_at: str | None, budget: int, chi
         with open(scratch / "mutmut.log", "w") as log:
             try:
                 run = subprocess.run([*mutmut, "run", "--max-children", str(children), *names], cwd=scratch,
-                                     env=env, stdout=log, stderr=subprocess.STDOUT, timeout=budget)
+                                     env=env, stdout=log, stderr=subprocess.STDOUT, timeout=budget, check=False)
                 row["rc"] = run.returncode
             except subprocess.TimeoutExpired:
                 row["rc"] = "budget"
                 row["note"] = f"stopped at the {budget} s budget"
         row["seconds"] = round(time.monotonic() - started)
     listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=scratch, env=env, capture_output=True,
-                             text=True)
+                             text=True, check=False)
     statuses: dict[str, str] = {}
     for line in listing.stdout.splitlines():
         name, sep, status = line.strip().rpartition(": ")
@@ -149,7 +149,7 @@ def run_target(target: Target, out: Path, tests_at: str | None, budget: int, chi
               "for name in sys.argv[1:]:\n"
               "    print(get_diff_for_mutant(name, path=find_mutant(name).path), end='\\x00')\n")
     diffs = subprocess.run([sys.executable, "-c", script, *survivors], cwd=scratch, env=env, capture_output=True,
-                           text=True).stdout.split("\x00") if survivors else []
+                           text=True, check=False).stdout.split("\x00") if survivors else []
     with open(report, "w") as fh:
         for name, diff in zip(survivors, diffs + [""] * len(survivors)):
             fh.write(f"## {name}: {statuses[name]}\n{diff}\n")

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import pytest
 
 from tests.required import skip_or_fail
 

@@ -10,7 +10,7 @@ covered by test_server_conformance.py against the bundles.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ from medagent.fhir.server.values import (
     parse_number,
     split_prefix,
 )
-
-UTC = timezone.utc
 
 
 def epoch(*args: int, tz: timezone = UTC) -> float:

@@ -39,7 +39,12 @@ from medagent.scenarios.models import (
     WindowRule,
     WriteSpec,
 )
-from medagent.scenarios.writes import grade_writes, relevant_changes, resolve, strings_at
+from medagent.scenarios.writes import (
+    grade_writes,
+    relevant_changes,
+    resolve,
+    strings_at,
+)
 
 PATIENT = "pat-1"
 NOW = datetime(2020, 5, 1, 10, 15, tzinfo=UTC)

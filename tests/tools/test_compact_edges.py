@@ -10,7 +10,15 @@ import pytest
 
 from medagent.fhir.client import FhirClient
 from medagent.tools import ToolContext
-from medagent.tools.compact import Line, clean, code_label, join, number, render, system_label
+from medagent.tools.compact import (
+    Line,
+    clean,
+    code_label,
+    join,
+    number,
+    render,
+    system_label,
+)
 
 NOW = datetime(2019, 5, 2, tzinfo=UTC)
 BUDGET_TOKENS = 50          # 200 characters; lines may use up to 200 - 80 = 120 of them
