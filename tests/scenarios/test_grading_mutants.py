@@ -650,3 +650,116 @@ def test_grade_writes_without_expected_writes_is_read_only() -> None:
     act = scenario()
     checks, cause = grade_writes(act, [create(order("o1", "KCL"))])
     assert cause == "forbidden_write" and checks[0].name == "no writes"
+
+
+def test_a_write_wrong_in_every_way_reports_every_constraint() -> None:
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    stop = WriteSpec(
+        name="stop kcl", resource_type="MedicationRequest", action="update", target="MedicationRequest/mr-9",
+        subject=f"Patient/{PATIENT}", codes=[CodingSpec(system=rxnorm, code="KCL")], intent=["order"],
+        status=["stopped"],
+        quantities=[QuantityRule(name="dose", options=[QuantityOption(
+            path="dosageInstruction.doseAndRate.doseQuantity", value=40.0, unit="mEq")])],
+        fields=[FieldRule(name="reason", path="note.text", any_of=["hyperkalaemia"], mode="contains")],
+        windows=[WindowRule(name="authored", paths=["authoredOn"], not_before="2020-05-01T10:00:00+00:00",
+                            not_after="2020-05-01T11:00:00+00:00")],
+        unchanged=["medicationCodeableConcept"])
+    before = order("mr-8", "KCL")
+    medication = {"coding": [{"system": rxnorm, "code": "NACL"}, {"system": "http://snomed.info/sct", "code": "999"}]}
+    after = {**before, "subject": {"reference": "Patient/other"}, "medicationCodeableConcept": medication,
+             "intent": "plan", "status": "active", "note": [{"text": "stopped"}],
+             "authoredOn": "2020-05-01T12:00:00+00:00",
+             "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 20, "unit": "mEq"}}]}]}
+    change = {"resourceType": "MedicationRequest", "id": "mr-8", "action": "update", "before": before, "after": after}
+    verdict = grade(scenario(stop), None, [change])
+    assert verdict.failure_cause == "wrong_write"
+    assert verdict.checks[0].got == "update MedicationRequest/mr-8"
+    assert verdict.checks[0].detail == "; ".join([
+        "target: expected MedicationRequest/mr-9, got MedicationRequest/mr-8",
+        "subject: expected Patient/pat-1, got ['Patient/other']",
+        f"code: expected ['{rxnorm}|KCL'], got ['http://snomed.info/sct|999', '{rxnorm}|NACL']",
+        "intent: expected ['order'], got plan",
+        "status: expected ['stopped'], got active",
+        "dose: expected dosageInstruction.doseAndRate.doseQuantity=40 mEq, got ['20 mEq']",
+        "reason: expected ['hyperkalaemia'], got ['stopped']",
+        "authored: expected ['2020-05-01T10:00:00+00:00', '2020-05-01T11:00:00+00:00'], "
+        "got ['2020-05-01T12:00:00+00:00']",
+        f"unchanged medicationCodeableConcept: expected [{before['medicationCodeableConcept']!r}], "
+        f"got [{medication!r}]",
+    ])
+
+
+def test_quantity_alternatives_report_every_value_read() -> None:
+    either = spec("kcl", "KCL", quantities=[QuantityRule(name="dose", options=[
+        QuantityOption(path="dosageInstruction.doseAndRate.doseQuantity", value=40.0, unit="mEq"),
+        QuantityOption(path="dispenseRequest.quantity", value=40.0, unit="mEq")])])
+    wrong = order("o1", "KCL", dose=20.0)
+    wrong["dispenseRequest"] = {"quantity": {"value": 10, "unit": "mEq"}}
+    verdict = grade(scenario(either), None, [create(wrong)])
+    assert verdict.checks[0].detail == ("dose: expected dosageInstruction.doseAndRate.doseQuantity=40 mEq or "
+                                        "dispenseRequest.quantity=40 mEq, got ['20 mEq', '10 mEq']")
+    right_second = order("o1", "KCL", dose=20.0)
+    right_second["dispenseRequest"] = {"quantity": {"value": 40, "unit": "mEq"}}
+    assert grade(scenario(either), None, [create(right_second)]).passed
+    mixed = order("o1", "KCL")
+    mixed["dosageInstruction"] = ["not a dict", {"doseAndRate": [{"doseQuantity": {"value": 40, "unit": "mEq"}}]}]
+    assert grade(scenario(either), None, [create(mixed)]).passed  # a malformed item does not stop the search
+    two_units = order("o1", "KCL")
+    two_units["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] = {"value": 40, "unit": "tablets",
+                                                                           "code": "mEq"}
+    assert grade(scenario(either), None, [create(two_units)]).passed
+
+
+@pytest.mark.parametrize(("authored", "ok"), [
+    ("2020-05-01T10:00:00+00:00", True),   # window edges are inclusive
+    ("2020-05-01T11:00:00+00:00", True),
+    ("2020-05-01T10:30:00+00:00", True),
+    ("2020-05-01", True),                  # a day overlapping the window
+    ("2020-05-01T09:59:59+00:00", False),
+    ("2020-05-01T11:00:01+00:00", False),
+    ("2020-04-30", False),
+])
+def test_time_window_edges(authored: str, ok: bool) -> None:
+    timed = spec("kcl", "KCL", windows=[WindowRule(name="authored", paths=["occurrenceDateTime", "authoredOn"],
+                                                   not_before="2020-05-01T10:00:00+00:00",
+                                                   not_after="2020-05-01T11:00:00+00:00")])
+    resource = order("o1", "KCL")
+    resource["authoredOn"] = authored
+    assert grade(scenario(timed), None, [create(resource)]).passed is ok
+
+
+def test_a_date_only_window_covers_whole_days() -> None:
+    daily = spec("kcl", "KCL", windows=[WindowRule(name="authored", paths=["authoredOn"], not_before="2020-05-01",
+                                                   not_after="2020-05-02")])
+    for authored, ok in (("2020-05-01T08:00:00+00:00", True), ("2020-05-02T23:00:00+00:00", True),
+                         ("2020-05-03T00:00:00+00:00", False), ("2020-04-30T23:59:59+00:00", False)):
+        resource = order("o1", "KCL")
+        resource["authoredOn"] = authored
+        assert grade(scenario(daily), None, [create(resource)]).passed is ok, authored
+
+
+def test_codes_on_a_custom_path_and_the_default_paths() -> None:
+    lab = WriteSpec(name="potassium", resource_type="ServiceRequest", subject=f"Patient/{PATIENT}",
+                    codes=[CodingSpec(system="http://loinc.org", code="2823-3")])
+    request = {"resourceType": "ServiceRequest", "id": "s1", "status": "active", "intent": "order",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+               "subject": {"reference": f"Patient/{PATIENT}"}}
+    assert grade(scenario(lab), None, [create(request)]).passed  # default path code.coding
+    vaccine = WriteSpec(name="flu", resource_type="Immunization", subject=f"Patient/{PATIENT}", subject_path="patient.reference",
+                        codes=[CodingSpec(system="http://hl7.org/fhir/sid/cvx", code="140")])
+    shot = {"resourceType": "Immunization", "id": "i1", "status": "completed", "patient": {"reference": f"Patient/{PATIENT}"},
+            "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]}}
+    assert grade(scenario(vaccine), None, [create(shot)]).passed  # default path vaccineCode.coding
+    custom = lab.model_copy(update={"code_path": "reasonCode.coding"})
+    assert not grade(scenario(custom), None, [create(request)]).passed
+    assert grade(scenario(custom), None, [create({**request, "reasonCode": [request["code"]]})]).passed
+
+
+def test_split_path_keeps_filters_with_dots_and_nested_brackets_whole() -> None:
+    bp = {"component": [{"code": {"coding": [{"code": "8480-6"}]}, "valueQuantity": {"value": 128, "unit": "mm[Hg]"}},
+                        {"code": {"coding": [{"code": "8462-4"}]}, "valueQuantity": {"value": 82, "unit": "mm[Hg]"}}]}
+    assert resolve(bp, "component[code.coding.code=8480-6].valueQuantity.unit") == ["mm[Hg]"]
+    assert resolve(bp, "component[code.coding.code=8480-6].code.coding[code=8480-6].code") == ["8480-6"]
+    assert resolve({"a": {"b": 1}}, "a.b") == [1] and resolve({"a": {"b": 1}}, "a..b") == [1]
+    with pytest.raises(ValueError, match=r"bad path segment '1x' in 'a\.1x'"):
+        resolve({"a": 1}, "a.1x")
