@@ -682,10 +682,10 @@ def test_a_write_wrong_in_every_way_reports_every_constraint() -> None:
         "status: expected ['stopped'], got active",
         "dose: expected dosageInstruction.doseAndRate.doseQuantity=40 mEq, got ['20 mEq']",
         "reason: expected ['hyperkalaemia'], got ['stopped']",
-        "authored: expected ['2020-05-01T10:00:00+00:00', '2020-05-01T11:00:00+00:00'], "
-        "got ['2020-05-01T12:00:00+00:00']",
-        f"unchanged medicationCodeableConcept: expected [{before['medicationCodeableConcept']!r}], "
-        f"got [{medication!r}]",
+        ("authored: expected ['2020-05-01T10:00:00+00:00', '2020-05-01T11:00:00+00:00'], "
+         "got ['2020-05-01T12:00:00+00:00']"),
+        (f"unchanged medicationCodeableConcept: expected [{before['medicationCodeableConcept']!r}], "
+         f"got [{medication!r}]"),
     ])
 
 
