@@ -105,9 +105,10 @@ def write_config(dest: Path, target: Target, tests: list[str]) -> None:
 
 
 def run_target(target: Target, out: Path, tests_at: str | None, budget: int, children: int,
-               report_only: bool = False) -> dict[str, object]:
+               report_only: bool = False, keep: bool = False) -> dict[str, object]:
     scratch = out / (target.name.replace("/", "-") + (f"@{tests_at}" if tests_at else ""))
-    if not report_only:
+    keep = keep and (scratch / "mutants").exists()
+    if not report_only and not keep:
         copy_checkout(scratch, tests_at)
     tests = [t for t in target.tests if (scratch / t).exists()]
     row: dict[str, object] = {"target": target.name, "module": target.module,
@@ -119,10 +120,11 @@ def run_target(target: Target, out: Path, tests_at: str | None, budget: int, chi
     env["MEDAGENT_HOME"] = str(scratch / ".home")
     mutmut = [sys.executable, "-m", "mutmut"]
     if not report_only:
-        write_config(scratch, target, tests)
+        if not keep:
+            write_config(scratch, target, tests)
         names = [f"{target.dotted}.x_{fn}__mutmut_*" for fn in target.functions]
         started = time.monotonic()
-        with open(scratch / "mutmut.log", "w") as log:
+        with open(scratch / "mutmut.log", "a" if keep else "w") as log:
             try:
                 run = subprocess.run([*mutmut, "run", "--max-children", str(children), *names], cwd=scratch,
                                      env=env, stdout=log, stderr=subprocess.STDOUT, timeout=budget, check=False)
@@ -189,6 +191,8 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="print the targets and exit")
     parser.add_argument("--report-only", action="store_true",
                         help="re-read the results of an earlier run in OUT (no copy, no mutation run)")
+    parser.add_argument("--keep", action="store_true",
+                        help="continue an earlier run in OUT (same copy; mutants already tested are not rerun)")
     args = parser.parse_args()
     targets = load_targets()
     if args.list:
@@ -201,7 +205,7 @@ def main() -> int:
     for target in chosen:
         print(f"mutating {target.module} ({','.join(target.functions) or 'all functions'}) ...", flush=True)
         rows.append(run_target(target, args.out, args.tests_at, args.budget, args.max_children,
-                               args.report_only))
+                               args.report_only, args.keep))
         print(table(rows[-1:], args.tests_at).splitlines()[-1], flush=True)
     text = table(rows, args.tests_at)
     suffix = f"@{args.tests_at}" if args.tests_at else ""
