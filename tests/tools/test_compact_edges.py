@@ -1,0 +1,142 @@
+"""Compaction at its exact edges: one row over the limit still gets its marker, the budget arithmetic to the
+character (header, each line and each footer line cost their length plus a newline; 80 characters are kept
+for the marker), extra references without duplicates, and the formatting helpers' boundaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from medagent.fhir.client import FhirClient
+from medagent.tools import ToolContext
+from medagent.tools.compact import (
+    Line,
+    clean,
+    code_label,
+    join,
+    number,
+    render,
+    system_label,
+)
+
+NOW = datetime(2019, 5, 2, tzinfo=UTC)
+BUDGET_TOKENS = 50          # 200 characters; lines may use up to 200 - 80 = 120 of them
+LINE = 49                   # each line costs 50 (its newline included)
+
+
+def ctx(tokens: int = BUDGET_TOKENS) -> ToolContext:
+    return ToolContext(client=FhirClient("http://127.0.0.1:9"), now=NOW, token_budget=tokens)
+
+
+def rows(n: int, width: int = LINE) -> list[Line]:
+    out = []
+    for i in range(n):
+        ref = f"Observation/o{i}"
+        out.append(Line((f"2019-01-{i + 1:02d} | glucose | " + ref).ljust(width, "."), {"ref": ref}))
+    return out
+
+
+def test_lines_that_fill_the_budget_exactly_are_all_shown() -> None:
+    header = "h" * 19  # 20 with its newline: 20 + 50 + 50 = 120, exactly the room left
+    result = render(ctx(), header, rows(3))
+    assert [r["ref"] for r in result.rows] == ["Observation/o0", "Observation/o1"]
+    assert result.truncated == 1
+
+
+def test_one_character_more_and_the_second_line_is_cut() -> None:
+    result = render(ctx(), "h" * 20, rows(3))  # 21 + 50 + 50 = 121 > 120
+    assert [r["ref"] for r in result.rows] == ["Observation/o0"]
+    assert result.truncated == 2
+
+
+def test_footer_lines_count_against_the_budget() -> None:
+    fits = render(ctx(), "h" * 9, rows(3), footer=["f" * 9])     # 10 + 10 + 100 = 120
+    cut = render(ctx(), "h" * 9, rows(3), footer=["f" * 10])     # 10 + 11 + 100 = 121
+    assert len(fits.rows) == 2 and len(cut.rows) == 1
+    two_footers = render(ctx(), "h" * 8, rows(3), footer=["f" * 4, "g" * 4])  # 9 + 5 + 5 + 100 = 119
+    assert len(two_footers.rows) == 2
+    assert two_footers.text.splitlines()[-2:] == ["f" * 4, "g" * 4], "footer lines come last, after the marker"
+
+
+def test_a_line_wider_than_the_budget_is_still_shown_when_it_is_the_first() -> None:
+    result = render(ctx(), "header", rows(2, width=300))
+    assert len(result.rows) == 1 and result.truncated == 1
+
+
+def test_exactly_one_hidden_row_gets_its_marker() -> None:
+    result = render(ctx(), "h" * 19, rows(3))  # total = shown + 1
+    assert result.text.splitlines()[-1] == (
+        "... 1 more not shown (of 3); narrow by date (since/until) or code, or raise limit")
+    assert result.truncated == 1
+
+
+def test_one_more_on_the_server_than_on_the_page_gets_its_marker() -> None:
+    result = render(ctx(800), "header", rows(4), total=5, hint="since/until")
+    assert result.text.splitlines()[-1] == "... 1 more not shown (of 5); narrow by since/until, or raise limit"
+    assert result.truncated == 1 and len(result.rows) == 4
+
+
+def test_no_marker_when_nothing_is_hidden() -> None:
+    result = render(ctx(800), "header", rows(4), total=4)
+    assert "more not shown" not in result.text and result.truncated == 0
+    assert result.text.splitlines() == ["header", *(line.text for line in rows(4))]
+
+
+def test_a_total_below_the_lines_given_is_raised_to_them() -> None:
+    result = render(ctx(800), "header", rows(4), total=2)
+    assert result.truncated == 0 and len(result.rows) == 4
+
+
+def test_default_empty_text() -> None:
+    assert render(ctx(800), "observations: 0 found", []).text == "observations: 0 found\nno matching records"
+
+
+def test_extra_references_are_appended_once() -> None:
+    result = render(ctx(800), "header", rows(2), references=["Patient/p1", "Observation/o1", "Patient/p1"])
+    assert result.references == ["Observation/o0", "Observation/o1", "Patient/p1"]
+
+
+def test_rows_without_a_reference_add_none() -> None:
+    result = render(ctx(800), "header", [Line("a line", {"value": 1}), *rows(1)])
+    assert result.references == ["Observation/o0"]
+    assert result.rows == [{"value": 1}, {"ref": "Observation/o0"}]
+
+
+# ---------- formatting helpers ----------
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1.2345, "1.23"), (0.9995, "1"), (0.12345, "0.123"), (-0.12345, "-0.123"), (1.5, "1.5"), (-1.2345, "-1.23"),
+    (100, "100"), (0, "0"), (0.0004, "0"), (True, "True"), ("6.1", "6.1"), (None, "None"),
+])
+def test_number(value: object, text: str) -> None:
+    assert number(value) == text
+
+
+@pytest.mark.parametrize(("system", "label"), [
+    (None, ""), ("", ""),
+    ("http://loinc.org", "LOINC"),
+    ("http://example.org/codes/", "codes"),        # a trailing slash is not the label
+    ("http://example.org/CodeSystem/RX", "RX"),
+    ("urn:oid:2.16.840.1.113883.6.88", "urn:oid:2.16.840.1.113883.6.88"),  # no slash: the whole system
+])
+def test_system_label(system: str | None, label: str) -> None:
+    assert system_label(system) == label
+
+
+def test_code_label_edges() -> None:
+    assert code_label("http://loinc.org", "") == "" and code_label("http://loinc.org", None) == ""
+    assert code_label(None, "123") == "123"
+    assert code_label("http://hl7.org/fhir/sid/cvx", "140") == "CVX 140"
+
+
+def test_clean_edges() -> None:
+    assert clean(None) == "" and clean("") == ""
+    assert clean("x" * 20, 20) == "x" * 20                      # exactly the limit: untouched
+    assert clean("x" * 21, 20) == "x" * 17 + "..."
+    assert clean("a" * 16 + " " + "b" * 10, 20) == "a" * 16 + "..."  # no space before the ellipsis
+
+
+def test_join_skips_empty_parts() -> None:
+    assert join("2019-05-01", None, "", "6.1 %", "Observation/o1") == "2019-05-01 | 6.1 % | Observation/o1"
+    assert join() == ""
