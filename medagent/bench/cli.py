@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
-from medagent.bench.scenario_sets import ScenarioSetError, default_scenarios_dir, load_scenarios, set_hash
+from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, default_scenarios_dir, open_set, set_dir, set_hash
 from medagent.bench.summary import summarize
 from medagent.config import get_settings
 
@@ -44,6 +45,32 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
     if agent == "agent":
         return AgentSolver(backend, model=label, limits=limits)
     raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
+
+
+SET_FILE = "scenario_set.json"
+
+
+def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: Any) -> None:
+    """``scenario_set.json`` in the run folder: which set (name, content hash, folder) and which part of it ran."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SET_FILE
+    info = {"set": name, "content_hash": content_hash, "folder": str(folder), **choice}
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before.get("content_hash") != content_hash:
+            raise RunDirError(f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
+                              f"not {name} ({content_hash[:16]}): choose a new --out")
+    write_json_atomic(path, info)
+
+
+def run_set_dir(run_dir: Path) -> Path:
+    """The set a run used (its ``scenario_set.json``; runs from before it: the default set)."""
+    path = run_dir / SET_FILE
+    if not path.exists():
+        return default_scenarios_dir()
+    info = json.loads(path.read_text())
+    folder = Path(info["folder"])
+    return folder if (folder / "manifest.json").exists() else set_dir(info["set"])
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
@@ -82,17 +109,21 @@ def bench_run(
     max_steps: Annotated[int | None, typer.Option(min=1, help="Tool calls per task before status step_limit.")] = None,
     out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
-    scenarios: Annotated[Path | None, typer.Option(help="Scenario folder (default: the repository's scenarios/).")] = None,
+    scenario_set: Annotated[str, typer.Option("--set", help="Frozen scenario set under scenarios/: v1 or v2.")] = DEFAULT_SET,
+    tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
+    scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Run scored tasks: each on a freshly reset embedded FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
-    root = scenarios or default_scenarios_dir()
     try:
-        tasks = load_scenarios(root, suite, split, limit)
+        chosen = open_set(scenarios or set_dir(scenario_set))
+        tasks = chosen.load(suite, split, tier, limit)
         solver = make_solver(agent, settings.model, settings.model_name, max_steps)
+        content_hash = set_hash(chosen.folder)
+        record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit)
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=set_hash(root)))
+                                            trials=trials, resume=resume, set_hash=content_hash))
     except (ScenarioSetError, RunDirError, ValueError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -109,7 +140,7 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
     from medagent.bench.rescore import rescore_run
 
     try:
-        summary, changed = rescore_run(run_dir, default_scenarios_dir())
+        summary, changed = rescore_run(run_dir, run_set_dir(run_dir))
     except (ScenarioSetError, RunDirError, FileNotFoundError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -29,7 +29,7 @@ from medagent.bench.oracle import OraclePolicy
 from medagent.bench.policies import POLICY_NAMES, make_policy
 from medagent.tools.writes import ACTOR_SYSTEM, MedicationOrderArgs
 
-FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
+FROZEN = Path(__file__).resolve().parents[2] / "scenarios" / "v1"
 TRACE_KEYS = {"step", "tool", "arguments", "result", "error", "references", "wrote"}
 
 

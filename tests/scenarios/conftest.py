@@ -11,7 +11,7 @@ from medagent.data import iter_bundles
 from medagent.scenarios.models import Manifest, Scenario
 from medagent.scenarios.scenario_files import read_manifest, read_scenarios
 
-FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
+FROZEN = Path(__file__).resolve().parents[2] / "scenarios" / "v1"
 
 
 @pytest.fixture(scope="session")
