@@ -22,15 +22,17 @@ bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient")
+CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
+                 "chart-blind")
 
 
-def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None) -> Any:
+def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
+                set_folder: Path | None = None) -> Any:
     """The solver for ``--agent``: the LangGraph agent, the whole-record baseline, or a code policy."""
     if agent in CODE_POLICIES:
         from medagent.bench.policies import make_policy
 
-        return make_policy(agent)
+        return make_policy(agent, set_folder)
     from medagent.agent.state import Limits
     from medagent.bench.solvers import AgentSolver
     from medagent.models import load_backend
@@ -119,7 +121,7 @@ def bench_run(
     try:
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps)
+        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder)
         content_hash = set_hash(chosen.folder)
         record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit)
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
@@ -132,6 +134,51 @@ def bench_run(
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         _write_report(out)
+
+
+@bench_app.command("baselines")
+def bench_baselines(
+    scenario_set: Annotated[str, typer.Option("--set", help="Frozen scenario set under scenarios/: v1 or v2.")] = DEFAULT_SET,
+    split: Annotated[str, typer.Option(help="dev, test or all (the chart-blind prior always learns from dev).")] = "test",
+    out: Annotated[Path, typer.Option(help="Folder: one run folder per policy, baselines.json, baselines.md.")] = Path(
+        "runs/baselines"),
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
+    policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(
+        ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")),
+    scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
+) -> None:
+    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) through the real
+    runner and print one table per suite x tier x category."""
+    from medagent.bench.baselines import baseline_table, render_markdown
+    from medagent.bench.policies import make_policy
+
+    settings = get_settings()
+    try:
+        chosen = open_set(scenarios or set_dir(scenario_set))
+        tasks = chosen.load("all", split, "all")
+        content_hash = set_hash(chosen.folder)
+        records: dict[str, list[Any]] = {}
+        for name in [p.strip() for p in policies.split(",") if p.strip()]:
+            solver = make_policy(name, chosen.folder)
+            run_dir = out / name
+            record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
+                       limit=None)
+            asyncio.run(run_benchmark(tasks, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
+                                      resume=True, set_hash=content_hash, show_progress=False))
+            wanted = {s.id for s in tasks}
+            records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
+            console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
+    except (ScenarioSetError, RunDirError, ValueError, OSError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    table = baseline_table(records, tasks)
+    title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
+    markdown = render_markdown(table, title)
+    write_json_atomic(out / "baselines.json", {"set": chosen.name, "content_hash": content_hash, "split": split,
+                                               "table": table})
+    (out / "baselines.md").write_text(markdown + "\n", encoding="utf-8")
+    console.print(markdown, markup=False, highlight=False)
+    console.print(f"wrote {out / 'baselines.md'} and {out / 'baselines.json'}")
 
 
 @bench_app.command("rescore")
