@@ -243,7 +243,11 @@ async def _med_date(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 async def _meds_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     orders = await _orders_for_condition(p, s, sc.patient, sc.meta["key"][1])
-    return names_text(list(names_by_code(orders).values())), refs(orders)
+    listed = sorted(set(names_by_code(orders).values()))
+    if '"first_ordered"' in sc.question:  # v2: the drugs and the date of the first of those orders
+        first = utc_day(oldest_first(orders, "authored")[0]["authored"]) if orders else None
+        return json.dumps({"medications": listed, "first_ordered": first}), refs(orders)
+    return names_text(listed), refs(orders)
 
 
 async def _med_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:

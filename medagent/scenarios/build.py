@@ -203,9 +203,9 @@ def render_table(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, manifest: Manifest) -> None:
+def update_readme(path: Path, manifest: Manifest, set_name: str | None = None) -> None:
     """Replace the set's generated table between its markers (or start a README holding just the table)."""
-    begin, end = table_markers(manifest.name or SET_NAME)
+    begin, end = table_markers(set_name or manifest.name or SET_NAME)
     block = f"{begin}\n{render_table(manifest)}\n{end}"
     text = path.read_text(encoding="utf-8") if path.exists() else f"# Scenario sets\n\n{begin}\n{end}\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)

@@ -40,6 +40,8 @@ FORMAT_BOOLEAN = "Answer yes or no."
 FORMAT_DATE = "Answer with one date in YYYY-MM-DD format."
 FORMAT_MEDICATIONS = ("Answer with the medication names exactly as written in the chart, separated by "
                       "semicolons, or 'none' if there are none.")
+FORMAT_MEDS_SINCE = ('Answer as JSON: {"medications": [the medication names exactly as written in the chart], '
+                     '"first_ordered": "YYYY-MM-DD" (the date of the earliest of those orders)}.')
 FORMAT_PERSON = "Answer with the practitioner's full name (given name and family name)."
 DEPENDENT_WINDOW = timedelta(days=90)  # "at the time of": a value at most 90 days before the event
 
@@ -440,25 +442,21 @@ def medication_for_condition(b: _Builder) -> list[Scenario]:
             if reason in by_id:
                 treated[by_id[reason].code.code][med.code.code] = med
     out = []
-    pairs_yes, pairs_no = [], []
-    all_meds = _by_code(b.chart.medications)
     for code, meds in sorted(treated.items()):
         label = condition_label(b.population.conditions[code])
         refs = [f"MedicationRequest/{m.id}" for m in b.chart.medications
                 if any(r in by_id and by_id[r].code.code == code for r in m.reasons)]
-        out.append(b.make(category, ("list", code), "meds_for_condition", FORMAT_MEDICATIONS,
-                          names([m.code.display for m in meds.values()], "medication"), refs, c=label))
-        for med_code, med in meds.items():
-            pairs_yes.append((code, med_code, label, med.code.display, refs))
-        for med_code, items in all_meds.items():
-            # a "no" only for a medication documented as prescribed for something else: an order with
-            # no documented reason might clinically be for this condition
-            if med_code not in meds and all(m.reasons for m in items):
-                pairs_no.append((code, med_code, label, items[-1].code.display, refs))
-    for polarity, chosen in (("yes", pairs_yes), ("no", pairs_no)):
-        for code, med_code, label, display, refs in chosen:
-            out.append(b.make(category, (polarity, code, med_code), "med_for_condition", FORMAT_BOOLEAN,
-                              boolean(polarity == "yes"), refs, c=label, m=display))
+        first = min((m for m in b.chart.medications if f"MedicationRequest/{m.id}" in refs),
+                    key=lambda m: (m.authored, m.id))
+        # with the date of the first such order: the condition alone predicts the drugs (Synthea prescribes the
+        # same drugs for the same condition), the date needs the chart
+        answer = ExpectedAnswer(type="record", fields={
+            "medications": names([m.code.display for m in meds.values()], "medication"),
+            "first_ordered": on_date(day_of(first.authored).isoformat())})
+        out.append(b.make(category, ("list", code), "meds_for_condition", FORMAT_MEDS_SINCE, answer, refs, c=label))
+    # v2 asks no yes/no "was M prescribed for C": Synthea prescribes the same drug for the same condition, so no
+    # drug/condition pair occurs with both answers and the pair itself would give the answer away (a chart-blind
+    # prior scored it perfectly); the list form above needs the chart
     return out
 
 

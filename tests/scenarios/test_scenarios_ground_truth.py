@@ -119,7 +119,11 @@ def ehrqa_truth(s: Scenario, raw: Raw) -> str | None:
         return (orders[0] if key[0] == "first" else orders[-1])["authoredOn"][:10]
     if s.category == "medication_for_condition":
         if key[0] == "list":
-            names = {display(m) for m in raw.get("MedicationRequest", []) if key[1] in reason_codes(raw, m)}
+            orders = [m for m in raw.get("MedicationRequest", []) if key[1] in reason_codes(raw, m)]
+            names = {display(m) for m in orders}
+            if is_v2(s):  # v2: with the date of the first of those orders
+                first = min(datetime.fromisoformat(m["authoredOn"]).astimezone(timezone.utc) for m in orders)
+                return json.dumps({"medications": sorted(names), "first_ordered": first.date().isoformat()})
             return "; ".join(sorted(names))
         return yes(any(key[1] in reason_codes(raw, m) for m in meds(raw, key[2])))
     if s.category == "observation_value":
