@@ -185,3 +185,34 @@ def render_markdown(table: dict[str, Any], title: str) -> str:
 
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def render_side_by_side(tables: dict[str, dict[str, Any]], title: str) -> str:
+    """The baselines of several sets (e.g. v2 beside v1) in one Markdown table: a row per suite x tier x category,
+    per set the columns oracle, do-nothing, always-act, chart-blind (all), chart-blind (yes/no), none-answerer."""
+    columns = [("oracle", "accuracy"), ("do-nothing", "accuracy"), ("always-act", "accuracy"),
+               ("chart-blind", "accuracy"), ("chart-blind", "boolean_accuracy"), ("none-answerer", "accuracy")]
+    names = {"accuracy": "", "boolean_accuracy": " yes/no"}
+    keyed = {name: {p: {(r["suite"], r["tier"], r["category"]): r for r in rows} for p, rows in table.items()}
+             for name, table in tables.items()}
+    keys: list[tuple[str, str, str]] = []
+    for by_policy in keyed.values():
+        for rows in by_policy.values():
+            keys += [k for k in rows if k not in keys]
+    keys.sort(key=lambda k: (k[0] == "*", k[0], k[1] == "*", k[1], k[2] == "*", k[2]))
+    head = ["suite", "tier", "category"]
+    for name in tables:
+        head += [f"{name} n"] + [f"{name} {p}{names[field]}" for p, field in columns]
+    lines = [title, "", "| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
+    for key in keys:
+        label = ["**all**" if key[0] == "*" else key[0], "" if key[0] == "*" else ("**all**" if key[1] == "*" else key[1]),
+                 "" if key[1] == "*" else ("**all**" if key[2] == "*" else key[2])]
+        cells = list(label)
+        for name, by_policy in keyed.items():
+            first = next((rows[key] for rows in by_policy.values() if key in rows), None)
+            cells.append(str(first["n"]) if first else "-")
+            cells += [_cell(by_policy.get(p, {}).get(key, {}).get(field)) for p, field in columns]
+        if key[2] == "*":
+            cells = [f"**{c}**" if c and c != "-" and not c.startswith("**") else c for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

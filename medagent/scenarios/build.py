@@ -65,8 +65,8 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
                     hard: HardGenerator | None | bool = True) -> Manifest:
     """Generate, sample, split and write both suites (and the hard tier); returns (and writes) the manifest.
 
-    ``readme``: the Markdown file whose counts block is replaced (default ``out_dir/../README.md`` when that
-    exists, else ``out_dir/README.md``). ``hard``: True finds the hard-tier generator, False leaves it out,
+    ``readme``: the Markdown file whose counts block is replaced (default ``out_dir/../README.md`` when it holds
+    this set's block, as ``scenarios/README.md`` does, else ``out_dir/README.md``). ``hard``: True finds the hard-tier generator, False leaves it out,
     or a callable ``(charts, population, seed, test_patients) -> scenarios``."""
     charts = load_charts(sources)
     population = population_of(charts)  # negatives come from everyone, whatever --patients says
@@ -133,9 +133,17 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
                                             + b"\n")
     if readme is None:
-        readme = out_dir.parent / "README.md" if (out_dir.parent / "README.md").exists() else out_dir / "README.md"
+        readme = _readme_for(out_dir)
     update_readme(readme, manifest)
     return manifest
+
+
+def _readme_for(out_dir: Path) -> Path:
+    """``scenarios/README.md`` when it holds this set's count block (the repository layout), else one in out_dir."""
+    shared = out_dir.parent / "README.md"
+    if shared.exists() and table_markers(SET_NAME)[0] in shared.read_text(encoding="utf-8"):
+        return shared
+    return out_dir / "README.md"
 
 
 def load_charts(sources: Iterable[Path] | None = None) -> list[Chart]:
