@@ -165,7 +165,7 @@ def render_markdown(table: dict[str, Any], title: str) -> str:
     order = sorted(keys, key=lambda k: (k[0] == "*", k[0], k[1] == "*", k[1], k[2] == "*", k[2]))
     head = ["suite", "tier", "category", "n"]
     for p in policies:
-        head += [p, f"{p} yes/no"] if p == "chart-blind" else [p]
+        head += [p, f"{p} yes/no", f"{p} other"] if p == "chart-blind" else [p]
     lines = [f"**{title}** (accuracy %, `medagent bench baselines`)", "", "| " + " | ".join(head) + " |",
              "|---|---|---|" + "---:|" * (len(head) - 3)]
     for key in order:
@@ -176,7 +176,7 @@ def render_markdown(table: dict[str, Any], title: str) -> str:
             row = keyed[p].get(key, {})
             cells.append(_cell(row.get("accuracy")))
             if p == "chart-blind":
-                cells.append(_cell(row.get("boolean_accuracy")))
+                cells += [_cell(row.get("boolean_accuracy")), _cell(row.get("other_accuracy"))]
         if key[2] == "*":
             cells = [f"**{c}**" if c and not c.startswith("**") else c for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
@@ -189,10 +189,11 @@ def _cell(value: float | None) -> str:
 
 def render_side_by_side(tables: dict[str, dict[str, Any]], title: str) -> str:
     """The baselines of several sets (e.g. v2 beside v1) in one Markdown table: a row per suite x tier x category,
-    per set the columns oracle, do-nothing, always-act, chart-blind (all), chart-blind (yes/no), none-answerer."""
+    per set the columns oracle, do-nothing, always-act, chart-blind (all, yes/no, other), none-answerer."""
     columns = [("oracle", "accuracy"), ("do-nothing", "accuracy"), ("always-act", "accuracy"),
-               ("chart-blind", "accuracy"), ("chart-blind", "boolean_accuracy"), ("none-answerer", "accuracy")]
-    names = {"accuracy": "", "boolean_accuracy": " yes/no"}
+               ("chart-blind", "accuracy"), ("chart-blind", "boolean_accuracy"), ("chart-blind", "other_accuracy"),
+               ("none-answerer", "accuracy")]
+    names = {"accuracy": "", "boolean_accuracy": " yes/no", "other_accuracy": " other"}
     keyed = {name: {p: {(r["suite"], r["tier"], r["category"]): r for r in rows} for p, rows in table.items()}
              for name, table in tables.items()}
     keys: list[tuple[str, str, str]] = []
@@ -205,7 +206,8 @@ def render_side_by_side(tables: dict[str, dict[str, Any]], title: str) -> str:
         head += [f"{name} n"] + [f"{name} {p}{names[field]}" for p, field in columns]
     lines = [title, "", "| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
     for key in keys:
-        label = ["**all**" if key[0] == "*" else key[0], "" if key[0] == "*" else ("**all**" if key[1] == "*" else key[1]),
+        label = ["**all**" if key[0] == "*" else key[0],
+                 "" if key[0] == "*" else ("**all**" if key[1] == "*" else key[1]),
                  "" if key[1] == "*" else ("**all**" if key[2] == "*" else key[2])]
         cells = list(label)
         for name, by_policy in keyed.items():

@@ -14,7 +14,14 @@ from rich.table import Table
 
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
-from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, default_scenarios_dir, open_set, set_dir, set_hash
+from medagent.bench.scenario_sets import (
+    DEFAULT_SET,
+    ScenarioSetError,
+    default_scenarios_dir,
+    open_set,
+    set_dir,
+    set_hash,
+)
 from medagent.bench.summary import summarize
 from medagent.config import get_settings
 
@@ -50,6 +57,7 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
 
 
 SET_FILE = "scenario_set.json"
+SET_HELP = "Frozen scenario set under scenarios/: v1 or v2."
 
 
 def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: Any) -> None:
@@ -111,7 +119,7 @@ def bench_run(
     max_steps: Annotated[int | None, typer.Option(min=1, help="Tool calls per task before status step_limit.")] = None,
     out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
-    scenario_set: Annotated[str, typer.Option("--set", help="Frozen scenario set under scenarios/: v1 or v2.")] = DEFAULT_SET,
+    scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
     tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
@@ -138,8 +146,8 @@ def bench_run(
 
 @bench_app.command("baselines")
 def bench_baselines(
-    scenario_set: Annotated[str, typer.Option("--set", help="Frozen scenario set under scenarios/: v1 or v2.")] = DEFAULT_SET,
-    split: Annotated[str, typer.Option(help="dev, test or all (the chart-blind prior always learns from dev).")] = "test",
+    scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
+    split: Annotated[str, typer.Option(help="dev, test or all (the chart-blind prior learns from dev).")] = "test",
     out: Annotated[Path, typer.Option(help="Folder: one run folder per policy, baselines.json, baselines.md.")] = Path(
         "runs/baselines"),
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,

@@ -32,9 +32,6 @@ policy's trajectory like an agent's.
 
 from __future__ import annotations
 
-
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from medagent.scenarios.chart import Chart
 from medagent.scenarios.agentic_phrasings import pick_phrasing
-from medagent.scenarios.clock import at_clock, day_of, iso, round_to_quarter_hour, whole_years_between
+from medagent.scenarios.chart import Chart
+from medagent.scenarios.clock import (
+    at_clock,
+    day_of,
+    iso,
+    round_to_quarter_hour,
+    whole_years_between,
+)
 from medagent.scenarios.codes import IV_ROUTE, LOINC, NDC, ORAL_ROUTE
 from medagent.scenarios.identity import rng_for, scenario_id
 from medagent.scenarios.models import (

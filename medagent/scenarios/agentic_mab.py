@@ -458,7 +458,8 @@ def potassium(b: AgenticBuilder) -> list[Scenario]:
             writes = [potassium_order(b.chart.patient_id, now, dose), potassium_followup(b.chart.patient_id, now)]
         out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
                           context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          setup=[fixture], provenance=provenance, meta={"fixture_potassium": value, "phrasing": phrasing}))
+                          setup=[fixture], provenance=provenance,
+                          meta={"fixture_potassium": value, "phrasing": phrasing}))
     return out
 
 
@@ -510,7 +511,8 @@ def hba1c(b: AgenticBuilder) -> list[Scenario]:
     times = [f.when for f in b.chart.values(HBA1C)]
     if not times:
         return []  # only patients followed with HbA1c at some point (adults with glycemia checks)
-    indications = sorted((c for c in b.chart.conditions if c.code.code in HBA1C_INDICATIONS), key=lambda c: (c.onset, c.id))
+    indications = sorted((c for c in b.chart.conditions if c.code.code in HBA1C_INDICATIONS),
+                         key=lambda c: (c.onset, c.id))
     if not indications:
         return []  # re-ordering HbA1c is only indicated with diabetes or prediabetes
     instruction, phrasing = b.say(category)

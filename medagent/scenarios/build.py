@@ -66,8 +66,9 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     """Generate, sample, split and write both suites (and the hard tier); returns (and writes) the manifest.
 
     ``readme``: the Markdown file whose counts block is replaced (default ``out_dir/../README.md`` when it holds
-    this set's block, as ``scenarios/README.md`` does, else ``out_dir/README.md``). ``hard``: True finds the hard-tier generator, False leaves it out,
-    or a callable ``(charts, population, seed, test_patients) -> scenarios``."""
+    this set's block, as ``scenarios/README.md`` does, else ``out_dir/README.md``). ``hard``: True finds the
+    hard-tier generator, False leaves it out, or a callable
+    ``(charts, population, seed, test_patients) -> scenarios``."""
     charts = load_charts(sources)
     population = population_of(charts)  # negatives come from everyone, whatever --patients says
     selected = charts[:patients] if patients else charts
@@ -203,7 +204,8 @@ def render_table(manifest: Manifest) -> str:
     cells = " | ".join(str(totals.get(t, 0)) for t in ANSWER_TYPES)
     lines.append(f"| **all** | | {cells} | {sum(totals.values())} | |")
     lines += ["", "| suite | dev | test |", "|---|---:|---:|"]
-    lines += [f"| {suite} | {split.get('dev', 0)} | {split.get('test', 0)} |" for suite, split in manifest.counts.items()]
+    lines += [f"| {suite} | {split.get('dev', 0)} | {split.get('test', 0)} |"
+              for suite, split in manifest.counts.items()]
     avail = manifest.available_per_patient
     lines += ["", f"EHRQA questions the generator can produce per patient before sampling: mean {avail['mean']:g}, "
                   f"min {avail['min']:g}, max {avail['max']:g}; the frozen set keeps at most {EHRQA_PER_CATEGORY} "

@@ -129,7 +129,8 @@ class ScenarioSet:
                 chosen.append(name)
         return chosen
 
-    def load(self, suite: str = "all", split: str = "all", tier: str = "all", limit: int | None = None) -> list[Scenario]:
+    def load(self, suite: str = "all", split: str = "all", tier: str = "all",
+             limit: int | None = None) -> list[Scenario]:
         """Scenarios of the chosen suites, splits and tiers (files checked against the manifest)."""
         scenarios: list[Scenario] = []
         for name in self.files(suite, split, tier):

@@ -154,7 +154,8 @@ async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_h
             assert group and all(r.passed for r in group), (suite, split)
 
 
-@pytest.mark.parametrize("module", [policies, oracle, tool_session, wrong_policies, baselines], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [policies, oracle, tool_session, wrong_policies, baselines],
+                         ids=lambda m: m.__name__)
 def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
