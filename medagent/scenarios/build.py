@@ -3,9 +3,8 @@
 Same seed and patients -> byte-identical files and the same ``content_hash`` (tested, also
 across PYTHONHASHSEED values). Nothing here reads the clock, the environment or the network.
 
-Layout of a set (one manifest, files by tier and suite): ``<suite>/<split>.jsonl`` for the core tier and
-``hard/<suite>/<split>.jsonl`` for the hard tier, built by ``medagent.scenarios.hard.generate_hard`` when that
-package exists. v1 (``scenarios/v1``) is frozen data: this generator builds v2 only.
+Layout of a set (one manifest): ``<suite>/<split>.jsonl`` for the core tier and ``hard/<split>.jsonl`` (both
+suites) for the hard tier, built by ``medagent.scenarios.hard.generate_hard`` when that package exists. v1 (``scenarios/v1``) is frozen data: this generator builds v2 only.
 """
 
 from __future__ import annotations
@@ -100,23 +99,22 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     generator = find_hard_generator() if hard is True else (hard or None)
     if generator is not None:
         hard_scenarios = generator(selected, population, seed, sorted(test))
-        for suite in ("ehrqa", "agentic"):
-            for split in ("dev", "test"):
-                part = [s for s in hard_scenarios if s.suite == suite and s.split == split]
-                if part:
-                    files[f"hard/{suite}/{split}.jsonl"] = part
-                    labels[f"hard/{suite}/{split}.jsonl"] = (suite, split, "hard")
+        for split in ("dev", "test"):  # both suites in one file per split, in the generator's order
+            files[f"hard/{split}.jsonl"] = [s for s in hard_scenarios if s.split == split]
+            labels[f"hard/{split}.jsonl"] = ("", split, "hard")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
     for name, scenarios in files.items():
         count = write_jsonl(out_dir / name, scenarios)
         suite, split, tier = labels[name]
-        entries[name] = FileEntry(sha256=sha256_file(out_dir / name), count=count, suite=suite, split=split, tier=tier)
+        entries[name] = FileEntry(sha256=sha256_file(out_dir / name), count=count, suite=suite or None, split=split,
+                                  tier=tier)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"dev": 0, "test": 0})
-    for name, entry in entries.items():
-        suite, split, tier = labels[name]
-        counts[suite if tier == "core" else f"{tier}/{suite}"][split] += entry.count
+    for scenarios in files.values():
+        for scenario in scenarios:
+            key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
+            counts[key][scenario.split] += 1
     manifest = Manifest(
         name=SET_NAME,
         generator_version=GENERATOR_VERSION,

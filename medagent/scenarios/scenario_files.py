@@ -100,11 +100,14 @@ def set_hash(folder: Path) -> str:
 
 
 def entry_labels(name: str, entry: FileEntry) -> tuple[str, str, str]:
-    """(suite, split, tier) of one listed file: from the manifest entry, else from its path (v1 layout)."""
+    """(suite, split, tier) of one listed file; suite "all" for a file holding both suites (the hard tier).
+
+    From the manifest entry (v2 on); a v1 manifest records neither, so they come from the path
+    (``<suite>/<split>.jsonl``)."""
+    if entry.split is not None:
+        return entry.suite or "all", entry.split, entry.tier
     parts = Path(name).with_suffix("").parts
-    suite = entry.suite or (parts[-2] if len(parts) >= 2 else "")
-    split = entry.split or parts[-1]
-    return suite, split, entry.tier
+    return (parts[-2] if len(parts) >= 2 else "all"), parts[-1], entry.tier
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class ScenarioSet:
         chosen = []
         for name, entry in sorted(self.manifest.files.items()):
             labels = entry_labels(name, entry)
-            if all(want in ("all", got) for want, got in zip((suite, split, tier), labels)):
+            if all(want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels)):
                 chosen.append(name)
         return chosen
 

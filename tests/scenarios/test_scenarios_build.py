@@ -147,3 +147,28 @@ def test_one_patient_build_works(tmp_path: Path) -> None:
     manifest = build_scenarios(seed=1, patients=1, out_dir=tmp_path, hard=False)
     assert manifest.patients == 1
     assert sum(manifest.counts["ehrqa"].values()) > 0
+
+
+def _fake_hard(charts, population, seed, test_patients):  # type: ignore[no-untyped-def]
+    """A stand-in for ``medagent.scenarios.hard.generate_hard`` (the contract: split set, ordered)."""
+    from medagent.scenarios.models import ExpectedAnswer, Scenario
+
+    test = set(test_patients)
+    return [Scenario(id=f"v2-{suite}-hard_demo-{chart.patient_id[:8]}", suite=suite, tier="hard",  # type: ignore[arg-type]
+                     split="test" if chart.patient_id in test else "dev", category="hard_demo",
+                     patient=chart.patient_id, now="2020-01-01T00:00:00+00:00", question="q",
+                     answer=ExpectedAnswer(type="boolean", value=True))
+            for chart in charts for suite in ("ehrqa", "agentic")]
+
+
+def test_the_hard_tier_goes_into_the_one_manifest_and_loads_by_tier(tmp_path: Path) -> None:
+    manifest = build_scenarios(seed=3, patients=6, out_dir=tmp_path, hard=_fake_hard)
+    assert {"hard/dev.jsonl", "hard/test.jsonl"} <= set(manifest.files)
+    assert manifest.files["hard/dev.jsonl"].tier == "hard" and manifest.files["ehrqa/dev.jsonl"].tier == "core"
+    assert manifest.counts["hard/ehrqa"]["dev"] + manifest.counts["hard/ehrqa"]["test"] == 6
+    hard = load_scenarios(tmp_path, "agentic", "all", tier="hard")
+    assert len(hard) == 6 and {s.suite for s in hard} == {"agentic"} and {s.tier for s in hard} == {"hard"}
+    core = load_scenarios(tmp_path, "all", "test", tier="core")
+    assert core and all(s.tier == "core" and s.split == "test" for s in core)
+    assert len(load_scenarios(tmp_path, "all", "all")) == sum(e.count for e in manifest.files.values())
+    assert set_hash(tmp_path) == manifest.content_hash
