@@ -244,3 +244,20 @@ def test_read_task_variants_take_their_shares(v2: list[Scenario]) -> None:
             counts = Counter(s.meta["variant"] for s in v2 if s.category == category and s.split == split)
             unit = min(counts[k] // n for k, n in shares.items())
             assert unit >= 1 and all(counts[k] == unit * n for k, n in shares.items()), (category, split, counts)
+
+
+# ---------- medication_for_condition: the drugs and the date of the first such order ----------
+
+def test_meds_for_condition_needs_the_first_order_date_too(v2: list[Scenario]) -> None:
+    import json
+
+    asked = [s for s in v2 if s.category == "medication_for_condition"]
+    assert asked and all(s.answer.type == "record" and s.meta["form"] == "meds_for_condition" for s in asked)
+    for s in asked:
+        drugs = s.answer.fields["medications"].value
+        first = date.fromisoformat(str(s.answer.fields["first_ordered"].value))
+        right = json.dumps({"medications": drugs, "first_ordered": first.isoformat()})
+        day_off = json.dumps({"medications": drugs, "first_ordered": (first + timedelta(days=1)).isoformat()})
+        assert grade(s, right, []).passed, s.id
+        assert not grade(s, day_off, []).passed, s.id  # a near miss on the date
+        assert not grade(s, "; ".join(drugs), []).passed, s.id  # the v1 answer (the list alone)
