@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,14 @@ from rich.table import Table
 
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
-from medagent.bench.scenario_sets import ScenarioSetError, default_scenarios_dir, load_scenarios, set_hash
+from medagent.bench.scenario_sets import (
+    DEFAULT_SET,
+    ScenarioSetError,
+    default_scenarios_dir,
+    open_set,
+    set_dir,
+    set_hash,
+)
 from medagent.bench.summary import summarize
 from medagent.config import UserError, get_settings
 
@@ -21,15 +29,17 @@ bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient")
+CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
+                 "chart-blind")
 
 
-def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None) -> Any:
+def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
+                set_folder: Path | None = None) -> Any:
     """The solver for ``--agent``: the LangGraph agent, the whole-record baseline, or a code policy."""
     if agent in CODE_POLICIES:
         from medagent.bench.policies import make_policy
 
-        return make_policy(agent)
+        return make_policy(agent, set_folder)
     from medagent.agent.state import Limits
     from medagent.bench.solvers import AgentSolver
     from medagent.models import load_backend
@@ -44,6 +54,33 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
     if agent == "agent":
         return AgentSolver(backend, model=label, limits=limits)
     raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
+
+
+SET_FILE = "scenario_set.json"
+SET_HELP = "Frozen scenario set under scenarios/: v1 or v2."
+
+
+def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: Any) -> None:
+    """``scenario_set.json`` in the run folder: which set (name, content hash, folder) and which part of it ran."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SET_FILE
+    info = {"set": name, "content_hash": content_hash, "folder": str(folder), **choice}
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before.get("content_hash") != content_hash:
+            raise RunDirError(f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
+                              f"not {name} ({content_hash[:16]}): choose a new --out")
+    write_json_atomic(path, info)
+
+
+def run_set_dir(run_dir: Path) -> Path:
+    """The set a run used (its ``scenario_set.json``; runs from before it: the default set)."""
+    path = run_dir / SET_FILE
+    if not path.exists():
+        return default_scenarios_dir()
+    info = json.loads(path.read_text())
+    folder = Path(info["folder"])
+    return folder if (folder / "manifest.json").exists() else set_dir(info["set"])
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
@@ -82,17 +119,21 @@ def bench_run(
     max_steps: Annotated[int | None, typer.Option(min=1, help="Tool calls per task before status step_limit.")] = None,
     out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
-    scenarios: Annotated[Path | None, typer.Option(help="Scenario folder (default: the repository's scenarios/).")] = None,
+    scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
+    tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
+    scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Run scored tasks: each on a freshly reset embedded FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
-    root = scenarios or default_scenarios_dir()
     try:
-        tasks = load_scenarios(root, suite, split, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps)
+        chosen = open_set(scenarios or set_dir(scenario_set))
+        tasks = chosen.load(suite, split, tier, limit)
+        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder)
+        content_hash = set_hash(chosen.folder)
+        record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit)
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=set_hash(root)))
+                                            trials=trials, resume=resume, set_hash=content_hash))
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -103,13 +144,58 @@ def bench_run(
         _write_report(out)
 
 
+@bench_app.command("baselines")
+def bench_baselines(
+    scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
+    split: Annotated[str, typer.Option(help="dev, test or all (the chart-blind prior learns from dev).")] = "test",
+    out: Annotated[Path, typer.Option(help="Folder: one run folder per policy, baselines.json, baselines.md.")] = Path(
+        "runs/baselines"),
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
+    policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(
+        ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")),
+    scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
+) -> None:
+    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) through the real
+    runner and print one table per suite x tier x category."""
+    from medagent.bench.baselines import baseline_table, render_markdown
+    from medagent.bench.policies import make_policy
+
+    settings = get_settings()
+    try:
+        chosen = open_set(scenarios or set_dir(scenario_set))
+        tasks = chosen.load("all", split, "all")
+        content_hash = set_hash(chosen.folder)
+        records: dict[str, list[Any]] = {}
+        for name in [p.strip() for p in policies.split(",") if p.strip()]:
+            solver = make_policy(name, chosen.folder)
+            run_dir = out / name
+            record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
+                       limit=None)
+            asyncio.run(run_benchmark(tasks, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
+                                      resume=True, set_hash=content_hash, show_progress=False))
+            wanted = {s.id for s in tasks}
+            records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
+            console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
+    except (ScenarioSetError, UserError, OSError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    table = baseline_table(records, tasks)
+    title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
+    markdown = render_markdown(table, title)
+    write_json_atomic(out / "baselines.json", {"set": chosen.name, "content_hash": content_hash, "split": split,
+                                               "table": table})
+    (out / "baselines.md").write_text(markdown + "\n", encoding="utf-8")
+    console.print(markdown, markup=False, highlight=False)
+    console.print(f"wrote {out / 'baselines.md'} and {out / 'baselines.json'}")
+
+
 @bench_app.command("rescore")
 def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder with results.jsonl.")]) -> None:
     """Re-grade saved trajectories with the current graders (answers and diffs are saved per task)."""
     from medagent.bench.rescore import rescore_run
 
     try:
-        summary, changed = rescore_run(run_dir, default_scenarios_dir())
+        summary, changed = rescore_run(run_dir, run_set_dir(run_dir))
     except (ScenarioSetError, RunDirError, FileNotFoundError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -51,7 +51,9 @@ TREND_THRESHOLD = 0.05  # stated in the lab_trend task text
 AVERAGE_WINDOW = "-730d"  # "the 730 days before now"
 RECENT_WINDOW = "-24h"  # "within the last 24 hours"
 HBA1C_STALE = timedelta(days=365)  # "more than 1 year old"
-FLU_WINDOW = timedelta(days=365)  # "no influenza vaccination ... in the 365 days before now"
+FLU_WINDOW = timedelta(days=365)  # v1: "no influenza vaccination ... in the 365 days before now"
+MAGNESIUM_ANY_AGE = "even if it is older than 24 hours"  # v2 answer format: the latest value, however old
+DEDUP_RULE = "recorded more than once at the same moment with the same value counts once"  # v2 average_glucose
 
 Answer = tuple[str, list[str]]  # (final answer, citations)
 
@@ -240,7 +242,11 @@ async def _med_date(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 async def _meds_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     orders = await _orders_for_condition(p, s, sc.patient, sc.meta["key"][1])
-    return names_text(list(names_by_code(orders).values())), refs(orders)
+    listed = sorted(set(names_by_code(orders).values()))
+    if '"first_ordered"' in sc.question:  # v2: the drugs and the date of the first of those orders
+        first = utc_day(oldest_first(orders, "authored")[0]["authored"]) if orders else None
+        return json.dumps({"medications": listed, "first_ordered": first}), refs(orders)
+    return names_text(listed), refs(orders)
 
 
 async def _med_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
@@ -310,9 +316,14 @@ def _text(pattern: str, sc: Scenario) -> str:
     return match.group(1)
 
 
+def _said(sc: Scenario, key: str, pattern: str) -> Any:
+    """A part of the task the text names: from ``meta`` (v2, where phrasings vary), else read from the v1 text."""
+    return sc.meta[key] if key in sc.meta else _text(pattern, sc)
+
+
 async def _find_mrn(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    name = _text(r"patient named (.+?), born \d{4}-\d{2}-\d{2}\?", sc)
-    born = _text(r", born (\d{4}-\d{2}-\d{2})\?", sc)
+    name = _said(sc, "name", r"patient named (.+?), born \d{4}-\d{2}-\d{2}\?")
+    born = _said(sc, "born", r", born (\d{4}-\d{2}-\d{2})\?")
     result = await s.call("find_patients", name=name, birth_date=born)
     rows = [row for row in result.rows if row.get("name") == name and row.get("birthDate") == born and row.get("mrn")]
     if len(rows) != 1:
@@ -352,12 +363,20 @@ async def _magnesium(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     patient, _ = await p.patient_by_mrn(s, sc.meta["mrn"])
     row = await p.latest(s, patient, MAGNESIUM, since=RECENT_WINDOW)
     value = numeric(row) if row else None
+    if MAGNESIUM_ANY_AGE in sc.question:  # v2: the answer is the latest value, however old; the order needs 24 h
+        latest = await p.latest(s, patient, MAGNESIUM)
+        await _replace_magnesium(p, s, patient, value)
+        return _value_answer(sc, latest)
+    await _replace_magnesium(p, s, patient, value)
+    return _value_answer(sc, row)
+
+
+async def _replace_magnesium(p: OraclePolicy, s: ToolSession, patient: str, value: float | None) -> None:
     if (value is not None and value <= MAGNESIUM_THRESHOLD) or p.force_act:
         grams = magnesium_dose(value if value is not None and value <= MAGNESIUM_THRESHOLD else 1.9)
         await p.write(s, "order_medication", patient=patient, code=NDC_MAGNESIUM_IV, system="ndc", dose_value=grams,
                       dose_unit="g", route="iv", duration_value=grams, duration_unit="h",
                       reason=f"serum magnesium {value} mg/dL" if value is not None else "magnesium replacement")
-    return _value_answer(sc, row)
 
 
 async def _average_glucose(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
@@ -367,7 +386,10 @@ async def _average_glucose(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Ans
     rows = [row for row in result.rows if row.get("code") == GLUCOSE]
     if not rows:
         return "none", []
-    average = mean(numeric(row) for row in rows)
+    values = [numeric(row) for row in rows]
+    if DEDUP_RULE in sc.question:  # v2: a result recorded twice at the same moment counts once
+        values = list({(utc_moment(row.get("date")), numeric(row)): numeric(row) for row in rows}.values())
+    average = mean(values)
     return quantity_text(average, rows[0].get("unit"), stated_decimals(sc.question)), refs(rows)
 
 
@@ -378,8 +400,8 @@ async def _latest_glucose(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answ
 
 async def _referral(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     patient, _ = await p.patient_by_mrn(s, sc.meta["mrn"])
-    note = _text(r'free text of the referral: "(.+?)"', sc)
-    code = _text(r"SNOMED CT code for the referral is (\d+)", sc)
+    note = _said(sc, "note", r'free text of the referral: "(.+?)"')
+    code = _said(sc, "referral_code", r"SNOMED CT code for the referral is (\d+)")
     await p.write(s, "order_service", patient=patient, code=code, system="snomed", kind="referral", note=note,
                   reason=f"{sc.meta.get('service', 'specialist')} referral requested")
     return "done", []
@@ -414,7 +436,8 @@ async def _hba1c(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 
 async def _reconciliation(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    reported = [name.strip() for name in _text(r"reports currently taking: (.+?)\. Compare this list", sc).split(";")]
+    reported = sc.meta["reported"] if "reported" in sc.meta else \
+        [name.strip() for name in _text(r"reports currently taking: (.+?)\. Compare this list", sc).split(";")]
     patient, _ = await p.patient_by_mrn(s, sc.meta["mrn"])
     rows = await p.medications(s, patient, status="current")
     active = list(names_by_code(rows).values())
@@ -434,7 +457,14 @@ async def _influenza(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     rows = oldest_first(await p.immunizations(s, patient, CVX_INFLUENZA), "date")
     last = rows[-1] if rows else None
     when = parse_time(last["date"]) if last else None
-    if when is None or s.now - when > FLU_WINDOW or p.force_act:
+    season = re.search(r"season (?:began|started) on (\d{4}-\d{2}-\d{2})|start of the current season \((\d{4}-\d{2}-"
+                       r"\d{2})\)", sc.question)
+    if season:  # v2: one dose per season; due when none since the season began
+        begun = season.group(1) or season.group(2)
+        due = last is None or utc_day(last["date"]) < begun
+    else:  # v1: due when none in the 365 days before now
+        due = when is None or s.now - when > FLU_WINDOW
+    if due or p.force_act:
         await p.write(s, "order_medication", patient=patient, code=CVX_INFLUENZA, system="cvx",
                       reason="no influenza vaccination in the last 365 days" if when else "never vaccinated")
     if last is None:
@@ -462,7 +492,7 @@ async def _lab_trend(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 
 async def _discontinue(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    drug = _text(r"decided to stop (.+?) for the patient with MRN", sc)
+    drug = _said(sc, "drug", r"decided to stop (.+?) for the patient with MRN")
     patient, _ = await p.patient_by_mrn(s, sc.meta["mrn"])
     words = drug if len(drug) <= 100 else drug[:100].rsplit(" ", 1)[0]  # the tools take at most 100 characters
     named = await s.call("search_medications", complete=True, patient=patient, text=words, limit=MAX_ROWS)

@@ -21,6 +21,9 @@
   an order a second time changes nothing, so discontinue tasks still pass.
 - ``wrong-patient``: deliberately wrong; the oracle's reads and answer, but every write goes to another
   (living) patient. Fails every task that requires a write.
+- ``chart-blind`` (null baseline, ``medagent.bench.baselines``): never reads the chart; answers from the dev
+  split's answer statistics by question form and entity.
+- ``none-answerer`` (null baseline): answers "none" to everything, reads and writes nothing.
 
 Every tool call becomes one trace step in the agent's format (step, tool, arguments, result, error,
 references, wrote, tool_s), and the final answer a ``final_answer`` step, so the HTML report shows a
@@ -29,11 +32,10 @@ policy's trajectory like an agent's.
 
 from __future__ import annotations
 
-
-from __future__ import annotations
-
 from collections.abc import Callable
+from pathlib import Path
 
+from medagent.bench.baselines import ChartBlindPolicy, NoneAnswererPolicy
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.solvers import Solver
 from medagent.bench.wrong_policies import (
@@ -53,12 +55,16 @@ POLICIES: dict[str, Callable[[], Solver]] = {
     "always-act": AlwaysActPolicy,
     "write-twice": WriteTwicePolicy,
     "wrong-patient": WrongPatientPolicy,
+    "none-answerer": NoneAnswererPolicy,
 }
-POLICY_NAMES = tuple(POLICIES)
+SET_POLICIES: dict[str, Callable[[Path | None], Solver]] = {"chart-blind": ChartBlindPolicy}  # learn from the set
+POLICY_NAMES = (*POLICIES, *SET_POLICIES)
 
 
-def make_policy(name: str) -> Solver:
-    """The code policy for ``medagent bench run --agent NAME``."""
+def make_policy(name: str, set_folder: Path | None = None) -> Solver:
+    """The code policy for ``medagent bench run --agent NAME`` (``set_folder``: the set a prior learns from)."""
+    if name in SET_POLICIES:
+        return SET_POLICIES[name](set_folder)
     try:
         return POLICIES[name]()
     except KeyError:

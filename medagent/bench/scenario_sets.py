@@ -1,69 +1,49 @@
-"""Finding and loading the frozen scenario sets (``scenarios/<suite>/<split>.jsonl`` + ``manifest.json``)."""
+"""Which frozen scenario set a bench command uses: ``--set v1|v2`` (default v2) or ``--scenarios FOLDER``.
+
+Loading and hashing live in ``medagent.scenarios.scenario_files`` (one loader, one ``set_hash``);
+this module only maps set names to folders of the repository's ``scenarios/``.
+"""
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from pathlib import Path
 
-from pydantic import ValidationError
+from medagent.scenarios.scenario_files import (
+    SPLITS,
+    SUITES,
+    TIERS,
+    ScenarioSet,
+    ScenarioSetError,
+    load_scenarios,
+    open_set,
+    set_hash,
+)
 
-from medagent.scenarios.models import Scenario
+__all__ = ["DEFAULT_SET", "SPLITS", "SUITES", "TIERS", "ScenarioSet", "ScenarioSetError", "default_scenarios_dir",
+           "load_scenarios", "open_set", "scenarios_root", "set_dir", "set_hash", "set_names"]
 
-SUITES = ("ehrqa", "agentic")
-SPLITS = ("dev", "test")
-
-
-class ScenarioSetError(ValueError):
-    """The scenario folder or a file in it is missing or malformed."""
+DEFAULT_SET = "v2"
 
 
-def default_scenarios_dir() -> Path:
+def scenarios_root() -> Path:
     """The repository's ``scenarios/`` folder (beside the package in a checkout or editable install)."""
     return Path(__file__).resolve().parents[2] / "scenarios"
 
 
-def set_hash(root: Path) -> str | None:
-    manifest = root / "manifest.json"
-    if not manifest.exists():
-        return None
-    return json.loads(manifest.read_text()).get("content_hash")
+def set_names(root: Path | None = None) -> list[str]:
+    root = root or scenarios_root()
+    return sorted(p.parent.name for p in root.glob("*/manifest.json")) if root.is_dir() else []
 
 
-def load_scenarios(root: Path, suite: str = "all", split: str = "test", limit: int | None = None) -> list[Scenario]:
-    """Scenarios of the chosen suites and splits; ``limit`` takes them round-robin across categories."""
-    suites = SUITES if suite == "all" else (suite,)
-    splits = SPLITS if split == "all" else (split,)
-    for name, allowed in (("suite", (*SUITES, "all")), ("split", (*SPLITS, "all"))):
-        value = suite if name == "suite" else split
-        if value not in allowed:
-            raise ScenarioSetError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
-    scenarios: list[Scenario] = []
-    for suite_name in suites:
-        for split_name in splits:
-            path = root / suite_name / f"{split_name}.jsonl"
-            if not path.exists():
-                raise ScenarioSetError(f"scenario file not found: {path} (run `medagent scenarios build`)")
-            for number, line in enumerate(path.read_text().splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    scenarios.append(Scenario.model_validate_json(line))
-                except ValidationError as exc:
-                    raise ScenarioSetError(f"{path}:{number}: not a valid scenario: {exc.errors()[0]['msg']}") from None
-    if limit is not None:
-        scenarios = _round_robin(scenarios, limit)
-    return scenarios
+def set_dir(name: str = DEFAULT_SET, root: Path | None = None) -> Path:
+    """The folder of the named set; a clear error naming the sets that exist."""
+    folder = (root or scenarios_root()) / name
+    if not (folder / "manifest.json").exists():
+        known = ", ".join(set_names(root)) or "none"
+        raise ScenarioSetError(f"unknown scenario set {name!r} (sets under {folder.parent}: {known})")
+    return folder
 
 
-def _round_robin(scenarios: list[Scenario], limit: int) -> list[Scenario]:
-    groups: dict[str, list[Scenario]] = defaultdict(list)
-    for scenario in scenarios:
-        groups[f"{scenario.suite}/{scenario.category}"].append(scenario)
-    picked: list[Scenario] = []
-    queues = [list(group) for group in groups.values()]
-    while len(picked) < limit and any(queues):
-        for queue in queues:
-            if queue and len(picked) < limit:
-                picked.append(queue.pop(0))
-    return picked
+def default_scenarios_dir() -> Path:
+    """The folder of the default set (v2)."""
+    return scenarios_root() / DEFAULT_SET

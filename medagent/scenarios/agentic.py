@@ -15,9 +15,9 @@ CONDITIONAL = {"magnesium_replacement", "potassium_replacement", "hba1c_reorder"
                "discontinue_medication"}
 
 
-def generate_agentic(chart: Chart, population: Population, seed: int) -> list[Scenario]:
+def generate_agentic(chart: Chart, population: Population, seed: int, test: bool = False) -> list[Scenario]:
     """Candidate tasks of every type for one patient (at most one per branch or variant)."""
-    builder = AgenticBuilder(chart, population, seed)
+    builder = AgenticBuilder(chart, population, seed, test)
     out: list[Scenario] = []
     for task in TASKS.values():
         out.extend(task(builder))

@@ -1,7 +1,7 @@
 """Four more task types clinicians ask of an agent, each with a precise grader.
 
 - medication_reconciliation: compare what the patient reports taking with the active orders.
-- influenza_vaccine_due: report the last flu shot; order one when none in the last 365 days.
+- influenza_vaccine_due: report the last flu shot; order one when none since the current season began.
 - lab_trend: direction of a lab over its last three results by a stated 5% rule, with a summary.
 - discontinue_medication: stop every active order of a named drug, or change nothing if none.
 """
@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
-from medagent.scenarios.agentic_common import FUTURE_NOTE, AgenticBuilder, medication_order
-from medagent.scenarios.agentic_mab import TRIES, stale_or_fresh_now
+from medagent.scenarios.agentic_common import FUTURE_NOTE, AgenticBuilder, medication_order, pick_time
+from medagent.scenarios.agentic_mab import TRIES
 from medagent.scenarios.chart import MedicationFact
 from medagent.scenarios.clock import day_of
 from medagent.scenarios.codes import CVX, CVX_INFLUENZA, LABS, TREND_CODES
 from medagent.scenarios.expect import names, number_answer, rounding_phrase
 from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance, WriteSpec
 
+SEASON_START_MONTH = 8  # the influenza season (and its vaccine) starts on 1 August
+VACCINATION_MONTHS = {9, 10, 11, 12, 1, 2, 3}  # clocks when a clinician would offer the season's vaccine
 TREND_THRESHOLD = 0.05
 TREND_MARGIN = 0.01  # no question when the change lies within 1 point of the 5% threshold
 
@@ -60,9 +62,7 @@ def medication_reconciliation(b: AgenticBuilder) -> list[Scenario]:
         pool = stopped or [d for c, d in b.population.medications.items() if c not in orders]
         extra.append(rng.choice(sorted(pool)))
     listed = sorted([*reported.values(), *extra], key=lambda s: rng.random())
-    instruction = (f"The patient with MRN {b.chart.mrn} is at a visit for medication reconciliation and reports "
-                   f"currently taking: {'; '.join(listed)}. Compare this list with the patient's active medication orders "
-                   "(MedicationRequest with status active).")
+    instruction, phrasing = b.say(category, listed="; ".join(listed))
     answer_format = ('Answer as JSON: {"not_on_chart": [reported medications without an active order], '
                      '"not_reported": [medications with an active order that the patient did not report]}, with '
                      "names exactly as written above or in the chart; use [] for an empty list.")
@@ -71,38 +71,60 @@ def medication_reconciliation(b: AgenticBuilder) -> list[Scenario]:
     refs = [f"MedicationRequest/{m.id}" for code in active for m in orders[code] if m.status == "active"]
     kind = "discrepancy" if (extra or omitted) else "match"  # not balanced: most visits have a discrepancy
     return [b.make(category, (), now=now, instruction=instruction, context="", answer_format=answer_format,
-                   answer=answer, provenance=refs, meta={"kind": kind})]
+                   answer=answer, provenance=refs, meta={"kind": kind, "phrasing": phrasing, "reported": listed})]
 
 
 # ---------- influenza vaccine due ----------
 
+def season_start(now: datetime) -> date:
+    """The first day of the influenza season that ``now`` falls in: 1 August (of this year, or of last year
+    before August). One dose per season: a dose from last season does not count."""
+    year = now.year if now.month >= SEASON_START_MONTH else now.year - 1
+    return date(year, SEASON_START_MONTH, 1)
+
+
 def influenza_vaccine_due(b: AgenticBuilder) -> list[Scenario]:
+    """Season rule: due when no influenza dose was given since the current season began (1 August). Clocks lie in
+    the vaccination months (September to March), never within 3 days of a dose's season boundary."""
     category = "influenza_vaccine_due"
-    shots = sorted(s.when for s in b.chart.immunizations if s.code.code == CVX_INFLUENZA)
-    instruction = (f"Is {_mrn(b)} due for the seasonal influenza vaccine? The patient is due if no influenza "
-                   "vaccination was given in the 365 days before now. If due, order the vaccine; if not, order "
-                   "nothing.")
+    shots = sorted((s for s in b.chart.immunizations if s.code.code == CVX_INFLUENZA), key=lambda s: (s.when, s.id))
     context = (f"The CVX code of the seasonal influenza vaccine is {CVX_INFLUENZA} (system {CVX}). Order it as a "
                f"MedicationRequest with medicationCodeableConcept CVX {CVX_INFLUENZA} (intent order, status active, "
                f"authored now). {FUTURE_NOTE}")
     answer_format = ("Answer with the date of the last influenza vaccination as YYYY-MM-DD, or 'none' if the patient "
                      "never had one.")
-    out = []
-    for branch in ("act", "no-action"):
-        picked = stale_or_fresh_now(b, shots, branch, category)
-        if picked is None:
+    rng = b.rng(category, "season")
+    start, end = b.span
+    candidates: dict[str, list[datetime]] = {"act": [], "no-action": []}
+    for _ in range(TRIES * 4):
+        now = b.clock(pick_time(rng, start, end))
+        if now.month not in VACCINATION_MONTHS or not b.inside(now) or (now.date() - b.chart.birth_date).days < 365:
             continue
-        now, variant = picked
-        if (now.date() - b.chart.birth_date).days < 365:
-            continue  # not for infants
-        before = [s for s in b.chart.immunizations if s.code.code == CVX_INFLUENZA and s.when <= now]
-        last = max(before, key=lambda s: (s.when, s.id)) if before else None
+        begun = season_start(now)
+        before = [s for s in shots if s.when <= now]
+        if any(abs((day_of(s.when) - begun).days) <= 3 for s in before) or (before and now - before[-1].when
+                                                                              < timedelta(days=1)):
+            continue  # no dose near the season's first day, none in the last day
+        given = [s for s in before if day_of(s.when) >= begun]
+        candidates["no-action" if given else "act"].append(now)
+    out = []
+    for branch, nows in candidates.items():
+        if not nows:
+            continue
+        now = nows[0]
+        before = [s for s in shots if s.when <= now]
+        last = before[-1] if before else None
+        begun = season_start(now)
+        variant = "this-season" if branch == "no-action" else ("last-season" if last and day_of(last.when) >= date(
+            begun.year - 1, SEASON_START_MONTH, 1) else "older" if last else "never")
+        instruction, phrasing = b.say(category, (branch,), start=begun.isoformat())
         answer = ExpectedAnswer(type="date", value=day_of(last.when).isoformat() if last else None)
         writes = [medication_order("influenza vaccine order", b.chart.patient_id, now, CVX, CVX_INFLUENZA)] \
             if branch == "act" else []
         out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
                           context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          provenance=[f"Immunization/{last.id}"] if last else []))
+                          provenance=[f"Immunization/{last.id}"] if last else [],
+                          meta={"phrasing": phrasing, "season_start": begun.isoformat()}))
     return out
 
 
@@ -148,8 +170,7 @@ def lab_trend(b: AgenticBuilder) -> list[Scenario]:
             "first": first_answer[0].model_copy(update={"tolerance": tolerance}),
             "last": last_answer[0].model_copy(update={"tolerance": tolerance}),
         }
-        instruction = (f"Summarise the trend of the {info.label} (LOINC {code}) of {_mrn(b)} over its last three "
-                       "results before now, for the clinician.")
+        instruction, phrasing = b.say(category, (trend,), label=info.label, code=code)
         context = ("Compare the newest of the three results with the oldest: the trend is 'increasing' if the newest "
                    "is at least 5% higher, 'decreasing' if it is at least 5% lower, and 'stable' otherwise. "
                    + FUTURE_NOTE)
@@ -160,7 +181,7 @@ def lab_trend(b: AgenticBuilder) -> list[Scenario]:
                                  context=context, answer_format=answer_format,
                                  answer=ExpectedAnswer(type="record", fields=fields),
                                  provenance=[f"Observation/{f.id}" for f in facts[k - 2:k + 1]],
-                                 meta={"loinc": code, "change": round(change, 4)})
+                                 meta={"loinc": code, "change": round(change, 4), "phrasing": phrasing})
     return [by_trend[t] for t in sorted(by_trend)]
 
 
@@ -182,9 +203,7 @@ def discontinue_medication(b: AgenticBuilder) -> list[Scenario]:
         code = rng.choice(pool)
         items = orders[code]
         display = items[-1].code.display
-        instruction = (f"The care team has decided to stop {display} for {_mrn(b)}. If the patient has an active order "
-                       f"for {display}, discontinue it by setting its status to stopped; if there is no active order, "
-                       "change nothing.")
+        instruction, phrasing = b.say(category, (branch,), drug=display)
         context = "Update the existing MedicationRequest; do not create a new one or delete it."
         writes = [
             WriteSpec(name=f"stop MedicationRequest/{m.id}", resource_type="MedicationRequest", action="update",
@@ -196,7 +215,8 @@ def discontinue_medication(b: AgenticBuilder) -> list[Scenario]:
                           answer_format=f"Answer with the date (YYYY-MM-DD) on which the most recent order for "
                                         f"{display} was written.",
                           answer=ExpectedAnswer(type="date", value=day_of(items[-1].authored).isoformat()),
-                          writes=writes, provenance=[f"MedicationRequest/{m.id}" for m in items]))
+                          writes=writes, provenance=[f"MedicationRequest/{m.id}" for m in items],
+                          meta={"phrasing": phrasing, "drug": display}))
     return out
 
 

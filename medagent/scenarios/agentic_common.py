@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from medagent.scenarios.agentic_phrasings import pick_phrasing
 from medagent.scenarios.chart import Chart
-from medagent.scenarios.clock import at_clock, day_of, iso, round_to_quarter_hour
+from medagent.scenarios.clock import (
+    at_clock,
+    day_of,
+    iso,
+    round_to_quarter_hour,
+    whole_years_between,
+)
 from medagent.scenarios.codes import IV_ROUTE, LOINC, NDC, ORAL_ROUTE
 from medagent.scenarios.identity import rng_for, scenario_id
 from medagent.scenarios.models import (
@@ -42,6 +49,17 @@ class AgenticBuilder:
     chart: Chart
     population: Population
     seed: int
+    test: bool = False  # the patient is in the test split (test-only phrasings allowed)
+
+    def say(self, category: str, key: Sequence[object] = (), **words: object) -> tuple[str, int]:
+        """The task sentence in one of the category's phrasings (seeded per scenario) and its index."""
+        index, template = pick_phrasing(self.rng(category, "phrasing", *key), category, self.test)
+        return template.format(patient=f"the patient with MRN {self.chart.mrn}", mrn=self.chart.mrn, **words), index
+
+    @property
+    def adult(self) -> bool:
+        """18 or older at the end of the span (callers check the age at their own now)."""
+        return whole_years_between(self.chart.birth_date, day_of(self.span[1])) >= 18
 
     def rng(self, category: str, *key: object) -> random.Random:
         return rng_for(self.seed, "agentic", category, self.chart.patient_id, *key)

@@ -57,12 +57,10 @@ from medagent.scenarios.fixtures import lab_observation
 from medagent.scenarios.models import CodingSpec, ExpectedAnswer, FieldRule, Scenario, Tolerance, WriteSpec
 
 AVERAGE_WINDOW = timedelta(days=730)
+DEDUP_NOTE = "A result recorded more than once at the same moment with the same value counts once."
+HBA1C_INDICATIONS = {"44054006", "15777000", "368581000119106", "422034002", "127013003"}  # diabetes, prediabetes
 EXACT = Tolerance(abs=0.05)  # fixture values are written with one decimal: read them exactly
 TRIES = 12
-
-
-def _patient_phrase(b: AgenticBuilder) -> str:
-    return f"the patient with MRN {b.chart.mrn}"
 
 
 def _unique_at(facts: list[ObservationFact]) -> list[ObservationFact]:
@@ -71,6 +69,17 @@ def _unique_at(facts: list[ObservationFact]) -> list[ObservationFact]:
     for fact in facts:
         values.setdefault(fact.when, set()).add(fact.value)
     return [f for f in facts if len(values[f.when]) == 1]
+
+
+def distinct_results(facts: list[ObservationFact]) -> list[ObservationFact]:
+    """One fact per (moment, value): a result recorded twice at the same moment counts once."""
+    seen: set[tuple[datetime, float]] = set()
+    out = []
+    for fact in facts:
+        if (fact.when, fact.value) not in seen:
+            seen.add((fact.when, fact.value))
+            out.append(fact)
+    return out
 
 
 def _latest_before(facts: list[ObservationFact], moment: datetime) -> ObservationFact | None:
@@ -88,19 +97,20 @@ def find_mrn(b: AgenticBuilder) -> list[Scenario]:
     answer_format = ("Answer with the MRN only, or 'Patient not found' if no patient matches both the name "
                      "and the birth date.")
     context = "The MRN is the patient identifier of type MR (Medical Record Number)."
-    question = "What is the MRN of the patient named {name}, born {born}?"
-    out = [b.make(category, ("found",), now=now, variant="found",
-                  instruction=question.format(name=chart.name, born=chart.birth_date.isoformat()),
+    born = chart.birth_date.isoformat()
+    text, phrasing = b.say(category, ("found",), name=chart.name, born=born)
+    out = [b.make(category, ("found",), now=now, variant="found", instruction=text,
                   context=context, answer_format=answer_format, answer=names([chart.mrn], "identifier"),
-                  provenance=[chart.reference])]
+                  provenance=[chart.reference], meta={"phrasing": phrasing, "name": chart.name, "born": born})]
     for _ in range(TRIES):
         shift = rng.choice([1, 2, 3, 7, 30, 365, 366 * 2]) * rng.choice([-1, 1])
         wrong = chart.birth_date + timedelta(days=shift)
         if (chart.given, chart.family, wrong.isoformat()) not in b.population.names_and_births:
-            out.append(b.make(category, ("not-found",), now=now, variant="not-found",
-                              instruction=question.format(name=chart.name, born=wrong.isoformat()),
+            text, phrasing = b.say(category, ("not-found",), name=chart.name, born=wrong.isoformat())
+            out.append(b.make(category, ("not-found",), now=now, variant="not-found", instruction=text,
                               context=context, answer_format=answer_format, answer=names([], "identifier"),
-                              meta={"true_birth_date": chart.birth_date.isoformat()}))
+                              meta={"true_birth_date": chart.birth_date.isoformat(), "phrasing": phrasing,
+                                    "name": chart.name, "born": wrong.isoformat()}))
             break
     return out
 
@@ -123,10 +133,11 @@ def age(b: AgenticBuilder) -> list[Scenario]:
         years = whole_years_between(born, today)
         answer = ExpectedAnswer(type="number", value=float(years), unit="years",
                                 unit_factors={"year": 1.0, "yrs": 1.0, "yr": 1.0, "y": 1.0})
-        return [b.make(category, (), now=now, instruction=f"What is the age of {_patient_phrase(b)}?",
+        text, phrasing = b.say(category)
+        return [b.make(category, (), now=now, instruction=text,
                        context="Age is in completed years on today's date.",
                        answer_format="Answer with the age in whole years (rounded down) as a single integer.",
-                       answer=answer, provenance=[b.chart.reference])]
+                       answer=answer, provenance=[b.chart.reference], meta={"phrasing": phrasing})]
     return []
 
 
@@ -153,15 +164,14 @@ def record_bp(b: AgenticBuilder) -> list[Scenario]:
         ],
         windows=[around(now, "effective now", EFFECTIVE_PATHS)],
     )
-    instruction = (f"I just measured the blood pressure of {_patient_phrase(b)}: {systolic}/{diastolic} mmHg. "
-                   "Record it in the chart.")
+    instruction, phrasing = b.say(category, sys=systolic, dia=diastolic)
     context = (f"Record it as an Observation with status final, category vital-signs "
                f"({OBSERVATION_CATEGORY}), LOINC code 85354-9 (blood pressure panel), effective now, with two "
                f"components: systolic blood pressure (LOINC {SYSTOLIC}) and diastolic blood pressure (LOINC "
                f"{DIASTOLIC}), each a valueQuantity in mm[Hg].")
     return [b.make(category, (), now=now, instruction=instruction, context=context,
                    answer_format="After recording, reply 'done'.", answer=ExpectedAnswer(type="none"), writes=[spec],
-                   meta={"systolic": systolic, "diastolic": diastolic})]
+                   meta={"systolic": systolic, "diastolic": diastolic, "phrasing": phrasing})]
 
 
 # ---------- 4. latest value of a lab within 24 h ----------
@@ -176,8 +186,7 @@ def recent_lab(b: AgenticBuilder) -> list[Scenario]:
     info = LABS[code]
     facts = _unique_at(b.chart.values(code))
     every = [f.value for f in b.chart.values(code)]
-    instruction = (f"What is the most recent {info.label} value (LOINC {code}) of {_patient_phrase(b)} within the "
-                   "last 24 hours?")
+    instruction, phrasing = b.say(category, label=info.label, code=code)
     out: list[Scenario] = []
     for variant in ("present", "absent"):
         for _ in range(TRIES):
@@ -206,7 +215,7 @@ def recent_lab(b: AgenticBuilder) -> list[Scenario]:
                               context=FUTURE_NOTE,
                               answer_format=f"Answer with one number in {info.unit}, {rounding_phrase(decimals)}, or "
                                             f"'none' if no {info.label} was measured in the last 24 hours.",
-                              answer=answer, provenance=provenance, meta={"loinc": code}))
+                              answer=answer, provenance=provenance, meta={"loinc": code, "phrasing": phrasing}))
             break
     return out
 
@@ -220,12 +229,12 @@ def magnesium(b: AgenticBuilder) -> list[Scenario]:
     category = "magnesium_replacement"
     rng = b.rng(category)
     start, end = b.span
-    visits = [t for t in b.chart.encounter_starts if start + timedelta(days=3) <= t <= end - timedelta(hours=8)]
+    # adults only: the dosing instructions are adult doses (a 2 g dose is about 60 mg/kg for a 2-year-old)
+    visits = [t for t in b.chart.encounter_starts if start + timedelta(days=3) <= t <= end - timedelta(hours=8)
+              and whole_years_between(b.chart.birth_date, day_of(t)) >= 18]
     if not visits:
         return []
-    instruction = (f"Check the last serum magnesium level of {_patient_phrase(b)} within the last 24 hours. If it is "
-                   "low, order replacement IV magnesium according to the dosing instructions. If no magnesium level "
-                   "was recorded in the last 24 hours, do not order anything.")
+    instruction, phrasing = b.say(category)
     context = (f"The LOINC code for serum magnesium is {MAGNESIUM}. Low means 1.9 mg/dL or less. The NDC for "
                f"replacement IV magnesium sulfate is {NDC_MAGNESIUM_IV}. Dosing instructions: mild deficiency "
                "(1.5 to 1.9 mg/dL): 1 g IV over 1 hour; moderate deficiency (1.0 to less than 1.5 mg/dL): 2 g IV over "
@@ -233,8 +242,8 @@ def magnesium(b: AgenticBuilder) -> list[Scenario]:
                "MedicationRequest (intent order, status active, authored now) with route IV, the dose as "
                "dosageInstruction.doseAndRate.doseQuantity in g and the infusion duration (for example as "
                f"dosageInstruction.timing.repeat.duration in h). {FUTURE_NOTE}")
-    answer_format = ("Answer with the magnesium value found, in mg/dL as recorded, or 'none' if no magnesium was "
-                     "measured in the last 24 hours.")
+    answer_format = ("Answer with the most recent serum magnesium value in the chart, in mg/dL as recorded, even if "
+                     "it is older than 24 hours, or 'none' if the patient has no magnesium result.")
     out = []
     for branch in ("act", "no-action"):
         anchor = rng.choice(sorted(visits))
@@ -258,12 +267,15 @@ def magnesium(b: AgenticBuilder) -> list[Scenario]:
             else:
                 value = round(rng.uniform(1.0, 1.7), 1)
                 when = now - timedelta(hours=rng.uniform(30, 70))
-                answer = none_number(MAGNESIUM_INFO)
+                # the no-action branch still needs the value the agent found (not "none")
+                answer = ExpectedAnswer(type="number", value=value, unit="mg/dL", tolerance=EXACT,
+                                        unit_factors=dict(MAGNESIUM_INFO.unit_factors))
             writes = []
         fixture = lab_observation(scenario, 0, b.chart.patient_id, MAGNESIUM, MAGNESIUM_DISPLAY, value, "mg/dL", when)
         out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
                           context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          setup=[fixture], provenance=[f"Observation/{fixture['id']}"], meta={"magnesium": value}))
+                          setup=[fixture], provenance=[f"Observation/{fixture['id']}"],
+                          meta={"magnesium": value, "phrasing": phrasing}))
     return out
 
 
@@ -273,10 +285,12 @@ def average_glucose(b: AgenticBuilder) -> list[Scenario]:
     category = "average_glucose"
     rng = b.rng(category)
     info = LABS[GLUCOSE]
-    facts = b.chart.values(GLUCOSE)
+    raw = b.chart.values(GLUCOSE)
+    if len({f.when for f in raw}) != len({(f.when, f.value) for f in raw}):
+        return []  # two different values at one moment: no single mean to ask for
+    facts = distinct_results(raw)
     start, end = b.span
-    instruction = (f"What is the average blood glucose (LOINC {GLUCOSE}) of {_patient_phrase(b)} over the last "
-                   f"730 days (2 years)? Include every glucose result from the 730 days before now.")
+    instruction, phrasing = b.say(category, code=GLUCOSE)
     answer_format = ("Answer with one number in mg/dL, rounded to 1 decimal place, or 'none' if there is no glucose "
                      "result in that period.")
     out: list[Scenario] = []
@@ -287,7 +301,12 @@ def average_glucose(b: AgenticBuilder) -> list[Scenario]:
                     break
                 now = b.clock(rng.choice(facts).when + timedelta(days=rng.uniform(1, 200)))
             else:
-                now = b.clock(pick_time(rng, start, end))
+                # absent: glucose results exist before the window but none in it where the chart allows, so
+                # the era of the clock does not give the answer away
+                gaps = [f.when for f, nxt in zip(facts, [*facts[1:], None])
+                        if (nxt.when if nxt else end) - f.when > AVERAGE_WINDOW + timedelta(days=20)]
+                now = b.clock(rng.choice(gaps) + AVERAGE_WINDOW + timedelta(days=rng.uniform(5, 15))) \
+                    if gaps and rng.random() < 0.8 else b.clock(pick_time(rng, start, end))
             if not b.inside(now):
                 continue
             lo = now - AVERAGE_WINDOW
@@ -312,8 +331,9 @@ def average_glucose(b: AgenticBuilder) -> list[Scenario]:
                     continue
                 answer, provenance = none_number(info), []
             out.append(b.make(category, (variant,), now=now, variant=variant, instruction=instruction,
-                              context=FUTURE_NOTE, answer_format=answer_format, answer=answer,
-                              provenance=provenance, meta={"results_in_window": len(inside)}))
+                              context=f"{DEDUP_NOTE} {FUTURE_NOTE}", answer_format=answer_format, answer=answer,
+                              provenance=provenance, meta={"results_in_window": len(inside), "phrasing": phrasing,
+                                                           "duplicates_removed": len(raw) - len(facts)}))
             break
     return out
 
@@ -326,7 +346,7 @@ def latest_glucose(b: AgenticBuilder) -> list[Scenario]:
     info = LABS[GLUCOSE]
     facts = b.chart.values(GLUCOSE)
     start, end = b.span
-    instruction = f"What is the most recent blood glucose value (LOINC {GLUCOSE}) of {_patient_phrase(b)}?"
+    instruction, phrasing = b.say(category, code=GLUCOSE)
     for _ in range(TRIES):
         # mostly after some result (the chart usually also holds later ones, after now), else before any
         if facts and rng.random() < 0.8:
@@ -348,7 +368,7 @@ def latest_glucose(b: AgenticBuilder) -> list[Scenario]:
         return [b.make(category, (), now=now, variant=variant, instruction=instruction, context=FUTURE_NOTE,
                        answer_format=f"Answer with one number in mg/dL, {rounding_phrase(decimals)}, or 'none' if "
                                      "the patient has no glucose result.",
-                       answer=answer, provenance=provenance)]
+                       answer=answer, provenance=provenance, meta={"phrasing": phrasing})]
     return []
 
 
@@ -375,13 +395,13 @@ def referral(b: AgenticBuilder) -> list[Scenario]:
             codes.append(CodingSpec(system=SNOMED, code=ORTHOPEDIC_REFERRAL_ALT[0]))
         spec = service_order(f"{service.lower()} referral", b.chart.patient_id, now, codes,
                              fields=[FieldRule(name="note", path="note.text", any_of=[note], mode="contains")])
-        instruction = (f"Order a {service.lower()} referral for {_patient_phrase(b)}. Write within the free text of "
-                       f"the referral: \"{note}\"")
+        instruction, phrasing = b.say(category, service=service.lower(), note=note)
         context = (f"The SNOMED CT code for the referral is {code} ({display}). Order it as a ServiceRequest "
                    "(intent order, status active, authored now) with the free text in note.text.")
         return [b.make(category, (), now=now, instruction=instruction, context=context,
                        answer_format="After ordering, reply 'done'.", answer=ExpectedAnswer(type="none"),
-                       writes=[spec], provenance=[f"Condition/{condition.id}"], meta={"service": service})]
+                       writes=[spec], provenance=[f"Condition/{condition.id}"],
+                       meta={"service": service, "phrasing": phrasing, "note": note, "referral_code": code})]
     return []
 
 
@@ -390,12 +410,12 @@ def referral(b: AgenticBuilder) -> list[Scenario]:
 def potassium(b: AgenticBuilder) -> list[Scenario]:
     category = "potassium_replacement"
     rng = b.rng(category)
-    facts = [f for f in _unique_at(b.chart.values(POTASSIUM)) if b.inside(f.when + timedelta(hours=24))]
+    # adults only: 10 mEq per 0.1 mmol/L is an adult dose (children are dosed by weight)
+    facts = [f for f in _unique_at(b.chart.values(POTASSIUM)) if b.inside(f.when + timedelta(hours=24))
+             and whole_years_between(b.chart.birth_date, day_of(f.when)) >= 18]
     if not facts:
         return []
-    instruction = (f"Check the most recent potassium level of {_patient_phrase(b)}. If it is low, order replacement "
-                   "potassium according to the dosing instructions, and pair this order with a serum potassium lab "
-                   "to be collected at 08:00 the next morning. If it is not low, order nothing.")
+    instruction, phrasing = b.say(category)
     context = (f"The LOINC code for potassium results is {POTASSIUM}. Low means below 3.5 mmol/L. The NDC for oral "
                f"replacement potassium chloride is {NDC_POTASSIUM_ORAL}. Dosing instructions: for every 0.1 mmol/L "
                "(mEq/L) below 3.5, order 10 mEq of oral potassium (for example 3.1 mmol/L: 40 mEq). Order the "
@@ -438,7 +458,8 @@ def potassium(b: AgenticBuilder) -> list[Scenario]:
             writes = [potassium_order(b.chart.patient_id, now, dose), potassium_followup(b.chart.patient_id, now)]
         out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
                           context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          setup=[fixture], provenance=provenance, meta={"fixture_potassium": value}))
+                          setup=[fixture], provenance=provenance,
+                          meta={"fixture_potassium": value, "phrasing": phrasing}))
     return out
 
 
@@ -490,11 +511,11 @@ def hba1c(b: AgenticBuilder) -> list[Scenario]:
     times = [f.when for f in b.chart.values(HBA1C)]
     if not times:
         return []  # only patients followed with HbA1c at some point (adults with glycemia checks)
-    instruction = (f"What is the last hemoglobin A1c (HbA1c) value in the chart of {_patient_phrase(b)}, and when was "
-                   "it recorded? If the last result is more than 1 year old, or there is none, order a new HbA1c lab "
-                   "test.")
-    context = (f"The LOINC code for HbA1c is {HBA1C}. Order a new test as a ServiceRequest with LOINC {HBA1C} "
-               f"(intent order, status active, authored now). {FUTURE_NOTE}")
+    indications = sorted((c for c in b.chart.conditions if c.code.code in HBA1C_INDICATIONS),
+                         key=lambda c: (c.onset, c.id))
+    if not indications:
+        return []  # re-ordering HbA1c is only indicated with diabetes or prediabetes
+    instruction, phrasing = b.say(category)
     answer_format = ('Answer as JSON: {{"value": <the HbA1c in %, {rounding}>, "date": "YYYY-MM-DD"}}, '
                      "or 'none' if there is no HbA1c result.")
     out = []
@@ -505,6 +526,13 @@ def hba1c(b: AgenticBuilder) -> list[Scenario]:
         now, variant = picked
         if whole_years_between(b.chart.birth_date, day_of(now)) < 18:
             continue
+        indication = next((c for c in indications if c.onset <= now - timedelta(days=1)), None)
+        if indication is None:
+            continue  # not yet diagnosed at now: no indication to monitor HbA1c
+        context = (f"The patient's problem list includes {condition_label(indication.code.display).lower()} (since "
+                   f"{day_of(indication.onset).isoformat()}), so HbA1c is monitored at least yearly. The LOINC code "
+                   f"for HbA1c is {HBA1C}. Order a new test as a ServiceRequest with LOINC {HBA1C} (intent order, "
+                   f"status active, authored now). {FUTURE_NOTE}")
         last = _latest_before(b.chart.values(HBA1C), now)
         if last is not None and last not in facts:
             continue
@@ -523,7 +551,8 @@ def hba1c(b: AgenticBuilder) -> list[Scenario]:
             if branch == "act" else []
         out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
                           context=context, answer_format=answer_format.format(rounding=rounding_phrase(decimals)),
-                          answer=answer, writes=writes, provenance=provenance))
+                          answer=answer, writes=writes, provenance=[*provenance, f"Condition/{indication.id}"],
+                          meta={"phrasing": phrasing, "indication": indication.code.code}))
     return out
 
 

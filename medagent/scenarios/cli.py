@@ -15,10 +15,11 @@ scenarios_app = typer.Typer(help="Generate and inspect the EHRQA and agentic sce
 def build(
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every random choice; same seed, same files."),
     patients: int | None = typer.Option(None, "--patients", min=1, help="Use only the first N patients."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder of the sets (JSONL, manifest.json, README.md)."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder of the set (JSONL files, manifest.json)."),
+    hard: bool = typer.Option(True, "--hard/--no-hard", help="Include the hard tier (when its generator exists)."),
 ) -> None:
-    """Regenerate the frozen scenario sets deterministically and print their counts and content hash."""
-    manifest = build_scenarios(seed=seed, patients=patients, out_dir=out)
+    """Regenerate the v2 scenario set deterministically and print its counts and content hash (v1 is frozen)."""
+    manifest = build_scenarios(seed=seed, patients=patients, out_dir=out, hard=hard)
     typer.echo(render_table(manifest))
     typer.echo(f"\nWrote {out}/ (manifest.json content_hash {manifest.content_hash})")
 
@@ -26,10 +27,10 @@ def build(
 @scenarios_app.command("hash")
 def show_hash(folder: Path = typer.Argument(DEFAULT_OUT, help="Folder holding manifest.json.")) -> None:
     """Recompute the content hash of a set from its files and compare it with its manifest."""
-    from medagent.scenarios.scenario_files import read_manifest, set_hash
+    from medagent.scenarios.scenario_files import read_manifest, recomputed_hash
 
     recorded = read_manifest(folder).content_hash
-    actual = set_hash(folder)
+    actual = recomputed_hash(folder)
     typer.echo(actual)
     if actual != recorded:
         typer.echo(f"differs from manifest.json ({recorded})", err=True)

@@ -18,8 +18,12 @@ def short_hash(*parts: object, length: int = 10) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:length]
 
 
+SET_TAG = "v2"  # the set the generator builds; v1's ids (frozen in scenarios/v1) carry no tag
+
+
 def scenario_id(suite: str, category: str, patient: str, *key: object) -> str:
-    return f"{suite}-{category}-{patient[:8]}-{short_hash(suite, category, patient, *key, length=8)}"
+    """``v2-<suite>-<category>-<patient>-<hash>``: never equal to a v1 id, so a result names its set."""
+    return f"{SET_TAG}-{suite}-{category}-{patient[:8]}-{short_hash(SET_TAG, suite, category, patient, *key, length=8)}"
 
 
 def rng_for(seed: int, *key: object) -> random.Random:

@@ -126,6 +126,7 @@ class Scenario(_Model):
 
     id: str
     suite: Suite
+    tier: Literal["core", "hard"] = "core"
     split: Split = "dev"
     category: str
     patient: str = Field(description="Patient.id on the FHIR server.")
@@ -175,11 +176,15 @@ class Verdict(_Model):
 class FileEntry(_Model):
     sha256: str
     count: int
+    suite: str | None = Field(None, description="Suite of the file's scenarios (v1 manifests: from the path).")
+    split: str | None = Field(None, description="Split of the file's scenarios (v1 manifests: from the path).")
+    tier: str = "core"
 
 
 class Manifest(_Model):
     """What a build produced; ``content_hash`` identifies the whole frozen set in results."""
 
+    name: str | None = Field(None, description="The set's name (v2 on); v1 manifests: the folder's name.")
     generator_version: str
     seed: int
     patients: int = Field(description="Number of patients the sets were built from.")

@@ -2,10 +2,11 @@
 
 Every policy runs through the real bench runner (``run_benchmark``: a fresh embedded FHIR server
 per task, setup fixtures, the server's diff, the graders), like ``medagent bench run --agent NAME``.
-The oracle runs on the whole frozen set (6079 tasks: about 45 s at concurrency 2 on an idle
-2-core machine, up to ~4.5 min on a loaded one) and, blindfolded (its scenarios stripped of the
-expected answer, writes and provenance), on a stratified subset (every suite x category x question
-form x variant x polarity x branch x split, two each); the wrong policies run on that subset.
+The oracle runs on every scenario of both frozen sets (v1: 6079 tasks, v2: 4841; each about 45 s at
+concurrency 2 on an idle 2-core machine, up to ~5 min on a loaded one) and, blindfolded (its scenarios
+stripped of the expected answer, writes and provenance), on a stratified subset of v2 (every suite x
+category x question form x variant x polarity x branch x split, two each); the wrong policies run on
+that subset.
 """
 
 from __future__ import annotations
@@ -23,22 +24,27 @@ from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
 from medagent.fhir.client import FhirClient
 from medagent.trajectory import RunOutcome
-from medagent.bench import oracle, policies, tool_session, wrong_policies
+from medagent.bench import baselines, oracle, policies, tool_session, wrong_policies
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.policies import POLICY_NAMES, make_policy
 from medagent.tools.write_clinical import ACTOR_SYSTEM, MedicationOrderArgs
 
-FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
+SETS = Path(__file__).resolve().parents[2] / "scenarios"
+FROZEN = SETS / "v2"  # the default set: the subset the wrong policies run on
 
 
 # ---------- fixtures ----------
 
+def set_scenarios(folder: Path) -> list[Scenario]:
+    if not (folder / "manifest.json").exists():
+        pytest.fail(f"no frozen scenario set {folder} (run `medagent scenarios build`)")
+    return load_scenarios(folder, "all", "all")
+
+
 @pytest.fixture(scope="module")
 def all_scenarios() -> list[Scenario]:
-    if not (FROZEN / "manifest.json").exists():
-        pytest.skip("no frozen scenario set (run `medagent scenarios build`)")
-    return load_scenarios(FROZEN, "all", "all")
+    return set_scenarios(FROZEN)
 
 
 def stratified(scenarios: list[Scenario], per_group: int = 2) -> list[Scenario]:
@@ -137,8 +143,9 @@ async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth
         assert len(writes_of(record)) == sum(spec.count for spec in by_id[record.scenario_id].expected_writes)
 
 
-async def test_oracle_scores_100_on_every_frozen_scenario(all_scenarios: list[Scenario], bench_home: Path,
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("set_name", ["v1", "v2"])
+async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_home: Path, tmp_path: Path) -> None:
+    all_scenarios = set_scenarios(SETS / set_name)
     summary, records = await run(all_scenarios, make_policy("oracle"), tmp_path / "oracle-all", bench_home)
     failed = {r.scenario_id: (r.failure_cause, r.outcome.error, r.outcome.answer) for r in records if not r.passed}
     assert not failed
@@ -149,7 +156,8 @@ async def test_oracle_scores_100_on_every_frozen_scenario(all_scenarios: list[Sc
             assert group and all(r.passed for r in group), (suite, split)
 
 
-@pytest.mark.parametrize("module", [policies, oracle, tool_session, wrong_policies], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [policies, oracle, tool_session, wrong_policies, baselines],
+                         ids=lambda m: m.__name__)
 def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -1,4 +1,8 @@
-"""Shared fixtures: the frozen scenario sets and the raw bundles (for independent recomputation)."""
+"""Shared fixtures: the frozen scenario sets (v1 frozen data, v2 the generator's) and the raw bundles.
+
+``frozen_dir`` / ``frozen_manifest`` / ``frozen`` are parametrized over both sets, so every property of a
+frozen set is checked on v1 and on v2; ``v2_dir`` / ``v2`` are for the v2 rules.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,21 @@ from medagent.data import iter_bundles
 from medagent.scenarios.models import Manifest, Scenario
 from medagent.scenarios.scenario_files import read_manifest, read_scenarios
 
-FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
+SETS = Path(__file__).resolve().parents[2] / "scenarios"
+FROZEN = SETS / "v1"
+V2 = SETS / "v2"
 
 
-@pytest.fixture(scope="session")
-def frozen_dir() -> Path:
-    if not (FROZEN / "manifest.json").exists():
-        pytest.skip("no frozen scenario set (run `medagent scenarios build`)")
-    return FROZEN
+def _set_dir(name: str) -> Path:
+    folder = SETS / name
+    if not (folder / "manifest.json").exists():
+        pytest.fail(f"no frozen scenario set {folder} (run `medagent scenarios build`)")
+    return folder
+
+
+@pytest.fixture(scope="session", params=["v1", "v2"])
+def frozen_dir(request: pytest.FixtureRequest) -> Path:
+    return _set_dir(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +37,28 @@ def frozen_manifest(frozen_dir: Path) -> Manifest:
     return read_manifest(frozen_dir)
 
 
+_loaded: dict[Path, list[Scenario]] = {}
+
+
+def _load(folder: Path) -> list[Scenario]:
+    if folder not in _loaded:
+        _loaded[folder] = read_scenarios(folder)
+    return _loaded[folder]
+
+
 @pytest.fixture(scope="session")
 def frozen(frozen_dir: Path) -> list[Scenario]:
-    return read_scenarios(frozen_dir)
+    return _load(frozen_dir)
+
+
+@pytest.fixture(scope="session")
+def v2_dir() -> Path:
+    return _set_dir("v2")
+
+
+@pytest.fixture(scope="session")
+def v2(v2_dir: Path) -> list[Scenario]:
+    return [s for s in _load(v2_dir) if s.tier == "core"]
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,19 @@
 """Ground truth recomputed by a second, deliberately simple path straight from the raw bundle JSON.
 
 Nothing here uses ``medagent.scenarios.chart`` or the generators: plain dict walking and string
-dates. For every frozen scenario whose category this path knows, the independently computed
-answer is fed to the grader and must pass; for conditional tasks the branch must agree too.
+dates. For every frozen scenario (v1 and v2) whose category this path knows, the independently
+computed answer is fed to the grader and must pass; for conditional tasks the branch must agree too.
+The v2 rules (``is_v2``) are coded here a second time: the influenza season from 1 August, same-moment
+duplicates counted once in the glucose average, the latest magnesium however old, HbA1c only with
+diabetes or prediabetes, "at the time of" within 90 days, prescriber questions only where the usual
+prescriber does not answer them, "treated for" only about conditions the patient has.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -63,6 +67,18 @@ def yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def is_v2(s: Scenario) -> bool:
+    return s.id.startswith("v2-")
+
+
+def flu_season_start(now: datetime) -> str:
+    """1 August of the season now falls in (hand-coded again, as a string)."""
+    return f"{now.year if now.month >= 8 else now.year - 1}-08-01"
+
+
+DIABETES_OR_PREDIABETES = {"44054006", "15777000", "368581000119106", "422034002", "127013003"}
+
+
 # ---------- EHRQA ----------
 
 def ehrqa_truth(s: Scenario, raw: Raw) -> str | None:
@@ -75,6 +91,8 @@ def ehrqa_truth(s: Scenario, raw: Raw) -> str | None:
         if key[0].startswith("group"):
             group = next(g for g in CONDITION_GROUPS if g.key == key[1])
             return yes(bool(group.members & mine))
+        if is_v2(s):  # v2: only about a condition the patient has
+            assert key[1] in mine, s.id
         return yes(any(key[1] in reason_codes(raw, m) for m in raw.get("MedicationRequest", [])))
     if s.category == "immunization_date":
         dates = sorted(i["occurrenceDateTime"][:10] for i in raw.get("Immunization", [])
@@ -89,6 +107,11 @@ def ehrqa_truth(s: Scenario, raw: Raw) -> str | None:
         return yes(bool(meds(raw, key[1])))
     if s.category == "medication_prescriber":
         latest = meds(raw, key[1])[-1]
+        if is_v2(s):  # v2: two prescribers of this drug, or the latest is not the patient's usual prescriber
+            every = [ref_id(m["requester"]["reference"]) for m in raw["MedicationRequest"]]
+            usual = {who for who in every if every.count(who) == max(every.count(w) for w in every)}
+            mine = {ref_id(m["requester"]["reference"]) for m in meds(raw, key[1])}
+            assert len(mine) >= 2 or ref_id(latest["requester"]["reference"]) not in usual, s.id
         doctor = next(p for p in raw["Practitioner"] if p["id"] == ref_id(latest["requester"]["reference"]))
         return " ".join([*doctor["name"][0]["given"], doctor["name"][0]["family"]])
     if s.category == "medication_prescription_date":
@@ -96,7 +119,11 @@ def ehrqa_truth(s: Scenario, raw: Raw) -> str | None:
         return (orders[0] if key[0] == "first" else orders[-1])["authoredOn"][:10]
     if s.category == "medication_for_condition":
         if key[0] == "list":
-            names = {display(m) for m in raw.get("MedicationRequest", []) if key[1] in reason_codes(raw, m)}
+            orders = [m for m in raw.get("MedicationRequest", []) if key[1] in reason_codes(raw, m)]
+            names = {display(m) for m in orders}
+            if is_v2(s):  # v2: with the date of the first of those orders
+                first = min(datetime.fromisoformat(m["authoredOn"]).astimezone(timezone.utc) for m in orders)
+                return json.dumps({"medications": sorted(names), "first_ordered": first.date().isoformat()})
             return "; ".join(sorted(names))
         return yes(any(key[1] in reason_codes(raw, m) for m in meds(raw, key[2])))
     if s.category == "observation_value":
@@ -110,7 +137,10 @@ def ehrqa_truth(s: Scenario, raw: Raw) -> str | None:
             anchor = min(c["onsetDateTime"][:10] for c in conditions if code_of(c["code"]) == anchor_code)
         else:
             anchor = meds(raw, anchor_code)[0]["authoredOn"][:10]
-        return str([v for t, v in values(raw, loinc) if t[:10] <= anchor][-1])
+        t, v = [(t, v) for t, v in values(raw, loinc) if t[:10] <= anchor][-1]
+        if is_v2(s):  # v2: the value lies at most 90 days before the event
+            assert date.fromisoformat(anchor) - date.fromisoformat(t[:10]) <= timedelta(days=90), s.id
+        return str(v)
     return None
 
 
@@ -122,7 +152,7 @@ def test_ehrqa_ground_truth_recomputed_from_raw_json(frozen: list[Scenario], raw
         verdict = grade(scenario, truth, [])
         assert verdict.passed, (scenario.id, scenario.question, truth, verdict.checks)
         checked += 1
-    assert checked > 3000
+    assert checked > (2500 if is_v2(frozen[0]) else 3000)
 
 
 # ---------- agentic ----------
@@ -133,7 +163,8 @@ def agentic_truth(s: Scenario, raw: Raw) -> tuple[Any, bool | None]:
     patient = raw["Patient"][0]
     setup_obs = tuple(r for r in s.setup if r["resourceType"] == "Observation")
     if s.category == "find_mrn":
-        birth = re.search(r"born (\d{4}-\d{2}-\d{2})", s.question).group(1)  # type: ignore[union-attr]
+        birth = re.search(r"(?:born|born on|DOB|birth date|date of birth) (\d{4}-\d{2}-\d{2})",
+                          s.question).group(1)  # type: ignore[union-attr]
         mrn = next(i["value"] for i in patient["identifier"]
                    if i.get("type", {}).get("coding", [{}])[0].get("code") == "MR")
         return (mrn if birth == patient["birthDate"] else "Patient not found"), None
@@ -147,15 +178,29 @@ def agentic_truth(s: Scenario, raw: Raw) -> tuple[Any, bool | None]:
             series = [(t, v) for t, v in series if when(t) >= now - timedelta(hours=24)]
         if s.category == "average_glucose":
             series = [(t, v) for t, v in series if when(t) >= now - timedelta(days=730)]
+            if is_v2(s):  # v2: a result recorded twice at the same moment counts once
+                series = sorted(set(series))
             return (str(sum(v for _, v in series) / len(series)) if series else "none"), None
         return (str(series[-1][1]) if series else "none"), None
     if s.category == "magnesium_replacement":
         recent = [v for t, v in values(raw, "19123-9", setup_obs) if now - timedelta(hours=24) <= when(t) <= now]
-        return (str(recent[-1]) if recent else "none"), bool(recent and recent[-1] <= 1.9)
+        act = bool(recent and recent[-1] <= 1.9)
+        if is_v2(s):  # v2: adults only; the answer is the latest value however old
+            born = date.fromisoformat(patient["birthDate"])
+            assert now.date().year - born.year - ((now.month, now.day) < (born.month, born.day)) >= 18, s.id
+            every = [v for t, v in values(raw, "19123-9", setup_obs) if when(t) <= now]
+            return (str(every[-1]) if every else "none"), act
+        return (str(recent[-1]) if recent else "none"), act
     if s.category == "potassium_replacement":
+        if is_v2(s):  # v2: adults only (the dose rule is an adult dose)
+            born = date.fromisoformat(patient["birthDate"])
+            assert now.date().year - born.year - ((now.month, now.day) < (born.month, born.day)) >= 18, s.id
         latest = [v for t, v in values(raw, "6298-4", setup_obs) if when(t) <= now][-1]
         return str(latest), latest < 3.5
     if s.category == "hba1c_reorder":
+        if is_v2(s):  # v2: only patients with diabetes or prediabetes diagnosed before now
+            assert any(code_of(c["code"]) in DIABETES_OR_PREDIABETES and when(c["onsetDateTime"]) <= now
+                       for c in raw.get("Condition", [])), s.id
         series = [(t, v) for t, v in values(raw, "4548-4") if when(t) <= now]
         if not series:
             return "none", True
@@ -164,16 +209,25 @@ def agentic_truth(s: Scenario, raw: Raw) -> tuple[Any, bool | None]:
     if s.category == "influenza_vaccine_due":
         shots = sorted(i["occurrenceDateTime"] for i in raw.get("Immunization", [])
                        if code_of(i["vaccineCode"]) == "140" and when(i["occurrenceDateTime"]) <= now)
+        if is_v2(s):  # v2: due when no dose since 1 August of the current season
+            due = not shots or datetime.fromisoformat(shots[-1]).astimezone(timezone.utc).date().isoformat() \
+                < flu_season_start(now)
+            return (shots[-1][:10] if shots else "none"), due
         if not shots:
             return "none", True
         return shots[-1][:10], now - when(shots[-1]) > timedelta(days=365)
     if s.category == "discontinue_medication":
-        name = re.search(r"decided to stop (.+?) for the patient", s.question).group(1)  # type: ignore[union-attr]
+        name = s.meta["drug"] if is_v2(s) else \
+            re.search(r"decided to stop (.+?) for the patient", s.question).group(1)  # type: ignore[union-attr]
         orders = sorted((m for m in raw["MedicationRequest"] if display(m) == name), key=lambda m: m["authoredOn"])
         return orders[-1]["authoredOn"][:10], any(m["status"] == "active" for m in orders)
     if s.category == "medication_reconciliation":
-        listed = re.search(r"reports currently taking: (.+?)\. Compare", s.question).group(1)  # type: ignore[union-attr]
-        reported = set(listed.split("; "))
+        if is_v2(s):
+            reported = set(s.meta["reported"])
+            assert "; ".join(s.meta["reported"]) in s.question
+        else:
+            listed = re.search(r"reports currently taking: (.+?)\. Compare", s.question).group(1)  # type: ignore[union-attr]
+            reported = set(listed.split("; "))
         active = {display(m) for m in raw["MedicationRequest"] if m["status"] == "active"}
         return json.dumps({"not_on_chart": sorted(reported - active), "not_reported": sorted(active - reported)}), None
     if s.category == "lab_trend":
