@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from medagent.bench.results import TaskRecord
-from medagent.bench.solvers import SolveOutcome
 from medagent.bench.wrong_policies import FixedAnswerPolicy
-from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.scenario_files import open_set
-from medagent.tools.registry import FINAL_ANSWER
 
 BASELINES = ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")
 TARGETS = {  # issue #11: the floor the sets must keep
@@ -98,7 +95,7 @@ class AnswerPrior:
         return "yes"
 
 
-class ChartBlindPolicy:
+class ChartBlindPolicy(FixedAnswerPolicy):
     """Deliberately wrong policy: answers from the dev split's answer statistics by question form and entity,
     never calling a tool or writing. Built from a set folder (its dev files) or from dev scenarios."""
 
@@ -114,11 +111,8 @@ class ChartBlindPolicy:
             examples = open_set(set_folder).load("all", "dev", "all")
         self.prior = AnswerPrior(examples)
 
-    async def solve(self, scenario: Scenario, client: FhirClient) -> SolveOutcome:
-        guess = self.prior.guess(scenario)
-        step = {"step": 1, "tool": FINAL_ANSWER, "arguments": {"answer": guess, "citations": []},
-                "result": None, "error": None, "references": [], "wrote": []}
-        return SolveOutcome(status="answered", answer=guess, trace=[step], steps=0, tool_calls=0)
+    def answer_for(self, scenario: Scenario) -> str:
+        return self.prior.guess(scenario)
 
 
 class NoneAnswererPolicy(FixedAnswerPolicy):

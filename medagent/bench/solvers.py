@@ -15,7 +15,6 @@ from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
 from medagent.trajectory import RunOutcome
 
-SolveOutcome = RunOutcome  # the name the code policies used before the one trajectory record; same class
 
 
 class Solver(Protocol):

@@ -29,9 +29,13 @@ class FixedAnswerPolicy:
         self.name = name
         self.fixed = answer
 
+    def answer_for(self, scenario: Scenario) -> str:
+        return self.fixed
+
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        step = Step(step=1, tool=FINAL_ANSWER, arguments={"answer": self.fixed, "citations": []})
-        return RunOutcome(status="answered", answer=self.fixed, trace=[step], steps=0)
+        answer = self.answer_for(scenario)
+        step = Step(step=1, tool=FINAL_ANSWER, arguments={"answer": answer, "citations": []})
+        return RunOutcome(status="answered", answer=answer, trace=[step], steps=0)
 
 
 class AlwaysNoPolicy(FixedAnswerPolicy):
