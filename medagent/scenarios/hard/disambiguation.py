@@ -16,9 +16,20 @@ from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import LOINC
 from medagent.scenarios.expect import names
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
-from medagent.scenarios.hard.fixtures import decoy_mrn, namesake_patient, weight_observation
+from medagent.scenarios.hard.fixtures import (
+    decoy_mrn,
+    namesake_patient,
+    weight_observation,
+)
 from medagent.scenarios.identity import fixture_id, scenario_id
-from medagent.scenarios.models import CodingSpec, ExpectedAnswer, FieldRule, Scenario, Tolerance, WriteSpec
+from medagent.scenarios.models import (
+    CodingSpec,
+    ExpectedAnswer,
+    FieldRule,
+    Scenario,
+    Tolerance,
+    WriteSpec,
+)
 
 CATEGORY = "disambiguation"
 WEIGHT = "29463-7"

@@ -18,12 +18,12 @@ from datetime import timedelta
 
 from medagent.scenarios.agentic_common import medication_order, quantity
 from medagent.scenarios.clock import whole_years_between
-from medagent.scenarios.codes import LOINC, ORAL_ROUTE, RXNORM
+from medagent.scenarios.codes import ORAL_ROUTE, RXNORM
 from medagent.scenarios.expect import names
 from medagent.scenarios.fixtures import lab_observation
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
 from medagent.scenarios.hard.fixtures import allergy, medication_request
-from medagent.scenarios.identity import fixture_id, scenario_id
+from medagent.scenarios.identity import scenario_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance
 
 CATEGORY = "safety_gated_order"
@@ -123,5 +123,3 @@ def generate(b: HardBuilder) -> list[Scenario]:
                              meta={"loinc": EGFR, "rxnorm": AMOXICILLIN[0]}))
     return out
 
-
-__all__ = ["generate", "CATEGORY", "LOINC", "fixture_id"]

@@ -11,10 +11,28 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from medagent.scenarios.agentic_common import EFFECTIVE_PATHS, around, quantity, service_order
-from medagent.scenarios.codes import BP_PANEL_CODES, DIASTOLIC, LOINC, OBSERVATION_CATEGORY, SYSTOLIC
+from medagent.scenarios.agentic_common import (
+    EFFECTIVE_PATHS,
+    around,
+    quantity,
+    service_order,
+)
+from medagent.scenarios.codes import (
+    BP_PANEL_CODES,
+    DIASTOLIC,
+    LOINC,
+    OBSERVATION_CATEGORY,
+    SYSTOLIC,
+)
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
-from medagent.scenarios.models import CodingSpec, ExpectedAnswer, FieldRule, Scenario, Tolerance, WriteSpec
+from medagent.scenarios.models import (
+    CodingSpec,
+    ExpectedAnswer,
+    FieldRule,
+    Scenario,
+    Tolerance,
+    WriteSpec,
+)
 
 CATEGORY = "bp_workup_workflow"
 BMP = ("51990-0", "Basic metabolic panel - Blood")
