@@ -27,7 +27,7 @@ from medagent.scenarios.build import load_charts
 from medagent.scenarios.hard import HARD_CATEGORIES, generate_hard
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.population import population_of
-from medagent.scenarios.sampling import test_patients
+from medagent.scenarios import sampling
 from medagent.tools.writes import ACTOR_SYSTEM
 
 SEED = 2026
@@ -36,7 +36,7 @@ SEED = 2026
 @pytest.fixture(scope="module")
 def hard() -> list[Scenario]:
     charts = load_charts()
-    return generate_hard(charts, population_of(charts), SEED, test_patients(c.patient_id for c in charts))
+    return generate_hard(charts, population_of(charts), SEED, sampling.test_patients(c.patient_id for c in charts))
 
 
 def stratified(scenarios: list[Scenario], per_group: int = 3) -> list[Scenario]:

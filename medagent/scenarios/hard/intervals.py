@@ -76,7 +76,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
     ages = []
     for code, condition in sorted(firsts.items()):
         onset_day = day_of(condition.onset)  # type: ignore[attr-defined]
-        if onset_day > b.chart.birth_date and not _near_birthday(b.chart.birth_date, onset_day):
+        if whole_years_between(b.chart.birth_date, onset_day) >= 1 and not _near_birthday(b.chart.birth_date, onset_day):
             ages.append(condition)
     for condition in rng.sample(ages, min(2, len(ages))):
         onset_day = day_of(condition.onset)  # type: ignore[attr-defined]
