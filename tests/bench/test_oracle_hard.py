@@ -21,13 +21,17 @@ from medagent.bench.oracle import OraclePolicy
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.solvers import SolveOutcome
-from medagent.bench.wrong_policies import AlwaysActPolicy, DoNothingPolicy, FixedAnswerPolicy
+from medagent.bench.wrong_policies import (
+    AlwaysActPolicy,
+    DoNothingPolicy,
+    FixedAnswerPolicy,
+)
 from medagent.fhir.client import FhirClient
+from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
 from medagent.scenarios.hard import HARD_CATEGORIES, generate_hard
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.population import population_of
-from medagent.scenarios import sampling
 from medagent.tools.writes import ACTOR_SYSTEM
 
 SEED = 2026

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from medagent.scenarios import sampling
 from medagent.scenarios.answers import grade_answer
 from medagent.scenarios.build import load_charts
 from medagent.scenarios.hard import generate_hard
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
-from medagent.scenarios import sampling
 
 Raw = dict[str, list[dict[str, Any]]]
 
@@ -85,7 +85,7 @@ def temporal(s: Scenario, raw: Raw) -> str:
     start = utc_date(condition[0]["onsetDateTime"])
     rows = before(values(raw["Observation"], s.meta["loinc"]), now)
     if s.meta["form"] == "first_after":
-        return str([v for t, v, _ in rows if t.astimezone(UTC).date() >= start][0])
+        return str(next(v for t, v, _ in rows if t.astimezone(UTC).date() >= start))
     abated = condition[0].get("abatementDateTime")
     end = utc_date(abated) if abated and moment(abated) <= now else now.date()
     inside = [v for t, v, _ in rows if start <= t.astimezone(UTC).date() <= end]

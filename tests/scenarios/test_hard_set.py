@@ -24,7 +24,11 @@ from medagent.scenarios.hard.common import pick_phrasing
 from medagent.scenarios.identity import rng_for
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
-from medagent.scenarios.reference import reference_answer, reference_diff, reference_resource
+from medagent.scenarios.reference import (
+    reference_answer,
+    reference_diff,
+    reference_resource,
+)
 from medagent.scenarios.scenario_files import read_scenarios, scenario_line, write_jsonl
 
 FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
