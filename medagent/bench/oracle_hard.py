@@ -119,13 +119,16 @@ async def _count(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 async def _interval(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     form = sc.meta["form"]
-    if form == "vaccine_span":
+    if form == "age_at_last_dose":
         result = await s.call("search_immunizations", complete=True, patient=sc.patient, code=sc.meta["cvx"],
-                              order="oldest", limit=MAX_ROWS)
+                              limit=MAX_ROWS)
         shots = [r for r in result.rows if r.get("status") in (None, "completed")]
-        if len(shots) < 2:
-            return "none", _refs(shots)
-        return str((_day(shots[-1]["date"]) - _day(shots[0]["date"])).days), [shots[0]["ref"], shots[-1]["ref"]]
+        if not shots:
+            return "none", []
+        last = max(shots, key=lambda r: utc_moment(r["date"]))
+        patient = await s.call("get_patient", patient=sc.patient)
+        born = date.fromisoformat(patient.rows[0]["birthDate"][:10])
+        return str(_whole_years(born, _day(last["date"]))), [patient.rows[0]["ref"], last["ref"]]
     conditions = await _conditions(s, sc.patient, sc.meta["snomed"])
     if not conditions:
         return "none", []
@@ -139,7 +142,7 @@ async def _interval(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     orders = [row for row in result.rows if refs & set(row.get("reasons") or [])]
     if not orders:
         return "none", [first["ref"]]
-    order = min(orders, key=lambda r: utc_moment(r["authored"]))
+    order = max(orders, key=lambda r: utc_moment(r["authored"]))
     return str((_day(order["authored"]) - _day(first["onset"])).days), [first["ref"], order["ref"]]
 
 

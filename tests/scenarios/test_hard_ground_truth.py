@@ -107,20 +107,21 @@ def counting(s: Scenario, raw: Raw) -> str:
 def interval(s: Scenario, raw: Raw) -> str:
     now = moment(s.now)
     form = s.meta["form"]
-    if form == "vaccine_span":
+    born = date.fromisoformat(raw["Patient"][0]["birthDate"])
+    if form == "age_at_last_dose":
         shots = sorted(utc_date(i["occurrenceDateTime"]) for i in raw["Immunization"]
                        if code_of(i["vaccineCode"]) == s.meta["cvx"] and i["status"] == "completed"
                        and moment(i["occurrenceDateTime"]) <= now)
-        return str((shots[-1] - shots[0]).days)
+        return str(age(born, shots[-1]))
     conditions = [c for c in raw["Condition"] if code_of(c["code"]) == s.meta["snomed"]
                   and moment(c["onsetDateTime"]) <= now]
     onset = min(utc_date(c["onsetDateTime"]) for c in conditions)
     if form == "age_at_diagnosis":
-        return str(age(date.fromisoformat(raw["Patient"][0]["birthDate"]), onset))
+        return str(age(born, onset))
     ids = {c["id"] for c in conditions}
-    first = min(utc_date(m["authoredOn"]) for m in raw["MedicationRequest"] if moment(m["authoredOn"]) <= now
+    last = max(utc_date(m["authoredOn"]) for m in raw["MedicationRequest"] if moment(m["authoredOn"]) <= now
                 and any(r["reference"].split(":")[-1].split("/")[-1] in ids for r in m.get("reasonReference", [])))
-    return str((first - onset).days)
+    return str((last - onset).days)
 
 
 def abstention(s: Scenario, raw: Raw) -> str:
