@@ -21,6 +21,7 @@ from medagent.scenarios.grading import grade
 from medagent.scenarios.hard import HARD_CATEGORIES, SUITE_OF, generate_hard
 from medagent.scenarios.hard.cohort import TEST_YEARS
 from medagent.scenarios.hard.common import pick_phrasing
+from medagent.scenarios.hard.files import write_hard
 from medagent.scenarios.identity import rng_for
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
@@ -263,3 +264,13 @@ def test_bp_workflow_needs_both_writes_on_act_and_only_the_reading_otherwise(har
     extra = {"resourceType": "ServiceRequest", "id": "bmp-1", "action": "create", "before": None, "after": panel}
     assert not grade(held, reference_answer(held.answer), [*reference_diff(held), extra]).passed
     assert not grade(act, str(float(act.answer.value) + 2), diff).passed  # type: ignore[arg-type]
+
+
+def test_the_committed_hard_files_are_what_the_generator_writes(tmp_path: Path) -> None:
+    committed = FROZEN / "v2" / "hard"
+    if not (committed / "manifest.json").exists():
+        pytest.skip("no committed hard tier (python -m medagent.scenarios.hard.files)")
+    manifest = write_hard(tmp_path)
+    for name in ("dev.jsonl", "test.jsonl", "manifest.json"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+    assert manifest.counts["agentic"]["test"] + manifest.counts["ehrqa"]["test"] >= 400
