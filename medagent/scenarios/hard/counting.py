@@ -25,11 +25,9 @@ PAGE = 20  # the tools' default page
 MAX_ROWS = 100  # the tools' largest page
 MEAN_MIN_ROWS = 10
 BOUNDARY_MARGIN = timedelta(days=7)
-COUNT_CODES = ["29463-7", "8302-2", "39156-5", "8480-6", "72514-3", "718-7", "6690-2", "2093-3", "18262-6", "2339-0",
-               "38483-4", "4548-4"]
+COUNT_CODES = ["29463-7", "39156-5", "8480-6", "718-7", "2093-3", "18262-6", "2339-0", "38483-4", "4548-4",
+               "33914-3"]
 MEAN_CODES = ["29463-7", "39156-5", "8480-6", "8462-4", "718-7", "2093-3", "18262-6", "2339-0", "4548-4", "2571-8"]
-PAIN = "72514-3"
-PAIN_LABEL = "pain severity score (0-10)"
 
 COUNT_PHRASINGS = [
     "How many {lab} results (LOINC {loinc}) are recorded in the patient's chart up to now?",
@@ -57,10 +55,6 @@ MEAN_PHRASINGS = [
 ]
 
 
-def _label(code: str) -> str:
-    return PAIN_LABEL if code == PAIN else LABS[code].label
-
-
 def generate(b: HardBuilder) -> list[Scenario]:
     now = b.end
     out: list[Scenario] = []
@@ -73,10 +67,10 @@ def generate(b: HardBuilder) -> list[Scenario]:
     for code, facts in rng.sample(countable, min(3, len(countable))):
         key = ("count_results", code)
         index, template = b.phrasing(CATEGORY, key, COUNT_PHRASINGS)
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=template.format(lab=_label(code), loinc=code),
+        out.append(b.ehrqa(CATEGORY, key, now=now, question=template.format(lab=LABS[code].label, loinc=code),
                            answer_format="Answer with one whole number.", answer=exact_integer(len(facts)),
                            phrasing=index, provenance=[f"Observation/{f.id}" for f in facts],
-                           meta={"form": "count_results", "loinc": code, "rows": len(facts)}))
+                           meta={"form": "count_results", "loinc": code}))
     out.extend(_encounter_spans(b, now, rng))
     averaged = []
     for code in MEAN_CODES:
@@ -97,7 +91,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
         out.append(b.ehrqa(CATEGORY, key, now=now, question=template.format(lab=info.label, loinc=code),
                            answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
                            answer=answer, phrasing=index, provenance=[f"Observation/{f.id}" for f in facts],
-                           meta={"form": "mean_results", "loinc": code, "rows": len(facts)}))
+                           meta={"form": "mean_results", "loinc": code}))
     return out
 
 
@@ -131,4 +125,4 @@ def _encounter_item(b: HardBuilder, now, start: date, end: date, count: int) -> 
     return b.ehrqa(CATEGORY, key, now=now, question=question,
                    answer_format="Answer with one whole number (both days included).", answer=exact_integer(count),
                    phrasing=index, meta={"form": "count_encounters", "since": start.isoformat(),
-                                         "until": end.isoformat(), "rows": count})
+                                         "until": end.isoformat()})
