@@ -109,9 +109,14 @@ async def _count(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
         result = await s.call("search_encounters", complete=True, patient=sc.patient, since=sc.meta["since"],
                               until=sc.meta["until"], limit=MAX_ROWS)
         return str(len(result.rows)), _refs(result.rows)
-    rows = await _observations(s, sc.patient, sc.meta["loinc"])
+    if form == "count_immunizations":
+        result = await s.call("search_immunizations", complete=True, patient=sc.patient, limit=MAX_ROWS)
+        shots = [r for r in result.rows if r.get("status") in (None, "completed")]
+        return str(len(shots)), _refs(shots)
     if form == "count_results":
+        rows = await _observations(s, sc.patient, sc.meta["loinc"], since=sc.meta["since"], until=sc.meta["until"])
         return str(len(rows)), _refs(rows)
+    rows = await _observations(s, sc.patient, sc.meta["loinc"])
     if not rows:
         return "none", []
     return quantity_text(mean(numeric(r) for r in rows), rows[0].get("unit"), stated_decimals(sc.question)), _refs(rows)

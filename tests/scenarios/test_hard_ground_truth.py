@@ -98,9 +98,13 @@ def counting(s: Scenario, raw: Raw) -> str:
     if s.meta["form"] == "count_encounters":
         low, high = date.fromisoformat(s.meta["since"]), date.fromisoformat(s.meta["until"])
         return str(sum(1 for e in raw["Encounter"] if low <= utc_date(e["period"]["start"]) <= high))
+    if s.meta["form"] == "count_immunizations":
+        return str(sum(1 for i in raw["Immunization"] if i["status"] == "completed"
+                       and moment(i["occurrenceDateTime"]) <= now))
     rows = before(values(raw["Observation"], s.meta["loinc"]), now)
     if s.meta["form"] == "count_results":
-        return str(len({obs_id for _, _, obs_id in rows}))
+        low, high = date.fromisoformat(s.meta["since"]), date.fromisoformat(s.meta["until"])
+        return str(len({obs_id for t, _, obs_id in rows if low <= t.astimezone(UTC).date() <= high}))
     return repr(mean(v for _, v, _ in rows))
 
 
