@@ -14,8 +14,8 @@ item) who meet the measure's criterion at now, graded as a set.
 
 Split: the population is shared, so these items cannot be split by patient. They are split by the year of
 ``now``: test items are dated in ``TEST_YEARS``, dev items in the other years, so no test question (measure,
-date) appears in dev. A "patient" is still set on each item (the first patient of the split, sorted by id)
-because the runner and the policies expect one; the question names no patient. Items with fewer than two patients
+date) appears in dev. A "patient" is still set on each item (the first patient of the split, sorted by id, alive
+through every date asked) because the runner and the policies expect one; the question names no patient. Items with fewer than two patients
 or whose cohort has an ambiguous latest result (two at the same moment) are not asked.
 """
 
@@ -177,8 +177,9 @@ def members_of(charts: Sequence[Chart], form: str, now: datetime, who: Stratum,
 def generate_cohort(charts: Sequence[Chart], seed: int, test_patients: set[str]) -> list[Scenario]:
     """Every (form, now) item with a non-empty, unambiguous answer; split by the year of now."""
     ordered = sorted(charts, key=lambda c: c.patient_id)
-    anchor = {"test": next((c.patient_id for c in ordered if c.patient_id in test_patients), ordered[0].patient_id),
-              "dev": next((c.patient_id for c in ordered if c.patient_id not in test_patients), ordered[0].patient_id)}
+    living = [c for c in ordered if c.deceased is None and c.birth_date < date(YEARS[0], 1, 1)] or ordered
+    anchor = {"test": next((c.patient_id for c in living if c.patient_id in test_patients), ordered[0].patient_id),
+              "dev": next((c.patient_id for c in living if c.patient_id not in test_patients), ordered[0].patient_id)}
     out: list[Scenario] = []
     for form in FORMS:
         for year in YEARS:
