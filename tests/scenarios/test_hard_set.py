@@ -274,3 +274,41 @@ def test_the_committed_hard_files_are_what_the_generator_writes(tmp_path: Path) 
     for name in ("dev.jsonl", "test.jsonl", "manifest.json"):
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
     assert manifest.counts["agentic"]["test"] + manifest.counts["ehrqa"]["test"] >= 400
+
+
+def test_a_chart_blind_prior_from_the_dev_answers_gets_at_most_10_percent_of_test(hard: list[Scenario]) -> None:
+    """Answer each test item with the dev split's most frequent answer for its category, form and entity (the lab,
+    condition or vaccine code, or the variant); record fields field by field. Never reads a chart."""
+    def entity(s: Scenario) -> tuple[Any, ...]:
+        m = s.meta
+        return (s.category, m.get("form"), m.get("loinc") or m.get("snomed") or m.get("cvx") or m.get("variant"))
+
+    by_entity: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    by_form: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    by_field: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for s in hard:
+        if s.split == "dev":
+            answer = reference_answer(s.answer)
+            by_entity[entity(s)][answer] += 1
+            by_form[entity(s)[:2]][answer] += 1
+            if s.answer.type == "record":
+                for key, value in json.loads(answer).items():
+                    by_field[(s.category, key)][json.dumps(value)] += 1
+    passed: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for s in hard:
+        if s.split != "test":
+            continue
+        if s.answer.type == "record":
+            guess = json.dumps({k: json.loads(by_field[(s.category, k)].most_common(1)[0][0])
+                                if by_field[(s.category, k)] else None for k in s.answer.fields})
+        else:
+            pool = by_entity.get(entity(s)) or by_form.get(entity(s)[:2]) or Counter({"none": 1})
+            guess = pool.most_common(1)[0][0]
+        total[s.category] += 1
+        passed[s.category] += grade(s, guess, []).passed  # no writes: a chart-blind policy calls no tool
+    rates = {c: round(100 * passed[c] / total[c], 1) for c in sorted(total)}
+    overall = 100 * sum(passed.values()) / sum(total.values())
+    print(f"\nchart-blind prior on the hard test split: {overall:.1f}% overall; {rates}")
+    assert overall <= 10.0
+    assert all(rate <= 25.0 for rate in rates.values()), rates
