@@ -16,6 +16,7 @@ from datetime import timedelta
 from statistics import mean
 from typing import Any
 
+from medagent.bench.oracle_hard import HARD_HANDLERS
 from medagent.bench.tool_session import (
     ToolGap,
     ToolSession,
@@ -88,7 +89,9 @@ class OraclePolicy:
         return session.outcome(**fields)
 
     async def answer(self, s: ToolSession, scenario: Scenario) -> Answer:
-        if scenario.suite == "ehrqa":
+        if scenario.tier == "hard":
+            handler = HARD_HANDLERS.get(scenario.category)
+        elif scenario.suite == "ehrqa":
             handler = EHRQA_FORMS.get(str(scenario.meta.get("form")))
         else:
             handler = AGENTIC_TASKS.get(scenario.category)

@@ -143,6 +143,7 @@ class Scenario(_Model):
         "the agent runs; the grader ignores their creation in the diff.",
     )
     meta: dict[str, Any] = Field(default_factory=dict)
+    tier: Literal["core", "hard"] = "core"
 
 
 class Change(_Model):
