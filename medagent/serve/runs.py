@@ -299,7 +299,8 @@ class RunManager:
         tool_name = str(asked.get("tool"))
         arguments = dict(asked.get("arguments") or {})
         item = self.registry[tool_name] if tool_name in self.registry else None
-        patient = arguments.get("patient") or (f"Patient/{values['patient']}" if values.get("patient") else None)
+        patient_id = str(arguments.get("patient") or values.get("patient") or "").removeprefix("Patient/")
+        patient = f"Patient/{patient_id}" if patient_id else None
         return PendingWrite(id=str(interrupt.id), tool=tool_name, title=item.summary if item else tool_name,
                             arguments=arguments, patient=patient, destructive=bool(item and item.destructive))
 
