@@ -57,7 +57,10 @@ def read_write_answer(request: ModelRequest) -> dict[str, Any]:
     if len(results) == 1:
         return BP
     cited = re.findall(r"Observation/[A-Za-z0-9\-.]+", results[0])
-    return final("Last body weight as read; blood pressure: " + results[1].split("\n")[1][:80], *cited[:1])
+    row = next((line for line in results[0].split("\n") if "Body Weight" in line), "")
+    value = re.search(r"\| ([\d.]+ kg) \|", row)
+    return final(f"Last body weight: {value.group(1) if value else 'not found'} on {row[:10]}. "
+                 "Blood pressure 128/82 mmHg recorded.", *cited[:1])
 
 
 def read_then_stall(request: ModelRequest) -> Any:
