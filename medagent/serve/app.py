@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medagent import __version__
 from medagent.fhir.errors import FhirClientError, FhirNotFound
-from medagent.serve.auth import SESSION_COOKIE, BearerTokenMiddleware, authorized, session_value, token_matches
+from medagent.serve.auth import (
+    SESSION_COOKIE,
+    BearerTokenMiddleware,
+    authorized,
+    session_value,
+    token_matches,
+)
 from medagent.serve.errors import ApiError, describe, error_response
 from medagent.serve.openapi import Endpoint, openapi_document
 from medagent.serve.records import read_resource, search_patients
@@ -71,12 +77,12 @@ def _json(model: BaseModel, status: int = 200) -> Response:
 def _query_now(request: Request) -> datetime:
     value = request.query_params.get("now")
     if not value:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(iso_moment(value))
     except ValueError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # handlers -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,14 @@ from medagent.agent.state import Limits
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirNotFound
 from medagent.models.base import ModelBackend
-from medagent.serve.schemas import NextAction, PendingWrite, RunState, RunSummary, RunView, StepView
+from medagent.serve.schemas import (
+    NextAction,
+    PendingWrite,
+    RunState,
+    RunSummary,
+    RunView,
+    StepView,
+)
 from medagent.tools.registry import FINAL_ANSWER, Registry, default_registry
 
 log = logging.getLogger("medagent.serve.runs")
@@ -112,7 +119,7 @@ class _Launch:
 
 
 def _iso(seconds: float | None) -> str | None:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds") if seconds else None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds") if seconds else None
 
 
 class RunManager:
@@ -141,7 +148,7 @@ class RunManager:
                 await self.client.read_json("Patient", patient)
             except FhirNotFound:
                 raise UnknownPatient(f"unknown patient {patient!r}: the FHIR server has no Patient/{patient}") from None
-        moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        moment = now or datetime.now(UTC).isoformat(timespec="seconds")
         run_id = str(uuid.uuid4())
         self._launched[run_id] = _Launch(question, patient, moment, time.time())
         self._spawn(run_id, lambda: self.agent.run(question, now=moment, patient=patient, run_id=run_id))
@@ -190,8 +197,8 @@ class RunManager:
         pending = values.get("pending") or None
         next_action = None
         if pending and state == "running":
-            next_action = NextAction(tool=pending["tool"], arguments=pending.get("arguments") or {},
-                                     writes=self._writes(pending["tool"]))
+            next_action = NextAction(step=step_field(pending.get("record") or {}, "step"), tool=pending["tool"],
+                                     arguments=pending.get("arguments") or {}, writes=self._writes(pending["tool"]))
         return RunView(
             run_id=run_id, question=values.get("question", ""), patient=values.get("patient"),
             now=values.get("now", ""), state=state, status=values.get("status", "running"),
@@ -216,23 +223,31 @@ class RunManager:
                            status=v.status, step_count=v.step_count, started_at=v.started_at) for v in views[:limit]]
 
     async def events(self, run_id: str, *, after: int = 0, keepalive_s: float = 15.0) -> AsyncIterator[RunEvent]:
-        """The run as events: each finished step once (ids count steps, for reconnects), then ``done``."""
-        sent = after
-        last_status = last_action = last_pending = None
+        """The run as events: each model action and finished step once, in order, then ``done``.
+
+        Step event ids count finished steps, so a reconnect with Last-Event-ID skips those already sent.
+        Actions come from every checkpoint since the last look, so none is missed however fast a tool runs.
+        """
+        sent, acted = after, after
+        seen_checkpoint: str | None = None
+        last_status = last_pending = None
         while True:
             signal = self._signals.setdefault(run_id, asyncio.Event())
+            actions, seen_checkpoint = await self._actions_since(run_id, seen_checkpoint)
             view = await self.get(run_id)
             for index, step in enumerate(view.steps[sent:], start=sent + 1):
+                if step.step is not None and step.step in actions and step.step > acted:
+                    yield RunEvent("action", actions[step.step].model_dump_json())
+                    acted = step.step
                 yield RunEvent("step", step.model_dump_json(), id=str(index))
             sent = max(sent, len(view.steps))
+            for number in sorted(n for n in actions if n > acted):
+                yield RunEvent("action", actions[number].model_dump_json())
+                acted = number
             status = (view.state, view.status, view.step_count, view.prompt_tokens, view.completion_tokens)
             if status != last_status:
                 last_status = status
                 yield RunEvent("status", _status_json(view))
-            action = view.next_action.model_dump_json() if view.next_action else None
-            if action and action != last_action:
-                yield RunEvent("action", action)
-            last_action = action
             pending = view.pending_write.model_dump_json() if view.pending_write else None
             if pending and pending != last_pending:
                 yield RunEvent("approval", pending)
@@ -242,8 +257,28 @@ class RunManager:
                 return
             try:
                 await asyncio.wait_for(signal.wait(), timeout=keepalive_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
+
+    async def _actions_since(self, run_id: str, seen: str | None) -> tuple[dict[int, NextAction], str | None]:
+        """The tool calls the model chose in checkpoints newer than ``seen`` (by step), and the newest checkpoint id."""
+        newer = []
+        async for snapshot in self.agent.graph.aget_state_history(self._config(run_id), limit=200):
+            checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
+            if checkpoint_id == seen:
+                break
+            newer.append(snapshot)
+        actions: dict[int, NextAction] = {}
+        for snapshot in reversed(newer):
+            pending = (snapshot.values or {}).get("pending")
+            if pending and pending.get("tool"):
+                number = step_field(pending.get("record") or {}, "step")
+                if number is not None:
+                    actions.setdefault(int(number), NextAction(step=int(number), tool=pending["tool"],
+                                                               arguments=pending.get("arguments") or {},
+                                                               writes=self._writes(pending["tool"])))
+        latest = newer[0].config["configurable"]["checkpoint_id"] if newer else seen
+        return actions, latest
 
     # lifecycle ------------------------------------------------------------------------------
     async def close(self) -> None:
@@ -262,7 +297,7 @@ class RunManager:
             except asyncio.CancelledError:
                 log.info("run %s stopped with the service", run_id)
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failed run is reported in its view, not lost
+            except Exception as exc:
                 log.exception("run %s failed", run_id)
                 self._failures[run_id] = f"{type(exc).__name__}: {exc}"
             finally:

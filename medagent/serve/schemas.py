@@ -85,6 +85,7 @@ class StepView(BaseModel):
 class NextAction(BaseModel):
     """What the model chose and the run is about to do (a tool call not finished yet)."""
 
+    step: int | None = None
     tool: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     writes: bool = False

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -58,7 +61,9 @@ class AgentService:
             self._server.should_exit = True
 
     async def serve(self) -> None:
-        from medagent.agent.state import Limits  # the agent extra is needed only to serve
+        from medagent.agent.state import (
+            Limits,  # the agent extra is needed only to serve
+        )
 
         config = self.config
         async with FhirClient(config.fhir_url, token=config.fhir_token) as client:
@@ -76,3 +81,40 @@ class AgentService:
                                                              timeout_graceful_shutdown=5))
                 log.info("medagent serve at http://%s:%s (approval %s)", config.host, config.port, config.approval)
                 await self._server.serve()
+
+
+class ServiceThread:
+    """``with ServiceThread(config, backend) as svc: svc.url`` — the service on its own thread and event loop
+    (for notebooks, benchmarks and tests; port 0 picks a free port)."""
+
+    def __init__(self, config: ServiceConfig, backend: ModelBackend, *, startup_timeout: float = 60.0) -> None:
+        self.service = AgentService(config, backend)
+        self.startup_timeout = startup_timeout
+        self.thread = threading.Thread(target=self._main, daemon=True, name="medagent-serve")
+        self.error: BaseException | None = None
+        self.url = ""
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self.service.serve())
+        except BaseException as exc:  # noqa: BLE001 - reported by __enter__
+            self.error = exc
+
+    def __enter__(self) -> ServiceThread:
+        self.thread.start()
+        deadline = time.monotonic() + self.startup_timeout
+        while not self.service.started:
+            if self.error is not None or not self.thread.is_alive():
+                raise RuntimeError(f"medagent serve did not start: {self.error!r}")
+            if time.monotonic() > deadline:
+                self.service.stop()
+                raise RuntimeError(f"medagent serve did not start within {self.startup_timeout:.0f} s")
+            time.sleep(0.05)
+        self.url = f"http://{self.service.config.host}:{self.service.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.stop()
+        self.thread.join(timeout=30)
+        if self.thread.is_alive():
+            raise RuntimeError("medagent serve did not stop within 30 s")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from medagent.data import iter_bundles
 from medagent.models.base import ModelRequest
 from medagent.models.scripted import ScriptedPolicy
-from medagent.serve.server import AgentService, ServiceConfig
+from medagent.serve.server import ServiceConfig, ServiceThread
 from tests.agent.conftest import NOW, PATIENT, call, final
 
 WEIGHT = "29463-7"  # LOINC Body Weight
@@ -73,39 +72,6 @@ def read_then_stall(request: ModelRequest) -> Any:
         return final("unreachable")
 
     return never()
-
-
-class ServiceThread:
-    """``with ServiceThread(config, policy) as svc: svc.url`` — the real service on a free port in a thread."""
-
-    def __init__(self, config: ServiceConfig, policy: ScriptedPolicy) -> None:
-        self.service = AgentService(config, policy)
-        self.thread = threading.Thread(target=self._main, daemon=True, name="medagent-serve-test")
-        self.error: BaseException | None = None
-        self.url = ""
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self.service.serve())
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
-            self.error = exc
-
-    def __enter__(self) -> ServiceThread:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.service.started:
-            if self.error or not self.thread.is_alive():
-                raise RuntimeError(f"service did not start: {self.error!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("service did not start within 60 s")
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.service.port}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.service.stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "service thread did not stop"
 
 
 @pytest.fixture

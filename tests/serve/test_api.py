@@ -13,11 +13,10 @@ import httpx
 import pytest
 
 from medagent.models.scripted import ScriptedPolicy
-from medagent.serve.server import AgentService, ServiceConfig
+from medagent.serve.server import AgentService, ServiceConfig, ServiceThread
 from tests.agent.conftest import NOW, PATIENT
 from tests.serve.conftest import (
     QUESTION,
-    ServiceThread,
     bundle_resources,
     created_observations,
     latest_weight_in_bundle,
@@ -49,7 +48,10 @@ def test_start_stream_approve_writes_once_and_answers_with_citation(service: Ser
     weight = latest_weight_in_bundle()
     assert f"Observation/{weight['id']}" in steps[0]["references"]
     assert any(name == "status" for name, _ in events)
-    assert any(name == "action" and data["tool"] == "search_observations" for name, data in events)
+    calls = [(name, data.get("tool")) for name, data in events if name in ("action", "step", "approval")]
+    assert calls == [("action", "search_observations"), ("step", "search_observations"),
+                     ("action", "record_vital_sign"), ("approval", "record_vital_sign")]
+    assert [data["step"] for name, data in events if name == "action"] == [1, 2]
     pending = events[-1][1]
     assert pending["tool"] == "record_vital_sign"
     assert (pending["arguments"]["systolic"], pending["arguments"]["diastolic"]) == (128, 82)
@@ -61,6 +63,8 @@ def test_start_stream_approve_writes_once_and_answers_with_citation(service: Ser
     assert decided.status_code == 202
     rest = sse_events(f"{service.url}/api/runs/{run['run_id']}/events", stop=lambda name, _: name == "done",
                       headers={"Last-Event-ID": "1"})  # resumes after the one step already seen
+    assert [(n, d.get("tool")) for n, d in rest if n in ("action", "step")] == [  # the unfinished step's action
+        ("action", "record_vital_sign"), ("step", "record_vital_sign"), ("step", "final_answer")]  # comes again
     rest_steps = [data for name, data in rest if name == "step"]
     assert [s["tool"] for s in rest_steps] == ["record_vital_sign", "final_answer"]
     assert rest_steps[0]["approval"] == "approved"

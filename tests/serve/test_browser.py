@@ -10,8 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from medagent.serve.server import ServiceThread
 from tests.agent.conftest import PATIENT
-from tests.serve.conftest import QUESTION, ServiceThread, bundle_resources, created_observations, latest_weight_in_bundle
+from tests.serve.conftest import (
+    QUESTION,
+    bundle_resources,
+    created_observations,
+    latest_weight_in_bundle,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -255,12 +255,16 @@ function renderPending(pending) {
   showError($("approval-error"), "");
   if (!pending) return;
   ui.pending = pending;
-  $("approval-title").textContent = `${toolLabel(pending.tool)} — ${pending.title}`;
-  const rows = [["patient", pending.patient || "(none)"],
+  $("approval-title").textContent = pending.title;
+  const selected = ui.patient && pending.patient === `Patient/${ui.patient.id}` ? `${ui.patient.name} — ` : "";
+  const rows = [["patient", pending.patient ? `${selected}${pending.patient}` : "(none)"],
                 ...Object.entries(pending.arguments).filter(([k]) => k !== "patient")];
   $("approval-arguments").replaceChildren(...rows.map(([k, v]) => el("tr", {},
     el("th", { text: k.replaceAll("_", " ") }), el("td", { text: typeof v === "string" ? v : JSON.stringify(v) }))));
+  $("approval-dated").textContent = `Dated at the run's clinical date (${ui.run.now.slice(0, 10)}) unless a time is given above; ` +
+    "tagged as written by medagent for this run.";
   $("approve").disabled = $("reject").disabled = false;
+  loadRuns();
   $("working").hidden = true;
   panel.scrollIntoView({ block: "nearest" });
 }
