@@ -263,22 +263,20 @@ class RunManager:
     async def _actions_since(self, run_id: str, seen: str | None) -> tuple[dict[int, NextAction], str | None]:
         """The tool calls the model chose in checkpoints newer than ``seen`` (by step), and the newest checkpoint id."""
         newer = []
-        async for snapshot in self.agent.graph.aget_state_history(self._config(run_id), limit=200):
-            checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
+        async for item in self._saver.alist(self._config(run_id), limit=200):
+            checkpoint_id = item.config["configurable"]["checkpoint_id"]
             if checkpoint_id == seen:
                 break
-            newer.append(snapshot)
+            newer.append((checkpoint_id, item.checkpoint.get("channel_values", {}).get("pending")))
         actions: dict[int, NextAction] = {}
-        for snapshot in reversed(newer):
-            pending = (snapshot.values or {}).get("pending")
+        for _, pending in reversed(newer):
             if pending and pending.get("tool"):
                 number = step_field(pending.get("record") or {}, "step")
                 if number is not None:
                     actions.setdefault(int(number), NextAction(step=int(number), tool=pending["tool"],
                                                                arguments=pending.get("arguments") or {},
                                                                writes=self._writes(pending["tool"])))
-        latest = newer[0].config["configurable"]["checkpoint_id"] if newer else seen
-        return actions, latest
+        return actions, newer[0][0] if newer else seen
 
     # lifecycle ------------------------------------------------------------------------------
     async def close(self) -> None:
