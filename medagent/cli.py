@@ -252,9 +252,10 @@ async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str
                        token: str | None) -> None:
     from medagent.models import load_backend
     from medagent.serve.auth import check_bind
-    from medagent.serve.server import AgentService, ServiceConfig
+    from medagent.serve.server import AgentService, ServiceConfig, log_requests_to_stderr
 
     check_bind(host, token)
+    log_requests_to_stderr()
     backend = load_backend(settings.model, settings.model_name)
     label = settings.model if not settings.model_name else f"{settings.model_name} at {settings.model}"
     try:

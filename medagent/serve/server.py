@@ -22,6 +22,17 @@ log = logging.getLogger("medagent.serve")
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
 
 
+def log_requests_to_stderr(level: int = logging.INFO) -> None:
+    """Show the service's request lines (route, status, time, run id; never patient data) on stderr."""
+    logger = logging.getLogger("medagent.serve")
+    if not any(getattr(h, "medagent_serve", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        handler.medagent_serve = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 class ServiceConfig(BaseModel):
     """How one ``medagent serve`` process runs (from the CLI flags and settings)."""
 
