@@ -94,3 +94,36 @@ def test_ask_stream_approve_and_open_citation_in_headless_chromium(service: Serv
     assert components == {"8480-6": 128, "8462-4": 82}
     assert (ARTIFACTS / "serve.png").stat().st_size > 20_000
     assert (ARTIFACTS / "serve-approval.png").stat().st_size > 20_000
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                    reason="Debian chromium not installed (apt-get install chromium); CI installs it and never skips")
+def test_ui_signs_in_with_the_token_and_never_exposes_it(service_config) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect, sync_playwright
+
+    from medagent.models.scripted import ScriptedPolicy
+
+    assert CHROMIUM is not None, "chromium is required in CI"
+    token = "browser-test-token-0123456789"
+    patient = next(r for r in bundle_resources(PATIENT) if r["resourceType"] == "Patient")
+    errors: list[str] = []
+    with ServiceThread(service_config(token=token), ScriptedPolicy([])) as svc, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(svc.url)
+        expect(page.locator("#login")).to_be_visible()
+        page.fill("#login-token", "not-the-token-at-all")
+        page.click("#login-form button")
+        expect(page.locator("#login-error")).to_contain_text("not this service's token")
+        page.fill("#login-token", token)
+        page.click("#login-form button")
+        expect(page.locator("#login")).to_be_hidden()
+        page.fill("#patient-search", patient["name"][0]["family"])
+        expect(page.locator(f".patient-option[data-id='{PATIENT}']")).to_be_visible()
+        assert token not in page.content()
+        assert page.evaluate("document.cookie") == ""  # the session cookie is HttpOnly
+        assert token not in page.evaluate("JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
+        assert token not in str(page.context.cookies())
+        browser.close()
+    assert errors == []
