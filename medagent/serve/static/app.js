@@ -310,6 +310,7 @@ async function openResource(reference) {
   $("resource-summary").textContent = "Loading…";
   $("resource-json").textContent = "";
   drawer.hidden = false;
+  document.body.classList.add("drawer-open");
   try {
     const now = ui.run ? `?now=${encodeURIComponent(ui.run.now)}` : "";
     const view = await api(`/api/resources/${encodeURIComponent(kind)}/${encodeURIComponent(id)}${now}`);
@@ -319,8 +320,12 @@ async function openResource(reference) {
     $("resource-summary").textContent = error.message;
   }
 }
-$("resource-close").addEventListener("click", () => { $("resource-drawer").hidden = true; });
-document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("resource-drawer").hidden = true; });
+function closeResource() {
+  $("resource-drawer").hidden = true;
+  document.body.classList.remove("drawer-open");
+}
+$("resource-close").addEventListener("click", closeResource);
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeResource(); });
 
 // ---------- start ----------
 async function start() {
