@@ -129,7 +129,6 @@ class RunManager:
         self.agent = agent
         self.client = client
         self.registry: Registry = agent.registry
-        self.approval: str = agent.approval
         self._saver = saver
         saver.on_checkpoint = self._changed
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -191,8 +190,10 @@ class RunManager:
             launch = self._launched.get(run_id)
             if launch is None:
                 raise RunNotFound(f"no run {run_id!r} (not started here and not in the checkpoints)")
+            running = run_id in self._tasks  # else it failed before its first checkpoint
             return RunView(run_id=run_id, question=launch.question, patient=launch.patient, now=launch.now,
-                           state="running", status="running", started_at=_iso(launch.started_at))
+                           state="running" if running else "finished", status="running" if running else "failed",
+                           error=self._failures.get(run_id), started_at=_iso(launch.started_at))
         state = self._state(run_id, snapshot)
         pending = values.get("pending") or None
         next_action = None

@@ -255,3 +255,19 @@ def test_request_logs_carry_run_ids_not_patient_data(service: ServiceThread, cap
     assert f"run={run_id}" in logged and "GET /api/runs/{run_id} 200" in logged
     for private in (PATIENT, "Hartmann", "Adalberto", "body weight", "128"):
         assert private not in logged
+
+
+def test_a_run_that_crashes_is_reported_with_its_error_and_the_service_keeps_serving(
+        service_config: Callable[..., ServiceConfig], clean_fhir: str) -> None:
+    def broken(request: object) -> dict:
+        raise RuntimeError("backend exploded")
+
+    with ServiceThread(service_config(), ScriptedPolicy(broken)) as svc:
+        run_id = _start(svc.url).json()["run_id"]
+        view = wait_for(f"{svc.url}/api/runs/{run_id}", lambda v: v["state"] != "running")
+        assert view["state"] == "interrupted"  # resumable from its last checkpoint once the cause is fixed
+        assert "RuntimeError: backend exploded" in view["error"]
+        events = sse_events(f"{svc.url}/api/runs/{run_id}/events", stop=lambda name, _: name == "done")
+        assert events[-1][1]["error"] == view["error"]
+        assert httpx.get(f"{svc.url}/api/runs", timeout=30).json()["runs"][0]["run_id"] == run_id
+    assert created_observations(clean_fhir) == []
