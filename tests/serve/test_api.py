@@ -205,8 +205,10 @@ def test_patient_picker_and_cited_resource_come_from_the_fhir_server(service: Se
 
 
 def test_openapi_schema_describes_every_api_route(service: ServiceThread) -> None:
+    from openapi_spec_validator import validate
+
     spec = httpx.get(f"{service.url}/openapi.json", timeout=30).json()
-    assert spec["openapi"].startswith("3.")
+    validate(spec)  # against the official OpenAPI 3.1 schema
     expected = {("post", "/api/runs"), ("get", "/api/runs"), ("get", "/api/runs/{run_id}"),
                 ("get", "/api/runs/{run_id}/events"), ("post", "/api/runs/{run_id}/decision"),
                 ("post", "/api/runs/{run_id}/resume"), ("get", "/api/patients"),
