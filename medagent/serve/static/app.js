@@ -5,17 +5,6 @@
 const $ = (id) => document.getElementById(id);
 const ui = { patient: null, run: null, stream: null, steps: 0 };
 
-const TOOL_LABELS = {
-  find_patients: "Find patients", get_patient: "Patient demographics", search_observations: "Search observations",
-  search_conditions: "Search conditions", search_medications: "Search medications",
-  search_immunizations: "Search immunizations", search_procedures: "Search procedures",
-  search_encounters: "Search encounters", search_diagnostic_reports: "Search diagnostic reports",
-  search_allergies: "Search allergies", record_manifest: "What the record holds", lookup_codes: "Look up codes",
-  fhir_search: "FHIR search", fhir_read: "FHIR read", record_vital_sign: "Record a vital sign",
-  record_observation: "Record an observation", order_medication: "Order a medication",
-  order_service: "Order a service", add_note: "Add a note", discontinue_medication: "Discontinue a medication",
-  final_answer: "Final answer",
-};
 const STATE_LABELS = { running: "Running", awaiting_approval: "Waiting for your approval",
                        interrupted: "Interrupted", finished: "Finished" };
 
@@ -50,7 +39,9 @@ async function api(path, options = {}) {
 }
 
 function showError(node, message) { node.textContent = message; node.hidden = !message; }
-const toolLabel = (tool) => TOOL_LABELS[tool] || tool || "(unusable reply)";
+// "search_observations" -> "Search observations" (tool names are the registry's; no second list here)
+const toolLabel = (tool) => (tool ? tool.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase())
+                                     .replace(/\bfhir\b/gi, "FHIR") : "(unusable reply)");
 const tokens = (n) => Number(n || 0).toLocaleString("en-US");
 
 // ---------- sign-in (only when the service needs a token; the token is never shown or stored by the page) ----
