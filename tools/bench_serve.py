@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,9 @@ from medagent.serve.server import ServiceConfig, ServiceThread
 PATIENT = "ba18818d-faef-44cd-9744-b12d8973d402"
 
 
-def reads_then_answer(steps: int):  # noqa: ANN201 - a script for ScriptedPolicy
+def reads_then_answer(steps: int) -> Callable[[ModelRequest], dict]:
+    """A ScriptedPolicy script: ``steps`` reads of the patient's HbA1c, then a final answer."""
+
     def reply(request: ModelRequest) -> dict:
         done = sum(1 for m in request.messages if m.role == "user" and m.content.startswith("[result of "))
         if done < steps:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import uvicorn
 from pydantic import BaseModel, Field
@@ -111,7 +112,7 @@ class ServiceThread:
         except BaseException as exc:  # noqa: BLE001 - reported by __enter__
             self.error = exc
 
-    def __enter__(self) -> ServiceThread:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + self.startup_timeout
         while not self.service.started:
