@@ -99,9 +99,11 @@ class ServiceThread:
     """``with ServiceThread(config, backend) as svc: svc.url`` — the service on its own thread and event loop
     (for notebooks, benchmarks and tests; port 0 picks a free port)."""
 
-    def __init__(self, config: ServiceConfig, backend: ModelBackend, *, startup_timeout: float = 60.0) -> None:
+    def __init__(self, config: ServiceConfig, backend: ModelBackend, *, startup_timeout: float = 60.0,
+                 stop_timeout: float = 30.0) -> None:
         self.service = AgentService(config, backend)
         self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
         self.thread = threading.Thread(target=self._main, daemon=True, name="medagent-serve")
         self.error: BaseException | None = None
         self.url = ""
@@ -127,6 +129,6 @@ class ServiceThread:
 
     def __exit__(self, *exc: object) -> None:
         self.service.stop()
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=self.stop_timeout)
         if self.thread.is_alive():
-            raise RuntimeError("medagent serve did not stop within 30 s")
+            raise RuntimeError(f"medagent serve did not stop within {self.stop_timeout:.0f} s")

