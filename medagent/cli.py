@@ -238,6 +238,48 @@ async def _fhir_for(settings: Settings) -> AsyncIterator[str]:
         server.stop()
 
 
+@app.command("serve")
+@user_errors
+def serve_agent(
+    port: Annotated[int, typer.Option(help="Port of the service (API + browser UI).")] = 8330,
+    host: Annotated[str, typer.Option(help="Interface to bind; beyond loopback a --token is required.")] = "127.0.0.1",
+    fhir_url: FhirUrlOption = None,
+    model: Annotated[str | None, typer.Option(help="'embedded' (default) or an OpenAI-compatible base URL (vLLM).")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model name at --model, e.g. medgemma-27b.")] = None,
+    approve: Annotated[str, typer.Option(help="Writes: ask (approve/reject each in the UI or API), refuse, auto.")] = "ask",
+    max_steps: Annotated[int, typer.Option(min=1, help="Tool calls before a run stops.")] = 12,
+    token: Annotated[str | None, typer.Option(envvar="MEDAGENT_SERVE_TOKEN", show_default=False,
+                                              help="Bearer token the API requires (at least 16 characters).")] = None,
+) -> None:
+    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, and a browser UI."""
+    if approve not in ("refuse", "ask", "auto"):
+        raise typer.BadParameter("--approve must be ask, refuse or auto")
+    settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token))
+
+
+async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str, max_steps: int,
+                       token: str | None) -> None:
+    from medagent.models import load_backend
+    from medagent.serve.auth import check_bind
+    from medagent.serve.server import AgentService, ServiceConfig, log_requests_to_stderr
+
+    check_bind(host, token)
+    log_requests_to_stderr()
+    backend = load_backend(settings.model, settings.model_name)
+    label = settings.model if not settings.model_name else f"{settings.model_name} at {settings.model}"
+    try:
+        async with _fhir_for(settings) as base_url:
+            config = ServiceConfig(fhir_url=base_url, fhir_token=settings.fhir_token, host=host, port=port,
+                                   checkpoints=settings.home / "checkpoints.sqlite", approval=approve, token=token,
+                                   max_steps=max_steps, model_label=label)
+            err_console.print(f"medagent serve: open http://{host}:{port}/ (approval: {approve}, model: {label})")
+            await AgentService(config, backend).serve()
+    finally:
+        await backend.aclose()
+
+
 @app.command("mcp")
 @user_errors
 def mcp(

@@ -1,0 +1,48 @@
+"""What the UI reads from the FHIR server directly: the patient picker and cited resources with a summary."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from medagent.fhir.client import FhirClient
+from medagent.serve.schemas import REFERENCE, PatientRow, ResourceView
+from medagent.tools.read_patients import patient_row
+from medagent.tools.rows import generic_line
+
+_BIRTH_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def _row(patient: dict, now: datetime) -> PatientRow:
+    row = patient_row(patient, now)
+    return PatientRow(id=patient["id"], name=row["name"], gender=row["gender"], birth_date=row["birthDate"],
+                      age=row["age"], mrn=row["mrn"], deceased=row["deceased"])
+
+
+async def search_patients(client: FhirClient, query: str, now: datetime, limit: int = 20) -> list[PatientRow]:
+    """Patients whose name parts start with each word of ``query``, or born on a date; empty: the first ones."""
+    words = query.replace(",", " ").split()
+    params: list[tuple[str, str]] = [("_sort", "family"), ("_count", str(limit))]
+    if len(words) == 1 and _BIRTH_DATE.match(words[0]):
+        params.append(("birthdate", words[0]))
+    else:
+        params += [("name", word) for word in words]
+    bundle = await client.search_page("Patient", params)
+    found = [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+    return [_row(p, now) for p in found]
+
+
+def parse_reference(reference: str) -> tuple[str, str]:
+    """('Observation', 'abc') from 'Observation/abc'; ValueError naming the reference otherwise."""
+    match = REFERENCE.match(reference)
+    if not match:
+        raise ValueError(f"{reference!r} is not a FHIR reference like Observation/abc-123")
+    return match.group(1), match.group(2)
+
+
+async def read_resource(client: FhirClient, reference: str, now: datetime) -> ResourceView:
+    """A cited resource and its one-line summary (the same line the tools show the model)."""
+    kind, resource_id = parse_reference(reference)
+    resource = await client.read_json(kind, resource_id)
+    return ResourceView(reference=f"{kind}/{resource_id}", summary=generic_line(resource, now).text,
+                        resource=resource)
