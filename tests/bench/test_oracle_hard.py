@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medagent.tools.writes import ACTOR_SYSTEM
 
 from medagent.bench import oracle_hard
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
-from medagent.trajectory import RunOutcome
 from medagent.bench.wrong_policies import (
     AlwaysActPolicy,
     DoNothingPolicy,
@@ -32,7 +32,7 @@ from medagent.scenarios.build import load_charts
 from medagent.scenarios.hard import HARD_CATEGORIES, generate_hard
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.population import population_of
-from medagent.tools.writes import ACTOR_SYSTEM
+from medagent.trajectory import RunOutcome
 
 SEED = 2026
 
