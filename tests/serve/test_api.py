@@ -89,7 +89,7 @@ def test_rejected_write_is_not_performed(service: ServiceThread, clean_fhir: str
     done = wait_for(f"{service.url}/api/runs/{run_id}", lambda v: v["state"] == "finished")
     assert done["status"] == "answered"
     assert done["steps"][1]["approval"] == "rejected by user: wrong cuff size"
-    assert "not performed" in done["steps"][1]["error"]
+    assert "was not approved" in done["steps"][1]["error"]
     assert created_observations(clean_fhir) == []
 
 
