@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from medagent.scenarios.chart import Chart, ConditionFact, MedicationFact, ObservationFact
-from medagent.scenarios.clock import day_of, iso
+from medagent.scenarios.clock import day_of, iso, whole_years_between
 from medagent.scenarios.codes import CONDITION_GROUPS, DEPENDENT_CODES, LABS, LabInfo, implied_codes
 from medagent.scenarios.expect import boolean, names, number_answer, on_date, rounding_phrase
 from medagent.scenarios.identity import rng_for, scenario_id
@@ -237,6 +237,11 @@ class _Builder:
     def rng(self, *key: object) -> random.Random:
         return rng_for(self.seed, "ehrqa", self.chart.patient_id, *key)
 
+    def plausible(self, code: str | Iterable[str]) -> bool:
+        """A "no" a clinician could ask of this patient (sex, age at now): see ``Population.plausible_for``."""
+        age = whole_years_between(self.chart.birth_date, day_of(self.now))
+        return self.population.plausible_for(code, self.chart.gender, age)
+
     def make(self, category: str, key: tuple[object, ...], phrases: str, fmt: str, answer: ExpectedAnswer,
              provenance: Iterable[str], entity: str | None = None, hard: bool = False, **words: object) -> Scenario:
         template = self.rng(category, *key).choice(phrasings_for(phrases, self.test))
@@ -287,7 +292,7 @@ def condition_existence(b: _Builder) -> list[Scenario]:
     # every code of the population the patient does not have (nor implies): the sampler matches them to the
     # positives code by code, so the code asked about says nothing about the answer
     for code, display in b.population.conditions.items():
-        if code not in exclude:
+        if code not in exclude and b.plausible(code):
             out.append(b.make(category, ("no", code), "condition", FORMAT_BOOLEAN, boolean(False), [],
                               c=condition_label(display)))
     return out
@@ -304,7 +309,8 @@ def condition_existence_transitive(b: _Builder) -> list[Scenario]:
         members = group.members & set(mine)
         if members:
             yes_groups.append((group, members))
-        elif not (group.ambiguous & codes) and not (group.members & codes) and group.members & present_groups:
+        elif not (group.ambiguous & codes) and not (group.members & codes) and \
+                group.members & present_groups and b.plausible(group.members):
             no_groups.append(group)
     for group, members in yes_groups:
         refs = [f"Condition/{c.id}" for code in members for c in mine[code]]
@@ -366,7 +372,7 @@ def medication_current(b: _Builder) -> list[Scenario]:
                           m=items[-1].code.display))
     # every drug without an active order: stopped ones are "hard" (the sampler prefers them), then the rest
     for code, display in b.population.medications.items():
-        if code in active:
+        if code in active or not b.plausible(code):
             continue
         stopped = code in orders
         refs = [f"MedicationRequest/{m.id}" for m in orders.get(code, [])]
@@ -387,7 +393,7 @@ def medication_existence(b: _Builder) -> list[Scenario]:
                   [f"MedicationRequest/{m.id}" for m in items], m=items[-1].code.display)
            for code, items in orders.items()]
     for code, display in b.population.medications.items():
-        if code not in orders:
+        if code not in orders and b.plausible(code):
             out.append(b.make(category, ("no", code), "med_ever", FORMAT_BOOLEAN, boolean(False), [], m=display))
     return out
 

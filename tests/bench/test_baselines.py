@@ -122,16 +122,16 @@ def test_cli_baselines_writes_one_table(tmp_path: Path, bench_home: Path) -> Non
     build_scenarios(seed=5, patients=3, out_dir=folder, hard=False)
     out = tmp_path / "baselines"
     result = CliRunner().invoke(bench_app, ["baselines", "--scenarios", str(folder), "--split", "test",
-                                            "--out", str(out), "--policies", "do-nothing,chart-blind,none-answerer"],
+                                            "--out", str(out), "--policies", "do-nothing,chart-blind"],
                                 env={"MEDAGENT_HOME": str(bench_home)})
     assert result.exit_code == 0, result.output
     data = json.loads((out / "baselines.json").read_text())
-    assert set(data["table"]) == {"do-nothing", "chart-blind", "none-answerer"}
+    assert set(data["table"]) == {"do-nothing", "chart-blind"}
     overall = {p: next(r for r in rows if r["suite"] == "*") for p, rows in data["table"].items()}
     assert overall["do-nothing"]["accuracy"] == 0.0
     assert overall["do-nothing"]["n"] == len(load_scenarios(folder, "all", "test")) > 0
     markdown = (out / "baselines.md").read_text()
-    assert "| ehrqa | core | condition_existence |" in markdown
+    assert "| ehrqa | core |" in markdown and "| agentic | core |" in markdown
     assert "chart-blind yes/no" in markdown and "chart-blind other" in markdown
     recorded = json.loads((out / "chart-blind" / "scenario_set.json").read_text())
     assert recorded["set"] == "v2" and recorded["content_hash"] == data["content_hash"]

@@ -261,3 +261,24 @@ def test_meds_for_condition_needs_the_first_order_date_too(v2: list[Scenario]) -
         assert grade(s, right, []).passed, s.id
         assert not grade(s, day_off, []).passed, s.id  # a near miss on the date
         assert not grade(s, "; ".join(drugs), []).passed, s.id  # the v1 answer (the list alone)
+
+
+# ---------- negatives a clinician could ask: sex and age ----------
+
+def test_negatives_are_plausible_for_the_patients_sex_and_age() -> None:
+    from medagent.scenarios.population import Population
+
+    pop = Population(sexes={"preg": {"female": 3}, "rare": {"female": 2}, "both": {"female": 2, "male": 1}},
+                     youngest={"preg": 16, "rare": 30, "both": 60})
+    assert not pop.plausible_for("preg", "male", 40)  # 3 patients, all female
+    assert pop.plausible_for("preg", "female", 40)
+    assert pop.plausible_for("rare", "male", 40)  # 2 patients are too few to call it sex-specific
+    assert not pop.plausible_for("both", "female", 44) and pop.plausible_for("both", "female", 45)  # 3/4 of 60
+    assert pop.plausible_for(["preg", "both"], "male", 50)  # a group: its codes counted together
+
+
+def test_no_pregnancy_or_contraceptive_negatives_for_men(v2: list[Scenario], raw_bundles: dict) -> None:
+    words = ("pregnancy", "Miscarriage", "Preeclampsia", "Mirena", "NuvaRing", "Camila", "Errin", "Jolivette")
+    for s in v2:
+        if s.meta.get("polarity") == "no" and raw_bundles[s.patient]["Patient"][0]["gender"] == "male":
+            assert not any(w in s.question for w in words), s.id
