@@ -11,7 +11,11 @@ import pytest
 
 from medagent.data import default_archive, iter_bundles
 from medagent.fhir.bundles import as_upsert_transaction
-from medagent.fhir.server.loading import VALIDATED_ARCHIVE_SHA256, is_validated_archive, load_into_store
+from medagent.fhir.server.loading import (
+    VALIDATED_ARCHIVE_SHA256,
+    is_validated_archive,
+    load_into_store,
+)
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.store import Store
 from medagent.fhir.server.transaction import Transaction

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 from fhir_expect import dataset
-from fhir_support import Cleanup, FhirTarget, assert_outcome, entries, link, link_params, track_if_created
+from fhir_support import (
+    Cleanup,
+    FhirTarget,
+    assert_outcome,
+    entries,
+    link,
+    link_params,
+    track_if_created,
+)
 
 SEKMET_DEVIATIONS: dict[str, str] = {
     "test_invalid_resource_rejected[bogus-status]":

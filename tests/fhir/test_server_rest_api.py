@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 from fhir_expect import dataset, parse_date, token_matches
-from fhir_support import Cleanup, FhirTarget, assert_outcome, entries, link, track_if_created
+from fhir_support import (
+    Cleanup,
+    FhirTarget,
+    assert_outcome,
+    entries,
+    link,
+    track_if_created,
+)
 
 # Deviations of sekmet-fhir 0.1.x found by this module (strict xfails on sekmet only).
 SEKMET_DEVIATIONS: dict[str, str] = {

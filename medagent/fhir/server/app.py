@@ -27,13 +27,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from medagent.fhir.server.capability import capability_statement
+from medagent.fhir.server.history import history_bundle
+from medagent.fhir.server.lastn import last_n
 from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome
-from medagent.fhir.server.search import MAX_COUNT, DEFAULT_COUNT, last_n, matching_ids, search
+from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.store import Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
-from medagent.fhir.server.validation import check_id, check_resource_type, validate_resource
-from medagent.fhir.server.values import parse_date_param, epoch_to_instant
+from medagent.fhir.server.validation import (
+    check_id,
+    check_resource_type,
+    validate_resource,
+)
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
@@ -292,42 +297,10 @@ class FhirApp:
     # history ------------------------------------------------------------------------------
     async def history(self, request: Request) -> Response:
         rtype = request.path_params.get("type")
-        rid = request.path_params.get("id")
         if rtype is not None:
             check_resource_type(rtype)
-        since, count, offset = None, DEFAULT_COUNT, 0
-        for name, value in request.query_params.multi_items():
-            if name == "_since":
-                since = epoch_to_instant(parse_date_param("_since", value)[1])
-            elif name in ("_count", "_offset"):
-                if not value.isdigit():
-                    raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}")
-                count, offset = (min(int(value), MAX_COUNT), offset) if name == "_count" else (count, int(value))
-            elif name not in ("_format", "_pretty"):
-                raise FhirError(400, f"history parameter {name!r} is not supported; use _since, _count, _offset")
-
-        def read() -> tuple[int, list[StoredResource]]:
-            with self.store.reading():
-                if rid is not None and self.store.read(rtype, rid) is None:  # type: ignore[arg-type]
-                    raise FhirError(404, f"{rtype}/{rid} not found")
-                return self.store.history(rtype, rid, since=since, count=count, offset=offset)
-
-        total, versions = await self.blocking(read)
-        base = self.base_url(request)
-        path = "/".join(p for p in (base, rtype, rid, "_history") if p)
-
-        def url(at: int) -> str:
-            query = [*([("_since", request.query_params["_since"])] if since else []), ("_count", str(count))]
-            return f"{path}?{urlencode([*query, *([('_offset', str(at))] if at else [])])}"
-
-        links = [{"relation": "self", "url": url(offset)}]
-        if offset + count < total:
-            links.append({"relation": "next", "url": url(offset + count)})
-        if offset > 0:
-            links.append({"relation": "previous", "url": url(max(0, offset - count))})
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total, "link": links}
-        if versions:
-            bundle["entry"] = [_history_entry(base, version) for version in versions]
+        bundle = await self.blocking(history_bundle, self.store, rtype, request.path_params.get("id"),
+                                     list(request.query_params.multi_items()), base_url=self.base_url(request))
         return fhir_response(bundle)
 
     # operations ---------------------------------------------------------------------------
@@ -380,22 +353,6 @@ class FhirApp:
                                              int(requested) if requested and requested.isdigit() else None)
         return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes]}),
                         media_type="application/json")
-
-
-def _history_entry(base_url: str, version: StoredResource) -> dict[str, Any]:
-    key = f"{version.type}/{version.id}"
-    if version.deleted:
-        request, status = {"method": "DELETE", "url": key}, "204 No Content"
-    elif version.version == 1:
-        request, status = {"method": "POST", "url": version.type}, "201 Created"
-    else:
-        request, status = {"method": "PUT", "url": key}, "200 OK"
-    entry: dict[str, Any] = {"fullUrl": f"{base_url}/{key}"}
-    if version.blob is not None:
-        entry["resource"] = orjson.Fragment(version.blob)
-    entry["request"] = request
-    entry["response"] = {"status": status, "etag": version.etag, "lastModified": version.last_updated}
-    return entry
 
 
 def _parameters(**values: int) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def search(
             else:
                 total = store.query_one(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args)[0]  # type: ignore[index]
         rows = rows[: query.count]
-        included = _includes(store, [row[0] for row in rows], query.includes)
+        included = included_rows(store, [row[0] for row in rows], query.includes)
         rev_included, rev_capped = _revincludes(store, [f"{resource_type}/{row[2]}" for row in rows], query.revincludes)
 
     bundle: dict[str, Any] = {
@@ -139,8 +139,8 @@ def search(
     if total is not None:
         bundle["total"] = total
     bundle["link"] = _links(base_url, resource_type, query, has_next)
-    entries = [_entry(base_url, rtype, rid, blob, "match", query.elements) for _, rtype, rid, blob in rows]
-    entries += [_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in [*included, *rev_included]]
+    entries = [bundle_entry(base_url, rtype, rid, blob, "match", query.elements) for _, rtype, rid, blob in rows]
+    entries += [bundle_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in [*included, *rev_included]]
     warnings = [f"ignored search parameter(s): {'; '.join(query.ignored)}"] if query.ignored else []
     if rev_capped:
         warnings.append(f"_revinclude stopped at {MAX_REVINCLUDE} resources; narrow the search to get the rest")
@@ -173,57 +173,6 @@ def matching_ids(store: Store, resource_type: str, params: list[tuple[str, str]]
     where_sql, args = compose_where(resource_type, query)
     rows = store.query(f"SELECT r.id FROM resource r WHERE {where_sql} ORDER BY r.rid LIMIT ?", [*args, limit])
     return [row[0] for row in rows]
-
-
-def last_n(store: Store, params: list[tuple[str, str]], *, base_url: str, strict: bool) -> dict[str, Any]:
-    """``Observation/$lastn``: the ``max`` most recent Observations per patient and code.
-
-    Grouped by subject and by the code's coding (``system|code``; with several codings the
-    first in sort order), newest ``effective[x]`` first; any Observation search parameter filters.
-    """
-    maximum = 1
-    rest = []
-    for name, value in params:
-        if name == "max":
-            if not value.isdigit() or int(value) < 1:
-                raise FhirError(400, f"$lastn max must be a positive integer, got {value!r}")
-            maximum = int(value)
-        elif name in ("_count", "_offset", "_sort", "_summary", "_total"):
-            raise FhirError(400, f"$lastn does not take {name}: it returns the newest 'max' per patient and code")
-        else:
-            rest.append((name, value))
-    query = build_query("Observation", rest, strict=strict)
-    where_sql, args = compose_where("Observation", query)
-    sql = f"""
-        WITH m AS (
-          SELECT r.rid,
-            (SELECT MIN(x.ref) FROM idx_ref x WHERE x.rid = r.rid AND x.param = 'subject') AS subject,
-            (SELECT MIN(COALESCE(t.system, '') || '|' || COALESCE(t.code, '')) FROM idx_token t
-              WHERE t.rid = r.rid AND t.param = 'code') AS code_key,
-            (SELECT MAX(d.lo) FROM idx_date d WHERE d.rid = r.rid AND d.param = 'date') AS effective
-          FROM resource r WHERE {where_sql})
-        SELECT rid FROM (
-          SELECT rid, subject, code_key, effective,
-            ROW_NUMBER() OVER (PARTITION BY subject, code_key ORDER BY effective IS NULL, effective DESC, rid DESC) AS n
-          FROM m)
-        WHERE n <= ? ORDER BY subject, code_key, n"""
-    with store.reading():
-        rids = [row[0] for row in store.query(sql, [*args, maximum])]
-        rows = store.rows_by_rid(rids)
-        included = _includes(store, rids, query.includes)
-    entries = [_entry(base_url, rtype, rid, blob, "match", query.elements) for rtype, rid, blob in rows]
-    entries += [_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in included]
-    if query.ignored:
-        entries.append(search_outcome([f"ignored search parameter(s): {'; '.join(query.ignored)}"]))
-    used = urlencode([*query.used, ("max", str(maximum))])
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": now_instant()},
-        "type": "searchset", "total": len(rows),
-        "link": [{"relation": "self", "url": f"{base_url}/Observation/$lastn?{used}"}],
-    }
-    if entries:
-        bundle["entry"] = entries
-    return bundle
 
 
 def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bool) -> Query:
@@ -537,7 +486,7 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _includes(store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]) -> list[tuple[str, str, bytes]]:
+def included_rows(store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]) -> list[tuple[str, str, bytes]]:
     if not rids or not includes:
         return []
     marks = ",".join("?" * len(rids))
@@ -600,7 +549,7 @@ def _has(query: Query, resource_type: str, raw_name: str, value: str) -> None:
     query.args.extend([len(resource_type) + 2, source, ref_name, f"{resource_type}/%", *inner_args])
 
 
-def _entry(base_url: str, rtype: str, rid: str, blob: bytes, mode: str, elements: list[str] | None) -> dict[str, Any]:
+def bundle_entry(base_url: str, rtype: str, rid: str, blob: bytes, mode: str, elements: list[str] | None) -> dict[str, Any]:
     resource: Any = orjson.Fragment(blob)
     if elements:
         body = orjson.loads(blob)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from medagent.fhir.server.outcome import FhirError
-from medagent.fhir.server.store import StoredResource, Store, new_id
+from medagent.fhir.server.store import Store, StoredResource, new_id
 from medagent.fhir.server.validation import (
     PendingValidation,
     check_bundle_shape,
