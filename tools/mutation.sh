@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then . .venv/bin/activate; fi
-python -c "import mutmut" 2>/dev/null || python -m pip install --quiet "mutmut>=3.8,<3.9"
+python -c "import mutmut" 2>/dev/null || python -m pip install --quiet -e ".[mutation]"
 exec python tools/mutation.py "$@"

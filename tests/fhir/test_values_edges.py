@@ -337,3 +337,46 @@ def test_timestamps_are_utc_milliseconds() -> None:
     stamp = store_module.now_instant()
     parsed = datetime.fromisoformat(stamp)
     assert parsed.utcoffset() == timedelta(0) and len(stamp.split(".")[1]) == len("000+00:00")
+
+
+# ---------- error messages name the parameter and the value ----------
+
+def test_bad_last_updated_value_names_the_parameter(stamped_store: Store) -> None:
+    with pytest.raises(FhirError) as caught:
+        stamped(stamped_store, "ge2019-13")
+    assert caught.value.status == 400
+    assert "search parameter '_lastUpdated': 'ge2019-13' is not a valid [prefix]date" in str(caught.value)
+
+
+def test_date_error_message_in_full() -> None:
+    with pytest.raises(FhirError) as caught:
+        parse_date_param("date", "2019-3")
+    assert ("search parameter 'date': '2019-3' is not a valid [prefix]date; expected e.g. 2019, 2019-03, "
+            "ge2019-03-01 or lt2019-03-01T10:00:00Z") in str(caught.value)
+
+
+def test_unknown_prefix_message_in_full() -> None:
+    with pytest.raises(FhirError) as caught:
+        split_prefix("xx2019")
+    assert "unknown search prefix 'xx' in 'xx2019'; use one of eq, ne, gt, lt, ge, le, sa, eb, ap" in str(caught.value)
+
+
+def test_quantity_modifier_and_number_errors(store: Store) -> None:
+    with pytest.raises(FhirError) as caught:
+        names(store, [("value-quantity:exact", "5.5")])
+    assert caught.value.status == 400
+    assert "modifier :exact is not supported on quantity parameter 'value-quantity'" in str(caught.value)
+    with pytest.raises(FhirError) as caught:
+        names(store, [("value-quantity", "gtfive")])
+    assert caught.value.status == 400 and "'value-quantity'" in str(caught.value)
+
+
+def test_ne_mixing_message_in_full(store: Store) -> None:
+    with pytest.raises(FhirError) as caught:
+        dated(store, "ne2019,2020")
+    assert "cannot mix 'ne' with other prefixes in one parameter value" in str(caught.value)
+
+
+def test_two_digit_offsets() -> None:
+    assert date_range("2019-03-10T10:30:00+10:00")[0] == epoch(2019, 3, 10, 0, 30)
+    assert date_range("2019-03-10T10:30:00-11:45")[0] == epoch(2019, 3, 10, 22, 15)
