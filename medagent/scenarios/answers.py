@@ -35,7 +35,7 @@ _MONTHS = {m: i for i, m in enumerate(
      "november", "december"], start=1)}
 _MONTHS.update({name[:3]: number for name, number in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
-_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _TEXT_DATE_MDY = re.compile(r"\b([A-Za-z]{3,9})\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4})\b")
 _TEXT_DATE_DMY = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)? ([A-Za-z]{3,9})\.?,? (\d{4})\b")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?")
@@ -231,8 +231,10 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
     """Whether one answered name denotes the expected one.
 
     person: the same set of name words, titles ignored ("Dr. Elroy Brakus" = "Brakus, Elroy").
-    others: same numbers (strengths) exactly, and letters equal or nearly equal (ratio >= 0.9,
-    which forgives Synthea's own typo "Simvistatin" but never "25 MG" for "6.25 MG").
+    others: same numbers (strengths) exactly, and letters equal or nearly equal: the same number of
+    words, each at most one edit from its counterpart, and a letter ratio >= 0.9. That forgives
+    Synthea's own typo "Simvistatin" and a plural "Tablets", but never "25 MG" for "6.25 MG" nor
+    another drug two edits away ("Ampicillin" for "Amoxicillin").
     """
     candidates = [want, *(aliases or [])]
     got_words = _words(got)
@@ -251,9 +253,30 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
             continue
         letters_got = re.sub(r"[\d.]+", " ", got_words).split()
         letters_want = re.sub(r"[\d.]+", " ", want_words).split()
+        if len(letters_got) != len(letters_want):
+            continue
+        if any(_edits_exceed_one(a, b) for a, b in zip(letters_got, letters_want, strict=True)):
+            continue
         if difflib.SequenceMatcher(None, " ".join(letters_got), " ".join(letters_want)).ratio() >= 0.9:
             return True
     return False
+
+
+def _edits_exceed_one(a: str, b: str) -> bool:
+    """More than one insertion, deletion, substitution or swap of neighbours turns ``a`` into ``b``."""
+    if a == b:
+        return False
+    if abs(len(a) - len(b)) > 1:
+        return True
+    if len(a) == len(b):
+        diffs = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        if len(diffs) == 1:
+            return False
+        i = diffs[0]
+        return not (len(diffs) == 2 and diffs[1] == i + 1 and a[i] == b[i + 1] and a[i + 1] == b[i])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k in range(len(short)) if short[k] != long[k]), len(short))
+    return short[i:] != long[i + 1:]
 
 
 def names_equal(got: list[str], expected: ExpectedAnswer) -> bool:
