@@ -30,7 +30,12 @@ from medagent.scenarios.reference import (
     reference_diff,
     reference_resource,
 )
-from medagent.scenarios.scenario_files import content_hash, read_scenarios, scenario_line, write_jsonl
+from medagent.scenarios.scenario_files import (
+    content_hash,
+    read_scenarios,
+    scenario_line,
+    write_jsonl,
+)
 
 FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
 
