@@ -77,6 +77,10 @@ class BlindOracle:
         return await self.oracle.solve(blind, client, run_id=run_id)
 
 
+def write_refused(record: TaskRecord) -> bool:
+    return not record.changes and any(step.get("error") and "died" in step["error"] for step in record.trace)
+
+
 def per_category(records: list[TaskRecord]) -> dict[str, float]:
     passed: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -161,6 +165,7 @@ async def test_always_act_fails_every_no_action_branch_and_every_read_only_task(
     report("always-act (stratified subset)", list(records.values()))
     for s in subset:
         if s.branch == "no-action" or s.read_only:
-            assert not records[s.id].passed, s.id
+            # it passes only where every write tool refused (the patient died before now: nothing written)
+            assert not records[s.id].passed or write_refused(records[s.id]), s.id
         elif s.branch == "act":
             assert records[s.id].passed, (s.id, records[s.id].failure_cause, records[s.id].outcome.error)

@@ -30,7 +30,12 @@ from medagent.scenarios.reference import (
     reference_diff,
     reference_resource,
 )
-from medagent.scenarios.scenario_files import read_scenarios, scenario_line, write_jsonl
+from medagent.scenarios.scenario_files import (
+    content_hash,
+    read_scenarios,
+    scenario_line,
+    write_jsonl,
+)
 
 FROZEN = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -266,14 +271,16 @@ def test_bp_workflow_needs_both_writes_on_act_and_only_the_reading_otherwise(har
     assert not grade(act, str(float(act.answer.value) + 2), diff).passed  # type: ignore[arg-type]
 
 
-def test_the_committed_hard_files_are_what_the_generator_writes(tmp_path: Path) -> None:
-    committed = FROZEN / "v2" / "hard"
-    if not (committed / "manifest.json").exists():
-        pytest.skip("no committed hard tier (python -m medagent.scenarios.hard.files)")
+def test_write_hard_writes_both_splits_and_a_manifest_that_names_them(tmp_path: Path) -> None:
     manifest = write_hard(tmp_path)
-    for name in ("dev.jsonl", "test.jsonl", "manifest.json"):
-        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
-    assert manifest.counts["agentic"]["test"] + manifest.counts["ehrqa"]["test"] >= 400
+    for name, entry in manifest.files.items():
+        lines = (tmp_path / name).read_bytes().splitlines()
+        assert entry.count == len(lines) and entry.sha256 == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert {Scenario.model_validate_json(line).split for line in lines} == {name.removesuffix(".jsonl")}
+    assert manifest.content_hash == content_hash({name: entry.sha256 for name, entry in manifest.files.items()})
+    assert sum(split["test"] for split in manifest.counts.values()) >= 400
+    assert sum(sum(types.values()) for types in manifest.table.values()) == sum(e.count for e in manifest.files.values())
+    assert json.loads((tmp_path / "manifest.json").read_text())["content_hash"] == manifest.content_hash
 
 
 def test_a_chart_blind_prior_from_the_dev_answers_gets_at_most_10_percent_of_test(hard: list[Scenario]) -> None:

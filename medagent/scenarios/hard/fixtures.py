@@ -7,7 +7,6 @@ with deterministic ids (``identity.fixture_id``); the runner PUTs them before th
 from __future__ import annotations
 
 import base64
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +25,8 @@ NOTE_TEXT_LIMIT = 200  # the tools show a note's first 200 characters
 
 
 def decoy_mrn(scenario: str) -> str:
-    return str(uuid.UUID(bytes=uuid.UUID(fixture_id(scenario, 99)).bytes, version=4))
+    """The namesake's MRN: UUID-shaped like Synthea's, derived from the scenario id."""
+    return fixture_id(scenario, 99)
 
 
 def namesake_patient(scenario: str, chart: Chart, birth_date: str) -> dict[str, Any]:
