@@ -114,7 +114,7 @@ async def test_baselines_through_the_runner_read_and_write_nothing(v2_test: list
         by_id = {s.id: s for s in subset}
         for record in records:
             assert record.tool_calls == 0 and not record.changes, record.scenario_id
-            assert record.passed == grade(by_id[record.scenario_id], record.answer, []).passed
+            assert record.passed == grade(by_id[record.scenario_id], record.outcome.answer, []).passed
 
 
 def test_cli_baselines_writes_one_table(tmp_path: Path, bench_home: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from medagent.tools.writes import ACTOR_SYSTEM
+from medagent.tools.write_clinical import ACTOR_SYSTEM
 
 from medagent.bench import oracle_hard
 from medagent.bench.oracle import OraclePolicy
@@ -78,7 +78,7 @@ class BlindOracle:
 
 
 def write_refused(record: TaskRecord) -> bool:
-    return not record.changes and any(step.get("error") and "died" in step["error"] for step in record.trace)
+    return not record.changes and any(step.error and "died" in step.error for step in record.outcome.trace)
 
 
 def per_category(records: list[TaskRecord]) -> dict[str, float]:
