@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from medagent.agent.actions import action_schema
 from medagent.agent.graph import Agent
 from medagent.agent.state import Limits
 from medagent.fhir.client import FhirClient
@@ -37,7 +38,7 @@ async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, 
     assert PATIENT in policy.requests[1].messages[-1].content
     # every request carries the scenario's clock and the constrained action schema
     assert NOW in policy.requests[0].messages[0].content
-    assert policy.requests[0].json_schema == registry.json_schema_union()
+    assert policy.requests[0].json_schema == action_schema(registry)
     assert policy.requests[0].json_schema is not None and len(policy.requests[0].json_schema["anyOf"]) == len(registry) + 1
 
 

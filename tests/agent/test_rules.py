@@ -33,7 +33,7 @@ async def test_same_tool_with_other_arguments_is_not_a_repeat(registry: Registry
     ])
     result = await agent(policy, registry, client).run("A1c and glucose?", now=NOW, patient=PATIENT)
     assert result.status == "answered"
-    assert [s["tool"] for s in result.trace] == ["search_observations", "search_observations", "get_patient",
+    assert [s.tool for s in result.trace] == ["search_observations", "search_observations", "get_patient",
                                                   "final_answer"]
     third = policy.requests[2]
     assert offered_tools(third.json_schema) == offered_tools(policy.requests[0].json_schema)
@@ -55,10 +55,9 @@ async def test_refuse_mode_is_recorded_as_refused(registry: Registry, client: Fh
     result = await agent(policy, registry, client, approval="refuse").run("Record BP", now=NOW, patient=PATIENT)
     assert result.status == "answered" and result.answer == "could not record"
     step = result.trace[0]
-    assert step["tool"] == "record_vital_sign"
-    assert str(step["approval"]).startswith("refused"), step["approval"]
-    assert "approved" not in str(step["approval"])
-    assert step["error"] == "write not performed (refused: read-only mode)"
+    assert step.tool == "record_vital_sign"
+    assert step.approval == "refused: read-only mode", step.approval
+    assert (step.error or "").startswith("refused: read-only mode; record_vital_sign would write to the EHR")
     assert await client.diff() == []
 
 
@@ -66,6 +65,6 @@ async def test_auto_mode_is_recorded_as_auto_approved(registry: Registry, client
                                                       clean_fhir: str) -> None:
     result = await agent(ScriptedPolicy([BP, final("recorded")]), registry, client, approval="auto").run(
         "Record BP", now=NOW, patient=PATIENT)
-    assert result.trace[0]["approval"] == "auto-approved" and not result.trace[0].get("error")
+    assert result.trace[0].approval == "auto-approved" and not result.trace[0].error
     created = [c for c in await client.diff() if c["action"] == "create"]
     assert [c["resourceType"] for c in created] == ["Observation"]
