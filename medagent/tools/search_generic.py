@@ -19,8 +19,8 @@ from medagent.tools.compact import Line, clean, join, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
-from medagent.tools.rows import date_of, generic_line, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit
+from medagent.tools.rows import date_of, first_coding, generic_line, medication_line, reference
+from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit, Offset, names_of, resources_by_id
 from medagent.vocabulary import date_search_param
 
 
@@ -128,7 +128,7 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
 
 class ReadArgs(ToolArgs):
     reference: str = Field(pattern=r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
-    """A reference 'Type/id' from a row, e.g. 'Practitioner/6771c9e4-5a7d-4d20-b1c0-88b219f0661b'."""
+    """A reference 'Type/id' from a row, e.g. 'Practitioner/<id from a row>'."""
     fields: list[str] | None = None
     """Dotted paths to return instead of the default line, e.g. ["name", "telecom.value"]."""
     raw: bool = False
@@ -140,7 +140,7 @@ class ReadArgs(ToolArgs):
         return _check_fields(value)
 
 
-@tool(example={"reference": "Condition/9ece7099-7818-4bf1-84d7-cb142b3545c1"})
+@tool(example={"reference": "Condition/example-condition-0"})
 async def fhir_read(ctx: ToolContext, args: ReadArgs) -> ToolResult:
     """Read one resource by reference (Type/id), e.g. a medication's reason Condition or its prescriber; compact line, chosen fields, or raw JSON."""
     kind, _, rid = args.reference.partition("/")
@@ -152,6 +152,15 @@ async def fhir_read(ctx: ToolContext, args: ReadArgs) -> ToolResult:
         line = _raw_line(resource)
     elif args.fields:
         line = _projected_line(resource, args.fields)
+    elif kind == "MedicationRequest":  # the prescriber's name with its reference, the reason's name
+        requester = (resource.get("requester") or {}).get("reference", "")
+        prescribers = await names_of(ctx, [requester])
+        reason_ids = [r.get("reference", "").rsplit("/", 1)[-1] for r in resource.get("reasonReference", [])
+                      if r.get("reference", "").startswith("Condition/")]
+        conditions = await resources_by_id(ctx, "Condition", reason_ids)
+        line = medication_line(resource, ctx.now, prescribers,
+                               {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()},
+                               requester_reference=True)
     else:
         line = generic_line(resource, ctx.now)
-    return render(ctx, f"{args.reference}:", [line], hint="fields (a projection)")
+    return render(ctx, f"{args.reference}:", [line], hint="fields (a projection)", pageable=False)
