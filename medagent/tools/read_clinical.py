@@ -35,6 +35,7 @@ from medagent.tools.search_args import (
     EXAMPLE_PATIENT,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    LOINC_COMPONENTS,
     CodeArg,
     Limit,
     Offset,
@@ -261,7 +262,7 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
 
 async def _sibling_codes(ctx: ToolContext, patient: str, codes: set[str]) -> str:
     """'none found' that names codes of this patient's record measuring the same thing (same LOINC component)."""
-    names = set()
+    names = {LOINC_COMPONENTS[c] for c in codes if c in LOINC_COMPONENTS}
     for code in sorted(codes):
         bundle = await ctx.client.search_page("Observation", [("combo-code", code), ("_count", "1"),
                                                              ("_elements", "code,component")])
@@ -496,7 +497,11 @@ class ReportArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "text": "metabolic panel", "results": True, "limit": 1})
 async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolResult:
-    """Diagnostic reports (lab panels) of a patient: date, panel + LOINC code, its results (names, or values with results=true), newest first."""
+    """Diagnostic reports (lab panels) of a patient: time, panel + LOINC code, its results (names, or values with results=true), newest first.
+
+    latest, count and group_by (year, month, name) as in the other searches; up to 100 rows per call within
+    ~800 tokens, the cut line gives the next offset.
+    """
     patient = await require_patient(ctx, args.patient)
     window, anchors, params = await _patient_query(ctx, args, "date")
     if _needs_all(args):

@@ -40,6 +40,13 @@ Offset = Annotated[int, Field(ge=0, le=100_000, description=(
     "Rows to skip (paging): the cut line '... N more not shown' names the next offset"))]
 
 CODE_EXAMPLE = "4548-4, loinc|4548-4, http://loinc.org|4548-4 or 8480-6,8462-4"
+# LOINC codes a question may use whose component this data records under another code (e.g. sodium in serum or
+# plasma 2951-2; Synthea uses 2947-0): a 'none found' for one of them names the record's codes of that component
+LOINC_COMPONENTS = {
+    "2951-2": "sodium", "2823-3": "potassium", "2345-7": "glucose", "2075-0": "chloride",
+    "2028-9": "carbon dioxide", "17861-6": "calcium", "2160-0": "creatinine", "3094-0": "urea nitrogen",
+    "17856-6": "hemoglobin a1c", "19123-9": "magnesium", "2601-3": "magnesium", "2862-1": "albumin",
+}
 # codes that mean the same measurement in this data (the blood pressure panel has two LOINC codes)
 EQUIVALENT_CODES = {"85354-9": ("55284-4",), "55284-4": ("85354-9",)}
 
