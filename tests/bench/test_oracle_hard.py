@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from medagent.tools.writes import ACTOR_SYSTEM
+from medagent.tools.write_clinical import ACTOR_SYSTEM
 
 from medagent.bench import oracle_hard
 from medagent.bench.oracle import OraclePolicy
