@@ -29,7 +29,7 @@ SearchType = Literal[
     "Immunization", "Procedure", "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan", "ServiceRequest",
     "DocumentReference", "Practitioner", "Organization", "Goal", "ImagingStudy", "Claim", "ExplanationOfBenefit",
 ]
-_CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "a narrower search",
+_CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "offset",
                "_format": "nothing (JSON is used)", "_include": "fhir_read on the reference",
                "_revinclude": "a second search"}
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$")
@@ -56,6 +56,7 @@ class SearchArgs(ToolArgs):
     raw: bool = False
     """Return full resource JSON (large: only for a few resources)."""
     limit: Limit = DEFAULT_LIMIT
+    offset: Offset = 0
 
     @field_validator("fields")
     @classmethod
@@ -94,7 +95,10 @@ def _raw_line(resource: dict[str, Any]) -> Line:
 @tool(example={"resource_type": "Observation", "params": {"patient": EXAMPLE_PATIENT, "code": "http://loinc.org|2339-0"},
                "fields": ["effectiveDateTime", "valueQuantity.value"], "limit": 5})
 async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
-    """Generic FHIR search for anything the other tools do not cover: any resource type and search parameters, optional field projection. Records dated after now are hidden."""
+    """Generic FHIR search for anything the other tools do not cover: any resource type and search parameters, optional field projection. Records dated after now are hidden.
+
+    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
+    """
     params = list(args.params.items())
     date_param = date_search_param(args.resource_type)  # hides records dated after now
     if date_param:
@@ -102,6 +106,8 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
         if "_sort" not in args.params:
             params.append(("_sort", f"-{date_param}"))
     params.append(("_count", str(args.limit)))
+    if args.offset:
+        params.append(("_offset", str(args.offset)))
     try:
         body, _ = await ctx.client.request_json("GET", args.resource_type, params=params,
                                                 headers={"Prefer": "handling=strict"})
@@ -122,7 +128,8 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
         lines = [generic_line(r, ctx.now) for r in found]
     shown_params = "&".join(f"{k}={v}" for k, v in args.params.items())
     header = f"{args.resource_type}?{shown_params} (up to now): {total} found"
-    return render(ctx, header, lines, total=total, hint="more search parameters (date, code, patient)",
+    return render(ctx, header, lines, total=total, offset=args.offset, limit=args.limit,
+                  hint="more search parameters (date, code, patient)",
                   empty="no matches (records dated after now are hidden)")
 
 

@@ -194,3 +194,20 @@ def test_write_schema_accepts_an_observation_as_reason() -> None:
     assert re.match(schema["pattern"], "Observation/abc") and re.match(schema["pattern"], "Condition/abc")
     assert not re.match(schema["pattern"], "Patient/abc")
     assert json.dumps(schema)
+
+
+async def test_fhir_search_pages_by_offset_too(run: Any) -> None:
+    now = record_end(PATIENT)
+    glucose = {f"Observation/{o['id']}" for o in of_type(PATIENT, "Observation") if code(o["code"]) == "2339-0"
+               and instant(o["effectiveDateTime"]) <= now}
+    seen: list[str] = []
+    for offset in range(0, len(glucose) + 3, 3):
+        page = await run("fhir_search", now, resource_type="Observation", limit=3, offset=offset,
+                         params={"patient": PATIENT, "code": "http://loinc.org|2339-0"})
+        assert page.error is None
+        seen += page.references
+        if page.truncated:
+            assert f"offset={offset + len(page.rows)}" in page.text
+    assert sorted(seen) == sorted(glucose) and len(seen) == len(set(seen))
+    refused = await run("fhir_search", now, resource_type="Observation", params={"_offset": "3"})
+    assert refused.error and "use offset instead" in refused.error
