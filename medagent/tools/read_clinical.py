@@ -124,6 +124,9 @@ async def _search_all(ctx: ToolContext, kind: str, params: list[tuple[str, str]]
     """Every match (up to ALL_CAP) and the server's total."""
     bundle = await ctx.client.search_page(kind, [*params, ("_count", "1000")])
     total = int(bundle.get("total", 0))
+    if total > ALL_CAP:
+        raise ToolError(f"{total} {kind} records match, more than the {ALL_CAP} that counts, groups, value filters "
+                        "and latest read; narrow by code/text or since/until first", example=False)
     found = [e["resource"] for e in bundle.get("entry", [])
              if e.get("search", {}).get("mode", "match") == "match" and "resource" in e]
     if total > len(found):
