@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from medagent.tools.compact import Line, join
+from medagent.tools.compact import Line, join, number
 from medagent.tools.dates import parse_fhir
 from medagent.tools.rows import minute, named
 
@@ -42,6 +42,7 @@ def group_lines(lines: list[Line], by: GroupBy) -> list[Line]:
         spread = ""
         if values:
             row.update(min=min(values), max=max(values))
+            spread = f"min {number(min(values))}, max {number(max(values))}"
         first_text = f"first {minute(row['first'])} {row['first_ref']}"
         last_text = f"last {minute(row['last'])} {row['last_ref']}" if len(rows) > 1 else ""
         out.append(Line(join(key, f"n={len(rows)}", spread, first_text, last_text), row))

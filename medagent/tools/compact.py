@@ -17,7 +17,6 @@ from medagent.tools.registry import ToolResult
 from medagent.vocabulary import SYSTEM_LABELS
 
 
-
 def system_label(system: str | None) -> str:
     if not system:
         return ""

@@ -14,10 +14,15 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, first_coding
-from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, TextArg, death_note, require_patient, text_phrases
+from medagent.tools.search_args import (
+    EXAMPLE_PATIENT,
+    PatientRef,
+    TextArg,
+    death_note,
+    require_patient,
+    text_phrases,
+)
 from medagent.vocabulary import CLINICAL_DATES
-
-
 
 # per type: the code search parameter, the code element, the tool that reads it (the date parameter is the vocabulary's)
 CLINICAL_TYPES: dict[str, tuple[str | None, str | None, str]] = {

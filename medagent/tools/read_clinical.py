@@ -16,40 +16,45 @@ from medagent.fhir.errors import FhirNotFound
 from medagent.tools.aggregate import group_lines
 from medagent.tools.compact import Line, number, render
 from medagent.tools.context import ToolContext
-from medagent.tools.dates import DateArg, Window, WindowError, is_record_reference, parse_fhir, up_to
+from medagent.tools.dates import (
+    DateArg,
+    Window,
+    WindowError,
+    is_record_reference,
+    parse_fhir,
+    up_to,
+)
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import (
     allergy_line,
     condition_line,
-    encounter_line,
     date_of,
+    encounter_line,
     first_coding,
     immunization_line,
-    minute,
     medication_line,
+    minute,
     observation_line,
     procedure_line,
     report_line,
 )
 from medagent.tools.search_args import (
-    EXAMPLE_PATIENT,
     DEFAULT_LIMIT,
-    MAX_LIMIT,
+    EXAMPLE_PATIENT,
     LOINC_COMPONENTS,
     CodeArg,
     Limit,
     Offset,
     PatientRef,
     TextArg,
-    names_of,
     death_note,
+    names_of,
     require_patient,
     resources_by_id,
     text_param,
     text_phrases,
     token_param,
 )
-
 
 
 class PatientWindowArgs(ToolArgs):
@@ -281,7 +286,7 @@ async def _sibling_codes(ctx: ToolContext, patient: str, codes: set[str]) -> str
                                                              ("date", up_to(ctx.now)), ("_count", "1000"),
                                                              ("_elements", "code")])
         for entry in bundle.get("entry", []):
-            system, code, display = first_coding(entry["resource"].get("code"))
+            _, code, display = first_coding(entry["resource"].get("code"))
             if code not in codes and loinc_component(display) == name:
                 siblings[code] = (display, siblings.get(code, ("", 0))[1] + 1)
     if not siblings:

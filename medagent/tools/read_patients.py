@@ -13,7 +13,13 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, check_date_arg, parse_fhir
 from medagent.tools.registry import ToolArgs, ToolResult, tool
 from medagent.tools.rows import mrn_of, person_name, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit, PatientRef, require_patient
+from medagent.tools.search_args import (
+    DEFAULT_LIMIT,
+    EXAMPLE_PATIENT,
+    Limit,
+    PatientRef,
+    require_patient,
+)
 
 
 def _absolute_date(value: str) -> str:

@@ -19,10 +19,22 @@ from medagent.tools.compact import Line, clean, join, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
-from medagent.tools.rows import date_of, first_coding, generic_line, medication_line, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit, Offset, names_of, resources_by_id
+from medagent.tools.rows import (
+    date_of,
+    first_coding,
+    generic_line,
+    medication_line,
+    reference,
+)
+from medagent.tools.search_args import (
+    DEFAULT_LIMIT,
+    EXAMPLE_PATIENT,
+    Limit,
+    Offset,
+    names_of,
+    resources_by_id,
+)
 from medagent.vocabulary import date_search_param
-
 
 SearchType = Literal[
     "Patient", "Observation", "Condition", "MedicationRequest", "Medication", "MedicationAdministration",

@@ -9,7 +9,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tools_expect import PATIENT, code, instant, mrn, of_type, patient, practitioner_name, record_end, records
+from tools_expect import (
+    PATIENT,
+    code,
+    instant,
+    mrn,
+    of_type,
+    patient,
+    practitioner_name,
+    record_end,
+    records,
+)
 
 from medagent.tools import default_registry
 
