@@ -24,6 +24,7 @@ from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
 from medagent.models.base import ModelError
 from medagent.tools.approval import APPROVAL_MODES
+from medagent.tools.tool_sets import TOOLS_HELP
 from medagent.vocabulary import parse_instant
 
 app = typer.Typer(help="medagent: build, serve and score EHR agents on FHIR.", no_args_is_help=True,
@@ -159,6 +160,7 @@ def ask(
     max_steps: Annotated[int, typer.Option(min=1, help="Tool calls before the run stops.")] = 12,
     resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its run id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")] = False,
+    tools: Annotated[str, typer.Option(help=TOOLS_HELP)] = "all",
 ) -> None:
     """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
     if approve not in APPROVAL_MODES:
@@ -169,9 +171,11 @@ def ask(
         parse_instant(moment)
     except ValueError as exc:
         raise typer.BadParameter(f"--now: {exc}") from None
-    result = asyncio.run(_ask(settings, question, patient, moment, approve, max_steps, resume))
+    names = _tool_set(tools)
+    result = asyncio.run(_ask(settings, question, patient, moment, approve, max_steps, resume, names))
     if as_json:
-        print(json.dumps({"run_id": result.run_id, "answer": result.answer, "citations": result.citations,
+        print(json.dumps({"run_id": result.run_id, "tools": tools, "answer": result.answer,
+                          "citations": result.citations,
                           "status": result.status, "steps": result.steps, "usage": result.usage,
                           "error": result.error, "trace": [s.model_dump(mode="json") for s in result.trace],
                           "audit": [a.model_dump(mode="json") for a in result.audit]}, default=str))
@@ -190,7 +194,7 @@ def ask(
 
 
 async def _ask(settings: Settings, question: str, patient: str | None, now: str, approve: str, max_steps: int,
-               resume: str | None) -> Any:
+               resume: str | None, names: list[str] | None = None) -> Any:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from medagent.agent.graph import Agent
@@ -203,7 +207,7 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
     async with _fhir_for(settings) as base_url, FhirClient(base_url, token=settings.fhir_token) as client, \
             AsyncSqliteSaver.from_conn_string(str(settings.home / "checkpoints.sqlite")) as saver:
         agent = Agent(model=backend, registry=default_registry(), client=client, limits=Limits(max_steps=max_steps),
-                      approval=approve, checkpointer=saver)  # type: ignore[arg-type]
+                      approval=approve, checkpointer=saver, tool_names=names)  # type: ignore[arg-type]
         result = await (agent.resume(resume) if resume else agent.run(question, now=now, patient=patient))
         while result.pending_approval is not None:
             pending = result.pending_approval
@@ -290,10 +294,12 @@ def mcp(
     now: Annotated[str | None, typer.Option(help="The clock the tools use (ISO date/time); default: the start time.")] = None,
     allow_writes: Annotated[bool, typer.Option("--allow-writes", help="Allow the write tools (default: read-only).")] = False,
     actor: Annotated[str, typer.Option(help="Who writes, recorded in the audit trail.")] = "mcp-client",
+    tools: Annotated[str, typer.Option(help=TOOLS_HELP)] = "all",
 ) -> None:
     """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
     from medagent.tools.mcp_server import parse_now, serve_mcp
 
+    names = _tool_set(tools)
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("--transport must be stdio or http")
     try:
@@ -301,7 +307,17 @@ def mcp(
     except ValueError as exc:
         raise typer.BadParameter(f"--now: {exc}") from None
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
-    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor)
+    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, names=names)
+
+
+def _tool_set(spec: str) -> list[str]:
+    """``--tools``: a named set or a list of tool names (a bad value is a usage error naming it)."""
+    from medagent.tools.tool_sets import tool_names
+
+    try:
+        return tool_names(spec)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--tools: {exc}") from None
 
 
 def _mount_sub_apps() -> None:

@@ -12,7 +12,8 @@ Reply with exactly one JSON object and nothing else:
   {{"tool": "<tool name>", "arguments": {{...}}}}
 When you know the answer reply:
   {{"tool": "final_answer", "arguments": {{"answer": "<answer in the format the question asks>", "citations": ["Type/id", ...]}}}}
-Cite the references (Type/id) of the rows your answer rests on.
+Cite the references (Type/id) of the rows your answer rests on. For a "no"/"none found" answer cite
+the Patient/<id> whose record you searched, plus any row that rules the answer out.
 
 Tools:
 {tools}

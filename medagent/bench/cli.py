@@ -24,6 +24,7 @@ from medagent.bench.scenario_sets import (
 )
 from medagent.bench.summary import summarize
 from medagent.config import UserError, get_settings
+from medagent.tools.tool_sets import TOOLS_HELP, tool_names
 
 bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -34,8 +35,11 @@ CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice
 
 
 def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
-                set_folder: Path | None = None) -> Any:
-    """The solver for ``--agent``: the LangGraph agent, the whole-record baseline, or a code policy."""
+                set_folder: Path | None = None, tool_names: list[str] | None = None) -> Any:
+    """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
+    baseline, or a code policy."""
+    if tool_names is not None and agent != "agent":
+        raise UserError(f"--tools applies to --agent agent only ({agent} does not choose tools)")
     if agent in CODE_POLICIES:
         from medagent.bench.policies import make_policy
 
@@ -52,7 +56,7 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
 
         return WholeRecordSolver(backend, model=label)
     if agent == "agent":
-        return AgentSolver(backend, model=label, limits=limits)
+        return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names)
     raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
 
 
@@ -70,6 +74,9 @@ def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: 
         if before.get("content_hash") != content_hash:
             raise RunDirError(f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
                               f"not {name} ({content_hash[:16]}): choose a new --out")
+        if "tool_names" in before and "tool_names" in info and before["tool_names"] != info["tool_names"]:
+            raise RunDirError(f"{out} holds a run with --tools {before.get('tools')}, not {info.get('tools')}: "
+                              "choose a new --out")
     write_json_atomic(path, info)
 
 
@@ -123,18 +130,22 @@ def bench_run(
     tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    tools: Annotated[str | None, typer.Option(help=TOOLS_HELP + " Default: all.")] = None,
 ) -> None:
     """Run scored tasks: each on a freshly reset embedded FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
     try:
+        names = tool_names(tools) if tools is not None else None
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder)
+        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names)
         content_hash = set_hash(chosen.folder)
-        record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit)
+        used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
+        record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,
+                   **used)
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
                                             trials=trials, resume=resume, set_hash=content_hash))
-    except (ScenarioSetError, UserError, OSError) as exc:
+    except (ScenarioSetError, UserError, OSError, ValueError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")

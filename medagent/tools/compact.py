@@ -17,7 +17,6 @@ from medagent.tools.registry import ToolResult
 from medagent.vocabulary import SYSTEM_LABELS
 
 
-
 def system_label(system: str | None) -> str:
     if not system:
         return ""
@@ -52,6 +51,9 @@ def join(*parts: str | None) -> str:
     return " | ".join(p for p in parts if p)
 
 
+MARKER_ROOM = 160  # characters of the budget kept for the cut line
+
+
 @dataclass
 class Line:
     """One output line and the structured row it came from."""
@@ -70,31 +72,46 @@ def render(
     empty: str = "no matching records",
     footer: Sequence[str] = (),
     references: Sequence[str] = (),
+    offset: int = 0,
+    limit: int | None = None,
+    pageable: bool = True,
 ) -> ToolResult:
     """Fit a header and lines into the call's budget; the rest becomes an explicit 'N more' marker.
 
-    ``total`` is how many matched on the server (lines may already be a first page of them).
+    ``total`` is how many matched on the server; ``lines`` are the rows from ``offset`` on (a page of
+    them). The cut line says why rows were left out (the limit or the per-call token budget) and, for
+    tools that page (``pageable``), the ``offset`` of the next page.
     """
-    total = len(lines) if total is None else max(total, len(lines))
+    total = offset + len(lines) if total is None else max(total, offset + len(lines))
     budget = ctx.char_budget
     out = [header]
     used = len(header) + 1 + sum(len(f) + 1 for f in footer)
     shown: list[Line] = []
+    by_budget = False
     for line in lines:
         cost = len(line.text) + 1
-        if shown and used + cost > budget - 80:  # keep room for the marker
+        if shown and used + cost > budget - MARKER_ROOM:
+            by_budget = True
             break
         out.append(line.text)
         shown.append(line)
         used += cost
     if not lines:
         out.append(empty)
-    left = total - len(shown)
+    left = total - offset - len(shown)
     if left > 0:
-        out.append(f"... {left} more not shown (of {total}); narrow by {hint}, or raise limit")
+        why = (f"the ~{ctx.token_budget}-token budget per call" if by_budget
+               else f"limit={limit}" if limit is not None else "the row cap")
+        first, last = offset + 1, offset + len(shown)
+        span = f"rows {first}-{last} shown" if shown else f"no rows from {first} shown"
+        step = f"next page: the same arguments with offset={last}, or narrow by {hint}" if pageable \
+            else f"narrow by {hint}"
+        out.append(f"... {left} more not shown (of {total}; {span}, cut by {why}); {step}")
+    elif offset and not lines:
+        out.append(f"(offset={offset} is past the last of {total} rows)")
     out.extend(footer)
     refs = [line.row["ref"] for line in shown if line.row.get("ref")]
     for ref in references:
         if ref not in refs:
             refs.append(ref)
-    return ToolResult(text="\n".join(out), rows=[line.row for line in shown], references=refs, truncated=left)
+    return ToolResult(text="\n".join(out), rows=[line.row for line in shown], references=refs, truncated=max(left, 0))

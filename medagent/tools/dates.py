@@ -24,10 +24,18 @@ _NAMED = re.compile(r"^(?P<day>now|today|tomorrow|yesterday)(?:\s+(?P<H>\d{1,2})
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1),
           "mo": timedelta(days=30.4375), "y": timedelta(days=365.25)}
 DATE_EXAMPLES = "2019-05-02, 2019-05, 2019, 2019-05-02T08:00, -24h, -30d, -2y, +1d, tomorrow 08:00"
+_RECORD = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+def is_record_reference(value: str | None) -> bool:
+    """'MedicationRequest/abc': a date argument anchored at a record's own time."""
+    return bool(value) and _RECORD.match(str(value).strip()) is not None
 
 
 def check_date_arg(value: str) -> str:
     """Validate the form of a date argument (pydantic validator); resolution needs "now" (see :func:`resolve`)."""
+    if is_record_reference(value):
+        return str(value).strip()
     text = " ".join(str(value).strip().lower().split())
     if _RELATIVE.match(text) or _NAMED.match(text):
         return text
@@ -48,7 +56,9 @@ def check_date_arg(value: str) -> str:
 
 
 DateArg = Annotated[str, AfterValidator(check_date_arg), Field(
-    description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now)")]
+    description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now), or a record reference "
+                "such as MedicationRequest/<id> (that record's own time). Bounds are inclusive; a date without "
+                "a time covers the whole day")]
 
 
 def resolve(value: str, now: datetime, *, end: bool = False) -> datetime:
@@ -164,8 +174,8 @@ class Window:
 
     def describe(self) -> str:
         if self.since is None:
-            return f"up to {fhir_instant(self.until)}"
-        return f"{fhir_instant(self.since)} to {fhir_instant(self.until)}"
+            return f"up to {fhir_instant(self.until)} (inclusive)"
+        return f"{fhir_instant(self.since)} to {fhir_instant(self.until)} (both inclusive)"
 
 
 def up_to(moment: datetime) -> str:

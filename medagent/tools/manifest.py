@@ -14,10 +14,15 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, first_coding
-from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, TextArg, require_patient, text_phrases
+from medagent.tools.search_args import (
+    EXAMPLE_PATIENT,
+    PatientRef,
+    TextArg,
+    death_note,
+    require_patient,
+    text_phrases,
+)
 from medagent.vocabulary import CLINICAL_DATES
-
-
 
 # per type: the code search parameter, the code element, the tool that reads it (the date parameter is the vocabulary's)
 CLINICAL_TYPES: dict[str, tuple[str | None, str | None, str]] = {
@@ -92,8 +97,8 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
 
         age = f", age {age_in_years(date.fromisoformat(born[:10]), ctx.now.date())}"
     header = (f"record of Patient/{args.patient} ({patient.get('gender', '?')}, born {born or '?'}{age}) "
-              f"up to now {ctx.now.date().isoformat()}:")
-    lines: list[Line] = []
+              f"up to now {ctx.now.date().isoformat()}{death_note(patient, ctx.now)}:")
+    summaries = []
     for kind, found, total in results:
         if not total:
             continue
@@ -106,8 +111,6 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
                 system, code, display = first_coding(concept)
                 counts[(system, code)] += 1
                 names.setdefault((system, code), display)
-        top = [f"{clean(names[key], 50)} ({code_label(*key)}) x{n}" for key, n in counts.most_common(args.top)]
-        span = f"{dates[0]}..{dates[-1]}" if dates else ""
         extra = ""
         if kind == "Condition":
             active = sum(1 for r in found if not r.get("abatementDateTime")
@@ -115,15 +118,34 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
             extra = f"{active} active at now"
         elif kind == "MedicationRequest":
             extra = f"{sum(1 for r in found if r.get('status') == 'active')} active orders"
-        distinct = f"{len(counts)} distinct codes" if counts else ""
-        row = {"type": kind, "count": total, "first": dates[0] if dates else None, "last": dates[-1] if dates else None,
-               "distinct_codes": len(counts), "top": [{"system": s, "code": c, "display": names[(s, c)], "count": n}
-                                                      for (s, c), n in counts.most_common(args.top)],
-               "tool": CLINICAL_TYPES[kind][2]}
-        text = join(f"{kind} {total}", span, extra, distinct, ("top: " + "; ".join(top)) if top else "")
-        lines.append(Line(text, row))
+        summaries.append((kind, total, dates, counts, names, extra))
+
+    def lines_with(top: int) -> list[Line]:
+        lines = []
+        for kind, total, dates, counts, names, extra in summaries:
+            best = counts.most_common(top)
+            shown = [f"{clean(names[key], 50)} ({code_label(*key)}) x{n}" for key, n in best]
+            span = f"{dates[0]}..{dates[-1]}" if dates else ""
+            distinct = f"{len(counts)} distinct codes" if counts else ""
+            row = {"type": kind, "count": total, "first": dates[0] if dates else None,
+                   "last": dates[-1] if dates else None, "distinct_codes": len(counts),
+                   "top": [{"system": s, "code": c, "display": names[(s, c)], "count": n} for (s, c), n in best],
+                   "tool": CLINICAL_TYPES[kind][2]}
+            lines.append(Line(join(f"{kind} {total}", span, extra, distinct, ("top: " + "; ".join(shown)) if shown else ""),
+                              row))
+        return lines
+
+    # every type with data is listed: fewer top codes per type until all fit the call's budget
+    lines = lines_with(args.top)
+    for top in range(args.top - 1, -1, -1):
+        if len(header) + sum(len(line.text) + 1 for line in lines) + 200 <= ctx.char_budget:
+            break
+        lines = lines_with(top)
     footer = ["tools: " + ", ".join(sorted({line.row["tool"] for line in lines}))] if lines else []
-    return render(ctx, header, lines, hint="resource type (use fhir_search)", footer=footer,
+    if lines and len(lines[0].row["top"]) < args.top:
+        footer.insert(0, f"(top codes cut to {len(lines[0].row['top'])} per type to list every type; "
+                         "lookup_codes or a search by type shows the rest)")
+    return render(ctx, header, lines, hint="resource type (use fhir_search)", footer=footer, pageable=False,
                   empty="no clinical records dated up to now", references=[f"Patient/{args.patient}"])
 
 

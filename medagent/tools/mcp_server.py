@@ -21,6 +21,7 @@ from medagent.fhir.client import FhirClient
 from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
+from medagent.tools.tool_sets import TOOLS_HELP, tool_names
 from medagent.vocabulary import parse_instant
 
 log = logging.getLogger("medagent.tools.mcp")
@@ -190,10 +191,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--now", help="ISO date-time the tools treat as now (default: the start time)")
     parser.add_argument("--allow-writes", action="store_true")
     parser.add_argument("--actor", default="mcp-client")
+    parser.add_argument("--tools", default="all", help=TOOLS_HELP)
     args = parser.parse_args(argv)
     settings = get_settings(fhir_url=args.fhir_url, read_only=False if args.allow_writes else None)
+    try:
+        names = tool_names(args.tools)
+    except ValueError as exc:
+        parser.error(f"--tools: {exc}")
     serve_mcp(settings, transport=args.transport, host=args.host, port=args.port, now=parse_now(args.now),
-              actor=args.actor)
+              actor=args.actor, names=names)
 
 
 def parse_now(value: str | None) -> datetime | None:

@@ -10,29 +10,44 @@ from collections import defaultdict
 from statistics import mean
 from typing import Any, Literal
 
+from pydantic import Field
+
+from medagent.fhir.errors import FhirNotFound
+from medagent.tools.aggregate import group_lines
 from medagent.tools.compact import Line, number, render
 from medagent.tools.context import ToolContext
-from medagent.tools.dates import DateArg, Window, WindowError, up_to
+from medagent.tools.dates import (
+    DateArg,
+    Window,
+    WindowError,
+    is_record_reference,
+    parse_fhir,
+    up_to,
+)
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import (
     allergy_line,
     condition_line,
+    date_of,
     encounter_line,
     first_coding,
     immunization_line,
     medication_line,
+    minute,
     observation_line,
     procedure_line,
     report_line,
 )
 from medagent.tools.search_args import (
-    EXAMPLE_PATIENT,
     DEFAULT_LIMIT,
-    MAX_LIMIT,
+    EXAMPLE_PATIENT,
+    LOINC_COMPONENTS,
     CodeArg,
     Limit,
+    Offset,
     PatientRef,
     TextArg,
+    death_note,
     names_of,
     require_patient,
     resources_by_id,
@@ -42,57 +57,142 @@ from medagent.tools.search_args import (
 )
 
 
-
 class PatientWindowArgs(ToolArgs):
     patient: PatientRef
     """Patient id or 'Patient/<id>'."""
     since: DateArg | None = None
-    """Earliest date, e.g. 2018-01-01 or -90d (relative to now)."""
+    """Earliest date (inclusive), e.g. 2018-01-01, -90d (relative to now) or a record such as MedicationRequest/<id>."""
     until: DateArg | None = None
-    """Latest date (default and maximum: now), e.g. 2018-12-31."""
+    """Latest date (inclusive; default and maximum: now), e.g. 2018-12-31 (the whole day) or a record such as
+    MedicationRequest/<id> (that record's time: records at the same moment are listed)."""
     order: Literal["newest", "oldest"] = "newest"
     """newest first (default), or oldest first for 'first'/'earliest' questions."""
+    latest: int | None = Field(None, ge=1, le=20)
+    """Only the N most recent rows of each code (1 = the latest value; with order=oldest the N earliest)."""
+    group_by: Literal["year", "month", "name"] | None = None
+    """Count instead of listing: one line per year, month, or distinct name (code), with n, first and last time
+    and their references (name = distinct names, first/last occurrence). Counts are exact over every match."""
+    count: bool = False
+    """Only the exact number of matches (n), no rows."""
     limit: Limit = DEFAULT_LIMIT
+    offset: Offset = 0
 
 
 def _sort(args: PatientWindowArgs, date_param: str) -> tuple[str, str]:
     return ("_sort", f"-{date_param}" if args.order == "newest" else date_param)
 
 
-def _window(ctx: ToolContext, args: PatientWindowArgs) -> Window:
+async def _anchor(ctx: ToolContext, value: str | None, name: str) -> tuple[str | None, str]:
+    """A since/until argument with a record reference replaced by that record's own time (and a note saying so)."""
+    if not value or not is_record_reference(value):
+        return value, ""
+    kind, _, rid = value.partition("/")
     try:
-        return Window(ctx.now, args.since, args.until)
+        resource = await ctx.client.read_json(kind, rid)
+    except FhirNotFound:
+        raise ToolError(f"{name}={value!r}: no such record; use a reference from a row", example=False) from None
+    when = date_of(resource)
+    moment = parse_fhir(when)
+    if moment is None:
+        raise ToolError(f"{name}={value!r}: that record has no date to anchor at", example=False)
+    if moment > ctx.now:
+        raise ToolError(f"{name}={value!r} is dated after now: it is not known yet", example=False)
+    return moment.isoformat(timespec="seconds"), f"{name}={value} ({minute(when)}, inclusive)"
+
+
+async def _window(ctx: ToolContext, args: PatientWindowArgs) -> tuple[Window, str]:
+    """The [since, until] window at now, and a note for anchors given as record references."""
+    since, since_note = await _anchor(ctx, args.since, "since")
+    until, until_note = await _anchor(ctx, args.until, "until")
+    try:
+        window = Window(ctx.now, since, until)
     except WindowError as exc:
         raise ToolError(str(exc)) from None
+    notes = [n for n in (since_note, until_note) if n]
+    return window, (" [" + "; ".join(notes) + "]") if notes else ""
 
 
 async def _search(ctx: ToolContext, kind: str, params: list[tuple[str, str]],
-                  count: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of matches and the server's total."""
-    bundle = await ctx.client.search_page(kind, [*params, ("_count", str(count))])
+                  count: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """One page of matches (from ``offset``) and the server's total."""
+    page = [*params, ("_count", str(count))] + ([("_offset", str(offset))] if offset else [])
+    bundle = await ctx.client.search_page(kind, page)
     found = [e["resource"] for e in bundle.get("entry", [])
              if e.get("search", {}).get("mode", "match") == "match" and "resource" in e]
     return found, int(bundle.get("total", len(found)))
 
 
-def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: str,
-                   code_param: str = "code") -> tuple[Window, list[tuple[str, str]]]:
+ALL_CAP = 5000  # matches read for counts, groups, value filters and latest-per-code
+
+
+async def _search_all(ctx: ToolContext, kind: str, params: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], int]:
+    """Every match (up to ALL_CAP) and the server's total."""
+    bundle = await ctx.client.search_page(kind, [*params, ("_count", "1000")])
+    total = int(bundle.get("total", 0))
+    if total > ALL_CAP:
+        raise ToolError(f"{total} {kind} records match, more than the {ALL_CAP} that counts, groups, value filters "
+                        "and latest read; narrow by code/text or since/until first", example=False)
+    found = [e["resource"] for e in bundle.get("entry", [])
+             if e.get("search", {}).get("mode", "match") == "match" and "resource" in e]
+    if total > len(found):
+        async for resource in ctx.client.search_json(kind, [*params, ("_count", "1000"), ("_offset", str(len(found)))],
+                                                     limit=min(total, ALL_CAP) - len(found)):
+            found.append(resource)
+    return found, total
+
+
+def _needs_all(args: PatientWindowArgs, *filters: Any) -> bool:
+    """Whether the answer needs every match (counting, grouping, latest per code, a filter applied here)."""
+    return bool(args.count or args.group_by or args.latest or any(f for f in filters))
+
+
+async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: str,
+                         code_param: str = "code") -> tuple[Window, str, list[tuple[str, str]]]:
     """Search parameters shared by the per-type tools: patient, the date window at now, order, and the
     optional ``code`` (token) and ``text`` (words of the display) filters on ``code_param``."""
-    window = _window(ctx, args)
+    window, anchors = await _window(ctx, args)
     params = [("patient", args.patient), *window.params(date_param), _sort(args, date_param)]
     code, text = getattr(args, "code", None), getattr(args, "text", None)
     if code:
         params.append((code_param, token_param(code)[0]))
     if text:
         params.append((f"{code_param}:text", text_param(text)))
-    return window, params
+    return window, anchors, params
 
 
 def _filters(args: ToolArgs, *names: str) -> str:
     values = args.model_dump(exclude_none=True)
     parts = [f"{n}={values[n]!r}" for n in names if values.get(n) not in (None, "all", False)]
     return (", " + ", ".join(parts)) if parts else ""
+
+
+def _latest_per_code(lines: list[Line], n: int) -> list[Line]:
+    seen: dict[str, int] = defaultdict(int)
+    kept = []
+    for line in lines:
+        key = line.row.get("component") or line.row.get("code") or line.row.get("display") or ""
+        seen[key] += 1
+        if seen[key] <= n:
+            kept.append(line)
+    return kept
+
+
+def _answer(ctx: ToolContext, args: PatientWindowArgs, header: str, lines: list[Line], total: int, *,
+            paged_here: bool, hint: str, empty: str, footer: list[str] | None = None,
+            references: list[str] | None = None) -> ToolResult:
+    """Rows, a count or groups, under the header; ``paged_here``: ``lines`` are every match (page them here)."""
+    if args.count:
+        result = render(ctx, f"{header}; count only", [], total=0, empty=f"n={total}", pageable=False)
+        result.rows = [{"count": total}]
+        return result
+    if args.group_by:
+        groups = group_lines(lines, args.group_by)
+        text = f"{header}; grouped by {args.group_by}: {len(groups)} groups, n={total} in all"
+        return render(ctx, text, groups[args.offset: args.offset + args.limit], total=len(groups), offset=args.offset,
+                      limit=args.limit, hint=hint, empty=empty)
+    page = lines[args.offset: args.offset + args.limit] if paged_here else lines
+    return render(ctx, header, page, total=total, offset=args.offset, limit=args.limit, hint=hint, empty=empty,
+                  footer=footer or [], references=references or [])
 
 
 # ---------- observations ----------
@@ -105,21 +205,23 @@ class ObservationArgs(PatientWindowArgs):
     category: Literal["vital-signs", "laboratory", "survey", "exam", "social-history", "procedure",
                       "imaging"] | None = None
     """Observation category."""
-    latest: int | None = None
-    """Only the N most recent results of each code (e.g. 1 for 'the latest value'; with order=oldest the N earliest)."""
+    value_gt: float | None = None
+    """Only results with a numeric value above this (in the result's own unit), e.g. 100 for glucose > 100 mg/dL."""
+    value_lt: float | None = None
+    """Only results with a numeric value below this."""
 
 
 @tool(example={"patient": EXAMPLE_PATIENT, "code": "4548-4", "latest": 1})
 async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolResult:
     """Lab results and vital signs of a patient by LOINC code or name, in a date window (newest first), with units.
 
-    Use latest=1 for the most recent value. A blood-pressure component (8480-6 systolic, 8462-4 diastolic)
-    is found inside its panel. When several values of one code are listed, a summary line gives n/mean/min/max.
+    Use latest=1 for the most recent value; value_gt/value_lt, count and group_by (year, month, name) count
+    exactly without reading rows. A blood-pressure component (8480-6 systolic, 8462-4 diastolic) is found inside
+    its panel. When several values of one code are listed, a summary line gives n/mean/min/max.
+    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
-    if args.latest is not None and not 1 <= args.latest <= 20:
-        raise ToolError("latest must be between 1 and 20 (1 = only the most recent value of each code)")
-    await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
+    patient = await require_patient(ctx, args.patient)
+    window, anchors = await _window(ctx, args)
     params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
     focus: set[str] | None = None
     if args.code:
@@ -130,8 +232,12 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
         params.append(("combo-code:text", text_param(args.text)))
     if args.category:
         params.append(("category", args.category))
-    fetch = MAX_LIMIT if args.latest else args.limit
-    found, total = await _search(ctx, "Observation", params, max(fetch, args.limit))
+    valued = args.value_gt is not None or args.value_lt is not None
+    everything = _needs_all(args, valued)
+    if everything:
+        found, total = await _search_all(ctx, "Observation", params)
+    else:
+        found, total = await _search(ctx, "Observation", params, args.limit, args.offset)
     lines = []
     for resource in found:
         codes = focus
@@ -141,25 +247,59 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
                 codes = {c["code"] for comp in resource.get("component", []) for c in comp.get("code", {}).get("coding", [])
                          if any(p in (c.get("display") or "").lower() for p in phrases)}
         lines.append(observation_line(resource, ctx.now, codes or None))
+    if valued:
+        lines = [line for line in lines if isinstance(line.row.get("value"), float)
+                 and (args.value_gt is None or line.row["value"] > args.value_gt)
+                 and (args.value_lt is None or line.row["value"] < args.value_lt)]
     note = ""
     if args.latest:
-        per_code: dict[str, int] = defaultdict(int)
-        kept = []
-        for line in lines:
-            key = line.row.get("component") or line.row["code"]
-            per_code[key] += 1
-            if per_code[key] <= args.latest:
-                kept.append(line)
-        lines = kept[: args.limit]
-        which = "latest" if args.order == "newest" else "earliest"
-        note = f", {which} {args.latest} per code" + (f" among the {len(found)} {args.order}" if total > len(found) else "")
-        total = len(kept)
-    footer = _stats(lines)
-    header = (f"observations of Patient/{args.patient}, {window.describe()}"
-              f"{_filters(args, 'code', 'text', 'category')}{note}: {total} found, {args.order} first")
-    return render(ctx, header, lines, total=total, footer=footer,
-                  empty="none found (dates after now are hidden); try lookup_codes(text=...) for the right code, "
-                        "or widen since/until")
+        lines = _latest_per_code(lines, args.latest)
+        note = f", {'latest' if args.order == 'newest' else 'earliest'} {args.latest} per code"
+    if everything:
+        total = len(lines)
+    shown = lines[args.offset: args.offset + args.limit] if everything else lines
+    header = (f"observations of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
+              f"{_filters(args, 'code', 'text', 'category', 'value_gt', 'value_lt')}{note}: {total} found, "
+              f"{args.order} first")
+    empty = "none found (dates after now are hidden); try lookup_codes(text=...) for the right code, or widen since/until"
+    if not lines and args.code and not valued:
+        empty = await _sibling_codes(ctx, args.patient, focus or set()) or empty
+    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="code/text or since/until",
+                   empty=empty, footer=_stats(shown))
+
+
+async def _sibling_codes(ctx: ToolContext, patient: str, codes: set[str]) -> str:
+    """'none found' that names codes of this patient's record measuring the same thing (same LOINC component)."""
+    names = {LOINC_COMPONENTS[c] for c in codes if c in LOINC_COMPONENTS}
+    for code in sorted(codes):
+        bundle = await ctx.client.search_page("Observation", [("combo-code", code), ("_count", "1"),
+                                                             ("_elements", "code,component")])
+        for entry in bundle.get("entry", []):
+            for concept in [entry["resource"].get("code") or {},
+                            *[c.get("code") or {} for c in entry["resource"].get("component", [])]]:
+                for coding in concept.get("coding", []):
+                    if coding.get("code") == code and coding.get("display"):
+                        names.add(loinc_component(coding["display"]))
+    siblings: dict[str, tuple[str, int]] = {}
+    for name in sorted(n for n in names if n):
+        bundle = await ctx.client.search_page("Observation", [("patient", patient), ("combo-code:text", name),
+                                                             ("date", up_to(ctx.now)), ("_count", "1000"),
+                                                             ("_elements", "code")])
+        for entry in bundle.get("entry", []):
+            _, code, display = first_coding(entry["resource"].get("code"))
+            if code not in codes and loinc_component(display) == name:
+                siblings[code] = (display, siblings.get(code, ("", 0))[1] + 1)
+    if not siblings:
+        return ""
+    listed = "; ".join(f"{display} (LOINC {code}) x{n}" for code, (display, n) in sorted(siblings.items()))
+    return (f"none found for code {', '.join(sorted(codes))}; this record measures the same component under: "
+            f"{listed} (search with that code)")
+
+
+def loinc_component(display: str) -> str:
+    """The component of a LOINC display name: 'Sodium [Moles/volume] in Serum or Plasma' -> 'sodium'."""
+    head = display.split("[")[0].split(" in ")[0].split(" - ")[0]
+    return " ".join(head.lower().split())
 
 
 def _stats(lines: list[Line]) -> list[str]:
@@ -192,29 +332,43 @@ class ConditionArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "text": "diabetes"})
 async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult:
-    """Diagnoses (problem list) of a patient: onset date, SNOMED code, and status at now (active, or resolved with the abatement date).
+    """Diagnoses (problem list) of a patient: onset time, SNOMED code, and status at now (active, or resolved with the abatement date).
 
-    since/until filter on the onset date. Newest onset first.
+    since/until filter on the onset date. Newest onset first. count and group_by (year, month, name) count
+    exactly. A diagnosis named only as a visit's reason has no Condition: search_encounters shows reasons.
+    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
-    await require_patient(ctx, args.patient)
-    window, params = _patient_query(ctx, args, "onset-date")
-    found, total = await _search(ctx, "Condition", params, MAX_LIMIT)
+    patient = await require_patient(ctx, args.patient)
+    window, anchors, params = await _patient_query(ctx, args, "onset-date")
+    everything = _needs_all(args, args.status != "all")
+    if everything:
+        found, total = await _search_all(ctx, "Condition", params)
+    else:
+        found, total = await _search(ctx, "Condition", params, args.limit, args.offset)
     lines = [condition_line(r, ctx.now) for r in found]
     if args.status != "all":
         lines = [line for line in lines if (line.row["status"] == "active") == (args.status == "active")]
-        total = len(lines) + max(0, total - len(found))
+    if args.latest:
+        lines = _latest_per_code(lines, args.latest)
+    if everything:
+        total = len(lines)
     active = sum(1 for line in lines if line.row["status"] == "active")
-    header = (f"conditions of Patient/{args.patient}, onset {window.describe()}{_filters(args, 'status', 'code', 'text')}"
-              f": {total} found ({active} active at now), {args.order} onset first")
-    return render(ctx, header, lines[: args.limit], total=total, hint="text/code or since/until",
-                  empty="none found (onsets after now are hidden); try other words or lookup_codes")
+    active_text = f" ({active} active at now)" if everything else ""
+    header = (f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
+              f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first")
+    empty = "none found (onsets after now are hidden); try other words or lookup_codes"
+    if args.text or args.code:
+        empty += "; a diagnosis named only as a visit's reason is not a Condition: search_encounters(text=...) lists reasons"
+    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code or since/until",
+                   empty=empty)
 
 
 # ---------- medications ----------
 
 class MedicationArgs(PatientWindowArgs):
     status: Literal["current", "past", "all"] = "all"
-    """current: orders with status active authored by now; past: stopped/completed orders; all."""
+    """current: orders with status active authored by now (for a deceased patient: active at death); past:
+    stopped/completed orders; all."""
     code: CodeArg | None = None
     """RxNorm code(s), e.g. 316049."""
     text: TextArg | None = None
@@ -223,28 +377,40 @@ class MedicationArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "current"})
 async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResult:
-    """Medication orders (MedicationRequest) of a patient: date written, drug + RxNorm code, status, prescriber name, reason (the condition it treats), dose.
+    """Medication orders (MedicationRequest) of a patient: time written, drug + RxNorm code, status, prescriber name, reason (the condition it treats), dose.
 
-    status=current lists orders that are active at now. since/until filter on the date written. Newest first.
+    status=current lists orders that are active at now. since/until filter on the time written. Newest first.
+    count and group_by (year, month, name = distinct medications with first/last order) count exactly.
+    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
-    await require_patient(ctx, args.patient)
-    window, params = _patient_query(ctx, args, "authoredon")
+    patient = await require_patient(ctx, args.patient)
+    window, anchors, params = await _patient_query(ctx, args, "authoredon")
     if args.status == "current":
         params.append(("status", "active"))
     elif args.status == "past":
         params.append(("status:not", "active"))
-    found, total = await _search(ctx, "MedicationRequest", params, args.limit)
-    prescribers = await names_of(ctx, [(r.get("requester") or {}).get("reference", "") for r in found])
-    reason_ids = [ref.get("reference", "").rsplit("/", 1)[-1] for r in found for ref in r.get("reasonReference", [])
+    everything = _needs_all(args)
+    if everything:
+        found, total = await _search_all(ctx, "MedicationRequest", params)
+    else:
+        found, total = await _search(ctx, "MedicationRequest", params, args.limit, args.offset)
+    named_rows = [] if args.count or args.group_by else found
+    prescribers = await names_of(ctx, [(r.get("requester") or {}).get("reference", "") for r in named_rows])
+    reason_ids = [ref.get("reference", "").rsplit("/", 1)[-1] for r in named_rows for ref in r.get("reasonReference", [])
                   if ref.get("reference", "").startswith("Condition/")]
     conditions = await resources_by_id(ctx, "Condition", reason_ids)
     reasons = {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()}
     lines = [medication_line(r, ctx.now, prescribers, reasons) for r in found]
-    extra_refs = sorted({ref for line in lines for ref in [*line.row["reasons"], line.row["requester"] or ""] if ref})
-    header = (f"medication orders of Patient/{args.patient}, written {window.describe()}"
-              f"{_filters(args, 'status', 'code', 'text')}: {total} found, {args.order} first")
-    return render(ctx, header, lines, total=total, hint="text/code, status or since/until",
-                  references=extra_refs, empty="none found (orders written after now are hidden)")
+    if args.latest:
+        lines = _latest_per_code(lines, args.latest)
+    if everything:
+        total = len(lines)
+    shown = lines[args.offset: args.offset + args.limit] if everything else lines
+    extra_refs = sorted({ref for line in shown for ref in [*line.row["reasons"], line.row["requester"] or ""] if ref})
+    header = (f"medication orders of Patient/{args.patient}{death_note(patient, ctx.now)}, written {window.describe()}"
+              f"{anchors}{_filters(args, 'status', 'code', 'text')}: {total} found, {args.order} first")
+    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code, status or since/until",
+                   references=extra_refs, empty="none found (orders written after now are hidden)")
 
 
 # ---------- immunizations, procedures ----------
@@ -256,16 +422,37 @@ class ImmunizationArgs(PatientWindowArgs):
     """Words of the vaccine name, e.g. 'influenza'."""
 
 
+async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str, code_param: str,
+                  what: str, make_line: Any, extra: list[tuple[str, str]] | None = None,
+                  filters: tuple[str, ...] = ("code", "text"), hint: str = "code/text or since/until",
+                  empty: str = "none found (dates after now are hidden)") -> ToolResult:
+    """A per-type search: page on the server, or every match for count/group_by/latest."""
+    patient = await require_patient(ctx, args.patient)
+    window, anchors, params = await _patient_query(ctx, args, date_param, code_param=code_param)
+    params += extra or []
+    everything = _needs_all(args)
+    if everything:
+        found, total = await _search_all(ctx, kind, params)
+    else:
+        found, total = await _search(ctx, kind, params, args.limit, args.offset)
+    lines = [make_line(r, ctx.now) for r in found]
+    if args.latest:
+        lines = _latest_per_code(lines, args.latest)
+    if everything:
+        total = len(lines)
+    header = (f"{what} of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
+              f"{_filters(args, *filters)}: {total} found, {args.order} first")
+    return _answer(ctx, args, header, lines, total, paged_here=everything, hint=hint, empty=empty)
+
+
 @tool(example={"patient": EXAMPLE_PATIENT, "code": "140"})
 async def search_immunizations(ctx: ToolContext, args: ImmunizationArgs) -> ToolResult:
-    """Vaccinations of a patient: date, vaccine + CVX code (newest first; order=oldest for the first dose)."""
-    await require_patient(ctx, args.patient)
-    window, params = _patient_query(ctx, args, "date", code_param="vaccine-code")
-    found, total = await _search(ctx, "Immunization", params, args.limit)
-    header = (f"immunizations of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
-              f"{total} found, {args.order} first")
-    return render(ctx, header, [immunization_line(r, ctx.now) for r in found], total=total,
-                  hint="code/text or since/until", empty="none found (dates after now are hidden)")
+    """Vaccinations of a patient: time, vaccine + CVX code (newest first; order=oldest for the first dose).
+
+    latest, count and group_by (year, month, name) as in the other searches; up to 100 rows per call within
+    ~800 tokens, the cut line gives the next offset.
+    """
+    return await _simple(ctx, args, "Immunization", "date", "vaccine-code", "immunizations", immunization_line)
 
 
 class ProcedureArgs(PatientWindowArgs):
@@ -277,14 +464,12 @@ class ProcedureArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "text": "colonoscopy"})
 async def search_procedures(ctx: ToolContext, args: ProcedureArgs) -> ToolResult:
-    """Procedures performed on a patient: date, procedure + SNOMED code, reason (newest first)."""
-    await require_patient(ctx, args.patient)
-    window, params = _patient_query(ctx, args, "date")
-    found, total = await _search(ctx, "Procedure", params, args.limit)
-    header = (f"procedures of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
-              f"{total} found, {args.order} first")
-    return render(ctx, header, [procedure_line(r, ctx.now) for r in found], total=total,
-                  hint="code/text or since/until", empty="none found (dates after now are hidden)")
+    """Procedures performed on a patient: time, procedure + SNOMED code, reason (newest first).
+
+    latest, count and group_by (year, month, name) as in the other searches; up to 100 rows per call within
+    ~800 tokens, the cut line gives the next offset.
+    """
+    return await _simple(ctx, args, "Procedure", "date", "code", "procedures", procedure_line)
 
 
 # ---------- encounters, diagnostic reports, allergies ----------
@@ -298,19 +483,15 @@ class EncounterArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "since": "-1y"})
 async def search_encounters(ctx: ToolContext, args: EncounterArgs) -> ToolResult:
-    """Visits of a patient: start time, class (AMB/EMER/IMP), type + SNOMED code, reason (newest first)."""
-    await require_patient(ctx, args.patient)
-    window = _window(ctx, args)
-    params = [("patient", args.patient), *window.params("date"), _sort(args, "date")]
-    if args.encounter_class:
-        params.append(("class", args.encounter_class))
-    if args.text:
-        params.append(("type:text", text_param(args.text)))
-    found, total = await _search(ctx, "Encounter", params, args.limit)
-    header = (f"encounters of Patient/{args.patient}, {window.describe()}{_filters(args, 'encounter_class', 'text')}: "
-              f"{total} found, {args.order} first")
-    return render(ctx, header, [encounter_line(r, ctx.now) for r in found], total=total,
-                  hint="since/until or encounter_class", empty="none found (visits after now are hidden)")
+    """Visits of a patient: start time, class (AMB/EMER/IMP), type + SNOMED code, reason (newest first).
+
+    count and group_by (year, month, name) count exactly (e.g. encounters in 2013: since=2013, until=2013,
+    count=true); up to 100 rows per call within ~800 tokens, the cut line gives the next offset.
+    """
+    extra = [("class", args.encounter_class)] if args.encounter_class else []
+    return await _simple(ctx, args, "Encounter", "date", "type", "encounters", encounter_line,
+                         extra=extra, filters=("encounter_class", "text"), hint="since/until or encounter_class",
+                         empty="none found (visits after now are hidden)")
 
 
 class ReportArgs(PatientWindowArgs):
@@ -324,20 +505,26 @@ class ReportArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "text": "metabolic panel", "results": True, "limit": 1})
 async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolResult:
-    """Diagnostic reports (lab panels) of a patient: date, panel + LOINC code, its results (names, or values with results=true), newest first."""
-    await require_patient(ctx, args.patient)
-    window, params = _patient_query(ctx, args, "date")
-    found, total = await _search(ctx, "DiagnosticReport", params, args.limit)
+    """Diagnostic reports (lab panels) of a patient: time, panel + LOINC code, its results (names, or values with results=true), newest first.
+
+    latest, count and group_by (year, month, name) as in the other searches; up to 100 rows per call within
+    ~800 tokens, the cut line gives the next offset.
+    """
+    patient = await require_patient(ctx, args.patient)
+    window, anchors, params = await _patient_query(ctx, args, "date")
+    if _needs_all(args):
+        return await _simple(ctx, args, "DiagnosticReport", "date", "code", "diagnostic reports", report_line)
+    found, total = await _search(ctx, "DiagnosticReport", params, args.limit, args.offset)
     results: dict[str, Line] | None = None
     if args.results:
         ids = [ref["reference"].rsplit("/", 1)[-1] for r in found for ref in r.get("result", [])
                if ref.get("reference", "").startswith("Observation/")]
         observations = await resources_by_id(ctx, "Observation", ids)
         results = {ref: observation_line(obs, ctx.now) for ref, obs in observations.items()}
-    header = (f"diagnostic reports of Patient/{args.patient}, {window.describe()}{_filters(args, 'code', 'text')}: "
-              f"{total} found, {args.order} first")
-    return render(ctx, header, [report_line(r, ctx.now, results) for r in found], total=total,
-                  hint="code/text, since/until or a smaller limit", empty="none found (dates after now are hidden)")
+    header = (f"diagnostic reports of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}"
+              f"{anchors}{_filters(args, 'code', 'text')}: {total} found, {args.order} first")
+    return render(ctx, header, [report_line(r, ctx.now, results) for r in found], total=total, offset=args.offset,
+                  limit=args.limit, hint="code/text or since/until", empty="none found (dates after now are hidden)")
 
 
 class AllergyArgs(ToolArgs):
@@ -348,18 +535,21 @@ class AllergyArgs(ToolArgs):
     text: TextArg | None = None
     """Words of the allergy, e.g. 'peanut'."""
     limit: Limit = DEFAULT_LIMIT
+    offset: Offset = 0
 
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "active"})
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
     """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded."""
-    await require_patient(ctx, args.patient)
+    patient = await require_patient(ctx, args.patient)
     params = [("patient", args.patient), ("date", up_to(ctx.now)), ("_sort", "-date")]
     if args.status != "all":
         params.append(("clinical-status", args.status))
     if args.text:
         params.append(("code:text", text_param(args.text)))
-    found, total = await _search(ctx, "AllergyIntolerance", params, args.limit)
-    header = f"allergies of Patient/{args.patient} recorded by now{_filters(args, 'status', 'text')}: {total} found"
-    return render(ctx, header, [allergy_line(r, ctx.now) for r in found], total=total, hint="status or text",
+    found, total = await _search(ctx, "AllergyIntolerance", params, args.limit, args.offset)
+    header = (f"allergies of Patient/{args.patient}{death_note(patient, ctx.now)} recorded by now"
+              f"{_filters(args, 'status', 'text')}: {total} found")
+    return render(ctx, header, [allergy_line(r, ctx.now) for r in found], total=total, offset=args.offset,
+                  limit=args.limit, hint="status or text",
                   empty="no allergies recorded (by now)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -12,7 +13,13 @@ from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, check_date_arg, parse_fhir
 from medagent.tools.registry import ToolArgs, ToolResult, tool
 from medagent.tools.rows import mrn_of, person_name, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit, PatientRef, require_patient
+from medagent.tools.search_args import (
+    DEFAULT_LIMIT,
+    EXAMPLE_PATIENT,
+    Limit,
+    PatientRef,
+    require_patient,
+)
 
 
 def _absolute_date(value: str) -> str:
@@ -20,6 +27,9 @@ def _absolute_date(value: str) -> str:
     if not text[:4].isdigit():
         raise ValueError(f"birth_date must be a calendar date such as 1949-11-29 (or 1949, 1949-11), got {value!r}")
     return text[:10]
+
+
+FULL_MRN_LENGTH = 36  # Synthea MRNs are UUIDs; a shorter hex value is a fragment of one
 
 
 class FindPatientsArgs(ToolArgs):
@@ -73,7 +83,7 @@ def patient_line(patient: dict[str, Any], now: datetime) -> Line:
     return Line(join(row["name"], row["gender"], age_text, f"MRN {row['mrn']}" if row["mrn"] else "", row["ref"]), row)
 
 
-@tool(example={"name": "Adalberto Hartmann", "birth_date": "1949-11-29"})
+@tool(example={"name": "Jane Doe", "birth_date": "1960-01-31"})
 async def find_patients(ctx: ToolContext, args: FindPatientsArgs) -> ToolResult:
     """Find patients by name, birth date and/or identifier (MRN). Returns name, gender, birth date, age at now, MRN and the Patient id."""
     words = (args.name or "").replace(",", " ").split()
@@ -95,8 +105,24 @@ async def find_patients(ctx: ToolContext, args: FindPatientsArgs) -> ToolResult:
         ctx.cache.setdefault("patients", {})[patient["id"]] = patient
     criteria = ", ".join(f"{k}={v!r}" for k, v in args.model_dump(exclude_none=True, exclude={"limit"}).items())
     return render(ctx, f"patients matching {criteria}: {total}", [patient_line(p, ctx.now) for p in visible],
-                  total=total, hint="birth_date or a fuller name", empty="no patient matches; try fewer words or "
-                  "only the family name, or the birth date alone")
+                  total=total, hint="birth_date or a fuller name", empty=_no_match_hint(args), pageable=False)
+
+
+def _no_match_hint(args: FindPatientsArgs) -> str:
+    """What to do when nobody matches; never loosens a match the question made exact (an MRN, name + birth date)."""
+    if args.identifier:
+        value = args.identifier.strip()
+        partial = len(value) < FULL_MRN_LENGTH and re.fullmatch(r"[0-9a-fA-F-]+", value) is not None
+        note = (f"; {value!r} looks like a partial MRN ({len(value)} characters; MRNs here have {FULL_MRN_LENGTH}): "
+                "identifiers match whole values only" if partial else "")
+        return (f"no patient has identifier {value!r}{note}. Report that no patient matches this MRN; do not "
+                "substitute a patient found by name or birth date")
+    if args.name and args.birth_date:
+        return ("no patient matches both this name and this birth date. Report that no patient matches; do not "
+                "drop the birth date or loosen the name to pick someone else")
+    if args.birth_date:
+        return "no patient was born on this date"
+    return "no patient matches; check the spelling or try only the family name"
 
 
 class PatientArgs(ToolArgs):

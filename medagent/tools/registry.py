@@ -16,6 +16,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -126,7 +127,10 @@ class Tool:
                                                  "parameters": self.parameters()}}
 
     def example_text(self) -> str:
-        return json.dumps(self.example, separators=(", ", ": ")) if self.example else "{}"
+        """The example as shown to a model: placeholder ids (``<id from find_patients>``), never a real one."""
+        if not self.example:
+            return "{}"
+        return placeholder_ids(json.dumps(self.example, separators=(", ", ": ")))
 
 
 @functools.cache
@@ -344,6 +348,14 @@ def default_registry() -> Registry:
 
 
 # helpers ---------------------------------------------------------------------------------
+
+_EXAMPLE_ID = re.compile(r"example-([a-z]+)-0")
+
+
+def placeholder_ids(text: str) -> str:
+    """'example-patient-0' -> '<id from find_patients>', 'example-condition-0' -> '<id from a row>'."""
+    return _EXAMPLE_ID.sub(lambda m: "<id from find_patients>" if m[1] == "patient" else "<id from a row>", text)
+
 
 def describe_validation(exc: ValidationError, limit: int = 3) -> str:
     """Pydantic errors as one short line: 'limit: must be <= 100; since: not a date ...'."""

@@ -163,7 +163,7 @@ def condition_line(resource: dict[str, Any], now: datetime) -> Line:
     row = {"ref": reference(resource), "onset": onset, "system": system, "code": code, "display": display,
            "status": status, "abatement": abated}
     status_text = f"resolved {day(abated)}" if abated else status
-    return Line(join(f"onset {day(onset)}", named(system, code, display), status_text, row["ref"]), row)
+    return Line(join(f"onset {minute(onset)}", named(system, code, display), status_text, row["ref"]), row)
 
 
 # ---------- MedicationRequest ----------
@@ -190,7 +190,8 @@ def dosage_text(resource: dict[str, Any]) -> str:
 
 
 def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[str, str],
-                    reasons: dict[str, str]) -> Line:
+                    reasons: dict[str, str], *, requester_reference: bool = False) -> Line:
+    """One line per order; ``requester_reference`` adds the prescriber's Type/id (fhir_read: one citable call)."""
     concept = resource.get("medicationCodeableConcept")
     system, code, display = first_coding(concept)
     if not concept and resource.get("medicationReference"):
@@ -198,6 +199,8 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
     requester = (resource.get("requester") or {})
     requester_ref = requester.get("reference")
     prescriber = prescribers.get(requester_ref or "", "") or clean(requester.get("display"))
+    prescriber_text = f"{prescriber} ({requester_ref})" if prescriber and requester_ref and requester_reference \
+        else prescriber
     reason_refs = [r.get("reference") for r in resource.get("reasonReference", []) if r.get("reference")]
     reason_texts = [f"{reasons[r]} ({r})" if reasons.get(r) else r for r in reason_refs]
     reason_texts += [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
@@ -206,8 +209,8 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
            "status": resource.get("status"), "intent": resource.get("intent"), "requester": requester_ref,
            "prescriber": prescriber or None, "reasons": reason_refs,
            "reason_displays": [reasons.get(r) for r in reason_refs], "dosage": dosage_text(resource) or None}
-    return Line(join(day(authored), named(system, code, display),
-                     resource.get("status"), f"prescriber {prescriber}" if prescriber else "",
+    return Line(join(minute(authored), named(system, code, display),
+                     resource.get("status"), f"prescriber {prescriber_text}" if prescriber else "",
                      f"reason {'; '.join(reason_texts)}" if reason_texts else "", row["dosage"] or "", row["ref"]), row)
 
 
@@ -218,7 +221,7 @@ def immunization_line(resource: dict[str, Any], now: datetime) -> Line:
     when = date_of(resource)
     row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status")}
-    return Line(join(day(when), named(system, code, display), _status(row["status"], "completed"),
+    return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"),
                      row["ref"]), row)
 
 
@@ -229,7 +232,7 @@ def procedure_line(resource: dict[str, Any], now: datetime) -> Line:
     reasons += [clean(r.get("display") or r.get("reference")) for r in resource.get("reasonReference", [])]
     row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "reasons": [r for r in reasons if r]}
-    return Line(join(day(when), named(system, code, display), _status(row["status"], "completed"),
+    return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"),
                      f"reason {'; '.join(row['reasons'])}" if row["reasons"] else "", row["ref"]), row)
 
 

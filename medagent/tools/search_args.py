@@ -25,16 +25,28 @@ def check_patient(value: str) -> str:
     elif "/" in text:
         raise ValueError(f"{value!r} is not a patient reference; use a Patient id or 'Patient/<id>'")
     if not _ID.match(text):
-        raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/{EXAMPLE_PATIENT}'")
+        raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/{PLACEHOLDER_PATIENT}'")
     return text
 
 
 EXAMPLE_PATIENT = "example-patient-0"  # the patient id tool examples show: in no data set, so never copied into a real call
 PatientRef = Annotated[str, AfterValidator(check_patient), Field(
     description="Patient id or 'Patient/<id>' (find_patients gives it)")]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most rows to return (default 20, max 100)")]
+PLACEHOLDER_PATIENT = "<id from find_patients>"  # what error messages and examples show instead of EXAMPLE_PATIENT
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=(
+    "Most rows to return (default 20, max 100); the per-call token budget (~800 tokens) may show fewer: "
+    "the cut line then gives the offset of the next page"))]
+Offset = Annotated[int, Field(ge=0, le=100_000, description=(
+    "Rows to skip (paging): the cut line '... N more not shown' names the next offset"))]
 
 CODE_EXAMPLE = "4548-4, loinc|4548-4, http://loinc.org|4548-4 or 8480-6,8462-4"
+# LOINC codes a question may use whose component this data records under another code (e.g. sodium in serum or
+# plasma 2951-2; Synthea uses 2947-0): a 'none found' for one of them names the record's codes of that component
+LOINC_COMPONENTS = {
+    "2951-2": "sodium", "2823-3": "potassium", "2345-7": "glucose", "2075-0": "chloride",
+    "2028-9": "carbon dioxide", "17861-6": "calcium", "2160-0": "creatinine", "3094-0": "urea nitrogen",
+    "17856-6": "hemoglobin a1c", "19123-9": "magnesium", "2601-3": "magnesium", "2862-1": "albumin",
+}
 # codes that mean the same measurement in this data (the blood pressure panel has two LOINC codes)
 EQUIVALENT_CODES = {"85354-9": ("55284-4",), "55284-4": ("85354-9",)}
 
@@ -144,6 +156,17 @@ async def require_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:
             raise ToolError(f"patient {patient_id!r} not found; find the id with find_patients(name=..., "
                             "birth_date=...) or find_patients(identifier=<MRN>)") from None
     return cache[patient_id]
+
+
+def death_note(patient: dict[str, Any], now: Any) -> str:
+    """'; patient deceased 2004-04-08 ...' for every patient-scoped header when the patient died by now, else ''."""
+    from medagent.tools.dates import parse_fhir
+
+    died = parse_fhir(patient.get("deceasedDateTime"))
+    if died is None or died > now:
+        return ""
+    return (f" [patient deceased {died.date().isoformat()}; 'current' means at death: "
+            "nothing was taken or given after it]")
 
 
 async def names_of(ctx: ToolContext, references: list[str]) -> dict[str, str]:

@@ -19,17 +19,29 @@ from medagent.tools.compact import Line, clean, join, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
-from medagent.tools.rows import date_of, generic_line, reference
-from medagent.tools.search_args import DEFAULT_LIMIT, EXAMPLE_PATIENT, Limit
+from medagent.tools.rows import (
+    date_of,
+    first_coding,
+    generic_line,
+    medication_line,
+    reference,
+)
+from medagent.tools.search_args import (
+    DEFAULT_LIMIT,
+    EXAMPLE_PATIENT,
+    Limit,
+    Offset,
+    names_of,
+    resources_by_id,
+)
 from medagent.vocabulary import date_search_param
-
 
 SearchType = Literal[
     "Patient", "Observation", "Condition", "MedicationRequest", "Medication", "MedicationAdministration",
     "Immunization", "Procedure", "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan", "ServiceRequest",
     "DocumentReference", "Practitioner", "Organization", "Goal", "ImagingStudy", "Claim", "ExplanationOfBenefit",
 ]
-_CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "a narrower search",
+_CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "offset",
                "_format": "nothing (JSON is used)", "_include": "fhir_read on the reference",
                "_revinclude": "a second search"}
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$")
@@ -56,6 +68,7 @@ class SearchArgs(ToolArgs):
     raw: bool = False
     """Return full resource JSON (large: only for a few resources)."""
     limit: Limit = DEFAULT_LIMIT
+    offset: Offset = 0
 
     @field_validator("fields")
     @classmethod
@@ -94,7 +107,10 @@ def _raw_line(resource: dict[str, Any]) -> Line:
 @tool(example={"resource_type": "Observation", "params": {"patient": EXAMPLE_PATIENT, "code": "http://loinc.org|2339-0"},
                "fields": ["effectiveDateTime", "valueQuantity.value"], "limit": 5})
 async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
-    """Generic FHIR search for anything the other tools do not cover: any resource type and search parameters, optional field projection. Records dated after now are hidden."""
+    """Generic FHIR search for anything the other tools do not cover: any resource type and search parameters, optional field projection. Records dated after now are hidden.
+
+    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
+    """
     params = list(args.params.items())
     date_param = date_search_param(args.resource_type)  # hides records dated after now
     if date_param:
@@ -102,6 +118,8 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
         if "_sort" not in args.params:
             params.append(("_sort", f"-{date_param}"))
     params.append(("_count", str(args.limit)))
+    if args.offset:
+        params.append(("_offset", str(args.offset)))
     try:
         body, _ = await ctx.client.request_json("GET", args.resource_type, params=params,
                                                 headers={"Prefer": "handling=strict"})
@@ -122,13 +140,14 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
         lines = [generic_line(r, ctx.now) for r in found]
     shown_params = "&".join(f"{k}={v}" for k, v in args.params.items())
     header = f"{args.resource_type}?{shown_params} (up to now): {total} found"
-    return render(ctx, header, lines, total=total, hint="more search parameters (date, code, patient)",
+    return render(ctx, header, lines, total=total, offset=args.offset, limit=args.limit,
+                  hint="more search parameters (date, code, patient)",
                   empty="no matches (records dated after now are hidden)")
 
 
 class ReadArgs(ToolArgs):
     reference: str = Field(pattern=r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
-    """A reference 'Type/id' from a row, e.g. 'Practitioner/6771c9e4-5a7d-4d20-b1c0-88b219f0661b'."""
+    """A reference 'Type/id' from a row, e.g. 'Practitioner/<id from a row>'."""
     fields: list[str] | None = None
     """Dotted paths to return instead of the default line, e.g. ["name", "telecom.value"]."""
     raw: bool = False
@@ -140,7 +159,7 @@ class ReadArgs(ToolArgs):
         return _check_fields(value)
 
 
-@tool(example={"reference": "Condition/9ece7099-7818-4bf1-84d7-cb142b3545c1"})
+@tool(example={"reference": "Condition/example-condition-0"})
 async def fhir_read(ctx: ToolContext, args: ReadArgs) -> ToolResult:
     """Read one resource by reference (Type/id), e.g. a medication's reason Condition or its prescriber; compact line, chosen fields, or raw JSON."""
     kind, _, rid = args.reference.partition("/")
@@ -152,6 +171,15 @@ async def fhir_read(ctx: ToolContext, args: ReadArgs) -> ToolResult:
         line = _raw_line(resource)
     elif args.fields:
         line = _projected_line(resource, args.fields)
+    elif kind == "MedicationRequest":  # the prescriber's name with its reference, the reason's name
+        requester = (resource.get("requester") or {}).get("reference", "")
+        prescribers = await names_of(ctx, [requester])
+        reason_ids = [r.get("reference", "").rsplit("/", 1)[-1] for r in resource.get("reasonReference", [])
+                      if r.get("reference", "").startswith("Condition/")]
+        conditions = await resources_by_id(ctx, "Condition", reason_ids)
+        line = medication_line(resource, ctx.now, prescribers,
+                               {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()},
+                               requester_reference=True)
     else:
         line = generic_line(resource, ctx.now)
-    return render(ctx, f"{args.reference}:", [line], hint="fields (a projection)")
+    return render(ctx, f"{args.reference}:", [line], hint="fields (a projection)", pageable=False)

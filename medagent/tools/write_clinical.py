@@ -365,8 +365,8 @@ class MedicationOrderArgs(WriteArgs):
     """Unit of the duration: min, h, d."""
     instructions: str | None = Field(None, max_length=300)
     """Free-text dosage instructions, e.g. 'once daily with food'."""
-    reason_reference: str | None = Field(None, pattern=r"^Condition/[A-Za-z0-9\-.]{1,64}$")
-    """The Condition treated, e.g. 'Condition/<id>'."""
+    reason_reference: str | None = Field(None, pattern=r"^(Condition|Observation)/[A-Za-z0-9\-.]{1,64}$")
+    """Why it is ordered: the Condition treated or the Observation (a result) that triggered it, e.g. 'Condition/<id>'."""
 
     @model_validator(mode="after")
     def _check(self) -> MedicationOrderArgs:
@@ -429,13 +429,13 @@ async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolR
     if dosage:
         resource["dosageInstruction"] = [dosage]
     if args.reason_reference:
-        await _require_condition(ctx, args.reason_reference, args.patient)
+        await _require_own_record(ctx, args.reason_reference, args.patient)
         resource["reasonReference"] = [{"reference": args.reason_reference}]
     body, created = await create(ctx, "order_medication", args, resource)
     return _result("ordered", body, created, medication_line(body, ctx.now, {}, {}).text)
 
 
-async def _require_condition(ctx: ToolContext, ref: str, patient: str) -> None:
+async def _require_own_record(ctx: ToolContext, ref: str, patient: str) -> None:
     condition = await ctx.client.resolve(ref)
     subject = (condition.get("subject") or {}).get("reference", "")
     if subject.rsplit("/", 1)[-1] != patient:
@@ -557,7 +557,7 @@ class DiscontinueArgs(ToolArgs):
     """Why it is stopped (recorded as the status reason and in the audit trail)."""
 
 
-@tool(writes=True, destructive=True, example={"medication_request": "MedicationRequest/8014aee2-41b4-4cac-aab3-c62ef1901d27",
+@tool(writes=True, destructive=True, example={"medication_request": "MedicationRequest/example-medicationrequest-0",
                                               "reason": "adverse reaction"})
 async def discontinue_medication(ctx: ToolContext, args: DiscontinueArgs) -> ToolResult:
     """Stop an active medication order (sets the MedicationRequest's status to stopped, with the reason). Stopping a stopped order changes nothing."""

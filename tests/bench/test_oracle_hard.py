@@ -129,7 +129,7 @@ async def test_oracle_scores_100_on_every_hard_scenario_without_seeing_the_truth
         # the hard tier needs several calls, or one call over many rows
         rows = max(len(scenario.provenance), int(scenario.meta.get("rows", 0)),
                    int(scenario.answer.value or 0) if scenario.meta.get("form") == "count_encounters" else 0)  # type: ignore[arg-type]
-        assert record.tool_calls >= 3 or rows >= 5, record.scenario_id
+        assert record.outcome.tool_calls >= 3 or rows >= 5, record.scenario_id
 
 
 def test_the_hard_oracle_reads_no_bundle_and_no_ground_truth() -> None:

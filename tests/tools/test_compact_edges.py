@@ -1,5 +1,5 @@
 """Compaction at its exact edges: one row over the limit still gets its marker, the budget arithmetic to the
-character (header, each line and each footer line cost their length plus a newline; 80 characters are kept
+character (header, each line and each footer line cost their length plus a newline; 160 characters are kept
 for the marker), extra references without duplicates, and the formatting helpers' boundaries."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from medagent.tools.compact import (
 )
 
 NOW = datetime(2019, 5, 2, tzinfo=UTC)
-BUDGET_TOKENS = 50          # 200 characters; lines may use up to 200 - 80 = 120 of them
+BUDGET_TOKENS = 70          # 280 characters; lines may use up to 280 - 160 = 120 of them
 LINE = 49                   # each line costs 50 (its newline included)
 
 
@@ -67,13 +67,15 @@ def test_a_line_wider_than_the_budget_is_still_shown_when_it_is_the_first() -> N
 def test_exactly_one_hidden_row_gets_its_marker() -> None:
     result = render(ctx(), "h" * 19, rows(3))  # total = shown + 1
     assert result.text.splitlines()[-1] == (
-        "... 1 more not shown (of 3); narrow by date (since/until) or code, or raise limit")
+        "... 1 more not shown (of 3; rows 1-2 shown, cut by the ~70-token budget per call); "
+        "next page: the same arguments with offset=2, or narrow by date (since/until) or code")
     assert result.truncated == 1
 
 
 def test_one_more_on_the_server_than_on_the_page_gets_its_marker() -> None:
     result = render(ctx(800), "header", rows(4), total=5, hint="since/until")
-    assert result.text.splitlines()[-1] == "... 1 more not shown (of 5); narrow by since/until, or raise limit"
+    assert result.text.splitlines()[-1] == ("... 1 more not shown (of 5; rows 1-4 shown, cut by the row cap); "
+                                            "next page: the same arguments with offset=4, or narrow by since/until")
     assert result.truncated == 1 and len(result.rows) == 4
 
 

@@ -34,14 +34,16 @@ def test_budget_cut_is_marked_and_counted() -> None:
     shown = len(result.rows)
     assert 0 < shown < 30
     assert result.truncated == 500 - shown
-    marker = f"... {500 - shown} more not shown (of 500); narrow by since/until, or raise limit"
+    marker = (f"... {500 - shown} more not shown (of 500; rows 1-{shown} shown, cut by the ~100-token budget per "
+              f"call); next page: the same arguments with offset={shown}, or narrow by since/until")
     assert result.text.splitlines()[-1] == marker
     assert result.references == [f"Observation/o{i}" for i in range(shown)], "stable order: the first rows are kept"
 
 
 def test_server_side_limit_is_reported_too() -> None:
     result = render(ctx(800), "header", lines(3), total=10)
-    assert result.truncated == 7 and "7 more not shown (of 10)" in result.text
+    assert result.truncated == 7 and "7 more not shown (of 10; rows 1-3 shown" in result.text
+    assert "offset=3" in result.text and "raise limit" not in result.text
 
 
 def test_empty_result_says_so() -> None:

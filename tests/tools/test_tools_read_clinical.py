@@ -110,7 +110,9 @@ async def test_many_results_are_cut_with_a_marker(run: Any) -> None:
     total = sum(1 for o in of_type(PATIENT, "Observation") if instant(o["effectiveDateTime"]) <= now)
     result = await run("search_observations", now, patient=PATIENT, limit=3)
     assert len(result.rows) == 3 and result.truncated == total - 3
-    assert result.text.splitlines()[-1].startswith(f"... {total - 3} more not shown (of {total}); narrow by")
+    assert result.text.splitlines()[-1].startswith(
+        f"... {total - 3} more not shown (of {total}; rows 1-3 shown, cut by limit=3); "
+        "next page: the same arguments with offset=3")
 
 
 async def test_observation_bad_arguments(run: Any) -> None:
@@ -119,7 +121,7 @@ async def test_observation_bad_arguments(run: Any) -> None:
         "unknown code system 'foo'": {"code": "foo|123"},
         "February 2019 has 28 days": {"since": "2019-02-30"},
         "is after now": {"since": "2100-01-01"},
-        "latest must be between 1 and 20": {"latest": 0},
+        "latest: Input should be greater than or equal to 1": {"latest": 0},
         "Input should be 'vital-signs'": {"category": "vitals"},
         "at least 2 characters": {"text": "a"},
         "use text= for words": {"code": "hemoglobin a1c"},

@@ -152,6 +152,22 @@ async def test_medication_order_with_reason_and_bad_arguments(run: Any, writer: 
     assert len(diff(clean_fhir)) == 1
 
 
+async def test_medication_order_may_cite_the_result_that_triggered_it(run: Any, writer: ToolContext,
+                                                                      clean_fhir: str) -> None:
+    potassium = next(o for o in of_type(PATIENT, "Observation") if o["code"]["coding"][0]["code"] == "6298-4")
+    ok = await run("order_medication", NOW, ctx=writer, patient=PATIENT, code="40032-917-01", dose_value=40,
+                   dose_unit="mEq", route="oral", reason_reference=f"Observation/{potassium['id']}")
+    assert ok.error is None, ok.error
+    (change,) = diff(clean_fhir)
+    assert change["after"]["reasonReference"] == [{"reference": f"Observation/{potassium['id']}"}]
+    other = next(pid for pid in sorted(records()) if pid != PATIENT and of_type(pid, "Observation"))
+    foreign = of_type(other, "Observation")[0]
+    bad = await run("order_medication", NOW, ctx=writer, patient=PATIENT, code="40032-917-01",
+                    reason_reference=f"Observation/{foreign['id']}")
+    assert bad.error and f"belongs to Patient/{other}" in bad.error
+    assert len(diff(clean_fhir)) == 1
+
+
 async def test_lab_order_next_morning_and_referral(run: Any, writer: ToolContext, clean_fhir: str) -> None:
     lab = await run("order_service", NOW, ctx=writer, patient=PATIENT, code="2823-3", occurrence="tomorrow 08:00")
     note = "Situation: knee pain. Recommendation: orthopedic evaluation."
