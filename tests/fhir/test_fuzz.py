@@ -10,6 +10,7 @@ OperationOutcome. A dedicated server on a copy of the loaded database, so writes
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import shutil
 import time
@@ -84,7 +85,7 @@ def fuzz_requests(seed: int, count: int) -> Iterator[dict[str, Any]]:
             body = {"resourceType": "Patient", "extension": [_nested(depth)], "birthDate": rng.choice(NASTY_DATES)}
             yield {"method": rng.choice(["POST", "PUT"]),
                    "url": rng.choice(["/Patient", "/Patient/fuzz-1", "/Patient/..", "/Resource", "/"]),
-                   "content": orjson.dumps(body) if rng.random() < 0.8 else b"{" * 5000,
+                   "content": json.dumps(body).encode() if rng.random() < 0.8 else b"{" * 5000,
                    "headers": {"Content-Type": "application/fhir+json",
                                "If-Match": rng.choice(['W/"1"', 'W/"²"', 'W/"99999999999999999999"', "x"])}}
         else:
