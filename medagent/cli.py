@@ -296,6 +296,8 @@ def mcp(
     now: Annotated[str | None, typer.Option(help="The clock the tools use (ISO date/time); default: the start time.")] = None,
     allow_writes: Annotated[bool, typer.Option("--allow-writes", help="Allow the write tools (default: read-only).")] = False,
     actor: Annotated[str, typer.Option(help="Who writes, recorded in the audit trail.")] = "mcp-client",
+    token: Annotated[str | None, typer.Option(envvar="MEDAGENT_MCP_TOKEN", show_default=False,
+                                              help="Bearer token for --transport http (required beyond loopback).")] = None,
 ) -> None:
     """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
     from medagent.tools.mcp_server import parse_now, serve_mcp
@@ -307,7 +309,10 @@ def mcp(
     except ValueError as exc:
         raise typer.BadParameter(f"--now: {exc}") from None
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
-    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor)
+    try:
+        serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, token=token)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _mount_sub_apps() -> None:

@@ -57,7 +57,7 @@ RECORD_QUOTE = ("\u00ab", "\u00bb")  # « » delimit text quoted from the record
 FREE_TEXT_WORDS = 16
 _CONTROL_TOKEN = re.compile(r"<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|pad|unused\d+|think|\|[^<>]{0,40}?\|)\s*>",
                             re.IGNORECASE)
-_ROLE_MARKER = re.compile(r"\b(system|assistant|user|model|tool|developer|human|ai assistant)\s*:", re.IGNORECASE)
+_ROLE_MARKER = re.compile(r"\b(system|assistant|user|model|tool|developer|human|agent|ai assistant)\s*:", re.IGNORECASE)
 _INSTRUCTION_LIKE = re.compile(r"[{}<>\u00ab\u00bb]|\bignore\b.{0,20}\b(?:previous|prior|above|earlier)\b|"
                                r"\binstruction|\b(?:automated|ai)\s+(?:agent|assistant)\b", re.IGNORECASE)
 
