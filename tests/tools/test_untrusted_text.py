@@ -127,3 +127,13 @@ async def test_registry_escalates_an_auto_write_to_another_patient(registry: Any
     result = await registry.call("record_vital_sign", {"patient": other, "vital": "body_weight", "value": 70},
                                  ctx)
     assert result.error is not None and "reviewer" in result.error and result.wrote == []
+
+
+async def test_the_caller_cannot_declare_the_audit_actor(registry: Any, make_ctx: Any) -> None:
+    """The actor is the run context's (set by whoever started the run), never a tool argument."""
+    pid = a_patient()
+    ctx = make_ctx(NOW, approval=APPROVE_WRITES, patient=pid, actor="medagent/test-run")
+    result = await registry.call("record_vital_sign", {"patient": pid, "vital": "body_weight", "value": 70,
+                                                       "actor": "Dr. Someone Else"}, ctx)
+    assert result.error is not None and "actor" in result.error and result.wrote == []
+    assert ctx.audit == []
