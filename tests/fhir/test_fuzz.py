@@ -81,13 +81,13 @@ def fuzz_requests(seed: int, count: int) -> Iterator[dict[str, Any]]:
                                f"/{rng.choice(['HumanName', 'Resource', 'Bundle', 'x', ''])}"])
             yield {"method": "GET", "url": path}
         elif kind < 0.9:
-            depth = rng.choice([1, 30, 120, 600])
+            depth = rng.choice([1, 30, 120, 250])
             body = {"resourceType": "Patient", "extension": [_nested(depth)], "birthDate": rng.choice(NASTY_DATES)}
             yield {"method": rng.choice(["POST", "PUT"]),
                    "url": rng.choice(["/Patient", "/Patient/fuzz-1", "/Patient/..", "/Resource", "/"]),
                    "content": json.dumps(body).encode() if rng.random() < 0.8 else b"{" * 5000,
                    "headers": {"Content-Type": "application/fhir+json",
-                               "If-Match": rng.choice(['W/"1"', 'W/"²"', 'W/"99999999999999999999"', "x"])}}
+                               "If-Match": rng.choice(['W/"1"', 'W/"²"', 'W/"99999999999999999999"', "x"]).encode()}}
         else:
             yield {"method": "PATCH", "url": "/Patient/fuzz-1",
                    "content": orjson.dumps([{"op": "replace", "path": "/birthDate",
@@ -117,7 +117,10 @@ async def _run_fuzz(base_url: str) -> tuple[list[tuple[int, str, str]], list[flo
         async def worker() -> None:
             while not queue.empty():
                 request = queue.get_nowait()
-                response = await http.request(**request)
+                try:
+                    response = await http.request(**request)
+                except httpx.InvalidURL:  # longer than httpx will send (64 KB query): the client refuses it
+                    continue
                 label = f"{request['method']} {str(response.request.url)[:200]}"
                 if response.status_code >= 500:
                     server_errors.append((response.status_code, label, response.text[:300]))

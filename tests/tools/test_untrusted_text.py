@@ -55,7 +55,7 @@ def test_instruction_like_text_is_quoted_and_escaped(text: str, must_not_contain
 
 
 def test_long_free_text_is_quoted() -> None:
-    note = "Patient seen for follow up of diabetes, tolerating metformin well, no hypoglycaemia, plan to recheck."
+    note = "Patient seen for follow up of diabetes, tolerating metformin well, no hypoglycaemia, plan to recheck the HbA1c in three months."
     assert clean(note, 300) == f"\u00ab{note}\u00bb"
     assert quote_record_text("a") == "\u00aba\u00bb"
 
