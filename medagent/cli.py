@@ -70,13 +70,19 @@ def fhir_serve(
     strict: Annotated[bool, typer.Option("--strict", help="Reject unknown search parameters with 400.")] = False,
     allow_reset: Annotated[bool, typer.Option("--allow-reset", help="Enable /$snapshot, /$reset, /$diff (scoring).")] = False,
     no_load: Annotated[bool, typer.Option("--no-load", help="Do not load the default patients into an empty database.")] = False,
+    token: Annotated[str | None, typer.Option(envvar="MEDAGENT_FHIR_SERVER_TOKEN", show_default=False,
+                                              help="Bearer token every request must carry (required beyond loopback; at least 16 characters).")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Host header accepted besides loopback names (repeatable; '*': any).")] = None,
+    exit_with_parent: Annotated[bool, typer.Option("--exit-with-parent", help="Exit when the process that started this one dies.")] = False,
+    query_seconds: Annotated[float | None, typer.Option("--query-seconds", min=0.001, help="Time limit of one database query (default 10 s).")] = None,
 ) -> None:
     """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
     from medagent.fhir.server.serve import serve
 
     settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None)
     serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
-          allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m))
+          allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m),
+          token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds)
 
 
 @fhir_app.command("load")
@@ -295,6 +301,8 @@ def mcp(
     allow_writes: Annotated[bool, typer.Option("--allow-writes", help="Allow the write tools (default: read-only).")] = False,
     actor: Annotated[str, typer.Option(help="Who writes, recorded in the audit trail.")] = "mcp-client",
     tools: Annotated[str, typer.Option(help=TOOLS_HELP)] = "all",
+    token: Annotated[str | None, typer.Option(envvar="MEDAGENT_MCP_TOKEN", show_default=False,
+                                              help="Bearer token for --transport http (required beyond loopback).")] = None,
 ) -> None:
     """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
     from medagent.tools.mcp_server import parse_now, serve_mcp
@@ -307,7 +315,11 @@ def mcp(
     except ValueError as exc:
         raise typer.BadParameter(f"--now: {exc}") from None
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
-    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, names=names)
+    try:
+        serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, names=names,
+                  token=token)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _tool_set(spec: str) -> list[str]:

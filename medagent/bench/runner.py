@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from medagent.bench.model_check import ModelUnreachable, check_model_reachable
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.servers import ServerPool
 from medagent.bench.solvers import Solver
@@ -64,7 +65,8 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
         agent=solver.name, model=solver.model, outcome=outcome,
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
-        score=verdict.score if verdict else 0.0, failure_cause=verdict.failure_cause if verdict else None,
+        score=verdict.score if verdict else 0.0,
+        failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
         verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash,
     )
@@ -102,6 +104,11 @@ async def run_benchmark(
     todo = [(s, t) for t in range(trials) for s in scenarios if (s.id, t) not in done]
     timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency}
     if todo:
+        try:
+            await check_model_reachable(solver)  # issue 17: fail fast, before any task, on a dead model
+        except ModelUnreachable as exc:
+            write_json_atomic(out_dir / RUN_FILE, {**run_info, "error": str(exc)})
+            raise
         await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record, timing)
     summary = summarize(log.load())
     summary["run"] = run_info

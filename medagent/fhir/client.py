@@ -67,6 +67,19 @@ class BearerAuth(httpx.Auth):
         yield request
 
 
+def _refused_as_too_costly(response: httpx.Response) -> bool:
+    """The server said the request costs too much (OperationOutcome ``too-costly``): sending it again
+    would only cost as much again, so it is never retried."""
+    if b"too-costly" not in response.content[:65536]:
+        return False
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return False
+    issues = body.get("issue") if isinstance(body, dict) else None
+    return any(isinstance(i, dict) and i.get("code") == "too-costly" for i in issues or [])
+
+
 class FhirClient:
     """Async FHIR R4 REST client with retries for safe requests, typed errors and pooled connections."""
 
@@ -142,7 +155,8 @@ class FhirClient:
                     attempt += 1
                     continue
                 raise FhirTransportError(f"{method} {self._absolute(url)} failed: {exc!r}") from exc
-            if response.status_code in _RETRY_STATUS and is_safe and attempt < self.retries:
+            if (response.status_code in _RETRY_STATUS and is_safe and attempt < self.retries
+                    and not _refused_as_too_costly(response)):
                 await asyncio.sleep(self._delay(attempt, response.headers.get("Retry-After")))
                 attempt += 1
                 continue

@@ -103,10 +103,38 @@ class ReviewerCallback:
 
 REFUSE_WRITES = FixedVerdict("refuse", ApprovalDecision(verdict="reject", by="read-only"))
 """Read-only mode: every write is refused (and recorded as refused)."""
-APPROVE_WRITES = FixedVerdict("auto", ApprovalDecision(verdict="approve", by="auto"))
-"""Every write is approved (benchmark runs: the grader judges what reached the server)."""
 ESCALATE_WRITES = FixedVerdict("ask", ApprovalDecision(verdict="escalate", by="ask"))
 """Every write waits for a person (the agent pauses the run until a reviewer decides)."""
+
+
+class PatientInContext:
+    """The rule "a write to a patient other than the one in context needs explicit approval".
+
+    Part of ``auto`` (:data:`APPROVE_WRITES`): a person's decision (``ask``, a reviewer callback) is the
+    explicit approval. Wraps another policy: a write naming a patient that is not the run's patient in context is
+    escalated to a person (never auto-approved, whatever the inner policy says; a caller without a
+    reviewer refuses it); every other write is decided by the inner policy. Record text can name
+    other patients, so an injected instruction cannot reach them without a reviewer.
+    """
+
+    def __init__(self, inner: ApprovalPolicy) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def decide(self, request: WriteRequest) -> ApprovalDecision:
+        decision = await self.inner.decide(request)
+        if (decision.verdict == "approve" and request.patient is not None and request.context_patient is not None
+                and request.patient.removeprefix("Patient/") != request.context_patient.removeprefix("Patient/")):
+            return ApprovalDecision(verdict="escalate", by="patient-in-context rule",
+                                    reason=f"the write names Patient/{request.patient.removeprefix('Patient/')}, "
+                                           f"not Patient/{request.context_patient.removeprefix('Patient/')} "
+                                           "in context")
+        return decision
+
+
+APPROVE_WRITES = PatientInContext(FixedVerdict("auto", ApprovalDecision(verdict="approve", by="auto")))
+"""Every write to the patient in context is approved (benchmark runs: the grader judges what reached the
+server); a write to another patient is escalated (:class:`PatientInContext`)."""
 
 
 def approval_policy(mode: ApprovalMode | ApprovalPolicy) -> ApprovalPolicy:

@@ -8,6 +8,7 @@ text ends with ``... N more not shown (of T); narrow by ...``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +41,43 @@ def number(value: Any) -> str:
 
 
 def clean(text: str | None, limit: int = 120) -> str:
-    """One line, no zero-width characters, at most ``limit`` characters (marked with '...')."""
+    """One line, no zero-width characters, at most ``limit`` characters (marked with '...').
+
+    Text from the record is untrusted data: free text (a sentence or more) and anything that could pose
+    as a chat turn, a tool call or an instruction comes back as quoted record data (:func:`quote_record_text`)."""
     if not text:
         return ""
     flat = " ".join(str(text).replace("\u200b", "").split())
-    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+    short = flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+    return quote_record_text(short) if _needs_quoting(flat) else short
+
+
+RECORD_QUOTE = ("\u00ab", "\u00bb")  # « » delimit text quoted from the record
+FREE_TEXT_WORDS = 16
+_CONTROL_TOKEN = re.compile(r"<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|pad|unused\d+|think|\|[^<>]{0,40}?\|)\s*>",
+                            re.IGNORECASE)
+_ROLE_MARKER = re.compile(r"\b(system|assistant|user|model|tool|developer|human|agent|ai assistant)\s*:", re.IGNORECASE)
+_INSTRUCTION_LIKE = re.compile(r"[{}<>\u00ab\u00bb]|\bignore\b.{0,20}\b(?:previous|prior|above|earlier)\b|"
+                               r"\binstruction|\b(?:automated|ai)\s+(?:agent|assistant)\b", re.IGNORECASE)
+
+
+def _needs_quoting(flat: str) -> bool:
+    return (len(flat.split()) >= FREE_TEXT_WORDS or _CONTROL_TOKEN.search(flat) is not None
+            or _ROLE_MARKER.search(flat) is not None or _INSTRUCTION_LIKE.search(flat) is not None)
+
+
+def quote_record_text(text: str) -> str:
+    """``«...»``: one line of record text, escaped so it cannot pose as a turn, a tool call or an
+    instruction: chat-template tokens removed, role markers (``SYSTEM:``) bracketed, braces, angle
+    brackets and the quote marks themselves replaced (so JSON or a closing quote cannot break out)."""
+    escaped = _CONTROL_TOKEN.sub("[control token removed]", text)
+    escaped = _ROLE_MARKER.sub(lambda m: f"[{m.group(1)}]", escaped)
+    escaped = escaped.translate(_ESCAPES)
+    return f"{RECORD_QUOTE[0]}{escaped}{RECORD_QUOTE[1]}"
+
+
+_ESCAPES = str.maketrans({"{": "(", "}": ")", "<": "\u2039", ">": "\u203a", "\u00ab": '"', "\u00bb": '"',
+                          "\n": " ", "\r": " "})
 
 
 def join(*parts: str | None) -> str:

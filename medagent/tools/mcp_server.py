@@ -18,6 +18,7 @@ from typing import Any
 
 from medagent.config import Settings
 from medagent.fhir.client import FhirClient
+from medagent.fhir.server.guard import RequestGuard, ServerSecurity, check_bind
 from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
@@ -138,8 +139,14 @@ async def serve_stdio(registry: Registry, source: ContextSource, names: Iterable
 
 
 def http_app(registry: Registry, source: ContextSource, names: Iterable[str] | None = None, *,
-             host: str = "127.0.0.1", path: str = "/mcp") -> Any:
-    """A Starlette app serving MCP streamable HTTP at ``path``."""
+             host: str = "127.0.0.1", path: str = "/mcp", token: str | None = None) -> Any:
+    """A Starlette app serving MCP streamable HTTP at ``path``, behind the same guard as the FHIR server on
+    any bind: loopback Host names only (unless a token is set), an Origin only when it is this very
+    origin (scheme, host and port), the bearer token on every request when one is set."""
+    return RequestGuard(_mcp_app(registry, source, names, host=host, path=path), ServerSecurity(token=token))
+
+
+def _mcp_app(registry: Registry, source: ContextSource, names: Iterable[str] | None, *, host: str, path: str) -> Any:
     server = build_server(registry, source, names)
     if hasattr(server, "streamable_http_app"):  # SDK 2.x
         return server.streamable_http_app(streamable_http_path=path, host=host)
@@ -160,9 +167,13 @@ def http_app(registry: Registry, source: ContextSource, names: Iterable[str] | N
 
 def serve_mcp(settings: Settings, *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765,
               now: datetime | None = None, actor: str = "mcp-client", run_id: str | None = None,
-              token_budget: int = 800, names: Iterable[str] | None = None) -> None:
-    """Run the MCP server until stopped. ``now`` is the clock the tools use (default: the time of the start)."""
+              token_budget: int = 800, names: Iterable[str] | None = None, token: str | None = None) -> None:
+    """Run the MCP server until stopped. ``now`` is the clock the tools use (default: the time of the start).
+    Over HTTP, binding beyond loopback needs a bearer ``token`` (ValueError otherwise)."""
     import anyio
+
+    if transport == "http":
+        check_bind(host, token)
 
     moment = now or datetime.now(UTC).replace(microsecond=0)
     source = ContextSource(settings, now=moment, actor=actor, run_id=run_id, token_budget=token_budget)
@@ -172,7 +183,8 @@ def serve_mcp(settings: Settings, *, transport: str = "stdio", host: str = "127.
     elif transport == "http":
         import uvicorn
 
-        uvicorn.run(http_app(registry, source, names, host=host), host=host, port=port, log_level="warning")
+        uvicorn.run(http_app(registry, source, names, host=host, token=token), host=host, port=port,
+                    log_level="warning")
     else:
         raise ValueError(f"unknown transport {transport!r}; use stdio or http")
 
@@ -192,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allow-writes", action="store_true")
     parser.add_argument("--actor", default="mcp-client")
     parser.add_argument("--tools", default="all", help=TOOLS_HELP)
+    parser.add_argument("--token", help="bearer token for --transport http (required beyond loopback)")
     args = parser.parse_args(argv)
     settings = get_settings(fhir_url=args.fhir_url, read_only=False if args.allow_writes else None)
     try:
@@ -199,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(f"--tools: {exc}")
     serve_mcp(settings, transport=args.transport, host=args.host, port=args.port, now=parse_now(args.now),
-              actor=args.actor, names=names)
+              actor=args.actor, names=names, token=args.token)
 
 
 def parse_now(value: str | None) -> datetime | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.utils import format_datetime
@@ -22,6 +23,7 @@ import jsonpatch
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,20 +31,17 @@ from starlette.routing import Route
 from medagent.fhir.server.capability import capability_statement
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
+from medagent.fhir.server.guard import RequestGuard, ServerSecurity
+from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.store import Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
-from medagent.fhir.server.validation import (
-    check_id,
-    check_resource_type,
-    validate_resource,
-)
+from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
-MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_DB_THREADS = min(8, (os.cpu_count() or 1) + 2)
 log = logging.getLogger("medagent.fhir.server")
 T = TypeVar("T")
@@ -67,9 +66,10 @@ def _version_from_if_match(if_match: str | None) -> int | None:
     if not if_match:
         return None
     digits = if_match.replace("W/", "").strip('"')
-    if not digits.isdigit():
-        raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match!r}")
-    return int(digits)
+    try:
+        return plain_int("If-Match", digits)
+    except FhirError:
+        raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match[:40]!r}") from None
 
 
 class FhirApp:
@@ -98,15 +98,15 @@ class FhirApp:
         return self.strict
 
     async def body_json(self, request: Request) -> Any:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise FhirError(413, f"request body over {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        body = await request.body()  # its size is capped by the RequestGuard middleware
         if not body:
             raise FhirError(400, "request body is empty; a FHIR JSON resource is required")
         try:
-            return orjson.loads(body)
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise FhirError(400, f"request body is not valid JSON: {exc}") from None
+        check_json_depth(parsed)
+        return parsed
 
     def conditional(self, rtype: str, params: list[tuple[str, str]]) -> list[str]:
         """Ids matching a conditional request's search (at most 2: enough to tell 0, 1 and many)."""
@@ -221,9 +221,11 @@ class FhirApp:
     async def vread(self, request: Request) -> Response:
         rtype, rid, vid = request.path_params["type"], request.path_params["id"], request.path_params["vid"]
         check_resource_type(rtype)
-        if not vid.isdigit():
-            raise FhirError(400, f"version id must be a number, got {vid!r}")
-        stored = await self.blocking(self.store.vread, rtype, rid, int(vid))
+        try:
+            version = plain_int("version id", vid)
+        except FhirError:
+            raise FhirError(400, f"version id must be a number, got {vid[:40]!r}") from None
+        stored = await self.blocking(self.store.vread, rtype, rid, version)
         if stored is None:
             raise FhirError(404, f"{rtype}/{rid}/_history/{vid} not found")
         if stored.deleted:
@@ -343,14 +345,14 @@ class FhirApp:
         self._require_reset()
         requested = request.query_params.get("snapshot")
         snapshot_id, restored = await self.blocking(self.store.reset,
-                                              int(requested) if requested and requested.isdigit() else None)
+                                              plain_int("snapshot", requested) if requested else None)
         return fhir_response(_parameters(snapshot=snapshot_id, restored=restored))
 
     async def diff(self, request: Request) -> Response:
         self._require_reset()
         requested = request.query_params.get("snapshot")
         snapshot_id, changes = await self.blocking(self.store.diff,
-                                             int(requested) if requested and requested.isdigit() else None)
+                                             plain_int("snapshot", requested) if requested else None)
         return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes]}),
                         media_type="application/json")
 
@@ -370,6 +372,8 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except FhirError as exc:
             return fhir_response(exc.outcome(), exc.status)
+        except RecursionError:
+            return fhir_response(FhirError(400, "request is nested too deeply", code="too-costly").outcome(), 400)
         except Exception as exc:  # the server keeps serving; the client gets the reason
             log.exception("internal error on %s %s", request.method, request.url.path)
             return fhir_response(FhirError(500, f"internal server error: {exc}", code="exception").outcome(), 500)
@@ -403,8 +407,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
-               db_threads: int = DEFAULT_DB_THREADS) -> Starlette:
+               db_threads: int = DEFAULT_DB_THREADS, security: ServerSecurity | None = None) -> Starlette:
+    """The server app; ``security``: Host/Origin/token/body rules (default: loopback only, no token)."""
     fhir = FhirApp(store, strict=strict, allow_reset=allow_reset, db_threads=db_threads)
+    guard = security or ServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
         _route("/$snapshot", {"POST": fhir.snapshot}),
@@ -423,6 +429,15 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
         _route("/{type}/{id}/_history", {"GET": fhir.history}),
         _route("/{type}/{id}/_history/{vid}", {"GET": fhir.vread}),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # uvicorn re-raises SIGTERM after this: close what started child processes and threads
+            close_pool()
+            fhir.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
+                    middleware=[Middleware(RequestGuard, security=guard)])
     app.state.fhir = fhir
     return app

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from medagent.fhir.server.limits import MAX_OFFSET, plain_int
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.search import DEFAULT_COUNT, MAX_COUNT
 from medagent.fhir.server.store import Store, StoredResource
@@ -21,9 +22,8 @@ def history_bundle(store: Store, resource_type: str | None, resource_id: str | N
         if name == "_since":
             since_text, since = value, epoch_to_instant(parse_date_param("_since", value)[1])
         elif name in ("_count", "_offset"):
-            if not value.isdigit():
-                raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}")
-            count, offset = (min(int(value), MAX_COUNT), offset) if name == "_count" else (count, int(value))
+            number = plain_int(name, value, maximum=None if name == "_count" else MAX_OFFSET)
+            count, offset = (min(number, MAX_COUNT), offset) if name == "_count" else (count, number)
         elif name not in ("_format", "_pretty"):
             raise FhirError(400, f"history parameter {name!r} is not supported; use _since, _count, _offset")
     with store.reading():

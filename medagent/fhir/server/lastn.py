@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+from medagent.fhir.server.limits import plain_int
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.search import (
+    MAX_COUNT,
     build_query,
     bundle_entry,
     compose_where,
@@ -27,14 +29,14 @@ def last_n(store: Store, params: list[tuple[str, str]], *, base_url: str, strict
     rest = []
     for name, value in params:
         if name == "max":
-            if not value.isdigit() or int(value) < 1:
+            maximum = plain_int("$lastn max", value, maximum=MAX_COUNT)
+            if maximum < 1:
                 raise FhirError(400, f"$lastn max must be a positive integer, got {value!r}")
-            maximum = int(value)
         elif name in ("_count", "_offset", "_sort", "_summary", "_total"):
             raise FhirError(400, f"$lastn does not take {name}: it returns the newest 'max' per patient and code")
         else:
             rest.append((name, value))
-    query = build_query("Observation", rest, strict=strict)
+    query = build_query("Observation", rest, strict=strict, local_base=base_url)
     where_sql, args = compose_where("Observation", query)
     sql = f"""
         WITH m AS (

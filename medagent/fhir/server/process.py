@@ -27,7 +27,8 @@ class EmbeddedServer:
     """``with EmbeddedServer(db) as server: server.base_url`` — a real ``medagent fhir serve`` process."""
 
     def __init__(self, db_path: Path, *, strict: bool = False, allow_reset: bool = False, port: int | None = None,
-                 load_default: bool = True, startup_timeout: float = 300.0) -> None:
+                 load_default: bool = True, startup_timeout: float = 300.0, exit_with_parent: bool = True,
+                 extra_args: list[str] | None = None) -> None:
         self.db_path = db_path
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -35,6 +36,8 @@ class EmbeddedServer:
         self.allow_reset = allow_reset
         self.load_default = load_default
         self.startup_timeout = startup_timeout
+        self.exit_with_parent = exit_with_parent  # the server ends when this process dies, SIGKILL included
+        self.extra_args = list(extra_args or [])
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = db_path.with_suffix(".server.log")
 
@@ -43,6 +46,8 @@ class EmbeddedServer:
         args += ["--strict"] if self.strict else []
         args += ["--allow-reset"] if self.allow_reset else []
         args += [] if self.load_default else ["--no-load"]
+        args += ["--exit-with-parent"] if self.exit_with_parent else []
+        args += self.extra_args
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from medagent.fhir.server.limits import MAX_OFFSET, check_search_size, plain_int
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.r4_search_names import R4_SEARCH_NAMES
 from medagent.fhir.server.search_params import (
@@ -98,6 +99,7 @@ class Query:
     includes: list[tuple[str, SearchParam]] = field(default_factory=list)
     revincludes: list[tuple[str, SearchParam]] = field(default_factory=list)
     elements: list[str] | None = None
+    local_base: str | None = None
 
 
 def search(
@@ -109,7 +111,7 @@ def search(
     strict: bool = False,
 ) -> dict[str, Any]:
     """Run a search and return the searchset Bundle (resource bodies as raw JSON fragments)."""
-    query = build_query(resource_type, params, strict=strict)
+    query = build_query(resource_type, params, strict=strict, local_base=base_url)
     where_sql, args = compose_where(resource_type, query)
     with store.reading():
         total = None
@@ -175,9 +177,12 @@ def matching_ids(store: Store, resource_type: str, params: list[tuple[str, str]]
     return [row[0] for row in rows]
 
 
-def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bool) -> Query:
+def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bool,
+                local_base: str | None = None) -> Query:
+    """``local_base``: this server's base URL; absolute references elsewhere never match local data."""
+    check_search_size(params)
     known = params_for(resource_type)
-    query = Query()
+    query = Query(local_base=local_base)
     for raw_name, value in params:
         name, _, modifier = raw_name.partition(":")
         if name == "_has":
@@ -225,12 +230,7 @@ def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam
     if name in ("_format", "_pretty"):
         return
     if name in ("_count", "_offset"):
-        try:
-            number = int(value)
-        except ValueError:
-            raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}") from None
-        if number < 0:
-            raise FhirError(400, f"{name} must be a non-negative integer, got {value!r}")
+        number = plain_int(name, value, maximum=None if name == "_count" else MAX_OFFSET)
         if name == "_count":
             query.count = min(number, MAX_COUNT)
             query.summary_count = query.summary_count or number == 0
@@ -331,7 +331,10 @@ def _param_condition(query: Query, resource_type: str, param: SearchParam, modif
     ors: list[str] = []
     args: list[Any] = []
     for alternative in alternatives:
-        sql, sql_args = handler(param, modifier, alternative)
+        if param.kind == "reference":
+            sql, sql_args = _reference(param, modifier, alternative, query.local_base)
+        else:
+            sql, sql_args = handler(param, modifier, alternative)
         ors.append(sql)
         args.extend(sql_args)
     table = INDEX_TABLE[param.kind]
@@ -381,10 +384,11 @@ def _token(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any
     return "(system = ? AND code = ?)", [system, code]
 
 
-def _reference(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any]]:
+def _reference(param: SearchParam, modifier: str, value: str, local_base: str | None = None
+               ) -> tuple[str, list[Any]]:
     if modifier and not modifier[:1].isupper():
         raise FhirError(400, f"modifier :{modifier} is not supported on reference parameter {param.name!r}")
-    reference = normalize_reference(value)
+    reference = normalize_reference(value, local_base)
     if "/" in reference:
         return "ref = ?", [reference]
     target = modifier or (param.targets[0] if len(param.targets) == 1 else "")

@@ -7,6 +7,7 @@ parameters agents and graders need. A path is dotted; choice types are listed as
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -283,10 +284,20 @@ def token_values(value: Any) -> Iterator[tuple[str | None, str | None, str | Non
             yield value.get("system"), value.get("code"), value.get("display")
 
 
-def normalize_reference(reference: str) -> str:
-    """``http://x/fhir/Patient/1/_history/2`` and ``Patient/1`` both index as ``Patient/1``."""
-    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+def normalize_reference(reference: str, local_base: str | None = None) -> str:
+    """``Patient/1/_history/2`` -> ``Patient/1``; an absolute URL keeps its base (a resource on another
+    server is not the local one of the same id) unless it is ``local_base``, this server's base URL."""
+    plain = reference.split("/_history/")[0].rstrip("/")
+    if _ABSOLUTE.match(plain):
+        if local_base and plain.startswith(local_base.rstrip("/") + "/"):
+            plain = plain[len(local_base.rstrip("/")) + 1:]
+        else:
+            return plain
+    parts = plain.split("/")
     return "/".join(parts[-2:]) if len(parts) >= 2 else reference
+
+
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def _date_span(value: Any) -> tuple[float, float] | None:

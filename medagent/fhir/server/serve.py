@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
+from medagent.config import UserError
 from medagent.fhir.server.app import create_app
+from medagent.fhir.server.guard import ServerSecurity, check_bind
 from medagent.fhir.server.loading import load_into_store
+from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.store import Store
 
 log = logging.getLogger("medagent.fhir.server")
@@ -32,13 +36,32 @@ def open_store(db_path: Path, *, load_default: bool = True, report: Callable[[st
     return store
 
 
+def access_log_path(db_path: Path) -> Path:
+    """Where a server on ``db_path`` appends its access log (next to the database)."""
+    return db_path.with_suffix(".access.log")
+
+
 def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: bool = False,
-          allow_reset: bool = False, load_default: bool = True, report: Callable[[str], None] = log.info) -> None:
+          allow_reset: bool = False, load_default: bool = True, report: Callable[[str], None] = log.info,
+          token: str | None = None, allowed_hosts: list[str] | None = None, exit_with_parent: bool = False,
+          query_seconds: float | None = None) -> None:
+    """Serve until stopped. Beyond loopback a bearer ``token`` is required (and then checked on every
+    request); ``exit_with_parent``: end when the process that started this one dies (bench runners)."""
+    try:
+        check_bind(host, token)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if exit_with_parent:
+        end_with_parent(os.getppid())
     store = open_store(db_path, load_default=load_default, report=report)
-    app = create_app(store, strict=strict, allow_reset=allow_reset)
+    if query_seconds is not None:
+        store.query_seconds = query_seconds
+    security = ServerSecurity(token=token, allowed_hosts=allowed_hosts or [],
+                              access_log=str(access_log_path(db_path)))
+    app = create_app(store, strict=strict, allow_reset=allow_reset, security=security)
     # what startup allocated (models, routes) lives as long as the server: keep it out of the
     # collector's passes, so full collections during requests stay short (tail latency)
     gc.collect()
     gc.freeze()
-    report(f"FHIR R4 server at http://{host}:{port} (db {db_path})")
+    report(f"FHIR R4 server at http://{host}:{port} (db {db_path}; access log {security.access_log})")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

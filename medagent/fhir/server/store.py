@@ -6,8 +6,10 @@ sequence number: the diff since a snapshot and a reset back to it touch only wha
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +67,12 @@ CREATE TABLE IF NOT EXISTS idx_quantity (rid INTEGER NOT NULL, type TEXT NOT NUL
 CREATE INDEX IF NOT EXISTS idx_quantity_value ON idx_quantity (type, param, value);
 CREATE INDEX IF NOT EXISTS idx_quantity_rid ON idx_quantity (rid, param);
 """
+
+DEFAULT_QUERY_SECONDS = 10.0
+PROGRESS_STEPS = 4000  # SQLite VM instructions between two looks at the query's deadline
+# SQLite errors that mean "this query is too big", not "the server is broken": a 400 too-costly
+_TOO_COSTLY = ("interrupted", "expression tree is too large", "too many sql variables", "parser stack overflow",
+               "pattern too complex", "string or blob too big", "too many terms")
 
 INDEX_TABLES = ("idx_token", "idx_ref", "idx_date", "idx_string", "idx_quantity")
 
@@ -146,6 +154,12 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.query_seconds = DEFAULT_QUERY_SECONDS
+        self._writer.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+
+    def _past_deadline(self) -> bool:
+        """SQLite's progress handler: True aborts the running statement (its thread's deadline passed)."""
+        return time.monotonic() > getattr(self._local, "deadline", math.inf)
 
     def close(self) -> None:
         with self._readers_lock:
@@ -167,6 +181,7 @@ class Store:
         reader = getattr(self._local, "conn", None)
         if reader is None:
             reader = _connect(self.path, read_only=True)
+            reader.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
             self._local.conn = reader
             self._local.depth = 0
             with self._readers_lock:
@@ -174,11 +189,21 @@ class Store:
         return reader
 
     def query(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of one read-only statement (inside ``reading()`` for a consistent multi-statement view)."""
-        return self._conn().execute(sql, args).fetchall()
+        """Rows of one read-only statement (inside ``reading()`` for a consistent multi-statement view).
+
+        A statement running past ``query_seconds`` is aborted and raised as a 400 ``too-costly``, which
+        frees its thread; so is one SQLite refuses as too large."""
+        self._local.deadline = time.monotonic() + self.query_seconds
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise _too_costly(exc, self.query_seconds) from None
+        finally:
+            self._local.deadline = math.inf
 
     def query_one(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        return self._conn().execute(sql, args).fetchone()
+        rows = self.query(sql, args)
+        return rows[0] if rows else None
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -508,6 +533,18 @@ class Store:
             self._conn().execute("DELETE FROM change WHERE seq > ?", (seq,))
             self._conn().execute("DELETE FROM snapshot WHERE id > ?", (snapshot_id,))
         return snapshot_id, len(touched)
+
+
+def _too_costly(exc: sqlite3.OperationalError, seconds: float) -> Exception:
+    message = str(exc).lower()
+    if "interrupted" in message:
+        return FhirError(400, f"the search took longer than the server's limit of {seconds:g} s per query and was "
+                              "stopped; narrow it (fewer parameters or alternatives, a patient, a date range)",
+                         code="too-costly")
+    if any(text in message for text in _TOO_COSTLY):
+        return FhirError(400, f"the search is too large for the database ({exc}); send fewer parameters or "
+                              "alternatives", code="too-costly")
+    return exc
 
 
 def _stored(resource_type: str, resource_id: str, row: tuple[Any, ...]) -> StoredResource:

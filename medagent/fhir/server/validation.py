@@ -21,8 +21,11 @@ from fhir.resources.R4B.resource import Resource
 from pydantic import BaseModel, ValidationError
 
 from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.parent_watch import end_with_parent
 
-ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+ID_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$", re.ASCII)  # the R4 id rule, without '.' and '..'
+ABSTRACT_TYPES = ("Resource", "DomainResource")
+NOT_STORED = ("Bundle", "OperationOutcome", "Parameters")
 
 _REQUEST_STATUS = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
 _REQUEST_INTENT = ("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order",
@@ -49,7 +52,7 @@ REQUIRED_CODES: dict[tuple[str, str], tuple[str, ...]] = {
 
 @cache
 def _model_class_or_none(resource_type: str) -> type[BaseModel] | None:
-    if not resource_type[:1].isupper():
+    if not resource_type[:1].isupper() or resource_type in ABSTRACT_TYPES:
         return None
     try:
         model = get_fhir_model_class(resource_type)
@@ -69,7 +72,7 @@ def model_class(resource_type: str) -> type[BaseModel]:
 
 def check_resource_type(resource_type: str) -> None:
     """A type named in a URL: 404 (the spec's answer, and HAPI's) unless this server stores it."""
-    if resource_type in ("Bundle", "OperationOutcome", "Parameters") or _model_class_or_none(resource_type) is None:
+    if resource_type in NOT_STORED or _model_class_or_none(resource_type) is None:
         raise FhirError(404, f"unknown resource type {resource_type!r}: not a FHIR R4 resource type this server "
                              "stores", code="not-supported")
 
@@ -87,7 +90,8 @@ def check_bundle_shape(bundle: dict[str, Any]) -> None:
 
 def check_id(resource_id: str) -> None:
     if not ID_RE.match(resource_id):
-        raise FhirError(400, f"invalid resource id {resource_id!r}: 1-64 characters of A-Z a-z 0-9 - .")
+        raise FhirError(400, f"invalid resource id {resource_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 - . "
+                             "(not only dots)")
 
 
 def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[str, Any]:
@@ -101,14 +105,16 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
             f"resourceType {resource_type!r} in the body does not match {expected_type!r} in the URL",
             expression=["resourceType"],
         )
-    if resource_type in ("Bundle", "OperationOutcome", "Parameters"):
+    if resource_type in NOT_STORED:
         raise FhirError(400, f"a {resource_type} cannot be stored on this server", expression=["resourceType"])
     if "id" in body and (not isinstance(body["id"], str) or not ID_RE.match(body["id"])):
-        raise FhirError(400, f"invalid resource id {body['id']!r}", expression=[f"{resource_type}.id"])
+        raise FhirError(400, f"invalid resource id {str(body['id'])[:80]!r}", expression=[f"{resource_type}.id"])
     try:
         model_class(resource_type).model_validate(body)
     except ValidationError as exc:
         raise _invalid(resource_type, exc, status=422) from None
+    except RecursionError:
+        raise FhirError(400, f"invalid {resource_type}: nested too deeply to validate", code="too-costly") from None
     for (rtype, element), allowed in REQUIRED_CODES.items():
         if rtype == resource_type and element in body and body[element] not in allowed:
             raise FhirError(
@@ -165,12 +171,21 @@ _POOL_LOCK = threading.Lock()
 
 
 def _pool() -> Executor:
-    """The validation worker processes, started once (requests on several threads may ask at once)."""
+    """The validation worker processes, started once (requests on several threads may ask at once);
+    each worker exits when the server process dies (:func:`end_with_parent`)."""
     with _POOL_LOCK:
         if not _POOL:
             workers = max(1, min(4, os.cpu_count() or 1))
-            _POOL.append(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            _POOL.append(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=end_with_parent, initargs=(os.getpid(),)))
         return _POOL[0]
+
+
+def close_pool() -> None:
+    """Stop the validation workers (the server's lifespan calls this on shutdown)."""
+    with _POOL_LOCK:
+        while _POOL:
+            _POOL.pop().shutdown(wait=True, cancel_futures=True)
 
 
 class PendingValidation:

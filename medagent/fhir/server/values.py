@@ -7,6 +7,7 @@ Dates become half-open UTC ranges [lo, hi) in epoch seconds, so partial dates (`
 from __future__ import annotations
 
 import calendar
+import math
 import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
@@ -17,7 +18,8 @@ from medagent.fhir.server.outcome import FhirError
 _DATE_RE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?"
-    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,
 )
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
@@ -101,11 +103,20 @@ def parse_number(name: str, text: str) -> tuple[float, float, float]:
         raise FhirError(400, f"search parameter {name!r}: {text!r} is not a number") from None
     if not decimal.is_finite():
         raise FhirError(400, f"search parameter {name!r}: {text!r} is not a finite number")
-    exponent = decimal.as_tuple().exponent
-    half = Decimal(5).scaleb(int(exponent) - 1)
-    return float(decimal), float(decimal - half), float(decimal + half)
+    try:
+        exponent = decimal.as_tuple().exponent
+        half = Decimal(5).scaleb(int(exponent) - 1)
+        value, lo, hi = float(decimal), float(decimal - half), float(decimal + half)
+    except (ArithmeticError, ValueError):
+        raise FhirError(400, f"search parameter {name!r}: {text[:40]!r} is out of range") from None
+    if not all(map(math.isfinite, (value, lo, hi))):
+        raise FhirError(400, f"search parameter {name!r}: {text[:40]!r} is out of range")
+    return value, lo, hi
 
 
 def epoch_to_instant(epoch: float) -> str:
     """Epoch seconds as the instant text the store keeps in ``last_updated`` (UTC, milliseconds)."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):
+        raise FhirError(400, f"instant {epoch!r} (epoch seconds) is outside years 1-9999") from None

@@ -1,0 +1,36 @@
+"""One check before the first task of a scored run: a model server that does not answer fails the run
+at once (a clear error, recorded in run.json), instead of every task retrying a dead model and being
+scored as a wrong answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from medagent.config import UserError
+
+CHECK_TIMEOUT_S = 10.0
+
+
+class ModelUnreachable(UserError):
+    """The run's model server did not answer the check before the first task."""
+
+
+async def check_model_reachable(solver: Any, *, timeout: float = CHECK_TIMEOUT_S) -> None:
+    """``GET <base_url>/models`` of an agent's OpenAI-compatible backend; any HTTP answer below 500 counts as
+    reachable (a 401 still means the server is up). Solvers without a model server (code policies, the
+    embedded model) pass."""
+    base_url = getattr(getattr(solver, "backend", None), "base_url", None)
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        return
+    url = f"{base_url.rstrip('/')}/models"
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            response = await http.get(url)
+    except httpx.HTTPError as exc:
+        raise ModelUnreachable(f"the model server at {base_url} cannot be reached ({type(exc).__name__}: {exc}); "
+                               "start it (tools/serve_vllm.sh) or pass another --model. No task was run.") from None
+    if response.status_code >= 500:
+        raise ModelUnreachable(f"the model server at {base_url} answered {response.status_code} to GET {url}; "
+                               "no task was run")

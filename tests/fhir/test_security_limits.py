@@ -1,0 +1,125 @@
+"""Issue 17: bounded work per request and no 500 from the inputs that used to end in one.
+
+Each former 500 (and freeze) from the issue, sent to the real server over HTTP, is now a 4xx
+OperationOutcome naming what was wrong; the per-query time limit aborts SQLite work; the client does
+not resend what the server refused as too costly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fhir_expect import dataset
+from fhir_support import assert_outcome
+
+from medagent.fhir.client import FhirClient
+from medagent.fhir.errors import FhirInvalid, FhirServerError
+from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.store import Store
+
+
+@pytest.fixture(scope="module")
+def http(fhir_server: Any) -> Any:
+    with httpx.Client(base_url=fhir_server.base_url, timeout=60) as client:
+        yield client
+
+
+def pid() -> str:
+    return str(dataset().patient_by_name("Rodríguez")["id"])
+
+
+@pytest.mark.parametrize("params, mentions", [
+    ([("code", ",".join(["x"] * 1000))], ("alternatives",)),
+    ([("code:not", "x")] * 900, ("too many search parameters",)),
+    ([("_sort", ",".join(["-date"] * 128))], ("_sort",)),
+    ([("_offset", "99999999999999999999")], ("_offset",)),
+    ([("value-quantity", "1e999999999")], ("value-quantity",)),
+    ([("_lastUpdated", "0001-01-01T00:00+14:00")], ("outside years", "_lastUpdated")),
+    ([("code", "x" * 3000)], ("characters",)),
+], ids=["1000-alternatives", "900-repeats", "128-sort-keys", "huge-offset", "huge-decimal", "year-0",
+        "long-value"])
+def test_former_500s_and_freezes_in_search_are_4xx(http: httpx.Client, params: list[tuple[str, str]],
+                                                   mentions: tuple[str, ...]) -> None:
+    started = time.monotonic()
+    response = http.get("/Observation", params=params)
+    assert response.status_code < 500
+    assert_outcome(response, (400, 414), mentions if response.status_code == 400 else "query string")
+    assert time.monotonic() - started < 30
+    assert http.get("/metadata").status_code == 200
+
+
+@pytest.mark.parametrize("vid", ["99999999999999999999", "%C2%B2"])
+def test_former_500s_in_vread(http: httpx.Client, vid: str) -> None:
+    assert_outcome(http.get(f"/Patient/{pid()}/_history/{vid}"), (400,), "version id")
+
+
+def test_superscript_if_match_is_400(http: httpx.Client) -> None:
+    body = http.get(f"/Patient/{pid()}").json()
+    response = http.put(f"/Patient/{pid()}", json=body, headers={"If-Match": 'W/"²"'.encode()})
+    assert_outcome(response, (400,), "If-Match")
+
+
+def test_deeply_nested_extensions_are_400_and_nothing_stored(http: httpx.Client) -> None:
+    node: dict[str, Any] = {"url": "http://x", "valueString": "leaf"}
+    for _ in range(120):
+        node = {"url": "http://x", "extension": [node]}
+    body = json.dumps({"resourceType": "Patient", "name": [{"family": "Nestedext"}], "extension": [node]})
+    response = http.post("/Patient", content=body, headers={"Content-Type": "application/fhir+json"})
+    assert_outcome(response, (400,), "nested")
+    assert http.get("/Patient", params={"family": "Nestedext"}).json()["total"] == 0
+
+
+def test_20kb_value_is_refused_without_reaching_the_database(http: httpx.Client) -> None:
+    response = http.get("/Observation", params={"patient": pid(), "code": "x" * 20_000})
+    assert_outcome(response, (414,), "query string")
+
+
+# --- the per-query time limit (a real SQLite store) ----------------------------------------------
+
+def test_query_time_limit_aborts_sqlite_work_and_the_connection_keeps_working(tmp_path: Path) -> None:
+    store = Store(tmp_path / "limit.sqlite")
+    store.query_seconds = 0.2
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    started = time.monotonic()
+    with pytest.raises(FhirError) as caught:
+        store.query(endless)
+    assert time.monotonic() - started < 5
+    assert caught.value.status == 400 and caught.value.code == "too-costly"
+    assert "0.2 s" in caught.value.diagnostics
+    assert store.query("SELECT 1") == [(1,)]  # the deadline does not stick to the connection
+    store.close()
+
+
+# --- the client does not resend a too-costly refusal (a scripted transport: a unit test double) --
+
+def scripted_transport(status: int, code: str, calls: list[str]) -> httpx.MockTransport:
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(status, json={"resourceType": "OperationOutcome",
+                                            "issue": [{"severity": "error", "code": code, "diagnostics": "x"}]})
+
+    return httpx.MockTransport(answer)
+
+
+@pytest.mark.parametrize("status", [400, 503])
+async def test_client_never_retries_too_costly(status: int) -> None:
+    calls: list[str] = []
+    async with FhirClient("http://fhir.test", retries=3, backoff=0,
+                          transport=scripted_transport(status, "too-costly", calls)) as client:
+        with pytest.raises((FhirInvalid, FhirServerError)):
+            await client.search_page("Observation", {"code": "x"})
+    assert len(calls) == 1
+
+
+async def test_client_still_retries_other_5xx() -> None:
+    calls: list[str] = []
+    async with FhirClient("http://fhir.test", retries=3, backoff=0,
+                          transport=scripted_transport(503, "transient", calls)) as client:
+        with pytest.raises(FhirServerError):
+            await client.search_page("Observation", {"code": "x"})
+    assert len(calls) == 4
