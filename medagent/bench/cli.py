@@ -123,8 +123,11 @@ def bench_run(
     tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    fhir_url: Annotated[str | None, typer.Option(
+        "--fhir-url", help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
+        "one task at a time each, diff from _history and run tags, reset by before-images.")] = None,
 ) -> None:
-    """Run scored tasks: each on a freshly reset embedded FHIR server, graded by answer and server diff."""
+    """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
     try:
         chosen = open_set(scenarios or set_dir(scenario_set))
@@ -132,8 +135,11 @@ def bench_run(
         solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder)
         content_hash = set_hash(chosen.folder)
         record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit)
+        fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
+        if fhir_url is not None and not fhir_urls:
+            raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=content_hash))
+                                            trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls))
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
