@@ -13,7 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from medagent.bench.results import ResultsLog
-from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
+from medagent.bench.runner import (
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    RunDirError,
+    run_benchmark,
+    write_json_atomic,
+)
 from medagent.bench.scenario_sets import (
     DEFAULT_SET,
     ScenarioSetError,
