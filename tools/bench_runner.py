@@ -9,6 +9,7 @@ reset, the LangGraph agent, the tool, the server diff, grading and the JSONL log
     harness overhead = 1 - ideal / measured wall
 
     python tools/bench_runner.py [--tasks 200] [--latency 0.2] [--levels 1,8,32]
+    python tools/bench_runner.py --server-start [--repeats 5]   # lean server entry vs the full CLI
 """
 
 from __future__ import annotations
@@ -68,13 +69,48 @@ async def measure(tasks: int, latency: float, concurrency: int, home: Path) -> d
             "servers_start": summary["timing"]["servers_start_s"], "errors": errors}
 
 
+def server_start(home: Path, repeats: int) -> None:
+    """Seconds from spawn to the first /metadata answer: ``python -m medagent.fhir.server`` vs the CLI."""
+    import shutil
+    import statistics
+    import time
+
+    from medagent.bench.servers import template_db
+    from medagent.fhir.server import process
+
+    template = template_db(home)
+    print(f"server start (spawn -> /metadata 200), {repeats} starts each, interleaved; on a loaded machine")
+    times: dict[tuple[str, ...], list[float]] = {process.CLI_ENTRY: [], process.SERVER_ENTRY: []}
+    lean = process.SERVER_ENTRY
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(repeats):
+            for entry in times:
+                db = Path(tmp) / f"{index}-{len(entry)}.sqlite"
+                shutil.copyfile(template, db)
+                process.SERVER_ENTRY = entry
+                server = process.EmbeddedServer(db, allow_reset=True)
+                started = time.perf_counter()
+                server.start()
+                times[entry].append(time.perf_counter() - started)
+                server.stop()
+    process.SERVER_ENTRY = lean
+    for entry, seconds in times.items():
+        print(f"  python {' '.join(entry):<28} median {statistics.median(seconds):5.2f} s  "
+              f"min {min(seconds):5.2f} s  max {max(seconds):5.2f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.2, help="stand-in seconds per model call")
     parser.add_argument("--levels", default="1,8,32", help="comma-separated concurrency levels")
+    parser.add_argument("--server-start", action="store_true", help="time server start (lean entry vs CLI) only")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     home = get_settings().home
+    if args.server_start:
+        server_start(home, args.repeats)
+        return 0
     levels = [int(x) for x in args.levels.split(",")]
     print(f"model stand-in: fixed {args.latency * 1000:.0f} ms per call, {CALLS_PER_TASK} calls per task "
           "(NOT a model); everything else real")

@@ -13,7 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from medagent.bench.results import ResultsLog
-from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
+from medagent.bench.runner import (
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    RunDirError,
+    run_benchmark,
+    write_json_atomic,
+)
 from medagent.bench.scenario_sets import (
     DEFAULT_SET,
     ScenarioSetError,
@@ -131,8 +137,11 @@ def bench_run(
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     tools: Annotated[str | None, typer.Option(help=TOOLS_HELP + " Default: all.")] = None,
+    fhir_url: Annotated[str | None, typer.Option(
+        "--fhir-url", help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
+        "one task at a time each, diff from _history and run tags, reset by before-images.")] = None,
 ) -> None:
-    """Run scored tasks: each on a freshly reset embedded FHIR server, graded by answer and server diff."""
+    """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
     try:
         names = tool_names(tools) if tools is not None else None
@@ -143,8 +152,11 @@ def bench_run(
         used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
         record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,
                    **used)
+        fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
+        if fhir_url is not None and not fhir_urls:
+            raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=content_hash))
+                                            trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls))
     except (ScenarioSetError, UserError, OSError, ValueError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -15,11 +15,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from medagent.bench.model_check import ModelUnreachable, check_model_reachable
 from medagent.bench.results import ResultsLog, TaskRecord
-from medagent.bench.servers import ServerPool
+from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
+from medagent.bench.servers import ExternalServers, ServerPool
 from medagent.bench.solvers import Solver
 from medagent.bench.summary import summarize
 from medagent.config import UserError
@@ -44,22 +52,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None, *, clean_snapshot: int) -> TaskRecord:
-    """Reset to ``clean_snapshot``, set up, solve, diff and grade one task; failures become records, never exceptions."""
+                   set_hash: str | None, *, scoring: Scoring) -> TaskRecord:
+    """Set up (``scoring.begin``), solve, diff and grade one task, then undo it (``scoring.end``);
+    failures become records, never exceptions."""
     started = time.perf_counter()
     outcome = RunOutcome(status="error")
     changes: list[dict[str, Any]] = []
     verdict = None
     try:
-        await client.reset(snapshot=clean_snapshot)
-        for resource in scenario.setup:
-            await client.update_json(resource)
-        baseline = await client.snapshot()
+        await scoring.begin(scenario)
         outcome = await solver.solve(scenario, client, run_id=task_run_id(scenario, trial))
-        changes = await client.diff(snapshot=baseline)
+        changes = await scoring.changes()
         verdict = grade(scenario, outcome.answer, changes)
     except Exception as exc:  # a broken task must not end the run: it is recorded as an error
         outcome = outcome.model_copy(update={"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+    try:
+        await scoring.end()
+    except Exception as exc:  # the server keeps what could not be undone: the record says so
+        outcome = outcome.model_copy(update={"status": "error", "error": f"reset failed: {type(exc).__name__}: {exc}"})
+        verdict = None
     latency = time.perf_counter() - started
     return TaskRecord(
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
@@ -89,8 +100,12 @@ async def run_benchmark(
     set_hash: str | None = None,
     show_progress: bool = True,
     on_record: Callable[[TaskRecord], None] | None = None,
+    fhir_urls: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run (or finish) a scored run in ``out_dir``; returns the summary also written to summary.json."""
+    """Run (or finish) a scored run in ``out_dir``; returns the summary also written to summary.json.
+
+    ``fhir_urls``: standard FHIR servers to score on (one task at a time each, through history and tags)
+    instead of a pool of embedded servers."""
     out_dir.mkdir(parents=True, exist_ok=True)
     log = ResultsLog(out_dir / RESULTS_FILE)
     if log.path.exists() and not resume:
@@ -109,7 +124,8 @@ async def run_benchmark(
         except ModelUnreachable as exc:
             write_json_atomic(out_dir / RUN_FILE, {**run_info, "error": str(exc)})
             raise
-        await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record, timing)
+        await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record, timing,
+                       fhir_urls)
     summary = summarize(log.load())
     summary["run"] = run_info
     summary["timing"] = timing
@@ -119,8 +135,9 @@ async def run_benchmark(
 
 async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: ResultsLog, out_dir: Path, home: Path,
                    concurrency: int, set_hash: str | None, show_progress: bool,
-                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any]) -> None:
-    workers = max(1, min(concurrency, len(todo)))
+                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any],
+                   fhir_urls: list[str] | None = None) -> None:
+    workers = max(1, min(len(fhir_urls) if fhir_urls else concurrency, len(todo)))
     queue: asyncio.Queue[tuple[Scenario, int]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
@@ -133,15 +150,20 @@ async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: Result
 
     clean: dict[str, int] = {}  # server -> the snapshot taken before its first task (the loaded database)
 
-    async def worker(pool: ServerPool) -> None:
+    async def scoring_for(client: FhirClient, scenario: Scenario, trial: int) -> Scoring:
+        if fhir_urls:
+            return StandardScoring(client, task_run_id(scenario, trial))
+        if client.base_url not in clean:
+            clean[client.base_url] = await client.snapshot()
+        return EmbeddedScoring(client, clean[client.base_url])
+
+    async def worker(pool: ServerPool | ExternalServers) -> None:
         nonlocal passed, finished, tokens
         while not queue.empty():
             scenario, trial = queue.get_nowait()
             async with pool.acquire() as client:
-                if client.base_url not in clean:
-                    clean[client.base_url] = await client.snapshot()
                 record = await run_task(scenario, trial, solver, client, set_hash,
-                                        clean_snapshot=clean[client.base_url])
+                                        scoring=await scoring_for(client, scenario, trial))
             log.append(record)
             finished += 1
             passed += record.passed
@@ -153,7 +175,8 @@ async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: Result
 
     with progress:
         pool_started = time.perf_counter()
-        async with ServerPool(workers, out_dir / "servers", home) as pool:
+        servers = ExternalServers(fhir_urls) if fhir_urls else ServerPool(workers, out_dir / "servers", home)
+        async with servers as pool:
             timing["servers_start_s"] = round(time.perf_counter() - pool_started, 2)
             started = time.perf_counter()
             await asyncio.gather(*(worker(pool) for _ in range(workers)))

@@ -1,7 +1,8 @@
 """Which frozen scenario set a bench command uses: ``--set v1|v2`` (default v2) or ``--scenarios FOLDER``.
 
 Loading and hashing live in ``medagent.scenarios.scenario_files`` (one loader, one ``set_hash``);
-this module only maps set names to folders of the repository's ``scenarios/``.
+this module only maps set names to folders of the repository's ``scenarios/``, which the package
+holds as ``medagent/scenario_sets`` (a symlink in a checkout, the files themselves in a wheel).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ DEFAULT_SET = "v2"
 
 
 def scenarios_root() -> Path:
-    """The repository's ``scenarios/`` folder (beside the package in a checkout or editable install)."""
-    return Path(__file__).resolve().parents[2] / "scenarios"
+    """The frozen sets: ``medagent/scenario_sets`` (package data of the wheel; in a checkout a symlink to the
+    top-level ``scenarios/``, the one copy in git)."""
+    return Path(__file__).resolve().parents[1] / "scenario_sets"
 
 
 def set_names(root: Path | None = None) -> list[str]:

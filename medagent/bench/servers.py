@@ -86,3 +86,35 @@ class ServerPool:
             yield client
         finally:
             self._free.put_nowait(client)
+
+
+class ExternalServers:
+    """The same lending interface over standard FHIR servers the caller runs (``bench run --fhir-url``):
+    each base URL serves one task at a time."""
+
+    def __init__(self, urls: list[str], *, timeout: float = 60) -> None:
+        if not urls:
+            raise ValueError("ExternalServers needs at least one FHIR base URL")
+        self.urls = urls
+        self.timeout = timeout
+        self.clients: list[FhirClient] = []
+        self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
+
+    async def __aenter__(self) -> ExternalServers:
+        for url in self.urls:
+            client = FhirClient(url, timeout=self.timeout)
+            self.clients.append(client)
+            self._free.put_nowait(client)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[FhirClient]:
+        client = await self._free.get()
+        try:
+            yield client
+        finally:
+            self._free.put_nowait(client)

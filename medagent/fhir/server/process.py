@@ -13,6 +13,12 @@ from types import TracebackType
 import httpx
 
 
+# the lean entry point: imports the server only, not the whole CLI (``medagent fhir serve`` takes the
+# same options; ``tools/bench_runner.py --server-start`` times both)
+SERVER_ENTRY: tuple[str, ...] = ("-m", "medagent.fhir.server")
+CLI_ENTRY: tuple[str, ...] = ("-m", "medagent", "fhir", "serve")
+
+
 class ServerStartError(RuntimeError):
     """The embedded server exited or did not answer /metadata in time."""
 
@@ -24,7 +30,8 @@ def free_port() -> int:
 
 
 class EmbeddedServer:
-    """``with EmbeddedServer(db) as server: server.base_url`` — a real ``medagent fhir serve`` process."""
+    """``with EmbeddedServer(db) as server: server.base_url`` — a real server process (``python -m medagent.fhir.server``,
+    the options of ``medagent fhir serve``)."""
 
     def __init__(self, db_path: Path, *, strict: bool = False, allow_reset: bool = False, port: int | None = None,
                  load_default: bool = True, startup_timeout: float = 300.0, exit_with_parent: bool = True,
@@ -42,7 +49,7 @@ class EmbeddedServer:
         self.log_path = db_path.with_suffix(".server.log")
 
     def start(self) -> EmbeddedServer:
-        args = [sys.executable, "-m", "medagent", "fhir", "serve", "--port", str(self.port), "--db", str(self.db_path)]
+        args = [sys.executable, *SERVER_ENTRY, "--port", str(self.port), "--db", str(self.db_path)]
         args += ["--strict"] if self.strict else []
         args += ["--allow-reset"] if self.allow_reset else []
         args += [] if self.load_default else ["--no-load"]

@@ -1,0 +1,45 @@
+"""``python -m medagent.fhir.server``: the lean entry point the bench and test subprocesses start.
+
+It imports only what the server serves (the store, the app, uvicorn), not the whole ``medagent`` CLI
+with its agent, tools and scenario generators; ``medagent fhir serve`` remains the user-facing command
+and takes the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medagent.config import UserError, get_settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m medagent.fhir.server", description=__doc__)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--strict", action="store_true")
+    parser.add_argument("--allow-reset", action="store_true")
+    parser.add_argument("--no-load", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from medagent.fhir.server.serve import serve
+
+    try:
+        settings = get_settings(port=args.port, db=args.db, host=args.host, strict_search=args.strict or None,
+                                allow_reset=args.allow_reset or None)
+        serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
+              allow_reset=settings.allow_reset, load_default=not args.no_load,
+              report=lambda message: print(message, file=sys.stderr, flush=True))
+    except (UserError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
