@@ -22,6 +22,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--allow-reset", action="store_true")
     parser.add_argument("--no-load", action="store_true")
+    parser.add_argument("--token", default=None, help="bearer token every request must carry (required beyond loopback)")
+    parser.add_argument("--allowed-host", action="append", default=None,
+                        help="Host header accepted besides loopback names (repeatable; '*': any)")
+    parser.add_argument("--exit-with-parent", action="store_true", help="exit when the starting process dies")
+    parser.add_argument("--query-seconds", type=float, default=None, help="time limit of one database query")
     return parser.parse_args(argv)
 
 
@@ -34,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                                 allow_reset=args.allow_reset or None)
         serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
               allow_reset=settings.allow_reset, load_default=not args.no_load,
-              report=lambda message: print(message, file=sys.stderr, flush=True))
+              report=lambda message: print(message, file=sys.stderr, flush=True), token=args.token,
+              allowed_hosts=args.allowed_host, exit_with_parent=args.exit_with_parent,
+              query_seconds=args.query_seconds)
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
