@@ -4,7 +4,8 @@
   resolved (or now, if still active), over at least 5 results: find the condition's dates, then search
   and scan the lab's results in that window.
 - ``first_after``: the first result of a lab on or after the day of a first diagnosis, when the patient
-  also has earlier results of that lab (so "the latest" or "the first ever" are both wrong).
+  also has earlier results of that lab (so "the latest" or "the first ever" are both wrong), among at
+  least 5 results of it.
 
 Only clinically paired condition -> lab questions are asked (blood pressure since hypertension, HbA1c
 since prediabetes ...), only about conditions recorded once (one onset, no ambiguity), and only when every
@@ -130,6 +131,8 @@ def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now) -> Sc
     after = [f for f in facts if day_of(f.when) >= onset_day]
     if not before or not after:
         return None  # "the first ever" would answer it
+    if len(facts) < MIN_ROWS:
+        return None  # one lookup: the hard tier locates the value among at least MIN_ROWS results
     first_day = day_of(after[0].when)
     if len([f for f in after if day_of(f.when) == first_day]) != 1:
         return None  # several results on the first day: "first" would hinge on the clock time
@@ -145,4 +148,5 @@ def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now) -> Sc
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
     return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
                    provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
-                   meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code})
+                   meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code,
+                         "rows": len(facts)})
