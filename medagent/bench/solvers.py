@@ -42,6 +42,6 @@ class AgentSolver:
                            tool_names=tool_names, actor=f"medagent/{model}")
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient,
+        result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient_context,
                                       run_id=run_id or scenario.id, client=client)
         return RunOutcome.model_validate(result.model_dump(include=set(RunOutcome.model_fields)))

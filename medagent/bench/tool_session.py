@@ -43,7 +43,7 @@ class ToolSession:
         self.scenario = scenario
         self.now = parse_instant(scenario.now)
         self.ctx = ToolContext(client=client, now=self.now, approval=APPROVE_WRITES, actor=actor,
-                               run_id=run_id or scenario.id, patient=scenario.patient, token_budget=token_budget)
+                               run_id=run_id or scenario.id, patient=scenario.patient_context, token_budget=token_budget)
         self.trace: list[Step] = []
         self.wrote: list[str] = []
         self._contexts = [self.ctx]  # the task's context and any retry contexts: the audit of all of them

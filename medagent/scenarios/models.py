@@ -143,7 +143,12 @@ class Scenario(_Model):
         "the agent runs; the grader ignores their creation in the diff.",
     )
     meta: dict[str, Any] = Field(default_factory=dict)
-    tier: Literal["core", "hard"] = "core"
+
+    @property
+    def patient_context(self) -> str | None:
+        """The patient a solver runs in the context of (an EHR launch context); None when the task names the
+        patient only by name and birth date, so finding the right one is part of the task."""
+        return None if self.meta.get("patient_context") is False else self.patient
 
 
 class Change(_Model):

@@ -100,7 +100,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
         made = b.agentic(CATEGORY, (variant,), now=now, instruction=instruction, context=context,
                          answer_format=answer_format, answer=answer, phrasing=index, writes=[spec], variant=variant,
                          setup=setup, provenance=[f"Patient/{target}", *cited],
-                         meta={"name": b.chart.name, "birth_date": target_born, "kg": kg})
+                         meta={"name": b.chart.name, "birth_date": target_born, "kg": kg, "patient_context": False})
         made.meta.pop("mrn")  # the task names the patient by name and birth date, not by MRN
         out.append(made)
     return out
