@@ -113,7 +113,7 @@ async def test_baselines_through_the_runner_read_and_write_nothing(v2_test: list
         assert len(records) == len(subset)
         by_id = {s.id: s for s in subset}
         for record in records:
-            assert record.tool_calls == 0 and not record.changes, record.scenario_id
+            assert record.outcome.tool_calls == 0 and not record.changes, record.scenario_id
             assert record.passed == grade(by_id[record.scenario_id], record.outcome.answer, []).passed
 
 
