@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from medagent.fhir.server.guard import check_bind as fhir_check_bind
+from medagent.fhir.server.guard import is_loopback  # noqa: F401  (re-exported for medagent.serve)
 from medagent.serve.errors import error_response
 
 SESSION_COOKIE = "medagent_session"
 OPEN_PATHS = ("/", "/api/health", "/api/session", "/openapi.json")
-LOOPBACK_NAMES = ("localhost",)
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and 'localhost'; every other bind (0.0.0.0 included) is beyond loopback."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse (ValueError) to serve beyond loopback without a token."""
-    if not is_loopback(host) and not token:
-        raise ValueError(f"refusing to bind {host}: beyond loopback the API needs a bearer token "
-                         "(pass --token or set MEDAGENT_SERVE_TOKEN)")
-    if token is not None and len(token) < 16:
-        raise ValueError("the serve token must be at least 16 characters")
+    """Refuse (ValueError) to serve beyond loopback without a token: the rule of every HTTP surface."""
+    fhir_check_bind(host, token, service="the API", token_source="--token or set MEDAGENT_SERVE_TOKEN")
 
 
 def session_value(token: str) -> str:

@@ -65,13 +65,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse (ValueError) to bind beyond loopback without a bearer token."""
+def check_bind(host: str, token: str | None, *, service: str = "the FHIR server",
+               token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN") -> None:
+    """Refuse (ValueError) to bind beyond loopback without a bearer token (every HTTP surface uses this rule)."""
     if not is_loopback(host) and not token:
-        raise ValueError(f"refusing to bind {host}: beyond loopback the FHIR server needs a bearer token "
-                         "(pass --token or set MEDAGENT_FHIR_SERVER_TOKEN)")
+        raise ValueError(f"refusing to bind {host}: beyond loopback {service} needs a bearer token "
+                         f"(pass {token_source})")
     if token is not None and len(token) < 16:
-        raise ValueError("the FHIR server token must be at least 16 characters")
+        raise ValueError(f"the {service.removeprefix('the ')} token must be at least 16 characters")
 
 
 def host_name(host_header: str) -> str:
