@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from medagent.fhir.server import store as store_module
@@ -181,7 +182,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 
 def names(store: Store, params: list[tuple[str, str]], resource_type: str = "Observation") -> set[str]:
-    bundle = search(store, resource_type, [*params, ("_count", "100")], base_url="http://test/fhir")
+    found = search(store, resource_type, [*params, ("_count", "100")], base_url="http://test/fhir")
+    bundle = orjson.loads(orjson.dumps(found))  # entries hold stored JSON as orjson fragments, spliced in as sent
     return {e["resource"]["code"]["text"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"}
 
 
@@ -313,7 +315,8 @@ def stamped_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 
 def stamped(store: Store, value: str) -> set[str]:
-    bundle = search(store, "Patient", [("_lastUpdated", value), ("_count", "100")], base_url="http://test/fhir")
+    bundle = orjson.loads(orjson.dumps(
+        search(store, "Patient", [("_lastUpdated", value), ("_count", "100")], base_url="http://test/fhir")))
     return {e["resource"]["name"][0]["family"] for e in bundle.get("entry", [])}
 
 
