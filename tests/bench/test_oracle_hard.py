@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blind_oracle import BlindOracle
 from medagent.tools.write_clinical import ACTOR_SYSTEM
 
 from medagent.bench import oracle_hard
-from medagent.bench.oracle import OraclePolicy
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.wrong_policies import (
@@ -26,13 +26,11 @@ from medagent.bench.wrong_policies import (
     DoNothingPolicy,
     FixedAnswerPolicy,
 )
-from medagent.fhir.client import FhirClient
 from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
 from medagent.scenarios.hard import HARD_CATEGORIES, generate_hard
-from medagent.scenarios.models import ExpectedAnswer, Scenario
+from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
-from medagent.trajectory import RunOutcome
 
 SEED = 2026
 
@@ -60,21 +58,6 @@ async def run(scenarios: list[Scenario], solver: Any, out: Path, home: Path) -> 
                         on_record=records.append)
     assert len(records) == len(scenarios)
     return records
-
-
-class BlindOracle:
-    """The oracle, given each scenario without its truth (answer, writes, provenance, branch)."""
-
-    name = "oracle"
-    model = None
-
-    def __init__(self) -> None:
-        self.oracle = OraclePolicy()
-
-    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        blind = scenario.model_copy(update={"answer": ExpectedAnswer(type="none"), "expected_writes": [],
-                                            "provenance": [], "read_only": True, "branch": None})
-        return await self.oracle.solve(blind, client, run_id=run_id)
 
 
 def write_refused(record: TaskRecord) -> bool:

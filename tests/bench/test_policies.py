@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blind_oracle import BlindOracle
 
 from medagent.bench.cli import CODE_POLICIES
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
-from medagent.fhir.client import FhirClient
-from medagent.trajectory import RunOutcome
 from medagent.bench import baselines, oracle, policies, tool_session, wrong_policies
-from medagent.scenarios.models import ExpectedAnswer, Scenario
-from medagent.bench.oracle import OraclePolicy
+from medagent.scenarios.models import Scenario
 from medagent.bench.policies import POLICY_NAMES, make_policy
 from medagent.tools.write_clinical import ACTOR_SYSTEM, MedicationOrderArgs
 
@@ -103,21 +101,6 @@ def write_refused(record: TaskRecord) -> bool:
 
 
 # ---------- the oracle ----------
-
-class BlindOracle:
-    """The oracle, given each scenario without its truth (answer, writes, provenance): proof it never peeks."""
-
-    name = "oracle"
-    model = None
-
-    def __init__(self) -> None:
-        self.oracle = OraclePolicy()
-
-    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        blind = scenario.model_copy(update={"answer": ExpectedAnswer(type="none"), "expected_writes": [],
-                                            "provenance": [], "read_only": True, "branch": None})
-        return await self.oracle.solve(blind, client, run_id=run_id)
-
 
 async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth(
         subset: list[Scenario], bench_home: Path, tmp_path: Path) -> None:
