@@ -39,7 +39,32 @@ def template_db(home: Path) -> Path:
     return path
 
 
-class ServerPool:
+class ClientLending:
+    """One long-lived FHIR client per server (pooled connections), lent to one task at a time."""
+
+    def __init__(self) -> None:
+        self.clients: list[FhirClient] = []
+        self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
+
+    def _lend(self, base_url: str, timeout: float) -> None:
+        client = FhirClient(base_url, timeout=timeout)
+        self.clients.append(client)
+        self._free.put_nowait(client)
+
+    async def _close_clients(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[FhirClient]:
+        client = await self._free.get()
+        try:
+            yield client
+        finally:
+            self._free.put_nowait(client)
+
+
+class ServerPool(ClientLending):
     """``async with ServerPool(n, workdir, home) as pool: async with pool.acquire() as client: ...``
 
     Each server comes with one long-lived FHIR client (pooled connections), lent with it.
@@ -50,8 +75,7 @@ class ServerPool:
         self.workdir = workdir
         self.home = home
         self.servers: list[EmbeddedServer] = []
-        self.clients: list[FhirClient] = []
-        self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
+        super().__init__()
 
     async def __aenter__(self) -> ServerPool:
         template = await asyncio.to_thread(template_db, self.home)
@@ -69,26 +93,15 @@ class ServerPool:
             await self.__aexit__()
             raise
         for server in self.servers:
-            client = FhirClient(server.base_url, timeout=60)
-            self.clients.append(client)
-            self._free.put_nowait(client)
+            self._lend(server.base_url, 60)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for client in self.clients:
-            await client.aclose()
+        await self._close_clients()
         await asyncio.gather(*(asyncio.to_thread(server.stop) for server in self.servers))
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[FhirClient]:
-        client = await self._free.get()
-        try:
-            yield client
-        finally:
-            self._free.put_nowait(client)
 
-
-class ExternalServers:
+class ExternalServers(ClientLending):
     """The same lending interface over standard FHIR servers the caller runs (``bench run --fhir-url``):
     each base URL serves one task at a time."""
 
@@ -97,24 +110,12 @@ class ExternalServers:
             raise ValueError("ExternalServers needs at least one FHIR base URL")
         self.urls = urls
         self.timeout = timeout
-        self.clients: list[FhirClient] = []
-        self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
+        super().__init__()
 
     async def __aenter__(self) -> ExternalServers:
         for url in self.urls:
-            client = FhirClient(url, timeout=self.timeout)
-            self.clients.append(client)
-            self._free.put_nowait(client)
+            self._lend(url, self.timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for client in self.clients:
-            await client.aclose()
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[FhirClient]:
-        client = await self._free.get()
-        try:
-            yield client
-        finally:
-            self._free.put_nowait(client)
+        await self._close_clients()
