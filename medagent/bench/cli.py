@@ -144,7 +144,7 @@ def bench_run(
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
     try:
-        names = tool_names(tools) if tools is not None else None
+        names = _tool_set(tools) if tools is not None else None
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
         solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names)
@@ -157,7 +157,7 @@ def bench_run(
             raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
                                             trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls))
-    except (ScenarioSetError, UserError, OSError, ValueError) as exc:
+    except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
@@ -252,3 +252,11 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
     summary = summarize(log.load())
     write_json_atomic(run_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def _tool_set(spec: str) -> list[str]:
+    """``--tools``: a named set or a list of tool names; a bad value is the user's mistake, named."""
+    try:
+        return tool_names(spec)
+    except ValueError as exc:
+        raise UserError(f"--tools: {exc}") from None
