@@ -338,7 +338,7 @@ def _param_condition(query: Query, resource_type: str, param: SearchParam, modif
         ors.append(sql)
         args.extend(sql_args)
     table = INDEX_TABLE[param.kind]
-    negate = modifier == "not" or (param.kind == "date" and _all_ne(alternatives))
+    negate = modifier == "not" or (param.kind in ("date", "quantity") and _all_ne(alternatives))
     query.index_conditions.append(
         IndexCondition(table, param.name, " OR ".join(ors), args, negate=negate, selectivity=_SELECTIVITY[table])
     )
