@@ -527,29 +527,22 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
                   limit=args.limit, hint="code/text or since/until", empty="none found (dates after now are hidden)")
 
 
-class AllergyArgs(ToolArgs):
-    patient: PatientRef
-    """Patient id or 'Patient/<id>'."""
+class AllergyArgs(PatientWindowArgs):
     status: Literal["active", "inactive", "resolved", "all"] = "all"
     """Clinical status as recorded."""
     text: TextArg | None = None
     """Words of the allergy, e.g. 'peanut'."""
-    limit: Limit = DEFAULT_LIMIT
-    offset: Offset = 0
 
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "active"})
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
-    """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded."""
-    patient = await require_patient(ctx, args.patient)
-    params = [("patient", args.patient), ("date", up_to(ctx.now)), ("_sort", "-date")]
-    if args.status != "all":
-        params.append(("clinical-status", args.status))
-    if args.text:
-        params.append(("code:text", text_param(args.text)))
-    found, total = await _search(ctx, "AllergyIntolerance", params, args.limit, args.offset)
-    header = (f"allergies of Patient/{args.patient}{death_note(patient, ctx.now)} recorded by now"
-              f"{_filters(args, 'status', 'text')}: {total} found")
-    return render(ctx, header, [allergy_line(r, ctx.now) for r in found], total=total, offset=args.offset,
-                  limit=args.limit, hint="status or text",
-                  empty="no allergies recorded (by now)")
+    """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded.
+
+    since/until filter on the date recorded (newest first; order=oldest for the first). latest, count and
+    group_by (year, month, name) as in the other searches; up to 100 rows per call within ~800 tokens, the cut
+    line gives the next offset.
+    """
+    extra = [("clinical-status", args.status)] if args.status != "all" else []
+    return await _simple(ctx, args, "AllergyIntolerance", "date", "code", "allergies", allergy_line, extra=extra,
+                         filters=("status", "text"), hint="status, text or since/until",
+                         empty="no allergies recorded (by now)")

@@ -71,7 +71,7 @@ async def test_manifest_lists_every_resource_type_of_the_record(run: Any) -> Non
 async def test_every_clinical_search_takes_the_same_paging_arguments() -> None:
     registry = default_registry()
     for name in ("search_observations", "search_conditions", "search_medications", "search_immunizations",
-                 "search_procedures", "search_encounters", "search_diagnostic_reports"):
+                 "search_procedures", "search_encounters", "search_diagnostic_reports", "search_allergies"):
         properties = registry[name].parameters()["properties"]
         assert {"order", "latest", "limit", "offset", "count", "group_by", "since", "until"} <= set(properties), name
         assert "800 tokens" in registry[name].description and "100" in registry[name].description, name
@@ -221,3 +221,43 @@ async def test_fhir_search_pages_by_offset_too(run: Any) -> None:
     assert sorted(seen) == sorted(glucose) and len(seen) == len(set(seen))
     refused = await run("fhir_search", now, resource_type="Observation", params={"_offset": "3"})
     assert refused.error and "use offset instead" in refused.error
+
+
+# ---------- search_allergies takes the shared arguments (order, latest, count, group_by) ----------
+
+def allergy_patient() -> str:
+    """The patient with the most allergies, spread over the most distinct recorded times (from the bundles)."""
+    def spread(pid: str) -> tuple[int, int]:
+        allergies = of_type(pid, "AllergyIntolerance")
+        return len({a["recordedDate"] for a in allergies}), len(allergies)
+
+    return max(sorted(records()), key=spread)
+
+
+async def test_allergies_order_latest_count_and_group_by(run: Any) -> None:
+    pid = allergy_patient()
+    now = record_end(pid)
+    allergies = [a for a in of_type(pid, "AllergyIntolerance") if instant(a["recordedDate"]) <= now]
+    refs = {f"AllergyIntolerance/{a['id']}" for a in allergies}
+
+    oldest = await run("search_allergies", now, patient=pid, order="oldest", limit=100)
+    assert oldest.error is None, oldest.error
+    assert {r["ref"] for r in oldest.rows} == refs
+    times = [instant(r["date"]) for r in oldest.rows]
+    assert times == sorted(times) and times[0] == min(instant(a["recordedDate"]) for a in allergies)
+    newest = await run("search_allergies", now, patient=pid, limit=1)
+    assert instant(newest.rows[0]["date"]) == max(instant(a["recordedDate"]) for a in allergies)
+
+    counted = await run("search_allergies", now, patient=pid, count=True)
+    assert counted.rows == [{"count": len(allergies)}] and f"n={len(allergies)}" in counted.text
+
+    by_year = await run("search_allergies", now, patient=pid, group_by="year", limit=100)
+    assert {r["group"]: r["count"] for r in by_year.rows} == Counter(a["recordedDate"][:4] for a in allergies)
+
+    latest = await run("search_allergies", now, patient=pid, latest=1, limit=100)
+    assert sorted(r["code"] for r in latest.rows) == sorted({code(a["code"]) for a in allergies})
+
+    first_year = min(a["recordedDate"][:4] for a in allergies)
+    windowed = await run("search_allergies", now, patient=pid, since=first_year, until=first_year, limit=100)
+    assert {r["ref"] for r in windowed.rows} == {f"AllergyIntolerance/{a['id']}" for a in allergies
+                                                 if a["recordedDate"][:4] == first_year}
