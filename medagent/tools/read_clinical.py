@@ -51,8 +51,8 @@ from medagent.tools.search_args import (
     names_of,
     require_patient,
     resources_by_id,
-    text_param,
-    text_phrases,
+    text_matches,
+    text_params,
     token_param,
 )
 
@@ -156,7 +156,7 @@ async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: 
     if code:
         params.append((code_param, token_param(code)[0]))
     if text:
-        params.append((f"{code_param}:text", text_param(text)))
+        params += text_params(code_param, text)
     return window, anchors, params
 
 
@@ -227,9 +227,8 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
     if args.code:
         value, focus = token_param(args.code)
         params.append(("combo-code", value))
-    phrases = text_phrases(args.text) if args.text else []
     if args.text:
-        params.append(("combo-code:text", text_param(args.text)))
+        params += text_params("combo-code", args.text)
     if args.category:
         params.append(("category", args.category))
     valued = args.value_gt is not None or args.value_lt is not None
@@ -241,11 +240,11 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
     lines = []
     for resource in found:
         codes = focus
-        if phrases and not codes:
-            own = " ".join(c.get("display", "") for c in resource.get("code", {}).get("coding", [])).lower()
-            if not any(p in own for p in phrases):
+        if args.text and not codes:
+            own = " ".join(c.get("display", "") for c in resource.get("code", {}).get("coding", []))
+            if not text_matches(own, args.text):
                 codes = {c["code"] for comp in resource.get("component", []) for c in comp.get("code", {}).get("coding", [])
-                         if any(p in (c.get("display") or "").lower() for p in phrases)}
+                         if text_matches(c.get("display") or "", args.text)}
         lines.append(observation_line(resource, ctx.now, codes or None))
     if valued:
         lines = [line for line in lines if isinstance(line.row.get("value"), float)

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from tools_expect import (
     PATIENT,
     code,
@@ -261,3 +262,39 @@ async def test_allergies_order_latest_count_and_group_by(run: Any) -> None:
     windowed = await run("search_allergies", now, patient=pid, since=first_year, until=first_year, limit=100)
     assert {r["ref"] for r in windowed.rows} == {f"AllergyIntolerance/{a['id']}" for a in allergies
                                                  if a["recordedDate"][:4] == first_year}
+
+
+# ---------- loose text search: every word of `text`, in any order, in the coded display ----------
+
+def displays(concept: dict[str, Any] | None) -> str:
+    """Every display of a CodeableConcept and its text, lower case, zero-width spaces removed."""
+    concept = concept or {}
+    names = [c.get("display") or "" for c in concept.get("coding", [])] + [concept.get("text") or ""]
+    return " ".join(names).replace("\u200b", "").lower()
+
+
+TEXT_CASES = [  # tool, resource type, the concept searched, text asked, its words (hand-split)
+    ("search_observations", "Observation", "code", "serum ALBUMIN", ("serum", "albumin")),
+    ("search_observations", "Observation", "code", "volume mass albumin", ("volume", "mass", "albumin")),
+    ("search_conditions", "Condition", "code", "diabetes mellitus type 2", ("diabetes", "mellitus", "type", "2")),
+    ("search_medications", "MedicationRequest", "medicationCodeableConcept", "metformin oral tablet 500",
+     ("metformin", "oral", "tablet", "500")),
+]
+
+
+@pytest.mark.parametrize(("tool_name", "kind", "concept", "text", "words"), TEXT_CASES,
+                         ids=[case[3] for case in TEXT_CASES])
+async def test_text_matches_every_word_in_any_order_case_insensitively(
+        run: Any, tool_name: str, kind: str, concept: str, text: str, words: tuple[str, ...]) -> None:
+    def matching(pid: str) -> set[str]:
+        return {f"{kind}/{r['id']}" for r in of_type(pid, kind) if all(w in displays(r.get(concept)) for w in words)}
+
+    patients = [pid for pid in sorted(records()) if matching(pid)][:3]
+    assert patients, "the case must match something in the bundles"
+    for pid in patients:
+        result = await run(tool_name, record_end(pid), patient=pid, text=text, limit=100)
+        assert result.error is None, result.error
+        assert {r["ref"] for r in result.rows} == matching(pid), (pid, result.text[:400])
+    phrase_only = next(pid for pid in sorted(records()) if of_type(pid, kind))
+    missing = await run(tool_name, record_end(phrase_only), patient=phrase_only, text=f"{text} zzqx")
+    assert missing.rows == []  # every word must match: one absent word finds nothing
