@@ -14,7 +14,7 @@ from pydantic import Field
 
 from medagent.fhir.errors import FhirNotFound
 from medagent.tools.aggregate import group_lines
-from medagent.tools.compact import Line, number, render
+from medagent.tools.compact import Line, code_label, number, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import (
     DateArg,
@@ -334,7 +334,7 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     """Diagnoses (problem list) of a patient: onset time, SNOMED code, and status at now (active, or resolved with the abatement date).
 
     since/until filter on the onset date. Newest onset first. count and group_by (year, month, name) count
-    exactly. A diagnosis named only as a visit's reason has no Condition: search_encounters shows reasons.
+    exactly. A diagnosis named only as a visit's reason has no Condition: then 'none found' names those visits.
     Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
@@ -356,10 +356,41 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     header = (f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
               f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first")
     empty = "none found (onsets after now are hidden); try other words or lookup_codes"
-    if args.text or args.code:
-        empty += "; a diagnosis named only as a visit's reason is not a Condition: search_encounters(text=...) lists reasons"
+    reasons: list[str] = []
+    if (args.text or args.code) and not found:
+        empty, reasons = await _encounter_reasons(ctx, args, window)
     return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code or since/until",
-                   empty=empty)
+                   empty=empty, references=reasons)
+
+
+REASONS_SHOWN = 5
+
+
+async def _encounter_reasons(ctx: ToolContext, args: ConditionArgs, window: Window) -> tuple[str, list[str]]:
+    """The 'none found' of a condition search: the visits (in the same window) whose reason carries the code or
+    words asked for, since a diagnosis named only as a visit's reason has no Condition; and their references."""
+    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    codes: set[str] = set()
+    if args.code:
+        value, codes = token_param(args.code)
+        params.append(("reason-code", value))
+    if args.text:
+        params += text_params("reason-code", args.text)
+    found, total = await _search(ctx, "Encounter", params, REASONS_SHOWN)
+    if not total:
+        return ("none found (onsets after now are hidden), and no visit lists it as a reason; try other words or "
+                "lookup_codes"), []
+    shown = []
+    for encounter in found:
+        names = [f"{coding.get('display', '')} ({code_label(coding.get('system'), coding.get('code'))})"
+                 for concept in encounter.get("reasonCode", []) for coding in concept.get("coding", [])
+                 if (codes and coding.get("code") in codes)
+                 or (args.text and text_matches(coding.get("display") or "", args.text))]
+        when = minute((encounter.get("period") or {}).get("start"))
+        shown.append(f"{when} {'; '.join(names) or 'reason'} Encounter/{encounter['id']}")
+    more = f"; and {total - len(shown)} more (search_encounters lists them)" if total > len(shown) else ""
+    return (f"no Condition; encounter(s) list it as a reason ({total}): {', '.join(shown)}{more}",
+            [f"Encounter/{e['id']}" for e in found])
 
 
 # ---------- medications ----------

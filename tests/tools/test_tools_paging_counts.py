@@ -298,3 +298,50 @@ async def test_text_matches_every_word_in_any_order_case_insensitively(
     phrase_only = next(pid for pid in sorted(records()) if of_type(pid, kind))
     missing = await run(tool_name, record_end(phrase_only), patient=phrase_only, text=f"{text} zzqx")
     assert missing.rows == []  # every word must match: one absent word finds nothing
+
+
+# ---------- a diagnosis named only as a visit's reason ----------
+
+def reason_only_cases() -> list[tuple[str, str, str, set[str]]]:
+    """(patient, SNOMED code, display, encounters listing it as a reason) for codes no Condition of that patient
+    carries, from the bundles."""
+    cases = {}
+    for pid in sorted(records()):
+        conditions = {c["code"] for r in of_type(pid, "Condition") for c in r["code"]["coding"]}
+        for encounter in of_type(pid, "Encounter"):
+            for concept in encounter.get("reasonCode", []):
+                for coding in concept.get("coding", []):
+                    if coding["code"] not in conditions:
+                        key = (pid, coding["code"], coding["display"])
+                        cases.setdefault(key, set()).add(f"Encounter/{encounter['id']}")
+    return [(*key, refs) for key, refs in sorted(cases.items())]
+
+
+async def test_condition_search_names_the_visits_that_give_it_as_a_reason(run: Any) -> None:
+    cases = reason_only_cases()
+    bronchitis = next(c for c in cases if c[2].startswith("Acute bronchitis"))  # the issue's example
+    for pid, snomed, display, encounters in [bronchitis, *cases[:2]]:
+        now = record_end(pid)
+        by_code = await run("search_conditions", now, patient=pid, code=snomed)
+        word = max(display.split(" (")[0].split(), key=len)  # the longest word of the name
+        by_text = await run("search_conditions", now, patient=pid, text=word)
+        for result in (by_code, by_text):
+            assert result.error is None, result.error
+            if result is by_text and any(word.lower() in c["code"]["coding"][0]["display"].lower()
+                                         for c in of_type(pid, "Condition")):
+                continue  # another condition has that word: a Condition is found, no hint
+            assert result.rows == [], result.text
+            hint = next(line for line in result.text.splitlines() if line.startswith("no Condition;"))
+            assert "encounter(s) list it as a reason" in hint and display in hint, hint
+            listed = set(re.findall(r"Encounter/[A-Za-z0-9\-.]+", hint))
+            assert listed <= encounters and (listed == encounters or "more" in hint), (hint, encounters)
+            assert listed <= set(result.references)
+    pid = bronchitis[0]
+    absent = await run("search_conditions", record_end(pid), patient=pid, text="gout")
+    assert "no visit lists it as a reason" in absent.text and "no Condition;" not in absent.text
+    first_visit = min(instant(e["period"]["start"]) for e in of_type(pid, "Encounter")
+                      if f"Encounter/{e['id']}" in bronchitis[3])
+    before = (first_visit - timedelta(days=1)).date().isoformat()
+    early = await run("search_conditions", record_end(pid), patient=pid, code=bronchitis[1], until=before)
+    assert early.error is None and early.rows == [], early.error
+    assert "no visit lists it as a reason" in early.text  # the visits' window is the search's window
