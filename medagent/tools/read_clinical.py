@@ -52,6 +52,7 @@ from medagent.tools.search_args import (
     require_patient,
     resources_by_id,
     text_matches,
+    text_param,
     text_params,
     token_param,
 )
@@ -146,7 +147,7 @@ def _needs_all(args: PatientWindowArgs, *filters: Any) -> bool:
     return bool(args.count or args.group_by or args.latest or any(f for f in filters))
 
 
-async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: str,
+async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str,
                          code_param: str = "code") -> tuple[Window, str, list[tuple[str, str]]]:
     """Search parameters shared by the per-type tools: patient, the date window at now, order, and the
     optional ``code`` (token) and ``text`` (words of the display) filters on ``code_param``."""
@@ -156,8 +157,20 @@ async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: 
     if code:
         params.append((code_param, token_param(code)[0]))
     if text:
-        params += text_params(code_param, text)
+        params += await _text_filter(ctx, kind, params, code_param, text)
     return window, anchors, params
+
+
+async def _text_filter(ctx: ToolContext, kind: str, params: list[tuple[str, str]], code_param: str,
+                       text: str) -> list[tuple[str, str]]:
+    """The ``:text`` parameters for ``text``: the phrase as written when it matches (as precise as before),
+    else every word in any order (:func:`text_params`); one count-only search decides."""
+    loose = text_params(code_param, text)
+    phrase = [(f"{code_param}:text", text_param(text))]
+    if loose == phrase:
+        return loose
+    bundle = await ctx.client.search_page(kind, [*params, *phrase, ("_summary", "count")])
+    return phrase if int(bundle.get("total", 0)) else loose
 
 
 def _filters(args: ToolArgs, *names: str) -> str:
@@ -228,7 +241,7 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
         value, focus = token_param(args.code)
         params.append(("combo-code", value))
     if args.text:
-        params += text_params("combo-code", args.text)
+        params += await _text_filter(ctx, "Observation", params, "combo-code", args.text)
     if args.category:
         params.append(("category", args.category))
     valued = args.value_gt is not None or args.value_lt is not None
@@ -338,7 +351,7 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, "onset-date")
+    window, anchors, params = await _patient_query(ctx, args, "Condition", "onset-date")
     everything = _needs_all(args, args.status != "all")
     if everything:
         found, total = await _search_all(ctx, "Condition", params)
@@ -414,7 +427,7 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
     Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, "authoredon")
+    window, anchors, params = await _patient_query(ctx, args, "MedicationRequest", "authoredon")
     if args.status == "current":
         params.append(("status", "active"))
     elif args.status == "past":
@@ -458,7 +471,7 @@ async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_par
                   empty: str = "none found (dates after now are hidden)") -> ToolResult:
     """A per-type search: page on the server, or every match for count/group_by/latest."""
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, date_param, code_param=code_param)
+    window, anchors, params = await _patient_query(ctx, args, kind, date_param, code_param=code_param)
     params += extra or []
     everything = _needs_all(args)
     if everything:
@@ -541,7 +554,7 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
     ~800 tokens, the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, "date")
+    window, anchors, params = await _patient_query(ctx, args, "DiagnosticReport", "date")
     if _needs_all(args):
         return await _simple(ctx, args, "DiagnosticReport", "date", "code", "diagnostic reports", report_line)
     found, total = await _search(ctx, "DiagnosticReport", params, args.limit, args.offset)
