@@ -25,6 +25,13 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 US_CORE_DOCUMENT_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
 
+# ---------- the audit trail of writes (tools stamp it; the server keeps it across later writes) ----------
+
+ACTOR_SYSTEM = "urn:medagent:actor"  # meta.tag: who wrote (the run context's actor)
+RUN_SYSTEM = "urn:medagent:run"  # meta.tag: the run that wrote
+AUDIT_TAG_SYSTEMS = (ACTOR_SYSTEM, RUN_SYSTEM)
+AUDIT_EXTENSION_URL = "urn:medagent:audit"  # extension: actor, tool, run, time and reason of the write
+
 SYSTEM_LABELS: dict[str, str] = {
     LOINC: "LOINC", SNOMED: "SNOMED", RXNORM: "RxNorm", CVX: "CVX", NDC: "NDC", ICD10CM: "ICD-10-CM",
     ICD10: "ICD-10", UCUM: "UCUM", ACT_CODE: "ActCode",

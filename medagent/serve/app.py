@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
@@ -22,10 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medagent import __version__
 from medagent.fhir.errors import FhirClientError, FhirNotFound
+from medagent.fhir.server.guard import BodyTooLarge
 from medagent.serve.auth import (
     SESSION_COOKIE,
-    BearerTokenMiddleware,
     authorized,
+    guarded,
     session_value,
     token_matches,
 )
@@ -257,13 +257,18 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.code, exc.message)
 
 
+async def _too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    return error_response(413, "body_too_large", str(exc))
+
+
 async def _fhir_error(request: Request, exc: Exception) -> Response:
     return error_response(502, "fhir_error", f"the FHIR server answered with an error: {exc}")
 
 
-def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None,
-               allowed_hosts: list[str] | None = None) -> Starlette:
-    """The app over a RunManager; ``token`` set: the API needs it; ``allowed_hosts``: Host header allow-list."""
+def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True) -> Starlette:
+    """The app over a RunManager, behind the FHIR server's request guard; ``token`` set: the API needs it;
+    ``loopback``: served on a loopback address (only loopback Host names are answered)."""
     routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
     routes += [
         Route("/", ui, methods=["GET"]),
@@ -274,12 +279,9 @@ def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = No
         Route("/openapi.json", openapi_schema, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(AccessLogMiddleware, routes=routes)]
-    if allowed_hosts:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
-    middleware.append(Middleware(BearerTokenMiddleware, token=token))
+    middleware = [Middleware(AccessLogMiddleware, routes=routes), Middleware(guarded, token=token, loopback=loopback)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
-        RunError: _run_error, ApiError: _api_error, FhirClientError: _fhir_error})
+        RunError: _run_error, ApiError: _api_error, FhirClientError: _fhir_error, BodyTooLarge: _too_large})
     app.state.manager = manager
     app.state.token = token
     app.state.info = info

@@ -1,16 +1,21 @@
-"""Bearer-token access to the service: required beyond loopback; the browser holds an HttpOnly session cookie."""
+"""Who may use the service: the FHIR server's guard, with a bearer token (required beyond loopback) that the
+browser holds as an HttpOnly session cookie."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 
+import orjson
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
+from medagent.fhir.server.guard import (
+    RequestGuard,
+    ServerSecurity,
+    is_loopback,  # noqa: F401  (re-exported for medagent.serve)
+)
 from medagent.fhir.server.guard import check_bind as fhir_check_bind
-from medagent.fhir.server.guard import is_loopback  # noqa: F401  (re-exported for medagent.serve)
-from medagent.serve.errors import error_response
 
 SESSION_COOKIE = "medagent_session"
 OPEN_PATHS = ("/", "/api/health", "/api/session", "/openapi.json")
@@ -40,22 +45,27 @@ def authorized(connection: HTTPConnection, token: str | None) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(token).encode())
 
 
-class BearerTokenMiddleware:
-    """Every path but the UI shell, health, session login and the schema needs the token (header or cookie)."""
+SERVE_MAX_BODY_BYTES = 1024 * 1024  # the API takes a question and a decision, never a record
+_ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
+                414: "query_too_long", 415: "unsupported_media_type"}
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app = app
-        self.token = token
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.token is None or scope["path"] in OPEN_PATHS \
-                or scope["path"].startswith("/static/"):
-            await self.app(scope, receive, send)
-            return
-        if authorized(HTTPConnection(scope), self.token):
-            await self.app(scope, receive, send)
-            return
-        response = error_response(401, "unauthorized", "this service needs a bearer token "
-                                  "(Authorization: Bearer ...) or a session from the login box")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="medagent"'
-        await response(scope, receive, send)
+def api_refusal(status: int, message: str) -> tuple[bytes, str]:
+    """The guard's refusals in the API's one error shape ``{"error": code, "message": ...}``."""
+    body = orjson.dumps({"error": _ERROR_CODES.get(status, "refused"), "message": message})
+    return body, "application/json"
+
+
+def guarded(app: ASGIApp, token: str | None, loopback: bool = True) -> RequestGuard:
+    """The app behind the FHIR server's guard (Host allow-list, exact Origin, JSON-only writes, body and query
+    caps); with a token, every path but the UI shell, health, session login, the schema and static files needs
+    it (bearer header or the UI's session cookie). ``loopback``: bound to loopback, so only loopback Host
+    names are served, token or not (beyond loopback a token is required and any Host name is served)."""
+
+    def authorize(scope: Scope, headers: dict[str, str]) -> bool:
+        if token is None or scope["path"] in OPEN_PATHS or scope["path"].startswith("/static/"):
+            return True
+        return authorized(HTTPConnection(scope), token)
+
+    security = ServerSecurity(token=token, loopback_hosts_only=loopback, max_body_bytes=SERVE_MAX_BODY_BYTES)
+    return RequestGuard(app, security, authorize=authorize, refusal_body=api_refusal, realm="medagent")

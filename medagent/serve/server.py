@@ -20,7 +20,6 @@ from medagent.serve.runs import open_run_manager
 from medagent.serve.schemas import ServiceInfo
 
 log = logging.getLogger("medagent.serve")
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
 
 
 def log_requests_to_stderr(level: int = logging.INFO) -> None:
@@ -86,8 +85,7 @@ class AgentService:
             async with open_run_manager(model=self.backend, client=client, checkpoints=config.checkpoints,
                                         approval=config.approval,  # type: ignore[arg-type]
                                         limits=Limits(max_steps=config.max_steps)) as manager:
-                app = create_app(manager, info=info, token=config.token,
-                                 allowed_hosts=LOOPBACK_HOSTS if is_loopback(config.host) else None)
+                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host))
                 self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
                                                              log_level="warning", access_log=False,
                                                              timeout_graceful_shutdown=5))

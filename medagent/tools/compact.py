@@ -52,6 +52,19 @@ def clean(text: str | None, limit: int = 120) -> str:
     return quote_record_text(short) if _needs_quoting(flat) else short
 
 
+def quote_record_json(value: Any) -> Any:
+    """A resource's JSON with every string quoted the way :func:`clean` quotes a line (free text and anything
+    instruction-like becomes ``«...»``; codes, ids, dates and references stay as they are), nothing cut."""
+    if isinstance(value, str):
+        flat = " ".join(value.replace("\u200b", "").split())
+        return quote_record_text(flat) if _needs_quoting(flat) else value
+    if isinstance(value, dict):
+        return {key: quote_record_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [quote_record_json(item) for item in value]
+    return value
+
+
 RECORD_QUOTE = ("\u00ab", "\u00bb")  # « » delimit text quoted from the record
 FREE_TEXT_WORDS = 16
 _CONTROL_TOKEN = re.compile(r"<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|pad|unused\d+|think|\|[^<>]{0,40}?\|)\s*>",

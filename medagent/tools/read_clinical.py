@@ -14,7 +14,7 @@ from pydantic import Field
 
 from medagent.fhir.errors import FhirNotFound
 from medagent.tools.aggregate import group_lines
-from medagent.tools.compact import Line, number, render
+from medagent.tools.compact import Line, code_label, number, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import (
     DateArg,
@@ -51,8 +51,9 @@ from medagent.tools.search_args import (
     names_of,
     require_patient,
     resources_by_id,
+    text_matches,
     text_param,
-    text_phrases,
+    text_params,
     token_param,
 )
 
@@ -146,7 +147,7 @@ def _needs_all(args: PatientWindowArgs, *filters: Any) -> bool:
     return bool(args.count or args.group_by or args.latest or any(f for f in filters))
 
 
-async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: str,
+async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str,
                          code_param: str = "code") -> tuple[Window, str, list[tuple[str, str]]]:
     """Search parameters shared by the per-type tools: patient, the date window at now, order, and the
     optional ``code`` (token) and ``text`` (words of the display) filters on ``code_param``."""
@@ -156,8 +157,20 @@ async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, date_param: 
     if code:
         params.append((code_param, token_param(code)[0]))
     if text:
-        params.append((f"{code_param}:text", text_param(text)))
+        params += await _text_filter(ctx, kind, params, code_param, text)
     return window, anchors, params
+
+
+async def _text_filter(ctx: ToolContext, kind: str, params: list[tuple[str, str]], code_param: str,
+                       text: str) -> list[tuple[str, str]]:
+    """The ``:text`` parameters for ``text``: the phrase as written when it matches (as precise as before),
+    else every word in any order (:func:`text_params`); one count-only search decides."""
+    loose = text_params(code_param, text)
+    phrase = [(f"{code_param}:text", text_param(text))]
+    if loose == phrase:
+        return loose
+    bundle = await ctx.client.search_page(kind, [*params, *phrase, ("_summary", "count")])
+    return phrase if int(bundle.get("total", 0)) else loose
 
 
 def _filters(args: ToolArgs, *names: str) -> str:
@@ -227,9 +240,8 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
     if args.code:
         value, focus = token_param(args.code)
         params.append(("combo-code", value))
-    phrases = text_phrases(args.text) if args.text else []
     if args.text:
-        params.append(("combo-code:text", text_param(args.text)))
+        params += await _text_filter(ctx, "Observation", params, "combo-code", args.text)
     if args.category:
         params.append(("category", args.category))
     valued = args.value_gt is not None or args.value_lt is not None
@@ -241,11 +253,11 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
     lines = []
     for resource in found:
         codes = focus
-        if phrases and not codes:
-            own = " ".join(c.get("display", "") for c in resource.get("code", {}).get("coding", [])).lower()
-            if not any(p in own for p in phrases):
+        if args.text and not codes:
+            own = " ".join(c.get("display", "") for c in resource.get("code", {}).get("coding", []))
+            if not text_matches(own, args.text):
                 codes = {c["code"] for comp in resource.get("component", []) for c in comp.get("code", {}).get("coding", [])
-                         if any(p in (c.get("display") or "").lower() for p in phrases)}
+                         if text_matches(c.get("display") or "", args.text)}
         lines.append(observation_line(resource, ctx.now, codes or None))
     if valued:
         lines = [line for line in lines if isinstance(line.row.get("value"), float)
@@ -335,11 +347,11 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     """Diagnoses (problem list) of a patient: onset time, SNOMED code, and status at now (active, or resolved with the abatement date).
 
     since/until filter on the onset date. Newest onset first. count and group_by (year, month, name) count
-    exactly. A diagnosis named only as a visit's reason has no Condition: search_encounters shows reasons.
+    exactly. A diagnosis named only as a visit's reason has no Condition: then 'none found' names those visits.
     Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, "onset-date")
+    window, anchors, params = await _patient_query(ctx, args, "Condition", "onset-date")
     everything = _needs_all(args, args.status != "all")
     if everything:
         found, total = await _search_all(ctx, "Condition", params)
@@ -357,10 +369,41 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
     header = (f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
               f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first")
     empty = "none found (onsets after now are hidden); try other words or lookup_codes"
-    if args.text or args.code:
-        empty += "; a diagnosis named only as a visit's reason is not a Condition: search_encounters(text=...) lists reasons"
+    reasons: list[str] = []
+    if (args.text or args.code) and not found:
+        empty, reasons = await _encounter_reasons(ctx, args, window)
     return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code or since/until",
-                   empty=empty)
+                   empty=empty, references=reasons)
+
+
+REASONS_SHOWN = 5
+
+
+async def _encounter_reasons(ctx: ToolContext, args: ConditionArgs, window: Window) -> tuple[str, list[str]]:
+    """The 'none found' of a condition search: the visits (in the same window) whose reason carries the code or
+    words asked for, since a diagnosis named only as a visit's reason has no Condition; and their references."""
+    params = [("patient", args.patient), *window.params("date"), ("_sort", "-date")]
+    codes: set[str] = set()
+    if args.code:
+        value, codes = token_param(args.code)
+        params.append(("reason-code", value))
+    if args.text:
+        params += text_params("reason-code", args.text)
+    found, total = await _search(ctx, "Encounter", params, REASONS_SHOWN)
+    if not total:
+        return ("none found (onsets after now are hidden), and no visit lists it as a reason; try other words or "
+                "lookup_codes"), []
+    shown = []
+    for encounter in found:
+        names = [f"{coding.get('display', '')} ({code_label(coding.get('system'), coding.get('code'))})"
+                 for concept in encounter.get("reasonCode", []) for coding in concept.get("coding", [])
+                 if (codes and coding.get("code") in codes)
+                 or (args.text and text_matches(coding.get("display") or "", args.text))]
+        when = minute((encounter.get("period") or {}).get("start"))
+        shown.append(f"{when} {'; '.join(names) or 'reason'} Encounter/{encounter['id']}")
+    more = f"; and {total - len(shown)} more (search_encounters lists them)" if total > len(shown) else ""
+    return (f"no Condition; encounter(s) list it as a reason ({total}): {', '.join(shown)}{more}",
+            [f"Encounter/{e['id']}" for e in found])
 
 
 # ---------- medications ----------
@@ -384,7 +427,7 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
     Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, "authoredon")
+    window, anchors, params = await _patient_query(ctx, args, "MedicationRequest", "authoredon")
     if args.status == "current":
         params.append(("status", "active"))
     elif args.status == "past":
@@ -428,7 +471,7 @@ async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_par
                   empty: str = "none found (dates after now are hidden)") -> ToolResult:
     """A per-type search: page on the server, or every match for count/group_by/latest."""
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, date_param, code_param=code_param)
+    window, anchors, params = await _patient_query(ctx, args, kind, date_param, code_param=code_param)
     params += extra or []
     everything = _needs_all(args)
     if everything:
@@ -511,7 +554,7 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
     ~800 tokens, the cut line gives the next offset.
     """
     patient = await require_patient(ctx, args.patient)
-    window, anchors, params = await _patient_query(ctx, args, "date")
+    window, anchors, params = await _patient_query(ctx, args, "DiagnosticReport", "date")
     if _needs_all(args):
         return await _simple(ctx, args, "DiagnosticReport", "date", "code", "diagnostic reports", report_line)
     found, total = await _search(ctx, "DiagnosticReport", params, args.limit, args.offset)
@@ -527,29 +570,22 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
                   limit=args.limit, hint="code/text or since/until", empty="none found (dates after now are hidden)")
 
 
-class AllergyArgs(ToolArgs):
-    patient: PatientRef
-    """Patient id or 'Patient/<id>'."""
+class AllergyArgs(PatientWindowArgs):
     status: Literal["active", "inactive", "resolved", "all"] = "all"
     """Clinical status as recorded."""
     text: TextArg | None = None
     """Words of the allergy, e.g. 'peanut'."""
-    limit: Limit = DEFAULT_LIMIT
-    offset: Offset = 0
 
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "active"})
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
-    """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded."""
-    patient = await require_patient(ctx, args.patient)
-    params = [("patient", args.patient), ("date", up_to(ctx.now)), ("_sort", "-date")]
-    if args.status != "all":
-        params.append(("clinical-status", args.status))
-    if args.text:
-        params.append(("code:text", text_param(args.text)))
-    found, total = await _search(ctx, "AllergyIntolerance", params, args.limit, args.offset)
-    header = (f"allergies of Patient/{args.patient}{death_note(patient, ctx.now)} recorded by now"
-              f"{_filters(args, 'status', 'text')}: {total} found")
-    return render(ctx, header, [allergy_line(r, ctx.now) for r in found], total=total, offset=args.offset,
-                  limit=args.limit, hint="status or text",
-                  empty="no allergies recorded (by now)")
+    """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded.
+
+    since/until filter on the date recorded (newest first; order=oldest for the first). latest, count and
+    group_by (year, month, name) as in the other searches; up to 100 rows per call within ~800 tokens, the cut
+    line gives the next offset.
+    """
+    extra = [("clinical-status", args.status)] if args.status != "all" else []
+    return await _simple(ctx, args, "AllergyIntolerance", "date", "code", "allergies", allergy_line, extra=extra,
+                         filters=("status", "text"), hint="status, text or since/until",
+                         empty="no allergies recorded (by now)")

@@ -130,7 +130,39 @@ def text_phrases(text: str) -> list[str]:
 
 
 def text_param(text: str) -> str:
-    return ",".join(p.replace("\\", "\\\\").replace(",", "\\,") for p in text_phrases(text))
+    return ",".join(_escaped(p) for p in text_phrases(text))
+
+
+MAX_TEXT_WORDS = 8  # beyond this many words the text is searched as one phrase
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,")
+
+
+def text_words(text: str) -> list[str]:
+    """'Albumin [Mass/volume]' -> ['albumin', 'mass', 'volume']: the words, lower case, punctuation dropped."""
+    return list(dict.fromkeys(re.findall(r"\w+", text.lower())))
+
+
+def text_params(code_param: str, text: str) -> list[tuple[str, str]]:
+    """FHIR ``:text`` parameters matching words of a code's display, case-insensitively: a phrase with known
+    synonyms as one parameter (phrase or synonym); otherwise each word in any order (one parameter per word,
+    which FHIR ANDs), so 'serum albumin' finds 'Albumin [Mass/volume] in Serum or Plasma'."""
+    words = text_words(text)
+    if " ".join(text.lower().split()) in SYNONYMS or len(words) <= 1 or len(words) > MAX_TEXT_WORDS:
+        return [(f"{code_param}:text", text_param(text))]
+    return [(f"{code_param}:text", _escaped(word)) for word in words]
+
+
+def text_matches(display: str, text: str) -> bool:
+    """Whether a display matches ``text`` as :func:`text_params` searches it (phrase, synonym or every word)."""
+    flat = display.replace("\u200b", "").lower()
+    if any(phrase in flat for phrase in text_phrases(text)):
+        return True
+    words = text_words(text)
+    return 1 < len(words) <= MAX_TEXT_WORDS and " ".join(text.lower().split()) not in SYNONYMS \
+        and all(word in flat for word in words)
 
 
 def check_text(value: str) -> str:

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from medagent.fhir.errors import FhirInvalid
 from medagent.fhir.paths import values_at
-from medagent.tools.compact import Line, clean, join, render
+from medagent.tools.compact import Line, clean, join, quote_record_json, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import parse_fhir, up_to
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
@@ -66,7 +66,7 @@ class SearchArgs(ToolArgs):
     fields: list[str] | None = None
     """Dotted paths to return per resource instead of the default line, e.g. ["effectiveDateTime", "valueQuantity.value"]."""
     raw: bool = False
-    """Return full resource JSON (large: only for a few resources)."""
+    """Return full resource JSON (large: only for a few resources); free text in it comes quoted «...» as record data."""
     limit: Limit = DEFAULT_LIMIT
     offset: Offset = 0
 
@@ -100,8 +100,10 @@ def _projected_line(resource: dict[str, Any], fields: list[str]) -> Line:
 
 
 def _raw_line(resource: dict[str, Any]) -> Line:
-    trimmed = {k: v for k, v in resource.items() if k not in ("text", "meta")}
-    return Line(json.dumps(trimmed, separators=(",", ":")), {"ref": reference(resource), "resource": trimmed})
+    """The resource JSON without narrative and meta; its strings quoted as record data (:func:`quote_record_json`)."""
+    trimmed = quote_record_json({k: v for k, v in resource.items() if k not in ("text", "meta")})
+    return Line(json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False),
+                {"ref": reference(resource), "resource": trimmed})
 
 
 @tool(example={"resource_type": "Observation", "params": {"patient": EXAMPLE_PATIENT, "code": "http://loinc.org|2339-0"},

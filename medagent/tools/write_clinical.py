@@ -28,12 +28,22 @@ from medagent.tools.dates import DateArg, fhir_instant, parse_fhir, resolve
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import generic_line, medication_line, observation_line, reference
 from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, require_patient
-from medagent.vocabulary import CVX, LOINC, NDC, OBSERVATION_CATEGORY, RXNORM, SNOMED, UCUM, US_CORE_DOCUMENT_CATEGORY
+from medagent.vocabulary import (
+    ACTOR_SYSTEM,
+    AUDIT_EXTENSION_URL,
+    CVX,
+    LOINC,
+    NDC,
+    OBSERVATION_CATEGORY,
+    RUN_SYSTEM,
+    RXNORM,
+    SNOMED,
+    UCUM,
+    US_CORE_DOCUMENT_CATEGORY,
+)
 
 REQUEST_SYSTEM = "urn:medagent:request"
-ACTOR_SYSTEM = "urn:medagent:actor"
-RUN_SYSTEM = "urn:medagent:run"
-AUDIT_URL = "urn:medagent:audit"
+AUDIT_URL = AUDIT_EXTENSION_URL
 _LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 _SNOMED_CODE = re.compile(r"^\d{6,18}$")
 _RXNORM_CODE = re.compile(r"^\d{1,9}$")

@@ -38,12 +38,24 @@ def raw_request(base_url: str, head: str, body: bytes = b"", *, read_timeout: fl
     with socket.create_connection((host, int(port)), timeout=read_timeout) as sock:
         sock.sendall(head.encode("latin-1") + body)
         reply = b""
-        while b"\r\n\r\n" not in reply or len(reply) < 12:
+        while not _complete(reply):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             reply += chunk
     return int(reply.split(b" ", 2)[1]), reply
+
+
+def _complete(reply: bytes) -> bool:
+    """The reply's head and, when it states a Content-Length, its whole body have arrived."""
+    head, found, body = reply.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return True
 
 
 def mejia() -> str:

@@ -123,3 +123,49 @@ async def test_client_still_retries_other_5xx() -> None:
         with pytest.raises(FhirServerError):
             await client.search_page("Observation", {"code": "x"})
     assert len(calls) == 4
+
+
+# --- a long search does not hold up other connections ------------------------------------------
+
+LONG_SEARCH = [("code:not", ",".join(f"q{i}" for i in range(100)))] * 25 + [("_sort", "-date")]
+
+
+def test_metadata_and_a_read_answer_while_a_long_search_runs(fhir_server: Any, http: httpx.Client) -> None:
+    """The long search's request is fully sent first, on its own connection; then /metadata and a plain read
+    go out on another. Were database work on the event loop, the loop would start the long search first
+    (its bytes arrived first) and nothing else could finish before it. Asserted: the order of completion."""
+    import socket
+    import threading
+    from urllib.parse import urlencode
+
+    finished: list[str] = []
+    lock = threading.Lock()
+    status: dict[str, int] = {}
+    patient = f"/Patient/{pid()}"
+    head = (f"GET /Observation?{urlencode(LONG_SEARCH)} HTTP/1.1\r\nHost: 127.0.0.1:{fhir_server.port}\r\n"
+            "Accept: application/fhir+json\r\nConnection: close\r\n\r\n")
+    sock = socket.create_connection(("127.0.0.1", fhir_server.port), timeout=120)
+    sock.sendall(head.encode())
+
+    def read_long_reply() -> None:
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        status["long"] = int(reply.split(b" ", 2)[1])
+        with lock:
+            finished.append("long search")
+
+    reader = threading.Thread(target=read_long_reply)
+    reader.start()
+    try:
+        while reader.is_alive() and len(finished) < 40:
+            for name, path in (("metadata", "/metadata"), ("read", patient)):
+                assert http.get(path).status_code == 200
+                with lock:
+                    finished.append(name)
+    finally:
+        reader.join(timeout=120)
+        sock.close()
+    assert status["long"] in (200, 400), status  # done, or stopped by the per-query time limit (too-costly)
+    assert finished[:2] == ["metadata", "read"], finished
+    assert "long search" in finished

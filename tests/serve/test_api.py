@@ -242,7 +242,7 @@ def test_token_required_beyond_loopback_and_the_ui_session_never_holds_the_token
             assert browser_like.get("/api/runs").status_code == 200
             assert token not in browser_like.get("/api/info").text
         evil_host = httpx.get(f"{svc.url}/api/health", headers={"Host": "attacker.example"}, timeout=30)
-        assert evil_host.status_code == 400  # loopback bind: Host allow-list against DNS rebinding
+        assert evil_host.status_code == 403  # loopback bind: Host allow-list against DNS rebinding (the guard)
 
 
 def test_request_logs_carry_run_ids_not_patient_data(service: ServiceThread, caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from tools_expect import (
     PATIENT,
     code,
@@ -71,7 +72,7 @@ async def test_manifest_lists_every_resource_type_of_the_record(run: Any) -> Non
 async def test_every_clinical_search_takes_the_same_paging_arguments() -> None:
     registry = default_registry()
     for name in ("search_observations", "search_conditions", "search_medications", "search_immunizations",
-                 "search_procedures", "search_encounters", "search_diagnostic_reports"):
+                 "search_procedures", "search_encounters", "search_diagnostic_reports", "search_allergies"):
         properties = registry[name].parameters()["properties"]
         assert {"order", "latest", "limit", "offset", "count", "group_by", "since", "until"} <= set(properties), name
         assert "800 tokens" in registry[name].description and "100" in registry[name].description, name
@@ -221,3 +222,126 @@ async def test_fhir_search_pages_by_offset_too(run: Any) -> None:
     assert sorted(seen) == sorted(glucose) and len(seen) == len(set(seen))
     refused = await run("fhir_search", now, resource_type="Observation", params={"_offset": "3"})
     assert refused.error and "use offset instead" in refused.error
+
+
+# ---------- search_allergies takes the shared arguments (order, latest, count, group_by) ----------
+
+def allergy_patient() -> str:
+    """The patient with the most allergies, spread over the most distinct recorded times (from the bundles)."""
+    def spread(pid: str) -> tuple[int, int]:
+        allergies = of_type(pid, "AllergyIntolerance")
+        return len({a["recordedDate"] for a in allergies}), len(allergies)
+
+    return max(sorted(records()), key=spread)
+
+
+async def test_allergies_order_latest_count_and_group_by(run: Any) -> None:
+    pid = allergy_patient()
+    now = record_end(pid)
+    allergies = [a for a in of_type(pid, "AllergyIntolerance") if instant(a["recordedDate"]) <= now]
+    refs = {f"AllergyIntolerance/{a['id']}" for a in allergies}
+
+    oldest = await run("search_allergies", now, patient=pid, order="oldest", limit=100)
+    assert oldest.error is None, oldest.error
+    assert {r["ref"] for r in oldest.rows} == refs
+    times = [instant(r["date"]) for r in oldest.rows]
+    assert times == sorted(times) and times[0] == min(instant(a["recordedDate"]) for a in allergies)
+    newest = await run("search_allergies", now, patient=pid, limit=1)
+    assert instant(newest.rows[0]["date"]) == max(instant(a["recordedDate"]) for a in allergies)
+
+    counted = await run("search_allergies", now, patient=pid, count=True)
+    assert counted.rows == [{"count": len(allergies)}] and f"n={len(allergies)}" in counted.text
+
+    by_year = await run("search_allergies", now, patient=pid, group_by="year", limit=100)
+    assert {r["group"]: r["count"] for r in by_year.rows} == Counter(a["recordedDate"][:4] for a in allergies)
+
+    latest = await run("search_allergies", now, patient=pid, latest=1, limit=100)
+    assert sorted(r["code"] for r in latest.rows) == sorted({code(a["code"]) for a in allergies})
+
+    first_year = min(a["recordedDate"][:4] for a in allergies)
+    windowed = await run("search_allergies", now, patient=pid, since=first_year, until=first_year, limit=100)
+    assert {r["ref"] for r in windowed.rows} == {f"AllergyIntolerance/{a['id']}" for a in allergies
+                                                 if a["recordedDate"][:4] == first_year}
+
+
+# ---------- loose text search: every word of `text`, in any order, in the coded display ----------
+
+def displays(concept: dict[str, Any] | None) -> str:
+    """Every display of a CodeableConcept and its text, lower case, zero-width spaces removed."""
+    concept = concept or {}
+    names = [c.get("display") or "" for c in concept.get("coding", [])] + [concept.get("text") or ""]
+    return " ".join(names).replace("\u200b", "").lower()
+
+
+TEXT_CASES = [  # tool, resource type, the concept searched, text asked, its words (hand-split)
+    ("search_observations", "Observation", "code", "serum ALBUMIN", ("serum", "albumin")),
+    ("search_observations", "Observation", "code", "volume mass albumin", ("volume", "mass", "albumin")),
+    ("search_conditions", "Condition", "code", "diabetes mellitus type 2", ("diabetes", "mellitus", "type", "2")),
+    ("search_medications", "MedicationRequest", "medicationCodeableConcept", "metformin oral tablet 500",
+     ("metformin", "oral", "tablet", "500")),
+]
+
+
+@pytest.mark.parametrize(("tool_name", "kind", "concept", "text", "words"), TEXT_CASES,
+                         ids=[case[3] for case in TEXT_CASES])
+async def test_text_matches_every_word_in_any_order_case_insensitively(
+        run: Any, tool_name: str, kind: str, concept: str, text: str, words: tuple[str, ...]) -> None:
+    def matching(pid: str) -> set[str]:
+        return {f"{kind}/{r['id']}" for r in of_type(pid, kind) if all(w in displays(r.get(concept)) for w in words)}
+
+    patients = [pid for pid in sorted(records()) if matching(pid)][:3]
+    assert patients, "the case must match something in the bundles"
+    for pid in patients:
+        result = await run(tool_name, record_end(pid), patient=pid, text=text, limit=100)
+        assert result.error is None, result.error
+        assert {r["ref"] for r in result.rows} == matching(pid), (pid, result.text[:400])
+    phrase_only = next(pid for pid in sorted(records()) if of_type(pid, kind))
+    missing = await run(tool_name, record_end(phrase_only), patient=phrase_only, text=f"{text} zzqx")
+    assert missing.rows == []  # every word must match: one absent word finds nothing
+
+
+# ---------- a diagnosis named only as a visit's reason ----------
+
+def reason_only_cases() -> list[tuple[str, str, str, set[str]]]:
+    """(patient, SNOMED code, display, encounters listing it as a reason) for codes no Condition of that patient
+    carries, from the bundles."""
+    cases = {}
+    for pid in sorted(records()):
+        conditions = {c["code"] for r in of_type(pid, "Condition") for c in r["code"]["coding"]}
+        for encounter in of_type(pid, "Encounter"):
+            for concept in encounter.get("reasonCode", []):
+                for coding in concept.get("coding", []):
+                    if coding["code"] not in conditions:
+                        key = (pid, coding["code"], coding["display"])
+                        cases.setdefault(key, set()).add(f"Encounter/{encounter['id']}")
+    return [(*key, refs) for key, refs in sorted(cases.items())]
+
+
+async def test_condition_search_names_the_visits_that_give_it_as_a_reason(run: Any) -> None:
+    cases = reason_only_cases()
+    bronchitis = next(c for c in cases if c[2].startswith("Acute bronchitis"))  # the issue's example
+    for pid, snomed, display, encounters in [bronchitis, *cases[:2]]:
+        now = record_end(pid)
+        by_code = await run("search_conditions", now, patient=pid, code=snomed)
+        word = max(display.split(" (")[0].split(), key=len)  # the longest word of the name
+        by_text = await run("search_conditions", now, patient=pid, text=word)
+        for result in (by_code, by_text):
+            assert result.error is None, result.error
+            if result is by_text and any(word.lower() in c["code"]["coding"][0]["display"].lower()
+                                         for c in of_type(pid, "Condition")):
+                continue  # another condition has that word: a Condition is found, no hint
+            assert result.rows == [], result.text
+            hint = next(line for line in result.text.splitlines() if line.startswith("no Condition;"))
+            assert "encounter(s) list it as a reason" in hint and display in hint, hint
+            listed = set(re.findall(r"Encounter/[A-Za-z0-9\-.]+", hint))
+            assert listed <= encounters and (listed == encounters or "more" in hint), (hint, encounters)
+            assert listed <= set(result.references)
+    pid = bronchitis[0]
+    absent = await run("search_conditions", record_end(pid), patient=pid, text="gout")
+    assert "no visit lists it as a reason" in absent.text and "no Condition;" not in absent.text
+    first_visit = min(instant(e["period"]["start"]) for e in of_type(pid, "Encounter")
+                      if f"Encounter/{e['id']}" in bronchitis[3])
+    before = (first_visit - timedelta(days=1)).date().isoformat()
+    early = await run("search_conditions", record_end(pid), patient=pid, code=bronchitis[1], until=before)
+    assert early.error is None and early.rows == [], early.error
+    assert "no visit lists it as a reason" in early.text  # the visits' window is the search's window

@@ -137,3 +137,34 @@ async def test_the_caller_cannot_declare_the_audit_actor(registry: Any, make_ctx
                                                        "actor": "Dr. Someone Else"}, ctx)
     assert result.error is not None and "actor" in result.error and result.wrote == []
     assert ctx.audit == []
+
+
+# --- raw JSON from fhir_search / fhir_read -------------------------------------------------------
+
+async def test_raw_json_quotes_record_text(client: Any, run: Any) -> None:
+    """raw=true returns the resource's JSON, but its free text (a note, a display) is quoted record data."""
+    pid = a_patient()
+    condition = await client.create_json({
+        "resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": INJECTION}]},
+        "note": [{"text": FAKE_TURN}], "onsetDateTime": "2029-06-01"})
+    ref = f"Condition/{condition['id']}"
+    try:
+        searched = await run("fhir_search", NOW, resource_type="Condition",
+                             params={"patient": pid, "_id": condition["id"]}, raw=True)
+        read = await run("fhir_read", NOW, reference=ref, raw=True)
+        for result in (searched, read):
+            assert result.error is None, result.error
+            line = next(line for line in result.text.splitlines() if f'"id":"{condition["id"]}"' in line)
+            assert "SYSTEM:" not in line and "<start_of_turn>" not in line and "Assistant:" not in line, line
+            assert '{"tool"' not in line and '{\\"tool' not in line, line
+            quoted = [s for s in re.findall("\u00ab[^\u00ab\u00bb]*\u00bb", line)]
+            assert any("insulin" in s for s in quoted) and any("order_medication" in s for s in quoted), line
+            # codes, ids and references are untouched (still usable)
+            assert '"code":"38341003"' in line and f'"reference":"Patient/{pid}"' in line, line
+            message = tool_result_message("fhir_search", result.text, None)["content"]
+            assert not ROLE_AT_LINE_START.search(message), message
+    finally:
+        await client.delete("Condition", condition["id"])

@@ -15,6 +15,9 @@ Checked before any route runs, each refusal an OperationOutcome:
 * the query string is capped in length (414).
 
 Every request ends with one line in the append-only access log (:mod:`medagent.fhir.server.access_log`).
+
+Other HTTP surfaces reuse the middleware as it is: the MCP HTTP app, and ``medagent serve`` with its own
+auth hook (bearer header or UI session cookie, open UI shell) and its own error shape (``refusal_body``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -46,13 +50,15 @@ class ServerSecurity(BaseModel):
     token: str | None = Field(None, description="Bearer token every request must carry (required beyond loopback).")
     allowed_hosts: list[str] = Field(default_factory=list,
                                      description="Host names accepted besides loopback ('*': any).")
+    loopback_hosts_only: bool = Field(False, description="Only loopback Host names, even with a token "
+                                                         "(a service bound to loopback).")
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
     access_log: str | None = Field(None, description="Append-only access log file (None: no log).")
 
     def host_allowed(self, host: str) -> bool:
         if is_loopback(host) or "*" in self.allowed_hosts or host.lower() in (h.lower() for h in self.allowed_hosts):
             return True
-        return self.token is not None and not self.allowed_hosts
+        return self.token is not None and not self.allowed_hosts and not self.loopback_hosts_only
 
 
 def is_loopback(host: str) -> bool:
@@ -82,17 +88,34 @@ def host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
-def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
-    return status, orjson.dumps(FhirError(status, message).outcome()), headers or {}
+RefusalBody = Callable[[int, str], tuple[bytes, str]]  # (status, message) -> (body, content type)
+Authorize = Callable[[Scope, dict[str, str]], bool]  # (scope, lower-cased headers) -> may this request go on
+
+
+def outcome_body(status: int, message: str) -> tuple[bytes, str]:
+    """The FHIR server's refusal: an OperationOutcome."""
+    return orjson.dumps(FhirError(status, message).outcome()), "application/fhir+json; charset=utf-8"
 
 
 class RequestGuard:
-    """ASGI middleware: the checks of this module, then the app; one access-log line per request."""
+    """ASGI middleware: the checks of this module, then the app; one access-log line per request.
 
-    def __init__(self, app: ASGIApp, security: ServerSecurity) -> None:
+    ``authorize`` replaces the bearer-token comparison (e.g. a session cookie too); ``refusal_body`` shapes
+    the refusals (default: an OperationOutcome); ``realm`` names the service in ``WWW-Authenticate``."""
+
+    def __init__(self, app: ASGIApp, security: ServerSecurity, *, authorize: Authorize | None = None,
+                 refusal_body: RefusalBody = outcome_body, realm: str = "medagent-fhir") -> None:
         self.app = app
         self.security = security
+        self.authorize = authorize
+        self.refusal_body = refusal_body
+        self.realm = realm
         self.log = AccessLog(security.access_log) if security.access_log else None
+
+    def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None
+                ) -> tuple[int, bytes, dict[str, str]]:
+        body, content_type = self.refusal_body(status, message)
+        return status, body, {"Content-Type": content_type, **(headers or {})}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,26 +145,30 @@ class RequestGuard:
     def refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
         host = headers.get("host", "")
         if not self.security.host_allowed(host_name(host)):
-            return _refuse(403, f"Host {host!r} is not allowed: this server answers loopback names only "
+            return self._refuse(403, f"Host {host!r} is not allowed: this server answers loopback names only "
                                 "(start it with --allowed-host or --token to serve other names)")
         origin = headers.get("origin")
         if origin is not None and origin.lower() not in (f"http://{host}".lower(), f"https://{host}".lower()):
-            return _refuse(403, f"Origin {origin!r} is not this server ({host}): cross-site requests are refused")
-        if self.security.token is not None:
+            return self._refuse(403, f"Origin {origin!r} is not this server ({host}): cross-site requests are refused")
+        if self.authorize is not None:
+            if not self.authorize(scope, headers):
+                return self._refuse(401, "this service needs Authorization: Bearer <token>",
+                                    {"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
+        elif self.security.token is not None:
             given = headers.get("authorization", "")
             expected = f"Bearer {self.security.token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
-                return _refuse(401, "this server needs Authorization: Bearer <token>",
-                               {"WWW-Authenticate": 'Bearer realm="medagent-fhir"'})
+                return self._refuse(401, "this server needs Authorization: Bearer <token>",
+                                    {"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
         if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
-            return _refuse(414, f"the query string is over {MAX_QUERY_BYTES} bytes; send fewer or shorter "
+            return self._refuse(414, f"the query string is over {MAX_QUERY_BYTES} bytes; send fewer or shorter "
                                 "parameters (or POST /Type/_search)")
         method = scope["method"]
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or not length.isascii()):
-            return _refuse(400, f"Content-Length {length!r} is not a number")
+            return self._refuse(400, f"Content-Length {length!r} is not a number")
         if length is not None and int(length) > self.security.max_body_bytes:
-            return _refuse(413, f"request body of {int(length)} bytes is over the limit of "
+            return self._refuse(413, f"request body of {int(length)} bytes is over the limit of "
                                 f"{self.security.max_body_bytes} bytes")
         has_body = (length is not None and int(length) > 0) or "chunked" in headers.get("transfer-encoding", "")
         if method in WRITE_METHODS and has_body:
@@ -150,7 +177,7 @@ class RequestGuard:
             if scope["path"].endswith("/_search"):
                 allowed = (*allowed, FORM_TYPE)
             if content_type not in allowed:
-                return _refuse(415, f"{method} needs Content-Type {' or '.join(allowed)}; got "
+                return self._refuse(415, f"{method} needs Content-Type {' or '.join(allowed)}; got "
                                     f"{content_type or 'none'!r}")
         return None
 
@@ -177,8 +204,7 @@ class BodyTooLarge(FhirError):
 
 
 async def _send_outcome(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
-    header_list: list[Any] = [(b"content-type", b"application/fhir+json; charset=utf-8"),
-                              (b"content-length", str(len(body)).encode())]
+    header_list: list[Any] = [(b"content-length", str(len(body)).encode())]
     header_list += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": header_list})
     await send({"type": "http.response.body", "body": body})

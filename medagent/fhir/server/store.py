@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
+from medagent.fhir.server.audit_trail import keep_audit_trail
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.search_params import index_resource
 
@@ -318,12 +319,14 @@ class Store:
         """Update, or create with the client's id. Returns (stored, created)."""
         with self.transaction():
             current = self._conn().execute(
-                "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
+                "SELECT rid, version, deleted, body FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
             ).fetchone()
             if if_match is not None and (current is None or current[1] != if_match):
                 found = "no current version" if current is None else f"version {current[1]}"
                 raise FhirError(412, f"If-Match version {if_match} does not match {resource_type}/{resource_id} ({found})")
             version = 1 if current is None else current[1] + 1
+            if current is not None and not current[2]:
+                body = keep_audit_trail(orjson.loads(current[3]), body)
             stamped = _stamp(body, resource_id, version, now_instant())
             blob = orjson.dumps(stamped)
             last_updated = stamped["meta"]["lastUpdated"]
