@@ -149,6 +149,8 @@ def bench_run(
                                                "in flight, each with its own FHIR server and solver).")] = "local",
     address: Annotated[str | None, typer.Option(help="--executor ray: a running Ray cluster ('auto' or "
                                                      "host:port); default: start a local one.")] = None,
+    actor_slots: Annotated[int, typer.Option(min=1, help="--executor ray: FHIR servers (tasks in flight) per actor; "
+                                                         "1: one actor per task in flight.")] = 1,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
@@ -157,7 +159,7 @@ def bench_run(
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
         solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names)
-        runs_on = make_executor(executor, address=address, solver_factory=functools.partial(
+        runs_on = make_executor(executor, address=address, slots_per_actor=actor_slots, solver_factory=functools.partial(
             make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names))
         content_hash = set_hash(chosen.folder)
         used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}

@@ -106,25 +106,27 @@ def import_ray() -> Any:
 
 
 class TaskActor:
-    """A Ray actor: its own FHIR server and solver, one task at a time (the body of a ``ray.remote`` class).
+    """A Ray actor (the body of a ``ray.remote`` class): its own solver and ``slots`` FHIR servers (embedded
+    ones, or its share of the standard servers), one task at a time on each.
 
-    The embedded server's database copy lives in a private temporary folder on the actor's node; the
+    Embedded servers keep their database copies in a private temporary folder on the actor's node; the
     loaded template comes from ``home`` there (built on first use)."""
 
-    def __init__(self, make_solver: SolverFactory, home: str, fhir_url: str | None) -> None:
+    def __init__(self, make_solver: SolverFactory, home: str, fhir_urls: list[str] | None, slots: int = 1) -> None:
         self.solver = make_solver()
         self.home = Path(home)
-        self.fhir_url = fhir_url
+        self.fhir_urls = fhir_urls
+        self.slots = slots
         self.folder: Path | None = None
         self.servers: ClientLending | None = None
-        self.choice = ScoringChoice(standard=fhir_url is not None)
+        self.choice = ScoringChoice(standard=fhir_urls is not None)
 
     async def start(self) -> None:
-        if self.fhir_url is not None:
-            servers: ExternalServers | ServerPool = ExternalServers([self.fhir_url])
+        if self.fhir_urls is not None:
+            servers: ExternalServers | ServerPool = ExternalServers(self.fhir_urls)
         else:
             self.folder = Path(tempfile.mkdtemp(prefix="medagent-ray-"))
-            servers = ServerPool(1, self.folder, self.home)
+            servers = ServerPool(self.slots, self.folder, self.home)
         await servers.__aenter__()
         self.servers = servers
 
@@ -150,20 +152,25 @@ def _same_solver(solver: Solver) -> SolverFactory:
 
 
 class RayExecutor:
-    """Tasks as calls on ``plan.workers`` Ray actors (spread over the cluster's nodes); results stream back
-    as each task finishes.
+    """Tasks as calls on Ray actors spread over the cluster's nodes (``plan.workers`` FHIR servers in all);
+    results stream back as each task finishes.
 
     ``address``: a running cluster (``ray start --head`` / ``auto``); None starts a local one with
     ``num_cpus`` (stopped at the end). A Ray already initialised in this process is used as it is.
     ``solver_factory``: builds each actor's solver on its node (``bench run`` passes the ``--agent``/``--model``
     choice, so every actor opens its own model connections); None ships the run's solver itself (code policies).
+    ``slots_per_actor``: FHIR servers (tasks in flight) per actor; 1 (the default) is one actor per task in
+    flight, more saves a worker process per task at high concurrency.
     Actors reserve no CPU (they wait on the model and their server), so concurrency is not capped by cores.
     """
 
     name = "ray"
 
     def __init__(self, *, address: str | None = None, solver_factory: SolverFactory | None = None,
-                 num_cpus: int | None = None) -> None:
+                 num_cpus: int | None = None, slots_per_actor: int = 1) -> None:
+        if slots_per_actor < 1:
+            raise ValueError("slots_per_actor must be at least 1")
+        self.slots_per_actor = slots_per_actor
         self.address = address
         self.solver_factory = solver_factory
         self.num_cpus = num_cpus
@@ -190,9 +197,12 @@ class RayExecutor:
         if not plan.fhir_urls:
             await asyncio.to_thread(template_db, plan.home)  # built once here, not raced by the actors of this node
         actor_class = ray.remote(TaskActor).options(num_cpus=0, scheduling_strategy="SPREAD")
-        urls: list[str | None] = list(plan.fhir_urls) if plan.fhir_urls else [None] * plan.workers
+        slots = [list(range(first, min(first + self.slots_per_actor, plan.workers)))
+                 for first in range(0, plan.workers, self.slots_per_actor)]
         started = time.perf_counter()
-        actors = [actor_class.remote(make_solver, str(plan.home), url) for url in urls[: plan.workers]]
+        actors = [actor_class.remote(make_solver, str(plan.home),
+                                     [plan.fhir_urls[i] for i in indexes] if plan.fhir_urls else None, len(indexes))
+                  for indexes in slots]
         try:
             await asyncio.gather(*(actor.start.remote() for actor in actors))
             timing["servers_start_s"] = round(time.perf_counter() - started, 2)
@@ -207,7 +217,8 @@ class RayExecutor:
                     deliver(TaskRecord.model_validate_json(raw))
 
             started = time.perf_counter()
-            await asyncio.gather(*(feed(actor) for actor in actors))
+            await asyncio.gather(*(feed(actor) for actor, indexes in zip(actors, slots, strict=True)
+                                   for _ in indexes))
             timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
         finally:
             await asyncio.gather(*(actor.stop.remote() for actor in actors), return_exceptions=True)
@@ -215,13 +226,14 @@ class RayExecutor:
                 ray.kill(actor)
 
 
-def make_executor(name: str, *, address: str | None = None, solver_factory: SolverFactory | None = None) -> Executor:
+def make_executor(name: str, *, address: str | None = None, solver_factory: SolverFactory | None = None,
+                  slots_per_actor: int = 1) -> Executor:
     """The executor for ``bench run --executor NAME``; a bad name or an ``--address`` without Ray is a UserError."""
     if name == "local":
-        if address is not None:
-            raise UserError("--address applies to --executor ray only")
+        if address is not None or slots_per_actor != 1:
+            raise UserError("--address and --actor-slots apply to --executor ray only")
         return LocalExecutor()
     if name == "ray":
         import_ray()
-        return RayExecutor(address=address, solver_factory=solver_factory)
+        return RayExecutor(address=address, solver_factory=solver_factory, slots_per_actor=slots_per_actor)
     raise UserError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medagent.bench.executors import RAY_MISSING, LocalExecutor, RayExecutor, make_executor
+from medagent.bench.executors import (
+    RAY_MISSING,
+    LocalExecutor,
+    RayExecutor,
+    make_executor,
+)
 from medagent.bench.policies import make_policy
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
@@ -76,6 +81,7 @@ async def test_ray_gives_the_local_verdicts(policy: str, ray_cluster: Any, mixed
 
 async def test_ray_resumes_a_partial_results_log(ray_cluster: Any, mixed_sample: list[Scenario], tmp_path: Path,
                                                  bench_home: Path) -> None:
+    """Resumed on Ray with three servers on two actors (two slots, one slot) after a local start."""
     out = tmp_path / "run"
     await run_benchmark(mixed_sample, make_policy("oracle"), out_dir=out, home=bench_home, concurrency=2,
                         show_progress=False)
@@ -84,8 +90,8 @@ async def test_ray_resumes_a_partial_results_log(ray_cluster: Any, mixed_sample:
     kept = lines[:3]
     results.write_bytes(b"".join(kept) + lines[3][: len(lines[3]) // 2])  # killed mid-write of the fourth
 
-    summary = await run_benchmark(mixed_sample, make_policy("oracle"), out_dir=out, home=bench_home, concurrency=2,
-                                  resume=True, show_progress=False, executor=RayExecutor())
+    summary = await run_benchmark(mixed_sample, make_policy("oracle"), out_dir=out, home=bench_home, concurrency=3,
+                                  resume=True, show_progress=False, executor=RayExecutor(slots_per_actor=2))
     after = results.read_bytes().splitlines(keepends=True)
     assert after[:3] == kept, "finished records are kept byte for byte"
     keys = [(json.loads(line)["scenario_id"], json.loads(line)["trial"]) for line in after]
@@ -110,5 +116,5 @@ def test_ray_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_bad_executor_and_address_without_ray_are_user_errors() -> None:
     with pytest.raises(UserError, match="--executor 'dask'"):
         make_executor("dask")
-    with pytest.raises(UserError, match="--address applies to --executor ray only"):
+    with pytest.raises(UserError, match="--address and --actor-slots apply to --executor ray only"):
         make_executor("local", address="auto")
