@@ -118,3 +118,23 @@ def test_bad_executor_and_address_without_ray_are_user_errors() -> None:
         make_executor("dask")
     with pytest.raises(UserError, match="--address and --actor-slots apply to --executor ray only"):
         make_executor("local", address="auto")
+
+
+def test_cli_runs_the_agent_on_ray_against_two_model_replicas(ray_cluster: Any, tmp_path: Path,
+                                                              bench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench run --executor ray --model URL1,URL2``: each actor builds its own agent (the --agent/--model
+    choice, not a pickled solver) and both replicas, real HTTP servers in this process, serve the actors."""
+    from medagent.cli import app
+    from tests.bench.openai_stand_in import MODEL, OpenAIStandIn
+
+    monkeypatch.setenv("MEDAGENT_HOME", str(bench_home))
+    with OpenAIStandIn(latency=0.05) as first, OpenAIStandIn(latency=0.05) as second:
+        result = CliRunner().invoke(app, [
+            "bench", "run", "--suite", "ehrqa", "--limit", "4", "--executor", "ray", "--concurrency", "2",
+            "--model", f"{first.base_url},{second.base_url}", "--model-name", MODEL,
+            "--out", str(tmp_path / "run"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and {r["outcome"]["status"] for r in records} == {"answered"}
+    assert first.chat_requests > 0 and second.chat_requests > 0
+    assert first.chat_requests + second.chat_requests == 4 * 2  # get_patient, then the answer, per task
