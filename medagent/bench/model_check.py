@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from medagent.bench.endpoints import endpoint_urls
 from medagent.config import UserError
 
 CHECK_TIMEOUT_S = 10.0
@@ -18,12 +19,15 @@ class ModelUnreachable(UserError):
 
 
 async def check_model_reachable(solver: Any, *, timeout: float = CHECK_TIMEOUT_S) -> None:
-    """``GET <base_url>/models`` of an agent's OpenAI-compatible backend; any HTTP answer below 500 counts as
+    """``GET <base_url>/models`` of each endpoint of an agent's OpenAI-compatible backend; any HTTP answer below 500 counts as
     reachable (a 401 still means the server is up). Solvers without a model server (code policies, the
     embedded model) pass."""
-    base_url = getattr(getattr(solver, "backend", None), "base_url", None)
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        return
+    for base_url in endpoint_urls(getattr(solver, "backend", None)):
+        if base_url.startswith(("http://", "https://")):
+            await _check_url(base_url, timeout)
+
+
+async def _check_url(base_url: str, timeout: float) -> None:
     url = f"{base_url.rstrip('/')}/models"
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:

@@ -1,12 +1,12 @@
 """The scored run: each task on a freshly reset server, graded by answer and server diff, streamed to JSONL.
 
-Resumable (finished ``(scenario, trial)`` pairs are skipped), concurrent (one embedded server
-per worker), repeated trials for pass^k, and every failure recorded rather than raised.
+Resumable (finished ``(scenario, trial)`` pairs are skipped), concurrent (one FHIR server per task in
+flight), repeated trials for pass^k, and every failure recorded rather than raised. Where the tasks run
+(this process or a Ray cluster) is the executor's business (``bench.executors``); the log is this one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -24,17 +24,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from medagent.bench.executors import Executor, LocalExecutor, RunPlan
 from medagent.bench.model_check import ModelUnreachable, check_model_reachable
 from medagent.bench.results import ResultsLog, TaskRecord
-from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
-from medagent.bench.servers import ExternalServers, ServerPool
 from medagent.bench.solvers import Solver
 from medagent.bench.summary import summarize
+from medagent.bench.task_run import run_task, task_run_id
 from medagent.config import UserError
-from medagent.fhir.client import FhirClient
-from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
-from medagent.trajectory import RunOutcome
+
+__all__ = ["RESULTS_FILE", "RUN_FILE", "SUMMARY_FILE", "RunDirError", "run_benchmark", "run_task", "task_run_id",
+           "write_json_atomic"]
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -51,43 +51,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None, *, scoring: Scoring) -> TaskRecord:
-    """Set up (``scoring.begin``), solve, diff and grade one task, then undo it (``scoring.end``);
-    failures become records, never exceptions."""
-    started = time.perf_counter()
-    outcome = RunOutcome(status="error")
-    changes: list[dict[str, Any]] = []
-    verdict = None
-    try:
-        await scoring.begin(scenario)
-        outcome = await solver.solve(scenario, client, run_id=task_run_id(scenario, trial))
-        changes = await scoring.changes()
-        verdict = grade(scenario, outcome.answer, changes)
-    except Exception as exc:  # a broken task must not end the run: it is recorded as an error
-        outcome = outcome.model_copy(update={"status": "error", "error": f"{type(exc).__name__}: {exc}"})
-    try:
-        await scoring.end()
-    except Exception as exc:  # the server keeps what could not be undone: the record says so
-        outcome = outcome.model_copy(update={"status": "error", "error": f"reset failed: {type(exc).__name__}: {exc}"})
-        verdict = None
-    latency = time.perf_counter() - started
-    return TaskRecord(
-        scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
-        agent=solver.name, model=solver.model, outcome=outcome,
-        passed=bool(verdict and verdict.passed and outcome.status == "answered"),
-        score=verdict.score if verdict else 0.0,
-        failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
-        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
-        scenario_set_hash=set_hash,
-    )
-
-
-def task_run_id(scenario: Scenario, trial: int) -> str:
-    """The run id of one trial of a task (tags its writes; trials of a task never share a checkpoint thread)."""
-    return scenario.id if trial == 0 else f"{scenario.id}/trial-{trial}"
-
-
 async def run_benchmark(
     scenarios: list[Scenario],
     solver: Solver,
@@ -101,11 +64,14 @@ async def run_benchmark(
     show_progress: bool = True,
     on_record: Callable[[TaskRecord], None] | None = None,
     fhir_urls: list[str] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run (or finish) a scored run in ``out_dir``; returns the summary also written to summary.json.
 
     ``fhir_urls``: standard FHIR servers to score on (one task at a time each, through history and tags)
-    instead of a pool of embedded servers."""
+    instead of a pool of embedded servers. ``executor``: where the tasks run (default: this process,
+    :class:`~medagent.bench.executors.LocalExecutor`); every executor's records land in the same log."""
+    executor = executor or LocalExecutor()
     out_dir.mkdir(parents=True, exist_ok=True)
     log = ResultsLog(out_dir / RESULTS_FILE)
     if log.path.exists() and not resume:
@@ -117,15 +83,17 @@ async def run_benchmark(
     if not (out_dir / RUN_FILE).exists():
         write_json_atomic(out_dir / RUN_FILE, run_info)
     todo = [(s, t) for t in range(trials) for s in scenarios if (s.id, t) not in done]
-    timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency}
+    timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency,
+              "executor": executor.name}
     if todo:
         try:
             await check_model_reachable(solver)  # issue 17: fail fast, before any task, on a dead model
         except ModelUnreachable as exc:
             write_json_atomic(out_dir / RUN_FILE, {**run_info, "error": str(exc)})
             raise
-        await _run_all(todo, solver, log, out_dir, home, concurrency, set_hash, show_progress, on_record, timing,
-                       fhir_urls)
+        plan = RunPlan(todo=todo, solver=solver, set_hash=set_hash, concurrency=concurrency,
+                       workdir=out_dir / "servers", home=home, fhir_urls=fhir_urls)
+        await _run_all(plan, executor, log, show_progress, on_record, timing)
     summary = summarize(log.load())
     summary["run"] = run_info
     summary["timing"] = timing
@@ -133,51 +101,26 @@ async def run_benchmark(
     return summary
 
 
-async def _run_all(todo: list[tuple[Scenario, int]], solver: Solver, log: ResultsLog, out_dir: Path, home: Path,
-                   concurrency: int, set_hash: str | None, show_progress: bool,
-                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any],
-                   fhir_urls: list[str] | None = None) -> None:
-    workers = max(1, min(len(fhir_urls) if fhir_urls else concurrency, len(todo)))
-    queue: asyncio.Queue[tuple[Scenario, int]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+async def _run_all(plan: RunPlan, executor: Executor, log: ResultsLog, show_progress: bool,
+                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any]) -> None:
+    """Run the plan on the executor; each record it delivers is appended to the log as it arrives."""
     passed = finished = tokens = 0
     started = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         disable=not show_progress, transient=False)
-    bar = progress.add_task(f"{solver.name}", total=len(todo), stats="")
+    bar = progress.add_task(f"{plan.solver.name}", total=len(plan.todo), stats="")
 
-    clean: dict[str, int] = {}  # server -> the snapshot taken before its first task (the loaded database)
-
-    async def scoring_for(client: FhirClient, scenario: Scenario, trial: int) -> Scoring:
-        if fhir_urls:
-            return StandardScoring(client, task_run_id(scenario, trial))
-        if client.base_url not in clean:
-            clean[client.base_url] = await client.snapshot()
-        return EmbeddedScoring(client, clean[client.base_url])
-
-    async def worker(pool: ServerPool | ExternalServers) -> None:
+    def deliver(record: TaskRecord) -> None:
         nonlocal passed, finished, tokens
-        while not queue.empty():
-            scenario, trial = queue.get_nowait()
-            async with pool.acquire() as client:
-                record = await run_task(scenario, trial, solver, client, set_hash,
-                                        scoring=await scoring_for(client, scenario, trial))
-            log.append(record)
-            finished += 1
-            passed += record.passed
-            tokens += record.outcome.prompt_tokens + record.outcome.completion_tokens
-            rate = tokens / max(time.perf_counter() - started, 1e-9)
-            progress.update(bar, advance=1, stats=f"acc {100 * passed / finished:5.1f}%  {rate:,.0f} tok/s")
-            if on_record:
-                on_record(record)
+        log.append(record)
+        finished += 1
+        passed += record.passed
+        tokens += record.outcome.prompt_tokens + record.outcome.completion_tokens
+        rate = tokens / max(time.perf_counter() - started, 1e-9)
+        progress.update(bar, advance=1, stats=f"acc {100 * passed / finished:5.1f}%  {rate:,.0f} tok/s")
+        if on_record:
+            on_record(record)
 
     with progress:
-        pool_started = time.perf_counter()
-        servers = ExternalServers(fhir_urls) if fhir_urls else ServerPool(workers, out_dir / "servers", home)
-        async with servers as pool:
-            timing["servers_start_s"] = round(time.perf_counter() - pool_started, 2)
-            started = time.perf_counter()
-            await asyncio.gather(*(worker(pool) for _ in range(workers)))
-            timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
+        await executor.run(plan, deliver, timing)

@@ -1,0 +1,70 @@
+"""One scored task on one server: set up, solve, diff, grade, undo. Shared by every executor.
+
+A failure never escapes: it becomes the task's record (status ``error``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from medagent.bench.results import TaskRecord
+from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
+from medagent.bench.solvers import Solver
+from medagent.fhir.client import FhirClient
+from medagent.scenarios.grading import grade
+from medagent.scenarios.models import Scenario
+from medagent.trajectory import RunOutcome
+
+
+def task_run_id(scenario: Scenario, trial: int) -> str:
+    """The run id of one trial of a task (tags its writes; trials of a task never share a checkpoint thread)."""
+    return scenario.id if trial == 0 else f"{scenario.id}/trial-{trial}"
+
+
+class ScoringChoice:
+    """Which scoring a server gets: the embedded fast path (reset to the snapshot taken before its first
+    task), or, for standard FHIR servers, history and run tags."""
+
+    def __init__(self, *, standard: bool) -> None:
+        self.standard = standard
+        self._clean: dict[str, int] = {}  # server base URL -> the snapshot of its loaded database
+
+    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> Scoring:
+        if self.standard:
+            return StandardScoring(client, task_run_id(scenario, trial))
+        if client.base_url not in self._clean:
+            self._clean[client.base_url] = await client.snapshot()
+        return EmbeddedScoring(client, self._clean[client.base_url])
+
+
+async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
+                   set_hash: str | None, *, scoring: Scoring) -> TaskRecord:
+    """Set up (``scoring.begin``), solve, diff and grade one task, then undo it (``scoring.end``);
+    failures become records, never exceptions."""
+    started = time.perf_counter()
+    outcome = RunOutcome(status="error")
+    changes: list[dict[str, Any]] = []
+    verdict = None
+    try:
+        await scoring.begin(scenario)
+        outcome = await solver.solve(scenario, client, run_id=task_run_id(scenario, trial))
+        changes = await scoring.changes()
+        verdict = grade(scenario, outcome.answer, changes)
+    except Exception as exc:  # a broken task must not end the run: it is recorded as an error
+        outcome = outcome.model_copy(update={"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+    try:
+        await scoring.end()
+    except Exception as exc:  # the server keeps what could not be undone: the record says so
+        outcome = outcome.model_copy(update={"status": "error", "error": f"reset failed: {type(exc).__name__}: {exc}"})
+        verdict = None
+    latency = time.perf_counter() - started
+    return TaskRecord(
+        scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
+        agent=solver.name, model=solver.model, outcome=outcome,
+        passed=bool(verdict and verdict.passed and outcome.status == "answered"),
+        score=verdict.score if verdict else 0.0,
+        failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
+        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
+        scenario_set_hash=set_hash,
+    )
