@@ -1,7 +1,9 @@
-"""Shared fixtures: one loaded Synthea database per session, copied for each real server process."""
+"""Shared fixtures: one loaded Synthea database per session, copied for each real server process, and
+the independent sekmet-fhir server loaded with the same bundles (for tests/fhir and tests/bench)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from medagent.fhir.client import FhirClient
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
 from medagent.tools.registry import Registry, default_registry
+from tests.fhir.fhir_support import FhirTarget, SekmetServer, copy_sqlite, load_bundles
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +52,36 @@ def fhir_server(synthea_db: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """A real embedded server process (lenient, reset enabled) on a copy of the loaded database."""
     with EmbeddedServer(copy_db(synthea_db, tmp_path_factory.mktemp("server")), allow_reset=True) as server:
         yield server
+
+
+def _sekmet_cache_key() -> str:
+    from importlib.metadata import version
+
+    from medagent.data import default_archive
+
+    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:16]
+    return f"sekmet-{version('sekmet-fhir')}-{digest}"
+
+
+@pytest.fixture(scope="session")
+def sekmet_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirTarget]:
+    """A sekmet-fhir process holding the 100 default patients (the loaded database is cached in
+    .pytest_cache; callers gate on ``sekmet_enabled()``)."""
+    workdir = tmp_path_factory.mktemp("sekmet")
+    db = workdir / "sekmet.db"
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    cache_dir = cache.mkdir("medagent-fhir") if cache is not None else None
+    cached = cache_dir / f"{_sekmet_cache_key()}.db" if cache_dir else None
+    if cached is not None and cached.exists():
+        copy_sqlite(cached, db)
+    with SekmetServer(workdir, db) as server:
+        if cached is None or not cached.exists():
+            load_bundles(server.base_url, headers={"X-Sekmet-Simulate": "off"})
+            if cached is not None:
+                copy_sqlite(db, cached)
+        target = FhirTarget("sekmet", server.base_url)
+        yield target
+        target.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ Servers (all real processes spoken to over HTTP):
   100 default patients (ids kept, e.g. loaded with ``medagent fhir load --server URL``).
 * ``sekmet`` — when ``MEDAGENT_TEST_SEKMET=1`` or in CI (``CI=true``): the independent
   ``sekmet-fhir`` server from PyPI, started here and loaded over its transaction endpoint with the
-  same bundles (first load ~1 min; the loaded database is cached in .pytest_cache).
+  same bundles (first load ~1 min; the loaded database is cached in .pytest_cache); the
+  ``sekmet_target`` fixture lives in tests/conftest.py (tests/bench scores on it too).
 
 ``MEDAGENT_FHIR_TEST_SERVERS=embedded,sekmet`` picks the servers explicitly.
 
@@ -19,7 +20,6 @@ A test module may declare known deviations of a server from the spec as a dict n
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fhir_support import Cleanup, FhirTarget, SekmetServer, copy_sqlite, load_bundles
+from fhir_support import Cleanup, FhirTarget, sekmet_enabled
 
 SERVERS_ENV = "MEDAGENT_FHIR_TEST_SERVERS"
 URL_ENV = "MEDAGENT_FHIR_TEST_URL"
-SEKMET_ENV = "MEDAGENT_TEST_SEKMET"
 
 
 def selected_servers() -> list[str]:
@@ -41,7 +40,7 @@ def selected_servers() -> list[str]:
     names = ["embedded"]
     if os.environ.get(URL_ENV):
         names.append("external")
-    if os.environ.get(SEKMET_ENV) == "1" or os.environ.get("CI", "").lower() == "true":
+    if sekmet_enabled():
         names.append("sekmet")
     return names
 
@@ -72,34 +71,6 @@ def external_target() -> Iterator[FhirTarget]:
     target = FhirTarget("external", url)
     yield target
     target.close()
-
-
-def _sekmet_cache_key() -> str:
-    from importlib.metadata import version
-
-    from medagent.data import default_archive
-
-    digest = hashlib.sha256(default_archive().read_bytes()).hexdigest()[:16]
-    return f"sekmet-{version('sekmet-fhir')}-{digest}"
-
-
-@pytest.fixture(scope="session")
-def sekmet_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirTarget]:
-    workdir = tmp_path_factory.mktemp("sekmet")
-    db = workdir / "sekmet.db"
-    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
-    cache_dir = cache.mkdir("medagent-fhir") if cache is not None else None
-    cached = cache_dir / f"{_sekmet_cache_key()}.db" if cache_dir else None
-    if cached is not None and cached.exists():
-        copy_sqlite(cached, db)
-    with SekmetServer(workdir, db) as server:
-        if cached is None or not cached.exists():
-            load_bundles(server.base_url, headers={"X-Sekmet-Simulate": "off"})
-            if cached is not None:
-                copy_sqlite(db, cached)
-        target = FhirTarget("sekmet", server.base_url)
-        yield target
-        target.close()
 
 
 @pytest.fixture(scope="session")

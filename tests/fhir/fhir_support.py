@@ -201,6 +201,14 @@ def copy_sqlite(source: Path, target: Path) -> None:
         dst.close()
 
 
+SEKMET_ENV = "MEDAGENT_TEST_SEKMET"
+
+
+def sekmet_enabled() -> bool:
+    """Tests against sekmet-fhir run with ``MEDAGENT_TEST_SEKMET=1`` or in CI (``CI=true``)."""
+    return os.environ.get(SEKMET_ENV) == "1" or os.environ.get("CI", "").lower() == "true"
+
+
 SEKMET_SETTINGS = """\
 simulator:
   enabled: false
