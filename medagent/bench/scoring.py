@@ -145,17 +145,24 @@ class StandardScoring:
         return max((_modified(e) for e in entries), default=None)
 
     async def _since(self, mark: datetime | None) -> dict[Key, list[dict[str, Any]]]:
-        """Versions written strictly after ``mark``, per resource, oldest first."""
+        """Versions written strictly after ``mark``, per resource, oldest first.
+
+        A history lists the newest versions first (FHIR R4 http.html#history), so paging stops at the
+        page holding a version at or before ``mark``: the rest is older. That also keeps the walk short on
+        servers whose ``next`` links drop ``_since`` (sekmet-fhir 0.1.x), where later pages are unfiltered."""
         grouped: dict[Key, list[dict[str, Any]]] = defaultdict(list)
         since = mark.isoformat(timespec="milliseconds") if mark else None
         params = {"_count": str(self.page_size), **({"_since": since} if since else {})}
         body, _ = await self.client.request_json("GET", "_history", params=params)
         while True:
+            reached_mark = False
             for entry in body.get("entry", []):
                 if mark is None or _modified(entry) > mark:
                     grouped[_key(entry)].append(entry)
+                else:
+                    reached_mark = True
             next_url = next((link["url"] for link in body.get("link", []) if link.get("relation") == "next"), None)
-            if not next_url:
+            if not next_url or reached_mark:
                 break
             body, _ = await self.client.request_json("GET", next_url)
         return {key: sorted(versions, key=_version) for key, versions in grouped.items()}
