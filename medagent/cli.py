@@ -336,9 +336,11 @@ def _mount_sub_apps() -> None:
     """Sub-apps of other layers, mounted here so the CLI stays one entry point."""
     from medagent.bench.cli import bench_app
     from medagent.scenarios.cli import scenarios_app
+    from medagent.train.cli import train_app
 
     app.add_typer(scenarios_app, name="scenarios")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(train_app, name="train")
 
 
 _mount_sub_apps()

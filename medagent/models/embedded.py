@@ -183,6 +183,23 @@ def _convert(spec: EmbeddedModelSpec, folder: Path) -> Path:
     return folder
 
 
+def encode_chat(tokenizer: Any, messages: list[ChatMessage], *, needs_bos: bool) -> list[int]:
+    """A prompt's token ids as the embedded backend feeds them (training tokenizes with this too): the chat
+    template rendered with the generation prompt, <bos> first exactly once where the model needs it."""
+    turns = chat_turns(messages)
+    if needs_bos and turns and turns[0]["role"] == "system" and len(turns) == 1:
+        turns = [{"role": "user", "content": turns[0]["content"]}]
+    text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bos_id = tokenizer.bos_token_id
+    if needs_bos and bos_id is not None:
+        while len(ids) > 1 and ids[0] == bos_id and ids[1] == bos_id:
+            ids.pop(0)
+        if not ids or ids[0] != bos_id:
+            ids.insert(0, bos_id)
+    return ids
+
+
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
@@ -322,17 +339,7 @@ class EmbeddedBackend:
     def encode_prompt(self, messages: list[ChatMessage]) -> list[int]:
         """The prompt's token ids: the chat template rendered, <bos> first exactly once where the model needs it."""
         loaded = self._ensure_loaded()
-        turns = chat_turns(messages)
-        if self.spec.needs_bos and turns and turns[0]["role"] == "system" and len(turns) == 1:
-            turns = [{"role": "user", "content": turns[0]["content"]}]
-        text = loaded.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        ids = list(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if self.spec.needs_bos and loaded.bos_id is not None:
-            while len(ids) > 1 and ids[0] == loaded.bos_id and ids[1] == loaded.bos_id:
-                ids.pop(0)
-            if not ids or ids[0] != loaded.bos_id:
-                ids.insert(0, loaded.bos_id)
-        return ids
+        return encode_chat(loaded.tokenizer, messages, needs_bos=self.spec.needs_bos)
 
     # -- generation ------------------------------------------------------------------------
 
