@@ -30,7 +30,8 @@ class AgentSolver:
     One compiled agent serves every server: each run brings its client and gets its own run context.
     """
 
-    def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None) -> None:
+    def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None,
+                 prompt_profile: str | None = None) -> None:
         from medagent.agent.graph import Agent
         from medagent.agent.state import Limits
         from medagent.tools.registry import default_registry
@@ -39,7 +40,7 @@ class AgentSolver:
         self.model = model
         self.name = "agent"
         self.agent = Agent(model=backend, registry=default_registry(), limits=limits or Limits(), approval="auto",
-                           tool_names=tool_names, actor=f"medagent/{model}")
+                           tool_names=tool_names, actor=f"medagent/{model}", prompt_profile=prompt_profile)
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient_context,

@@ -11,9 +11,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from medagent.agent.prompts import PromptProfile
+from medagent.models.embedded import ADAPTER_FILE
 from medagent.train.examples import DataSummary
 
-ADAPTER_FILE = "medagent-adapter.json"
+__all__ = ["ADAPTER_FILE", "AdapterInfo", "merge_adapter", "read_adapter_info", "save_adapter"]
 WEIGHTS_FILE = "adapter_model.safetensors"
 
 
