@@ -81,6 +81,7 @@ def sft(
     max_tokens: Annotated[int, typer.Option(min=64, help="Longest training sequence; longer steps are dropped.")] = 800,
     seed: Annotated[int, typer.Option()] = 0,
     checkpoint_every: Annotated[int, typer.Option(min=1)] = 50,
+    validate_every: Annotated[int, typer.Option(min=1, help="Steps between validation losses (and at the end).")] = 200,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's checkpoint.")] = False,
     prompt_profile: Annotated[str, typer.Option(help="full or compact.")] = "compact",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
@@ -96,7 +97,7 @@ def sft(
         if prompt_profile not in PROMPT_PROFILES:
             raise UserError(f"--prompt-profile {prompt_profile!r}: choose one of {', '.join(PROMPT_PROFILES)}")
         config = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, max_tokens=max_tokens, seed=seed,
-                             checkpoint_every=checkpoint_every, device=device, bf16=bf16,
+                             checkpoint_every=checkpoint_every, validate_every=validate_every, device=device, bf16=bf16,
                              gradient_checkpointing=gradient_checkpointing, threads=threads)
         run_sft(from_runs, base, out, config, resume=resume, profile=prompt_profile)
     except UserError as exc:

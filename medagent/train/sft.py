@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     warmup: int = 20
     checkpoint_every: int = 50
+    validate_every: int = 200  # steps between validation losses (and at the end)
     validation_share: float = 0.05  # of the patients
     validation_examples: int = 12
     device: str = "cpu"
@@ -260,7 +261,8 @@ def train(peft_model: Any, data: PreparedData, config: TrainConfig, out: Path, *
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             elapsed = elapsed_before + time.perf_counter() - started
-            val = validation_loss(peft_model, data.validation, config.device)
+            validate = done % config.validate_every == 0 or done == config.steps
+            val = validation_loss(peft_model, data.validation, config.device) if validate else None
             checkpoint = out / CHECKPOINT_DIR
             peft_model.save_pretrained(str(checkpoint))
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
