@@ -73,7 +73,7 @@ def test_one_step_trains_an_adapter_that_loads_and_changes_the_logits(folder: Pa
 
     tokenizer, model = load_model(folder, TrainConfig())
     examples = _examples()
-    config = TrainConfig(steps=1, lr=1e-2, warmup=1, checkpoint_every=1, validation_share=0.0)
+    config = TrainConfig(steps=1, lr=1e-3, warmup=1, checkpoint_every=1, validation_share=0.0)
     data = prepare_data(tokenizer, examples, config)
     peft_model = with_lora(model, config)
     before = float(sequence_loss(peft_model, data.train[0], "cpu").detach())
