@@ -167,8 +167,13 @@ def ask(
     resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its run id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")] = False,
     tools: Annotated[str, typer.Option(help=TOOLS_HELP)] = "all",
+    prompt_profile: Annotated[str | None, typer.Option(
+        help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
 ) -> None:
     """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
+    from medagent.bench.cli import check_prompt_profile
+
+    check_prompt_profile(prompt_profile)
     if approve not in APPROVAL_MODES:
         raise typer.BadParameter(f"--approve must be one of {', '.join(APPROVAL_MODES)}")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
@@ -178,7 +183,7 @@ def ask(
     except ValueError as exc:
         raise typer.BadParameter(f"--now: {exc}") from None
     names = _tool_set(tools)
-    result = asyncio.run(_ask(settings, question, patient, moment, approve, max_steps, resume, names))
+    result = asyncio.run(_ask(settings, question, patient, moment, approve, max_steps, resume, names, prompt_profile))
     if as_json:
         print(json.dumps({"run_id": result.run_id, "tools": tools, "answer": result.answer,
                           "citations": result.citations,
@@ -200,7 +205,7 @@ def ask(
 
 
 async def _ask(settings: Settings, question: str, patient: str | None, now: str, approve: str, max_steps: int,
-               resume: str | None, names: list[str] | None = None) -> Any:
+               resume: str | None, names: list[str] | None = None, prompt_profile: str | None = None) -> Any:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from medagent.agent.graph import Agent
@@ -213,7 +218,8 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
     async with _fhir_for(settings) as base_url, FhirClient(base_url, token=settings.fhir_token) as client, \
             AsyncSqliteSaver.from_conn_string(str(settings.home / "checkpoints.sqlite")) as saver:
         agent = Agent(model=backend, registry=default_registry(), client=client, limits=Limits(max_steps=max_steps),
-                      approval=approve, checkpointer=saver, tool_names=names)  # type: ignore[arg-type]
+                      approval=approve, checkpointer=saver, tool_names=names,  # type: ignore[arg-type]
+                      prompt_profile=prompt_profile)  # type: ignore[arg-type]
         result = await (agent.resume(resume) if resume else agent.run(question, now=now, patient=patient))
         while result.pending_approval is not None:
             pending = result.pending_approval
@@ -336,9 +342,11 @@ def _mount_sub_apps() -> None:
     """Sub-apps of other layers, mounted here so the CLI stays one entry point."""
     from medagent.bench.cli import bench_app
     from medagent.scenarios.cli import scenarios_app
+    from medagent.train.cli import train_app
 
     app.add_typer(scenarios_app, name="scenarios")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(train_app, name="train")
 
 
 _mount_sub_apps()

@@ -55,6 +55,9 @@ def test_wheel_runs_the_oracle_outside_the_checkout(tmp_path: Path) -> None:
         manifest = json.loads((ROOT / "scenarios" / set_name / "manifest.json").read_text())
         for listed in ["manifest.json", *manifest["files"]]:
             assert f"medagent/scenario_sets/{set_name}/{listed}" in names
+    adapter = ROOT / "medagent" / "models" / "adapters" / "gemma3-270m-ehr"  # the embedded default's adapter
+    for shipped in sorted(adapter.iterdir()):
+        assert f"medagent/models/adapters/gemma3-270m-ehr/{shipped.name}" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -25,6 +25,9 @@
 #   --gpu-mem F             --gpu-memory-utilization (default 0.90)
 #   --chat-template FILE    Jinja chat template (default: the model's own on GPU; gemma3.jinja on CPU)
 #   --ready-timeout S       seconds to wait for /health and /v1/models (default 900 GPU, 1200 CPU)
+#   --lora NAME=PATH        also serve a LoRA adapter (medagent train sft --out PATH) on top of the base
+#                           model, as model NAME (vLLM --enable-lora --lora-modules; repeatable; rank up
+#                           to 64). Clients pick it with --model-name NAME.
 #   --dry-run               print the vLLM command line and exit
 #   -- ARGS                 passed to vLLM unchanged
 #
@@ -66,6 +69,7 @@ gpu_mem="0.90"
 chat_template=""
 ready_timeout=""
 extra=()
+loras=()
 
 die() { echo "serve_vllm: error: $*" >&2; exit 2; }
 
@@ -84,6 +88,11 @@ while [[ $# -gt 0 ]]; do
     --chat-template) chat_template="${2:?}"; shift ;;
     --ready-timeout) ready_timeout="${2:?}"; shift ;;
     --dry-run) dry_run=1 ;;
+    --lora)
+      lora="${2:?--lora needs NAME=PATH}"; shift
+      [[ "$lora" == *=* && -n "${lora%%=*}" && -n "${lora#*=}" ]] || die "--lora '$lora': give NAME=PATH"
+      [[ -f "${lora#*=}/adapter_config.json" ]] || die "--lora '$lora': no adapter_config.json in '${lora#*=}'"
+      loras+=("$lora") ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -174,6 +183,9 @@ args+=(--model "$model" --served-model-name "$served_name" --host "$host" --port
        --enable-auto-tool-choice --tool-call-parser pythonic
        --generation-config vllm)
 [[ -n "$chat_template" ]] && args+=(--chat-template "$chat_template")
+if [[ ${#loras[@]} -gt 0 ]]; then
+  args+=(--enable-lora --max-lora-rank 64 --lora-modules "${loras[@]}")
+fi
 args+=("${extra[@]}")
 
 cmd=("$PY" -m vllm.entrypoints.openai.api_server "${args[@]}")

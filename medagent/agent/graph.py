@@ -26,7 +26,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action
-from medagent.agent.prompts import EXAMPLE_TURNS, invalid_reply_message, system_prompt, tool_result_message
+from medagent.agent.prompts import (
+    PromptProfile,
+    decision_messages,
+    invalid_reply_message,
+    must_answer_reason,
+    tool_result_message,
+)
 from medagent.agent.state import FINAL_STATUSES, AgentResult, AgentState, Limits
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
@@ -56,9 +62,13 @@ class Agent:
     tool_names: list[str] | None = None
     actor: str = "medagent"
     few_shot: bool = False  # prepend prompts.EXAMPLE_TURNS (base models copy them verbatim; off by default)
+    # "full" or "compact" (prompts.PROMPT_PROFILES); None: the model's preferred_profile (a trained adapter
+    # records the one it was trained with), else "full"
+    prompt_profile: PromptProfile | None = None
 
     def __post_init__(self) -> None:
         self.checkpointer = self.checkpointer or InMemorySaver()
+        self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
         self._schema = action_schema(self.registry, self.tool_names)
@@ -132,12 +142,9 @@ class Agent:
             return {"status": stop}
         remaining = self.limits.timeout_s - (time.time() - state["started_at"])
         must_answer = self._must_answer(state)
-        messages = [ChatMessage(role="system", content=system_prompt(state["now"], state.get("patient"), self._tools)),
-                    *(ChatMessage(**m) for m in (EXAMPLE_TURNS if self.few_shot else [])),
-                    *(ChatMessage(**m) for m in state["messages"])]
-        if must_answer:
-            messages.append(ChatMessage(role="user", content=f"{must_answer} Reply now with final_answer, from what "
-                                        "you have read (say so if the record did not tell you)."))
+        messages = [ChatMessage(**m) for m in decision_messages(
+            now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
+            profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
         request = ModelRequest(
             messages=messages,
             json_schema=final_answer_schema() if must_answer else self._schema,
@@ -184,12 +191,7 @@ class Agent:
 
     def _must_answer(self, state: AgentState) -> str | None:
         """Why the next reply may only be the final answer: the last allowed step, or a repeated call."""
-        if state["steps"] >= self.limits.max_steps - 1:
-            return "This is your last step."
-        calls = [(s.get("tool"), s.get("arguments")) for s in state["trace"] if s.get("tool")]
-        if len(calls) >= 2 and calls[-1] == calls[-2]:
-            return "You repeated the same tool call; its result will not change."
-        return None
+        return must_answer_reason(state["steps"], state["trace"], self.limits.max_steps)
 
     def _limit_reached(self, state: AgentState) -> str | None:
         if state["steps"] >= self.limits.max_steps:

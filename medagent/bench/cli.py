@@ -44,7 +44,8 @@ CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice
 
 
 def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
-                set_folder: Path | None = None, tool_names: list[str] | None = None) -> Any:
+                set_folder: Path | None = None, tool_names: list[str] | None = None,
+                prompt_profile: str | None = None) -> Any:
     """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
     baseline, or a code policy."""
     if tool_names is not None and agent != "agent":
@@ -65,8 +66,16 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
 
         return WholeRecordSolver(backend, model=label)
     if agent == "agent":
-        return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names)
+        return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names, prompt_profile=prompt_profile)
     raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
+
+
+def check_prompt_profile(profile: str | None) -> None:
+    """--prompt-profile must name a profile of medagent.agent.prompts (UserError otherwise)."""
+    from medagent.agent.prompts import PROMPT_PROFILES
+
+    if profile is not None and profile not in PROMPT_PROFILES:
+        raise UserError(f"--prompt-profile {profile!r}: choose one of {', '.join(PROMPT_PROFILES)}")
 
 
 SET_FILE = "scenario_set.json"
@@ -151,16 +160,19 @@ def bench_run(
                                                      "host:port); default: start a local one.")] = None,
     actor_slots: Annotated[int, typer.Option(min=1, help="--executor ray: FHIR servers (tasks in flight) per actor; "
                                                          "1: one actor per task in flight.")] = 1,
+    prompt_profile: Annotated[str | None, typer.Option(
+        help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
     try:
+        check_prompt_profile(prompt_profile)
         names = _tool_set(tools) if tools is not None else None
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names)
+        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile)
         runs_on = make_executor(executor, address=address, slots_per_actor=actor_slots, solver_factory=functools.partial(
-            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names))
+            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile))
         content_hash = set_hash(chosen.folder)
         used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
         record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,

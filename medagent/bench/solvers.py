@@ -3,8 +3,8 @@
 A solver gets the scenario, a FHIR client on a freshly reset server and the run id, and returns its
 :class:`~medagent.trajectory.RunOutcome` (answer, trajectory, audit); the runner then reads the server's
 diff and grades. Same contract for the real agent, the oracle and the deliberately wrong policies, so
-the graders are proven on the path the agent takes. Benchmark runs approve every write: the grader
-judges what reached the server.
+the graders are proven on the path the agent takes. Benchmark runs approve every write to the patient in context (the grader
+judges what reached the server); a write the approval path escalates is refused (no reviewer).
 """
 
 from __future__ import annotations
@@ -13,8 +13,13 @@ from typing import Any, Protocol
 
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
+from medagent.tools.approval import ApprovalDecision
 from medagent.trajectory import RunOutcome
 
+NO_REVIEWER = ApprovalDecision(verdict="reject", by="benchmark",
+                               reason="no reviewer is attached to a benchmark run; the write needed one")
+"""A benchmark run has no person to ask: a write the approval path escalates (a patient other than the one in
+context) is refused, the agent is told so and goes on, as a code policy's escalated write is refused."""
 
 
 class Solver(Protocol):
@@ -30,7 +35,8 @@ class AgentSolver:
     One compiled agent serves every server: each run brings its client and gets its own run context.
     """
 
-    def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None) -> None:
+    def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None,
+                 prompt_profile: str | None = None) -> None:
         from medagent.agent.graph import Agent
         from medagent.agent.state import Limits
         from medagent.tools.registry import default_registry
@@ -39,9 +45,11 @@ class AgentSolver:
         self.model = model
         self.name = "agent"
         self.agent = Agent(model=backend, registry=default_registry(), limits=limits or Limits(), approval="auto",
-                           tool_names=tool_names, actor=f"medagent/{model}")
+                           tool_names=tool_names, actor=f"medagent/{model}", prompt_profile=prompt_profile)
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient_context,
                                       run_id=run_id or scenario.id, client=client)
+        while result.pending_approval is not None:  # bounded: every resumed step counts toward the step limit
+            result = await self.agent.resume(result.run_id, decision=NO_REVIEWER, client=client)
         return RunOutcome.model_validate(result.model_dump(include=set(RunOutcome.model_fields)))

@@ -214,7 +214,9 @@ def chat_turns(messages: list[ChatMessage], *, tool_prefix: str = "Tool result:\
 
 
 def load_backend(spec: str, model_name: str | None = None, **opts: Any) -> ModelBackend:
-    """A backend from a spec: "embedded", "embedded:<model>" (see EMBEDDED_MODELS) or an OpenAI-compatible base URL.
+    """A backend from a spec: "embedded" (Gemma 3 270M + the packaged trained adapter), "embedded:base" (the
+    untrained model), "embedded:<model>" (see EMBEDDED_MODELS), "embedded:<adapter folder>" or an
+    OpenAI-compatible base URL.
 
     `model_name` is the served model name for a URL (None: the server's first model) and the embedded
     model for "embedded" (when the spec names none). `opts` go to the backend's constructor.
@@ -225,12 +227,29 @@ def load_backend(spec: str, model_name: str | None = None, **opts: Any) -> Model
 
         return OpenAICompatBackend(base_url=spec, model=model_name, **opts)
     if spec == "embedded" or spec.startswith("embedded:"):
-        from medagent.models.embedded import EMBEDDED_MODELS, DEFAULT_EMBEDDED_MODEL, EmbeddedBackend
+        from pathlib import Path
 
-        key = spec.partition(":")[2] or model_name or DEFAULT_EMBEDDED_MODEL
+        from medagent.models.embedded import (
+            ADAPTER_FILE,
+            BASE_KEY,
+            DEFAULT_EMBEDDED_MODEL,
+            EMBEDDED_MODELS,
+            EmbeddedBackend,
+            read_adapter_record,
+            shipped_adapter,
+        )
+
+        key = spec.partition(":")[2] or model_name or ""
+        if not key:  # the default: the base model with the packaged trained adapter (when the package has one)
+            return EmbeddedBackend(model=DEFAULT_EMBEDDED_MODEL, adapter=shipped_adapter(), **opts)
+        if key == BASE_KEY:
+            return EmbeddedBackend(model=DEFAULT_EMBEDDED_MODEL, **opts)
+        if (Path(key) / ADAPTER_FILE).exists():  # embedded:PATH/TO/ADAPTER (medagent train sft --out)
+            return EmbeddedBackend(model=read_adapter_record(key)["base"], adapter=key, **opts)
         if key not in EMBEDDED_MODELS:
             raise ModelError(
-                "config", f"unknown embedded model {key!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}"
+                "config", f"unknown embedded model {key!r}; choose one of {', '.join(sorted([BASE_KEY, *EMBEDDED_MODELS]))} "
+                "or an adapter folder"
             )
         return EmbeddedBackend(model=key, **opts)
     raise ModelError(

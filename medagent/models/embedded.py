@@ -95,6 +95,31 @@ EMBEDDED_MODELS: dict[str, EmbeddedModelSpec] = {
 }
 DEFAULT_EMBEDDED_MODEL = "gemma3-270m"
 
+# Trained adapters (``medagent train sft``) that ship in the package; ``embedded`` = base + SHIPPED_ADAPTER.
+ADAPTERS_DIR = Path(__file__).parent / "adapters"
+SHIPPED_ADAPTER = "gemma3-270m-ehr"
+ADAPTER_FILE = "medagent-adapter.json"  # what an adapter folder records (medagent.train.adapter.AdapterInfo)
+BASE_KEY = "base"  # ``embedded:base``: the untrained default model
+
+
+def shipped_adapter() -> Path | None:
+    """The packaged adapter folder of the default model, or None when the package holds none."""
+    folder = ADAPTERS_DIR / SHIPPED_ADAPTER
+    return folder if (folder / ADAPTER_FILE).exists() else None
+
+
+def read_adapter_record(folder: Path | str) -> dict[str, Any]:
+    """An adapter folder's record (base model key, prompt profile, data, training); ModelError if missing."""
+    path = Path(folder) / ADAPTER_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError("model_load", f"{folder} is not a medagent adapter folder ({path}: {exc})") from None
+    if record.get("base") not in EMBEDDED_MODELS:
+        raise ModelError("model_load", f"{path}: base {record.get('base')!r} is not an embedded model "
+                                       f"({', '.join(sorted(EMBEDDED_MODELS))})")
+    return record
+
 
 def default_cache_dir() -> Path:
     from medagent.config import get_settings
@@ -183,6 +208,23 @@ def _convert(spec: EmbeddedModelSpec, folder: Path) -> Path:
     return folder
 
 
+def encode_chat(tokenizer: Any, messages: list[ChatMessage], *, needs_bos: bool) -> list[int]:
+    """A prompt's token ids as the embedded backend feeds them (training tokenizes with this too): the chat
+    template rendered with the generation prompt, <bos> first exactly once where the model needs it."""
+    turns = chat_turns(messages)
+    if needs_bos and turns and turns[0]["role"] == "system" and len(turns) == 1:
+        turns = [{"role": "user", "content": turns[0]["content"]}]
+    text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bos_id = tokenizer.bos_token_id
+    if needs_bos and bos_id is not None:
+        while len(ids) > 1 and ids[0] == bos_id and ids[1] == bos_id:
+            ids.pop(0)
+        if not ids or ids[0] != bos_id:
+            ids.insert(0, bos_id)
+    return ids
+
+
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
@@ -237,11 +279,21 @@ class EmbeddedBackend:
         seed: int = 0,
         fast_forward: bool = True,
         prefix_cache_entries: int = 4,
+        adapter: Path | str | None = None,
     ) -> None:
         if model not in EMBEDDED_MODELS:
             raise ModelError("config", f"unknown embedded model {model!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}")
         self.spec = EMBEDDED_MODELS[model]
         self.name = f"embedded:{model}"
+        # A LoRA adapter merged into the weights at load; its record names the prompt profile it was trained with.
+        self.adapter = Path(adapter) if adapter is not None else None
+        self.preferred_profile: str | None = None
+        if self.adapter is not None:
+            record = read_adapter_record(self.adapter)
+            if record["base"] != model:
+                raise ModelError("config", f"adapter {self.adapter} was trained on {record['base']}, not {model}")
+            self.preferred_profile = record.get("prompt_profile")
+            self.name = f"embedded:{self.adapter.name}"
         self.cache_dir = cache_dir
         self.threads = threads
         self.seed = seed
@@ -296,6 +348,14 @@ class EmbeddedBackend:
                 ll_tokenizer = ll_future.result()
         except Exception as exc:  # noqa: BLE001
             raise ModelError("model_load", f"cannot load {folder}: {type(exc).__name__}: {exc} (delete the folder to convert again)") from exc
+        if self.adapter is not None:
+            from medagent.train.adapter import merge_adapter
+
+            try:
+                model = merge_adapter(model, self.adapter)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelError("model_load", f"cannot apply adapter {self.adapter}: {type(exc).__name__}: {exc} "
+                                 "(pip install 'medagent[embedded]' for peft)") from exc
         model.eval()
         if int(model.get_output_embeddings().weight.shape[0]) != vocab_size:
             raise ModelError("model_load", f"{folder}: config vocab_size {vocab_size} does not match the weights")
@@ -322,17 +382,7 @@ class EmbeddedBackend:
     def encode_prompt(self, messages: list[ChatMessage]) -> list[int]:
         """The prompt's token ids: the chat template rendered, <bos> first exactly once where the model needs it."""
         loaded = self._ensure_loaded()
-        turns = chat_turns(messages)
-        if self.spec.needs_bos and turns and turns[0]["role"] == "system" and len(turns) == 1:
-            turns = [{"role": "user", "content": turns[0]["content"]}]
-        text = loaded.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        ids = list(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if self.spec.needs_bos and loaded.bos_id is not None:
-            while len(ids) > 1 and ids[0] == loaded.bos_id and ids[1] == loaded.bos_id:
-                ids.pop(0)
-            if not ids or ids[0] != loaded.bos_id:
-                ids.insert(0, loaded.bos_id)
-        return ids
+        return encode_chat(loaded.tokenizer, messages, needs_bos=self.spec.needs_bos)
 
     # -- generation ------------------------------------------------------------------------
 

@@ -146,8 +146,25 @@ async def test_load_backend_builds_backends_without_loading() -> None:
     await backend.aclose()
     embedded = load_backend("embedded:smollm2", cache_dir="/nonexistent")
     assert embedded.name == "embedded:smollm2"
+    base = load_backend("embedded:base")
+    assert base.name == "embedded:gemma3-270m" and base.adapter is None and base.preferred_profile is None
+
+
+def test_the_embedded_default_is_the_base_model_with_the_packaged_adapter(tmp_path: Path) -> None:
+    from medagent.models.embedded import ADAPTERS_DIR, SHIPPED_ADAPTER
+
     default = load_backend("embedded")
-    assert default.name == "embedded:gemma3-270m"
+    assert default.adapter == ADAPTERS_DIR / SHIPPED_ADAPTER
+    assert default.name == f"embedded:{SHIPPED_ADAPTER}" and default.preferred_profile == "compact"
+    # an adapter folder by path; a folder that is not one, or one trained on another base, is refused
+    folder = tmp_path / "my-adapter"
+    folder.mkdir()
+    (folder / "medagent-adapter.json").write_text(json.dumps({"base": "smollm2", "prompt_profile": "full"}))
+    mine = load_backend(f"embedded:{folder}")
+    assert mine.name == "embedded:my-adapter" and mine.spec.key == "smollm2" and mine.preferred_profile == "full"
+    (folder / "medagent-adapter.json").write_text(json.dumps({"base": "gpt-7"}))
+    with pytest.raises(ModelError, match="gpt-7"):
+        load_backend(f"embedded:{folder}")
 
 
 # -- error mapping -------------------------------------------------------------------------
@@ -363,3 +380,22 @@ def test_serve_script_gpu_profiles_dry_run() -> None:
     assert "xgrammar" in big
     small = dry("--profile", "medgemma-4b")
     assert "google/medgemma-1.5-4b-it" in small and "--served-model-name medgemma-4b" in small
+
+
+def test_serve_script_serves_a_lora_adapter(tmp_path: Path) -> None:
+    adapter = tmp_path / "ehr-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(REPO / "tools" / "serve_vllm.sh"), "--profile", "medgemma-4b", *args,
+                               "--dry-run"], capture_output=True, text=True, timeout=30,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(REPO), "VENV": "/bin/true-venv"})
+
+    out = serve("--lora", f"ehr={adapter}")
+    assert out.returncode == 0, out.stderr
+    assert "--enable-lora" in out.stdout and f"--lora-modules ehr={adapter}" in out.stdout
+    missing = serve("--lora", f"ehr={tmp_path / 'nothing'}")
+    assert missing.returncode == 2 and "adapter_config.json" in missing.stderr
+    malformed = serve("--lora", "ehr")
+    assert malformed.returncode == 2 and "NAME=PATH" in malformed.stderr

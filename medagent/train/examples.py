@@ -1,0 +1,181 @@
+"""Training examples from scored runs: every step of a passed trajectory becomes the exact turns the agent
+reads at that step (``prompts.decision_messages``, the function the agent itself calls) and the target
+action JSON, written as the agent's constrained decoding writes it (compact JSON, keys in schema order).
+
+Only dev-split tasks are used: a run that holds a test-split task, or a task about a patient of the test
+split, is refused (:class:`~medagent.config.UserError`), so nothing of the test split can leak into training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from medagent.agent.actions import FINAL_ANSWER, FINAL_ANSWER_PARAMETERS
+from medagent.agent.prompts import PromptProfile, decision_messages, must_answer_reason, tool_result_message
+from medagent.agent.state import Limits
+from medagent.bench.results import TaskRecord
+from medagent.bench.runner import RESULTS_FILE
+from medagent.config import UserError
+from medagent.scenarios.models import Scenario
+from medagent.scenarios.scenario_files import open_set, read_scenarios
+from medagent.tools.registry import Registry, default_registry
+from medagent.tools.search_args import check_patient
+from medagent.trajectory import Step
+
+CUT_MARK = "(trace copy cut at"  # tool_session marks a result it shortened for the log
+AGENT_RESULT_CHARS = 800 * 4  # the agent's per-call budget (ToolContext.token_budget x 4 chars): longer oracle
+# results (the oracle reads with a larger budget) are not what the agent would see, so their steps are dropped
+MAX_CITATIONS = int(FINAL_ANSWER_PARAMETERS["properties"]["citations"]["maxItems"])
+
+
+class Example(BaseModel):
+    """One step of one task: the turns before it and the action the model should reply with."""
+
+    scenario_id: str
+    suite: str
+    category: str
+    patient: str
+    step: int
+    messages: list[dict[str, str]]
+    target: str = Field(description="The action JSON exactly as the agent's constrained decoding writes it.")
+
+
+class DataSummary(BaseModel):
+    """What an adapter was trained on (recorded in its medagent-adapter.json)."""
+
+    runs: list[str]
+    split: str = "dev"
+    tasks: int
+    examples: int
+    dropped_steps: int = Field(description="Steps left out: a result longer than the agent's budget, or cut in the log.")
+    patients: list[str]
+    scenario_ids: list[str]
+    categories: dict[str, int]
+    phrasings: int = Field(description="Distinct question phrasings (meta.phrasing per category).")
+    sha256: str = Field(description="Hash of the examples (messages + targets), for a deterministic rebuild.")
+
+
+def action_text(tool: str, arguments: dict[str, Any], registry: Registry) -> str:
+    """The action as compact JSON with the keys in the schema's order (what llguidance emits without whitespace)."""
+    order = list(FINAL_ANSWER_PARAMETERS["properties"]) if tool == FINAL_ANSWER else \
+        list(registry[tool].parameters()["properties"])
+    ordered = {k: arguments[k] for k in order if k in arguments}
+    ordered.update((k, v) for k, v in arguments.items() if k not in ordered)
+    return json.dumps({"tool": tool, "arguments": ordered}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _agent_arguments(step: Step, patient_context: str | None, registry: Registry) -> dict[str, Any]:
+    """The arguments the trained agent should write: a patient argument equal to the run's patient context is
+    left out (the agent fills it, as an EHR launch context does), which saves ~20 generated tokens a step."""
+    arguments = dict(step.arguments or {})
+    if step.tool != FINAL_ANSWER and patient_context and isinstance(arguments.get("patient"), str):
+        try:
+            same = check_patient(arguments["patient"]) == patient_context
+        except ValueError:
+            same = False
+        if same and "patient" in registry[step.tool or ""].parameters()["properties"]:
+            arguments.pop("patient")
+    return arguments
+
+
+def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: PromptProfile, tools: list[dict[str, Any]],
+                        registry: Registry, limits: Limits) -> tuple[list[Example], int]:
+    """The examples of one passed task, and how many of its steps were dropped (a result the agent would not
+    see in full ends the trajectory there: later prompts would hold it)."""
+    history: list[dict[str, str]] = [{"role": "user", "content": scenario.question}]
+    trace: list[dict[str, Any]] = []
+    examples: list[Example] = []
+    steps_done = 0
+    patient = scenario.patient_context
+    for index, step in enumerate(record.outcome.trace):
+        if step.tool is None:
+            continue
+        if step.tool != FINAL_ANSWER and step.tool not in registry.names:
+            return examples, len(record.outcome.trace) - index
+        arguments = _agent_arguments(step, patient, registry)
+        if step.tool == FINAL_ANSWER and len(arguments.get("citations") or []) > MAX_CITATIONS:
+            return examples, len(record.outcome.trace) - index
+        reason = must_answer_reason(steps_done, trace, limits.max_steps)
+        if reason and step.tool != FINAL_ANSWER:
+            return examples, len(record.outcome.trace) - index
+        target = action_text(step.tool, arguments, registry)
+        messages = decision_messages(now=scenario.now, patient=patient, tools=tools, history=history,
+                                     profile=profile, must_answer=reason)
+        examples.append(Example(scenario_id=scenario.id, suite=scenario.suite, category=scenario.category,
+                                patient=scenario.patient, step=len(examples) + 1, messages=messages, target=target))
+        if step.tool == FINAL_ANSWER:
+            break
+        text = step.result or ""
+        if CUT_MARK in text or len(text) > AGENT_RESULT_CHARS:
+            return examples, len(record.outcome.trace) - index - 1
+        history = [*history, {"role": "assistant", "content": target},
+                   tool_result_message(step.tool, text, step.error)]
+        trace.append({"tool": step.tool, "arguments": step.arguments})
+        steps_done += 1
+    return examples, 0
+
+
+def test_split_identity(scenarios: Iterable[Scenario]) -> tuple[set[str], set[str]]:
+    """The test split's patient ids and question texts."""
+    test = [s for s in scenarios if s.split == "test"]
+    return {s.patient for s in test}, {s.question for s in test}
+
+
+def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
+                   registry: Registry | None = None) -> tuple[list[Example], DataSummary]:
+    """Examples from the passed tasks of the runs (results.jsonl), in a fixed order (run, line, step)."""
+    from medagent.bench.cli import run_set_dir
+
+    registry = registry or default_registry()
+    tools = registry.openai_schemas(None)
+    limits = Limits()
+    examples: list[Example] = []
+    dropped = 0
+    tasks: list[Scenario] = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / RESULTS_FILE
+        if not path.exists():
+            raise UserError(f"{run_dir}: no {RESULTS_FILE} (give a folder written by medagent bench run)")
+        folder = run_set_dir(Path(run_dir))
+        open_set(folder)  # the manifest must be readable
+        scenarios = {s.id: s for s in read_scenarios(folder)}
+        test_patients, test_questions = test_split_identity(scenarios.values())
+        seen: set[str] = set()
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            record = TaskRecord.model_validate_json(line)
+            if not record.passed or record.scenario_id in seen:
+                continue
+            scenario = scenarios.get(record.scenario_id)
+            if scenario is None:
+                raise UserError(f"{path}:{number}: task {record.scenario_id} is not in the scenario set {folder}")
+            if scenario.split != "dev" or scenario.patient in test_patients or scenario.question in test_questions:
+                raise UserError(f"{path}:{number}: task {scenario.id} is a test-split task (split {scenario.split}, "
+                                f"patient {scenario.patient}): train on dev-split runs only")
+            seen.add(record.scenario_id)
+            made, cut = trajectory_examples(record, scenario, profile=profile, tools=tools, registry=registry,
+                                            limits=limits)
+            dropped += cut
+            if made:
+                tasks.append(scenario)
+                examples.extend(made)
+    if not examples:
+        raise UserError(f"no passed tasks with usable steps in {', '.join(map(str, run_dirs))}")
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.messages, example.target], ensure_ascii=False).encode())
+    summary = DataSummary(
+        runs=[str(r) for r in run_dirs], tasks=len(tasks), examples=len(examples), dropped_steps=dropped,
+        patients=sorted({s.patient for s in tasks}), scenario_ids=sorted(s.id for s in tasks),
+        categories=dict(sorted(Counter(f"{s.suite}/{s.category}" for s in tasks).items())),
+        phrasings=len({(s.category, s.meta.get("phrasing")) for s in tasks}), sha256=digest.hexdigest(),
+    )
+    return examples, summary

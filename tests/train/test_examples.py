@@ -1,0 +1,153 @@
+"""Training examples from a real oracle run on the dev split: they are the turns the real agent sends at each
+step (replayed through the agent on the real embedded FHIR server), and nothing of the test split is in them
+or in the shipped adapter's recorded data."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from medagent.bench.policies import make_policy
+from medagent.bench.results import ResultsLog
+from medagent.bench.runner import run_benchmark
+from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers import AgentSolver
+from medagent.config import UserError
+from medagent.data import iter_bundles
+from medagent.models.embedded import ADAPTER_FILE, shipped_adapter
+from medagent.models.scripted import ScriptedPolicy
+from medagent.scenarios.chart import chart_from_bundle
+from medagent.scenarios.models import Scenario
+from medagent.scenarios.scenario_files import read_scenarios
+from medagent.train.examples import Example, action_text, build_examples
+from medagent.tools.registry import default_registry
+
+
+@pytest.fixture(scope="module")
+def dev_sample() -> list[Scenario]:
+    return [*load_scenarios(default_scenarios_dir(), "ehrqa", "dev", limit=10, tier="core"),
+            *load_scenarios(default_scenarios_dir(), "agentic", "dev", limit=6, tier="core")]
+
+
+@pytest.fixture(scope="module")
+async def oracle_run(dev_sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("oracle-dev")
+    await run_benchmark(dev_sample, make_policy("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def examples(oracle_run: Path) -> list[Example]:
+    made, _ = build_examples([oracle_run], profile="compact")
+    return made
+
+
+def _test_split() -> tuple[set[str], set[str], set[str]]:
+    """Patient ids, MRNs (from the bundle files) and question texts of the test split."""
+    test = [s for s in read_scenarios(default_scenarios_dir()) if s.split == "test"]
+    patients = {s.patient for s in test}
+    mrns = {chart.mrn for chart in (chart_from_bundle(b) for _, b in iter_bundles()) if chart.patient_id in patients}
+    return patients, mrns, {s.question for s in test}
+
+
+def test_every_step_of_a_passed_trajectory_is_an_example(oracle_run: Path, examples: list[Example]) -> None:
+    records = [r for r in ResultsLog(oracle_run / "results.jsonl").load() if r.passed]
+    assert len(records) == 16
+    by_task: dict[str, list[Example]] = {}
+    for example in examples:
+        by_task.setdefault(example.scenario_id, []).append(example)
+    two_step = [r for r in records if r.outcome.tool_calls >= 1 and r.scenario_id in by_task
+                and len(by_task[r.scenario_id]) == r.outcome.tool_calls + 1]
+    assert len(two_step) >= 10  # first tool choice AND final answer
+    for record in two_step:
+        targets = [json.loads(e.target) for e in by_task[record.scenario_id]]
+        assert [t["tool"] for t in targets] == [s.tool for s in record.outcome.trace]
+        assert targets[-1]["arguments"]["answer"] == record.outcome.answer
+
+
+def _masked(messages: list[dict[str, str]], written: set[str]) -> list[dict[str, str]]:
+    """What may differ between two runs of the same writes: the ids the server gave the new resources and
+    the writer's name (medagent/oracle vs medagent/<model>)."""
+    out = []
+    for message in messages:
+        content = re.sub(r"medagent/[\w:.-]+", "medagent/<actor>", message["content"])
+        for ref in written:
+            content = content.replace(ref.split("/")[-1], "<new id>")
+        out.append({**message, "content": content})
+    return out
+
+
+async def test_examples_are_the_turns_the_real_agent_sends(examples: list[Example], dev_sample: list[Scenario],
+                                                           oracle_run: Path, bench_home: Path, tmp_path: Path) -> None:
+    """Replay each trajectory's targets through the real agent (a ScriptedPolicy answers with them) on the
+    real embedded server: the messages the agent sends at each step are the examples' messages (up to the
+    ids of resources the run itself wrote)."""
+    scenarios = {s.id: s for s in dev_sample}
+    by_task: dict[str, list[Example]] = {}
+    for example in examples:
+        by_task.setdefault(example.scenario_id, []).append(example)
+    compared = 0
+    for index, (scenario_id, task_examples) in enumerate(sorted(by_task.items())):
+        policy = ScriptedPolicy([e.target for e in task_examples])
+        solver = AgentSolver(policy, model="scripted", prompt_profile="compact")
+        await run_benchmark([scenarios[scenario_id]], solver, out_dir=tmp_path / str(index), home=bench_home,
+                            show_progress=False)
+        written = {ref for run in (oracle_run, tmp_path / str(index)) for r in ResultsLog(run / "results.jsonl").load()
+                   if r.scenario_id == scenario_id for step in r.outcome.trace for ref in step.wrote}
+        for example, request in zip(task_examples, policy.requests):
+            sent = [m.model_dump() for m in request.messages]
+            assert _masked(sent, written) == _masked(example.messages, written)
+            compared += 1
+    assert compared == len(examples) >= 25
+
+
+def test_targets_are_compact_json_in_schema_order() -> None:
+    registry = default_registry()
+    text = action_text("search_observations", {"latest": 1, "code": "4548-4"}, registry)
+    assert text == '{"tool":"search_observations","arguments":{"code":"4548-4","latest":1}}'
+    assert action_text("final_answer", {"citations": [], "answer": "no"}, registry) == \
+        '{"tool":"final_answer","arguments":{"answer":"no","citations":[]}}'
+
+
+def test_no_test_split_patient_mrn_or_question_in_the_examples(examples: list[Example]) -> None:
+    patients, mrns, questions = _test_split()
+    assert patients and mrns and questions
+    text = "\n".join(m["content"] for e in examples for m in e.messages) + "\n".join(e.target for e in examples)
+    assert not [p for p in patients if p in text]
+    assert not [m for m in mrns if m in text]
+    assert not [q for q in questions if q in text]
+
+
+async def test_a_test_split_run_is_refused(bench_home: Path, tmp_path: Path) -> None:
+    scenarios = load_scenarios(default_scenarios_dir(), "ehrqa", "test", limit=2, tier="core")
+    await run_benchmark(scenarios, make_policy("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    with pytest.raises(UserError, match="test-split task"):
+        build_examples([tmp_path])
+
+
+def test_a_run_without_passed_tasks_is_refused(oracle_run: Path, tmp_path: Path) -> None:
+    lines = (oracle_run / "results.jsonl").read_text().splitlines()
+    failed = [json.dumps({**json.loads(line), "passed": False}) for line in lines]
+    (tmp_path / "results.jsonl").write_text("\n".join(failed) + "\n")
+    with pytest.raises(UserError, match="no passed tasks"):
+        build_examples([tmp_path])
+    with pytest.raises(UserError, match="no results.jsonl"):
+        build_examples([tmp_path / "missing"])
+
+
+def test_the_shipped_adapter_was_trained_on_dev_patients_only() -> None:
+    folder = shipped_adapter()
+    assert folder is not None, "the package ships medagent/models/adapters/gemma3-270m-ehr"
+    data = json.loads((folder / ADAPTER_FILE).read_text())["data"]
+    patients, mrns, questions = _test_split()
+    assert data["split"] == "dev" and data["patients"] and data["scenario_ids"]
+    assert not set(data["patients"]) & patients
+    dev = {s.id: s for s in read_scenarios(default_scenarios_dir()) if s.split == "dev"}
+    assert set(data["scenario_ids"]) <= set(dev)  # every trained task is a dev-split task
+    trained = [dev[i] for i in data["scenario_ids"]]
+    assert not {s.question for s in trained} & questions
+    bundle_mrns = {chart.patient_id: chart.mrn for chart in (chart_from_bundle(b) for _, b in iter_bundles())}
+    assert not {bundle_mrns[p] for p in data["patients"]} & mrns
