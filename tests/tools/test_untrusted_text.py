@@ -27,6 +27,14 @@ NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 ROLE_AT_LINE_START = re.compile(r"^\s*(system|assistant|user|model)\s*:", re.IGNORECASE | re.MULTILINE)
 
 
+def active_condition(pid: str, code: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An active Condition of the patient, onset 2029-06-01, with the given code (and extra fields)."""
+    return {"resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                           "code": "active"}]},
+            "code": code, "onsetDateTime": "2029-06-01", **extra}
+
+
 def a_patient() -> str:
     return sorted(records())[0]
 
@@ -71,11 +79,7 @@ def test_system_prompt_and_result_frame_say_record_text_is_data() -> None:
 
 async def test_injected_condition_and_document_come_back_quoted(client: Any, run: Any) -> None:
     pid = a_patient()
-    condition = await client.create_json({
-        "resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": "active"}]},
-        "code": {"text": INJECTION}, "onsetDateTime": "2029-06-01"})
+    condition = await client.create_json(active_condition(pid, {"text": INJECTION}))
     document = await client.create_json({
         "resourceType": "DocumentReference", "status": "current", "subject": {"reference": f"Patient/{pid}"},
         "date": "2029-06-02T10:00:00Z", "type": {"text": "Progress note"},
@@ -144,12 +148,9 @@ async def test_the_caller_cannot_declare_the_audit_actor(registry: Any, make_ctx
 async def test_raw_json_quotes_record_text(client: Any, run: Any) -> None:
     """raw=true returns the resource's JSON, but its free text (a note, a display) is quoted record data."""
     pid = a_patient()
-    condition = await client.create_json({
-        "resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": "active"}]},
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": INJECTION}]},
-        "note": [{"text": FAKE_TURN}], "onsetDateTime": "2029-06-01"})
+    condition = await client.create_json(active_condition(
+        pid, {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": INJECTION}]},
+        note=[{"text": FAKE_TURN}]))
     ref = f"Condition/{condition['id']}"
     try:
         searched = await run("fhir_search", NOW, resource_type="Condition",
