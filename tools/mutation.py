@@ -50,7 +50,16 @@ class Target:
         if not self.functions:
             return True
         local = mutant[len(self.dotted) + 1:]
-        return any(fnmatch.fnmatchcase(local, f"x_{fn}__mutmut_*") for fn in self.functions)
+        return any(fnmatch.fnmatchcase(local, mutant_pattern(fn)) for fn in self.functions)
+
+
+def mutant_pattern(function: str) -> str:
+    """mutmut 3's mutant names: ``x_<function>__mutmut_<n>`` for a function, ``xǁ<Class>ǁ<method>__mutmut_<n>``
+    for a method (written ``Class.method`` in the targets file)."""
+    if "." in function:
+        owner, method = function.split(".", 1)
+        return f"x\u01c1{owner}\u01c1{method}__mutmut_*"
+    return f"x_{function}__mutmut_*"
 
 
 def load_targets() -> dict[str, Target]:

@@ -194,13 +194,8 @@ class Agent:
         return must_answer_reason(state["steps"], state["trace"], self.limits.max_steps)
 
     def _limit_reached(self, state: AgentState) -> str | None:
-        if state["steps"] >= self.limits.max_steps:
-            return "step_limit"
-        if state["prompt_tokens"] + state["completion_tokens"] >= self.limits.max_tokens:
-            return "token_budget"
-        if time.time() - state["started_at"] >= self.limits.timeout_s:
-            return "timeout"
-        return None
+        return self.limits.reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
+                                   time.time() - state["started_at"])
 
     async def _approve(self, state: AgentState) -> dict[str, Any]:
         """Ask the run's approval policy; an escalated write waits (interrupt) for a reviewer's decision."""

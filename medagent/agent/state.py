@@ -22,6 +22,17 @@ class Limits(BaseModel):
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
 
+    def reached(self, steps: int, tokens: int, elapsed_s: float) -> RunStatus | None:
+        """The status that ends a run after ``steps`` tool calls, ``tokens`` prompt + completion tokens and
+        ``elapsed_s`` wall-clock seconds, or None while every limit still allows another step."""
+        if steps >= self.max_steps:
+            return "step_limit"
+        if tokens >= self.max_tokens:
+            return "token_budget"
+        if elapsed_s >= self.timeout_s:
+            return "timeout"
+        return None
+
 
 class AgentState(TypedDict, total=False):
     """Graph state. Lists annotated with ``operator.add`` are appended to by nodes.

@@ -51,6 +51,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def pending_tasks(scenarios: list[Scenario], trials: int, done: set[tuple[str, int]]) -> list[tuple[Scenario, int]]:
+    """The ``(scenario, trial)`` pairs a run still has to do, trial by trial: every trial of every scenario
+    whose ``(scenario.id, trial)`` key is not in the results log (``done``)."""
+    return [(s, t) for t in range(trials) for s in scenarios if (s.id, t) not in done]
+
+
 async def run_benchmark(
     scenarios: list[Scenario],
     solver: Solver,
@@ -82,7 +88,7 @@ async def run_benchmark(
                 "tasks": len(scenarios), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if not (out_dir / RUN_FILE).exists():
         write_json_atomic(out_dir / RUN_FILE, run_info)
-    todo = [(s, t) for t in range(trials) for s in scenarios if (s.id, t) not in done]
+    todo = pending_tasks(scenarios, trials, done)
     timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency,
               "executor": executor.name}
     if todo:
