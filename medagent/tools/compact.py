@@ -37,7 +37,7 @@ def number(value: Any) -> str:
         return str(value)
     digits = 3 if abs(value) < 1 else 2
     text = f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    return "0" if text == "-0" else text
 
 
 def clean(text: str | None, limit: int = 120) -> str:
@@ -128,7 +128,8 @@ def render(
     them). The cut line says why rows were left out (the limit or the per-call token budget) and, for
     tools that page (``pageable``), the ``offset`` of the next page.
     """
-    total = offset + len(lines) if total is None else max(total, offset + len(lines))
+    seen = offset + len(lines) if lines else 0  # an empty page past the end proves no rows up to the offset
+    total = seen if total is None else max(total, seen)
     budget = ctx.char_budget
     out = [header]
     used = len(header) + 1 + sum(len(f) + 1 for f in footer)
