@@ -84,7 +84,7 @@ class Agent:
         self._contexts[run_id] = self._new_context(run_id, parse_instant(now_text), patient, self.actor, client)
         initial: AgentState = {
             "run_id": run_id, "actor": self.actor, "question": question, "patient": patient, "now": now_text,
-            "started_at": time.time(), "messages": [{"role": "user", "content": question}], "trace": [], "audit": [],
+            "started_at": time.time(), "paused_s": 0.0, "messages": [{"role": "user", "content": question}], "trace": [], "audit": [],
             "steps": 0, "invalid_replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "pending": None,
             "answer": None, "citations": [], "status": "running", "error": None,
         }
@@ -122,10 +122,12 @@ class Agent:
         builder = StateGraph(AgentState)
         builder.add_node("decide", self._decide)
         builder.add_node("approve", self._approve)
+        builder.add_node("review", self._review)
         builder.add_node("act", self._act)
         builder.add_edge(START, "decide")
         builder.add_conditional_edges("decide", self._after_decide, ["decide", "approve", "act", END])
-        builder.add_edge("approve", "act")
+        builder.add_conditional_edges("approve", self._after_approve, ["review", "act"])
+        builder.add_edge("review", "act")
         builder.add_edge("act", "decide")
         return builder
 
@@ -140,7 +142,7 @@ class Agent:
         stop = self._limit_reached(state)
         if stop:
             return {"status": stop}
-        remaining = self.limits.timeout_s - (time.time() - state["started_at"])
+        remaining = self.limits.timeout_s - self._elapsed(state)
         must_answer = self._must_answer(state)
         messages = [ChatMessage(**m) for m in decision_messages(
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
@@ -195,20 +197,37 @@ class Agent:
 
     def _limit_reached(self, state: AgentState) -> str | None:
         return self.limits.reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
-                                   time.time() - state["started_at"])
+                                   self._elapsed(state))
+
+    @staticmethod
+    def _elapsed(state: AgentState) -> float:
+        """The run's own wall-clock seconds: since it started, less the time it waited for reviewers."""
+        return time.time() - state["started_at"] - state.get("paused_s", 0.0)
 
     async def _approve(self, state: AgentState) -> dict[str, Any]:
-        """Ask the run's approval policy; an escalated write waits (interrupt) for a reviewer's decision."""
+        """Ask the run's approval policy; an escalated write goes to ``review`` to wait for a reviewer."""
         pending = dict(state["pending"] or {})
         ctx = self._context(state)
         review = await self.registry.review(pending["tool"], pending["arguments"], ctx)
         request, decision = review if review is not None else (None, None)
         if request is not None and decision is not None and decision.verdict == "escalate":
-            answer = interrupt(request.model_dump())  # the run pauses here until a reviewer decides
-            decision = ApprovalDecision.model_validate(answer) if isinstance(answer, dict) else \
-                ApprovalDecision.reviewer(bool(answer))
+            return {"pending": {**pending, "review": request.model_dump(), "asked_at": time.time()}}
         pending["decision"] = decision.model_dump() if decision is not None else None
         return {"pending": pending}
+
+    def _after_approve(self, state: AgentState) -> str:
+        return "review" if (state.get("pending") or {}).get("review") else "act"
+
+    async def _review(self, state: AgentState) -> dict[str, Any]:
+        """The run pauses here (a LangGraph interrupt) until a reviewer decides the escalated write. The wait
+        is not the agent's time: it is added to ``paused_s``, which the wall-clock limit leaves out."""
+        pending = dict(state["pending"] or {})
+        answer = interrupt(pending.pop("review"))
+        decision = ApprovalDecision.model_validate(answer) if isinstance(answer, dict) else \
+            ApprovalDecision.reviewer(bool(answer))
+        waited = max(0.0, time.time() - float(pending.pop("asked_at", time.time())))
+        pending["decision"] = decision.model_dump()
+        return {"pending": pending, "paused_s": state.get("paused_s", 0.0) + waited}
 
     async def _act(self, state: AgentState) -> dict[str, Any]:
         pending = state["pending"] or {}

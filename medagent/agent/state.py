@@ -18,7 +18,8 @@ class Limits(BaseModel):
 
     max_steps: int = Field(12, ge=1, description="Tool calls before the run stops with status step_limit.")
     max_tokens: int = Field(60_000, ge=1, description="Prompt + completion tokens over all model calls.")
-    timeout_s: float = Field(600.0, gt=0, description="Wall-clock seconds for the whole run.")
+    timeout_s: float = Field(600.0, gt=0, description="Wall-clock seconds for the whole run, not counting the time "
+                                                        "it waits for a reviewer's decision.")
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
 
@@ -47,6 +48,7 @@ class AgentState(TypedDict, total=False):
     patient: str | None
     now: str
     started_at: float
+    paused_s: float  # seconds spent waiting for reviewers (not counted against Limits.timeout_s)
     messages: Annotated[list[dict[str, str]], operator.add]
     trace: Annotated[list[dict[str, Any]], operator.add]
     audit: Annotated[list[dict[str, Any]], operator.add]

@@ -5,7 +5,10 @@ What is checked is the FHIR server's own diff, not the agent's say-so.
 
 from __future__ import annotations
 
+import asyncio
+
 from medagent.agent.graph import Agent
+from medagent.agent.state import Limits
 from medagent.fhir.client import FhirClient
 from medagent.models.scripted import ScriptedPolicy
 from medagent.tools.registry import Registry
@@ -77,3 +80,17 @@ async def test_auto_approval_writes_once(registry: Registry, client: FhirClient,
     created = await _created_observations(client)
     assert len(created) == 1
     assert [a.reference for a in result.audit] == [f"Observation/{created[0]['id']}"]
+
+
+async def test_time_waiting_for_a_reviewer_does_not_count_against_the_run_limit(
+        registry: Registry, client: FhirClient, clean_fhir: str) -> None:
+    # a 2-second run limit and a reviewer who takes 3 seconds: the run still answers (it was the
+    # reviewer's time, not the agent's); counting the wait would end it with status "timeout"
+    agent = Agent(model=ScriptedPolicy([BP, final("recorded")]), registry=registry, client=client,  # type: ignore[arg-type]
+                  limits=Limits(max_steps=10, timeout_s=2.0), approval="ask")
+    paused = await agent.run("Record BP 128/82", now=NOW, patient=PATIENT)
+    assert paused.pending_approval is not None
+    await asyncio.sleep(3.0)
+    done = await agent.resume(paused.run_id, approve=True)
+    assert done.status == "answered", done.error
+    assert len(await _created_observations(client)) == 1
