@@ -31,7 +31,7 @@ class AuditEntry(BaseModel):
     created: bool  # False: an identical earlier call had already written it (idempotent retry)
 
 
-class PreparedWrite(Exception):  # noqa: N818 - not an error: how a preview context's write path answers
+class PreparedWrite(Exception):
     """Raised by the write path (``write_clinical.create`` / ``update``) of a preview context instead of
     sending: it carries the prepared write. :meth:`medagent.tools.registry.Registry.preview` catches it."""
 

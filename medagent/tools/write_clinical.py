@@ -27,8 +27,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from medagent.fhir.resources import parse_resource
-from medagent.tools.compact import number
 from medagent.tools.approval import WritePreview
+from medagent.tools.compact import number
 from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 from medagent.tools.dates import DateArg, fhir_instant, parse_fhir, resolve
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool

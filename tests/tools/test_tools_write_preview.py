@@ -15,6 +15,7 @@ import httpx
 import pytest
 from tools_expect import PATIENT, instant, of_type, patient, records, ref_id
 
+from medagent import cli
 from medagent.fhir.resources import parse_resource
 from medagent.tools import APPROVE_WRITES, ESCALATE_WRITES, ToolContext
 from medagent.tools.registry import Registry
@@ -202,6 +203,11 @@ async def test_preview_refusals_and_review(registry: Registry, clean_fhir: str,
     request, decision = asked
     assert decision.verdict == "escalate" and request.preview is not None and request.preview.action == "create"
     assert request.preview.resource is not None and request.preview.resource["subject"]["reference"] == f"Patient/{PATIENT}"
+    with cli.console.capture() as shown:  # the CLI's --approve ask reviewer prints the same preview
+        cli.show_pending_write(request)
+    printed = shown.get()
+    assert printed.startswith("The agent wants to write: add_note") and "create: " in printed
+    assert '"code": "11506-3"' in printed and f'"reference": "Patient/{PATIENT}"' in printed
     auto = await registry.review("add_note", {"patient": PATIENT, "text": "Doing well."},
                                  make_ctx(NOW, approval=APPROVE_WRITES, patient=PATIENT))
     assert auto is not None and auto[1].verdict == "approve" and auto[0].preview is None, "no one to show it to"
