@@ -92,7 +92,13 @@ async def test_observation_preview_uses_the_records_display(registry: Registry, 
     ran = await registry.call("record_observation", {"patient": PATIENT, "code": "2339-0", "value": 1,
                                                      "unit": "mg/dL", "effective": "+1h"}, writer)
     assert future.action == "error" and future.error == ran.error and "cannot be in the future" in ran.error
-    assert diff(clean_fhir) == []
+    for arguments, message in (({"patient": PATIENT, "code": "2339-0", "value_text": "   "}, "invalid FHIR"),
+                               ({"patient": "nobody-here", "code": "2339-0", "value_text": "high"}, "not found"),
+                               ({"patient": PATIENT, "code": "glucose", "value_text": "high"}, "not a LOINC code")):
+        previewed = await registry.preview(writer, "record_observation", arguments)
+        ran = await registry.call("record_observation", arguments, writer)
+        assert previewed.action == "error" and previewed.error == ran.error and message in ran.error, arguments
+    assert diff(clean_fhir) == [] and writer.audit == []
 
 
 async def test_medication_order_preview_with_reason_and_the_same_errors(registry: Registry, writer: ToolContext,
