@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medagent.config import Settings, UserError, get_settings
@@ -204,6 +205,16 @@ def ask(
         console.print(f"[bold]citations:[/] {', '.join(result.citations)}")
 
 
+def show_pending_write(pending: Any) -> None:
+    """The terminal reviewer's view of a write (a WriteRequest): the call, then what approving writes."""
+    console.print(f"[yellow]The agent wants to write:[/] {pending.tool} {escape(json.dumps(pending.arguments))}")
+    if pending.preview is not None:  # Registry.review's preview: the resource the tool would send
+        console.print(f"[bold]{pending.preview.action}:[/] {escape(pending.preview.error or pending.preview.summary)}",
+                      highlight=False)
+        if pending.preview.resource is not None:
+            console.print_json(data=pending.preview.resource)
+
+
 async def _ask(settings: Settings, question: str, patient: str | None, now: str, approve: str, max_steps: int,
                resume: str | None, names: list[str] | None = None, prompt_profile: str | None = None) -> Any:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -223,7 +234,7 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
         result = await (agent.resume(resume) if resume else agent.run(question, now=now, patient=patient))
         while result.pending_approval is not None:
             pending = result.pending_approval
-            console.print(f"[yellow]The agent wants to write:[/] {pending.tool} {json.dumps(pending.arguments)}")
+            show_pending_write(pending)
             decision = typer.confirm("Approve this write?", default=False)
             result = await agent.resume(result.run_id, approve=decision)
         await backend.aclose()

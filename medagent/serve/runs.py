@@ -34,6 +34,7 @@ from medagent.serve.schemas import (
     RunView,
     StepView,
 )
+from medagent.tools.approval import WritePreview
 from medagent.tools.registry import FINAL_ANSWER, Registry, default_registry
 
 log = logging.getLogger("medagent.serve.runs")
@@ -335,8 +336,10 @@ class RunManager:
         item = self.registry[tool_name] if tool_name in self.registry else None
         patient_id = str(arguments.get("patient") or values.get("patient") or "").removeprefix("Patient/")
         patient = f"Patient/{patient_id}" if patient_id else None
+        preview = asked.get("preview")  # set by Registry.review when it asked a person (WriteRequest.preview)
         return PendingWrite(id=str(interrupt.id), tool=tool_name, title=item.summary if item else tool_name,
-                            arguments=arguments, patient=patient, destructive=bool(item and item.destructive))
+                            arguments=arguments, patient=patient, destructive=bool(item and item.destructive),
+                            preview=WritePreview.model_validate(preview) if preview else None)
 
     def _config(self, run_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": run_id}}

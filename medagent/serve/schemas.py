@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from medagent.tools.approval import WritePreview
+
 RunState = Literal["running", "awaiting_approval", "interrupted", "finished"]
 PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 REFERENCE = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
@@ -92,7 +94,7 @@ class NextAction(BaseModel):
 
 
 class PendingWrite(BaseModel):
-    """A write the run is paused on, shown exactly as the tool will receive it."""
+    """A write the run is paused on: the arguments the tool will receive and ``preview``, what it will write."""
 
     id: str = Field(description="Pass as pending_id when deciding.")
     tool: str
@@ -100,6 +102,10 @@ class PendingWrite(BaseModel):
     arguments: dict[str, Any]
     patient: str | None = Field(None, description="The patient the write is for (from the arguments or the run).")
     destructive: bool = False
+    preview: WritePreview | None = Field(None, description=(
+        "What approving writes: the FHIR resource the tool will create (or the resource as it will be after an "
+        "update), built by the tool's own code without sending it, with its one-line summary; or the error the "
+        "call would give. The server adds only id, meta.versionId and meta.lastUpdated."))
 
 
 class RunView(BaseModel):

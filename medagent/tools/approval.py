@@ -25,8 +25,31 @@ ApprovalMode = Literal["refuse", "ask", "auto"]
 APPROVAL_MODES: tuple[ApprovalMode, ...] = ("refuse", "ask", "auto")
 
 
+class WritePreview(BaseModel):
+    """Exactly what a write tool call would send, prepared by the tool's own code without sending it.
+
+    ``action``: ``create`` (``resource`` is the new resource as it would be POSTed), ``update`` (``resource``
+    is the resource as it would be after the PUT; ``reference`` names it), ``none`` (the call would write
+    nothing: an identical earlier call already wrote ``reference``, or the change is already made) or
+    ``error`` (the call would fail with ``error``, the same text the model would read).
+    The server adds only ``id``, ``meta.versionId`` and ``meta.lastUpdated`` to what is written.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["create", "update", "none", "error"]
+    summary: str = Field(description="One line: the compact line the tools show the model, or the error.")
+    resource: dict[str, Any] | None = None
+    reference: str | None = Field(None, description="The resource changed (update) or already there (none).")
+    error: str | None = None
+
+
 class WriteRequest(BaseModel):
-    """A write as a policy (or a reviewer) sees it: which tool, with which validated arguments, for whom."""
+    """A write as a policy (or a reviewer) sees it: which tool, with which validated arguments, for whom.
+
+    ``preview`` (set when a person is asked, see :meth:`medagent.tools.registry.Registry.review`) is what
+    the call would write.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -36,6 +59,7 @@ class WriteRequest(BaseModel):
     patient: str | None = Field(None, description="Patient.id the write names (None: it names an order, not a patient).")
     context_patient: str | None = Field(None, description="Patient.id in the run's context, if any.")
     run_id: str = ""
+    preview: WritePreview | None = None
 
 
 class ApprovalDecision(BaseModel):

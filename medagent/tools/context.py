@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from medagent.fhir.client import FhirClient
-from medagent.tools.approval import REFUSE_WRITES, ApprovalPolicy
+from medagent.tools.approval import REFUSE_WRITES, ApprovalPolicy, WritePreview
 
 
 class AuditEntry(BaseModel):
@@ -31,12 +31,23 @@ class AuditEntry(BaseModel):
     created: bool  # False: an identical earlier call had already written it (idempotent retry)
 
 
+class PreparedWrite(Exception):
+    """Raised by the write path (``write_clinical.create`` / ``update``) of a preview context instead of
+    sending: it carries the prepared write. :meth:`medagent.tools.registry.Registry.preview` catches it."""
+
+    def __init__(self, preview: WritePreview) -> None:
+        super().__init__(preview.summary)
+        self.preview = preview
+
+
 @dataclass
 class ToolContext:
     """The run's view of the EHR. ``now`` is the run's clock: tools never read the wall clock.
 
     ``approval`` decides every write (read-only unless a run says otherwise); ``patient`` is the
-    patient in context (an EHR launch context), if the run has one.
+    patient in context (an EHR launch context), if the run has one. ``preview``: a dry run; the write
+    path prepares each write exactly (same builders, lookups, stamping, validation) and raises
+    :class:`PreparedWrite` instead of sending it (reads still run).
     """
 
     client: FhirClient
@@ -48,6 +59,7 @@ class ToolContext:
     token_budget: int = 800
     audit: list[AuditEntry] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups (patients, practitioner names)
+    preview: bool = False
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:

@@ -6,12 +6,14 @@ model (field types plus the docstring under each field). :meth:`Registry.call` v
 arguments and turns every mistake a model can make (bad arguments, unknown patient, a FHIR
 server's OperationOutcome, a write its approval policy did not approve) into a ``ToolResult`` with
 ``error`` set: a call never raises for model input. Every write is decided in one place
-(:meth:`Registry._decide`, the run context's :mod:`medagent.tools.approval` policy) before it runs.
+(:meth:`Registry._decide`, the run context's :mod:`medagent.tools.approval` policy) before it runs;
+:meth:`Registry.preview` shows what a write would send without sending it (a reviewer sees it).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import inspect
 import json
@@ -32,8 +34,8 @@ from medagent.fhir.errors import (
     FhirOperationError,
     FhirTransportError,
 )
-from medagent.tools.approval import ApprovalDecision, WriteRequest
-from medagent.tools.context import AuditEntry, ToolContext
+from medagent.tools.approval import ApprovalDecision, WritePreview, WriteRequest
+from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 
 log = logging.getLogger("medagent.tools")
 
@@ -201,8 +203,45 @@ class Registry:
             refusal = refusal_message(name, decision)
             if refusal is not None:
                 return ToolResult.failure(refusal)
+        return await self._run(item, args, ctx)
+
+    async def preview(self, ctx: ToolContext, name: str, raw_args: dict[str, Any] | str | None) -> WritePreview:
+        """What the write call would send, prepared by the tool's own code in a preview context (never sent).
+
+        The tool runs with ``ctx.preview`` set: its reads and lookups run, and the write path
+        (``write_clinical.create`` / ``update``) returns the prepared resource instead of sending it. A call
+        that would fail gives ``action='error'`` with the error text :meth:`call` would give. No approval is
+        asked: a preview writes nothing.
+        """
+        checked = self._validated(name, raw_args)
+        if isinstance(checked, ToolResult):
+            return WritePreview(action="error", summary=checked.text, error=checked.error)
+        item, args = checked
+        if not item.writes:
+            raise ValueError(f"{name} does not write; only write tools have a preview")
+        return await self._preview(item, args, ctx)
+
+    async def _preview(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> WritePreview:
+        dry = dataclasses.replace(ctx, preview=True, audit=[])  # same client, clock, actor, run and cache
+        try:
+            result = await self._run(item, args, dry)
+        except PreparedWrite as prepared:
+            return prepared.preview
+        if result.error is not None:
+            return WritePreview(action="error", summary=result.text, error=result.error)
+        if result.wrote:  # a write that bypassed create/update: a bug, never shown as a preview
+            log.error("tool %s wrote %s outside the write path during a preview", item.name, result.wrote)
+            message = f"internal error in {item.name}: it wrote outside the write path"
+            return WritePreview(action="error", summary=f"ERROR: {message}", error=message)
+        return WritePreview(action="none", summary=result.text, reference=(result.references or [None])[0])
+
+    async def _run(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> ToolResult:
+        """Run one validated call; every failure becomes ``ToolResult.error`` (a preview's prepared write passes)."""
+        name = item.name
         try:
             result = await item.fn(ctx, args)
+        except PreparedWrite:
+            raise
         except ToolError as exc:
             suffix = f" Example: {item.example_text()}" if exc.example else ""
             return ToolResult.failure(exc.message + suffix)
@@ -220,12 +259,16 @@ class Registry:
     async def review(self, name: str, raw_args: dict[str, Any] | str | None,
                      ctx: ToolContext) -> tuple[WriteRequest, ApprovalDecision] | None:
         """A write call as its reviewer sees it and the context's decision on it (None: not a write, or its
-        arguments are invalid, which :meth:`call` reports)."""
+        arguments are invalid, which :meth:`call` reports). An escalated write carries its preview
+        (:meth:`preview`): the person deciding sees what would be written."""
         checked = self._validated(name, raw_args)
         if isinstance(checked, ToolResult) or not checked[0].writes:
             return None
         request = self._write_request(*checked, ctx)
-        return request, await self._decide(request, ctx)
+        decision = await self._decide(request, ctx)
+        if decision.verdict == "escalate":
+            request = request.model_copy(update={"preview": await self._preview(*checked, ctx)})
+        return request, decision
 
     @staticmethod
     def _write_request(item: Tool, args: ToolArgs, ctx: ToolContext) -> WriteRequest:

@@ -6,6 +6,10 @@ hashes tool, clinical arguments, patient and run: a retried call returns the fir
 dated at the run's now unless told otherwise, and audited: who/what/why is in the resource
 (``meta.tag`` actor and run, an ``urn:medagent:audit`` extension) and in ``ctx.audit``.
 
+Every write goes through :func:`create` or :func:`update`. In a preview context (``ctx.preview``) those
+two prepare the write exactly as they would send it and raise :class:`PreparedWrite` instead of sending
+(:meth:`medagent.tools.registry.Registry.preview`): a reviewer sees the resource itself, built by the same code.
+
 Notes are DocumentReferences (not Communications): a clinical note is a document about the
 patient (US Core "clinical notes" use DocumentReference with a LOINC note type), while a
 Communication is a message between parties.
@@ -17,13 +21,15 @@ import base64
 import hashlib
 import json
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from medagent.fhir.resources import parse_resource
+from medagent.tools.approval import WritePreview
 from medagent.tools.compact import number
-from medagent.tools.context import AuditEntry, ToolContext
+from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 from medagent.tools.dates import DateArg, fhir_instant, parse_fhir, resolve
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import generic_line, medication_line, observation_line, reference
@@ -100,12 +106,33 @@ def validate(resource: dict[str, Any]) -> None:
         raise ToolError(f"the {resource['resourceType']} would be invalid FHIR: {problems}") from None
 
 
+def written_line(resource: dict[str, Any], now: datetime) -> str:
+    """The compact line of a written (or about to be written: no id yet, 'new <Type>') resource."""
+    line = generic_line(resource, now).text
+    if resource.get("id"):
+        return line
+    return f"{line.removesuffix(reference(resource)).rstrip(' |')} | new {resource.get('resourceType')}"
+
+
 async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Validate, then conditionally create; returns (resource on the server, created now?)."""
+    """Validate, then conditionally create; returns (resource on the server, created now?).
+
+    A preview context raises :class:`PreparedWrite` instead: the resource as it would be POSTed, or
+    ``none`` when an identical earlier call already wrote it (the conditional create would return that one).
+    """
     key = request_key(tool_name, args, ctx)
     resource["identifier"] = [*resource.get("identifier", []), {"system": REQUEST_SYSTEM, "value": key}]
     stamp(resource, ctx, tool_name, args.reason)
     validate(resource)
+    if ctx.preview:
+        async for existing in ctx.client.search_json(resource["resourceType"],
+                                                     {"identifier": f"{REQUEST_SYSTEM}|{key}"}, limit=1):
+            ref = reference(existing)
+            raise PreparedWrite(WritePreview(
+                action="none", resource=existing, reference=ref,
+                summary=f"already written by an identical earlier call: {written_line(existing, ctx.now)} "
+                        "(nothing new would be written)"))
+        raise PreparedWrite(WritePreview(action="create", resource=resource, summary=written_line(resource, ctx.now)))
     body, response = await ctx.client.request_json(
         "POST", resource["resourceType"], json=resource, headers={"If-None-Exist": f"identifier={REQUEST_SYSTEM}|{key}"})
     if body is None and "location" in response.headers:
@@ -116,6 +143,25 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
                                 arguments=args.model_dump(mode="json", exclude_none=True), reason=args.reason or "",
                                 reference=ref, created=created))
     return body, created
+
+
+async def update(ctx: ToolContext, tool_name: str, args: ToolArgs, resource: dict[str, Any]) -> dict[str, Any]:
+    """Stamp, validate, then update (If-Match on the version read); returns the resource on the server.
+
+    A preview context raises :class:`PreparedWrite` instead: the resource as it would be PUT.
+    """
+    stamp(resource, ctx, tool_name, getattr(args, "reason", None))
+    validate(resource)
+    ref = reference(resource)
+    if ctx.preview:
+        raise PreparedWrite(WritePreview(action="update", resource=resource, reference=ref,
+                                         summary=written_line(resource, ctx.now)))
+    version = (resource.get("meta") or {}).get("versionId")
+    body = await ctx.client.update_json(resource, if_match=f'W/"{version}"' if version else None)
+    ctx.audit.append(AuditEntry(at=fhir_instant(ctx.now), actor=ctx.actor, run_id=ctx.run_id, tool=tool_name,
+                                arguments=args.model_dump(mode="json", exclude_none=True),
+                                reason=getattr(args, "reason", None) or "", reference=ref, created=False))
+    return body
 
 
 async def writable_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:
@@ -587,12 +633,6 @@ async def discontinue_medication(ctx: ToolContext, args: DiscontinueArgs) -> Too
     resource["status"] = "stopped"
     if args.reason:
         resource["statusReason"] = {"text": args.reason}
-    stamp(resource, ctx, "discontinue_medication", args.reason)
-    validate(resource)
-    version = (resource.get("meta") or {}).get("versionId")
-    body = await ctx.client.update_json(resource, if_match=f'W/"{version}"' if version else None)
-    ctx.audit.append(AuditEntry(at=fhir_instant(ctx.now), actor=ctx.actor, run_id=ctx.run_id,
-                                tool="discontinue_medication", arguments=args.model_dump(mode="json", exclude_none=True),
-                                reason=args.reason or "", reference=ref, created=False))
+    body = await update(ctx, "discontinue_medication", args, resource)
     return ToolResult(text=f"stopped {ref} (was {before})\n{medication_line(body, ctx.now, {}, {}).text}",
                       rows=[{"ref": ref, "status": "stopped", "previous_status": before}], references=[ref], wrote=[ref])

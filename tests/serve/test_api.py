@@ -56,7 +56,16 @@ def test_start_stream_approve_writes_once_and_answers_with_citation(service: Ser
     assert pending["tool"] == "record_vital_sign"
     assert (pending["arguments"]["systolic"], pending["arguments"]["diastolic"]) == (128, 82)
     assert pending["patient"] == f"Patient/{PATIENT}"
-    assert created_observations(clean_fhir) == []  # nothing written while waiting
+    preview = pending["preview"]  # what approving writes: the Observation itself, not only the arguments
+    assert preview["action"] == "create" and preview["error"] is None
+    assert preview["resource"]["resourceType"] == "Observation" and "id" not in preview["resource"]
+    assert preview["resource"]["subject"] == {"reference": f"Patient/{PATIENT}"}
+    assert preview["resource"]["code"]["coding"][0]["code"] == "85354-9"  # LOINC BP panel
+    assert _bp_components(preview["resource"]) == {"8480-6": 128, "8462-4": 82}
+    assert "128/82 mm[Hg]" in preview["summary"]
+    view = httpx.get(f"{service.url}/api/runs/{run['run_id']}", timeout=30).json()
+    assert view["pending_write"]["preview"] == preview  # the run view carries the same preview
+    assert created_observations(clean_fhir) == []  # nothing written while waiting (the preview neither)
 
     decided = httpx.post(f"{service.url}/api/runs/{run['run_id']}/decision",
                          json={"pending_id": pending["id"], "approve": True}, timeout=30)
@@ -78,6 +87,14 @@ def test_start_stream_approve_writes_once_and_answers_with_citation(service: Ser
     assert _bp_components(created[0]["after"]) == {"8480-6": 128, "8462-4": 82}
     assert created[0]["after"]["subject"]["reference"] == f"Patient/{PATIENT}"
     assert rest_steps[0]["wrote"] == [f"Observation/{created[0]['after']['id']}"]
+    written = httpx.get(f"{clean_fhir}/Observation/{created[0]['after']['id']}", timeout=30).raise_for_status().json()
+    assert _without_server_fields(written) == _without_server_fields(preview["resource"]), "written == previewed"
+
+
+def _without_server_fields(resource: dict) -> dict:
+    """A resource less what the FHIR server assigns (id, meta.versionId, meta.lastUpdated)."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    return {**{k: v for k, v in resource.items() if k != "id"}, "meta": meta}
 
 
 def test_rejected_write_is_not_performed(service: ServiceThread, clean_fhir: str) -> None:

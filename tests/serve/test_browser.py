@@ -1,5 +1,5 @@
 """The serve UI in a real headless Chromium (Debian's binary): pick a patient, ask, watch the steps stream,
-approve the write, open the cited record; the FHIR server's $diff shows exactly the approved write."""
+see the FHIR resource the write will create, approve it, open the cited record; the FHIR server's $diff shows exactly the approved write."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def test_ask_stream_approve_and_open_citation_in_headless_chromium(service: Serv
         expect(arguments.locator("tr", has_text="systolic")).to_contain_text("128")
         expect(arguments.locator("tr", has_text="diastolic")).to_contain_text("82")
         expect(arguments.locator("tr", has_text="patient")).to_contain_text(PATIENT)
+        # the resource approving writes, before the click: summary line and the pretty-printed FHIR JSON
+        expect(page.locator("#approval-what")).to_contain_text("Approving creates this: a new Observation")
+        expect(page.locator("#approval-summary")).to_contain_text("128/82 mm[Hg]")
+        resource = page.locator("#approval-resource")
+        expect(resource).to_be_visible()
+        expect(resource).to_contain_text('"code": "85354-9"')
+        expect(resource).to_contain_text(f'"reference": "Patient/{PATIENT}"')
+        expect(resource).to_contain_text('"value": 128')
         expect(page.locator("#answer")).to_be_hidden()
         assert created_observations(clean_fhir) == []  # nothing written before the click
         page.screenshot(path=str(ARTIFACTS / "serve-approval.png"), full_page=False)

@@ -252,12 +252,32 @@ function renderPending(pending) {
                 ...Object.entries(pending.arguments).filter(([k]) => k !== "patient")];
   $("approval-arguments").replaceChildren(...rows.map(([k, v]) => el("tr", {},
     el("th", { text: k.replaceAll("_", " ") }), el("td", { text: typeof v === "string" ? v : JSON.stringify(v) }))));
+  renderPreview(pending.preview);
   $("approval-dated").textContent = `Dated at the run's clinical date (${ui.run.now.slice(0, 10)}) unless a time is given above; ` +
     "tagged as written by medagent for this run.";
   $("approve").disabled = $("reject").disabled = false;
   loadRuns();
   $("working").hidden = true;
   panel.scrollIntoView({ block: "nearest" });
+}
+
+// What approving writes (the tool's own preview, built without sending): a summary line and the resource itself.
+const PREVIEW_LABELS = { create: "Approving creates this", update: "Approving changes the record to this",
+                         none: "Approving writes nothing new", error: "This write would fail" };
+function renderPreview(preview) {
+  $("approval-preview").hidden = !preview;
+  if (!preview) return;
+  const what = $("approval-what");
+  what.textContent = `${PREVIEW_LABELS[preview.action] || preview.action}` +
+    (preview.resource ? `: ${preview.reference || `a new ${preview.resource.resourceType}`}` : "");
+  what.classList.toggle("fails", preview.action === "error");
+  $("approval-summary").textContent = preview.error || preview.summary;
+  $("approval-resource-box").hidden = !preview.resource;
+  const note = { create: "the server adds id, versionId and lastUpdated",
+                 update: "the server sets a new versionId and lastUpdated", none: "already in the record" }[preview.action];
+  $("approval-resource-label").textContent = preview.resource
+    ? `FHIR ${preview.resource.resourceType} (JSON${note ? `; ${note}` : ""})` : "";
+  $("approval-resource").textContent = preview.resource ? JSON.stringify(preview.resource, null, 2) : "";
 }
 
 async function decide(approve) {
