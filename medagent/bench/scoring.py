@@ -21,6 +21,7 @@ from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirGone, FhirNotFound
 from medagent.scenarios.models import Scenario
 from medagent.tools.write_clinical import RUN_SYSTEM
+from medagent.vocabulary import parse_instant
 
 Key = tuple[str, str]
 
@@ -57,8 +58,6 @@ class EmbeddedScoring:
         return None  # the next task's begin resets
 
 
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _version(entry: dict[str, Any]) -> int:
@@ -80,7 +79,7 @@ def _modified(entry: dict[str, Any]) -> datetime:
     stamp = entry.get("response", {}).get("lastModified") or (resource.get("meta") or {}).get("lastUpdated")
     if not stamp:
         raise ValueError(f"history entry {entry.get('fullUrl')} has no lastModified or meta.lastUpdated")
-    return _instant(stamp)
+    return parse_instant(stamp)
 
 
 def _is_deletion(entry: dict[str, Any]) -> bool:

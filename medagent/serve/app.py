@@ -44,6 +44,7 @@ from medagent.serve.schemas import (
     StartRun,
     iso_moment,
 )
+from medagent.vocabulary import parse_instant
 
 STATIC = Path(__file__).parent / "static"
 access_log = logging.getLogger("medagent.serve.access")
@@ -79,10 +80,9 @@ def _query_now(request: Request) -> datetime:
     if not value:
         return datetime.now(UTC)
     try:
-        moment = datetime.fromisoformat(iso_moment(value))
+        return parse_instant(iso_moment(value))
     except ValueError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # handlers -------------------------------------------------------------------------------------

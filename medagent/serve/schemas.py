@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medagent.tools.approval import WritePreview
+from medagent.vocabulary import parse_instant
 
 RunState = Literal["running", "awaiting_approval", "interrupted", "finished"]
 PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -18,7 +18,7 @@ REFERENCE = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
 def iso_moment(value: str, name: str = "now") -> str:
     """The value unchanged if it is an ISO 8601 date or date-time, else a ValueError naming it."""
     try:
-        datetime.fromisoformat(value)
+        parse_instant(value)
     except ValueError:
         raise ValueError(f"{name} {value!r} is not an ISO 8601 date or date-time "
                          "(e.g. 2020-06-01 or 2020-06-01T09:30:00+00:00)") from None

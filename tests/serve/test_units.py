@@ -74,3 +74,15 @@ def test_references_must_look_like_type_slash_id() -> None:
     for bad in ("observation/abc", "Observation/", "Observation/a/b", "../etc/passwd", "Observation/a b"):
         with pytest.raises(ValueError, match="is not a FHIR reference"):
             parse_reference(bad)
+
+
+@pytest.mark.parametrize("now", ["2020", "2020-06", "2020-06-01", "2020-06-01T09:30:00Z", "2020-06-01T09:30:00+02:00"])
+def test_a_run_clock_the_agent_accepts_is_accepted_by_the_service(now: str) -> None:
+    # one instant parser (medagent.vocabulary.parse_instant) for the agent, the tools and the service
+    assert StartRun(question="q", now=now).now == now
+
+
+@pytest.mark.parametrize("now", ["2020-13-01", "2020-06-31", "yesterday", "2020-06-01T25:00"])
+def test_a_clock_no_one_can_read_is_refused_by_name(now: str) -> None:
+    with pytest.raises(ValidationError, match=f"now '{now}' is not an ISO 8601"):
+        StartRun(question="q", now=now)
