@@ -131,7 +131,7 @@ def run_target(target: Target, out: Path, tests_at: str | None, budget: int, chi
     if not report_only:
         if not keep:
             write_config(scratch, target, tests)
-        names = [f"{target.dotted}.x_{fn}__mutmut_*" for fn in target.functions]
+        names = [f"{target.dotted}.{mutant_pattern(fn)}" for fn in target.functions]
         started = time.monotonic()
         with open(scratch / "mutmut.log", "a" if keep else "w") as log:
             try:

@@ -13,6 +13,8 @@ from medagent.tools.approval import (
     ESCALATE_WRITES,
     REFUSE_WRITES,
     ApprovalDecision,
+    FixedVerdict,
+    PatientInContext,
     ReviewerCallback,
     WriteRequest,
     approval_policy,
@@ -95,8 +97,28 @@ def test_the_trajectory_label_says_who_decided_what(decision: ApprovalDecision, 
 def test_the_model_reads_why_a_write_did_not_run() -> None:
     assert refusal_message("order_medication", ApprovalDecision(verdict="approve", by="auto")) is None
     read_only = refusal_message("order_medication", REFUSE_WRITES.decision)
-    assert read_only is not None and read_only.startswith("refused: read-only mode; order_medication would write")
+    assert read_only == ("refused: read-only mode; order_medication would write to the EHR and writes are disabled "
+                         "for this run. Answer from what you can read, or say the write could not be made.")
     waiting = refusal_message("order_medication", ApprovalDecision(verdict="escalate", by="ask"))
     assert waiting == "refused: order_medication needs a reviewer's approval and no reviewer is attached to this run"
     rejected = refusal_message("order_medication", ApprovalDecision.reviewer(False, "wrong dose"))
     assert rejected == "refused: order_medication was not approved (rejected by user: wrong dose); do not retry it"
+
+
+def test_a_policy_built_at_run_time_keeps_its_name_and_decision_and_the_rule_asks_the_inner_policy() -> None:
+    seen: list[WriteRequest] = []
+
+    async def record(req: WriteRequest) -> bool:
+        seen.append(req)
+        return True
+
+    fixed = FixedVerdict("ward", ApprovalDecision(verdict="reject", by="ward", reason="night shift"))
+    assert fixed.name == "ward"
+    assert decide(fixed, request()) == ApprovalDecision(verdict="reject", by="ward", reason="night shift")
+    rule = PatientInContext(ReviewerCallback(record, name="nurse"))
+    assert rule.name == "nurse"
+    req = request(HERE, HERE)
+    assert decide(rule, req).verdict == "approve"
+    assert seen == [req]                      # the inner policy saw the very request
+    assert ApprovalDecision.reviewer(True) == ApprovalDecision(verdict="approve", by="reviewer", reason="")
+    assert ApprovalDecision.reviewer(False, "no") == ApprovalDecision(verdict="reject", by="reviewer", reason="no")
