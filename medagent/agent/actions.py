@@ -39,12 +39,24 @@ class Action(BaseModel):
     arguments: dict[str, Any]
 
 
-def action_schema(registry: Registry, names: Iterable[str] | None = None, *, final_answer: bool = True) -> dict[str, Any]:
-    """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``."""
-    options = [_action(item.name, item.parameters()) for item in registry.select(names)]
+def action_schema(registry: Registry, names: Iterable[str] | None = None, *, final_answer: bool = True,
+                  patient_in_context: bool = False) -> dict[str, Any]:
+    """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``.
+
+    ``patient_in_context``: the run is about one patient, whom the agent fills in for a missing ``patient``
+    argument (an EHR launch context), so no tool requires it: the model may leave it out (as the trained
+    adapter was taught to) instead of being forced by the grammar to write one."""
+    options = [_action(item.name, _optional_patient(item.parameters()) if patient_in_context else item.parameters())
+               for item in registry.select(names)]
     if final_answer:
         options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
     return bound_lengths({"title": "action", "anyOf": options})
+
+
+def _optional_patient(parameters: dict[str, Any]) -> dict[str, Any]:
+    required = [name for name in parameters.get("required", []) if name != "patient"]
+    out = {k: v for k, v in parameters.items() if k != "required"}
+    return {**out, "required": required} if required else out
 
 
 def final_answer_schema() -> dict[str, Any]:

@@ -72,6 +72,7 @@ class Agent:
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
         self._schema = action_schema(self.registry, self.tool_names)
+        self._schema_in_context = action_schema(self.registry, self.tool_names, patient_in_context=True)
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
@@ -149,7 +150,8 @@ class Agent:
             profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
         request = ModelRequest(
             messages=messages,
-            json_schema=final_answer_schema() if must_answer else self._schema,
+            json_schema=final_answer_schema() if must_answer else
+            self._schema_in_context if state.get("patient") else self._schema,
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()

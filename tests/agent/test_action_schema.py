@@ -48,3 +48,18 @@ def test_xgrammar_compatible_drops_only_lengths_beside_a_pattern() -> None:
         "ref": {"type": "string", "pattern": "^[A-Z]+/[0-9]+$"}, "day": {"type": "string", "format": "date"},
         "text": {"type": "string", "minLength": 1, "maxLength": 600}}
     assert schema["properties"]["ref"]["maxLength"] == 70  # the caller's schema is not changed
+
+
+def _arguments(schema: dict[str, Any], tool: str) -> dict[str, Any]:
+    return next(o for o in schema["anyOf"] if o["properties"]["tool"]["const"] == tool)["properties"]["arguments"]
+
+
+def test_with_a_patient_in_context_no_tool_requires_the_patient(registry: Registry) -> None:
+    # the agent fills a missing patient from the run's context, so the grammar must let the model leave it
+    # out (the trained adapter learned to): forcing it made the small model write names into it
+    plain, in_context = action_schema(registry), action_schema(registry, patient_in_context=True)
+    assert "patient" in _arguments(plain, "search_conditions")["required"]
+    assert "patient" not in _arguments(in_context, "search_conditions").get("required", [])
+    assert "patient" in _arguments(in_context, "search_conditions")["properties"]    # still allowed
+    assert _arguments(in_context, "record_vital_sign")["required"] == ["vital"]      # the rest stays required
+    assert _arguments(in_context, "lookup_codes") == _arguments(plain, "lookup_codes")  # no patient: unchanged

@@ -68,3 +68,18 @@ async def test_auto_mode_is_recorded_as_auto_approved(registry: Registry, client
     assert result.trace[0].approval == "auto-approved" and not result.trace[0].error
     created = [c for c in await client.diff() if c["action"] == "create"]
     assert [c["resourceType"] for c in created] == ["Observation"]
+
+
+async def test_a_call_without_the_patient_in_context_is_filled_and_the_grammar_allowed_it(
+        registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([call("search_conditions", text="hypertension"), final("done")])
+    result = await agent(policy, registry, client).run("Hypertension?", now=NOW, patient=PATIENT)
+    assert result.trace[0].arguments["patient"] == f"Patient/{PATIENT}"
+    assert result.trace[0].error is None
+    first = next(o for o in policy.requests[0].json_schema["anyOf"] if o["properties"]["tool"]["const"] == "search_conditions")
+    assert "patient" not in first["properties"]["arguments"].get("required", [])
+    # without a patient in context the grammar requires it
+    policy = ScriptedPolicy([final("none")])
+    await agent(policy, registry, client).run("Who?", now=NOW)
+    first = next(o for o in policy.requests[0].json_schema["anyOf"] if o["properties"]["tool"]["const"] == "search_conditions")
+    assert "patient" in first["properties"]["arguments"]["required"]
