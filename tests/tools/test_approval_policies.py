@@ -74,6 +74,7 @@ def test_a_reviewer_callback_decides_each_write() -> None:
     async def only_here(req: WriteRequest) -> bool:
         return req.patient == HERE
 
+    assert ReviewerCallback(only_here).name == "callback"       # the name traces show when none is given
     reviewer = ReviewerCallback(only_here, name="ward reviewer")
     yes, no = decide(reviewer, request(HERE)), decide(reviewer, request(OTHER))
     assert (yes.verdict, yes.by, no.verdict, no.by) == ("approve", "ward reviewer", "reject", "ward reviewer")
