@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.search import matching_ids
-from medagent.fhir.server.store import ReadTooSlow, Store
+from medagent.fhir.server.store import Store
 
 
 def patient(gender: str, family: str = "Zqstore") -> dict:
@@ -126,29 +125,3 @@ def test_history_pages_newest_first(store: Store) -> None:
     assert total == 3 and [(v.version, v.deleted) for v in page] == [(3, True), (2, False)]
     _, rest = store.history("Patient", "h1", since=None, count=2, offset=2)
     assert [(v.version, v.body["gender"]) for v in rest] == [(1, "male")]
-
-
-# --- reads tried on the calling thread (the event loop) with a short budget --------------------
-
-ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
-
-
-def test_an_inline_read_past_its_budget_is_stopped_and_the_connection_keeps_working(store: Store) -> None:
-    store.put("Patient", "p1", patient("female"))
-    started = time.monotonic()
-    with pytest.raises(ReadTooSlow):
-        store.read_inline(0.01, lambda: store.query(ENDLESS))
-    assert time.monotonic() - started < 5  # stopped near its budget, not at the 10 s query limit
-    # the budget does not stick: the same thread's next reads (inline or not) run normally
-    assert store.read_inline(0.5, lambda: store.query("SELECT id FROM resource WHERE type = 'Patient'")) == [("p1",)]
-    assert store.query("SELECT 1") == [(1,)]
-
-
-def test_an_inline_read_returns_its_answer_and_its_errors_as_they_are(store: Store) -> None:
-    store.put("Patient", "p1", patient("male"))
-    found = store.read_inline(0.5, lambda: matching_ids(store, "Patient", [("gender", "male")], limit=2))
-    assert found == ["p1"]
-    with pytest.raises(FhirError) as caught:  # a bad search is its answer (a 400), not a reason to retry
-        store.read_inline(0.5, lambda: matching_ids(store, "Patient", [("birthdate", "notadate")], limit=2))
-    assert caught.value.status == 400
-

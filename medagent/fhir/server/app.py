@@ -1,11 +1,10 @@
 """The HTTP layer of the embedded FHIR R4 server (Starlette): routes, headers, errors.
 
-Blocking work (database writes, validation) runs off the event loop on a small pool of threads
+Blocking work (database, validation) runs off the event loop on a small pool of threads
 (``db_threads``); each thread reads through its own SQLite connection and writes are serialized
-by the store. Reads (read, vread, search, $lastn) are first tried on the event loop itself with a
-short budget (``INLINE_READ_SECONDS`` of SQL): most take well under a millisecond, and the hop to
-a thread and back costs more than that; one that runs longer (or meets a lock) is stopped and run
-again on the pool with the full query limit, so a slow search never holds up the others.
+by the store. (Reads run there too: on the loop itself a small read costs ~15% less CPU, but with
+16 clients the pool's threads, running SQLite without the GIL beside the loop's HTTP work, answer
+sooner: tools/bench_fhir.py.)
 """
 
 from __future__ import annotations
@@ -39,14 +38,13 @@ from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome
 from medagent.fhir.server.search import matching_ids, search
-from medagent.fhir.server.store import ReadTooSlow, Store, StoredResource
+from medagent.fhir.server.store import Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
 DEFAULT_DB_THREADS = min(8, (os.cpu_count() or 1) + 2)
-INLINE_READ_SECONDS = 0.005  # SQL time a read may take on the event loop before it moves to the pool
 BASE_URLS_KEPT = 64  # distinct (scheme, host, root path) base URLs remembered
 log = logging.getLogger("medagent.fhir.server")
 T = TypeVar("T")
@@ -91,14 +89,6 @@ class FhirApp:
     async def blocking(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (database, validation, planning) on the thread pool, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args, **kwargs))
-
-    async def reading(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run read-only ``work`` on the event loop if its SQL fits ``INLINE_READ_SECONDS``, else on the pool."""
-        call = partial(work, *args, **kwargs)
-        try:
-            return self.store.read_inline(INLINE_READ_SECONDS, call)
-        except ReadTooSlow:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     def base_url(self, request: Request) -> str:
         """This server's base URL as the request names it (what Starlette's ``request.base_url`` gives),
@@ -147,7 +137,7 @@ class FhirApp:
         if request.method == "POST":
             form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
             params += form
-        bundle = await self.reading(search, self.store, rtype, params, base_url=self.base_url(request),
+        bundle = await self.blocking(search, self.store, rtype, params, base_url=self.base_url(request),
                                     strict=self.is_strict(request))
         return fhir_response(bundle)
 
@@ -156,7 +146,7 @@ class FhirApp:
             check_resource_type(request.path_params["type"])
             raise FhirError(404, "$lastn is defined on Observation only: GET /Observation/$lastn?patient=...")
         params = list(request.query_params.multi_items())
-        bundle = await self.reading(last_n, self.store, params, base_url=self.base_url(request),
+        bundle = await self.blocking(last_n, self.store, params, base_url=self.base_url(request),
                                     strict=self.is_strict(request))
         return fhir_response(bundle)
 
@@ -240,7 +230,7 @@ class FhirApp:
     async def read(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
         check_resource_type(rtype)
-        return resource_response(await self.reading(self._current, rtype, rid), self.base_url(request))
+        return resource_response(await self.blocking(self._current, rtype, rid), self.base_url(request))
 
     async def vread(self, request: Request) -> Response:
         rtype, rid, vid = request.path_params["type"], request.path_params["id"], request.path_params["vid"]
@@ -249,7 +239,7 @@ class FhirApp:
             version = plain_int("version id", vid)
         except FhirError:
             raise FhirError(400, f"version id must be a number, got {vid[:40]!r}") from None
-        stored = await self.reading(self.store.vread, rtype, rid, version)
+        stored = await self.blocking(self.store.vread, rtype, rid, version)
         if stored is None:
             raise FhirError(404, f"{rtype}/{rid}/_history/{vid} not found")
         if stored.deleted:

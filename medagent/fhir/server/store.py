@@ -11,13 +11,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import orjson
 
@@ -78,12 +78,6 @@ _TOO_COSTLY = ("interrupted", "expression tree is too large", "too many sql vari
 INDEX_TABLES = ("idx_token", "idx_ref", "idx_date", "idx_string", "idx_quantity")
 
 Action = Literal["create", "update", "delete"]
-T = TypeVar("T")
-
-
-class ReadTooSlow(Exception):
-    """A read tried on the calling thread (:meth:`Store.read_inline`) ran past its short budget or met a
-    lock: nothing was changed; run it again where it may take its full time (the thread pool)."""
 
 
 @dataclass(frozen=True)
@@ -200,14 +194,10 @@ class Store:
 
         A statement running past ``query_seconds`` is aborted and raised as a 400 ``too-costly``, which
         frees its thread; so is one SQLite refuses as too large."""
-        inline_deadline = getattr(self._local, "inline_deadline", None)
-        deadline = time.monotonic() + self.query_seconds
-        self._local.deadline = deadline if inline_deadline is None else min(deadline, inline_deadline)
+        self._local.deadline = time.monotonic() + self.query_seconds
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if inline_deadline is not None:
-                raise ReadTooSlow() from None
             raise _too_costly(exc, self.query_seconds) from None
         finally:
             self._local.deadline = math.inf
@@ -215,24 +205,6 @@ class Store:
     def query_one(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         rows = self.query(sql, args)
         return rows[0] if rows else None
-
-    def read_inline(self, seconds: float, work: Callable[[], T]) -> T:
-        """Run read-only ``work`` on the calling thread (the event loop: no thread hop) if its queries
-        finish within ``seconds`` in all; else :class:`ReadTooSlow` (also on a lock: this connection
-        does not wait for one), and the caller reruns it with the full limit elsewhere."""
-        conn = self._conn()
-        if conn is self._writer:
-            raise ReadTooSlow()
-        if not getattr(self._local, "no_wait", False):
-            conn.execute("PRAGMA busy_timeout=0")  # a lock is a ReadTooSlow, never a stalled event loop
-            self._local.no_wait = True
-        self._local.inline_deadline = time.monotonic() + seconds
-        try:
-            return work()
-        except sqlite3.OperationalError:
-            raise ReadTooSlow() from None
-        finally:
-            self._local.inline_deadline = None
 
     @contextmanager
     def reading(self) -> Iterator[None]:
