@@ -70,7 +70,7 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
         report(f"FHIR R4 server at http://{host}:{port} ({workers} worker processes; db {db_path}; "
                f"access log {security.access_log})")
         uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level="warning",
-                    access_log=False, proxy_headers=False)
+                    access_log=False)
         return
     app = create_app(store, strict=strict, allow_reset=allow_reset, security=security)
     # what startup allocated (models, routes) lives as long as the server: keep it out of the
@@ -78,4 +78,4 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
     gc.collect()
     gc.freeze()
     report(f"FHIR R4 server at http://{host}:{port} (db {db_path}; access log {security.access_log})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
