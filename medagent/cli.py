@@ -76,6 +76,7 @@ def fhir_serve(
     allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Host header accepted besides loopback names (repeatable; '*': any).")] = None,
     exit_with_parent: Annotated[bool, typer.Option("--exit-with-parent", help="Exit when the process that started this one dies.")] = False,
     query_seconds: Annotated[float | None, typer.Option("--query-seconds", min=0.001, help="Time limit of one database query (default 10 s).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes accepting on the one port, over the same database.")] = 1,
 ) -> None:
     """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
     from medagent.fhir.server.serve import serve
@@ -83,7 +84,8 @@ def fhir_serve(
     settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None)
     serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
           allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m),
-          token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds)
+          token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds,
+          workers=workers)
 
 
 @fhir_app.command("load")

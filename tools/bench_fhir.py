@@ -5,6 +5,7 @@
     python tools/bench_fhir.py --requests 500 --concurrency 1,4,16
     python tools/bench_fhir.py --via-cli          # ingest with `medagent fhir load --server URL`
     python tools/bench_fhir.py --url http://127.0.0.1:8321   # searches only, against a loaded server
+    python tools/bench_fhir.py --workers 2 --client raw --searches-only
 
 1. Measures the raw-SQLite floor: the same 100 bundles parsed and their resources written as
    JSON rows (one ``executemany`` transaction per bundle, WAL, synchronous=NORMAL) with no
@@ -17,8 +18,22 @@
    resource is validated (the server cannot know where HTTP data comes from).
 4. Runs a fixed, seeded mix of agent-like requests (patient by name, latest results of one test,
    conditions, active medications, observations in a date range, read by id) with 1, 16 and 64
-   concurrent clients (httpx.AsyncClient), a bounded number of requests per level, and prints
-   p50/p99 latency per query kind, throughput, and a summary line against the targets.
+   concurrent clients, a bounded number of requests per level, and prints p50/p99 latency per
+   query kind, throughput, the server's CPU time per request (all its processes), the load
+   average, and a summary line against the targets.
+
+Clients (``--client``): ``httpx`` (default) gives each concurrent client its own ``httpx.AsyncClient``
+with one kept-alive connection (the library the agent's client uses; one AsyncClient shared by 16
+tasks halved the throughput and gave 4-6x the p99 at 16 clients, side by side on one server).
+``raw`` is the cheaper load generator for a machine whose cores the benchmark shares with the
+server: one asyncio stream per concurrent client, kept alive, sending a GET request prepared as
+bytes before the clock starts and reading the response status line, headers and the
+``Content-Length`` body (nothing parsed beyond that). Both time each request from send to the
+last body byte.
+
+``--workers N`` starts the server with N worker processes on one port (``--workers`` of
+``medagent fhir serve``); ``--searches-only`` skips the ingest measurements and lets the server load
+the patients itself on its first start.
 
 Timings are reported, never asserted (``--check`` turns missed targets into exit status 1).
 """
@@ -38,6 +53,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
@@ -204,6 +220,7 @@ class Level:
     seconds: float
     errors: int
     server_cpu_seconds: float | None = None  # CPU the server process used during the level
+    load: str = ""  # uptime's line right after the level
 
     @property
     def cpu_ms_per_request(self) -> float | None:
@@ -229,25 +246,123 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), all its threads included."""
+    """User + system CPU time of a process and its live descendants (Linux /proc), all threads included:
+    with ``--workers`` the server is a supervisor and its worker processes."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += process_cpu_seconds(int(child))
+            except FileNotFoundError:  # it ended meanwhile
+                pass
+    return total
+
+
+def load_line() -> str:
+    """``uptime``'s line (the load averages), printed with each figure."""
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+class RawClient:
+    """The cheap load generator (``--client raw``): one kept-alive HTTP/1.1 connection (asyncio streams),
+    requests prepared as bytes, responses read by ``Content-Length`` and otherwise not parsed."""
+
+    def __init__(self, base_url: str) -> None:
+        parsed = urlsplit(base_url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.prefix = parsed.path.rstrip("/")
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def prepare(self, request: Request) -> bytes:
+        target = f"{self.prefix}/{request.path}"
+        if request.params:
+            items = request.params.items() if isinstance(request.params, dict) else request.params
+            target += "?" + urlencode(list(items))
+        return (f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                "Accept: application/fhir+json\r\n\r\n").encode()
+
+    async def send(self, prepared: bytes) -> int:
+        """One request on the kept-alive connection (opened on first use); returns the status code."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(prepared)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise httpx.TransportError(f"response without Content-Length: {head[:200]!r}")
+        end = lower.find(b"\r\n", at + 2)
+        await self.reader.readexactly(int(head[at + 17:end]))
+        if b"\r\nconnection: close" in lower:
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def run_level_raw(base_url: str, mix: list[Request], concurrency: int, warmup: int,
+                        server_pid: int | None = None) -> Level:
+    """:func:`run_level` with the raw client: each concurrent client is one :class:`RawClient`."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors = 0
+    clients = [RawClient(base_url) for _ in range(concurrency)]
+    prepared = [(request.kind, request.path, clients[0].prepare(request)) for request in mix]
+    for index, (_, _, data) in enumerate(prepared[:warmup]):
+        await clients[index % concurrency].send(data)
+    position = 0
+
+    async def worker(client: RawClient) -> None:
+        nonlocal errors, position
+        while position < len(prepared):
+            kind, path, data = prepared[position]
+            position += 1
+            started = time.perf_counter()
+            try:
+                status = await client.send(data)
+            except (OSError, asyncio.IncompleteReadError, httpx.TransportError) as exc:
+                errors += 1
+                print(f"  {kind} {path}: {exc!r}", file=sys.stderr)
+                await client.close()
+                continue
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                errors += 1
+            latencies[kind].append(elapsed)
+
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else None
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(client) for client in clients))
+    seconds = time.perf_counter() - started
+    cpu = process_cpu_seconds(server_pid) - cpu_before if server_pid and cpu_before is not None else None
+    for client in clients:
+        await client.close()
+    return Level(concurrency, dict(latencies), seconds, errors, cpu)
 
 
 async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup: int,
                     server_pid: int | None = None) -> Level:
+    """One level with the httpx client: each concurrent client is its own ``httpx.AsyncClient`` holding one
+    kept-alive connection (one client shared by all makes every request contend for its pool's lock)."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits,
-                                 headers={"Accept": "application/fhir+json"}) as client:
-        for request in mix[:warmup]:
-            await client.get(request.path, params=request.params)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits,
+                                 headers={"Accept": "application/fhir+json"}) for _ in range(concurrency)]
+    try:
+        for index, request in enumerate(mix[:warmup]):
+            await clients[index % concurrency].get(request.path, params=request.params)
         queue: asyncio.Queue[Request] = asyncio.Queue()
         for request in mix:
             queue.put_nowait(request)
 
-        async def worker() -> None:
+        async def worker(client: httpx.AsyncClient) -> None:
             nonlocal errors
             while True:
                 try:
@@ -269,9 +384,12 @@ async def run_level(base_url: str, mix: list[Request], concurrency: int, warmup:
 
         cpu_before = process_cpu_seconds(server_pid) if server_pid else None
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(client) for client in clients))
         seconds = time.perf_counter() - started
         cpu = process_cpu_seconds(server_pid) - cpu_before if server_pid and cpu_before is not None else None
+    finally:
+        for client in clients:
+            await client.aclose()
     return Level(concurrency, dict(latencies), seconds, errors, cpu)
 
 
@@ -291,7 +409,7 @@ class Ingests:
     http_mode: str
 
 
-def print_report(ingests: Ingests | None, levels: list[Level]) -> dict[str, Any]:
+def print_report(ingests: Ingests | None, levels: list[Level], setup: str = "") -> dict[str, Any]:
     print()
     summary: dict[str, Any] = {"levels": {}}
     parts = []
@@ -336,7 +454,7 @@ def print_report(ingests: Ingests | None, levels: list[Level]) -> dict[str, Any]
         summary["levels"][level.concurrency] = {
             "requests": len(level.all), "errors": level.errors, "throughput": level.throughput,
             "p50_ms": percentile(level.all, 50), "p99_ms": percentile(level.all, 99),
-            "server_cpu_ms_per_request": level.cpu_ms_per_request,
+            "server_cpu_ms_per_request": level.cpu_ms_per_request, "uptime": level.load,
             "by_kind": {k: {"n": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)}
                         for k, v in level.latencies.items()}}
     for level in levels:
@@ -347,7 +465,11 @@ def print_report(ingests: Ingests | None, levels: list[Level]) -> dict[str, Any]
             text += f" (target p99 <= {P99_TARGET_MS:.0f} ms: {verdict(p99 <= P99_TARGET_MS)})"
         parts.append(text)
     print()
-    print(f"summary ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end): " + "; ".join(parts))
+    for level in levels:
+        print(f"after {level.concurrency} client(s): {level.load}")
+    print(f"summary ({os.cpu_count()} CPUs, {setup}load average {os.getloadavg()[0]:.1f} at the end): "
+          + "; ".join(parts))
+    summary["setup"] = setup
     return summary
 
 
@@ -370,23 +492,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, help="database file for the started server (default: a temp file)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the started server (default 1)")
+    parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
+                        help="load generator: httpx.AsyncClient (default) or the cheaper raw keep-alive streams")
+    parser.add_argument("--searches-only", action="store_true",
+                        help="skip the ingest measurements: the started server loads the patients itself")
     args = parser.parse_args(argv)
     levels_wanted = [int(x) for x in args.concurrency.split(",") if x.strip()]
     mix = build_mix(args.requests, args.seed)
 
+    runner = run_level_raw if args.client == "raw" else run_level
+    setup = f"{args.client} client, server {'at ' + args.url if args.url else f'with {args.workers} worker(s)'}; "
+
     async def searches(base_url: str, server_pid: int | None = None) -> list[Level]:
         levels = []
         for concurrency in levels_wanted:
-            level = await run_level(base_url, mix, concurrency, args.warmup, server_pid)
+            level = await runner(base_url, mix, concurrency, args.warmup, server_pid)
+            level.load = load_line()
+            cpu = f", server CPU {level.cpu_ms_per_request:.2f} ms/req" if level.cpu_ms_per_request else ""
             print(f"  {concurrency} clients: p50/p99 {percentile(level.all, 50):.1f}/{percentile(level.all, 99):.1f} ms,"
-                  f" {level.throughput:,.0f} req/s, {level.errors} errors", flush=True)
+                  f" {level.throughput:,.0f} req/s, {level.errors} errors{cpu}; {level.load}", flush=True)
             levels.append(level)
         return levels
+
+    server_args = ["--workers", str(args.workers)] if args.workers > 1 else []
 
     ingests: Ingests | None = None
     mode = "medagent fhir load" if args.via_cli else "transaction endpoint"
     if args.url:
         levels = asyncio.run(searches(args.url.rstrip("/"), args.server_pid))
+    elif args.searches_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("starting the embedded server on an empty database (it loads the patients) ...", flush=True)
+            with EmbeddedServer(args.db or Path(tmp) / "bench.sqlite", extra_args=server_args) as server:
+                print(f"searching: {args.requests} requests at {args.concurrency} concurrent clients ...", flush=True)
+                assert server.process is not None
+                levels = asyncio.run(searches(server.base_url, server.process.pid))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -400,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             if db.exists():
                 raise SystemExit(f"{db} exists: the benchmark needs an empty database")
             print(f"starting the embedded server on an empty database ({db}) ...", flush=True)
-            with EmbeddedServer(db, load_default=False) as server:
+            with EmbeddedServer(db, load_default=False, extra_args=server_args) as server:
                 print(f"ingesting 100 patients into {server.base_url} via the {mode} ...", flush=True)
                 http = ingest_cli(server.base_url) if args.via_cli else ingest_http(server.base_url)
                 print(f"  {http.rate:,.0f} resources/s ({http.seconds:.1f} s)", flush=True)
@@ -408,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"searching: {args.requests} requests at {args.concurrency} concurrent clients ...", flush=True)
                 assert server.process is not None
                 levels = asyncio.run(searches(server.base_url, server.process.pid))
-    summary = print_report(ingests, levels)
+    summary = print_report(ingests, levels, setup)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 1 if args.check and not targets_met(summary) else 0

@@ -79,6 +79,22 @@ def test_loopback_host_names_are_served(http: httpx.Client, fhir_server: Any, ho
     assert response.status_code == 200, response.text
 
 
+def test_links_name_the_host_each_request_used(http: httpx.Client, fhir_server: Any) -> None:
+    """The server remembers base URLs per Host: a request naming another loopback name, or an X-Forwarded-Proto
+    from a loopback proxy, gets links of its own, never those of an earlier request."""
+    port = fhir_server.port
+    for host, proto, base in [("localhost", None, f"http://localhost:{port}"),
+                              ("127.0.0.1", None, f"http://127.0.0.1:{port}"),
+                              ("localhost", "https", f"https://localhost:{port}"),
+                              ("localhost", None, f"http://localhost:{port}")]:
+        headers = {"Host": f"{host}:{port}", **({"X-Forwarded-Proto": proto} if proto else {})}
+        bundle = http.get("/Patient", params={"_count": "1"}, headers=headers).json()
+        assert bundle["link"][0]["url"].startswith(f"{base}/Patient?"), (headers, bundle["link"][0])
+        assert bundle["entry"][0]["fullUrl"].startswith(f"{base}/Patient/")
+        read = http.get(bundle["entry"][0]["fullUrl"].removeprefix(base), headers=headers)
+        assert read.headers["Location"].startswith(f"{base}/Patient/")
+
+
 def test_cross_site_text_plain_create_is_refused_and_nothing_stored(http: httpx.Client) -> None:
     family = "Crosssite"
     body = orjson.dumps({**PATIENT, "name": [{"family": family}]})

@@ -381,3 +381,18 @@ def test_ne_mixing_message_in_full(store: Store) -> None:
 def test_two_digit_offsets() -> None:
     assert date_range("2019-03-10T10:30:00+10:00")[0] == epoch(2019, 3, 10, 0, 30)
     assert date_range("2019-03-10T10:30:00-11:45")[0] == epoch(2019, 3, 10, 22, 15)
+
+
+# --- the access log's parameter names (hand-made query strings; parse_qsl's decoding) ----------
+
+@pytest.mark.parametrize(("query", "names"), [
+    ("", set()),
+    ("patient=p1&code=a&code=b", {"patient", "code"}),
+    ("&&_count=&flag", {"_count", "flag"}),
+    ("given+name=Ana&_has%3ACondition%3Asubject%3Acode=x", {"given name", "_has:Condition:subject:code"}),
+    ("a=b=c&=v&%ZZ=1", {"a", "", "%ZZ"}),
+])
+def test_access_log_keeps_the_decoded_parameter_names_only(query: str, names: set[str]) -> None:
+    from medagent.fhir.server.access_log import query_names
+
+    assert query_names(query) == names

@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Host header accepted besides loopback names (repeatable; '*': any)")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when the starting process dies")
     parser.add_argument("--query-seconds", type=float, default=None, help="time limit of one database query")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes accepting on the one port, over the same database (default 1)")
     return parser.parse_args(argv)
 
 
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
               allow_reset=settings.allow_reset, load_default=not args.no_load,
               report=lambda message: print(message, file=sys.stderr, flush=True), token=args.token,
               allowed_hosts=args.allowed_host, exit_with_parent=args.exit_with_parent,
-              query_seconds=args.query_seconds)
+              query_seconds=args.query_seconds, workers=args.workers)
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

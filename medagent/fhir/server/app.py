@@ -2,7 +2,9 @@
 
 Blocking work (database, validation) runs off the event loop on a small pool of threads
 (``db_threads``); each thread reads through its own SQLite connection and writes are serialized
-by the store.
+by the store. (Reads run there too: on the loop itself a small read costs ~15% less CPU, but with
+16 clients the pool's threads, running SQLite without the GIL beside the loop's HTTP work, answer
+sooner: tools/bench_fhir.py.)
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +39,7 @@ from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome
 from medagent.fhir.server.search import matching_ids, search
+from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
@@ -43,6 +47,7 @@ from medagent.fhir.server.validation import check_id, check_resource_type, close
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
 DEFAULT_DB_THREADS = min(8, (os.cpu_count() or 1) + 2)
+BASE_URLS_KEPT = 64  # distinct (scheme, host, root path) base URLs remembered
 log = logging.getLogger("medagent.fhir.server")
 T = TypeVar("T")
 
@@ -81,13 +86,24 @@ class FhirApp:
         self.strict = strict
         self.allow_reset = allow_reset
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="fhir-db")
+        self._base_urls: dict[tuple[Any, ...], str] = {}
 
     async def blocking(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (database, validation, planning) on the thread pool, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args, **kwargs))
 
     def base_url(self, request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+        """This server's base URL as the request names it (what Starlette's ``request.base_url`` gives),
+        remembered per scheme, Host and root path: building it is a fair share of a small request's work."""
+        scope = request.scope
+        key = (scope.get("scheme"), request.headers.get("host"), scope.get("server"),
+               scope.get("app_root_path", scope.get("root_path", "")))
+        known = self._base_urls.get(key)
+        if known is None:
+            if len(self._base_urls) >= BASE_URLS_KEPT:
+                self._base_urls.clear()
+            known = self._base_urls[key] = str(request.base_url).rstrip("/")
+        return known
 
     def is_strict(self, request: Request) -> bool:
         prefer = request.headers.get("prefer", "")
@@ -124,7 +140,7 @@ class FhirApp:
             form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
             params += form
         bundle = await self.blocking(search, self.store, rtype, params, base_url=self.base_url(request),
-                               strict=self.is_strict(request))
+                                    strict=self.is_strict(request))
         return fhir_response(bundle)
 
     async def lastn(self, request: Request) -> Response:
@@ -133,7 +149,7 @@ class FhirApp:
             raise FhirError(404, "$lastn is defined on Observation only: GET /Observation/$lastn?patient=...")
         params = list(request.query_params.multi_items())
         bundle = await self.blocking(last_n, self.store, params, base_url=self.base_url(request),
-                               strict=self.is_strict(request))
+                                    strict=self.is_strict(request))
         return fhir_response(bundle)
 
     # create, conditional update/delete -----------------------------------------------------
@@ -406,6 +422,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return fhir_response(FhirError(exc.status_code, message).outcome(), exc.status_code, headers)
 
 
+def _load_searchable_models() -> None:
+    """Import the fhir.resources models of the searchable types in the background after startup: the
+    first request naming a type otherwise imports its model on the event loop (13-125 ms each, ~0.6 s
+    for all), holding up every request in flight."""
+    for resource_type in PARAMS:
+        check_resource_type(resource_type)
+
+
 def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
                db_threads: int = DEFAULT_DB_THREADS, security: ServerSecurity | None = None) -> Starlette:
     """The server app; ``security``: Host/Origin/token/body rules (default: loopback only, no token)."""
@@ -431,6 +455,7 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        threading.Thread(target=_load_searchable_models, name="fhir-models", daemon=True).start()
         try:
             yield
         finally:  # uvicorn re-raises SIGTERM after this: close what started child processes and threads

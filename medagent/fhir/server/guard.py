@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -61,6 +62,7 @@ class ServerSecurity(BaseModel):
         return self.token is not None and not self.allowed_hosts and not self.loopback_hosts_only
 
 
+@lru_cache(maxsize=256)  # a pure function of the name, asked on every request
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and 'localhost'; every other name (0.0.0.0 included) is beyond loopback."""
     if host.lower() in LOOPBACK_NAMES:

@@ -17,6 +17,7 @@ from medagent.fhir.server.guard import ServerSecurity, check_bind
 from medagent.fhir.server.loading import load_into_store
 from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.store import Store
+from medagent.fhir.server.workers import FACTORY, WORKER_SETTINGS_ENV, WorkerSettings
 
 log = logging.getLogger("medagent.fhir.server")
 
@@ -44,9 +45,12 @@ def access_log_path(db_path: Path) -> Path:
 def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: bool = False,
           allow_reset: bool = False, load_default: bool = True, report: Callable[[str], None] = log.info,
           token: str | None = None, allowed_hosts: list[str] | None = None, exit_with_parent: bool = False,
-          query_seconds: float | None = None) -> None:
+          query_seconds: float | None = None, workers: int = 1) -> None:
     """Serve until stopped. Beyond loopback a bearer ``token`` is required (and then checked on every
-    request); ``exit_with_parent``: end when the process that started this one dies (bench runners)."""
+    request); ``exit_with_parent``: end when the process that started this one dies (bench runners);
+    ``workers``: server processes accepting on the one port (:mod:`medagent.fhir.server.workers`)."""
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
     try:
         check_bind(host, token)
     except ValueError as exc:
@@ -58,6 +62,16 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
         store.query_seconds = query_seconds
     security = ServerSecurity(token=token, allowed_hosts=allowed_hosts or [],
                               access_log=str(access_log_path(db_path)))
+    if workers > 1:  # each worker opens the database itself; this process only supervises them
+        store.close()
+        settings = WorkerSettings(db_path=db_path, strict=strict, allow_reset=allow_reset, security=security,
+                                  query_seconds=query_seconds)
+        os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
+        report(f"FHIR R4 server at http://{host}:{port} ({workers} worker processes; db {db_path}; "
+               f"access log {security.access_log})")
+        uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level="warning",
+                    access_log=False)
+        return
     app = create_app(store, strict=strict, allow_reset=allow_reset, security=security)
     # what startup allocated (models, routes) lives as long as the server: keep it out of the
     # collector's passes, so full collections during requests stay short (tail latency)
