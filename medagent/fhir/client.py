@@ -257,11 +257,18 @@ class FhirClient:
     # writes ------------------------------------------------------------------------------
     async def create_json(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> dict[str, Any]:
         """Create; with ``if_none_exist`` (a search query) an existing match is returned instead."""
+        body, _ = await self.create_or_find_json(resource, if_none_exist=if_none_exist)
+        return body
+
+    async def create_or_find_json(self, resource: dict[str, Any], *,
+                                  if_none_exist: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Create (conditionally with ``if_none_exist``): the resource on the server, and whether this call
+        created it (201) rather than found an existing match (200)."""
         headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
         body, response = await self.request_json("POST", resource["resourceType"], json=resource, headers=headers)
         if body is None and "location" in response.headers:
             body = await self.resolve(response.headers["location"])
-        return body
+        return body, response.status_code == 201
 
     async def create(self, resource: BaseModel | dict[str, Any], *, if_none_exist: str | None = None) -> BaseModel:
         return parse_resource(await self.create_json(resource_json(resource), if_none_exist=if_none_exist))

@@ -133,11 +133,7 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
                 summary=f"already written by an identical earlier call: {written_line(existing, ctx.now)} "
                         "(nothing new would be written)"))
         raise PreparedWrite(WritePreview(action="create", resource=resource, summary=written_line(resource, ctx.now)))
-    body, response = await ctx.client.request_json(
-        "POST", resource["resourceType"], json=resource, headers={"If-None-Exist": f"identifier={REQUEST_SYSTEM}|{key}"})
-    if body is None and "location" in response.headers:
-        body = await ctx.client.resolve(response.headers["location"])
-    created = response.status_code == 201
+    body, created = await ctx.client.create_or_find_json(resource, if_none_exist=f"identifier={REQUEST_SYSTEM}|{key}")
     ref = reference(body)
     ctx.audit.append(AuditEntry(at=fhir_instant(ctx.now), actor=ctx.actor, run_id=ctx.run_id, tool=tool_name,
                                 arguments=args.model_dump(mode="json", exclude_none=True), reason=args.reason or "",

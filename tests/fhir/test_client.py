@@ -80,9 +80,11 @@ async def test_create_update_conditional_create_and_diff(clean_fhir: str) -> Non
         "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
     }
     async with FhirClient(clean_fhir) as client:
-        created = await client.create_json(observation, if_none_exist="identifier=urn:test|hr-1")
-        again = await client.create_json(observation, if_none_exist="identifier=urn:test|hr-1")
+        created, was_created = await client.create_or_find_json(observation, if_none_exist="identifier=urn:test|hr-1")
+        again, created_again = await client.create_or_find_json(observation, if_none_exist="identifier=urn:test|hr-1")
         assert again["id"] == created["id"]
+        assert (was_created, created_again) == (True, False)   # 201, then the existing match (200)
+        assert (await client.create_json(observation, if_none_exist="identifier=urn:test|hr-1"))["id"] == created["id"]
         assert created["meta"]["versionId"] == "1"
         updated = await client.update_json({**created, "status": "amended"}, if_match='W/"1"')
         assert updated["meta"]["versionId"] == "2"
