@@ -32,7 +32,12 @@ from medagent.tools.compact import number
 from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 from medagent.tools.dates import DateArg, fhir_instant, parse_fhir, resolve
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
-from medagent.tools.rows import generic_line, medication_line, observation_line, reference
+from medagent.tools.rows import (
+    generic_line,
+    medication_line,
+    observation_line,
+    reference,
+)
 from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, require_patient
 from medagent.vocabulary import (
     ACTOR_SYSTEM,
@@ -135,9 +140,7 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
         raise PreparedWrite(WritePreview(action="create", resource=resource, summary=written_line(resource, ctx.now)))
     body, created = await ctx.client.create_or_find_json(resource, if_none_exist=f"identifier={REQUEST_SYSTEM}|{key}")
     ref = reference(body)
-    ctx.audit.append(AuditEntry(at=fhir_instant(ctx.now), actor=ctx.actor, run_id=ctx.run_id, tool=tool_name,
-                                arguments=args.model_dump(mode="json", exclude_none=True), reason=args.reason or "",
-                                reference=ref, created=created))
+    _audit(ctx, tool_name, args, ref, created=created)
     return body, created
 
 
@@ -154,10 +157,15 @@ async def update(ctx: ToolContext, tool_name: str, args: ToolArgs, resource: dic
                                          summary=written_line(resource, ctx.now)))
     version = (resource.get("meta") or {}).get("versionId")
     body = await ctx.client.update_json(resource, if_match=f'W/"{version}"' if version else None)
+    _audit(ctx, tool_name, args, ref, created=False)
+    return body
+
+
+def _audit(ctx: ToolContext, tool_name: str, args: ToolArgs, ref: str, *, created: bool) -> None:
+    """The run context's audit entry of a write that reached the server (the one place it is built)."""
     ctx.audit.append(AuditEntry(at=fhir_instant(ctx.now), actor=ctx.actor, run_id=ctx.run_id, tool=tool_name,
                                 arguments=args.model_dump(mode="json", exclude_none=True),
-                                reason=getattr(args, "reason", None) or "", reference=ref, created=False))
-    return body
+                                reason=getattr(args, "reason", None) or "", reference=ref, created=created))
 
 
 async def writable_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -17,7 +16,12 @@ from medagent.fhir.server.guard import ServerSecurity, check_bind
 from medagent.fhir.server.loading import load_into_store
 from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.store import Store
-from medagent.fhir.server.workers import FACTORY, WORKER_SETTINGS_ENV, WorkerSettings
+from medagent.fhir.server.workers import (
+    FACTORY,
+    WORKER_SETTINGS_ENV,
+    WorkerSettings,
+    freeze_startup_objects,
+)
 
 log = logging.getLogger("medagent.fhir.server")
 
@@ -73,9 +77,6 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
                     access_log=False)
         return
     app = create_app(store, strict=strict, allow_reset=allow_reset, security=security)
-    # what startup allocated (models, routes) lives as long as the server: keep it out of the
-    # collector's passes, so full collections during requests stay short (tail latency)
-    gc.collect()
-    gc.freeze()
+    freeze_startup_objects()
     report(f"FHIR R4 server at http://{host}:{port} (db {db_path}; access log {security.access_log})")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
