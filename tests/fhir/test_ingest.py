@@ -65,6 +65,11 @@ def test_other_bundles_are_validated_and_a_bad_one_loads_nothing(tmp_path: Path)
             load_into_store(store, [folder / "b_bad.json"])
         assert "b_bad.json" in raised.value.diagnostics and "Observation.status" in raised.value.diagnostics
         assert store.is_empty()
+        (folder / "a_good_again.json").write_bytes(orjson.dumps(_bundle("final")))
+        # the good bundles before a bad one are not kept either (the first is written before the bad one is read)
+        with pytest.raises(FhirError):
+            load_into_store(store, [folder / "a_good.json", folder / "a_good_again.json", folder / "b_bad.json"])
+        assert store.is_empty()
         assert load_into_store(store, [folder / "a_good.json"]) == (1, 2)
         stored = store.read("Observation", "zq-ingest-obs")
         assert stored is not None and stored.body["subject"] == {"reference": "Patient/zq-ingest-patient"}

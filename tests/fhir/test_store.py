@@ -125,3 +125,37 @@ def test_history_pages_newest_first(store: Store) -> None:
     assert total == 3 and [(v.version, v.deleted) for v in page] == [(3, True), (2, False)]
     _, rest = store.history("Patient", "h1", since=None, count=2, offset=2)
     assert [(v.version, v.body["gender"]) for v in rest] == [(1, "male")]
+
+
+def index_sql(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"))
+    finally:
+        conn.close()
+
+
+def test_a_database_from_before_covering_indexes_gets_them_on_open_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    first = Store(path)
+    first.put("Patient", "p1", patient("male", "Zqmigrate"))
+    first.close()
+    conn = sqlite3.connect(path)  # turn it back into a version-1 database: the indexes as they were then
+    conn.executescript("DROP INDEX idx_ref_ref; CREATE INDEX idx_ref_ref ON idx_ref (type, param, ref);"
+                       "DROP INDEX idx_string_norm; CREATE INDEX idx_string_norm ON idx_string (type, param, norm);"
+                       "PRAGMA user_version=0;")
+    conn.close()
+    assert "rid" not in index_sql(path)["idx_ref_ref"]
+
+    reopened = Store(path)
+    try:
+        indexes = index_sql(path)
+        assert indexes["idx_ref_ref"].replace(" ", "").endswith("(type,param,ref,rid)")
+        assert indexes["idx_string_norm"].replace(" ", "").endswith("(type,param,norm,rid)")
+        assert reopened.query("PRAGMA user_version") == [(2,)]
+        assert matching_ids(reopened, "Patient", [("family", "Zqmigrate")], limit=2) == ["p1"]
+    finally:
+        reopened.close()
+    again = Store(path)  # a current database is left as it is
+    again.close()
+    assert index_sql(path) == indexes
