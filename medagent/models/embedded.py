@@ -29,6 +29,7 @@ from medagent.models.base import (
     split_thinking,
 )
 from medagent.models.chat_templates import GEMMA3_CHAT_TEMPLATE
+from medagent.models.output_head import OutputHead
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,8 @@ class _Loaded:
     turn_start_id: int | None
     vocab_size: int
     max_context: int
+    body: Any  # the decoder without its output head: hidden states
+    head: OutputHead  # hidden state -> next token
 
 
 @dataclass
@@ -364,7 +367,10 @@ class EmbeddedBackend:
         max_context = int(getattr(model.config, "max_position_embeddings", 8192) or 8192)
         self.load_s = time.perf_counter() - started
         log.info("loaded %s from %s in %.1fs", self.name, folder, self.load_s)
+        softcap = getattr(getattr(model.config, "text_config", model.config), "final_logit_softcapping", None)
         return _Loaded(
+            body=model.get_decoder(),
+            head=OutputHead(model.get_output_embeddings().weight, softcap=softcap),
             tokenizer=tokenizer,
             model=model,
             ll_tokenizer=ll_tokenizer,
@@ -459,7 +465,7 @@ class EmbeddedBackend:
         import numpy as np
         import torch
 
-        model = loaded.model
+        body = loaded.body
         stats = GenerationStats(prompt_tokens=len(prompt_ids))
         generator = torch.Generator().manual_seed(self.seed)
         new_ids: list[int] = []
@@ -467,7 +473,7 @@ class EmbeddedBackend:
         stop_strings = request.stop or []
         with torch.inference_mode():
             t0 = time.perf_counter()
-            logits, past = self._prefill(loaded, prompt_ids, stats)
+            hidden, past = self._prefill(loaded, prompt_ids, stats)
             stats.prefill_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             while len(new_ids) < request.max_tokens:
@@ -484,14 +490,14 @@ class EmbeddedBackend:
                     step_ids = forced
                     stats.forced_tokens += len(forced)
                 else:
-                    scores = logits.float()
+                    allowed = None
                     if matcher is not None:
                         bits = np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8)
                         allowed = torch.from_numpy(np.unpackbits(bits, bitorder="little")[: loaded.vocab_size].astype(bool))
-                        if allowed.shape[0] < scores.shape[0]:
-                            allowed = torch.nn.functional.pad(allowed, (0, scores.shape[0] - allowed.shape[0]))
-                        scores = scores.masked_fill(~allowed, float("-inf"))
-                    token = self._pick(scores, request.temperature, generator)
+                        rows = loaded.head.weight.shape[0]
+                        if allowed.shape[0] < rows:
+                            allowed = torch.nn.functional.pad(allowed, (0, rows - allowed.shape[0]))
+                    token = loaded.head.pick(hidden, allowed, request.temperature, generator)
                     if token in loaded.end_ids:
                         finish_reason = "stop"
                         break
@@ -509,15 +515,15 @@ class EmbeddedBackend:
                         break
                 if len(new_ids) >= request.max_tokens:
                     break
-                out = model(input_ids=torch.tensor([step_ids]), past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = body(input_ids=torch.tensor([step_ids]), past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                logits = out.logits[0, -1]
+                hidden = out.last_hidden_state[0, -1]
             stats.decode_s = time.perf_counter() - t1
         stats.completion_tokens = len(new_ids)
         return new_ids, finish_reason, stats
 
     def _prefill(self, loaded: _Loaded, prompt_ids: list[int], stats: GenerationStats) -> tuple[Any, Any]:
-        """Run the prompt through the model, reusing the KV cache of an earlier prompt that is a prefix of it.
+        """Run the prompt through the model (its last hidden state, the cache), reusing the KV cache of an earlier prompt that is a prefix of it.
 
         The cache is kept up to the last turn-start token of each prompt: special tokens never merge with
         their neighbours, so the next prompt of the same conversation (the same text plus the reply and new
@@ -529,7 +535,7 @@ class EmbeddedBackend:
 
         import torch
 
-        model = loaded.model
+        body = loaded.body
         past = None
         start = 0
         best: _PrefixEntry | None = None
@@ -549,22 +555,13 @@ class EmbeddedBackend:
                     boundary = index
                     break
         if boundary is not None:
-            out = model(input_ids=torch.tensor([prompt_ids[start:boundary]]), past_key_values=past, use_cache=True, logits_to_keep=1)
+            out = body(input_ids=torch.tensor([prompt_ids[start:boundary]]), past_key_values=past, use_cache=True)
             past = out.past_key_values
             self._prefixes.append(_PrefixEntry(ids=tuple(prompt_ids[:boundary]), cache=copy.deepcopy(past)))
             del self._prefixes[: -self.prefix_cache_entries]
             start = boundary
-        out = model(input_ids=torch.tensor([prompt_ids[start:]]), past_key_values=past, use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1], out.past_key_values
-
-    @staticmethod
-    def _pick(scores: Any, temperature: float, generator: Any) -> int:
-        import torch
-
-        if temperature <= 0:
-            return int(torch.argmax(scores))
-        probs = torch.softmax(scores / temperature, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=generator))
+        out = body(input_ids=torch.tensor([prompt_ids[start:]]), past_key_values=past, use_cache=True)
+        return out.last_hidden_state[0, -1], out.past_key_values
 
     def clear_prefix_cache(self) -> None:
         with self._generate_lock:
