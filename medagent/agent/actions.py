@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from medagent.tools.registry import FINAL_ANSWER, Registry
 
 __all__ = ["FINAL_ANSWER", "FINAL_ANSWER_PARAMETERS", "Action", "action_schema", "bound_lengths",
-           "final_answer_schema", "parse_action"]
+           "final_answer_parameters", "final_answer_schema", "parse_action"]
 
 FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "type": "object",
@@ -31,6 +31,21 @@ FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+def final_answer_parameters(citable: Iterable[str] | None = None) -> dict[str, Any]:
+    """The final answer's arguments; ``citable``: the records the run has seen (tool results' references and
+    what it wrote), and then the only citations the grammar allows (none before anything was read).
+    A citation is a claim that the answer rests on that record, and a record the run never saw cannot
+    be one: the small model otherwise invents ids (``Practitioner/<uuid>`` with no Practitioner read)."""
+    if citable is None:
+        return FINAL_ANSWER_PARAMETERS
+    records = sorted(set(citable))
+    citations = FINAL_ANSWER_PARAMETERS["properties"]["citations"]
+    limited = ({**citations, "items": {"type": "string", "enum": records}, "maxItems": min(citations["maxItems"], len(records))}
+               if records else {**citations, "items": {"type": "string"}, "maxItems": 0})
+    return {**FINAL_ANSWER_PARAMETERS,
+            "properties": {**FINAL_ANSWER_PARAMETERS["properties"], "citations": limited}}
+
+
 LONG_TEXT_ARGUMENTS = frozenset({"text", "note", "instructions", "value_text", "summary", "reason", "answer"})
 
 
@@ -40,16 +55,17 @@ class Action(BaseModel):
 
 
 def action_schema(registry: Registry, names: Iterable[str] | None = None, *, final_answer: bool = True,
-                  patient_in_context: bool = False) -> dict[str, Any]:
+                  patient_in_context: bool = False, citable: Iterable[str] | None = None) -> dict[str, Any]:
     """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``.
 
     ``patient_in_context``: the run is about one patient, whom the agent fills in for a missing ``patient``
     argument (an EHR launch context), so no tool requires it: the model may leave it out (as the trained
-    adapter was taught to) instead of being forced by the grammar to write one."""
+    adapter was taught to) instead of being forced by the grammar to write one. ``citable``: see
+    :func:`final_answer_parameters` (None: any ``Type/id``)."""
     options = [_action(item.name, _optional_patient(item.parameters()) if patient_in_context else item.parameters())
                for item in registry.select(names)]
     if final_answer:
-        options.append(_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS))
+        options.append(_action(FINAL_ANSWER, final_answer_parameters(citable)))
     return bound_lengths({"title": "action", "anyOf": options})
 
 
@@ -59,9 +75,9 @@ def _optional_patient(parameters: dict[str, Any]) -> dict[str, Any]:
     return {**out, "required": required} if required else out
 
 
-def final_answer_schema() -> dict[str, Any]:
+def final_answer_schema(citable: Iterable[str] | None = None) -> dict[str, Any]:
     """The action schema when only a final answer is allowed (a run's last step, or a stuck loop)."""
-    return {"title": "action", "anyOf": [_action(FINAL_ANSWER, FINAL_ANSWER_PARAMETERS)]}
+    return {"title": "action", "anyOf": [_action(FINAL_ANSWER, final_answer_parameters(citable))]}
 
 
 def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -71,8 +71,6 @@ class Agent:
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
-        self._schema = action_schema(self.registry, self.tool_names)
-        self._schema_in_context = action_schema(self.registry, self.tool_names, patient_in_context=True)
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
@@ -148,10 +146,11 @@ class Agent:
         messages = [ChatMessage(**m) for m in decision_messages(
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
             profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
+        seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
         request = ModelRequest(
             messages=messages,
-            json_schema=final_answer_schema() if must_answer else
-            self._schema_in_context if state.get("patient") else self._schema,
+            json_schema=final_answer_schema(seen) if must_answer else
+            action_schema(self.registry, self.tool_names, patient_in_context=bool(state.get("patient")), citable=seen),
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()

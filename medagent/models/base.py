@@ -176,7 +176,7 @@ def schema_violation(value: Any, schema: dict[str, Any]) -> str | None:
     if error is None:
         return None
     path = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"{path}: {error.message}"
+    return f"{path}: {_preview(error.message, 300)}"  # an enum of citable records may be long
 
 
 def _preview(text: str, limit: int = 200) -> str:

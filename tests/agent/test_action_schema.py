@@ -63,3 +63,24 @@ def test_with_a_patient_in_context_no_tool_requires_the_patient(registry: Regist
     assert "patient" in _arguments(in_context, "search_conditions")["properties"]    # still allowed
     assert _arguments(in_context, "record_vital_sign")["required"] == ["vital"]      # the rest stays required
     assert _arguments(in_context, "lookup_codes") == _arguments(plain, "lookup_codes")  # no patient: unchanged
+
+
+def test_only_records_the_run_has_seen_can_be_cited(registry: Registry) -> None:
+    from medagent.models.base import schema_violation
+
+    def answer(*citations: str) -> dict[str, Any]:
+        return {"tool": "final_answer", "arguments": {"answer": "x", "citations": list(citations)}}
+
+    seen = ["Observation/o2", "Condition/c1", "Observation/o2"]
+    schema = action_schema(registry, citable=seen)
+    rule = _arguments(schema, "final_answer")["properties"]["citations"]
+    assert rule["items"]["enum"] == ["Condition/c1", "Observation/o2"] and rule["maxItems"] == 2
+    assert schema_violation(answer("Observation/o2"), schema) is None
+    assert schema_violation(answer("Practitioner/p9"), schema) is not None  # never read: not citable
+    assert schema_violation(answer(), schema) is None                        # citing nothing stays allowed
+    nothing_read = action_schema(registry, citable=[])
+    assert schema_violation(answer(), nothing_read) is None
+    assert schema_violation(answer("Condition/c1"), nothing_read) is not None
+    unrestricted = action_schema(registry)  # without a run (citable=None): any Type/id
+    assert schema_violation(answer("Practitioner/p9"), unrestricted) is None
+    assert schema_violation(answer("not a reference"), unrestricted) is not None

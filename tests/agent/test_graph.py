@@ -38,7 +38,12 @@ async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, 
     assert PATIENT in policy.requests[1].messages[-1].content
     # every request carries the scenario's clock and the constrained action schema
     assert NOW in policy.requests[0].messages[0].content
-    assert policy.requests[0].json_schema == action_schema(registry)
+    assert policy.requests[0].json_schema == action_schema(registry, citable=[])
+    # what may be cited grows with what was read: nothing at first, then the records the tools returned
+    def citations_rule(request):
+        return request.json_schema["anyOf"][-1]["properties"]["arguments"]["properties"]["citations"]
+    assert citations_rule(policy.requests[0])["maxItems"] == 0
+    assert f"Patient/{PATIENT}" in citations_rule(policy.requests[-1])["items"]["enum"]
     assert policy.requests[0].json_schema is not None and len(policy.requests[0].json_schema["anyOf"]) == len(registry) + 1
 
 
