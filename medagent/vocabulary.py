@@ -107,3 +107,15 @@ def parse_instant(value: str) -> datetime:
     except ValueError:
         raise ValueError(f"{value!r} is not a FHIR date or date-time (e.g. 2020-06-01 or 2020-06-01T10:15:00Z)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+SNOMED_SEMANTIC_TAGS = (" (disorder)", " (finding)", " (situation)", " (morphologic abnormality)")
+
+
+def condition_label(display: str) -> str:
+    """'Viral sinusitis (disorder)' -> 'Viral sinusitis': the semantic tag is not part of the name (questions
+    and task texts name a condition this way)."""
+    text = display
+    for tag in SNOMED_SEMANTIC_TAGS:
+        text = text.replace(tag, "")
+    return text

@@ -39,7 +39,7 @@ bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-CODE_POLICIES = ("oracle", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
+CODE_POLICIES = ("oracle", "oracle-by-name", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
                  "chart-blind")
 
 

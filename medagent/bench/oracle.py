@@ -123,6 +123,11 @@ class OraclePolicy:
         result = await s.call("search_conditions", complete=True, patient=patient, code=codes, limit=MAX_ROWS)
         return result.rows
 
+    async def first_condition(self, s: ToolSession, patient: str, code: str) -> dict[str, Any] | None:
+        """The earliest Condition with this code."""
+        result = await s.call("search_conditions", patient=patient, code=code, order="oldest", limit=1)
+        return result.rows[0] if result.rows else None
+
     async def medications(self, s: ToolSession, patient: str, *, code: str | None = None,
                           status: str = "all") -> list[dict[str, Any]]:
         result = await s.call("search_medications", complete=True, patient=patient, code=code, status=status,
@@ -134,6 +139,17 @@ class OraclePolicy:
         result = await s.call("search_observations", patient=patient, code=code, since=since, until=until, latest=1)
         rows = [row for row in result.rows if (row.get("component") or row.get("code")) == code]
         return rows[0] if rows else None
+
+    async def first_order(self, s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
+        """The first (or, ``which="last"``, the most recent) order of a medication code."""
+        order = "oldest" if which == "first" else "newest"
+        result = await s.call("search_medications", patient=patient, code=code, order=order, limit=1)
+        return result.rows[0] if result.rows else None
+
+    async def ever_ordered(self, s: ToolSession, patient: str, code: str) -> list[dict[str, Any]]:
+        """Some order of a medication code, at any time (at most one row)."""
+        result = await s.call("search_medications", patient=patient, code=code, limit=1)
+        return result.rows
 
     async def immunizations(self, s: ToolSession, patient: str, cvx: str) -> list[dict[str, Any]]:
         result = await s.call("search_immunizations", complete=True, patient=patient, code=cvx, limit=MAX_ROWS)
@@ -156,13 +172,6 @@ def refs(rows: list[dict[str, Any]]) -> list[str]:
 def oldest_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Rows sorted by the date under ``key``, oldest first."""
     return sorted(rows, key=lambda row: utc_moment(row.get(key)))
-
-
-async def first_order(s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
-    """The first (or, ``which="last"``, the most recent) order of a medication code."""
-    order = "oldest" if which == "first" else "newest"
-    result = await s.call("search_medications", patient=patient, code=code, order=order, limit=1)
-    return result.rows[0] if result.rows else None
 
 
 async def _condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
@@ -223,12 +232,12 @@ async def _med_current_list(p: OraclePolicy, s: ToolSession, sc: Scenario) -> An
 
 
 async def _med_ever(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    result = await s.call("search_medications", patient=sc.patient, code=sc.meta["key"][1], limit=1)
-    return yes_no(bool(result.rows)), refs(result.rows)
+    rows = await p.ever_ordered(s, sc.patient, sc.meta["key"][1])
+    return yes_no(bool(rows)), refs(rows)
 
 
 async def _prescriber(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    last = await first_order(s, sc.patient, sc.meta["key"][1], "last")
+    last = await p.first_order(s, sc.patient, sc.meta["key"][1], "last")
     if last is None:
         return "none", []
     if not last.get("prescriber"):
@@ -237,7 +246,7 @@ async def _prescriber(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 
 async def _med_date(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    row = await first_order(s, sc.patient, sc.meta["key"][1], sc.meta["key"][0])
+    row = await p.first_order(s, sc.patient, sc.meta["key"][1], sc.meta["key"][0])
     if row is None:
         return "none", []
     return utc_day(row["authored"]), [row["ref"]]
@@ -276,11 +285,10 @@ async def _obs_on_day(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 async def _obs_at_event(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     kind, event_code, code = sc.meta["key"]
     if kind == "condition":
-        result = await s.call("search_conditions", patient=sc.patient, code=event_code, order="oldest", limit=1)
-        event = result.rows[0] if result.rows else None
+        event = await p.first_condition(s, sc.patient, event_code)
         when = event["onset"] if event else None
     else:
-        event = await first_order(s, sc.patient, event_code)
+        event = await p.first_order(s, sc.patient, event_code)
         when = event["authored"] if event else None
     if event is None or when is None:
         return "none", []

@@ -8,6 +8,9 @@
   names, the reported list, the note to write) and every *value* from the server. It never reads
   ``scenario.answer``, ``expected_writes`` or ``provenance``. It must score 100% on every frozen set;
   anything less is a tool gap or a ground-truth bug.
+- ``oracle-by-name``: the oracle, searching conditions and medications with ``text=`` the name the question
+  writes instead of the code it reads from ``meta`` (``oracle_by_name.py``): trajectories to train on, since a
+  model has only the question's words. A training-data policy, not the grading proof (it may miss a name).
 - ``always-no``: deliberately wrong; answers "no" to everything, reads and writes nothing. Passes only
   the boolean questions whose answer is no (about half of them).
 - ``do-nothing``: deliberately wrong; a silent finish (empty answer, no tool call). Scores 0%: an
@@ -37,6 +40,7 @@ from pathlib import Path
 
 from medagent.bench.baselines import ChartBlindPolicy, NoneAnswererPolicy
 from medagent.bench.oracle import OraclePolicy
+from medagent.bench.oracle_by_name import OracleByNamePolicy
 from medagent.bench.solvers import Solver
 from medagent.bench.wrong_policies import (
     AlwaysActPolicy,
@@ -50,6 +54,7 @@ __all__ = ["POLICY_NAMES", "make_policy"]
 
 POLICIES: dict[str, Callable[[], Solver]] = {
     "oracle": OraclePolicy,
+    "oracle-by-name": OracleByNamePolicy,
     "always-no": AlwaysNoPolicy,
     "do-nothing": DoNothingPolicy,
     "always-act": AlwaysActPolicy,

@@ -51,10 +51,10 @@ from medagent.scenarios.codes import (
     SNOMED,
     SYSTOLIC,
 )
-from medagent.scenarios.ehrqa import condition_label
 from medagent.scenarios.expect import names, none_number, number_answer, rounding_phrase
 from medagent.scenarios.fixtures import lab_observation
 from medagent.scenarios.models import CodingSpec, ExpectedAnswer, FieldRule, Scenario, Tolerance, WriteSpec
+from medagent.vocabulary import condition_label
 
 AVERAGE_WINDOW = timedelta(days=730)
 DEDUP_NOTE = "A result recorded more than once at the same moment with the same value counts once."

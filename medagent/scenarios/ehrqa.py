@@ -22,6 +22,7 @@ from medagent.scenarios.expect import boolean, names, number_answer, on_date, ro
 from medagent.scenarios.identity import rng_for, scenario_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.population import Population
+from medagent.vocabulary import condition_label
 
 CATEGORIES = [
     "condition_existence",
@@ -206,14 +207,6 @@ def phrasings_for(form: str, test: bool) -> list[str]:
     in dev."""
     every = PHRASES[form]
     return every if test else every[:-TEST_ONLY_PHRASINGS]
-
-
-def condition_label(display: str) -> str:
-    """'Viral sinusitis (disorder)' -> 'Viral sinusitis': the semantic tag is not part of the name."""
-    text = display
-    for tag in (" (disorder)", " (finding)", " (situation)", " (morphologic abnormality)"):
-        text = text.replace(tag, "")
-    return text
 
 
 def number_format(info: LabInfo, decimals: int) -> str:

@@ -23,7 +23,7 @@ from medagent.bench.cli import CODE_POLICIES
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
-from medagent.bench import baselines, oracle, policies, tool_session, wrong_policies
+from medagent.bench import baselines, oracle, oracle_by_name, policies, tool_session, wrong_policies
 from medagent.scenarios.models import Scenario
 from medagent.bench.policies import POLICY_NAMES, make_policy
 from medagent.tools.write_clinical import ACTOR_SYSTEM, MedicationOrderArgs
@@ -139,7 +139,7 @@ async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_h
             assert group and all(r.passed for r in group), (suite, split)
 
 
-@pytest.mark.parametrize("module", [policies, oracle, tool_session, wrong_policies, baselines],
+@pytest.mark.parametrize("module", [policies, oracle, oracle_by_name, tool_session, wrong_policies, baselines],
                          ids=lambda m: m.__name__)
 def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
@@ -162,9 +162,35 @@ def test_make_policy_knows_exactly_the_cli_names() -> None:
     for name in POLICY_NAMES:
         policy = make_policy(name)
         assert policy.name == name and policy.model is None
-        assert name == "oracle" or "deliberately wrong policy" in (type(policy).__doc__ or "").lower()
+        assert name in ("oracle", "oracle-by-name") or "deliberately wrong policy" in (type(policy).__doc__ or "").lower()
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("perfect")
+
+
+# question forms that name a condition or a drug in words (observations and vaccines give their code)
+NAMED_FORMS = ("condition", "treated", "med_current", "med_ever", "prescriber", "med_date_first", "med_date_last",
+               "meds_for_condition", "med_for_condition", "obs_at_condition", "obs_at_medication")
+
+
+async def test_oracle_by_name_searches_with_the_question_s_words_and_still_answers(policy_run: Any,
+                                                                                  subset: list[Scenario]) -> None:
+    """The training-data oracle: condition and drug searches by the name as the question writes it, never by a
+    code the question does not give; it must still answer (nearly) everything the oracle answers."""
+    summary, records = await policy_run("oracle-by-name")
+    named = [s for s in subset if s.suite == "ehrqa" and s.tier == "core" and s.meta.get("form") in NAMED_FORMS]
+    assert len(named) >= 40
+    texts = 0
+    for scenario in named:
+        for step in records[scenario.id].outcome.trace:
+            if step.tool in ("search_conditions", "search_medications"):
+                assert "code" not in step.arguments, (scenario.id, step.arguments)
+                if "text" in step.arguments:
+                    assert step.arguments["text"].lower() in scenario.question.lower(), (scenario.id, step.arguments)
+                    texts += 1
+    assert texts >= len(named)
+    passed = sum(records[s.id].passed for s in named)
+    assert passed >= 0.9 * len(named), f"{passed}/{len(named)}"
+    assert summary["overall"]["accuracy"] >= 95.0
 
 
 def test_order_medication_accepts_a_cvx_vaccine_code() -> None:

@@ -1,0 +1,93 @@
+"""``oracle-by-name``: the oracle, searching conditions and medications by the name the question uses.
+
+A question names a condition or a drug in words ("Is the patient currently taking Naproxen sodium 220
+MG Oral Tablet?"), never by its SNOMED or RxNorm code; the grading oracle searches by the code it reads
+from ``scenario.meta``. Trajectories of that oracle teach a model to write codes it cannot know from the
+question: the trained 270M adapter wrote RxNorm 311140 in 9 of its 12 medication searches, whatever
+the drug. This policy makes the same searches with ``text=`` the name as the question writes it, and
+keeps the rows of the code it is about, so its trajectories teach what an agent can do: copy the name.
+
+It is a training-data policy, not the grading proof: it may fail where a name's words also match
+other records or where the text search misses a spelling, and ``medagent train sft`` keeps passed
+tasks only. Observations and vaccines stay searched by code: their questions give the LOINC or CVX
+code. The name is found from a resource with that code on the server (any patient's: a "no"
+question names something this patient does not have) and used only when the question contains it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medagent.bench.oracle import MAX_ROWS, OraclePolicy
+from medagent.bench.tool_session import ToolSession
+from medagent.vocabulary import condition_label
+
+ROWS_FOR_ONE = 5  # rows read when one order or condition is wanted (the name may match a few others)
+
+
+class OracleByNamePolicy(OraclePolicy):
+    """The oracle with condition and medication searches by the question's name for them."""
+
+    name = "oracle-by-name"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[tuple[str, str], str | None] = {}
+
+    async def question_name(self, s: ToolSession, resource_type: str, code: str) -> str | None:
+        """The display of ``code`` as the question writes it, or None (not in the question, or several codes)."""
+        if "," in code:
+            return None
+        key = (resource_type, code)
+        if key not in self._names:
+            page = await s.ctx.client.search_page(resource_type, {"code": code, "_count": "1"})
+            display = next((coding.get("display") for entry in page.get("entry") or []
+                            for concept in _concepts(entry.get("resource") or {})
+                            for coding in concept.get("coding") or [] if coding.get("code") == code), None)
+            label = condition_label(display) if display and resource_type == "Condition" else display
+            self._names[key] = label
+        label = self._names[key]
+        return label if label and label.lower() in s.scenario.question.lower() else None
+
+    async def conditions(self, s: ToolSession, patient: str, codes: str) -> list[dict[str, Any]]:
+        name = await self.question_name(s, "Condition", codes)
+        if name is None:
+            return await super().conditions(s, patient, codes)
+        result = await s.call("search_conditions", complete=True, patient=patient, text=name, limit=MAX_ROWS)
+        return [row for row in result.rows if row.get("code") == codes]
+
+    async def first_condition(self, s: ToolSession, patient: str, code: str) -> dict[str, Any] | None:
+        name = await self.question_name(s, "Condition", code)
+        if name is None:
+            return await super().first_condition(s, patient, code)
+        result = await s.call("search_conditions", patient=patient, text=name, order="oldest", limit=ROWS_FOR_ONE)
+        return next((row for row in result.rows if row.get("code") == code), None)
+
+    async def medications(self, s: ToolSession, patient: str, *, code: str | None = None,
+                          status: str = "all") -> list[dict[str, Any]]:
+        name = await self.question_name(s, "MedicationRequest", code) if code else None
+        if name is None:
+            return await super().medications(s, patient, code=code, status=status)
+        result = await s.call("search_medications", complete=True, patient=patient, text=name, status=status,
+                              limit=MAX_ROWS)
+        return [row for row in result.rows if row.get("code") == code]
+
+    async def first_order(self, s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
+        name = await self.question_name(s, "MedicationRequest", code)
+        if name is None:
+            return await super().first_order(s, patient, code, which)
+        order = "oldest" if which == "first" else "newest"
+        result = await s.call("search_medications", patient=patient, text=name, order=order, limit=ROWS_FOR_ONE)
+        return next((row for row in result.rows if row.get("code") == code), None)
+
+    async def ever_ordered(self, s: ToolSession, patient: str, code: str) -> list[dict[str, Any]]:
+        name = await self.question_name(s, "MedicationRequest", code)
+        if name is None:
+            return await super().ever_ordered(s, patient, code)
+        result = await s.call("search_medications", patient=patient, text=name, limit=ROWS_FOR_ONE)
+        return [row for row in result.rows if row.get("code") == code][:1]
+
+
+def _concepts(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The coded concepts a code search matches: Condition.code, MedicationRequest.medicationCodeableConcept."""
+    return [concept for concept in (resource.get("code"), resource.get("medicationCodeableConcept")) if concept]
