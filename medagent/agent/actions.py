@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from medagent.tools.registry import FINAL_ANSWER, Registry
 
 __all__ = ["FINAL_ANSWER", "FINAL_ANSWER_PARAMETERS", "Action", "action_schema", "bound_lengths",
-           "final_answer_parameters", "final_answer_schema", "parse_action"]
+           "final_answer_parameters", "final_answer_schema", "parse_action", "with_final_answer"]
 
 FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "type": "object",
@@ -64,9 +64,14 @@ def action_schema(registry: Registry, names: Iterable[str] | None = None, *, fin
     :func:`final_answer_parameters` (None: any ``Type/id``)."""
     options = [_action(item.name, _optional_patient(item.parameters()) if patient_in_context else item.parameters())
                for item in registry.select(names)]
-    if final_answer:
-        options.append(_action(FINAL_ANSWER, final_answer_parameters(citable)))
-    return bound_lengths({"title": "action", "anyOf": options})
+    tools = bound_lengths({"title": "action", "anyOf": options})
+    return with_final_answer(tools, citable) if final_answer else tools
+
+
+def with_final_answer(tools: dict[str, Any], citable: Iterable[str] | None = None) -> dict[str, Any]:
+    """A tool-actions schema (``action_schema(..., final_answer=False)``, built once per agent: the tools'
+    schemas cost milliseconds) plus the final answer, built per step for what the run may cite."""
+    return {**tools, "anyOf": [*tools["anyOf"], bound_lengths(_action(FINAL_ANSWER, final_answer_parameters(citable)))]}
 
 
 def _optional_patient(parameters: dict[str, Any]) -> dict[str, Any]:

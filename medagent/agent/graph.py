@@ -25,7 +25,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action
+from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action, with_final_answer
 from medagent.agent.prompts import (
     PromptProfile,
     decision_messages,
@@ -71,6 +71,9 @@ class Agent:
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
+        # the tool actions without and with a patient in context; the final answer is added per step
+        self._tool_actions = {in_context: action_schema(self.registry, self.tool_names, final_answer=False,
+                                                        patient_in_context=in_context) for in_context in (False, True)}
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
@@ -150,7 +153,7 @@ class Agent:
         request = ModelRequest(
             messages=messages,
             json_schema=final_answer_schema(seen) if must_answer else
-            action_schema(self.registry, self.tool_names, patient_in_context=bool(state.get("patient")), citable=seen),
+            with_final_answer(self._tool_actions[bool(state.get("patient"))], seen),
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()
