@@ -31,6 +31,7 @@ FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+
 def final_answer_parameters(citable: Iterable[str] | None = None) -> dict[str, Any]:
     """The final answer's arguments; ``citable``: the records the run has seen (tool results' references and
     what it wrote), and then the only citations the grammar allows (none before anything was read).
@@ -40,8 +41,11 @@ def final_answer_parameters(citable: Iterable[str] | None = None) -> dict[str, A
         return FINAL_ANSWER_PARAMETERS
     records = sorted(set(citable))
     citations = FINAL_ANSWER_PARAMETERS["properties"]["citations"]
-    limited = ({**citations, "items": {"type": "string", "enum": records}, "maxItems": min(citations["maxItems"], len(records))}
-               if records else {**citations, "items": {"type": "string"}, "maxItems": 0})
+    if records:
+        limited = {**citations, "items": {"type": "string", "enum": records},
+                   "maxItems": min(citations["maxItems"], len(records))}
+    else:
+        limited = {**citations, "items": {"type": "string"}, "maxItems": 0}
     return {**FINAL_ANSWER_PARAMETERS,
             "properties": {**FINAL_ANSWER_PARAMETERS["properties"], "citations": limited}}
 
