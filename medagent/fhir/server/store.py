@@ -228,7 +228,7 @@ class Store:
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if budget_end < limit_end and time.monotonic() >= budget_end and "interrupted" in str(exc).lower():
+            if budget_end < limit_end and time.monotonic() >= budget_end and _interrupted(exc):
                 raise ReadBudgetSpent(f"a read passed its budget: {sql[:80]}") from None
             raise _too_costly(exc, self.query_seconds) from None
         finally:
@@ -585,9 +585,14 @@ class ReadBudgetSpent(Exception):
     """A read inside ``Store.read_budget()`` was still running when the budget ended (and was aborted)."""
 
 
+def _interrupted(exc: sqlite3.OperationalError) -> bool:
+    """SQLite aborted the statement because the progress handler said so (a deadline passed)."""
+    return "interrupted" in str(exc).lower()
+
+
 def _too_costly(exc: sqlite3.OperationalError, seconds: float) -> Exception:
     message = str(exc).lower()
-    if "interrupted" in message:
+    if _interrupted(exc):
         return FhirError(400, f"the search took longer than the server's limit of {seconds:g} s per query and was "
                               "stopped; narrow it (fewer parameters or alternatives, a patient, a date range)",
                          code="too-costly")
