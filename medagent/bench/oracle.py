@@ -151,6 +151,15 @@ class OraclePolicy:
         result = await s.call("search_medications", patient=patient, code=code, limit=1)
         return result.rows
 
+    async def orders_for_condition(self, s: ToolSession, patient: str, condition_code: str,
+                                   medication_code: str | None = None) -> list[dict[str, Any]]:
+        """Orders whose documented reason is a Condition with this code (reasonReference -> Condition)."""
+        conditions = {row["ref"] for row in await self.conditions(s, patient, condition_code)}
+        if not conditions:
+            return []
+        orders = await self.medications(s, patient, code=medication_code)
+        return [row for row in orders if conditions & set(row.get("reasons") or [])]
+
     async def immunizations(self, s: ToolSession, patient: str, cvx: str) -> list[dict[str, Any]]:
         result = await s.call("search_immunizations", complete=True, patient=patient, code=cvx, limit=MAX_ROWS)
         return [row for row in result.rows if row.get("status") in (None, "completed")]
@@ -185,18 +194,8 @@ async def _group(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     return yes_no(bool(rows)), refs(rows)
 
 
-async def _orders_for_condition(p: OraclePolicy, s: ToolSession, patient: str, condition_code: str,
-                                medication_code: str | None = None) -> list[dict[str, Any]]:
-    """Orders whose documented reason is a Condition with this code (reasonReference -> Condition)."""
-    conditions = {row["ref"] for row in await p.conditions(s, patient, condition_code)}
-    if not conditions:
-        return []
-    orders = await p.medications(s, patient, code=medication_code)
-    return [row for row in orders if conditions & set(row.get("reasons") or [])]
-
-
 async def _treated(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    orders = await _orders_for_condition(p, s, sc.patient, sc.meta["key"][1])
+    orders = await p.orders_for_condition(s, sc.patient, sc.meta["key"][1])
     return yes_no(bool(orders)), refs(orders)
 
 
@@ -253,7 +252,7 @@ async def _med_date(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 
 async def _meds_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    orders = await _orders_for_condition(p, s, sc.patient, sc.meta["key"][1])
+    orders = await p.orders_for_condition(s, sc.patient, sc.meta["key"][1])
     listed = sorted(set(names_by_code(orders).values()))
     if '"first_ordered"' in sc.question:  # v2: the drugs and the date of the first of those orders
         first = utc_day(oldest_first(orders, "authored")[0]["authored"]) if orders else None
@@ -263,7 +262,7 @@ async def _meds_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> 
 
 async def _med_for_condition(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     _, condition_code, medication_code = sc.meta["key"]
-    orders = await _orders_for_condition(p, s, sc.patient, condition_code, medication_code)
+    orders = await p.orders_for_condition(s, sc.patient, condition_code, medication_code)
     return yes_no(bool(orders)), refs(orders)
 
 

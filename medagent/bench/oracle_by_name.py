@@ -87,6 +87,22 @@ class OracleByNamePolicy(OraclePolicy):
         result = await s.call("search_medications", patient=patient, text=name, limit=ROWS_FOR_ONE)
         return [row for row in result.rows if row.get("code") == code][:1]
 
+    async def orders_for_condition(self, s: ToolSession, patient: str, condition_code: str,
+                                   medication_code: str | None = None) -> list[dict[str, Any]]:
+        """One search: the orders whose documented reason matches the condition's name (``reason=``), kept
+        where that reason is the condition itself (its name, not one that only contains it: not 'Prediabetes'
+        for 'Diabetes'); a drug the question names narrows the same search by ``text=``."""
+        name = await self.question_name(s, "Condition", condition_code)
+        drug = await self.question_name(s, "MedicationRequest", medication_code) if medication_code else None
+        if name is None or (medication_code and drug is None):
+            return await super().orders_for_condition(s, patient, condition_code, medication_code)
+        words = {"text": drug} if drug else {}
+        result = await s.call("search_medications", complete=True, patient=patient, reason=name, **words,
+                              limit=MAX_ROWS)
+        return [row for row in result.rows
+                if any(condition_label(d or "").lower() == name.lower() for d in row.get("reason_displays") or [])
+                and (medication_code is None or row.get("code") == medication_code)]
+
 
 def _concepts(resource: dict[str, Any]) -> list[dict[str, Any]]:
     """The coded concepts a code search matches: Condition.code, MedicationRequest.medicationCodeableConcept."""

@@ -416,6 +416,8 @@ class MedicationArgs(PatientWindowArgs):
     """RxNorm code(s), e.g. 316049."""
     text: TextArg | None = None
     """Words of the medication name, e.g. 'hydrochlorothiazide'."""
+    reason: TextArg | None = None
+    """Words of the condition the order documents as its reason, e.g. 'hypertension' (the orders for it)."""
 
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "current"})
@@ -424,7 +426,8 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
 
     status=current lists orders that are active at now. since/until filter on the time written. Newest first.
     count and group_by (year, month, name = distinct medications with first/last order) count exactly.
-    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset.
+    Up to 100 rows per call within ~800 tokens; the cut line gives the next offset. reason keeps the orders
+    whose documented reason (the condition they treat) matches its words, as text matches names.
     """
     patient = await require_patient(ctx, args.patient)
     window, anchors, params = await _patient_query(ctx, args, "MedicationRequest", "authoredon")
@@ -432,18 +435,20 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
         params.append(("status", "active"))
     elif args.status == "past":
         params.append(("status:not", "active"))
-    everything = _needs_all(args)
+    everything = _needs_all(args, args.reason)
     if everything:
         found, total = await _search_all(ctx, "MedicationRequest", params)
     else:
         found, total = await _search(ctx, "MedicationRequest", params, args.limit, args.offset)
     named_rows = [] if args.count or args.group_by else found
     prescribers = await names_of(ctx, [(r.get("requester") or {}).get("reference", "") for r in named_rows])
-    reason_ids = [ref.get("reference", "").rsplit("/", 1)[-1] for r in named_rows for ref in r.get("reasonReference", [])
-                  if ref.get("reference", "").startswith("Condition/")]
+    reason_ids = [ref.get("reference", "").rsplit("/", 1)[-1] for r in (found if args.reason else named_rows)
+                  for ref in r.get("reasonReference", []) if ref.get("reference", "").startswith("Condition/")]
     conditions = await resources_by_id(ctx, "Condition", reason_ids)
     reasons = {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()}
     lines = [medication_line(r, ctx.now, prescribers, reasons) for r in found]
+    if args.reason:
+        lines = [line for line in lines if any(text_matches(name, args.reason) for name in line.row["reason_names"])]
     if args.latest:
         lines = _latest_per_code(lines, args.latest)
     if everything:
@@ -451,8 +456,8 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
     shown = lines[args.offset: args.offset + args.limit] if everything else lines
     extra_refs = sorted({ref for line in shown for ref in [*line.row["reasons"], line.row["requester"] or ""] if ref})
     header = (f"medication orders of Patient/{args.patient}{death_note(patient, ctx.now)}, written {window.describe()}"
-              f"{anchors}{_filters(args, 'status', 'code', 'text')}: {total} found, {args.order} first")
-    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code, status or since/until",
+              f"{anchors}{_filters(args, 'status', 'code', 'text', 'reason')}: {total} found, {args.order} first")
+    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code, reason, status or since/until",
                    references=extra_refs, empty="none found (orders written after now are hidden)")
 
 

@@ -203,12 +203,15 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
         else prescriber
     reason_refs = [r.get("reference") for r in resource.get("reasonReference", []) if r.get("reference")]
     reason_texts = [f"{reasons[r]} ({r})" if reasons.get(r) else r for r in reason_refs]
-    reason_texts += [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
+    reason_codes = [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
+    reason_texts += reason_codes
     authored = resource.get("authoredOn")
     row = {"ref": reference(resource), "authored": authored, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "intent": resource.get("intent"), "requester": requester_ref,
            "prescriber": prescriber or None, "reasons": reason_refs,
-           "reason_displays": [reasons.get(r) for r in reason_refs], "dosage": dosage_text(resource) or None}
+           "reason_displays": [reasons.get(r) for r in reason_refs],
+           "reason_names": [name for name in [*(reasons.get(r) for r in reason_refs), *reason_codes] if name],
+           "dosage": dosage_text(resource) or None}
     return Line(join(minute(authored), named(system, code, display),
                      resource.get("status"), f"prescriber {prescriber_text}" if prescriber else "",
                      f"reason {'; '.join(reason_texts)}" if reason_texts else "", row["dosage"] or "", row["ref"]), row)

@@ -184,10 +184,18 @@ async def test_oracle_by_name_searches_with_the_question_s_words_and_still_answe
         for step in records[scenario.id].outcome.trace:
             if step.tool in ("search_conditions", "search_medications"):
                 assert "code" not in step.arguments, (scenario.id, step.arguments)
-                if "text" in step.arguments:
-                    assert step.arguments["text"].lower() in scenario.question.lower(), (scenario.id, step.arguments)
-                    texts += 1
+                for words in ("text", "reason"):
+                    if words in step.arguments:
+                        assert step.arguments[words].lower() in scenario.question.lower(), (scenario.id, step.arguments)
+                        texts += 1
     assert texts >= len(named)
+    # the orders for a condition: one medication search by the documented reason, no condition search first
+    for_condition = [s for s in named if s.meta.get("form") in ("meds_for_condition", "treated")]
+    assert for_condition
+    for scenario in for_condition:
+        calls = [(step.tool, step.arguments) for step in records[scenario.id].outcome.trace if step.tool != "final_answer"]
+        assert [tool for tool, _ in calls] == ["search_medications"], (scenario.id, calls)
+        assert "reason" in calls[0][1], (scenario.id, calls)
     passed = sum(records[s.id].passed for s in named)
     assert passed >= 0.9 * len(named), f"{passed}/{len(named)}"
     assert summary["overall"]["accuracy"] >= 95.0

@@ -192,6 +192,29 @@ async def test_current_medications_prescribers_and_reasons(run: Any, make_ctx: A
     assert checked > 50
 
 
+async def test_medications_by_documented_reason(run: Any, make_ctx: Any) -> None:
+    checked = 0
+    for pid in sample_patients(25, needs="MedicationRequest"):
+        now = record_end(pid)
+        orders = [m for m in of_type(pid, "MedicationRequest") if instant(m["authoredOn"]) <= now]
+        conditions = {c["id"]: display(c["code"]) for c in of_type(pid, "Condition")}
+        reasons_of = {m["id"]: [conditions[ref_id(r["reference"])] for r in m.get("reasonReference", [])]
+                      for m in orders}
+        wide = make_ctx(now, token_budget=50_000)
+        for name in sorted({name for names in reasons_of.values() for name in names})[:3]:
+            expected = {f"MedicationRequest/{m['id']}" for m in orders
+                        if any(name.lower() in reason.lower() for reason in reasons_of[m["id"]])}
+            result = await run("search_medications", now, patient=pid, reason=name, limit=100, ctx=wide)
+            assert {r["ref"] for r in result.rows} == expected, (pid, name)
+            assert f"reason={name!r}" in result.text and f"{len(expected)} found" in result.text
+            counted = await run("search_medications", now, patient=pid, reason=name, count=True)
+            assert counted.rows == [{"count": len(expected)}]
+            checked += 1
+    assert checked > 10
+    none = await run("search_medications", record_end(PATIENT), patient=PATIENT, reason="no such condition")
+    assert none.rows == [] and "none found" in none.text
+
+
 async def test_medications_written_after_now_are_hidden(run: Any) -> None:
     now = midpoint(PATIENT)
     result = await run("search_medications", now, patient=PATIENT, status="past", limit=100)
