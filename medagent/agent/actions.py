@@ -32,22 +32,27 @@ FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
 }
 
 
-def final_answer_parameters(citable: Iterable[str] | None = None) -> dict[str, Any]:
+def final_answer_parameters(citable: Iterable[str] | None = None, answer_pattern: str | None = None) -> dict[str, Any]:
     """The final answer's arguments; ``citable``: the records the run has seen (tool results' references and
     what it wrote), and then the only citations the grammar allows (none before anything was read).
     A citation is a claim that the answer rests on that record, and a record the run never saw cannot
-    be one: the small model otherwise invents ids (``Practitioner/<uuid>`` with no Practitioner read)."""
-    if citable is None:
+    be one: the small model otherwise invents ids (``Practitioner/<uuid>`` with no Practitioner read).
+    ``answer_pattern``: the shape the question asks the answer in (:mod:`medagent.agent.answer_format`)."""
+    properties = dict(FINAL_ANSWER_PARAMETERS["properties"])
+    if answer_pattern is not None:
+        properties["answer"] = {**properties["answer"], "pattern": answer_pattern}  # lengths kept: a model
+        # can run on inside one of the object's strings (vLLM's schema drops them beside a pattern)
+    if citable is not None:
+        records = sorted(set(citable))
+        citations = properties["citations"]
+        if records:
+            properties["citations"] = {**citations, "items": {"type": "string", "enum": records},
+                                       "maxItems": min(citations["maxItems"], len(records))}
+        else:
+            properties["citations"] = {**citations, "items": {"type": "string"}, "maxItems": 0}
+    if citable is None and answer_pattern is None:
         return FINAL_ANSWER_PARAMETERS
-    records = sorted(set(citable))
-    citations = FINAL_ANSWER_PARAMETERS["properties"]["citations"]
-    if records:
-        limited = {**citations, "items": {"type": "string", "enum": records},
-                   "maxItems": min(citations["maxItems"], len(records))}
-    else:
-        limited = {**citations, "items": {"type": "string"}, "maxItems": 0}
-    return {**FINAL_ANSWER_PARAMETERS,
-            "properties": {**FINAL_ANSWER_PARAMETERS["properties"], "citations": limited}}
+    return {**FINAL_ANSWER_PARAMETERS, "properties": properties}
 
 
 LONG_TEXT_ARGUMENTS = frozenset({"text", "note", "instructions", "value_text", "summary", "reason", "answer"})
@@ -59,23 +64,26 @@ class Action(BaseModel):
 
 
 def action_schema(registry: Registry, names: Iterable[str] | None = None, *, final_answer: bool = True,
-                  patient_in_context: bool = False, citable: Iterable[str] | None = None) -> dict[str, Any]:
+                  patient_in_context: bool = False, citable: Iterable[str] | None = None,
+                  answer_pattern: str | None = None) -> dict[str, Any]:
     """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``.
 
     ``patient_in_context``: the run is about one patient, whom the agent fills in for a missing ``patient``
     argument (an EHR launch context), so no tool requires it: the model may leave it out (as the trained
     adapter was taught to) instead of being forced by the grammar to write one. ``citable``: see
-    :func:`final_answer_parameters` (None: any ``Type/id``)."""
+    :func:`final_answer_parameters` (None: any ``Type/id``), as is ``answer_pattern``."""
     options = [_action(item.name, _optional_patient(item.parameters()) if patient_in_context else item.parameters())
                for item in registry.select(names)]
     tools = bound_lengths({"title": "action", "anyOf": options})
-    return with_final_answer(tools, citable) if final_answer else tools
+    return with_final_answer(tools, citable, answer_pattern) if final_answer else tools
 
 
-def with_final_answer(tools: dict[str, Any], citable: Iterable[str] | None = None) -> dict[str, Any]:
+def with_final_answer(tools: dict[str, Any], citable: Iterable[str] | None = None,
+                      answer_pattern: str | None = None) -> dict[str, Any]:
     """A tool-actions schema (``action_schema(..., final_answer=False)``, built once per agent: the tools'
     schemas cost milliseconds) plus the final answer, built per step for what the run may cite."""
-    return {**tools, "anyOf": [*tools["anyOf"], bound_lengths(_action(FINAL_ANSWER, final_answer_parameters(citable)))]}
+    answer = bound_lengths(_action(FINAL_ANSWER, final_answer_parameters(citable, answer_pattern)))
+    return {**tools, "anyOf": [*tools["anyOf"], answer]}
 
 
 def _optional_patient(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -84,9 +92,9 @@ def _optional_patient(parameters: dict[str, Any]) -> dict[str, Any]:
     return {**out, "required": required} if required else out
 
 
-def final_answer_schema(citable: Iterable[str] | None = None) -> dict[str, Any]:
+def final_answer_schema(citable: Iterable[str] | None = None, answer_pattern: str | None = None) -> dict[str, Any]:
     """The action schema when only a final answer is allowed (a run's last step, or a stuck loop)."""
-    return {"title": "action", "anyOf": [_action(FINAL_ANSWER, final_answer_parameters(citable))]}
+    return {"title": "action", "anyOf": [_action(FINAL_ANSWER, final_answer_parameters(citable, answer_pattern))]}
 
 
 def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action, with_final_answer
+from medagent.agent.answer_format import answer_pattern
 from medagent.agent.prompts import (
     PromptProfile,
     decision_messages,
@@ -150,10 +151,11 @@ class Agent:
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
             profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
+        shape = answer_pattern(state.get("question") or "")
         request = ModelRequest(
             messages=messages,
-            json_schema=final_answer_schema(seen) if must_answer else
-            with_final_answer(self._tool_actions[bool(state.get("patient"))], seen),
+            json_schema=final_answer_schema(seen, shape) if must_answer else
+            with_final_answer(self._tool_actions[bool(state.get("patient"))], seen, shape),
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()

@@ -12,6 +12,7 @@ that subset.
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from blind_oracle import BlindOracle
 
+from medagent.agent.answer_format import answer_pattern
 from medagent.bench.cli import CODE_POLICIES
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
@@ -137,6 +139,14 @@ async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_h
         for split in ("dev", "test"):
             group = [r for r in records if r.suite == suite and r.split == split]
             assert group and all(r.passed for r in group), (suite, split)
+    # the agent's answer grammar (a stated JSON object) never refuses the answer that passes
+    questions = {s.id: s.question for s in all_scenarios}
+    shaped = [(r, answer_pattern(questions[r.scenario_id])) for r in records]
+    shaped = [(r, pattern) for r, pattern in shaped if pattern is not None]
+    assert len(shaped) >= (100 if set_name == "v2" else 1)
+    refused = [(r.scenario_id, r.outcome.answer) for r, pattern in shaped
+               if not re.fullmatch(pattern, r.outcome.answer or "")]
+    assert not refused, refused[:5]
 
 
 @pytest.mark.parametrize("module", [policies, oracle, oracle_by_name, tool_session, wrong_policies, baselines],
