@@ -38,6 +38,8 @@ def final_answer_parameters(citable: Iterable[str] | None = None, answer_pattern
     A citation is a claim that the answer rests on that record, and a record the run never saw cannot
     be one: the small model otherwise invents ids (``Practitioner/<uuid>`` with no Practitioner read).
     ``answer_pattern``: the shape the question asks the answer in (:mod:`medagent.agent.answer_format`)."""
+    if citable is None and answer_pattern is None:
+        return FINAL_ANSWER_PARAMETERS
     properties = dict(FINAL_ANSWER_PARAMETERS["properties"])
     if answer_pattern is not None:
         properties["answer"] = {**properties["answer"], "pattern": answer_pattern}  # lengths kept: a model
@@ -50,8 +52,6 @@ def final_answer_parameters(citable: Iterable[str] | None = None, answer_pattern
                                        "maxItems": min(citations["maxItems"], len(records))}
         else:
             properties["citations"] = {**citations, "items": {"type": "string"}, "maxItems": 0}
-    if citable is None and answer_pattern is None:
-        return FINAL_ANSWER_PARAMETERS
     return {**FINAL_ANSWER_PARAMETERS, "properties": properties}
 
 

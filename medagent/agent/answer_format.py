@@ -13,6 +13,7 @@ model, and a question without a stated format gets no pattern.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["answer_pattern", "json_keys"]
 
@@ -32,13 +33,15 @@ def json_keys(question: str) -> list[str]:
     return list(dict.fromkeys(_KEY.findall(found.group(1)))) if found else []
 
 
+@lru_cache(maxsize=256)
 def answer_pattern(question: str) -> str | None:
-    """A regular expression the whole answer must match, or None (no JSON object stated)."""
+    """A regular expression the whole answer must match, or None (no JSON object stated); asked at every
+    step of a run, hence the cache."""
     keys = json_keys(question)
     if not keys:
         return None
     members = ", ?".join(rf'"{key}": ?{_VALUE}' for key in keys)
     pattern = rf"\{{ ?{members} ?\}}"
-    if _NONE_TOO.search(question.split("Answer as JSON:", 1)[1]):
+    if _NONE_TOO.search(question, question.index("Answer as JSON:")):
         pattern = rf"(?:{pattern}|none)"
     return rf"^{pattern}$"

@@ -170,12 +170,17 @@ async def test_condition_bad_arguments(run: Any) -> None:
 
 # ---------- medications ----------
 
+def orders_at_record_end(pid: str) -> tuple[datetime, list[dict[str, Any]], dict[str, str]]:
+    """The patient's last clock, the orders written by then, and the names of the patient's conditions by id."""
+    now = record_end(pid)
+    orders = [m for m in of_type(pid, "MedicationRequest") if instant(m["authoredOn"]) <= now]
+    return now, orders, {c["id"]: display(c["code"]) for c in of_type(pid, "Condition")}
+
+
 async def test_current_medications_prescribers_and_reasons(run: Any, make_ctx: Any) -> None:
     checked = 0
     for pid in sample_patients(25, needs="MedicationRequest"):
-        now = record_end(pid)
-        orders = [m for m in of_type(pid, "MedicationRequest") if instant(m["authoredOn"]) <= now]
-        conditions = {c["id"]: display(c["code"]) for c in of_type(pid, "Condition")}
+        now, orders, conditions = orders_at_record_end(pid)
         wide = make_ctx(now, token_budget=50_000)  # completeness checks: no budget cut
         result = await run("search_medications", now, patient=pid, status="current", limit=100, ctx=wide)
         assert {r["ref"] for r in result.rows} == {f"MedicationRequest/{m['id']}" for m in orders if m["status"] == "active"}
@@ -195,9 +200,7 @@ async def test_current_medications_prescribers_and_reasons(run: Any, make_ctx: A
 async def test_medications_by_documented_reason(run: Any, make_ctx: Any) -> None:
     checked = 0
     for pid in sample_patients(25, needs="MedicationRequest"):
-        now = record_end(pid)
-        orders = [m for m in of_type(pid, "MedicationRequest") if instant(m["authoredOn"]) <= now]
-        conditions = {c["id"]: display(c["code"]) for c in of_type(pid, "Condition")}
+        now, orders, conditions = orders_at_record_end(pid)
         reasons_of = {m["id"]: [conditions[ref_id(r["reference"])] for r in m.get("reasonReference", [])]
                       for m in orders}
         wide = make_ctx(now, token_budget=50_000)
