@@ -2,7 +2,8 @@
 
 A question that says ``Answer as JSON: {"medications": [...], "first_ordered": "YYYY-MM-DD" ...}`` states
 the keys of the object it wants; a small model asked for it still answers a bare date or one name (the
-trained 270M adapter did so in 4 of 4 such questions). Where the question states such an object, the
+trained 270M adapter wrote an object for 7 of 21 such questions, and got 1 right; held to the object by
+this pattern, 9). Where the question states such an object, the
 final answer's ``answer`` string must be one: those keys, in that order, each holding a JSON string
 (printable ASCII, no quote or backslash inside: chart names have none), number, null, boolean or list of
 strings (the values stay the model's), or ``none`` where the format
