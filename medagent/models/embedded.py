@@ -446,18 +446,7 @@ class EmbeddedBackend:
         )
 
     def _matcher(self, loaded: _Loaded, schema: dict[str, Any]) -> Any:
-        import llguidance
-
-        try:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(
-                schema, defaults={"whitespace_flexible": False}
-            )
-        except ValueError as exc:
-            raise ModelError("bad_request", f"invalid JSON schema: {exc}", backend=self.name) from None
-        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, loaded.ll_tokenizer)
-        if is_error:
-            raise ModelError("bad_request", f"unsupported JSON schema: {messages[0] if messages else '?'}", backend=self.name)
-        return llguidance.LLMatcher(loaded.ll_tokenizer, grammar, log_level=0)
+        return schema_matcher(loaded.ll_tokenizer, schema, backend=self.name)
 
     def _generate(
         self, loaded: _Loaded, prompt_ids: list[int], request: ModelRequest, matcher: Any, cancelled: threading.Event | None = None
@@ -580,3 +569,18 @@ def _cut_at_stop(text: str, stops: list[str]) -> str:
         if index != -1:
             cut = min(cut, index)
     return text[:cut]
+
+
+def schema_matcher(ll_tokenizer: Any, schema: dict[str, Any], *, backend: str = "embedded") -> Any:
+    """An llguidance matcher decoding under ``schema`` (JSON whitespace fixed); a ModelError naming what is
+    wrong with a schema it cannot take."""
+    import llguidance
+
+    try:
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+    except ValueError as exc:
+        raise ModelError("bad_request", f"invalid JSON schema: {exc}", backend=backend) from None
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, ll_tokenizer)
+    if is_error:
+        raise ModelError("bad_request", f"unsupported JSON schema: {messages[0] if messages else '?'}", backend=backend)
+    return llguidance.LLMatcher(ll_tokenizer, grammar, log_level=0)

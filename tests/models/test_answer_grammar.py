@@ -1,4 +1,4 @@
-"""The stated-JSON answer pattern through the embedded backend's grammar engine (llguidance) and the real
+"""The stated-JSON answer pattern through the embedded backend's own grammar construction (llguidance) and the real
 Gemma 3 tokenizer: the answer string, escaped inside the action's JSON, must hold the object; a bare date
 is refused. (The pattern itself: tests/agent/test_answer_format.py.)"""
 
@@ -13,8 +13,10 @@ from medagent.agent.actions import final_answer_schema
 from medagent.agent.answer_format import answer_pattern
 from tests.agent.test_answer_format import MEDS
 
-llguidance = pytest.importorskip("llguidance")
+pytest.importorskip("llguidance")
 pytest.importorskip("transformers")
+
+from medagent.models.embedded import schema_matcher  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +32,7 @@ def tokenizers() -> tuple[Any, Any]:
 
 def _accepted(tokenizers: tuple[Any, Any], schema: dict[str, Any], answer: str) -> bool:
     tokenizer, ll_tokenizer = tokenizers
-    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
-    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, ll_tokenizer)
-    assert not is_error, messages
-    matcher = llguidance.LLMatcher(ll_tokenizer, grammar, log_level=0)
+    matcher = schema_matcher(ll_tokenizer, schema)
     action = {"tool": "final_answer", "arguments": {"answer": answer, "citations": ["MedicationRequest/a1"]}}
     ids = tokenizer(json.dumps(action, separators=(",", ":")), add_special_tokens=False)["input_ids"]
     return bool(matcher.consume_tokens(ids)) and not matcher.is_error() and matcher.is_accepting()
@@ -45,8 +44,7 @@ def _viable(tokenizers: tuple[Any, Any], schema: dict[str, Any], answer_prefix: 
     import numpy as np
 
     tokenizer, ll_tokenizer = tokenizers
-    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
-    matcher = llguidance.LLMatcher(ll_tokenizer, grammar, log_level=0)
+    matcher = schema_matcher(ll_tokenizer, schema)
     text = '{"tool":"final_answer","arguments":{"answer":' + json.dumps(answer_prefix)[:-1]  # the string still open
     for token in tokenizer(text, add_special_tokens=False)["input_ids"]:
         mask = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
