@@ -78,7 +78,7 @@ def sft(
     steps: Annotated[int, typer.Option(min=1)] = 800,
     lr: Annotated[float, typer.Option()] = 2e-4,
     rank: Annotated[int, typer.Option(min=1)] = 16,
-    max_tokens: Annotated[int, typer.Option(min=64, help="Longest training sequence; longer steps are dropped.")] = 800,
+    max_tokens: Annotated[int, typer.Option(min=64, help="Longest training sequence; longer steps are dropped.")] = 1800,
     seed: Annotated[int, typer.Option()] = 0,
     checkpoint_every: Annotated[int, typer.Option(min=1)] = 50,
     validate_every: Annotated[int, typer.Option(min=1, help="Steps between validation losses (and at the end).")] = 200,

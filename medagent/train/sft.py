@@ -38,7 +38,7 @@ class TrainConfig:
     lr: float = 2e-4
     rank: int = 16
     alpha: int = 32
-    max_tokens: int = 800
+    max_tokens: int = 1800  # the agentic trajectories (3-5 steps, long task texts) run to ~1,700 tokens
     seed: int = 0
     warmup: int = 20
     checkpoint_every: int = 50
