@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from medagent.config import UserError
+from medagent.train.config import TrainConfig
 
 train_app = typer.Typer(help="Train models from scored trajectories.", no_args_is_help=True)
 
@@ -32,7 +33,7 @@ def base_folder(base: str) -> tuple[str, Path, bool]:
     return str(folder.resolve()), folder, True
 
 
-def run_sft(run_dirs: list[Path], base: str, out: Path, config: "TrainConfig", *, resume: bool,  # noqa: F821
+def run_sft(run_dirs: list[Path], base: str, out: Path, config: TrainConfig, *, resume: bool,
             profile: str = "compact") -> Path:
     import torch
 
@@ -75,23 +76,22 @@ def sft(
     from_runs: Annotated[list[Path], typer.Option("--from", help="Run folder(s) of medagent bench run (passed tasks are used).")],
     out: Annotated[Path, typer.Option(help="The adapter folder to write.")],
     base: Annotated[str, typer.Option(help="'embedded' (Gemma 3 270M) or a Hugging Face model folder (MedGemma).")] = "embedded",
-    steps: Annotated[int, typer.Option(min=1)] = 800,
-    lr: Annotated[float, typer.Option()] = 2e-4,
-    rank: Annotated[int, typer.Option(min=1)] = 16,
-    max_tokens: Annotated[int, typer.Option(min=64, help="Longest training sequence; longer steps are dropped.")] = 1800,
-    seed: Annotated[int, typer.Option()] = 0,
-    checkpoint_every: Annotated[int, typer.Option(min=1)] = 50,
-    validate_every: Annotated[int, typer.Option(min=1, help="Steps between validation losses (and at the end).")] = 200,
+    steps: Annotated[int, typer.Option(min=1)] = TrainConfig.steps,
+    lr: Annotated[float, typer.Option()] = TrainConfig.lr,
+    rank: Annotated[int, typer.Option(min=1)] = TrainConfig.rank,
+    max_tokens: Annotated[int, typer.Option(min=64, help="Longest training sequence; longer steps are dropped.")] = TrainConfig.max_tokens,
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = TrainConfig.checkpoint_every,
+    validate_every: Annotated[int, typer.Option(min=1, help="Steps between validation losses (and at the end).")] = TrainConfig.validate_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's checkpoint.")] = False,
     prompt_profile: Annotated[str, typer.Option(help="full or compact.")] = "compact",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 weights (GPU).")] = False,
-    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = TrainConfig.device,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 weights (GPU).")] = TrainConfig.bf16,
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = TrainConfig.gradient_checkpointing,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = TrainConfig.threads,
 ) -> None:
     """Fine-tune a LoRA adapter on the passed trajectories of scored runs (dev split only)."""
     from medagent.agent.prompts import PROMPT_PROFILES
-    from medagent.train.sft import TrainConfig
 
     try:
         if prompt_profile not in PROMPT_PROFILES:

@@ -25,30 +25,12 @@ from typing import Any
 
 from medagent.config import UserError
 from medagent.models.base import ChatMessage
+from medagent.train.config import TrainConfig
 from medagent.train.examples import Example
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "train_log.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 800
-    lr: float = 2e-4
-    rank: int = 16
-    alpha: int = 32
-    max_tokens: int = 1800  # the agentic trajectories (3-5 steps, long task texts) run to ~1,700 tokens
-    seed: int = 0
-    warmup: int = 20
-    checkpoint_every: int = 50
-    validate_every: int = 200  # steps between validation losses (and at the end)
-    validation_share: float = 0.05  # of the patients
-    validation_examples: int = 12
-    device: str = "cpu"
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    threads: int | None = None
 
 
 @dataclass

@@ -10,8 +10,9 @@ import pytest
 
 from medagent.config import UserError
 from medagent.models.base import ChatMessage
+from medagent.train.config import TrainConfig
 from medagent.train.examples import Example
-from medagent.train.sft import TrainConfig, prepare_data, sequence_loss, trajectory_sequences
+from medagent.train.sft import prepare_data, sequence_loss, trajectory_sequences
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
