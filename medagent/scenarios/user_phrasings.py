@@ -6,7 +6,8 @@ eGFR, flu shot), other word orders, short ("latest a1c?") and long questions, wi
 format line, now and then a typo. The ground truth is the source scenario's (same patient, clock, facts,
 expected writes); where the question states no format the answer expected is a free answer
 (:mod:`medagent.scenarios.free_answers`): ``meta["answer_kind"]`` says which sentence, and the source's
-answer is kept (a JSON record's ``medications`` part where the question asks only for the drugs).
+answer is kept (a JSON record's ``medications`` part where the question asks only for the drugs; a number
+asked with no rounding is right to the precision the tools display it with).
 
 Only for training: the generator's wording lists are ours, so a model trained on them is scored on
 questions written elsewhere. Test-split scenarios are refused.
@@ -20,14 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.ehrqa import PHRASES
 from medagent.scenarios.free_answers import AnswerKind
 from medagent.scenarios.identity import rng_for
-from medagent.scenarios.models import FileEntry, Manifest, Scenario
-from medagent.scenarios.scenario_files import content_hash, read_manifest, read_scenarios, sha256_file, write_jsonl
+from medagent.scenarios.models import Manifest, Scenario
+from medagent.scenarios.scenario_files import read_manifest, read_scenarios, write_set
 from medagent.scenarios.user_words import Referent, lab_alias, referent, typo, vaccine_alias
 
 __all__ = ["FORMS", "rephrase", "rephrase_scenarios", "write_rephrased_set"]
@@ -252,7 +251,7 @@ AGENTIC_SHAPES: dict[str, tuple[AnswerKind, tuple[str, ...]]] = {
 # name and where the context goes; their answer format is always kept.
 RULE_TASKS = {"magnesium_replacement", "potassium_replacement", "hba1c_reorder", "medication_reconciliation",
               "influenza_vaccine_due", "lab_trend", "discontinue_medication"}
-MRN_PHRASE = re.compile(r"the patient with MRN [0-9a-f-]{36}")
+MRN_PHRASE = re.compile(r"the patient with MRN [0-9a-f-]{36}", re.I)
 AGENTIC_PARTS = re.compile(r"^(?P<request>.+?)\n\nContext: (?P<context>.+?)(?:\n\nAnswer format: (?P<format>.+))?$", re.S)
 
 
@@ -280,7 +279,8 @@ def _agentic(scenario: Scenario, chart: Chart, rng: random.Random) -> tuple[str,
     keep_format = kind is None or fmt is None or rng.random() < KEEP_FORMAT_RATE
     context = parts["context"]
     protected = [chart.given, chart.family, *(str(v) for v in meta.values() if isinstance(v, str))]
-    request = typo(rng, request, protected) if rng.random() < TYPO_RATE else request
+    if shapes is not None and scenario.category not in RULE_TASKS and rng.random() < TYPO_RATE:
+        request = typo(rng, request, protected)  # not in a request that states a rule: its words are the rule
     if rng.random() < 0.3:
         text = f"Context: {context}\n\n{request}"
     else:
@@ -317,10 +317,11 @@ def _rephraser(scenario: Scenario) -> Rephraser | None:
     return _ehrqa if scenario.suite == "ehrqa" else _agentic
 
 
-def rephrase(scenario: Scenario, chart: Chart, seed: int, variant: int) -> Scenario | None:
+def rephrase(scenario: Scenario, chart: Chart, seed: int, variant: int, *, test_split: bool = False) -> Scenario | None:
     """One rephrased copy of a dev scenario (id ``<id>-u<variant>``), or None where there is nothing to reword
-    (a question about the whole population, a task that names no patient in context)."""
-    if scenario.split != "dev":
+    (a question about the whole population, a task that names no patient in context). ``test_split``: also a
+    test scenario (the quickstart shows one; training data never holds one)."""
+    if scenario.split != "dev" and not test_split:
         raise ValueError(f"{scenario.id}: only dev-split scenarios are rephrased (split {scenario.split})")
     if chart.patient_id != scenario.patient:
         raise ValueError(f"{scenario.id}: the chart of {chart.patient_id} is not its patient's ({scenario.patient})")
@@ -332,6 +333,11 @@ def rephrase(scenario: Scenario, chart: Chart, seed: int, variant: int) -> Scena
     answer = scenario.answer
     if narrowed and answer.type == "record":
         answer = answer.fields["medications"]
+    if kind == "value" and answer.type == "number" and answer.value is not None:
+        # no rounding asked: a value as the tools display it (2 decimals, 3 below 1) answers it
+        shown = 0.001 if abs(float(answer.value)) < 1 else 0.01  # type: ignore[arg-type]
+        answer = answer.model_copy(update={"tolerance": answer.tolerance.model_copy(
+            update={"abs": max(answer.tolerance.abs, shown)})})
     meta = {**scenario.meta, "rephrased_from": scenario.id, "user_variant": variant}
     if kind is not None:
         meta["answer_kind"] = kind
@@ -367,25 +373,6 @@ def write_rephrased_set(source: Path, out: Path, *, seed: int, variants: int,
         made = rephrase_scenarios(read_scenarios(source / name), chart_list, seed, variants)
         if made:
             files[name] = made
-    out.mkdir(parents=True, exist_ok=True)
-    entries = {}
-    for name, scenarios in files.items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        count = write_jsonl(out / name, scenarios)
-        source_entry = manifest.files[name]
-        entries[name] = FileEntry(sha256=sha256_file(out / name), count=count, suite=source_entry.suite,
-                                  split="dev", tier=source_entry.tier)
-    counts: dict[str, dict[str, int]] = {}
-    for scenarios in files.values():
-        for scenario in scenarios:
-            key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
-            counts.setdefault(key, {"dev": 0, "test": 0})[scenario.split] += 1
-    made_manifest = Manifest(
-        name=f"{manifest.name or source.name}-user-phrasings", generator_version=f"user-phrasings/{seed}/{variants}",
-        seed=seed, patients=manifest.patients,
-        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}), files=entries,
-        counts=counts, table={}, branches={}, available_per_patient={}, test_patients=manifest.test_patients,
-    )
-    (out / "manifest.json").write_bytes(orjson.dumps(made_manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
-                                        + b"\n")
-    return made_manifest
+    return write_set(out, files, name=f"{manifest.name or source.name}-user-phrasings",
+                     generator_version=f"user-phrasings/{seed}/{variants}", seed=seed, patients=manifest.patients,
+                     test_patients=manifest.test_patients)
