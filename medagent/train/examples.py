@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from medagent.agent.actions import FINAL_ANSWER, FINAL_ANSWER_PARAMETERS
+from medagent.agent.guards import PATIENT_SEARCH
 from medagent.agent.prompts import PromptProfile, decision_messages, must_answer_reason, tool_result_message
 from medagent.agent.state import Limits
 from medagent.bench.results import TaskRecord
@@ -94,7 +95,8 @@ def _agent_arguments(step: Step, patient_context: str | None, registry: Registry
 def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: PromptProfile, tools: list[dict[str, Any]],
                         registry: Registry, limits: Limits) -> tuple[list[Example], int]:
     """The examples of one passed task, and how many of its steps were dropped (a result the agent would not
-    see in full ends the trajectory there: later prompts would hold it)."""
+    see in full ends the trajectory there: later prompts would hold it; so does a search for the patient in
+    context, which the agent's guard does not run)."""
     history: list[dict[str, str]] = [{"role": "user", "content": scenario.question}]
     trace: list[dict[str, Any]] = []
     examples: list[Example] = []
@@ -105,6 +107,8 @@ def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: Prom
             continue
         if step.tool != FINAL_ANSWER and step.tool not in registry.names:
             return examples, len(record.outcome.trace) - index
+        if step.tool == PATIENT_SEARCH and patient and step.references == [f"Patient/{patient}"]:
+            return examples, len(record.outcome.trace) - index  # the agent's guard refuses this search
         arguments = _agent_arguments(step, patient, registry)
         if step.tool == FINAL_ANSWER and len(arguments.get("citations") or []) > MAX_CITATIONS:
             return examples, len(record.outcome.trace) - index

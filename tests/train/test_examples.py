@@ -37,8 +37,9 @@ def dev_sample() -> list[Scenario]:
 
 @pytest.fixture(scope="module")
 async def oracle_run(dev_sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name, the policy the packaged adapter learns from, on a dev sample."""
     out = tmp_path_factory.mktemp("oracle-dev")
-    await run_benchmark(dev_sample, make_policy("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    await run_benchmark(dev_sample, make_policy("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
     return out
 
 
@@ -222,3 +223,15 @@ def test_a_task_whose_text_names_a_test_patient_is_left_out(oracle_run: Path, tm
     assert summary.dropped_test_mentions == summary_before.dropped_test_mentions + 1
     assert summary.tasks == summary_before.tasks - 1
     assert record["scenario_id"] in {e.scenario_id for e in before} - {e.scenario_id for e in after}
+
+
+async def test_a_search_for_the_patient_in_context_ends_the_trajectory(dev_sample: list[Scenario], bench_home: Path,
+                                                                       tmp_path: Path) -> None:
+    """The grading oracle looks the patient in context up by MRN; the agent's guard would not run that search,
+    so the data keep no step from it on (no example shows a turn the agent never has)."""
+    agentic = [s for s in dev_sample if s.suite == "agentic" and s.category != "find_mrn"]
+    await run_benchmark(agentic, make_policy("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    records = [r for r in ResultsLog(tmp_path / "results.jsonl").load() if r.passed]
+    assert records and all(r.outcome.trace[0].tool == "find_patients" for r in records)
+    with pytest.raises(UserError, match="no passed tasks with usable steps"):
+        build_examples([tmp_path])
