@@ -18,6 +18,9 @@ Branch = Literal["act", "no-action"]
 AnswerType = Literal["boolean", "date", "names", "number", "text-contains", "none", "record"]
 NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "identifier"]
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
+Tier = Literal["core", "hard", "workflow"]
+CheckpointKind = Literal["fact", "order", "no_order", "note", "safety"]
+NoteFactKind = Literal["reference", "no_reference", "number", "date", "text"]
 
 
 class _Model(BaseModel):
@@ -121,12 +124,67 @@ class WriteSpec(_Model):
     count: int = 1
 
 
+class RunLimits(_Model):
+    """The agent's limits a scenario (its category) states: tool calls and tokens over the whole run.
+
+    Applied by the runner to whatever solves it (the agent's ``Limits``); the oracle's trajectory is checked
+    against them. None: the agent's defaults."""
+
+    max_steps: int = Field(ge=1)
+    max_tokens: int = Field(ge=1)
+
+
+class NoteFact(_Model):
+    """One fact the structured note must hold, in the section with LOINC code ``section``.
+
+    reference: an entry of the section references one of ``any_of`` ('Type/id'); no_reference: none of them;
+    number: a number written in the section's text (dates left out) equals ``value`` within ``tolerance``;
+    date: a date written in the section's text is ``any_of[0]`` (ISO date); text: the text contains one of
+    ``any_of`` (case, spacing and punctuation folded)."""
+
+    name: str
+    section: str
+    kind: NoteFactKind
+    any_of: list[str] = Field(default_factory=list)
+    value: float | None = None
+    tolerance: float = 0.0
+
+
+class ForbiddenWrite(_Model):
+    """A write the task must not make: a create (or update) of ``resource_type`` whose code is one of ``codes``
+    (any code when empty); an update's ``target`` limits it to that resource."""
+
+    name: str
+    resource_type: str
+    action: Literal["create", "update"] = "create"
+    code_path: str | None = None
+    codes: list[CodingSpec] = Field(default_factory=list)
+    target: str | None = None
+
+
+class Checkpoint(_Model):
+    """One graded step of a workflow task; the task passes only when every checkpoint passes.
+
+    A checkpoint passes when its answer fields pass, its required writes (WriteSpec names) are each matched,
+    none of its forbidden writes was made, its note facts hold in the note matched to ``note`` (a WriteSpec
+    name), and, with ``no_other_writes``, no write outside every spec and forbidden rule was made."""
+
+    name: str
+    kind: CheckpointKind
+    answer_fields: list[str] = Field(default_factory=list)
+    writes: list[str] = Field(default_factory=list)
+    forbidden: list[ForbiddenWrite] = Field(default_factory=list)
+    note: str | None = None
+    note_facts: list[NoteFact] = Field(default_factory=list)
+    no_other_writes: bool = False
+
+
 class Scenario(_Model):
     """One question or task: patient, the scenario's clock, full task text and how to grade it."""
 
     id: str
     suite: Suite
-    tier: Literal["core", "hard"] = "core"
+    tier: Tier = "core"
     split: Split = "dev"
     category: str
     patient: str = Field(description="Patient.id on the FHIR server.")
@@ -143,6 +201,9 @@ class Scenario(_Model):
         "the agent runs; the grader ignores their creation in the diff.",
     )
     meta: dict[str, Any] = Field(default_factory=dict)
+    checkpoints: list[Checkpoint] = Field(
+        default_factory=list, description="Workflow tier: the graded steps; every check belongs to one of them.")
+    limits: RunLimits | None = Field(None, description="The run's limits when they differ from the agent's defaults.")
 
     @property
     def patient_context(self) -> str | None:
@@ -171,12 +232,27 @@ class Check(_Model):
     detail: str | None = None
 
 
+class CheckpointVerdict(_Model):
+    name: str
+    kind: CheckpointKind
+    passed: bool
+    failed: list[str] = Field(default_factory=list, description="What failed: check names and their details.")
+
+
 class Verdict(_Model):
     scenario_id: str
     passed: bool
     score: float
     checks: list[Check]
     failure_cause: FailureCause | None = None
+    checkpoints: list[CheckpointVerdict] = Field(default_factory=list)
+
+    @property
+    def checkpoint_rate(self) -> float | None:
+        """Checkpoints passed / checkpoints (None for a task without checkpoints)."""
+        if not self.checkpoints:
+            return None
+        return sum(c.passed for c in self.checkpoints) / len(self.checkpoints)
 
 
 class FileEntry(_Model):

@@ -335,7 +335,7 @@ def _stats(lines: list[Line]) -> list[str]:
 
 class ConditionArgs(PatientWindowArgs):
     status: Literal["active", "resolved", "all"] = "all"
-    """Clinical status at now: active (not abated by now), resolved, or all."""
+    """Clinical status at now: active (not abated by now, not refuted or entered in error), resolved, or all."""
     code: CodeArg | None = None
     """SNOMED code(s), e.g. 44054006 (diabetes)."""
     text: TextArg | None = None
@@ -359,12 +359,12 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
         found, total = await _search(ctx, "Condition", params, args.limit, args.offset)
     lines = [condition_line(r, ctx.now) for r in found]
     if args.status != "all":
-        lines = [line for line in lines if (line.row["status"] == "active") == (args.status == "active")]
+        lines = [line for line in lines if _active(line.row) == (args.status == "active")]
     if args.latest:
         lines = _latest_per_code(lines, args.latest)
     if everything:
         total = len(lines)
-    active = sum(1 for line in lines if line.row["status"] == "active")
+    active = sum(1 for line in lines if _active(line.row))
     active_text = f" ({active} active at now)" if everything else ""
     header = (f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
               f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first")
@@ -374,6 +374,11 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
         empty, reasons = await _encounter_reasons(ctx, args, window)
     return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code or since/until",
                    empty=empty, references=reasons)
+
+
+def _active(row: dict[str, Any]) -> bool:
+    """A diagnosis in force at now: not abated, and not refuted or entered in error."""
+    return row["status"] == "active" and row.get("verification") not in ("refuted", "entered-in-error")
 
 
 REASONS_SHOWN = 5

@@ -374,7 +374,7 @@ def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = 
     return decorate
 
 
-TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical")
+TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical", "notes")
 
 
 def default_registry() -> Registry:

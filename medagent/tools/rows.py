@@ -156,14 +156,25 @@ def condition_status_at(resource: dict[str, Any], now: datetime) -> tuple[str, s
     return "active", None
 
 
+UNCONFIRMED = ("refuted", "entered-in-error", "provisional", "differential", "unconfirmed")
+
+
+def verification_of(resource: dict[str, Any]) -> str | None:
+    """A Condition's or allergy's verification status when it is not 'confirmed' (refuted, entered-in-error ...)."""
+    value = first_coding(resource.get("verificationStatus"))[1]
+    return value if value in UNCONFIRMED else None
+
+
 def condition_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("code"))
     onset = date_of(resource)
     status, abated = condition_status_at(resource, now)
+    verification = verification_of(resource)
     row = {"ref": reference(resource), "onset": onset, "system": system, "code": code, "display": display,
-           "status": status, "abatement": abated}
+           "status": status, "abatement": abated, "verification": verification}
     status_text = f"resolved {day(abated)}" if abated else status
-    return Line(join(f"onset {minute(onset)}", named(system, code, display), status_text, row["ref"]), row)
+    return Line(join(f"onset {minute(onset)}", named(system, code, display), status_text,
+                     f"verification {verification}" if verification else "", row["ref"]), row)
 
 
 # ---------- MedicationRequest ----------
@@ -206,14 +217,16 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
     reason_codes = [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
     reason_texts += reason_codes
     authored = resource.get("authoredOn")
+    status_reason = first_coding(resource.get("statusReason"))[2] or clean((resource.get("statusReason") or {}).get("text"))
     row = {"ref": reference(resource), "authored": authored, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "intent": resource.get("intent"), "requester": requester_ref,
            "prescriber": prescriber or None, "reasons": reason_refs,
            "reason_displays": [reasons.get(r) for r in reason_refs],
            "reason_names": [name for name in [*(reasons.get(r) for r in reason_refs), *reason_codes] if name],
-           "dosage": dosage_text(resource) or None}
+           "dosage": dosage_text(resource) or None, "status_reason": status_reason or None}
     return Line(join(minute(authored), named(system, code, display),
-                     resource.get("status"), f"prescriber {prescriber_text}" if prescriber else "",
+                     f"{resource.get('status')} ({status_reason})" if status_reason else resource.get("status"),
+                     f"prescriber {prescriber_text}" if prescriber else "",
                      f"reason {'; '.join(reason_texts)}" if reason_texts else "", row["dosage"] or "", row["ref"]), row)
 
 
@@ -243,13 +256,14 @@ def allergy_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("code"))
     when = date_of(resource)
     status = first_coding(resource.get("clinicalStatus"))[1]
+    verification = verification_of(resource)
     kind = " ".join(filter(None, [", ".join(resource.get("category", [])), resource.get("type")]))
     row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": status, "type": resource.get("type"), "category": resource.get("category", []),
-           "criticality": resource.get("criticality")}
+           "criticality": resource.get("criticality"), "verification": verification}
     crit = f"criticality {row['criticality']}" if row["criticality"] else ""
     return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status,
-                     row["ref"]), row)
+                     f"verification {verification}" if verification else "", row["ref"]), row)
 
 
 # ---------- Encounter, DiagnosticReport ----------

@@ -54,6 +54,7 @@ from medagent.vocabulary import (
 )
 
 REQUEST_SYSTEM = "urn:medagent:request"
+SINGLE_IDENTIFIER = ("Composition",)  # types whose identifier is one Identifier, not a list (R4)
 AUDIT_URL = AUDIT_EXTENSION_URL
 _LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 _SNOMED_CODE = re.compile(r"^\d{6,18}$")
@@ -126,7 +127,11 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
     ``none`` when an identical earlier call already wrote it (the conditional create would return that one).
     """
     key = request_key(tool_name, args, ctx)
-    resource["identifier"] = [*resource.get("identifier", []), {"system": REQUEST_SYSTEM, "value": key}]
+    marker = {"system": REQUEST_SYSTEM, "value": key}
+    if resource["resourceType"] in SINGLE_IDENTIFIER:
+        resource["identifier"] = marker
+    else:
+        resource["identifier"] = [*resource.get("identifier", []), marker]
     stamp(resource, ctx, tool_name, args.reason)
     validate(resource)
     if ctx.preview:

@@ -18,7 +18,7 @@ from medagent.tools.registry import default_registry
 from medagent.tools.tool_sets import tool_names
 
 WRITES = {"record_vital_sign", "record_observation", "order_medication", "order_service", "add_note",
-          "discontinue_medication"}
+          "discontinue_medication", "add_structured_note"}
 
 
 def test_named_sets() -> None:

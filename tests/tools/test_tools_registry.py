@@ -54,10 +54,10 @@ def test_the_registry_covers_the_issue() -> None:
                 "search_immunizations", "search_procedures", "search_encounters", "search_diagnostic_reports",
                 "search_allergies", "record_manifest", "lookup_codes", "fhir_search", "fhir_read",
                 "record_vital_sign", "record_observation", "order_medication", "order_service", "add_note",
-                "discontinue_medication"}
+                "discontinue_medication", "search_notes", "add_structured_note"}
     assert expected <= set(REGISTRY.names)
     assert set(WRITE_TOOLS) == {"record_vital_sign", "record_observation", "order_medication", "order_service",
-                                "add_note", "discontinue_medication"}
+                                "add_note", "discontinue_medication", "add_structured_note"}
 
 
 @pytest.mark.parametrize("name", REGISTRY.names)
