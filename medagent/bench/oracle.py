@@ -17,6 +17,7 @@ from statistics import mean
 from typing import Any
 
 from medagent.bench.oracle_hard import HARD_HANDLERS
+from medagent.bench.oracle_workflow import solve_workflow
 from medagent.bench.tool_session import (
     ToolGap,
     ToolSession,
@@ -42,11 +43,14 @@ from medagent.scenarios.codes import (
     POTASSIUM_THRESHOLD,
 )
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.workflow.reading import Action, Plan
+from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, ToolResult, default_registry
 from medagent.trajectory import RunOutcome
 
 
 GROUPS = {group.key: group for group in CONDITION_GROUPS}
+AGENT_TOKEN_BUDGET = ToolContext.token_budget  # the agent's per-call budget (a dataclass default)
 MAX_ROWS = 100  # the tools' largest page
 TREND_THRESHOLD = 0.05  # stated in the lab_trend task text
 AVERAGE_WINDOW = "-730d"  # "the 730 days before now"
@@ -75,6 +79,8 @@ class OraclePolicy:
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         kwargs = {"token_budget": self.token_budget} if self.token_budget else {}
+        if scenario.tier == "workflow":  # solved within the agent's own per-call budget, paging like the agent
+            kwargs = {"token_budget": AGENT_TOKEN_BUDGET}
         session = ToolSession(self.registry, client, scenario, actor=f"medagent/{self.name}", run_id=run_id, **kwargs)
         try:
             answer, citations = await self.answer(session, scenario)
@@ -89,6 +95,8 @@ class OraclePolicy:
         return session.outcome(**fields)
 
     async def answer(self, s: ToolSession, scenario: Scenario) -> Answer:
+        if scenario.tier == "workflow":
+            return await solve_workflow(self, s, scenario)
         if scenario.tier == "hard":
             handler = HARD_HANDLERS.get(scenario.category)
         elif scenario.suite == "ehrqa":
@@ -101,6 +109,12 @@ class OraclePolicy:
         return await handler(self, s, scenario)
 
     # ---------- the hooks the wrong policies override ----------
+
+    def workflow_actions(self, plan: Plan) -> tuple[list[Action], bool]:
+        """Which of a workflow plan's writes to make, and whether to write its note (the oracle: all, yes)."""
+        if self.force_act:
+            return [*plan.actions, *plan.alternatives], True
+        return plan.actions, True
 
     async def write(self, s: ToolSession, tool: str, **arguments: Any) -> ToolResult:
         """Every write of every task goes through here."""

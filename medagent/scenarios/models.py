@@ -20,7 +20,7 @@ NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
 Tier = Literal["core", "hard", "workflow"]
 CheckpointKind = Literal["fact", "order", "no_order", "note", "safety"]
-NoteFactKind = Literal["reference", "no_reference", "number", "date", "text"]
+NoteFactKind = Literal["reference", "no_reference", "number", "date", "text", "written"]
 
 
 class _Model(BaseModel):
@@ -140,7 +140,8 @@ class NoteFact(_Model):
     reference: an entry of the section references one of ``any_of`` ('Type/id'); no_reference: none of them;
     number: a number written in the section's text (dates left out) equals ``value`` within ``tolerance``;
     date: a date written in the section's text is ``any_of[0]`` (ISO date); text: the text contains one of
-    ``any_of`` (case, spacing and punctuation folded)."""
+    ``any_of`` (case, spacing and punctuation folded); written: the entries reference every resource the task
+    wrote for the write specs named in ``any_of`` (the orders the note reports)."""
 
     name: str
     section: str

@@ -1,0 +1,168 @@
+"""How the workflow oracle reads a chart: through the agent's tools only, with the clinician's reading rules.
+
+``ToolCaller`` is all the oracle needs from the bench (``ToolSession.call`` is one): a tool's name and
+arguments in, its result (rows, text, references, error, rows left out) back. The helpers page where a
+result is cut (each page is a tool call, as it would be for the agent) and apply the rules of
+``record.py`` to what the tools show: a row whose status is entered-in-error is skipped, a second feed's
+copy counts once, other units are converted, a laboratory's local code is found by the test's name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from medagent.scenarios.clock import parse_instant
+from medagent.scenarios.workflow.record import INVALID_RESULT, NOT_DIAGNOSED, Reading, canonical
+
+PAGE = 100
+
+
+class ToolRows(Protocol):
+    rows: list[dict[str, Any]]
+    text: str
+    references: list[str]
+    error: str | None
+    truncated: int
+
+
+class ToolCaller(Protocol):
+    """Calls one tool by name (``ToolSession.call`` is one); writes go through the same door."""
+
+    async def call(self, tool: str, **arguments: Any) -> Any: ...
+
+
+class OracleGap(RuntimeError):
+    """The tools did not show what the oracle needs: a tool gap (or a ground-truth bug) to fix."""
+
+
+def at(row_date: str | None) -> datetime:
+    if not row_date:
+        raise OracleGap("a row has no date")
+    return parse_instant(row_date)
+
+
+async def every_row(tools: ToolCaller, tool: str, **arguments: Any) -> list[dict[str, Any]]:
+    """Every row of a search, page by page (offset) while the result says rows were left out."""
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        result = await tools.call(tool, offset=offset or None, **arguments)
+        if result.error:
+            raise OracleGap(f"{tool}({arguments}) failed: {result.error}")
+        rows.extend(result.rows)
+        if not result.truncated or not result.rows:
+            return rows
+        offset += len(result.rows)
+
+
+def readings_of(rows: Iterable[dict[str, Any]], code: str) -> list[Reading]:
+    """Rows of one test as readings: valid only, canonical unit, a second feed's copy counted once, oldest first."""
+    groups: dict[tuple[datetime, float], list[str]] = {}
+    for row in rows:
+        if row.get("status") in INVALID_RESULT or not isinstance(row.get("value"), int | float):
+            continue
+        value = canonical(code, float(row["value"]), row.get("unit") or "")
+        if value is None:
+            raise OracleGap(f"{row['ref']}: unit {row.get('unit')!r} of {code} is not one the oracle converts")
+        groups.setdefault((at(row["date"]), round(value, 3)), []).append(row["ref"])
+    return [Reading(when, value, tuple(sorted(refs))) for (when, value), refs in sorted(groups.items())]
+
+
+async def lab_readings(tools: ToolCaller, patient: str, code: str, words: str | None = None, *,
+                       since: str | None = None) -> tuple[list[Reading], list[dict[str, Any]]]:
+    """A test's readings by its LOINC and, with ``words``, by its name (a local code carries only text); and every
+    row seen (the entered-in-error ones included, so a note can avoid citing them)."""
+    rows = await every_row(tools, "search_observations", patient=patient, code=code, since=since, limit=PAGE)
+    by_ref = {row["ref"]: row for row in rows if (row.get("component") or row.get("code")) == code}
+    if words:
+        for row in await every_row(tools, "search_observations", patient=patient, text=words, since=since,
+                                   limit=PAGE):
+            if row.get("component") or row["ref"] in by_ref:
+                continue
+            if row.get("system") != "http://loinc.org" or row.get("code") == code:
+                by_ref[row["ref"]] = row
+    seen = list(by_ref.values())
+    return readings_of(seen, code), seen
+
+
+def invalid_refs(rows: Iterable[dict[str, Any]]) -> list[str]:
+    return sorted({row["ref"] for row in rows if row.get("status") in INVALID_RESULT})
+
+
+async def medication_rows(tools: ToolCaller, patient: str, *, status: str = "all") -> list[dict[str, Any]]:
+    return await every_row(tools, "search_medications", patient=patient, status=status, limit=PAGE)
+
+
+def active_of(rows: Iterable[dict[str, Any]], codes: Iterable[str]) -> list[dict[str, Any]]:
+    wanted = set(codes)
+    return [row for row in rows if row.get("status") == "active" and row.get("code") in wanted]
+
+
+async def diagnoses(tools: ToolCaller, patient: str, codes: Iterable[str]) -> list[dict[str, Any]]:
+    """Diagnoses of these codes in force at now: active, not refuted or entered in error."""
+    rows = await every_row(tools, "search_conditions", patient=patient, code=",".join(sorted(set(codes))),
+                           limit=PAGE)
+    return [row for row in rows if row.get("status") == "active" and row.get("verification") not in NOT_DIAGNOSED]
+
+
+async def note_rows(tools: ToolCaller, patient: str, *, since: str | None = None,
+                    text: str | None = None) -> list[dict[str, Any]]:
+    return await every_row(tools, "search_notes", patient=patient, since=since, text=text, limit=10)
+
+
+def answer_json(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, separators=(", ", ": "))
+
+
+# ---------- acting on a plan ----------
+
+class Action:
+    """One write the oracle would make: a tool and its arguments, under a name the note can cite it by."""
+
+    def __init__(self, key: str, tool: str, **arguments: Any) -> None:
+        self.key, self.tool, self.arguments = key, tool, arguments
+
+    def __repr__(self) -> str:
+        return f"Action({self.key!r}, {self.tool}, {self.arguments})"
+
+
+class NoteDraft:
+    """The structured note: sections (kind, text, cited records) and, per section, the actions it cites."""
+
+    def __init__(self, note_type: str, title: str) -> None:
+        self.note_type, self.title = note_type, title
+        self.sections: list[tuple[str, str, list[str], list[str]]] = []
+
+    def add(self, kind: str, text: str, entries: Iterable[str] = (), cite: Iterable[str] = ()) -> NoteDraft:
+        self.sections.append((kind, text, list(dict.fromkeys(entries)), list(cite)))
+        return self
+
+
+class Plan:
+    """What a workflow's protocol leads to: the writes, the note and the answer; ``alternatives`` are the writes
+    of every decision's other branch (the always-act policy makes them too)."""
+
+    def __init__(self, actions: list[Action], note: NoteDraft, answer: dict[str, Any],
+                 alternatives: list[Action] | None = None) -> None:
+        self.actions, self.note, self.answer = actions, note, answer
+        self.alternatives = alternatives or []
+
+
+async def carry_out(tools: ToolCaller, patient: str, plan: Plan, *, actions: list[Action] | None = None,
+                    note: bool = True) -> str:
+    """Make the plan's writes (or the given ones), then the note citing them; returns the JSON answer."""
+    wrote: dict[str, list[str]] = {}
+    for action in plan.actions if actions is None else actions:
+        result = await tools.call(action.tool, **action.arguments)
+        wrote.setdefault(action.key, []).extend(result.wrote)
+    if note:
+        sections = []
+        for kind, text, entries, cite in plan.note.sections:
+            cited = [ref for key in cite for ref in wrote.get(key, [])]
+            sections.append({"section": kind, "text": text, "entries": list(dict.fromkeys([*entries, *cited]))})
+        await tools.call("add_structured_note", patient=patient, note_type=plan.note.note_type,
+                         title=plan.note.title, sections=sections)
+    return answer_json(plan.answer)
