@@ -20,7 +20,8 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import Population
 from medagent.scenarios.workflow.common import WorkflowBuilder
 
-WORKFLOW_MODULES = ("diabetes_previsit", "renal_dose_review", "anticoagulation_review")
+WORKFLOW_MODULES = ("diabetes_previsit", "renal_dose_review", "anticoagulation_review",
+                    "hypertension_protocol")
 
 
 def workflow_modules() -> list[ModuleType]:
