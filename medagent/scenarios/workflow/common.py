@@ -244,8 +244,18 @@ def choice_field(value: str) -> ExpectedAnswer:
     return ExpectedAnswer(type="names", value=[value])
 
 
-def names_field(values: Iterable[str], kind: str = "generic") -> ExpectedAnswer:
-    return ExpectedAnswer(type="names", value=sorted(set(values)), names_kind=kind)  # type: ignore[arg-type]
+def names_field(values: Iterable[str], kind: str = "generic",
+                aliases: dict[str, list[str]] | None = None) -> ExpectedAnswer:
+    wanted = sorted(set(values))
+    return ExpectedAnswer(type="names", value=wanted, names_kind=kind,  # type: ignore[arg-type]
+                          aliases={k: v for k, v in (aliases or {}).items() if k in wanted})
+
+
+def drug_names(drugs: Iterable[tuple[str, str]], short: dict[str, str] | None = None) -> ExpectedAnswer:
+    """Medication names (code, display): each accepted as its display, its RxNorm code, or a short name given."""
+    drugs = list(drugs)
+    aliases = {display: [code, *([short[code]] if short and code in short else [])] for code, display in drugs}
+    return names_field([display for _, display in drugs], "medication", aliases)
 
 
 def record_answer(**fields: ExpectedAnswer) -> ExpectedAnswer:
