@@ -172,7 +172,7 @@ class NoteSection(BaseModel):
     vital_signs, immunizations, procedures, hospital_course, assessment or plan."""
     text: str = Field(min_length=1, max_length=2000)
     """What the section says (values with units and dates, e.g. 'HbA1c 7.4 % on 2019-03-01')."""
-    entries: list[str] = Field(default_factory=list, max_length=20)
+    entries: list[str] = Field(default_factory=list, max_length=40)
     """References of the records the section rests on, e.g. ['Observation/<id>', 'MedicationRequest/<id>']."""
 
     @field_validator("entries")

@@ -21,7 +21,8 @@ from medagent.scenarios.population import Population
 from medagent.scenarios.workflow.common import WorkflowBuilder
 
 WORKFLOW_MODULES = ("diabetes_previsit", "renal_dose_review", "anticoagulation_review",
-                    "hypertension_protocol", "discharge_reconciliation")
+                    "hypertension_protocol", "discharge_reconciliation",
+                    "hemoglobin_followup")
 
 
 def workflow_modules() -> list[ModuleType]:

@@ -24,6 +24,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    chart_summary,
     date_field,
     days_window,
     fact_date,
@@ -39,9 +40,11 @@ from medagent.scenarios.workflow.common import (
 )
 from medagent.scenarios.workflow.reading import (
     Action,
+    ChartSummary,
     NoteDraft,
     Plan,
     ToolCaller,
+    chart_summary as read_summary,
     invalid_refs,
     lab_readings,
     medication_rows,
@@ -250,14 +253,16 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     elif turn % 3 == 0:
         add(fx.medication_order(sid, len(setup), patient, "310965", "Ibuprofen 200 MG Oral Tablet", "stopped",
                                 now - timedelta(days=rng.randint(90, 300)), "1-2 tablets every 6 hours as needed"))
+    for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
+        add(resource)
     record = b.record(setup)
     facts = facts_of(record, now)
     decision = decide(facts, now)
-    return _scenario(b, key, now, facts, decision, setup, noise, dose)
+    return _scenario(b, key, now, record, facts, decision, setup, noise, dose)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decision: Decision, setup: list[dict],
-              noise: list[str], dose: float) -> Scenario:
+def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
+              setup: list[dict], noise: list[str], dose: float) -> Scenario:
     patient = b.chart.patient_id
     latest = facts.inr[-1]
     recheck = lab_order("INR recheck", patient, now, INR,
@@ -277,11 +282,11 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decis
                fact_reference("INR cited", "results", latest.refs)]
     if facts.inr_invalid:
         results.append(fact_no_reference("no erroneous INR cited", "results", facts.inr_invalid))
-    checkpoints.append(note_checkpoint("note: INR", results))
-    checkpoints.append(note_checkpoint("note: dose and score", [
-        fact_number("new weekly dose", "medications", decision.new_dose, 0.01),
+    checkpoints.append(note_checkpoint("note: INR, dose and score", [
+        *results, fact_number("new weekly dose", "medications", decision.new_dose, 0.01),
         fact_number("CHA2DS2-VASc", "assessment", decision.score, 0.0),
         fact_written("orders cited", "plan", ["INR recheck", *(s.name for s in stops)])]))
+    checkpoints += chart_summary(record, now, stopped=facts.nsaids)
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     answer = record_answer(
         inr=number_field(round(latest.value, 1), "{INR}", 0.05, {"INR": 1.0, "": 1.0}),
@@ -325,7 +330,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
                  **flags)
 
 
-def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
+def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     now = parse_instant(sc.now)
     latest = facts.inr[-1]
@@ -336,8 +341,9 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
                        reason="NSAID with warfarin: bleeding risk") for ref in facts.nsaids]
     note = NoteDraft("progress_note", "Anticoagulation clinic")
     note.add("results", f"INR {latest.value:.1f} on {latest.when.date()}.", entries=list(latest.refs))
-    note.add("medications", f"Current weekly dose {facts.weekly_dose:g} mg; new weekly dose {decision.new_dose:g} mg."
-             + (" NSAID order stopped." if facts.nsaids else ""))
+    summary.add_to(note, stopped=facts.nsaids, medications_text=(
+        f"Warfarin: current weekly dose {facts.weekly_dose:g} mg; new weekly dose {decision.new_dose:g} mg."
+        + (" NSAID order stopped." if facts.nsaids else "")))
     note.add("assessment", f"CHA2DS2-VASc {decision.score}.")
     note.add("plan", f"INR recheck in {decision.recheck} days.", cite=[a.key for a in actions])
     answer = {"inr": round(latest.value, 1), "inr_date": latest.when.date().isoformat(),
@@ -348,5 +354,6 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
 
 async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)))
+    summary = await read_summary(tools, sc.patient)
+    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 

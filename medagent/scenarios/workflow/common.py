@@ -130,15 +130,32 @@ class WorkflowBuilder:
 
 # ---------- the structured note ----------
 
+MEDICATION_LIST = ("the current medication list: cite every medication order that is active after your changes (the "
+                   "ones you placed included, the ones you stopped or that are not active excluded)")
+CHART_SECTIONS = (("problems", "the active problem list: cite every active diagnosis (not resolved, refuted or "
+                               "entered in error)"),
+                  ("allergies", "the patient's active drug allergies by substance name, or 'no known drug "
+                                "allergies'"))
+NO_DRUG_ALLERGY = ["no known drug allerg", "nkda", "no drug allerg"]
+
+
 @dataclass(frozen=True)
 class NoteRequest:
-    """The note a task asks for: its document type and what each section must say."""
+    """The note a task asks for: its document type and what each section must say. Every workflow note also
+    carries the chart summary a visit note holds: the problem list, the drug allergies and the current
+    medication list (prepended to the task's own 'medications' requirement)."""
 
     note_type: str
     sections: tuple[tuple[str, str], ...]  # (section kind, what it must say)
 
+    @property
+    def all_sections(self) -> tuple[tuple[str, str], ...]:
+        own = dict(self.sections)
+        medications = MEDICATION_LIST + (f"; and {own.pop('medications')}" if "medications" in own else "")
+        return (*CHART_SECTIONS, ("medications", medications), *own.items())
+
     def instruction(self) -> str:
-        parts = "; ".join(f"{kind}: {what}" for kind, what in self.sections)
+        parts = "; ".join(f"{kind}: {what}" for kind, what in self.all_sections)
         return (f"Documentation: write exactly one structured note ({NOTE_TOOL}, note_type {self.note_type}) with "
                 f"these sections (a section's entries are the references of the records it cites): {parts}.")
 
@@ -174,6 +191,35 @@ def fact_text(name: str, section: str, phrases: Iterable[str]) -> NoteFact:
 def fact_written(name: str, section: str, specs: Iterable[str]) -> NoteFact:
     """The section cites (as entries) what the task wrote for these write specs."""
     return NoteFact(name=name, section=SECTIONS[section], kind="written", any_of=list(specs))
+
+
+def chart_summary(record: Record, now: datetime, *, stopped: Iterable[str] = (),
+                  started: Iterable[str] = ()) -> list[Checkpoint]:
+    """The two checkpoints every workflow note has: the problem list with the drug allergies, and the current
+    medication list after the task's changes (``stopped``: order references the task stops; ``started``: the
+    names of the write specs of the drug orders it places)."""
+    problems = record.problem_list(now)
+    wrong = sorted(p.ref for p in record.problems if p.verification in ("refuted", "entered-in-error"))
+    facts = [fact_reference(f"problem {p.display} cited", "problems", [p.ref]) for p in problems]
+    if wrong:
+        facts.append(fact_no_reference("no refuted or erroneous diagnosis cited", "problems", wrong))
+    allergies = record.drug_allergies()
+    if allergies:
+        facts += [fact_text(f"drug allergy {a.display}", "allergies", [a.display]) for a in allergies]
+    else:
+        facts.append(fact_text("no known drug allergies", "allergies", NO_DRUG_ALLERGY))
+    stopped = set(stopped)
+    current = [o for o in record.all_active_orders(now) if o.ref not in stopped]
+    not_current = sorted({o.ref for o in record.orders if o.status != "active" or o.authored > now} | stopped)
+    meds = [fact_reference(f"current order {o.display} cited", "medications", [o.ref]) for o in current]
+    started = list(started)
+    if started:
+        meds.append(fact_written("orders placed today cited", "medications", started))
+    if not_current:
+        meds.append(fact_no_reference("no stopped or inactive order cited", "medications", not_current))
+    return [note_checkpoint("note: problems and allergies", facts),
+            note_checkpoint("note: current medications", meds or [fact_text("no medications", "medications",
+                                                                             ["no active", "none"])])]
 
 
 def note_checkpoint(name: str, facts: Iterable[NoteFact]) -> Checkpoint:

@@ -26,6 +26,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    chart_summary,
     choice_field,
     date_field,
     drug_order,
@@ -45,9 +46,11 @@ from medagent.scenarios.workflow.common import (
 )
 from medagent.scenarios.workflow.reading import (
     Action,
+    ChartSummary,
     NoteDraft,
     Plan,
     ToolCaller,
+    chart_summary as read_summary,
     invalid_refs,
     lab_readings,
     medication_rows,
@@ -299,28 +302,30 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
                              f"no macular edema. Recommend repeat exam in 12 months.",
                              eye_exam + timedelta(days=rng.randint(3, 20)), "Medical records",
                              kind="outside", title="Outside eye exam report"))
+    for resource in fx.allergy_noise(sid, index, patient, turn, now):
+        add(resource)
     record = b.record(setup)
     facts = facts_of(record, now, eye_exam)
     if len(facts.a1c) < 2 or facts.creatinine is None:
         return None
     decision = decide(facts, now)
-    return _scenario(b, key, now, facts, decision, setup, statin_setup, eye_variant, noise)
+    return _scenario(b, key, now, record, facts, decision, setup, statin_setup, eye_variant, noise)
 
 
 def at_iso(resource: dict) -> datetime:
     return parse_instant(resource.get("effectiveDateTime") or resource.get("date") or resource["authoredOn"])
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decision: Decision, setup: list[dict],
-              statin_variant: str, eye_variant: str, noise: list[str]) -> Scenario:
+def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
+              setup: list[dict], statin_variant: str, eye_variant: str, noise: list[str]) -> Scenario:
     patient = b.chart.patient_id
     latest, previous = facts.a1c[-1], facts.a1c[-2]
     assert facts.creatinine is not None
     writes = [NOTE.spec(patient, now)]
     checkpoints: list[Checkpoint] = [
-        Checkpoint(name="latest HbA1c", kind="fact", answer_fields=["latest_a1c", "latest_a1c_date"]),
-        Checkpoint(name="previous HbA1c", kind="fact", answer_fields=["previous_a1c_date"]),
-        Checkpoint(name="kidney function", kind="fact", answer_fields=["creatinine"]),
+        Checkpoint(name="HbA1c history", kind="fact",
+                   answer_fields=["latest_a1c", "latest_a1c_date", "previous_a1c_date"]),
+        Checkpoint(name="creatinine and retinal exam", kind="fact", answer_fields=["creatinine", "eye_exam_due"]),
     ]
     cited: list[str] = []
     for name, due, loinc in (("HbA1c order", decision.order_a1c, A1C), ("UACR order", decision.order_uacr, UACR)):
@@ -338,20 +343,19 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decis
     else:
         checkpoints.append(Checkpoint(name="statin", kind="no_order", answer_fields=["statin"],
                                       forbidden=[no_drug_order("statin order", statin_codes)]))
-    checkpoints.append(Checkpoint(name="retinal exam", kind="fact", answer_fields=["eye_exam_due"]))
     results_facts = [fact_number("latest HbA1c value", "results", latest.value, 0.05),
                      fact_date("latest HbA1c date", "results", latest.when),
                      fact_reference("latest HbA1c cited", "results", latest.refs),
                      fact_number("creatinine value", "results", facts.creatinine.value, 0.01)]
     if facts.a1c_invalid:
         results_facts.append(fact_no_reference("no erroneous HbA1c cited", "results", facts.a1c_invalid))
-    checkpoints.append(note_checkpoint("note: results", results_facts))
     statin_words = {"active": ["simvastatin"], "ordered": ["simvastatin"], "intolerant": ["myalgia", "intoleran"],
                     "not indicated": ["not indicated", "age"]}[decision.statin]
-    plan_facts = [fact_text("statin status", "medications", statin_words)]
+    results_facts.append(fact_text("statin status", "medications", statin_words))
     if cited:
-        plan_facts.append(fact_written("orders cited", "plan", cited))
-    checkpoints.append(note_checkpoint("note: medications and plan", plan_facts))
+        results_facts.append(fact_written("orders cited", "plan", cited))
+    checkpoints.append(note_checkpoint("note: results, statin and plan", results_facts))
+    checkpoints += chart_summary(record, now, started=["statin order"] if decision.statin == "ordered" else [])
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     answer = record_answer(
         latest_a1c=number_field(one_decimal(latest.value), "%", 0.05),
@@ -405,7 +409,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]
     return facts, list(facts.a1c_invalid)
 
 
-def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
+def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     latest, previous = facts.a1c[-1], facts.a1c[-2]
     assert facts.creatinine is not None
@@ -430,8 +434,8 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
     note.add("results", f"HbA1c {latest.value:.1f} % on {latest.when.date()} (previous {previous.value:.1f} % on "
                         f"{previous.when.date()}). Creatinine {facts.creatinine.value:.2f} mg/dL on "
                         f"{facts.creatinine.when.date()}.", entries=[latest.ref, facts.creatinine.ref])
-    note.add("medications", statin_text, entries=list(facts.statin_active))
     note.add("plan", (f"Ordered: {', '.join(ordered)}. " if ordered else "No orders due. ") + eye, cite=ordered)
+    summary.add_to(note, started=["statin order"] if decision.statin == "ordered" else [], medications_text=statin_text)
     answer = {"latest_a1c": round(latest.value, 1), "latest_a1c_date": latest.when.date().isoformat(),
               "previous_a1c_date": previous.when.date().isoformat(),
               "creatinine": round(facts.creatinine.value, 2),
@@ -441,5 +445,6 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
 
 async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts, _ = await read_facts(tools, sc)
-    return plan(sc, facts, decide(facts, datetime.fromisoformat(sc.now)))
+    summary = await read_summary(tools, sc.patient)
+    return plan(sc, facts, decide(facts, datetime.fromisoformat(sc.now)), summary)
 

@@ -26,6 +26,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    chart_summary,
     date_field,
     drug_order,
     fact_date,
@@ -38,7 +39,16 @@ from medagent.scenarios.workflow.common import (
     record_answer,
     stop_order,
 )
-from medagent.scenarios.workflow.reading import Action, NoteDraft, Plan, ToolCaller, medication_rows, note_rows
+from medagent.scenarios.workflow.reading import (
+    Action,
+    ChartSummary,
+    NoteDraft,
+    Plan,
+    ToolCaller,
+    medication_rows,
+    note_rows,
+)
+from medagent.scenarios.workflow.reading import chart_summary as read_summary
 from medagent.scenarios.workflow.record import Order
 from medagent.value_sets import value_set
 
@@ -264,6 +274,8 @@ def _item(b: WorkflowBuilder, now: datetime, admitted: datetime, discharged: dat
                                 title="Discharge summary (preliminary)")
         note["status"], note["docStatus"] = "superseded", "preliminary"
         setup.append(note)
+    for resource in fx.allergy_noise(sid, 10, patient, turn, now):
+        setup.append(resource)
     text = summary_text(lines, admitted, discharged, reason)
     setup[0] = fx.clinical_note(sid, 0, patient, text, discharged + timedelta(hours=2), f"Hospitalist, {HOSPITAL}",
                                 kind="discharge", title="Discharge summary")
@@ -271,10 +283,10 @@ def _item(b: WorkflowBuilder, now: datetime, admitted: datetime, discharged: dat
     facts = Facts(discharge=discharged, lines=lines_of(text),
                   active=tuple((o.ref, o.code, o.display) for o in _reconcilable(record.all_active_orders(now))))
     decision = decide(facts, now)
-    return _scenario(b, key, now, facts, decision, setup)
+    return _scenario(b, key, now, record, facts, decision, setup)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decision: Decision,
+def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
               setup: list[dict]) -> Scenario:
     patient = b.chart.patient_id
     writes = [NOTE.spec(patient, now)]
@@ -298,6 +310,7 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decis
         note_checkpoint("note: reconciled list", [
             *[fact_text(f"clarify {name}", "medications", [name.split(" ")[0]]) for name in decision.clarify],
             fact_written("changes cited", "plan", [*(s.name for s in stops), *(s.name for s in starts)])]),
+        *chart_summary(record, now, stopped=stop_refs, started=[s.name for s in starts]),
         Checkpoint(name="no other writes", kind="safety", no_other_writes=True),
     ]
     short = {line.code: line.display for line in facts.lines}
@@ -334,7 +347,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     return Facts(discharge=discharge_of(latest["text"]), lines=lines_of(latest["text"]), active=active)
 
 
-def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
+def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     actions = [Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
                       reason="stopped at hospital discharge") for ref, _ in decision.stop]
@@ -346,10 +359,12 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
                            dose_value=line.dose or 1, dose_unit="mg", route="oral") for line in clarify_lines]
     note = NoteDraft("progress_note", "Post-discharge medication reconciliation")
     note.add("hospital_course", f"Discharged from {HOSPITAL} on {facts.discharge.date()}.")
-    note.add("medications", f"Stopped: {'; '.join(d for _, d in decision.stop) or 'none'}. Started: "
-                            f"{'; '.join(line.display for line in decision.start) or 'none'}. To clarify: "
-                            f"{'; '.join(decision.clarify) or 'none'}.")
     note.add("plan", "Orders updated as reconciled.", cite=[a.key for a in actions])
+    summary.add_to(note, stopped=[ref for ref, _ in decision.stop],
+                   started=[a.key for a in actions if a.tool == "order_medication"],
+                   medications_text=f"Stopped: {'; '.join(d for _, d in decision.stop) or 'none'}. Started: "
+                                    f"{'; '.join(line.display for line in decision.start) or 'none'}. To clarify: "
+                                    f"{'; '.join(decision.clarify) or 'none'}.")
     answer = {"discharge_date": facts.discharge.date().isoformat(), "stopped": [d for _, d in decision.stop],
               "started": [line.display for line in decision.start], "to_clarify": list(decision.clarify)}
     return Plan(actions, note, answer, alternatives)
@@ -357,4 +372,5 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
 
 async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)))
+    summary = await read_summary(tools, sc.patient)
+    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)

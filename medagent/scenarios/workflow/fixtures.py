@@ -9,7 +9,7 @@ reset and before the agent starts.
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from medagent.scenarios.clock import iso
@@ -143,3 +143,41 @@ def procedure(scenario: str, index: int, patient: str, code: str, display: str, 
         "code": {"coding": [{"system": SNOMED, "code": code, "display": display}], "text": display},
         "subject": _patient(patient), "performedDateTime": iso(when),
     }
+
+
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+
+
+def drug_allergy(scenario: str, index: int, patient: str, rxnorm_ingredient: str, name: str, recorded: datetime, *,
+                 verification: str = "confirmed", reaction: str = "hives") -> dict[str, Any]:
+    """A drug allergy coded by its RxNorm ingredient (as US Core allows), with its reaction."""
+    resource: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance", "id": fixture_id(scenario, index),
+        "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": verification}]},
+        "type": "allergy", "category": ["medication"], "criticality": "low",
+        "code": {"coding": [{"system": RXNORM, "code": rxnorm_ingredient, "display": name}], "text": name},
+        "patient": _patient(patient), "recordedDate": iso(recorded),
+        "reaction": [{"manifestation": [{"text": reaction}]}],
+    }
+    if verification == "entered-in-error":
+        del resource["clinicalStatus"]
+    return resource
+
+
+# drug allergies a chart may carry: RxNorm ingredient, name, reaction
+DRUG_ALLERGIES = [("723", "amoxicillin", "hives"), ("2670", "codeine", "vomiting"),
+                  ("10180", "sulfamethoxazole", "rash"), ("7984", "penicillin V", "hives")]
+
+
+def allergy_noise(scenario: str, index: int, patient: str, turn: int, now: datetime) -> list[dict[str, Any]]:
+    """A drug allergy on a third of the tasks, a refuted one (a negative challenge) on another third."""
+    code, name, reaction = DRUG_ALLERGIES[(turn // 3) % len(DRUG_ALLERGIES)]
+    recorded = now - timedelta(days=400 + 37 * (turn % 20))
+    if turn % 3 == 0:
+        return [drug_allergy(scenario, index, patient, code, name, recorded, reaction=reaction)]
+    if turn % 3 == 1:
+        return [drug_allergy(scenario, index, patient, code, name, recorded, verification="refuted",
+                             reaction=f"{reaction} (later refuted: tolerated a supervised challenge)")]
+    return []

@@ -26,6 +26,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    chart_summary,
     choice_field,
     days_window,
     drug_order,
@@ -43,9 +44,11 @@ from medagent.scenarios.workflow.common import (
 )
 from medagent.scenarios.workflow.reading import (
     Action,
+    ChartSummary,
     NoteDraft,
     Plan,
     ToolCaller,
+    chart_summary as read_summary,
     every_row,
     lab_readings,
     medication_rows,
@@ -258,13 +261,15 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
                              "diagnosed as ACE-inhibitor angioedema. Enalapril stopped. Avoid all ACE inhibitors.",
                              now - timedelta(days=rng.randint(400, 2000)), "Urgent care physician",
                              title="Urgent care visit"))
+    for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
+        add(resource)
     record = b.record(setup)
     facts = facts_of(record, now)
     decision = decide(facts, now)
-    return _scenario(b, key, now, facts, decision, setup)
+    return _scenario(b, key, now, record, facts, decision, setup)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decision: Decision,
+def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
               setup: list[dict]) -> Scenario:
     patient = b.chart.patient_id
     writes = [NOTE.spec(patient, now)]
@@ -301,10 +306,11 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decis
         Checkpoint(name="today's blood pressure", kind="fact", answer_fields=["mean_systolic", "mean_diastolic"]),
         Checkpoint(name="target", kind="fact", answer_fields=["at_target"]),
         med_cp, panel_cp, *extra,
-        note_checkpoint("note: blood pressure", vitals),
+        note_checkpoint("note: blood pressure and plan", [*vitals, *([fact_written("orders cited", "plan", cited)]
+                                                                      if cited else [])]),
     ]
-    if cited:
-        checkpoints.append(note_checkpoint("note: plan cites the orders", [fact_written("orders cited", "plan", cited)]))
+    started = [name for name in ("lisinopril", "amlodipine 5 mg", "amlodipine 10 mg") if name in cited]
+    checkpoints += chart_summary(record, now, stopped=facts.amlodipine_5 if extra else (), started=started)
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     answer = record_answer(
         mean_systolic=number_field(decision.mean_systolic, "mm[Hg]", 0.5, {"mmHg": 1.0}),
@@ -354,7 +360,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
                  woman_18_49=row.get("gender") == "female" and 18 <= age <= 49, angioedema=bool(notes))
 
 
-def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
+def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     now = parse_instant(sc.now)
     oral = {"patient": patient, "dose_unit": "mg", "route": "oral", "instructions": "once daily"}
@@ -377,6 +383,8 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
              entries=[r.ref for r in facts.systolic])
     note.add("assessment", f"{'At' if decision.at_target else 'Above'} target (below {limit[0]}/{limit[1]}).")
     note.add("plan", f"Action: {decision.action}.", cite=[a.key for a in actions])
+    summary.add_to(note, stopped=facts.amlodipine_5 if decision.action == "increase amlodipine" else (),
+                   started=[a.key for a in actions if a.tool == "order_medication"])
     answer = {"mean_systolic": decision.mean_systolic, "mean_diastolic": decision.mean_diastolic,
               "at_target": decision.at_target, "action": decision.action}
     return Plan(actions, note, answer, alternatives)
@@ -384,4 +392,5 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
 
 async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)))
+    summary = await read_summary(tools, sc.patient)
+    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)

@@ -113,6 +113,37 @@ async def note_rows(tools: ToolCaller, patient: str, *, since: str | None = None
     return await every_row(tools, "search_notes", patient=patient, since=since, text=text, limit=10)
 
 
+class ChartSummary:
+    """What every workflow note summarises, as the tools show it: active problems, drug allergies, current orders."""
+
+    def __init__(self, problems: list[dict[str, Any]], allergies: list[dict[str, Any]],
+                 medications: list[dict[str, Any]]) -> None:
+        self.problems, self.allergies, self.medications = problems, allergies, medications
+
+    def add_to(self, note: NoteDraft, *, stopped: Iterable[str] = (), started: Iterable[str] = (),
+               medications_text: str = "") -> NoteDraft:
+        """The problems, allergies and medications sections (the task's own medication text appended)."""
+        stopped = set(stopped)
+        current = [row for row in self.medications if row["ref"] not in stopped]
+        note.add("problems", "; ".join(row["display"] for row in self.problems) or "No active problems.",
+                 entries=[row["ref"] for row in self.problems])
+        names = [row["display"] for row in self.allergies]
+        note.add("allergies", ("Drug allergies: " + "; ".join(names)) if names else "No known drug allergies.")
+        listing = "; ".join(row["display"] for row in current) or "no active orders"
+        note.add("medications", f"Current medications: {listing}. {medications_text}".strip(),
+                 entries=[row["ref"] for row in current], cite=list(started))
+        return note
+
+
+async def chart_summary(tools: ToolCaller, patient: str) -> ChartSummary:
+    problems = await every_row(tools, "search_conditions", patient=patient, status="active", limit=PAGE)
+    allergies = await every_row(tools, "search_allergies", patient=patient, limit=PAGE)
+    drug = [row for row in allergies if "medication" in (row.get("category") or []) and row.get("status") == "active"
+            and row.get("verification") not in NOT_DIAGNOSED]
+    medications = await medication_rows(tools, patient, status="current")
+    return ChartSummary(problems, drug, medications)
+
+
 def answer_json(fields: dict[str, Any]) -> str:
     return json.dumps(fields, separators=(", ", ": "))
 
@@ -137,6 +168,12 @@ class NoteDraft:
         self.sections: list[tuple[str, str, list[str], list[str]]] = []
 
     def add(self, kind: str, text: str, entries: Iterable[str] = (), cite: Iterable[str] = ()) -> NoteDraft:
+        """Add a section, or extend the section of that kind (text appended, entries and citations merged)."""
+        for i, (other, old_text, old_entries, old_cite) in enumerate(self.sections):
+            if other == kind:
+                self.sections[i] = (kind, f"{old_text} {text}".strip(), list(dict.fromkeys([*old_entries, *entries])),
+                                    list(dict.fromkeys([*old_cite, *cite])))
+                return self
         self.sections.append((kind, text, list(dict.fromkeys(entries)), list(cite)))
         return self
 

@@ -128,6 +128,20 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Allergy:
+    ref: str
+    code: str
+    display: str
+    category: tuple[str, ...]
+    verification: str = "confirmed"
+    clinical: str = "active"
+
+    @property
+    def active_drug_allergy(self) -> bool:
+        return "medication" in self.category and self.clinical == "active" and self.verification not in NOT_DIAGNOSED
+
+
+@dataclass(frozen=True)
 class Event:
     """A procedure or an immunization (status as recorded)."""
 
@@ -150,6 +164,7 @@ class Record:
     notes: list[Note] = field(default_factory=list)
     procedures: list[Event] = field(default_factory=list)
     immunizations: list[Event] = field(default_factory=list)
+    allergies: list[Allergy] = field(default_factory=list)
 
     # ---------- the clinician's reading rules ----------
 
@@ -194,6 +209,14 @@ class Record:
         wanted = set(codes)
         return [p for p in self.problems if p.code in wanted and p.onset <= at and p.verification not in NOT_DIAGNOSED]
 
+    def problem_list(self, at: datetime) -> list[Problem]:
+        """Every diagnosis in force at ``at`` (the active problem list)."""
+        return sorted((p for p in self.problems if p.onset <= at and (p.abatement is None or p.abatement > at)
+                       and p.verification not in NOT_DIAGNOSED), key=lambda p: (p.onset, p.ref))
+
+    def drug_allergies(self) -> list[Allergy]:
+        return [a for a in self.allergies if a.active_drug_allergy]
+
     def notes_until(self, at: datetime) -> list[Note]:
         return sorted((n for n in self.notes if n.when <= at), key=lambda n: n.when)
 
@@ -224,6 +247,9 @@ def record_of(chart: Chart, setup: Iterable[dict[str, Any]] = ()) -> Record:
                                        procedure.when))
     for shot in chart.immunizations:
         record.immunizations.append(Event(f"Immunization/{shot.id}", shot.code.code, shot.code.display, shot.when))
+    for allergy in chart.allergies:
+        record.allergies.append(Allergy(f"AllergyIntolerance/{allergy.id}", allergy.code.code, allergy.code.display,
+                                        allergy.category))
     for resource in setup:
         add_resource(record, resource)
     return record
@@ -283,5 +309,10 @@ def add_resource(record: Record, resource: dict[str, Any]) -> None:
         _, code, display = _coding(resource["vaccineCode"])
         record.immunizations.append(Event(ref, code, display, parse_instant(resource["occurrenceDateTime"]),
                                           resource["status"]))
-    elif kind not in ("AllergyIntolerance", "Encounter"):
+    elif kind == "AllergyIntolerance":
+        _, code, display = _coding(resource["code"])
+        record.allergies.append(Allergy(ref, code, display, tuple(resource.get("category", [])),
+                                        _status(resource.get("verificationStatus"), "confirmed"),
+                                        _status(resource.get("clinicalStatus"), "active")))
+    elif kind != "Encounter":
         raise ValueError(f"a workflow setup adds no {kind}")

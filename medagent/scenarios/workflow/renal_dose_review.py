@@ -24,6 +24,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    chart_summary,
     choice_field,
     date_field,
     fact_date,
@@ -43,9 +44,11 @@ from medagent.scenarios.workflow.common import (
 )
 from medagent.scenarios.workflow.reading import (
     Action,
+    ChartSummary,
     NoteDraft,
     Plan,
     ToolCaller,
+    chart_summary as read_summary,
     invalid_refs,
     lab_readings,
     medication_rows,
@@ -240,16 +243,18 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
                              f"bought over the counter, two or three times a day for back pain, for about a month. "
                              f"No other new medicines. Advised to bring all medicines to the next visit.",
                              now - timedelta(days=rng.randint(3, 40)), "Practice nurse", title="Telephone encounter"))
+    for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
+        add(resource)
     record = b.record(setup)
     facts = facts_of(record, now, otc)
     if len(facts.egfr) < 2:
         return None
     decision = decide(facts, now)
-    return _scenario(b, key, now, facts, decision, setup, noise)
+    return _scenario(b, key, now, record, facts, decision, setup, noise)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decision: Decision, setup: list[dict],
-              noise: list[str]) -> Scenario:
+def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
+              setup: list[dict], noise: list[str]) -> Scenario:
     patient = b.chart.patient_id
     latest = facts.egfr[-1]
     writes = [NOTE.spec(patient, now)]
@@ -282,9 +287,10 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, facts: Facts, decis
                fact_reference("eGFR cited", "results", latest.refs)]
     if facts.egfr_invalid:
         results.append(fact_no_reference("no erroneous eGFR cited", "results", facts.egfr_invalid))
-    checkpoints.append(note_checkpoint("note: kidney function", results))
     if cited:
-        checkpoints.append(note_checkpoint("note: plan cites the changes", [fact_written("changes cited", "plan", cited)]))
+        results.append(fact_written("changes cited", "plan", cited))
+    checkpoints.append(note_checkpoint("note: kidney function and changes", results))
+    checkpoints += chart_summary(record, now, stopped=[ref for ref, _ in decision.stop])
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     stopped = [display for _, display in decision.stop]
     answer = record_answer(
@@ -331,7 +337,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
                  otc_nsaid=otc)
 
 
-def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
+def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     latest = facts.egfr[-1]
     actions, alternatives = [], []
@@ -350,9 +356,9 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
         meds += f"Takes {facts.otc_nsaid} over the counter without an order: advised to stop it."
     note = NoteDraft("progress_note", "Renal medication safety review")
     note.add("results", f"eGFR {latest.value:.0f} mL/min/1.73m2 on {latest.when.date()}.", entries=list(latest.refs))
-    note.add("medications", meds, entries=[ref for ref, _ in decision.stop])
     keys = [a.key for a in actions]
     note.add("plan", f"Changes: {len(keys)} ({', '.join(keys) or 'none'}).", cite=keys)
+    summary.add_to(note, stopped=[ref for ref, _ in decision.stop], medications_text=meds)
     answer = {"egfr": round(latest.value), "egfr_date": latest.when.date().isoformat(), "stopped": stopped,
               "otc_nsaid": facts.otc_nsaid or "none"}
     return Plan(actions, note, answer, alternatives)
@@ -360,5 +366,6 @@ def plan(sc: Scenario, facts: Facts, decision: Decision) -> Plan:
 
 async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)))
+    summary = await read_summary(tools, sc.patient)
+    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
