@@ -22,7 +22,7 @@ from medagent.scenarios.workflow.common import WorkflowBuilder
 
 WORKFLOW_MODULES = ("diabetes_previsit", "renal_dose_review", "anticoagulation_review",
                     "hypertension_protocol", "discharge_reconciliation",
-                    "hemoglobin_followup")
+                    "hemoglobin_followup", "care_gaps")
 
 
 def workflow_modules() -> list[ModuleType]:

@@ -50,6 +50,16 @@ def lab_result(scenario: str, index: int, patient: str, code: str, display: str,
     return resource
 
 
+def coded_result(scenario: str, index: int, patient: str, code: str, answer: str, when: datetime, *,
+                 local: bool = False, status: str = "final") -> dict[str, Any]:
+    """A result whose value is a coded finding (e.g. a negative FIT), LOINC-coded or under the local code."""
+    resource = lab_result(scenario, index, patient, code, code, 0.0, "", when, local=local, status=status)
+    del resource["valueQuantity"]
+    resource["valueCodeableConcept"] = {"coding": [{"system": SNOMED, "code": "260385009" if answer == "Negative"
+                                                    else "10828004", "display": answer}], "text": answer}
+    return resource
+
+
 def blood_pressure(scenario: str, index: int, patient: str, systolic: float, diastolic: float, when: datetime, *,
                    status: str = "final", feed: bool = False) -> dict[str, Any]:
     """A blood-pressure panel (LOINC 85354-9) with its two components, like the write tool records it."""

@@ -165,6 +165,7 @@ class Record:
     procedures: list[Event] = field(default_factory=list)
     immunizations: list[Event] = field(default_factory=list)
     allergies: list[Allergy] = field(default_factory=list)
+    coded: list[Result] = field(default_factory=list)  # results whose value is a coded finding (value 0)
 
     # ---------- the clinician's reading rules ----------
 
@@ -275,6 +276,9 @@ def add_resource(record: Record, resource: dict[str, Any]) -> None:
         if system == LOCAL_LAB:
             local, code = code, LOCAL_CODES[code][0]
         when = parse_instant(resource["effectiveDateTime"])
+        if "valueCodeableConcept" in resource:
+            record.coded.append(Result(ref, code, text, when, 0.0, "", resource["status"], local))
+            return
         quantities = [(code, resource.get("valueQuantity"))] + [
             (_coding(c["code"])[1], c.get("valueQuantity")) for c in resource.get("component", [])]
         for part_code, quantity in quantities:
