@@ -22,7 +22,7 @@ from medagent.scenarios.workflow.common import WorkflowBuilder
 
 WORKFLOW_MODULES = ("diabetes_previsit", "renal_dose_review", "anticoagulation_review",
                     "hypertension_protocol", "discharge_reconciliation",
-                    "hemoglobin_followup", "care_gaps")
+                    "hemoglobin_followup", "care_gaps", "cardiology_referral")
 
 
 def workflow_modules() -> list[ModuleType]:

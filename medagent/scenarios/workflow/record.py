@@ -40,6 +40,8 @@ LOCAL_CODES: dict[str, tuple[str, str, str]] = {
 EXTRA_UNITS: dict[str, dict[str, float]] = {  # canonical unit factors for tests outside codes.LABS
     "6301-6": {"{INR}": 1.0, "INR": 1.0, "": 1.0},
     "14959-1": {"mg/g": 1.0, "mg/g{creat}": 1.0},
+    "10230-1": {"%": 1.0},
+    "33762-6": {"pg/mL": 1.0},
 }
 
 
