@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from medagent.bench.tool_session import ToolSession
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.workflow import category_module
-from medagent.scenarios.workflow.reading import carry_out
+from medagent.scenarios.workflow.reading import carry_out, open_chart
 
 if TYPE_CHECKING:
     from medagent.bench.oracle import OraclePolicy
@@ -22,6 +22,7 @@ Answer = tuple[str, list[str]]
 
 
 async def solve_workflow(policy: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
+    await open_chart(s, sc.patient, str(sc.meta["mrn"]))
     plan = await category_module(sc.category).solve_plan(s, sc)
     actions, note = policy.workflow_actions(plan)
     answer = await carry_out(s, sc.patient, plan, actions=actions, note=note)

@@ -5,7 +5,7 @@
 Each category is one module (``CATEGORY``, ``PHRASINGS``, ``generate(builder)``, and the oracle's
 ``solve_plan(tools, scenario)``), listed in ``WORKFLOW_MODULES``. A module whose branches the charts make
 unequal names them in ``BALANCE`` (a function of a scenario): per split, every value keeps as many items as
-the rarest one has (the kept ones chosen by a seeded hash of their ids).
+the rarest one has (the kept ones chosen by a seeded hash of their ids); no category keeps more than ``CAP``.
 """
 
 from __future__ import annotations
@@ -46,14 +46,18 @@ def generate_workflow(charts: Sequence[Chart], population: Population, seed: int
         for module in modules:
             out.extend(module.generate(builder))
     for module in modules:
-        if hasattr(module, "BALANCE"):
-            out = balanced(out, module.CATEGORY, module.BALANCE, seed)
+        out = balanced(out, module.CATEGORY, getattr(module, "BALANCE", lambda s: ""), seed)
     rank = {module.CATEGORY: i for i, module in enumerate(modules)}
     return sorted(out, key=lambda s: (s.split, rank[s.category], s.patient, s.id))
 
 
+CAP = {"dev": 30, "test": 12}
+"""At most this many items of one category per split (the tier's categories weigh alike)."""
+
+
 def balanced(items: list[Scenario], category: str, key: Callable[[Scenario], str], seed: int) -> list[Scenario]:
-    """The category's items with every branch value kept as often as the rarest (per split), the rest dropped."""
+    """The category's items with every branch value kept as often as the rarest (per split), at most ``CAP`` in
+    all, the rest dropped."""
     keep: set[str] = set()
     mine = [s for s in items if s.category == category]
     for split in ("dev", "test"):
@@ -63,7 +67,7 @@ def balanced(items: list[Scenario], category: str, key: Callable[[Scenario], str
                 groups.setdefault(key(scenario), []).append(scenario)
         if not groups:
             continue
-        size = min(len(group) for group in groups.values())
+        size = min(min(len(group) for group in groups.values()), CAP[split] // len(groups))
         for group in groups.values():
             ranked = sorted(group, key=lambda s: short_hash(seed, s.id))
             keep.update(s.id for s in ranked[:size])

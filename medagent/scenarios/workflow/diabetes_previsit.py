@@ -383,7 +383,6 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]
     """The protocol's inputs as the tools show them, and the HbA1c rows entered in error."""
     now = datetime.fromisoformat(sc.now)
     patient = sc.patient
-    await tools.call("record_manifest", patient=patient)
     person = await tools.call("get_patient", patient=patient)
     age = whole_years_between(datetime.fromisoformat(person.rows[0]["birthDate"]).date(), now.date())
     await tools.call("search_conditions", patient=patient, status="active", code=",".join(sorted(value_set("diabetes").codes)))

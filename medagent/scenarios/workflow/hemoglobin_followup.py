@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from medagent.scenarios.clock import parse_instant
-from medagent.scenarios.models import Checkpoint, ExpectedAnswer, FieldRule, Scenario
+from medagent.scenarios.agentic_common import around
+from medagent.scenarios.clock import whole_years_between
+from medagent.scenarios.codes import SNOMED
+from medagent.scenarios.models import Checkpoint, CodingSpec, ExpectedAnswer, FieldRule, ForbiddenWrite, Scenario, WriteSpec
+from medagent.scenarios.workflow.care_gaps import COLONOSCOPY, OUTSIDE_COLONOSCOPY, outside_colonoscopies
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
@@ -46,15 +50,19 @@ from medagent.scenarios.workflow.reading import (
     Plan,
     ToolCaller,
     chart_summary as read_summary,
+    every_row,
     invalid_refs,
     lab_readings,
     medication_rows,
+    note_rows,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
 
 CATEGORY = "hemoglobin_followup"
-HEMOGLOBIN, CBC, FERRITIN = "718-7", "58410-2", "2276-4"
+HEMOGLOBIN, CBC, FERRITIN, INR = "718-7", "58410-2", "2276-4", "6301-6"
+WARFARIN = "855332"
+COLONOSCOPY_AGE, COLONOSCOPY_YEARS = 45, 10
 HB_DISPLAY = "Hemoglobin [Mass/volume] in Blood"
 DROP, FLOOR = 2.0, 8.0
 BASELINE_DAYS = 730
@@ -79,13 +87,17 @@ PROTOCOL = [
     "result from two feeds counts once).",
     f"Significant: the new value is {DROP:.1f} g/dL or more below the baseline, or below {FLOOR:.1f} g/dL.",
     f"If significant: order a complete blood count (LOINC {CBC}; priority urgent if the new value is below "
-    f"{FLOOR:.1f} g/dL, else routine) and a ferritin (LOINC {FERRITIN}), and stop every active NSAID order.",
+    f"{FLOOR:.1f} g/dL, else routine) and a ferritin (LOINC {FERRITIN}), and stop every active NSAID order; on "
+    f"warfarin, also order an INR (LOINC {INR}); aged {COLONOSCOPY_AGE} or older with no colonoscopy in the past "
+    f"{COLONOSCOPY_YEARS} years (one done elsewhere counts when a note reports it), also order a colonoscopy "
+    f"(SNOMED {COLONOSCOPY}, kind procedure).",
     "If not significant: order nothing and change nothing.",
     "Whatever the result: list in the note's assessment every medication order that raises bleeding risk "
     "(anticoagulants, antiplatelet drugs, NSAIDs) and was active when you started, citing each.",
 ]
 RECORDING = [
-    "Orders: order_service (LOINC, kind lab, priority). Stopping an order: discontinue_medication.",
+    "Orders: order_service (LOINC, kind lab, priority; the colonoscopy: SNOMED, kind procedure). Stopping an order: "
+    "discontinue_medication.",
 ]
 NOTE = NoteRequest("progress_note", (
     ("results", "the new hemoglobin and the baseline (values in g/dL, the baseline's date), citing both results"),
@@ -110,18 +122,25 @@ class Facts:
     invalid: tuple[str, ...]
     nsaids: tuple[str, ...]
     bleeding_risk: tuple[str, ...]  # active anticoagulant, antiplatelet and NSAID orders
+    warfarin: bool
+    age: int
+    colonoscopy: datetime | None
 
 
 @dataclass(frozen=True)
 class Decision:
     significant: bool
     urgent: bool
+    inr: bool
+    colonoscopy: bool
 
 
 def decide(facts: Facts, now: datetime) -> Decision:
     new = round(facts.new.value, 1)
-    return Decision(significant=facts.baseline.value - facts.new.value >= DROP - 1e-9 or new < FLOOR,
-                    urgent=new < FLOOR)
+    significant = facts.baseline.value - facts.new.value >= DROP - 1e-9 or new < FLOOR
+    screened = facts.colonoscopy is not None and now - facts.colonoscopy <= timedelta(days=365 * COLONOSCOPY_YEARS + 2)
+    return Decision(significant=significant, urgent=new < FLOOR, inr=significant and facts.warfarin,
+                    colonoscopy=significant and facts.age >= COLONOSCOPY_AGE and not screened)
 
 
 # ---------- ground truth ----------
@@ -134,9 +153,14 @@ def facts_of(record: Record, now: datetime) -> Facts | None:
         return None
     invalid = tuple(sorted({r.ref for r in record.results if r.code == HEMOGLOBIN and not r.valid and r.when <= now}))
     risky = set().union(*(value_set(name).codes for name in BLEEDING_CLASSES))
+    colonoscopies = [e.when for e in record.events("procedure", [COLONOSCOPY], now)]
+    colonoscopies += [d for d in outside_colonoscopies([(n.when, n.text) for n in record.notes_until(now)]) if d <= now]
     return Facts(new=today[0], baseline=before[-1], invalid=invalid,
                  nsaids=tuple(o.ref for o in record.active_orders(value_set("nsaids").codes, now)),
-                 bleeding_risk=tuple(o.ref for o in record.active_orders(risky, now)))
+                 bleeding_risk=tuple(o.ref for o in record.active_orders(risky, now)),
+                 warfarin=bool(record.active_orders([WARFARIN], now)),
+                 age=whole_years_between(record.chart.birth_date, now.date()),
+                 colonoscopy=max(colonoscopies) if colonoscopies else None)
 
 
 # ---------- generation ----------
@@ -207,6 +231,13 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     elif turn % 4 == 3:
         add(fx.medication_order(sid, len(setup), patient, "309362", "Clopidogrel 75 MG Oral Tablet", "stopped",
                                 now - timedelta(days=rng.randint(100, 900)), "1 tablet daily"))
+    if not base.events("procedure", [COLONOSCOPY], now) and turn % 3 == 1:
+        years = rng.choice([3, 6, 13])  # within 10 years, or too old to count
+        day = now - timedelta(days=365 * years + rng.randint(0, 200))
+        add(fx.clinical_note(sid, len(setup), patient,
+                             f"Outside report received. {OUTSIDE_COLONOSCOPY.format(day=day.date().isoformat())}: "
+                             "normal examination to the caecum.", day + timedelta(days=rng.randint(10, 40)),
+                             "Medical records", kind="outside", title="Outside procedure report"))
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -214,6 +245,17 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     if facts is None:
         return None
     return _scenario(b, key, now, record, facts, decide(facts, now), setup)
+
+
+def _colonoscopy(patient: str, now: datetime) -> WriteSpec:
+    return WriteSpec(name="colonoscopy", resource_type="ServiceRequest", subject=f"Patient/{patient}",
+                     code_path="code.coding", codes=[CodingSpec(system=SNOMED, code=COLONOSCOPY)], intent=["order"],
+                     status=["active"], windows=[around(now, "authored now", ["authoredOn"])])
+
+
+def _no_colonoscopy() -> ForbiddenWrite:
+    return ForbiddenWrite(name="no colonoscopy", resource_type="ServiceRequest", code_path="code.coding",
+                          codes=[CodingSpec(system=SNOMED, code=COLONOSCOPY)])
 
 
 def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
@@ -224,15 +266,25 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     if decision.significant:
         cbc = lab_order("repeat blood count", patient, now, CBC)
         cbc = cbc.model_copy(update={"fields": [FieldRule(name="priority", path="priority", any_of=[priority])]})
-        writes += [cbc, lab_order("ferritin", patient, now, FERRITIN)]
+        labs = [cbc, lab_order("ferritin", patient, now, FERRITIN)]
+        if decision.inr:
+            labs.append(lab_order("INR", patient, now, INR))
         stops = [stop_order(f"stop {ref}", ref) for ref in facts.nsaids]
-        writes += stops
-        orders = [Checkpoint(name="follow-up labs", kind="order", writes=["repeat blood count", "ferritin"]),
+        writes += labs + stops
+        orders = [Checkpoint(name="follow-up labs", kind="order", writes=[spec.name for spec in labs],
+                             forbidden=[] if decision.inr else [no_lab_order("no INR", INR)]),
                   Checkpoint(name="NSAIDs stopped", kind="order", writes=[s.name for s in stops])]
-        cited = ["repeat blood count", "ferritin", *(s.name for s in stops)]
+        cited = [spec.name for spec in labs] + [s.name for s in stops]
+        if decision.colonoscopy:
+            writes.append(_colonoscopy(patient, now))
+            orders.append(Checkpoint(name="colonoscopy", kind="order", writes=["colonoscopy"]))
+            cited.append("colonoscopy")
+        else:
+            orders.append(Checkpoint(name="colonoscopy", kind="no_order", forbidden=[_no_colonoscopy()]))
     else:
         orders = [Checkpoint(name="no orders", kind="no_order",
                              forbidden=[no_lab_order("no blood count", CBC), no_lab_order("no ferritin", FERRITIN),
+                                        no_lab_order("no INR", INR), _no_colonoscopy(),
                                         *(no_stop(f"keep {ref}", ref) for ref in facts.nsaids)])]
         cited = []
     results = [fact_number("new hemoglobin", "results", round(facts.new.value, 1), 0.05),
@@ -244,8 +296,8 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         results.append(fact_no_reference("no erroneous result cited", "results", facts.invalid))
     meds = [fact_reference(f"bleeding-risk order {ref} cited", "assessment", [ref]) for ref in facts.bleeding_risk]
     checkpoints = [
-        Checkpoint(name="new hemoglobin", kind="fact", answer_fields=["new_hb"]),
-        Checkpoint(name="baseline", kind="fact", answer_fields=["baseline_hb", "baseline_date"]),
+        Checkpoint(name="new hemoglobin and baseline", kind="fact",
+                   answer_fields=["new_hb", "baseline_hb", "baseline_date"]),
         Checkpoint(name="significance", kind="fact", answer_fields=["significant"]),
         *orders,
         note_checkpoint("note: results", results),
@@ -281,9 +333,17 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     meds = await medication_rows(tools, patient, status="current")
     risky = set().union(*(value_set(name).codes for name in BLEEDING_CLASSES))
     nsaids = value_set("nsaids").codes
+    person = await tools.call("get_patient", patient=patient)
+    procedures = await every_row(tools, "search_procedures", patient=patient, code=COLONOSCOPY, limit=50)
+    notes = await note_rows(tools, patient, text="colonoscopy")
+    colonoscopies = [parse_instant(r["date"]) for r in procedures if r.get("status") in (None, "completed")]
+    colonoscopies += outside_colonoscopies([(parse_instant(n["date"]), n["text"]) for n in notes])
     return Facts(new=today[0], baseline=before[-1], invalid=tuple(invalid_refs(rows)),
                  nsaids=tuple(r["ref"] for r in meds if r["code"] in nsaids),
-                 bleeding_risk=tuple(r["ref"] for r in meds if r["code"] in risky))
+                 bleeding_risk=tuple(r["ref"] for r in meds if r["code"] in risky),
+                 warfarin=any(r["code"] == WARFARIN for r in meds),
+                 age=whole_years_between(datetime.fromisoformat(person.rows[0]["birthDate"]).date(), now.date()),
+                 colonoscopy=max(colonoscopies) if colonoscopies else None)
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
@@ -295,6 +355,11 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
                      reason="falling hemoglobin"),
               *(Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
                        reason="falling hemoglobin: bleeding risk") for ref in facts.nsaids)]
+    if decision.inr or not decision.significant:
+        orders.append(Action("INR", "order_service", patient=patient, code=INR, kind="lab", reason="on warfarin"))
+    if decision.colonoscopy or not decision.significant:
+        orders.append(Action("colonoscopy", "order_service", patient=patient, code=COLONOSCOPY, system="snomed",
+                             kind="procedure", reason="falling hemoglobin, no colonoscopy in 10 years"))
     actions, alternatives = (orders, []) if decision.significant else ([], orders)
     note = NoteDraft("progress_note", "Hemoglobin follow-up")
     note.add("results", f"Hemoglobin {facts.new.value:.1f} g/dL today; baseline {facts.baseline.value:.1f} g/dL on "

@@ -113,6 +113,15 @@ async def note_rows(tools: ToolCaller, patient: str, *, since: str | None = None
     return await every_row(tools, "search_notes", patient=patient, since=since, text=text, limit=10)
 
 
+async def open_chart(tools: ToolCaller, patient: str, mrn: str) -> None:
+    """How every workflow starts: confirm the patient by the MRN the task gives (two identifiers), then the
+    record's overview (the tool's own advice: plan narrow searches from it)."""
+    found = await tools.call("find_patients", identifier=mrn)
+    if [row.get("ref") for row in found.rows] != [f"Patient/{patient}"]:
+        raise OracleGap(f"MRN {mrn} does not name Patient/{patient} alone: {[r.get('ref') for r in found.rows]}")
+    await tools.call("record_manifest", patient=patient)
+
+
 class ChartSummary:
     """What every workflow note summarises, as the tools show it: active problems, drug allergies, current orders."""
 

@@ -316,7 +316,6 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
-    await tools.call("record_manifest", patient=patient)
     await tools.call("search_conditions", patient=patient, status="active")
     egfr, rows = await lab_readings(tools, patient, EGFR, "egfr")
     uacr, _ = await lab_readings(tools, patient, UACR, since="-2y")
