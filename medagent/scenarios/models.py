@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Suite = Literal["ehrqa", "agentic"]
 Split = Literal["dev", "test"]
 Branch = Literal["act", "no-action"]
-AnswerType = Literal["boolean", "date", "names", "number", "text-contains", "none", "record"]
+AnswerType = str  # a name declared in medagent.scenarios.answer_types (checked when an ExpectedAnswer is made)
 NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "identifier"]
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
 Tier = Literal["core", "hard", "workflow"]
@@ -56,6 +56,17 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _declared_type(cls, value: str) -> str:
+        from medagent.scenarios.answer_types import answer_type  # the declarations import this module
+
+        try:
+            answer_type(value)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return value
 
 
 class CodingSpec(_Model):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from medagent.scenarios.category import ChartInput
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.clock import iso, round_to_quarter_hour
 from medagent.scenarios.identity import rng_for, scenario_id
@@ -44,6 +45,10 @@ class HardBuilder:
     population: Population
     seed: int
     split: str
+
+    @classmethod
+    def of(cls, given: ChartInput) -> HardBuilder:
+        return cls(given.chart, given.population, given.seed, given.split)
 
     def rng(self, category: str, *key: object) -> random.Random:
         return rng_for(self.seed, "hard", category, self.chart.patient_id, *key)

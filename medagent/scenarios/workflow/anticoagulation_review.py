@@ -24,6 +24,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     date_field,
     days_window,
@@ -357,3 +358,6 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
+
+DECLARATION = declare(CATEGORY, order=3, description="Warfarin clinic review: INR, weekly dose, recheck, interactions, CHA2DS2-VASc.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)

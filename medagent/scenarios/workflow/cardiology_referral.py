@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from medagent.scenarios.agentic_common import around
+from medagent.scenarios.agentic.common import around
 from medagent.scenarios.clock import parse_instant
 from medagent.scenarios.codes import SNOMED
 from medagent.scenarios.models import Checkpoint, CodingSpec, FieldRule, Scenario, WriteSpec
@@ -27,6 +27,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     choice_field,
     date_field,
@@ -107,7 +108,8 @@ ANSWER_FORMAT = (
 )
 
 
-def BALANCE(scenario: Scenario) -> str:  # noqa: N802 - the tier's balancing hook
+def balance(scenario: Scenario) -> str:
+    """The branch kept 1:1."""
     return scenario.meta["decision"]["priority"]
 
 
@@ -361,3 +363,7 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts, _ = await read_facts(tools, sc)
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
+
+
+DECLARATION = declare(CATEGORY, order=8, description="A cardiology referral with the work-up and the data the specialist needs.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)

@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 
 from medagent.scenarios.clock import parse_instant, whole_years_between
 from medagent.scenarios.codes import CVX
-from medagent.scenarios.agentic_common import around
+from medagent.scenarios.agentic.common import around
 from medagent.scenarios.models import Checkpoint, CodingSpec, ForbiddenWrite, Scenario, WriteSpec
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     choice_field,
     fact_date,
@@ -370,3 +371,7 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
+
+
+DECLARATION = declare(CATEGORY, order=7, description="Preventive care-gap closure by a stated screening and vaccine schedule.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)

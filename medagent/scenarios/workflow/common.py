@@ -8,12 +8,13 @@ checkpoints (``Scenario.checkpoints``). Its setup adds record noise a clinician 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from medagent.scenarios.agentic_common import around, quantity
+from medagent.scenarios.agentic.common import around, quantity
+from medagent.scenarios.category import Category, PopulationInput, register
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.clock import iso, round_to_quarter_hour, whole_years_between
 from medagent.scenarios.codes import LOINC, RXNORM
@@ -32,6 +33,8 @@ from medagent.scenarios.models import (
     WriteSpec,
 )
 from medagent.scenarios.population import Population
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
+from medagent.scenarios.workflow.reading import Plan, solve_workflow
 from medagent.scenarios.workflow.record import Reading, Record, record_of
 
 SET_TAG = "v3"
@@ -315,3 +318,49 @@ def one_decimal(value: float) -> float:
 def gap_ok(readings: Sequence[Reading], value: float, tolerance: float) -> bool:
     """No other reading is within twice the tolerance of the value (a near miss must fail)."""
     return all(abs(r.value - value) > 2 * tolerance for r in readings if abs(r.value - value) > 1e-9)
+
+
+# ---------- one declaration per category ----------
+
+CAP = {"dev": 30, "test": 12}
+"""At most this many items of one category per split (the tier's categories weigh alike)."""
+
+
+def balanced(items: list[Scenario], key: Callable[[Scenario], str], seed: int) -> list[Scenario]:
+    """Per split, every branch value (``key``) kept as often as the rarest, at most ``CAP`` in all; the kept ones
+    chosen by a seeded hash of their ids (deterministic)."""
+    keep: set[str] = set()
+    for split in ("dev", "test"):
+        groups: dict[str, list[Scenario]] = {}
+        for scenario in items:
+            if scenario.split == split:
+                groups.setdefault(key(scenario), []).append(scenario)
+        if not groups:
+            continue
+        size = min(min(len(group) for group in groups.values()), CAP[split] // len(groups))
+        for group in groups.values():
+            keep.update(s.id for s in sorted(group, key=lambda s: short_hash(seed, s.id))[:size])
+    return [s for s in items if s.id in keep]
+
+
+def declare(name: str, *, order: int, description: str, generate: Callable[[WorkflowBuilder], list[Scenario]],
+            solve_plan: Callable[[ToolCaller, Scenario], Awaitable[Plan]], phrasings: Sequence[str],
+            balance: Callable[[Scenario], str] | None = None) -> Category:
+    """Register a workflow category: its per-chart generator run over the population and balanced (``balance``:
+    the branch to keep 1:1), and its oracle (open the chart, read, apply the protocol, carry out the plan)."""
+
+    def generate_population(given: PopulationInput) -> list[Scenario]:
+        out: list[Scenario] = []
+        for chart in sorted(given.charts, key=lambda c: c.patient_id):
+            split = "test" if chart.patient_id in given.test_patients else "dev"
+            out.extend(generate(WorkflowBuilder(chart, given.population, given.seed, split)))
+        return sorted(balanced(out, balance or (lambda s: ""), given.seed), key=lambda s: (s.split, s.patient, s.id))
+
+    async def solve(tools: ToolCaller, scenario: Scenario) -> OracleAnswer:
+        answer, citations = await solve_workflow(tools, scenario, solve_plan)
+        return OracleAnswer(answer, citations)
+
+    solve.__module__ = generate.__module__  # the category's own module (the registry names it)
+    return register(Category(name=name, suite="agentic", tier="workflow", order=order, description=description,
+                             generate_population=generate_population, solve=solve, phrasings={name: list(phrasings)},
+                             since=3))

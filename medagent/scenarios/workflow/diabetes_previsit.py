@@ -26,6 +26,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     choice_field,
     date_field,
@@ -447,3 +448,6 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, datetime.fromisoformat(sc.now)), summary)
 
+
+DECLARATION = declare(CATEGORY, order=1, description="Pre-visit planning for a diabetes follow-up: HbA1c trend, kidney screening, statin, eye exam; order what is due.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)

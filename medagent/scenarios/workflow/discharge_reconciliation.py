@@ -26,6 +26,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     date_field,
     drug_order,
@@ -374,3 +375,7 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
+
+
+DECLARATION = declare(CATEGORY, order=5, description="Post-discharge medication reconciliation against the hospital's discharge list.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from medagent.scenarios.clock import parse_instant
-from medagent.scenarios.agentic_common import around
+from medagent.scenarios.agentic.common import around
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import SNOMED
 from medagent.scenarios.models import Checkpoint, CodingSpec, ExpectedAnswer, FieldRule, ForbiddenWrite, Scenario, WriteSpec
@@ -28,6 +28,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     date_field,
     fact_date,
@@ -111,7 +112,8 @@ ANSWER_FORMAT = (
 )
 
 
-def BALANCE(scenario: Scenario) -> str:  # noqa: N802 - the tier's balancing hook
+def balance(scenario: Scenario) -> str:
+    """The branch kept 1:1."""
     return str(scenario.meta["decision"]["significant"])
 
 
@@ -378,3 +380,7 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
+
+
+DECLARATION = declare(CATEGORY, order=6, description="Abnormal result follow-up: a new hemoglobin against the patient's baseline.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)

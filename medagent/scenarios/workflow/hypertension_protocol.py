@@ -26,6 +26,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     choice_field,
     days_window,
@@ -115,7 +116,8 @@ ANSWER_FORMAT = (
 )
 
 
-def BALANCE(scenario: Scenario) -> str:  # noqa: N802 - the tier's balancing hook
+def balance(scenario: Scenario) -> str:
+    """The branch kept 1:1."""
     return str(scenario.meta["decision"]["at_target"])
 
 
@@ -394,3 +396,7 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     facts = await read_facts(tools, sc)
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
+
+
+DECLARATION = declare(CATEGORY, order=4, description="Hypertension managed by a written stepped protocol from today's readings.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)

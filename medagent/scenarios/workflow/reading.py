@@ -197,6 +197,17 @@ class Plan:
         self.alternatives = alternatives or []
 
 
+async def solve_workflow(tools: ToolCaller, sc: Any, solve_plan: Any) -> tuple[str, list[str]]:
+    """The workflow oracle: open the chart, read and decide (the category's ``solve_plan``), carry the plan out
+    (with every other branch's writes too for the always-act solver); the note's entries are the citations."""
+    await open_chart(tools, sc.patient, str(sc.meta["mrn"]))
+    plan = await solve_plan(tools, sc)
+    actions = [*plan.actions, *plan.alternatives] if getattr(tools, "act_on_every_branch", False) else plan.actions
+    answer = await carry_out(tools, sc.patient, plan, actions=actions)
+    cited = [ref for _, _, entries, _ in plan.note.sections for ref in entries]
+    return answer, list(dict.fromkeys(cited))[:20]
+
+
 async def carry_out(tools: ToolCaller, patient: str, plan: Plan, *, actions: list[Action] | None = None,
                     note: bool = True) -> str:
     """Make the plan's writes (or the given ones), then the note citing them; returns the JSON answer."""

@@ -24,6 +24,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
+    declare,
     chart_summary,
     choice_field,
     date_field,
@@ -70,7 +71,8 @@ EGFR_NOISE = ("entered_in_error", "second_feed", "local_code", "refuted_ckd")
 PER_PATIENT = 3
 
 
-def BALANCE(scenario: Scenario) -> str:  # noqa: N802 - the tier's balancing hook
+def balance(scenario: Scenario) -> str:
+    """The branch kept 1:1."""
     return str(scenario.meta["egfr"] < NSAID_LIMIT)
 
 
@@ -368,3 +370,6 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     summary = await read_summary(tools, sc.patient)
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
+
+DECLARATION = declare(CATEGORY, order=2, description="Renal medication safety review: the latest valid eGFR against a written dosing table.",
+                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)
