@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Suite = Literal["ehrqa", "agentic"]
+Tier = Literal["core", "hard", "workflow"]
 Split = Literal["dev", "test"]
 Branch = Literal["act", "no-action"]
 AnswerType = Literal["boolean", "date", "names", "number", "text-contains", "none", "record"]
@@ -53,6 +54,9 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
+    single_number: bool = Field(
+        False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
+        "second value beside it fails instead of being read as the first number.")
 
 
 class CodingSpec(_Model):
@@ -121,12 +125,19 @@ class WriteSpec(_Model):
     count: int = 1
 
 
+class StatedLimits(_Model):
+    """The agent's limits a task states when it needs more than the defaults (tool calls, tokens)."""
+
+    max_steps: int = Field(ge=1, description="Tool calls before the run stops (the agent's Limits.max_steps).")
+    max_tokens: int = Field(ge=1, description="Prompt + completion tokens over the run (Limits.max_tokens).")
+
+
 class Scenario(_Model):
     """One question or task: patient, the scenario's clock, full task text and how to grade it."""
 
     id: str
     suite: Suite
-    tier: Literal["core", "hard"] = "core"
+    tier: Tier = "core"
     split: Split = "dev"
     category: str
     patient: str = Field(description="Patient.id on the FHIR server.")
@@ -143,6 +154,9 @@ class Scenario(_Model):
         "the agent runs; the grader ignores their creation in the diff.",
     )
     meta: dict[str, Any] = Field(default_factory=dict)
+    limits: StatedLimits | None = Field(
+        None, description="Limits the task states for the agent (v3 items that need more than the agent's defaults); "
+        "the bench runner applies them.")
 
     @property
     def patient_context(self) -> str | None:

@@ -25,7 +25,7 @@ from medagent.scenarios.models import FileEntry, Manifest, Scenario
 ALWAYS_WRITTEN = ("id", "suite", "split", "category", "patient", "now", "question", "answer", "read_only")
 SUITES = ("ehrqa", "agentic")
 SPLITS = ("dev", "test")
-TIERS = ("core", "hard")
+TIERS = ("core", "hard", "workflow")
 
 
 class ScenarioSetError(ValueError):
