@@ -302,6 +302,16 @@ def _within(got: float, want: float, abs_tol: float, rel_tol: float) -> bool:
     return abs(got - want) <= max(abs_tol, rel_tol * abs(want)) + 1e-9
 
 
+def count_numbers(answer: Any, units: list[str]) -> int:
+    """How many numbers an answer holds outside dates and outside unit names with digits ("mL/min/1.73m2")."""
+    if isinstance(answer, int | float) and not isinstance(answer, bool):
+        return 1
+    text = strip_dates(str(answer))
+    for unit in sorted((u for u in units if re.search(r"\d", u)), key=len, reverse=True):
+        text = text.replace(unit, " ")
+    return len(_NUMBER.findall(re.sub(r"(\d),(\d{3})\b", r"\1\2", text)))
+
+
 def _decimals_of(answer: Any) -> int:
     text = strip_dates(str(_unwrap(answer)))
     match = _NUMBER.search(re.sub(r"(\d),(\d{3})\b", r"\1\2", text))
@@ -319,6 +329,9 @@ def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") ->
     parsed = None if is_none_answer(str(_unwrap(answer))) else parse_number(answer, accepted + COMMON_UNITS)
     if parsed is None:
         return Check(name=name, passed=False, expected=_show_number(expected), got=answer, detail="no number")
+    if expected.single_number and count_numbers(_unwrap(answer), accepted + COMMON_UNITS) > 1:
+        return Check(name=name, passed=False, expected=_show_number(expected), got=answer,
+                     detail="more than one number: state the value alone (v3 answers name each value)")
     value, unit = parsed
     factor = 1.0
     tol_abs, tol_rel = expected.tolerance.abs, expected.tolerance.rel

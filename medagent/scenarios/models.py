@@ -13,12 +13,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Suite = Literal["ehrqa", "agentic"]
+Tier = Literal["core", "hard", "workflow"]
 Split = Literal["dev", "test"]
 Branch = Literal["act", "no-action"]
 AnswerType = str  # a name declared in medagent.scenarios.answer_types (checked when an ExpectedAnswer is made)
 NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "identifier"]
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
-Tier = Literal["core", "hard", "workflow"]
 CheckpointKind = Literal["fact", "order", "no_order", "note", "safety"]
 NoteFactKind = Literal["reference", "no_reference", "number", "date", "text", "written"]
 
@@ -56,6 +56,9 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
+    single_number: bool = Field(
+        False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
+        "second value beside it fails instead of being read as the first number.")
 
     @field_validator("type")
     @classmethod
@@ -135,14 +138,11 @@ class WriteSpec(_Model):
     count: int = 1
 
 
-class RunLimits(_Model):
-    """The agent's limits a scenario (its category) states: tool calls and tokens over the whole run.
+class StatedLimits(_Model):
+    """The agent's limits a task states when it needs more than the defaults (tool calls, tokens)."""
 
-    Applied by the runner to whatever solves it (the agent's ``Limits``); the oracle's trajectory is checked
-    against them. None: the agent's defaults."""
-
-    max_steps: int = Field(ge=1)
-    max_tokens: int = Field(ge=1)
+    max_steps: int = Field(ge=1, description="Tool calls before the run stops (the agent's Limits.max_steps).")
+    max_tokens: int = Field(ge=1, description="Prompt + completion tokens over the run (Limits.max_tokens).")
 
 
 class NoteFact(_Model):
@@ -213,9 +213,11 @@ class Scenario(_Model):
         "the agent runs; the grader ignores their creation in the diff.",
     )
     meta: dict[str, Any] = Field(default_factory=dict)
+    limits: StatedLimits | None = Field(
+        None, description="Limits the task states for the agent (v3 items that need more than the agent's defaults); "
+        "the bench runner applies them.")
     checkpoints: list[Checkpoint] = Field(
         default_factory=list, description="Workflow tier: the graded steps; every check belongs to one of them.")
-    limits: RunLimits | None = Field(None, description="The run's limits when they differ from the agent's defaults.")
 
     @property
     def patient_context(self) -> str | None:

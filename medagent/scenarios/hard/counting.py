@@ -127,8 +127,8 @@ def generate(given: ChartInput) -> list[Scenario]:
     return out
 
 
-def _span(rng, times: list, now, low: int):  # type: ignore[no-untyped-def]
-    """(first day, last day, count) of a span of whole calendar years holding low..100 of the times, none of
+def _span(rng, times: list, now, low: int, high: int = MAX_ROWS):  # type: ignore[no-untyped-def]
+    """(first day, last day, count) of a span of whole calendar years holding low..high of the times, none of
     them within 7 days of a boundary; the count is drawn uniformly among the possible counts (so the
     smallest count allowed is not the most likely answer)."""
     times = sorted(t for t in times if t <= now)
@@ -143,7 +143,7 @@ def _span(rng, times: list, now, low: int):  # type: ignore[no-untyped-def]
             if any(abs(d - start) <= BOUNDARY_MARGIN or abs(d - end) <= BOUNDARY_MARGIN for d in days):
                 continue
             count = sum(1 for d in days if start <= d <= end)
-            if low <= count <= MAX_ROWS:
+            if low <= count <= high:
                 by_count.setdefault(count, []).append((start, end))
     if not by_count:
         return None
