@@ -19,7 +19,7 @@ import random
 from datetime import datetime, timedelta
 from statistics import mean
 
-from medagent.scenarios.agentic_common import EFFECTIVE_PATHS, around, quantity, service_order
+from medagent.scenarios.agentic.common import EFFECTIVE_PATHS, around, quantity, service_order
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import BP_PANEL_CODES, DIASTOLIC, LOINC, OBSERVATION_CATEGORY, SYSTOLIC
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder, exact_integer

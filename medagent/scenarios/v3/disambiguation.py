@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from medagent.scenarios.agentic_common import EFFECTIVE_PATHS, around, quantity
+from medagent.scenarios.agentic.common import EFFECTIVE_PATHS, around, quantity
 from medagent.scenarios.clock import day_of, whole_years_between
 from medagent.scenarios.codes import LOINC
 from medagent.scenarios.expect import names

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from medagent.scenarios.agentic_common import service_order
+from medagent.scenarios.agentic.common import service_order
 from medagent.scenarios.codes import LABS, LOINC
 from medagent.scenarios.expect import names, number_answer, rounding_phrase
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from medagent.scenarios.agentic_common import medication_order, quantity
+from medagent.scenarios.agentic.common import medication_order, quantity
 from medagent.scenarios.chart import Chart, MedicationFact
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import ORAL_ROUTE, RXNORM, SNOMED
