@@ -86,13 +86,18 @@ class Agent:
         self._tool_actions = {in_context: action_schema(self.registry, self.tool_names, final_answer=False,
                                                         patient_in_context=in_context) for in_context in (False, True)}
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
+        self._run_limits: dict[str, Limits] = {}  # run id -> limits stated for that run
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
     # public API ---------------------------------------------------------------------------
     async def run(self, question: str, *, now: datetime | str, patient: str | None = None,
-                  run_id: str | None = None, client: FhirClient | None = None) -> AgentResult:
-        """Answer one question (or do one task) at the scenario's clock ``now`` (on ``client``, else the agent's)."""
+                  run_id: str | None = None, client: FhirClient | None = None,
+                  limits: Limits | None = None) -> AgentResult:
+        """Answer one question (or do one task) at the scenario's clock ``now`` (on ``client``, else the agent's);
+        ``limits``: this run's limits in place of the agent's (a task that states its own)."""
         run_id = run_id or str(uuid.uuid4())
+        if limits is not None:
+            self._run_limits[run_id] = limits
         now_text = now.isoformat() if isinstance(now, datetime) else now
         self._contexts[run_id] = self._new_context(run_id, parse_instant(now_text), patient, self.actor, client)
         initial: AgentState = {
@@ -101,7 +106,16 @@ class Agent:
             "steps": 0, "invalid_replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "pending": None,
             "answer": None, "citations": [], "status": "running", "error": None,
         }
+        if limits is not None:
+            initial["limits"] = limits.model_dump()
         return await self._invoke(initial, run_id)
+
+    def limits_of(self, state: AgentState) -> Limits:
+        """The run's limits: those it was started with (kept in its state, so a resumed run has them too)."""
+        run_id = state.get("run_id", "")
+        if run_id not in self._run_limits and state.get("limits"):
+            self._run_limits[run_id] = Limits.model_validate(state["limits"])
+        return self._run_limits.get(run_id, self.limits)
 
     async def pending(self, run_id: str) -> WriteRequest | None:
         """The write a paused run waits on (None: the run is not waiting for a decision)."""
@@ -155,7 +169,7 @@ class Agent:
         stop = self._limit_reached(state)
         if stop:
             return {"status": stop}
-        remaining = self.limits.timeout_s - self._elapsed(state)
+        remaining = self.limits_of(state).timeout_s - self._elapsed(state)
         must_answer = self._must_answer(state)
         messages = [ChatMessage(**m) for m in decision_messages(
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
@@ -172,7 +186,7 @@ class Agent:
         try:
             reply = await asyncio.wait_for(self.model.complete(request), timeout=max(remaining, 0.001))
         except asyncio.TimeoutError:
-            return {"status": "timeout", "error": f"run exceeded {self.limits.timeout_s:.0f} s"}
+            return {"status": "timeout", "error": f"run exceeded {self.limits_of(state).timeout_s:.0f} s"}
         except ModelError as exc:
             if exc.kind != "invalid_output":
                 return {"status": "model_error", "error": str(exc)}
@@ -209,10 +223,10 @@ class Agent:
 
     def _must_answer(self, state: AgentState) -> str | None:
         """Why the next reply may only be the final answer: the last allowed step, or a repeated call."""
-        return must_answer_reason(state["steps"], state["trace"], self.limits.max_steps)
+        return must_answer_reason(state["steps"], state["trace"], self.limits_of(state).max_steps)
 
     def _limit_reached(self, state: AgentState) -> str | None:
-        return self.limits.reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
+        return self.limits_of(state).reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
                                    self._elapsed(state))
 
     @staticmethod
@@ -287,7 +301,8 @@ class Agent:
         return {**arguments, "patient": f"Patient/{patient}"}, True
 
     def _config(self, run_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
+        steps = self._run_limits.get(run_id, self.limits).max_steps
+        return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * steps + 20}
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:
         try:
@@ -299,6 +314,7 @@ class Agent:
         result = self._result(run_id, values, snapshot.interrupts)
         if result.status in FINAL_STATUSES:
             self._contexts.pop(run_id, None)  # the run is over: its context goes with it
+            self._run_limits.pop(run_id, None)
         return result
 
     def _result(self, run_id: str, values: dict[str, Any], interrupts: Any) -> AgentResult:

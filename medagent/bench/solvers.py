@@ -29,6 +29,14 @@ class Solver(Protocol):
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome: ...
 
 
+def limits_for(scenario: Scenario, base: Any) -> Any:
+    """The one place a task's stated limits meet the agent's: ``base`` (the agent's ``Limits``) with the tool-call
+    and token limits the scenario states (its category's, e.g. the workflow tier's) in place of the defaults."""
+    if scenario.limits is None:
+        return base
+    return base.stated(max_steps=scenario.limits.max_steps, max_tokens=scenario.limits.max_tokens)
+
+
 class AgentSolver:
     """The LangGraph agent with a model backend; writes auto-approved (graded by the server's diff).
 
@@ -49,7 +57,8 @@ class AgentSolver:
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient_context,
-                                      run_id=run_id or scenario.id, client=client)
+                                      run_id=run_id or scenario.id, client=client,
+                                      limits=limits_for(scenario, self.agent.limits))
         while result.pending_approval is not None:  # bounded: every resumed step counts toward the step limit
             result = await self.agent.resume(result.run_id, decision=NO_REVIEWER, client=client)
         return RunOutcome.model_validate(result.model_dump(include=set(RunOutcome.model_fields)))

@@ -39,7 +39,7 @@ from medagent.scenarios.workflow.record import Reading, Record, record_of
 
 SET_TAG = "v3"
 TIER = "workflow"
-LIMITS = StatedLimits(max_steps=40, max_tokens=600_000)
+LIMITS = StatedLimits(max_steps=40, max_tokens=300_000)
 """The tier's stated limits: long workflows need more than the agent's default 12 tool calls and 60k tokens."""
 FUTURE_NOTE = "Records dated after now are not yet known: ignore them."
 NOTE_TOOL = "add_structured_note"
