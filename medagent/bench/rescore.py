@@ -10,6 +10,7 @@ from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, write_json_atomic
 from medagent.bench.scenario_sets import ScenarioSetError, load_scenarios
 from medagent.bench.summary import summarize
+from medagent.bench.task_run import checkpoint_counts
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
 
@@ -21,6 +22,7 @@ def regrade(record: TaskRecord, scenario: Scenario) -> TaskRecord:
     return record.model_copy(update={
         "passed": verdict.passed and record.outcome.status == "answered", "score": verdict.score,
         "failure_cause": verdict.failure_cause, "verdict": verdict.model_dump(mode="json"),
+        "tier": scenario.tier, **checkpoint_counts(verdict, scenario),
     })
 
 

@@ -24,6 +24,7 @@ class TaskRecord(BaseModel):
     suite: str
     category: str
     split: str
+    tier: str = "core"
     agent: str
     model: str | None = None
     outcome: RunOutcome
@@ -34,6 +35,9 @@ class TaskRecord(BaseModel):
     changes: list[dict[str, Any]] = Field(default_factory=list)
     latency_s: float = 0.0
     scenario_set_hash: str | None = None
+    checkpoints_passed: int | None = Field(None, description="Workflow tasks: checkpoints passed (None: no "
+                                                              "checkpoints, or not graded).")
+    checkpoints_total: int | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -58,7 +58,19 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
         "latency_p50_s": round(_percentile(latencies, 0.5), 3),
         "latency_p95_s": round(_percentile(latencies, 0.95), 3),
         "failures": dict(Counter(c for r in records if (c := failure_cause(r)))),
+        **checkpoint_rate(records),
     }
+
+
+def checkpoint_rate(records: list[TaskRecord]) -> dict[str, Any]:
+    """Workflow tasks: the mean per-task checkpoint rate (%) beside pass@1, and the checkpoints counted."""
+    graded = [r for r in records if r.checkpoints_total]
+    if not graded:
+        return {}
+    rates = [r.checkpoints_passed / r.checkpoints_total for r in graded]  # type: ignore[operator]
+    return {"checkpoint_rate": round(100.0 * statistics.fmean(rates), 2),
+            "checkpoints": {"passed": sum(r.checkpoints_passed or 0 for r in graded),
+                            "total": sum(r.checkpoints_total or 0 for r in graded)}}
 
 
 def summarize(records: list[TaskRecord]) -> dict[str, Any]:
@@ -66,7 +78,9 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
     by_category: dict[str, list[TaskRecord]] = defaultdict(list)
     by_suite: dict[str, list[TaskRecord]] = defaultdict(list)
     by_agent: dict[str, list[TaskRecord]] = defaultdict(list)
+    by_tier: dict[str, list[TaskRecord]] = defaultdict(list)
     for record in records:
+        by_tier[record.tier].append(record)
         by_category[f"{record.suite}/{record.category}"].append(record)
         by_suite[record.suite].append(record)
         by_agent[record.agent].append(record)
@@ -74,6 +88,7 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
     return {
         "overall": summarize_group(records),
         "by_suite": {k: summarize_group(v) for k, v in sorted(by_suite.items())},
+        "by_tier": {k: summarize_group(v) for k, v in sorted(by_tier.items())},
         "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
         "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
         "scenario_set_hashes": hashes,

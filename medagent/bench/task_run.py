@@ -13,8 +13,16 @@ from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
 from medagent.bench.solvers import Solver
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
-from medagent.scenarios.models import Scenario
+from medagent.scenarios.models import Scenario, Verdict
 from medagent.trajectory import RunOutcome
+
+
+def checkpoint_counts(verdict: Verdict | None, scenario: Scenario) -> dict[str, int | None]:
+    """A workflow task's checkpoints passed and in all (a task that errored passes none of them)."""
+    if not scenario.checkpoints:
+        return {"checkpoints_passed": None, "checkpoints_total": None}
+    passed = sum(c.passed for c in verdict.checkpoints) if verdict is not None else 0
+    return {"checkpoints_passed": passed, "checkpoints_total": len(scenario.checkpoints)}
 
 
 def task_run_id(scenario: Scenario, trial: int) -> str:
@@ -61,6 +69,7 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
     latency = time.perf_counter() - started
     return TaskRecord(
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
+        tier=scenario.tier, **checkpoint_counts(verdict, scenario),
         agent=solver.name, model=solver.model, outcome=outcome,
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0,
