@@ -42,6 +42,7 @@ from medagent.bench.baselines import ChartBlindPolicy, NoneAnswererPolicy
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.oracle_by_name import OracleByNamePolicy
 from medagent.bench.solvers import Solver
+from medagent.bench.workflow_policies import EmptyChartPolicy, NoteOnlyPolicy, SetupOnlyPolicy
 from medagent.bench.wrong_policies import (
     AlwaysActPolicy,
     AlwaysNoPolicy,
@@ -61,6 +62,9 @@ POLICIES: dict[str, Callable[[], Solver]] = {
     "write-twice": WriteTwicePolicy,
     "wrong-patient": WrongPatientPolicy,
     "none-answerer": NoneAnswererPolicy,
+    "note-only": NoteOnlyPolicy,
+    "setup-only": SetupOnlyPolicy,
+    "empty-chart": EmptyChartPolicy,
 }
 SET_POLICIES: dict[str, Callable[[Path | None], Solver]] = {"chart-blind": ChartBlindPolicy}  # learn from the set
 POLICY_NAMES = (*POLICIES, *SET_POLICIES)

@@ -350,7 +350,10 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     answer = {"inr": round(latest.value, 1), "inr_date": latest.when.date().isoformat(),
               "new_weekly_dose_mg": decision.new_dose, "recheck_in_days": decision.recheck,
               "cha2ds2_vasc": decision.score}
-    return Plan(actions, note, answer)
+    other = RECHECK_STABLE if decision.recheck == RECHECK_CHANGED else RECHECK_CHANGED
+    alternatives = [Action("INR recheck (other interval)", "order_service", patient=patient, code=INR, kind="lab",
+                           occurrence=(now + timedelta(days=other)).replace(hour=9, minute=0, second=0).isoformat())]
+    return Plan(actions, note, answer, alternatives)
 
 
 async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:

@@ -358,6 +358,9 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     clarify_lines = [line for line in facts.lines if line.display in decision.clarify and line.action == "start"]
     alternatives = [Action(f"start {line.code}", "order_medication", patient=patient, code=line.code,
                            dose_value=line.dose or 1, dose_unit="mg", route="oral") for line in clarify_lines]
+    alternatives += [Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
+                            reason="not on the discharge list") for ref, _, display in facts.active
+                     if display in decision.clarify]
     note = NoteDraft("progress_note", "Post-discharge medication reconciliation")
     note.add("hospital_course", f"Discharged from {HOSPITAL} on {facts.discharge.date()}.")
     note.add("plan", "Orders updated as reconciled.", cite=[a.key for a in actions])

@@ -35,6 +35,7 @@ from medagent.scenarios.workflow.common import (
     fact_no_reference,
     fact_number,
     fact_reference,
+    days_window,
     fact_written,
     lab_order,
     no_lab_order,
@@ -92,7 +93,8 @@ PROTOCOL = [
     f"warfarin, also order an INR (LOINC {INR}); aged {COLONOSCOPY_AGE} or older with no colonoscopy in the past "
     f"{COLONOSCOPY_YEARS} years (one done elsewhere counts when a note reports it), also order a colonoscopy "
     f"(SNOMED {COLONOSCOPY}, kind procedure).",
-    "If not significant: order nothing and change nothing.",
+    f"If not significant: change nothing; order a complete blood count (LOINC {CBC}, routine) with occurrence 80 to "
+    "100 days from today to recheck it.",
     "Whatever the result: list in the note's assessment every medication order that raises bleeding risk "
     "(anticoagulants, antiplatelet drugs, NSAIDs) and was active when you started, citing each.",
 ]
@@ -284,11 +286,12 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         else:
             orders.append(Checkpoint(name="colonoscopy", kind="no_order", forbidden=[_no_colonoscopy()]))
     else:
-        orders = [Checkpoint(name="no orders", kind="no_order",
-                             forbidden=[no_lab_order("no blood count", CBC), no_lab_order("no ferritin", FERRITIN),
-                                        no_lab_order("no INR", INR), _no_colonoscopy(),
-                                        *(no_stop(f"keep {ref}", ref) for ref in facts.nsaids)])]
-        cited = []
+        writes.append(lab_order("recheck blood count", patient, now, CBC,
+                                windows=[days_window(now, "in 80-100 days", 80, 100)]))
+        orders = [Checkpoint(name="recheck in three months", kind="order", writes=["recheck blood count"],
+                             forbidden=[no_lab_order("no ferritin", FERRITIN), no_lab_order("no INR", INR),
+                                        _no_colonoscopy(), *(no_stop(f"keep {ref}", ref) for ref in facts.nsaids)])]
+        cited = ["recheck blood count"]
     results = [fact_number("new hemoglobin", "results", round(facts.new.value, 1), 0.05),
                fact_number("baseline hemoglobin", "results", round(facts.baseline.value, 1), 0.051),
                fact_date("baseline date", "results", facts.baseline.when),
@@ -362,7 +365,10 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     if decision.colonoscopy or not decision.significant:
         orders.append(Action("colonoscopy", "order_service", patient=patient, code=COLONOSCOPY, system="snomed",
                              kind="procedure", reason="falling hemoglobin, no colonoscopy in 10 years"))
-    actions, alternatives = (orders, []) if decision.significant else ([], orders)
+    recheck = Action("recheck blood count", "order_service", patient=patient, code=CBC, kind="lab",
+                     occurrence=(parse_instant(sc.now) + timedelta(days=90)).replace(hour=9, minute=0).isoformat(),
+                     reason="hemoglobin stable: recheck in 3 months")
+    actions, alternatives = (orders, [recheck]) if decision.significant else ([recheck], orders)
     note = NoteDraft("progress_note", "Hemoglobin follow-up")
     note.add("results", f"Hemoglobin {facts.new.value:.1f} g/dL today; baseline {facts.baseline.value:.1f} g/dL on "
                         f"{facts.baseline.when.date()}. {'Significant fall' if decision.significant else 'Stable'}.",

@@ -91,7 +91,8 @@ PROTOCOL = [
     "error does not count; the same reading received twice counts once), rounded to whole mmHg.",
     f"Target: below {TARGET[0]}/{TARGET[1]} mmHg; below {TIGHT[0]}/{TIGHT[1]} for a patient with diabetes mellitus "
     "(any type) or chronic kidney disease stage 3 or worse. Either mean at or above its limit is above target.",
-    "At target: change nothing.",
+    f"At target: change no medicine; order a basic metabolic panel (LOINC {BMP}) with occurrence 330 to 400 days "
+    "from today (yearly electrolytes on a thiazide).",
     "Above target, on hydrochlorothiazide alone: add lisinopril 10 mg by mouth once daily (RxNorm "
     f"{LISINOPRIL_10[0]}) and order a basic metabolic panel (LOINC {BMP}) 7 to 14 days from today; but give "
     f"amlodipine 5 mg by mouth once daily (RxNorm {AMLODIPINE_5[0]}) instead of lisinopril (and no panel) when the "
@@ -279,6 +280,10 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     med_cp = Checkpoint(name="medication step", kind="no_order", answer_fields=["action"],
                         forbidden=[no_drug_order("no new antihypertensive", ANTIHYPERTENSIVES)])
     panel_cp = Checkpoint(name="follow-up panel", kind="no_order", forbidden=[no_lab_order("no panel", BMP)])
+    if decision.at_target:
+        writes.append(lab_order("yearly panel", patient, now, BMP, windows=[days_window(now, "in 330-400 days", 330, 400)]))
+        panel_cp = Checkpoint(name="follow-up panel", kind="order", writes=["yearly panel"])
+        cited = ["yearly panel"]
     extra: list[Checkpoint] = []
     if decision.action == "add lisinopril":
         writes.append(drug_order("lisinopril", patient, now, LISINOPRIL_10[0], 10.0, "mg", ORAL_ROUTE))
@@ -376,9 +381,12 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
                                 *(Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
                                          reason="dose increased to 10 mg") for ref in facts.amlodipine_5)],
     }
-    actions = options.get(decision.action, [])
+    yearly = Action("yearly panel", "order_service", patient=patient, code=BMP, kind="lab",
+                    occurrence=(now + timedelta(days=365)).replace(hour=9, minute=0, second=0).isoformat(),
+                    reason="yearly electrolytes on a thiazide")
+    actions = options.get(decision.action, []) + ([yearly] if decision.at_target else [])
     alternatives = [a for name, group in options.items() if name != decision.action for a in group
-                    if a.tool != "discontinue_medication"][:1]
+                    if a.tool != "discontinue_medication"][:1] + ([] if decision.at_target else [yearly])
     limit = TIGHT if facts.tight_target else TARGET
     note = NoteDraft("progress_note", "Hypertension follow-up")
     note.add("vital_signs", f"Mean blood pressure today {decision.mean_systolic}/{decision.mean_diastolic} mmHg.",

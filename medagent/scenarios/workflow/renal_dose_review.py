@@ -34,6 +34,7 @@ from medagent.scenarios.workflow.common import (
     fact_reference,
     fact_text,
     fact_written,
+    days_window,
     lab_order,
     names_field,
     no_lab_order,
@@ -99,7 +100,9 @@ PROTOCOL = [
     "here: name it in the note and advise stopping it.",
     f"Metformin and nitrofurantoin: if the eGFR is below {METFORMIN_LIMIT}, stop their active orders.",
     f"A new fall: if the eGFR is below {NSAID_LIMIT} and the valid eGFR before it was {NSAID_LIMIT} or more, order a "
-    f"basic metabolic panel (LOINC {BMP}) to repeat it.",
+    f"basic metabolic panel (LOINC {BMP}) to repeat it (no occurrence: as soon as possible).",
+    f"eGFR {NSAID_LIMIT} or more with an NSAID order that continues: order a basic metabolic panel (LOINC {BMP}) "
+    "with occurrence 330 to 400 days from today, to check kidney function in a year.",
     f"CKD: if the eGFR is below {NSAID_LIMIT} and so was a valid eGFR at least {CKD_SPAN} days earlier, and there "
     f"is no urine albumin/creatinine ratio (LOINC {UACR}) in the past 365 days, order one.",
     "Change nothing else.",
@@ -136,6 +139,7 @@ class Decision:
     stop: tuple[tuple[str, str], ...]
     repeat_panel: bool
     order_uacr: bool
+    annual_panel: bool = False
 
 
 def decide(facts: Facts, now: datetime) -> Decision:
@@ -150,7 +154,8 @@ def decide(facts: Facts, now: datetime) -> Decision:
     ckd = latest.value < NSAID_LIMIT and any(r.value < NSAID_LIMIT and latest.when - r.when >= timedelta(days=CKD_SPAN)
                                              for r in facts.egfr[:-1])
     no_uacr = facts.uacr_last is None or now - facts.uacr_last > timedelta(days=365)
-    return Decision(stop=tuple(stop), repeat_panel=new_fall, order_uacr=ckd and no_uacr)
+    annual = latest.value >= NSAID_LIMIT and bool(facts.nsaids)
+    return Decision(stop=tuple(stop), repeat_panel=new_fall, order_uacr=ckd and no_uacr, annual_panel=annual)
 
 
 # ---------- ground truth ----------
@@ -276,8 +281,11 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     cited = list(stop_names)
     for name, wanted, loinc in (("repeat metabolic panel", decision.repeat_panel, BMP),
                                 ("UACR order", decision.order_uacr, UACR)):
+        if name == "repeat metabolic panel" and decision.annual_panel:
+            name, wanted = "annual metabolic panel", True
         if wanted:
-            writes.append(lab_order(name, patient, now, loinc))
+            windows = [days_window(now, "in 330-400 days", 330, 400)] if name == "annual metabolic panel" else []
+            writes.append(lab_order(name, patient, now, loinc, windows=windows))
             checkpoints.append(Checkpoint(name=name, kind="order", writes=[name]))
             cited.append(name)
         else:
@@ -303,7 +311,7 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         otc_nsaid=choice_field(facts.otc_nsaid or "none") if facts.otc_nsaid else names_field([]),
     )
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    branch = "act" if (decision.stop or decision.repeat_panel or decision.order_uacr) else "no-action"
+    branch = "act" if (decision.stop or decision.repeat_panel or decision.order_uacr) else "no-action"  # stops, labs
     return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
                   protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
                   answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup, branch=branch,
@@ -351,6 +359,10 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
         action = Action(key, "order_service", patient=patient, code=loinc, kind="lab",
                         reason=f"eGFR {latest.value:.0f} on {latest.when.date()}")
         (actions if wanted else alternatives).append(action)
+    a_year = (parse_instant(sc.now) + timedelta(days=365)).replace(hour=9, minute=0, second=0).isoformat()
+    annual = Action("annual metabolic panel", "order_service", patient=patient, code=BMP, kind="lab", occurrence=a_year,
+                    reason="kidney function check in a year while on an NSAID")
+    (actions if decision.annual_panel else alternatives).append(annual)
     stopped = [display for _, display in decision.stop]
     meds = (f"Stopped: {'; '.join(stopped)} (eGFR {latest.value:.0f}). " if stopped else "No order changes needed. ")
     if facts.otc_nsaid:
