@@ -135,6 +135,16 @@ def _near_miss(match: WriteMatch, spec_names: set[str], c: int) -> bool:
 
 # ---------- grading ----------
 
+def attempts(match: WriteMatch, spec_name: str, extra: set[int]) -> list[str]:
+    """The references of what the task wrote for a spec: the matched writes, else its near misses (a wrong dose
+    is graded at the order's checkpoint; the note that cites it cites the order the agent placed)."""
+    matched = [f"{c.resourceType}/{c.id}" for c in match.changes_of(spec_name)]
+    if matched:
+        return matched
+    return [f"{match.changes[c].resourceType}/{match.changes[c].id}" for c in sorted(extra)
+            if _near_miss(match, {spec_name}, c)]
+
+
 def coverage_problems(scenario: Scenario) -> list[str]:
     """What a workflow scenario leaves ungraded or grades twice (empty when every check has one checkpoint)."""
     problems = []
@@ -192,8 +202,7 @@ def grade_checkpoints(scenario: Scenario, answer_checks: list[Check],
         if cp.note is not None:
             notes = match.changes_of(cp.note)
             sections = note_sections(notes[0].after or {}) if notes else None
-            written = {spec.name: [f"{c.resourceType}/{c.id}" for c in match.changes_of(spec.name)]
-                       for spec in scenario.expected_writes}
+            written = {spec.name: attempts(match, spec.name, extra) for spec in scenario.expected_writes}
             checks += [note_fact_check(fact, sections, written) for fact in cp.note_facts]
         failed = [f"{c.name}: {c.detail or f'expected {c.expected}, got {c.got}'}" for c in checks if not c.passed]
         verdicts.append(CheckpointVerdict(name=cp.name, kind=cp.kind, passed=not failed, failed=failed))
