@@ -27,6 +27,8 @@
 - ``chart-blind`` (null baseline, ``medagent.bench.baselines``): never reads the chart; answers from the dev
   split's answer statistics by question form and entity.
 - ``none-answerer`` (null baseline): answers "none" to everything, reads and writes nothing.
+- ``note-only``, ``setup-only``, ``empty-chart`` (workflow tier, ``workflow_policies``): the oracle writing only
+  its note; deciding from the task's setup resources alone; applying the protocol to an empty chart.
 
 Every tool call becomes one trace step in the agent's format (step, tool, arguments, result, error,
 references, wrote, tool_s), and the final answer a ``final_answer`` step, so the HTML report shows a
