@@ -24,6 +24,7 @@ from medagent.fhir.bundles import as_upsert_transaction, count_resources
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
 from medagent.models.base import ModelError
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
 from medagent.tools.approval import APPROVAL_MODES
 from medagent.tools.tool_sets import TOOLS_HELP
 from medagent.vocabulary import parse_instant
@@ -279,17 +280,21 @@ def serve_agent(
     max_steps: Annotated[int, typer.Option(min=1, help="Tool calls before a run stops.")] = 12,
     token: Annotated[str | None, typer.Option(envvar="MEDAGENT_SERVE_TOKEN", show_default=False,
                                               help="Bearer token the API requires (at least 16 characters).")] = None,
+    cds_budget: Annotated[float, typer.Option(min=0.1, max=60, help="Seconds a CDS Hooks call may take; past it the "
+                                              "answer is no card.")] = DEFAULT_BUDGET_SECONDS,
 ) -> None:
-    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, and a browser UI."""
+    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, a browser UI, and CDS Hooks
+    services at /cds-services."""
     if approve not in ("refuse", "ask", "auto"):
         raise typer.BadParameter("--approve must be ask, refuse or auto")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
     settings.home.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token))
+    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token,
+                             cds_budget=cds_budget))
 
 
 async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str, max_steps: int,
-                       token: str | None) -> None:
+                       token: str | None, cds_budget: float) -> None:
     from medagent.models import load_backend
     from medagent.serve.auth import check_bind
     from medagent.serve.server import AgentService, ServiceConfig, log_requests_to_stderr
@@ -302,7 +307,7 @@ async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str
         async with _fhir_for(settings) as base_url:
             config = ServiceConfig(fhir_url=base_url, fhir_token=settings.fhir_token, host=host, port=port,
                                    checkpoints=settings.home / "checkpoints.sqlite", approval=approve, token=token,
-                                   max_steps=max_steps, model_label=label)
+                                   max_steps=max_steps, model_label=label, cds_budget_seconds=cds_budget)
             err_console.print(f"medagent serve: open http://{host}:{port}/ (approval: {approve}, model: {label})")
             await AgentService(config, backend).serve()
     finally:

@@ -29,6 +29,7 @@ from medagent.serve.auth import (
     session_value,
     token_matches,
 )
+from medagent.serve.cds_hooks.routes import CdsHooks, cds_routes
 from medagent.serve.errors import ApiError, describe, error_response
 from medagent.serve.openapi import Endpoint, openapi_document
 from medagent.serve.records import read_resource, search_patients
@@ -266,10 +267,14 @@ async def _fhir_error(request: Request, exc: Exception) -> Response:
     return error_response(502, "fhir_error", f"the FHIR server answered with an error: {exc}")
 
 
-def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True) -> Starlette:
+def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True,
+               cds: CdsHooks | None = None) -> Starlette:
     """The app over a RunManager, behind the FHIR server's request guard; ``token`` set: the API needs it;
-    ``loopback``: served on a loopback address (only loopback Host names are answered)."""
+    ``loopback``: served on a loopback address (only loopback Host names are answered); ``cds``: also serve the
+    CDS Hooks services (/cds-services)."""
     routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
+    if cds is not None:
+        routes += cds_routes()
     routes += [
         Route("/", ui, methods=["GET"]),
         Route("/api/health", health, methods=["GET"]),
@@ -285,5 +290,6 @@ def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = No
     app.state.manager = manager
     app.state.token = token
     app.state.info = info
+    app.state.cds = cds
     app.state.openapi = openapi_document(ENDPOINTS, title="medagent serve", version=__version__)
     return app

@@ -16,6 +16,8 @@ from medagent.fhir.client import FhirClient
 from medagent.models.base import ModelBackend
 from medagent.serve.app import create_app
 from medagent.serve.auth import check_bind, is_loopback
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
+from medagent.serve.cds_hooks.routes import CdsHooks
 from medagent.serve.runs import open_run_manager
 from medagent.serve.schemas import ServiceInfo
 
@@ -45,6 +47,13 @@ class ServiceConfig(BaseModel):
     token: str | None = Field(None, description="Bearer token the API requires (required beyond loopback).")
     max_steps: int = Field(12, ge=1)
     model_label: str = "embedded"
+    cds_budget_seconds: float = Field(DEFAULT_BUDGET_SECONDS, gt=0, le=60,
+                                      description="A CDS Hooks call answers within this many seconds or with no card.")
+
+    @property
+    def cds_records(self) -> Path:
+        """The CDS Hooks records (issued cards, feedback): beside the checkpoints."""
+        return self.checkpoints.with_name("cds-hooks.sqlite")
 
 
 class AgentService:
@@ -85,12 +94,16 @@ class AgentService:
             async with open_run_manager(model=self.backend, client=client, checkpoints=config.checkpoints,
                                         approval=config.approval,  # type: ignore[arg-type]
                                         limits=Limits(max_steps=config.max_steps)) as manager:
-                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host))
+                cds = CdsHooks.open(config.cds_records, config.cds_budget_seconds)
+                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host), cds=cds)
                 self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
                                                              log_level="warning", access_log=False,
                                                              timeout_graceful_shutdown=5))
                 log.info("medagent serve at http://%s:%s (approval %s)", config.host, config.port, config.approval)
-                await self._server.serve()
+                try:
+                    await self._server.serve()
+                finally:
+                    cds.records.close()
 
 
 class ServiceThread:
