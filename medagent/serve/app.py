@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
@@ -30,7 +29,7 @@ from medagent.serve.auth import (
     token_matches,
 )
 from medagent.serve.cds_hooks.routes import CdsHooks, cds_routes
-from medagent.serve.errors import ApiError, describe, error_response
+from medagent.serve.errors import ApiError, describe, error_response, json_object
 from medagent.serve.openapi import Endpoint, openapi_document
 from medagent.serve.records import read_resource, search_patients
 from medagent.serve.runs import RunError, RunManager
@@ -59,13 +58,8 @@ def _manager(request: Request) -> RunManager:
 async def _body(request: Request, model: type[M]) -> M:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid_body", f"the body must be a JSON object with the fields of {model.__name__}")
+    data = await json_object(request, not_object=(422, f"the body must be a JSON object with the fields of "
+                                                       f"{model.__name__}"))
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -163,6 +163,13 @@ class FhirApp:
         """Ids matching a conditional request's search (at most 2: enough to tell 0, 1 and many)."""
         return matching_ids(self.store, rtype, params, limit=2)
 
+    def single_match(self, rtype: str, params: list[tuple[str, str]], interaction: str, several: str) -> str | None:
+        """The one resource a conditional write's search selects (None: no match); several matches are a 412."""
+        matches = self.conditional(rtype, params)
+        if len(matches) > 1:
+            raise FhirError(412, f"{interaction}: {urlencode(params)} matched more than one {rtype}; {several}")
+        return matches[0] if matches else None
+
     # capability, search --------------------------------------------------------------------
     async def metadata(self, request: Request) -> Response:
         return fhir_response(capability_statement(self.base_url(request)))
@@ -244,19 +251,16 @@ class FhirApp:
 
         def write() -> tuple[StoredResource, bool]:
             with self.store.transaction():
-                matches = self.conditional(rtype, params)
-                if len(matches) > 1:
-                    raise FhirError(412, f"conditional update: {urlencode(params)} matched more than one {rtype}; "
-                                         "make the search select one resource")
-                if not matches:
+                match = self.single_match(rtype, params, "conditional update", "make the search select one resource")
+                if match is None:
                     if body.get("id"):
                         check_id(body["id"])
                         return self.store.put(rtype, body["id"], body)
                     return self.store.create(body), True
-                if body.get("id") not in (None, matches[0]):
-                    raise FhirError(400, f"resource id {body['id']!r} is not the matched {rtype}/{matches[0]}",
+                if body.get("id") not in (None, match):
+                    raise FhirError(400, f"resource id {body['id']!r} is not the matched {rtype}/{match}",
                                     expression=[f"{rtype}.id"])
-                return self.store.put(rtype, matches[0], body)
+                return self.store.put(rtype, match, body)
 
         stored, created = await self.blocking(write)
         return written_response(request, stored, self.base_url(request), 201 if created else 200,
@@ -270,14 +274,12 @@ class FhirApp:
 
         def write() -> str:
             with self.store.transaction():
-                matches = self.conditional(rtype, params)
-                if len(matches) > 1:
-                    raise FhirError(412, f"conditional delete: {urlencode(params)} matched more than one {rtype}; "
-                                         "this server deletes one resource per conditional delete")
-                if not matches:
+                match = self.single_match(rtype, params, "conditional delete",
+                                          "this server deletes one resource per conditional delete")
+                if match is None:
                     return f"no {rtype} matched {urlencode(params)}; nothing was deleted"
-                self.store.delete(rtype, matches[0])
-                return f"deleted {rtype}/{matches[0]}"
+                self.store.delete(rtype, match)
+                return f"deleted {rtype}/{match}"
 
         return fhir_response(information(await self.blocking(write)), 200)
 
@@ -340,14 +342,11 @@ class FhirApp:
 
         def write() -> StoredResource:
             with self.store.transaction():
-                matches = self.conditional(rtype, params)
-                if len(matches) > 1:
-                    raise FhirError(412, f"conditional patch: {urlencode(params)} matched more than one {rtype}; "
-                                         "make the search select one resource")
-                if not matches:
+                match = self.single_match(rtype, params, "conditional patch", "make the search select one resource")
+                if match is None:
                     raise FhirError(404, f"conditional patch: no {rtype} matched {urlencode(params)}; nothing "
                                          "was changed")
-                return self._apply_patch(rtype, matches[0], operations, expected)
+                return self._apply_patch(rtype, match, operations, expected)
 
         return written_response(request, await self.blocking(write), self.base_url(request), 200, "patched")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from medagent.tools.compact import number
 from medagent.vocabulary import parse_instant
 
 Resource = dict[str, Any]
@@ -128,12 +129,6 @@ def age_on(patient: Resource | None, moment: datetime) -> int | None:
 
 def short_date(moment: datetime) -> str:
     return moment.date().isoformat()
-
-
-def number(value: float) -> str:
-    """A result as a person writes it: 184, 14.2, 7.56 (not 7.56446)."""
-    text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def describe(reading: Reading) -> str:

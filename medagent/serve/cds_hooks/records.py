@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -91,23 +92,19 @@ class CdsRecords:
 
     def feedback(self, service: str | None = None) -> list[FeedbackRow]:
         """Recorded feedback, oldest first (for reports, and the tests)."""
-        sql = "SELECT card, service, outcome, accepted, override_reason, outcome_at FROM feedback"
-        args: tuple[str, ...] = ()
-        if service is not None:
-            sql, args = sql + " WHERE service = ?", (service,)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
+        rows = self._rows("SELECT card, service, outcome, accepted, override_reason, outcome_at FROM feedback", service,
+                          "seq")
         return [FeedbackRow(card, svc, outcome, orjson.loads(accepted), orjson.loads(reason) if reason else None, at)
                 for card, svc, outcome, accepted, reason, at in rows]
 
     def issued(self, service: str | None = None) -> list[str]:
         """Uuids of the issued cards, oldest first."""
-        sql = "SELECT uuid FROM card"
-        args: tuple[str, ...] = ()
-        if service is not None:
-            sql, args = sql + " WHERE service = ?", (service,)
+        return [row[0] for row in self._rows("SELECT uuid FROM card", service, "rowid")]
+
+    def _rows(self, select: str, service: str | None, order: str) -> list[tuple[Any, ...]]:
+        where, args = (" WHERE service = ?", (service,)) if service is not None else ("", ())
         with self._lock:
-            return [row[0] for row in self._conn.execute(sql + " ORDER BY rowid", args).fetchall()]
+            return self._conn.execute(f"{select}{where} ORDER BY {order}", args).fetchall()
 
 
 def _now() -> str:

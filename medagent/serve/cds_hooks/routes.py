@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,7 +44,7 @@ from medagent.serve.cds_hooks.services import (
     CdsService,
     HookCall,
 )
-from medagent.serve.errors import ApiError, describe
+from medagent.serve.errors import ApiError, describe, json_object
 
 log = logging.getLogger("medagent.serve.cds")
 M = TypeVar("M", bound=BaseModel)
@@ -76,17 +75,6 @@ def _service(request: Request) -> CdsService:
     return service
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    return data
-
-
 def _model(model: type[M], data: Any, what: str) -> M:
     try:
         return model.model_validate(data)
@@ -108,7 +96,7 @@ async def discovery(request: Request) -> Response:
 
 async def call_service(request: Request) -> Response:
     service = _service(request)
-    body = await _json_object(request)
+    body = await json_object(request, not_object=(400, "the body must be a JSON object"))
     if "context" not in body:
         raise ApiError(400, "invalid_request", f"the hook request has no context; {service.hook} needs "
                                                f"{_context_fields(service.context_model)}")
@@ -174,7 +162,7 @@ def _context_fields(model: type[PatientContext]) -> str:
 
 async def feedback(request: Request) -> Response:
     service = _service(request)
-    body = await _json_object(request)
+    body = await json_object(request, not_object=(400, "the body must be a JSON object"))
     found = problems("FeedbackRequest", body)
     if found:
         raise ApiError(400, "invalid_feedback", "; ".join(found))
