@@ -19,6 +19,7 @@ GRANT = "689892bd-dcbe-41fc-8651-38a1d0893854"  # 1965 F: hypertension, hyperlip
 SCHIMMEL = "148f10e1-2182-4297-ac1f-39bb9eca6f1a"  # 1974 F: diabetes, an active metformin order
 LARSON = "2a86d65b-06c7-4100-9d43-948921b49605"  # 1951 M: coronary heart disease, hyperlipidemia
 MANTE = "54d0aacd-9b70-4a62-91ac-af86c9408ae8"  # 1954 M: hypertension, hyperlipidemia
+CONN = "5f6d256f-fc32-4b10-ba9c-51aba830cfa4"  # 1942 F, deceased: diabetes, CKD-free
 
 AMOXICILLIN = ("308182", "Amoxicillin 250 MG Oral Capsule")
 METFORMIN_ER = ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet")

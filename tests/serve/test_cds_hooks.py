@@ -10,6 +10,7 @@ service's card and feedback records unchanged).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -36,9 +37,9 @@ from medagent.serve.cds_hooks.schema import problems
 from medagent.serve.server import ServiceConfig, ServiceThread
 from tests.serve.cds_requests import (
     AMOXICILLIN,
+    CONN,
     GRANT,
     LARSON,
-    LOINC,
     MANTE,
     METFORMIN_ER,
     METFORMIN_IR,
@@ -348,6 +349,15 @@ def test_patient_view_flags_an_abnormal_recent_result(cds: ServiceThread, ehr: E
     assert f"Observation/{high['id']}" in card["detail"] and "potassium 6.4" in card["summary"]
 
 
+def test_patient_view_of_a_deceased_patient_orders_nothing(cds: ServiceThread, ehr: EhrFhir) -> None:
+    """Conn has diabetes and an old HbA1c, but died: the summary says so and no lab is proposed."""
+    died = chart_of(CONN, "Patient")[0]["deceasedDateTime"][:10]
+    body = hook_request("patient-view", patient_view_context(CONN), fhir_server=ehr.base_url, token=TOKEN)
+    cards = cards_of(call(cds, "chart-summary", body))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["chart-summary"]
+    assert f"deceased {died}" in cards[0]["summary"]
+
+
 def test_patient_view_with_prefetch_only(cds: ServiceThread) -> None:
     conditions = active_conditions(SCHIMMEL)
     prefetch = {"patient": chart_of(SCHIMMEL, "Patient")[0], "conditions": searchset(conditions),
@@ -522,7 +532,7 @@ class SlowFhirServer:
 
     def __init__(self) -> None:
         async def stall(request: Request) -> Response:
-            await _sleep(60)
+            await asyncio.sleep(60)
             return Response(b"{}", media_type="application/fhir+json")
 
         app = Starlette(routes=[Route("/{path:path}", stall)])
@@ -531,7 +541,7 @@ class SlowFhirServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}/fhir"
 
-    def __enter__(self) -> SlowFhirServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         while not self.server.started:
             time.sleep(0.05)
@@ -541,12 +551,6 @@ class SlowFhirServer:
         self.server.should_exit = True
         self.server.force_exit = True
         self.thread.join(timeout=10)
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 def test_a_hook_past_its_budget_answers_with_no_card(ehr_server: EhrFhir, tmp_path: Path) -> None:

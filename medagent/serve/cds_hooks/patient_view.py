@@ -44,6 +44,8 @@ def patient_view_cards(chart: Chart, now: datetime, user_id: str) -> list[Card]:
     problems = sorted((c for c in chart.conditions if is_active(c) and not _is_situation(c)),
                       key=lambda c: onset(c) or datetime.min.replace(tzinfo=now.tzinfo), reverse=True)
     cards = [summary_card(chart, problems)]
+    if deceased(chart.patient):  # no monitoring to order, no results to act on
+        return cards
     cards += [c for rule in chart_rules().monitoring if (c := overdue_card(rule, chart, problems, now, user_id))]
     abnormal = abnormal_results_card(chart, now)
     return cards + ([abnormal] if abnormal else [])
@@ -60,6 +62,10 @@ def summary_card(chart: Chart, problems: list[dict[str, Any]]) -> Card:
         f"{condition_label(coded(a.get('code')))}{_criticality(a)} ({reference(a)})" for a in allergies])]
     text = (f"{_count(len(problems), 'active problem')}, {_count(len(medications), 'active medication')}, "
             f"{_count(len(allergies), 'allergy', 'allergies')}")
+    died = deceased(chart.patient)
+    if died:
+        text = f"deceased {died}; {text}"
+        lines = [f"**Deceased** {died} (Patient/{chart.patient_id}).", "", *lines]
     return card(summary_text=f"Chart: {text}", detail="\n".join(lines), indicator="info", card_source=SUMMARY)
 
 
@@ -152,6 +158,15 @@ def judge(reading: Reading, limits: LabRange) -> tuple[bool, str, bool] | None:
     if limits.high is not None and reading.value >= limits.high:
         return False, f"high ({limits.high:g} {unit} or above)", True
     return None
+
+
+def deceased(patient: dict[str, Any] | None) -> str | None:
+    """'2019-06-01' (or 'date not recorded') for a patient recorded as deceased, else None."""
+    if not patient:
+        return None
+    if isinstance(patient.get("deceasedDateTime"), str):
+        return patient["deceasedDateTime"][:10]
+    return "date not recorded" if patient.get("deceasedBoolean") is True else None
 
 
 def _matches(rule: Monitoring, condition: dict[str, Any]) -> bool:
