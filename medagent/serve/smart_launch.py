@@ -212,5 +212,5 @@ def _launch_failed(refused: LaunchRefused) -> HTMLResponse:
     log.info("SMART launch refused (%s): %s", refused.status, refused.message)
     page = ("<!doctype html><html lang=en><meta charset=utf-8><title>Launch failed - medagent</title>"
             f"<main><h1>The launch did not work</h1><p id=launch-error>{html.escape(refused.message)}</p>"
-            "<p>Nothing was read or written. Launch the app again from the EHR.</p></main></html>")
+            "<p>Nothing was written. Launch the app again from the EHR.</p></main></html>")
     return HTMLResponse(page, status_code=refused.status, headers={"Cache-Control": "no-store"})

@@ -75,9 +75,14 @@ class SmartWorld:
                                                           fhir_url=self.fhir_url, token_url=token_url))
 
     def admin_headers(self) -> dict[str, str]:
-        """Authorization for the operator's calls ($diff, $reset): a system/*.cruds backend token."""
-        token = asyncio.run(self.backend(scopes="system/*.cruds").access_token())
-        return {"Authorization": f"Bearer {token}"}
+        """Authorization for the operator's calls ($diff, $reset): a system/*.cruds backend token (requested
+        without an event loop, so tests driving Chromium's sync API can call it too)."""
+        token_url = httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=30).json()["token_endpoint"]
+        source = self.backend(scopes="system/*.cruds", token_url=token_url)
+        answer = httpx.post(token_url, timeout=30, data={
+            "grant_type": "client_credentials", "scope": "system/*.cruds", "client_assertion": source.client_assertion(
+                token_url), "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+        return {"Authorization": f"Bearer {answer.raise_for_status().json()['access_token']}"}
 
     def changes(self) -> list[dict[str, Any]]:
         """What the protected server says changed since its snapshot (its own $diff)."""
@@ -154,3 +159,18 @@ def protected_fhir(smart_world: SmartWorld) -> Iterator[SmartWorld]:
     """For tests that may write: the protected server is reset to its loaded snapshot afterwards."""
     yield smart_world
     httpx.post(f"{smart_world.fhir_url}/$reset", headers=smart_world.admin_headers(), timeout=30).raise_for_status()
+
+
+def launch_token(world: SmartWorld, scopes: str, *, launch: str | None = LAUNCH_A, client_id: str = APP) -> Any:
+    """A finished SMART launch (the library's own protocol code) after a user signs in and consents on the
+    authorization server's pages over plain HTTP: its token source, patient, fhirUser and scopes."""
+    from medagent.fhir.auth.app_launch import begin_launch, complete_launch
+    from tests.auth.authorization_server import query_of, sign_in_and_consent
+
+    callback = f"{world.serve_url}/launch/callback"
+    pending = asyncio.run(begin_launch(iss=world.fhir_url, client_id=client_id, redirect_uri=callback,
+                                       scopes=scopes, launch=launch))
+    with httpx.Client(timeout=30) as http:
+        back = query_of(sign_in_and_consent(http, pending.authorize_url, stop_at=callback))
+    assert back["state"] == pending.state
+    return asyncio.run(complete_launch(pending, back["code"]))

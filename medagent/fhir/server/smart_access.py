@@ -43,6 +43,7 @@ CAPABILITIES = ["launch-ehr", "launch-standalone", "client-public", "client-conf
                 "permission-patient", "permission-user", "permission-offline", "sso-openid-connect"]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPERATOR_OPERATIONS = ("$snapshot", "$reset", "$diff")
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 
 
 class AccessTokenPolicy(BaseModel):
@@ -145,6 +146,8 @@ def classify(method: str, path: str, params: list[tuple[str, str]], body: Any) -
             return _bundle_operations(body)
         raise Refusal(405, f"{method} / is not an interaction of this server")
     head = parts[0]
+    if head not in OPERATOR_OPERATIONS and head != "_history" and not _RESOURCE_TYPE.match(head):
+        raise Refusal(403, f"{method} {path} is not an interaction this server authorizes with SMART scopes")
     if len(parts) == 1:
         if head == "_history" and method == "GET":
             return [Operation(("r",), "*", across_patients=True)]
@@ -250,12 +253,13 @@ class SmartAccess:
             body, receive = await _buffered(method, headers, receive)
             params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             operations = classify(method, path, params, body)
-            await self.authorize(access, operations)
+            limited = await self.authorize(access, operations)
         except Refusal as refusal:
             await _send_refusal(send, refusal, self.realm)
             return
-        if any(op.reads for op in operations):
-            send = self._checking_answer(send, access)
+        reads = any(op.reads for op in operations)
+        if reads or limited:  # a limited write's answer too: a conditional create may find another's resource
+            send = self._checking_answer(send, access, reads=reads)
         await self.app(scope, receive, send)
 
     async def authenticate(self, authorization: str) -> TokenAccess:
@@ -281,13 +285,14 @@ class SmartAccess:
         return TokenAccess(parse_scopes(scopes), str(patient) if patient else None,
                            str(claims.get("sub") or claims.get("client_id") or ""))
 
-    async def authorize(self, access: TokenAccess, operations: list[Operation]) -> None:
-        """Scopes for every operation; for patient-limited ones, the patient limits (before anything runs)."""
+    async def authorize(self, access: TokenAccess, operations: list[Operation]) -> bool:
+        """Scopes for every operation; for patient-limited ones, the patient limits (before anything runs).
+        True when a patient/ scope (not a user/ or system/ one) allowed some operation."""
         if any(op.operator for op in operations):
             if not access.system_wide():
                 raise Refusal(403, "snapshot, reset and diff act on the whole server: they need a system/*.cruds "
                                    "token", error="insufficient_scope", scope="system/*.cruds")
-            return
+            return False
         limited = [(op, access.limited(op.permissions, op.resource_type)) for op in operations]
         writes = [op for op, lim in limited if lim and not op.reads]
         if len(operations) > 1 and writes and any(op.reads for op, lim in limited if lim):
@@ -297,6 +302,7 @@ class SmartAccess:
             if lim:
                 assert access.patient is not None
                 await self._within_patient(op, access.patient)
+        return any(lim for _, lim in limited)
 
     async def _within_patient(self, op: Operation, patient: str) -> None:
         where = f"{op.resource_type}/{op.resource_id}" if op.resource_id else op.resource_type
@@ -344,8 +350,9 @@ class SmartAccess:
                 raise Refusal(403, f"this patch would move {op.resource_type}/{op.resource_id} away from the patient "
                                    f"in context: {problem}", error="insufficient_scope")
 
-    def _checking_answer(self, send: Send, access: TokenAccess) -> Send:
-        """``send`` that holds a successful answer until every resource in it is one the token may see."""
+    def _checking_answer(self, send: Send, access: TokenAccess, *, reads: bool) -> Send:
+        """``send`` that holds a successful answer until every resource in it is one the token may see (``reads``:
+        its type must be readable too; a write's answer is checked for the patient only)."""
         held: list[Message] = []
 
         async def checking(message: Message) -> None:
@@ -354,7 +361,7 @@ class SmartAccess:
                 return
             start = held[0]
             body = b"".join(m.get("body", b"") for m in held[1:])
-            refusal = _answer_refusal(start["status"], body, access) if 200 <= start["status"] < 300 else None
+            refusal = _answer_refusal(body, access, reads=reads) if 200 <= start["status"] < 300 else None
             if refusal is not None:
                 await _send_refusal(send, refusal, self.realm)
                 return
@@ -416,7 +423,7 @@ class SmartAccess:
         }
 
 
-def _answer_refusal(status: int, body: bytes, access: TokenAccess) -> Refusal | None:
+def _answer_refusal(body: bytes, access: TokenAccess, *, reads: bool) -> Refusal | None:
     """Why the token may not see an answer (a resource, or a Bundle's resources), or None."""
     try:
         answer = orjson.loads(body)
@@ -427,7 +434,7 @@ def _answer_refusal(status: int, body: bytes, access: TokenAccess) -> Refusal | 
         if resource_type == "OperationOutcome":
             continue
         try:
-            limited = access.limited(("r", "s"), resource_type)
+            limited = access.limited(("r", "s"), resource_type) if reads else access.patient is not None
         except Refusal as refusal:
             return Refusal(403, f"the answer holds {resource_type} resources: {refusal.message}",
                            error="insufficient_scope", scope=refusal.scope)
