@@ -94,6 +94,21 @@ def fhir_serve(
           workers=workers, access_tokens=access_token_policy(settings))
 
 
+@fhir_app.command("jwks")
+@user_errors
+def fhir_jwks(
+    key_file: Annotated[Path | None, typer.Option(help="The private key (PEM or JWK); default MEDAGENT_FHIR_KEY_FILE.")] = None,
+    key_id: Annotated[str | None, typer.Option(help="Its kid (default MEDAGENT_FHIR_KEY_ID, the JWK's kid or its thumbprint).")] = None,
+) -> None:
+    """Print the public JWKS of a backend-services key: what you register with the authorization server."""
+    from medagent.fhir.auth.keys import load_signing_key
+
+    settings = get_settings(fhir_key_file=key_file, fhir_key_id=key_id)
+    if settings.fhir_key_file is None:
+        raise UserError("no key file: pass --key-file or set MEDAGENT_FHIR_KEY_FILE")
+    print(json.dumps(load_signing_key(settings.fhir_key_file, kid=settings.fhir_key_id).public_jwks(), indent=2))
+
+
 @fhir_app.command("load")
 @user_errors
 def fhir_load(

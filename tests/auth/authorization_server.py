@@ -10,13 +10,13 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
+from tests.fhir.fhir_support import stop, wait_ready
 from tests.required import skip_or_fail
 
 SOURCE = Path(__file__).parent / "oidc_provider"
@@ -43,7 +43,7 @@ def install_oidc_provider(cache_dir: Path) -> Path:
         errors = []
         for mode in (["--offline"], []):
             done = subprocess.run([NPM, "ci", "--no-audit", "--no-fund", "--ignore-scripts", *mode], cwd=staging,
-                                  capture_output=True, text=True, timeout=600)
+                                  capture_output=True, text=True, timeout=600, check=False)
             if done.returncode == 0:
                 break
             errors.append(done.stderr.strip().splitlines()[-1:] or ["(no output)"])
@@ -66,32 +66,21 @@ class AuthorizationServer:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> AuthorizationServer:
+    def __enter__(self) -> Self:
         assert NODE is not None
         log = self.log_path.open("wb")
         self.process = subprocess.Popen([NODE, "provider.mjs"], cwd=self.folder, stdout=log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "MEDAGENT_OIDC_CONFIG": json.dumps(self.config)})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"oidc-provider exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"oidc-provider did not answer within 60 s; log: {self.log_path}")
+        try:
+            wait_ready(f"{self.issuer}/.well-known/openid-configuration", self.process, self.log_path, timeout=60)
+        except RuntimeError:
+            stop(self.process)
+            raise
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)
 
 
 def sign_in_and_consent(http: httpx.Client, url: str, *, stop_at: str, login: str = "dr-lee") -> httpx.URL:

@@ -20,7 +20,6 @@ from jwt.algorithms import ECAlgorithm
 
 from medagent.data import iter_bundles
 from medagent.fhir.auth.backend_services import BackendServicesConfig, BackendServicesToken
-from medagent.fhir.auth.keys import load_signing_key
 from medagent.fhir.server.process import EmbeddedServer, free_port
 from medagent.fhir.server.serve import access_log_path
 from tests.agent.conftest import PATIENT
@@ -109,6 +108,20 @@ def _write_keys(folder: Path) -> tuple[Path, Path, Path]:
     return pem, ec_jwk, stranger
 
 
+def registered_jwks(key: Path) -> dict[str, Any]:
+    """The public JWKS an operator registers, printed by the README's command (``medagent fhir jwks``)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from medagent.cli import app
+
+    printed = CliRunner().invoke(app, ["fhir", "jwks", "--key-file", str(key)])
+    assert printed.exit_code == 0, printed.output
+    jwks: dict[str, Any] = json.loads(printed.stdout)
+    return jwks
+
+
 def provider_config(port: int, fhir_url: str, other_audience: str, serve_port: int, rsa_key: Path,
                     ec_key: Path) -> dict[str, Any]:
     """The authorization server's registrations (see oidc_provider/provider.mjs for what each field does)."""
@@ -118,7 +131,7 @@ def provider_config(port: int, fhir_url: str, other_audience: str, serve_port: i
 
     def backend(client_id: str, key: Path, alg: str) -> dict[str, Any]:
         return {"client_id": client_id, "token_endpoint_auth_method": "private_key_jwt",
-                "token_endpoint_auth_signing_alg": alg, "jwks": load_signing_key(key).public_jwks(),
+                "token_endpoint_auth_signing_alg": alg, "jwks": registered_jwks(key),
                 "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []}
 
     return {

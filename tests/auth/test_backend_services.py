@@ -56,7 +56,7 @@ def test_token_is_renewed_before_it_expires(smart_world: SmartWorld) -> None:
 
     first, second = asyncio.run(twice())
     assert first != second and source.obtained == 2
-    assert smart_world.statuses()[statuses_before:] == [200, 200]  # never sent an expired token
+    assert set(smart_world.statuses()[statuses_before:]) == {200}  # never sent an expired token (no 401)
 
 
 def test_a_refused_token_is_renewed_once_and_the_request_retried(smart_world: SmartWorld) -> None:
@@ -68,7 +68,8 @@ def test_a_refused_token_is_renewed_once_and_the_request_retried(smart_world: Sm
     source.issued = IssuedToken(stale.model_copy(update={"access_token": expired, "expires_in": 3600}), time.monotonic())
     statuses_before = len(smart_world.statuses())
     assert asyncio.run(read_chart(smart_world, SmartBearerAuth(source)))[0] == PATIENT
-    assert smart_world.statuses()[statuses_before:][:2] == [401, 200]
+    statuses = smart_world.statuses()[statuses_before:]
+    assert statuses[0] == 401 and statuses.count(401) == 1 and statuses[-1] == 200  # refused once, then served
     assert source.obtained == 1
 
 
@@ -94,7 +95,7 @@ def test_settings_configure_backend_services_for_the_client(smart_world: SmartWo
 def medagent_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDAGENT_FHIR")}
     return subprocess.run([sys.executable, "-m", "medagent", *args], capture_output=True, text=True, timeout=300,
-                          env={**clean, "COLUMNS": "400", **env})  # wide enough that rich does not wrap the error
+                          check=False, env={**clean, "COLUMNS": "400", **env})  # wide enough that rich does not wrap the error
 
 
 def test_the_cli_reads_a_protected_server_and_names_a_bad_key_file(smart_world: SmartWorld, tmp_path) -> None:

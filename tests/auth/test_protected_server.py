@@ -80,7 +80,7 @@ def test_forged_and_altered_tokens_are_refused_and_nothing_is_written(protected_
     header, claims = jwt.get_unverified_header(real), jwt.decode(real, options={"verify_signature": False})
     stranger = serialization.load_pem_private_key(world.stranger_key.read_bytes(), password=None)
     forged = jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": header["kid"], "typ": header["typ"]})
-    head, payload, signature = real.split(".")
+    head, _, signature = real.split(".")
     altered_claims = jwt.utils.base64url_encode(jwt.api_jws.json.dumps(  # type: ignore[attr-defined]
         {**claims, "exp": claims["exp"] + 86400}).encode()).decode()
     altered = f"{head}.{altered_claims}.{signature}"

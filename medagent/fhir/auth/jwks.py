@@ -68,7 +68,7 @@ async def verify_jwt(token: str, keys: JwksCache, *, issuer: str, audience: str 
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError as exc:
         raise InvalidToken(f"the token is not a JWT ({exc})") from None
-    algorithm = header.get("alg")
+    algorithm = str(header.get("alg"))
     if algorithm not in algorithms:
         raise InvalidToken(f"the token's algorithm {algorithm!r} is not accepted (one of {', '.join(algorithms)})")
     key = await keys.key_for(header.get("kid"))

@@ -33,8 +33,10 @@ class SigningKey:
         return jwt.encode(claims, self.private, algorithm=self.algorithm, headers={"kid": self.kid, "typ": "JWT"})
 
     def public_jwk(self) -> dict[str, Any]:
-        maker = RSAAlgorithm if isinstance(self.private, rsa.RSAPrivateKey) else ECAlgorithm
-        jwk: dict[str, Any] = maker.to_jwk(self.private.public_key(), as_dict=True)
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            jwk = RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        else:
+            jwk = ECAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
         return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig", "key_ops": ["verify"]}
 
     def public_jwks(self) -> dict[str, Any]:
@@ -79,6 +81,7 @@ def _from_jwk(path: Path, raw: bytes) -> tuple[PrivateKey, str | None]:
     if not isinstance(data, dict) or "d" not in data:
         raise UserError(f"signing key file {path}: not a private JWK (no 'd' member: this is a public key)")
     kty = data.get("kty")
+    private: object
     try:
         if kty == "RSA":
             private = RSAAlgorithm.from_jwk(data)
