@@ -64,6 +64,16 @@ def test_each_route_asks_for_one_interaction(method: str, path: str, expected: t
     assert ("".join(operation.permissions), operation.resource_type, operation.resource_id) == expected
 
 
+def test_everything_reads_and_searches_every_type_within_one_patient_or_across_all() -> None:
+    one = classify("GET", "/Patient/p1/$everything", [], None)
+    assert [(op.permissions, op.resource_type, op.search, op.across_patients) for op in one] == [
+        (("r",), "*", None, False), (("s",), "*", (("patient", "p1"),), False)]
+    every = classify("GET", "/Patient/$everything", [], None)
+    assert all(op.across_patients for op in every) and len(every) == 2
+    [compartment] = classify("GET", "/Patient/p1/Observation", [("code", "x")], None)
+    assert compartment.search == (("patient", "p1"), ("code", "x"))
+
+
 def test_bundle_entries_are_each_an_interaction_and_unknown_routes_are_refused() -> None:
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": "Observation?patient=p1"}},
@@ -190,3 +200,23 @@ def test_half_a_backend_configuration_is_a_one_line_error(fields: dict[str, str]
     with pytest.raises(UserError, match=message):
         backend_services_config(Settings(fhir_url="https://ehr.example/fhir", **fields))  # type: ignore[arg-type]
     assert backend_services_config(Settings(fhir_url="https://ehr.example/fhir")) is None
+
+
+def test_server_and_app_settings_name_what_is_missing_or_malformed() -> None:
+    from medagent.fhir.server.serve import access_token_policy
+    from medagent.serve.smart_launch import smart_app_config
+
+    with pytest.raises(UserError, match="need --smart-issuer"):
+        access_token_policy(Settings(fhir_server_audience="http://127.0.0.1:8321"))  # type: ignore[call-arg]
+    with pytest.raises(UserError, match="--smart-issuer must be an http"):
+        access_token_policy(Settings(fhir_server_issuer="auth.example.org"))  # type: ignore[call-arg]
+    policy = access_token_policy(Settings(fhir_server_issuer="https://auth.example.org", port=9000))  # type: ignore[call-arg]
+    assert policy is not None and policy.audience == "http://127.0.0.1:9000"  # default: the server's own URL
+    assert access_token_policy(Settings()) is None  # off by default
+    with pytest.raises(UserError, match="need --smart-client-id"):
+        smart_app_config(Settings(smart_scopes="launch patient/*.rs"), "https://ehr.example/fhir")  # type: ignore[call-arg]
+    with pytest.raises(UserError, match="is not an http"):
+        smart_app_config(Settings(smart_client_id="app", smart_issuers="ehr.example/fhir"),  # type: ignore[call-arg]
+                         "https://ehr.example/fhir")
+    app = smart_app_config(Settings(smart_client_id="app"), "https://ehr.example/fhir/")  # type: ignore[call-arg]
+    assert app is not None and app.issuers == ["https://ehr.example/fhir"]

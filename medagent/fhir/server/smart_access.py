@@ -171,6 +171,8 @@ def classify(method: str, path: str, params: list[tuple[str, str]], body: Any) -
             return [Operation(("c", "u"), head)]
         if second == "$lastn" and method == "GET":
             return [Operation(("s",), head, search=tuple(params))]
+        if second == "$everything" and method == "GET":  # every patient's everything
+            return [Operation(("r",), "*", across_patients=True), Operation(("s",), "*", across_patients=True)]
         if not second.startswith("$"):
             by_method = {"GET": Operation(("r",), head, second), "PUT": Operation(("u",), head, second, resource=body),
                          "PATCH": Operation(("u",), head, second, patch=body), "DELETE": Operation(("d",), head, second)}
@@ -181,9 +183,10 @@ def classify(method: str, path: str, params: list[tuple[str, str]], body: Any) -
     elif method == "GET" and head == "Patient" and len(parts) == 3 and parts[2] == "$everything":
         # everything about one patient: every type, limited to that patient
         return [Operation(("r",), "*"), Operation(("s",), "*", search=(("patient", parts[1]),))]
-    elif method == "GET" and head == "Patient" and len(parts) == 3 and not parts[2].startswith(("$", "_")):
-        # compartment search GET /Patient/{id}/{type}
-        return [Operation(("s",), parts[2], search=(("patient", parts[1]), *params))]
+    elif method == "GET" and len(parts) == 3 and _RESOURCE_TYPE.match(parts[2]):
+        # compartment search GET /Patient/{id}/{type}: a search of type within that patient's data
+        within = (("patient", parts[1]),) if head == "Patient" else ()
+        return [Operation(("s",), parts[2], search=(*within, *params))]
     elif len(parts) == 3 and parts[2] == "$validate" and method == "POST":
         return [Operation(("c", "u"), head)]
     raise Refusal(403, f"{method} {path} is not an interaction this server authorizes with SMART scopes")
