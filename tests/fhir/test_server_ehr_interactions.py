@@ -335,3 +335,12 @@ def test_conditional_patch(fhir: FhirTarget, cleanup: Cleanup) -> None:
     assert_outcome(many, (412,))
     assert fhir.get(f"Observation/{first['id']}").json()["status"] == "amended"
     assert fhir.get(f"Observation/{second['id']}").json()["status"] == "final"
+
+
+def test_the_compartment_types_agree_with_the_access_rules() -> None:
+    """The types searched as a patient's compartment here are the R4 compartment types the SMART access rules
+    hold a patient/ token to (medagent.fhir.server.patient_compartment)."""
+    from medagent.fhir.server.compartment import PATIENT_COMPARTMENT
+    from medagent.fhir.server.patient_compartment import COMPARTMENT_TYPES
+
+    assert set(PATIENT_COMPARTMENT) <= COMPARTMENT_TYPES

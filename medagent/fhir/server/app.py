@@ -46,6 +46,7 @@ from medagent.fhir.server.outcome import FhirError, information, operation_outco
 from medagent.fhir.server.read_url import current_version, read_entry
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
+from medagent.fhir.server.smart_access import SmartAccess
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
@@ -555,7 +556,10 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
             close_pool()
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
+    middleware = [Middleware(RequestGuard, security=guard)]
+    if guard.access_tokens is not None:  # a SMART protected resource server (smart_access)
+        middleware.append(Middleware(SmartAccess, policy=guard.access_tokens, fhir=fhir))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
-                    middleware=[Middleware(RequestGuard, security=guard)])
+                    middleware=middleware)
     app.state.fhir = fhir
     return app
