@@ -24,6 +24,7 @@ from medagent.fhir.bundles import as_upsert_transaction, count_resources
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
 from medagent.models.base import ModelError
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
 from medagent.tools.approval import APPROVAL_MODES
 from medagent.tools.tool_sets import TOOLS_HELP
 from medagent.vocabulary import parse_instant
@@ -304,19 +305,23 @@ def serve_agent(
     smart_issuer: Annotated[list[str] | None, typer.Option("--smart-issuer", help="FHIR base URL (iss) the app may be launched from (repeatable; default: the FHIR URL).")] = None,
     smart_scopes: Annotated[str | None, typer.Option(help="Scopes the app asks for (default: launch launch/patient patient/*.rs openid fhirUser offline_access).")] = None,
     smart_redirect_uri: Annotated[str | None, typer.Option(help="The registered redirect URI (default: http://HOST:PORT/launch/callback).")] = None,
+    cds_budget: Annotated[float, typer.Option(min=0.1, max=60, help="Seconds a CDS Hooks call may take; past it the "
+                                              "answer is no card.")] = DEFAULT_BUDGET_SECONDS,
 ) -> None:
-    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, and a browser UI."""
+    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, a browser UI, and CDS Hooks
+    services at /cds-services."""
     if approve not in ("refuse", "ask", "auto"):
         raise typer.BadParameter("--approve must be ask, refuse or auto")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url, smart_client_id=smart_client_id,
                             smart_issuers=" ".join(smart_issuer) if smart_issuer else None, smart_scopes=smart_scopes,
                             smart_redirect_uri=smart_redirect_uri)
     settings.home.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token))
+    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token,
+                             cds_budget=cds_budget))
 
 
 async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str, max_steps: int,
-                       token: str | None) -> None:
+                       token: str | None, cds_budget: float) -> None:
     from medagent.fhir.auth.client_auth import backend_services_config
     from medagent.models import load_backend
     from medagent.serve.auth import check_bind
@@ -332,7 +337,8 @@ async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str
             config = ServiceConfig(fhir_url=base_url, fhir_token=settings.fhir_token,
                                    backend_services=backend_services_config(settings, base_url), host=host, port=port,
                                    checkpoints=settings.home / "checkpoints.sqlite", approval=approve, token=token,
-                                   max_steps=max_steps, model_label=label, smart=smart_app_config(settings, base_url))
+                                   max_steps=max_steps, model_label=label, smart=smart_app_config(settings, base_url),
+                                   cds_budget_seconds=cds_budget)
             err_console.print(f"medagent serve: open http://{host}:{port}/ (approval: {approve}, model: {label})")
             await AgentService(config, backend).serve()
     finally:

@@ -46,7 +46,7 @@ def authorized(connection: HTTPConnection, token: str | None) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(token).encode())
 
 
-SERVE_MAX_BODY_BYTES = 1024 * 1024  # the API takes a question and a decision, never a record
+SERVE_MAX_BODY_BYTES = 16 * 1024 * 1024  # CDS Hooks calls carry prefetched records (a chart can be megabytes)
 _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
                 414: "query_too_long", 415: "unsupported_media_type"}
 
