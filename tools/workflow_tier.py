@@ -49,8 +49,9 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else 0.0
 
 
-async def run_policy(name: str, items: list[Scenario], every: list[Scenario], out: Path,
-                     home: Path) -> list[TaskRecord]:
+async def run_policy(
+    name: str, items: list[Scenario], every: list[Scenario], out: Path, home: Path
+) -> list[TaskRecord]:
     folder = out / name
     if name == "replay":
         solver: Any = ReplayPolicy(load_trajectories(out / "oracle" / RESULTS_FILE))
@@ -58,8 +59,15 @@ async def run_policy(name: str, items: list[Scenario], every: list[Scenario], ou
         solver = ChartBlindPolicy(examples=[s for s in every if s.split == "dev"])
     else:
         solver = make_policy(name)
-    await run_benchmark(items, solver, out_dir=folder, home=home, concurrency=2, show_progress=False,
-                        resume=(folder / RESULTS_FILE).exists())
+    await run_benchmark(
+        items,
+        solver,
+        out_dir=folder,
+        home=home,
+        concurrency=2,
+        show_progress=False,
+        resume=(folder / RESULTS_FILE).exists(),
+    )
     return ResultsLog(folder / RESULTS_FILE).load()
 
 
@@ -70,20 +78,29 @@ def oracle_table(oracle: list[TaskRecord], replay: list[TaskRecord], items: list
     by_category: dict[str, list[TaskRecord]] = defaultdict(list)
     for record in oracle:
         by_category[record.category].append(record)
-    lines = [f"Oracle (stated limits: {limits.max_steps} tool calls, {limits.max_tokens:,} tokens; tokens are the agent's "
-             "own count of its trajectory replayed through the agent).", "",
-             "| category | n | oracle pass@1 | replay passes | calls mean | calls p95 | calls max | tokens mean | "
-             "tokens p95 | tokens max |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Oracle (stated limits: {limits.max_steps} tool calls, {limits.max_tokens:,} tokens; tokens are the agent's "
+        "own count of its trajectory replayed through the agent).",
+        "",
+        "| category | n | oracle pass@1 | replay passes | calls mean | calls p95 | calls max | tokens mean | "
+        "tokens p95 | tokens max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for category, records in [*sorted(by_category.items()), ("**all**", oracle)]:
         calls = [float(r.outcome.tool_calls) for r in records]
-        tokens = [float(replayed[r.scenario_id].outcome.prompt_tokens + replayed[r.scenario_id].outcome.completion_tokens)
-                  for r in records if r.scenario_id in replayed]
+        tokens = [
+            float(replayed[r.scenario_id].outcome.prompt_tokens + replayed[r.scenario_id].outcome.completion_tokens)
+            for r in records
+            if r.scenario_id in replayed
+        ]
         passed = sum(r.passed for r in records)
         replay_passed = sum(replayed[r.scenario_id].passed for r in records if r.scenario_id in replayed)
-        lines.append(f"| {category} | {len(records)} | {100 * passed / len(records):.1f} | {replay_passed} | "
-                     f"{statistics.fmean(calls):.1f} | {p95(calls):.0f} | {max(calls):.0f} | "
-                     f"{statistics.fmean(tokens) if tokens else 0:,.0f} | {p95(tokens):,.0f} | "
-                     f"{max(tokens, default=0):,.0f} |")
+        lines.append(
+            f"| {category} | {len(records)} | {100 * passed / len(records):.1f} | {replay_passed} | "
+            f"{statistics.fmean(calls):.1f} | {p95(calls):.0f} | {max(calls):.0f} | "
+            f"{statistics.fmean(tokens) if tokens else 0:,.0f} | {p95(tokens):,.0f} | "
+            f"{max(tokens, default=0):,.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -99,8 +116,9 @@ def policy_table(runs: dict[str, list[TaskRecord]]) -> str:
             records = [r for r in runs[name] if category is None or r.category == category]
             count = len(records)
             rates = [r.checkpoints_passed / r.checkpoints_total for r in records if r.checkpoints_total]
-            cells.append(f"{100 * sum(r.passed for r in records) / len(records):.1f} / "
-                         f"{100 * statistics.fmean(rates):.1f}")
+            cells.append(
+                f"{100 * sum(r.passed for r in records) / len(records):.1f} / {100 * statistics.fmean(rates):.1f}"
+            )
         lines.append(f"| {category or '**all**'} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -121,8 +139,10 @@ def main() -> None:
     if "oracle" in runs and "replay" in runs:
         print(oracle_table(runs["oracle"], runs["replay"], items), "\n")
     print(policy_table(runs))
-    summary = {name: {"n": len(records), "pass_at_1": round(100 * sum(r.passed for r in records) / len(records), 2)}
-               for name, records in runs.items()}
+    summary = {
+        name: {"n": len(records), "pass_at_1": round(100 * sum(r.passed for r in records) / len(records), 2)}
+        for name, records in runs.items()
+    }
     (args.out / "workflow_tier.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -35,10 +35,12 @@ def load_trajectories(results: Path) -> dict[str, RunOutcome]:
 
 def script_of(outcome: RunOutcome) -> list[dict[str, Any]]:
     """The agent replies that reproduce a trajectory: each tool call, then the final answer."""
-    replies: list[dict[str, Any]] = [{"tool": step.tool, "arguments": step.arguments or {}}
-                                     for step in outcome.trace if step.is_tool_call]
-    replies.append({"tool": FINAL_ANSWER, "arguments": {"answer": outcome.answer or "",
-                                                         "citations": list(outcome.citations)}})
+    replies: list[dict[str, Any]] = [
+        {"tool": step.tool, "arguments": step.arguments or {}} for step in outcome.trace if step.is_tool_call
+    ]
+    replies.append(
+        {"tool": FINAL_ANSWER, "arguments": {"answer": outcome.answer or "", "citations": list(outcome.citations)}}
+    )
     return replies
 
 

@@ -39,7 +39,9 @@ class NoteOnlyPolicy(OraclePolicy):
 class ViewTools(SolverTools):
     """The tools with every read filtered to what a shortcut policy may see (``keep(row)``)."""
 
-    def __init__(self, solver: OraclePolicy, session: ToolSession, keep: Any, reads: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, solver: OraclePolicy, session: ToolSession, keep: Any, reads: tuple[str, ...] | None = None
+    ) -> None:
         super().__init__(solver, session)
         self.keep = keep
         self.reads_allowed = reads  # None: every read reaches the server (filtered); else only these tools do
@@ -51,8 +53,9 @@ class ViewTools(SolverTools):
             return ToolResult(text="(nothing)")
         result = await self.session.call(tool_name, strict=False, **arguments)
         rows = [row for row in result.rows if self.keep(row)]
-        return ToolResult(text=result.text, rows=rows, references=[r["ref"] for r in rows if r.get("ref")],
-                          error=result.error)
+        return ToolResult(
+            text=result.text, rows=rows, references=[r["ref"] for r in rows if r.get("ref")], error=result.error
+        )
 
 
 class _ShortcutPolicy(OraclePolicy):
@@ -79,6 +82,7 @@ class SetupOnlyPolicy(_ShortcutPolicy):
         def keep(row: dict[str, Any]) -> bool:
             ref = str(row.get("ref", ""))
             return ref in added or ref.startswith("Patient/") or "ref" not in row
+
         return ViewTools(self, tools.session, keep)
 
 
@@ -88,5 +92,9 @@ class EmptyChartPolicy(_ShortcutPolicy):
     name = "empty-chart"
 
     def view(self, tools: SolverTools, scenario: Scenario) -> SolverTools:
-        return ViewTools(self, tools.session, lambda row: str(row.get("ref", "")).startswith("Patient/"),
-                         reads=("find_patients", "get_patient"))
+        return ViewTools(
+            self,
+            tools.session,
+            lambda row: str(row.get("ref", "")).startswith("Patient/"),
+            reads=("find_patients", "get_patient"),
+        )

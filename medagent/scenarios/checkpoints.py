@@ -20,7 +20,6 @@ from medagent.scenarios.answers import _NUMBER, find_dates, fold, strip_dates
 from medagent.scenarios.models import (
     Change,
     Check,
-    Checkpoint,
     CheckpointVerdict,
     ForbiddenWrite,
     NoteFact,
@@ -33,6 +32,7 @@ _DEFAULT_CODE_PATHS = {"MedicationRequest": "medicationCodeableConcept.coding", 
 
 
 # ---------- the structured note ----------
+
 
 @dataclass
 class NoteSection:
@@ -69,8 +69,9 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"[^\w.%/]+", " ", fold(text)).split())
 
 
-def note_fact_check(fact: NoteFact, sections: dict[str, NoteSection] | None,
-                    written: dict[str, list[str]] | None = None) -> Check:
+def note_fact_check(
+    fact: NoteFact, sections: dict[str, NoteSection] | None, written: dict[str, list[str]] | None = None
+) -> Check:
     """Whether the note (None: no note was written) holds one fact; ``written``: spec name -> references of the
     writes matched to it (for ``written`` facts)."""
     name = f"note: {fact.name}"
@@ -83,15 +84,24 @@ def note_fact_check(fact: NoteFact, sections: dict[str, NoteSection] | None,
         wanted = [ref for name in fact.any_of for ref in (written or {}).get(name, [])]
         missing = [ref for ref in wanted if ref not in section.entries]
         if len(wanted) < len(fact.any_of):
-            return Check(name=name, passed=False, expected=fact.any_of, got=section.entries,
-                         detail="an order the note should cite was not written")
+            return Check(
+                name=name,
+                passed=False,
+                expected=fact.any_of,
+                got=section.entries,
+                detail="an order the note should cite was not written",
+            )
         return Check(name=name, passed=not missing, expected=wanted, got=section.entries)
     if fact.kind in ("reference", "no_reference"):
-        wanted = set(fact.any_of)
-        hit = [ref for ref in section.entries if ref in wanted or ref.rsplit("/_history/", 1)[0] in wanted]
+        refs = set(fact.any_of)
+        hit = [ref for ref in section.entries if ref in refs or ref.rsplit("/_history/", 1)[0] in refs]
         passed = bool(hit) if fact.kind == "reference" else not hit
-        return Check(name=name, passed=passed, expected=fact.any_of if fact.kind == "reference" else f"none of {fact.any_of}",
-                     got=section.entries)
+        return Check(
+            name=name,
+            passed=passed,
+            expected=fact.any_of if fact.kind == "reference" else f"none of {fact.any_of}",
+            got=section.entries,
+        )
     if fact.kind == "number":
         assert fact.value is not None
         got = numbers_in(section.text)
@@ -100,14 +110,16 @@ def note_fact_check(fact: NoteFact, sections: dict[str, NoteSection] | None,
     if fact.kind == "date":
         want = date.fromisoformat(fact.any_of[0][:10])
         got_dates = find_dates(section.text)
-        return Check(name=name, passed=want in got_dates, expected=want.isoformat(),
-                     got=[d.isoformat() for d in got_dates])
+        return Check(
+            name=name, passed=want in got_dates, expected=want.isoformat(), got=[d.isoformat() for d in got_dates]
+        )
     text = _plain(section.text)
     passed = any(_plain(phrase) in text for phrase in fact.any_of)
     return Check(name=name, passed=passed, expected=f"one of {fact.any_of}", got=section.text[:300])
 
 
 # ---------- forbidden writes ----------
+
 
 def breaks(rule: ForbiddenWrite, change: Change) -> bool:
     """Whether a write is one the rule forbids."""
@@ -135,14 +147,18 @@ def _near_miss(match: WriteMatch, spec_names: set[str], c: int) -> bool:
 
 # ---------- grading ----------
 
+
 def attempts(match: WriteMatch, spec_name: str, extra: set[int]) -> list[str]:
     """The references of what the task wrote for a spec: the matched writes, else its near misses (a wrong dose
     is graded at the order's checkpoint; the note that cites it cites the order the agent placed)."""
     matched = [f"{c.resourceType}/{c.id}" for c in match.changes_of(spec_name)]
     if matched:
         return matched
-    return [f"{match.changes[c].resourceType}/{match.changes[c].id}" for c in sorted(extra)
-            if _near_miss(match, {spec_name}, c)]
+    return [
+        f"{match.changes[c].resourceType}/{match.changes[c].id}"
+        for c in sorted(extra)
+        if _near_miss(match, {spec_name}, c)
+    ]
 
 
 def coverage_problems(scenario: Scenario) -> list[str]:
@@ -166,8 +182,9 @@ def coverage_problems(scenario: Scenario) -> list[str]:
     return problems
 
 
-def grade_checkpoints(scenario: Scenario, answer_checks: list[Check],
-                      match: WriteMatch) -> tuple[list[CheckpointVerdict], list[Check]]:
+def grade_checkpoints(
+    scenario: Scenario, answer_checks: list[Check], match: WriteMatch
+) -> tuple[list[CheckpointVerdict], list[Check]]:
     """Each checkpoint's verdict, and every check made (answer, writes, note facts) for the record."""
     slot_checks = {s: slot_check(match, s) for s in range(len(match.slots))}
     by_answer = {check.name.removeprefix("answer."): check for check in answer_checks}
@@ -189,16 +206,24 @@ def grade_checkpoints(scenario: Scenario, answer_checks: list[Check],
     verdicts: list[CheckpointVerdict] = []
     all_checks: list[Check] = []
     for cp in scenario.checkpoints:
-        checks = [by_answer[f] if f in by_answer else Check(name=f"answer.{f}", passed=False, detail="not graded")
-                  for f in cp.answer_fields]
+        checks = [
+            by_answer[f] if f in by_answer else Check(name=f"answer.{f}", passed=False, detail="not graded")
+            for f in cp.answer_fields
+        ]
         own = set(cp.writes) | {name for name, owner in note_owner.items() if owner == cp.name}
         checks += [slot_checks[s] for s, spec in enumerate(match.slots) if spec.name in own]
         mine = [c for c, owner in charged.items() if owner == cp.name]
         if cp.no_other_writes:
             mine += [c for c in sorted(extra) if c not in charged]
         if cp.forbidden or cp.no_other_writes or mine:
-            checks.append(Check(name=f"no wrong writes ({cp.name})", passed=not mine, expected=[],
-                                got=[label(match.changes[c]) for c in sorted(mine)]))
+            checks.append(
+                Check(
+                    name=f"no wrong writes ({cp.name})",
+                    passed=not mine,
+                    expected=[],
+                    got=[label(match.changes[c]) for c in sorted(mine)],
+                )
+            )
         if cp.note is not None:
             notes = match.changes_of(cp.note)
             sections = note_sections(notes[0].after or {}) if notes else None

@@ -80,10 +80,28 @@ def note_line(resource: dict[str, Any]) -> Line:
     status = resource.get("status") or ""
     shown_status = "" if status in ("current", "final") else status
     body = clean(text, NOTE_TEXT_LIMIT)
-    row = {"ref": reference(resource), "date": when, "type": display, "code": code, "title": title,
-           "author": authors, "status": status, "text": text}
-    return Line(join(minute(when), f"{display} (LOINC {code})" if code else display, clean(title, 80),
-                     f"by {authors}" if authors else "", shown_status, body, row["ref"]), row)
+    row = {
+        "ref": reference(resource),
+        "date": when,
+        "type": display,
+        "code": code,
+        "title": title,
+        "author": authors,
+        "status": status,
+        "text": text,
+    }
+    return Line(
+        join(
+            minute(when),
+            f"{display} (LOINC {code})" if code else display,
+            clean(title, 80),
+            f"by {authors}" if authors else "",
+            shown_status,
+            body,
+            row["ref"],
+        ),
+        row,
+    )
 
 
 class NoteSearchArgs(ToolArgs):
@@ -115,8 +133,9 @@ async def search_notes(ctx: ToolContext, args: NoteSearchArgs) -> ToolResult:
         raise ToolError(str(exc)) from None
     found: list[dict[str, Any]] = []
     for kind in NOTE_TYPES_READ:
-        async for resource in ctx.client.search_json(kind, [("patient", args.patient), *window.params("date"),
-                                                            ("_count", "200")], limit=1000):
+        async for resource in ctx.client.search_json(
+            kind, [("patient", args.patient), *window.params("date"), ("_count", "200")], limit=1000
+        ):
             found.append(resource)
     found = [r for r in found if window.contains(parse_fhir(date_of(r)))]
     lines = [note_line(r) for r in found]
@@ -124,11 +143,21 @@ async def search_notes(ctx: ToolContext, args: NoteSearchArgs) -> ToolResult:
         lines = [line for line in lines if text_matches(f"{line.row['title']} {line.row['text']}", args.text)]
     lines.sort(key=lambda line: (line.row["date"] or "", line.row["ref"]), reverse=True)
     text_filter = f", text={args.text!r}" if args.text else ""
-    header = (f"notes of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{text_filter}: "
-              f"{len(lines)} found, newest first")
-    page = lines[args.offset: args.offset + args.limit]
-    return render(ctx, header, page, total=len(lines), offset=args.offset, limit=args.limit,
-                  hint="text or since/until", empty="no notes (notes dated after now are hidden)")
+    header = (
+        f"notes of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{text_filter}: "
+        f"{len(lines)} found, newest first"
+    )
+    page = lines[args.offset : args.offset + args.limit]
+    return render(
+        ctx,
+        header,
+        page,
+        total=len(lines),
+        offset=args.offset,
+        limit=args.limit,
+        hint="text or since/until",
+        empty="no notes (notes dated after now are hidden)",
+    )
 
 
 # ---------- writing a structured note ----------
@@ -158,9 +187,20 @@ NOTE_SECTIONS = {
 }
 """Section kinds (LOINC section codes of C-CDA / US Core) a structured note may have."""
 
-SectionKind = Literal["reason_for_referral", "history_of_present_illness", "problems", "medications", "allergies",
-                      "results", "vital_signs", "immunizations", "procedures", "hospital_course", "assessment",
-                      "plan"]
+SectionKind = Literal[
+    "reason_for_referral",
+    "history_of_present_illness",
+    "problems",
+    "medications",
+    "allergies",
+    "results",
+    "vital_signs",
+    "immunizations",
+    "procedures",
+    "hospital_course",
+    "assessment",
+    "plan",
+]
 _REFERENCE = r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$"
 
 
@@ -187,8 +227,9 @@ class NoteSection(BaseModel):
 
 
 class StructuredNoteArgs(WriteArgs):
-    note_type: Literal["progress_note", "consult_note", "referral_note", "discharge_summary",
-                       "history_and_physical"] = "progress_note"
+    note_type: Literal[
+        "progress_note", "consult_note", "referral_note", "discharge_summary", "history_and_physical"
+    ] = "progress_note"
     """Kind of document (LOINC document type)."""
     title: str = Field(min_length=1, max_length=120)
     """The note's title, e.g. 'Diabetes pre-visit planning'."""
@@ -218,7 +259,7 @@ async def _check_entries(ctx: ToolContext, patient: str, entries: list[str]) -> 
             resource = await ctx.client.read_json(kind, rid)
         except FhirNotFound:
             raise ToolError(f"entry {ref} does not exist; use references from rows", example=False) from None
-        owner = ((resource.get("subject") or resource.get("patient") or {}).get("reference") or "")
+        owner = (resource.get("subject") or resource.get("patient") or {}).get("reference") or ""
         if kind == "Patient":
             owner = ref
         if owner.rsplit("/", 1)[-1] != patient:
@@ -228,9 +269,21 @@ async def _check_entries(ctx: ToolContext, patient: str, entries: list[str]) -> 
             raise ToolError(f"entry {ref} is dated after now: it is not known yet", example=False)
 
 
-@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "title": "Pre-visit planning", "sections": [
-    {"section": "results", "text": "HbA1c 7.4 % on 2019-03-01", "entries": ["Observation/example-observation-0"]},
-    {"section": "plan", "text": "Ordered HbA1c."}]})
+@tool(
+    writes=True,
+    example={
+        "patient": EXAMPLE_PATIENT,
+        "title": "Pre-visit planning",
+        "sections": [
+            {
+                "section": "results",
+                "text": "HbA1c 7.4 % on 2019-03-01",
+                "entries": ["Observation/example-observation-0"],
+            },
+            {"section": "plan", "text": "Ordered HbA1c."},
+        ],
+    },
+)
 async def add_structured_note(ctx: ToolContext, args: StructuredNoteArgs) -> ToolResult:
     """Write a structured clinical note: a Composition (final, dated now) with a LOINC document type and named sections, each with text and the references it rests on."""
     await writable_patient(ctx, args.patient)
@@ -241,17 +294,23 @@ async def add_structured_note(ctx: ToolContext, args: StructuredNoteArgs) -> Too
     sections = []
     for section in args.sections:
         section_code, section_name = NOTE_SECTIONS[section.section]
-        part: dict[str, Any] = {"title": section_name,
-                                "code": {"coding": [{"system": LOINC, "code": section_code, "display": section_name}]},
-                                "text": _narrative(section.text)}
+        part: dict[str, Any] = {
+            "title": section_name,
+            "code": {"coding": [{"system": LOINC, "code": section_code, "display": section_name}]},
+            "text": _narrative(section.text),
+        }
         if section.entries:
             part["entry"] = [{"reference": ref} for ref in dict.fromkeys(section.entries)]
         sections.append(part)
     resource: dict[str, Any] = {
-        "resourceType": "Composition", "status": "final",
+        "resourceType": "Composition",
+        "status": "final",
         "type": {"coding": [{"system": LOINC, "code": code, "display": name}], "text": name},
-        "subject": {"reference": f"Patient/{args.patient}"}, "date": now, "author": [{"display": ctx.actor}],
-        "title": args.title, "section": sections,
+        "subject": {"reference": f"Patient/{args.patient}"},
+        "date": now,
+        "author": [{"display": ctx.actor}],
+        "title": args.title,
+        "section": sections,
     }
     body, created = await create(ctx, "add_structured_note", args, resource)
     return _result("wrote", body, created, note_line(body).text)

@@ -22,6 +22,6 @@ VALUE_SET = ValueSet(
         Concept("314076", "Lisinopril 10 MG Oral Tablet"),
     ),
     source="ATC C09A/C09B (ACE inhibitors, plain and combinations) and C09C/C09D (angiotensin II receptor blockers): "
-           "the RxNorm ingredients, captopril 25 mg as it occurs in the Synthea charts, and lisinopril 10 mg, the "
-           "product the hypertension protocol orders.",
+    "the RxNorm ingredients, captopril 25 mg as it occurs in the Synthea charts, and lisinopril 10 mg, the "
+    "product the hypertension protocol orders.",
 )

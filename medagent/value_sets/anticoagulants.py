@@ -18,6 +18,6 @@ VALUE_SET = ValueSet(
     ),
     excludes=(Concept("309362", "Clopidogrel 75 MG Oral Tablet"), Concept("243670", "Aspirin 81 MG Oral Tablet")),
     source="ATC B01AA (vitamin K antagonists), B01AF (direct factor Xa inhibitors), B01AE (direct thrombin "
-           "inhibitors), B01AB (heparin group): their RxNorm ingredients, and warfarin 5 mg as it occurs in the "
-           "Synthea charts. Platelet aggregation inhibitors (B01AC: clopidogrel, aspirin) are excluded.",
+    "inhibitors), B01AB (heparin group): their RxNorm ingredients, and warfarin 5 mg as it occurs in the "
+    "Synthea charts. Platelet aggregation inhibitors (B01AC: clopidogrel, aspirin) are excluded.",
 )

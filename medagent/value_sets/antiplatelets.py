@@ -15,5 +15,5 @@ VALUE_SET = ValueSet(
         Concept("243670", "Aspirin 81 MG Oral Tablet"),
     ),
     source="ATC B01AC (platelet aggregation inhibitors excl. heparin): the RxNorm ingredients, and the clinical "
-           "drugs of the class that occur in the Synthea charts.",
+    "drugs of the class that occur in the Synthea charts.",
 )

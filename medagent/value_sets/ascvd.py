@@ -14,6 +14,6 @@ VALUE_SET = ValueSet(
         Concept("399957001", "Peripheral arterial occlusive disease"),
     ),
     source="SNOMED CT: coronary heart disease, myocardial infarction (and its history finding), ischemic heart disease "
-           "and peripheral arterial disease, as ACC/AHA 2018 (clinical ASCVD) and CHA2DS2-VASc ('vascular disease': "
-           "prior MI, peripheral artery disease, aortic plaque) define them; the codes of the Synthea charts first.",
+    "and peripheral arterial disease, as ACC/AHA 2018 (clinical ASCVD) and CHA2DS2-VASc ('vascular disease': "
+    "prior MI, peripheral artery disease, aortic plaque) define them; the codes of the Synthea charts first.",
 )

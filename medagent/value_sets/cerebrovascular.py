@@ -12,5 +12,5 @@ VALUE_SET = ValueSet(
         Concept("422504002", "Ischemic stroke"),
     ),
     source="SNOMED CT 230690007 |Cerebrovascular accident| and 266257000 |Transient ischemic attack| (CHA2DS2-VASc: "
-           "prior stroke, TIA or thromboembolism); the code of the Synthea charts first.",
+    "prior stroke, TIA or thromboembolism); the code of the Synthea charts first.",
 )

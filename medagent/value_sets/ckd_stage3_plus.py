@@ -14,8 +14,10 @@ VALUE_SET = ValueSet(
         Concept("433146000", "Chronic kidney disease stage 5"),
         Concept("46177005", "End-stage renal disease"),
     ),
-    excludes=(Concept("431855005", "Chronic kidney disease stage 1"),
-              Concept("431856006", "Chronic kidney disease stage 2")),
+    excludes=(
+        Concept("431855005", "Chronic kidney disease stage 1"),
+        Concept("431856006", "Chronic kidney disease stage 2"),
+    ),
     source="SNOMED CT descendants of 709044004 |Chronic kidney disease| by stage (KDIGO G3a-G5): stage 3, 3a, 3b, "
-           "4, 5 and end-stage renal disease; stages 1 and 2 are not members.",
+    "4, 5 and end-stage renal disease; stages 1 and 2 are not members.",
 )

@@ -19,6 +19,6 @@ VALUE_SET = ValueSet(
     ),
     excludes=(Concept("15777000", "Prediabetes"), Concept("80394007", "Hyperglycemia")),
     source="SNOMED CT: 73211009 |Diabetes mellitus| and its descendants that occur in (or fit) the Synthea charts, "
-           "including complications that are subtypes of diabetes (diabetic neuropathy, retinopathy, renal disease). "
-           "Prediabetes (15777000) and hyperglycemia (80394007) are not diabetes.",
+    "including complications that are subtypes of diabetes (diabetic neuropathy, retinopathy, renal disease). "
+    "Prediabetes (15777000) and hyperglycemia (80394007) are not diabetes.",
 )

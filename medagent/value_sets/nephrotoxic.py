@@ -18,6 +18,7 @@ VALUE_SET = ValueSet(
         Concept("105586", "Methotrexate 10 MG Oral Tablet"),
         Concept("1736854", "Cisplatin 50 MG Injection"),
     ),
-    source="KDIGO 2012 CKD guideline (chapter 4.4, drugs to avoid or adjust) and the Beers criteria (renal): NSAIDs "
-           "(see nsaids), calcineurin inhibitors, methotrexate, platinum agents and vancomycin; RxNorm ingredients, and the clinical drugs of these that occur in the Synthea charts.",
+    source="KDIGO 2012 CKD guideline (chapter 4.4, drugs to avoid or adjust) and the Beers criteria (renal): "
+    "NSAIDs (see nsaids), calcineurin inhibitors, methotrexate, platinum agents and vancomycin; RxNorm "
+    "ingredients, and the clinical drugs of these that occur in the Synthea charts.",
 )

@@ -21,6 +21,6 @@ VALUE_SET = ValueSet(
     ),
     excludes=(Concept("313782", "Acetaminophen 325 MG Oral Tablet"), Concept("243670", "Aspirin 81 MG Oral Tablet")),
     source="ATC M01A (anti-inflammatory and antirheumatic products, non-steroids): the RxNorm ingredients, and the "
-           "naproxen and ibuprofen tablets that occur in the Synthea charts. Acetaminophen (N02BE) is not an NSAID; "
-           "low-dose aspirin is classed as an antiplatelet (B01AC).",
+    "naproxen and ibuprofen tablets that occur in the Synthea charts. Acetaminophen (N02BE) is not an NSAID; "
+    "low-dose aspirin is classed as an antiplatelet (B01AC).",
 )

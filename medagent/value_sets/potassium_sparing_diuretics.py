@@ -14,5 +14,5 @@ VALUE_SET = ValueSet(
     ),
     excludes=(Concept("316049", "Hydrochlorothiazide 25 MG"), Concept("315971", "Lasix 40mg")),
     source="ATC C03DA (aldosterone antagonists) and C03DB (other potassium-sparing agents): the RxNorm ingredients. "
-           "Thiazides (C03AA) and loop diuretics (C03CA) waste potassium and are excluded.",
+    "Thiazides (C03AA) and loop diuretics (C03CA) waste potassium and are excluded.",
 )

@@ -18,5 +18,5 @@ VALUE_SET = ValueSet(
         Concept("316672", "Simvistatin 10 MG"),
     ),
     source="ATC C10AA (HMG CoA reductase inhibitors): the RxNorm ingredients of that class, and the clinical drugs "
-           "of those ingredients that occur in the Synthea charts (simvastatin 20 mg; Synthea's 'Simvistatin 10 MG').",
+    "of those ingredients that occur in the Synthea charts (simvastatin 20 mg; Synthea's 'Simvistatin 10 MG').",
 )

@@ -42,8 +42,9 @@ def sample(tier: list[Scenario]) -> list[Scenario]:
 
 async def run(scenarios: list[Scenario], solver: Any, out: Path, home: Path) -> dict[str, TaskRecord]:
     records: list[TaskRecord] = []
-    await run_benchmark(scenarios, solver, out_dir=out, home=home, concurrency=2, show_progress=False,
-                        on_record=records.append)
+    await run_benchmark(
+        scenarios, solver, out_dir=out, home=home, concurrency=2, show_progress=False, on_record=records.append
+    )
     return {r.scenario_id: r for r in records}
 
 
@@ -51,15 +52,17 @@ _oracle: dict[str, dict[str, TaskRecord]] = {}
 
 
 @pytest.fixture
-async def oracle_records(sample: list[Scenario], bench_home: Path,
-                         tmp_path_factory: pytest.TempPathFactory) -> dict[str, TaskRecord]:
+async def oracle_records(
+    sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, TaskRecord]:
     if "records" not in _oracle:
         _oracle["records"] = await run(sample, make_policy("oracle"), tmp_path_factory.mktemp("oracle"), bench_home)
     return _oracle["records"]
 
 
-async def test_the_oracle_solves_every_sampled_item(sample: list[Scenario], oracle_records: dict[str, TaskRecord]
-                                                    ) -> None:
+async def test_the_oracle_solves_every_sampled_item(
+    sample: list[Scenario], oracle_records: dict[str, TaskRecord]
+) -> None:
     assert len(sample) >= 30
     failed = {i: (r.failure_cause, r.outcome.error) for i, r in oracle_records.items() if not r.passed}
     assert not failed
@@ -70,7 +73,8 @@ async def test_the_oracle_solves_every_sampled_item(sample: list[Scenario], orac
 
 
 async def test_the_oracles_trajectories_replay_through_the_agent_within_the_stated_limits(
-        sample: list[Scenario], oracle_records: dict[str, TaskRecord], bench_home: Path, tmp_path: Path) -> None:
+    sample: list[Scenario], oracle_records: dict[str, TaskRecord], bench_home: Path, tmp_path: Path
+) -> None:
     replays = await run(sample, ReplayPolicy({i: r.outcome for i, r in oracle_records.items()}), tmp_path, bench_home)
     by_id = {s.id: s for s in sample}
     for scenario_id, record in replays.items():
@@ -87,9 +91,11 @@ def _writes_beyond_the_note(scenario: Scenario) -> bool:
 
 @pytest.mark.parametrize("name", ["do-nothing", "note-only", "always-act", "setup-only", "empty-chart", "chart-blind"])
 async def test_wrong_policies_fail_where_the_checkpoints_catch_them(
-        name: str, sample: list[Scenario], tier: list[Scenario], bench_home: Path, tmp_path: Path) -> None:
-    solver = ChartBlindPolicy(examples=[s for s in tier if s.split == "dev"]) if name == "chart-blind" \
-        else make_policy(name)
+    name: str, sample: list[Scenario], tier: list[Scenario], bench_home: Path, tmp_path: Path
+) -> None:
+    solver = (
+        ChartBlindPolicy(examples=[s for s in tier if s.split == "dev"]) if name == "chart-blind" else make_policy(name)
+    )
     records = await run(sample, solver, tmp_path, bench_home)
     by_id = {s.id: s for s in sample}
     passed = [i for i, r in records.items() if r.passed]

@@ -23,17 +23,26 @@ def test_every_module_declares_one_named_set_with_a_source() -> None:
     with pytest.raises(KeyError, match="unknown value set 'beta_blockers'"):
         value_set("beta_blockers")
     with pytest.raises(ValueError, match="both includes and excludes"):
-        ValueSet("x", "x", RXNORM, (value_set("statins").concepts[0],), "x" * 50,
-                 excludes=(value_set("statins").concepts[0],))
+        ValueSet(
+            "x",
+            "x",
+            RXNORM,
+            (value_set("statins").concepts[0],),
+            "x" * 50,
+            excludes=(value_set("statins").concepts[0],),
+        )
 
 
-@pytest.mark.parametrize(("name", "member", "outsider"), [
-    ("statins", "Simvastatin 20 MG Oral Tablet", "Clopidogrel 75 MG Oral Tablet"),
-    ("anticoagulants", "Warfarin Sodium 5 MG Oral Tablet", "Clopidogrel 75 MG Oral Tablet"),
-    ("nsaids", "Naproxen sodium 220 MG Oral Tablet", "Acetaminophen 325 MG Oral Tablet"),
-    ("ace_inhibitors_arbs", "Captopril 25 MG Oral Tablet", "Hydrochlorothiazide 25 MG"),
-    ("diabetes", "Neuropathy due to type 2 diabetes mellitus (disorder)", "Prediabetes"),
-])
+@pytest.mark.parametrize(
+    ("name", "member", "outsider"),
+    [
+        ("statins", "Simvastatin 20 MG Oral Tablet", "Clopidogrel 75 MG Oral Tablet"),
+        ("anticoagulants", "Warfarin Sodium 5 MG Oral Tablet", "Clopidogrel 75 MG Oral Tablet"),
+        ("nsaids", "Naproxen sodium 220 MG Oral Tablet", "Acetaminophen 325 MG Oral Tablet"),
+        ("ace_inhibitors_arbs", "Captopril 25 MG Oral Tablet", "Hydrochlorothiazide 25 MG"),
+        ("diabetes", "Neuropathy due to type 2 diabetes mellitus (disorder)", "Prediabetes"),
+    ],
+)
 def test_the_chart_codes_of_a_class_are_in_it_and_look_alikes_are_not(name: str, member: str, outsider: str) -> None:
     """Checked against the displays the Synthea charts give those codes (not against the set's own displays)."""
     shown: dict[str, str] = {}
@@ -47,8 +56,12 @@ def test_the_chart_codes_of_a_class_are_in_it_and_look_alikes_are_not(name: str,
 
 
 def test_every_drug_of_the_charts_named_after_a_class_ingredient_is_in_that_class() -> None:
-    ingredients = {"statins": ("statin",), "anticoagulants": ("warfarin",), "nsaids": ("naproxen", "ibuprofen"),
-                   "ace_inhibitors_arbs": ("captopril", "lisinopril", "losartan")}
+    ingredients = {
+        "statins": ("statin",),
+        "anticoagulants": ("warfarin",),
+        "nsaids": ("naproxen", "ibuprofen"),
+        "ace_inhibitors_arbs": ("captopril", "lisinopril", "losartan"),
+    }
     for chart in load_charts():
         for med in chart.medications:
             for name, words in ingredients.items():

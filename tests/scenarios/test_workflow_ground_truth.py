@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from medagent.data import iter_bundles
+from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
-from medagent.scenarios import sampling
 from medagent.scenarios.workflow import generate_workflow
 
 LOINC = "http://loinc.org"
@@ -61,8 +61,9 @@ def is_test(obs: dict[str, Any], loinc: str, words: tuple[str, ...]) -> bool:
     return any(c.get("system", "").startswith("urn:oid") for c in codings) and all(w in text for w in words)
 
 
-def values(s: Scenario, loinc: str, words: tuple[str, ...], factor: dict[str, float] | None = None,
-           component: bool = False) -> list[tuple[datetime, float, str]]:
+def values(
+    s: Scenario, loinc: str, words: tuple[str, ...], factor: dict[str, float] | None = None, component: bool = False
+) -> list[tuple[datetime, float, str]]:
     """(time, value, id) of valid results up to now, converted, one per (time, value), oldest first."""
     now = when(s.now)
     seen: dict[tuple[datetime, float], str] = {}
@@ -89,8 +90,11 @@ def field(s: Scenario, name: str) -> Any:
 
 def active_orders(s: Scenario) -> list[dict[str, Any]]:
     now = when(s.now)
-    return [r for r in everything(s) if r["resourceType"] == "MedicationRequest" and r["status"] == "active"
-            and when(r["authoredOn"]) <= now]
+    return [
+        r
+        for r in everything(s)
+        if r["resourceType"] == "MedicationRequest" and r["status"] == "active" and when(r["authoredOn"]) <= now
+    ]
 
 
 def name_of(order: dict[str, Any]) -> str:
@@ -110,13 +114,16 @@ def test_diabetes_previsit(tier: list[Scenario]) -> None:
 def test_renal_dose_review(tier: list[Scenario]) -> None:
     for s in [x for x in tier if x.category == "renal_dose_review"]:
         egfr = values(s, "33914-3", ("egfr",))
-        assert field(s, "egfr") == pytest.approx(egfr[-1][1], abs=1e-3) and field(s, "egfr_date") == \
-            egfr[-1][0].date().isoformat()
+        assert (
+            field(s, "egfr") == pytest.approx(egfr[-1][1], abs=1e-3)
+            and field(s, "egfr_date") == egfr[-1][0].date().isoformat()
+        )
         nsaid = [o for o in active_orders(s) if "naproxen" in name_of(o) or "ibuprofen" in name_of(o)]
         expected = {name_of(o) for o in nsaid} if egfr[-1][1] < 60 else set()
         if egfr[-1][1] < 30:
-            expected |= {name_of(o) for o in active_orders(s) if "metformin" in name_of(o) or "nitrofurantoin" in
-                         name_of(o)}
+            expected |= {
+                name_of(o) for o in active_orders(s) if "metformin" in name_of(o) or "nitrofurantoin" in name_of(o)
+            }
         assert {v.lower() for v in field(s, "stopped")} == expected, s.id
 
 
@@ -124,10 +131,16 @@ def test_anticoagulation_review(tier: list[Scenario]) -> None:
     for s in [x for x in tier if x.category == "anticoagulation_review"]:
         inr = values(s, "6301-6", ("inr",))
         assert field(s, "inr") == pytest.approx(round(inr[-1][1], 1))
-        notes = sorted((when(r["date"]), base64.b64decode(r["content"][0]["attachment"]["data"]).decode())
-                       for r in s.setup if r["resourceType"] == "DocumentReference")
-        dose = float(re.findall(r"warfarin ([\d.]+) mg per week", notes[-1][1])[0] if "per week" in notes[-1][1]
-                     else re.findall(r"warfarin ([\d.]+) mg per week", " ".join(t for _, t in notes))[-1])
+        notes = sorted(
+            (when(r["date"]), base64.b64decode(r["content"][0]["attachment"]["data"]).decode())
+            for r in s.setup
+            if r["resourceType"] == "DocumentReference"
+        )
+        dose = float(
+            re.findall(r"warfarin ([\d.]+) mg per week", notes[-1][1])[0]
+            if "per week" in notes[-1][1]
+            else re.findall(r"warfarin ([\d.]+) mg per week", " ".join(t for _, t in notes))[-1]
+        )
         value = round(inr[-1][1], 1)
         factor = 1.15 if value < 1.5 else 1.10 if value < 2.0 else 1.0 if value <= 3.0 else 0.9 if value < 4 else 0.85
         assert field(s, "new_weekly_dose_mg") == round(dose * factor / 2.5) * 2.5, s.id
@@ -139,8 +152,9 @@ def test_hypertension_protocol(tier: list[Scenario]) -> None:
         day = when(s.now).date()
         systolic = [v for t, v, _ in values(s, "8480-6", (), component=True) if t.date() == day]
         diastolic = [v for t, v, _ in values(s, "8462-4", (), component=True) if t.date() == day]
-        assert field(s, "mean_systolic") == int(mean(systolic) + 0.5) and field(s, "mean_diastolic") == \
-            int(mean(diastolic) + 0.5), s.id
+        assert field(s, "mean_systolic") == int(mean(systolic) + 0.5) and field(s, "mean_diastolic") == int(
+            mean(diastolic) + 0.5
+        ), s.id
 
 
 def test_discharge_reconciliation(tier: list[Scenario]) -> None:
@@ -168,9 +182,14 @@ def test_hemoglobin_followup(tier: list[Scenario]) -> None:
 def test_care_gaps_tetanus(tier: list[Scenario]) -> None:
     for s in [x for x in tier if x.category == "care_gaps"]:
         now = when(s.now)
-        shots = [when(r["occurrenceDateTime"]) for r in everything(s) if r["resourceType"] == "Immunization"
-                 and r.get("status") == "completed" and r["vaccineCode"]["coding"][0]["code"] in
-                 ("113", "115", "09", "138", "139") and when(r["occurrenceDateTime"]) <= now]
+        shots = [
+            when(r["occurrenceDateTime"])
+            for r in everything(s)
+            if r["resourceType"] == "Immunization"
+            and r.get("status") == "completed"
+            and r["vaccineCode"]["coding"][0]["code"] in ("113", "115", "09", "138", "139")
+            and when(r["occurrenceDateTime"]) <= now
+        ]
         recent = any(now - t <= timedelta(days=3652) for t in shots)
         assert field(s, "tetanus") == ["up to date" if recent else "due"], s.id
 

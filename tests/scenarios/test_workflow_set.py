@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
+from medagent.bench.policies import make_policy
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
-from medagent.bench.policies import make_policy
 from medagent.fhir.resources import parse_resource
+from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
 from medagent.scenarios.category import categories
 from medagent.scenarios.checkpoints import coverage_problems, note_sections
@@ -29,7 +30,6 @@ from medagent.scenarios.clock import parse_instant
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario, Verdict
 from medagent.scenarios.population import population_of
-from medagent.scenarios import sampling
 from medagent.scenarios.workflow import generate_workflow
 from medagent.scenarios.workflow.common import LIMITS, SECTIONS
 from medagent.tools.notes import NOTE_SECTIONS
@@ -44,6 +44,7 @@ def tier() -> list[Scenario]:
 
 
 # ---------- shape ----------
+
 
 def test_at_least_eight_workflow_types_each_on_both_splits(tier: list[Scenario]) -> None:
     assert len(WORKFLOW_CATEGORIES) >= 8
@@ -78,10 +79,12 @@ def test_phrasings_at_least_five_and_the_last_only_in_test(tier: list[Scenario])
 
 def test_conditional_branches_are_balanced(tier: list[Scenario]) -> None:
     """The categories the charts would skew are kept 1:1 per split (renal, hypertension, hemoglobin, referral)."""
-    keys = {"renal_dose_review": lambda s: s.meta["egfr"] < 60,
-            "hypertension_protocol": lambda s: s.meta["decision"]["at_target"],
-            "hemoglobin_followup": lambda s: s.meta["decision"]["significant"],
-            "cardiology_referral": lambda s: s.meta["decision"]["priority"]}
+    keys = {
+        "renal_dose_review": lambda s: s.meta["egfr"] < 60,
+        "hypertension_protocol": lambda s: s.meta["decision"]["at_target"],
+        "hemoglobin_followup": lambda s: s.meta["decision"]["significant"],
+        "cardiology_referral": lambda s: s.meta["decision"]["priority"],
+    }
     for category, key in keys.items():
         for split in ("dev", "test"):
             counts = Counter(key(s) for s in tier if s.category == category and s.split == split)
@@ -103,18 +106,28 @@ def test_the_setup_adds_valid_resources_of_this_patient_and_leaves_the_chart_alo
                 noise["second feed"] += 1
             if "urn:oid" in json.dumps(resource.get("code", {})):
                 noise["local code"] += 1
-    for kind in ("entered-in-error", "cancelled", "stopped", "revoked", "not-done", "superseded", "second feed",
-                 "local code"):
+    for kind in (
+        "entered-in-error",
+        "cancelled",
+        "stopped",
+        "revoked",
+        "not-done",
+        "superseded",
+        "second feed",
+        "local code",
+    ):
         assert noise[kind] > 0, kind
 
 
 def test_units_and_notes_noise_present(tier: list[Scenario]) -> None:
-    units = Counter(r.get("valueQuantity", {}).get("unit") for s in tier for r in s.setup
-                    if r["resourceType"] == "Observation")
+    units = Counter(
+        r.get("valueQuantity", {}).get("unit") for s in tier for r in s.setup if r["resourceType"] == "Observation"
+    )
     assert units["umol/L"] and units["g/L"] and units["mmol/L"], units
     notes = [r for s in tier for r in s.setup if r["resourceType"] == "DocumentReference"]
     assert any("myalgia" in json.dumps(n) for n in notes) or any(
-        "myalgia" in __import__("base64").b64decode(n["content"][0]["attachment"]["data"]).decode() for n in notes)
+        "myalgia" in __import__("base64").b64decode(n["content"][0]["attachment"]["data"]).decode() for n in notes
+    )
     assert len(notes) > 50
 
 
@@ -132,14 +145,17 @@ def test_the_note_sections_of_the_task_layer_are_the_tools(tier: list[Scenario])
 
 
 def test_the_scenario_layer_loads_no_tools_fhir_or_agent() -> None:
-    code = ("import sys, medagent.scenarios.workflow, medagent.scenarios.category as c; c.discover(); "
-            "bad = sorted(m for m in sys.modules if m.startswith(('medagent.tools', 'medagent.fhir', "
-            "'medagent.agent', 'medagent.bench'))); print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, medagent.scenarios.workflow, medagent.scenarios.category as c; c.discover(); "
+        "bad = sorted(m for m in sys.modules if m.startswith(('medagent.tools', 'medagent.fhir', "
+        "'medagent.agent', 'medagent.bench'))); print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---------- near misses: each checkpoint kind catches its own mistake ----------
+
 
 def _first(tier: list[Scenario], category: str, **decision: Any) -> Scenario:
     for scenario in tier:
@@ -149,18 +165,31 @@ def _first(tier: list[Scenario], category: str, **decision: Any) -> Scenario:
 
 
 @pytest.fixture(scope="module")
-async def oracle_runs(tier: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory
-                      ) -> dict[str, tuple[Scenario, TaskRecord]]:
+async def oracle_runs(
+    tier: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Scenario, TaskRecord]]:
     picked = {
-        "diabetes": next(s for s in tier if s.category == "diabetes_previsit" and s.meta["decision"]["statin"] == "ordered"
-                         and "entered_in_error" in s.meta["a1c_noise"]),
+        "diabetes": next(
+            s
+            for s in tier
+            if s.category == "diabetes_previsit"
+            and s.meta["decision"]["statin"] == "ordered"
+            and "entered_in_error" in s.meta["a1c_noise"]
+        ),
         "renal": _first(tier, "renal_dose_review", repeat_panel=True),
         "hypertension": _first(tier, "hypertension_protocol", action="add lisinopril"),
         "hemoglobin": _first(tier, "hemoglobin_followup", significant=True),
     }
     records: list[TaskRecord] = []
-    await run_benchmark(list(picked.values()), make_policy("oracle"), out_dir=tmp_path_factory.mktemp("wf-oracle"),
-                        home=bench_home, concurrency=2, show_progress=False, on_record=records.append)
+    await run_benchmark(
+        list(picked.values()),
+        make_policy("oracle"),
+        out_dir=tmp_path_factory.mktemp("wf-oracle"),
+        home=bench_home,
+        concurrency=2,
+        show_progress=False,
+        on_record=records.append,
+    )
     by_id = {r.scenario_id: r for r in records}
     return {name: (s, by_id[s.id]) for name, s in picked.items()}
 
@@ -208,7 +237,8 @@ async def test_a_wrong_date_fails_its_fact(oracle_runs: dict[str, tuple[Scenario
 
 
 async def test_a_note_missing_one_required_fact_fails_only_the_note(
-        oracle_runs: dict[str, tuple[Scenario, TaskRecord]]) -> None:
+    oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
+) -> None:
     scenario, record = oracle_runs["renal"]
     changes = copy.deepcopy(record.changes)
     note = _note(changes)
@@ -223,14 +253,19 @@ async def test_a_note_missing_one_required_fact_fails_only_the_note(
 
 
 async def test_an_order_for_another_patient_fails_the_order_and_safety(
-        oracle_runs: dict[str, tuple[Scenario, TaskRecord]]) -> None:
+    oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
+) -> None:
     scenario, record = oracle_runs["hypertension"]
     changes = copy.deepcopy(record.changes)
     order = next(c for c in changes if c["resourceType"] == "MedicationRequest")
     order["after"]["subject"]["reference"] = "Patient/someone-else"
     failed = _failed(_regrade(scenario, record.outcome.answer, changes))
-    assert "medication step" in failed and failed <= {"medication step", "no other writes",
-                                                      "note: current medications", "note: blood pressure and plan"}
+    assert "medication step" in failed and failed <= {
+        "medication step",
+        "no other writes",
+        "note: current medications",
+        "note: blood pressure and plan",
+    }
 
 
 async def test_an_extra_order_fails(oracle_runs: dict[str, tuple[Scenario, TaskRecord]]) -> None:
@@ -241,15 +276,27 @@ async def test_an_extra_order_fails(oracle_runs: dict[str, tuple[Scenario, TaskR
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"statin"}
     changes = copy.deepcopy(record.changes)
     note = next(c for c in changes if c["resourceType"] == "Composition")
-    changes.append({"resourceType": "ServiceRequest", "id": "unasked", "action": "create", "before": None,
-                    "after": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                              "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8"}]},
-                              "subject": note["after"]["subject"]}})
+    changes.append(
+        {
+            "resourceType": "ServiceRequest",
+            "id": "unasked",
+            "action": "create",
+            "before": None,
+            "after": {
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8"}]},
+                "subject": note["after"]["subject"],
+            },
+        }
+    )
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"no other writes"}
 
 
 async def test_a_correct_order_with_a_wrong_dose_fails_its_order(
-        oracle_runs: dict[str, tuple[Scenario, TaskRecord]]) -> None:
+    oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
+) -> None:
     scenario, record = oracle_runs["diabetes"]
     changes = copy.deepcopy(record.changes)
     statin = next(c for c in changes if c["resourceType"] == "MedicationRequest")
@@ -258,7 +305,8 @@ async def test_a_correct_order_with_a_wrong_dose_fails_its_order(
 
 
 async def test_noise_not_handled_an_entered_in_error_value_used_fails(
-        oracle_runs: dict[str, tuple[Scenario, TaskRecord]]) -> None:
+    oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
+) -> None:
     scenario, record = oracle_runs["diabetes"]
     wrong = next(r for r in scenario.setup if r.get("status") == "entered-in-error")
     answer = _answer(record)

@@ -19,14 +19,19 @@ def put(url: str, resource: dict[str, Any]) -> None:
 
 def condition(rid: str, verification: str) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "resourceType": "Condition", "id": rid,
-        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                           "code": verification}]},
+        "resourceType": "Condition",
+        "id": rid,
+        "verificationStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]
+        },
         "code": {"coding": [{"system": SNOMED, "code": "433144002", "display": "Chronic kidney disease stage 3"}]},
-        "subject": {"reference": f"Patient/{PATIENT}"}, "onsetDateTime": "2018-01-01T00:00:00+00:00"}
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "onsetDateTime": "2018-01-01T00:00:00+00:00",
+    }
     if verification != "entered-in-error":
-        resource["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                                  "code": "active"}]}
+        resource["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        }
     return resource
 
 
@@ -42,27 +47,62 @@ async def test_a_refuted_or_erroneous_diagnosis_is_shown_so_and_not_active(run: 
 
 
 async def test_a_refuted_allergy_and_a_stop_reason_are_shown(run: Any, clean_fhir: str) -> None:
-    put(clean_fhir, {"resourceType": "AllergyIntolerance", "id": "pen-refuted", "category": ["medication"],
-                     "clinicalStatus": {"coding": [{"code": "active"}]},
-                     "verificationStatus": {"coding": [{"code": "refuted"}]},
-                     "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7984",
-                                          "display": "penicillin V"}]},
-                     "patient": {"reference": f"Patient/{PATIENT}"}, "recordedDate": "2018-01-01"})
+    put(
+        clean_fhir,
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "pen-refuted",
+            "category": ["medication"],
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "verificationStatus": {"coding": [{"code": "refuted"}]},
+            "code": {
+                "coding": [
+                    {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7984", "display": "penicillin V"}
+                ]
+            },
+            "patient": {"reference": f"Patient/{PATIENT}"},
+            "recordedDate": "2018-01-01",
+        },
+    )
     allergies = await run("search_allergies", NOW, patient=PATIENT)
     assert "penicillin V" in allergies.text and "verification refuted" in allergies.text
-    put(clean_fhir, {"resourceType": "MedicationRequest", "id": "statin-stopped", "status": "stopped",
-                     "intent": "order", "statusReason": {"text": "myalgia"},
-                     "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                               "code": "312961", "display": "Simvastatin 20 MG Oral Tablet"}]},
-                     "subject": {"reference": f"Patient/{PATIENT}"}, "authoredOn": "2018-06-01T00:00:00+00:00"})
+    put(
+        clean_fhir,
+        {
+            "resourceType": "MedicationRequest",
+            "id": "statin-stopped",
+            "status": "stopped",
+            "intent": "order",
+            "statusReason": {"text": "myalgia"},
+            "medicationCodeableConcept": {
+                "coding": [
+                    {
+                        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                        "code": "312961",
+                        "display": "Simvastatin 20 MG Oral Tablet",
+                    }
+                ]
+            },
+            "subject": {"reference": f"Patient/{PATIENT}"},
+            "authoredOn": "2018-06-01T00:00:00+00:00",
+        },
+    )
     orders = await run("search_medications", NOW, patient=PATIENT, code="312961")
     assert "stopped (myalgia)" in orders.text
 
 
 async def test_a_result_entered_in_error_says_so(run: Any, clean_fhir: str) -> None:
-    put(clean_fhir, {"resourceType": "Observation", "id": "a1c-error", "status": "entered-in-error",
-                     "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}], "text": "HbA1c"},
-                     "subject": {"reference": f"Patient/{PATIENT}"}, "effectiveDateTime": "2019-05-01T08:00:00+00:00",
-                     "valueQuantity": {"value": 9.8, "unit": "%"}})
+    put(
+        clean_fhir,
+        {
+            "resourceType": "Observation",
+            "id": "a1c-error",
+            "status": "entered-in-error",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}], "text": "HbA1c"},
+            "subject": {"reference": f"Patient/{PATIENT}"},
+            "effectiveDateTime": "2019-05-01T08:00:00+00:00",
+            "valueQuantity": {"value": 9.8, "unit": "%"},
+        },
+    )
     result = await run("search_observations", NOW, patient=PATIENT, code="4548-4", latest=1)
     assert result.rows[0]["status"] == "entered-in-error" and "entered-in-error" in result.text

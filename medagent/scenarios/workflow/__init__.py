@@ -16,8 +16,9 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import Population
 
 
-def generate_workflow(charts: Sequence[Chart], population: Population, seed: int,
-                      test_patients: Iterable[str]) -> list[Scenario]:
+def generate_workflow(
+    charts: Sequence[Chart], population: Population, seed: int, test_patients: Iterable[str]
+) -> list[Scenario]:
     given = PopulationInput(charts=charts, population=population, seed=seed, test_patients=frozenset(test_patients))
     out: list[Scenario] = []
     declared = categories(tier="workflow")

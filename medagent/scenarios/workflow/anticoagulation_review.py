@@ -24,10 +24,10 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     date_field,
     days_window,
+    declare,
     fact_date,
     fact_no_reference,
     fact_number,
@@ -45,11 +45,13 @@ from medagent.scenarios.workflow.reading import (
     NoteDraft,
     Plan,
     ToolCaller,
-    chart_summary as read_summary,
     invalid_refs,
     lab_readings,
     medication_rows,
     note_rows,
+)
+from medagent.scenarios.workflow.reading import (
+    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -98,17 +100,23 @@ PROTOCOL = [
 RECORDING = [
     "Orders: order_service (LOINC, kind lab, occurrence). Stopping an order: discontinue_medication.",
 ]
-NOTE = NoteRequest("progress_note", (
-    ("results", "the INR the decision rests on (value and date), citing it"),
-    ("medications", "the current and the new weekly warfarin dose in mg (write the new one as 'new weekly dose N "
-                    "mg'), and any order you stopped"),
-    ("assessment", "the CHA2DS2-VASc score (write it as 'CHA2DS2-VASc N')"),
-    ("plan", "the INR recheck (cite the order) and any order you stopped (cite it)"),
-))
+NOTE = NoteRequest(
+    "progress_note",
+    (
+        ("results", "the INR the decision rests on (value and date), citing it"),
+        (
+            "medications",
+            "the current and the new weekly warfarin dose in mg (write the new one as 'new weekly dose N "
+            "mg'), and any order you stopped",
+        ),
+        ("assessment", "the CHA2DS2-VASc score (write it as 'CHA2DS2-VASc N')"),
+        ("plan", "the INR recheck (cite the order) and any order you stopped (cite it)"),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"inr": the INR the decision rests on (1 decimal), "inr_date": its date (YYYY-MM-DD), '
     '"new_weekly_dose_mg": the new weekly warfarin dose in mg, "recheck_in_days": 7 or 28, "cha2ds2_vasc": the '
-    'score (a whole number)}.'
+    "score (a whole number)}."
 )
 
 
@@ -140,23 +148,36 @@ def adjust(dose: float, inr: float) -> float:
 
 
 def cha2ds2_vasc(f: Facts) -> int:
-    return (f.heart_failure + f.hypertension + (2 if f.age >= 75 else 1 if f.age >= 65 else 0) + f.diabetes
-            + 2 * f.stroke + f.vascular + f.female)
+    return (
+        f.heart_failure
+        + f.hypertension
+        + (2 if f.age >= 75 else 1 if f.age >= 65 else 0)
+        + f.diabetes
+        + 2 * f.stroke
+        + f.vascular
+        + f.female
+    )
 
 
 def decide(facts: Facts, now: datetime) -> Decision:
     inr = round(facts.inr[-1].value, 1)
     new = adjust(facts.weekly_dose, inr)
-    return Decision(new_dose=new, recheck=RECHECK_CHANGED if new != facts.weekly_dose else RECHECK_STABLE,
-                    score=cha2ds2_vasc(facts))
+    return Decision(
+        new_dose=new, recheck=RECHECK_CHANGED if new != facts.weekly_dose else RECHECK_STABLE, score=cha2ds2_vasc(facts)
+    )
 
 
 # ---------- ground truth ----------
 
+
 def condition_flags(record: Record, now: datetime) -> dict[str, bool]:
-    groups = {"heart_failure": value_set("heart_failure").codes, "hypertension": {HYPERTENSION},
-              "diabetes": value_set("diabetes").codes, "stroke": value_set("cerebrovascular").codes,
-              "vascular": value_set("ascvd").codes}
+    groups = {
+        "heart_failure": value_set("heart_failure").codes,
+        "hypertension": {HYPERTENSION},
+        "diabetes": value_set("diabetes").codes,
+        "stroke": value_set("cerebrovascular").codes,
+        "vascular": value_set("ascvd").codes,
+    }
     return {name: bool(record.ever_diagnosed(codes, now)) for name, codes in groups.items()}
 
 
@@ -172,13 +193,19 @@ def facts_of(record: Record, now: datetime) -> Facts:
     nsaids = value_set("nsaids").codes
     chart = record.chart
     invalid = tuple(sorted({r.ref for r in record.results if r.code == INR and not r.valid and r.when <= now}))
-    return Facts(inr=tuple(record.readings(INR, now)), inr_invalid=invalid,
-                 weekly_dose=regimen_of([(n.when, n.text) for n in record.notes_until(now)]),
-                 age=whole_years_between(chart.birth_date, now.date()), female=chart.gender == "female",
-                 nsaids=tuple(o.ref for o in record.active_orders(nsaids, now)), **condition_flags(record, now))
+    return Facts(
+        inr=tuple(record.readings(INR, now)),
+        inr_invalid=invalid,
+        weekly_dose=regimen_of([(n.when, n.text) for n in record.notes_until(now)]),
+        age=whole_years_between(chart.birth_date, now.date()),
+        female=chart.gender == "female",
+        nsaids=tuple(o.ref for o in record.active_orders(nsaids, now)),
+        **condition_flags(record, now),
+    )
 
 
 # ---------- generation ----------
+
 
 def _periods(b: WorkflowBuilder) -> list[tuple[datetime, datetime]]:
     """When the patient is on warfarin with atrial fibrillation: from the order to the end of record or death."""
@@ -193,7 +220,7 @@ def _periods(b: WorkflowBuilder) -> list[tuple[datetime, datetime]]:
 
 def generate(b: WorkflowBuilder) -> list[Scenario]:
     rng = b.rng(CATEGORY)
-    out = []
+    out: list[Scenario] = []
     for start, end in _periods(b):
         span = (end - start).days
         count = min(PER_PATIENT, max(1, span // 40))
@@ -220,40 +247,110 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     dose = rng.choice(WEEKLY_DOSES)
     visits = sorted(now - timedelta(days=d) for d in rng.sample(range(24, 120), 3))
     for visit in visits[:-1]:
-        add(fx.lab_result(sid, len(setup), patient, INR, INR_DISPLAY, round(rng.uniform(2.0, 3.0), 1), "{INR}",
-                          visit, local=True, category="laboratory"))
-    add(fx.clinical_note(sid, len(setup), patient,
-                         f"Anticoagulation clinic. INR in range. {REGIMEN_TEMPLATE.format(dose=dose)} (5 mg tablets). "
-                         "Reviewed bleeding signs: none. Next INR in 4 weeks.", visits[-1],
-                         "Anticoagulation pharmacist", title="Anticoagulation clinic"))
+        add(
+            fx.lab_result(
+                sid,
+                len(setup),
+                patient,
+                INR,
+                INR_DISPLAY,
+                round(rng.uniform(2.0, 3.0), 1),
+                "{INR}",
+                visit,
+                local=True,
+                category="laboratory",
+            )
+        )
+    add(
+        fx.clinical_note(
+            sid,
+            len(setup),
+            patient,
+            f"Anticoagulation clinic. INR in range. {REGIMEN_TEMPLATE.format(dose=dose)} (5 mg tablets). "
+            "Reviewed bleeding signs: none. Next INR in 4 weeks.",
+            visits[-1],
+            "Anticoagulation pharmacist",
+            title="Anticoagulation clinic",
+        )
+    )
     if "superseded_note" in noise:
         old = rng.choice([d for d in WEEKLY_DOSES if d != dose])
-        add(fx.clinical_note(sid, len(setup), patient,
-                             f"Anticoagulation clinic. {REGIMEN_TEMPLATE.format(dose=old)}. Dose adjusted after "
-                             "a low INR.", visits[0] - timedelta(days=rng.randint(20, 60)), "Anticoagulation pharmacist",
-                             title="Anticoagulation clinic"))
+        add(
+            fx.clinical_note(
+                sid,
+                len(setup),
+                patient,
+                f"Anticoagulation clinic. {REGIMEN_TEMPLATE.format(dose=old)}. Dose adjusted after a low INR.",
+                visits[0] - timedelta(days=rng.randint(20, 60)),
+                "Anticoagulation pharmacist",
+                title="Anticoagulation clinic",
+            )
+        )
     # today's INR: in range, or out of range by a clear margin
-    value = round(rng.uniform(2.1, 2.9), 1) if in_range else rng.choice(
-        [round(rng.uniform(1.2, 1.8), 1), round(rng.uniform(3.3, 4.6), 1)])
+    value = (
+        round(rng.uniform(2.1, 2.9), 1)
+        if in_range
+        else rng.choice([round(rng.uniform(1.2, 1.8), 1), round(rng.uniform(3.3, 4.6), 1)])
+    )
     drawn = now - timedelta(hours=rng.randint(1, 3))
     add(fx.lab_result(sid, len(setup), patient, INR, INR_DISPLAY, value, "{INR}", drawn, local=turn % 2 == 0))
     if "second_feed" in noise:
         add(fx.lab_result(sid, len(setup), patient, INR, INR_DISPLAY, value, "{INR}", drawn, feed=True))
     if "entered_in_error" in noise:
         wrong = round(rng.uniform(3.4, 4.5), 1) if in_range else round(rng.uniform(2.2, 2.8), 1)
-        add(fx.lab_result(sid, len(setup), patient, INR, INR_DISPLAY, wrong, "{INR}",
-                          drawn + timedelta(minutes=rng.randint(10, 50)), status="entered-in-error"))
+        add(
+            fx.lab_result(
+                sid,
+                len(setup),
+                patient,
+                INR,
+                INR_DISPLAY,
+                wrong,
+                "{INR}",
+                drawn + timedelta(minutes=rng.randint(10, 50)),
+                status="entered-in-error",
+            )
+        )
     if "refuted_stroke" in noise:
-        add(fx.condition(sid, len(setup), patient, "230690007", "Cerebrovascular accident (disorder)",
-                         now - timedelta(days=rng.randint(200, 900)), verification="entered-in-error"))
+        add(
+            fx.condition(
+                sid,
+                len(setup),
+                patient,
+                "230690007",
+                "Cerebrovascular accident (disorder)",
+                now - timedelta(days=rng.randint(200, 900)),
+                verification="entered-in-error",
+            )
+        )
     nsaids = value_set("nsaids").codes
     base = b.record()
     if turn % 3 != 0 and not base.active_orders(nsaids, now):
-        add(fx.medication_order(sid, len(setup), patient, "849574", "Naproxen sodium 220 MG Oral Tablet", "active",
-                                now - timedelta(days=rng.randint(10, 60)), "1 tablet twice daily as needed for knee pain"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                "849574",
+                "Naproxen sodium 220 MG Oral Tablet",
+                "active",
+                now - timedelta(days=rng.randint(10, 60)),
+                "1 tablet twice daily as needed for knee pain",
+            )
+        )
     elif turn % 3 == 0:
-        add(fx.medication_order(sid, len(setup), patient, "310965", "Ibuprofen 200 MG Oral Tablet", "stopped",
-                                now - timedelta(days=rng.randint(90, 300)), "1-2 tablets every 6 hours as needed"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                "310965",
+                "Ibuprofen 200 MG Oral Tablet",
+                "stopped",
+                now - timedelta(days=rng.randint(90, 300)),
+                "1-2 tablets every 6 hours as needed",
+            )
+        )
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -262,12 +359,26 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     return _scenario(b, key, now, record, facts, decision, setup, noise, dose)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict], noise: list[str], dose: float) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder,
+    key: tuple,
+    now: datetime,
+    record: Record,
+    facts: Facts,
+    decision: Decision,
+    setup: list[dict],
+    noise: list[str],
+    dose: float,
+) -> Scenario:
     patient = b.chart.patient_id
     latest = facts.inr[-1]
-    recheck = lab_order("INR recheck", patient, now, INR,
-                        windows=[days_window(now, "recheck day", decision.recheck - 1, decision.recheck + 1)])
+    recheck = lab_order(
+        "INR recheck",
+        patient,
+        now,
+        INR,
+        windows=[days_window(now, "recheck day", decision.recheck - 1, decision.recheck + 1)],
+    )
     writes = [NOTE.spec(patient, now), recheck]
     stops = [stop_order(f"stop {ref}", ref) for ref in facts.nsaids]
     writes += stops
@@ -279,14 +390,24 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     ]
     if stops:
         checkpoints.append(Checkpoint(name="NSAID stopped", kind="order", writes=[s.name for s in stops]))
-    results = [fact_number("INR value", "results", latest.value, 0.05), fact_date("INR date", "results", latest.when),
-               fact_reference("INR cited", "results", latest.refs)]
+    results = [
+        fact_number("INR value", "results", latest.value, 0.05),
+        fact_date("INR date", "results", latest.when),
+        fact_reference("INR cited", "results", latest.refs),
+    ]
     if facts.inr_invalid:
         results.append(fact_no_reference("no erroneous INR cited", "results", facts.inr_invalid))
-    checkpoints.append(note_checkpoint("note: INR, dose and score", [
-        *results, fact_number("new weekly dose", "medications", decision.new_dose, 0.01),
-        fact_number("CHA2DS2-VASc", "assessment", decision.score, 0.0),
-        fact_written("orders cited", "plan", ["INR recheck", *(s.name for s in stops)])]))
+    checkpoints.append(
+        note_checkpoint(
+            "note: INR, dose and score",
+            [
+                *results,
+                fact_number("new weekly dose", "medications", decision.new_dose, 0.01),
+                fact_number("CHA2DS2-VASc", "assessment", decision.score, 0.0),
+                fact_written("orders cited", "plan", ["INR recheck", *(s.name for s in stops)]),
+            ],
+        )
+    )
     checkpoints += chart_summary(record, now, stopped=facts.nsaids)
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     answer = record_answer(
@@ -298,16 +419,38 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     )
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     changed = decision.new_dose != dose
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup,
-                  branch="act" if changed else "no-action", variant="dose-changed" if changed else "dose-kept",
-                  provenance=list(latest.refs),
-                  meta={"noise": noise, "decision": {"new_dose": decision.new_dose, "recheck": decision.recheck,
-                                                     "score": decision.score, "stop": list(facts.nsaids)}})
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch="act" if changed else "no-action",
+        variant="dose-changed" if changed else "dose-kept",
+        provenance=list(latest.refs),
+        meta={
+            "noise": noise,
+            "decision": {
+                "new_dose": decision.new_dose,
+                "recheck": decision.recheck,
+                "score": decision.score,
+                "stop": list(facts.nsaids),
+            },
+        },
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
@@ -319,16 +462,26 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     notes = await note_rows(tools, patient, since="-1y", text="regimen")
     dose = regimen_of([(parse_instant(n["date"]), n["text"]) for n in notes])
     flags = {}
-    for name, codes in (("heart_failure", value_set("heart_failure").codes), ("hypertension", {HYPERTENSION}),
-                        ("diabetes", value_set("diabetes").codes), ("stroke", value_set("cerebrovascular").codes),
-                        ("vascular", value_set("ascvd").codes)):
+    for name, codes in (
+        ("heart_failure", value_set("heart_failure").codes),
+        ("hypertension", {HYPERTENSION}),
+        ("diabetes", value_set("diabetes").codes),
+        ("stroke", value_set("cerebrovascular").codes),
+        ("vascular", value_set("ascvd").codes),
+    ):
         result = await tools.call("search_conditions", patient=patient, code=",".join(sorted(codes)), limit=50)
         flags[name] = any(r.get("verification") not in ("refuted", "entered-in-error") for r in result.rows)
     meds = await medication_rows(tools, patient, status="current")
     nsaids = value_set("nsaids").codes
-    return Facts(inr=tuple(inr), inr_invalid=tuple(invalid_refs(rows)), weekly_dose=dose, age=age,
-                 female=row.get("gender") == "female", nsaids=tuple(r["ref"] for r in meds if r["code"] in nsaids),
-                 **flags)
+    return Facts(
+        inr=tuple(inr),
+        inr_invalid=tuple(invalid_refs(rows)),
+        weekly_dose=dose,
+        age=age,
+        female=row.get("gender") == "female",
+        nsaids=tuple(r["ref"] for r in meds if r["code"] in nsaids),
+        **flags,
+    )
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
@@ -336,23 +489,53 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     now = parse_instant(sc.now)
     latest = facts.inr[-1]
     when = (now + timedelta(days=decision.recheck)).replace(hour=9, minute=0, second=0).isoformat()
-    actions = [Action("INR recheck", "order_service", patient=patient, code=INR, kind="lab", occurrence=when,
-                      reason=f"INR {latest.value:.1f}")]
-    actions += [Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
-                       reason="NSAID with warfarin: bleeding risk") for ref in facts.nsaids]
+    actions = [
+        Action(
+            "INR recheck",
+            "order_service",
+            patient=patient,
+            code=INR,
+            kind="lab",
+            occurrence=when,
+            reason=f"INR {latest.value:.1f}",
+        )
+    ]
+    actions += [
+        Action(
+            f"stop {ref}", "discontinue_medication", medication_request=ref, reason="NSAID with warfarin: bleeding risk"
+        )
+        for ref in facts.nsaids
+    ]
     note = NoteDraft("progress_note", "Anticoagulation clinic")
     note.add("results", f"INR {latest.value:.1f} on {latest.when.date()}.", entries=list(latest.refs))
-    summary.add_to(note, stopped=facts.nsaids, medications_text=(
-        f"Warfarin: current weekly dose {facts.weekly_dose:g} mg; new weekly dose {decision.new_dose:g} mg."
-        + (" NSAID order stopped." if facts.nsaids else "")))
+    summary.add_to(
+        note,
+        stopped=facts.nsaids,
+        medications_text=(
+            f"Warfarin: current weekly dose {facts.weekly_dose:g} mg; new weekly dose {decision.new_dose:g} mg."
+            + (" NSAID order stopped." if facts.nsaids else "")
+        ),
+    )
     note.add("assessment", f"CHA2DS2-VASc {decision.score}.")
     note.add("plan", f"INR recheck in {decision.recheck} days.", cite=[a.key for a in actions])
-    answer = {"inr": round(latest.value, 1), "inr_date": latest.when.date().isoformat(),
-              "new_weekly_dose_mg": decision.new_dose, "recheck_in_days": decision.recheck,
-              "cha2ds2_vasc": decision.score}
+    answer = {
+        "inr": round(latest.value, 1),
+        "inr_date": latest.when.date().isoformat(),
+        "new_weekly_dose_mg": decision.new_dose,
+        "recheck_in_days": decision.recheck,
+        "cha2ds2_vasc": decision.score,
+    }
     other = RECHECK_STABLE if decision.recheck == RECHECK_CHANGED else RECHECK_CHANGED
-    alternatives = [Action("INR recheck (other interval)", "order_service", patient=patient, code=INR, kind="lab",
-                           occurrence=(now + timedelta(days=other)).replace(hour=9, minute=0, second=0).isoformat())]
+    alternatives = [
+        Action(
+            "INR recheck (other interval)",
+            "order_service",
+            patient=patient,
+            code=INR,
+            kind="lab",
+            occurrence=(now + timedelta(days=other)).replace(hour=9, minute=0, second=0).isoformat(),
+        )
+    ]
     return Plan(actions, note, answer, alternatives)
 
 
@@ -362,5 +545,11 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=3, description="Warfarin clinic review: INR, weekly dose, recheck, interactions, CHA2DS2-VASc.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)
+DECLARATION = declare(
+    CATEGORY,
+    order=3,
+    description="Warfarin clinic review: INR, weekly dose, recheck, interactions, CHA2DS2-VASc.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+)

@@ -27,10 +27,9 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     choice_field,
-    date_field,
+    declare,
     fact_date,
     fact_no_reference,
     fact_number,
@@ -75,8 +74,7 @@ PHRASINGS = [
     "Refer MRN {mrn} to the cardiology clinic per protocol: reason, priority, missing labs and a structured "
     "referral note.",
     "Set up a cardiology referral for the patient with MRN {mrn}, with everything the guideline requires.",
-    "Could you send the patient with MRN {mrn} to cardiology? Use the referral guideline; orders and letter "
-    "please.",
+    "Could you send the patient with MRN {mrn} to cardiology? Use the referral guideline; orders and letter please.",
 ]
 PROTOCOL_TITLE = "cardiology referral guideline"
 PROTOCOL = [
@@ -93,14 +91,24 @@ PROTOCOL = [
     f"The referral: order_service kind referral, SNOMED {REFERRAL[0]} ({REFERRAL[1]}), with the priority, and the "
     "reason as reason_reference (the Condition).",
 ]
-RECORDING = ["Orders: order_service (LOINC labs kind lab; the referral kind referral with priority and "
-             "reason_reference)."]
-NOTE = NoteRequest("referral_note", (
-    ("reason_for_referral", "the diagnosis and its onset date (YYYY-MM-DD), citing the Condition, and the priority"),
-    ("results", "the latest valid LDL (mg/dL, with its date) and creatinine (mg/dL), and the latest ejection "
-                "fraction (%) if there is one, citing each result"),
-    ("plan", "cite the referral and every lab you ordered"),
-))
+RECORDING = [
+    "Orders: order_service (LOINC labs kind lab; the referral kind referral with priority and reason_reference)."
+]
+NOTE = NoteRequest(
+    "referral_note",
+    (
+        (
+            "reason_for_referral",
+            "the diagnosis and its onset date (YYYY-MM-DD), citing the Condition, and the priority",
+        ),
+        (
+            "results",
+            "the latest valid LDL (mg/dL, with its date) and creatinine (mg/dL), and the latest ejection "
+            "fraction (%) if there is one, citing each result",
+        ),
+        ("plan", "cite the referral and every lab you ordered"),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"reason": the diagnosis you referred for (its name), "priority": "urgent" or "routine", '
     '"ldl": the latest valid LDL in mg/dL (whole number, or "none"), "creatinine": the latest valid creatinine in '
@@ -152,7 +160,7 @@ ECHO_REPORT = "Transthoracic echocardiogram on {day}: left ventricular ejection 
 
 
 def echo_notes(notes: list[tuple[datetime, str]]) -> list[tuple[datetime, float]]:
-    out = []
+    out: list[tuple[datetime, float]] = []
     for _, text in notes:
         if "Transthoracic echocardiogram on " in text:
             day = text.split("Transthoracic echocardiogram on ")[1][:10]
@@ -172,12 +180,19 @@ def facts_of(record: Record, now: datetime) -> Facts | None:
     ldl = record.readings(LDL, now)
     creatinine = record.readings(CREATININE, now)
     invalid = tuple(sorted({r.ref for r in record.results if r.code == LDL and not r.valid and r.when <= now}))
-    return Facts(reason=reason, heart_failure=bool(record.diagnoses(value_set("heart_failure").codes, now)),
-                 ef=max(efs)[1] if efs else None, bnp=bnp[-1] if bnp else None, ldl=ldl[-1] if ldl else None,
-                 ldl_invalid=invalid, creatinine=creatinine[-1] if creatinine else None)
+    return Facts(
+        reason=reason,
+        heart_failure=bool(record.diagnoses(value_set("heart_failure").codes, now)),
+        ef=max(efs)[1] if efs else None,
+        bnp=bnp[-1] if bnp else None,
+        ldl=ldl[-1] if ldl else None,
+        ldl_invalid=invalid,
+        creatinine=creatinine[-1] if creatinine else None,
+    )
 
 
 # ---------- generation ----------
+
 
 def generate(b: WorkflowBuilder) -> list[Scenario]:
     codes = cardiac_codes()
@@ -188,7 +203,7 @@ def generate(b: WorkflowBuilder) -> list[Scenario]:
     start, end = min(onsets) + timedelta(days=30), b.end
     if end <= start:
         return []
-    out = []
+    out: list[Scenario] = []
     for number in range(PER_PATIENT):
         moment = start + (end - start) * (number + rng.uniform(0.2, 0.9)) / PER_PATIENT
         now = b.clock(moment.replace(hour=9, minute=0, second=0) + timedelta(minutes=rng.randint(0, 420)))
@@ -216,27 +231,76 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
     if turn % 3 == 0:  # an echo done elsewhere: only the report in the notes holds the ejection fraction
         day = now - timedelta(days=rng.randint(30, 500))
         ef = rng.choice([rng.randint(28, 38), rng.randint(45, 62)])
-        add(fx.clinical_note(sid, len(setup), patient,
-                             f"Outside report. {ECHO_REPORT.format(day=day.date().isoformat(), ef=ef)}. Mild mitral "
-                             "regurgitation. No pericardial effusion.", day + timedelta(days=rng.randint(5, 20)),
-                             "Medical records", kind="outside", title="Outside echocardiogram"))
+        add(
+            fx.clinical_note(
+                sid,
+                len(setup),
+                patient,
+                f"Outside report. {ECHO_REPORT.format(day=day.date().isoformat(), ef=ef)}. Mild mitral "
+                "regurgitation. No pericardial effusion.",
+                day + timedelta(days=rng.randint(5, 20)),
+                "Medical records",
+                kind="outside",
+                title="Outside echocardiogram",
+            )
+        )
     if turn % 3 == 1 and not any(c.code.code == AF for c in b.chart.conditions):
-        add(fx.condition(sid, len(setup), patient, AF, "Atrial Fibrillation", now - timedelta(days=rng.randint(5, 60)),
-                         verification="entered-in-error"))
+        add(
+            fx.condition(
+                sid,
+                len(setup),
+                patient,
+                AF,
+                "Atrial Fibrillation",
+                now - timedelta(days=rng.randint(5, 60)),
+                verification="entered-in-error",
+            )
+        )
     ldl = base.readings(LDL, now)
     if ldl and turn % 4 == 0:  # a newer LDL entered in error (the valid one may be over a year old)
-        add(fx.lab_result(sid, len(setup), patient, LDL, "Low Density Lipoprotein Cholesterol",
-                          float(rng.randint(90, 190)), "mg/dL", now - timedelta(days=rng.randint(20, 200)),
-                          status="entered-in-error"))
+        add(
+            fx.lab_result(
+                sid,
+                len(setup),
+                patient,
+                LDL,
+                "Low Density Lipoprotein Cholesterol",
+                float(rng.randint(90, 190)),
+                "mg/dL",
+                now - timedelta(days=rng.randint(20, 200)),
+                status="entered-in-error",
+            )
+        )
     elif ldl and turn % 4 == 2:
-        add(fx.lab_result(sid, len(setup), patient, LDL, "Low Density Lipoprotein Cholesterol", ldl[-1].value,
-                          "mg/dL", ldl[-1].when, feed=True))
+        add(
+            fx.lab_result(
+                sid,
+                len(setup),
+                patient,
+                LDL,
+                "Low Density Lipoprotein Cholesterol",
+                ldl[-1].value,
+                "mg/dL",
+                ldl[-1].when,
+                feed=True,
+            )
+        )
     creatinine = base.readings(CREATININE, now)
     if creatinine and turn % 2 == 1:
         when = now - timedelta(days=rng.randint(10, 150))
-        add(fx.lab_result(sid, len(setup), patient, CREATININE, "Creatinine [Mass/volume] in Serum or Plasma",
-                          float(round(max(0.6, creatinine[-1].value + rng.uniform(-0.2, 0.2)) * 88.42)), "umol/L",
-                          when, feed=True))
+        add(
+            fx.lab_result(
+                sid,
+                len(setup),
+                patient,
+                CREATININE,
+                "Creatinine [Mass/volume] in Serum or Plasma",
+                float(round(max(0.6, creatinine[-1].value + rng.uniform(-0.2, 0.2)) * 88.42)),
+                "umol/L",
+                when,
+                feed=True,
+            )
+        )
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -247,20 +311,36 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
 
 
 def _referral(patient: str, now: datetime, reason: str, priority: str) -> WriteSpec:
-    return WriteSpec(name="cardiology referral", resource_type="ServiceRequest", subject=f"Patient/{patient}",
-                     code_path="code.coding", codes=[CodingSpec(system=SNOMED, code=REFERRAL[0])], intent=["order"],
-                     status=["active"], windows=[around(now, "authored now", ["authoredOn"])],
-                     fields=[FieldRule(name="priority", path="priority", any_of=[priority]),
-                             FieldRule(name="reason", path="reasonReference.reference", any_of=[reason])])
+    return WriteSpec(
+        name="cardiology referral",
+        resource_type="ServiceRequest",
+        subject=f"Patient/{patient}",
+        code_path="code.coding",
+        codes=[CodingSpec(system=SNOMED, code=REFERRAL[0])],
+        intent=["order"],
+        status=["active"],
+        windows=[around(now, "authored now", ["authoredOn"])],
+        fields=[
+            FieldRule(name="priority", path="priority", any_of=[priority]),
+            FieldRule(name="reason", path="reasonReference.reference", any_of=[reason]),
+        ],
+    )
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict]) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision, setup: list[dict]
+) -> Scenario:
     patient = b.chart.patient_id
     priority = "urgent" if decision.urgent else "routine"
     writes = [NOTE.spec(patient, now), _referral(patient, now, facts.reason.ref, priority)]
-    checkpoints = [Checkpoint(name="referral: reason and priority", kind="order", answer_fields=["reason", "priority"],
-                              writes=["cardiology referral"])]
+    checkpoints = [
+        Checkpoint(
+            name="referral: reason and priority",
+            kind="order",
+            answer_fields=["reason", "priority"],
+            writes=["cardiology referral"],
+        )
+    ]
     cited = ["cardiology referral"]
     labs = [("lipid panel", decision.lipids, LIPID_PANEL), ("metabolic panel", decision.metabolic, BMP)]
     if facts.heart_failure:
@@ -273,12 +353,16 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         else:
             checkpoints.append(Checkpoint(name=name, kind="no_order", forbidden=[no_lab_order(f"no {name}", loinc)]))
     checkpoints.append(Checkpoint(name="latest LDL and creatinine", kind="fact", answer_fields=["ldl", "creatinine"]))
-    letter = [fact_reference("reason cited", "reason_for_referral", [facts.reason.ref]),
-              fact_date("onset date", "reason_for_referral", facts.reason.onset),
-              fact_written("orders cited", "plan", cited)]
+    letter = [
+        fact_reference("reason cited", "reason_for_referral", [facts.reason.ref]),
+        fact_date("onset date", "reason_for_referral", facts.reason.onset),
+        fact_written("orders cited", "plan", cited),
+    ]
     if facts.ldl is not None:
-        letter += [fact_number("LDL value", "results", facts.ldl.value, 0.5),
-                   fact_reference("LDL cited", "results", facts.ldl.refs)]
+        letter += [
+            fact_number("LDL value", "results", facts.ldl.value, 0.5),
+            fact_reference("LDL cited", "results", facts.ldl.refs),
+        ]
     if facts.ldl_invalid:
         letter.append(fact_no_reference("no erroneous LDL cited", "results", facts.ldl_invalid))
     if facts.ef is not None:
@@ -290,26 +374,52 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         reason=choice_field(facts.reason.display),
         priority=choice_field(priority),
         ldl=number_field(facts.ldl.value if facts.ldl else None, "mg/dL", 0.5, {"mmol/L": 38.67}),
-        creatinine=number_field(facts.creatinine.value if facts.creatinine else None, "mg/dL", 0.01,
-                                {"umol/L": 1 / 88.42, "µmol/L": 1 / 88.42}),
+        creatinine=number_field(
+            facts.creatinine.value if facts.creatinine else None,
+            "mg/dL",
+            0.01,
+            {"umol/L": 1 / 88.42, "µmol/L": 1 / 88.42},
+        ),
     )
     answer.fields["reason"].aliases = {facts.reason.display: [facts.reason.code]}
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup, branch="act",
-                  variant=priority, provenance=[facts.reason.ref],
-                  meta={"decision": {"priority": priority, "lipids": decision.lipids, "metabolic": decision.metabolic,
-                                     "bnp": decision.bnp}})
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch="act",
+        variant=priority,
+        provenance=[facts.reason.ref],
+        meta={
+            "decision": {
+                "priority": priority,
+                "lipids": decision.lipids,
+                "metabolic": decision.metabolic,
+                "bnp": decision.bnp,
+            }
+        },
+    )
 
 
 # ---------- the oracle ----------
 
+
 async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, dict[str, str]]:
     patient = sc.patient
-    now = parse_instant(sc.now)
-    rows = await every_row(tools, "search_conditions", patient=patient, status="active",
-                           code=",".join(sorted(cardiac_codes())), limit=100)
+    rows = await every_row(
+        tools, "search_conditions", patient=patient, status="active", code=",".join(sorted(cardiac_codes())), limit=100
+    )
     rows = [r for r in rows if r.get("verification") not in NOT_DIAGNOSED]
     chosen = max(rows, key=lambda r: (parse_instant(r["onset"]), r["ref"]))
     reason = Problem(chosen["ref"], chosen["code"], chosen["display"], parse_instant(chosen["onset"]))
@@ -320,27 +430,49 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, dict[str, 
     bnp, _ = await lab_readings(tools, patient, BNP)
     ldl, ldl_rows = await lab_readings(tools, patient, LDL)
     creatinine, _ = await lab_readings(tools, patient, CREATININE, "creatinine")
-    facts = Facts(reason=reason, heart_failure=hf, ef=max(efs)[1] if efs else None, bnp=bnp[-1] if bnp else None,
-                  ldl=ldl[-1] if ldl else None, ldl_invalid=tuple(invalid_refs(ldl_rows)),
-                  creatinine=creatinine[-1] if creatinine else None)
+    facts = Facts(
+        reason=reason,
+        heart_failure=hf,
+        ef=max(efs)[1] if efs else None,
+        bnp=bnp[-1] if bnp else None,
+        ldl=ldl[-1] if ldl else None,
+        ldl_invalid=tuple(invalid_refs(ldl_rows)),
+        creatinine=creatinine[-1] if creatinine else None,
+    )
     return facts, {"reason": chosen["display"]}
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     priority = "urgent" if decision.urgent else "routine"
-    actions = [Action("cardiology referral", "order_service", patient=patient, code=REFERRAL[0], system="snomed",
-                      kind="referral", priority=priority, reason_reference=facts.reason.ref,
-                      note=f"{facts.reason.display} since {facts.reason.onset.date()}")]
-    alternatives = []
-    labs = [("lipid panel", decision.lipids, LIPID_PANEL), ("metabolic panel", decision.metabolic, BMP),
-            ("NT-proBNP", decision.bnp, BNP)]
+    actions = [
+        Action(
+            "cardiology referral",
+            "order_service",
+            patient=patient,
+            code=REFERRAL[0],
+            system="snomed",
+            kind="referral",
+            priority=priority,
+            reason_reference=facts.reason.ref,
+            note=f"{facts.reason.display} since {facts.reason.onset.date()}",
+        )
+    ]
+    alternatives: list[Action] = []
+    labs = [
+        ("lipid panel", decision.lipids, LIPID_PANEL),
+        ("metabolic panel", decision.metabolic, BMP),
+        ("NT-proBNP", decision.bnp, BNP),
+    ]
     for name, wanted, loinc in labs:
         action = Action(name, "order_service", patient=patient, code=loinc, kind="lab", reason="cardiology work-up")
         (actions if wanted else alternatives).append(action)
     note = NoteDraft("referral_note", "Referral to cardiology")
-    note.add("reason_for_referral", f"{facts.reason.display} (onset {facts.reason.onset.date()}). Priority {priority}.",
-             entries=[facts.reason.ref])
+    note.add(
+        "reason_for_referral",
+        f"{facts.reason.display} (onset {facts.reason.onset.date()}). Priority {priority}.",
+        entries=[facts.reason.ref],
+    )
     results, entries = [], []
     if facts.ldl:
         results.append(f"LDL {facts.ldl.value:.0f} mg/dL on {facts.ldl.when.date()}")
@@ -353,9 +485,12 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     note.add("results", "; ".join(results) or "No results.", entries=entries)
     note.add("plan", "Referral and work-up ordered.", cite=[a.key for a in actions])
     summary.add_to(note)
-    answer = {"reason": facts.reason.display, "priority": priority,
-              "ldl": round(facts.ldl.value) if facts.ldl else "none",
-              "creatinine": round(facts.creatinine.value, 2) if facts.creatinine else "none"}
+    answer = {
+        "reason": facts.reason.display,
+        "priority": priority,
+        "ldl": round(facts.ldl.value) if facts.ldl else "none",
+        "creatinine": round(facts.creatinine.value, 2) if facts.creatinine else "none",
+    }
     return Plan(actions, note, answer, alternatives)
 
 
@@ -365,5 +500,12 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=8, description="A cardiology referral with the work-up and the data the specialist needs.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)
+DECLARATION = declare(
+    CATEGORY,
+    order=8,
+    description="A cardiology referral with the work-up and the data the specialist needs.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+    balance=balance,
+)

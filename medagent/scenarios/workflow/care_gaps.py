@@ -17,17 +17,17 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from medagent.scenarios.agentic.common import around
 from medagent.scenarios.clock import parse_instant, whole_years_between
 from medagent.scenarios.codes import CVX
-from medagent.scenarios.agentic.common import around
 from medagent.scenarios.models import Checkpoint, CodingSpec, ForbiddenWrite, Scenario, WriteSpec
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     choice_field,
+    declare,
     fact_date,
     fact_written,
     lab_order,
@@ -93,10 +93,16 @@ PROTOCOL = [
 RECORDING = [
     "Orders: labs with order_service (LOINC, kind lab); vaccines with order_medication (code, system cvx).",
 ]
-NOTE = NoteRequest("progress_note", (
-    ("plan", "each schedule item with its state, the date of the screening or dose it rests on where there is one "
-             "(YYYY-MM-DD), and the orders you placed (cite each)"),
-))
+NOTE = NoteRequest(
+    "progress_note",
+    (
+        (
+            "plan",
+            "each schedule item with its state, the date of the screening or dose it rests on where there is one "
+            "(YYYY-MM-DD), and the orders you placed (cite each)",
+        ),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"colorectal": ..., "lipids": ..., "diabetes": ..., "tetanus": ..., "pneumococcal": ...}, each '
     '"due", "up to date" or "not applicable".'
@@ -137,8 +143,9 @@ def decide(f: Facts, now: datetime) -> Decision:
     fit = _within(f.fit, now, 365)
     states["colorectal"] = "not applicable" if not 45 <= f.age <= 75 else "up to date" if colon or fit else "due"
     basis["colorectal"] = f.colonoscopy if colon else f.fit if fit else None
-    states["lipids"] = ("not applicable" if not 40 <= f.age <= 75 else "up to date" if _within(f.ldl, now, 1826)
-                        else "due")
+    states["lipids"] = (
+        "not applicable" if not 40 <= f.age <= 75 else "up to date" if _within(f.ldl, now, 1826) else "due"
+    )
     basis["lipids"] = f.ldl if states["lipids"] == "up to date" else None
     if f.diabetes or not 35 <= f.age <= 70 or f.bmi is None or f.bmi < 25:
         states["diabetes"], basis["diabetes"] = "not applicable", None
@@ -185,21 +192,27 @@ def facts_of(record: Record, now: datetime) -> Facts:
     glycemic = [r.when for code in (A1C, GLUCOSE) for r in record.readings(code, now)]
     bmi = record.readings(BMI, now)
     return Facts(
-        age=whole_years_between(chart.birth_date, now.date()), colonoscopy=_latest(colonoscopies, now),
-        fit=_latest(fits, now), ldl=_latest([r.when for r in record.readings(LDL, now)], now),
-        glycemic=_latest(glycemic, now), a1c=_latest([r.when for r in record.readings(A1C, now)], now),
-        bmi=bmi[-1].value if bmi else None, diabetes=bool(record.diagnoses(value_set("diabetes").codes, now)),
+        age=whole_years_between(chart.birth_date, now.date()),
+        colonoscopy=_latest(colonoscopies, now),
+        fit=_latest(fits, now),
+        ldl=_latest([r.when for r in record.readings(LDL, now)], now),
+        glycemic=_latest(glycemic, now),
+        a1c=_latest([r.when for r in record.readings(A1C, now)], now),
+        bmi=bmi[-1].value if bmi else None,
+        diabetes=bool(record.diagnoses(value_set("diabetes").codes, now)),
         prediabetes=bool(record.diagnoses([PREDIABETES], now)),
         tetanus=_latest([e.when for e in record.events("immunization", TETANUS, now)], now),
-        pneumococcal=_latest([e.when for e in record.events("immunization", PNEUMOCOCCAL, now)], now))
+        pneumococcal=_latest([e.when for e in record.events("immunization", PNEUMOCOCCAL, now)], now),
+    )
 
 
 # ---------- generation ----------
 
+
 def generate(b: WorkflowBuilder) -> list[Scenario]:
     rng = b.rng(CATEGORY)
     start, end = b.chart.record_start, b.end
-    out = []
+    out: list[Scenario] = []
     moments = [start + (end - start) * f for f in (0.55, 0.8, 0.97)]
     for number, moment in enumerate(moments):
         now = b.clock(moment.replace(hour=10, minute=0, second=0) + timedelta(minutes=rng.randint(0, 360)))
@@ -227,31 +240,71 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
     if not base.events("procedure", [COLONOSCOPY], now) and turn % 3 != 2:
         years = rng.choice([2, 4, 7, 12, 14])  # within 10 years, or too old to count
         day = now - timedelta(days=365 * years + rng.randint(0, 200))
-        add(fx.clinical_note(sid, len(setup), patient,
-                             f"Outside report received. {OUTSIDE_COLONOSCOPY.format(day=day.date().isoformat())}: "
-                             "two small tubular adenomas removed. Repeat colonoscopy per gastroenterology.",
-                             day + timedelta(days=rng.randint(10, 40)), "Medical records", kind="outside",
-                             title="Outside procedure report"))
+        add(
+            fx.clinical_note(
+                sid,
+                len(setup),
+                patient,
+                f"Outside report received. {OUTSIDE_COLONOSCOPY.format(day=day.date().isoformat())}: "
+                "two small tubular adenomas removed. Repeat colonoscopy per gastroenterology.",
+                day + timedelta(days=rng.randint(10, 40)),
+                "Medical records",
+                kind="outside",
+                title="Outside procedure report",
+            )
+        )
     if turn % 4 == 1:  # a FIT resulted in the past year under the laboratory's local code
         when = now - timedelta(days=rng.randint(30, 300))
         add(fx.coded_result(sid, len(setup), patient, FIT, "Negative", when, local=True))
     elif turn % 4 == 3:
-        add(fx.service_order(sid, len(setup), patient, FIT, "Fecal immunochemical test", "revoked",
-                             now - timedelta(days=rng.randint(30, 200))))
+        add(
+            fx.service_order(
+                sid,
+                len(setup),
+                patient,
+                FIT,
+                "Fecal immunochemical test",
+                "revoked",
+                now - timedelta(days=rng.randint(30, 200)),
+            )
+        )
     tetanus = base.events("immunization", TETANUS, now)
     if turn % 3 == 0:
         status = "not-done" if turn % 2 == 0 else "entered-in-error"
-        add(fx.immunization(sid, len(setup), patient, TD[0], TD[1], now - timedelta(days=rng.randint(60, 900)),
-                            status=status))
+        add(
+            fx.immunization(
+                sid, len(setup), patient, TD[0], TD[1], now - timedelta(days=rng.randint(60, 900)), status=status
+            )
+        )
     if turn % 5 == 2:
         ldl = base.readings(LDL, now)
         if ldl:
             when = now - timedelta(days=rng.randint(60, 500))
-            add(fx.lab_result(sid, len(setup), patient, LDL, "Low Density Lipoprotein Cholesterol",
-                              round(ldl[-1].value / 38.67, 2), "mmol/L", when, feed=True))
+            add(
+                fx.lab_result(
+                    sid,
+                    len(setup),
+                    patient,
+                    LDL,
+                    "Low Density Lipoprotein Cholesterol",
+                    round(ldl[-1].value / 38.67, 2),
+                    "mmol/L",
+                    when,
+                    feed=True,
+                )
+            )
     if turn % 5 == 4:
-        add(fx.service_order(sid, len(setup), patient, LIPID_PANEL, "Lipid panel", "revoked",
-                             now - timedelta(days=rng.randint(30, 200))))
+        add(
+            fx.service_order(
+                sid,
+                len(setup),
+                patient,
+                LIPID_PANEL,
+                "Lipid panel",
+                "revoked",
+                now - timedelta(days=rng.randint(30, 200)),
+            )
+        )
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -261,18 +314,37 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
 
 
 def _vaccine_order(name: str, patient: str, now: datetime, cvx: str) -> WriteSpec:
-    return WriteSpec(name=name, resource_type="MedicationRequest", subject=f"Patient/{patient}",
-                     code_path="medicationCodeableConcept.coding", codes=[CodingSpec(system=CVX, code=cvx)],
-                     intent=["order"], status=["active"], windows=[around(now, "authored now", ["authoredOn"])])
+    return WriteSpec(
+        name=name,
+        resource_type="MedicationRequest",
+        subject=f"Patient/{patient}",
+        code_path="medicationCodeableConcept.coding",
+        codes=[CodingSpec(system=CVX, code=cvx)],
+        intent=["order"],
+        status=["active"],
+        windows=[around(now, "authored now", ["authoredOn"])],
+    )
 
 
 def _no_vaccine(name: str, cvx: str) -> ForbiddenWrite:
-    return ForbiddenWrite(name=name, resource_type="MedicationRequest", code_path="medicationCodeableConcept.coding",
-                          codes=[CodingSpec(system=CVX, code=cvx)])
+    return ForbiddenWrite(
+        name=name,
+        resource_type="MedicationRequest",
+        code_path="medicationCodeableConcept.coding",
+        codes=[CodingSpec(system=CVX, code=cvx)],
+    )
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict], chart_tetanus: bool) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder,
+    key: tuple,
+    now: datetime,
+    record: Record,
+    facts: Facts,
+    decision: Decision,
+    setup: list[dict],
+    chart_tetanus: bool,
+) -> Scenario:
     patient = b.chart.patient_id
     writes = [NOTE.spec(patient, now)]
     checkpoints: list[Checkpoint] = []
@@ -292,34 +364,59 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
             checkpoints.append(Checkpoint(name=item, kind="order", answer_fields=[item], writes=[name]))
         else:
             checkpoints.append(Checkpoint(name=item, kind="no_order", answer_fields=[item], forbidden=[rule]))
-    dates = [fact_date(f"{item} date", "plan", moment) for item, moment in decision.basis.items()
-             if moment is not None and decision.states[item] == "up to date"]
-    checkpoints.append(note_checkpoint("note: the schedule reviewed", [
-        *dates, *([fact_written("orders cited", "plan", cited)] if cited else [])]))
+    dates = [
+        fact_date(f"{item} date", "plan", moment)
+        for item, moment in decision.basis.items()
+        if moment is not None and decision.states[item] == "up to date"
+    ]
+    checkpoints.append(
+        note_checkpoint(
+            "note: the schedule reviewed", [*dates, *([fact_written("orders cited", "plan", cited)] if cited else [])]
+        )
+    )
     checkpoints += chart_summary(record, now)
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     answer = record_answer(**{item: choice_field(decision.states[item]) for item in ITEMS})
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    due = [item for item in ITEMS if decision.states[item] == "due"]
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup,
-                  branch="act" if due else "no-action", variant=f"{len(due)} due",
-                  meta={"decision": decision.states, "chart_tetanus": chart_tetanus})
+    due_items = [item for item in ITEMS if decision.states[item] == "due"]
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch="act" if due_items else "no-action",
+        variant=f"{len(due_items)} due",
+        meta={"decision": decision.states, "chart_tetanus": chart_tetanus},
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
     now = parse_instant(sc.now)
     person = await tools.call("get_patient", patient=patient)
     age = whole_years_between(datetime.fromisoformat(person.rows[0]["birthDate"]).date(), now.date())
-    procedures = await every_row(tools, "search_procedures", patient=patient, code=f"{COLONOSCOPY},{FOBT_PROCEDURE}",
-                                 limit=100)
+    procedures = await every_row(
+        tools, "search_procedures", patient=patient, code=f"{COLONOSCOPY},{FOBT_PROCEDURE}", limit=100
+    )
     notes = await note_rows(tools, patient, text="colonoscopy")
-    colonoscopies = [parse_instant(r["date"]) for r in procedures if r["code"] == COLONOSCOPY
-                     and r.get("status") in (None, "completed")]
+    colonoscopies = [
+        parse_instant(r["date"])
+        for r in procedures
+        if r["code"] == COLONOSCOPY and r.get("status") in (None, "completed")
+    ]
     colonoscopies += outside_colonoscopies([(parse_instant(n["date"]), n["text"]) for n in notes])
     fits = [parse_instant(r["date"]) for r in procedures if r["code"] == FOBT_PROCEDURE]
     for search in ({"code": FIT}, {"text": "fecal"}):
@@ -330,32 +427,51 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     a1c, _ = await lab_readings(tools, patient, A1C, since="-4y")
     glucose, _ = await lab_readings(tools, patient, GLUCOSE, since="-4y")
     bmi = await tools.call("search_observations", patient=patient, code=BMI, latest=1)
-    diabetes = await tools.call("search_conditions", patient=patient, status="active",
-                                code=",".join(sorted(value_set("diabetes").codes | {PREDIABETES})), limit=50)
-    shots = await every_row(tools, "search_immunizations", patient=patient,
-                            code=",".join((*TETANUS, *PNEUMOCOCCAL)), limit=100)
+    diabetes = await tools.call(
+        "search_conditions",
+        patient=patient,
+        status="active",
+        code=",".join(sorted(value_set("diabetes").codes | {PREDIABETES})),
+        limit=50,
+    )
+    shots = await every_row(
+        tools, "search_immunizations", patient=patient, code=",".join((*TETANUS, *PNEUMOCOCCAL)), limit=100
+    )
     given = [r for r in shots if r.get("status") in (None, "completed")]
     return Facts(
-        age=age, colonoscopy=_latest(colonoscopies, now), fit=_latest(fits, now),
-        ldl=_latest([r.when for r in ldl], now), glycemic=_latest([r.when for r in (*a1c, *glucose)], now),
-        a1c=_latest([r.when for r in a1c], now), bmi=bmi.rows[0]["value"] if bmi.rows else None,
+        age=age,
+        colonoscopy=_latest(colonoscopies, now),
+        fit=_latest(fits, now),
+        ldl=_latest([r.when for r in ldl], now),
+        glycemic=_latest([r.when for r in (*a1c, *glucose)], now),
+        a1c=_latest([r.when for r in a1c], now),
+        bmi=bmi.rows[0]["value"] if bmi.rows else None,
         diabetes=any(r["code"] in value_set("diabetes") for r in diabetes.rows),
         prediabetes=any(r["code"] == PREDIABETES for r in diabetes.rows),
         tetanus=_latest([parse_instant(r["date"]) for r in given if r["code"] in TETANUS], now),
-        pneumococcal=_latest([parse_instant(r["date"]) for r in given if r["code"] in PNEUMOCOCCAL], now))
+        pneumococcal=_latest([parse_instant(r["date"]) for r in given if r["code"] in PNEUMOCOCCAL], now),
+    )
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
-    actions, alternatives = [], []
+    actions: list[Action] = []
+    alternatives: list[Action] = []
     for item in ITEMS:
         if item in ORDER_OF:
             name, loinc = ORDER_OF[item]
             action = Action(name, "order_service", patient=patient, code=loinc, kind="lab", reason=f"{item} screening")
         else:
             cvx, display = VACCINE_OF[item]
-            action = Action(f"{item} vaccine", "order_medication", patient=patient, code=cvx, system="cvx",
-                            display=display, reason=f"{item} vaccine due")
+            action = Action(
+                f"{item} vaccine",
+                "order_medication",
+                patient=patient,
+                code=cvx,
+                system="cvx",
+                display=display,
+                reason=f"{item} vaccine due",
+            )
         (actions if decision.states[item] == "due" else alternatives).append(action)
     lines = []
     for item in ITEMS:
@@ -373,5 +489,11 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=7, description="Preventive care-gap closure by a stated screening and vaccine schedule.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)
+DECLARATION = declare(
+    CATEGORY,
+    order=7,
+    description="Preventive care-gap closure by a stated screening and vaccine schedule.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+)

@@ -26,8 +26,8 @@ from medagent.scenarios.models import (
     FieldRule,
     ForbiddenWrite,
     NoteFact,
-    StatedLimits,
     Scenario,
+    StatedLimits,
     Tolerance,
     WindowRule,
     WriteSpec,
@@ -47,12 +47,27 @@ MIN_PHRASINGS = 5
 
 # LOINC section codes of the structured note (medagent.tools.notes.NOTE_SECTIONS; repeated here: the scenarios
 # layer imports no tools, and a test checks the two agree)
-SECTIONS = {"reason_for_referral": "42349-1", "history_of_present_illness": "10164-2", "problems": "11450-4",
-            "medications": "10160-0", "allergies": "48765-2", "results": "30954-2", "vital_signs": "8716-3",
-            "immunizations": "11369-6", "procedures": "47519-4", "hospital_course": "8648-8",
-            "assessment": "51848-0", "plan": "18776-5"}
-NOTE_DOCUMENTS = {"progress_note": "11506-3", "consult_note": "11488-4", "referral_note": "57133-1",
-                  "discharge_summary": "18842-5", "history_and_physical": "34117-2"}
+SECTIONS = {
+    "reason_for_referral": "42349-1",
+    "history_of_present_illness": "10164-2",
+    "problems": "11450-4",
+    "medications": "10160-0",
+    "allergies": "48765-2",
+    "results": "30954-2",
+    "vital_signs": "8716-3",
+    "immunizations": "11369-6",
+    "procedures": "47519-4",
+    "hospital_course": "8648-8",
+    "assessment": "51848-0",
+    "plan": "18776-5",
+}
+NOTE_DOCUMENTS = {
+    "progress_note": "11506-3",
+    "consult_note": "11488-4",
+    "referral_note": "57133-1",
+    "discharge_summary": "18842-5",
+    "history_and_physical": "34117-2",
+}
 
 
 def workflow_id(category: str, patient: str, *key: object) -> str:
@@ -107,38 +122,76 @@ class WorkflowBuilder:
     def phrasing(self, category: str, key: Sequence[object], phrasings: Sequence[str]) -> tuple[int, str]:
         return pick_phrasing(self.rng(category, "phrasing", *key), phrasings, self.split)
 
-    def task(self, category: str, key: Sequence[object], *, now: datetime, instruction: str, protocol: Sequence[str],
-             protocol_title: str, recording: Sequence[str], note: NoteRequest, answer_format: str,
-             answer: ExpectedAnswer, writes: Iterable[WriteSpec], checkpoints: Iterable[Checkpoint], phrasing: int,
-             setup: Iterable[dict[str, Any]] = (), branch: str | None = None, variant: str | None = None,
-             provenance: Iterable[str] = (), meta: dict[str, Any] | None = None) -> Scenario:
+    def task(
+        self,
+        category: str,
+        key: Sequence[object],
+        *,
+        now: datetime,
+        instruction: str,
+        protocol: Sequence[str],
+        protocol_title: str,
+        recording: Sequence[str],
+        note: NoteRequest,
+        answer_format: str,
+        answer: ExpectedAnswer,
+        writes: Iterable[WriteSpec],
+        checkpoints: Iterable[Checkpoint],
+        phrasing: int,
+        setup: Iterable[dict[str, Any]] = (),
+        branch: str | None = None,
+        variant: str | None = None,
+        provenance: Iterable[str] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> Scenario:
         """The task text (instruction, context, protocol, how to record, the note, the answer format) and grading."""
         clauses = "\n".join(f"{i}. {clause}" for i, clause in enumerate(protocol, 1))
         how = "\n".join(f"- {line}" for line in [*recording, note.instruction()])
-        text = (f"{instruction}\n\nContext: It is now {iso(now)}. The patient's MRN is {self.chart.mrn}. {FUTURE_NOTE}"
-                f"\n\nProtocol ({protocol_title}):\n{clauses}\n\nHow to record your work:\n{how}"
-                f"\n\nAnswer format: {answer_format}")
-        info: dict[str, Any] = {"mrn": self.chart.mrn, "phrasing": phrasing, "note_type": note.note_type,
-                                **(meta or {})}
+        text = (
+            f"{instruction}\n\nContext: It is now {iso(now)}. The patient's MRN is {self.chart.mrn}. {FUTURE_NOTE}"
+            f"\n\nProtocol ({protocol_title}):\n{clauses}\n\nHow to record your work:\n{how}"
+            f"\n\nAnswer format: {answer_format}"
+        )
+        info: dict[str, Any] = {
+            "mrn": self.chart.mrn,
+            "phrasing": phrasing,
+            "note_type": note.note_type,
+            **(meta or {}),
+        }
         if variant:
             info["variant"] = variant
         writes = list(writes)
         return Scenario(
-            id=self.id_for(category, *key), suite="agentic", tier="workflow", split=self.split,  # type: ignore[arg-type]
-            category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
-            provenance=sorted(set(provenance)), expected_writes=writes, read_only=not writes, branch=branch,  # type: ignore[arg-type]
-            setup=list(setup), meta=info, checkpoints=list(checkpoints), limits=LIMITS,
+            id=self.id_for(category, *key),
+            suite="agentic",
+            tier="workflow",
+            split=self.split,  # type: ignore[arg-type]
+            category=category,
+            patient=self.chart.patient_id,
+            now=iso(now),
+            question=text,
+            answer=answer,
+            provenance=sorted(set(provenance)),
+            expected_writes=writes,
+            read_only=not writes,
+            branch=branch,  # type: ignore[arg-type]
+            setup=list(setup),
+            meta=info,
+            checkpoints=list(checkpoints),
+            limits=LIMITS,
         )
 
 
 # ---------- the structured note ----------
 
-MEDICATION_LIST = ("the current medication list: cite every medication order that is active after your changes (the "
-                   "ones you placed included, the ones you stopped or that are not active excluded)")
-CHART_SECTIONS = (("problems", "the active problem list: cite every active diagnosis (not resolved, refuted or "
-                               "entered in error)"),
-                  ("allergies", "the patient's active drug allergies by substance name, or 'no known drug "
-                                "allergies'"))
+MEDICATION_LIST = (
+    "the current medication list: cite every medication order that is active after your changes (the "
+    "ones you placed included, the ones you stopped or that are not active excluded)"
+)
+CHART_SECTIONS = (
+    ("problems", "the active problem list: cite every active diagnosis (not resolved, refuted or entered in error)"),
+    ("allergies", "the patient's active drug allergies by substance name, or 'no known drug allergies'"),
+)
 NO_DRUG_ALLERGY = ["no known drug allerg", "nkda", "no drug allerg"]
 
 
@@ -159,13 +212,21 @@ class NoteRequest:
 
     def instruction(self) -> str:
         parts = "; ".join(f"{kind}: {what}" for kind, what in self.all_sections)
-        return (f"Documentation: write exactly one structured note ({NOTE_TOOL}, note_type {self.note_type}) with "
-                f"these sections (a section's entries are the references of the records it cites): {parts}.")
+        return (
+            f"Documentation: write exactly one structured note ({NOTE_TOOL}, note_type {self.note_type}) with "
+            f"these sections (a section's entries are the references of the records it cites): {parts}."
+        )
 
     def spec(self, patient: str, now: datetime) -> WriteSpec:
-        return WriteSpec(name="structured note", resource_type="Composition", subject=f"Patient/{patient}",
-                         code_path="type.coding", codes=[CodingSpec(system=LOINC, code=NOTE_DOCUMENTS[self.note_type])],
-                         status=["final"], windows=[around(now, "dated now", ["date"])])
+        return WriteSpec(
+            name="structured note",
+            resource_type="Composition",
+            subject=f"Patient/{patient}",
+            code_path="type.coding",
+            codes=[CodingSpec(system=LOINC, code=NOTE_DOCUMENTS[self.note_type])],
+            status=["final"],
+            windows=[around(now, "dated now", ["date"])],
+        )
 
 
 NOTE_SPEC = "structured note"
@@ -196,8 +257,9 @@ def fact_written(name: str, section: str, specs: Iterable[str]) -> NoteFact:
     return NoteFact(name=name, section=SECTIONS[section], kind="written", any_of=list(specs))
 
 
-def chart_summary(record: Record, now: datetime, *, stopped: Iterable[str] = (),
-                  started: Iterable[str] = ()) -> list[Checkpoint]:
+def chart_summary(
+    record: Record, now: datetime, *, stopped: Iterable[str] = (), started: Iterable[str] = ()
+) -> list[Checkpoint]:
     """The two checkpoints every workflow note has: the problem list with the drug allergies, and the current
     medication list after the task's changes (``stopped``: order references the task stops; ``started``: the
     names of the write specs of the drug orders it places)."""
@@ -220,9 +282,12 @@ def chart_summary(record: Record, now: datetime, *, stopped: Iterable[str] = (),
         meds.append(fact_written("orders placed today cited", "medications", started))
     if not_current:
         meds.append(fact_no_reference("no stopped or inactive order cited", "medications", not_current))
-    return [note_checkpoint("note: problems and allergies", facts),
-            note_checkpoint("note: current medications", meds or [fact_text("no medications", "medications",
-                                                                             ["no active", "none"])])]
+    return [
+        note_checkpoint("note: problems and allergies", facts),
+        note_checkpoint(
+            "note: current medications", meds or [fact_text("no medications", "medications", ["no active", "none"])]
+        ),
+    ]
 
 
 def note_checkpoint(name: str, facts: Iterable[NoteFact]) -> Checkpoint:
@@ -231,38 +296,72 @@ def note_checkpoint(name: str, facts: Iterable[NoteFact]) -> Checkpoint:
 
 # ---------- orders ----------
 
-def lab_order(name: str, patient: str, now: datetime, loinc: str, *,
-              windows: Iterable[WindowRule] = ()) -> WriteSpec:
-    return WriteSpec(name=name, resource_type="ServiceRequest", subject=f"Patient/{patient}", code_path="code.coding",
-                     codes=[CodingSpec(system=LOINC, code=loinc)], intent=["order"], status=["active"],
-                     windows=[around(now, "authored now", ["authoredOn"]), *windows])
+
+def lab_order(name: str, patient: str, now: datetime, loinc: str, *, windows: Iterable[WindowRule] = ()) -> WriteSpec:
+    return WriteSpec(
+        name=name,
+        resource_type="ServiceRequest",
+        subject=f"Patient/{patient}",
+        code_path="code.coding",
+        codes=[CodingSpec(system=LOINC, code=loinc)],
+        intent=["order"],
+        status=["active"],
+        windows=[around(now, "authored now", ["authoredOn"]), *windows],
+    )
 
 
 def no_lab_order(name: str, loinc: str) -> ForbiddenWrite:
-    return ForbiddenWrite(name=name, resource_type="ServiceRequest", code_path="code.coding",
-                          codes=[CodingSpec(system=LOINC, code=loinc)])
+    return ForbiddenWrite(
+        name=name, resource_type="ServiceRequest", code_path="code.coding", codes=[CodingSpec(system=LOINC, code=loinc)]
+    )
 
 
-def drug_order(name: str, patient: str, now: datetime, rxnorm: str, dose: float, unit: str,
-               route: Sequence[str] | None = None) -> WriteSpec:
+def drug_order(
+    name: str, patient: str, now: datetime, rxnorm: str, dose: float, unit: str, route: Sequence[str] | None = None
+) -> WriteSpec:
     fields = [FieldRule(name="route", path="dosageInstruction.route", any_of=list(route))] if route else []
-    return WriteSpec(name=name, resource_type="MedicationRequest", subject=f"Patient/{patient}",
-                     code_path="medicationCodeableConcept.coding", codes=[CodingSpec(system=RXNORM, code=rxnorm)],
-                     intent=["order"], status=["active"], fields=fields,
-                     quantities=[quantity("dose", "dosageInstruction.doseAndRate.doseQuantity", dose, unit,
-                                          {"g": 1000.0} if unit == "mg" else {}, tolerance=0.01)],
-                     windows=[around(now, "authored now", ["authoredOn"])])
+    return WriteSpec(
+        name=name,
+        resource_type="MedicationRequest",
+        subject=f"Patient/{patient}",
+        code_path="medicationCodeableConcept.coding",
+        codes=[CodingSpec(system=RXNORM, code=rxnorm)],
+        intent=["order"],
+        status=["active"],
+        fields=fields,
+        quantities=[
+            quantity(
+                "dose",
+                "dosageInstruction.doseAndRate.doseQuantity",
+                dose,
+                unit,
+                {"g": 1000.0} if unit == "mg" else {},
+                tolerance=0.01,
+            )
+        ],
+        windows=[around(now, "authored now", ["authoredOn"])],
+    )
 
 
 def no_drug_order(name: str, codes: Iterable[str]) -> ForbiddenWrite:
-    return ForbiddenWrite(name=name, resource_type="MedicationRequest", code_path="medicationCodeableConcept.coding",
-                          codes=[CodingSpec(system=RXNORM, code=c) for c in sorted(set(codes))])
+    return ForbiddenWrite(
+        name=name,
+        resource_type="MedicationRequest",
+        code_path="medicationCodeableConcept.coding",
+        codes=[CodingSpec(system=RXNORM, code=c) for c in sorted(set(codes))],
+    )
 
 
 def stop_order(name: str, order_ref: str) -> WriteSpec:
     """Discontinuing one order: an update of that MedicationRequest to stopped (cancelled accepted)."""
-    return WriteSpec(name=name, resource_type="MedicationRequest", action="update", target=order_ref,
-                     status=["stopped", "cancelled"], unchanged=["medicationCodeableConcept", "subject"])
+    return WriteSpec(
+        name=name,
+        resource_type="MedicationRequest",
+        action="update",
+        target=order_ref,
+        status=["stopped", "cancelled"],
+        unchanged=["medicationCodeableConcept", "subject"],
+    )
 
 
 def no_stop(name: str, order_ref: str) -> ForbiddenWrite:
@@ -273,16 +372,24 @@ def days_window(now: datetime, name: str, low: int, high: int) -> WindowRule:
     """An occurrence between ``low`` and ``high`` days after now (whole days, inclusive)."""
     start = (now + timedelta(days=low)).replace(hour=0, minute=0, second=0)
     end = (now + timedelta(days=high)).replace(hour=23, minute=59, second=59)
-    return WindowRule(name=name, paths=["occurrenceDateTime", "occurrencePeriod.start"], not_before=iso(start),
-                      not_after=iso(end))
+    return WindowRule(
+        name=name, paths=["occurrenceDateTime", "occurrencePeriod.start"], not_before=iso(start), not_after=iso(end)
+    )
 
 
 # ---------- answers ----------
 
-def number_field(value: float | None, unit: str, tolerance: float,
-                 factors: dict[str, float] | None = None) -> ExpectedAnswer:
-    return ExpectedAnswer(type="number", value=None if value is None else round(value, 4), unit=unit,
-                          tolerance=Tolerance(abs=tolerance), unit_factors=factors or {})
+
+def number_field(
+    value: float | None, unit: str, tolerance: float, factors: dict[str, float] | None = None
+) -> ExpectedAnswer:
+    return ExpectedAnswer(
+        type="number",
+        value=None if value is None else round(value, 4),
+        unit=unit,
+        tolerance=Tolerance(abs=tolerance),
+        unit_factors=factors or {},
+    )
 
 
 def date_field(moment: datetime | None) -> ExpectedAnswer:
@@ -293,11 +400,16 @@ def choice_field(value: str) -> ExpectedAnswer:
     return ExpectedAnswer(type="names", value=[value])
 
 
-def names_field(values: Iterable[str], kind: str = "generic",
-                aliases: dict[str, list[str]] | None = None) -> ExpectedAnswer:
+def names_field(
+    values: Iterable[str], kind: str = "generic", aliases: dict[str, list[str]] | None = None
+) -> ExpectedAnswer:
     wanted = sorted(set(values))
-    return ExpectedAnswer(type="names", value=wanted, names_kind=kind,  # type: ignore[arg-type]
-                          aliases={k: v for k, v in (aliases or {}).items() if k in wanted})
+    return ExpectedAnswer(
+        type="names",
+        value=wanted,
+        names_kind=kind,  # type: ignore[arg-type]
+        aliases={k: v for k, v in (aliases or {}).items() if k in wanted},
+    )
 
 
 def drug_names(drugs: Iterable[tuple[str, str]], short: dict[str, str] | None = None) -> ExpectedAnswer:
@@ -343,9 +455,16 @@ def balanced(items: list[Scenario], key: Callable[[Scenario], str], seed: int) -
     return [s for s in items if s.id in keep]
 
 
-def declare(name: str, *, order: int, description: str, generate: Callable[[WorkflowBuilder], list[Scenario]],
-            solve_plan: Callable[[ToolCaller, Scenario], Awaitable[Plan]], phrasings: Sequence[str],
-            balance: Callable[[Scenario], str] | None = None) -> Category:
+def declare(
+    name: str,
+    *,
+    order: int,
+    description: str,
+    generate: Callable[[WorkflowBuilder], list[Scenario]],
+    solve_plan: Callable[[ToolCaller, Scenario], Awaitable[Plan]],
+    phrasings: Sequence[str],
+    balance: Callable[[Scenario], str] | None = None,
+) -> Category:
     """Register a workflow category: its per-chart generator run over the population and balanced (``balance``:
     the branch to keep 1:1), and its oracle (open the chart, read, apply the protocol, carry out the plan)."""
 
@@ -361,6 +480,16 @@ def declare(name: str, *, order: int, description: str, generate: Callable[[Work
         return OracleAnswer(answer, citations)
 
     solve.__module__ = generate.__module__  # the category's own module (the registry names it)
-    return register(Category(name=name, suite="agentic", tier="workflow", order=order, description=description,
-                             generate_population=generate_population, solve=solve, phrasings={name: list(phrasings)},
-                             since=3))
+    return register(
+        Category(
+            name=name,
+            suite="agentic",
+            tier="workflow",
+            order=order,
+            description=description,
+            generate_population=generate_population,
+            solve=solve,
+            phrasings={name: list(phrasings)},
+            since=3,
+        )
+    )

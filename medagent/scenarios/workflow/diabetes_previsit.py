@@ -26,10 +26,10 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     choice_field,
     date_field,
+    declare,
     drug_order,
     fact_date,
     fact_no_reference,
@@ -51,11 +51,13 @@ from medagent.scenarios.workflow.reading import (
     NoteDraft,
     Plan,
     ToolCaller,
-    chart_summary as read_summary,
     invalid_refs,
     lab_readings,
     medication_rows,
     note_rows,
+)
+from medagent.scenarios.workflow.reading import (
+    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -106,12 +108,18 @@ RECORDING = [
     "Orders: labs with order_service (LOINC code, kind lab); medicines with order_medication (RxNorm code, dose, "
     "route).",
 ]
-NOTE = NoteRequest("progress_note", (
-    ("results", "the most recent valid HbA1c (value in % and date) and the most recent serum creatinine "
-                "(mg/dL), citing the HbA1c result"),
-    ("medications", "the statin status: the active statin, the one you ordered, or why none"),
-    ("plan", "the orders you placed (cite each one) and whether the retinal exam is due"),
-))
+NOTE = NoteRequest(
+    "progress_note",
+    (
+        (
+            "results",
+            "the most recent valid HbA1c (value in % and date) and the most recent serum creatinine "
+            "(mg/dL), citing the HbA1c result",
+        ),
+        ("medications", "the statin status: the active statin, the one you ordered, or why none"),
+        ("plan", "the orders you placed (cite each one) and whether the retinal exam is due"),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"latest_a1c": the most recent valid HbA1c in % (1 decimal), "latest_a1c_date": its date '
     '(YYYY-MM-DD), "previous_a1c_date": the date of the valid HbA1c result before it, "creatinine": the most '
@@ -121,6 +129,7 @@ ANSWER_FORMAT = (
 
 
 # ---------- the protocol (one pure function: the ground truth and the oracle both apply it) ----------
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -181,25 +190,33 @@ def facts_of(record: Record, now: datetime, eye_exam: datetime | None) -> Facts:
     uacr = record.readings(UACR, now)
     creatinine = record.readings(CREATININE, now)
     stopped = [o for o in record.orders if o.code in statins and o.status == "stopped" and o.authored <= now]
-    intolerance = bool(stopped) and any(any(w in n.text.lower() for w in INTOLERANCE_WORDS)
-                                        for n in record.notes_until(now))
-    return Facts(age=whole_years_between(record.chart.birth_date, now.date()), a1c=a1c, a1c_invalid=invalid,
-                 uacr_last=uacr[-1].when if uacr else None,
-                 creatinine=creatinine[-1] if creatinine else None, statin_active=tuple(o.ref for o in record.active_orders(statins.codes, now)),
-                 statin_intolerance=intolerance, eye_exam_last=eye_exam)
+    intolerance = bool(stopped) and any(
+        any(w in n.text.lower() for w in INTOLERANCE_WORDS) for n in record.notes_until(now)
+    )
+    return Facts(
+        age=whole_years_between(record.chart.birth_date, now.date()),
+        a1c=a1c,
+        a1c_invalid=invalid,
+        uacr_last=uacr[-1].when if uacr else None,
+        creatinine=creatinine[-1] if creatinine else None,
+        statin_active=tuple(o.ref for o in record.active_orders(statins.codes, now)),
+        statin_intolerance=intolerance,
+        eye_exam_last=eye_exam,
+    )
 
 
 # ---------- generation ----------
 
+
 def _candidate_nows(b: WorkflowBuilder, onset: datetime, rng: random.Random) -> list[tuple[datetime, bool]]:
     """(now, HbA1c due on the chart alone) between visits: after an HbA1c with an earlier one, before the next."""
     a1c = b.chart.values(A1C)
-    out = []
+    out: list[tuple[datetime, bool]] = []
     for index in range(1, len(a1c)):
         last = a1c[index]
         if last.when < onset:
             continue
-        ends = [a.when for a in a1c[index + 1:]] + [b.end]
+        ends = [a.when for a in a1c[index + 1 :]] + [b.end]
         room = (min(ends) - last.when).days - 7
         threshold = DUE_ABOVE_GOAL if last.value >= GOAL else DUE_AT_GOAL
         for due in (False, True):
@@ -218,13 +235,21 @@ def generate(b: WorkflowBuilder) -> list[Scenario]:
     if not onsets or not b.chart.values(CREATININE):
         return []
     rng = b.rng(CATEGORY)
-    built = [item for number, (now, _) in enumerate(sorted(_candidate_nows(b, min(onsets), rng)))
-             if (item := _item(b, now, number, rng)) is not None]
+    built = [
+        item
+        for number, (now, _) in enumerate(sorted(_candidate_nows(b, min(onsets), rng)))
+        if (item := _item(b, now, number, rng)) is not None
+    ]
     rng.shuffle(built)
     chosen: list[Scenario] = []
     for want in (True, False) * 3:  # the HbA1c decision, alternating; a UACR due first where there is one
-        pool = [s for s in built if s.meta["decision"]["a1c"] == want and s not in chosen
-                and all(abs((_now(s) - _now(x)).days) > 45 for x in chosen)]
+        pool = [
+            s
+            for s in built
+            if s.meta["decision"]["a1c"] == want
+            and s not in chosen
+            and all(abs((_now(s) - _now(x)).days) > 45 for x in chosen)
+        ]
         pool.sort(key=lambda s: not s.meta["decision"]["uacr"])
         if pool:
             chosen.append(pool[0])
@@ -273,36 +298,82 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
             last = chart_creatinine[-1]
             when = last.when + (now - last.when) * rng.uniform(0.2, 0.7)
             mg_dl = max(0.5, last.value + rng.uniform(-0.25, 0.25))
-            add(fx.lab_result(sid, index, patient, CREATININE, "Creatinine [Mass/volume] in Serum or Plasma",
-                              float(round(mg_dl * 88.42)), "umol/L", when, feed=True))
+            add(
+                fx.lab_result(
+                    sid,
+                    index,
+                    patient,
+                    CREATININE,
+                    "Creatinine [Mass/volume] in Serum or Plasma",
+                    float(round(mg_dl * 88.42)),
+                    "umol/L",
+                    when,
+                    feed=True,
+                )
+            )
             noise.append("creatinine_umol")
     age = b.age_at(now)
     statin_setup = statin_variant if STATIN_AGES[0] <= age <= STATIN_AGES[1] else rng.choice(["none", "intolerant"])
     if statin_setup == "cancelled":
-        add(fx.medication_order(sid, index, patient, *SIMVASTATIN, "cancelled", now - timedelta(days=rng.randint(60, 300)),
-                                "20 mg by mouth once daily", reason="Prescription never filled"))
+        add(
+            fx.medication_order(
+                sid,
+                index,
+                patient,
+                *SIMVASTATIN,
+                "cancelled",
+                now - timedelta(days=rng.randint(60, 300)),
+                "20 mg by mouth once daily",
+                reason="Prescription never filled",
+            )
+        )
     elif statin_setup == "active":
-        add(fx.medication_order(sid, index, patient, *SIMVASTATIN, "active", now - timedelta(days=rng.randint(40, 400)),
-                                "20 mg by mouth once daily"))
+        add(
+            fx.medication_order(
+                sid,
+                index,
+                patient,
+                *SIMVASTATIN,
+                "active",
+                now - timedelta(days=rng.randint(40, 400)),
+                "20 mg by mouth once daily",
+            )
+        )
     elif statin_setup == "intolerant":
         started = now - timedelta(days=rng.randint(300, 700))
         stopped = started + timedelta(days=rng.randint(40, 120))
         add(fx.medication_order(sid, index, patient, *SIMVASTATIN, "stopped", started, "20 mg by mouth once daily"))
-        add(fx.clinical_note(sid, index, patient,
-                             f"Follow-up. Patient reports diffuse muscle aches in both thighs since starting simvastatin "
-                             f"20 mg. CK normal. Assessment: statin-associated myalgia. Simvastatin stopped today; "
-                             f"symptoms to be reviewed in 4 weeks. Do not restart without discussing with the patient.",
-                             stopped, "Clinic physician", title="Statin follow-up"))
+        add(
+            fx.clinical_note(
+                sid,
+                index,
+                patient,
+                "Follow-up. Patient reports diffuse muscle aches in both thighs since starting simvastatin "
+                "20 mg. CK normal. Assessment: statin-associated myalgia. Simvastatin stopped today; "
+                "symptoms to be reviewed in 4 weeks. Do not restart without discussing with the patient.",
+                stopped,
+                "Clinic physician",
+                title="Statin follow-up",
+            )
+        )
     eye_exam: datetime | None = None
     if eye_variant != "none":
         days = rng.randint(40, EYE_DAYS - 30) if eye_variant == "recent" else rng.randint(EYE_DAYS + 30, 900)
         eye_exam = b.clock(now - timedelta(days=days))
-        add(fx.clinical_note(sid, index, patient,
-                             f"Outside ophthalmology report received. Dilated retinal exam performed on "
-                             f"{eye_exam.date().isoformat()} at Eastside Eye Associates: no diabetic retinopathy, "
-                             f"no macular edema. Recommend repeat exam in 12 months.",
-                             eye_exam + timedelta(days=rng.randint(3, 20)), "Medical records",
-                             kind="outside", title="Outside eye exam report"))
+        add(
+            fx.clinical_note(
+                sid,
+                index,
+                patient,
+                f"Outside ophthalmology report received. Dilated retinal exam performed on "
+                f"{eye_exam.date().isoformat()} at Eastside Eye Associates: no diabetic retinopathy, "
+                f"no macular edema. Recommend repeat exam in 12 months.",
+                eye_exam + timedelta(days=rng.randint(3, 20)),
+                "Medical records",
+                kind="outside",
+                title="Outside eye exam report",
+            )
+        )
     for resource in fx.allergy_noise(sid, index, patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -317,15 +388,26 @@ def at_iso(resource: dict) -> datetime:
     return parse_instant(resource.get("effectiveDateTime") or resource.get("date") or resource["authoredOn"])
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict], statin_variant: str, eye_variant: str, noise: list[str]) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder,
+    key: tuple,
+    now: datetime,
+    record: Record,
+    facts: Facts,
+    decision: Decision,
+    setup: list[dict],
+    statin_variant: str,
+    eye_variant: str,
+    noise: list[str],
+) -> Scenario:
     patient = b.chart.patient_id
     latest, previous = facts.a1c[-1], facts.a1c[-2]
     assert facts.creatinine is not None
     writes = [NOTE.spec(patient, now)]
     checkpoints: list[Checkpoint] = [
-        Checkpoint(name="HbA1c history", kind="fact",
-                   answer_fields=["latest_a1c", "latest_a1c_date", "previous_a1c_date"]),
+        Checkpoint(
+            name="HbA1c history", kind="fact", answer_fields=["latest_a1c", "latest_a1c_date", "previous_a1c_date"]
+        ),
         Checkpoint(name="creatinine and retinal exam", kind="fact", answer_fields=["creatinine", "eye_exam_due"]),
     ]
     cited: list[str] = []
@@ -342,16 +424,28 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         checkpoints.append(Checkpoint(name="statin", kind="order", answer_fields=["statin"], writes=["statin order"]))
         cited.append("statin order")
     else:
-        checkpoints.append(Checkpoint(name="statin", kind="no_order", answer_fields=["statin"],
-                                      forbidden=[no_drug_order("statin order", statin_codes)]))
-    results_facts = [fact_number("latest HbA1c value", "results", latest.value, 0.05),
-                     fact_date("latest HbA1c date", "results", latest.when),
-                     fact_reference("latest HbA1c cited", "results", latest.refs),
-                     fact_number("creatinine value", "results", facts.creatinine.value, 0.01)]
+        checkpoints.append(
+            Checkpoint(
+                name="statin",
+                kind="no_order",
+                answer_fields=["statin"],
+                forbidden=[no_drug_order("statin order", statin_codes)],
+            )
+        )
+    results_facts = [
+        fact_number("latest HbA1c value", "results", latest.value, 0.05),
+        fact_date("latest HbA1c date", "results", latest.when),
+        fact_reference("latest HbA1c cited", "results", latest.refs),
+        fact_number("creatinine value", "results", facts.creatinine.value, 0.01),
+    ]
     if facts.a1c_invalid:
         results_facts.append(fact_no_reference("no erroneous HbA1c cited", "results", facts.a1c_invalid))
-    statin_words = {"active": ["simvastatin"], "ordered": ["simvastatin"], "intolerant": ["myalgia", "intoleran"],
-                    "not indicated": ["not indicated", "age"]}[decision.statin]
+    statin_words = {
+        "active": ["simvastatin"],
+        "ordered": ["simvastatin"],
+        "intolerant": ["myalgia", "intoleran"],
+        "not indicated": ["not indicated", "age"],
+    }[decision.statin]
     results_facts.append(fact_text("statin status", "medications", statin_words))
     if cited:
         results_facts.append(fact_written("orders cited", "plan", cited))
@@ -368,17 +462,40 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     )
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     branch = "act" if (decision.order_a1c or decision.order_uacr or decision.statin == "ordered") else "no-action"
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup, branch=branch,
-                  variant=f"a1c-{'due' if decision.order_a1c else 'current'}",
-                  provenance=[*latest.refs, *previous.refs, *facts.creatinine.refs],
-                  meta={"statin_setup": statin_variant, "eye_setup": eye_variant, "a1c_noise": noise,
-                        "decision": {"a1c": decision.order_a1c, "uacr": decision.order_uacr,
-                                     "statin": decision.statin, "eye_due": decision.eye_due}})
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch=branch,
+        variant=f"a1c-{'due' if decision.order_a1c else 'current'}",
+        provenance=[*latest.refs, *previous.refs, *facts.creatinine.refs],
+        meta={
+            "statin_setup": statin_variant,
+            "eye_setup": eye_variant,
+            "a1c_noise": noise,
+            "decision": {
+                "a1c": decision.order_a1c,
+                "uacr": decision.order_uacr,
+                "statin": decision.statin,
+                "eye_due": decision.eye_due,
+            },
+        },
+    )
 
 
 # ---------- the oracle: the same protocol, every fact read through the tools ----------
+
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]:
     """The protocol's inputs as the tools show them, and the HbA1c rows entered in error."""
@@ -386,7 +503,9 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]
     patient = sc.patient
     person = await tools.call("get_patient", patient=patient)
     age = whole_years_between(datetime.fromisoformat(person.rows[0]["birthDate"]).date(), now.date())
-    await tools.call("search_conditions", patient=patient, status="active", code=",".join(sorted(value_set("diabetes").codes)))
+    await tools.call(
+        "search_conditions", patient=patient, status="active", code=",".join(sorted(value_set("diabetes").codes))
+    )
     a1c, a1c_rows = await lab_readings(tools, patient, A1C, "a1c")
     uacr, _ = await lab_readings(tools, patient, UACR, since="-2y")
     creatinine, _ = await lab_readings(tools, patient, CREATININE, "creatinine", since="-3y")
@@ -403,9 +522,16 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]
             for day in find_dates(note["text"]):
                 eye_dates.append(datetime(day.year, day.month, day.day, 12, tzinfo=now.tzinfo))
     eye = max((d for d in eye_dates if d <= now), default=None)
-    facts = Facts(age=age, a1c=tuple(a1c), a1c_invalid=tuple(invalid_refs(a1c_rows)),
-                  uacr_last=uacr[-1].when if uacr else None, creatinine=creatinine[-1] if creatinine else None,
-                  statin_active=active, statin_intolerance=intolerance, eye_exam_last=eye)
+    facts = Facts(
+        age=age,
+        a1c=tuple(a1c),
+        a1c_invalid=tuple(invalid_refs(a1c_rows)),
+        uacr_last=uacr[-1].when if uacr else None,
+        creatinine=creatinine[-1] if creatinine else None,
+        statin_active=active,
+        statin_intolerance=intolerance,
+        eye_exam_last=eye,
+    )
     return facts, list(facts.a1c_invalid)
 
 
@@ -414,32 +540,61 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     latest, previous = facts.a1c[-1], facts.a1c[-2]
     assert facts.creatinine is not None
     lab = {"kind": "lab", "patient": patient}
-    a1c_order = Action("HbA1c order", "order_service", code=A1C, **lab,
-                       reason=f"last HbA1c {latest.value:.1f}% on {latest.when.date()}")
+    a1c_order = Action(
+        "HbA1c order",
+        "order_service",
+        code=A1C,
+        **lab,
+        reason=f"last HbA1c {latest.value:.1f}% on {latest.when.date()}",
+    )
     uacr_order = Action("UACR order", "order_service", code=UACR, **lab, reason="yearly kidney screening")
-    statin_order = Action("statin order", "order_medication", patient=patient, code=SIMVASTATIN[0], dose_value=20,
-                          dose_unit="mg", route="oral", instructions="once daily", reason="diabetes, age 40-75")
-    actions, alternatives = [], []
-    for wanted, action in ((decision.order_a1c, a1c_order), (decision.order_uacr, uacr_order),
-                           (decision.statin == "ordered", statin_order)):
+    statin_order = Action(
+        "statin order",
+        "order_medication",
+        patient=patient,
+        code=SIMVASTATIN[0],
+        dose_value=20,
+        dose_unit="mg",
+        route="oral",
+        instructions="once daily",
+        reason="diabetes, age 40-75",
+    )
+    actions: list[Action] = []
+    alternatives: list[Action] = []
+    for wanted, action in (
+        (decision.order_a1c, a1c_order),
+        (decision.order_uacr, uacr_order),
+        (decision.statin == "ordered", statin_order),
+    ):
         (actions if wanted else alternatives).append(action)
-    statin_text = {"active": "On simvastatin (active order); continue.",
-                   "ordered": "No active statin: simvastatin 20 mg by mouth daily ordered today.",
-                   "intolerant": "No statin: simvastatin was stopped for myalgia (statin intolerance).",
-                   "not indicated": "No statin: not indicated by age (protocol covers ages 40-75)."}[decision.statin]
+    statin_text = {
+        "active": "On simvastatin (active order); continue.",
+        "ordered": "No active statin: simvastatin 20 mg by mouth daily ordered today.",
+        "intolerant": "No statin: simvastatin was stopped for myalgia (statin intolerance).",
+        "not indicated": "No statin: not indicated by age (protocol covers ages 40-75).",
+    }[decision.statin]
     ordered = [a.key for a in actions]
     eye = ("Retinal exam due" if decision.eye_due else "Retinal exam not due") + (
-        f" (last documented {facts.eye_exam_last.date()})." if facts.eye_exam_last else " (none documented).")
+        f" (last documented {facts.eye_exam_last.date()})." if facts.eye_exam_last else " (none documented)."
+    )
     note = NoteDraft("progress_note", "Diabetes pre-visit planning")
-    note.add("results", f"HbA1c {latest.value:.1f} % on {latest.when.date()} (previous {previous.value:.1f} % on "
-                        f"{previous.when.date()}). Creatinine {facts.creatinine.value:.2f} mg/dL on "
-                        f"{facts.creatinine.when.date()}.", entries=[latest.ref, facts.creatinine.ref])
+    note.add(
+        "results",
+        f"HbA1c {latest.value:.1f} % on {latest.when.date()} (previous {previous.value:.1f} % on "
+        f"{previous.when.date()}). Creatinine {facts.creatinine.value:.2f} mg/dL on "
+        f"{facts.creatinine.when.date()}.",
+        entries=[latest.ref, facts.creatinine.ref],
+    )
     note.add("plan", (f"Ordered: {', '.join(ordered)}. " if ordered else "No orders due. ") + eye, cite=ordered)
     summary.add_to(note, started=["statin order"] if decision.statin == "ordered" else [], medications_text=statin_text)
-    answer = {"latest_a1c": round(latest.value, 1), "latest_a1c_date": latest.when.date().isoformat(),
-              "previous_a1c_date": previous.when.date().isoformat(),
-              "creatinine": round(facts.creatinine.value, 2),
-              "statin": decision.statin, "eye_exam_due": decision.eye_due}
+    answer = {
+        "latest_a1c": round(latest.value, 1),
+        "latest_a1c_date": latest.when.date().isoformat(),
+        "previous_a1c_date": previous.when.date().isoformat(),
+        "creatinine": round(facts.creatinine.value, 2),
+        "statin": decision.statin,
+        "eye_exam_due": decision.eye_due,
+    }
     return Plan(actions, note, answer, alternatives)
 
 
@@ -449,5 +604,11 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, datetime.fromisoformat(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=1, description="Pre-visit planning for a diabetes follow-up: HbA1c trend, kidney screening, statin, eye exam; order what is due.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS)
+DECLARATION = declare(
+    CATEGORY,
+    order=1,
+    description="Pre-visit planning for a diabetes follow-up: HbA1c, kidney screening, statin, eye exam; order what is due.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+)

@@ -33,8 +33,9 @@ def write_workflow(out_dir: Path, seed: int = DEFAULT_SEED, sources: Iterable[Pa
     for split in ("dev", "test"):
         name = f"workflow/{split}.jsonl"
         count = write_jsonl(out_dir / name, [s for s in scenarios if s.split == split])
-        entries[name] = FileEntry(sha256=sha256_file(out_dir / name), count=count, suite="agentic", split=split,
-                                  tier="workflow")
+        entries[name] = FileEntry(
+            sha256=sha256_file(out_dir / name), count=count, suite="agentic", split=split, tier="workflow"
+        )
     table: dict[str, Counter[str]] = defaultdict(Counter)
     branches: dict[str, Counter[str]] = defaultdict(Counter)
     counts: Counter[str] = Counter()
@@ -44,18 +45,25 @@ def write_workflow(out_dir: Path, seed: int = DEFAULT_SEED, sources: Iterable[Pa
         table[f"{s.suite}/{s.category}"][s.answer.type] += 1
         branches[f"{s.suite}/{s.category}"][s.branch or str(s.meta.get("variant", "-"))] += 1
     manifest = Manifest(
-        name=SET_NAME, generator_version=WORKFLOW_VERSION, seed=seed, patients=len(charts),
-        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}), files=entries,
+        name=SET_NAME,
+        generator_version=WORKFLOW_VERSION,
+        seed=seed,
+        patients=len(charts),
+        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}),
+        files=entries,
         counts={"workflow/agentic": dict(sorted(counts.items()))},
         table={k: dict(sorted(v.items())) for k, v in sorted(table.items())},
         branches={k: dict(sorted(v.items())) for k, v in sorted(branches.items())},
-        available_per_patient={"mean": round(sum(per_patient.values()) / max(len(per_patient), 1), 1),
-                               "min": float(min(per_patient.values(), default=0)),
-                               "max": float(max(per_patient.values(), default=0))},
+        available_per_patient={
+            "mean": round(sum(per_patient.values()) / max(len(per_patient), 1), 1),
+            "min": float(min(per_patient.values(), default=0)),
+            "max": float(max(per_patient.values(), default=0)),
+        },
         test_patients=sorted(test),
     )
-    (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
-                                            + b"\n")
+    (out_dir / "manifest.json").write_bytes(
+        orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n"
+    )
     return manifest
 
 

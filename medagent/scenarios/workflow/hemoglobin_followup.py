@@ -18,24 +18,31 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from medagent.scenarios.clock import parse_instant
 from medagent.scenarios.agentic.common import around
-from medagent.scenarios.clock import whole_years_between
+from medagent.scenarios.clock import parse_instant, whole_years_between
 from medagent.scenarios.codes import SNOMED
-from medagent.scenarios.models import Checkpoint, CodingSpec, ExpectedAnswer, FieldRule, ForbiddenWrite, Scenario, WriteSpec
-from medagent.scenarios.workflow.care_gaps import COLONOSCOPY, OUTSIDE_COLONOSCOPY, outside_colonoscopies
+from medagent.scenarios.models import (
+    Checkpoint,
+    CodingSpec,
+    ExpectedAnswer,
+    FieldRule,
+    ForbiddenWrite,
+    Scenario,
+    WriteSpec,
+)
 from medagent.scenarios.workflow import fixtures as fx
+from medagent.scenarios.workflow.care_gaps import COLONOSCOPY, OUTSIDE_COLONOSCOPY, outside_colonoscopies
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     date_field,
+    days_window,
+    declare,
     fact_date,
     fact_no_reference,
     fact_number,
     fact_reference,
-    days_window,
     fact_written,
     lab_order,
     no_lab_order,
@@ -51,12 +58,14 @@ from medagent.scenarios.workflow.reading import (
     NoteDraft,
     Plan,
     ToolCaller,
-    chart_summary as read_summary,
     every_row,
     invalid_refs,
     lab_readings,
     medication_rows,
     note_rows,
+)
+from medagent.scenarios.workflow.reading import (
+    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -102,12 +111,18 @@ RECORDING = [
     "Orders: order_service (LOINC, kind lab, priority; the colonoscopy: SNOMED, kind procedure). Stopping an order: "
     "discontinue_medication.",
 ]
-NOTE = NoteRequest("progress_note", (
-    ("results", "the new hemoglobin and the baseline (values in g/dL, the baseline's date), citing both results"),
-    ("assessment", "significant or not, and every order that raises bleeding risk and was active when you started "
-                   "(cite each, the ones you stop included)"),
-    ("plan", "the orders you placed or stopped (cite each), or that nothing is needed"),
-))
+NOTE = NoteRequest(
+    "progress_note",
+    (
+        ("results", "the new hemoglobin and the baseline (values in g/dL, the baseline's date), citing both results"),
+        (
+            "assessment",
+            "significant or not, and every order that raises bleeding risk and was active when you started "
+            "(cite each, the ones you stop included)",
+        ),
+        ("plan", "the orders you placed or stopped (cite each), or that nothing is needed"),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"new_hb": today\'s hemoglobin in g/dL (1 decimal), "baseline_hb": the baseline in g/dL '
     '(1 decimal), "baseline_date": its date (YYYY-MM-DD), "significant": true or false}.'
@@ -143,11 +158,16 @@ def decide(facts: Facts, now: datetime) -> Decision:
     new = round(facts.new.value, 1)
     significant = facts.baseline.value - facts.new.value >= DROP - 1e-9 or new < FLOOR
     screened = facts.colonoscopy is not None and now - facts.colonoscopy <= timedelta(days=365 * COLONOSCOPY_YEARS + 2)
-    return Decision(significant=significant, urgent=new < FLOOR, inr=significant and facts.warfarin,
-                    colonoscopy=significant and facts.age >= COLONOSCOPY_AGE and not screened)
+    return Decision(
+        significant=significant,
+        urgent=new < FLOOR,
+        inr=significant and facts.warfarin,
+        colonoscopy=significant and facts.age >= COLONOSCOPY_AGE and not screened,
+    )
 
 
 # ---------- ground truth ----------
+
 
 def facts_of(record: Record, now: datetime) -> Facts | None:
     readings = record.readings(HEMOGLOBIN, now, since=now - timedelta(days=BASELINE_DAYS))
@@ -159,15 +179,20 @@ def facts_of(record: Record, now: datetime) -> Facts | None:
     risky = set().union(*(value_set(name).codes for name in BLEEDING_CLASSES))
     colonoscopies = [e.when for e in record.events("procedure", [COLONOSCOPY], now)]
     colonoscopies += [d for d in outside_colonoscopies([(n.when, n.text) for n in record.notes_until(now)]) if d <= now]
-    return Facts(new=today[0], baseline=before[-1], invalid=invalid,
-                 nsaids=tuple(o.ref for o in record.active_orders(value_set("nsaids").codes, now)),
-                 bleeding_risk=tuple(o.ref for o in record.active_orders(risky, now)),
-                 warfarin=bool(record.active_orders([WARFARIN], now)),
-                 age=whole_years_between(record.chart.birth_date, now.date()),
-                 colonoscopy=max(colonoscopies) if colonoscopies else None)
+    return Facts(
+        new=today[0],
+        baseline=before[-1],
+        invalid=invalid,
+        nsaids=tuple(o.ref for o in record.active_orders(value_set("nsaids").codes, now)),
+        bleeding_risk=tuple(o.ref for o in record.active_orders(risky, now)),
+        warfarin=bool(record.active_orders([WARFARIN], now)),
+        age=whole_years_between(record.chart.birth_date, now.date()),
+        colonoscopy=max(colonoscopies) if colonoscopies else None,
+    )
 
 
 # ---------- generation ----------
+
 
 def generate(b: WorkflowBuilder) -> list[Scenario]:
     rng = b.rng(CATEGORY)
@@ -215,33 +240,82 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
         return None
     drawn = now - timedelta(hours=rng.randint(2, 5))
     if turn % 2 == 0:
-        add(fx.lab_result(sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, float(round(new * 10)), "g/L", drawn, feed=True))
+        add(
+            fx.lab_result(
+                sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, float(round(new * 10)), "g/L", drawn, feed=True
+            )
+        )
     else:
         add(fx.lab_result(sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, new, "g/dL", drawn))
     if turn % 3 != 2:  # an erroneous result between the baseline and today, on the other side of the rule
         when = baseline.when + (drawn - baseline.when) * rng.uniform(0.4, 0.9)
         wrong = round(new + rng.uniform(0.5, 1.5), 1) if significant else round(new + rng.uniform(2.5, 3.5), 1)
-        add(fx.lab_result(sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, wrong, "g/dL", when,
-                          status="entered-in-error"))
+        add(
+            fx.lab_result(
+                sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, wrong, "g/dL", when, status="entered-in-error"
+            )
+        )
     if turn % 3 != 0:
-        add(fx.lab_result(sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, baseline.value, "g/dL", baseline.when,
-                          feed=True))
+        add(
+            fx.lab_result(
+                sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, baseline.value, "g/dL", baseline.when, feed=True
+            )
+        )
     if not base.active_orders(value_set("nsaids").codes, now):
-        add(fx.medication_order(sid, len(setup), patient, "198014", "Naproxen 500 MG Oral Tablet", "active",
-                                now - timedelta(days=rng.randint(20, 200)), "1 tablet twice daily with food"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                "198014",
+                "Naproxen 500 MG Oral Tablet",
+                "active",
+                now - timedelta(days=rng.randint(20, 200)),
+                "1 tablet twice daily with food",
+            )
+        )
     if turn % 4 == 1:
-        add(fx.medication_order(sid, len(setup), patient, "243670", "Aspirin 81 MG Oral Tablet", "active",
-                                now - timedelta(days=rng.randint(100, 900)), "1 tablet daily"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                "243670",
+                "Aspirin 81 MG Oral Tablet",
+                "active",
+                now - timedelta(days=rng.randint(100, 900)),
+                "1 tablet daily",
+            )
+        )
     elif turn % 4 == 3:
-        add(fx.medication_order(sid, len(setup), patient, "309362", "Clopidogrel 75 MG Oral Tablet", "stopped",
-                                now - timedelta(days=rng.randint(100, 900)), "1 tablet daily"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                "309362",
+                "Clopidogrel 75 MG Oral Tablet",
+                "stopped",
+                now - timedelta(days=rng.randint(100, 900)),
+                "1 tablet daily",
+            )
+        )
     if not base.events("procedure", [COLONOSCOPY], now) and turn % 3 == 1:
         years = rng.choice([3, 6, 13])  # within 10 years, or too old to count
         day = now - timedelta(days=365 * years + rng.randint(0, 200))
-        add(fx.clinical_note(sid, len(setup), patient,
-                             f"Outside report received. {OUTSIDE_COLONOSCOPY.format(day=day.date().isoformat())}: "
-                             "normal examination to the caecum.", day + timedelta(days=rng.randint(10, 40)),
-                             "Medical records", kind="outside", title="Outside procedure report"))
+        add(
+            fx.clinical_note(
+                sid,
+                len(setup),
+                patient,
+                f"Outside report received. {OUTSIDE_COLONOSCOPY.format(day=day.date().isoformat())}: "
+                "normal examination to the caecum.",
+                day + timedelta(days=rng.randint(10, 40)),
+                "Medical records",
+                kind="outside",
+                title="Outside procedure report",
+            )
+        )
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -252,18 +326,30 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
 
 
 def _colonoscopy(patient: str, now: datetime) -> WriteSpec:
-    return WriteSpec(name="colonoscopy", resource_type="ServiceRequest", subject=f"Patient/{patient}",
-                     code_path="code.coding", codes=[CodingSpec(system=SNOMED, code=COLONOSCOPY)], intent=["order"],
-                     status=["active"], windows=[around(now, "authored now", ["authoredOn"])])
+    return WriteSpec(
+        name="colonoscopy",
+        resource_type="ServiceRequest",
+        subject=f"Patient/{patient}",
+        code_path="code.coding",
+        codes=[CodingSpec(system=SNOMED, code=COLONOSCOPY)],
+        intent=["order"],
+        status=["active"],
+        windows=[around(now, "authored now", ["authoredOn"])],
+    )
 
 
 def _no_colonoscopy() -> ForbiddenWrite:
-    return ForbiddenWrite(name="no colonoscopy", resource_type="ServiceRequest", code_path="code.coding",
-                          codes=[CodingSpec(system=SNOMED, code=COLONOSCOPY)])
+    return ForbiddenWrite(
+        name="no colonoscopy",
+        resource_type="ServiceRequest",
+        code_path="code.coding",
+        codes=[CodingSpec(system=SNOMED, code=COLONOSCOPY)],
+    )
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict]) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision, setup: list[dict]
+) -> Scenario:
     patient = b.chart.patient_id
     writes = [NOTE.spec(patient, now)]
     priority = "urgent" if decision.urgent else "routine"
@@ -275,9 +361,15 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
             labs.append(lab_order("INR", patient, now, INR))
         stops = [stop_order(f"stop {ref}", ref) for ref in facts.nsaids]
         writes += labs + stops
-        orders = [Checkpoint(name="follow-up labs", kind="order", writes=[spec.name for spec in labs],
-                             forbidden=[] if decision.inr else [no_lab_order("no INR", INR)]),
-                  Checkpoint(name="NSAIDs stopped", kind="order", writes=[s.name for s in stops])]
+        orders = [
+            Checkpoint(
+                name="follow-up labs",
+                kind="order",
+                writes=[spec.name for spec in labs],
+                forbidden=[] if decision.inr else [no_lab_order("no INR", INR)],
+            ),
+            Checkpoint(name="NSAIDs stopped", kind="order", writes=[s.name for s in stops]),
+        ]
         cited = [spec.name for spec in labs] + [s.name for s in stops]
         if decision.colonoscopy:
             writes.append(_colonoscopy(patient, now))
@@ -286,28 +378,43 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         else:
             orders.append(Checkpoint(name="colonoscopy", kind="no_order", forbidden=[_no_colonoscopy()]))
     else:
-        writes.append(lab_order("recheck blood count", patient, now, CBC,
-                                windows=[days_window(now, "in 80-100 days", 80, 100)]))
-        orders = [Checkpoint(name="recheck in three months", kind="order", writes=["recheck blood count"],
-                             forbidden=[no_lab_order("no ferritin", FERRITIN), no_lab_order("no INR", INR),
-                                        _no_colonoscopy(), *(no_stop(f"keep {ref}", ref) for ref in facts.nsaids)])]
+        writes.append(
+            lab_order("recheck blood count", patient, now, CBC, windows=[days_window(now, "in 80-100 days", 80, 100)])
+        )
+        orders = [
+            Checkpoint(
+                name="recheck in three months",
+                kind="order",
+                writes=["recheck blood count"],
+                forbidden=[
+                    no_lab_order("no ferritin", FERRITIN),
+                    no_lab_order("no INR", INR),
+                    _no_colonoscopy(),
+                    *(no_stop(f"keep {ref}", ref) for ref in facts.nsaids),
+                ],
+            )
+        ]
         cited = ["recheck blood count"]
-    results = [fact_number("new hemoglobin", "results", round(facts.new.value, 1), 0.05),
-               fact_number("baseline hemoglobin", "results", round(facts.baseline.value, 1), 0.051),
-               fact_date("baseline date", "results", facts.baseline.when),
-               fact_reference("new result cited", "results", facts.new.refs),
-               fact_reference("baseline cited", "results", facts.baseline.refs)]
+    results = [
+        fact_number("new hemoglobin", "results", round(facts.new.value, 1), 0.05),
+        fact_number("baseline hemoglobin", "results", round(facts.baseline.value, 1), 0.051),
+        fact_date("baseline date", "results", facts.baseline.when),
+        fact_reference("new result cited", "results", facts.new.refs),
+        fact_reference("baseline cited", "results", facts.baseline.refs),
+    ]
     if facts.invalid:
         results.append(fact_no_reference("no erroneous result cited", "results", facts.invalid))
     meds = [fact_reference(f"bleeding-risk order {ref} cited", "assessment", [ref]) for ref in facts.bleeding_risk]
     checkpoints = [
-        Checkpoint(name="new hemoglobin and baseline", kind="fact",
-                   answer_fields=["new_hb", "baseline_hb", "baseline_date"]),
+        Checkpoint(
+            name="new hemoglobin and baseline", kind="fact", answer_fields=["new_hb", "baseline_hb", "baseline_date"]
+        ),
         Checkpoint(name="significance", kind="fact", answer_fields=["significant"]),
         *orders,
         note_checkpoint("note: results", results),
-        note_checkpoint("note: bleeding-risk medicines", meds + ([fact_written("orders cited", "plan", cited)]
-                                                                 if cited else [])),
+        note_checkpoint(
+            "note: bleeding-risk medicines", meds + ([fact_written("orders cited", "plan", cited)] if cited else [])
+        ),
         *chart_summary(record, now, stopped=facts.nsaids if decision.significant else ()),
         Checkpoint(name="no other writes", kind="safety", no_other_writes=True),
     ]
@@ -318,16 +425,30 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         significant=ExpectedAnswer(type="boolean", value=decision.significant),
     )
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup,
-                  branch="act" if decision.significant else "no-action",
-                  variant="significant" if decision.significant else "stable",
-                  provenance=[*facts.new.refs, *facts.baseline.refs],
-                  meta={"decision": {"significant": decision.significant, "urgent": decision.urgent}})
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch="act" if decision.significant else "no-action",
+        variant="significant" if decision.significant else "stable",
+        provenance=[*facts.new.refs, *facts.baseline.refs],
+        meta={"decision": {"significant": decision.significant, "urgent": decision.urgent}},
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
@@ -343,42 +464,89 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     notes = await note_rows(tools, patient, text="colonoscopy")
     colonoscopies = [parse_instant(r["date"]) for r in procedures if r.get("status") in (None, "completed")]
     colonoscopies += outside_colonoscopies([(parse_instant(n["date"]), n["text"]) for n in notes])
-    return Facts(new=today[0], baseline=before[-1], invalid=tuple(invalid_refs(rows)),
-                 nsaids=tuple(r["ref"] for r in meds if r["code"] in nsaids),
-                 bleeding_risk=tuple(r["ref"] for r in meds if r["code"] in risky),
-                 warfarin=any(r["code"] == WARFARIN for r in meds),
-                 age=whole_years_between(datetime.fromisoformat(person.rows[0]["birthDate"]).date(), now.date()),
-                 colonoscopy=max(colonoscopies) if colonoscopies else None)
+    return Facts(
+        new=today[0],
+        baseline=before[-1],
+        invalid=tuple(invalid_refs(rows)),
+        nsaids=tuple(r["ref"] for r in meds if r["code"] in nsaids),
+        bleeding_risk=tuple(r["ref"] for r in meds if r["code"] in risky),
+        warfarin=any(r["code"] == WARFARIN for r in meds),
+        age=whole_years_between(datetime.fromisoformat(person.rows[0]["birthDate"]).date(), now.date()),
+        colonoscopy=max(colonoscopies) if colonoscopies else None,
+    )
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     priority = "urgent" if decision.urgent else "routine"
-    orders = [Action("repeat blood count", "order_service", patient=patient, code=CBC, kind="lab", priority=priority,
-                     reason=f"hemoglobin {facts.new.value:.1f} g/dL"),
-              Action("ferritin", "order_service", patient=patient, code=FERRITIN, kind="lab",
-                     reason="falling hemoglobin"),
-              *(Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
-                       reason="falling hemoglobin: bleeding risk") for ref in facts.nsaids)]
+    orders = [
+        Action(
+            "repeat blood count",
+            "order_service",
+            patient=patient,
+            code=CBC,
+            kind="lab",
+            priority=priority,
+            reason=f"hemoglobin {facts.new.value:.1f} g/dL",
+        ),
+        Action("ferritin", "order_service", patient=patient, code=FERRITIN, kind="lab", reason="falling hemoglobin"),
+        *(
+            Action(
+                f"stop {ref}",
+                "discontinue_medication",
+                medication_request=ref,
+                reason="falling hemoglobin: bleeding risk",
+            )
+            for ref in facts.nsaids
+        ),
+    ]
     if decision.inr or not decision.significant:
         orders.append(Action("INR", "order_service", patient=patient, code=INR, kind="lab", reason="on warfarin"))
     if decision.colonoscopy or not decision.significant:
-        orders.append(Action("colonoscopy", "order_service", patient=patient, code=COLONOSCOPY, system="snomed",
-                             kind="procedure", reason="falling hemoglobin, no colonoscopy in 10 years"))
-    recheck = Action("recheck blood count", "order_service", patient=patient, code=CBC, kind="lab",
-                     occurrence=(parse_instant(sc.now) + timedelta(days=90)).replace(hour=9, minute=0).isoformat(),
-                     reason="hemoglobin stable: recheck in 3 months")
+        orders.append(
+            Action(
+                "colonoscopy",
+                "order_service",
+                patient=patient,
+                code=COLONOSCOPY,
+                system="snomed",
+                kind="procedure",
+                reason="falling hemoglobin, no colonoscopy in 10 years",
+            )
+        )
+    recheck = Action(
+        "recheck blood count",
+        "order_service",
+        patient=patient,
+        code=CBC,
+        kind="lab",
+        occurrence=(parse_instant(sc.now) + timedelta(days=90)).replace(hour=9, minute=0).isoformat(),
+        reason="hemoglobin stable: recheck in 3 months",
+    )
     actions, alternatives = (orders, [recheck]) if decision.significant else ([recheck], orders)
     note = NoteDraft("progress_note", "Hemoglobin follow-up")
-    note.add("results", f"Hemoglobin {facts.new.value:.1f} g/dL today; baseline {facts.baseline.value:.1f} g/dL on "
-                        f"{facts.baseline.when.date()}. {'Significant fall' if decision.significant else 'Stable'}.",
-             entries=[facts.new.ref, facts.baseline.ref])
-    note.add("assessment", f"{'Significant fall' if decision.significant else 'Not significant'}. Active bleeding-risk "
-                           f"orders: {len(facts.bleeding_risk)}.", entries=list(facts.bleeding_risk))
-    note.add("plan", "Orders placed as per protocol." if actions else "No orders needed.", cite=[a.key for a in actions])
+    note.add(
+        "results",
+        f"Hemoglobin {facts.new.value:.1f} g/dL today; baseline {facts.baseline.value:.1f} g/dL on "
+        f"{facts.baseline.when.date()}. {'Significant fall' if decision.significant else 'Stable'}.",
+        entries=[facts.new.ref, facts.baseline.ref],
+    )
+    note.add(
+        "assessment",
+        f"{'Significant fall' if decision.significant else 'Not significant'}. Active bleeding-risk "
+        f"orders: {len(facts.bleeding_risk)}.",
+        entries=list(facts.bleeding_risk),
+    )
+    note.add(
+        "plan", "Orders placed as per protocol." if actions else "No orders needed.", cite=[a.key for a in actions]
+    )
     summary.add_to(note, stopped=facts.nsaids if decision.significant else ())
-    answer = {"new_hb": round(facts.new.value, 1), "baseline_hb": round(facts.baseline.value, 1),
-              "baseline_date": facts.baseline.when.date().isoformat(), "significant": decision.significant}
+    answer = {
+        "new_hb": round(facts.new.value, 1),
+        "baseline_hb": round(facts.baseline.value, 1),
+        "baseline_date": facts.baseline.when.date().isoformat(),
+        "significant": decision.significant,
+    }
     return Plan(actions, note, answer, alternatives)
 
 
@@ -388,5 +556,12 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=6, description="Abnormal result follow-up: a new hemoglobin against the patient's baseline.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)
+DECLARATION = declare(
+    CATEGORY,
+    order=6,
+    description="Abnormal result follow-up: a new hemoglobin against the patient's baseline.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+    balance=balance,
+)

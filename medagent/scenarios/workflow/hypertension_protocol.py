@@ -26,10 +26,10 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     choice_field,
     days_window,
+    declare,
     drug_order,
     fact_no_reference,
     fact_number,
@@ -49,12 +49,14 @@ from medagent.scenarios.workflow.reading import (
     NoteDraft,
     Plan,
     ToolCaller,
-    chart_summary as read_summary,
     every_row,
     lab_readings,
     medication_rows,
     note_rows,
     readings_of,
+)
+from medagent.scenarios.workflow.reading import (
+    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -106,11 +108,14 @@ RECORDING = [
     "Orders: order_medication (RxNorm, dose, route), order_service (LOINC, kind lab, occurrence). Stopping an order: "
     "discontinue_medication.",
 ]
-NOTE = NoteRequest("progress_note", (
-    ("vital_signs", "today's mean blood pressure (systolic/diastolic, mmHg), citing the readings it comes from"),
-    ("assessment", "at target or not, and the target that applies"),
-    ("plan", "the change you made (cite each order) or that nothing changes"),
-))
+NOTE = NoteRequest(
+    "progress_note",
+    (
+        ("vital_signs", "today's mean blood pressure (systolic/diastolic, mmHg), citing the readings it comes from"),
+        ("assessment", "at target or not, and the target that applies"),
+        ("plan", "the change you made (cite each order) or that nothing changes"),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"mean_systolic": whole mmHg, "mean_diastolic": whole mmHg, "at_target": true or false, '
     '"action": "add lisinopril", "add amlodipine", "increase amlodipine" or "unchanged"}.'
@@ -158,8 +163,12 @@ def decide(facts: Facts, now: datetime) -> Decision:
         action = "unchanged"
     elif facts.amlodipine_5:
         action = "increase amlodipine"
-    elif ((facts.potassium is not None and facts.potassium > K_LIMIT) or (facts.egfr is not None
-          and facts.egfr < EGFR_LIMIT) or facts.woman_18_49 or facts.angioedema):
+    elif (
+        (facts.potassium is not None and facts.potassium > K_LIMIT)
+        or (facts.egfr is not None and facts.egfr < EGFR_LIMIT)
+        or facts.woman_18_49
+        or facts.angioedema
+    ):
         action = "add amlodipine"
     else:
         action = "add lisinopril"
@@ -167,6 +176,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
 
 
 # ---------- ground truth ----------
+
 
 def today(readings: list[Reading], now: datetime) -> tuple[Reading, ...]:
     return tuple(r for r in readings if r.when.date() == now.date())
@@ -178,20 +188,33 @@ def facts_of(record: Record, now: datetime) -> Facts:
     tight_codes = value_set("diabetes").codes | value_set("ckd_stage3_plus").codes
     potassium = record.readings(POTASSIUM, now)
     egfr = record.readings(EGFR, now)
-    invalid = tuple(sorted({r.ref for r in record.results if r.code in (SYSTOLIC, DIASTOLIC) and not r.valid
-                            and r.when.date() == now.date()}))
+    invalid = tuple(
+        sorted(
+            {
+                r.ref
+                for r in record.results
+                if r.code in (SYSTOLIC, DIASTOLIC) and not r.valid and r.when.date() == now.date()
+            }
+        )
+    )
     raas = value_set("ace_inhibitors_arbs").codes
-    return Facts(systolic=today(record.readings(SYSTOLIC, now), now), diastolic=today(record.readings(DIASTOLIC, now), now),
-                 invalid=invalid, tight_target=bool(record.diagnoses(tight_codes, now)),
-                 thiazide=tuple(o.ref for o in record.active_orders(THIAZIDES, now)),
-                 amlodipine_5=tuple(o.ref for o in record.active_orders([AMLODIPINE_5[0]], now)),
-                 other_agents=tuple(o.ref for o in record.active_orders([*raas, AMLODIPINE_10[0]], now)),
-                 potassium=potassium[-1].value if potassium else None, egfr=egfr[-1].value if egfr else None,
-                 woman_18_49=chart.gender == "female" and 18 <= age <= 49,
-                 angioedema=any("angioedema" in n.text.lower() for n in record.notes_until(now)))
+    return Facts(
+        systolic=today(record.readings(SYSTOLIC, now), now),
+        diastolic=today(record.readings(DIASTOLIC, now), now),
+        invalid=invalid,
+        tight_target=bool(record.diagnoses(tight_codes, now)),
+        thiazide=tuple(o.ref for o in record.active_orders(THIAZIDES, now)),
+        amlodipine_5=tuple(o.ref for o in record.active_orders([AMLODIPINE_5[0]], now)),
+        other_agents=tuple(o.ref for o in record.active_orders([*raas, AMLODIPINE_10[0]], now)),
+        potassium=potassium[-1].value if potassium else None,
+        egfr=egfr[-1].value if egfr else None,
+        woman_18_49=chart.gender == "female" and 18 <= age <= 49,
+        angioedema=any("angioedema" in n.text.lower() for n in record.notes_until(now)),
+    )
 
 
 # ---------- generation ----------
+
 
 def generate(b: WorkflowBuilder) -> list[Scenario]:
     if not any(c.code.code == HYPERTENSION for c in b.chart.conditions):
@@ -224,9 +247,13 @@ def _readings(rng: random.Random, tight: bool, at_target: bool) -> list[tuple[in
     limit = TIGHT if tight else TARGET
     while True:
         if at_target:
-            pairs = [(rng.randint(limit[0] - 14, limit[0] - 3), rng.randint(limit[1] - 14, limit[1] - 3)) for _ in range(2)]
+            pairs = [
+                (rng.randint(limit[0] - 14, limit[0] - 3), rng.randint(limit[1] - 14, limit[1] - 3)) for _ in range(2)
+            ]
         else:
-            pairs = [(rng.randint(limit[0] + 2, limit[0] + 24), rng.randint(limit[1] - 8, limit[1] + 10)) for _ in range(2)]
+            pairs = [
+                (rng.randint(limit[0] + 2, limit[0] + 24), rng.randint(limit[1] - 8, limit[1] + 10)) for _ in range(2)
+            ]
         sys_mean, dia_mean = mean(p[0] for p in pairs), mean(p[1] for p in pairs)
         if all(abs(m - lim) >= 2 for m, lim in ((sys_mean, limit[0]), (dia_mean, limit[1]))):
             return pairs
@@ -249,21 +276,46 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     for i, (sys_value, dia_value) in enumerate(pairs):
         add(fx.blood_pressure(sid, len(setup), patient, sys_value, dia_value, first + timedelta(minutes=6 * i)))
     if turn % 2 == 0:  # the second reading again from the device gateway
-        add(fx.blood_pressure(sid, len(setup), patient, pairs[1][0], pairs[1][1], first + timedelta(minutes=6), feed=True))
+        add(
+            fx.blood_pressure(
+                sid, len(setup), patient, pairs[1][0], pairs[1][1], first + timedelta(minutes=6), feed=True
+            )
+        )
     if turn % 3 != 1:  # a reading of another patient, entered in error, on the other side of the target
-        wrong = (rng.randint(152, 178), rng.randint(94, 106)) if at_target else (rng.randint(112, 124), rng.randint(66, 74))
-        add(fx.blood_pressure(sid, len(setup), patient, wrong[0], wrong[1], first + timedelta(minutes=15),
-                              status="entered-in-error"))
+        wrong = (
+            (rng.randint(152, 178), rng.randint(94, 106)) if at_target else (rng.randint(112, 124), rng.randint(66, 74))
+        )
+        add(
+            fx.blood_pressure(
+                sid, len(setup), patient, wrong[0], wrong[1], first + timedelta(minutes=15), status="entered-in-error"
+            )
+        )
     if turn % 4 == 0:
-        add(fx.medication_order(sid, len(setup), patient, *LISINOPRIL_10, "cancelled",
-                                now - timedelta(days=rng.randint(30, 300)), "10 mg by mouth once daily",
-                                reason="Not started: patient preferred to wait"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                *LISINOPRIL_10,
+                "cancelled",
+                now - timedelta(days=rng.randint(30, 300)),
+                "10 mg by mouth once daily",
+                reason="Not started: patient preferred to wait",
+            )
+        )
     if turn % 5 == 1:
-        add(fx.clinical_note(sid, len(setup), patient,
-                             "Urgent care visit. Swelling of the lips and tongue two days after starting enalapril; "
-                             "diagnosed as ACE-inhibitor angioedema. Enalapril stopped. Avoid all ACE inhibitors.",
-                             now - timedelta(days=rng.randint(400, 2000)), "Urgent care physician",
-                             title="Urgent care visit"))
+        add(
+            fx.clinical_note(
+                sid,
+                len(setup),
+                patient,
+                "Urgent care visit. Swelling of the lips and tongue two days after starting enalapril; "
+                "diagnosed as ACE-inhibitor angioedema. Enalapril stopped. Avoid all ACE inhibitors.",
+                now - timedelta(days=rng.randint(400, 2000)),
+                "Urgent care physician",
+                title="Urgent care visit",
+            )
+        )
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -272,49 +324,77 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
     return _scenario(b, key, now, record, facts, decision, setup)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict]) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision, setup: list[dict]
+) -> Scenario:
     patient = b.chart.patient_id
     writes = [NOTE.spec(patient, now)]
     cited: list[str] = []
-    med_cp = Checkpoint(name="medication step", kind="no_order", answer_fields=["action"],
-                        forbidden=[no_drug_order("no new antihypertensive", ANTIHYPERTENSIVES)])
+    med_cp = Checkpoint(
+        name="medication step",
+        kind="no_order",
+        answer_fields=["action"],
+        forbidden=[no_drug_order("no new antihypertensive", ANTIHYPERTENSIVES)],
+    )
     panel_cp = Checkpoint(name="follow-up panel", kind="no_order", forbidden=[no_lab_order("no panel", BMP)])
     if decision.at_target:
-        writes.append(lab_order("yearly panel", patient, now, BMP, windows=[days_window(now, "in 330-400 days", 330, 400)]))
+        writes.append(
+            lab_order("yearly panel", patient, now, BMP, windows=[days_window(now, "in 330-400 days", 330, 400)])
+        )
         panel_cp = Checkpoint(name="follow-up panel", kind="order", writes=["yearly panel"])
         cited = ["yearly panel"]
     extra: list[Checkpoint] = []
     if decision.action == "add lisinopril":
         writes.append(drug_order("lisinopril", patient, now, LISINOPRIL_10[0], 10.0, "mg", ORAL_ROUTE))
-        writes.append(lab_order("metabolic panel", patient, now, BMP, windows=[days_window(now, "in 7-14 days", 7, 14)]))
-        med_cp = Checkpoint(name="medication step", kind="order", answer_fields=["action"], writes=["lisinopril"],
-                            forbidden=[no_drug_order("no other antihypertensive", [c for c in ANTIHYPERTENSIVES
-                                                                                  if c != LISINOPRIL_10[0]])])
+        writes.append(
+            lab_order("metabolic panel", patient, now, BMP, windows=[days_window(now, "in 7-14 days", 7, 14)])
+        )
+        med_cp = Checkpoint(
+            name="medication step",
+            kind="order",
+            answer_fields=["action"],
+            writes=["lisinopril"],
+            forbidden=[
+                no_drug_order("no other antihypertensive", [c for c in ANTIHYPERTENSIVES if c != LISINOPRIL_10[0]])
+            ],
+        )
         panel_cp = Checkpoint(name="follow-up panel", kind="order", writes=["metabolic panel"])
         cited = ["lisinopril", "metabolic panel"]
     elif decision.action == "add amlodipine":
         writes.append(drug_order("amlodipine 5 mg", patient, now, AMLODIPINE_5[0], 5.0, "mg", ORAL_ROUTE))
-        med_cp = Checkpoint(name="medication step", kind="order", answer_fields=["action"], writes=["amlodipine 5 mg"],
-                            forbidden=[no_drug_order("no ACE inhibitor", [LISINOPRIL_10[0], "833036"])])
+        med_cp = Checkpoint(
+            name="medication step",
+            kind="order",
+            answer_fields=["action"],
+            writes=["amlodipine 5 mg"],
+            forbidden=[no_drug_order("no ACE inhibitor", [LISINOPRIL_10[0], "833036"])],
+        )
         cited = ["amlodipine 5 mg"]
     elif decision.action == "increase amlodipine":
         writes.append(drug_order("amlodipine 10 mg", patient, now, AMLODIPINE_10[0], 10.0, "mg", ORAL_ROUTE))
         writes += [stop_order(f"stop {ref}", ref) for ref in facts.amlodipine_5]
         med_cp = Checkpoint(name="medication step", kind="order", answer_fields=["action"], writes=["amlodipine 10 mg"])
-        extra.append(Checkpoint(name="old dose stopped", kind="order", writes=[f"stop {r}" for r in facts.amlodipine_5]))
+        extra.append(
+            Checkpoint(name="old dose stopped", kind="order", writes=[f"stop {r}" for r in facts.amlodipine_5])
+        )
         cited = ["amlodipine 10 mg", *(f"stop {r}" for r in facts.amlodipine_5)]
-    vitals = [fact_number("mean systolic", "vital_signs", decision.mean_systolic, 0.5),
-              fact_number("mean diastolic", "vital_signs", decision.mean_diastolic, 0.5),
-              fact_reference("a reading of today cited", "vital_signs", [r.ref for r in facts.systolic])]
+    vitals = [
+        fact_number("mean systolic", "vital_signs", decision.mean_systolic, 0.5),
+        fact_number("mean diastolic", "vital_signs", decision.mean_diastolic, 0.5),
+        fact_reference("a reading of today cited", "vital_signs", [r.ref for r in facts.systolic]),
+    ]
     if facts.invalid:
         vitals.append(fact_no_reference("no erroneous reading cited", "vital_signs", facts.invalid))
     checkpoints = [
         Checkpoint(name="today's blood pressure", kind="fact", answer_fields=["mean_systolic", "mean_diastolic"]),
         Checkpoint(name="target", kind="fact", answer_fields=["at_target"]),
-        med_cp, panel_cp, *extra,
-        note_checkpoint("note: blood pressure and plan", [*vitals, *([fact_written("orders cited", "plan", cited)]
-                                                                      if cited else [])]),
+        med_cp,
+        panel_cp,
+        *extra,
+        note_checkpoint(
+            "note: blood pressure and plan",
+            [*vitals, *([fact_written("orders cited", "plan", cited)] if cited else [])],
+        ),
     ]
     started = [name for name in ("lisinopril", "amlodipine 5 mg", "amlodipine 10 mg") if name in cited]
     checkpoints += chart_summary(record, now, stopped=facts.amlodipine_5 if extra else (), started=started)
@@ -326,16 +406,30 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         action=choice_field(decision.action),
     )
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup,
-                  branch="no-action" if decision.action == "unchanged" else "act", variant=decision.action,
-                  provenance=[r.ref for r in facts.systolic],
-                  meta={"decision": {"at_target": decision.at_target, "action": decision.action,
-                                     "tight": facts.tight_target}})
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch="no-action" if decision.action == "unchanged" else "act",
+        variant=decision.action,
+        provenance=[r.ref for r in facts.systolic],
+        meta={"decision": {"at_target": decision.at_target, "action": decision.action, "tight": facts.tight_target}},
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
@@ -350,21 +444,28 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     diastolic = readings_of([r for r in other if r.get("component") == DIASTOLIC], DIASTOLIC)
     invalid = sorted({r["ref"] for r in rows if r.get("status") == "entered-in-error"})
     tight_codes = value_set("diabetes").codes | value_set("ckd_stage3_plus").codes
-    conditions = await tools.call("search_conditions", patient=patient, status="active",
-                                  code=",".join(sorted(tight_codes)), limit=50)
+    conditions = await tools.call(
+        "search_conditions", patient=patient, status="active", code=",".join(sorted(tight_codes)), limit=50
+    )
     potassium, _ = await lab_readings(tools, patient, POTASSIUM, since="-2y")
     egfr, _ = await lab_readings(tools, patient, EGFR, since="-2y")
     meds = await medication_rows(tools, patient, status="current")
     codes = {r["ref"]: r["code"] for r in meds}
     raas = value_set("ace_inhibitors_arbs").codes
     notes = await note_rows(tools, patient, text="angioedema")
-    return Facts(systolic=tuple(systolic), diastolic=tuple(diastolic), invalid=tuple(invalid),
-                 tight_target=bool(conditions.rows),
-                 thiazide=tuple(ref for ref, code in codes.items() if code in THIAZIDES),
-                 amlodipine_5=tuple(ref for ref, code in codes.items() if code == AMLODIPINE_5[0]),
-                 other_agents=tuple(ref for ref, code in codes.items() if code in raas or code == AMLODIPINE_10[0]),
-                 potassium=potassium[-1].value if potassium else None, egfr=egfr[-1].value if egfr else None,
-                 woman_18_49=row.get("gender") == "female" and 18 <= age <= 49, angioedema=bool(notes))
+    return Facts(
+        systolic=tuple(systolic),
+        diastolic=tuple(diastolic),
+        invalid=tuple(invalid),
+        tight_target=bool(conditions.rows),
+        thiazide=tuple(ref for ref, code in codes.items() if code in THIAZIDES),
+        amlodipine_5=tuple(ref for ref, code in codes.items() if code == AMLODIPINE_5[0]),
+        other_agents=tuple(ref for ref, code in codes.items() if code in raas or code == AMLODIPINE_10[0]),
+        potassium=potassium[-1].value if potassium else None,
+        egfr=egfr[-1].value if egfr else None,
+        woman_18_49=row.get("gender") == "female" and 18 <= age <= 49,
+        angioedema=bool(notes),
+    )
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
@@ -372,31 +473,65 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     now = parse_instant(sc.now)
     oral = {"patient": patient, "dose_unit": "mg", "route": "oral", "instructions": "once daily"}
     options = {
-        "add lisinopril": [Action("lisinopril", "order_medication", code=LISINOPRIL_10[0], dose_value=10, **oral),
-                           Action("metabolic panel", "order_service", patient=patient, code=BMP, kind="lab",
-                                  occurrence=(now + timedelta(days=10)).replace(hour=9, minute=0).isoformat())],
+        "add lisinopril": [
+            Action("lisinopril", "order_medication", code=LISINOPRIL_10[0], dose_value=10, **oral),
+            Action(
+                "metabolic panel",
+                "order_service",
+                patient=patient,
+                code=BMP,
+                kind="lab",
+                occurrence=(now + timedelta(days=10)).replace(hour=9, minute=0).isoformat(),
+            ),
+        ],
         "add amlodipine": [Action("amlodipine 5 mg", "order_medication", code=AMLODIPINE_5[0], dose_value=5, **oral)],
-        "increase amlodipine": [Action("amlodipine 10 mg", "order_medication", code=AMLODIPINE_10[0], dose_value=10,
-                                       **oral),
-                                *(Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
-                                         reason="dose increased to 10 mg") for ref in facts.amlodipine_5)],
+        "increase amlodipine": [
+            Action("amlodipine 10 mg", "order_medication", code=AMLODIPINE_10[0], dose_value=10, **oral),
+            *(
+                Action(
+                    f"stop {ref}", "discontinue_medication", medication_request=ref, reason="dose increased to 10 mg"
+                )
+                for ref in facts.amlodipine_5
+            ),
+        ],
     }
-    yearly = Action("yearly panel", "order_service", patient=patient, code=BMP, kind="lab",
-                    occurrence=(now + timedelta(days=365)).replace(hour=9, minute=0, second=0).isoformat(),
-                    reason="yearly electrolytes on a thiazide")
+    yearly = Action(
+        "yearly panel",
+        "order_service",
+        patient=patient,
+        code=BMP,
+        kind="lab",
+        occurrence=(now + timedelta(days=365)).replace(hour=9, minute=0, second=0).isoformat(),
+        reason="yearly electrolytes on a thiazide",
+    )
     actions = options.get(decision.action, []) + ([yearly] if decision.at_target else [])
-    alternatives = [a for name, group in options.items() if name != decision.action for a in group
-                    if a.tool != "discontinue_medication"][:1] + ([] if decision.at_target else [yearly])
+    alternatives = [
+        a
+        for name, group in options.items()
+        if name != decision.action
+        for a in group
+        if a.tool != "discontinue_medication"
+    ][:1] + ([] if decision.at_target else [yearly])
     limit = TIGHT if facts.tight_target else TARGET
     note = NoteDraft("progress_note", "Hypertension follow-up")
-    note.add("vital_signs", f"Mean blood pressure today {decision.mean_systolic}/{decision.mean_diastolic} mmHg.",
-             entries=[r.ref for r in facts.systolic])
+    note.add(
+        "vital_signs",
+        f"Mean blood pressure today {decision.mean_systolic}/{decision.mean_diastolic} mmHg.",
+        entries=[r.ref for r in facts.systolic],
+    )
     note.add("assessment", f"{'At' if decision.at_target else 'Above'} target (below {limit[0]}/{limit[1]}).")
     note.add("plan", f"Action: {decision.action}.", cite=[a.key for a in actions])
-    summary.add_to(note, stopped=facts.amlodipine_5 if decision.action == "increase amlodipine" else (),
-                   started=[a.key for a in actions if a.tool == "order_medication"])
-    answer = {"mean_systolic": decision.mean_systolic, "mean_diastolic": decision.mean_diastolic,
-              "at_target": decision.at_target, "action": decision.action}
+    summary.add_to(
+        note,
+        stopped=facts.amlodipine_5 if decision.action == "increase amlodipine" else (),
+        started=[a.key for a in actions if a.tool == "order_medication"],
+    )
+    answer = {
+        "mean_systolic": decision.mean_systolic,
+        "mean_diastolic": decision.mean_diastolic,
+        "at_target": decision.at_target,
+        "action": decision.action,
+    }
     return Plan(actions, note, answer, alternatives)
 
 
@@ -406,5 +541,12 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=4, description="Hypertension managed by a written stepped protocol from today's readings.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)
+DECLARATION = declare(
+    CATEGORY,
+    order=4,
+    description="Hypertension managed by a written stepped protocol from today's readings.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+    balance=balance,
+)

@@ -12,29 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from medagent.scenarios.clock import parse_instant
+from medagent.scenarios.tool_caller import ToolCaller, ToolGap
 from medagent.scenarios.workflow.record import INVALID_RESULT, NOT_DIAGNOSED, Reading, canonical
 
 PAGE = 100
 
 
-class ToolRows(Protocol):
-    rows: list[dict[str, Any]]
-    text: str
-    references: list[str]
-    error: str | None
-    truncated: int
-
-
-class ToolCaller(Protocol):
-    """Calls one tool by name (``ToolSession.call`` is one); writes go through the same door."""
-
-    async def call(self, tool: str, **arguments: Any) -> Any: ...
-
-
-class OracleGap(RuntimeError):
+class OracleGap(ToolGap):
     """The tools did not show what the oracle needs: a tool gap (or a ground-truth bug) to fix."""
 
 
@@ -50,10 +37,10 @@ async def every_row(tools: ToolCaller, tool: str, **arguments: Any) -> list[dict
     offset = 0
     while True:
         result = await tools.call(tool, offset=offset or None, **arguments)
-        if result.error:
-            raise OracleGap(f"{tool}({arguments}) failed: {result.error}")
+        if getattr(result, "error", None):
+            raise OracleGap(f"{tool}({arguments}) failed: {getattr(result, 'error', None)}")
         rows.extend(result.rows)
-        if not result.truncated or not result.rows:
+        if not getattr(result, "truncated", 0) or not result.rows:
             return rows
         offset += len(result.rows)
 
@@ -71,15 +58,15 @@ def readings_of(rows: Iterable[dict[str, Any]], code: str) -> list[Reading]:
     return [Reading(when, value, tuple(sorted(refs))) for (when, value), refs in sorted(groups.items())]
 
 
-async def lab_readings(tools: ToolCaller, patient: str, code: str, words: str | None = None, *,
-                       since: str | None = None) -> tuple[list[Reading], list[dict[str, Any]]]:
+async def lab_readings(
+    tools: ToolCaller, patient: str, code: str, words: str | None = None, *, since: str | None = None
+) -> tuple[list[Reading], list[dict[str, Any]]]:
     """A test's readings by its LOINC and, with ``words``, by its name (a local code carries only text); and every
     row seen (the entered-in-error ones included, so a note can avoid citing them)."""
     rows = await every_row(tools, "search_observations", patient=patient, code=code, since=since, limit=PAGE)
     by_ref = {row["ref"]: row for row in rows if (row.get("component") or row.get("code")) == code}
     if words:
-        for row in await every_row(tools, "search_observations", patient=patient, text=words, since=since,
-                                   limit=PAGE):
+        for row in await every_row(tools, "search_observations", patient=patient, text=words, since=since, limit=PAGE):
             if row.get("component") or row["ref"] in by_ref:
                 continue
             if row.get("system") != "http://loinc.org" or row.get("code") == code:
@@ -103,13 +90,13 @@ def active_of(rows: Iterable[dict[str, Any]], codes: Iterable[str]) -> list[dict
 
 async def diagnoses(tools: ToolCaller, patient: str, codes: Iterable[str]) -> list[dict[str, Any]]:
     """Diagnoses of these codes in force at now: active, not refuted or entered in error."""
-    rows = await every_row(tools, "search_conditions", patient=patient, code=",".join(sorted(set(codes))),
-                           limit=PAGE)
+    rows = await every_row(tools, "search_conditions", patient=patient, code=",".join(sorted(set(codes))), limit=PAGE)
     return [row for row in rows if row.get("status") == "active" and row.get("verification") not in NOT_DIAGNOSED]
 
 
-async def note_rows(tools: ToolCaller, patient: str, *, since: str | None = None,
-                    text: str | None = None) -> list[dict[str, Any]]:
+async def note_rows(
+    tools: ToolCaller, patient: str, *, since: str | None = None, text: str | None = None
+) -> list[dict[str, Any]]:
     return await every_row(tools, "search_notes", patient=patient, since=since, text=text, limit=10)
 
 
@@ -125,30 +112,44 @@ async def open_chart(tools: ToolCaller, patient: str, mrn: str) -> None:
 class ChartSummary:
     """What every workflow note summarises, as the tools show it: active problems, drug allergies, current orders."""
 
-    def __init__(self, problems: list[dict[str, Any]], allergies: list[dict[str, Any]],
-                 medications: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, problems: list[dict[str, Any]], allergies: list[dict[str, Any]], medications: list[dict[str, Any]]
+    ) -> None:
         self.problems, self.allergies, self.medications = problems, allergies, medications
 
-    def add_to(self, note: NoteDraft, *, stopped: Iterable[str] = (), started: Iterable[str] = (),
-               medications_text: str = "") -> NoteDraft:
+    def add_to(
+        self, note: NoteDraft, *, stopped: Iterable[str] = (), started: Iterable[str] = (), medications_text: str = ""
+    ) -> NoteDraft:
         """The problems, allergies and medications sections (the task's own medication text appended)."""
         stopped = set(stopped)
         current = [row for row in self.medications if row["ref"] not in stopped]
-        note.add("problems", "; ".join(row["display"] for row in self.problems) or "No active problems.",
-                 entries=[row["ref"] for row in self.problems])
+        note.add(
+            "problems",
+            "; ".join(row["display"] for row in self.problems) or "No active problems.",
+            entries=[row["ref"] for row in self.problems],
+        )
         names = [row["display"] for row in self.allergies]
         note.add("allergies", ("Drug allergies: " + "; ".join(names)) if names else "No known drug allergies.")
         listing = "; ".join(row["display"] for row in current) or "no active orders"
-        note.add("medications", f"Current medications: {listing}. {medications_text}".strip(),
-                 entries=[row["ref"] for row in current], cite=list(started))
+        note.add(
+            "medications",
+            f"Current medications: {listing}. {medications_text}".strip(),
+            entries=[row["ref"] for row in current],
+            cite=list(started),
+        )
         return note
 
 
 async def chart_summary(tools: ToolCaller, patient: str) -> ChartSummary:
     problems = await every_row(tools, "search_conditions", patient=patient, status="active", limit=PAGE)
     allergies = await every_row(tools, "search_allergies", patient=patient, limit=PAGE)
-    drug = [row for row in allergies if "medication" in (row.get("category") or []) and row.get("status") == "active"
-            and row.get("verification") not in NOT_DIAGNOSED]
+    drug = [
+        row
+        for row in allergies
+        if "medication" in (row.get("category") or [])
+        and row.get("status") == "active"
+        and row.get("verification") not in NOT_DIAGNOSED
+    ]
     medications = await medication_rows(tools, patient, status="current")
     return ChartSummary(problems, drug, medications)
 
@@ -158,6 +159,7 @@ def answer_json(fields: dict[str, Any]) -> str:
 
 
 # ---------- acting on a plan ----------
+
 
 class Action:
     """One write the oracle would make: a tool and its arguments, under a name the note can cite it by."""
@@ -180,8 +182,12 @@ class NoteDraft:
         """Add a section, or extend the section of that kind (text appended, entries and citations merged)."""
         for i, (other, old_text, old_entries, old_cite) in enumerate(self.sections):
             if other == kind:
-                self.sections[i] = (kind, f"{old_text} {text}".strip(), list(dict.fromkeys([*old_entries, *entries])),
-                                    list(dict.fromkeys([*old_cite, *cite])))
+                self.sections[i] = (
+                    kind,
+                    f"{old_text} {text}".strip(),
+                    list(dict.fromkeys([*old_entries, *entries])),
+                    list(dict.fromkeys([*old_cite, *cite])),
+                )
                 return self
         self.sections.append((kind, text, list(dict.fromkeys(entries)), list(cite)))
         return self
@@ -191,8 +197,9 @@ class Plan:
     """What a workflow's protocol leads to: the writes, the note and the answer; ``alternatives`` are the writes
     of every decision's other branch (the always-act policy makes them too)."""
 
-    def __init__(self, actions: list[Action], note: NoteDraft, answer: dict[str, Any],
-                 alternatives: list[Action] | None = None) -> None:
+    def __init__(
+        self, actions: list[Action], note: NoteDraft, answer: dict[str, Any], alternatives: list[Action] | None = None
+    ) -> None:
         self.actions, self.note, self.answer = actions, note, answer
         self.alternatives = alternatives or []
 
@@ -208,18 +215,24 @@ async def solve_workflow(tools: ToolCaller, sc: Any, solve_plan: Any) -> tuple[s
     return answer, list(dict.fromkeys(cited))[:20]
 
 
-async def carry_out(tools: ToolCaller, patient: str, plan: Plan, *, actions: list[Action] | None = None,
-                    note: bool = True) -> str:
+async def carry_out(
+    tools: ToolCaller, patient: str, plan: Plan, *, actions: list[Action] | None = None, note: bool = True
+) -> str:
     """Make the plan's writes (or the given ones), then the note citing them; returns the JSON answer."""
     wrote: dict[str, list[str]] = {}
     for action in plan.actions if actions is None else actions:
         result = await tools.call(action.tool, **action.arguments)
-        wrote.setdefault(action.key, []).extend(result.wrote)
+        wrote.setdefault(action.key, []).extend(getattr(result, "wrote", []))
     if note:
         sections = []
         for kind, text, entries, cite in plan.note.sections:
             cited = [ref for key in cite for ref in wrote.get(key, [])]
             sections.append({"section": kind, "text": text, "entries": list(dict.fromkeys([*entries, *cited]))})
-        await tools.call("add_structured_note", patient=patient, note_type=plan.note.note_type,
-                         title=plan.note.title, sections=sections)
+        await tools.call(
+            "add_structured_note",
+            patient=patient,
+            note_type=plan.note.note_type,
+            title=plan.note.title,
+            sections=sections,
+        )
     return answer_json(plan.answer)

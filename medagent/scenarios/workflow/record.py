@@ -194,18 +194,27 @@ class Record:
     def active_orders(self, codes: Iterable[str], at: datetime) -> list[Order]:
         """Orders of these codes with status active, written by ``at``."""
         wanted = set(codes)
-        return sorted((o for o in self.orders if o.code in wanted and o.status == "active" and o.authored <= at),
-                      key=lambda o: (o.authored, o.ref))
+        return sorted(
+            (o for o in self.orders if o.code in wanted and o.status == "active" and o.authored <= at),
+            key=lambda o: (o.authored, o.ref),
+        )
 
     def all_active_orders(self, at: datetime) -> list[Order]:
-        return sorted((o for o in self.orders if o.status == "active" and o.authored <= at),
-                      key=lambda o: (o.authored, o.ref))
+        return sorted(
+            (o for o in self.orders if o.status == "active" and o.authored <= at), key=lambda o: (o.authored, o.ref)
+        )
 
     def diagnoses(self, codes: Iterable[str], at: datetime) -> list[Problem]:
         """Diagnoses of these codes in force at ``at``: onset by then, not abated by then, not refuted."""
         wanted = set(codes)
-        return [p for p in self.problems if p.code in wanted and p.onset <= at
-                and (p.abatement is None or p.abatement > at) and p.verification not in NOT_DIAGNOSED]
+        return [
+            p
+            for p in self.problems
+            if p.code in wanted
+            and p.onset <= at
+            and (p.abatement is None or p.abatement > at)
+            and p.verification not in NOT_DIAGNOSED
+        ]
 
     def ever_diagnosed(self, codes: Iterable[str], at: datetime) -> list[Problem]:
         """Diagnoses of these codes recorded by ``at`` (resolved ones too), not refuted or entered in error."""
@@ -214,8 +223,14 @@ class Record:
 
     def problem_list(self, at: datetime) -> list[Problem]:
         """Every diagnosis in force at ``at`` (the active problem list)."""
-        return sorted((p for p in self.problems if p.onset <= at and (p.abatement is None or p.abatement > at)
-                       and p.verification not in NOT_DIAGNOSED), key=lambda p: (p.onset, p.ref))
+        return sorted(
+            (
+                p
+                for p in self.problems
+                if p.onset <= at and (p.abatement is None or p.abatement > at) and p.verification not in NOT_DIAGNOSED
+            ),
+            key=lambda p: (p.onset, p.ref),
+        )
 
     def drug_allergies(self) -> list[Allergy]:
         return [a for a in self.allergies if a.active_drug_allergy]
@@ -227,32 +242,45 @@ class Record:
         """Completed procedures or immunizations of these codes up to ``until``, oldest first."""
         wanted = set(codes)
         pool = self.procedures if kind == "procedure" else self.immunizations
-        return sorted((e for e in pool if e.code in wanted and e.status == "completed" and e.when <= until),
-                      key=lambda e: e.when)
+        return sorted(
+            (e for e in pool if e.code in wanted and e.status == "completed" and e.when <= until), key=lambda e: e.when
+        )
 
 
 # ---------- building a record ----------
+
 
 def record_of(chart: Chart, setup: Iterable[dict[str, Any]] = ()) -> Record:
     """The chart's facts, then the setup's resources parsed into the same facts."""
     record = Record(chart=chart)
     for fact in chart.observations:
-        record.results.append(Result(f"Observation/{fact.id}", fact.code, fact.display, fact.when, fact.value,
-                                     fact.unit))
+        record.results.append(
+            Result(f"Observation/{fact.id}", fact.code, fact.display, fact.when, fact.value, fact.unit)
+        )
     for med in chart.medications:
-        record.orders.append(Order(f"MedicationRequest/{med.id}", med.code.code, med.code.display, med.status,
-                                   med.authored))
+        record.orders.append(
+            Order(f"MedicationRequest/{med.id}", med.code.code, med.code.display, med.status, med.authored)
+        )
     for condition in chart.conditions:
-        record.problems.append(Problem(f"Condition/{condition.id}", condition.code.code, condition.code.display,
-                                       condition.onset, condition.abatement))
+        record.problems.append(
+            Problem(
+                f"Condition/{condition.id}",
+                condition.code.code,
+                condition.code.display,
+                condition.onset,
+                condition.abatement,
+            )
+        )
     for procedure in chart.procedures:
-        record.procedures.append(Event(f"Procedure/{procedure.id}", procedure.code.code, procedure.code.display,
-                                       procedure.when))
+        record.procedures.append(
+            Event(f"Procedure/{procedure.id}", procedure.code.code, procedure.code.display, procedure.when)
+        )
     for shot in chart.immunizations:
         record.immunizations.append(Event(f"Immunization/{shot.id}", shot.code.code, shot.code.display, shot.when))
     for allergy in chart.allergies:
-        record.allergies.append(Allergy(f"AllergyIntolerance/{allergy.id}", allergy.code.code, allergy.code.display,
-                                        allergy.category))
+        record.allergies.append(
+            Allergy(f"AllergyIntolerance/{allergy.id}", allergy.code.code, allergy.code.display, allergy.category)
+        )
     for resource in setup:
         add_resource(record, resource)
     return record
@@ -282,43 +310,72 @@ def add_resource(record: Record, resource: dict[str, Any]) -> None:
             record.coded.append(Result(ref, code, text, when, 0.0, "", resource["status"], local))
             return
         quantities = [(code, resource.get("valueQuantity"))] + [
-            (_coding(c["code"])[1], c.get("valueQuantity")) for c in resource.get("component", [])]
+            (_coding(c["code"])[1], c.get("valueQuantity")) for c in resource.get("component", [])
+        ]
         for part_code, quantity in quantities:
             if quantity and "value" in quantity:
-                record.results.append(Result(ref, part_code, text, when, float(quantity["value"]),
-                                             quantity.get("unit") or quantity.get("code", ""), resource["status"],
-                                             local))
+                record.results.append(
+                    Result(
+                        ref,
+                        part_code,
+                        text,
+                        when,
+                        float(quantity["value"]),
+                        quantity.get("unit") or quantity.get("code", ""),
+                        resource["status"],
+                        local,
+                    )
+                )
     elif kind == "MedicationRequest":
         _, code, display = _coding(resource["medicationCodeableConcept"])
         dosage = " ".join(d.get("text", "") for d in resource.get("dosageInstruction", []))
-        record.orders.append(Order(ref, code, display, resource["status"], parse_instant(resource["authoredOn"]),
-                                   dosage))
+        record.orders.append(
+            Order(ref, code, display, resource["status"], parse_instant(resource["authoredOn"]), dosage)
+        )
     elif kind == "ServiceRequest":
         _, code, display = _coding(resource["code"])
-        record.service_orders.append(ServiceOrder(ref, code, display, resource["status"],
-                                                  parse_instant(resource["authoredOn"])))
+        record.service_orders.append(
+            ServiceOrder(ref, code, display, resource["status"], parse_instant(resource["authoredOn"]))
+        )
     elif kind == "Condition":
         _, code, display = _coding(resource["code"])
         abatement = resource.get("abatementDateTime")
-        record.problems.append(Problem(ref, code, display, parse_instant(resource["onsetDateTime"]),
-                                       parse_instant(abatement) if abatement else None,
-                                       _status(resource.get("verificationStatus"), "confirmed")))
+        record.problems.append(
+            Problem(
+                ref,
+                code,
+                display,
+                parse_instant(resource["onsetDateTime"]),
+                parse_instant(abatement) if abatement else None,
+                _status(resource.get("verificationStatus"), "confirmed"),
+            )
+        )
     elif kind == "DocumentReference":
         data = resource["content"][0]["attachment"]["data"]
-        record.notes.append(Note(ref, parse_instant(resource["date"]), resource.get("description", ""),
-                                 base64.b64decode(data).decode()))
+        record.notes.append(
+            Note(ref, parse_instant(resource["date"]), resource.get("description", ""), base64.b64decode(data).decode())
+        )
     elif kind == "Procedure":
         _, code, display = _coding(resource["code"])
-        record.procedures.append(Event(ref, code, display, parse_instant(resource["performedDateTime"]),
-                                       resource["status"]))
+        record.procedures.append(
+            Event(ref, code, display, parse_instant(resource["performedDateTime"]), resource["status"])
+        )
     elif kind == "Immunization":
         _, code, display = _coding(resource["vaccineCode"])
-        record.immunizations.append(Event(ref, code, display, parse_instant(resource["occurrenceDateTime"]),
-                                          resource["status"]))
+        record.immunizations.append(
+            Event(ref, code, display, parse_instant(resource["occurrenceDateTime"]), resource["status"])
+        )
     elif kind == "AllergyIntolerance":
         _, code, display = _coding(resource["code"])
-        record.allergies.append(Allergy(ref, code, display, tuple(resource.get("category", [])),
-                                        _status(resource.get("verificationStatus"), "confirmed"),
-                                        _status(resource.get("clinicalStatus"), "active")))
+        record.allergies.append(
+            Allergy(
+                ref,
+                code,
+                display,
+                tuple(resource.get("category", [])),
+                _status(resource.get("verificationStatus"), "confirmed"),
+                _status(resource.get("clinicalStatus"), "active"),
+            )
+        )
     elif kind != "Encounter":
         raise ValueError(f"a workflow setup adds no {kind}")

@@ -24,17 +24,17 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
     WorkflowBuilder,
-    declare,
     chart_summary,
     choice_field,
     date_field,
+    days_window,
+    declare,
     fact_date,
     fact_no_reference,
     fact_number,
     fact_reference,
     fact_text,
     fact_written,
-    days_window,
     lab_order,
     names_field,
     no_lab_order,
@@ -50,11 +50,13 @@ from medagent.scenarios.workflow.reading import (
     NoteDraft,
     Plan,
     ToolCaller,
-    chart_summary as read_summary,
     invalid_refs,
     lab_readings,
     medication_rows,
     note_rows,
+)
+from medagent.scenarios.workflow.reading import (
+    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -111,12 +113,17 @@ RECORDING = [
     "Stopping an order: discontinue_medication on that MedicationRequest (give the reason). Labs: order_service "
     "(LOINC code, kind lab).",
 ]
-NOTE = NoteRequest("progress_note", (
-    ("results", "the eGFR the review rests on (value in mL/min/1.73m2 and date), citing that result"),
-    ("medications", "each order you stopped and why, and any NSAID taken without an order (named, with the advice "
-                    "to stop it)"),
-    ("plan", "the labs you ordered and the orders you stopped (cite each one)"),
-))
+NOTE = NoteRequest(
+    "progress_note",
+    (
+        ("results", "the eGFR the review rests on (value in mL/min/1.73m2 and date), citing that result"),
+        (
+            "medications",
+            "each order you stopped and why, and any NSAID taken without an order (named, with the advice to stop it)",
+        ),
+        ("plan", "the labs you ordered and the orders you stopped (cite each one)"),
+    ),
+)
 ANSWER_FORMAT = (
     'Answer as JSON: {"egfr": the eGFR the review rests on in mL/min/1.73m2 (whole number), "egfr_date": its date '
     '(YYYY-MM-DD), "stopped": the names of the medication orders you stopped (a list, empty if none), '
@@ -151,8 +158,9 @@ def decide(facts: Facts, now: datetime) -> Decision:
         stop += facts.renal_drugs
     before = facts.egfr[-2] if len(facts.egfr) > 1 else None
     new_fall = latest.value < NSAID_LIMIT and before is not None and before.value >= NSAID_LIMIT
-    ckd = latest.value < NSAID_LIMIT and any(r.value < NSAID_LIMIT and latest.when - r.when >= timedelta(days=CKD_SPAN)
-                                             for r in facts.egfr[:-1])
+    ckd = latest.value < NSAID_LIMIT and any(
+        r.value < NSAID_LIMIT and latest.when - r.when >= timedelta(days=CKD_SPAN) for r in facts.egfr[:-1]
+    )
     no_uacr = facts.uacr_last is None or now - facts.uacr_last > timedelta(days=365)
     annual = latest.value >= NSAID_LIMIT and bool(facts.nsaids)
     return Decision(stop=tuple(stop), repeat_panel=new_fall, order_uacr=ckd and no_uacr, annual_panel=annual)
@@ -160,16 +168,21 @@ def decide(facts: Facts, now: datetime) -> Decision:
 
 # ---------- ground truth ----------
 
+
 def facts_of(record: Record, now: datetime, otc: str | None) -> Facts:
     nsaids = value_set("nsaids").codes
     egfr = tuple(record.readings(EGFR, now))
     invalid = tuple(sorted({r.ref for r in record.results if r.code == EGFR and not r.valid and r.when <= now}))
     uacr = record.readings(UACR, now)
     active = record.all_active_orders(now)
-    return Facts(egfr=egfr, egfr_invalid=invalid, uacr_last=uacr[-1].when if uacr else None,
-                 nsaids=tuple((o.ref, o.display) for o in active if o.code in nsaids),
-                 renal_drugs=tuple((o.ref, o.display) for o in active if o.code in (*METFORMIN, *NITROFURANTOIN)),
-                 otc_nsaid=otc)
+    return Facts(
+        egfr=egfr,
+        egfr_invalid=invalid,
+        uacr_last=uacr[-1].when if uacr else None,
+        nsaids=tuple((o.ref, o.display) for o in active if o.code in nsaids),
+        renal_drugs=tuple((o.ref, o.display) for o in active if o.code in (*METFORMIN, *NITROFURANTOIN)),
+        otc_nsaid=otc,
+    )
 
 
 def _unambiguous_moments(b: WorkflowBuilder) -> list[datetime]:
@@ -219,37 +232,84 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
 
     nsaids = value_set("nsaids").codes
     if not any(o.code in nsaids for o in base.all_active_orders(now)):
-        add(fx.medication_order(sid, len(setup), patient, *NAPROXEN, "active", now - timedelta(days=rng.randint(30, 200)),
-                                "1 tablet by mouth twice daily with food for knee pain"))
-    add(fx.medication_order(sid, len(setup), patient, "310965", "Ibuprofen 200 MG Oral Tablet", "cancelled",
-                            now - timedelta(days=rng.randint(20, 120)), "2 tablets every 8 hours as needed",
-                            reason="Replaced before dispensing"))
+        add(
+            fx.medication_order(
+                sid,
+                len(setup),
+                patient,
+                *NAPROXEN,
+                "active",
+                now - timedelta(days=rng.randint(30, 200)),
+                "1 tablet by mouth twice daily with food for knee pain",
+            )
+        )
+    add(
+        fx.medication_order(
+            sid,
+            len(setup),
+            patient,
+            "310965",
+            "Ibuprofen 200 MG Oral Tablet",
+            "cancelled",
+            now - timedelta(days=rng.randint(20, 120)),
+            "2 tablets every 8 hours as needed",
+            reason="Replaced before dispensing",
+        )
+    )
     noise = [EGFR_NOISE[(turn + i) % len(EGFR_NOISE)] for i in range(2)]
     if "second_feed" in noise:
-        add(fx.lab_result(sid, len(setup), patient, EGFR, EGFR_DISPLAY, latest.value, "mL/min/{1.73_m2}", latest.when,
-                          feed=True))
+        add(
+            fx.lab_result(
+                sid, len(setup), patient, EGFR, EGFR_DISPLAY, latest.value, "mL/min/{1.73_m2}", latest.when, feed=True
+            )
+        )
     if "local_code" in noise:  # a newer valid eGFR from the clinic's own analyser, on the same side of 60
         when = latest.when + (now - latest.when) * rng.uniform(0.3, 0.7)
-        value = float(rng.randint(max(8, int(latest.value) - 8), min(59, int(latest.value) + 4))) \
-            if latest.value < NSAID_LIMIT else float(rng.randint(max(61, int(latest.value) - 15), int(latest.value) + 10))
+        value = (
+            float(rng.randint(max(8, int(latest.value) - 8), min(59, int(latest.value) + 4)))
+            if latest.value < NSAID_LIMIT
+            else float(rng.randint(max(61, int(latest.value) - 15), int(latest.value) + 10))
+        )
         add(fx.lab_result(sid, len(setup), patient, EGFR, EGFR_DISPLAY, value, "mL/min/{1.73_m2}", when, local=True))
     if "entered_in_error" in noise:  # an erroneous newer result on the other side of 60
-        newest = max([latest.when, *(parse_instant(r["effectiveDateTime"]) for r in setup if r["resourceType"] == "Observation")])
+        newest = max(
+            [latest.when, *(parse_instant(r["effectiveDateTime"]) for r in setup if r["resourceType"] == "Observation")]
+        )
         when = newest + (now - newest) * rng.uniform(0.3, 0.8)
         value = float(rng.randint(72, 95) if latest.value < NSAID_LIMIT else rng.randint(24, 52))
-        add(fx.lab_result(sid, len(setup), patient, EGFR, EGFR_DISPLAY, value, "mL/min/{1.73_m2}", when,
-                          status="entered-in-error"))
+        add(
+            fx.lab_result(
+                sid, len(setup), patient, EGFR, EGFR_DISPLAY, value, "mL/min/{1.73_m2}", when, status="entered-in-error"
+            )
+        )
     if "refuted_ckd" in noise:
-        add(fx.condition(sid, len(setup), patient, "433144002", "Chronic kidney disease stage 3 (disorder)",
-                         now - timedelta(days=rng.randint(30, 400)), verification="refuted"))
+        add(
+            fx.condition(
+                sid,
+                len(setup),
+                patient,
+                "433144002",
+                "Chronic kidney disease stage 3 (disorder)",
+                now - timedelta(days=rng.randint(30, 400)),
+                verification="refuted",
+            )
+        )
     otc = None
     if turn % 2 == 0:
         otc = OTC_DRUGS[(turn // 2) % 2]
-        add(fx.clinical_note(sid, len(setup), patient,
-                             f"Telephone call. Patient reports taking {otc} {'400' if otc == 'ibuprofen' else '220'} mg "
-                             f"bought over the counter, two or three times a day for back pain, for about a month. "
-                             f"No other new medicines. Advised to bring all medicines to the next visit.",
-                             now - timedelta(days=rng.randint(3, 40)), "Practice nurse", title="Telephone encounter"))
+        add(
+            fx.clinical_note(
+                sid,
+                len(setup),
+                patient,
+                f"Telephone call. Patient reports taking {otc} {'400' if otc == 'ibuprofen' else '220'} mg "
+                f"bought over the counter, two or three times a day for back pain, for about a month. "
+                f"No other new medicines. Advised to bring all medicines to the next visit.",
+                now - timedelta(days=rng.randint(3, 40)),
+                "Practice nurse",
+                title="Telephone encounter",
+            )
+        )
     for resource in fx.allergy_noise(sid, len(setup), patient, turn, now):
         add(resource)
     record = b.record(setup)
@@ -260,8 +320,16 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random) ->
     return _scenario(b, key, now, record, facts, decision, setup, noise)
 
 
-def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, facts: Facts, decision: Decision,
-              setup: list[dict], noise: list[str]) -> Scenario:
+def _scenario(
+    b: WorkflowBuilder,
+    key: tuple,
+    now: datetime,
+    record: Record,
+    facts: Facts,
+    decision: Decision,
+    setup: list[dict],
+    noise: list[str],
+) -> Scenario:
     patient = b.chart.patient_id
     latest = facts.egfr[-1]
     writes = [NOTE.spec(patient, now)]
@@ -275,12 +343,20 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         writes += specs
         stop_names += [spec.name for spec in specs]
         forbidden = [no_stop(f"keep {ref}", ref) for ref, _ in orders if (ref, _) not in to_stop]
-        checkpoints.append(Checkpoint(name=group, kind="order" if specs else "no_order",
-                                      writes=[spec.name for spec in specs], forbidden=forbidden))
+        checkpoints.append(
+            Checkpoint(
+                name=group,
+                kind="order" if specs else "no_order",
+                writes=[spec.name for spec in specs],
+                forbidden=forbidden,
+            )
+        )
     checkpoints[-1] = checkpoints[-1].model_copy(update={"answer_fields": ["stopped"]})
     cited = list(stop_names)
-    for name, wanted, loinc in (("repeat metabolic panel", decision.repeat_panel, BMP),
-                                ("UACR order", decision.order_uacr, UACR)):
+    for name, wanted, loinc in (
+        ("repeat metabolic panel", decision.repeat_panel, BMP),
+        ("UACR order", decision.order_uacr, UACR),
+    ):
         if name == "repeat metabolic panel" and decision.annual_panel:
             name, wanted = "annual metabolic panel", True
         if wanted:
@@ -291,10 +367,20 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
         else:
             checkpoints.append(Checkpoint(name=name, kind="no_order", forbidden=[no_lab_order(name, loinc)]))
     otc_facts = [fact_text("NSAID without an order named", "medications", [facts.otc_nsaid])] if facts.otc_nsaid else []
-    checkpoints.append(Checkpoint(name="NSAID without an order", kind="fact", answer_fields=["otc_nsaid"],
-                                  note="structured note" if otc_facts else None, note_facts=otc_facts))
-    results = [fact_number("eGFR value", "results", latest.value, 0.5), fact_date("eGFR date", "results", latest.when),
-               fact_reference("eGFR cited", "results", latest.refs)]
+    checkpoints.append(
+        Checkpoint(
+            name="NSAID without an order",
+            kind="fact",
+            answer_fields=["otc_nsaid"],
+            note="structured note" if otc_facts else None,
+            note_facts=otc_facts,
+        )
+    )
+    results = [
+        fact_number("eGFR value", "results", latest.value, 0.5),
+        fact_date("eGFR date", "results", latest.when),
+        fact_reference("eGFR cited", "results", latest.refs),
+    ]
     if facts.egfr_invalid:
         results.append(fact_no_reference("no erroneous eGFR cited", "results", facts.egfr_invalid))
     if cited:
@@ -304,25 +390,48 @@ def _scenario(b: WorkflowBuilder, key: tuple, now: datetime, record: Record, fac
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     stopped = [display for _, display in decision.stop]
     answer = record_answer(
-        egfr=number_field(latest.value, "mL/min/{1.73_m2}", 0.5, {"mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0,
-                                                                  "mL/min": 1.0}),
+        egfr=number_field(
+            latest.value, "mL/min/{1.73_m2}", 0.5, {"mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0, "mL/min": 1.0}
+        ),
         egfr_date=date_field(latest.when),
         stopped=names_field(stopped, "medication"),
         otc_nsaid=choice_field(facts.otc_nsaid or "none") if facts.otc_nsaid else names_field([]),
     )
     index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     branch = "act" if (decision.stop or decision.repeat_panel or decision.order_uacr) else "no-action"  # stops, labs
-    return b.task(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), protocol=PROTOCOL,
-                  protocol_title=PROTOCOL_TITLE, recording=RECORDING, note=NOTE, answer_format=ANSWER_FORMAT,
-                  answer=answer, writes=writes, checkpoints=checkpoints, phrasing=index, setup=setup, branch=branch,
-                  variant="egfr-below-60" if latest.value < NSAID_LIMIT else "egfr-60-or-more",
-                  provenance=list(latest.refs),
-                  meta={"egfr": round(latest.value, 2), "noise": noise, "otc_nsaid": facts.otc_nsaid,
-                        "decision": {"stop": [r for r, _ in decision.stop], "repeat_panel": decision.repeat_panel,
-                                     "uacr": decision.order_uacr}})
+    return b.task(
+        CATEGORY,
+        key,
+        now=now,
+        instruction=template.format(mrn=b.chart.mrn),
+        protocol=PROTOCOL,
+        protocol_title=PROTOCOL_TITLE,
+        recording=RECORDING,
+        note=NOTE,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        writes=writes,
+        checkpoints=checkpoints,
+        phrasing=index,
+        setup=setup,
+        branch=branch,
+        variant="egfr-below-60" if latest.value < NSAID_LIMIT else "egfr-60-or-more",
+        provenance=list(latest.refs),
+        meta={
+            "egfr": round(latest.value, 2),
+            "noise": noise,
+            "otc_nsaid": facts.otc_nsaid,
+            "decision": {
+                "stop": [r for r, _ in decision.stop],
+                "repeat_panel": decision.repeat_panel,
+                "uacr": decision.order_uacr,
+            },
+        },
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
@@ -338,33 +447,55 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
         text = (note["text"] or "").lower()
         if "over the counter" in text:
             otc = next((drug for drug in OTC_DRUGS if drug in text), otc)
-    return Facts(egfr=tuple(egfr), egfr_invalid=tuple(invalid_refs(rows)),
-                 uacr_last=uacr[-1].when if uacr else None,
-                 nsaids=tuple((r["ref"], r["display"]) for r in meds if r["code"] in nsaids),
-                 renal_drugs=tuple((r["ref"], r["display"]) for r in meds
-                                   if r["code"] in (*METFORMIN, *NITROFURANTOIN)),
-                 otc_nsaid=otc)
+    return Facts(
+        egfr=tuple(egfr),
+        egfr_invalid=tuple(invalid_refs(rows)),
+        uacr_last=uacr[-1].when if uacr else None,
+        nsaids=tuple((r["ref"], r["display"]) for r in meds if r["code"] in nsaids),
+        renal_drugs=tuple((r["ref"], r["display"]) for r in meds if r["code"] in (*METFORMIN, *NITROFURANTOIN)),
+        otc_nsaid=otc,
+    )
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
     patient = sc.patient
     latest = facts.egfr[-1]
-    actions, alternatives = [], []
+    actions: list[Action] = []
+    alternatives: list[Action] = []
     for ref, display in (*facts.nsaids, *facts.renal_drugs):
-        action = Action(f"stop {ref}", "discontinue_medication", medication_request=ref,
-                        reason=f"eGFR {latest.value:.0f} mL/min/1.73m2 (renal dosing protocol)")
+        action = Action(
+            f"stop {ref}",
+            "discontinue_medication",
+            medication_request=ref,
+            reason=f"eGFR {latest.value:.0f} mL/min/1.73m2 (renal dosing protocol)",
+        )
         (actions if (ref, display) in decision.stop else alternatives).append(action)
-    for key, wanted, loinc in (("repeat metabolic panel", decision.repeat_panel, BMP),
-                               ("UACR order", decision.order_uacr, UACR)):
-        action = Action(key, "order_service", patient=patient, code=loinc, kind="lab",
-                        reason=f"eGFR {latest.value:.0f} on {latest.when.date()}")
+    for key, wanted, loinc in (
+        ("repeat metabolic panel", decision.repeat_panel, BMP),
+        ("UACR order", decision.order_uacr, UACR),
+    ):
+        action = Action(
+            key,
+            "order_service",
+            patient=patient,
+            code=loinc,
+            kind="lab",
+            reason=f"eGFR {latest.value:.0f} on {latest.when.date()}",
+        )
         (actions if wanted else alternatives).append(action)
     a_year = (parse_instant(sc.now) + timedelta(days=365)).replace(hour=9, minute=0, second=0).isoformat()
-    annual = Action("annual metabolic panel", "order_service", patient=patient, code=BMP, kind="lab", occurrence=a_year,
-                    reason="kidney function check in a year while on an NSAID")
+    annual = Action(
+        "annual metabolic panel",
+        "order_service",
+        patient=patient,
+        code=BMP,
+        kind="lab",
+        occurrence=a_year,
+        reason="kidney function check in a year while on an NSAID",
+    )
     (actions if decision.annual_panel else alternatives).append(annual)
     stopped = [display for _, display in decision.stop]
-    meds = (f"Stopped: {'; '.join(stopped)} (eGFR {latest.value:.0f}). " if stopped else "No order changes needed. ")
+    meds = f"Stopped: {'; '.join(stopped)} (eGFR {latest.value:.0f}). " if stopped else "No order changes needed. "
     if facts.otc_nsaid:
         meds += f"Takes {facts.otc_nsaid} over the counter without an order: advised to stop it."
     note = NoteDraft("progress_note", "Renal medication safety review")
@@ -372,8 +503,12 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     keys = [a.key for a in actions]
     note.add("plan", f"Changes: {len(keys)} ({', '.join(keys) or 'none'}).", cite=keys)
     summary.add_to(note, stopped=[ref for ref, _ in decision.stop], medications_text=meds)
-    answer = {"egfr": round(latest.value), "egfr_date": latest.when.date().isoformat(), "stopped": stopped,
-              "otc_nsaid": facts.otc_nsaid or "none"}
+    answer = {
+        "egfr": round(latest.value),
+        "egfr_date": latest.when.date().isoformat(),
+        "stopped": stopped,
+        "otc_nsaid": facts.otc_nsaid or "none",
+    }
     return Plan(actions, note, answer, alternatives)
 
 
@@ -383,5 +518,12 @@ async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
     return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
 
 
-DECLARATION = declare(CATEGORY, order=2, description="Renal medication safety review: the latest valid eGFR against a written dosing table.",
-                      generate=generate, solve_plan=solve_plan, phrasings=PHRASINGS, balance=balance)
+DECLARATION = declare(
+    CATEGORY,
+    order=2,
+    description="Renal medication safety review: the latest valid eGFR against a written dosing table.",
+    generate=generate,
+    solve_plan=solve_plan,
+    phrasings=PHRASINGS,
+    balance=balance,
+)
