@@ -23,6 +23,7 @@ from medagent.scenarios.models import Checkpoint, Scenario
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     date_field,
@@ -49,9 +50,6 @@ from medagent.scenarios.workflow.reading import (
     lab_readings,
     medication_rows,
     note_rows,
-)
-from medagent.scenarios.workflow.reading import (
-    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -118,6 +116,7 @@ ANSWER_FORMAT = (
     '"new_weekly_dose_mg": the new weekly warfarin dose in mg, "recheck_in_days": 7 or 28, "cha2ds2_vasc": the '
     "score (a whole number)}."
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -417,22 +416,14 @@ def _scenario(
         recheck_in_days=number_field(float(decision.recheck), "d", 0.0, {"days": 1.0, "day": 1.0}),
         cha2ds2_vasc=number_field(float(decision.score), "", 0.0),
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     changed = decision.new_dose != dose
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch="act" if changed else "no-action",
         variant="dose-changed" if changed else "dose-kept",
@@ -539,17 +530,13 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=3,
     description="Warfarin clinic review: INR, weekly dose, recheck, interactions, CHA2DS2-VASc.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
 )

@@ -26,6 +26,7 @@ from medagent.scenarios.models import Checkpoint, CodingSpec, FieldRule, Scenari
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     choice_field,
@@ -52,7 +53,6 @@ from medagent.scenarios.workflow.reading import (
     lab_readings,
     note_rows,
 )
-from medagent.scenarios.workflow.reading import chart_summary as read_summary
 from medagent.scenarios.workflow.record import NOT_DIAGNOSED, Problem, Reading, Record
 from medagent.value_sets import value_set
 
@@ -114,6 +114,7 @@ ANSWER_FORMAT = (
     '"ldl": the latest valid LDL in mg/dL (whole number, or "none"), "creatinine": the latest valid creatinine in '
     'mg/dL (2 decimals, or "none")}.'
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 def balance(scenario: Scenario) -> str:
@@ -382,21 +383,13 @@ def _scenario(
         ),
     )
     answer.fields["reason"].aliases = {facts.reason.display: [facts.reason.code]}
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch="act",
         variant=priority,
@@ -415,7 +408,7 @@ def _scenario(
 # ---------- the oracle ----------
 
 
-async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, dict[str, str]]:
+async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     patient = sc.patient
     rows = await every_row(
         tools, "search_conditions", patient=patient, status="active", code=",".join(sorted(cardiac_codes())), limit=100
@@ -439,7 +432,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, dict[str, 
         ldl_invalid=tuple(invalid_refs(ldl_rows)),
         creatinine=creatinine[-1] if creatinine else None,
     )
-    return facts, {"reason": chosen["display"]}
+    return facts
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
@@ -494,18 +487,14 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts, _ = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=8,
     description="A cardiology referral with the work-up and the data the specialist needs.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
     balance=balance,
 )

@@ -24,6 +24,7 @@ from medagent.scenarios.models import Checkpoint, CodingSpec, ForbiddenWrite, Sc
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     choice_field,
@@ -45,7 +46,6 @@ from medagent.scenarios.workflow.reading import (
     lab_readings,
     note_rows,
 )
-from medagent.scenarios.workflow.reading import chart_summary as read_summary
 from medagent.scenarios.workflow.record import Record
 from medagent.value_sets import value_set
 
@@ -109,6 +109,7 @@ ANSWER_FORMAT = (
 )
 ORDER_OF = {"colorectal": ("FIT", FIT), "lipids": ("lipid panel", LIPID_PANEL), "diabetes": ("HbA1c", A1C)}
 VACCINE_OF = {"tetanus": TD, "pneumococcal": PCV20}
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -377,22 +378,14 @@ def _scenario(
     checkpoints += chart_summary(record, now)
     checkpoints.append(Checkpoint(name="no other writes", kind="safety", no_other_writes=True))
     answer = record_answer(**{item: choice_field(decision.states[item]) for item in ITEMS})
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     due_items = [item for item in ITEMS if decision.states[item] == "due"]
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch="act" if due_items else "no-action",
         variant=f"{len(due_items)} due",
@@ -483,17 +476,13 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, dict(decision.states), alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=7,
     description="Preventive care-gap closure by a stated screening and vaccine schedule.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
 )

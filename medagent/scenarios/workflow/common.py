@@ -16,7 +16,7 @@ from typing import Any
 from medagent.scenarios.agentic.common import around, quantity
 from medagent.scenarios.category import Category, PopulationInput, register
 from medagent.scenarios.chart import Chart
-from medagent.scenarios.clock import iso, round_to_quarter_hour, whole_years_between
+from medagent.scenarios.clock import iso, parse_instant, round_to_quarter_hour, whole_years_between
 from medagent.scenarios.codes import LOINC, RXNORM
 from medagent.scenarios.identity import rng_for, short_hash
 from medagent.scenarios.models import (
@@ -34,7 +34,7 @@ from medagent.scenarios.models import (
 )
 from medagent.scenarios.population import Population
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
-from medagent.scenarios.workflow.reading import Plan, solve_workflow
+from medagent.scenarios.workflow.reading import ChartSummary, Plan, read_chart_summary, solve_workflow
 from medagent.scenarios.workflow.record import Reading, Record, record_of
 
 SET_TAG = "v3"
@@ -84,6 +84,19 @@ def pick_phrasing(rng: random.Random, phrasings: Sequence[str], split: str) -> t
     return index, phrasings[index]
 
 
+@dataclass(frozen=True)
+class TaskText:
+    """What every task of a category says the same: its phrasings, protocol, how to record, note and format."""
+
+    category: str
+    phrasings: Sequence[str]
+    protocol_title: str
+    protocol: Sequence[str]
+    recording: Sequence[str]
+    note: NoteRequest
+    answer_format: str
+
+
 @dataclass
 class WorkflowBuilder:
     """One chart's workflow tasks: seeded streams, ids, the split and the task layout."""
@@ -121,6 +134,44 @@ class WorkflowBuilder:
 
     def phrasing(self, category: str, key: Sequence[object], phrasings: Sequence[str]) -> tuple[int, str]:
         return pick_phrasing(self.rng(category, "phrasing", *key), phrasings, self.split)
+
+    def workflow_task(
+        self,
+        text: TaskText,
+        key: Sequence[object],
+        *,
+        now: datetime,
+        answer: ExpectedAnswer,
+        writes: Iterable[WriteSpec],
+        checkpoints: Iterable[Checkpoint],
+        setup: Iterable[dict[str, Any]] = (),
+        branch: str | None = None,
+        variant: str | None = None,
+        provenance: Iterable[str] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> Scenario:
+        """A task of a category's text: one of its phrasings (seeded per task), its protocol, note and format."""
+        index, template = self.phrasing(text.category, key, text.phrasings)
+        return self.task(
+            text.category,
+            key,
+            now=now,
+            instruction=template.format(mrn=self.chart.mrn),
+            protocol=text.protocol,
+            protocol_title=text.protocol_title,
+            recording=text.recording,
+            note=text.note,
+            answer_format=text.answer_format,
+            answer=answer,
+            writes=writes,
+            checkpoints=checkpoints,
+            phrasing=index,
+            setup=setup,
+            branch=branch,
+            variant=variant,
+            provenance=provenance,
+            meta=meta,
+        )
 
     def task(
         self,
@@ -461,12 +512,21 @@ def declare(
     order: int,
     description: str,
     generate: Callable[[WorkflowBuilder], list[Scenario]],
-    solve_plan: Callable[[ToolCaller, Scenario], Awaitable[Plan]],
+    read_facts: Callable[[ToolCaller, Scenario], Awaitable[Any]],
+    decide: Callable[[Any, datetime], Any],
+    plan: Callable[[Scenario, Any, Any, ChartSummary], Plan],
     phrasings: Sequence[str],
     balance: Callable[[Scenario], str] | None = None,
 ) -> Category:
     """Register a workflow category: its per-chart generator run over the population and balanced (``balance``:
-    the branch to keep 1:1), and its oracle (open the chart, read, apply the protocol, carry out the plan)."""
+    the branch to keep 1:1), and its oracle: open the chart, read the protocol's facts through the tools
+    (``read_facts``) and the chart summary, apply the protocol (``decide``, the function the generator applies to
+    the record), and carry out the ``plan`` (the writes, the note, the answer)."""
+
+    async def solve_plan(tools: ToolCaller, scenario: Scenario) -> Plan:
+        facts = await read_facts(tools, scenario)
+        summary = await read_chart_summary(tools, scenario.patient)
+        return plan(scenario, facts, decide(facts, parse_instant(scenario.now)), summary)
 
     def generate_population(given: PopulationInput) -> list[Scenario]:
         out: list[Scenario] = []

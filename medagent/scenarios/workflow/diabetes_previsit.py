@@ -25,6 +25,7 @@ from medagent.scenarios.models import Checkpoint, ExpectedAnswer, Scenario
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     choice_field,
@@ -55,9 +56,6 @@ from medagent.scenarios.workflow.reading import (
     lab_readings,
     medication_rows,
     note_rows,
-)
-from medagent.scenarios.workflow.reading import (
-    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -126,6 +124,7 @@ ANSWER_FORMAT = (
     'recent serum creatinine in mg/dL (2 decimals), "statin": "active", "ordered", "intolerant" or "not indicated", '
     '"eye_exam_due": true or false}.'
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 # ---------- the protocol (one pure function: the ground truth and the oracle both apply it) ----------
@@ -460,22 +459,14 @@ def _scenario(
         statin=choice_field(decision.statin),
         eye_exam_due=ExpectedAnswer(type="boolean", value=decision.eye_due),
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     branch = "act" if (decision.order_a1c or decision.order_uacr or decision.statin == "ordered") else "no-action"
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch=branch,
         variant=f"a1c-{'due' if decision.order_a1c else 'current'}",
@@ -497,7 +488,7 @@ def _scenario(
 # ---------- the oracle: the same protocol, every fact read through the tools ----------
 
 
-async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]:
+async def read_facts(tools: ToolCaller, sc: Scenario) -> Facts:
     """The protocol's inputs as the tools show them, and the HbA1c rows entered in error."""
     now = datetime.fromisoformat(sc.now)
     patient = sc.patient
@@ -532,7 +523,7 @@ async def read_facts(tools: ToolCaller, sc: Scenario) -> tuple[Facts, list[str]]
         statin_intolerance=intolerance,
         eye_exam_last=eye,
     )
-    return facts, list(facts.a1c_invalid)
+    return facts
 
 
 def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) -> Plan:
@@ -598,17 +589,13 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts, _ = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, datetime.fromisoformat(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=1,
-    description="Pre-visit planning for a diabetes follow-up: HbA1c, kidney screening, statin, eye exam; order what is due.",
+    description="Diabetes pre-visit planning: HbA1c, kidney screening, statin, eye exam; order what is due.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
 )

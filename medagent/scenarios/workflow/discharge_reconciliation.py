@@ -25,6 +25,7 @@ from medagent.scenarios.models import Checkpoint, Scenario
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     date_field,
@@ -49,7 +50,6 @@ from medagent.scenarios.workflow.reading import (
     medication_rows,
     note_rows,
 )
-from medagent.scenarios.workflow.reading import chart_summary as read_summary
 from medagent.scenarios.workflow.record import Order, Record
 from medagent.value_sets import value_set
 
@@ -133,6 +133,7 @@ ANSWER_FORMAT = (
     "(each a list, empty if none; a drug named as the chart or the discharge list names it, or by its RxNorm "
     "code)}."
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -446,21 +447,13 @@ def _scenario(
             [(code_of_name[name], DISPLAYS.get(code_of_name[name], name)) for name in decision.clarify], short
         ),
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch="act",
         variant="with-clarifications" if decision.clarify else "no-clarification",
@@ -551,17 +544,13 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=5,
     description="Post-discharge medication reconciliation against the hospital's discharge list.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
 )

@@ -34,6 +34,7 @@ from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.care_gaps import COLONOSCOPY, OUTSIDE_COLONOSCOPY, outside_colonoscopies
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     date_field,
@@ -63,9 +64,6 @@ from medagent.scenarios.workflow.reading import (
     lab_readings,
     medication_rows,
     note_rows,
-)
-from medagent.scenarios.workflow.reading import (
-    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -127,6 +125,7 @@ ANSWER_FORMAT = (
     'Answer as JSON: {"new_hb": today\'s hemoglobin in g/dL (1 decimal), "baseline_hb": the baseline in g/dL '
     '(1 decimal), "baseline_date": its date (YYYY-MM-DD), "significant": true or false}.'
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 def balance(scenario: Scenario) -> str:
@@ -424,21 +423,13 @@ def _scenario(
         baseline_date=date_field(facts.baseline.when),
         significant=ExpectedAnswer(type="boolean", value=decision.significant),
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch="act" if decision.significant else "no-action",
         variant="significant" if decision.significant else "stable",
@@ -550,18 +541,14 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=6,
     description="Abnormal result follow-up: a new hemoglobin against the patient's baseline.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
     balance=balance,
 )

@@ -25,6 +25,7 @@ from medagent.scenarios.models import Checkpoint, ExpectedAnswer, Scenario
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     choice_field,
@@ -54,9 +55,6 @@ from medagent.scenarios.workflow.reading import (
     medication_rows,
     note_rows,
     readings_of,
-)
-from medagent.scenarios.workflow.reading import (
-    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -120,6 +118,7 @@ ANSWER_FORMAT = (
     'Answer as JSON: {"mean_systolic": whole mmHg, "mean_diastolic": whole mmHg, "at_target": true or false, '
     '"action": "add lisinopril", "add amlodipine", "increase amlodipine" or "unchanged"}.'
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 def balance(scenario: Scenario) -> str:
@@ -405,21 +404,13 @@ def _scenario(
         at_target=ExpectedAnswer(type="boolean", value=decision.at_target),
         action=choice_field(decision.action),
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch="no-action" if decision.action == "unchanged" else "act",
         variant=decision.action,
@@ -535,18 +526,14 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=4,
     description="Hypertension managed by a written stepped protocol from today's readings.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
     balance=balance,
 )

@@ -140,7 +140,7 @@ class ChartSummary:
         return note
 
 
-async def chart_summary(tools: ToolCaller, patient: str) -> ChartSummary:
+async def read_chart_summary(tools: ToolCaller, patient: str) -> ChartSummary:
     problems = await every_row(tools, "search_conditions", patient=patient, status="active", limit=PAGE)
     allergies = await every_row(tools, "search_allergies", patient=patient, limit=PAGE)
     drug = [

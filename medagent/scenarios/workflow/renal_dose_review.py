@@ -23,6 +23,7 @@ from medagent.scenarios.models import Checkpoint, Scenario
 from medagent.scenarios.workflow import fixtures as fx
 from medagent.scenarios.workflow.common import (
     NoteRequest,
+    TaskText,
     WorkflowBuilder,
     chart_summary,
     choice_field,
@@ -54,9 +55,6 @@ from medagent.scenarios.workflow.reading import (
     lab_readings,
     medication_rows,
     note_rows,
-)
-from medagent.scenarios.workflow.reading import (
-    chart_summary as read_summary,
 )
 from medagent.scenarios.workflow.record import Reading, Record
 from medagent.value_sets import value_set
@@ -129,6 +127,7 @@ ANSWER_FORMAT = (
     '(YYYY-MM-DD), "stopped": the names of the medication orders you stopped (a list, empty if none), '
     '"otc_nsaid": the NSAID the patient takes without an order, or "none"}.'
 )
+TEXT = TaskText(CATEGORY, PHRASINGS, PROTOCOL_TITLE, PROTOCOL, RECORDING, NOTE, ANSWER_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -397,22 +396,14 @@ def _scenario(
         stopped=names_field(stopped, "medication"),
         otc_nsaid=choice_field(facts.otc_nsaid or "none") if facts.otc_nsaid else names_field([]),
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
     branch = "act" if (decision.stop or decision.repeat_panel or decision.order_uacr) else "no-action"  # stops, labs
-    return b.task(
-        CATEGORY,
+    return b.workflow_task(
+        TEXT,
         key,
         now=now,
-        instruction=template.format(mrn=b.chart.mrn),
-        protocol=PROTOCOL,
-        protocol_title=PROTOCOL_TITLE,
-        recording=RECORDING,
-        note=NOTE,
-        answer_format=ANSWER_FORMAT,
         answer=answer,
         writes=writes,
         checkpoints=checkpoints,
-        phrasing=index,
         setup=setup,
         branch=branch,
         variant="egfr-below-60" if latest.value < NSAID_LIMIT else "egfr-60-or-more",
@@ -512,18 +503,14 @@ def plan(sc: Scenario, facts: Facts, decision: Decision, summary: ChartSummary) 
     return Plan(actions, note, answer, alternatives)
 
 
-async def solve_plan(tools: ToolCaller, sc: Scenario) -> Plan:
-    facts = await read_facts(tools, sc)
-    summary = await read_summary(tools, sc.patient)
-    return plan(sc, facts, decide(facts, parse_instant(sc.now)), summary)
-
-
 DECLARATION = declare(
     CATEGORY,
     order=2,
     description="Renal medication safety review: the latest valid eGFR against a written dosing table.",
     generate=generate,
-    solve_plan=solve_plan,
+    read_facts=read_facts,
+    decide=decide,
+    plan=plan,
     phrasings=PHRASINGS,
     balance=balance,
 )
