@@ -19,9 +19,9 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medagent import __version__
+from medagent.version import __version__
 from medagent.fhir.errors import FhirClientError, FhirNotFound
-from medagent.fhir.server.guard import BodyTooLarge
+from medagent.request_guard import BodyTooLarge
 from medagent.serve.auth import (
     SESSION_COOKIE,
     authorized,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medagent.bench.cli import make_solver
+from medagent.bench.solvers.catalog import make_solver
 from medagent.bench.endpoints import ReplicaBackend, load_endpoints, split_model_spec
 from medagent.bench.model_check import ModelUnreachable
 from medagent.bench.runner import run_benchmark

@@ -1,4 +1,4 @@
-"""Scoring through standard FHIR only (history + run tags, reset by before-images), on the embedded server
+"""ServerDiff through standard FHIR only (history + run tags, reset by before-images), on the embedded server
 with its scoring operations switched off and on the independent sekmet-fhir server: the oracle passes
 every task, with the same changes as the fast path, and the server ends as it began.
 
@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from medagent.bench.policies import make_policy
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, run_benchmark
 from medagent.bench.scenario_sets import open_set, set_dir
-from medagent.bench.scoring import StandardScoring
+from medagent.bench.server_diff import StandardServerDiff
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError, FhirGone, FhirNotFound
 from medagent.fhir.server.process import EmbeddedServer
@@ -75,14 +75,14 @@ async def test_oracle_scores_fully_through_history_and_tags(tmp_path: Path, synt
         async with FhirClient(server.base_url) as client:
             with pytest.raises(FhirClientError):
                 await client.snapshot()  # the private scoring operations are off
-        summary = await run_benchmark(tasks, make_policy("oracle"), out_dir=tmp_path / "standard", home=bench_home,
+        summary = await run_benchmark(tasks, make_code_solver("oracle"), out_dir=tmp_path / "standard", home=bench_home,
                                       show_progress=False, fhir_urls=[server.base_url])
         standard = {r.scenario_id: r for r in ResultsLog(tmp_path / "standard" / RESULTS_FILE).load()}
         assert [r.scenario_id for r in standard.values() if not r.passed] == []
         assert summary["overall"]["n"] == len(tasks)
 
         # the same changes as the embedded fast path
-        await run_benchmark(tasks, make_policy("oracle"), out_dir=tmp_path / "embedded", home=bench_home,
+        await run_benchmark(tasks, make_code_solver("oracle"), out_dir=tmp_path / "embedded", home=bench_home,
                             show_progress=False)
         embedded = {r.scenario_id: r for r in ResultsLog(tmp_path / "embedded" / RESULTS_FILE).load()}
         for scenario_id, record in standard.items():
@@ -153,9 +153,9 @@ class SekmetRun:
 async def sekmet_run(sekmet_target: FhirTarget, bench_home: Path,
                      tmp_path_factory: pytest.TempPathFactory) -> SekmetRun:
     out = tmp_path_factory.mktemp("sekmet-scoring")
-    await run_benchmark(TASKS, make_policy("oracle"), out_dir=out / "standard", home=bench_home,
+    await run_benchmark(TASKS, make_code_solver("oracle"), out_dir=out / "standard", home=bench_home,
                         show_progress=False, fhir_urls=[sekmet_target.base_url])
-    await run_benchmark(TASKS, make_policy("oracle"), out_dir=out / "embedded", home=bench_home,
+    await run_benchmark(TASKS, make_code_solver("oracle"), out_dir=out / "embedded", home=bench_home,
                         show_progress=False)
     standard = {r.scenario_id: r for r in ResultsLog(out / "standard" / RESULTS_FILE).load()}
     embedded = {r.scenario_id: r for r in ResultsLog(out / "embedded" / RESULTS_FILE).load()}
@@ -224,7 +224,7 @@ async def test_sekmet_diff_over_several_history_pages(sekmet_target: FhirTarget)
     scenario = next(s for s in TASKS if s.setup)
     transport = HistoryPageLimit(limit=12)
     async with FhirClient(sekmet_target.base_url, transport=transport) as client:
-        scoring = StandardScoring(client, "page-test", page_size=2)
+        scoring = StandardServerDiff(client, "page-test", page_size=2)
         await scoring.begin(scenario)
         created = []
         for value in (1.8, 1.9, 2.0):

@@ -37,10 +37,10 @@ from starlette.routing import Route
 from medagent.fhir.server.capability import capability_statement
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
-from medagent.fhir.server.guard import RequestGuard, ServerSecurity
+from medagent.request_guard import BodyTooLarge, RequestGuard, ServerSecurity
 from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce
-from medagent.fhir.server.outcome import FhirError, information, operation_outcome
+from medagent.fhir.server.outcome import FhirError, information, operation_outcome, outcome_body
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
@@ -404,6 +404,8 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except FhirError as exc:
             return fhir_response(exc.outcome(), exc.status)
+        except BodyTooLarge as exc:  # the request guard stopped a body growing past the limit
+            return fhir_response(FhirError(exc.status, str(exc)).outcome(), exc.status)
         except RecursionError:
             return fhir_response(FhirError(400, "request is nested too deeply", code="too-costly").outcome(), 400)
         except Exception as exc:  # the server keeps serving; the client gets the reason
@@ -482,6 +484,6 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
-                    middleware=[Middleware(RequestGuard, security=guard)])
+                    middleware=[Middleware(RequestGuard, security=guard, refusal_body=outcome_body)])
     app.state.fhir = fhir
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent import __version__
+from medagent.version import __version__
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import now_instant
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 
 from medagent.fhir.server.app import create_app
-from medagent.fhir.server.guard import ServerSecurity
+from medagent.request_guard import ServerSecurity
 from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.store import Store
 

@@ -15,7 +15,7 @@ item) who meet the measure's criterion at now, graded as a set.
 Split: the population is shared, so these items cannot be split by patient. They are split by the year of
 ``now``: test items are dated in ``TEST_YEARS``, dev items in the other years, so no test question (measure,
 date) appears in dev. A "patient" is still set on each item (the first patient of the split, sorted by id, alive
-through every date asked) because the runner and the policies expect one; the question names no patient. Items with fewer than two patients
+through every date asked) because the runner and the solvers expect one; the question names no patient. Items with fewer than two patients
 or whose cohort has an ambiguous latest result (two at the same moment) are not asked.
 """
 
