@@ -36,22 +36,31 @@ from medagent.version import __version__
 
 if TYPE_CHECKING:
     from medagent.agent.graph import Agent as Agent
-    from medagent.agent.state import AgentResult as AgentResult, Limits as Limits
+    from medagent.agent.state import AgentResult as AgentResult
+    from medagent.agent.state import Limits as Limits
     from medagent.bench.results import TaskRecord as TaskRecord
     from medagent.bench.runner import run_benchmark as run_benchmark
     from medagent.bench.scenario_sets import load_scenarios as load_scenarios
     from medagent.bench.solvers import Solver as Solver
     from medagent.bench.solvers.catalog import make_solver as make_solver
-    from medagent.config import Settings as Settings, get_settings as get_settings
+    from medagent.config import Settings as Settings
+    from medagent.config import get_settings as get_settings
     from medagent.fhir.client import FhirClient as FhirClient
     from medagent.fhir.server.process import EmbeddedServer as EmbeddedServer
-    from medagent.models.backends import BackendKind as BackendKind, register_backend as register_backend
-    from medagent.models.base import ModelBackend as ModelBackend, load_backend as load_backend
+    from medagent.models.backends import BackendKind as BackendKind
+    from medagent.models.backends import register_backend as register_backend
+    from medagent.models.base import ModelBackend as ModelBackend
+    from medagent.models.base import load_backend as load_backend
     from medagent.models.scripted import ScriptedPolicy as ScriptedPolicy
-    from medagent.scenarios.category import Category as Category, categories as categories, register as register
+    from medagent.scenarios.category import Category as Category
+    from medagent.scenarios.category import categories as categories
+    from medagent.scenarios.category import register as register
     from medagent.scenarios.grading import grade as grade
-    from medagent.scenarios.models import ExpectedAnswer as ExpectedAnswer, Scenario as Scenario, Verdict as Verdict
-    from medagent.tools.approval import ApprovalDecision as ApprovalDecision, approval_policy as approval_policy
+    from medagent.scenarios.models import ExpectedAnswer as ExpectedAnswer
+    from medagent.scenarios.models import Scenario as Scenario
+    from medagent.scenarios.models import Verdict as Verdict
+    from medagent.tools.approval import ApprovalDecision as ApprovalDecision
+    from medagent.tools.approval import approval_policy as approval_policy
     from medagent.tools.context import ToolContext as ToolContext
     from medagent.tools.registry import Registry as Registry
     from medagent.tools.registry import Tool as Tool

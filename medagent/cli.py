@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -183,7 +183,7 @@ def ask(
     if approve not in APPROVAL_MODES:
         raise typer.BadParameter(f"--approve must be one of {', '.join(APPROVAL_MODES)}")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
-    moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    moment = now or datetime.now(UTC).isoformat(timespec="seconds")
     try:
         parse_instant(moment)
     except ValueError as exc:

@@ -104,7 +104,7 @@ def render_side_by_side(tables: dict[str, dict[str, Any]], title: str) -> str:
                  "" if key[0] == "*" else ("**all**" if key[1] == "*" else key[1]),
                  "" if key[1] == "*" else ("**all**" if key[2] == "*" else key[2])]
         cells = list(label)
-        for name, by_policy in keyed.items():
+        for by_policy in keyed.values():
             first = next((rows[key] for rows in by_policy.values() if key in rows), None)
             cells.append(str(first["n"]) if first else "-")
             cells += [_cell(by_policy.get(p, {}).get(key, {}).get(field)) for p, field in columns]

@@ -65,6 +65,6 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0,
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
-        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
+        verdict=verdict, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash,
     )

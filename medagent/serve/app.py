@@ -19,7 +19,6 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medagent.version import __version__
 from medagent.fhir.errors import FhirClientError, FhirNotFound
 from medagent.request_guard import BodyTooLarge
 from medagent.serve.auth import (
@@ -44,6 +43,7 @@ from medagent.serve.schemas import (
     StartRun,
     iso_moment,
 )
+from medagent.version import __version__
 from medagent.vocabulary import parse_instant
 
 STATIC = Path(__file__).parent / "static"
@@ -52,7 +52,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _manager(request: Request) -> RunManager:
-    return request.app.state.manager  # type: ignore[no-any-return]
+    return request.app.state.manager
 
 
 async def _body(request: Request, model: type[M]) -> M:

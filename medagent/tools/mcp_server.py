@@ -113,11 +113,11 @@ def build_server(registry: Registry, source: ContextSource, names: Iterable[str]
 
     server = Server("medagent", version=__version__, instructions=INSTRUCTIONS)  # SDK 1.x
 
-    @server.list_tools()  # type: ignore[misc]
+    @server.list_tools()
     async def _list() -> list[Any]:
         return listing()
 
-    @server.call_tool(validate_input=False)  # type: ignore[misc]
+    @server.call_tool(validate_input=False)
     async def _call(name: str, arguments: dict[str, Any]) -> Any:
         result = await run_tool(name, arguments)
         if result.error:

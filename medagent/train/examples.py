@@ -138,7 +138,7 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
                 continue
-            record = TaskRecord.model_validate_json(line)
+            record = TaskRecord.from_line(line.encode())
             if not record.passed or record.scenario_id in seen:
                 continue
             scenario = scenarios.get(record.scenario_id)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medagent.bench.solvers.chart_blind import AnswerPrior, ChartBlindSolver, answer_text
-from medagent.bench.solvers.wrong import NoneAnswererSolver
 from medagent.bench.cli import bench_app
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
+from medagent.bench.solvers.chart_blind import AnswerPrior, ChartBlindSolver, answer_text
+from medagent.bench.solvers.wrong import NoneAnswererSolver
 from medagent.scenarios.build import build_scenarios
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import ExpectedAnswer, Scenario

@@ -106,10 +106,10 @@ async def test_oracle_scores_100_on_every_hard_scenario_without_seeing_the_truth
     by_id = {s.id: s for s in hard}
     for record in records:
         scenario = by_id[record.scenario_id]
-        writes = [c for c in record.changes if c["action"] in ("create", "update")]
+        writes = [c for c in record.changes if c.action in ("create", "update")]
         assert len(writes) == sum(spec.count for spec in scenario.expected_writes)
         for change in writes:
-            tags = {(t["system"], t["code"]) for t in change["after"]["meta"]["tag"]}
+            tags = {(t["system"], t["code"]) for t in change.after["meta"]["tag"]}
             assert (ACTOR_SYSTEM, "medagent/oracle") in tags
         # the hard tier needs several calls, or one call over many rows, or (interval questions) date
         # arithmetic between records that two different tools return

@@ -19,9 +19,9 @@ from medagent.bench.executors import (
     RayExecutor,
     make_executor,
 )
-from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.config import UserError
 from medagent.scenarios.models import Scenario
 from tests.required import skip_or_fail

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers.catalog import make_code_solver
 
 TASKS = 4
 TRIALS = 2

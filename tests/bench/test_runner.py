@@ -15,10 +15,10 @@ from medagent.bench.rescore import rescore_run
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.solvers.whole_record import CHARS_PER_TOKEN, WholeRecordSolver, fit_record
 from medagent.fhir.client import FhirClient
 from medagent.models.scripted import ScriptedPolicy
-from medagent.bench.solvers.catalog import make_code_solver
 
 TASKS = 24
 

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, run_benchmark
 from medagent.bench.scenario_sets import open_set, set_dir
 from medagent.bench.server_diff import StandardServerDiff
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError, FhirGone, FhirNotFound
 from medagent.fhir.server.process import EmbeddedServer
@@ -86,8 +86,8 @@ async def test_oracle_scores_fully_through_history_and_tags(tmp_path: Path, synt
                             show_progress=False)
         embedded = {r.scenario_id: r for r in ResultsLog(tmp_path / "embedded" / RESULTS_FILE).load()}
         for scenario_id, record in standard.items():
-            got = sorted((c["resourceType"], c["action"]) for c in record.changes)
-            want = sorted((c["resourceType"], c["action"]) for c in embedded[scenario_id].changes)
+            got = sorted((c.resourceType, c.action) for c in record.changes)
+            want = sorted((c.resourceType, c.action) for c in embedded[scenario_id].changes)
             assert got == want, scenario_id
         assert any(record.changes for record in standard.values())
 
@@ -96,14 +96,14 @@ async def test_oracle_scores_fully_through_history_and_tags(tmp_path: Path, synt
             setup = {(r["resourceType"], r["id"]) for scenario in tasks for r in scenario.setup}
             for record in standard.values():
                 for change in record.changes:
-                    if (change["resourceType"], change["id"]) in setup:
+                    if (change.resourceType, change.id) in setup:
                         continue  # checked below: setup resources are removed
-                    if change["action"] == "create":
+                    if change.action == "create":
                         with pytest.raises((FhirGone, FhirNotFound)):
-                            await client.read_json(change["resourceType"], change["id"])
+                            await client.read_json(change.resourceType, change.id)
                     else:  # an update or delete: the before-image is back
-                        restored = await client.read_json(change["resourceType"], change["id"])
-                        assert _without_audit_trail(restored) == _without_audit_trail(change["before"]), \
+                        restored = await client.read_json(change.resourceType, change.id)
+                        assert _without_audit_trail(restored) == _without_audit_trail(change.before), \
                             record.scenario_id
             for scenario in tasks:
                 for resource in scenario.setup:
@@ -174,8 +174,8 @@ def _sekmet_case(scenario_id: str) -> Any:
 def test_oracle_scores_on_sekmet_through_history_and_tags(sekmet_run: SekmetRun, scenario_id: str) -> None:
     record = sekmet_run.standard[scenario_id]
     assert record.passed, (record.outcome.error, record.failure_cause, record.verdict)
-    got = sorted((c["resourceType"], c["action"]) for c in record.changes)
-    want = sorted((c["resourceType"], c["action"]) for c in sekmet_run.embedded[scenario_id].changes)
+    got = sorted((c.resourceType, c.action) for c in record.changes)
+    want = sorted((c.resourceType, c.action) for c in sekmet_run.embedded[scenario_id].changes)
     assert got == want
 
 
@@ -187,14 +187,14 @@ def test_sekmet_ends_as_it_began(sekmet_run: SekmetRun) -> None:
     setup = {(r["resourceType"], r["id"]) for scenario in TASKS for r in scenario.setup}
     for record in sekmet_run.standard.values():
         for change in record.changes:
-            if (change["resourceType"], change["id"]) in setup:
+            if (change.resourceType, change.id) in setup:
                 continue  # checked below: setup resources are removed
-            response = sekmet_run.target.request("GET", f"{change['resourceType']}/{change['id']}")
-            if change["action"] == "create":
-                assert response.status_code in (404, 410), (record.scenario_id, change["id"])
+            response = sekmet_run.target.request("GET", f"{change.resourceType}/{change.id}")
+            if change.action == "create":
+                assert response.status_code in (404, 410), (record.scenario_id, change.id)
             else:
-                assert response.status_code == 200, (record.scenario_id, change["id"])
-                assert _content(response.json()) == _content(change["before"]), (record.scenario_id, change["id"])
+                assert response.status_code == 200, (record.scenario_id, change.id)
+                assert _content(response.json()) == _content(change.before), (record.scenario_id, change.id)
     for scenario in TASKS:
         for resource in scenario.setup:
             response = sekmet_run.target.request("GET", f"{resource['resourceType']}/{resource['id']}")
@@ -236,7 +236,7 @@ async def test_sekmet_diff_over_several_history_pages(sekmet_target: FhirTarget)
                 "valueQuantity": {"value": value, "unit": "mg/dL"}})
             created.append(body["id"])
         changes = await scoring.changes()
-        assert sorted((c["id"], c["action"]) for c in changes) == sorted((i, "create") for i in created)
+        assert sorted((c.id, c.action) for c in changes) == sorted((i, "create") for i in created)
         await scoring.end()
         for rid in created:
             with pytest.raises((FhirGone, FhirNotFound)):

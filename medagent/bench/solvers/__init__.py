@@ -19,9 +19,12 @@ __all__ = ["Solver"]
 
 
 class Solver(Protocol):
-    """Answers one scenario on the FHIR server ``client`` points at."""
+    """Answers one scenario on the FHIR server ``client`` points at (``model``: the model it calls, if any)."""
 
-    name: str
-    model: str | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str | None: ...
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome: ...

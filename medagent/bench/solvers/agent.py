@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from medagent.fhir.client import FhirClient
+from medagent.models.base import PromptProfile
 from medagent.scenarios.models import Scenario
 from medagent.tools.approval import ApprovalDecision
 from medagent.trajectory import RunOutcome
@@ -26,7 +27,7 @@ class AgentSolver:
     """
 
     def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None,
-                 prompt_profile: str | None = None) -> None:
+                 prompt_profile: PromptProfile | None = None) -> None:
         from medagent.agent.graph import Agent
         from medagent.agent.state import Limits
         from medagent.tools.registry import default_registry

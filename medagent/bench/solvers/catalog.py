@@ -37,7 +37,7 @@ code solver's trajectory like an agent's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 from medagent.bench.solvers import Solver
 from medagent.bench.solvers.chart_blind import ChartBlindSolver
@@ -52,6 +52,7 @@ from medagent.bench.solvers.wrong import (
     WrongPatientSolver,
 )
 from medagent.config import UserError
+from medagent.models.base import PromptProfile
 
 __all__ = ["AGENT_NAMES", "CODE_SOLVER_NAMES", "make_code_solver", "make_solver"]
 
@@ -96,5 +97,7 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
     from medagent.bench.solvers.agent import AgentSolver
 
     limits = Limits(max_steps=max_steps) if max_steps else None
+    if prompt_profile not in (None, *get_args(PromptProfile)):
+        raise UserError(f"--prompt-profile {prompt_profile!r}: choose one of {', '.join(get_args(PromptProfile))}")
     return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names,
-                       prompt_profile=prompt_profile)  # type: ignore[arg-type]
+                       prompt_profile=cast(PromptProfile | None, prompt_profile))

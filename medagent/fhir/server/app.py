@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import format_datetime
 from functools import partial
@@ -37,7 +37,6 @@ from starlette.routing import Route
 from medagent.fhir.server.capability import capability_statement
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
-from medagent.request_guard import BodyTooLarge, RequestGuard, ServerSecurity
 from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome, outcome_body
@@ -46,6 +45,7 @@ from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
+from medagent.request_guard import BodyTooLarge, RequestGuard, ServerSecurity
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
@@ -301,7 +301,7 @@ class FhirApp:
                     raise FhirError(412, f"If-Match version {expected} does not match {rtype}/{rid} "
                                          f"(version {current.version})")
                 patched: Any = current.body
-                for index, (operation, patch) in enumerate(zip(operations, patches)):
+                for index, (operation, patch) in enumerate(zip(operations, patches, strict=False)):
                     try:
                         patched = patch.apply(patched)
                     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent.version import __version__
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import now_instant
+from medagent.version import __version__
 
 _INTERACTIONS = ["read", "vread", "search-type", "create", "update", "patch", "delete", "history-instance",
                  "history-type"]

@@ -12,7 +12,6 @@ import uvicorn
 
 from medagent.config import UserError
 from medagent.fhir.server.app import create_app
-from medagent.request_guard import ServerSecurity, check_bind
 from medagent.fhir.server.loading import load_into_store
 from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.store import Store
@@ -22,6 +21,7 @@ from medagent.fhir.server.workers import (
     WorkerSettings,
     freeze_startup_objects,
 )
+from medagent.request_guard import ServerSecurity, check_bind
 
 log = logging.getLogger("medagent.fhir.server")
 

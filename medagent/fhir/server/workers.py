@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 
 from medagent.fhir.server.app import create_app
-from medagent.request_guard import ServerSecurity
 from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.store import Store
+from medagent.request_guard import ServerSecurity
 
 WORKER_SETTINGS_ENV = "MEDAGENT_FHIR_WORKER_SETTINGS"
 FACTORY = "medagent.fhir.server.workers:app_from_environment"

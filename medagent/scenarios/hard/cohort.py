@@ -219,7 +219,7 @@ def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, thres
             f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: {fmt}")
     return Scenario(
         id=f"ehrqa-{NAME}-{form[:12]}-{short_hash(NAME, *key, length=8)}", suite="ehrqa",
-        split=split,  # type: ignore[arg-type]
+        split=split,
         category=NAME, patient=anchor, now=iso(now), question=text,
         answer=names([c.mrn for c in members], "identifier"),
         provenance=sorted(f"Patient/{c.patient_id}" for c in members), tier="hard",
