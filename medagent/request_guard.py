@@ -58,10 +58,15 @@ class ServerSecurity(BaseModel):
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
     access_log: str | None = Field(None, description="Append-only access log file (None: no log).")
 
+    @property
+    def protected(self) -> bool:
+        """Every request must prove who sends it (here a static token; a surface may add other proofs)."""
+        return self.token is not None
+
     def host_allowed(self, host: str) -> bool:
         if is_loopback(host) or "*" in self.allowed_hosts or host.lower() in (h.lower() for h in self.allowed_hosts):
             return True
-        return self.token is not None and not self.allowed_hosts and not self.loopback_hosts_only
+        return self.protected and not self.allowed_hosts and not self.loopback_hosts_only
 
 
 @lru_cache(maxsize=256)  # a pure function of the name, asked on every request
@@ -76,9 +81,12 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None, *, service: str = "the FHIR server",
-               token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN") -> None:
-    """Refuse (ValueError) to bind beyond loopback without a bearer token (every HTTP surface uses this rule)."""
-    if not is_loopback(host) and not token:
+               token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN", access_tokens: bool = False) -> None:
+    """Refuse (ValueError) to bind beyond loopback without a bearer token (every HTTP surface uses this rule);
+    ``access_tokens``: SMART access tokens protect it instead."""
+    if token is not None and access_tokens:
+        raise ValueError(f"{service} takes a static token or SMART access tokens, not both")
+    if not is_loopback(host) and not token and not access_tokens:
         raise ValueError(f"refusing to bind {host}: beyond loopback {service} needs a bearer token "
                          f"(pass {token_source})")
     if token is not None and len(token) < 16:
