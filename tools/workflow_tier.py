@@ -21,9 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from medagent.bench.baselines import ChartBlindPolicy
-from medagent.bench.policies import make_policy
-from medagent.bench.replay import ReplayPolicy, load_trajectories
+from medagent.bench.solvers.chart_blind import ChartBlindSolver
+from medagent.bench.solvers.catalog import make_code_solver
+from medagent.bench.solvers.replay import ReplaySolver, load_trajectories
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, run_benchmark
 from medagent.config import Settings
@@ -54,11 +54,11 @@ async def run_policy(
 ) -> list[TaskRecord]:
     folder = out / name
     if name == "replay":
-        solver: Any = ReplayPolicy(load_trajectories(out / "oracle" / RESULTS_FILE))
+        solver: Any = ReplaySolver(load_trajectories(out / "oracle" / RESULTS_FILE))
     elif name == "chart-blind":
-        solver = ChartBlindPolicy(examples=[s for s in every if s.split == "dev"])
+        solver = ChartBlindSolver(examples=[s for s in every if s.split == "dev"])
     else:
-        solver = make_policy(name)
+        solver = make_code_solver(name)
     await run_benchmark(
         items,
         solver,

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from medagent.bench.baselines import ChartBlindPolicy
-from medagent.bench.policies import make_policy
-from medagent.bench.replay import ReplayPolicy
+from medagent.bench.solvers.chart_blind import ChartBlindSolver
+from medagent.bench.solvers.catalog import make_code_solver
+from medagent.bench.solvers.replay import ReplaySolver
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.scenarios import sampling
@@ -56,7 +56,7 @@ async def oracle_records(
     sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, TaskRecord]:
     if "records" not in _oracle:
-        _oracle["records"] = await run(sample, make_policy("oracle"), tmp_path_factory.mktemp("oracle"), bench_home)
+        _oracle["records"] = await run(sample, make_code_solver("oracle"), tmp_path_factory.mktemp("oracle"), bench_home)
     return _oracle["records"]
 
 
@@ -75,7 +75,7 @@ async def test_the_oracle_solves_every_sampled_item(
 async def test_the_oracles_trajectories_replay_through_the_agent_within_the_stated_limits(
     sample: list[Scenario], oracle_records: dict[str, TaskRecord], bench_home: Path, tmp_path: Path
 ) -> None:
-    replays = await run(sample, ReplayPolicy({i: r.outcome for i, r in oracle_records.items()}), tmp_path, bench_home)
+    replays = await run(sample, ReplaySolver({i: r.outcome for i, r in oracle_records.items()}), tmp_path, bench_home)
     by_id = {s.id: s for s in sample}
     for scenario_id, record in replays.items():
         limits = by_id[scenario_id].limits
@@ -94,7 +94,7 @@ async def test_wrong_policies_fail_where_the_checkpoints_catch_them(
     name: str, sample: list[Scenario], tier: list[Scenario], bench_home: Path, tmp_path: Path
 ) -> None:
     solver = (
-        ChartBlindPolicy(examples=[s for s in tier if s.split == "dev"]) if name == "chart-blind" else make_policy(name)
+        ChartBlindSolver(examples=[s for s in tier if s.split == "dev"]) if name == "chart-blind" else make_code_solver(name)
     )
     records = await run(sample, solver, tmp_path, bench_home)
     by_id = {s.id: s for s in sample}

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from medagent.bench.policies import make_policy
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.fhir.resources import parse_resource
@@ -183,7 +183,7 @@ async def oracle_runs(
     records: list[TaskRecord] = []
     await run_benchmark(
         list(picked.values()),
-        make_policy("oracle"),
+        make_code_solver("oracle"),
         out_dir=tmp_path_factory.mktemp("wf-oracle"),
         home=bench_home,
         concurrency=2,

@@ -4,10 +4,10 @@ A question names a condition or a drug in words ("Is the patient currently takin
 MG Oral Tablet?"), never by its SNOMED or RxNorm code; the grading oracle searches by the code it reads
 from ``scenario.meta``. Trajectories of that oracle teach a model to write codes it cannot know from the
 question: the trained 270M adapter wrote RxNorm 311140 in 9 of its 12 medication searches, whatever
-the drug. This policy makes the same searches with ``text=`` the name as the question writes it, and
+the drug. This solver makes the same searches with ``text=`` the name as the question writes it, and
 keeps the rows of the code it is about, so its trajectories teach what an agent can do: copy the name.
 
-It is a training-data policy, not the grading proof: it may fail where a name's words also match
+It is a training-data solver, not the grading proof: it may fail where a name's words also match
 other records or where the text search misses a spelling, and ``medagent train sft`` keeps passed
 tasks only. Observations and vaccines stay searched by code: their questions give the LOINC or CVX
 code. The name is found from a resource with that code on the server (any patient's: a "no"
@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent.bench.oracle import OraclePolicy, SolverTools
-from medagent.bench.tool_session import ToolSession
+from medagent.bench.solvers.oracle import OracleSolver, SolverTools
+from medagent.bench.solvers.tool_session import ToolSession
 from medagent.scenarios.chart_reads import MAX_ROWS, ChartReads
 from medagent.vocabulary import condition_label
 
 ROWS_FOR_ONE = 5  # rows read when one order or condition is wanted (the name may match a few others)
 
 
-class OracleByNamePolicy(OraclePolicy):
+class OracleByNameSolver(OracleSolver):
     """The oracle with condition and medication searches by the question's name for them."""
 
     name = "oracle-by-name"

@@ -1,8 +1,8 @@
 """How a scored task is set up, diffed and undone on its server, behind one interface.
 
-- ``EmbeddedScoring``: the embedded server's fast path (``$reset`` to the clean snapshot, ``$snapshot``,
+- ``EmbeddedServerDiff``: the embedded server's fast path (``$reset`` to the clean snapshot, ``$snapshot``,
   ``$diff``), needing ``--allow-reset``.
-- ``StandardScoring``: any FHIR R4 server with system-level ``_history`` and ``_since`` (HAPI, a cloud
+- ``StandardServerDiff``: any FHIR R4 server with system-level ``_history`` and ``_since`` (HAPI, a cloud
   FHIR store, the embedded server with its scoring operations off). Setup is one transaction; the diff
   comes from ``GET /_history?_since=`` after setup, keeping the versions tagged with the task's run id
   (``meta.tag`` ``urn:medagent:run``, written by every write tool) and deletions; reset restores the
@@ -20,13 +20,12 @@ from typing import Any, Protocol
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirGone, FhirNotFound
 from medagent.scenarios.models import Scenario
-from medagent.tools.write_clinical import RUN_SYSTEM
-from medagent.vocabulary import parse_instant
+from medagent.vocabulary import RUN_SYSTEM, parse_instant
 
 Key = tuple[str, str]
 
 
-class Scoring(Protocol):
+class ServerDiff(Protocol):
     async def begin(self, scenario: Scenario) -> None:
         """Bring the server to the clean state plus the scenario's setup, and mark the baseline."""
 
@@ -37,7 +36,7 @@ class Scoring(Protocol):
         """Undo what the task (and its setup) wrote, where the server has no reset of its own."""
 
 
-class EmbeddedScoring:
+class EmbeddedServerDiff:
     """The embedded server's own ``$reset``/``$snapshot``/``$diff``."""
 
     def __init__(self, client: FhirClient, clean_snapshot: int) -> None:
@@ -86,8 +85,8 @@ def _is_deletion(entry: dict[str, Any]) -> bool:
     return entry.get("request", {}).get("method") == "DELETE" or not entry.get("resource")
 
 
-class StandardScoring:
-    """Scoring on a standard FHIR server through history and tags (see the module docstring)."""
+class StandardServerDiff:
+    """ServerDiff on a standard FHIR server through history and tags (see the module docstring)."""
 
     def __init__(self, client: FhirClient, run_id: str, *, page_size: int = 200) -> None:
         self.client = client

@@ -1,4 +1,4 @@
-"""The deliberately wrong code policies: each must fail exactly where the graders should catch it.
+"""The deliberately wrong code solvers: each must fail exactly where the graders should catch it.
 
 - ``always-no``: answers "no" to everything, reads and writes nothing.
 - ``do-nothing``: a silent finish (empty answer, no tool call).
@@ -6,14 +6,15 @@
   either branch, and writes a note when a task leaves it nothing to act on.
 - ``write-twice``: the oracle, but every write is sent again under another run id.
 - ``wrong-patient``: the oracle's reads and answer, but every write goes to another (living) patient.
+- ``none-answerer``: answers "none" to everything, reads and writes nothing (the "not found" shortcut).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from medagent.bench.oracle import OraclePolicy, SolverTools
-from medagent.bench.tool_session import ToolSession
+from medagent.bench.solvers.oracle import OracleSolver, SolverTools
+from medagent.bench.solvers.tool_session import ToolSession
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolGap
@@ -22,14 +23,16 @@ from medagent.tools.registry import FINAL_ANSWER, ToolResult
 from medagent.trajectory import RunOutcome, Step
 
 
-class FixedAnswerPolicy:
-    """Deliberately wrong policy: the same final answer to every task, without a single tool call."""
+class FixedAnswerSolver:
+    """Deliberately wrong solver: the same final answer to every task, without a single tool call."""
 
+    name = "fixed-answer"
+    fixed = ""
     model: str | None = None
 
-    def __init__(self, name: str, answer: str) -> None:
-        self.name = name
-        self.fixed = answer
+    def __init__(self, name: str | None = None, answer: str | None = None) -> None:
+        self.name = name if name is not None else type(self).name
+        self.fixed = answer if answer is not None else type(self).fixed
 
     def answer_for(self, scenario: Scenario) -> str:
         return self.fixed
@@ -40,22 +43,22 @@ class FixedAnswerPolicy:
         return RunOutcome(status="answered", answer=answer, trace=[step], steps=0)
 
 
-class AlwaysNoPolicy(FixedAnswerPolicy):
-    """Deliberately wrong policy: answers "no" to every task, reads nothing, writes nothing."""
+class AlwaysNoSolver(FixedAnswerSolver):
+    """Deliberately wrong solver: answers "no" to every task, reads nothing, writes nothing."""
 
-    def __init__(self) -> None:
-        super().__init__("always-no", "no")
-
-
-class DoNothingPolicy(FixedAnswerPolicy):
-    """Deliberately wrong policy: finishes at once with an empty answer (MedAgentBench's "silent finish")."""
-
-    def __init__(self) -> None:
-        super().__init__("do-nothing", "")
+    name = "always-no"
+    fixed = "no"
 
 
-class AlwaysActPolicy(OraclePolicy):
-    """Deliberately wrong policy: acts on every branch of every conditional task, and writes in read-only tasks.
+class DoNothingSolver(FixedAnswerSolver):
+    """Deliberately wrong solver: finishes at once with an empty answer (MedAgentBench's "silent finish")."""
+
+    name = "do-nothing"
+    fixed = ""
+
+
+class AlwaysActSolver(OracleSolver):
+    """Deliberately wrong solver: acts on every branch of every conditional task, and writes in read-only tasks.
 
     It reads and answers like the oracle, but orders the replacement / the lab / the vaccine whatever the
     value, stops every order of the named drug whatever its status, and when a task leaves it nothing to
@@ -83,8 +86,8 @@ class AlwaysActPolicy(OraclePolicy):
         return scenario.patient  # EHRQA names the patient; find_mrn: the patient the solver is given
 
 
-class WriteTwicePolicy(OraclePolicy):
-    """Deliberately wrong policy: the oracle, but every write is sent a second time under another run id.
+class WriteTwiceSolver(OracleSolver):
+    """Deliberately wrong solver: the oracle, but every write is sent a second time under another run id.
 
     The write tools are idempotent within a run (a conditional create keyed on the call and the run id),
     so a plain retry would write nothing new; a second run id makes the second call a real duplicate,
@@ -99,8 +102,8 @@ class WriteTwicePolicy(OraclePolicy):
         return first
 
 
-class WrongPatientPolicy(OraclePolicy):
-    """Deliberately wrong policy: the oracle's reads and answer, but every write goes to another patient.
+class WrongPatientSolver(OracleSolver):
+    """Deliberately wrong solver: the oracle's reads and answer, but every write goes to another patient.
 
     The other patient is found through the tools (the first living patient by id other than the task's);
     a stop (which names an order, not a patient) goes to an active order of that patient.
@@ -140,3 +143,10 @@ class WrongPatientPolicy(OraclePolicy):
         if not others:
             raise ToolGap("no other living patient to write to")
         return others
+
+
+class NoneAnswererSolver(FixedAnswerSolver):
+    """Deliberately wrong solver: answers "none" to every task, reads nothing, writes nothing."""
+
+    name = "none-answerer"
+    fixed = "none"

@@ -7,9 +7,9 @@ from the task (``scenario.meta``: which codes, which form of question; the task 
 the note to write) and every *value* from the server. It never reads ``scenario.answer``, ``expected_writes`` or
 ``provenance``. Anything less than 100% is a tool gap or a ground-truth bug.
 
-The deliberately wrong solvers (``wrong_policies``) and ``oracle-by-name`` subclass :class:`OraclePolicy` and
-change one rule: how a write is sent (:meth:`OraclePolicy.write`), whether a conditional task acts on either
-branch (``act_on_every_branch``), or the shared lookups (:meth:`OraclePolicy.reads_for`).
+The deliberately wrong solvers (``wrong``) and ``oracle-by-name`` subclass :class:`OracleSolver` and
+change one rule: how a write is sent (:meth:`OracleSolver.write`), whether a conditional task acts on either
+branch (``act_on_every_branch``), or the shared lookups (:meth:`OracleSolver.reads_for`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from medagent.bench.tool_session import ToolSession
+from medagent.bench.solvers.tool_session import ToolSession
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.category import category
 from medagent.scenarios.chart_reads import ChartReads
@@ -35,7 +35,7 @@ class SolverTools:
     """The ``ToolCaller`` a code solver hands to a category's handler: reads straight to the task's session,
     writes through the solver's write rule."""
 
-    def __init__(self, solver: OraclePolicy, session: ToolSession) -> None:
+    def __init__(self, solver: OracleSolver, session: ToolSession) -> None:
         self.solver = solver
         self.session = session
         self.reads = solver.reads_for(self, session)
@@ -54,7 +54,7 @@ class SolverTools:
         return await self.session.call(tool_name, complete=complete, **arguments)
 
 
-class OraclePolicy:
+class OracleSolver:
     """Solves every EHRQA question and agentic task with the typed tools; must score 100%."""
 
     name = "oracle"

@@ -1,6 +1,6 @@
 """Replaying a code policy's trajectory through the real agent: proof that a task is solvable within its limits.
 
-The oracle solves through the tools but not through the agent's loop. :class:`ReplayPolicy` feeds each task's
+The oracle solves through the tools but not through the agent's loop. :class:`ReplaySolver` feeds each task's
 recorded tool calls (and its final answer) to the LangGraph agent as a scripted model, under the limits the
 task states (``solvers.limits_for``): the run must end ``answered`` and pass the graders, and its step and token
 counts (the agent's own count: prompt + completion tokens of every model call, estimated at 4 characters per
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medagent.bench.solvers import AgentSolver
+from medagent.bench.solvers.agent import AgentSolver
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ModelRequest
 from medagent.models.scripted import ScriptedPolicy
@@ -70,7 +70,7 @@ class ReplayScript:
         return dict(json.loads(text))
 
 
-class ReplayPolicy:
+class ReplaySolver:
     """Replays recorded trajectories through the agent (scripted model, the task's stated limits)."""
 
     name = "replay"

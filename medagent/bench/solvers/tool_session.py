@@ -1,8 +1,8 @@
 """One code solver's tool session: calls through the agent's registry at the scenario's now, the trace, the writes.
 
-Shared by the oracle and the deliberately wrong solvers (``medagent.bench.oracle``,
-``medagent.bench.wrong_policies``): every tool call becomes one :class:`~medagent.trajectory.Step`, the
-record the agent writes, so the HTML report shows a policy's trajectory like an agent's. One run context
+Shared by the oracle and the deliberately wrong solvers (``medagent.bench.solvers.oracle``,
+``medagent.bench.solvers.wrong``): every tool call becomes one :class:`~medagent.trajectory.Step`, the
+record the agent writes, so the HTML report shows a code solver's trajectory like an agent's. One run context
 per task (``ctx``); writes are approved like every benchmark write (the grader judges the server's diff).
 """
 
@@ -56,7 +56,7 @@ class ToolSession:
         """Call a tool through the registry and record the step.
 
         ``strict``: an error result raises ToolGap (the oracle never expects one).
-        ``complete``: rows left out (limit or budget) raise ToolGap (the policy needs them all).
+        ``complete``: rows left out (limit or budget) raise ToolGap (the solver needs them all).
         """
         args = {k: v for k, v in arguments.items() if v is not None}
         started = time.perf_counter()

@@ -9,7 +9,8 @@ process; lines are written whole (one ``write`` per line) and flushed.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -34,13 +35,13 @@ class AccessLog:
         self._file = self.path.open("ab", buffering=0)
         self._lock = threading.Lock()
 
-    def write(self, scope: dict[str, Any], headers: dict[str, str], status: int, seconds: float, *,
+    def write(self, scope: Mapping[str, Any], headers: dict[str, str], status: int, seconds: float, *,
               authenticated: bool) -> None:
         client = scope.get("client")
         query = scope.get("query_string", b"").decode("latin-1")
         names = sorted(query_names(query))
         line = {
-            "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "client": f"{client[0]}:{client[1]}" if client else None,
             "authenticated": authenticated,
             "user_agent": headers.get("user-agent", "")[:120],

@@ -1,17 +1,15 @@
-"""Solvers: what answers a scenario. The agent (any model backend) or a policy written in code.
+"""The agent as a solver: the LangGraph agent with a model backend, writes auto-approved for scoring.
 
-A solver gets the scenario, a FHIR client on a freshly reset server and the run id, and returns its
-:class:`~medagent.trajectory.RunOutcome` (answer, trajectory, audit); the runner then reads the server's
-diff and grades. Same contract for the real agent, the oracle and the deliberately wrong policies, so
-the graders are proven on the path the agent takes. Benchmark runs approve every write to the patient in context (the grader
-judges what reached the server); a write the approval path escalates is refused (no reviewer).
+Benchmark runs approve every write to the patient in context (the grader judges what reached the server); a
+write the approval path escalates is refused (no reviewer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from medagent.fhir.client import FhirClient
+from medagent.models.base import PromptProfile
 from medagent.scenarios.models import Scenario
 from medagent.tools.approval import ApprovalDecision
 from medagent.trajectory import RunOutcome
@@ -19,14 +17,7 @@ from medagent.trajectory import RunOutcome
 NO_REVIEWER = ApprovalDecision(verdict="reject", by="benchmark",
                                reason="no reviewer is attached to a benchmark run; the write needed one")
 """A benchmark run has no person to ask: a write the approval path escalates (a patient other than the one in
-context) is refused, the agent is told so and goes on, as a code policy's escalated write is refused."""
-
-
-class Solver(Protocol):
-    name: str
-    model: str | None
-
-    async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome: ...
+context) is refused, the agent is told so and goes on, as a code solver's escalated write is refused."""
 
 
 def limits_for(scenario: Scenario, base: Any) -> Any:
@@ -44,7 +35,7 @@ class AgentSolver:
     """
 
     def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None,
-                 prompt_profile: str | None = None) -> None:
+                 prompt_profile: PromptProfile | None = None) -> None:
         from medagent.agent.graph import Agent
         from medagent.agent.state import Limits
         from medagent.tools.registry import default_registry

@@ -27,7 +27,7 @@ async def patient_record(client: FhirClient, patient: str) -> list[dict]:
     """Every resource of the record types for one patient, as FHIR JSON."""
     resources: list[dict] = []
     for resource_type in RECORD_TYPES:
-        params = {PATIENT_PARAM.get(resource_type, "patient"): patient, "_count": 1000}
+        params: dict[str, str | int] = {PATIENT_PARAM.get(resource_type, "patient"): patient, "_count": 1000}
         resources += await client.search_all_json(resource_type, params)
     return resources
 

@@ -1,6 +1,9 @@
-"""Who may talk to the embedded server, and how much one request may send (an ASGI middleware).
+"""Who may talk to an HTTP surface of medagent, and how much one request may send (an ASGI middleware).
 
-Checked before any route runs, each refusal an OperationOutcome:
+A neutral module (it imports nothing of the FHIR server, the tools or the service): the embedded FHIR server,
+the MCP HTTP app and ``medagent serve`` each wrap their app in :class:`RequestGuard`. Checked before any route
+runs, each refusal in the surface's own error shape (``refusal_body``: the FHIR server's is an
+OperationOutcome; the default a JSON ``{"error": status, "message": ...}``):
 
 * ``Host`` must be a loopback name (``127.0.0.0/8``, ``localhost``, ``::1``) unless the server was
   given other allowed hosts or a bearer token: a DNS-rebinding page names its own host (403).
@@ -14,7 +17,7 @@ Checked before any route runs, each refusal an OperationOutcome:
   counted while reading when there is none (413).
 * the query string is capped in length (414).
 
-Every request ends with one line in the append-only access log (:mod:`medagent.fhir.server.access_log`).
+Every request ends with one line in the append-only access log (:mod:`medagent.access_log`).
 
 Other HTTP surfaces reuse the middleware as it is: the MCP HTTP app, and ``medagent serve`` with its own
 auth hook (bearer header or UI session cookie, open UI shell) and its own error shape (``refusal_body``).
@@ -33,9 +36,7 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medagent.fhir.server.access_log import AccessLog
-from medagent.fhir.server.outcome import FhirError
-from medagent.fhir.server.smart_access import AccessTokenPolicy
+from medagent.access_log import AccessLog
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_QUERY_BYTES = 16 * 1024
@@ -47,7 +48,7 @@ LOOPBACK_NAMES = ("localhost",)
 
 
 class ServerSecurity(BaseModel):
-    """The embedded server's exposure settings (``medagent fhir serve`` flags)."""
+    """An HTTP surface's exposure settings (e.g. the ``medagent fhir serve`` flags)."""
 
     token: str | None = Field(None, description="Bearer token every request must carry (required beyond loopback).")
     allowed_hosts: list[str] = Field(default_factory=list,
@@ -56,14 +57,16 @@ class ServerSecurity(BaseModel):
                                                          "(a service bound to loopback).")
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
     access_log: str | None = Field(None, description="Append-only access log file (None: no log).")
-    access_tokens: AccessTokenPolicy | None = Field(None, description="SMART: JWT access tokens and scopes are "
-                                                    "required instead of a static token (smart_access).")
+
+    @property
+    def protected(self) -> bool:
+        """Every request must prove who sends it (here a static token; a surface may add other proofs)."""
+        return self.token is not None
 
     def host_allowed(self, host: str) -> bool:
         if is_loopback(host) or "*" in self.allowed_hosts or host.lower() in (h.lower() for h in self.allowed_hosts):
             return True
-        protected = self.token is not None or self.access_tokens is not None
-        return protected and not self.allowed_hosts and not self.loopback_hosts_only
+        return self.protected and not self.allowed_hosts and not self.loopback_hosts_only
 
 
 @lru_cache(maxsize=256)  # a pure function of the name, asked on every request
@@ -101,19 +104,19 @@ RefusalBody = Callable[[int, str], tuple[bytes, str]]  # (status, message) -> (b
 Authorize = Callable[[Scope, dict[str, str]], bool]  # (scope, lower-cased headers) -> may this request go on
 
 
-def outcome_body(status: int, message: str) -> tuple[bytes, str]:
-    """The FHIR server's refusal: an OperationOutcome."""
-    return orjson.dumps(FhirError(status, message).outcome()), "application/fhir+json; charset=utf-8"
+def json_refusal(status: int, message: str) -> tuple[bytes, str]:
+    """The default refusal: ``{"error": status, "message": ...}``."""
+    return orjson.dumps({"error": status, "message": message}), "application/json"
 
 
 class RequestGuard:
     """ASGI middleware: the checks of this module, then the app; one access-log line per request.
 
     ``authorize`` replaces the bearer-token comparison (e.g. a session cookie too); ``refusal_body`` shapes
-    the refusals (default: an OperationOutcome); ``realm`` names the service in ``WWW-Authenticate``."""
+    the refusals (default: :func:`json_refusal`); ``realm`` names the service in ``WWW-Authenticate``."""
 
     def __init__(self, app: ASGIApp, security: ServerSecurity, *, authorize: Authorize | None = None,
-                 refusal_body: RefusalBody = outcome_body, realm: str = "medagent-fhir") -> None:
+                 refusal_body: RefusalBody = json_refusal, realm: str = "medagent-fhir") -> None:
         self.app = app
         self.security = security
         self.authorize = authorize
@@ -207,9 +210,14 @@ class RequestGuard:
         return capped
 
 
-class BodyTooLarge(FhirError):
+class BodyTooLarge(Exception):
+    """A body that grew past the limit while it was read (no Content-Length to refuse it by): status 413."""
+
+    status = 413
+
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is over the limit of {limit} bytes")
+        super().__init__(f"request body is over the limit of {limit} bytes")
+        self.limit = limit
 
 
 async def _send_outcome(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:

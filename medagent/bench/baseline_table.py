@@ -1,29 +1,17 @@
-"""Null baselines: how far a policy gets without reading the chart, and ``medagent bench baselines``.
+"""The null baselines' table (``medagent bench baselines``): accuracy per suite x tier x category, per solver.
 
-- ``chart-blind``: never calls a tool. It learns, from the DEV split of the set it is given (never the
-  test answers), the answer statistics by question form and entity (the code, group, drug or lab the
-  question names, as in ``meta.entity``/``meta.key``/``meta.loinc``) and answers each question with the
-  most frequent dev answer of its (suite, category, form, entity), else of its (suite, category, form),
-  else "yes". What it scores is what the vocabulary of a question gives away.
-- ``none-answerer``: answers "none" to everything, reads and writes nothing (the "not found" shortcut).
-
-``run_baselines`` runs these with the oracle, do-nothing and always-act through the real runner
-(``run_benchmark``: a fresh embedded FHIR server per task, the graders) and tabulates accuracy per
-suite x tier x category; for the chart-blind prior also its accuracy on yes/no questions.
+The baselines (``medagent.bench.solvers``: the oracle, do-nothing, always-act, the chart-blind prior, the
+none-answerer) run through the real runner (``run_benchmark``: a fresh embedded FHIR server per task, the
+graders); this tabulates their records, for the chart-blind prior also its accuracy on yes/no questions.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from pathlib import Path
+from collections import defaultdict
 from typing import Any
 
 from medagent.bench.results import TaskRecord
-from medagent.bench.wrong_policies import FixedAnswerPolicy
-from medagent.scenarios.models import ExpectedAnswer, Scenario
-from medagent.scenarios.scenario_files import open_set
+from medagent.scenarios.models import Scenario
 
 BASELINES = ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")
 TARGETS = {  # issue #11: the floor the sets must keep
@@ -32,94 +20,6 @@ TARGETS = {  # issue #11: the floor the sets must keep
     "chart-blind": "<= 55% on yes/no, <= 10% on the rest",
     "oracle": "100.0%",
 }
-
-
-def question_form(scenario: Scenario) -> str:
-    return str(scenario.meta.get("form") or scenario.category)
-
-
-def question_entity(scenario: Scenario) -> str:
-    """What the question names (not what the chart holds): the entity the prior may condition on."""
-    meta = scenario.meta
-    if "entity" in meta:
-        return str(meta["entity"])
-    if scenario.suite == "ehrqa" and isinstance(meta.get("key"), list):
-        return "/".join(str(k) for k in meta["key"][1:])  # v1: the codes of the key (its first part is the polarity)
-    return str(meta.get("loinc") or meta.get("drug") or "")
-
-
-def answer_text(expected: ExpectedAnswer) -> str:
-    """How an answer of this shape is written (the prior answers with the most frequent one it saw in dev)."""
-    if expected.type == "boolean":
-        return "yes" if expected.value else "no"
-    if expected.type == "none":
-        return "done"
-    if expected.type == "record":
-        return json.dumps({key: _field_value(field) for key, field in expected.fields.items()})
-    if expected.value is None or expected.value == []:
-        return "none"
-    if isinstance(expected.value, list):
-        return "; ".join(expected.value)
-    if expected.type == "number" and isinstance(expected.value, (int, float)):
-        return f"{expected.value:g} {expected.unit or ''}".strip()
-    return str(expected.value)
-
-
-def _field_value(field: ExpectedAnswer) -> Any:
-    if field.value is None:
-        return None
-    if isinstance(field.value, list):
-        return field.value[0] if len(field.value) == 1 else field.value
-    return field.value
-
-
-class AnswerPrior:
-    """Most frequent dev answer by (suite, category, form, entity), with fallbacks; built from examples only."""
-
-    def __init__(self, examples: Iterable[Scenario]) -> None:
-        self.by_entity: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-        self.by_form: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-        for example in examples:
-            if example.split != "dev":
-                raise ValueError(f"the chart-blind prior learns from dev only; got {example.id} ({example.split})")
-            text = answer_text(example.answer)
-            form = (example.suite, example.category, question_form(example))
-            self.by_entity[(*form, question_entity(example))][text] += 1
-            self.by_form[form][text] += 1
-
-    def guess(self, scenario: Scenario) -> str:
-        form = (scenario.suite, scenario.category, question_form(scenario))
-        for table in (self.by_entity.get((*form, question_entity(scenario))), self.by_form.get(form)):
-            if table:
-                return min(table.items(), key=lambda item: (-item[1], item[0]))[0]
-        return "yes"
-
-
-class ChartBlindPolicy(FixedAnswerPolicy):
-    """Deliberately wrong policy: answers from the dev split's answer statistics by question form and entity,
-    never calling a tool or writing. Built from a set folder (its dev files) or from dev scenarios."""
-
-    name = "chart-blind"
-    model: str | None = None
-
-    def __init__(self, set_folder: Path | None = None, examples: Iterable[Scenario] | None = None) -> None:
-        if examples is None:
-            if set_folder is None:
-                from medagent.bench.scenario_sets import default_scenarios_dir
-
-                set_folder = default_scenarios_dir()
-            examples = open_set(set_folder).load("all", "dev", "all")
-        self.prior = AnswerPrior(examples)
-
-    def answer_for(self, scenario: Scenario) -> str:
-        return self.prior.guess(scenario)
-
-
-class NoneAnswererPolicy(FixedAnswerPolicy):
-    """Deliberately wrong policy: answers "none" to every task, reads nothing, writes nothing."""
-
-    def __init__(self) -> None:
-        super().__init__("none-answerer", "none")
 
 
 # ---------- the table ----------
@@ -204,7 +104,7 @@ def render_side_by_side(tables: dict[str, dict[str, Any]], title: str) -> str:
                  "" if key[0] == "*" else ("**all**" if key[1] == "*" else key[1]),
                  "" if key[1] == "*" else ("**all**" if key[2] == "*" else key[2])]
         cells = list(label)
-        for name, by_policy in keyed.items():
+        for by_policy in keyed.values():
             first = next((rows[key] for rows in by_policy.values() if key in rows), None)
             cells.append(str(first["n"]) if first else "-")
             cells += [_cell(by_policy.get(p, {}).get(key, {}).get(field)) for p, field in columns]

@@ -1,4 +1,4 @@
-"""Deliberately wrong policies aimed at the workflow tier: each must score low where the checkpoints should catch it.
+"""Deliberately wrong solvers aimed at the workflow tier: each must score low where the checkpoints should catch it.
 
 - ``note-only``: the oracle's reads, decisions, note and answer, but no order, no stop: only the note is
   written (a documentation-only shortcut).
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent.bench.oracle import OraclePolicy, SolverTools
-from medagent.bench.tool_session import ToolSession
+from medagent.bench.solvers.oracle import OracleSolver, SolverTools
+from medagent.bench.solvers.tool_session import ToolSession
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer
 from medagent.tools.registry import ToolResult
@@ -25,8 +25,8 @@ from medagent.tools.registry import ToolResult
 SHORTCUT_FAILURES = (LookupError, ValueError, TypeError, AssertionError, RuntimeError, ArithmeticError)
 
 
-class NoteOnlyPolicy(OraclePolicy):
-    """Deliberately wrong policy: writes the structured note and nothing else."""
+class NoteOnlySolver(OracleSolver):
+    """Deliberately wrong solver: writes the structured note and nothing else."""
 
     name = "note-only"
 
@@ -40,7 +40,7 @@ class ViewTools(SolverTools):
     """The tools with every read filtered to what a shortcut policy may see (``keep(row)``)."""
 
     def __init__(
-        self, solver: OraclePolicy, session: ToolSession, keep: Any, reads: tuple[str, ...] | None = None
+        self, solver: OracleSolver, session: ToolSession, keep: Any, reads: tuple[str, ...] | None = None
     ) -> None:
         super().__init__(solver, session)
         self.keep = keep
@@ -58,7 +58,7 @@ class ViewTools(SolverTools):
         )
 
 
-class _ShortcutPolicy(OraclePolicy):
+class _ShortcutSolver(OracleSolver):
     strict_writes = False
 
     def view(self, solver_tools: SolverTools, scenario: Scenario) -> SolverTools:
@@ -71,8 +71,8 @@ class _ShortcutPolicy(OraclePolicy):
             return OracleAnswer(f"could not finish: {type(exc).__name__}", [])
 
 
-class SetupOnlyPolicy(_ShortcutPolicy):
-    """Deliberately wrong policy: decides from the task's setup resources alone (and the patient's identity)."""
+class SetupOnlySolver(_ShortcutSolver):
+    """Deliberately wrong solver: decides from the task's setup resources alone (and the patient's identity)."""
 
     name = "setup-only"
 
@@ -86,8 +86,8 @@ class SetupOnlyPolicy(_ShortcutPolicy):
         return ViewTools(self, tools.session, keep)
 
 
-class EmptyChartPolicy(_ShortcutPolicy):
-    """Deliberately wrong policy: the protocol applied to an empty chart (no read reaches the server)."""
+class EmptyChartSolver(_ShortcutSolver):
+    """Deliberately wrong solver: the protocol applied to an empty chart (no read reaches the server)."""
 
     name = "empty-chart"
 

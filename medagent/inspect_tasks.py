@@ -1,11 +1,11 @@
 """medagent's suites as inspect_ai tasks (the optional extra ``medagent[inspect]``).
 
-``inspect eval medagent/inspect.py@medagent_suite -T scenario_set=v2 -T suite=agentic -T limit=20 \\
-    -T agent=agent -T model_url=http://vllm:8000/v1`` (or ``-T agent=oracle`` for a code policy):
+``inspect eval medagent/inspect_tasks.py@medagent_suite -T scenario_set=v2 -T suite=agentic -T limit=20 \\
+    -T agent=agent -T model_url=http://vllm:8000/v1`` (or ``-T agent=oracle`` for a code solver):
 
 - dataset: the frozen scenario set (one Sample per scenario; the scenario itself in the metadata);
 - solver ``medagent_solver``: medagent's own solver (the LangGraph agent on a model endpoint, or a code
-  policy) on a real FHIR server; the task's setup, diff and reset go through the runner's scoring
+  solver) on a real FHIR server; the task's setup, diff and reset go through the runner's scoring
   (the embedded fast path on a server it starts, or ``fhir_url``: a standard FHIR server, history and tags);
 - solver ``medagent_tools_solver``: inspect's own ReAct agent (``inspect_ai.agent.react``) on the eval's
   model, given medagent's tools as inspect tools (through the same registry and write approval);
@@ -40,7 +40,7 @@ from inspect_ai.solver import Generate, TaskState, solver
 from inspect_ai.tool import ToolDef, ToolParams
 
 from medagent.bench.scenario_sets import open_set, set_dir
-from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
+from medagent.bench.server_diff import EmbeddedServerDiff, ServerDiff, StandardServerDiff
 from medagent.bench.servers import template_db
 from medagent.config import get_settings
 from medagent.fhir.client import FhirClient
@@ -77,12 +77,12 @@ class _Server:
             self.embedded = await asyncio.to_thread(EmbeddedServer(db, allow_reset=True).start)
         return self.embedded.base_url
 
-    async def scoring(self, client: FhirClient, run_id: str) -> Scoring:
+    async def scoring(self, client: FhirClient, run_id: str) -> ServerDiff:
         if self.fhir_url:
-            return StandardScoring(client, run_id)
+            return StandardServerDiff(client, run_id)
         if self.clean is None:
             self.clean = await client.snapshot()
-        return EmbeddedScoring(client, self.clean)
+        return EmbeddedServerDiff(client, self.clean)
 
 
 def scenario_samples(scenario_set: str = "v2", suite: str = "all", split: str = "test", tier: str = "all",
@@ -112,7 +112,7 @@ async def _scored_on_server(server: _Server, scenario: Scenario, run_id: str,
 def medagent_solver(agent: str = "agent", model_url: str | None = None, model_name: str | None = None,
                     fhir_url: str | None = None, max_steps: int | None = None) -> Any:
     """medagent's solver for ``agent`` (see ``bench run --agent``) on a FHIR server, with the server diff kept."""
-    from medagent.bench.cli import make_solver
+    from medagent.bench.solvers.catalog import make_solver
 
     settings = get_settings(model=model_url, model_name=model_name)
     inner = make_solver(agent, settings.model, settings.model_name, max_steps)
