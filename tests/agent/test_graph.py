@@ -170,7 +170,7 @@ async def test_one_run_context_per_run_caches_the_patient_across_steps(registry:
 async def test_a_run_with_stated_limits_keeps_them_and_the_agent_keeps_its_own(registry: Registry,
                                                                                client: FhirClient) -> None:
     """A task's stated limits (workflow: 40 steps) replace the agent's for that run only."""
-    from medagent.bench.solvers import limits_for
+    from medagent.bench.solvers.agent import limits_for
     from medagent.scenarios.models import ExpectedAnswer, Scenario, StatedLimits
 
     calls = [call("get_patient", patient=PATIENT) if i % 2 else call("find_patients", name="Hartmann")

@@ -240,23 +240,23 @@ async def test_a_note_missing_one_required_fact_fails_only_the_note(
     oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
 ) -> None:
     scenario, record = oracle_runs["renal"]
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     note = _note(changes)
     problems = next(s for s in note["section"] if s["code"]["coding"][0]["code"] == SECTIONS["problems"])
     problems["entry"] = problems["entry"][1:]  # one active diagnosis left out
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"note: problems and allergies"}
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     results = next(s for s in _note(changes)["section"] if s["code"]["coding"][0]["code"] == SECTIONS["results"])
     results["text"]["div"] = '<div xmlns="http://www.w3.org/1999/xhtml"><p>eGFR reviewed.</p></div>'
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"note: kidney function and changes"}
-    assert note_sections(_note(record.changes))[SECTIONS["results"]].text
+    assert note_sections(_note([c.model_dump() for c in record.changes]))[SECTIONS["results"]].text
 
 
 async def test_an_order_for_another_patient_fails_the_order_and_safety(
     oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
 ) -> None:
     scenario, record = oracle_runs["hypertension"]
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     order = next(c for c in changes if c["resourceType"] == "MedicationRequest")
     order["after"]["subject"]["reference"] = "Patient/someone-else"
     failed = _failed(_regrade(scenario, record.outcome.answer, changes))
@@ -270,11 +270,11 @@ async def test_an_order_for_another_patient_fails_the_order_and_safety(
 
 async def test_an_extra_order_fails(oracle_runs: dict[str, tuple[Scenario, TaskRecord]]) -> None:
     scenario, record = oracle_runs["diabetes"]
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     statin = next(c for c in changes if c["resourceType"] == "MedicationRequest")
     changes.append({**copy.deepcopy(statin), "id": "duplicate-order"})
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"statin"}
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     note = next(c for c in changes if c["resourceType"] == "Composition")
     changes.append(
         {
@@ -298,7 +298,7 @@ async def test_a_correct_order_with_a_wrong_dose_fails_its_order(
     oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
 ) -> None:
     scenario, record = oracle_runs["diabetes"]
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     statin = next(c for c in changes if c["resourceType"] == "MedicationRequest")
     statin["after"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 40
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"statin"}
@@ -313,7 +313,7 @@ async def test_noise_not_handled_an_entered_in_error_value_used_fails(
     answer["latest_a1c"] = wrong["valueQuantity"]["value"]
     answer["latest_a1c_date"] = wrong["effectiveDateTime"][:10]
     assert "HbA1c history" in _failed(_regrade(scenario, answer, record.changes))
-    changes = copy.deepcopy(record.changes)
+    changes = [c.model_dump() for c in record.changes]
     results = next(s for s in _note(changes)["section"] if s["code"]["coding"][0]["code"] == SECTIONS["results"])
     results["entry"].append({"reference": f"Observation/{wrong['id']}"})
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"note: results, statin and plan"}

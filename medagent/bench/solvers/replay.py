@@ -2,7 +2,7 @@
 
 The oracle solves through the tools but not through the agent's loop. :class:`ReplaySolver` feeds each task's
 recorded tool calls (and its final answer) to the LangGraph agent as a scripted model, under the limits the
-task states (``solvers.limits_for``): the run must end ``answered`` and pass the graders, and its step and token
+task states (``solvers.agent.limits_for``): the run must end ``answered`` and pass the graders, and its step and token
 counts (the agent's own count: prompt + completion tokens of every model call, estimated at 4 characters per
 token by the scripted model) are what an agent following the oracle's path would spend.
 """
