@@ -15,10 +15,12 @@ CONDITIONAL = {"magnesium_replacement", "potassium_replacement", "hba1c_reorder"
                "discontinue_medication"}
 
 
-def generate_agentic(chart: Chart, population: Population, seed: int, test: bool = False) -> list[Scenario]:
-    """Candidate tasks of every type for one patient (at most one per branch or variant)."""
+def generate_agentic(chart: Chart, population: Population, seed: int, test: bool = False,
+                     tasks: dict[str, Callable[[AgenticBuilder], list[Scenario]]] | None = None) -> list[Scenario]:
+    """Candidate tasks of every type for one patient (at most one per branch or variant); ``tasks``: another
+    generator per type (v3 replaces some)."""
     builder = AgenticBuilder(chart, population, seed, test)
     out: list[Scenario] = []
-    for task in TASKS.values():
+    for task in (tasks or TASKS).values():
         out.extend(task(builder))
     return out

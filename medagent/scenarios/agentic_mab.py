@@ -9,7 +9,7 @@ Every conditional task yields candidates on both branches; ``sampling`` balances
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -407,7 +407,8 @@ def referral(b: AgenticBuilder) -> list[Scenario]:
 
 # ---------- 9. potassium: check, replace, follow-up lab ----------
 
-def potassium(b: AgenticBuilder) -> list[Scenario]:
+def potassium(b: AgenticBuilder, no_action: Sequence[str] = ("normal", "older-low")) -> list[Scenario]:
+    """``no_action``: the variants the no-action branch draws from (v3: only "older-low", a real newer value)."""
     category = "potassium_replacement"
     rng = b.rng(category)
     # adults only: 10 mEq per 0.1 mmol/L is an adult dose (children are dosed by weight)
@@ -434,7 +435,7 @@ def potassium(b: AgenticBuilder) -> list[Scenario]:
         if not b.inside(now) or now - base.when < timedelta(hours=2):
             continue
         scenario = b.id_for(category, branch)
-        variant = "low" if branch == "act" else rng.choice(["normal", "older-low"])
+        variant = "low" if branch == "act" else rng.choice(list(no_action))
         if variant == "older-low":
             value = round(rng.uniform(2.8, 3.4), 1)
             when = base.when - timedelta(days=rng.uniform(2, 10))

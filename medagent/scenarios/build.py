@@ -25,7 +25,7 @@ from medagent.scenarios.agentic import TASKS, generate_agentic
 from medagent.scenarios.chart import Chart, chart_from_bundle
 from medagent.scenarios.ehrqa import CATEGORIES, generate_ehrqa
 from medagent.scenarios.models import FileEntry, Manifest, Scenario
-from medagent.scenarios.population import population_of
+from medagent.scenarios.population import Population, population_of
 from medagent.scenarios.sampling import VARIANT_SHARES, sample_agentic, sample_ehrqa, test_patients
 from medagent.scenarios.scenario_files import content_hash, sha256_file, write_jsonl
 
@@ -72,43 +72,69 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     population = population_of(charts)  # negatives come from everyone, whatever --patients says
     selected = charts[:patients] if patients else charts
     test = set(test_patients(c.patient_id for c in selected))
-
-    ehrqa_candidates: list[Scenario] = []
-    available: list[int] = []
-    agentic_candidates: list[Scenario] = []
-    for chart in selected:
-        questions = generate_ehrqa(chart, population, seed, test=chart.patient_id in test)
-        available.append(sum(2 if q.meta.get("polarity") == "yes" else 1 for q in questions
-                             if q.meta.get("polarity") != "no"))
-        ehrqa_candidates.extend(questions)
-        agentic_candidates.extend(generate_agentic(chart, population, seed, test=chart.patient_id in test))
-
-    files: dict[str, list[Scenario]] = {}
-    labels: dict[str, tuple[str, str, str]] = {}
-    for split in ("dev", "test"):
-        in_split = [s for s in ehrqa_candidates if (s.patient in test) == (split == "test")]
-        chosen = sample_ehrqa(in_split, seed, EHRQA_PER_CATEGORY)
-        files[f"ehrqa/{split}.jsonl"] = _ordered([s.model_copy(update={"split": split}) for s in chosen],
-                                                 CATEGORIES)
-        candidates = [s for s in agentic_candidates if (s.patient in test) == (split == "test")]
-        chosen = sample_agentic(candidates, seed, split, VARIANT_SHARES)
-        files[f"agentic/{split}.jsonl"] = _ordered([s.model_copy(update={"split": split}) for s in chosen],
-                                                   list(TASKS))
-        labels[f"ehrqa/{split}.jsonl"] = ("ehrqa", split, "core")
-        labels[f"agentic/{split}.jsonl"] = ("agentic", split, "core")
+    built = core_files(selected, population, seed, test)
     generator = find_hard_generator() if hard is True else (hard or None)
     if generator is not None:
         hard_scenarios = generator(selected, population, seed, sorted(test))
         for split in ("dev", "test"):  # both suites in one file per split, in the generator's order
-            files[f"hard/{split}.jsonl"] = [s for s in hard_scenarios if s.split == split]
-            labels[f"hard/{split}.jsonl"] = ("", split, "hard")
+            built.add(f"hard/{split}.jsonl", [s for s in hard_scenarios if s.split == split], "", split, "hard")
+    manifest = write_set(out_dir, built, name=SET_NAME, version=GENERATOR_VERSION, seed=seed, patients=len(selected),
+                         test=test)
+    if readme is None:
+        readme = _readme_for(out_dir)
+    update_readme(readme, manifest)
+    return manifest
 
+
+class SetFiles:
+    """The files of a set before they are written: path -> scenarios, with each file's (suite, split, tier)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[Scenario]] = {}
+        self.labels: dict[str, tuple[str, str, str]] = {}
+        self.available: list[int] = []
+
+    def add(self, name: str, scenarios: list[Scenario], suite: str, split: str, tier: str) -> None:
+        self.files[name] = scenarios
+        self.labels[name] = (suite, split, tier)
+
+
+def core_files(selected: list[Chart], population: Population, seed: int, test: set[str],
+               tasks: dict[str, Callable[..., list[Scenario]]] | None = None) -> SetFiles:
+    """The core tier of both suites (EHRQA and agentic), sampled and split as v2 builds them (``tasks``: other
+    agentic generators by type, for v3)."""
+    ehrqa_candidates: list[Scenario] = []
+    built = SetFiles()
+    agentic_candidates: list[Scenario] = []
+    for chart in selected:
+        questions = generate_ehrqa(chart, population, seed, test=chart.patient_id in test)
+        built.available.append(sum(2 if q.meta.get("polarity") == "yes" else 1 for q in questions
+                                   if q.meta.get("polarity") != "no"))
+        ehrqa_candidates.extend(questions)
+        agentic_candidates.extend(generate_agentic(chart, population, seed, test=chart.patient_id in test,
+                                                   tasks=tasks))
+    for split in ("dev", "test"):
+        in_split = [s for s in ehrqa_candidates if (s.patient in test) == (split == "test")]
+        chosen = sample_ehrqa(in_split, seed, EHRQA_PER_CATEGORY)
+        built.add(f"ehrqa/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen], CATEGORIES),
+                  "ehrqa", split, "core")
+        candidates = [s for s in agentic_candidates if (s.patient in test) == (split == "test")]
+        chosen = sample_agentic(candidates, seed, split, VARIANT_SHARES)
+        built.add(f"agentic/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
+                                                     list(TASKS)), "agentic", split, "core")
+    return built
+
+
+def write_set(out_dir: Path, built: SetFiles, *, name: str, version: str, seed: int, patients: int,
+              test: set[str]) -> Manifest:
+    """Write every file and the manifest (content hash over the files) of one set."""
+    files, labels, available = built.files, built.labels, built.available
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
-    for name, scenarios in files.items():
-        count = write_jsonl(out_dir / name, scenarios)
-        suite, split, tier = labels[name]
-        entries[name] = FileEntry(sha256=sha256_file(out_dir / name), count=count, suite=suite or None, split=split,
+    for path, scenarios in files.items():
+        count = write_jsonl(out_dir / path, scenarios)
+        suite, split, tier = labels[path]
+        entries[path] = FileEntry(sha256=sha256_file(out_dir / path), count=count, suite=suite or None, split=split,
                                   tier=tier)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"dev": 0, "test": 0})
     for scenarios in files.values():
@@ -116,11 +142,11 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
             key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
             counts[key][scenario.split] += 1
     manifest = Manifest(
-        name=SET_NAME,
-        generator_version=GENERATOR_VERSION,
+        name=name,
+        generator_version=version,
         seed=seed,
-        patients=len(selected),
-        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}),
+        patients=patients,
+        content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
         files=entries,
         counts=dict(counts),
         table=_table(files),
@@ -131,9 +157,6 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     )
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
                                             + b"\n")
-    if readme is None:
-        readme = _readme_for(out_dir)
-    update_readme(readme, manifest)
     return manifest
 
 
