@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,23 +40,25 @@ from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
 from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
 from medagent.tools.context import ToolContext
-from medagent.tools.registry import Registry
+from medagent.tools.registry import Registry, Tool, default_registry
 from medagent.trajectory import Step
 from medagent.vocabulary import parse_instant
 
 
 @dataclass
 class Agent:
-    """A tool-using EHR agent: one model backend, one tool registry, limits and a write policy.
+    """A tool-using EHR agent: one model backend, its tools, limits and a write policy.
 
-    ``approval`` (a mode name or an :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark
-    runs), ``ask`` pauses the run with a LangGraph interrupt until :meth:`resume` gives a decision,
-    ``refuse`` is read-only mode. ``client`` is the default FHIR client; a run may bring its own
-    (one compiled agent serves many servers).
+    ``Agent(model, tools=[...], client=...)``: ``tools`` are :class:`~medagent.tools.registry.Tool` objects
+    (``@tool`` functions) or a :class:`Registry` (default: every medagent tool, ``default_registry()``);
+    ``registry=`` is the same as ``tools=`` given a Registry. ``approval`` (a mode name or an
+    :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark runs), ``ask`` pauses the run with a LangGraph
+    interrupt until :meth:`resume` gives a decision, ``refuse`` is read-only mode. ``client`` is the default FHIR
+    client; a run may bring its own (one compiled agent serves many servers).
     """
 
     model: ModelBackend
-    registry: Registry
+    tools: Iterable[Tool] | Registry | None = None
     client: FhirClient | None = None
     limits: Limits = field(default_factory=Limits)
     approval: ApprovalMode | ApprovalPolicy = "refuse"
@@ -66,8 +69,15 @@ class Agent:
     # "full" or "compact" (prompts.PROMPT_PROFILES); None: the model's preferred_profile (a trained adapter
     # records the one it was trained with), else "full"
     prompt_profile: PromptProfile | None = None
+    # the agent's tools as a Registry: ``registry=`` given, else built from ``tools`` in __post_init__
+    registry: Registry = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        if self.registry is None:
+            if self.tools is None:
+                self.registry = default_registry()
+            else:
+                self.registry = self.tools if isinstance(self.tools, Registry) else Registry(self.tools)
         self.checkpointer = self.checkpointer or InMemorySaver()
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
         self.approval_policy = approval_policy(self.approval)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent.bench.oracle import MAX_ROWS, OraclePolicy
+from medagent.bench.oracle import OraclePolicy, SolverTools
 from medagent.bench.tool_session import ToolSession
+from medagent.scenarios.chart_reads import MAX_ROWS, ChartReads
 from medagent.vocabulary import condition_label
 
 ROWS_FOR_ONE = 5  # rows read when one order or condition is wanted (the name may match a few others)
@@ -32,73 +33,86 @@ class OracleByNamePolicy(OraclePolicy):
 
     def __init__(self) -> None:
         super().__init__()
-        self._names: dict[tuple[str, str], str | None] = {}
+        self.names: dict[tuple[str, str], str | None] = {}  # (resource type, code) -> its display, for the run
 
-    async def question_name(self, s: ToolSession, resource_type: str, code: str) -> str | None:
+    def reads_for(self, tools: SolverTools, session: ToolSession) -> ChartReads:
+        return ReadsByName(tools, session, self.names)
+
+
+class ReadsByName(ChartReads):
+    """The oracle's lookups, searching conditions and medications by the name the question writes."""
+
+    def __init__(self, tools: SolverTools, session: ToolSession, names: dict[tuple[str, str], str | None]) -> None:
+        super().__init__(tools)
+        self.session = session
+        self.names = names
+
+    async def question_name(self, resource_type: str, code: str) -> str | None:
         """The display of ``code`` as the question writes it, or None (not in the question, or several codes)."""
         if "," in code:
             return None
         key = (resource_type, code)
-        if key not in self._names:
-            page = await s.ctx.client.search_page(resource_type, {"code": code, "_count": "1"})
+        if key not in self.names:
+            page = await self.session.ctx.client.search_page(resource_type, {"code": code, "_count": "1"})
             display = next((coding.get("display") for entry in page.get("entry") or []
                             for concept in _concepts(entry.get("resource") or {})
                             for coding in concept.get("coding") or [] if coding.get("code") == code), None)
             label = condition_label(display) if display and resource_type == "Condition" else display
-            self._names[key] = label
-        label = self._names[key]
-        return label if label and label.lower() in s.scenario.question.lower() else None
+            self.names[key] = label
+        label = self.names[key]
+        return label if label and label.lower() in self.session.scenario.question.lower() else None
 
-    async def conditions(self, s: ToolSession, patient: str, codes: str) -> list[dict[str, Any]]:
-        name = await self.question_name(s, "Condition", codes)
+    async def conditions(self, patient: str, codes: str) -> list[dict[str, Any]]:
+        name = await self.question_name("Condition", codes)
         if name is None:
-            return await super().conditions(s, patient, codes)
-        result = await s.call("search_conditions", complete=True, patient=patient, text=name, limit=MAX_ROWS)
+            return await super().conditions(patient, codes)
+        result = await self.tools.call("search_conditions", complete=True, patient=patient, text=name, limit=MAX_ROWS)
         return [row for row in result.rows if row.get("code") == codes]
 
-    async def first_condition(self, s: ToolSession, patient: str, code: str) -> dict[str, Any] | None:
-        name = await self.question_name(s, "Condition", code)
+    async def first_condition(self, patient: str, code: str) -> dict[str, Any] | None:
+        name = await self.question_name("Condition", code)
         if name is None:
-            return await super().first_condition(s, patient, code)
-        result = await s.call("search_conditions", patient=patient, text=name, order="oldest", limit=ROWS_FOR_ONE)
+            return await super().first_condition(patient, code)
+        result = await self.tools.call("search_conditions", patient=patient, text=name, order="oldest",
+                                       limit=ROWS_FOR_ONE)
         return next((row for row in result.rows if row.get("code") == code), None)
 
-    async def medications(self, s: ToolSession, patient: str, *, code: str | None = None,
-                          status: str = "all") -> list[dict[str, Any]]:
-        name = await self.question_name(s, "MedicationRequest", code) if code else None
+    async def medications(self, patient: str, *, code: str | None = None, status: str = "all") -> list[dict[str, Any]]:
+        name = await self.question_name("MedicationRequest", code) if code else None
         if name is None:
-            return await super().medications(s, patient, code=code, status=status)
-        result = await s.call("search_medications", complete=True, patient=patient, text=name, status=status,
-                              limit=MAX_ROWS)
+            return await super().medications(patient, code=code, status=status)
+        result = await self.tools.call("search_medications", complete=True, patient=patient, text=name, status=status,
+                                       limit=MAX_ROWS)
         return [row for row in result.rows if row.get("code") == code]
 
-    async def first_order(self, s: ToolSession, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
-        name = await self.question_name(s, "MedicationRequest", code)
+    async def first_order(self, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
+        name = await self.question_name("MedicationRequest", code)
         if name is None:
-            return await super().first_order(s, patient, code, which)
+            return await super().first_order(patient, code, which)
         order = "oldest" if which == "first" else "newest"
-        result = await s.call("search_medications", patient=patient, text=name, order=order, limit=ROWS_FOR_ONE)
+        result = await self.tools.call("search_medications", patient=patient, text=name, order=order,
+                                       limit=ROWS_FOR_ONE)
         return next((row for row in result.rows if row.get("code") == code), None)
 
-    async def ever_ordered(self, s: ToolSession, patient: str, code: str) -> list[dict[str, Any]]:
-        name = await self.question_name(s, "MedicationRequest", code)
+    async def ever_ordered(self, patient: str, code: str) -> list[dict[str, Any]]:
+        name = await self.question_name("MedicationRequest", code)
         if name is None:
-            return await super().ever_ordered(s, patient, code)
-        result = await s.call("search_medications", patient=patient, text=name, limit=ROWS_FOR_ONE)
+            return await super().ever_ordered(patient, code)
+        result = await self.tools.call("search_medications", patient=patient, text=name, limit=ROWS_FOR_ONE)
         return [row for row in result.rows if row.get("code") == code][:1]
 
-    async def orders_for_condition(self, s: ToolSession, patient: str, condition_code: str,
+    async def orders_for_condition(self, patient: str, condition_code: str,
                                    medication_code: str | None = None) -> list[dict[str, Any]]:
         """One search: the orders whose documented reason matches the condition's name (``reason=``), kept
         where that reason is the condition itself (its name, not one that only contains it: not 'Prediabetes'
         for 'Diabetes'); a drug the question names narrows the same search by ``text=``."""
-        name = await self.question_name(s, "Condition", condition_code)
-        drug = await self.question_name(s, "MedicationRequest", medication_code) if medication_code else None
+        name = await self.question_name("Condition", condition_code)
+        drug = await self.question_name("MedicationRequest", medication_code) if medication_code else None
         if name is None or (medication_code and drug is None):
-            return await super().orders_for_condition(s, patient, condition_code, medication_code)
+            return await super().orders_for_condition(patient, condition_code, medication_code)
         words = {"text": drug} if drug else {}
-        result = await s.call("search_medications", complete=True, patient=patient, reason=name, **words,
-                              limit=MAX_ROWS)
+        result = await self.tools.call("search_medications", complete=True, patient=patient, reason=name, **words,
+                                       limit=MAX_ROWS)
         return [row for row in result.rows
                 if any(condition_label(d or "").lower() == name.lower() for d in row.get("reason_displays") or [])
                 and (medication_code is None or row.get("code") == medication_code)]

@@ -1,6 +1,6 @@
-"""One code policy's tool session: calls through the agent's registry at the scenario's now, the trace, the writes.
+"""One code solver's tool session: calls through the agent's registry at the scenario's now, the trace, the writes.
 
-Shared by the oracle and the deliberately wrong policies (``medagent.bench.oracle``,
+Shared by the oracle and the deliberately wrong solvers (``medagent.bench.oracle``,
 ``medagent.bench.wrong_policies``): every tool call becomes one :class:`~medagent.trajectory.Step`, the
 record the agent writes, so the HTML report shows a policy's trajectory like an agent's. One run context
 per task (``ctx``); writes are approved like every benchmark write (the grader judges the server's diff).
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import ToolGap
 from medagent.tools.approval import APPROVE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import FINAL_ANSWER, Registry, ToolResult
@@ -28,10 +27,6 @@ from medagent.vocabulary import parse_instant
 # with a larger budget; every call whose completeness matters is checked for rows left out (ToolGap).
 ORACLE_TOKEN_BUDGET = 8000
 TRACE_RESULT_CHARS = 4000  # the copy of a tool's text kept in the trace (results.jsonl stays small)
-
-
-class ToolGap(RuntimeError):
-    """A tool could not give the policy what it needs (an error, or rows cut off): a tool gap to report."""
 
 
 class ToolSession:
@@ -89,57 +84,12 @@ class ToolSession:
         self.trace.append(Step(step=len(self.trace) + 1, tool=FINAL_ANSWER,
                                arguments={"answer": answer, "citations": citations}))
 
+    def is_write(self, tool: str) -> bool:
+        """Whether this tool writes to the EHR (an unknown tool is called as a read and fails there)."""
+        return tool in self.registry and self.registry[tool].writes
+
     def outcome(self, **fields: Any) -> RunOutcome:
         """The task's outcome: the given status/answer/citations/error plus this session's trace and audit."""
         audit = [entry for ctx in self._contexts for entry in ctx.audit]
         return RunOutcome(trace=self.trace, steps=self.tool_calls, audit=audit, **fields)
-
-
-# ---------- reading rows ----------
-
-def parse_time(value: str | None) -> datetime | None:
-    """A row's FHIR date or date-time (None when the row has none)."""
-    return parse_instant(value) if value else None
-
-
-def utc_moment(value: str | None) -> datetime:
-    moment = parse_time(value)
-    if moment is None:
-        raise ToolGap(f"a row has no usable date ({value!r})")
-    return moment.astimezone(UTC)
-
-
-def utc_day(value: str | None) -> str:
-    """The calendar date of a FHIR date/dateTime in UTC (the scenarios' clocks are UTC)."""
-    return utc_moment(value).date().isoformat()
-
-
-def numeric(row: dict[str, Any]) -> float:
-    value = row.get("value")
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ToolGap(f"{row.get('ref')} has no numeric value in its row ({row.get('text')!r})")
-    return float(value)
-
-
-# ---------- answer formats stated in the task text ----------
-
-_ROUNDING = re.compile(r"rounded to (?:the nearest whole number|(\d+) decimal places?)")
-
-
-def stated_decimals(question: str) -> int | None:
-    """The rounding the answer format asks for (None: 'as recorded', no rounding stated)."""
-    match = _ROUNDING.search(question)
-    if match is None:
-        return None
-    return int(match.group(1)) if match.group(1) else 0
-
-
-def number_text(value: float, decimals: int | None) -> str:
-    if decimals is None:
-        return f"{value:g}"
-    return f"{round(value, decimals):.{decimals}f}"
-
-
-def quantity_text(value: float, unit: str | None, decimals: int | None) -> str:
-    return f"{number_text(value, decimals)} {unit or ''}".strip()
 

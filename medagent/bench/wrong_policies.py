@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent.bench.oracle import Answer, OraclePolicy
-from medagent.bench.tool_session import ToolGap, ToolSession, parse_time
+from medagent.bench.oracle import OraclePolicy, SolverTools
+from medagent.bench.tool_session import ToolSession
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolGap
+from medagent.scenarios.tool_rows import parse_time
 from medagent.tools.registry import FINAL_ANSWER, ToolResult
 from medagent.trajectory import RunOutcome, Step
 
@@ -62,21 +64,21 @@ class AlwaysActPolicy(OraclePolicy):
     """
 
     name = "always-act"
-    force_act = True
+    act_on_every_branch = True
     strict_writes = False
 
-    async def answer(self, s: ToolSession, scenario: Scenario) -> Answer:
-        answer, citations = await super().answer(s, scenario)
-        if not s.wrote:
-            patient = await self._patient_of(s, scenario)
-            await self.write(s, "add_note", patient=patient, text=f"Task: {scenario.question}\nAnswer: {answer}",
+    async def answer(self, tools: SolverTools, scenario: Scenario) -> OracleAnswer:
+        answer, citations = await super().answer(tools, scenario)
+        if not tools.session.wrote:
+            patient = await self._patient_of(tools, scenario)
+            await tools.call("add_note", patient=patient, text=f"Task: {scenario.question}\nAnswer: {answer}",
                              title="Answer recorded by the always-act policy", reason="always act")
-        return answer, citations
+        return OracleAnswer(answer, citations)
 
-    async def _patient_of(self, s: ToolSession, scenario: Scenario) -> str:
+    async def _patient_of(self, tools: SolverTools, scenario: Scenario) -> str:
         mrn = scenario.meta.get("mrn")
         if scenario.suite == "agentic" and mrn and scenario.category != "find_mrn":
-            patient, _ = await self.patient_by_mrn(s, mrn)
+            patient, _ = await tools.reads.patient_by_mrn(mrn)
             return patient
         return scenario.patient  # EHRQA names the patient; find_mrn: the patient the solver is given
 
@@ -101,19 +103,21 @@ class WrongPatientPolicy(OraclePolicy):
     """Deliberately wrong policy: the oracle's reads and answer, but every write goes to another patient.
 
     The other patient is found through the tools (the first living patient by id other than the task's);
-    a stop goes to an active order of that patient.
+    a stop (which names an order, not a patient) goes to an active order of that patient.
     """
 
     name = "wrong-patient"
     strict_writes = False
 
     async def write(self, s: ToolSession, tool: str, **arguments: Any) -> ToolResult:
+        if tool == "discontinue_medication":
+            return await self._stop_another_patients_order(s, reason=arguments.get("reason", ""))
         if "patient" in arguments:
             arguments["patient"] = (await self._others(s, arguments["patient"]))[0]
         return await super().write(s, tool, **arguments)
 
-    async def discontinue(self, s: ToolSession, patient: str, reference: str, reason: str) -> ToolResult:
-        for other in await self._others(s, patient):
+    async def _stop_another_patients_order(self, s: ToolSession, reason: str) -> ToolResult:
+        for other in await self._others(s, s.scenario.patient):
             result = await s.call("search_medications", patient=other, status="current", limit=1)
             if result.rows:
                 return await super().write(s, "discontinue_medication", medication_request=result.rows[0]["ref"],

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Suite = Literal["ehrqa", "agentic"]
 Tier = Literal["core", "hard", "workflow"]
 Split = Literal["dev", "test"]
 Branch = Literal["act", "no-action"]
-AnswerType = Literal["boolean", "date", "names", "number", "text-contains", "none", "record"]
+AnswerType = str  # a name declared in medagent.scenarios.answer_types (checked when an ExpectedAnswer is made)
 NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "identifier"]
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
 
@@ -57,6 +57,17 @@ class ExpectedAnswer(_Model):
     single_number: bool = Field(
         False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
         "second value beside it fails instead of being read as the first number.")
+
+    @field_validator("type")
+    @classmethod
+    def _declared_type(cls, value: str) -> str:
+        from medagent.scenarios.answer_types import answer_type  # the declarations import this module
+
+        try:
+            answer_type(value)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return value
 
 
 class CodingSpec(_Model):

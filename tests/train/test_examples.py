@@ -17,13 +17,13 @@ from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
 from medagent.bench.solvers import AgentSolver
 from medagent.config import UserError
 from medagent.data import iter_bundles
-from medagent.models.embedded import ADAPTER_FILE, shipped_adapter
+from medagent.models.adapter import ADAPTER_FILE, shipped_adapter
 from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.chart import chart_from_bundle
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import read_scenarios
-from medagent.train.examples import Example, action_text, build_examples
 from medagent.tools.registry import default_registry
+from medagent.train.examples import Example, action_text, build_examples
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from medagent.scenarios.category import ChartInput
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.clock import iso, round_to_quarter_hour
 from medagent.scenarios.identity import SET_TAG, rng_for, scenario_id
@@ -45,6 +46,10 @@ class HardBuilder:
     seed: int
     split: str
     tag: str = SET_TAG  # the set whose ids it writes (v2, v3)
+
+    @classmethod
+    def of(cls, given: ChartInput) -> HardBuilder:
+        return cls(given.chart, given.population, given.seed, given.split)
 
     def rng(self, category: str, *key: object) -> random.Random:
         return rng_for(self.seed, "hard", category, self.chart.patient_id, *key)

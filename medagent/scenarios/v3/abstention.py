@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.expect import number_answer, rounding_phrase
+from medagent.scenarios.hard.abstention import solve  # the same question form: each lab's latest, or "not recorded"
 from medagent.scenarios.hard.common import HardBuilder
 from medagent.scenarios.identity import rng_for
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.v3.common import builder, lab_number, none_field
 
-CATEGORY = "abstention"
+NAME = "abstention"
 CANDIDATES_PER_MOMENT = 6
 PER_PATIENT = 6
 SLACK = 2  # how far a lab's recorded and not-recorded counts may drift apart while selecting
@@ -49,12 +51,12 @@ def _moments(b: HardBuilder) -> list[datetime]:
     return sorted({b.clock(start + (end - start) * share) for share in (0.3, 0.45, 0.6, 0.75, 0.9)} | {end})
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
     """Candidate items (several per moment); ``select`` keeps a per-lab balanced subset."""
-    b = builder(hard)
+    b = builder(given)
     out: list[Scenario] = []
     for moment in _moments(b):
-        rng = b.rng(CATEGORY, moment.isoformat())
+        rng = b.rng(NAME, moment.isoformat())
         status = {}
         for code in KEYS:
             facts = [f for f in b.chart.values(code) if f.when <= moment]
@@ -87,7 +89,7 @@ def select(items: list[Scenario], seed: int) -> list[Scenario]:
     chosen: list[Scenario] = []
     for split in ("dev", "test"):
         pool = sorted((s for s in items if s.split == split), key=lambda s: s.id)
-        rng_for(seed, "v3-select", CATEGORY, split).shuffle(pool)
+        rng_for(seed, "v3-select", NAME, split).shuffle(pool)
         balance: dict[str, int] = defaultdict(int)  # lab -> recorded minus not recorded
         per_patient: dict[str, int] = defaultdict(int)
         for _ in range(3):  # passes: a later item may now fit
@@ -123,9 +125,17 @@ def _item(b: HardBuilder, codes: list[str], key: tuple[str, ...], now: datetime)
         formats.append(f'"{KEYS[code]}" in {info.unit} ({rounding_phrase(decimals)})')
         provenance.append(f"Observation/{facts[-1].id}")
     labs = ", ".join(f"{LABS[c].label} (LOINC {c})" for c in codes)
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+    index, template = b.phrasing(NAME, key, PHRASINGS)
     fmt = ("Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
            "up to now, give the string \"not recorded\" instead of a number.")
-    return b.ehrqa(CATEGORY, key, now=now, question=template.format(labs=labs), answer_format=fmt,
+    return b.ehrqa(NAME, key, now=now, question=template.format(labs=labs), answer_format=fmt,
                    answer=ExpectedAnswer(type="record", fields=fields), phrasing=index, provenance=provenance,
                    meta={"form": "abstention", "labs": {KEYS[c]: c for c in codes}, "recorded": recorded})
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=40, since=3, generate=generate, select=select, solve=solve,
+    phrasings={NAME: PHRASINGS},
+    description="The latest values of three labs at now, some never measured by then; every lab is asked about as "
+                "often recorded as not recorded.",
+))

@@ -5,25 +5,18 @@
   value) fails instead of being read as its first number.
 - The conditional agentic tasks whose answer followed writes as one number or date (magnesium, potassium,
   influenza vaccine, discontinue) state it as a JSON object with a named field (``ANSWER_KEYS``).
-- potassium_replacement: the no-action branch is always a low potassium from the setup followed by a newer
-  normal result of the chart's own (v2 also drew a normal setup value), so the setup alone never decides.
+(potassium_replacement has its own v3 declaration: ``agentic/potassium_replacement.py``.)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from functools import partial
 
-from medagent.scenarios.agentic import TASKS
-from medagent.scenarios.agentic_mab import potassium
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.v3.common import TAG
 
 ANSWER_KEYS = {"magnesium_replacement": "magnesium", "potassium_replacement": "potassium",
                "influenza_vaccine_due": "last_flu_shot", "discontinue_medication": "last_order_date"}
-V3_TASKS: dict[str, Callable[..., list[Scenario]]] = {
-    **TASKS, "potassium_replacement": partial(potassium, no_action=("older-low",))}
 _FORMAT = re.compile(r"\n\nAnswer format: Answer with (.+?)\.?$", re.S)
 
 
@@ -37,7 +30,9 @@ def strict_numbers(answer: ExpectedAnswer) -> ExpectedAnswer:
 
 
 def carry(scenario: Scenario) -> Scenario:
-    """One v2 core scenario as v3 states it."""
+    """One scenario of a category carried from v2 (it has a v2 id) as v3 states it; v3's own are unchanged."""
+    if not scenario.id.startswith("v2-"):
+        return scenario
     update: dict[str, object] = {"id": f"{TAG}-{scenario.id.split('-', 1)[1]}", "answer": strict_numbers(scenario.answer)}
     key = ANSWER_KEYS.get(scenario.category) if scenario.suite == "agentic" else None
     if key is not None:

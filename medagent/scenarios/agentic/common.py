@@ -1,9 +1,14 @@
-"""What every agentic task shares: the task text layout, the scenario clock, write-spec builders.
+"""What every core agentic task shares: the task text layout, the phrasings, the scenario clock, write-spec builders.
 
 Each task picks its own ``now`` inside the patient's record span (before death), such that the
 data the task needs exists, or deliberately does not, at that moment. The chart still holds
 data after ``now`` (the server has the whole record): the agent must ignore the future, as the
 task text says.
+
+Each task type has at least five phrasings of its request (its module's ``PHRASINGS``), the last one used only
+in the test split. The rules, codes, dosing and answer format of a task stay in its context and format lines
+(one wording, shared by every phrasing, so the grader and the text never disagree); only the request itself
+varies. Placeholders: ``{patient}`` ("the patient with MRN ..."), ``{mrn}`` and the task's own words.
 """
 
 from __future__ import annotations
@@ -14,15 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from medagent.scenarios.agentic_phrasings import pick_phrasing
-from medagent.scenarios.chart import Chart
-from medagent.scenarios.clock import (
-    at_clock,
-    day_of,
-    iso,
-    round_to_quarter_hour,
-    whole_years_between,
-)
+from medagent.scenarios.category import ChartInput
+from medagent.scenarios.chart import Chart, ObservationFact
+from medagent.scenarios.clock import at_clock, day_of, iso, round_to_quarter_hour, whole_years_between
 from medagent.scenarios.codes import IV_ROUTE, LOINC, NDC, ORAL_ROUTE
 from medagent.scenarios.identity import rng_for, scenario_id
 from medagent.scenarios.models import (
@@ -42,6 +41,29 @@ FUTURE_NOTE = "Results dated after now are not yet known: ignore them."
 AUTHORED_PATHS = ["authoredOn"]
 OCCURRENCE_PATHS = ["occurrenceDateTime", "occurrencePeriod.start", "occurrenceTiming.event"]
 EFFECTIVE_PATHS = ["effectiveDateTime", "effectivePeriod.start", "effectiveInstant"]
+EXACT = Tolerance(abs=0.05)  # fixture values are written with one decimal: read them exactly
+TRIES = 12
+TEST_ONLY_PHRASINGS = 1
+
+
+def pick_phrasing(rng: random.Random, every: Sequence[str], test: bool) -> tuple[int, str]:
+    """(index, template): any phrasing in the test split, all but the test-only ones in dev."""
+    allowed = every if test else every[:-TEST_ONLY_PHRASINGS]
+    index = rng.randrange(len(allowed))
+    return index, allowed[index]
+
+
+def unique_at(facts: list[ObservationFact]) -> list[ObservationFact]:
+    """Facts whose timestamp carries one value only (a same-time duplicate would be ambiguous)."""
+    values: dict[datetime, set[float]] = {}
+    for fact in facts:
+        values.setdefault(fact.when, set()).add(fact.value)
+    return [f for f in facts if len(values[f.when]) == 1]
+
+
+def latest_before(facts: list[ObservationFact], moment: datetime) -> ObservationFact | None:
+    before = [f for f in facts if f.when <= moment]
+    return before[-1] if before else None
 
 
 @dataclass
@@ -50,10 +72,15 @@ class AgenticBuilder:
     population: Population
     seed: int
     test: bool = False  # the patient is in the test split (test-only phrasings allowed)
+    phrasings: Sequence[str] = ()  # the task type's phrasings of its request
+
+    @classmethod
+    def of(cls, given: ChartInput, phrasings: Sequence[str]) -> AgenticBuilder:
+        return cls(given.chart, given.population, given.seed, given.test, phrasings)
 
     def say(self, category: str, key: Sequence[object] = (), **words: object) -> tuple[str, int]:
         """The task sentence in one of the category's phrasings (seeded per scenario) and its index."""
-        index, template = pick_phrasing(self.rng(category, "phrasing", *key), category, self.test)
+        index, template = pick_phrasing(self.rng(category, "phrasing", *key), self.phrasings, self.test)
         return template.format(patient=f"the patient with MRN {self.chart.mrn}", mrn=self.chart.mrn, **words), index
 
     @property
