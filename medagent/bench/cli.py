@@ -40,7 +40,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 CODE_POLICIES = ("oracle", "oracle-by-name", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
-                 "chart-blind")
+                 "chart-blind", "nearest-dev", "stated-number", "setup-only", "first-sentences", "lab-name-prior")
 
 
 def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
@@ -201,12 +201,15 @@ def bench_baselines(
         "runs/baselines"),
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
     policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(
-        ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")),
+        ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer", "nearest-dev", "stated-number",
+         "setup-only", "first-sentences", "lab-name-prior")),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
 ) -> None:
-    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) through the real
-    runner and print one table per suite x tier x category."""
+    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) and one policy per
+    measured shortcut (each on the categories it targets) through the real runner; print the table per suite x tier
+    x category and the pass / binary-decision table."""
     from medagent.bench.baselines import baseline_table, render_markdown
+    from medagent.bench.decision_table import decision_summary, render_decision_table
     from medagent.bench.policies import make_policy
 
     settings = get_settings()
@@ -217,12 +220,14 @@ def bench_baselines(
         records: dict[str, list[Any]] = {}
         for name in [p.strip() for p in policies.split(",") if p.strip()]:
             solver = make_policy(name, chosen.folder)
+            applies = getattr(solver, "applies", None)  # a shortcut policy runs on the categories it targets
+            mine = [s for s in tasks if applies is None or applies(s)]
             run_dir = out / name
             record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
                        limit=None)
-            asyncio.run(run_benchmark(tasks, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
+            asyncio.run(run_benchmark(mine, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
                                       resume=True, set_hash=content_hash, show_progress=False))
-            wanted = {s.id for s in tasks}
+            wanted = {s.id for s in mine}
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
     except (ScenarioSetError, UserError, OSError) as exc:
@@ -231,10 +236,14 @@ def bench_baselines(
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
     markdown = render_markdown(table, title)
+    decided = decision_summary(records, tasks)
+    by_decision = render_decision_table(decided, f"Baselines by decision on {chosen.name} ({content_hash[:16]}), "
+                                                 f"split {split}")
     write_json_atomic(out / "baselines.json", {"set": chosen.name, "content_hash": content_hash, "split": split,
-                                               "table": table})
-    (out / "baselines.md").write_text(markdown + "\n", encoding="utf-8")
+                                               "table": table, "decisions": decided})
+    (out / "baselines.md").write_text(markdown + "\n\n" + by_decision + "\n", encoding="utf-8")
     console.print(markdown, markup=False, highlight=False)
+    console.print(by_decision, markup=False, highlight=False)
     console.print(f"wrote {out / 'baselines.md'} and {out / 'baselines.json'}")
 
 

@@ -27,6 +27,8 @@
 - ``chart-blind`` (null baseline, ``medagent.bench.baselines``): never reads the chart; answers from the dev
   split's answer statistics by question form and entity.
 - ``none-answerer`` (null baseline): answers "none" to everything, reads and writes nothing.
+- ``nearest-dev``, ``stated-number``, ``setup-only``, ``first-sentences``, ``lab-name-prior``: one policy per
+  shortcut measured on v2's hard tier (``medagent.bench.shortcut_policies``), each on the categories it targets.
 
 Every tool call becomes one trace step in the agent's format (step, tool, arguments, result, error,
 references, wrote, tool_s), and the final answer a ``final_answer`` step, so the HTML report shows a
@@ -41,6 +43,13 @@ from pathlib import Path
 from medagent.bench.baselines import ChartBlindPolicy, NoneAnswererPolicy
 from medagent.bench.oracle import OraclePolicy
 from medagent.bench.oracle_by_name import OracleByNamePolicy
+from medagent.bench.shortcut_policies import (
+    FirstSentencesPolicy,
+    LabNamePriorPolicy,
+    NearestDevPolicy,
+    SetupOnlyPolicy,
+    StatedNumberPolicy,
+)
 from medagent.bench.solvers import Solver
 from medagent.bench.wrong_policies import (
     AlwaysActPolicy,
@@ -61,8 +70,12 @@ POLICIES: dict[str, Callable[[], Solver]] = {
     "write-twice": WriteTwicePolicy,
     "wrong-patient": WrongPatientPolicy,
     "none-answerer": NoneAnswererPolicy,
+    "stated-number": StatedNumberPolicy,
+    "setup-only": SetupOnlyPolicy,
+    "first-sentences": FirstSentencesPolicy,
 }
-SET_POLICIES: dict[str, Callable[[Path | None], Solver]] = {"chart-blind": ChartBlindPolicy}  # learn from the set
+SET_POLICIES: dict[str, Callable[[Path | None], Solver]] = {  # learn from the set's dev split
+    "chart-blind": ChartBlindPolicy, "nearest-dev": NearestDevPolicy, "lab-name-prior": LabNamePriorPolicy}
 POLICY_NAMES = (*POLICIES, *SET_POLICIES)
 
 

@@ -22,9 +22,9 @@ from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.v3.common import builder, lab_number, none_field
 
 NAME = "abstention"
-CANDIDATES_PER_MOMENT = 6
+CANDIDATES_PER_MOMENT = 10
 PER_PATIENT = 6
-SLACK = 2  # how far a lab's recorded and not-recorded counts may drift apart while selecting
+SLACK = 1  # how far a lab's recorded and not-recorded counts may drift apart while selecting
 # lab code -> JSON key; three groups, one lab of each per item (labs of one panel are measured together)
 GROUPS = [
     {"2339-0": "glucose", "6298-4": "potassium", "2947-0": "sodium", "49765-1": "calcium", "38483-4": "creatinine",
@@ -84,25 +84,34 @@ def generate(given: ChartInput) -> list[Scenario]:
 
 
 def select(items: list[Scenario], seed: int) -> list[Scenario]:
-    """Per split, a subset in which every lab is asked as often recorded as not recorded (at most ``SLACK`` apart), at
-    most ``PER_PATIENT`` items per patient; greedy in a seeded order."""
+    """Per split, a subset in which every lab is asked as often recorded as not recorded (at most ``SLACK`` apart),
+    at most ``PER_PATIENT`` items per patient: repeatedly the item that best evens the counts out (ties: a seeded
+    order), while one keeps every lab within the slack."""
     chosen: list[Scenario] = []
     for split in ("dev", "test"):
         pool = sorted((s for s in items if s.split == split), key=lambda s: s.id)
         rng_for(seed, "v3-select", NAME, split).shuffle(pool)
         balance: dict[str, int] = defaultdict(int)  # lab -> recorded minus not recorded
         per_patient: dict[str, int] = defaultdict(int)
-        for _ in range(3):  # passes: a later item may now fit
+        while True:
+            best, best_score = None, None
             for item in pool:
-                if item in chosen or per_patient[item.patient] >= PER_PATIENT:
+                if per_patient[item.patient] >= PER_PATIENT:
                     continue
                 signs = {code: 1 if recorded else -1 for code, recorded in item.meta["recorded"].items()}
-                if all(abs(balance[code] + sign) <= SLACK or abs(balance[code] + sign) < abs(balance[code])
-                       for code, sign in signs.items()):
-                    chosen.append(item)
-                    per_patient[item.patient] += 1
-                    for code, sign in signs.items():
-                        balance[code] += sign
+                after = {code: balance[code] + sign for code, sign in signs.items()}
+                if any(abs(v) > SLACK for v in after.values()):
+                    continue
+                score = sum(abs(v) - abs(balance[code]) for code, v in after.items())
+                if best_score is None or score < best_score:
+                    best, best_score = item, score
+            if best is None:
+                break
+            pool.remove(best)
+            chosen.append(best)
+            per_patient[best.patient] += 1
+            for code, recorded in best.meta["recorded"].items():
+                balance[code] += 1 if recorded else -1
     return chosen
 
 

@@ -71,7 +71,7 @@ ANSWER_FORMAT = json_format([
 ], lead="After the writes, answer as JSON")
 
 
-def _decides(systolic: list[float], diastolic: list[float]) -> bool:
+def decides(systolic: list[float], diastolic: list[float]) -> bool:
     return mean(systolic) >= SYSTOLIC_LIMIT or mean(diastolic) >= DIASTOLIC_LIMIT
 
 
@@ -146,11 +146,11 @@ def _item(b: HardBuilder, rng: random.Random, real: list[tuple[datetime, float, 
             continue
         systolic = [r[1] for r in inside] + [s for _, s, _ in extra] + [new[0]]
         diastolic = [r[2] for r in inside] + [d for _, _, d in extra] + [new[1]]
-        if _decides(systolic, diastolic) != act or not _near(systolic, diastolic, act):
+        if decides(systolic, diastolic) != act or not _near(systolic, diastolic, act):
             continue
         if (new[0] >= SYSTOLIC_LIMIT or new[1] >= DIASTOLIC_LIMIT) != (act if stated_agrees else not act):
             continue
-        setup_only = _decides([s for _, s, _ in extra] + [new[0]], [d for _, _, d in extra] + [new[1]])
+        setup_only = decides([s for _, s, _ in extra] + [new[0]], [d for _, _, d in extra] + [new[1]])
         if setup_only != (act if setup_agrees else not act):
             continue
         return _scenario(b, rng, now, branch, inside, extra, new, systolic, diastolic, number_,
@@ -207,7 +207,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
         raise ToolGap(f"{len(systolic)} systolic but {len(diastolic)} diastolic readings in the window")
     await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=sc.meta["systolic"],
                      diastolic=sc.meta["diastolic"], reason="blood pressure measured at the visit")
-    if _decides(systolic, diastolic) or tools.act_on_every_branch:
+    if decides(systolic, diastolic) or tools.act_on_every_branch:
         await tools.call("order_service", patient=patient, code=BMP[0], system="loinc", kind="lab",
                          reason=f"mean blood pressure {mean(systolic):.0f}/{mean(diastolic):.0f} mmHg over "
                                 f"{len(systolic)} readings")
