@@ -79,7 +79,7 @@ def check_prompt_profile(profile: str | None) -> None:
 
 
 SET_FILE = "scenario_set.json"
-SET_HELP = "Frozen scenario set under scenarios/: v1 or v2."
+SET_HELP = "Frozen scenario set under scenarios/: v1, v2 or v3."
 
 
 def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: Any) -> None:
@@ -147,7 +147,7 @@ def bench_run(
     out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
     scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
-    tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
+    tier: Annotated[str, typer.Option(help="core, hard, workflow or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     tools: Annotated[str | None, typer.Option(help=TOOLS_HELP + " Default: all.")] = None,

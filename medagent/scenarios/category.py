@@ -157,11 +157,13 @@ def categories(*, tier: Tier | None = None, suite: Suite | None = None, since: i
 
 
 def category(name: str, version: int | None = None) -> Category:
-    """The category of this name in set ``version`` (None: the newest declaration); KeyError naming the known ones."""
+    """The category of this name in set ``version`` (None: the newest declaration; a set older than every
+    declaration, v1: the earliest); KeyError naming the known ones."""
     discover()
     versions = _REGISTRY.get(name, [])
-    found = [c for c in versions if c.in_set(version)] if version is not None else \
-        sorted(versions, key=lambda c: c.since)[-1:]
+    by_age = sorted(versions, key=lambda c: c.since)
+    found = by_age[-1:] if version is None else [c for c in versions if c.in_set(version)] or \
+        [c for c in by_age if version < c.since][:1]  # v1 (frozen data) is solved by its earliest declaration
     if not found:
         raise KeyError(f"unknown scenario category {name!r}" + (f" in set v{version}" if version else "")
                        + f"; known: {', '.join(sorted(_REGISTRY))}")

@@ -25,7 +25,7 @@ from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart_reads import every_row
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import BP_PANEL_CODES, DIASTOLIC, LOINC, OBSERVATION_CATEGORY, SYSTOLIC
-from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder, exact_integer
+from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
 from medagent.scenarios.models import CodingSpec, FieldRule, Scenario, WriteSpec
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
 from medagent.scenarios.tool_rows import numeric, refs, rows_of
@@ -181,7 +181,7 @@ def _scenario(b: HardBuilder, rng: random.Random, now: datetime, branch: str,
     writes = [record_bp]
     if branch == "act":
         writes.append(service_order("basic metabolic panel", patient, now, [CodingSpec(system=LOINC, code=BMP[0])]))
-    answer = record(readings=exact_integer(len(systolic)),
+    answer = record(readings=number(float(len(systolic)), None, 0.0),
                     mean_systolic=number(mean(systolic), "mm[Hg]", 0.5, {"mmHg": 1.0}),
                     mean_diastolic=number(mean(diastolic), "mm[Hg]", 0.5, {"mmHg": 1.0}))
     index, template = b.phrasing(NAME, key, PHRASINGS)

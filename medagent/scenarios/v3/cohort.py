@@ -27,13 +27,19 @@ from medagent.scenarios.category import Category, register
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.chart_reads import every_row, latest_observation
 from medagent.scenarios.clock import iso
-from medagent.scenarios.codes import BP_PANEL_CODES, CVX_INFLUENZA, DIASTOLIC, HBA1C, SYSTOLIC
+from medagent.scenarios.codes import (
+    BP_PANEL_CODES,
+    CVX_INFLUENZA,
+    DIABETES,
+    DIASTOLIC,
+    HBA1C,
+    HYPERTENSION,
+    PREDIABETES,
+    SYSTOLIC,
+)
 from medagent.scenarios.expect import names
 from medagent.scenarios.hard.cohort import (
-    DIABETES,
-    HYPERTENSION,
     PHRASINGS,
-    PREDIABETES,
     Stratum,
     _Ambiguous,
     _diagnosed,
@@ -44,7 +50,7 @@ from medagent.scenarios.hard.common import pick_phrasing
 from medagent.scenarios.identity import rng_for, short_hash
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
-from medagent.scenarios.tool_rows import numeric, utc_moment
+from medagent.scenarios.tool_rows import numeric, task_text, utc_moment
 from medagent.scenarios.v3.common import TAG
 
 NAME = "cohort_measure"
@@ -198,7 +204,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     ids = ",".join(stratum)
     members: list[str] = []
     if form == "influenza_unvaccinated":
-        season = season_start(tools.now).isoformat()
+        season = task_text(r"(\d{4}-08-01)(?!T)", sc.question, sc.id)  # the season's start the question states
         vaccinated = await _subjects(tools, "Immunization", {"patient": ids, "vaccine-code": CVX_INFLUENZA,
                                                              "date": f"ge{season}"}, "patient.reference")
         members = [p for p in stratum if p not in vaccinated]

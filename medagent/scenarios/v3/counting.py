@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 from statistics import mean
 from typing import Any
 
-from medagent.scenarios.answers import normalise_unit
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart_reads import every_row
 from medagent.scenarios.clock import day_of
@@ -271,6 +270,10 @@ def _encounter_days(b: HardBuilder, now: datetime, rng: random.Random, asked: se
 
 # ---------- the oracle ----------
 
+def _unit_key(unit: str) -> str:
+    return unit.replace(" ", "").replace("µ", "u").lower()
+
+
 def distinct_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Results that count: not entered in error, and one per (moment, value) (a second feed's copy counts once)."""
     seen: dict[tuple[datetime, float], dict[str, Any]] = {}
@@ -302,10 +305,10 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
         return OracleAnswer(str(len(counted)), refs(counted))
     info = LABS[code]
     values = []
+    factors = {_unit_key(u): f for u, f in info.unit_factors.items()} | {_unit_key(info.unit): 1.0}
     for row in counted:
         unit = row.get("unit") or ""
-        factors = {normalise_unit(u): f for u, f in info.unit_factors.items()}
-        factor = 1.0 if normalise_unit(unit) == normalise_unit(info.unit) else factors.get(normalise_unit(unit))
+        factor = factors.get(_unit_key(unit))
         if factor is None:
             raise ToolGap(f"{row['ref']}: no conversion from {unit!r} to {info.unit}")
         values.append(numeric(row) * factor)

@@ -160,7 +160,7 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     made = b.agentic(NAME, key, now=now, instruction=instruction, context=context, answer_format=answer_format,
                      answer=answer, phrasing=index, writes=[spec], variant=variant, setup=setup,
                      provenance=[f"Patient/{target}", *cited],
-                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False, "form": form,
+                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False, "fact_kind": form,
                            "fact": fact})
     made.meta.pop("mrn")  # the task names the patient by name, birth date and a chart fact, not by MRN
     return made
@@ -177,7 +177,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     matching = []
     for row in rows:
         patient = row["ref"].removeprefix("Patient/")
-        if sc.meta["form"] == "condition":
+        if sc.meta["fact_kind"] == "condition":
             code = re.search(r"\(SNOMED (\d+)\)", fact)
             if code is None:
                 raise ToolGap(f"no SNOMED code in {fact!r}")

@@ -17,10 +17,10 @@ from datetime import timedelta
 from medagent.scenarios.agentic.common import service_order
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart_reads import every_row, latest_observation
-from medagent.scenarios.codes import LABS, LOINC
+from medagent.scenarios.codes import LABS, LOINC, NOTE_TYPES
 from medagent.scenarios.expect import names, number_answer, rounding_phrase
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
-from medagent.scenarios.hard.fixtures import NOTE_TEXT_LIMIT, PROGRESS_NOTE
+from medagent.scenarios.hard.fixtures import NOTE_TEXT_LIMIT
 from medagent.scenarios.models import CodingSpec, Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
 from medagent.scenarios.tool_rows import numeric, stated_decimals, utc_moment
@@ -143,7 +143,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """The newest *progress* note's planned lab: order it (nothing else) and report its latest result."""
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
     notes = await every_row(tools, "fhir_search", resource_type="DocumentReference", params={"patient": patient})
-    progress = [n for n in notes if PROGRESS_NOTE[0] in (n.get("display") or "")]  # the LOINC note type
+    progress = [n for n in notes if NOTE_TYPES["progress"][0] in (n.get("display") or "")]  # the LOINC note type
     if not progress:
         raise ToolGap(f"no progress note for Patient/{patient}")
     latest = max(progress, key=lambda r: utc_moment(r.get("date")))
