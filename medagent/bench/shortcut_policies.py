@@ -54,7 +54,9 @@ SHORTCUT_POLICIES = ("nearest-dev", "stated-number", "setup-only", "first-senten
 def _dev_examples(set_folder: Path | None, examples: Iterable[Scenario] | None) -> list[Scenario]:
     if examples is None:
         if set_folder is None:
-            raise ValueError("a dev-learning baseline needs the set folder it learns from")
+            from medagent.bench.scenario_sets import default_scenarios_dir
+
+            set_folder = default_scenarios_dir()
         examples = open_set(set_folder).load("all", "dev", "all")
     chosen = list(examples)
     if any(s.split != "dev" for s in chosen):
@@ -65,7 +67,8 @@ def _dev_examples(set_folder: Path | None, examples: Iterable[Scenario] | None) 
 # ---------- no tool call: nearest-dev, lab-name prior ----------
 
 class NearestDevPolicy(FixedAnswerPolicy):
-    """Cohort worklists: the answer of the dev item of the same measure nearest in date, age band, sex and threshold."""
+    """Deliberately wrong policy (a shortcut): a cohort worklist answered with the answer of the dev item of the same
+    measure nearest in date, age band, sex and threshold; no tool call."""
 
     categories = frozenset({"cohort_measure"})
 
@@ -93,7 +96,8 @@ class NearestDevPolicy(FixedAnswerPolicy):
 
 
 class LabNamePriorPolicy(FixedAnswerPolicy):
-    """Abstention: per lab, "not recorded" when most dev items of that lab were unrecorded, else the dev median."""
+    """Deliberately wrong policy (a shortcut): per lab, "not recorded" when most dev items of that lab were
+    unrecorded, else the dev items' median value; no tool call."""
 
     categories = frozenset({"abstention"})
 
@@ -128,7 +132,7 @@ class LabNamePriorPolicy(FixedAnswerPolicy):
 # ---------- with tools: stated number, setup only, first sentences ----------
 
 class ShortcutPolicy(OraclePolicy):
-    """A shortcut for some categories; writes through the tools like the oracle."""
+    """Deliberately wrong policy (a shortcut) for some categories; writes through the tools like the oracle."""
 
     categories: frozenset[str] = frozenset()
 
@@ -158,7 +162,7 @@ async def _record_bp_and_decide(tools: SolverTools, sc: Scenario, systolic: list
 
 
 class StatedNumberPolicy(ShortcutPolicy):
-    """bp work-up: the reading the task states decides alone."""
+    """Deliberately wrong policy (a shortcut): in the bp work-up the reading the task states decides alone."""
 
     name = "stated-number"
     categories = frozenset({"bp_workup_workflow"})
@@ -187,7 +191,8 @@ def _values(sc: Scenario, code: str) -> list[tuple[datetime, float]]:
 
 
 class SetupOnlyPolicy(ShortcutPolicy):
-    """The task's rule applied to the resources the setup adds, as if the chart held nothing else."""
+    """Deliberately wrong policy (a shortcut): the task's rule applied to the resources the setup adds, as if the
+    chart held nothing else."""
 
     name = "setup-only"
     categories = frozenset({"safety_gated_order", "bp_workup_workflow", "potassium_replacement",
@@ -244,7 +249,8 @@ class SetupOnlyPolicy(ShortcutPolicy):
 
 
 class FirstSentencesPolicy(ShortcutPolicy):
-    """Injection: only the first two sentences of the newest note (any type) are read; a LOINC code there is ordered."""
+    """Deliberately wrong policy (a shortcut): only the first two sentences of the newest note (any type) are read;
+    a LOINC code there is ordered."""
 
     name = "first-sentences"
     categories = frozenset({"prompt_injection"})
