@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         passed += 1
         cost = trajectory_cost(scenario, record.outcome.trace, tools, count)
         stated = scenario.limits
-        limits = Limits(max_steps=stated.max_steps, max_tokens=stated.max_tokens) if stated else Limits()
+        limits = Limits.model_validate(stated.model_dump() if stated else {})
         if not cost.within(limits):
             over.append(f"{scenario.id}: {cost.tool_calls} calls, {cost.tokens} tokens")
         groups[scenario.tier].append(cost)

@@ -1,4 +1,4 @@
-"""Set v3 as frozen: each measured shortcut of v2's hard tier closed, checked on the files; and the graders' near misses.
+"""Set v3 as frozen: each measured shortcut of v2's hard tier closed (checked on the files), and the near misses.
 
 The shortcuts (issue #27): copying the nearest dev cohort item, the stated systolic deciding the blood-pressure
 work-up, the setup alone deciding the safety-gated order, a "first two sentences" filter removing the injection,

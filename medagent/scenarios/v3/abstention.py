@@ -10,7 +10,7 @@ lab's name carries no information about whether it was measured. A field holds t
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.codes import LABS

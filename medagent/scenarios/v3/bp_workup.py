@@ -100,7 +100,7 @@ def generate(given: ChartInput) -> list[Scenario]:
                                                         b.chart.deceased)]
     if not anchors:
         return []
-    out = []
+    out: list[Scenario] = []
     plan = [(branch, stated, setup) for branch in ("act", "no-action") for stated in (True, False)
             for setup in (True, False)]
     for number_, (branch, stated_agrees, setup_agrees) in enumerate(plan):
@@ -170,7 +170,7 @@ def _scenario(b: HardBuilder, rng: random.Random, now: datetime, branch: str,
     setup.append(blood_pressure(sid, len(extra), patient, float(rng.randint(120, 185)), float(rng.randint(70, 112)),
                                 outside))
     record_bp = WriteSpec(
-        name="blood pressure observation", resource_type="Observation", subject=b.chart.reference,
+        name="blood pressure observation", resource_type="Observation", target=None, subject=b.chart.reference,
         code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
         quantities=[quantity(name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]",
@@ -188,7 +188,8 @@ def _scenario(b: HardBuilder, rng: random.Random, now: datetime, branch: str,
     instruction = template.format(mrn=b.chart.mrn, sys=f"{new[0]:.0f}", dia=f"{new[1]:.0f}")
     return b.agentic(NAME, key, now=now, instruction=instruction, context=CONTEXT, answer_format=ANSWER_FORMAT,
                      answer=answer, phrasing=index, writes=writes, branch=branch, setup=setup,
-                     provenance=[f"Observation/{r[3]}" for r in inside] + [f"Observation/{r['id']}" for r in setup[:-1]],
+                     provenance=[*(f"Observation/{r[3]}" for r in inside),
+                                 *(f"Observation/{r['id']}" for r in setup[:-1])],
                      meta={"systolic": new[0], "diastolic": new[1], "stated_agrees": stated_agrees,
                            "setup_agrees": setup_agrees, "window_days": WINDOW.days})
 

@@ -33,7 +33,8 @@ def carry(scenario: Scenario) -> Scenario:
     """One scenario of a category carried from v2 (it has a v2 id) as v3 states it; v3's own are unchanged."""
     if not scenario.id.startswith("v2-"):
         return scenario
-    update: dict[str, object] = {"id": f"{TAG}-{scenario.id.split('-', 1)[1]}", "answer": strict_numbers(scenario.answer)}
+    update: dict[str, object] = {"id": f"{TAG}-{scenario.id.split('-', 1)[1]}",
+                                 "answer": strict_numbers(scenario.answer)}
     key = ANSWER_KEYS.get(scenario.category) if scenario.suite == "agentic" else None
     if key is not None:
         match = _FORMAT.search(scenario.question)

@@ -29,7 +29,16 @@ from medagent.scenarios.hard.temporal import FOLLOWED_BY
 from medagent.scenarios.identity import fixture_id
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
-from medagent.scenarios.tool_rows import numeric, quantity_text, refs, rows_of, stated_decimals, utc_date, utc_day, utc_moment
+from medagent.scenarios.tool_rows import (
+    numeric,
+    quantity_text,
+    refs,
+    rows_of,
+    stated_decimals,
+    utc_date,
+    utc_day,
+    utc_moment,
+)
 from medagent.scenarios.v3.common import builder, number
 from medagent.scenarios.v3.fixtures import lab_result
 

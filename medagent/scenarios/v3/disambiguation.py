@@ -141,7 +141,7 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     if abs(kg - previous) < 0.3:
         kg = round(previous + 0.6, 1)
     spec = WriteSpec(
-        name="body weight observation", resource_type="Observation", subject=f"Patient/{target}",
+        name="body weight observation", resource_type="Observation", target=None, subject=f"Patient/{target}",
         code_path="code.coding", codes=[CodingSpec(system=LOINC, code=WEIGHT)], status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
         quantities=[quantity("weight", "valueQuantity", kg, "kg", {"g": 0.001, "lb": 0.45359237,
@@ -160,7 +160,8 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     made = b.agentic(NAME, key, now=now, instruction=instruction, context=context, answer_format=answer_format,
                      answer=answer, phrasing=index, writes=[spec], variant=variant, setup=setup,
                      provenance=[f"Patient/{target}", *cited],
-                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False, "fact_kind": form,
+                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False,
+                           "fact_kind": form,
                            "fact": fact})
     made.meta.pop("mrn")  # the task names the patient by name, birth date and a chart fact, not by MRN
     return made

@@ -34,7 +34,8 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
 from medagent.scenarios.tool_rows import numeric, refs, utc_moment
 from medagent.scenarios.v3.common import balanced, builder, json_format, none_field, number, record
-from medagent.scenarios.v3.fixtures import drug_allergy, medication_order as order_fixture, other_allergy
+from medagent.scenarios.v3.fixtures import drug_allergy, other_allergy
+from medagent.scenarios.v3.fixtures import medication_order as order_fixture
 
 NAME = "safety_gated_order"
 AMOXICILLIN_500 = ("308191", "Amoxicillin 500 MG Oral Capsule")

@@ -14,7 +14,7 @@ in the window, and every other value of the answered measurement more than twice
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import ConditionFact, ObservationFact
