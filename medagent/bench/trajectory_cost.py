@@ -57,13 +57,20 @@ def trajectory_cost(scenario: Scenario, trace: list[Step], tools: list[dict[str,
     """Tool calls and tokens (every prompt plus every reply) of one trajectory replayed as the agent's turns."""
     history: list[dict[str, str]] = [{"role": "user", "content": scenario.question}]
     tokens = calls = largest = 0
+    counted: dict[str, int] = {}  # each turn is counted once (every later prompt repeats it)
+
+    def turn(text: str) -> int:
+        if text not in counted:
+            counted[text] = count(text) + 4  # 4: a turn's role markers
+        return counted[text]
+
     for step in trace:
         if step.tool is None:
             continue
         messages = decision_messages(now=scenario.now, patient=scenario.patient_context, tools=tools,
                                      history=history, profile=profile)  # type: ignore[arg-type]
         reply = _action(step)
-        tokens += sum(count(m["content"]) + 4 for m in messages) + count(reply)  # 4: a turn's role markers
+        tokens += sum(turn(m["content"]) for m in messages) + count(reply)
         if not step.is_tool_call:
             break
         calls += 1

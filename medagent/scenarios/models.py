@@ -166,8 +166,8 @@ class Scenario(_Model):
     )
     meta: dict[str, Any] = Field(default_factory=dict)
     limits: StatedLimits | None = Field(
-        default=None, description="Limits the task states for the agent (v3 items that need more than the agent's defaults); "
-        "the bench runner applies them.")
+        default=None, description="Limits the task states for the agent (v3 items that need more than the agent's "
+        "defaults); the bench runner applies them.")
 
     @property
     def patient_context(self) -> str | None:

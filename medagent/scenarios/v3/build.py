@@ -36,9 +36,10 @@ def build_v3(seed: int = DEFAULT_SEED, out_dir: Path = DEFAULT_OUT, sources: Ite
     built = SetFiles()
     built.available = core.available
     for name, scenarios in core.files.items():
-        built.add(name, [carry(s) for s in scenarios], *core.labels[name])
+        built.add(name, [c for c in map(carry, scenarios) if c is not None], *core.labels[name])
     for tier in ("hard", "workflow"):
-        scenarios = [carry(s) for s in generate_tier(tier, charts, population, seed, test, since=SET_VERSION)]
+        made = generate_tier(tier, charts, population, seed, test, since=SET_VERSION)
+        scenarios = [c for c in map(carry, made) if c is not None]
         if scenarios:
             for split in ("dev", "test"):
                 built.add(f"{tier}/{split}.jsonl", [s for s in scenarios if s.split == split], "", split, tier)

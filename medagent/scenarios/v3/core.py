@@ -3,6 +3,8 @@
 - Every id takes the v3 tag (``v2-...`` -> ``v3-...``); setup resources keep their ids.
 - Numbers (top level or record fields) are ``single_number``: an answer with a second number (a code, another
   value) fails instead of being read as its first number.
+- Items whose answer rests on more than 40 records (a chemotherapy patient's 96 orders) are left out: the agent
+  reads about 25 rows a call and makes 11 calls at most.
 - The conditional agentic tasks whose answer followed writes as one number or date (magnesium, potassium,
   influenza vaccine, discontinue) state it as a JSON object with a named field (``ANSWER_KEYS``).
 (potassium_replacement has its own v3 declaration: ``agentic/potassium_replacement.py``.)
@@ -29,10 +31,16 @@ def strict_numbers(answer: ExpectedAnswer) -> ExpectedAnswer:
     return answer
 
 
-def carry(scenario: Scenario) -> Scenario:
-    """One scenario of a category carried from v2 (it has a v2 id) as v3 states it; v3's own are unchanged."""
+MAX_PROVENANCE = 40  # an answer resting on more records than an agent reads within its limits is not asked
+
+
+def carry(scenario: Scenario) -> Scenario | None:
+    """One scenario of a category carried from v2 (it has a v2 id) as v3 states it, or None when v3 leaves it out
+    (its answer rests on more than ``MAX_PROVENANCE`` records); v3's own are unchanged."""
     if not scenario.id.startswith("v2-"):
         return scenario
+    if len(scenario.provenance) > MAX_PROVENANCE:
+        return None
     update: dict[str, object] = {"id": f"{TAG}-{scenario.id.split('-', 1)[1]}",
                                  "answer": strict_numbers(scenario.answer)}
     key = ANSWER_KEYS.get(scenario.category) if scenario.suite == "agentic" else None
