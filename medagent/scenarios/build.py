@@ -109,8 +109,9 @@ class SetFiles:
 
 
 def core_files(selected: list[Chart], population: Population, seed: int, test: set[str],
-               version: int = SET_VERSION) -> SetFiles:
-    """The core tier of both suites (EHRQA and agentic) of set ``version``, sampled and split as v2 builds them."""
+               version: int = SET_VERSION, shares: dict[str, dict[str, int]] | None = None) -> SetFiles:
+    """The core tier of both suites (EHRQA and agentic) of set ``version``, sampled and split as v2 builds them
+    (``shares``: a set's own variant shares for some agentic tasks, in place of the categories' declared ones)."""
     ehrqa_candidates: list[Scenario] = []
     agentic_candidates: list[Scenario] = []
     built = SetFiles()
@@ -127,7 +128,7 @@ def core_files(selected: list[Chart], population: Population, seed: int, test: s
         built.add(f"ehrqa/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
                                                    category_names("core", "ehrqa", version)), "ehrqa", split, "core")
         candidates = [s for s in agentic_candidates if (s.patient in test) == (split == "test")]
-        chosen = sample_agentic(candidates, seed, split, variant_shares(version))
+        chosen = sample_agentic(candidates, seed, split, {**variant_shares(version), **(shares or {})})
         built.add(f"agentic/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
                                                      category_names("core", "agentic", version)),
                   "agentic", split, "core")

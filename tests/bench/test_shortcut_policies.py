@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from medagent.bench.decision_table import decision_summary, decisions, render_decision_table
+from medagent.bench.decision_table import both_branches, decision_summary, decisions, render_decision_table
 from medagent.bench.policies import make_policy
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
@@ -54,11 +54,12 @@ async def test_each_shortcut_fails_v3(name: str, v3_test: list[Scenario], bench_
     by_id = {s.id: s for s in tasks}
     mine = [r for r in records if by_id[r.scenario_id].category != "magnesium_replacement"]
     # (setup-only passes magnesium: Synthea has no magnesium, the setup is the chart there)
-    right = [d for r in mine for d in decisions(r, by_id[r.scenario_id])]
+    always = both_branches(v3_test)
+    right = [d for r in mine for d in decisions(r, by_id[r.scenario_id], always)]
     if name in ("stated-number", "setup-only"):  # the rates on every item: test_v3_set.py and bench baselines
         assert len(right) >= 6 and not all(right), right
         # it passes only where its coin fell on the right side and the answer needs nothing else (potassium)
-        assert all(decisions(r, by_id[r.scenario_id]) == [True] for r in mine if r.passed)
+        assert all(decisions(r, by_id[r.scenario_id], always) == [True] for r in mine if r.passed)
     else:
         assert not [r.scenario_id for r in mine if r.passed]
     for record in records:
@@ -94,17 +95,23 @@ def _record(scenario: Scenario, answer: str, changes: list[dict]) -> TaskRecord:
 
 def test_decisions_count_the_branch_and_each_abstention_field(v3_test: list[Scenario]) -> None:
     act = next(s for s in v3_test if s.category == "bp_workup_workflow" and s.branch == "act")
+    held = next(s for s in v3_test if s.category == "bp_workup_workflow" and s.branch == "no-action")
+    always = both_branches(v3_test)
+    assert always["bp_workup_workflow"] == 1 and always["safety_gated_order"] == 0  # the reading; nothing
     right = _record(act, reference_answer(act.answer), reference_diff(act))
     wrong_answer = _record(act, json.dumps({"readings": 0}), reference_diff(act))
     no_order = _record(act, reference_answer(act.answer),
                        [c for c in reference_diff(act) if c["resourceType"] != "ServiceRequest"])
-    assert decisions(right, act) == [True] and decisions(wrong_answer, act) == [True]  # the decision, not the answer
-    assert decisions(no_order, act) == [False]
+    nothing = _record(held, "", [])
+    assert decisions(right, act, always) == [True] and decisions(wrong_answer, act, always) == [True]  # not the answer
+    assert decisions(no_order, act, always) == [False]
+    assert decisions(nothing, held, always) == [True]  # order nothing: right on no-action, though the item fails
     lab = next(s for s in v3_test if s.category == "abstention")
     truth = json.loads(reference_answer(lab.answer))
     flipped = {k: ("not recorded" if field.value is not None else 1.0) for k, field in lab.answer.fields.items()}
     assert decisions(_record(lab, json.dumps(truth), []), lab) == [True] * 3
     assert decisions(_record(lab, json.dumps(flipped), []), lab) == [False] * 3
-    summary = decision_summary({"p": [right, no_order]}, [act])
-    assert summary["p"]["agentic/hard"] == {"n": 2, "pass": 50.0, "decision_n": 2, "decisions": 50.0}
-    assert "| **agentic/hard** | 50.0 / 50.0 (n=2) |" in render_decision_table(summary, "t")
+    summary = decision_summary({"p": [right, no_order]}, [act, held])
+    assert summary["p"]["agentic/hard"] == {"n": 2, "pass": 50.0, "other_n": 0, "other_pass": None,
+                                             "decision_n": 2, "decisions": 50.0}
+    assert "| **agentic/hard** | - / 50.0 (n=2) |" in render_decision_table(summary, "t")

@@ -23,6 +23,10 @@ from medagent.scenarios.v3.core import carry
 GENERATOR_VERSION = "3.0.0"
 SET_VERSION = 3
 DEFAULT_OUT = Path("scenarios") / SET_NAME
+# the read tasks whose "absent" answer is "none": a seventh of their items, not a quarter (v2), so that answering
+# "none" to everything stays under 10% of the core agentic items that hold no decision
+ABSENT_SHARES = {"find_mrn": {"found": 6, "not-found": 1}, "recent_lab": {"present": 6, "absent": 1},
+                 "average_glucose": {"present": 6, "absent": 1}, "latest_glucose": {"present": 6, "absent": 1}}
 
 
 def build_v3(seed: int = DEFAULT_SEED, out_dir: Path = DEFAULT_OUT, sources: Iterable[Path] | None = None,
@@ -32,7 +36,7 @@ def build_v3(seed: int = DEFAULT_SEED, out_dir: Path = DEFAULT_OUT, sources: Ite
     charts = load_charts(sources)
     population = population_of(charts)
     test = set(test_patients(c.patient_id for c in charts))
-    core = core_files(charts, population, seed, test, SET_VERSION)
+    core = core_files(charts, population, seed, test, SET_VERSION, shares=ABSENT_SHARES)
     built = SetFiles()
     built.available = core.available
     for name, scenarios in core.files.items():

@@ -1,6 +1,7 @@
 """Counting and aggregation (v3): questions that ``count=true`` and a search's summary line do not answer.
 
-- ``count_distinct``: results of a lab in a span of calendar years, where the setup adds copies of some results
+- ``count_distinct``: results of a lab in a span of calendar years (6-40 of them, the count drawn uniformly among
+  those the chart allows), where the setup adds copies of some results
   from a second feed (same time, same value: count once) and results marked entered in error (do not count).
 - ``count_after_event``: results of a lab in the N days after a condition was first diagnosed (the window comes
   from another resource), with an entered-in-error result in the window.
@@ -44,7 +45,7 @@ from medagent.scenarios.v3.fixtures import lab_result
 
 NAME = "count_aggregate"
 FEED_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.2"  # the second interface feed's result identifiers
-WINDOWS = [365, 730, 1095, 1825, 2555]
+WINDOWS = [365, 730, 1095, 1825, 2555, 3650]
 EDGE = timedelta(days=2)
 # code -> (other unit, factor into the chart's unit, decimals written in the other unit)
 CONVERTED = {"2339-0": ("mmol/L", 18.0182, 1), "38483-4": ("umol/L", 1 / 88.42, 0), "2093-3": ("mmol/L", 38.67, 2),
@@ -140,7 +141,7 @@ def _distinct(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]
     codes = [c for c in COUNT_CODES if _unique_times(b, c) and c != "8480-6" and c not in asked]
     for code in rng.sample(codes, len(codes)):
         facts = b.chart.values(code)
-        picked = _span(rng, [f.when for f in facts], now, 6, 18)
+        picked = _span(rng, [f.when for f in facts], now, 6, 40)
         if picked is None:
             continue
         start, end, count = picked
@@ -185,7 +186,7 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
         if any(abs((day_of(f.when) - last).days) <= 2 or (day_of(f.when) - onset).days == -1 for f in facts):
             continue  # nothing on the window's last days, nor the day before the diagnosis (time zones)
         inside = [f for f in facts if onset <= day_of(f.when) <= last]
-        if not 2 <= len(inside) <= 20:
+        if not 3 <= len(inside) <= 25:
             continue
         key = ("count_after_event", condition.id, code, days)  # type: ignore[attr-defined]
         sid = b.id_for("ehrqa", NAME, *key)
