@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from medagent.bench.policies import POLICY_NAMES, make_policy
+from medagent.bench.solvers.catalog import CODE_SOLVER_NAMES, make_code_solver
 from medagent.models.backends import BackendKind, backend_kinds, load_backend
 from medagent.models.base import ModelError
 from medagent.scenarios.answer_types import answer_type, answer_types
@@ -32,7 +32,7 @@ SPECS = {"embedded": "embedded", "openai-compatible": "http://127.0.0.1:8000/v1"
 def test_the_registries_and_their_sizes() -> None:
     """The registries there are (a new one belongs in this file)."""
     sizes = {"categories": len(categories()), "answer types": len(answer_types()), "model backends": len(backend_kinds()),
-             "tools": len(default_registry()), "code solvers": len(POLICY_NAMES)}
+             "tools": len(default_registry()), "code solvers": len(CODE_SOLVER_NAMES)}
     assert sizes["categories"] >= 33 and sizes["answer types"] == 7 and sizes["model backends"] >= 2
     assert sizes["tools"] >= 20 and sizes["code solvers"] >= 9
 
@@ -93,7 +93,7 @@ def test_every_tool_is_declared_completely() -> None:
         item.args_model.model_validate(item.example)
 
 
-@pytest.mark.parametrize("name", POLICY_NAMES)
+@pytest.mark.parametrize("name", CODE_SOLVER_NAMES)
 def test_every_code_solver_is_built_by_its_cli_name(name: str) -> None:
-    solver = make_policy(name)
+    solver = make_code_solver(name)
     assert solver.name == name and solver.model is None and inspect.iscoroutinefunction(solver.solve)

@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from medagent.agent.state import Limits
-from medagent.bench.cli import run_set_dir
+from medagent.bench.run_folder import run_set_dir
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import RESULTS_FILE
 from medagent.bench.trajectory_cost import TrajectoryCost, token_counter, trajectory_cost

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -80,6 +81,7 @@ class Agent:
                 self.registry = self.tools if isinstance(self.tools, Registry) else Registry(self.tools)
         self.checkpointer = self.checkpointer or InMemorySaver()
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
+        self.profile: PromptProfile = self.prompt_profile  # the one used (the field stays Optional for callers)
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
         # the tool actions without and with a patient in context; the final answer is added per step
@@ -149,7 +151,9 @@ class Agent:
             return END
         if not state.get("pending"):
             return "decide"  # the reply was unusable: ask again
-        return "approve" if self.registry[state["pending"]["tool"]].writes else "act"
+        pending = state.get("pending")
+        assert pending is not None
+        return "approve" if self.registry[pending["tool"]].writes else "act"
 
     async def _decide(self, state: AgentState) -> dict[str, Any]:
         stop = self._limit_reached(state)
@@ -159,7 +163,7 @@ class Agent:
         must_answer = self._must_answer(state)
         messages = [ChatMessage(**m) for m in decision_messages(
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
-            profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
+            profile=self.profile, few_shot=self.few_shot, must_answer=must_answer)]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
         shape = answer_pattern(state.get("question") or "")
         request = ModelRequest(
@@ -171,7 +175,7 @@ class Agent:
         started = time.perf_counter()
         try:
             reply = await asyncio.wait_for(self.model.complete(request), timeout=max(remaining, 0.001))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return {"status": "timeout", "error": f"run exceeded {self.limits.timeout_s:.0f} s"}
         except ModelError as exc:
             if exc.kind != "invalid_output":
@@ -286,7 +290,7 @@ class Agent:
             return arguments, False
         return {**arguments, "patient": f"Patient/{patient}"}, True
 
-    def _config(self, run_id: str) -> dict[str, Any]:
+    def _config(self, run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:

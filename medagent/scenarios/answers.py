@@ -352,7 +352,7 @@ def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") ->
 
 def _show_number(expected: ExpectedAnswer) -> str:
     tol = expected.tolerance
-    spread = f" ±{max(tol.abs, tol.rel * abs(float(expected.value or 0))):g}" if (tol.abs or tol.rel) else ""
+    spread = f" ±{max(tol.abs, tol.rel * abs(float(expected.value or 0))):g}" if (tol.abs or tol.rel) else ""  # type: ignore[arg-type]  # a number type holds a float
     return f"{expected.value:g}{spread} {expected.unit or ''}".strip()
 
 
@@ -425,7 +425,7 @@ def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
     if len(parts) < len(expected.fields):
         types = {key: part.type for key, part in expected.fields.items()}
         if sorted(types.values()) == ["date", "number"]:  # "6.1 % on 2019-05-01"
-            for key, kind in types.items():
+            for key in types:
                 parts.setdefault(key, text)
     return parts
 
@@ -442,7 +442,7 @@ def grade_answer(expected: ExpectedAnswer, answer: Any) -> list[Check]:
 
 def _grade_record(expected: ExpectedAnswer, answer: Any) -> list[Check]:
     parts = _record_parts(expected, answer)
-    checks = []
+    checks: list[Check] = []
     for key, part in expected.fields.items():
         checks.extend(c.model_copy(update={"name": f"answer.{key}"}) for c in grade_answer(part, parts.get(key)))
     return checks

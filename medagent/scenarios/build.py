@@ -206,7 +206,7 @@ def _table(files: dict[str, list[Scenario]]) -> dict[str, dict[str, int]]:
 
 def _branches(files: dict[str, list[Scenario]]) -> dict[str, dict[str, int]]:
     table: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, scenarios in files.items():
+    for scenarios in files.values():
         for scenario in scenarios:
             if scenario.suite == "agentic" or scenario.branch or scenario.meta.get("variant"):
                 key = scenario.branch or str(scenario.meta.get("variant", "-"))

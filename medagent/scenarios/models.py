@@ -1,4 +1,4 @@
-"""The data contracts shared by generators, graders, the bench runner and the oracle policy.
+"""The data contracts shared by generators, graders, the bench runner and the oracle.
 
 A ``Scenario`` is one JSONL line of a frozen set. Everything a grader needs is inside it (the
 expected answer with its tolerance, the writes that must and must not happen, absolute time

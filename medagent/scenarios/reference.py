@@ -2,7 +2,7 @@
 
 This proves every expected answer and every WriteSpec satisfiable by a valid FHIR R4 resource
 (tests validate them with fhir.resources) and gives the grader tests their "right" case; the
-wrong policies below mutate it. It is not the oracle policy: that one (bench, later) must reach
+wrong solutions below mutate it. It is not the oracle: that one (``medagent.bench.solvers``) must reach
 the same state through the typed tools, reading the chart like an agent would.
 """
 
@@ -129,7 +129,7 @@ def reference_diff(scenario: Scenario) -> list[dict[str, Any]]:
     return changes
 
 
-# ---------- wrong policies at the grader level ----------
+# ---------- wrong solutions at the grader level ----------
 
 def _writes(scenario: Scenario) -> list[dict[str, Any]]:
     setup_ids = {r["id"] for r in scenario.setup}
@@ -146,9 +146,9 @@ def _retarget(change: dict[str, Any], patient: str) -> dict[str, Any]:
     return {**change, "after": after}
 
 
-WrongPolicy = Callable[[Scenario], tuple[Any, list[dict[str, Any]]]]
+WrongSolution = Callable[[Scenario], tuple[Any, list[dict[str, Any]]]]
 
-WRONG_POLICIES: dict[str, WrongPolicy] = {
+WRONG_SOLUTIONS: dict[str, WrongSolution] = {
     "do-nothing": lambda s: ("", _setup(s)),
     "answer-no": lambda s: ("no", _setup(s) + _writes(s)),
     "right-answer-no-writes": lambda s: (reference_answer(s.answer), _setup(s)),

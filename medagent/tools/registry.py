@@ -238,7 +238,7 @@ class Registry:
             log.error("tool %s wrote %s outside the write path during a preview", item.name, result.wrote)
             message = f"internal error in {item.name}: it wrote outside the write path"
             return WritePreview(action="error", summary=f"ERROR: {message}", error=message)
-        return WritePreview(action="none", summary=result.text, reference=(result.references or [None])[0])
+        return WritePreview(action="none", summary=result.text, reference=result.references[0] if result.references else None)
 
     async def _run(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> ToolResult:
         """Run one validated call; every failure becomes ``ToolResult.error`` (a preview's prepared write passes)."""

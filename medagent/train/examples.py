@@ -118,7 +118,7 @@ def test_split_identity(scenarios: Iterable[Scenario]) -> tuple[set[str], set[st
 def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
                    registry: Registry | None = None) -> tuple[list[Example], DataSummary]:
     """Examples from the passed tasks of the runs (results.jsonl), in a fixed order (run, line, step)."""
-    from medagent.bench.cli import run_set_dir
+    from medagent.bench.run_folder import run_set_dir
 
     registry = registry or default_registry()
     tools = registry.openai_schemas(None)
@@ -138,7 +138,7 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
                 continue
-            record = TaskRecord.model_validate_json(line)
+            record = TaskRecord.from_line(line.encode())
             if not record.passed or record.scenario_id in seen:
                 continue
             scenario = scenarios.get(record.scenario_id)

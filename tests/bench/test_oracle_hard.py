@@ -21,10 +21,10 @@ from blind_oracle import BlindOracle
 
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
-from medagent.bench.wrong_policies import (
-    AlwaysActPolicy,
-    DoNothingPolicy,
-    FixedAnswerPolicy,
+from medagent.bench.solvers.wrong import (
+    AlwaysActSolver,
+    DoNothingSolver,
+    FixedAnswerSolver,
 )
 from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
@@ -107,10 +107,10 @@ async def test_oracle_scores_100_on_every_hard_scenario_without_seeing_the_truth
     by_id = {s.id: s for s in hard}
     for record in records:
         scenario = by_id[record.scenario_id]
-        writes = [c for c in record.changes if c["action"] in ("create", "update")]
+        writes = [c for c in record.changes if c.action in ("create", "update")]
         assert len(writes) == sum(spec.count for spec in scenario.expected_writes)
         for change in writes:
-            tags = {(t["system"], t["code"]) for t in change["after"]["meta"]["tag"]}
+            tags = {(t["system"], t["code"]) for t in change.after["meta"]["tag"]}
             assert (ACTOR_SYSTEM, "medagent/oracle") in tags
         # the hard tier needs several calls, or one call over many rows, or (interval questions) date
         # arithmetic between records that two different tools return
@@ -125,7 +125,7 @@ async def test_oracle_scores_100_on_every_hard_scenario_without_seeing_the_truth
 
 async def test_do_nothing_and_a_none_answerer_fail_the_hard_tier(hard: list[Scenario], bench_home: Path,
                                                                  tmp_path: Path) -> None:
-    for policy in (DoNothingPolicy(), FixedAnswerPolicy("none-answerer", "none")):
+    for policy in (DoNothingSolver(), FixedAnswerSolver("none-answerer", "none")):
         records = await run(hard, policy, tmp_path / policy.name, bench_home)
         report(policy.name, records)
         assert all(value <= 10.0 for value in per_suite(records).values()), per_suite(records)
@@ -135,7 +135,7 @@ async def test_do_nothing_and_a_none_answerer_fail_the_hard_tier(hard: list[Scen
 async def test_always_act_fails_every_no_action_branch_and_every_read_only_task(
         hard: list[Scenario], bench_home: Path, tmp_path: Path) -> None:
     subset = stratified(hard)
-    records = {r.scenario_id: r for r in await run(subset, AlwaysActPolicy(), tmp_path / "always-act", bench_home)}
+    records = {r.scenario_id: r for r in await run(subset, AlwaysActSolver(), tmp_path / "always-act", bench_home)}
     report("always-act (stratified subset)", list(records.values()))
     for s in subset:
         if s.branch == "no-action" or s.read_only:

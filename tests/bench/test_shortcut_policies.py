@@ -1,4 +1,4 @@
-"""The shortcut policies (``medagent.bench.shortcut_policies``) through the real runner on v3, and the decision table.
+"""The shortcut solvers (``medagent.bench.solvers.shortcuts``) through the real runner on v3, and the decision table.
 
 Each shortcut is the one measured on v2's hard tier; on v3 it must fail: it passes no item (a decision shortcut only
 where its guess was right and nothing else is asked) and misses decisions. Run on a small slice of v3's test split;
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from medagent.bench.decision_table import both_branches, decision_summary, decisions, render_decision_table
-from medagent.bench.policies import make_policy
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
-from medagent.bench.shortcut_policies import NearestDevPolicy, SetupOnlyPolicy
+from medagent.bench.solvers.shortcuts import NearestDevSolver, SetupOnlySolver
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.reference import reference_answer, reference_diff
 from medagent.scenarios.scenario_files import open_set
@@ -45,7 +45,7 @@ def slice_of(scenarios: list[Scenario], categories: frozenset[str]) -> list[Scen
 @pytest.mark.parametrize("name", ["nearest-dev", "stated-number", "setup-only", "first-sentences",
                                   "lab-name-prior"])
 async def test_each_shortcut_fails_v3(name: str, v3_test: list[Scenario], bench_home: Path, tmp_path: Path) -> None:
-    policy = make_policy(name, V3)
+    policy = make_code_solver(name, V3)
     tasks = slice_of(v3_test, policy.categories)  # type: ignore[attr-defined]
     assert tasks and all(policy.applies(s) for s in tasks)  # type: ignore[attr-defined]
     records: list[TaskRecord] = []
@@ -67,7 +67,7 @@ async def test_each_shortcut_fails_v3(name: str, v3_test: list[Scenario], bench_
 
 
 def test_setup_only_sees_only_the_setup(v3_test: list[Scenario]) -> None:
-    policy = SetupOnlyPolicy()
+    policy = SetupOnlySolver()
     assert policy.applies(next(s for s in v3_test if s.category == "safety_gated_order"))
     assert not policy.applies(next(s for s in v3_test if s.category == "prompt_injection"))
 
@@ -77,10 +77,10 @@ def test_nearest_dev_copies_the_closest_dev_item(v3_test: list[Scenario]) -> Non
     near = cohort[0].model_copy(update={"split": "dev", "id": "dev-near", "now": cohort[0].now})
     far = cohort[0].model_copy(update={"split": "dev", "id": "dev-far", "now": "2005-01-01T09:00:00+00:00",
                                        "answer": cohort[1].answer})
-    policy = NearestDevPolicy(examples=[far, near])
+    policy = NearestDevSolver(examples=[far, near])
     assert policy.answer_for(cohort[0]) == "; ".join(cohort[0].answer.value or [])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dev only"):
-        NearestDevPolicy(examples=[cohort[0]])
+        NearestDevSolver(examples=[cohort[0]])
 
 
 def _record(scenario: Scenario, answer: str, changes: list[dict]) -> TaskRecord:  # type: ignore[type-arg]

@@ -78,7 +78,7 @@ hard.__path__.append(sys.argv[1])  # the toy module's folder, as if the module w
 
 from test_category_registry import assert_complete  # noqa: E402
 
-from medagent.bench.oracle import OraclePolicy  # noqa: E402
+from medagent.bench.solvers.oracle import OracleSolver  # noqa: E402
 from medagent.bench.runner import run_benchmark  # noqa: E402
 from medagent.scenarios import sampling  # noqa: E402
 from medagent.scenarios.build import load_charts  # noqa: E402
@@ -93,7 +93,7 @@ args = (charts, population_of(charts), 2026, sampling.test_patients(c.patient_id
 scenarios = [s for s in generate_hard(*args) if s.category == toy.name]
 again = [s for s in generate_hard(*args) if s.category == toy.name]
 records = []
-asyncio.run(run_benchmark(scenarios[:8], OraclePolicy(), out_dir=Path(sys.argv[3]), home=Path(sys.argv[2]),
+asyncio.run(run_benchmark(scenarios[:8], OracleSolver(), out_dir=Path(sys.argv[3]), home=Path(sys.argv[2]),
                           concurrency=2, show_progress=False, on_record=records.append))
 print(json.dumps({
     "hard_categories": [c.name for c in categories(tier="hard")],

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from medagent.bench.shortcut_policies import NearestDevPolicy
+from medagent.bench.solvers.shortcuts import NearestDevSolver
 from medagent.scenarios.category import categories
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import ExpectedAnswer, Scenario
@@ -79,7 +79,7 @@ def test_cohort_test_items_are_not_neighbours_of_dev(v3: list[Scenario]) -> None
     assert not [s.id for s in test if frozenset(s.answer.value or []) in dev_answers]  # type: ignore[arg-type]
     sizes = Counter(len(s.answer.value or []) for s in test)  # type: ignore[arg-type]
     assert set(sizes) == {2, 3, 4, 5, 6} and max(sizes.values()) <= 0.35 * len(test), sizes
-    policy = NearestDevPolicy(examples=dev)
+    policy = NearestDevSolver(examples=dev)
     copied = sum(grade(s, policy.answer_for(s), []).passed for s in test)
     assert copied == 0 and len(test) >= 60
 

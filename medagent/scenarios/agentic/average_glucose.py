@@ -68,7 +68,7 @@ def generate(given: ChartInput) -> list[Scenario]:
             else:
                 # absent: glucose results exist before the window but none in it where the chart allows, so
                 # the era of the clock does not give the answer away
-                gaps = [f.when for f, nxt in zip(facts, [*facts[1:], None])
+                gaps = [f.when for f, nxt in zip(facts, [*facts[1:], None], strict=False)
                         if (nxt.when if nxt else end) - f.when > AVERAGE_WINDOW + timedelta(days=20)]
                 now = b.clock(rng.choice(gaps) + AVERAGE_WINDOW + timedelta(days=rng.uniform(5, 15))) \
                     if gaps and rng.random() < 0.8 else b.clock(pick_time(rng, start, end))

@@ -123,7 +123,7 @@ class AgenticBuilder:
         return Scenario(
             id=self.id_for(category, *key), suite="agentic", category=category, patient=self.chart.patient_id,
             now=iso(now), question=text, answer=answer, provenance=sorted(set(provenance)),
-            expected_writes=writes, read_only=not writes, branch=branch,  # type: ignore[arg-type]
+            expected_writes=writes, read_only=not writes, branch=branch,
             setup=list(setup), meta=info,
         )
 

@@ -63,7 +63,7 @@ def stale_or_fresh_now(b: AgenticBuilder, times: list[datetime], branch: str, rn
                 return now, "recent"
         return None
     bounds = [*times, end]
-    gaps = [(t, nxt) for t, nxt in zip(times, bounds[1:]) if (nxt - t).days > stale_after + 20]
+    gaps = [(t, nxt) for t, nxt in zip(times, bounds[1:], strict=True) if (nxt - t).days > stale_after + 20]
     first = times[0] if times else end
     can_be_none = first - start > timedelta(days=30)
     order = ["stale", "none"] if gaps and (not can_be_none or rng.random() < 0.7) else ["none", "stale"]

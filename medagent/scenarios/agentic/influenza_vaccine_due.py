@@ -56,8 +56,8 @@ def generate(given: ChartInput) -> list[Scenario]:
         if any(abs((day_of(s.when) - begun).days) <= 3 for s in before) or (before and now - before[-1].when
                                                                               < timedelta(days=1)):
             continue  # no dose near the season's first day, none in the last day
-        given = [s for s in before if day_of(s.when) >= begun]
-        candidates["no-action" if given else "act"].append(now)
+        this_season = [s for s in before if day_of(s.when) >= begun]
+        candidates["no-action" if this_season else "act"].append(now)
     out = []
     for branch, nows in candidates.items():
         if not nows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import Chart, ObservationFact
@@ -67,12 +68,12 @@ def generate(given: ChartInput) -> list[Scenario]:
     b = EhrqaBuilder.of(given, PHRASINGS)
     category = NAME
     anchors: list[tuple[str, str, str, date, str]] = []  # (kind, code, label, day, ref)
-    for code, items in conditions_by_code(b.chart).items():
-        anchors.append(("condition", code, condition_label(items[0].code.display), day_of(items[0].onset),
-                        f"Condition/{items[0].id}"))
-    for code, items in b.chart.orders_by_code().items():
-        anchors.append(("medication", code, items[0].code.display, day_of(items[0].authored),
-                        f"MedicationRequest/{items[0].id}"))
+    for code, conditions in conditions_by_code(b.chart).items():
+        anchors.append(("condition", code, condition_label(conditions[0].code.display), day_of(conditions[0].onset),
+                        f"Condition/{conditions[0].id}"))
+    for code, orders in b.chart.orders_by_code().items():
+        anchors.append(("medication", code, orders[0].code.display, day_of(orders[0].authored),
+                        f"MedicationRequest/{orders[0].id}"))
     out = []
     for kind, anchor_code, anchor_label, day, anchor_ref in anchors:
         for code in DEPENDENT_CODES:
@@ -85,7 +86,8 @@ def generate(given: ChartInput) -> list[Scenario]:
             if built is None:
                 continue
             answer, decimals = built
-            words = {"label": info.label, "code": code, ("c" if kind == "condition" else "m"): anchor_label}
+            words: dict[str, Any] = {"label": info.label, "code": code,
+                                     ("c" if kind == "condition" else "m"): anchor_label}
             out.append(b.make(category, (kind, anchor_code, code), f"obs_at_{kind}", number_format(info, decimals),
                               answer, [anchor_ref, *(f"Observation/{f.id}" for f in facts)], **words))
     return out

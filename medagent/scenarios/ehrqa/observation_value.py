@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.ehrqa.common import EhrqaBuilder, number_format, values_by_day
@@ -41,7 +43,7 @@ def generate(given: ChartInput) -> list[Scenario]:
         if not days:
             continue
         every = [f.value for facts in days.values() for f in facts]
-        words = {"label": info.label, "code": code}
+        words: dict[str, Any] = {"label": info.label, "code": code}
         for day, facts in days.items():
             if len({f.value for f in facts}) != 1:
                 continue

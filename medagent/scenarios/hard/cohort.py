@@ -15,7 +15,7 @@ item) who meet the measure's criterion at now, graded as a set.
 Split: the population is shared, so these items cannot be split by patient. They are split by the year of
 ``now``: test items are dated in ``TEST_YEARS``, dev items in the other years, so no test question (measure,
 date) appears in dev. A "patient" is still set on each item (the first patient of the split, sorted by id, alive
-through every date asked) because the runner and the policies expect one; the question names no patient. Items with fewer than two patients
+through every date asked) because the runner and the solvers expect one; the question names no patient. Items with fewer than two patients
 or whose cohort has an ambiguous latest result (two at the same moment) are not asked.
 """
 
@@ -225,7 +225,7 @@ def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, thres
             f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: {fmt}")
     return Scenario(
         id=f"ehrqa-{NAME}-{form[:12]}-{short_hash(NAME, *key, length=8)}", suite="ehrqa",
-        split=split,  # type: ignore[arg-type]
+        split=split,
         category=NAME, patient=anchor, now=iso(now), question=text,
         answer=names([c.mrn for c in members], "identifier"),
         provenance=sorted(f"Patient/{c.patient_id}" for c in members), tier="hard",

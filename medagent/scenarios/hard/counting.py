@@ -85,7 +85,7 @@ def generate(given: ChartInput) -> list[Scenario]:
         if picked is None:
             continue
         start, end, count = picked
-        key = ("count_results", code, start.isoformat(), end.isoformat())
+        key: tuple[str, ...] = ("count_results", code, start.isoformat(), end.isoformat())
         index, template = b.phrasing(NAME, key, COUNT_PHRASINGS)
         question = template.format(lab=LABS[code].label, loinc=code, start=start.isoformat(), end=end.isoformat(),
                                    first_year=start.year, last_year=end.year)

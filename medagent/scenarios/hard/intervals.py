@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import date
 
 from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart import ConditionFact
 from medagent.scenarios.chart_reads import conditions_oldest_first, every_row, newest_with_reason
 from medagent.scenarios.clock import day_of, whole_years_between
 from medagent.scenarios.hard.common import HardBuilder, exact_integer
@@ -77,42 +78,42 @@ def generate(given: ChartInput) -> list[Scenario]:
     now = b.end
     rng = b.rng(NAME)
     out: list[Scenario] = []
-    firsts: dict[str, object] = {}
+    firsts: dict[str, ConditionFact] = {}
     for condition in sorted(b.chart.conditions, key=lambda c: (c.onset, c.id)):
         if condition.onset <= now:
             firsts.setdefault(condition.code.code, condition)
     ages = []
-    for code, condition in sorted(firsts.items()):
-        onset_day = day_of(condition.onset)  # type: ignore[attr-defined]
+    for _, condition in sorted(firsts.items()):
+        onset_day = day_of(condition.onset)
         if whole_years_between(b.chart.birth_date, onset_day) >= 1 and not _near_birthday(b.chart.birth_date, onset_day):
             ages.append(condition)
     for condition in rng.sample(ages, min(2, len(ages))):
-        onset_day = day_of(condition.onset)  # type: ignore[attr-defined]
+        onset_day = day_of(condition.onset)
         age = whole_years_between(b.chart.birth_date, onset_day)
-        key = ("age_at_diagnosis", condition.code.code)  # type: ignore[attr-defined]
+        key = ("age_at_diagnosis", condition.code.code)
         index, template = b.phrasing(NAME, key, AGE_PHRASINGS)
-        question = template.format(condition=condition.code.display, snomed=condition.code.code)  # type: ignore[attr-defined]
+        question = template.format(condition=condition.code.display, snomed=condition.code.code)
         out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_YEARS,
                            answer=exact_integer(age, "years"), phrasing=index,
-                           provenance=[f"Patient/{b.chart.patient_id}", f"Condition/{condition.id}"],  # type: ignore[attr-defined]
-                           meta={"form": "age_at_diagnosis", "snomed": condition.code.code}))  # type: ignore[attr-defined]
+                           provenance=[f"Patient/{b.chart.patient_id}", f"Condition/{condition.id}"],
+                           meta={"form": "age_at_diagnosis", "snomed": condition.code.code}))
     treated = []
     by_id = {c.id: c for c in b.chart.conditions}
     for code, condition in sorted(firsts.items()):
         orders = sorted((m for m in b.chart.medications if m.authored <= now
                          and any(by_id.get(r) is not None and by_id[r].code.code == code for r in m.reasons)),
                         key=lambda m: (m.authored, m.id))
-        if len(orders) >= 2 and day_of(orders[-1].authored) > day_of(condition.onset):  # type: ignore[attr-defined]
+        if len(orders) >= 2 and day_of(orders[-1].authored) > day_of(condition.onset):
             treated.append((condition, orders[-1]))
     for condition, order in rng.sample(treated, min(1, len(treated))):
-        days = (day_of(order.authored) - day_of(condition.onset)).days  # type: ignore[attr-defined]
-        key = ("days_to_last_order", condition.code.code)  # type: ignore[attr-defined]
+        days = (day_of(order.authored) - day_of(condition.onset)).days
+        key = ("days_to_last_order", condition.code.code)
         index, template = b.phrasing(NAME, key, TREATMENT_PHRASINGS)
-        question = template.format(condition=condition.code.display, snomed=condition.code.code)  # type: ignore[attr-defined]
+        question = template.format(condition=condition.code.display, snomed=condition.code.code)
         out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_DAYS,
                            answer=exact_integer(days, "days"), phrasing=index,
-                           provenance=[f"Condition/{condition.id}", f"MedicationRequest/{order.id}"],  # type: ignore[attr-defined]
-                           meta={"form": "days_to_last_order", "snomed": condition.code.code}))  # type: ignore[attr-defined]
+                           provenance=[f"Condition/{condition.id}", f"MedicationRequest/{order.id}"],
+                           meta={"form": "days_to_last_order", "snomed": condition.code.code}))
     series: dict[str, list] = {}
     for shot in sorted(b.chart.immunizations, key=lambda s: (s.when, s.id)):
         if shot.when <= now:
