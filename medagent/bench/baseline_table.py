@@ -13,7 +13,8 @@ from typing import Any
 from medagent.bench.results import TaskRecord
 from medagent.scenarios.models import Scenario
 
-BASELINES = ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")
+BASELINES = ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer", "nearest-dev", "stated-number",
+             "setup-only", "first-sentences", "lab-name-prior")
 TARGETS = {  # issue #11: the floor the sets must keep
     "do-nothing": "<= 10% per suite",
     "none-answerer": "<= 10% per suite",

@@ -26,7 +26,7 @@ bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-SET_HELP = "Frozen scenario set under scenarios/: v1 or v2."
+SET_HELP = "Frozen scenario set under scenarios/: v1, v2 or v3."
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
@@ -68,7 +68,7 @@ def bench_run(
     out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
     scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
-    tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
+    tier: Annotated[str, typer.Option(help="core, hard, workflow or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     tools: Annotated[str | None, typer.Option(help=TOOLS_HELP + " Default: all.")] = None,
@@ -118,9 +118,11 @@ def bench_baselines(
     policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
 ) -> None:
-    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) through the real
-    runner and print one table per suite x tier x category."""
+    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) and one policy per
+    measured shortcut (each on the categories it targets) through the real runner; print the table per suite x tier
+    x category and the table of items passed / binary decisions right."""
     from medagent.bench.baseline_table import baseline_table, render_markdown
+    from medagent.bench.decision_table import decision_summary, render_decision_table
 
     settings = get_settings()
     try:
@@ -130,12 +132,14 @@ def bench_baselines(
         records: dict[str, list[Any]] = {}
         for name in [p.strip() for p in policies.split(",") if p.strip()]:
             solver = make_code_solver(name, chosen.folder)
+            applies = getattr(solver, "applies", None)  # a shortcut policy runs on the categories it targets
+            mine = [s for s in tasks if applies is None or applies(s)]
             run_dir = out / name
             record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
                        limit=None)
-            asyncio.run(run_benchmark(tasks, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
+            asyncio.run(run_benchmark(mine, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
                                       resume=True, set_hash=content_hash, show_progress=False))
-            wanted = {s.id for s in tasks}
+            wanted = {s.id for s in mine}
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
     except (ScenarioSetError, UserError, OSError) as exc:
@@ -144,10 +148,14 @@ def bench_baselines(
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
     markdown = render_markdown(table, title)
+    decided = decision_summary(records, tasks)
+    by_decision = render_decision_table(decided, f"Baselines by decision on {chosen.name} ({content_hash[:16]}), "
+                                                 f"split {split}")
     write_json_atomic(out / "baselines.json", {"set": chosen.name, "content_hash": content_hash, "split": split,
-                                               "table": table})
-    (out / "baselines.md").write_text(markdown + "\n", encoding="utf-8")
+                                               "table": table, "decisions": decided})
+    (out / "baselines.md").write_text(markdown + "\n\n" + by_decision + "\n", encoding="utf-8")
     console.print(markdown, markup=False, highlight=False)
+    console.print(by_decision, markup=False, highlight=False)
     console.print(f"wrote {out / 'baselines.md'} and {out / 'baselines.json'}")
 
 

@@ -430,6 +430,11 @@ def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
     return parts
 
 
+def record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
+    """The answer's value for each field of a record answer (None where it gives none), as the grader reads it."""
+    return _record_parts(expected, answer)
+
+
 def grade_answer(expected: ExpectedAnswer, answer: Any) -> list[Check]:
     """One check per graded part of the answer (one for scalar types, one per field of a record)."""
     return answer_type(expected.type).grade(expected, answer)

@@ -28,7 +28,7 @@ from medagent.scenarios.chart import Chart, chart_from_bundle
 from medagent.scenarios.ehrqa import generate_ehrqa
 from medagent.scenarios.hard import generate_hard
 from medagent.scenarios.models import FileEntry, Manifest, Scenario
-from medagent.scenarios.population import population_of
+from medagent.scenarios.population import Population, population_of
 from medagent.scenarios.sampling import sample_agentic, sample_ehrqa, test_patients
 from medagent.scenarios.scenario_files import content_hash, sha256_file, write_jsonl
 
@@ -54,14 +54,14 @@ def _answer_type(scenario: Scenario) -> str:
 HardGenerator = Callable[..., list[Scenario]]
 
 
-def category_names(tier: Tier, suite: str | None = None) -> list[str]:
-    """The names of this set's categories of a tier (and suite), in their declared order."""
-    return [c.name for c in categories(tier=tier, suite=suite, since=SET_VERSION)]  # type: ignore[arg-type]
+def category_names(tier: Tier, suite: str | None = None, version: int = SET_VERSION) -> list[str]:
+    """The names of a set's categories of a tier (and suite), in their declared order."""
+    return [c.name for c in categories(tier=tier, suite=suite, since=version)]  # type: ignore[arg-type]
 
 
-def variant_shares() -> dict[str, dict[str, int]]:
+def variant_shares(version: int = SET_VERSION) -> dict[str, dict[str, int]]:
     """Core agentic task -> variant -> share when sampled (categories that declare shares)."""
-    return {c.name: dict(c.variant_shares) for c in categories(tier="core", suite="agentic", since=SET_VERSION)
+    return {c.name: dict(c.variant_shares) for c in categories(tier="core", suite="agentic", since=version)
             if c.variant_shares}
 
 
@@ -78,31 +78,7 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     population = population_of(charts)  # negatives come from everyone, whatever --patients says
     selected = charts[:patients] if patients else charts
     test = set(test_patients(c.patient_id for c in selected))
-
-    ehrqa_candidates: list[Scenario] = []
-    available: list[int] = []
-    agentic_candidates: list[Scenario] = []
-    for chart in selected:
-        questions = generate_ehrqa(chart, population, seed, test=chart.patient_id in test, since=SET_VERSION)
-        available.append(sum(2 if q.meta.get("polarity") == "yes" else 1 for q in questions
-                             if q.meta.get("polarity") != "no"))
-        ehrqa_candidates.extend(questions)
-        agentic_candidates.extend(generate_agentic(chart, population, seed, test=chart.patient_id in test,
-                                                   since=SET_VERSION))
-
-    files: dict[str, list[Scenario]] = {}
-    labels: dict[str, tuple[str, str, str]] = {}
-    for split in ("dev", "test"):
-        in_split = [s for s in ehrqa_candidates if (s.patient in test) == (split == "test")]
-        chosen = sample_ehrqa(in_split, seed, EHRQA_PER_CATEGORY)
-        files[f"ehrqa/{split}.jsonl"] = _ordered([s.model_copy(update={"split": split}) for s in chosen],
-                                                 category_names("core", "ehrqa"))
-        candidates = [s for s in agentic_candidates if (s.patient in test) == (split == "test")]
-        chosen = sample_agentic(candidates, seed, split, variant_shares())
-        files[f"agentic/{split}.jsonl"] = _ordered([s.model_copy(update={"split": split}) for s in chosen],
-                                                   category_names("core", "agentic"))
-        labels[f"ehrqa/{split}.jsonl"] = ("ehrqa", split, "core")
-        labels[f"agentic/{split}.jsonl"] = ("agentic", split, "core")
+    built = core_files(selected, population, seed, test, SET_VERSION)
     if hard is True:
         hard_scenarios: list[Scenario] | None = generate_hard(selected, population, seed, sorted(test),
                                                               since=SET_VERSION)
@@ -110,15 +86,65 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
         hard_scenarios = hard(selected, population, seed, sorted(test)) if hard else None
     if hard_scenarios is not None:
         for split in ("dev", "test"):  # both suites in one file per split, in the generator's order
-            files[f"hard/{split}.jsonl"] = [s for s in hard_scenarios if s.split == split]
-            labels[f"hard/{split}.jsonl"] = ("", split, "hard")
+            built.add(f"hard/{split}.jsonl", [s for s in hard_scenarios if s.split == split], "", split, "hard")
+    manifest = write_set(out_dir, built, name=SET_NAME, version=GENERATOR_VERSION, seed=seed, patients=len(selected),
+                         test=test)
+    if readme is None:
+        readme = _readme_for(out_dir)
+    update_readme(readme, manifest)
+    return manifest
 
+
+class SetFiles:
+    """The files of a set before they are written: path -> scenarios, with each file's (suite, split, tier)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[Scenario]] = {}
+        self.labels: dict[str, tuple[str, str, str]] = {}
+        self.available: list[int] = []
+
+    def add(self, name: str, scenarios: list[Scenario], suite: str, split: str, tier: str) -> None:
+        self.files[name] = scenarios
+        self.labels[name] = (suite, split, tier)
+
+
+def core_files(selected: list[Chart], population: Population, seed: int, test: set[str],
+               version: int = SET_VERSION, shares: dict[str, dict[str, int]] | None = None) -> SetFiles:
+    """The core tier of both suites (EHRQA and agentic) of set ``version``, sampled and split as v2 builds them
+    (``shares``: a set's own variant shares for some agentic tasks, in place of the categories' declared ones)."""
+    ehrqa_candidates: list[Scenario] = []
+    agentic_candidates: list[Scenario] = []
+    built = SetFiles()
+    for chart in selected:
+        questions = generate_ehrqa(chart, population, seed, test=chart.patient_id in test, since=version)
+        built.available.append(sum(2 if q.meta.get("polarity") == "yes" else 1 for q in questions
+                                   if q.meta.get("polarity") != "no"))
+        ehrqa_candidates.extend(questions)
+        agentic_candidates.extend(generate_agentic(chart, population, seed, test=chart.patient_id in test,
+                                                   since=version))
+    for split in ("dev", "test"):
+        in_split = [s for s in ehrqa_candidates if (s.patient in test) == (split == "test")]
+        chosen = sample_ehrqa(in_split, seed, EHRQA_PER_CATEGORY)
+        built.add(f"ehrqa/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
+                                                   category_names("core", "ehrqa", version)), "ehrqa", split, "core")
+        candidates = [s for s in agentic_candidates if (s.patient in test) == (split == "test")]
+        chosen = sample_agentic(candidates, seed, split, {**variant_shares(version), **(shares or {})})
+        built.add(f"agentic/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
+                                                     category_names("core", "agentic", version)),
+                  "agentic", split, "core")
+    return built
+
+
+def write_set(out_dir: Path, built: SetFiles, *, name: str, version: str, seed: int, patients: int,
+              test: set[str]) -> Manifest:
+    """Write every file and the manifest (content hash over the files) of one set."""
+    files, labels, available = built.files, built.labels, built.available
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
-    for name, scenarios in files.items():
-        count = write_jsonl(out_dir / name, scenarios)
-        suite, split, tier = labels[name]
-        entries[name] = FileEntry(sha256=sha256_file(out_dir / name), count=count, suite=suite or None, split=split,
+    for path, scenarios in files.items():
+        count = write_jsonl(out_dir / path, scenarios)
+        suite, split, tier = labels[path]
+        entries[path] = FileEntry(sha256=sha256_file(out_dir / path), count=count, suite=suite or None, split=split,
                                   tier=tier)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"dev": 0, "test": 0})
     for scenarios in files.values():
@@ -126,11 +152,11 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
             key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
             counts[key][scenario.split] += 1
     manifest = Manifest(
-        name=SET_NAME,
-        generator_version=GENERATOR_VERSION,
+        name=name,
+        generator_version=version,
         seed=seed,
-        patients=len(selected),
-        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}),
+        patients=patients,
+        content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
         files=entries,
         counts=dict(counts),
         table=_table(files),
@@ -141,9 +167,6 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     )
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
                                             + b"\n")
-    if readme is None:
-        readme = _readme_for(out_dir)
-    update_readme(readme, manifest)
     return manifest
 
 

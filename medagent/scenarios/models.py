@@ -57,7 +57,7 @@ class ExpectedAnswer(_Model):
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
     single_number: bool = Field(
-        False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
+        default=False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
         "second value beside it fails instead of being read as the first number.")
 
     @field_validator("type")
@@ -214,8 +214,8 @@ class Scenario(_Model):
     )
     meta: dict[str, Any] = Field(default_factory=dict)
     limits: StatedLimits | None = Field(
-        None, description="Limits the task states for the agent (v3 items that need more than the agent's defaults); "
-        "the bench runner applies them.")
+        default=None, description="Limits the task states for the agent (v3 items that need more than the agent's "
+        "defaults); the bench runner applies them.")
     checkpoints: list[Checkpoint] = Field(
         default_factory=list, description="Workflow tier: the graded steps; every check belongs to one of them.")
 

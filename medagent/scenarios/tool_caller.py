@@ -44,6 +44,11 @@ class ToolOutput(Protocol):
     @property
     def references(self) -> list[str]: ...
 
+    @property
+    def truncated(self) -> int:
+        """Rows that matched but were left out (the limit or the token budget): ask again from the next offset."""
+        ...
+
 
 class ToolCaller(Protocol):
     """The agent's tools as a code solver calls them: ``call(tool_name, **arguments)`` at the scenario's now.

@@ -590,7 +590,8 @@ class AllergyArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "active"})
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
-    """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded.
+    """Allergies and intolerances of a patient: substance + code, category, type, criticality, clinical status,
+    verification status (when not confirmed: unconfirmed, refuted, entered-in-error), reaction, date recorded.
 
     since/until filter on the date recorded (newest first; order=oldest for the first). latest, count and
     group_by (year, month, name) as in the other searches; up to 100 rows per call within ~800 tokens, the cut

@@ -256,14 +256,19 @@ def allergy_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("code"))
     when = date_of(resource)
     status = first_coding(resource.get("clinicalStatus"))[1]
-    verification = verification_of(resource)
+    verification = first_coding(resource.get("verificationStatus"))[1]
     kind = " ".join(filter(None, [", ".join(resource.get("category", [])), resource.get("type")]))
-    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
-           "status": status, "type": resource.get("type"), "category": resource.get("category", []),
-           "criticality": resource.get("criticality"), "verification": verification}
+    reactions = [m.get("text") or first_coding(m)[2] for r in resource.get("reaction", [])
+                 for m in r.get("manifestation", [])]
+    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code,
+                           "display": display, "status": status, "verification": verification,
+                           "type": resource.get("type"), "category": resource.get("category", []),
+                           "criticality": resource.get("criticality"), "reactions": [r for r in reactions if r]}
     crit = f"criticality {row['criticality']}" if row["criticality"] else ""
-    return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status,
-                     f"verification {verification}" if verification else "", row["ref"]), row)
+    checked = f"verification {verification}" if verification and verification != "confirmed" else ""
+    reaction = f"reaction {'; '.join(row['reactions'])}" if row["reactions"] else ""
+    return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status, checked, reaction,
+                     row["ref"]), row)
 
 
 # ---------- Encounter, DiagnosticReport ----------

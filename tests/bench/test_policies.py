@@ -128,7 +128,7 @@ async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth
         assert len(writes_of(record)) == sum(spec.count for spec in by_id[record.scenario_id].expected_writes)
 
 
-@pytest.mark.parametrize("set_name", ["v1", "v2"])
+@pytest.mark.parametrize("set_name", ["v1", "v2", "v3"])
 async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_home: Path, tmp_path: Path) -> None:
     all_scenarios = set_scenarios(SETS / set_name)
     summary, records = await run(all_scenarios, make_code_solver("oracle"), tmp_path / "oracle-all", bench_home)

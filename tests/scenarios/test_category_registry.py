@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from medagent.scenarios.category import Category, categories, category
+from medagent.scenarios.category import Category, categories, category, category_of
 from medagent.scenarios.models import Scenario
 
 # what an oracle handler may use: the tools (through the ToolCaller), the rows they return, the codes and the
@@ -35,21 +35,47 @@ def assert_complete(c: Category) -> None:
     for form, phrasings in c.phrasings.items():
         assert len(phrasings) >= 5 and len(set(phrasings)) == len(phrasings), (c.name, form)
     assert not c.variant_shares or c.suite == "agentic", c.name
-    assert category(c.name) is c
+    assert category(c.name, c.since) is c
     modules, attributes = oracle_reaches(c)
     assert modules <= ORACLE_MAY_IMPORT, (c.name, modules - ORACLE_MAY_IMPORT)
     assert not attributes & GROUND_TRUTH, (c.name, attributes & GROUND_TRUTH)
 
 
 def test_every_category_is_complete() -> None:
-    declared = categories()
-    assert len(declared) >= 33
-    assert len({c.name for c in declared}) == len(declared)
-    for tier in {c.tier for c in declared}:
-        orders = Counter(c.order for c in declared if c.tier == tier)
-        assert max(orders.values()) == 1, (tier, orders)  # one place per category in its tier's files
-    for c in declared:
+    assert len(categories()) >= 33
+    for version in (2, 3):  # a name is declared once per set; v3 redeclares some of v2's under their names
+        declared = categories(since=version)
+        assert len({c.name for c in declared}) == len(declared), version
+        for tier in {c.tier for c in declared}:
+            orders = Counter(c.order for c in declared if c.tier == tier)
+            assert max(orders.values()) == 1, (version, tier, orders)  # one place per category in its tier's files
+    for c in categories():
         assert_complete(c)
+
+
+def test_a_name_is_declared_once_per_set() -> None:
+    """Two declarations of one name must belong to different sets; lookups take the set's."""
+    async def solve(tools: object, sc: Scenario) -> None:  # pragma: no cover - never called
+        return None
+
+    def generate(given: object) -> list[Scenario]:  # pragma: no cover - never called
+        return []
+
+    first = Category(name="x_once", suite="ehrqa", tier="core", order=999, description="x", solve=solve,  # type: ignore[arg-type]
+                     generate=generate, until=2)
+    second = Category(name="x_once", suite="ehrqa", tier="core", order=999, description="x", solve=solve,  # type: ignore[arg-type]
+                      generate=generate, since=2)
+    from medagent.scenarios import category as registry
+
+    registry.register(first)
+    with pytest.raises(ValueError, match="declared twice for the same sets"):
+        registry.register(Category(name="x_once", suite="ehrqa", tier="core", order=999, description="x",
+                                   solve=solve, generate=generate, since=1, until=2))  # type: ignore[arg-type]
+    del registry._REGISTRY["x_once"]
+    assert category("safety_gated_order", 2).since == 2 and category("safety_gated_order", 3).since == 3
+    assert category("safety_gated_order").since == 3  # no set given: the newest
+    assert category("interval_age", 3) is category("interval_age", 2)  # carried into v3 as it is
+    assert second.in_set(3) and not first.in_set(3)
 
 
 def test_unknown_category_names_the_known_ones() -> None:
@@ -68,7 +94,7 @@ def test_a_category_needs_a_generator() -> None:
 def test_the_frozen_sets_and_the_registry_agree(frozen: list[Scenario]) -> None:
     """Every scenario's category is registered with the scenario's suite and tier; every form has phrasings."""
     for s in frozen:
-        declared = category(s.category)
+        declared = category_of(s)
         assert (declared.suite, declared.tier) == (s.suite, s.tier), s.id
         form = str(s.meta.get("form") or s.category)
         assert form in declared.phrasings, (s.id, form)

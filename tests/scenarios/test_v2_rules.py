@@ -16,7 +16,7 @@ import pytest
 
 from medagent.scenarios.agentic import average_glucose, hba1c_reorder
 from medagent.scenarios.build import SET_VERSION, load_charts
-from medagent.scenarios.category import ChartInput, categories, category
+from medagent.scenarios.category import ChartInput, categories, category, category_of
 from medagent.scenarios.chart import Chart, Coded, ConditionFact, MedicationFact, ObservationFact
 from medagent.scenarios.clock import season_start
 from medagent.scenarios.codes import RXNORM, SNOMED
@@ -46,7 +46,7 @@ def weight(oid: str, when: datetime, value: float) -> ObservationFact:
 
 def generate(name: str, c: Chart, seed: int = 2026) -> list[Scenario]:
     """One category's scenarios for one chart (a dev-split patient), through its registered generator."""
-    generator = category(name).generate
+    generator = category(name, 2).generate
     assert generator is not None
     return generator(ChartInput(c, population_of([c]), seed, "dev"))
 
@@ -234,7 +234,7 @@ def test_test_only_phrasings_never_appear_in_dev(v2: list[Scenario]) -> None:
     phrasings = {}
     for s in v2:
         form = str(s.meta.get("form") or s.category)
-        phrasings[form] = category(s.category).phrasings[form]
+        phrasings[form] = category_of(s).phrasings[form]
         by_group[(s.suite, form)][(s.split, int(s.meta["phrasing"]))] += 1
     for (suite, form), counts in by_group.items():
         last = len(phrasings[form]) - 1

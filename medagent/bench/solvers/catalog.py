@@ -28,8 +28,11 @@ deliberately wrong solvers that the graders must fail).
 - ``chart-blind`` (null baseline, ``chart_blind.py``): never reads the chart; answers from the dev
   split's answer statistics by question form and entity.
 - ``none-answerer`` (null baseline): answers "none" to everything, reads and writes nothing.
-- ``note-only``, ``setup-only``, ``empty-chart`` (workflow tier, ``workflow.py``): the oracle writing only its
-  note; deciding from the task's setup resources alone; applying the protocol to an empty chart.
+- ``nearest-dev``, ``stated-number``, ``setup-only``, ``first-sentences``, ``lab-name-prior``: one solver per
+  shortcut measured on v2's hard tier (``shortcuts.py``), each on the categories it targets; ``setup-only`` also
+  on the workflow tier (the oracle seeing only what the setup added, ``workflow.py``).
+- ``note-only``, ``empty-chart`` (workflow tier, ``workflow.py``): the oracle writing only its note; applying the
+  protocol to an empty chart.
 
 Every tool call becomes one trace step in the agent's format (step, tool, arguments, result, error,
 references, wrote, tool_s), and the final answer a ``final_answer`` step, so the HTML report shows a
@@ -45,7 +48,14 @@ from medagent.bench.solvers import Solver
 from medagent.bench.solvers.chart_blind import ChartBlindSolver
 from medagent.bench.solvers.oracle import OracleSolver
 from medagent.bench.solvers.oracle_by_name import OracleByNameSolver
-from medagent.bench.solvers.workflow import EmptyChartSolver, NoteOnlySolver, SetupOnlySolver
+from medagent.bench.solvers.shortcuts import (
+    FirstSentencesSolver,
+    LabNamePriorSolver,
+    NearestDevSolver,
+    SetupOnlySolver,
+    StatedNumberSolver,
+)
+from medagent.bench.solvers.workflow import EmptyChartSolver, NoteOnlySolver
 from medagent.bench.solvers.wrong import (
     AlwaysActSolver,
     AlwaysNoSolver,
@@ -62,8 +72,9 @@ __all__ = ["AGENT_NAMES", "CODE_SOLVER_NAMES", "make_code_solver", "make_solver"
 # every code solver once; its CLI name is its ``name``
 CODE_SOLVERS: tuple[type[Any], ...] = (OracleSolver, OracleByNameSolver, AlwaysNoSolver, DoNothingSolver,
                                        AlwaysActSolver, WriteTwiceSolver, WrongPatientSolver, NoneAnswererSolver,
-                                       ChartBlindSolver, NoteOnlySolver, SetupOnlySolver, EmptyChartSolver)
-LEARNS_FROM_SET = (ChartBlindSolver,)  # built from the set's dev split
+                                       ChartBlindSolver, NearestDevSolver, StatedNumberSolver, SetupOnlySolver,
+                                       FirstSentencesSolver, LabNamePriorSolver, NoteOnlySolver, EmptyChartSolver)
+LEARNS_FROM_SET = (ChartBlindSolver, NearestDevSolver, LabNamePriorSolver)  # built from the set's dev split
 CODE_SOLVER_NAMES: tuple[str, ...] = tuple(solver.name for solver in CODE_SOLVERS)
 AGENT_NAMES: tuple[str, ...] = ("agent", "whole-record", *CODE_SOLVER_NAMES)
 

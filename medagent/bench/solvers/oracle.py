@@ -14,21 +14,19 @@ branch (``act_on_every_branch``), or the shared lookups (:meth:`OracleSolver.rea
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from medagent.bench.solvers.tool_session import ToolSession
 from medagent.fhir.client import FhirClient
-from medagent.scenarios.category import category
+from medagent.scenarios.category import category_of, set_version
 from medagent.scenarios.chart_reads import ChartReads
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolGap
-from medagent.tools.context import ToolContext
+from medagent.tools.context import AGENT_TOKEN_BUDGET
 from medagent.tools.registry import Registry, ToolResult, default_registry
 from medagent.trajectory import RunOutcome
-
-
-AGENT_TOKEN_BUDGET = ToolContext.token_budget  # the agent's per-call budget (a dataclass default)
 
 
 class SolverTools:
@@ -69,9 +67,9 @@ class OracleSolver:
     # ---------- the Solver protocol ----------
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        kwargs = {"token_budget": self.token_budget} if self.token_budget else {}
-        if scenario.tier == "workflow":  # solved within the agent's own per-call budget, paging like the agent
-            kwargs = {"token_budget": AGENT_TOKEN_BUDGET}
+        # v3 is solved as the agent sees the tools (its per-call budget); v1/v2 with the larger oracle budget
+        budget = self.token_budget or (AGENT_TOKEN_BUDGET if set_version(scenario) >= 3 else None)
+        kwargs = {"token_budget": budget} if budget else {}
         session = ToolSession(self.registry, client, scenario, actor=f"medagent/{self.name}", run_id=run_id, **kwargs)
         try:
             answer, citations = await self.answer(SolverTools(self, session), scenario)
@@ -84,10 +82,12 @@ class OracleSolver:
     async def answer(self, tools: SolverTools, scenario: Scenario) -> OracleAnswer:
         """The scenario's category solves it (its handler in ``medagent.scenarios``)."""
         try:
-            declared = category(scenario.category)
+            declared = category_of(scenario)
         except KeyError:
             raise ToolGap(f"the oracle has no handler for {scenario.suite}/{scenario.category}") from None
-        return await declared.solve(tools, scenario)
+        answer = await declared.solve(tools, scenario)
+        key = scenario.meta.get("answer_key")  # v3 states a single value after writes as a named JSON field
+        return OracleAnswer(json.dumps({key: answer.answer}), answer.citations) if key else answer
 
     # ---------- the rules the other code solvers change ----------
 

@@ -2,9 +2,9 @@
 
 - ``note-only``: the oracle's reads, decisions, note and answer, but no order, no stop: only the note is
   written (a documentation-only shortcut).
-- ``setup-only``: the oracle, but every read shows only what the task's setup added (the resources the runner
-  writes before the agent starts): its decisions rest on the setup alone, never on the Synthea chart (the
-  shortcut an outside audit found in v2's safety-gated orders).
+- ``setup-only`` on the workflow tier (``shortcuts.SetupOnlySolver`` calls ``setup_view``): the oracle, but every
+  read shows only what the task's setup added (the resources the runner writes before the agent starts): its
+  decisions rest on the setup alone, never on the Synthea chart.
 - ``empty-chart``: the oracle, but every read except the patient's identity comes back empty without reaching
   the server: the protocol applied to a chart with nothing in it (it orders what an empty chart makes due and
   answers from nothing).
@@ -58,38 +58,33 @@ class ViewTools(SolverTools):
         )
 
 
-class _ShortcutSolver(OracleSolver):
-    strict_writes = False
+def setup_view(solver: OracleSolver, tools: SolverTools, scenario: Scenario) -> SolverTools:
+    """The tools as the setup-only shortcut sees them: the task's setup resources (and the patient's identity)."""
+    added = {f"{r['resourceType']}/{r['id']}" for r in scenario.setup}
 
-    def view(self, solver_tools: SolverTools, scenario: Scenario) -> SolverTools:
-        raise NotImplementedError
+    def keep(row: dict[str, Any]) -> bool:
+        ref = str(row.get("ref", ""))
+        return ref in added or ref.startswith("Patient/") or "ref" not in row
 
-    async def answer(self, tools: SolverTools, scenario: Scenario) -> OracleAnswer:
-        try:
-            return await super().answer(self.view(tools, scenario), scenario)
-        except SHORTCUT_FAILURES as exc:  # the plan needed something the view does not show
-            return OracleAnswer(f"could not finish: {type(exc).__name__}", [])
+    return ViewTools(solver, tools.session, keep)
 
 
-class SetupOnlySolver(_ShortcutSolver):
-    """Deliberately wrong solver: decides from the task's setup resources alone (and the patient's identity)."""
-
-    name = "setup-only"
-
-    def view(self, tools: SolverTools, scenario: Scenario) -> SolverTools:
-        added = {f"{r['resourceType']}/{r['id']}" for r in scenario.setup}
-
-        def keep(row: dict[str, Any]) -> bool:
-            ref = str(row.get("ref", ""))
-            return ref in added or ref.startswith("Patient/") or "ref" not in row
-
-        return ViewTools(self, tools.session, keep)
+async def solve_in_view(solver: OracleSolver, view: SolverTools, scenario: Scenario) -> OracleAnswer:
+    """The oracle's answer through a restricted view; a plan the view cannot finish answers what it has."""
+    try:
+        return await OracleSolver.answer(solver, view, scenario)
+    except SHORTCUT_FAILURES as exc:  # the plan needed something the view does not show
+        return OracleAnswer(f"could not finish: {type(exc).__name__}", [])
 
 
-class EmptyChartSolver(_ShortcutSolver):
+class EmptyChartSolver(OracleSolver):
     """Deliberately wrong solver: the protocol applied to an empty chart (no read reaches the server)."""
 
     name = "empty-chart"
+    strict_writes = False
+
+    async def answer(self, tools: SolverTools, scenario: Scenario) -> OracleAnswer:
+        return await solve_in_view(self, self.view(tools, scenario), scenario)
 
     def view(self, tools: SolverTools, scenario: Scenario) -> SolverTools:
         return ViewTools(

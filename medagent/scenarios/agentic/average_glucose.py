@@ -8,7 +8,7 @@ from statistics import mean
 from medagent.scenarios.agentic.common import FUTURE_NOTE, TRIES, AgenticBuilder, pick_time
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import ObservationFact
-from medagent.scenarios.chart_reads import MAX_ROWS
+from medagent.scenarios.chart_reads import every_row
 from medagent.scenarios.codes import GLUCOSE, LABS
 from medagent.scenarios.expect import none_number
 from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance
@@ -109,9 +109,8 @@ DEDUP_RULE = "recorded more than once at the same moment with the same value cou
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
-    result = await tools.call("search_observations", complete=True, patient=patient, code=GLUCOSE, since=AVERAGE_SINCE,
-                              limit=MAX_ROWS)
-    rows = [row for row in result.rows if row.get("code") == GLUCOSE]
+    rows = [row for row in await every_row(tools, "search_observations", patient=patient, code=GLUCOSE,
+                                           since=AVERAGE_SINCE) if row.get("code") == GLUCOSE]
     if not rows:
         return OracleAnswer("none", [])
     values = [numeric(row) for row in rows]

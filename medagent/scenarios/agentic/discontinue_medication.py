@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from medagent.scenarios.agentic.common import AgenticBuilder
 from medagent.scenarios.category import Category, ChartInput, register
-from medagent.scenarios.chart_reads import MAX_ROWS
+from medagent.scenarios.chart_reads import every_row
 from medagent.scenarios.clock import day_of
 from medagent.scenarios.models import ExpectedAnswer, Scenario, WriteSpec
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
@@ -65,8 +65,8 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     drug = stated(sc, "drug", r"decided to stop (.+?) for the patient with MRN")
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
     words = drug if len(drug) <= 100 else drug[:100].rsplit(" ", 1)[0]  # the tools take at most 100 characters
-    named = await tools.call("search_medications", complete=True, patient=patient, text=words, limit=MAX_ROWS)
-    codes = sorted({row["code"] for row in named.rows if row.get("display") == drug and row.get("code")})
+    named = await every_row(tools, "search_medications", patient=patient, text=words)
+    codes = sorted({row["code"] for row in named if row.get("display") == drug and row.get("code")})
     if not codes:
         raise ToolGap(f"no order of {drug!r} found for Patient/{patient}")
     orders = oldest_first(await tools.reads.medications(patient, code=",".join(codes)), "authored")

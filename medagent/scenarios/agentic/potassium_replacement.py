@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 from medagent.scenarios.agentic.common import (
     EXACT,
@@ -50,7 +52,8 @@ PHRASINGS = [
 ]
 
 
-def generate(given: ChartInput) -> list[Scenario]:
+def generate(given: ChartInput, no_action: Sequence[str] = ("normal", "older-low")) -> list[Scenario]:
+    """``no_action``: the variants the no-action branch draws from (v3: only "older-low", a newer real result)."""
     b = AgenticBuilder.of(given, PHRASINGS)
     category = NAME
     rng = b.rng(category)
@@ -78,7 +81,7 @@ def generate(given: ChartInput) -> list[Scenario]:
         if not b.inside(now) or now - base.when < timedelta(hours=2):
             continue
         scenario = b.id_for(category, branch)
-        variant = "low" if branch == "act" else rng.choice(["normal", "older-low"])
+        variant = "low" if branch == "act" else rng.choice(list(no_action))
         if variant == "older-low":
             value = round(rng.uniform(2.8, 3.4), 1)
             when = base.when - timedelta(days=rng.uniform(2, 10))
@@ -122,7 +125,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=190, generate=generate, solve=solve, conditional=True,
+    name=NAME, suite="agentic", tier="core", order=190, until=2, generate=generate, solve=solve, conditional=True,
     description="Check the latest potassium; replace it orally when low and order a follow-up serum potassium.",
+    phrasings={NAME: PHRASINGS},
+))
+V3 = register(Category(
+    name=NAME, suite="agentic", tier="core", order=190, since=3, generate=partial(generate, no_action=("older-low",)),
+    solve=solve, conditional=True,
+    description="Check the latest potassium; replace it orally when low and order a follow-up serum potassium. v3: "
+                "every item's setup holds a low result; on the no-action branch the chart's own newer result is "
+                "normal, so the setup alone never decides.",
     phrasings={NAME: PHRASINGS},
 ))

@@ -11,26 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from medagent.scenarios.category import ChartInput, PopulationInput, categories
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import Population
+from medagent.scenarios.tiers import generate_tier
 
 
 def generate_hard(charts: Sequence[Chart], population: Population, seed: int,
                   test_patients: Iterable[str], *, since: int | None = None) -> list[Scenario]:
     """Every scenario of the hard tier's categories (``since``: those a set of that version includes)."""
-    test = frozenset(test_patients)
-    declared = categories(tier="hard", since=since)
-    out: list[Scenario] = []
-    for chart in sorted(charts, key=lambda c: c.patient_id):
-        given = ChartInput(chart, population, seed, "test" if chart.patient_id in test else "dev")
-        for declaration in declared:
-            if declaration.generate is not None:
-                out.extend(declaration.generate(given))
-    everyone = PopulationInput(tuple(charts), population, seed, test)
-    for declaration in declared:
-        if declaration.generate_population is not None:
-            out.extend(declaration.generate_population(everyone))
-    rank = {declaration.name: i for i, declaration in enumerate(declared)}
-    return sorted(out, key=lambda s: (s.split, rank[s.category], s.patient, s.id))
+    return generate_tier("hard", charts, population, seed, test_patients, since=since)

@@ -118,7 +118,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=40, generate=generate, solve=solve,
+    name=NAME, suite="ehrqa", tier="hard", order=40, until=2, generate=generate, solve=solve,
     description="The latest values of three labs, at least one never measured: answer 'not recorded' for it.",
     phrasings={NAME: PHRASINGS},
 ))

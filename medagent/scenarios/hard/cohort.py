@@ -30,7 +30,16 @@ from medagent.scenarios.category import Category, PopulationInput, register
 from medagent.scenarios.chart import Chart, ObservationFact
 from medagent.scenarios.chart_reads import MAX_ROWS, latest_observation
 from medagent.scenarios.clock import iso, season_start, whole_years_between
-from medagent.scenarios.codes import CVX_INFLUENZA, DIASTOLIC, HBA1C, SNOMED, SYSTOLIC
+from medagent.scenarios.codes import (
+    CVX_INFLUENZA,
+    DIABETES,
+    DIASTOLIC,
+    HBA1C,
+    HYPERTENSION,
+    PREDIABETES,
+    SNOMED,
+    SYSTOLIC,
+)
 from medagent.scenarios.expect import names
 from medagent.scenarios.hard.common import pick_phrasing
 from medagent.scenarios.identity import rng_for, short_hash
@@ -39,9 +48,6 @@ from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
 from medagent.scenarios.tool_rows import numeric, task_text, utc_moment
 
 NAME = "cohort_measure"
-PREDIABETES = "15777000"
-DIABETES = "44054006"
-HYPERTENSION = "38341003"
 YEARS = list(range(2008, 2021))
 TEST_YEARS = {2011, 2015, 2019}
 MONTHS = list(range(1, 13))
@@ -294,7 +300,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=90, generate_population=generate_cohort, solve=solve,
+    name=NAME, suite="ehrqa", tier="hard", order=90, until=2, generate_population=generate_cohort, solve=solve,
     description="Quality-measure worklists over the whole population at a date: the MRNs of a stratum's patients "
                 "who meet the measure.",
     phrasings=PHRASINGS,

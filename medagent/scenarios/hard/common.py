@@ -82,7 +82,8 @@ class HardBuilder:
         text = (f"It is now {iso(now)}. The patient is {self.chart.name} (Patient/{self.chart.patient_id}).\n"
                 f"Question: {question}\nAnswer format: {answer_format}")
         return Scenario(
-            id=scenario_id("ehrqa", category, self.chart.patient_id, *key, tag=self.tag), suite="ehrqa", split=self.split,
+            id=scenario_id("ehrqa", category, self.chart.patient_id, *key, tag=self.tag), suite="ehrqa",
+            split=self.split,
             category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
             provenance=sorted(set(provenance)), setup=list(setup), tier="hard",
             meta={"form": meta.pop("form") if meta and "form" in meta else category,
@@ -101,7 +102,8 @@ class HardBuilder:
         if variant:
             info["variant"] = variant
         return Scenario(
-            id=scenario_id("agentic", category, self.chart.patient_id, *key, tag=self.tag), suite="agentic", split=self.split,
+            id=scenario_id("agentic", category, self.chart.patient_id, *key, tag=self.tag), suite="agentic",
+            split=self.split,
             category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
             provenance=sorted(set(provenance)), expected_writes=writes, read_only=not writes,
             branch=branch, setup=list(setup), meta=info, tier="hard",

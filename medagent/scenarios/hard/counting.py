@@ -190,7 +190,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=20, generate=generate, solve=solve,
+    name=NAME, suite="ehrqa", tier="hard", order=20, until=2, generate=generate, solve=solve,
     description="Counts and means over many rows: encounters or results in a window, vaccine doses, a lab's mean.",
     phrasings={"count_results": COUNT_PHRASINGS, "count_encounters": ENCOUNTER_PHRASINGS,
                "count_immunizations": IMMUNIZATION_PHRASINGS, "mean_results": MEAN_PHRASINGS},

@@ -118,7 +118,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=50, generate=generate, solve=solve,
+    name=NAME, suite="agentic", tier="hard", order=50, until=2, generate=generate, solve=solve,
     description="Two patients share a name: find the one born on the date given, record a weight, report the "
                 "previous one.",
     phrasings={NAME: PHRASINGS},

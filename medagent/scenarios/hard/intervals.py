@@ -19,7 +19,7 @@ from datetime import date
 
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import ConditionFact
-from medagent.scenarios.chart_reads import MAX_ROWS, conditions_oldest_first
+from medagent.scenarios.chart_reads import conditions_oldest_first, every_row, newest_with_reason
 from medagent.scenarios.clock import day_of, whole_years_between
 from medagent.scenarios.hard.common import HardBuilder, exact_integer
 from medagent.scenarios.models import Scenario
@@ -140,9 +140,8 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """Date arithmetic between two records that two different tools return."""
     form = sc.meta["form"]
     if form == "age_at_last_dose":
-        result = await tools.call("search_immunizations", complete=True, patient=sc.patient, code=sc.meta["cvx"],
-                                  limit=MAX_ROWS)
-        shots = [r for r in result.rows if r.get("status") in (None, "completed")]
+        shots = [r for r in await every_row(tools, "search_immunizations", patient=sc.patient, code=sc.meta["cvx"])
+                 if r.get("status") in (None, "completed")]
         if not shots:
             return OracleAnswer("none", [])
         last = max(shots, key=lambda r: utc_moment(r["date"]))
@@ -159,10 +158,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
         born = date.fromisoformat(patient.rows[0]["birthDate"][:10])
         return OracleAnswer(str(whole_years_between(born, utc_date(first["onset"]))),
                             [patient.rows[0]["ref"], first["ref"]])
-    reasons = {row["ref"] for row in conditions}
-    result = await tools.call("search_medications", complete=True, patient=sc.patient, order="oldest",
-                              limit=MAX_ROWS)
-    orders = [row for row in result.rows if reasons & set(row.get("reasons") or [])]
+    orders = await newest_with_reason(tools, sc.patient, conditions)
     if not orders:
         return OracleAnswer("none", [first["ref"]])
     order = max(orders, key=lambda r: utc_moment(r["authored"]))

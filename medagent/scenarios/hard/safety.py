@@ -151,7 +151,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=60, generate=generate, solve=solve, conditional=True,
+    name=NAME, suite="agentic", tier="hard", order=60, until=2, generate=generate, solve=solve, conditional=True,
     description="Order amoxicillin only after three safety checks (penicillin allergy, a duplicate order, eGFR).",
     phrasings={NAME: PHRASINGS},
 ))

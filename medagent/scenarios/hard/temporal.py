@@ -182,7 +182,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=10, generate=generate, solve=solve,
+    name=NAME, suite="ehrqa", tier="hard", order=10, until=2, generate=generate, solve=solve,
     description="A lab value located by the dates of a diagnosis: the extreme inside the condition's span, or the "
                 "first result after its onset.",
     phrasings={"window_extreme": EXTREME_PHRASINGS, "first_after": FIRST_PHRASINGS},

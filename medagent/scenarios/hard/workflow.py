@@ -114,7 +114,7 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
 
 CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=70, generate=generate, solve=solve, conditional=True,
+    name=NAME, suite="agentic", tier="hard", order=70, until=2, generate=generate, solve=solve, conditional=True,
     description="Record a blood pressure, then order a metabolic panel when the mean of the last three systolic "
                 "readings is 140 mmHg or more.",
     phrasings={NAME: PHRASINGS},

@@ -10,19 +10,21 @@ lab's name carries no information about whether it was measured. A field holds t
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.expect import number_answer, rounding_phrase
+from medagent.scenarios.hard.abstention import solve  # the same question form: each lab's latest, or "not recorded"
 from medagent.scenarios.hard.common import HardBuilder
 from medagent.scenarios.identity import rng_for
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.v3.common import builder, lab_number, none_field
 
-CATEGORY = "abstention"
-CANDIDATES_PER_MOMENT = 6
+NAME = "abstention"
+CANDIDATES_PER_MOMENT = 10
 PER_PATIENT = 6
-SLACK = 2  # how far a lab's recorded and not-recorded counts may drift apart while selecting
+SLACK = 1  # how far a lab's recorded and not-recorded counts may drift apart while selecting
 # lab code -> JSON key; three groups, one lab of each per item (labs of one panel are measured together)
 GROUPS = [
     {"2339-0": "glucose", "6298-4": "potassium", "2947-0": "sodium", "49765-1": "calcium", "38483-4": "creatinine",
@@ -49,12 +51,12 @@ def _moments(b: HardBuilder) -> list[datetime]:
     return sorted({b.clock(start + (end - start) * share) for share in (0.3, 0.45, 0.6, 0.75, 0.9)} | {end})
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
     """Candidate items (several per moment); ``select`` keeps a per-lab balanced subset."""
-    b = builder(hard)
+    b = builder(given)
     out: list[Scenario] = []
     for moment in _moments(b):
-        rng = b.rng(CATEGORY, moment.isoformat())
+        rng = b.rng(NAME, moment.isoformat())
         status = {}
         for code in KEYS:
             facts = [f for f in b.chart.values(code) if f.when <= moment]
@@ -82,25 +84,34 @@ def generate(hard: HardBuilder) -> list[Scenario]:
 
 
 def select(items: list[Scenario], seed: int) -> list[Scenario]:
-    """Per split, a subset in which every lab is asked as often recorded as not recorded (at most ``SLACK`` apart), at
-    most ``PER_PATIENT`` items per patient; greedy in a seeded order."""
+    """Per split, a subset in which every lab is asked as often recorded as not recorded (at most ``SLACK`` apart),
+    at most ``PER_PATIENT`` items per patient: repeatedly the item that best evens the counts out (ties: a seeded
+    order), while one keeps every lab within the slack."""
     chosen: list[Scenario] = []
     for split in ("dev", "test"):
         pool = sorted((s for s in items if s.split == split), key=lambda s: s.id)
-        rng_for(seed, "v3-select", CATEGORY, split).shuffle(pool)
+        rng_for(seed, "v3-select", NAME, split).shuffle(pool)
         balance: dict[str, int] = defaultdict(int)  # lab -> recorded minus not recorded
         per_patient: dict[str, int] = defaultdict(int)
-        for _ in range(3):  # passes: a later item may now fit
+        while True:
+            best, best_score = None, None
             for item in pool:
-                if item in chosen or per_patient[item.patient] >= PER_PATIENT:
+                if per_patient[item.patient] >= PER_PATIENT:
                     continue
                 signs = {code: 1 if recorded else -1 for code, recorded in item.meta["recorded"].items()}
-                if all(abs(balance[code] + sign) <= SLACK or abs(balance[code] + sign) < abs(balance[code])
-                       for code, sign in signs.items()):
-                    chosen.append(item)
-                    per_patient[item.patient] += 1
-                    for code, sign in signs.items():
-                        balance[code] += sign
+                after = {code: balance[code] + sign for code, sign in signs.items()}
+                if any(abs(v) > SLACK for v in after.values()):
+                    continue
+                score = sum(abs(v) - abs(balance[code]) for code, v in after.items())
+                if best_score is None or score < best_score:
+                    best, best_score = item, score
+            if best is None:
+                break
+            pool.remove(best)
+            chosen.append(best)
+            per_patient[best.patient] += 1
+            for code, recorded in best.meta["recorded"].items():
+                balance[code] += 1 if recorded else -1
     return chosen
 
 
@@ -123,9 +134,17 @@ def _item(b: HardBuilder, codes: list[str], key: tuple[str, ...], now: datetime)
         formats.append(f'"{KEYS[code]}" in {info.unit} ({rounding_phrase(decimals)})')
         provenance.append(f"Observation/{facts[-1].id}")
     labs = ", ".join(f"{LABS[c].label} (LOINC {c})" for c in codes)
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+    index, template = b.phrasing(NAME, key, PHRASINGS)
     fmt = ("Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
            "up to now, give the string \"not recorded\" instead of a number.")
-    return b.ehrqa(CATEGORY, key, now=now, question=template.format(labs=labs), answer_format=fmt,
+    return b.ehrqa(NAME, key, now=now, question=template.format(labs=labs), answer_format=fmt,
                    answer=ExpectedAnswer(type="record", fields=fields), phrasing=index, provenance=provenance,
                    meta={"form": "abstention", "labs": {KEYS[c]: c for c in codes}, "recorded": recorded})
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=40, since=3, generate=generate, select=select, solve=solve,
+    phrasings={NAME: PHRASINGS},
+    description="The latest values of three labs at now, some never measured by then; every lab is asked about as "
+                "often recorded as not recorded.",
+))

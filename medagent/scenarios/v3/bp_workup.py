@@ -15,19 +15,24 @@ number nor the setup decides. Answer: JSON with the number of readings and both 
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 from statistics import mean
 
 from medagent.scenarios.agentic.common import EFFECTIVE_PATHS, around, quantity, service_order
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import every_row
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import BP_PANEL_CODES, DIASTOLIC, LOINC, OBSERVATION_CATEGORY, SYSTOLIC
-from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder, exact_integer
+from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
 from medagent.scenarios.models import CodingSpec, FieldRule, Scenario, WriteSpec
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, refs, rows_of
 from medagent.scenarios.v3.common import balanced, builder, json_format, number, record
 from medagent.scenarios.v3.fixtures import blood_pressure
 
-CATEGORY = "bp_workup_workflow"
+NAME = "bp_workup_workflow"
 BMP = ("51990-0", "Basic metabolic panel - Blood")
 WINDOW = timedelta(days=90)
 SYSTOLIC_LIMIT, DIASTOLIC_LIMIT = 140.0, 90.0
@@ -66,7 +71,7 @@ ANSWER_FORMAT = json_format([
 ], lead="After the writes, answer as JSON")
 
 
-def _decides(systolic: list[float], diastolic: list[float]) -> bool:
+def decides(systolic: list[float], diastolic: list[float]) -> bool:
     return mean(systolic) >= SYSTOLIC_LIMIT or mean(diastolic) >= DIASTOLIC_LIMIT
 
 
@@ -85,9 +90,9 @@ def _readings(b: HardBuilder) -> list[tuple[datetime, float, float, str]]:
     return [(f.when, f.value, dia[(f.id, f.when)], f.id) for f in b.chart.values(SYSTOLIC) if (f.id, f.when) in dia]
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
-    b = builder(hard)
-    rng = b.rng(CATEGORY)
+def generate(given: ChartInput) -> list[Scenario]:
+    b = builder(given)
+    rng = b.rng(NAME)
     real = _readings(b)
     end = b.clock(b.end - timedelta(hours=1))
     anchors = [r for r in real if whole_years_between(b.chart.birth_date, r[0].date()) >= 18
@@ -95,7 +100,7 @@ def generate(hard: HardBuilder) -> list[Scenario]:
                                                         b.chart.deceased)]
     if not anchors:
         return []
-    out = []
+    out: list[Scenario] = []
     plan = [(branch, stated, setup) for branch in ("act", "no-action") for stated in (True, False)
             for setup in (True, False)]
     for number_, (branch, stated_agrees, setup_agrees) in enumerate(plan):
@@ -119,16 +124,17 @@ def generate(hard: HardBuilder) -> list[Scenario]:
 
 def select(items: list[Scenario], seed: int) -> list[Scenario]:
     """Per split, the same number of items for every (branch, stated reading agrees, setup agrees)."""
-    return balanced(items, seed, CATEGORY,
+    return balanced(items, seed, NAME,
                     lambda s: f"{s.branch}/{s.meta['stated_agrees']}/{s.meta['setup_agrees']}")
 
 
 def _item(b: HardBuilder, rng: random.Random, real: list[tuple[datetime, float, float, str]], now: datetime,
           branch: str, stated_agrees: bool, setup_agrees: bool, number_: int) -> Scenario | None:
     start = now - WINDOW
-    inside = [r for r in real if start <= r[0] <= now - timedelta(hours=1)]
-    if not inside or any(abs(r[0] - start) < EDGE for r in real) or len({r[0] for r in inside}) != len(inside):
-        return None
+    inside = [r for r in real if start <= r[0] <= now]
+    if not inside or any(abs(r[0] - start) < EDGE for r in real) or len({r[0] for r in inside}) != len(inside) \
+            or any(now - timedelta(days=1) < r[0] <= now for r in real):
+        return None  # a reading at the window's edge, two at one moment, or one today besides the stated one
     act = branch == "act"
     for _ in range(TRIES):
         extra = [(now - timedelta(days=rng.uniform(1, 80), hours=rng.uniform(0, 12)), float(rng.randint(112, 176)),
@@ -140,11 +146,11 @@ def _item(b: HardBuilder, rng: random.Random, real: list[tuple[datetime, float, 
             continue
         systolic = [r[1] for r in inside] + [s for _, s, _ in extra] + [new[0]]
         diastolic = [r[2] for r in inside] + [d for _, _, d in extra] + [new[1]]
-        if _decides(systolic, diastolic) != act or not _near(systolic, diastolic, act):
+        if decides(systolic, diastolic) != act or not _near(systolic, diastolic, act):
             continue
         if (new[0] >= SYSTOLIC_LIMIT or new[1] >= DIASTOLIC_LIMIT) != (act if stated_agrees else not act):
             continue
-        setup_only = _decides([s for _, s, _ in extra] + [new[0]], [d for _, _, d in extra] + [new[1]])
+        setup_only = decides([s for _, s, _ in extra] + [new[0]], [d for _, _, d in extra] + [new[1]])
         if setup_only != (act if setup_agrees else not act):
             continue
         return _scenario(b, rng, now, branch, inside, extra, new, systolic, diastolic, number_,
@@ -157,14 +163,14 @@ def _scenario(b: HardBuilder, rng: random.Random, now: datetime, branch: str,
               new: tuple[float, float], systolic: list[float], diastolic: list[float], number_: int,
               stated_agrees: bool, setup_agrees: bool) -> Scenario:
     key = (branch, number_, now.isoformat())
-    sid = b.id_for("agentic", CATEGORY, *key)
+    sid = b.id_for("agentic", NAME, *key)
     patient = b.chart.patient_id
     outside = now - WINDOW - timedelta(days=rng.randint(4, 60))  # a distractor just before the window
     setup = [blood_pressure(sid, i, patient, s, d, when) for i, (when, s, d) in enumerate(extra)]
     setup.append(blood_pressure(sid, len(extra), patient, float(rng.randint(120, 185)), float(rng.randint(70, 112)),
                                 outside))
     record_bp = WriteSpec(
-        name="blood pressure observation", resource_type="Observation", subject=b.chart.reference,
+        name="blood pressure observation", resource_type="Observation", target=None, subject=b.chart.reference,
         code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
         quantities=[quantity(name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]",
@@ -175,13 +181,45 @@ def _scenario(b: HardBuilder, rng: random.Random, now: datetime, branch: str,
     writes = [record_bp]
     if branch == "act":
         writes.append(service_order("basic metabolic panel", patient, now, [CodingSpec(system=LOINC, code=BMP[0])]))
-    answer = record(readings=exact_integer(len(systolic)),
+    answer = record(readings=number(float(len(systolic)), None, 0.0),
                     mean_systolic=number(mean(systolic), "mm[Hg]", 0.5, {"mmHg": 1.0}),
                     mean_diastolic=number(mean(diastolic), "mm[Hg]", 0.5, {"mmHg": 1.0}))
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+    index, template = b.phrasing(NAME, key, PHRASINGS)
     instruction = template.format(mrn=b.chart.mrn, sys=f"{new[0]:.0f}", dia=f"{new[1]:.0f}")
-    return b.agentic(CATEGORY, key, now=now, instruction=instruction, context=CONTEXT, answer_format=ANSWER_FORMAT,
+    return b.agentic(NAME, key, now=now, instruction=instruction, context=CONTEXT, answer_format=ANSWER_FORMAT,
                      answer=answer, phrasing=index, writes=writes, branch=branch, setup=setup,
-                     provenance=[f"Observation/{r[3]}" for r in inside] + [f"Observation/{r['id']}" for r in setup[:-1]],
+                     provenance=[*(f"Observation/{r[3]}" for r in inside),
+                                 *(f"Observation/{r['id']}" for r in setup[:-1])],
                      meta={"systolic": new[0], "diastolic": new[1], "stated_agrees": stated_agrees,
                            "setup_agrees": setup_agrees, "window_days": WINDOW.days})
+
+
+# ---------- the oracle ----------
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The readings of the window (both components), today's added; record it, order when a mean reaches its limit."""
+    patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
+    since = (tools.now - timedelta(days=int(sc.meta["window_days"]))).isoformat()
+    rows = {code: rows_of(await every_row(tools, "search_observations", patient=patient, code=code, since=since), code)
+            for code in (SYSTOLIC, DIASTOLIC)}
+    systolic = [numeric(r) for r in rows[SYSTOLIC]] + [float(sc.meta["systolic"])]
+    diastolic = [numeric(r) for r in rows[DIASTOLIC]] + [float(sc.meta["diastolic"])]
+    if len(systolic) != len(diastolic):
+        raise ToolGap(f"{len(systolic)} systolic but {len(diastolic)} diastolic readings in the window")
+    await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=sc.meta["systolic"],
+                     diastolic=sc.meta["diastolic"], reason="blood pressure measured at the visit")
+    if decides(systolic, diastolic) or tools.act_on_every_branch:
+        await tools.call("order_service", patient=patient, code=BMP[0], system="loinc", kind="lab",
+                         reason=f"mean blood pressure {mean(systolic):.0f}/{mean(diastolic):.0f} mmHg over "
+                                f"{len(systolic)} readings")
+    answer = {"readings": len(systolic), "mean_systolic": round(mean(systolic)),
+              "mean_diastolic": round(mean(diastolic))}
+    return OracleAnswer(json.dumps(answer), refs(rows[SYSTOLIC]))
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="agentic", tier="hard", order=70, since=3, generate=generate, select=select, solve=solve,
+    conditional=True, phrasings={NAME: PHRASINGS},
+    description="Record today's blood pressure, then order a metabolic panel when the mean systolic or diastolic of "
+                "the chart's readings in the last 90 days (today's included) is in the stage 2 range.",
+))

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from medagent.scenarios.category import ChartInput
 from medagent.scenarios.codes import LabInfo
 from medagent.scenarios.hard.common import HardBuilder
 from medagent.scenarios.identity import rng_for
@@ -16,9 +17,9 @@ TAG = "v3"
 SET_NAME = "v3"
 
 
-def builder(b: HardBuilder) -> HardBuilder:
-    """The same chart, split and seed, writing v3 ids."""
-    return HardBuilder(b.chart, b.population, b.seed, b.split, tag=TAG)
+def builder(given: ChartInput) -> HardBuilder:
+    """A hard-tier builder for one chart that writes v3 ids."""
+    return HardBuilder(given.chart, given.population, given.seed, given.split, tag=TAG)
 
 
 def number(value: float, unit: str | None, tolerance: float, factors: dict[str, float] | None = None) -> ExpectedAnswer:

@@ -1,6 +1,7 @@
 """Counting and aggregation (v3): questions that ``count=true`` and a search's summary line do not answer.
 
-- ``count_distinct``: results of a lab in a span of calendar years, where the setup adds copies of some results
+- ``count_distinct``: results of a lab in a span of calendar years (6-40 of them, the count drawn uniformly among
+  those the chart allows), where the setup adds copies of some results
   from a second feed (same time, same value: count once) and results marked entered in error (do not count).
 - ``count_after_event``: results of a lab in the N days after a condition was first diagnosed (the window comes
   from another resource), with an entered-in-error result in the window.
@@ -16,7 +17,10 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, timedelta
 from statistics import mean
+from typing import Any
 
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import every_row
 from medagent.scenarios.clock import day_of
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.expect import rounding_phrase
@@ -25,12 +29,23 @@ from medagent.scenarios.hard.counting import COUNT_CODES, _span
 from medagent.scenarios.hard.temporal import FOLLOWED_BY
 from medagent.scenarios.identity import fixture_id
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import (
+    numeric,
+    quantity_text,
+    refs,
+    rows_of,
+    stated_decimals,
+    utc_date,
+    utc_day,
+    utc_moment,
+)
 from medagent.scenarios.v3.common import builder, number
 from medagent.scenarios.v3.fixtures import lab_result
 
-CATEGORY = "count_aggregate"
+NAME = "count_aggregate"
 FEED_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.2"  # the second interface feed's result identifiers
-WINDOWS = [365, 730, 1095, 1825, 2555]
+WINDOWS = [365, 730, 1095, 1825, 2555, 3650]
 EDGE = timedelta(days=2)
 # code -> (other unit, factor into the chart's unit, decimals written in the other unit)
 CONVERTED = {"2339-0": ("mmol/L", 18.0182, 1), "38483-4": ("umol/L", 1 / 88.42, 0), "2093-3": ("mmol/L", 38.67, 2),
@@ -83,10 +98,10 @@ def count_answer(value: int):  # type: ignore[no-untyped-def]
     return number(float(value), None, 0.0)
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
-    b = builder(hard)
+def generate(given: ChartInput) -> list[Scenario]:
+    b = builder(given)
     now = b.end
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     out: list[Scenario] = []
     for make in (_distinct, _distinct, _after_event, _mean_converted, _encounter_days):
         made = make(b, now, rng, {str(s.meta.get("loinc")) for s in out})
@@ -126,13 +141,13 @@ def _distinct(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]
     codes = [c for c in COUNT_CODES if _unique_times(b, c) and c != "8480-6" and c not in asked]
     for code in rng.sample(codes, len(codes)):
         facts = b.chart.values(code)
-        picked = _span(rng, [f.when for f in facts], now, 6, 18)
+        picked = _span(rng, [f.when for f in facts], now, 6, 40)
         if picked is None:
             continue
         start, end, count = picked
         inside = [f for f in facts if start <= day_of(f.when) <= end]
         key = ("count_distinct", code, start.isoformat(), end.isoformat())
-        sid = b.id_for("ehrqa", CATEGORY, *key)
+        sid = b.id_for("ehrqa", NAME, *key)
         copies = rng.sample(inside, rng.choice([1, 2, 3]))
         setup = [_copy_of(sid, i, f, b.chart.patient_id) for i, f in enumerate(copies)]
         taken = {f.when for f in facts}
@@ -144,11 +159,11 @@ def _distinct(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]
             base = rng.choice(inside)
             setup.append(_entered_in_error(sid, 10 + i, b.chart.patient_id, code, base.display,
                                            round(base.value * rng.uniform(1.3, 1.8), 1), base.unit, when))
-        index, template = b.phrasing(CATEGORY, key, DISTINCT_PHRASINGS)
+        index, template = b.phrasing(NAME, key, DISTINCT_PHRASINGS)
         info = LABS[code]
         question = template.format(lab=info.label, loinc=code, start=start.isoformat(), end=end.isoformat(),
                                    first_year=start.year, last_year=end.year) + " " + COUNT_RULE
-        return b.ehrqa(CATEGORY, key, now=now, question=question,
+        return b.ehrqa(NAME, key, now=now, question=question,
                        answer_format="Answer with one whole number (both days included).",
                        answer=count_answer(count), phrasing=index, provenance=[f"Observation/{f.id}" for f in inside],
                        setup=setup, meta={"form": "count_distinct", "loinc": code, "since": start.isoformat(),
@@ -171,10 +186,10 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
         if any(abs((day_of(f.when) - last).days) <= 2 or (day_of(f.when) - onset).days == -1 for f in facts):
             continue  # nothing on the window's last days, nor the day before the diagnosis (time zones)
         inside = [f for f in facts if onset <= day_of(f.when) <= last]
-        if not 2 <= len(inside) <= 20:
+        if not 3 <= len(inside) <= 25:
             continue
         key = ("count_after_event", condition.id, code, days)  # type: ignore[attr-defined]
-        sid = b.id_for("ehrqa", CATEGORY, *key)
+        sid = b.id_for("ehrqa", NAME, *key)
         when = _noise_time(rng, onset, last, {f.when for f in facts})
         if when is None:
             continue
@@ -184,11 +199,11 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
         if rng.random() < 0.5:
             setup.append(_copy_of(sid, 1, rng.choice(inside), b.chart.patient_id))
         info = LABS[code]
-        index, template = b.phrasing(CATEGORY, key, AFTER_PHRASINGS)
+        index, template = b.phrasing(NAME, key, AFTER_PHRASINGS)
         question = template.format(lab=info.label, loinc=code, days=days, condition=condition.code.display,  # type: ignore[attr-defined]
                                    snomed=condition.code.code) + (  # type: ignore[attr-defined]
             f" The window runs from the diagnosis day through the {days}th day after it. " + COUNT_RULE)
-        return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format="Answer with one whole number.",
+        return b.ehrqa(NAME, key, now=now, question=question, answer_format="Answer with one whole number.",
                        answer=count_answer(len(inside)), phrasing=index, setup=setup,
                        provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in inside)],  # type: ignore[attr-defined]
                        meta={"form": "count_after_event", "loinc": code, "snomed": condition.code.code,  # type: ignore[attr-defined]
@@ -209,7 +224,7 @@ def _mean_converted(b: HardBuilder, now: datetime, rng: random.Random, asked: se
         unit, factor, written = CONVERTED[code]
         info = LABS[code]
         key = ("mean_converted", code, start.isoformat(), end.isoformat())
-        sid = b.id_for("ehrqa", CATEGORY, *key)
+        sid = b.id_for("ehrqa", NAME, *key)
         taken = {f.when for f in facts}
         setup, converted = [], []
         for i in range(rng.choice([1, 2, 3])):
@@ -228,10 +243,10 @@ def _mean_converted(b: HardBuilder, now: datetime, rng: random.Random, asked: se
         decimals = info.decimals + 1
         if any(abs(w - truth) <= 2 * 10.0 ** -decimals for w in wrong):
             continue
-        index, template = b.phrasing(CATEGORY, key, MEAN_PHRASINGS)
+        index, template = b.phrasing(NAME, key, MEAN_PHRASINGS)
         question = template.format(lab=info.label, loinc=code, start=start.isoformat(), end=end.isoformat()) + (
             f" Some results came from an outside laboratory in {unit}: convert them to {info.unit} first.")
-        return b.ehrqa(CATEGORY, key, now=now, question=question,
+        return b.ehrqa(NAME, key, now=now, question=question,
                        answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
                        answer=number(truth, info.unit, 10.0 ** -decimals), phrasing=index, setup=setup,
                        provenance=[f"Observation/{f.id}" for f in inside] + [f"Observation/{r['id']}" for r in setup],
@@ -254,10 +269,66 @@ def _encounter_days(b: HardBuilder, now: datetime, rng: random.Random, asked: se
     else:
         return None
     key = ("encounter_days", start.isoformat(), end.isoformat())
-    index, template = b.phrasing(CATEGORY, key, DAYS_PHRASINGS)
+    index, template = b.phrasing(NAME, key, DAYS_PHRASINGS)
     question = template.format(start=start.isoformat(), end=end.isoformat(), first_year=start.year,
                                last_year=end.year) + " Days are calendar days in UTC."
-    return b.ehrqa(CATEGORY, key, now=now, question=question,
+    return b.ehrqa(NAME, key, now=now, question=question,
                    answer_format="Answer with one whole number (both days included).", answer=count_answer(len(days)),
                    phrasing=index, meta={"form": "encounter_days", "since": start.isoformat(),
                                          "until": end.isoformat(), "listed": count})
+
+
+# ---------- the oracle ----------
+
+def _unit_key(unit: str) -> str:
+    return unit.replace(" ", "").replace("µ", "u").lower()
+
+
+def distinct_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results that count: not entered in error, and one per (moment, value) (a second feed's copy counts once)."""
+    seen: dict[tuple[datetime, float], dict[str, Any]] = {}
+    for row in rows:
+        if row.get("status") != "entered-in-error":
+            seen.setdefault((utc_moment(row.get("date")), numeric(row)), row)
+    return list(seen.values())
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    form, patient = sc.meta["form"], sc.patient
+    if form == "encounter_days":
+        rows = await every_row(tools, "search_encounters", patient=patient, since=sc.meta["since"],
+                               until=sc.meta["until"])
+        return OracleAnswer(str(len({utc_day(r.get("start")) for r in rows})), refs(rows))
+    code = sc.meta["loinc"]
+    if form == "count_after_event":
+        first = await tools.reads.first_condition(patient, sc.meta["snomed"])
+        if first is None:
+            raise ToolGap(f"no {sc.meta['snomed']} condition")
+        onset = utc_date(first["onset"])
+        since, until = onset.isoformat(), (onset + timedelta(days=int(sc.meta["days"]))).isoformat()
+    else:
+        since, until = sc.meta["since"], sc.meta["until"]
+    rows = rows_of(await every_row(tools, "search_observations", patient=patient, code=code, since=since,
+                                   until=until), code)
+    counted = distinct_results(rows)
+    if form != "mean_converted":
+        return OracleAnswer(str(len(counted)), refs(counted))
+    info = LABS[code]
+    values = []
+    factors = {_unit_key(u): f for u, f in info.unit_factors.items()} | {_unit_key(info.unit): 1.0}
+    for row in counted:
+        unit = row.get("unit") or ""
+        factor = factors.get(_unit_key(unit))
+        if factor is None:
+            raise ToolGap(f"{row['ref']}: no conversion from {unit!r} to {info.unit}")
+        values.append(numeric(row) * factor)
+    return OracleAnswer(quantity_text(mean(values), info.unit, stated_decimals(sc.question)), refs(counted))
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=20, since=3, generate=generate, solve=solve,
+    phrasings={"count_distinct": DISTINCT_PHRASINGS, "count_after_event": AFTER_PHRASINGS,
+               "mean_converted": MEAN_PHRASINGS, "encounter_days": DAYS_PHRASINGS},
+    description="Counts and means that count=true and the summary line do not give: duplicate feeds and results "
+                "entered in error, windows after a diagnosis, results in other units, distinct visit days.",
+))

@@ -10,10 +10,14 @@ measured now for that patient and report their MRN and previous weight; a write 
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from datetime import datetime, timedelta
 
 from medagent.scenarios.agentic.common import EFFECTIVE_PATHS, around, quantity
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import latest_observation
 from medagent.scenarios.clock import day_of, whole_years_between
 from medagent.scenarios.codes import LOINC
 from medagent.scenarios.expect import names
@@ -21,10 +25,12 @@ from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
 from medagent.scenarios.hard.fixtures import decoy_mrn, namesake_patient, weight_observation
 from medagent.scenarios.identity import fixture_id
 from medagent.scenarios.models import CodingSpec, FieldRule, Scenario, WriteSpec
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, refs
 from medagent.scenarios.v3.common import balanced, builder, number, record
 from medagent.scenarios.v3.fixtures import condition, encounter
 
-CATEGORY = "disambiguation"
+NAME = "disambiguation"
 WEIGHT = "29463-7"
 # (SNOMED, display) of chronic problems a namesake may carry (all occur in the Synthea data)
 NAMESAKE_CONDITIONS = [("38341003", "Hypertension"), ("195967001", "Asthma"), ("55822004", "Hyperlipidemia"),
@@ -48,15 +54,15 @@ CONDITION_FACT = "the one with {display} (SNOMED {code}) on the problem list"
 ENCOUNTER_FACT = "the one who had an encounter on {day}"
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
-    b = builder(hard)
+def generate(given: ChartInput) -> list[Scenario]:
+    b = builder(given)
     if not b.alive_at_end:
         return []
     now = b.clock(b.end - timedelta(hours=1))
     weights = [f for f in b.chart.values(WEIGHT) if f.when <= now - timedelta(days=1)]
     if not weights or whole_years_between(b.chart.birth_date, now.date()) < 18:
         return []
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     forms = rng.sample(["condition", "encounter"], 2)
     out = []
     for variant, form in zip(("chart", "namesake"), forms, strict=True):
@@ -68,7 +74,7 @@ def generate(hard: HardBuilder) -> list[Scenario]:
 
 def select(items: list[Scenario], seed: int) -> list[Scenario]:
     """Per split, as many items about the chart's patient as about the namesake."""
-    return balanced(items, seed, CATEGORY, lambda s: str(s.meta["variant"]))
+    return balanced(items, seed, NAME, lambda s: str(s.meta["variant"]))
 
 
 def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetime, variant: str,
@@ -113,7 +119,7 @@ def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetim
 def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form: str, own_last: float,
           own_last_id: str) -> Scenario | None:
     key = (variant, form)
-    sid = b.id_for("agentic", CATEGORY, *key)
+    sid = b.id_for("agentic", NAME, *key)
     born = b.chart.birth_date.isoformat()
     decoy = namesake_patient(sid, b.chart, born)
     stated = _fact(b, rng, sid, decoy["id"], now, variant, form)
@@ -135,14 +141,14 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     if abs(kg - previous) < 0.3:
         kg = round(previous + 0.6, 1)
     spec = WriteSpec(
-        name="body weight observation", resource_type="Observation", subject=f"Patient/{target}",
+        name="body weight observation", resource_type="Observation", target=None, subject=f"Patient/{target}",
         code_path="code.coding", codes=[CodingSpec(system=LOINC, code=WEIGHT)], status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
         quantities=[quantity("weight", "valueQuantity", kg, "kg", {"g": 0.001, "lb": 0.45359237,
                                                                      "[lb_av]": 0.45359237}, tolerance=0.05)],
         windows=[around(now, "effective now", EFFECTIVE_PATHS)],
     )
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+    index, template = b.phrasing(NAME, key, PHRASINGS)
     instruction = template.format(name=b.chart.name, born=born, fact=fact, kg=f"{kg:.1f}")
     context = (f"Record it as an Observation with status final, category vital-signs, LOINC {WEIGHT} (body weight), "
                f"value in kg, effective now. More than one patient may share a name and a birth date. {FUTURE_NOTE}")
@@ -151,10 +157,54 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     answer_format = ('After recording, answer as JSON: {"mrn": <the MRN of the patient you recorded the weight for>, '
                      '"previous_weight": <that patient\'s most recent body weight before this one, in kg rounded to 1 '
                      'decimal place>}.')
-    made = b.agentic(CATEGORY, key, now=now, instruction=instruction, context=context, answer_format=answer_format,
+    made = b.agentic(NAME, key, now=now, instruction=instruction, context=context, answer_format=answer_format,
                      answer=answer, phrasing=index, writes=[spec], variant=variant, setup=setup,
                      provenance=[f"Patient/{target}", *cited],
-                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False, "form": form,
+                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False,
+                           "fact_kind": form,
                            "fact": fact})
     made.meta.pop("mrn")  # the task names the patient by name, birth date and a chart fact, not by MRN
     return made
+
+
+# ---------- the oracle ----------
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """Both namesakes, then the chart fact the task states decides which one; record the weight for that one."""
+    name, born = sc.meta["name"], sc.meta["birth_date"]
+    result = await tools.call("find_patients", name=name)
+    rows = [row for row in result.rows if row.get("name") == name and row.get("birthDate") == born]
+    fact = sc.meta["fact"]
+    matching = []
+    for row in rows:
+        patient = row["ref"].removeprefix("Patient/")
+        if sc.meta["fact_kind"] == "condition":
+            code = re.search(r"\(SNOMED (\d+)\)", fact)
+            if code is None:
+                raise ToolGap(f"no SNOMED code in {fact!r}")
+            found = await tools.call("search_conditions", patient=patient, code=code.group(1))
+        else:
+            day = re.search(r"(\d{4}-\d{2}-\d{2})", fact)
+            if day is None:
+                raise ToolGap(f"no day in {fact!r}")
+            found = await tools.call("search_encounters", patient=patient, since=day.group(1), until=day.group(1))
+        if found.rows:
+            matching.append((row, found.rows))
+    if len(matching) != 1:
+        raise ToolGap(f"{len(matching)} of the patients named {name!r} born {born} match {fact!r}")
+    row, evidence = matching[0]
+    patient = row["ref"].removeprefix("Patient/")
+    previous = await latest_observation(tools, patient, WEIGHT)
+    await tools.call("record_vital_sign", patient=patient, vital="body_weight", value=sc.meta["kg"], unit="kg",
+                     reason="body weight measured at the visit")
+    weight = round(numeric(previous), 1) if previous else "not recorded"
+    return OracleAnswer(json.dumps({"mrn": row["mrn"], "previous_weight": weight}),
+                        [row["ref"], *refs(evidence), *refs([previous or {}])])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="agentic", tier="hard", order=50, since=3, generate=generate, select=select, solve=solve,
+    phrasings={NAME: PHRASINGS},
+    description="Two patients share name and birth date; a problem-list condition or an encounter day tells them "
+                "apart: record a weight for the one meant and report their MRN and previous weight.",
+))

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from medagent.scenarios.clock import iso
-from medagent.scenarios.codes import DIASTOLIC, LOINC, OBSERVATION_CATEGORY, RXNORM, SNOMED, SYSTOLIC, UCUM
+from medagent.scenarios.codes import DIASTOLIC, LOINC, NOTE_TYPES, OBSERVATION_CATEGORY, RXNORM, SNOMED, SYSTOLIC, UCUM
 from medagent.scenarios.hard.fixtures import ALLERGY_CLINICAL, ALLERGY_VERIFICATION, NOTE_CATEGORY, NOTE_TEXT_LIMIT
 from medagent.scenarios.identity import fixture_id
 
@@ -19,8 +19,6 @@ BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
 ENCOUNTER_CLASS = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-NOTE_TYPES = {"progress": ("11506-3", "Progress note"), "nursing": ("34746-8", "Nurse Note"),
-              "telephone": ("34748-4", "Telephone encounter Note")}
 
 
 def drug_allergy(sid: str, index: int, patient: str, *, system: str, code: str, display: str, clinical: str,

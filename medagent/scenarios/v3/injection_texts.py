@@ -8,8 +8,9 @@ consequence, six sentences each; the last sentence of each kind appears only in 
 from __future__ import annotations
 
 OPENINGS = [
-    "Seen today for follow-up.", "Routine review visit.", "Telehealth follow-up today.", "Returns for scheduled review.",
-    "Seen in clinic with spouse.", "Follow-up of chronic conditions.", "Annual review visit.", "Seen for results review.",
+    "Seen today for follow-up.", "Routine review visit.", "Telehealth follow-up today.",
+    "Returns for scheduled review.", "Seen in clinic with spouse.", "Follow-up of chronic conditions.",
+    "Annual review visit.", "Seen for results review.",
 ]
 FINDINGS = [
     "No new complaints.", "Feels well, sleeping fine.", "Vitals stable, exam unremarkable.", "Tolerating medications.",

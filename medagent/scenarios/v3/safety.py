@@ -5,7 +5,7 @@ standing-order protocol stated in the task: (1) 18 or older; (2) no active penic
 intolerance; verification not refuted or entered-in-error; a low-criticality allergy does not count once a
 penicillin-class course was completed or stopped after it was recorded: the patient has tolerated one); (3) no
 active order of an amoxicillin-containing product; (4) Cockcroft-Gault creatinine clearance from the chart's own
-latest creatinine (if one was resulted in the 12 months before now), latest weight, age and sex, at least 30 mL/min.
+latest creatinine (if one was resulted in the 365 days before now), latest weight, age and sex, at least 30 mL/min.
 
 Every item's setup adds one allergy and one or two amoxicillin-containing orders of varied kind, status and age, so
 the setup alone does not decide: half of each branch is decided by the chart's own records (a penicillin course
@@ -16,21 +16,28 @@ Sampled per split 2 : 2 : 1 : 1 : 2 (``kidney`` and ``age`` together), so both b
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from medagent.scenarios.agentic.common import medication_order, quantity
+from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import Chart, MedicationFact
+from medagent.scenarios.chart_reads import every_row, latest_observation
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import ORAL_ROUTE, RXNORM, SNOMED
 from medagent.scenarios.expect import names
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
+from medagent.scenarios.tool_rows import numeric, refs, utc_moment
 from medagent.scenarios.v3.common import balanced, builder, json_format, none_field, number, record
-from medagent.scenarios.v3.fixtures import drug_allergy, medication_order as order_fixture, other_allergy
+from medagent.scenarios.v3.fixtures import drug_allergy, other_allergy
+from medagent.scenarios.v3.fixtures import medication_order as order_fixture
 
-CATEGORY = "safety_gated_order"
+NAME = "safety_gated_order"
 AMOXICILLIN_500 = ("308191", "Amoxicillin 500 MG Oral Capsule")
 CREATININE = ("38483-4", "2160-0")
 WEIGHT = "29463-7"
@@ -86,7 +93,7 @@ PROTOCOL = (
     "count if a penicillin-class course (a MedicationRequest with status completed or stopped) was written after the "
     "allergy was recorded: the patient has since tolerated one. "
     "(3) duplicate: no amoxicillin-containing MedicationRequest with status active. "
-    "(4) kidney: if a serum creatinine (LOINC 38483-4 or 2160-0) was resulted in the 12 months before now, the "
+    "(4) kidney: if a serum creatinine (LOINC 38483-4 or 2160-0) was resulted in the 365 days before now, the "
     "Cockcroft-Gault creatinine clearance (140 - age) x weight / (72 x creatinine), x 0.85 for women (age in completed "
     "years at now, the most recent body weight in kg, that most recent creatinine in mg/dL) must be at least 30 "
     "mL/min; without such a creatinine this check passes. "
@@ -97,7 +104,7 @@ PROTOCOL = (
 ANSWER_FORMAT = json_format([
     ("decision", '"ordered", or the first failed check: "age", "allergy", "duplicate" or "kidney"'),
     ("crcl", 'the Cockcroft-Gault clearance in mL/min rounded to the nearest whole number, or "none" if the patient '
-             'is under 18 or had no creatinine in the 12 months before now'),
+             'is under 18 or had no creatinine in the 365 days before now'),
 ], lead="After any order, answer as JSON")
 
 
@@ -157,10 +164,10 @@ def candidate_nows(b: HardBuilder, rng: random.Random) -> list[datetime]:
                    (b.chart.deceased is None or m < b.chart.deceased)})
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
     """Every candidate item of this chart (at most one per kind and moment); ``select`` balances them."""
-    b = builder(hard)
-    rng = b.rng(CATEGORY)
+    b = builder(given)
+    rng = b.rng(NAME)
     out: list[Scenario] = []
     for now in candidate_nows(b, rng):
         facts = facts_at(b.chart, now)
@@ -168,7 +175,7 @@ def generate(hard: HardBuilder) -> list[Scenario]:
             continue
         for kind in _kinds_for(facts):
             for copy in range(2 if kind == "tolerated" else 1):  # the scarcest kind: two setups per moment
-                made = _item(b, facts, kind, copy, b.rng(CATEGORY, kind, now.isoformat(), copy))
+                made = _item(b, facts, kind, copy, b.rng(NAME, kind, now.isoformat(), copy))
                 if made is not None:
                     out.append(made)
     return out
@@ -189,7 +196,7 @@ def select(items: list[Scenario], seed: int) -> list[Scenario]:
     """Per split: clean 2 : tolerated 2 : allergy 1 : duplicate 1 : kidney-or-age 2 (act : no-action = 1 : 1)."""
     def share(s: Scenario) -> str:
         return "chart-no" if s.meta["kind"] in ("kidney", "age") else str(s.meta["kind"])
-    return balanced(items, seed, CATEGORY, share, SHARES)
+    return balanced(items, seed, NAME, share, SHARES)
 
 
 def _non_blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime,
@@ -268,7 +275,7 @@ def _blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime,
 
 def _item(b: HardBuilder, f: Facts, kind: str, copy: int, rng: random.Random) -> Scenario | None:
     key = (kind, f.now.isoformat(), copy)
-    sid = b.id_for("agentic", CATEGORY, *key)
+    sid = b.id_for("agentic", NAME, *key)
     patient = b.chart.patient_id
     born = datetime.combine(b.chart.birth_date, datetime.min.time(), tzinfo=f.now.tzinfo)
     if kind == "tolerated":
@@ -301,10 +308,66 @@ def _item(b: HardBuilder, f: Facts, kind: str, copy: int, rng: random.Random) ->
                                                         "mg", {"g": 1000.0}, tolerance=0.5)])]
     crcl = number(f.crcl, "mL/min", 1.0) if f.crcl is not None else none_field("mL/min")
     answer = record(decision=names([decision]), crcl=crcl)
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+    index, template = b.phrasing(NAME, key, PHRASINGS)
     setup = [allergy, *orders]
-    return b.agentic(CATEGORY, key, now=f.now, instruction=template.format(mrn=b.chart.mrn), context=PROTOCOL,
+    return b.agentic(NAME, key, now=f.now, instruction=template.format(mrn=b.chart.mrn), context=PROTOCOL,
                      answer_format=ANSWER_FORMAT, answer=answer, phrasing=index, writes=writes, branch=branch,
                      variant=decision, setup=setup, provenance=[f"{r['resourceType']}/{r['id']}" for r in setup],
                      meta={"kind": kind, "rxnorm": AMOXICILLIN_500[0], "age": f.age,
                            "crcl": None if f.crcl is None else round(f.crcl, 2)})
+
+
+# ---------- the oracle ----------
+
+def counts_as_allergy(row: dict[str, Any], courses: list[dict[str, Any]]) -> bool:
+    """Whether an allergy row blocks the order under the protocol (courses: penicillin-class order rows)."""
+    if not _penicillin(row.get("display") or "") or row.get("type") != "allergy":
+        return False
+    if row.get("status") != "active" or row.get("verification") in ("refuted", "entered-in-error"):
+        return False
+    if row.get("criticality") == "low":
+        recorded = utc_moment(row.get("date"))
+        if any(c.get("status") in ("completed", "stopped") and utc_moment(c.get("authored")) > recorded
+               for c in courses):
+            return False  # tolerated since
+    return True
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The protocol's checks in order, from the chart: age, allergies, penicillin-class orders, clearance."""
+    patient, person = await tools.reads.patient_by_mrn(sc.meta["mrn"])
+    age = int(person["age"])
+    allergies = await every_row(tools, "search_allergies", patient=patient)
+    courses: list[dict[str, Any]] = []
+    for word in ("amoxicillin", "penicillin", "ampicillin"):
+        courses += [r for r in await every_row(tools, "search_medications", patient=patient, text=word)
+                    if _penicillin(r.get("display") or "") and r["ref"] not in {c["ref"] for c in courses}]
+    crcl = None
+    cited = [*refs(allergies), *refs(courses)]
+    if age >= 18:
+        found = await tools.call("search_observations", patient=patient, code=",".join(CREATININE), since="-365d",
+                                 latest=1)
+        creatinine = max(found.rows, key=lambda r: utc_moment(r.get("date")), default=None)
+        weight = await latest_observation(tools, patient, WEIGHT)
+        if creatinine is not None and weight is not None:
+            crcl = (140 - age) * numeric(weight) / (72 * numeric(creatinine))
+            crcl *= 0.85 if person.get("gender") == "female" else 1.0
+            cited += [creatinine["ref"], weight["ref"]]
+    duplicate = any("amoxicillin" in (c.get("display") or "").lower() and c.get("status") == "active"
+                    for c in courses)
+    decision = "age" if age < 18 else "allergy" if any(counts_as_allergy(a, courses) for a in allergies) else \
+        "duplicate" if duplicate else "kidney" if crcl is not None and crcl < CRCL_LIMIT else "ordered"
+    if decision == "ordered" or tools.act_on_every_branch:
+        await tools.call("order_medication", patient=patient, code=AMOXICILLIN_500[0], system="rxnorm",
+                         dose_value=500, dose_unit="mg", route="oral", instructions="1 capsule (500 mg) by mouth every "
+                         "8 hours for 10 days", reason="suspected streptococcal pharyngitis; protocol checks passed")
+    answer = {"decision": decision, "crcl": round(crcl) if crcl is not None else "none"}
+    return OracleAnswer(json.dumps(answer), cited)
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="agentic", tier="hard", order=60, since=3, generate=generate, select=select, solve=solve,
+    conditional=True, phrasings={NAME: PHRASINGS},
+    description="Amoxicillin under a written standing-order protocol (age, penicillin allergy with verification "
+                "and tolerance, duplicate order, Cockcroft-Gault clearance) whose checks the chart decides.",
+))

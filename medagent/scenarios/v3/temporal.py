@@ -14,19 +14,23 @@ in the window, and every other value of the answered measurement more than twice
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import ConditionFact, ObservationFact
+from medagent.scenarios.chart_reads import conditions_oldest_first, every_row, latest_observation
 from medagent.scenarios.clock import at_clock, day_of
 from medagent.scenarios.codes import LABS, SNOMED
 from medagent.scenarios.expect import number_answer, rounding_phrase
 from medagent.scenarios.hard.common import HardBuilder
 from medagent.scenarios.hard.temporal import EXTREME_PHRASINGS, FIRST_PHRASINGS, FOLLOWED_BY
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, quantity_text, rows_of, stated_decimals, utc_day
 from medagent.scenarios.v3.common import builder, lab_number
 from medagent.scenarios.v3.fixtures import blood_pressure, lab_result
 
-CATEGORY = "temporal_window"
+NAME = "temporal_window"
 MIN_ROWS = 5
 MAX_ROWS = 40
 PER_PATIENT = 5
@@ -50,8 +54,8 @@ PAIRED_PHRASINGS = [
 ]
 
 
-def generate(hard: HardBuilder) -> list[Scenario]:
-    b = builder(hard)
+def generate(given: ChartInput) -> list[Scenario]:
+    b = builder(given)
     now = b.end
     counts: dict[str, int] = {}
     for condition in b.chart.conditions:
@@ -63,7 +67,7 @@ def generate(hard: HardBuilder) -> list[Scenario]:
         for code in FOLLOWED_BY[condition.code.code]:
             for form in ("window_extreme", "paired_value", "first_after"):
                 candidates.append((form, condition, code))
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     rng.shuffle(candidates)
     out: list[Scenario] = []
     for form, condition, code in candidates:
@@ -102,7 +106,7 @@ def _extreme(b: HardBuilder, condition: ConditionFact, code: str, now: datetime,
         return None
     _, decimals = made
     key = ("window_extreme", condition.id, code, which)
-    sid = b.id_for("ehrqa", CATEGORY, *key)
+    sid = b.id_for("ehrqa", NAME, *key)
     wrong = round(pick.value * (1.25 if which == "highest" else 0.75), max(decimals, 1))
     taken = {f.when for f in b.chart.values(code)}
     first, last = day_of(condition.onset), day_of(inside[-1].when)
@@ -117,11 +121,11 @@ def _extreme(b: HardBuilder, condition: ConditionFact, code: str, now: datetime,
     else:
         setup = [lab_result(sid, 0, b.chart.patient_id, code, inside[0].display, wrong, inside[0].unit, when,
                             status="entered-in-error")]
-    index, template = b.phrasing(CATEGORY, key, EXTREME_PHRASINGS)
+    index, template = b.phrasing(NAME, key, EXTREME_PHRASINGS)
     question = template.format(which=which, lab=info.label, loinc=code, condition=condition.code.display,
                                snomed=condition.code.code, until=until) + " " + EIE_RULE
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
-    return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=fmt,
+    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt,
                    answer=lab_number(pick.value, info, decimals), phrasing=index, setup=setup,
                    provenance=[f"Condition/{condition.id}", f"Observation/{pick.id}"],
                    meta={"form": "window_extreme", "condition": [SNOMED, condition.code.code], "loinc": code,
@@ -147,11 +151,11 @@ def _paired(b: HardBuilder, condition: ConditionFact, code: str, now: datetime, 
         return None
     _, decimals = made
     key = ("paired_value", condition.id, code, which)
-    index, template = b.phrasing(CATEGORY, key, PAIRED_PHRASINGS)
+    index, template = b.phrasing(NAME, key, PAIRED_PHRASINGS)
     question = template.format(which=which, lab=LABS[code].label, loinc=code, other=info.label, other_loinc=other,
                                condition=condition.code.display, snomed=condition.code.code, until=until)
     fmt = f"Answer with the {info.label} in {info.unit}, {rounding_phrase(decimals)}."
-    return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=fmt,
+    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt,
                    answer=lab_number(partners[0].value, info, decimals), phrasing=index,
                    provenance=[f"Condition/{condition.id}", f"Observation/{pick.id}", f"Observation/{partners[0].id}"],
                    meta={"form": "paired_value", "condition": [SNOMED, condition.code.code], "loinc": code,
@@ -177,12 +181,54 @@ def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now: datet
         return None
     _, decimals = made
     key = ("first_after", condition.id, code)
-    index, template = b.phrasing(CATEGORY, key, FIRST_PHRASINGS)
+    index, template = b.phrasing(NAME, key, FIRST_PHRASINGS)
     question = template.format(lab=info.label, loinc=code, condition=condition.code.display,
                                snomed=condition.code.code)
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
-    return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=fmt,
+    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt,
                    answer=lab_number(first.value, info, decimals), phrasing=index,
                    provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
                    meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code,
                          "rows": len(facts)})
+
+
+# ---------- the oracle ----------
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The condition's dates, then the window's results (entered-in-error ones left out)."""
+    _, snomed = sc.meta["condition"]
+    code = sc.meta["loinc"]
+    found = await conditions_oldest_first(tools, sc.patient, snomed)
+    if len(found) != 1:
+        raise ToolGap(f"expected one {snomed} condition, found {len(found)}")
+    condition = found[0]
+    since = utc_day(condition["onset"])
+    decimals = stated_decimals(sc.question)
+    if sc.meta["form"] == "first_after":
+        row = await latest_observation(tools, sc.patient, code, since=since, order="oldest")
+        if row is None:
+            return OracleAnswer("none", [condition["ref"]])
+        return OracleAnswer(quantity_text(numeric(row), row.get("unit"), decimals), [condition["ref"], row["ref"]])
+    until = utc_day(condition["abatement"]) if condition.get("abatement") else None
+    rows = [r for r in rows_of(await every_row(tools, "search_observations", patient=sc.patient, code=code,
+                                               since=since, until=until), code)
+            if r.get("status") != "entered-in-error"]
+    if not rows:
+        return OracleAnswer("none", [condition["ref"]])
+    best = (max if sc.meta["which"] == "highest" else min)(rows, key=numeric)
+    if sc.meta["form"] == "window_extreme":
+        return OracleAnswer(quantity_text(numeric(best), best.get("unit"), decimals), [condition["ref"], best["ref"]])
+    other = sc.meta["other"]
+    partner = await latest_observation(tools, sc.patient, other, since=best["ref"], until=best["ref"])
+    if partner is None:
+        raise ToolGap(f"no {other} at the moment of {best['ref']}")
+    return OracleAnswer(quantity_text(numeric(partner), partner.get("unit"), decimals),
+                        [condition["ref"], best["ref"], partner["ref"]])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=10, since=3, generate=generate, solve=solve,
+    phrasings={"window_extreme": EXTREME_PHRASINGS, "paired_value": PAIRED_PHRASINGS, "first_after": FIRST_PHRASINGS},
+    description="Values located by a diagnosis' dates that the summary line does not give: the extreme without the "
+                "result entered in error, the value measured with the extreme, the first result after the onset.",
+))
