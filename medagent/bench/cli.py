@@ -1,4 +1,5 @@
-"""``medagent bench run|rescore|report``: scored runs, re-grading saved runs, the HTML report."""
+"""``medagent bench run|rescore|report|compare``: scored runs, re-grading saved runs, the HTML report, two runs
+compared task by task."""
 
 from __future__ import annotations
 
@@ -31,11 +32,17 @@ from medagent.bench.scenario_sets import (
     set_dir,
     set_hash,
 )
-from medagent.bench.summary import summarize
+from medagent.bench.summary import (
+    checkpoint_cell,
+    has_checkpoints,
+    pass_at_1_cell,
+    pass_hat_k_cell,
+    summarize,
+)
 from medagent.config import UserError, get_settings
 from medagent.tools.tool_sets import TOOLS_HELP, tool_names
 
-bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
+bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report, compare.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
@@ -109,17 +116,18 @@ def run_set_dir(run_dir: Path) -> Path:
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
+    checkpoints = has_checkpoints(summary)
+    columns = ("category", "n", "pass@1 [95% CI]", "pass^k [95% CI]", *(("checkpoints",) if checkpoints else ()),
+               "steps", "tools", "tok in", "tok out", "p50 s", "p95 s", "failures")
     table = Table(title=title)
-    for column in ("category", "n", "acc %", "pass^k %", "steps", "tools", "tok in", "tok out", "p50 s", "p95 s",
-                   "failures"):
+    for column in columns:
         table.add_column(column, justify="left" if column in ("category", "failures") else "right",
                          no_wrap=column != "failures")
 
     def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
-        pass_k = group["pass_hat_k"]
-        k = max(pass_k, key=int) if pass_k else None
         table.add_row(
-            name, str(group["n"]), f"{group['accuracy']:.1f}", f"{pass_k[k]:.1f} (k={k})" if k else "-",
+            name, str(group["n"]), pass_at_1_cell(group), pass_hat_k_cell(group),
+            *((checkpoint_cell(group),) if checkpoints else ()),
             f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
             f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
             ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-", style=style,
@@ -129,6 +137,10 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
         row(name, group)
     row("overall", summary["overall"], style="bold")
     console.print(table)
+    if "uncertainty" in summary:
+        method = summary["uncertainty"]
+        console.print(f"[dim]95% intervals: bootstrap over tasks clustered by patient, {method['resamples']:,} "
+                      f"resamples, seed {method['seed']} (medagent/bench/README.md)[/]")
 
 
 @bench_app.command("run")
@@ -187,7 +199,7 @@ def bench_run(
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
-    console.print(f"overall accuracy: {summary['overall']['accuracy']:.1f}% (n={summary['overall']['n']})")
+    console.print(f"overall accuracy: {pass_at_1_cell(summary['overall'])} (n={summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         _write_report(out)
@@ -249,13 +261,51 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
-    console.print(f"{changed} verdict(s) changed; overall accuracy {summary['overall']['accuracy']:.1f}%")
+    console.print(f"{changed} verdict(s) changed; overall accuracy {pass_at_1_cell(summary['overall'])}")
 
 
 @bench_app.command("report")
 def bench_report(run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")]) -> None:
     """Write a self-contained HTML report (no CDN) with plots and a trajectory viewer."""
     _write_report(*run_dir)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    run_a: Annotated[Path, typer.Argument(help="Run folder A.")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder B (the same scenarios, matched by id and trial).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two runs task by task: both right, only A, only B, both wrong; A - B with a 95% interval
+    (bootstrap clustered by patient) and McNemar's exact p."""
+    from medagent.bench.comparison import compare_runs
+    from medagent.bench.report import load_run
+
+    try:
+        (label_a, records_a), (label_b, records_b) = load_run(run_a), load_run(run_b)
+        comparison = compare_runs(records_a, records_b, run_a=label_a, run_b=label_b)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(comparison.model_dump_json(indent=2))
+        return
+    from medagent.bench.uncertainty import difference_cell
+
+    table = Table(title=f"A = {label_a} · B = {label_b}")
+    for column in ("category", "pairs", "both right", "only A", "only B", "both wrong", "A %", "B %",
+                   "A - B [95% CI]", "McNemar p"):
+        table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True)
+    rows = [*comparison.by_category.items(), ("overall", comparison.overall)]
+    for name, score in rows:
+        table.add_row(name, str(score.pairs), str(score.both_right), str(score.only_a), str(score.only_b),
+                      str(score.both_wrong), f"{score.pass_rate_a:.1f}", f"{score.pass_rate_b:.1f}",
+                      difference_cell(score.difference), f"{score.mcnemar_p:.4g}",
+                      style="bold" if name == "overall" else None)
+    console.print(table)
+    console.print(f"{comparison.overall.pairs} shared (scenario, trial) pairs over {comparison.overall.tasks} tasks; "
+                  f"left out: {len(comparison.only_in_a)} only in A, {len(comparison.only_in_b)} only in B "
+                  "(--json lists them)")
 
 
 def _write_report(*run_dirs: Path) -> None:

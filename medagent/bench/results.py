@@ -21,6 +21,8 @@ class TaskRecord(BaseModel):
 
     scenario_id: str
     trial: int = 0
+    cluster: str | None = Field(None, description="What the bootstrap resamples the task with: 'Patient/<id>', or "
+                                "'task/<scenario id>' for a question about the whole population (bench.uncertainty).")
     suite: str
     category: str
     split: str

@@ -1,4 +1,4 @@
-"""Scores and costs of a run: accuracy, pass^k, steps, tokens, latency and failures by cause."""
+"""Scores and costs of a run: accuracy, pass^k (with 95% intervals), steps, tokens, latency and failures by cause."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from math import comb
 from typing import Any
 
 from medagent.bench.results import TaskRecord
+from medagent.bench.uncertainty import BootstrapMethod, format_interval, group_intervals
 
 _STATUS_CAUSE = {"step_limit": "budget", "token_budget": "budget", "timeout": "timeout",
                  "invalid_output": "bad_tool_call", "model_error": "error", "error": "error"}
@@ -48,6 +49,7 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
         "n": n,
         "tasks": len(trials),
         "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
+        "intervals": group_intervals(records).model_dump() if records else None,
         "pass_hat_k": {str(k): round(100.0 * v, 2) for k in range(1, max_trials + 1)
                        if (v := pass_hat_k(per_task, k)) is not None},
         "mean_steps": round(statistics.fmean(r.outcome.steps for r in records), 2) if n else 0.0,
@@ -62,7 +64,8 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
 
 
 def summarize(records: list[TaskRecord]) -> dict[str, Any]:
-    """The run's summary.json: overall, by suite, by category (``suite/category``), by agent."""
+    """The run's summary.json: overall, by suite, by category (``suite/category``), by agent; each group's
+    ``intervals`` were computed as ``uncertainty`` says."""
     by_category: dict[str, list[TaskRecord]] = defaultdict(list)
     by_suite: dict[str, list[TaskRecord]] = defaultdict(list)
     by_agent: dict[str, list[TaskRecord]] = defaultdict(list)
@@ -77,4 +80,32 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
         "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
         "scenario_set_hashes": hashes,
+        "uncertainty": BootstrapMethod().model_dump(),
     }
+
+
+def pass_at_1_cell(group: dict[str, Any]) -> str:
+    """``72.5% [64.1, 80.3]`` (a summary written before intervals: ``72.5%``)."""
+    return format_interval(group["accuracy"], (group.get("intervals") or {}).get("pass_at_1"))
+
+
+def pass_hat_k_cell(group: dict[str, Any]) -> str:
+    """pass^k at the group's largest k with its interval, e.g. ``60.0% [40.0, 80.0] (k=3)``; ``-`` without trials."""
+    pass_k = group["pass_hat_k"]
+    if not pass_k:
+        return "-"
+    k = max(pass_k, key=int)
+    return f"{format_interval(pass_k[k], ((group.get('intervals') or {}).get('pass_hat_k') or {}).get(k))} (k={k})"
+
+
+def checkpoint_cell(group: dict[str, Any]) -> str:
+    """The mean checkpoint rate with its interval; ``-`` for a group without checkpoint-graded tasks."""
+    found = (group.get("intervals") or {}).get("checkpoint_rate")
+    if found is None:
+        return f"{group['checkpoint_rate']:.1f}%" if "checkpoint_rate" in group else "-"
+    return format_interval(found["estimate"], found)
+
+
+def has_checkpoints(summary: dict[str, Any]) -> bool:
+    overall = summary["overall"]
+    return "checkpoint_rate" in overall or bool((overall.get("intervals") or {}).get("checkpoint_rate"))

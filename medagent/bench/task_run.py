@@ -11,6 +11,7 @@ from typing import Any
 from medagent.bench.results import TaskRecord
 from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
 from medagent.bench.solvers import Solver
+from medagent.bench.uncertainty import task_cluster
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
@@ -67,4 +68,5 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
         verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash,
+        cluster=task_cluster(scenario),
     )
