@@ -278,7 +278,7 @@ def bench_compare(
 ) -> None:
     """Compare two runs task by task: both right, only A, only B, both wrong; A - B with a 95% interval
     (bootstrap clustered by patient) and McNemar's exact p."""
-    from medagent.bench.comparison import compare_runs
+    from medagent.bench.comparison import PAIRED_COLUMNS, compare_runs, paired_cells
     from medagent.bench.report import load_run
 
     try:
@@ -290,22 +290,13 @@ def bench_compare(
     if as_json:
         print(comparison.model_dump_json(indent=2))
         return
-    from medagent.bench.uncertainty import difference_cell
-
     table = Table(title=f"A = {label_a} · B = {label_b}")
-    for column in ("category", "pairs", "both right", "only A", "only B", "both wrong", "A %", "B %",
-                   "A - B [95% CI]", "McNemar p"):
+    for column in ("category", *PAIRED_COLUMNS):
         table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True)
-    rows = [*comparison.by_category.items(), ("overall", comparison.overall)]
-    for name, score in rows:
-        table.add_row(name, str(score.pairs), str(score.both_right), str(score.only_a), str(score.only_b),
-                      str(score.both_wrong), f"{score.pass_rate_a:.1f}", f"{score.pass_rate_b:.1f}",
-                      difference_cell(score.difference), f"{score.mcnemar_p:.4g}",
-                      style="bold" if name == "overall" else None)
+    for name, score in [*comparison.by_category.items(), ("overall", comparison.overall)]:
+        table.add_row(name, *paired_cells(score), style="bold" if name == "overall" else None)
     console.print(table)
-    console.print(f"{comparison.overall.pairs} shared (scenario, trial) pairs over {comparison.overall.tasks} tasks; "
-                  f"left out: {len(comparison.only_in_a)} only in A, {len(comparison.only_in_b)} only in B "
-                  "(--json lists them)")
+    console.print(f"{comparison.shared_line()} (--json lists them)")
 
 
 def _write_report(*run_dirs: Path) -> None:

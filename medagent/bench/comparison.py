@@ -12,6 +12,7 @@ from medagent.bench.uncertainty import (
     BootstrapMethod,
     Interval,
     TaskScore,
+    difference_cell,
     interval,
     mcnemar_exact_p,
     record_cluster,
@@ -53,6 +54,21 @@ class RunComparison(BaseModel):
     only_in_a: list[TaskKey] = Field(description="Finished in A only: left out of the comparison.")
     only_in_b: list[TaskKey]
     uncertainty: BootstrapMethod = Field(default_factory=BootstrapMethod)
+
+    def shared_line(self) -> str:
+        """How many pairs were compared and how many tasks were left out."""
+        return (f"{self.overall.pairs} shared (scenario, trial) pairs over {self.overall.tasks} tasks; left out: "
+                f"{len(self.only_in_a)} only in A, {len(self.only_in_b)} only in B")
+
+
+PAIRED_COLUMNS = ("pairs", "both right", "only A", "only B", "both wrong", "A", "B", "A - B [95% CI]", "McNemar p")
+
+
+def paired_cells(score: PairedScore) -> tuple[str, ...]:
+    """One row of the comparison table, in the order of ``PAIRED_COLUMNS`` (the CLI's and the report's)."""
+    return (str(score.pairs), str(score.both_right), str(score.only_a), str(score.only_b), str(score.both_wrong),
+            f"{score.pass_rate_a:.1f}%", f"{score.pass_rate_b:.1f}%", difference_cell(score.difference),
+            f"{score.mcnemar_p:.4g}")
 
 
 def _by_key(records: Sequence[TaskRecord]) -> dict[tuple[str, int], TaskRecord]:

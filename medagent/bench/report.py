@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from medagent.bench.comparison import (
+    PAIRED_COLUMNS,
     NoSharedTasks,
     PairedScore,
     RunComparison,
+    TaskKey,
     compare_runs,
+    paired_cells,
 )
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, RunDirError
@@ -28,7 +31,6 @@ from medagent.bench.summary import (
     pass_hat_k_cell,
     summarize,
 )
-from medagent.bench.uncertainty import difference_cell
 
 PALETTE = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#e53e3e", "#319795")
 MAX_TRAJECTORIES = 400
@@ -103,13 +105,10 @@ def _method_note(summary: dict[str, Any]) -> str:
 
 
 def _paired_row(name: str, score: PairedScore, cls: str = "") -> str:
-    cells = (name, score.pairs, score.both_right, score.only_a, score.only_b, score.both_wrong,
-             f"{score.pass_rate_a:.1f}%", f"{score.pass_rate_b:.1f}%", difference_cell(score.difference),
-             f"{score.mcnemar_p:.4g}")
-    return f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
+    return f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in (name, *paired_cells(score))) + "</tr>"
 
 
-def _left_out(keys: list[Any], run: str) -> str:
+def _left_out(keys: list[TaskKey], run: str) -> str:
     if not keys:
         return ""
     items = "".join(f"<li><code>{_e(k.scenario_id)}</code>{f' trial {k.trial}' if k.trial else ''}</li>"
@@ -120,15 +119,12 @@ def _left_out(keys: list[Any], run: str) -> str:
 
 def comparison_html(comparison: RunComparison) -> str:
     """The paired comparison of two runs: counts, pass rates, A - B with its interval, McNemar's p, left-outs."""
-    head = ("category", "pairs", "both right", "only A", "only B", "both wrong", "A", "B", "A - B [95% CI]",
-            "McNemar p")
+    head = ("category", *PAIRED_COLUMNS)
     rows = [_paired_row(name, score) for name, score in comparison.by_category.items()]
     rows.append(_paired_row("overall", comparison.overall, ' class="overall"'))
-    shared = comparison.overall
     return (
         f'<div class="comparison"><h3>A = {_e(comparison.run_a)} · B = {_e(comparison.run_b)}</h3>'
-        f"<p>{shared.pairs} shared (scenario, trial) pairs over {shared.tasks} tasks; left out: "
-        f"{len(comparison.only_in_a)} only in A, {len(comparison.only_in_b)} only in B.</p>"
+        f"<p>{_e(comparison.shared_line())}.</p>"
         f'<table class="paired"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
         + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
         + _left_out(comparison.only_in_a, "A") + _left_out(comparison.only_in_b, "B") + "</div>"
