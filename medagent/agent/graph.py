@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -39,23 +41,25 @@ from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
 from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
 from medagent.tools.context import ToolContext
-from medagent.tools.registry import Registry
+from medagent.tools.registry import Registry, Tool, default_registry
 from medagent.trajectory import Step
 from medagent.vocabulary import parse_instant
 
 
 @dataclass
 class Agent:
-    """A tool-using EHR agent: one model backend, one tool registry, limits and a write policy.
+    """A tool-using EHR agent: one model backend, its tools, limits and a write policy.
 
-    ``approval`` (a mode name or an :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark
-    runs), ``ask`` pauses the run with a LangGraph interrupt until :meth:`resume` gives a decision,
-    ``refuse`` is read-only mode. ``client`` is the default FHIR client; a run may bring its own
-    (one compiled agent serves many servers).
+    ``Agent(model, tools=[...], client=...)``: ``tools`` are :class:`~medagent.tools.registry.Tool` objects
+    (``@tool`` functions) or a :class:`Registry` (default: every medagent tool, ``default_registry()``);
+    ``registry=`` is the same as ``tools=`` given a Registry. ``approval`` (a mode name or an
+    :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark runs), ``ask`` pauses the run with a LangGraph
+    interrupt until :meth:`resume` gives a decision, ``refuse`` is read-only mode. ``client`` is the default FHIR
+    client; a run may bring its own (one compiled agent serves many servers).
     """
 
     model: ModelBackend
-    registry: Registry
+    tools: Iterable[Tool] | Registry | None = None
     client: FhirClient | None = None
     limits: Limits = field(default_factory=Limits)
     approval: ApprovalMode | ApprovalPolicy = "refuse"
@@ -66,10 +70,18 @@ class Agent:
     # "full" or "compact" (prompts.PROMPT_PROFILES); None: the model's preferred_profile (a trained adapter
     # records the one it was trained with), else "full"
     prompt_profile: PromptProfile | None = None
+    # the agent's tools as a Registry: ``registry=`` given, else built from ``tools`` in __post_init__
+    registry: Registry = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        if self.registry is None:
+            if self.tools is None:
+                self.registry = default_registry()
+            else:
+                self.registry = self.tools if isinstance(self.tools, Registry) else Registry(self.tools)
         self.checkpointer = self.checkpointer or InMemorySaver()
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
+        self.profile: PromptProfile = self.prompt_profile  # the one used (the field stays Optional for callers)
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
         # the tool actions without and with a patient in context; the final answer is added per step
@@ -139,7 +151,9 @@ class Agent:
             return END
         if not state.get("pending"):
             return "decide"  # the reply was unusable: ask again
-        return "approve" if self.registry[state["pending"]["tool"]].writes else "act"
+        pending = state.get("pending")
+        assert pending is not None
+        return "approve" if self.registry[pending["tool"]].writes else "act"
 
     async def _decide(self, state: AgentState) -> dict[str, Any]:
         stop = self._limit_reached(state)
@@ -149,7 +163,7 @@ class Agent:
         must_answer = self._must_answer(state)
         messages = [ChatMessage(**m) for m in decision_messages(
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
-            profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
+            profile=self.profile, few_shot=self.few_shot, must_answer=must_answer)]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
         shape = answer_pattern(state.get("question") or "")
         request = ModelRequest(
@@ -161,7 +175,7 @@ class Agent:
         started = time.perf_counter()
         try:
             reply = await asyncio.wait_for(self.model.complete(request), timeout=max(remaining, 0.001))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return {"status": "timeout", "error": f"run exceeded {self.limits.timeout_s:.0f} s"}
         except ModelError as exc:
             if exc.kind != "invalid_output":
@@ -276,7 +290,7 @@ class Agent:
             return arguments, False
         return {**arguments, "patient": f"Patient/{patient}"}, True
 
-    def _config(self, run_id: str) -> dict[str, Any]:
+    def _config(self, run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:

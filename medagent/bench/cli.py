@@ -4,8 +4,6 @@ compared task by task."""
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,104 +13,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from medagent.bench.executors import make_executor
+from medagent.bench.baseline_table import BASELINES
 from medagent.bench.results import ResultsLog
-from medagent.bench.runner import (
-    RESULTS_FILE,
-    SUMMARY_FILE,
-    RunDirError,
-    run_benchmark,
-    write_json_atomic,
-)
-from medagent.bench.scenario_sets import (
-    DEFAULT_SET,
-    ScenarioSetError,
-    default_scenarios_dir,
-    open_set,
-    set_dir,
-    set_hash,
-)
+from medagent.bench.run_folder import record_set, run_set_dir
+from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
+from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, open_set, set_dir, set_hash
+from medagent.bench.scored_run import RunChoice, ScoredRun, run_scored
+from medagent.bench.solvers.catalog import CODE_SOLVER_NAMES, make_code_solver
 from medagent.bench.summary import (
     checkpoint_cell,
     has_checkpoints,
     pass_at_1_cell,
     pass_hat_k_cell,
-    summarize,
 )
 from medagent.config import UserError, get_settings
-from medagent.tools.tool_sets import TOOLS_HELP, tool_names
+from medagent.tools.tool_sets import TOOLS_HELP
 
 bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report, compare.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-CODE_POLICIES = ("oracle", "oracle-by-name", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
-                 "chart-blind")
-
-
-def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
-                set_folder: Path | None = None, tool_names: list[str] | None = None,
-                prompt_profile: str | None = None) -> Any:
-    """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
-    baseline, or a code policy."""
-    if tool_names is not None and agent != "agent":
-        raise UserError(f"--tools applies to --agent agent only ({agent} does not choose tools)")
-    if agent in CODE_POLICIES:
-        from medagent.bench.policies import make_policy
-
-        return make_policy(agent, set_folder)
-    from medagent.agent.state import Limits
-    from medagent.bench.endpoints import load_endpoints
-    from medagent.bench.solvers import AgentSolver
-
-    backend = load_endpoints(model, model_name)
-    label = model_name or model
-    limits = Limits(max_steps=max_steps) if max_steps else None
-    if agent == "whole-record":
-        from medagent.bench.whole_record import WholeRecordSolver
-
-        return WholeRecordSolver(backend, model=label)
-    if agent == "agent":
-        return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names, prompt_profile=prompt_profile)
-    raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
-
-
-def check_prompt_profile(profile: str | None) -> None:
-    """--prompt-profile must name a profile of medagent.agent.prompts (UserError otherwise)."""
-    from medagent.agent.prompts import PROMPT_PROFILES
-
-    if profile is not None and profile not in PROMPT_PROFILES:
-        raise UserError(f"--prompt-profile {profile!r}: choose one of {', '.join(PROMPT_PROFILES)}")
-
-
-SET_FILE = "scenario_set.json"
 SET_HELP = "Frozen scenario set under scenarios/: v1 or v2."
-
-
-def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: Any) -> None:
-    """``scenario_set.json`` in the run folder: which set (name, content hash, folder) and which part of it ran."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / SET_FILE
-    info = {"set": name, "content_hash": content_hash, "folder": str(folder), **choice}
-    if path.exists():
-        before = json.loads(path.read_text())
-        if before.get("content_hash") != content_hash:
-            raise RunDirError(f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
-                              f"not {name} ({content_hash[:16]}): choose a new --out")
-        if "tool_names" in before and "tool_names" in info and before["tool_names"] != info["tool_names"]:
-            raise RunDirError(f"{out} holds a run with --tools {before.get('tools')}, not {info.get('tools')}: "
-                              "choose a new --out")
-    write_json_atomic(path, info)
-
-
-def run_set_dir(run_dir: Path) -> Path:
-    """The set a run used (its ``scenario_set.json``; runs from before it: the default set)."""
-    path = run_dir / SET_FILE
-    if not path.exists():
-        return default_scenarios_dir()
-    info = json.loads(path.read_text())
-    folder = Path(info["folder"])
-    return folder if (folder / "manifest.json").exists() else set_dir(info["set"])
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
@@ -148,7 +69,7 @@ def bench_run(
     suite: Annotated[str, typer.Option(help="ehrqa, agentic or all.")] = "all",
     split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
     limit: Annotated[int | None, typer.Option(help="At most N tasks, taken round-robin across categories.")] = None,
-    agent: Annotated[str, typer.Option(help="agent, whole-record, or a code policy: " + ", ".join(CODE_POLICIES))] = "agent",
+    agent: Annotated[str, typer.Option(help="agent, whole-record, or a code solver: " + ", ".join(CODE_SOLVER_NAMES))] = "agent",
     model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
                                               "comma-separated URLs are replicas of one model, sharing the load "
                                               "(each call to the one with the fewest in flight).")] = None,
@@ -177,32 +98,26 @@ def bench_run(
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
+    fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
+    choice = RunChoice(out=out, model=settings.model, model_name=settings.model_name, suite=suite, split=split,
+                       tier=tier, limit=limit, agent=agent, concurrency=concurrency, trials=trials, max_steps=max_steps,
+                       resume=resume, scenario_set=scenario_set, scenarios=scenarios, tools=tools, fhir_urls=fhir_urls,
+                       executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile)
     try:
-        check_prompt_profile(prompt_profile)
-        names = _tool_set(tools) if tools is not None else None
-        chosen = open_set(scenarios or set_dir(scenario_set))
-        tasks = chosen.load(suite, split, tier, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile)
-        runs_on = make_executor(executor, address=address, slots_per_actor=actor_slots, solver_factory=functools.partial(
-            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile))
-        content_hash = set_hash(chosen.folder)
-        used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
-        record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,
-                   **used)
-        fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
-        if fhir_url is not None and not fhir_urls:
-            raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
-        summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls,
-                                            executor=runs_on))
+        run = asyncio.run(run_scored(choice, home=settings.home))
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
-    console.print(f"overall accuracy: {pass_at_1_cell(summary['overall'])} (n={summary['overall']['n']})")
+    show_run(run, out, f"{suite}/{split}", report=report)
+
+
+def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
+    """Print a finished run's table and files (and write its report)."""
+    print_summary(run.summary, f"{run.solver.name} ({run.solver.model or 'code solver'}) on {scope}")
+    console.print(f"overall accuracy: {pass_at_1_cell(run.summary['overall'])} (n={run.summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
-        _write_report(out)
+        write_report_or_exit(out)
 
 
 @bench_app.command("baselines")
@@ -212,14 +127,12 @@ def bench_baselines(
     out: Annotated[Path, typer.Option(help="Folder: one run folder per policy, baselines.json, baselines.md.")] = Path(
         "runs/baselines"),
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
-    policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(
-        ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")),
+    policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
 ) -> None:
     """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) through the real
     runner and print one table per suite x tier x category."""
-    from medagent.bench.baselines import baseline_table, render_markdown
-    from medagent.bench.policies import make_policy
+    from medagent.bench.baseline_table import baseline_table, render_markdown
 
     settings = get_settings()
     try:
@@ -228,7 +141,7 @@ def bench_baselines(
         content_hash = set_hash(chosen.folder)
         records: dict[str, list[Any]] = {}
         for name in [p.strip() for p in policies.split(",") if p.strip()]:
-            solver = make_policy(name, chosen.folder)
+            solver = make_code_solver(name, chosen.folder)
             run_dir = out / name
             record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
                        limit=None)
@@ -267,7 +180,7 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
 @bench_app.command("report")
 def bench_report(run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")]) -> None:
     """Write a self-contained HTML report (no CDN) with plots and a trajectory viewer."""
-    _write_report(*run_dir)
+    write_report_or_exit(*run_dir)
 
 
 @bench_app.command("compare")
@@ -299,7 +212,9 @@ def bench_compare(
     console.print(f"{comparison.shared_line()} (--json lists them)")
 
 
-def _write_report(*run_dirs: Path) -> None:
+def write_report_or_exit(*run_dirs: Path) -> None:
+    """Write the HTML report of these run folders (nothing without the report's dependencies; exit 2 on a bad
+    folder)."""
     try:
         from medagent.bench.report import write_report
     except ImportError:
@@ -310,20 +225,3 @@ def _write_report(*run_dirs: Path) -> None:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     console.print(f"report: {path}")
-
-
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    log = ResultsLog(run_dir / RESULTS_FILE)
-    if not log.path.exists():
-        raise RunDirError(f"{run_dir} holds no {RESULTS_FILE}")
-    summary = summarize(log.load())
-    write_json_atomic(run_dir / SUMMARY_FILE, summary)
-    return summary
-
-
-def _tool_set(spec: str) -> list[str]:
-    """``--tools``: a named set or a list of tool names; a bad value is the user's mistake, named."""
-    try:
-        return tool_names(spec)
-    except ValueError as exc:
-        raise UserError(f"--tools: {exc}") from None

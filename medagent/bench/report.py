@@ -145,13 +145,12 @@ def _comparisons(runs: list[tuple[str, list[TaskRecord]]]) -> str:
 
 
 def _trajectory(record: TaskRecord, run_index: int) -> str:
-    verdict = record.verdict or {}
     status = "pass" if record.passed else "fail"
     checks = "".join(
-        f'<tr class="{"ok" if c.get("passed") else "bad"}"><td>{_e(c.get("name"))}</td><td>{_e(c.get("passed"))}</td>'
-        f'<td><code>{_e(json.dumps(c.get("expected"), default=str))}</code></td>'
-        f'<td><code>{_e(json.dumps(c.get("got"), default=str))}</code></td><td>{_e(c.get("detail"))}</td></tr>'
-        for c in verdict.get("checks", [])
+        f'<tr class="{"ok" if c.passed else "bad"}"><td>{_e(c.name)}</td><td>{_e(c.passed)}</td>'
+        f'<td><code>{_e(json.dumps(c.expected, default=str))}</code></td>'
+        f'<td><code>{_e(json.dumps(c.got, default=str))}</code></td><td>{_e(c.detail)}</td></tr>'
+        for c in (record.verdict.checks if record.verdict else [])
     )
     outcome = record.outcome
     steps = "".join(
@@ -170,7 +169,7 @@ def _trajectory(record: TaskRecord, run_index: int) -> str:
     )
     audit = "".join(f"<li><code>{_e(a.tool)}</code> {_e(a.reference)} by {_e(a.actor)}: {_e(a.reason)}"
                     f"{'' if a.created else ' (already written)'}</li>" for a in outcome.audit)
-    writes = "".join(f"<li><code>{_e(c.get('action'))} {_e(c.get('resourceType'))}/{_e(c.get('id'))}</code></li>"
+    writes = "".join(f"<li><code>{_e(c.action)} {_e(c.resourceType)}/{_e(c.id)}</code></li>"
                      for c in record.changes)
     return (
         f'<details class="trajectory {status}" data-run="{run_index}" data-status="{status}">'

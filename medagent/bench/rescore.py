@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from medagent.bench.results import ResultsLog, TaskRecord
+from medagent.bench.results import RESULTS_FORMAT, ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, write_json_atomic
 from medagent.bench.scenario_sets import ScenarioSetError, load_scenarios
 from medagent.bench.summary import summarize
@@ -21,7 +21,7 @@ def regrade(record: TaskRecord, scenario: Scenario) -> TaskRecord:
     verdict = grade(scenario, record.outcome.answer, record.changes)
     return record.model_copy(update={
         "passed": verdict.passed and record.outcome.status == "answered", "score": verdict.score,
-        "failure_cause": verdict.failure_cause, "verdict": verdict.model_dump(mode="json"),
+        "failure_cause": verdict.failure_cause, "verdict": verdict, "format_version": RESULTS_FORMAT,
     })
 
 

@@ -1,14 +1,24 @@
-"""Scores and costs of a run: accuracy, pass^k (with 95% intervals), steps, tokens, latency and failures by cause."""
+"""Scores and costs of a run: accuracy, pass^k (with 95% intervals), steps, tokens, latency and failures by cause.
+
+``summary.json`` is a :class:`RunSummary` (with its ``format_version``); :func:`summarize` returns it as the JSON
+dict the CLI, the report and the tests read, built through the model (so its shape is checked where it is made);
+:func:`read_summary` reads a file back as the model.
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
 from math import comb
+from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from medagent.bench.results import TaskRecord
-from medagent.bench.uncertainty import BootstrapMethod, format_interval, group_intervals
+from medagent.bench.uncertainty import BootstrapMethod, GroupIntervals, format_interval, group_intervals
+
+SUMMARY_FORMAT = 2  # 2: each group's intervals and the run's uncertainty method; 1: without them
 
 _STATUS_CAUSE = {"step_limit": "budget", "token_budget": "budget", "timeout": "timeout",
                  "invalid_output": "bad_tool_call", "model_error": "error", "error": "error"}
@@ -37,6 +47,43 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+class GroupSummary(BaseModel):
+    """One group of tasks (the run, a suite, a category, an agent)."""
+
+    n: int = Field(description="Task records (trials counted apart).")
+    tasks: int = Field(description="Distinct scenarios.")
+    accuracy: float
+    pass_hat_k: dict[str, float] = Field(description="k -> tau-bench's pass^k, %.")
+    mean_steps: float
+    mean_tool_calls: float
+    prompt_tokens: int
+    completion_tokens: int
+    mean_prompt_tokens: float
+    latency_p50_s: float
+    latency_p95_s: float
+    failures: dict[str, int] = Field(description="Failure cause -> count.")
+    intervals: GroupIntervals | None = Field(None, description="95% intervals of the scores (summaries of format 2).")
+
+
+class RunSummary(BaseModel):
+    """A run's ``summary.json``."""
+
+    format_version: int = SUMMARY_FORMAT
+    overall: GroupSummary
+    by_suite: dict[str, GroupSummary]
+    by_category: dict[str, GroupSummary]
+    by_agent: dict[str, GroupSummary]
+    scenario_set_hashes: list[str]
+    uncertainty: BootstrapMethod | None = Field(None, description="How the intervals were computed (format 2).")
+    run: dict[str, Any] | None = Field(None, description="How the run was started (the runner adds it).")
+    timing: dict[str, Any] | None = Field(None, description="Wall time and tasks run (the runner adds it).")
+
+
+def read_summary(path: Path) -> RunSummary:
+    """A ``summary.json`` as the model (files written before the format version read as version 1 too)."""
+    return RunSummary.model_validate_json(path.read_text())
+
+
 def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
     trials: dict[str, list[bool]] = defaultdict(list)
     for record in records:
@@ -45,11 +92,11 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
     per_task = [(len(v), sum(v)) for v in trials.values()]
     latencies = [r.latency_s for r in records]
     n = len(records)
-    return {
+    return GroupSummary.model_validate({
         "n": n,
         "tasks": len(trials),
         "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
-        "intervals": group_intervals(records).model_dump() if records else None,
+        "intervals": group_intervals(records) if records else None,
         "pass_hat_k": {str(k): round(100.0 * v, 2) for k in range(1, max_trials + 1)
                        if (v := pass_hat_k(per_task, k)) is not None},
         "mean_steps": round(statistics.fmean(r.outcome.steps for r in records), 2) if n else 0.0,
@@ -60,7 +107,7 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
         "latency_p50_s": round(_percentile(latencies, 0.5), 3),
         "latency_p95_s": round(_percentile(latencies, 0.95), 3),
         "failures": dict(Counter(c for r in records if (c := failure_cause(r)))),
-    }
+    }).model_dump()
 
 
 def summarize(records: list[TaskRecord]) -> dict[str, Any]:
@@ -74,14 +121,14 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         by_suite[record.suite].append(record)
         by_agent[record.agent].append(record)
     hashes = sorted({r.scenario_set_hash for r in records if r.scenario_set_hash})
-    return {
+    return RunSummary.model_validate({
         "overall": summarize_group(records),
         "by_suite": {k: summarize_group(v) for k, v in sorted(by_suite.items())},
         "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
         "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
         "scenario_set_hashes": hashes,
-        "uncertainty": BootstrapMethod().model_dump(),
-    }
+        "uncertainty": BootstrapMethod(),
+    }).model_dump(exclude_none=True)
 
 
 def pass_at_1_cell(group: dict[str, Any]) -> str:

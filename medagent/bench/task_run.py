@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from medagent.bench.results import TaskRecord
-from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
+from medagent.bench.server_diff import EmbeddedServerDiff, ServerDiff, StandardServerDiff
 from medagent.bench.solvers import Solver
 from medagent.bench.uncertainty import task_cluster
 from medagent.fhir.client import FhirClient
@@ -31,16 +31,16 @@ class ScoringChoice:
         self.standard = standard
         self._clean: dict[str, int] = {}  # server base URL -> the snapshot of its loaded database
 
-    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> Scoring:
+    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> ServerDiff:
         if self.standard:
-            return StandardScoring(client, task_run_id(scenario, trial))
+            return StandardServerDiff(client, task_run_id(scenario, trial))
         if client.base_url not in self._clean:
             self._clean[client.base_url] = await client.snapshot()
-        return EmbeddedScoring(client, self._clean[client.base_url])
+        return EmbeddedServerDiff(client, self._clean[client.base_url])
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None, *, scoring: Scoring) -> TaskRecord:
+                   set_hash: str | None, *, scoring: ServerDiff) -> TaskRecord:
     """Set up (``scoring.begin``), solve, diff and grade one task, then undo it (``scoring.end``);
     failures become records, never exceptions."""
     started = time.perf_counter()
@@ -66,7 +66,7 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0,
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
-        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
+        verdict=verdict, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash,
         cluster=task_cluster(scenario),
     )

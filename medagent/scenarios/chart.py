@@ -96,6 +96,13 @@ class Chart:
     def condition(self, condition_id: str) -> ConditionFact | None:
         return next((c for c in self.conditions if c.id == condition_id), None)
 
+    def orders_by_code(self) -> dict[str, list[MedicationFact]]:
+        """Medication orders grouped by drug code (codes in order), each group oldest first."""
+        grouped: dict[str, list[MedicationFact]] = {}
+        for med in sorted(self.medications, key=lambda m: (m.authored, m.id)):
+            grouped.setdefault(med.code.code, []).append(med)
+        return dict(sorted(grouped.items()))
+
 
 def ref_id(reference: str) -> str:
     """'urn:uuid:abc' or 'Patient/abc' -> 'abc'."""

@@ -9,6 +9,7 @@ outranks a wrong answer, because a wrong order reaches the patient.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from medagent.scenarios.answers import grade_answer
@@ -17,7 +18,7 @@ from medagent.scenarios.writes import grade_writes
 
 
 def grade(scenario: Scenario, final_answer: str | dict[str, Any] | None,
-          diff: list[Change | dict[str, Any]]) -> Verdict:
+          diff: Sequence[Change | dict[str, Any]]) -> Verdict:
     answer_checks = grade_answer(scenario.answer, final_answer)
     write_checks, write_cause = grade_writes(scenario, diff)
     checks = write_checks + answer_checks
@@ -27,7 +28,7 @@ def grade(scenario: Scenario, final_answer: str | dict[str, Any] | None,
         cause = "wrong_answer"
     score = sum(check.passed for check in checks) / len(checks) if checks else 1.0
     return Verdict(scenario_id=scenario.id, passed=passed, score=round(score, 4), checks=checks,
-                   failure_cause=None if passed else cause)  # type: ignore[arg-type]
+                   failure_cause=None if passed else cause)
 
 
 def diff_changes(diff_response: dict[str, Any] | list[Any]) -> list[Change]:

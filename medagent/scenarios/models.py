@@ -1,4 +1,4 @@
-"""The data contracts shared by generators, graders, the bench runner and the oracle policy.
+"""The data contracts shared by generators, graders, the bench runner and the oracle.
 
 A ``Scenario`` is one JSONL line of a frozen set. Everything a grader needs is inside it (the
 expected answer with its tolerance, the writes that must and must not happen, absolute time
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Suite = Literal["ehrqa", "agentic"]
 Split = Literal["dev", "test"]
 Branch = Literal["act", "no-action"]
-AnswerType = Literal["boolean", "date", "names", "number", "text-contains", "none", "record"]
+AnswerType = str  # a name declared in medagent.scenarios.answer_types (checked when an ExpectedAnswer is made)
 NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "identifier"]
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
 
@@ -53,6 +53,17 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _declared_type(cls, value: str) -> str:
+        from medagent.scenarios.answer_types import answer_type  # the declarations import this module
+
+        try:
+            answer_type(value)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return value
 
 
 class CodingSpec(_Model):

@@ -128,7 +128,7 @@ class ScenarioSet:
         chosen = []
         for name, entry in sorted(self.manifest.files.items()):
             labels = entry_labels(name, entry)
-            if all(want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels)):
+            if all(want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels, strict=False)):
                 chosen.append(name)
         return chosen
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +182,7 @@ def evaluate(spec: WriteSpec, change: Change) -> _Outcome:
 
 # ---------- matching a diff against the specs ----------
 
-def relevant_changes(scenario: Scenario, diff: list[Change | dict[str, Any]]) -> list[Change]:
+def relevant_changes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> list[Change]:
     """The diff as Changes, without the creation of the scenario's own setup resources."""
     setup = {(r["resourceType"], r["id"]): r for r in scenario.setup}
     changes = []
@@ -212,7 +213,7 @@ def _max_matching(edges: dict[int, list[int]], slots: int) -> dict[int, int]:
     return {slot: change for change, slot in slot_of_change.items()}
 
 
-def grade_writes(scenario: Scenario, diff: list[Change | dict[str, Any]]) -> tuple[list[Check], str | None]:
+def grade_writes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> tuple[list[Check], str | None]:
     """Checks for the writes, and the failure cause if any (missing/wrong/forbidden write)."""
     changes = relevant_changes(scenario, diff)
     if scenario.read_only or not scenario.expected_writes:

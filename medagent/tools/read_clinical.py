@@ -7,6 +7,7 @@ returns one compact line per resource with its reference.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from statistics import mean
 from typing import Any, Literal
 
@@ -471,7 +472,7 @@ class ImmunizationArgs(PatientWindowArgs):
 
 
 async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str, code_param: str,
-                  what: str, make_line: Any, extra: list[tuple[str, str]] | None = None,
+                  what: str, make_line: Any, extra: Sequence[tuple[str, str]] | None = None,
                   filters: tuple[str, ...] = ("code", "text"), hint: str = "code/text or since/until",
                   empty: str = "none found (dates after now are hidden)") -> ToolResult:
     """A per-type search: page on the server, or every match for count/group_by/latest."""

@@ -91,7 +91,7 @@ def stamp(resource: dict[str, Any], ctx: ToolContext, tool_name: str, reason: st
     tags += [{"system": ACTOR_SYSTEM, "code": _code_text(ctx.actor)}, {"system": RUN_SYSTEM, "code": _code_text(ctx.run_id)}]
     meta["tag"] = tags
     resource["meta"] = meta
-    audit = {"url": AUDIT_URL, "extension": [
+    audit: dict[str, Any] = {"url": AUDIT_URL, "extension": [
         {"url": "actor", "valueString": ctx.actor},
         {"url": "tool", "valueString": tool_name},
         {"url": "run", "valueString": ctx.run_id},
@@ -293,6 +293,8 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 
 
 def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
+    low: float
+    high: float
     category = [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
                  "text": "Vital Signs"}]
     base = {"resourceType": "Observation", "status": "final", "category": category,

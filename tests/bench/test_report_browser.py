@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from medagent.bench.report import write_report
-from medagent.trajectory import RunOutcome, Step
 from medagent.bench.results import ResultsLog, TaskRecord
+from medagent.trajectory import RunOutcome, Step
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -28,10 +28,9 @@ from medagent.trajectory import RunOutcome
 
 
 def _record(scenario: str, passed: bool, *, cluster: str | None = None, trial: int = 0,
-            category: str = "condition_existence", agent: str = "x", **extra: object) -> TaskRecord:
+            category: str = "condition_existence", agent: str = "x") -> TaskRecord:
     return TaskRecord(scenario_id=scenario, trial=trial, suite="ehrqa", category=category, split="test", agent=agent,
-                      outcome=RunOutcome(status="answered", steps=1), passed=passed, cluster=cluster,
-                      **extra)  # type: ignore[arg-type]
+                      outcome=RunOutcome(status="answered", steps=1), passed=passed, cluster=cluster)
 
 
 def _width(found: GroupIntervals) -> float:

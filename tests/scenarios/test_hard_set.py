@@ -17,8 +17,9 @@ import pytest
 
 from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
+from medagent.scenarios.category import categories
 from medagent.scenarios.grading import grade
-from medagent.scenarios.hard import HARD_CATEGORIES, SUITE_OF, generate_hard
+from medagent.scenarios.hard import generate_hard
 from medagent.scenarios.hard.cohort import TEST_YEARS
 from medagent.scenarios.hard.common import pick_phrasing
 from medagent.scenarios.hard.files import write_hard
@@ -67,9 +68,10 @@ def by_category(scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
 def test_at_least_400_test_items_in_nine_categories_across_both_suites(hard: list[Scenario]) -> None:
     test = [s for s in hard if s.split == "test"]
     assert len(test) >= 400
-    assert set(by_category(test)) == set(HARD_CATEGORIES) and len(HARD_CATEGORIES) >= 8
+    declared = {c.name: c for c in categories(tier="hard")}
+    assert set(by_category(test)) == set(declared) and len(declared) >= 8
     assert {s.suite for s in test} == {"ehrqa", "agentic"}
-    assert all(s.tier == "hard" and s.suite == SUITE_OF[s.category] for s in hard)
+    assert all(s.tier == "hard" and s.suite == declared[s.category].suite for s in hard)
     assert len({s.id for s in hard}) == len(hard)
     assert all(s.read_only and not s.expected_writes for s in hard if s.suite == "ehrqa")  # EHRQA never writes
     assert all(s.read_only == (not s.expected_writes) for s in hard)

@@ -11,7 +11,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from typer.testing import CliRunner
 
-from medagent.bench.cli import record_set
+from medagent.bench.run_folder import record_set
 from medagent.bench.runner import RunDirError
 from medagent.cli import app
 from medagent.tools.registry import default_registry
