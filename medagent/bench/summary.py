@@ -7,6 +7,7 @@ dict the CLI, the report and the tests read, built through the model (so its sha
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter, defaultdict
 from math import comb
@@ -80,8 +81,11 @@ class RunSummary(BaseModel):
 
 
 def read_summary(path: Path) -> RunSummary:
-    """A ``summary.json`` as the model (files written before the format version read as version 1 too)."""
-    return RunSummary.model_validate_json(path.read_text())
+    """A ``summary.json`` as the model (a file written before the format version is version 1)."""
+    data = json.loads(path.read_text())
+    if isinstance(data, dict):
+        data.setdefault("format_version", 1)
+    return RunSummary.model_validate(data)
 
 
 def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:

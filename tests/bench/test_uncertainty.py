@@ -15,7 +15,7 @@ from medagent.bench.comparison import NoSharedTasks, RunComparison, compare_runs
 from medagent.bench.report import render_report
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.summary import summarize
+from medagent.bench.summary import SUMMARY_FORMAT, read_summary, summarize
 from medagent.bench.uncertainty import (
     GroupIntervals,
     TaskScore,
@@ -204,3 +204,26 @@ def test_the_printed_summary_shows_each_score_with_its_interval(capsys: pytest.C
     printed = " ".join(capsys.readouterr().out.split())
     assert "100.0% [100.0, 100.0]" in printed
     assert "2,000 resamples, seed 2026" in printed
+
+
+def test_summary_json_holds_typed_intervals_and_older_files_still_read(tmp_path: Path) -> None:
+    records = [_record(f"t{i}", i % 4 != 0, cluster=f"Patient/{i % 6}") for i in range(24)]
+    path = tmp_path / "summary.json"
+    summary = summarize(records)
+    path.write_text(json.dumps(summary))
+    read = read_summary(path)
+    assert read.format_version == SUMMARY_FORMAT == 2
+    assert read.overall.intervals is not None and read.overall.intervals.clusters == 6
+    assert read.overall.intervals.pass_at_1.estimate == 75.0
+    assert read.uncertainty is not None
+    assert (read.uncertainty.resamples, read.uncertainty.seed, read.uncertainty.confidence) == (2000, 2026, 0.95)
+    assert "patient" in read.uncertainty.cluster_unit
+
+    older = json.loads(path.read_text())  # format 1: no intervals, no method, no version
+    for group in (older["overall"], *older["by_suite"].values(), *older["by_category"].values(),
+                  *older["by_agent"].values()):
+        del group["intervals"]
+    del older["uncertainty"], older["format_version"]
+    path.write_text(json.dumps(older))
+    old = read_summary(path)
+    assert (old.format_version, old.overall.intervals, old.uncertainty) == (1, None, None)
