@@ -50,7 +50,7 @@ def coverage(clusters: int, tasks: int, sd: float, runs: int, rng: np.random.Gen
             "bench (patients)": interval(units, seed=run),
             "tasks only": interval([TaskScore(u.task, u.task, u.value, u.weight) for u in units], seed=run),
         }
-        bounds = {name: (i.low, i.high) for name, i in found.items()}
+        bounds = {name: (i.low, i.high) for name, i in found.items() if i.low is not None and i.high is not None}
         bounds["two-stage"] = two_stage_interval(outcomes, rng)
         for name, (low, high) in bounds.items():
             hits[name] += low <= truth <= high

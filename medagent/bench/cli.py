@@ -47,8 +47,8 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
 
     def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
         table.add_row(
-            name, str(group["n"]), pass_at_1_cell(group), pass_hat_k_cell(group),
-            *((checkpoint_cell(group),) if checkpoints else ()),
+            name, str(group["n"]), escape(pass_at_1_cell(group)), escape(pass_hat_k_cell(group)),
+            *((escape(checkpoint_cell(group)),) if checkpoints else ()),
             f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
             f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
             ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-", style=style,
@@ -114,7 +114,7 @@ def bench_run(
 def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
     """Print a finished run's table and files (and write its report)."""
     print_summary(run.summary, f"{run.solver.name} ({run.solver.model or 'code solver'}) on {scope}")
-    console.print(f"overall accuracy: {pass_at_1_cell(run.summary['overall'])} (n={run.summary['overall']['n']})")
+    console.print(f"overall accuracy: {escape(pass_at_1_cell(run.summary['overall']))} (n={run.summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         write_report_or_exit(out)
@@ -174,7 +174,7 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
-    console.print(f"{changed} verdict(s) changed; overall accuracy {pass_at_1_cell(summary['overall'])}")
+    console.print(f"{changed} verdict(s) changed; overall accuracy {escape(pass_at_1_cell(summary['overall']))}")
 
 
 @bench_app.command("report")
@@ -207,7 +207,7 @@ def bench_compare(
     for column in ("category", *PAIRED_COLUMNS):
         table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True)
     for name, score in [*comparison.by_category.items(), ("overall", comparison.overall)]:
-        table.add_row(name, *paired_cells(score), style="bold" if name == "overall" else None)
+        table.add_row(name, *map(escape, paired_cells(score)), style="bold" if name == "overall" else None)
     console.print(table)
     console.print(f"{comparison.shared_line()} (--json lists them)")
 

@@ -96,6 +96,12 @@ def _summary_table(label: str, summary: dict[str, Any]) -> str:
             + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
+def _pass_at_1_range(group: dict[str, Any]) -> tuple[float, float] | None:
+    found = (group.get("intervals") or {}).get("pass_at_1") or {}
+    low, high = found.get("low"), found.get("high")
+    return None if low is None or high is None else (low, high)
+
+
 def _method_note(summary: dict[str, Any]) -> str:
     method = summary.get("uncertainty")
     if not method:
@@ -225,8 +231,7 @@ def render_report(runs: list[tuple[str, list[TaskRecord]]]) -> str:
 
     tokens = [(label, [float(s["by_category"].get(c, {}).get("mean_prompt_tokens", 0.0)) for c in categories])
               for label, s in summaries]
-    ranges = [[(i["pass_at_1"]["low"], i["pass_at_1"]["high"]) if (i := s["by_category"].get(c, {}).get("intervals"))
-               else None for c in categories] for _, s in summaries]
+    ranges = [[_pass_at_1_range(s["by_category"].get(c, {})) for c in categories] for _, s in summaries]
     charts = (bar_chart("Accuracy by category (95% CI)", categories, series("accuracy"), "%", 100.0, ranges)
               + bar_chart("Prompt tokens per task (mean)", categories, tokens)
               + bar_chart("Latency p50 per task", categories, series("latency_p50_s"), " s"))

@@ -24,6 +24,7 @@ from medagent.scenarios.models import Scenario
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 SEED = 2026
+ONE_CLUSTER = "one cluster"  # no interval: the tasks of one patient say nothing about other patients
 _DRAWS_AT_ONCE = 1_000_000  # clusters drawn per block of resamples (bounds memory; the seed fixes the draws)
 
 
@@ -43,8 +44,9 @@ class Interval(BaseModel):
     """A score in percent (or percentage points, for a difference) with its interval."""
 
     estimate: float
-    low: float
-    high: float
+    low: float | None = Field(None, description="None (left out of summary.json) when the tasks come from one "
+                                                "cluster: resampling a single patient says nothing about others.")
+    high: float | None = None
 
 
 class GroupIntervals(BaseModel):
@@ -110,6 +112,8 @@ def interval(units: Sequence[TaskScore], *, scale: float = 100.0, resamples: int
              seed: int = SEED) -> Interval:
     """The ratio score of ``units`` (times ``scale``) with its percentile bootstrap interval."""
     estimate = sum(u.value for u in units) / sum(u.weight for u in units)
+    if len({u.cluster for u in units}) < 2:
+        return Interval(estimate=round(scale * estimate, 2), low=None, high=None)
     tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
     low, high = np.percentile(bootstrap_ratios(units, resamples=resamples, seed=seed), [tail, 100.0 - tail])
     return Interval(estimate=round(scale * estimate, 2), low=round(scale * float(low), 2),
@@ -164,13 +168,18 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
 
 
 def format_interval(value: float, found: Interval | dict[str, float] | None, unit: str = "%") -> str:
-    """``72.5% [64.1, 80.3]``; just ``72.5%`` when there is no interval (summaries written before them)."""
+    """``72.5% [64.1, 80.3]``; ``72.5% [one cluster]`` for tasks of a single patient; just ``72.5%`` when there is
+    no interval (summaries written before them)."""
     if found is None:
         return f"{value:.1f}{unit}"
     bounds = found if isinstance(found, Interval) else Interval.model_validate(found)
+    if bounds.low is None or bounds.high is None:
+        return f"{bounds.estimate:.1f}{unit} [{ONE_CLUSTER}]"
     return f"{bounds.estimate:.1f}{unit} [{bounds.low:.1f}, {bounds.high:.1f}]"
 
 
 def difference_cell(found: Interval) -> str:
     """A difference in percentage points, signed: ``+7.5 pts [-1.2, +16.0]``."""
+    if found.low is None or found.high is None:
+        return f"{found.estimate:+.1f} pts [{ONE_CLUSTER}]"
     return f"{found.estimate:+.1f} pts [{found.low:+.1f}, {found.high:+.1f}]"

@@ -34,6 +34,7 @@ def _record(scenario: str, passed: bool, *, cluster: str | None = None, trial: i
 
 
 def _width(found: GroupIntervals) -> float:
+    assert found.pass_at_1.low is not None and found.pass_at_1.high is not None
     return found.pass_at_1.high - found.pass_at_1.low
 
 
@@ -97,6 +98,7 @@ def test_pass_hat_k_and_the_checkpoint_rate_get_intervals() -> None:
     assert found.pass_hat_k["2"].estimate == 50.0  # a: 1, b: C(1,2)/C(3,2) = 0
     assert found.checkpoint_rate is not None
     assert found.checkpoint_rate.estimate == round(100 * (1 + 1 + 1 + 0.5 + 1 + 0.25) / 6, 2)
+    assert found.checkpoint_rate.low is not None and found.checkpoint_rate.high is not None
     assert found.checkpoint_rate.low <= found.checkpoint_rate.estimate <= found.checkpoint_rate.high
     assert group_intervals([_record("t", True)]).checkpoint_rate is None  # records without checkpoints
 
@@ -227,3 +229,15 @@ def test_summary_json_holds_typed_intervals_and_older_files_still_read(tmp_path:
     path.write_text(json.dumps(older))
     old = read_summary(path)
     assert (old.format_version, old.overall.intervals, old.uncertainty) == (1, None, None)
+
+
+def test_tasks_of_one_patient_get_no_interval_rather_than_a_zero_width_one(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    one_patient = [_record(f"t{i}", i != 0, cluster="Patient/only") for i in range(3)]
+    found = group_intervals(one_patient)
+    assert (found.clusters, found.pass_at_1.estimate, found.pass_at_1.low, found.pass_at_1.high) == (1, 66.67, None,
+                                                                                                     None)
+    print_summary(summarize(one_patient), "run")
+    assert "66.7% [one cluster]" in " ".join(capsys.readouterr().out.split())
+    paired = compare_runs(one_patient, [r.model_copy(update={"passed": False}) for r in one_patient]).overall
+    assert (paired.difference.estimate, paired.difference.low, paired.difference.high) == (66.67, None, None)
