@@ -30,11 +30,13 @@ What you build with, importable from here (each loaded on first use, so ``import
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from medagent.version import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import medagent stays light)
 if TYPE_CHECKING:
+    from typing import Any
+
     from medagent.agent.graph import Agent as Agent
     from medagent.agent.state import AgentResult as AgentResult
     from medagent.agent.state import Limits as Limits
