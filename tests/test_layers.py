@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "medagent"
 
-NEUTRAL = {"version", "config", "vocabulary", "access_log", "data"}
+NEUTRAL = {"version", "config", "vocabulary", "access_log", "data", "value_sets"}
 # part -> the parts it may import (itself always); the order of the design: config -> fhir -> tools -> models ->
 # agent -> scenarios -> bench -> train, serve, CLI; neutral modules anywhere
 ALLOWED: dict[str, set[str]] = {
@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "vocabulary": set(),
     "access_log": set(),
     "data": set(),
+    "value_sets": {"vocabulary"},  # clinical code sets (drug classes, condition groups): data with sources
     "request_guard": {"access_log"},
     "fhir": {*NEUTRAL, "request_guard"},
     "tools": {*NEUTRAL, "request_guard", "fhir"},

@@ -1,4 +1,5 @@
-"""``medagent bench run|rescore|report``: scored runs, re-grading saved runs, the HTML report."""
+"""``medagent bench run|rescore|report|compare``: scored runs, re-grading saved runs, the HTML report, two runs
+compared task by task."""
 
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_b
 from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, open_set, set_dir, set_hash
 from medagent.bench.scored_run import RunChoice, ScoredRun, run_scored
 from medagent.bench.solvers.catalog import CODE_SOLVER_NAMES, make_code_solver
+from medagent.bench.summary import (
+    checkpoint_cell,
+    has_checkpoints,
+    pass_at_1_cell,
+    pass_hat_k_cell,
+)
 from medagent.config import UserError, get_settings
 from medagent.tools.tool_sets import TOOLS_HELP
 
-bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
+bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report, compare.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
@@ -30,17 +37,18 @@ SET_HELP = "Frozen scenario set under scenarios/: v1, v2 or v3."
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
+    checkpoints = has_checkpoints(summary)
+    columns = ("category", "n", "pass@1 [95% CI]", "pass^k [95% CI]", *(("checkpoints",) if checkpoints else ()),
+               "steps", "tools", "tok in", "tok out", "p50 s", "p95 s", "failures")
     table = Table(title=title)
-    for column in ("category", "n", "acc %", "pass^k %", "steps", "tools", "tok in", "tok out", "p50 s", "p95 s",
-                   "failures"):
+    for column in columns:
         table.add_column(column, justify="left" if column in ("category", "failures") else "right",
                          no_wrap=column != "failures")
 
     def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
-        pass_k = group["pass_hat_k"]
-        k = max(pass_k, key=int) if pass_k else None
         table.add_row(
-            name, str(group["n"]), f"{group['accuracy']:.1f}", f"{pass_k[k]:.1f} (k={k})" if k else "-",
+            name, str(group["n"]), escape(pass_at_1_cell(group)), escape(pass_hat_k_cell(group)),
+            *((escape(checkpoint_cell(group)),) if checkpoints else ()),
             f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
             f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
             ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-", style=style,
@@ -50,6 +58,10 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
         row(name, group)
     row("overall", summary["overall"], style="bold")
     console.print(table)
+    if "uncertainty" in summary:
+        method = summary["uncertainty"]
+        console.print(f"[dim]95% intervals: bootstrap over tasks clustered by patient, {method['resamples']:,} "
+                      f"resamples, seed {method['seed']} (medagent/bench/README.md)[/]")
 
 
 @bench_app.command("run")
@@ -102,7 +114,7 @@ def bench_run(
 def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
     """Print a finished run's table and files (and write its report)."""
     print_summary(run.summary, f"{run.solver.name} ({run.solver.model or 'code solver'}) on {scope}")
-    console.print(f"overall accuracy: {run.summary['overall']['accuracy']:.1f}% (n={run.summary['overall']['n']})")
+    console.print(f"overall accuracy: {escape(pass_at_1_cell(run.summary['overall']))} (n={run.summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         write_report_or_exit(out)
@@ -170,13 +182,42 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
-    console.print(f"{changed} verdict(s) changed; overall accuracy {summary['overall']['accuracy']:.1f}%")
+    console.print(f"{changed} verdict(s) changed; overall accuracy {escape(pass_at_1_cell(summary['overall']))}")
 
 
 @bench_app.command("report")
 def bench_report(run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")]) -> None:
     """Write a self-contained HTML report (no CDN) with plots and a trajectory viewer."""
     write_report_or_exit(*run_dir)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    run_a: Annotated[Path, typer.Argument(help="Run folder A.")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder B (the same scenarios, matched by id and trial).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two runs task by task: both right, only A, only B, both wrong; A - B with a 95% interval
+    (bootstrap clustered by patient) and McNemar's exact p."""
+    from medagent.bench.comparison import PAIRED_COLUMNS, compare_runs, paired_cells
+    from medagent.bench.report import load_run
+
+    try:
+        (label_a, records_a), (label_b, records_b) = load_run(run_a), load_run(run_b)
+        comparison = compare_runs(records_a, records_b, run_a=label_a, run_b=label_b)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(comparison.model_dump_json(indent=2))
+        return
+    table = Table(title=f"A = {label_a} · B = {label_b}")
+    for column in ("category", *PAIRED_COLUMNS):
+        table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True)
+    for name, score in [*comparison.by_category.items(), ("overall", comparison.overall)]:
+        table.add_row(name, *map(escape, paired_cells(score)), style="bold" if name == "overall" else None)
+    console.print(table)
+    console.print(f"{comparison.shared_line()} (--json lists them)")
 
 
 def write_report_or_exit(*run_dirs: Path) -> None:

@@ -11,6 +11,7 @@ from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, write
 from medagent.bench.scenario_sets import ScenarioSetError, load_scenarios
 from medagent.bench.summary import summarize
 from medagent.bench.task_run import checkpoint_counts
+from medagent.bench.uncertainty import task_cluster
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
 
@@ -38,7 +39,7 @@ def rescore_run(run_dir: Path, scenarios_dir: Path) -> tuple[dict[str, Any], int
         scenario = by_id.get(record.scenario_id)
         if scenario is None:
             raise ScenarioSetError(f"scenario {record.scenario_id!r} of this run is not in {scenarios_dir}")
-        new = regrade(record, scenario)
+        new = regrade(record, scenario).model_copy(update={"cluster": task_cluster(scenario)})
         changed += new.passed != record.passed
         updated.append(new)
     tmp = log.path.with_suffix(".rescore.tmp")

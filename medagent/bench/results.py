@@ -2,7 +2,8 @@
 
 Each line is a :class:`TaskRecord` (typed: the outcome, the server's diff as ``Change`` entries, the grader's
 ``Verdict``) with its ``format_version``. Lines of older runs load too: version 1 (no ``format_version``, written
-before it existed) holds the same fields, the oldest lines hold the outcome's fields at the top level.
+before it existed) holds the same fields, the oldest lines hold the outcome's fields at the top level. Lines before
+version 3 name no ``cluster`` (``bench rescore`` fills it in from the scenario set).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from medagent.scenarios.models import Change, Verdict
 from medagent.trajectory import RunOutcome
 
 LEGACY_OUTCOME_FIELDS = ("status", "answer", "citations", "error", "steps", "trace", "audit")
-RESULTS_FORMAT = 2  # 2: typed verdict and changes, format_version written; 1: the same fields, no version
+RESULTS_FORMAT = 3  # 3: each record names its cluster; 2: typed verdict and changes, format_version written;
+#                   1: the same fields as 2, no version
 
 
 class TaskRecord(BaseModel):
@@ -29,6 +31,8 @@ class TaskRecord(BaseModel):
     format_version: int = RESULTS_FORMAT
     scenario_id: str
     trial: int = 0
+    cluster: str | None = Field(None, description="What the bootstrap resamples the task with: 'Patient/<id>', or "
+                                "'task/<scenario id>' for a question about the whole population (bench.uncertainty).")
     suite: str
     category: str
     split: str

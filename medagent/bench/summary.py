@@ -1,4 +1,4 @@
-"""Scores and costs of a run: accuracy, pass^k, steps, tokens, latency and failures by cause.
+"""Scores and costs of a run: accuracy, pass^k (with 95% intervals), steps, tokens, latency and failures by cause.
 
 ``summary.json`` is a :class:`RunSummary` (with its ``format_version``); :func:`summarize` returns it as the JSON
 dict the CLI, the report and the tests read, built through the model (so its shape is checked where it is made);
@@ -7,6 +7,7 @@ dict the CLI, the report and the tests read, built through the model (so its sha
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter, defaultdict
 from math import comb
@@ -16,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from medagent.bench.results import TaskRecord
+from medagent.bench.uncertainty import BootstrapMethod, GroupIntervals, format_interval, group_intervals
 
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2  # 2: each group's intervals and the run's uncertainty method; 1: without them
 
 _STATUS_CAUSE = {"step_limit": "budget", "token_budget": "budget", "timeout": "timeout",
                  "invalid_output": "bad_tool_call", "model_error": "error", "error": "error"}
@@ -64,6 +66,7 @@ class GroupSummary(BaseModel):
     checkpoint_rate: float | None = Field(None, description="Workflow tasks: the mean per-task checkpoint rate, %, "
                                                             "beside pass@1 (None: no task with checkpoints).")
     checkpoints: dict[str, int] | None = Field(None, description="Workflow tasks: checkpoints passed and in all.")
+    intervals: GroupIntervals | None = Field(None, description="95% intervals of the scores (summaries of format 2).")
 
 
 class RunSummary(BaseModel):
@@ -76,13 +79,17 @@ class RunSummary(BaseModel):
     by_category: dict[str, GroupSummary]
     by_agent: dict[str, GroupSummary]
     scenario_set_hashes: list[str]
+    uncertainty: BootstrapMethod | None = Field(None, description="How the intervals were computed (format 2).")
     run: dict[str, Any] | None = Field(None, description="How the run was started (the runner adds it).")
     timing: dict[str, Any] | None = Field(None, description="Wall time and tasks run (the runner adds it).")
 
 
 def read_summary(path: Path) -> RunSummary:
-    """A ``summary.json`` as the model (files written before the format version read as version 1 too)."""
-    return RunSummary.model_validate_json(path.read_text())
+    """A ``summary.json`` as the model (a file written before the format version is version 1)."""
+    data = json.loads(path.read_text())
+    if isinstance(data, dict):
+        data.setdefault("format_version", 1)
+    return RunSummary.model_validate(data)
 
 
 def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
@@ -97,6 +104,7 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
         "n": n,
         "tasks": len(trials),
         "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
+        "intervals": group_intervals(records) if records else None,
         "pass_hat_k": {str(k): round(100.0 * v, 2) for k in range(1, max_trials + 1)
                        if (v := pass_hat_k(per_task, k)) is not None},
         "mean_steps": round(statistics.fmean(r.outcome.steps for r in records), 2) if n else 0.0,
@@ -123,7 +131,8 @@ def checkpoint_rate(records: list[TaskRecord]) -> dict[str, Any]:
 
 
 def summarize(records: list[TaskRecord]) -> dict[str, Any]:
-    """The run's summary.json: overall, by suite, by tier, by category (``suite/category``), by agent."""
+    """The run's summary.json: overall, by suite, by tier, by category (``suite/category``), by agent; each
+    group's ``intervals`` were computed as ``uncertainty`` says."""
     by_category: dict[str, list[TaskRecord]] = defaultdict(list)
     by_suite: dict[str, list[TaskRecord]] = defaultdict(list)
     by_agent: dict[str, list[TaskRecord]] = defaultdict(list)
@@ -141,4 +150,32 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
         "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
         "scenario_set_hashes": hashes,
+        "uncertainty": BootstrapMethod(),
     }).model_dump(exclude_none=True)
+
+
+def pass_at_1_cell(group: dict[str, Any]) -> str:
+    """``72.5% [64.1, 80.3]`` (a summary written before intervals: ``72.5%``)."""
+    return format_interval(group["accuracy"], (group.get("intervals") or {}).get("pass_at_1"))
+
+
+def pass_hat_k_cell(group: dict[str, Any]) -> str:
+    """pass^k at the group's largest k with its interval, e.g. ``60.0% [40.0, 80.0] (k=3)``; ``-`` without trials."""
+    pass_k = group["pass_hat_k"]
+    if not pass_k:
+        return "-"
+    k = max(pass_k, key=int)
+    return f"{format_interval(pass_k[k], ((group.get('intervals') or {}).get('pass_hat_k') or {}).get(k))} (k={k})"
+
+
+def checkpoint_cell(group: dict[str, Any]) -> str:
+    """The mean checkpoint rate with its interval; ``-`` for a group without checkpoint-graded tasks."""
+    found = (group.get("intervals") or {}).get("checkpoint_rate")
+    if found is None:
+        return f"{group['checkpoint_rate']:.1f}%" if "checkpoint_rate" in group else "-"
+    return format_interval(found["estimate"], found)
+
+
+def has_checkpoints(summary: dict[str, Any]) -> bool:
+    overall = summary["overall"]
+    return "checkpoint_rate" in overall or bool((overall.get("intervals") or {}).get("checkpoint_rate"))

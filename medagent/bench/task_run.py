@@ -11,6 +11,7 @@ from typing import Any
 from medagent.bench.results import TaskRecord
 from medagent.bench.server_diff import EmbeddedServerDiff, ServerDiff, StandardServerDiff
 from medagent.bench.solvers import Solver
+from medagent.bench.uncertainty import task_cluster
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario, Verdict
@@ -76,4 +77,5 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
         verdict=verdict, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash,
+        cluster=task_cluster(scenario),
     )
