@@ -111,10 +111,15 @@ class FhirClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> FhirClient:
-        """A client configured from :class:`medagent.config.Settings`."""
-        options = {"token": settings.fhir_token, "timeout": settings.fhir_timeout, "retries": settings.fhir_retries}
-        return cls(settings.effective_fhir_url, **{**options, **overrides})
+    def from_settings(cls, settings: Any, *, base_url: str | None = None, **overrides: Any) -> FhirClient:
+        """A client configured from :class:`medagent.config.Settings` (a static token or SMART backend
+        services: :func:`medagent.fhir.auth.client_auth.client_auth`); ``base_url``: another server."""
+        from medagent.fhir.auth.client_auth import client_auth
+
+        url = base_url or settings.effective_fhir_url
+        options = {"auth": client_auth(settings, url), "timeout": settings.fhir_timeout,
+                   "retries": settings.fhir_retries}
+        return cls(url, **{**options, **overrides})
 
     async def __aenter__(self) -> FhirClient:
         return self
@@ -225,7 +230,7 @@ class FhirClient:
                 yielded += 1
                 if limit is not None and yielded >= limit:
                     return
-            next_url = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            next_url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
             if not next_url:
                 return
             self._check_link(next_url)
@@ -244,7 +249,7 @@ class FhirClient:
         return [r async for r in self.search_json(resource_type, params, limit=limit)]
 
     async def count(self, resource_type: str, params: Params | None = None) -> int:
-        merged = [*_as_params(params or []), ("_summary", "count")]
+        merged = [*(_as_params(params or []) or []), ("_summary", "count")]
         bundle = await self.search_page(resource_type, merged)
         return int(bundle.get("total", 0))
 
@@ -318,7 +323,7 @@ class FhirClient:
         while True:
             for entry in bundle.get("entry", []):
                 yield entry
-            next_url = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            next_url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
             if not next_url:
                 return
             self._check_link(next_url)
@@ -350,11 +355,11 @@ class FhirClient:
         return list(body["changes"])
 
 
-def _as_params(params: Params | None) -> list[tuple[str, str]] | None:
+def _as_params(params: Params | None) -> list[tuple[str, Any]] | None:
     if params is None:
         return None
     if isinstance(params, Mapping):
-        items: list[tuple[str, str]] = []
+        items: list[tuple[str, Any]] = []
         for key, value in params.items():
             if isinstance(value, (list, tuple)):
                 items.extend((key, str(v)) for v in value)
