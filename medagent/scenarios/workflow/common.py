@@ -440,6 +440,7 @@ def number_field(
         unit=unit,
         tolerance=Tolerance(abs=tolerance),
         unit_factors=factors or {},
+        single_number=True,  # a JSON field holds one value: "2.1 (target 2-3)" fails, never read as its first number
     )
 
 
