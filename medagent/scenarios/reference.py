@@ -8,10 +8,10 @@ the same state through the typed tools, reading the chart like an agent would.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any
 
 from medagent.scenarios.answer_types import answer_type
@@ -97,7 +97,7 @@ def reference_resource(spec: WriteSpec, resource_id: str) -> dict[str, Any]:
         resource["intent"] = spec.intent[0]
     resource["status"] = spec.status[0] if spec.status else _default_status(spec.resource_type)
     for key, value in REQUIRED_ELEMENTS.get(spec.resource_type, {}).items():
-        resource.setdefault(key, copy.deepcopy(value))
+        resource.setdefault(key, deepcopy(value))
     for rule in spec.quantities:
         option = rule.options[0]
         put(resource, f"{option.path}.{option.value_key}", option.value)
