@@ -52,6 +52,6 @@ def carry(scenario: Scenario) -> Scenario | None:
         what = match.group(1).replace("'none'", '"none"')
         question = scenario.question[:match.start()] + (
             f'\n\nAnswer format: After any writes, answer as JSON: {{"{key}": <{what}>}}.')
-        update |= {"question": question, "answer": ExpectedAnswer(type="record", fields={key: update["answer"]}),  # type: ignore[dict-item]
+        update |= {"question": question, "answer": ExpectedAnswer(type="record", fields={key: update["answer"]}),
                    "meta": {**scenario.meta, "answer_key": key}}
     return scenario.model_copy(update=update)
