@@ -13,6 +13,7 @@ worker; inline first 1,361 req/s and 25.8 ms.)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -43,6 +44,7 @@ from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
+from medagent.fhir.server.slots import SlotRouting, SlotStores, request_store
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
@@ -51,7 +53,7 @@ FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
 DEFAULT_DB_THREADS = min(8, (os.cpu_count() or 1) + 2)
 INLINE_READ_SECONDS = 0.01  # a read's time on the event loop before it moves to the thread pool
-BASE_URLS_KEPT = 64  # distinct (scheme, host, root path) base URLs remembered
+BASE_URLS_KEPT = 4096  # distinct (scheme, host, root path) base URLs remembered (a slot server: one per slot)
 log = logging.getLogger("medagent.fhir.server")
 T = TypeVar("T")
 
@@ -82,20 +84,28 @@ def _version_from_if_match(if_match: str | None) -> int | None:
 
 
 class FhirApp:
-    """Route handlers bound to one store and the server's policy flags."""
+    """Route handlers bound to one store (or, on a slot server, to the store of each request's slot) and the
+    server's policy flags."""
 
-    def __init__(self, store: Store, *, strict: bool = False, allow_reset: bool = False,
+    def __init__(self, store: Store | None, *, strict: bool = False, allow_reset: bool = False,
                  db_threads: int = DEFAULT_DB_THREADS, inline_read_seconds: float = INLINE_READ_SECONDS) -> None:
-        self.store = store
+        self._store = store  # None: each request's slot (slots.request_store)
         self.strict = strict
         self.allow_reset = allow_reset
         self.inline_read_seconds = inline_read_seconds
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="fhir-db")
         self._base_urls: dict[tuple[Any, ...], str] = {}
 
+    @property
+    def store(self) -> Store:
+        return self._store if self._store is not None else request_store.get()
+
     async def blocking(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking work (database, validation, planning) on the thread pool, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args, **kwargs))
+        """Run blocking work (database, validation, planning) on the thread pool, off the event loop (in this
+        request's context: on a slot server, ``self.store`` there is the request's slot)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, context.run,
+                                                                partial(work, *args, **kwargs))
 
     async def reading(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read: here on the event loop within ``inline_read_seconds``, else again on the thread pool
@@ -381,11 +391,22 @@ class FhirApp:
         return fhir_response(_parameters(snapshot=snapshot_id, restored=restored))
 
     async def diff(self, request: Request) -> Response:
+        """``GET $diff?snapshot=N``; ``POST $diff?snapshot=N&reset=M``: the same diff, then a reset to snapshot
+        M in the same transaction (one request ends a scored task)."""
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, changes = await self.blocking(self.store.diff,
-                                             plain_int("snapshot", requested) if requested else None)
-        return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes]}),
+        since = plain_int("snapshot", requested) if requested else None
+        body: dict[str, Any] = {}
+        if request.method == "POST":
+            reset_to = request.query_params.get("reset")
+            if reset_to is None:
+                raise FhirError(400, "POST $diff resets after the diff: give reset=<snapshot> (GET $diff only reads)")
+            snapshot_id, changes, (reset_id, restored) = await self.blocking(
+                self.store.diff_then_reset, since, plain_int("reset", reset_to))
+            body["reset"] = {"snapshot": reset_id, "restored": restored}
+        else:
+            snapshot_id, changes = await self.blocking(self.store.diff, since)
+        return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes], **body}),
                         media_type="application/json")
 
 
@@ -446,19 +467,21 @@ def _load_searchable_models() -> None:
         check_resource_type(resource_type)
 
 
-def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
+def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: bool = False,
                db_threads: int = DEFAULT_DB_THREADS, security: ServerSecurity | None = None,
                inline_read_seconds: float = INLINE_READ_SECONDS) -> Starlette:
-    """The server app; ``security``: Host/Origin/token/body rules (default: loopback only, no token);
+    """The server app over one store, or over task databases (``SlotStores``: the API of slot ``n`` at
+    ``/slots/{n}``); ``security``: Host/Origin/token/body rules (default: loopback only, no token);
     ``inline_read_seconds``: a read's budget on the event loop (:meth:`FhirApp.reading`)."""
-    fhir = FhirApp(store, strict=strict, allow_reset=allow_reset, db_threads=db_threads,
-                   inline_read_seconds=inline_read_seconds)
+    slots = store if isinstance(store, SlotStores) else None
+    fhir = FhirApp(store if isinstance(store, Store) else None, strict=strict, allow_reset=allow_reset,
+                   db_threads=db_threads, inline_read_seconds=inline_read_seconds)
     guard = security or ServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
         _route("/$snapshot", {"POST": fhir.snapshot}),
         _route("/$reset", {"POST": fhir.reset}),
-        _route("/$diff", {"GET": fhir.diff}),
+        _route("/$diff", {"GET": fhir.diff, "POST": fhir.diff}),
         _route("/_history", {"GET": fhir.history}),
         _route("/", {"POST": fhir.bundle}),
         _route("/{type}", {"GET": fhir.search_type, "POST": fhir.create, "PUT": fhir.conditional_update,
@@ -481,7 +504,10 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
             close_pool()
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
+    middleware = [Middleware(RequestGuard, security=guard)]
+    if slots is not None:
+        middleware.append(Middleware(SlotRouting, slots=slots))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
-                    middleware=[Middleware(RequestGuard, security=guard)])
+                    middleware=middleware)
     app.state.fhir = fhir
     return app

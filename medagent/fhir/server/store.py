@@ -152,9 +152,9 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._writer = _connect(path, read_only=False)
-        self._writer.execute("PRAGMA journal_mode=WAL")
-        self._writer.execute("PRAGMA synchronous=NORMAL")
+        self._writer = self._open(read_only=False)
+        self._writer.execute("PRAGMA main.journal_mode=WAL")
+        self._writer.execute(f"PRAGMA main.synchronous={self.synchronous}")
         self._writer.execute("PRAGMA foreign_keys=OFF")
         self._create_schema()
         self._write_lock = threading.RLock()
@@ -185,6 +185,12 @@ class Store:
             raise
         conn.execute("COMMIT")
 
+    synchronous = "NORMAL"  # a committed write survives a crash of this process (WAL), not always of the OS
+
+    def _open(self, *, read_only: bool) -> sqlite3.Connection:
+        """A new connection to this store's database (the writer, or one reading thread's)."""
+        return _connect(self.path, read_only=read_only)
+
     def _past_deadline(self) -> bool:
         """SQLite's progress handler: True aborts the running statement (its thread's deadline passed)."""
         return time.monotonic() > getattr(self._local, "deadline", math.inf)
@@ -208,7 +214,7 @@ class Store:
             return self._writer
         reader = getattr(self._local, "conn", None)
         if reader is None:
-            reader = _connect(self.path, read_only=True)
+            reader = self._open(read_only=True)
             reader.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
             self._local.conn = reader
             self._local.depth = 0
@@ -374,10 +380,11 @@ class Store:
             blob = orjson.dumps(stamped)
             last_updated = stamped["meta"]["lastUpdated"]
             if current is None:
-                rid = self._conn().execute(
-                    "INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,0,?)",
-                    (resource_type, resource_id, version, last_updated, blob),
-                ).lastrowid
+                rid = self._next_rid()
+                self._conn().execute(
+                    "INSERT INTO resource (rid, type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,?,0,?)",
+                    (rid, resource_type, resource_id, version, last_updated, blob),
+                )
                 self._log(resource_type, resource_id, "create", None)
             else:
                 rid = current[0]
@@ -388,7 +395,6 @@ class Store:
                     (version, last_updated, blob, rid),
                 )
                 self._log(resource_type, resource_id, "update", current[1])
-            assert rid is not None
             self._index(rid, stamped)
         created = current is None or bool(current[2])
         return _written(resource_type, resource_id, version, last_updated, stamped, blob), created
@@ -409,7 +415,7 @@ class Store:
                     fresh.append(position)
             if fresh:
                 last_updated = now_instant()
-                next_rid = int(self._conn().execute("SELECT COALESCE(MAX(rid), 0) FROM resource").fetchone()[0]) + 1
+                next_rid = self._next_rid()
                 rows, changes = [], []
                 for offset, position in enumerate(fresh):
                     rtype, rid, body = items[position]
@@ -425,6 +431,14 @@ class Store:
                 self._conn().executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
                 self._index_many([(row[0], results[pos][0].body) for row, pos in zip(rows, fresh)])  # type: ignore[index]
         return [r for r in results if r is not None]
+
+    # Statements below read the newest row as ``ORDER BY key DESC LIMIT 1`` rather than ``MAX(key)``: the same
+    # index seek here, and one that SQLite can still make when the table is a union (a slot's view, slots.py)
+
+    def _next_rid(self) -> int:
+        """The row id of the next new resource (ids of rows deleted by a reset may be used again)."""
+        row = self._conn().execute("SELECT rid FROM resource ORDER BY rid DESC LIMIT 1").fetchone()
+        return 1 if row is None else int(row[0]) + 1
 
     def _existing(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -500,18 +514,18 @@ class Store:
     def snapshot(self) -> int:
         """Record the current state; returns the snapshot id."""
         with self.transaction():
-            seq = self._head()
-            return int(
-                self._conn().execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (seq, now_instant())).lastrowid
-                or 0
-            )
+            self._conn().execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (self._head(), now_instant()))
+            snapshot_id = self.latest_snapshot()
+            assert snapshot_id is not None
+            return snapshot_id
 
     def latest_snapshot(self) -> int | None:
-        row = self._conn().execute("SELECT MAX(id) FROM snapshot").fetchone()
-        return row[0]
+        row = self._conn().execute("SELECT id FROM snapshot ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
 
     def _head(self) -> int:
-        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM change").fetchone()[0])
+        row = self._conn().execute("SELECT seq FROM change ORDER BY seq DESC LIMIT 1").fetchone()
+        return 0 if row is None else int(row[0])
 
     def _snapshot_seq(self, snapshot_id: int | None) -> tuple[int, int]:
         snapshot_id = snapshot_id if snapshot_id is not None else self.latest_snapshot()
@@ -525,11 +539,11 @@ class Store:
     def _touched_since(self, seq: int) -> list[tuple[str, str, int | None, str]]:
         """(type, id, version at snapshot or None, first action) for each resource changed after seq."""
         rows = self._conn().execute(
-            "SELECT type, id, prev_version, action FROM change WHERE seq IN "
+            "SELECT seq, type, id, prev_version, action FROM change WHERE seq IN "
             "(SELECT MIN(seq) FROM change WHERE seq > ? GROUP BY type, id) ORDER BY seq",
             (seq,),
         ).fetchall()
-        return [(t, i, p, a) for t, i, p, a in rows]
+        return [(t, i, p, a) for _, t, i, p, a in rows]
 
     def diff(self, snapshot_id: int | None = None) -> tuple[int, list[Change]]:
         """Net changes since the snapshot (default: the latest), one per resource."""
@@ -549,6 +563,13 @@ class Store:
             action: Action = "create" if before is None else "delete" if after is None else "update"
             changes.append(Change(rtype, rid, action, before, after))
         return snapshot_id, changes
+
+    def diff_then_reset(self, since: int | None, reset_to: int | None) -> tuple[int, list[Change], tuple[int, int]]:
+        """:meth:`diff` since one snapshot, then :meth:`reset` to another, in one transaction (a scored task's
+        last step: what it changed, and the server made clean for the next one)."""
+        with self.transaction():
+            snapshot_id, changes = self._diff(since)
+            return snapshot_id, changes, self.reset(reset_to)
 
     def reset(self, snapshot_id: int | None = None) -> tuple[int, int]:
         """Restore the snapshot's state; returns (snapshot id, resources restored)."""
