@@ -77,6 +77,8 @@ def fhir_serve(
     exit_with_parent: Annotated[bool, typer.Option("--exit-with-parent", help="Exit when the process that started this one dies.")] = False,
     query_seconds: Annotated[float | None, typer.Option("--query-seconds", min=0.001, help="Time limit of one database query (default 10 s).")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes accepting on the one port, over the same database.")] = 1,
+    slots: Annotated[int, typer.Option("--slots", min=0, help="Serve this many task databases over --db (read-only), at /slots/0 ...")] = 0,
+    slots_dir: Annotated[Path | None, typer.Option("--slots-dir", help="Where the task databases are kept (default: beside --db).")] = None,
 ) -> None:
     """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
     from medagent.fhir.server.serve import serve
@@ -85,7 +87,7 @@ def fhir_serve(
     serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
           allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m),
           token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds,
-          workers=workers)
+          workers=workers, slots=slots, slots_dir=slots_dir)
 
 
 @fhir_app.command("load")
