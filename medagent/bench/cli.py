@@ -17,9 +17,11 @@ from rich.table import Table
 from medagent.bench.executors import make_executor
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import (
+    DEFAULT_MAX_ERROR_SHARE,
     RESULTS_FILE,
     SUMMARY_FILE,
     RunDirError,
+    RunFailed,
     run_benchmark,
     write_json_atomic,
 )
@@ -154,14 +156,18 @@ def bench_run(
     fhir_url: Annotated[str | None, typer.Option(
         "--fhir-url", help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
         "one task at a time each, diff from _history and run tags, reset by before-images.")] = None,
-    executor: Annotated[str, typer.Option(help="Where tasks run: local (this process) or ray (one actor per task "
-                                               "in flight, each with its own FHIR server and solver).")] = "local",
+    executor: Annotated[str, typer.Option(help="Where tasks run: local (this process) or ray (actors over the "
+                                               "cluster, each with its own solver and FHIR server).")] = "local",
     address: Annotated[str | None, typer.Option(help="--executor ray: a running Ray cluster ('auto' or "
                                                      "host:port); default: start a local one.")] = None,
-    actor_slots: Annotated[int, typer.Option(min=1, help="--executor ray: FHIR servers (tasks in flight) per actor; "
-                                                         "1: one actor per task in flight.")] = 1,
+    actor_slots: Annotated[int | None, typer.Option(min=1, help="--executor ray: tasks in flight per actor (task "
+                                                                "databases of its FHIR server; default 16); 1: one "
+                                                                "actor per task in flight.")] = None,
     prompt_profile: Annotated[str | None, typer.Option(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
+    max_error_share: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="More tasks than this share ending in error fails the run (exit 1, summary.json "
+        "marked failed, no score).")] = DEFAULT_MAX_ERROR_SHARE,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
@@ -182,10 +188,14 @@ def bench_run(
             raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
                                             trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls,
-                                            executor=runs_on))
+                                            executor=runs_on, max_error_share=max_error_share))
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    except RunFailed as exc:
+        err_console.print(f"[bold red]run failed, no score:[/] {escape(str(exc))}")
+        err_console.print(f"errors by type: {exc.failed['by_type']}; summary: {out / SUMMARY_FILE}")
+        raise typer.Exit(1) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
     console.print(f"overall accuracy: {summary['overall']['accuracy']:.1f}% (n={summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
@@ -228,6 +238,9 @@ def bench_baselines(
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    except RunFailed as exc:
+        err_console.print(f"[bold red]run failed, no table:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
     markdown = render_markdown(table, title)
