@@ -1,11 +1,12 @@
 """The HTTP layer of the embedded FHIR R4 server (Starlette): routes, headers, errors.
 
-Reads (search, read, vread, history, ``$lastn``) run on the event loop first, with a small time
-budget (``inline_read_seconds``): almost all of them finish in about a millisecond, and handing them
+Reads (search, read, vread, history, ``$lastn``) run on the event loop first, with a small budget of
+CPU time (``inline_read_seconds``): almost all of them finish in about a millisecond, and handing them
 to a thread costs as much again (futures, a wake-up of the loop, the GIL passed back and forth). A read
 still running when its budget ends is aborted and run again on the thread pool, so a long search never
-holds up the requests behind it. Writes, validation and bundles always run on the pool (``db_threads``);
-each thread reads through its own SQLite connection and writes are serialized by the store.
+holds up the requests behind it. (A budget of wall time moved reads the OS had merely preempted to the
+pool, where they ran again and fought the loop for the GIL: issue 30's tail.) Writes, validation and
+bundles always run on the pool (``db_threads``); each thread reads through its own SQLite connection and writes are serialized by the store.
 (tools/bench_fhir.py, 2 cores, 16 clients: reads on the pool only 866 req/s and p99 37.7 ms with one
 worker; inline first 1,361 req/s and 25.8 ms.)
 """

@@ -78,7 +78,10 @@ INDEXES_BEFORE_V2 = ("idx_token_code", "idx_token_rid", "idx_ref_ref", "idx_ref_
                      "idx_string_norm", "idx_string_rid")
 
 DEFAULT_QUERY_SECONDS = 10.0
-PROGRESS_STEPS = 4000  # SQLite VM instructions between two looks at the query's deadline
+# SQLite VM instructions between two looks at the query's deadline. Each look is a Python call, which takes
+# the GIL: a query on a pool thread waits for it while the event loop runs other requests (up to the switch
+# interval each time), so the looks are kept few (a look every ~0.1-0.3 ms of SQLite work)
+PROGRESS_STEPS = 20_000
 # SQLite errors that mean "this query is too big", not "the server is broken": a 400 too-costly
 _TOO_COSTLY = ("interrupted", "expression tree is too large", "too many sql variables", "parser stack overflow",
                "pattern too complex", "string or blob too big", "too many terms")
@@ -192,8 +195,15 @@ class Store:
         return _connect(self.path, read_only=read_only)
 
     def _past_deadline(self) -> bool:
-        """SQLite's progress handler: True aborts the running statement (its thread's deadline passed)."""
-        return time.monotonic() > getattr(self._local, "deadline", math.inf)
+        """SQLite's progress handler: True aborts the running statement (its thread's deadline passed, or the
+        CPU budget of its read). The thread's CPU clock is a system call (a few µs): it is read only once the
+        budget has passed in wall time, as it must have before it can in CPU time."""
+        local = self._local
+        now = time.monotonic()
+        if now > getattr(local, "deadline", math.inf):
+            return True
+        return (now > getattr(local, "budget_wall_end", math.inf)
+                and time.thread_time() > getattr(local, "cpu_deadline", math.inf))
 
     def close(self) -> None:
         with self._readers_lock:
@@ -228,28 +238,31 @@ class Store:
         A statement running past ``query_seconds`` is aborted and raised as a 400 ``too-costly``, which
         frees its thread; so is one SQLite refuses as too large. Inside ``read_budget()`` a statement
         still running when the budget ends is aborted as ``ReadBudgetSpent``."""
-        limit_end = time.monotonic() + self.query_seconds
+        self._local.deadline = time.monotonic() + self.query_seconds
         budget_end = getattr(self._local, "budget_end", math.inf)
-        self._local.deadline = min(limit_end, budget_end)
+        self._local.cpu_deadline = budget_end
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if budget_end < limit_end and time.monotonic() >= budget_end and _interrupted(exc):
+            if budget_end != math.inf and time.thread_time() >= budget_end and _interrupted(exc):
                 raise ReadBudgetSpent(f"a read passed its budget: {sql[:80]}") from None
             raise _too_costly(exc, self.query_seconds) from None
         finally:
-            self._local.deadline = math.inf
+            self._local.deadline = self._local.cpu_deadline = math.inf
 
     @contextmanager
     def read_budget(self, seconds: float) -> Iterator[None]:
-        """Reads inside (all statements together) get ``seconds``: a statement still running then is
-        aborted with ``ReadBudgetSpent``, and the caller runs the read again where it may take longer
-        (a read changes nothing, so running it twice is safe). Not for writes: they are never cut short."""
-        self._local.budget_end = time.monotonic() + seconds
+        """Reads inside (all statements together) get ``seconds`` of this thread's CPU time: a statement still
+        running then is aborted with ``ReadBudgetSpent``, and the caller runs the read again where it may take
+        longer (a read changes nothing, so running it twice is safe). CPU time, not wall time: a read the OS
+        preempted, on a busy machine, did not cost more and is not moved. Not for writes: they are never cut
+        short."""
+        self._local.budget_end = time.thread_time() + seconds
+        self._local.budget_wall_end = time.monotonic() + seconds
         try:
             yield
         finally:
-            self._local.budget_end = math.inf
+            self._local.budget_end = self._local.budget_wall_end = math.inf
 
     def query_one(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         rows = self.query(sql, args)
