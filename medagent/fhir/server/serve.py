@@ -15,7 +15,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from medagent.config import UserError
-from medagent.fhir.server.app import create_app
+from medagent.fhir.server.app import _load_searchable_models, create_app
 from medagent.fhir.server.guard import ServerSecurity, check_bind
 from medagent.fhir.server.loading import load_into_store
 from medagent.fhir.server.parent_watch import end_with_parent
@@ -150,6 +150,7 @@ def _serve_slots(template: Path, count: int, folder: Path, sock: socket.socket, 
         slot.query_seconds = query_seconds if query_seconds is not None else slot.query_seconds
     security = ServerSecurity(token=token, allowed_hosts=allowed_hosts or [], access_log=str(folder / "access.log"))
     app = create_app(slots, strict=strict, allow_reset=allow_reset, security=security)
+    _load_searchable_models()  # here, not in the background: the tasks a slot server is started for come at once
     freeze_startup_objects()
     host, port = sock.getsockname()[:2]
     report(f"FHIR R4 server at http://{host}:{port}/slots/{{0..{count - 1}}}: {count} task databases over "
