@@ -111,10 +111,15 @@ class FhirClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> FhirClient:
-        """A client configured from :class:`medagent.config.Settings`."""
-        options = {"token": settings.fhir_token, "timeout": settings.fhir_timeout, "retries": settings.fhir_retries}
-        return cls(settings.effective_fhir_url, **{**options, **overrides})
+    def from_settings(cls, settings: Any, *, base_url: str | None = None, **overrides: Any) -> FhirClient:
+        """A client configured from :class:`medagent.config.Settings` (a static token or SMART backend
+        services: :func:`medagent.fhir.auth.client_auth.client_auth`); ``base_url``: another server."""
+        from medagent.fhir.auth.client_auth import client_auth
+
+        url = base_url or settings.effective_fhir_url
+        options = {"auth": client_auth(settings, url), "timeout": settings.fhir_timeout,
+                   "retries": settings.fhir_retries}
+        return cls(url, **{**options, **overrides})
 
     async def __aenter__(self) -> FhirClient:
         return self

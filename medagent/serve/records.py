@@ -32,6 +32,11 @@ async def search_patients(client: FhirClient, query: str, now: datetime, limit: 
     return [_row(p, now) for p in found]
 
 
+async def patient_in_context(client: FhirClient, patient_id: str, now: datetime) -> PatientRow:
+    """The row of the one patient a SMART launch is about."""
+    return _row(await client.read_json("Patient", patient_id), now)
+
+
 def parse_reference(reference: str) -> tuple[str, str]:
     """('Observation', 'abc') from 'Observation/abc'; ValueError naming the reference otherwise."""
     match = REFERENCE.match(reference)
