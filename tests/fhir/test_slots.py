@@ -279,9 +279,14 @@ def test_every_url_a_slot_writes_names_the_slot(slot_server: EmbeddedServer) -> 
         assert history["entry"][0]["fullUrl"] == f"{base}/Basic/{rid}"
         diff = http.get(f"{base}/$diff", params={"snapshot": "1"}).json()
         assert [(c["resourceType"], c["id"], c["action"]) for c in diff["changes"]] == [("Basic", rid, "create")]
+        assert http.post(f"{base}/$diff", params={"snapshot": "1"}).status_code == 400  # a POST resets: to what?
+        ended = http.post(f"{base}/$diff", params={"snapshot": "1", "reset": "1"}).json()  # a task's last request
+        assert ended["changes"] == diff["changes"] and ended["reset"] == {"snapshot": 1, "restored": 1}
+        assert http.get(f"{base}/Basic/{rid}").status_code == 404
+        again = http.post(f"{base}/Basic", json={"resourceType": "Basic", "code": {"text": "again"}}).json()["id"]
         reset = http.post(f"{base}/$reset", params={"snapshot": "1"}).json()
         assert reset["parameter"] == [{"name": "snapshot", "valueInteger": 1}, {"name": "restored", "valueInteger": 1}]
-        assert http.get(f"{base}/Basic/{rid}").status_code == 404
+        assert http.get(f"{base}/Basic/{again}").status_code == 404
 
 
 def test_a_slot_server_refuses_what_is_not_a_slot(slot_server: EmbeddedServer) -> None:

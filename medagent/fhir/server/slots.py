@@ -28,7 +28,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from medagent.fhir.server.guard import outcome_body
+from medagent.fhir.server.guard import _send_outcome, outcome_body
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.store import SCHEMA_VERSION, Store
 
@@ -263,9 +263,7 @@ class SlotRouting:
             status, message = 404, (f"no FHIR interaction at {path}: this server serves task databases at "
                                     f"/slots/0 to /slots/{len(self.slots) - 1}")
             body, content_type = outcome_body(status, message)
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await _send_outcome(send, status, body, {"Content-Type": content_type})
             return
         token = request_store.set(self.slots[int(match[1])])
         try:
