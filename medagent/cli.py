@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -172,12 +172,15 @@ def quickstart(
 
     Same code path as `medagent bench run`; prints the table and the report path.
     """
-    from medagent.bench.cli import bench_run
+    from medagent.bench.cli import show_run
+    from medagent.bench.scored_run import RunChoice, run_scored
 
     if out.exists():
         shutil.rmtree(out)
-    bench_run(suite="ehrqa", split="test", limit=limit, agent="agent", model=model, model_name=None, concurrency=1,
-              trials=1, max_steps=3, out=out, resume=False, scenarios=None, report=True)
+    settings = get_settings(model=model)
+    choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", limit=limit, agent="agent",
+                       max_steps=3)
+    show_run(asyncio.run(run_scored(choice, home=settings.home)), out, "ehrqa/test", report=True)
 
 
 @app.command("ask")
@@ -198,13 +201,13 @@ def ask(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
 ) -> None:
     """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
-    from medagent.bench.cli import check_prompt_profile
+    from medagent.bench.scored_run import check_prompt_profile
 
     check_prompt_profile(prompt_profile)
     if approve not in APPROVAL_MODES:
         raise typer.BadParameter(f"--approve must be one of {', '.join(APPROVAL_MODES)}")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
-    moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    moment = now or datetime.now(UTC).isoformat(timespec="seconds")
     try:
         parse_instant(moment)
     except ValueError as exc:

@@ -11,12 +11,21 @@ import traceback
 from typing import Any
 
 from medagent.bench.results import TaskError, TaskPhase, TaskRecord
-from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
+from medagent.bench.server_diff import EmbeddedServerDiff, ServerDiff, StandardServerDiff
 from medagent.bench.solvers import Solver
+from medagent.bench.uncertainty import task_cluster
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
-from medagent.scenarios.models import Scenario
+from medagent.scenarios.models import Scenario, Verdict
 from medagent.trajectory import RunOutcome
+
+
+def checkpoint_counts(verdict: Verdict | None, scenario: Scenario) -> dict[str, int | None]:
+    """A workflow task's checkpoints passed and in all (a task that errored passes none of them)."""
+    if not scenario.checkpoints:
+        return {"checkpoints_passed": None, "checkpoints_total": None}
+    passed = sum(c.passed for c in verdict.checkpoints) if verdict is not None else 0
+    return {"checkpoints_passed": passed, "checkpoints_total": len(scenario.checkpoints)}
 
 
 def task_run_id(scenario: Scenario, trial: int) -> str:
@@ -26,19 +35,19 @@ def task_run_id(scenario: Scenario, trial: int) -> str:
 
 class ScoringChoice:
     """Which scoring a server gets: the embedded fast path (reset to the snapshot taken before its first
-    task; one :class:`EmbeddedScoring` per server, which knows whether it was left clean), or, for standard
+    task; one :class:`EmbeddedServerDiff` per server, which knows whether it was left clean), or, for standard
     FHIR servers, history and run tags."""
 
     def __init__(self, *, standard: bool) -> None:
         self.standard = standard
-        self._embedded: dict[str, EmbeddedScoring] = {}  # server base URL -> its scoring
+        self._embedded: dict[str, EmbeddedServerDiff] = {}  # server base URL -> its diff
 
-    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> Scoring:
+    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> ServerDiff:
         if self.standard:
-            return StandardScoring(client, task_run_id(scenario, trial))
+            return StandardServerDiff(client, task_run_id(scenario, trial))
         scoring = self._embedded.get(client.base_url)
         if scoring is None:  # before its first task: the server holds the loaded database only
-            scoring = self._embedded[client.base_url] = EmbeddedScoring(client, await client.snapshot(), clean=True)
+            scoring = self._embedded[client.base_url] = EmbeddedServerDiff(client, await client.snapshot(), clean=True)
         scoring.client = client
         return scoring
 
@@ -51,7 +60,7 @@ def error_record(phase: TaskPhase, exc: BaseException) -> TaskError:
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None, *, scoring: Scoring) -> TaskRecord:
+                   set_hash: str | None, *, scoring: ServerDiff) -> TaskRecord:
     """Reset and set up (``scoring``), solve, diff and grade one task, then undo it (``scoring.end``);
     failures become records (with the phase that failed), never exceptions."""
     started = time.perf_counter()
@@ -84,10 +93,12 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
     latency = time.perf_counter() - started
     return TaskRecord(
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
+        tier=scenario.tier, **checkpoint_counts(verdict, scenario),
         agent=solver.name, model=solver.model, outcome=outcome,
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0,
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
-        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
+        verdict=verdict, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash, task_error=error,
+        cluster=task_cluster(scenario),
     )

@@ -13,11 +13,11 @@ import httpx
 import psutil
 import pytest
 
-from medagent.bench.policies import make_policy
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RunFailed, run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
 from medagent.bench.solvers import Solver
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.fhir.client import FhirClient
 from medagent.fhir.server import process
 from medagent.fhir.server.process import EmbeddedServer, free_port
@@ -35,7 +35,7 @@ class ExplodingSolver:
 
     def __init__(self, explode_on: set[str]) -> None:
         self.explode_on = explode_on
-        self.oracle: Solver = make_policy("oracle")
+        self.oracle: Solver = make_code_solver("oracle")
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         if scenario.id in self.explode_on:

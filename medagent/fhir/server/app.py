@@ -19,8 +19,8 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import format_datetime
 from functools import partial
@@ -41,18 +41,19 @@ from medagent.fhir.server.compartment import check_compartment
 from medagent.fhir.server.everything import everything
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
-from medagent.fhir.server.guard import RequestGuard, ServerSecurity
 from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce, return_preference
-from medagent.fhir.server.outcome import FhirError, information, operation_outcome
+from medagent.fhir.server.outcome import FhirError, information, operation_outcome, outcome_body
 from medagent.fhir.server.read_url import current_version, read_entry
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
+from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.slots import SlotRouting, SlotStores, request_store
 from medagent.fhir.server.smart_access import SmartAccess
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
+from medagent.request_guard import BodyTooLarge, RequestGuard
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
@@ -498,6 +499,8 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except FhirError as exc:
             return fhir_response(exc.outcome(), exc.status)
+        except BodyTooLarge as exc:  # the request guard stopped a body growing past the limit
+            return fhir_response(FhirError(exc.status, str(exc)).outcome(), exc.status)
         except RecursionError:
             return fhir_response(FhirError(400, "request is nested too deeply", code="too-costly").outcome(), 400)
         except Exception as exc:  # the server keeps serving; the client gets the reason
@@ -541,7 +544,7 @@ def _load_searchable_models() -> None:
 
 
 def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: bool = False,
-               db_threads: int = DEFAULT_DB_THREADS, security: ServerSecurity | None = None,
+               db_threads: int = DEFAULT_DB_THREADS, security: FhirServerSecurity | None = None,
                inline_read_seconds: float = INLINE_READ_SECONDS) -> Starlette:
     """The server app over one store, or over task databases (``SlotStores``: the API of slot ``n`` at
     ``/slots/{n}``); ``security``: Host/Origin/token/body rules (default: loopback only, no token);
@@ -549,7 +552,7 @@ def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: 
     slots = store if isinstance(store, SlotStores) else None
     fhir = FhirApp(store if isinstance(store, Store) else None, strict=strict, allow_reset=allow_reset,
                    db_threads=db_threads, inline_read_seconds=inline_read_seconds)
-    guard = security or ServerSecurity()
+    guard = security or FhirServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
         _route("/$snapshot", {"POST": fhir.snapshot}),
@@ -580,7 +583,7 @@ def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: 
             close_pool()
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
-    middleware = [Middleware(RequestGuard, security=guard)]
+    middleware = [Middleware(RequestGuard, security=guard, refusal_body=outcome_body)]
     if slots is not None:
         middleware.append(Middleware(SlotRouting, slots=slots))
     if guard.access_tokens is not None:  # a SMART protected resource server (smart_access)

@@ -26,10 +26,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from medagent.fhir.server.guard import _send_outcome, outcome_body
-from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.outcome import FhirError, outcome_body
 from medagent.fhir.server.store import SCHEMA_VERSION, Store
 
 SLOT_PATH = re.compile(r"/slots/(\d{1,6})(?=/|$)")
@@ -263,7 +263,7 @@ class SlotRouting:
             status, message = 404, (f"no FHIR interaction at {path}: this server serves task databases at "
                                     f"/slots/0 to /slots/{len(self.slots) - 1}")
             body, content_type = outcome_body(status, message)
-            await _send_outcome(send, status, body, {"Content-Type": content_type})
+            await Response(body, status_code=status, media_type=content_type)(scope, receive, send)
             return
         token = request_store.set(self.slots[int(match[1])])
         try:
