@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import orjson
@@ -21,6 +22,7 @@ from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.slots import SlotStore, SlotStores, Template
 from medagent.fhir.server.store import Store
+from medagent.serve.cds_hooks.services import SERVICES
 
 BASE = "http://fhir.test"
 HBA1C = "http://loinc.org|4548-4"
@@ -225,6 +227,20 @@ OPERATIONS: dict[str, Callable[[Store, str], Any]] = {
     "conditional match": lambda s, p: matching_ids(s, "Observation", [("patient", p), ("code", HBA1C)], limit=2),
     "writes, diff and reset": lambda s, p: (s.diff(writes(s, p)), s.reset(2)),
 }
+
+
+def prefetch_search(template: str) -> Callable[[Store, str], Any]:
+    """The search a CDS Hooks service's prefetch template asks for, on the patient given."""
+    def run(store: Store, patient: str) -> Any:
+        resource_type, query = template.replace("{{context.patientId}}", patient).split("?", 1)
+        return search(store, resource_type, parse_qsl(query), base_url=BASE)
+    return run
+
+
+# the searches the CDS Hooks services read a chart with (their prefetch templates, fetched when not sent)
+OPERATIONS.update({f"CDS Hooks prefetch {template}": prefetch_search(template)
+                   for template in sorted({item.template for service in SERVICES.values()
+                                           for item in service.prefetch if "?" in item.template})})
 
 
 def test_a_slot_does_no_more_database_work_than_the_template(template: Template, plain: Store,
