@@ -172,15 +172,15 @@ def quickstart(
 
     Same code path as `medagent bench run`; prints the table and the report path.
     """
-    from medagent.bench.cli import show_run
-    from medagent.bench.scored_run import RunChoice, run_scored
+    from medagent.bench.cli import run_scored_or_exit, show_run
+    from medagent.bench.scored_run import RunChoice
 
     if out.exists():
         shutil.rmtree(out)
     settings = get_settings(model=model)
     choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", limit=limit, agent="agent",
                        max_steps=3)
-    show_run(asyncio.run(run_scored(choice, home=settings.home)), out, "ehrqa/test", report=True)
+    show_run(run_scored_or_exit(choice, settings.home), out, "ehrqa/test", report=True)
 
 
 @app.command("ask")

@@ -117,15 +117,21 @@ def bench_run(
                        executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile,
                        max_error_share=max_error_share)
     try:
-        run = asyncio.run(run_scored(choice, home=settings.home))
+        run = run_scored_or_exit(choice, settings.home)
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    show_run(run, out, f"{suite}/{split}", report=report)
+
+
+def run_scored_or_exit(choice: RunChoice, home: Path) -> ScoredRun:
+    """Run ``choice``; a run with too many tasks in error says why and exits 1 (no score printed)."""
+    try:
+        return asyncio.run(run_scored(choice, home=home))
     except RunFailed as exc:
         err_console.print(f"[bold red]run failed, no score:[/] {escape(str(exc))}")
-        err_console.print(f"errors by type: {exc.failed['by_type']}; summary: {out / SUMMARY_FILE}")
+        err_console.print(f"errors by type: {exc.failed['by_type']}; summary: {choice.out / SUMMARY_FILE}")
         raise typer.Exit(1) from None
-    show_run(run, out, f"{suite}/{split}", report=report)
 
 
 def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
