@@ -180,6 +180,9 @@ def test_the_shipped_adapter_was_trained_on_dev_patients_only() -> None:
     sources = {re.sub(r"-u\d+$", "", i) for i in data["scenario_ids"]}
     assert sources <= set(dev)
     assert {dev[i].suite for i in sources} == {"ehrqa", "agentic"}
+    # issue 28: questions asked as users ask (rephrased copies) and the hard tier's dev split are in
+    assert data["rephrased"] > 0 and any(i != re.sub(r"-u\d+$", "", i) for i in data["scenario_ids"])
+    assert {"core", "hard"} <= {dev[i].tier for i in sources}
     trained = [dev[i] for i in sources]
     assert not {s.question for s in trained} & questions
     bundle_mrns = {chart.patient_id: chart.mrn for chart in (chart_from_bundle(b) for _, b in iter_bundles())}
