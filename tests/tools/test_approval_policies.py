@@ -1,6 +1,6 @@
 """The one approval path's policies, decided in-process (no server, no model): what each mode decides,
 the patient-in-context rule, the label the trajectory records, and the refusal text the model reads.
-Expected values are the documented contract (README "Writes and approval"), written out by hand."""
+Expected values are the documented contract (medagent/agent/README.md, "Writes"), written out by hand."""
 
 from __future__ import annotations
 
