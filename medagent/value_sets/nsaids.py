@@ -10,6 +10,7 @@ VALUE_SET = ValueSet(
         Concept("5640", "ibuprofen"),
         Concept("7258", "naproxen"),
         Concept("3355", "diclofenac"),
+        Concept("6142", "ketoprofen"),
         Concept("41493", "meloxicam"),
         Concept("140587", "celecoxib"),
         Concept("5781", "indomethacin"),
