@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def test_the_readme_example_runs_on_the_embedded_server(synthea_db: Path, tmp_pa
     source = readme_example()
     assert len([line for line in source.splitlines() if line.strip()]) <= 12
     assert re.findall(r"^from medagent import (.+)$", source, re.M) and "medagent." not in source  # public names only
+    assert textwrap.indent(source, "    ") in (medagent.__doc__ or "")  # the package docstring's copy says the same
     db = tmp_path / "synthea.sqlite"
     shutil.copyfile(synthea_db, db)
     monkeypatch.setenv("MEDAGENT_DB", str(db))
