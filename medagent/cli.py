@@ -322,6 +322,8 @@ def mcp(
     tools: Annotated[str, typer.Option(help=TOOLS_HELP)] = "all",
     token: Annotated[str | None, typer.Option(envvar="MEDAGENT_MCP_TOKEN", show_default=False,
                                               help="Bearer token for --transport http (required beyond loopback).")] = None,
+    patient: Annotated[str | None, typer.Option(help="Patient.id in context: with --allow-writes, a write about "
+                                                     "any other patient is refused.")] = None,
 ) -> None:
     """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
     from medagent.tools.mcp_server import parse_now, serve_mcp
@@ -336,7 +338,7 @@ def mcp(
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
     try:
         serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, names=names,
-                  token=token)
+                  token=token, patient=patient)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 

@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import format_datetime
 from functools import partial
@@ -35,9 +35,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from medagent.fhir.server.capability import capability_statement
+from medagent.fhir.server.guard import RequestGuard, ServerSecurity
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
-from medagent.fhir.server.guard import RequestGuard, ServerSecurity
 from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce
 from medagent.fhir.server.outcome import FhirError, information, operation_outcome
@@ -45,7 +45,12 @@ from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
-from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
+from medagent.fhir.server.validation import (
+    check_id,
+    check_resource_type,
+    close_pool,
+    validate_resource,
+)
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
@@ -80,6 +85,14 @@ def _version_from_if_match(if_match: str | None) -> int | None:
     except FhirError:
         raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match[:40]!r}") from None
 
+
+
+def target_of(request: Request) -> tuple[str, str]:
+    """The ``{type}/{id}`` a request names, both checked (a 400 naming the id, never a dot segment)."""
+    rtype, rid = request.path_params["type"], request.path_params["id"]
+    check_resource_type(rtype)
+    check_id(rid)
+    return rtype, rid
 
 class FhirApp:
     """Route handlers bound to one store and the server's policy flags."""
@@ -246,12 +259,12 @@ class FhirApp:
         return stored
 
     async def read(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
         return resource_response(await self.reading(self._current, rtype, rid), self.base_url(request))
 
     async def vread(self, request: Request) -> Response:
-        rtype, rid, vid = request.path_params["type"], request.path_params["id"], request.path_params["vid"]
+        (rtype, rid), vid = target_of(request), request.path_params["vid"]
         check_resource_type(rtype)
         try:
             version = plain_int("version id", vid)
@@ -265,7 +278,7 @@ class FhirApp:
         return resource_response(stored, self.base_url(request))
 
     async def update(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
         check_id(rid)
         body = await self.blocking(validate_resource, await self.body_json(request), expected_type=rtype)
@@ -278,7 +291,7 @@ class FhirApp:
 
     async def patch(self, request: Request) -> Response:
         """JSON Patch (RFC 6902) of the current version; the result is validated like an update."""
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != JSON_PATCH:
@@ -316,7 +329,7 @@ class FhirApp:
         return resource_response(await self.blocking(write), self.base_url(request))
 
     async def delete(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
 
         def write() -> str:
@@ -333,6 +346,8 @@ class FhirApp:
         rtype = request.path_params.get("type")
         if rtype is not None:
             check_resource_type(rtype)
+        if request.path_params.get("id") is not None:
+            check_id(request.path_params["id"])
         bundle = await self.reading(history_bundle, self.store, rtype, request.path_params.get("id"),
                                     list(request.query_params.multi_items()), base_url=self.base_url(request))
         return fhir_response(bundle)

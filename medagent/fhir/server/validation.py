@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import re
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import cache
@@ -20,10 +19,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
 from pydantic import BaseModel, ValidationError
 
+from medagent.fhir.ids import is_fhir_id
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.parent_watch import end_with_parent
 
-ID_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$", re.ASCII)  # the R4 id rule, without '.' and '..'
 ABSTRACT_TYPES = ("Resource", "DomainResource")
 NOT_STORED = ("Bundle", "OperationOutcome", "Parameters")
 
@@ -89,7 +88,7 @@ def check_bundle_shape(bundle: dict[str, Any]) -> None:
 
 
 def check_id(resource_id: str) -> None:
-    if not ID_RE.match(resource_id):
+    if not is_fhir_id(resource_id):
         raise FhirError(400, f"invalid resource id {resource_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 - . "
                              "(not only dots)")
 
@@ -107,7 +106,7 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
         )
     if resource_type in NOT_STORED:
         raise FhirError(400, f"a {resource_type} cannot be stored on this server", expression=["resourceType"])
-    if "id" in body and (not isinstance(body["id"], str) or not ID_RE.match(body["id"])):
+    if "id" in body and not is_fhir_id(body["id"]):
         raise FhirError(400, f"invalid resource id {str(body['id'])[:80]!r}", expression=[f"{resource_type}.id"])
     try:
         model_class(resource_type).model_validate(body)
