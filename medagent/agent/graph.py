@@ -25,7 +25,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action, with_final_answer
+from medagent.agent.actions import (
+    FINAL_ANSWER,
+    action_schema,
+    final_answer_schema,
+    parse_action,
+    with_final_answer,
+)
 from medagent.agent.answer_format import answer_pattern
 from medagent.agent.prompts import (
     PromptProfile,
@@ -37,7 +43,13 @@ from medagent.agent.prompts import (
 from medagent.agent.state import FINAL_STATUSES, AgentResult, AgentState, Limits
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
-from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
+from medagent.tools.approval import (
+    ApprovalDecision,
+    ApprovalMode,
+    ApprovalPolicy,
+    WriteRequest,
+    approval_policy,
+)
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry
 from medagent.trajectory import Step
@@ -159,13 +171,19 @@ class Agent:
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()
+        call_limit = self.limits.model_call_timeout_s
         try:
-            reply = await asyncio.wait_for(self.model.complete(request), timeout=max(remaining, 0.001))
+            reply = await asyncio.wait_for(self.model.complete(request), timeout=max(
+                min(remaining, call_limit) if call_limit is not None else remaining, 0.001))
         except asyncio.TimeoutError:
+            if call_limit is not None and call_limit < remaining:
+                exc = ModelError("timeout", f"the model did not answer within {call_limit:g} s (the per-call model "
+                                            "timeout)", backend=getattr(self.model, "name", None))
+                return {"status": "model_error", "error": str(exc), "error_kind": exc.kind}
             return {"status": "timeout", "error": f"run exceeded {self.limits.timeout_s:.0f} s"}
         except ModelError as exc:
             if exc.kind != "invalid_output":
-                return {"status": "model_error", "error": str(exc)}
+                return {"status": "model_error", "error": str(exc), "error_kind": exc.kind}
             return self._invalid(state, exc.text or "", str(exc), time.perf_counter() - started)
         model_s = time.perf_counter() - started
         usage = {"prompt_tokens": state["prompt_tokens"] + reply.usage.prompt_tokens,
@@ -296,6 +314,6 @@ class Agent:
         return AgentResult(
             run_id=run_id, status=values.get("status", "running"), answer=values.get("answer"),
             citations=list(values.get("citations") or []), steps=values.get("steps", 0),
-            error=values.get("error"), trace=values.get("trace", []), audit=values.get("audit", []),
-            pending_approval=pending,
+            error=values.get("error"), error_kind=values.get("error_kind"), trace=values.get("trace", []),
+            audit=values.get("audit", []), pending_approval=pending,
         )

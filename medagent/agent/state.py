@@ -22,6 +22,9 @@ class Limits(BaseModel):
                                                         "it waits for a reviewer's decision.")
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
+    model_call_timeout_s: float | None = Field(None, gt=0, description=(
+        "Seconds one model call may take, its retries included; a call with no answer by then ends the run with "
+        "status model_error (kind timeout). None: only the run's own timeout_s bounds it."))
 
     def reached(self, steps: int, tokens: int, elapsed_s: float) -> RunStatus | None:
         """The status that ends a run after ``steps`` tool calls, ``tokens`` prompt + completion tokens and
@@ -61,6 +64,7 @@ class AgentState(TypedDict, total=False):
     citations: list[str]
     status: RunStatus
     error: str | None
+    error_kind: str | None
 
 
 class AgentResult(RunOutcome):
