@@ -15,8 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from medagent.bench.executors import make_executor
+from medagent.bench.model_check import check_model_reachable
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import (
+    DEFAULT_MAX_MODEL_ERRORS,
     RESULTS_FILE,
     SUMMARY_FILE,
     RunDirError,
@@ -33,21 +35,24 @@ from medagent.bench.scenario_sets import (
 )
 from medagent.bench.summary import summarize
 from medagent.config import UserError, get_settings
+from medagent.models.base import ModelError
 from medagent.tools.tool_sets import TOOLS_HELP, tool_names
 
 bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
+DEFAULT_MODEL_TIMEOUT_S = 300.0
+RUN_STOPPED_EXIT = 3  # the run stopped because its model failed (2: bad input)
 CODE_POLICIES = ("oracle", "oracle-by-name", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
                  "chart-blind")
 
 
 def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
                 set_folder: Path | None = None, tool_names: list[str] | None = None,
-                prompt_profile: str | None = None) -> Any:
+                prompt_profile: str | None = None, model_timeout: float | None = None) -> Any:
     """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
-    baseline, or a code policy."""
+    baseline, or a code policy. ``model_timeout``: seconds one model call may take (its retries included)."""
     if tool_names is not None and agent != "agent":
         raise UserError(f"--tools applies to --agent agent only ({agent} does not choose tools)")
     if agent in CODE_POLICIES:
@@ -58,16 +63,34 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
     from medagent.bench.endpoints import load_endpoints
     from medagent.bench.solvers import AgentSolver
 
-    backend = load_endpoints(model, model_name)
+    try:
+        backend = load_endpoints(model, model_name)
+    except ModelError as exc:
+        if exc.kind != "config":
+            raise
+        raise UserError(f"--model {model}: {exc}") from None
     label = model_name or model
-    limits = Limits(max_steps=max_steps) if max_steps else None
+    limits = Limits(**({"max_steps": max_steps} if max_steps else {}), model_call_timeout_s=model_timeout)
     if agent == "whole-record":
         from medagent.bench.whole_record import WholeRecordSolver
 
-        return WholeRecordSolver(backend, model=label)
+        return WholeRecordSolver(backend, model=label, model_call_timeout_s=model_timeout)
     if agent == "agent":
         return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names, prompt_profile=prompt_profile)
     raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
+
+
+async def check_servers(solver: Any, fhir_urls: list[str] | None) -> None:
+    """The run's model server and standard FHIR servers answer (UserError naming the option otherwise)."""
+    from medagent.fhir.client import check_fhir_server
+    from medagent.fhir.errors import FhirClientError
+
+    await check_model_reachable(solver)
+    for url in fhir_urls or []:
+        try:
+            await check_fhir_server(url)
+        except FhirClientError as exc:
+            raise UserError(f"--fhir-url {url}: the FHIR server does not answer ({exc}); nothing was run") from None
 
 
 def check_prompt_profile(profile: str | None) -> None:
@@ -135,7 +158,7 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
 def bench_run(
     suite: Annotated[str, typer.Option(help="ehrqa, agentic or all.")] = "all",
     split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
-    limit: Annotated[int | None, typer.Option(help="At most N tasks, taken round-robin across categories.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N tasks, taken round-robin across categories.")] = None,
     agent: Annotated[str, typer.Option(help="agent, whole-record, or a code policy: " + ", ".join(CODE_POLICIES))] = "agent",
     model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
                                               "comma-separated URLs are replicas of one model, sharing the load "
@@ -162,6 +185,12 @@ def bench_run(
                                                          "1: one actor per task in flight.")] = 1,
     prompt_profile: Annotated[str | None, typer.Option(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
+    max_model_errors: Annotated[int, typer.Option(
+        min=1, help="Consecutive tasks ended by a model error that stop the run (the rest are not run, not scored; "
+                    "--resume continues).")] = DEFAULT_MAX_MODEL_ERRORS,
+    model_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds one model call may take, its retries included; a call with no answer by then "
+                        "stops the run.")] = DEFAULT_MODEL_TIMEOUT_S,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
@@ -170,27 +199,36 @@ def bench_run(
         names = _tool_set(tools) if tools is not None else None
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load(suite, split, tier, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile)
+        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile,
+                             model_timeout)
+        fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
+        if fhir_url is not None and not fhir_urls:
+            raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
+        asyncio.run(check_servers(solver, fhir_urls))  # before anything is written
         runs_on = make_executor(executor, address=address, slots_per_actor=actor_slots, solver_factory=functools.partial(
-            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile))
+            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile,
+            model_timeout))
         content_hash = set_hash(chosen.folder)
         used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
         record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,
                    **used)
-        fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
-        if fhir_url is not None and not fhir_urls:
-            raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
         summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
                                             trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls,
-                                            executor=runs_on))
+                                            executor=runs_on, max_model_errors=max_model_errors))
     except (ScenarioSetError, UserError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
     console.print(f"overall accuracy: {summary['overall']['accuracy']:.1f}% (n={summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         _write_report(out)
+    stopped = summary.get("stopped")
+    if stopped:
+        err_console.print(f"[bold red]run stopped:[/] {escape(stopped['reason'])}; {stopped['not_run']} of "
+                          f"{stopped['tasks']} tasks not run (not scored). Fix the model, then continue with "
+                          "--resume (the same command).", soft_wrap=True)
+        raise typer.Exit(RUN_STOPPED_EXIT)
 
 
 @bench_app.command("baselines")
@@ -226,7 +264,7 @@ def bench_baselines(
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
     except (ScenarioSetError, UserError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
@@ -246,7 +284,7 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
     try:
         summary, changed = rescore_run(run_dir, run_set_dir(run_dir))
     except (ScenarioSetError, RunDirError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
     console.print(f"{changed} verdict(s) changed; overall accuracy {summary['overall']['accuracy']:.1f}%")
@@ -266,7 +304,7 @@ def _write_report(*run_dirs: Path) -> None:
     try:
         path = write_report(list(run_dirs))
     except (RunDirError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(f"report: {path}")
 

@@ -353,6 +353,15 @@ class FhirClient:
         return list(body["changes"])
 
 
+async def check_fhir_server(base_url: str, *, token: str | TokenProvider | None = None, timeout: float = 10.0) -> None:
+    """A FHIR server answers ``GET /metadata`` at ``base_url``, else a :class:`FhirClientError` saying why
+    (commands check the server they were given before they write anything)."""
+    if not base_url.startswith(("http://", "https://")):
+        raise FhirTransportError(f"{base_url!r} is not an http(s) base URL")
+    async with FhirClient(base_url, token=token, timeout=timeout, retries=0) as probe:
+        await probe.capabilities()
+
+
 def _path(resource_type: str, resource_id: str) -> str:
     """``Type/id`` for a request URL, both checked: an id such as ``.`` or ``..`` would be resolved as a path
     segment (``Observation/.`` is a search of every Observation), so it is refused before sending."""

@@ -35,6 +35,10 @@ INSTRUCTIONS = (
 )
 
 
+MCP_BIND = {"service": "the MCP server", "token_source": "--token or set MEDAGENT_MCP_TOKEN"}
+"""How the bind rule names this server and its token (``medagent mcp --token`` / ``MEDAGENT_MCP_TOKEN``)."""
+
+
 class ContextSource:
     """Creates the ToolContext lazily inside the serving event loop (the HTTP client belongs to that loop)."""
 
@@ -178,7 +182,7 @@ def serve_mcp(settings: Settings, *, transport: str = "stdio", host: str = "127.
     import anyio
 
     if transport == "http":
-        check_bind(host, token)
+        check_bind(host, token, **MCP_BIND)
 
     moment = now or datetime.now(UTC).replace(microsecond=0)
     source = ContextSource(settings, now=moment, actor=actor, run_id=run_id, token_budget=token_budget,

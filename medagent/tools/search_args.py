@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -174,7 +175,11 @@ def text_matches(display: str, text: str) -> bool:
 
 
 def check_text(value: str) -> str:
-    text = " ".join(str(value).split())
+    """Words to search for: control and format characters dropped; at least one letter or digit (a filter of
+    only control characters would otherwise search for nothing and every row would look like a match)."""
+    text = " ".join("".join(c for c in str(value) if unicodedata.category(c) not in ("Cc", "Cf")).split())
+    if not any(c.isalnum() for c in text):
+        raise ValueError(f"text {str(value)[:40]!r} has no letters or digits; give words, e.g. 'hemoglobin a1c'")
     if len(text) < 2:
         raise ValueError("text must have at least 2 characters, e.g. 'hemoglobin a1c'")
     if len(text) > 200:

@@ -43,7 +43,7 @@ async def test_dot_ids_are_argument_errors(tool_name: str, arguments: dict[str, 
     assert result.references == [] and result.rows == [] and result.wrote == []
 
 
-async def test_mcp_get_patient_with_a_dot_id_is_an_error(fhir_url: str) -> None:
+async def test_mcp_dot_ids_and_control_character_filters_are_errors(fhir_url: str) -> None:
     mcp = pytest.importorskip("mcp")
     from mcp.client.stdio import stdio_client
 
@@ -56,3 +56,16 @@ async def test_mcp_get_patient_with_a_dot_id_is_an_error(fhir_url: str) -> None:
             text = result.content[0].text
             assert getattr(result, "is_error", None) or getattr(result, "isError", None), text
             assert "patient" in text and "not a FHIR id" in text and "Bundle" not in text, text
+        control = await session.call_tool("search_conditions", {"patient": PATIENT, "text": "\x00\x01"})
+        assert getattr(control, "is_error", None) or getattr(control, "isError", None), control.content[0].text
+        assert "text" in control.content[0].text and "Condition/" not in control.content[0].text
+
+
+# --- issue 25, item 5: a text filter of control characters is an argument error, not "no filter" ---------
+
+@pytest.mark.parametrize("text", ["\x00\x01", "\x07\x08\x1b", "\u200b\u200d", "\x00 \x01 \x02"])
+async def test_a_text_filter_without_letters_is_an_argument_error(text: str, registry: Registry, make_ctx: Any) -> None:
+    result = await registry.call("search_conditions", {"patient": PATIENT, "text": text}, make_ctx(NOW))
+    assert result.error is not None and result.error.startswith("bad arguments for search_conditions: text"), \
+        result.text
+    assert result.rows == [] and result.references == []

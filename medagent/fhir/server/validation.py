@@ -85,6 +85,8 @@ def check_bundle_shape(bundle: dict[str, Any]) -> None:
         model_class("Bundle").model_validate(shell)
     except ValidationError as exc:
         raise _invalid("Bundle", exc, status=400) from None
+    except (AttributeError, TypeError, ValueError) as exc:  # fhir.resources itself trips on some shapes
+        raise FhirError(400, f"invalid Bundle: {_unparsed(shell)}({type(exc).__name__}: {exc})") from None
 
 
 def check_id(resource_id: str) -> None:
@@ -112,6 +114,8 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
         model_class(resource_type).model_validate(body)
     except ValidationError as exc:
         raise _invalid(resource_type, exc, status=422) from None
+    except (AttributeError, TypeError, ValueError) as exc:  # fhir.resources itself trips on some shapes
+        raise FhirError(422, f"invalid {resource_type}: {_unparsed(body)}({type(exc).__name__}: {exc})") from None
     except RecursionError:
         raise FhirError(400, f"invalid {resource_type}: nested too deeply to validate", code="too-costly") from None
     for (rtype, element), allowed in REQUIRED_CODES.items():
@@ -123,6 +127,14 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
                 expression=[f"{resource_type}.{element}"],
             )
     return body
+
+
+def _unparsed(body: dict[str, Any]) -> str:
+    """Which primitive extensions (``_name``) are not objects: the shapes fhir.resources fails on with a
+    plain exception instead of a validation error (``{"_gender": "1"}``)."""
+    bad = [key for key, value in body.items() if key.startswith("_") and value is not None
+           and not isinstance(value, dict | list)]
+    return f"{', '.join(bad)} must be an object (a primitive's extension) " if bad else ""
 
 
 def _invalid(resource_type: str, exc: ValidationError, *, status: int) -> FhirError:
