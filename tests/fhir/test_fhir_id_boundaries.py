@@ -1,7 +1,7 @@
-"""Issue 25, item 3: ``.`` and ``..`` are not ids. The one validator (``medagent.fhir.ids``) refuses them (and
-everything off the R4 pattern) at the FHIR client and the embedded server; the tools, MCP, the service and
-the CLI have their own tests (tests/tools/test_tools_dot_ids.py, tests/serve/test_serve_dot_ids.py,
-tests/bench/test_cli_errors.py).
+"""Issue 25, item 3: ``.`` and ``..`` are not ids. The one validator (``medagent.fhir.ids``, unit tests in
+tests/fhir/test_fhir_ids.py) refuses them at the FHIR client and the embedded server; the tools, MCP, the
+service and the CLI have their own tests (tests/tools/test_tools_dot_ids.py,
+tests/serve/test_serve_dot_ids.py, tests/bench/test_cli_errors.py).
 
 The reproduction: the client resolved ``Observation/.`` as ``Observation/`` (a search of every patient's
 Observations) and ``Patient/..`` as the server root."""
@@ -17,42 +17,12 @@ from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
 from medagent.fhir.ids import (
     InvalidFhirId,
-    check_fhir_id,
-    is_fhir_id,
-    patient_of,
-    split_reference,
 )
 
-DOT_IDS = [".", "..", "...", "%2e", "%2E%2E", "a/b", "a b", "", "x" * 65, "é", "a?b", "a#b", "abc\n"]
-GOOD_IDS = ["a", "ba18818d-faef-44cd-9744-b12d8973d402", "a.b", ".a", "a..", "-", "A-Za-z0-9", "x" * 64]
+DOT_IDS = [".", "..", "%2e"]
 
 
-@pytest.mark.parametrize("value", DOT_IDS)
-def test_the_validator_refuses_dot_segments_and_off_pattern_ids(value: str) -> None:
-    assert not is_fhir_id(value)
-    with pytest.raises(InvalidFhirId, match="medication_request: .* is not a FHIR id"):
-        check_fhir_id(value, "medication_request")
-
-
-@pytest.mark.parametrize("value", GOOD_IDS)
-def test_the_validator_keeps_every_r4_id(value: str) -> None:
-    assert check_fhir_id(value) == value
-
-
-def test_references_and_the_patient_of_a_record() -> None:
-    assert split_reference("Observation/abc/_history/2") == ("Observation", "abc")
-    for bad in ("Observation/.", "Observation/..", "observation/abc", "Observation", "/abc"):
-        with pytest.raises(InvalidFhirId, match="reason_reference"):
-            split_reference(bad, "reason_reference")
-    assert patient_of({"resourceType": "MedicationRequest", "subject": {"reference": "Patient/p1"}}) == "p1"
-    assert patient_of({"resourceType": "Coverage", "beneficiary": {"reference": "http://h/fhir/Patient/p2/_history/1"}}) == "p2"
-    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Group/g1"}}) is None
-    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient/.."}}) is None
-    assert patient_of({"resourceType": "Patient", "id": "p3"}) == "p3"
-    assert patient_of({"resourceType": "Organization", "id": "o1"}) is None
-
-
-@pytest.mark.parametrize("bad", [".", "..", "%2e"])
+@pytest.mark.parametrize("bad", DOT_IDS)
 async def test_the_client_sends_no_dot_segment(fhir_url: str, bad: str) -> None:
     async with FhirClient(fhir_url) as client:
         calls = [client.read_json("Observation", bad), client.resolve(f"Patient/{bad}"),

@@ -1,0 +1,58 @@
+"""The one FHIR id validator (medagent/fhir/ids.py), in-process (the mutation target's fast tests): the R4
+pattern, no id made only of dots (``.`` and ``..`` are path segments a URL resolver removes), references,
+and the patient a record is about."""
+
+from __future__ import annotations
+
+import pytest
+
+from medagent.fhir.errors import FhirClientError
+from medagent.fhir.ids import (
+    InvalidFhirId,
+    check_fhir_id,
+    check_resource_type,
+    is_fhir_id,
+    patient_of,
+    split_reference,
+)
+
+DOT_IDS = [".", "..", "...", "%2e", "%2E%2E", "a/b", "a b", "", "x" * 65, "\u00e9", "a?b", "a#b", "abc\n", None, 5]
+GOOD_IDS = ["a", "ba18818d-faef-44cd-9744-b12d8973d402", "a.b", ".a", "a..", "-", "A-Za-z0-9", "x" * 64]
+
+
+@pytest.mark.parametrize("value", DOT_IDS)
+def test_the_validator_refuses_dot_segments_and_off_pattern_ids(value: str) -> None:
+    assert not is_fhir_id(value)
+    with pytest.raises(InvalidFhirId, match="medication_request: .* is not a FHIR id"):
+        check_fhir_id(value, "medication_request")
+
+
+@pytest.mark.parametrize("value", GOOD_IDS)
+def test_the_validator_keeps_every_r4_id(value: str) -> None:
+    assert check_fhir_id(value) == value
+
+
+def test_references_and_the_patient_of_a_record() -> None:
+    assert split_reference("Observation/abc/_history/2") == ("Observation", "abc")
+    for bad in ("Observation/.", "Observation/..", "observation/abc", "Observation", "/abc"):
+        with pytest.raises(InvalidFhirId, match="reason_reference"):
+            split_reference(bad, "reason_reference")
+    assert patient_of({"resourceType": "MedicationRequest", "subject": {"reference": "Patient/p1"}}) == "p1"
+    assert patient_of({"resourceType": "Coverage", "beneficiary": {"reference": "http://h/fhir/Patient/p2/_history/1"}}) == "p2"
+    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Group/g1"}}) is None
+    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient/.."}}) is None
+    assert patient_of({"resourceType": "Patient", "id": "p3"}) == "p3"
+    assert patient_of({"resourceType": "Organization", "id": "o1"}) is None
+    assert patient_of({"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/p4"}}) == "p4"
+    assert patient_of({"resourceType": "Observation", "subject": {"display": "no reference"}}) is None
+
+
+def test_resource_types_and_the_error_kinds() -> None:
+    assert check_resource_type("Observation") == "Observation"
+    for bad in ("observation", "O", "Observation/x", "Obs ervation", "", "..", None):
+        with pytest.raises(InvalidFhirId, match="resource type"):
+            check_resource_type(bad)
+    error = InvalidFhirId("x")
+    assert isinstance(error, FhirClientError) and isinstance(error, ValueError)  # a client error, a pydantic error
+    with pytest.raises(InvalidFhirId, match="^'\\.\\.' is not a FHIR id"):
+        check_fhir_id("..")  # without an argument name (pydantic names it)
