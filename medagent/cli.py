@@ -243,9 +243,9 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
             await require_patient(client, patient, base_url)
         settings.home.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver:
-            agent = Agent(model=backend, registry=default_registry(), client=client,
-                          limits=Limits(max_steps=max_steps), approval=approve,  # type: ignore[arg-type]
-                          checkpointer=saver, tool_names=names, prompt_profile=prompt_profile)  # type: ignore[arg-type]
+            agent = Agent(model=backend, registry=default_registry(), client=client, limits=Limits(max_steps=max_steps),
+                          approval=approve, checkpointer=saver, tool_names=names,  # type: ignore[arg-type]
+                          prompt_profile=prompt_profile)  # type: ignore[arg-type]
             result = await _run_or_resume(agent, question, now, patient, resume)
             while result.pending_approval is not None:
                 pending = result.pending_approval

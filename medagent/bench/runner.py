@@ -129,8 +129,9 @@ async def run_benchmark(
         raise RunDirError(f"{out_dir} already holds a run; pass --resume to finish it or choose a new --out")
     log.repair()
     done = log.finished_keys()
-    run_info = {"agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
-                "tasks": len(scenarios), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    run_info: dict[str, Any] = {
+        "agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
+        "tasks": len(scenarios), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if (out_dir / RUN_FILE).exists():
         run_info = {k: v for k, v in json.loads((out_dir / RUN_FILE).read_text()).items() if k != "stopped"}
     write_json_atomic(out_dir / RUN_FILE, run_info)
