@@ -52,7 +52,7 @@ def test_one_model_call_that_timed_out_stops_at_once() -> None:
 
 
 def test_the_limit_is_at_least_one() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="^max_model_errors must be at least 1$"):
         ModelFailureWatch(0)
     watch = ModelFailureWatch(1)
     assert watch.see(record("a", "model_error", "server")) == [] and watch.reason is not None

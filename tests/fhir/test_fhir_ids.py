@@ -56,3 +56,32 @@ def test_resource_types_and_the_error_kinds() -> None:
     assert isinstance(error, FhirClientError) and isinstance(error, ValueError)  # a client error, a pydantic error
     with pytest.raises(InvalidFhirId, match="^'\\.\\.' is not a FHIR id"):
         check_fhir_id("..")  # without an argument name (pydantic names it)
+
+
+def test_the_messages_name_the_argument_the_value_and_the_rule() -> None:
+    long = "x" * 100
+    with pytest.raises(InvalidFhirId) as refused:
+        check_fhir_id(long + "/", "patient")
+    assert str(refused.value) == (f"patient: {'x' * 80!r} is not a FHIR id (1-64 letters, digits, '-' or '.', "
+                                  "not only dots)")
+    with pytest.raises(InvalidFhirId) as refused:
+        check_resource_type("o" * 90, "kind")
+    assert str(refused.value) == f"kind: {'o' * 80!r} is not a FHIR resource type (e.g. Observation)"
+    with pytest.raises(InvalidFhirId) as refused:
+        split_reference("Observation", "reference")
+    assert str(refused.value) == "reference: 'Observation' is not a reference 'Type/id'"
+    with pytest.raises(InvalidFhirId) as refused:
+        split_reference("observation/abc", "reference")
+    assert str(refused.value) == "reference: 'observation/abc' is not a reference 'Type/id' (e.g. Observation/abc)"
+    with pytest.raises(InvalidFhirId) as refused:
+        split_reference("Observation/" + "y" * 90)
+    assert str(refused.value) == (f"{('Observation/' + 'y' * 90)[:80]!r}: {'y' * 80!r} is not a FHIR id (1-64 "
+                                  "letters, digits, '-' or '.', not only dots)")
+
+
+def test_the_patient_of_odd_records_is_none() -> None:
+    assert patient_of({"resourceType": "Patient", "id": ".."}) is None
+    assert patient_of({"resourceType": "Observation", "subject": "Patient/p1"}) is None  # not a Reference
+    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient/p1/"}}) == "p1"
+    assert patient_of({"resourceType": "Observation", "subject": {"reference": "/Patient/p1"}}) == "p1"
+    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient"}}) is None
