@@ -25,6 +25,7 @@ from medagent.fhir.client import FhirClient, check_fhir_server
 from medagent.fhir.errors import FhirClientError, FhirNotFound
 from medagent.fhir.ids import check_fhir_id
 from medagent.models.base import ModelError
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
 from medagent.tools.approval import APPROVAL_MODES
 from medagent.tools.tool_sets import TOOLS_HELP
 from medagent.vocabulary import parse_instant
@@ -78,19 +79,40 @@ def fhir_serve(
     exit_with_parent: Annotated[bool, typer.Option("--exit-with-parent", help="Exit when the process that started this one dies.")] = False,
     query_seconds: Annotated[float | None, typer.Option("--query-seconds", min=0.001, help="Time limit of one database query (default 10 s).")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes accepting on the one port, over the same database.")] = 1,
+    smart_issuer: Annotated[str | None, typer.Option(help="Protect the server: require SMART JWT access tokens from this OAuth issuer (MEDAGENT_FHIR_SERVER_ISSUER).")] = None,
+    smart_audience: Annotated[str | None, typer.Option(help="The tokens' audience: this server's base URL as clients use it (default http://HOST:PORT).")] = None,
+    smart_jwks_url: Annotated[str | None, typer.Option(help="The issuer's JWKS URL (default: from its OpenID discovery).")] = None,
+    smart_leeway: Annotated[float | None, typer.Option(min=0, max=300, help="Clock skew allowed on token expiry, seconds (default 10).")] = None,
 ) -> None:
     """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
     from medagent.fhir.server.guard import check_bind
-    from medagent.fhir.server.serve import serve
+    from medagent.fhir.server.serve import access_token_policy, serve
 
-    settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None)
+    settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None,
+                            fhir_server_issuer=smart_issuer, fhir_server_audience=smart_audience,
+                            fhir_server_jwks_url=smart_jwks_url, fhir_server_leeway=smart_leeway)
     bind_or_refuse(check_bind, settings.host, token)
     if db is not None:
         check_database_path(db)
     serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
           allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m),
           token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds,
-          workers=workers)
+          workers=workers, access_tokens=access_token_policy(settings))
+
+
+@fhir_app.command("jwks")
+@user_errors
+def fhir_jwks(
+    key_file: Annotated[Path | None, typer.Option(help="The private key (PEM or JWK); default MEDAGENT_FHIR_KEY_FILE.")] = None,
+    key_id: Annotated[str | None, typer.Option(help="Its kid (default MEDAGENT_FHIR_KEY_ID, the JWK's kid or its thumbprint).")] = None,
+) -> None:
+    """Print the public JWKS of a backend-services key: what you register with the authorization server."""
+    from medagent.fhir.auth.keys import load_signing_key
+
+    settings = get_settings(fhir_key_file=key_file, fhir_key_id=key_id)
+    if settings.fhir_key_file is None:
+        raise UserError("no key file: pass --key-file or set MEDAGENT_FHIR_KEY_FILE")
+    print(json.dumps(load_signing_key(settings.fhir_key_file, kid=settings.fhir_key_id).public_jwks(), indent=2))
 
 
 @fhir_app.command("load")
@@ -238,7 +260,7 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
     checkpoints = settings.home / "checkpoints.sqlite"
     if resume and not checkpoints.exists():
         raise UserError(f"--resume {resume}: no run with this id (no checkpoints at {checkpoints})")
-    async with _fhir_for(settings) as base_url, FhirClient(base_url, token=settings.fhir_token) as client:
+    async with _fhir_for(settings) as base_url, FhirClient.from_settings(settings, base_url=base_url) as client:
         if patient is not None:
             await require_patient(client, patient, base_url)
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -308,7 +330,8 @@ async def _fhir_for(settings: Settings) -> AsyncIterator[str]:
 
     if settings.fhir_url:
         try:
-            await check_fhir_server(settings.effective_fhir_url, token=settings.fhir_token)
+            await check_fhir_server(settings.effective_fhir_url,
+                                    client=FhirClient.from_settings(settings, retries=0, timeout=10))
         except FhirClientError as exc:
             raise UserError(f"--fhir-url {settings.fhir_url}: the FHIR server does not answer ({exc})") from None
         yield settings.effective_fhir_url
@@ -341,34 +364,48 @@ def serve_agent(
     max_steps: Annotated[int, typer.Option(min=1, help="Tool calls before a run stops.")] = 12,
     token: Annotated[str | None, typer.Option(envvar="MEDAGENT_SERVE_TOKEN", show_default=False,
                                               help="Bearer token the API requires (at least 16 characters).")] = None,
+    smart_client_id: Annotated[str | None, typer.Option(help="Be a SMART app (EHR and standalone launch at /launch) registered under this client id.")] = None,
+    smart_issuer: Annotated[list[str] | None, typer.Option("--smart-issuer", help="FHIR base URL (iss) the app may be launched from (repeatable; default: the FHIR URL).")] = None,
+    smart_scopes: Annotated[str | None, typer.Option(help="Scopes the app asks for (default: launch launch/patient patient/*.rs openid fhirUser offline_access).")] = None,
+    smart_redirect_uri: Annotated[str | None, typer.Option(help="The registered redirect URI (default: http://HOST:PORT/launch/callback).")] = None,
+    cds_budget: Annotated[float, typer.Option(min=0.1, max=60, help="Seconds a CDS Hooks call may take; past it the "
+                                              "answer is no card.")] = DEFAULT_BUDGET_SECONDS,
 ) -> None:
-    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, and a browser UI."""
+    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, a browser UI, and CDS Hooks
+    services at /cds-services."""
     from medagent.serve.auth import check_bind
 
     if approve not in ("refuse", "ask", "auto"):
         raise typer.BadParameter("--approve must be ask, refuse or auto")
     bind_or_refuse(check_bind, host, token)
-    settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
+    settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url, smart_client_id=smart_client_id,
+                            smart_issuers=" ".join(smart_issuer) if smart_issuer else None, smart_scopes=smart_scopes,
+                            smart_redirect_uri=smart_redirect_uri)
     settings.home.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token))
+    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token,
+                             cds_budget=cds_budget))
 
 
 async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str, max_steps: int,
-                       token: str | None) -> None:
+                       token: str | None, cds_budget: float) -> None:
+    from medagent.fhir.auth.client_auth import backend_services_config
     from medagent.serve.server import (
         AgentService,
         ServiceConfig,
         log_requests_to_stderr,
     )
+    from medagent.serve.smart_launch import smart_app_config
 
     log_requests_to_stderr()
     backend = model_backend(settings)
     label = settings.model if not settings.model_name else f"{settings.model_name} at {settings.model}"
     try:
         async with _fhir_for(settings) as base_url:
-            config = ServiceConfig(fhir_url=base_url, fhir_token=settings.fhir_token, host=host, port=port,
+            config = ServiceConfig(fhir_url=base_url, fhir_token=settings.fhir_token,
+                                   backend_services=backend_services_config(settings, base_url), host=host, port=port,
                                    checkpoints=settings.home / "checkpoints.sqlite", approval=approve, token=token,
-                                   max_steps=max_steps, model_label=label)
+                                   max_steps=max_steps, model_label=label, smart=smart_app_config(settings, base_url),
+                                   cds_budget_seconds=cds_budget)
             err_console.print(f"medagent serve: open http://{host}:{port}/ (approval: {approve}, model: {label})")
             await AgentService(config, backend).serve()
     finally:

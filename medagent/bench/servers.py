@@ -13,7 +13,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
+
+from medagent.config import get_settings
 from medagent.data import default_archive
+from medagent.fhir.auth.client_auth import client_auth
 from medagent.fhir.client import FhirClient
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
@@ -46,8 +50,8 @@ class ClientLending:
         self.clients: list[FhirClient] = []
         self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
 
-    def _lend(self, base_url: str, timeout: float) -> None:
-        client = FhirClient(base_url, timeout=timeout)
+    def _lend(self, base_url: str, timeout: float, auth: httpx.Auth | None = None) -> None:
+        client = FhirClient(base_url, timeout=timeout, auth=auth)
         self.clients.append(client)
         self._free.put_nowait(client)
 
@@ -113,8 +117,9 @@ class ExternalServers(ClientLending):
         super().__init__()
 
     async def __aenter__(self) -> ExternalServers:
-        for url in self.urls:
-            self._lend(url, self.timeout)
+        settings = get_settings()
+        for url in self.urls:  # a protected server: the settings' token or backend-services client
+            self._lend(url, self.timeout, client_auth(settings, url))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -112,10 +112,15 @@ class FhirClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> FhirClient:
-        """A client configured from :class:`medagent.config.Settings`."""
-        options = {"token": settings.fhir_token, "timeout": settings.fhir_timeout, "retries": settings.fhir_retries}
-        return cls(settings.effective_fhir_url, **{**options, **overrides})
+    def from_settings(cls, settings: Any, *, base_url: str | None = None, **overrides: Any) -> FhirClient:
+        """A client configured from :class:`medagent.config.Settings` (a static token or SMART backend
+        services: :func:`medagent.fhir.auth.client_auth.client_auth`); ``base_url``: another server."""
+        from medagent.fhir.auth.client_auth import client_auth
+
+        url = base_url or settings.effective_fhir_url
+        options = {"auth": client_auth(settings, url), "timeout": settings.fhir_timeout,
+                   "retries": settings.fhir_retries}
+        return cls(url, **{**options, **overrides})
 
     async def __aenter__(self) -> FhirClient:
         return self
@@ -353,12 +358,15 @@ class FhirClient:
         return list(body["changes"])
 
 
-async def check_fhir_server(base_url: str, *, token: str | TokenProvider | None = None, timeout: float = 10.0) -> None:
-    """A FHIR server answers ``GET /metadata`` at ``base_url``, else a :class:`FhirClientError` saying why
-    (commands check the server they were given before they write anything)."""
+async def check_fhir_server(base_url: str, *, client: FhirClient | None = None, timeout: float = 10.0) -> None:
+    """A FHIR server answers ``GET /metadata`` at ``base_url`` (through ``client``, e.g. one with the run's
+    credentials, else an anonymous one), else a :class:`FhirClientError` saying why: commands check the
+    server they were given before they write anything."""
     if not base_url.startswith(("http://", "https://")):
+        if client is not None:
+            await client.aclose()
         raise FhirTransportError(f"{base_url!r} is not an http(s) base URL")
-    async with FhirClient(base_url, token=token, timeout=timeout, retries=0) as probe:
+    async with client or FhirClient(base_url, timeout=timeout, retries=0) as probe:
         await probe.capabilities()
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
@@ -21,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medagent import __version__
+from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError, FhirNotFound
 from medagent.fhir.server.guard import BodyTooLarge
 from medagent.serve.auth import (
@@ -30,10 +30,12 @@ from medagent.serve.auth import (
     session_value,
     token_matches,
 )
-from medagent.serve.errors import ApiError, describe, error_response
+from medagent.serve.cds_hooks.routes import CdsHooks, cds_routes
+from medagent.serve.errors import ApiError, describe, error_response, json_object
 from medagent.serve.openapi import Endpoint, openapi_document
-from medagent.serve.records import read_resource, search_patients
-from medagent.serve.runs import RunError, RunManager
+from medagent.serve.records import patient_in_context, read_resource, search_patients
+from medagent.serve.runs import RunError, RunManager, RunNotFound
+from medagent.serve.smart_launch import LAUNCH_COOKIE, LaunchSession, SmartLaunch
 from medagent.serve.schemas import (
     Decision,
     Login,
@@ -57,16 +59,31 @@ def _manager(request: Request) -> RunManager:
     return request.app.state.manager  # type: ignore[no-any-return]
 
 
+def _launched(request: Request) -> LaunchSession | None:
+    """The SMART launch this browser opened (its runs use the launch's token and patient), if any."""
+    smart: SmartLaunch | None = request.app.state.smart
+    return smart.session_for(request) if smart is not None else None
+
+
+def _client(request: Request) -> FhirClient:
+    session = _launched(request)
+    return session.client if session is not None else _manager(request).client
+
+
+def _visible_run(request: Request) -> str:
+    """The run id of the path; a launched session sees only its own runs (others are 404, as unknown)."""
+    run_id: str = request.path_params["run_id"]
+    session = _launched(request)
+    if session is not None and run_id not in session.runs:
+        raise RunNotFound(f"no run {run_id!r} in this launch")
+    return run_id
+
+
 async def _body(request: Request, model: type[M]) -> M:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid_body", f"the body must be a JSON object with the fields of {model.__name__}")
+    fields = f"the body must be a JSON object with the fields of {model.__name__}"
+    data = await json_object(request, not_object=(422, fields))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -90,7 +107,16 @@ def _query_now(request: Request) -> datetime:
 # handlers -------------------------------------------------------------------------------------
 async def start_run(request: Request) -> Response:
     body = await _body(request, StartRun)
-    view = await _manager(request).start(body.question, patient=body.patient, now=body.now)
+    session = _launched(request)
+    if session is None:
+        view = await _manager(request).start(body.question, patient=body.patient, now=body.now)
+        return _json(view, 202)
+    patient = body.patient or session.patient
+    if session.patient is not None and patient != session.patient:
+        raise ApiError(403, "not_in_context", f"this launch is about Patient/{session.patient}; "
+                                              f"it cannot run about Patient/{patient}")
+    view = await _manager(request).start(body.question, patient=patient, now=body.now, client=session.client)
+    session.runs.add(view.run_id)
     return _json(view, 202)
 
 
@@ -99,16 +125,20 @@ async def list_runs(request: Request) -> Response:
         limit = min(max(int(request.query_params.get("limit", "20")), 1), 200)
     except ValueError:
         raise ApiError(422, "invalid_query", "limit must be a whole number (1-200)") from None
-    return _json(RunList(runs=await _manager(request).list(limit)))
+    session = _launched(request)
+    runs = await _manager(request).list(limit if session is None else 200)
+    if session is not None:
+        runs = [run for run in runs if run.run_id in session.runs][:limit]
+    return _json(RunList(runs=runs))
 
 
 async def get_run(request: Request) -> Response:
-    return _json(await _manager(request).get(request.path_params["run_id"]))
+    return _json(await _manager(request).get(_visible_run(request)))
 
 
 async def run_events(request: Request) -> Response:
     manager = _manager(request)
-    run_id = request.path_params["run_id"]
+    run_id = _visible_run(request)
     await manager.get(run_id)  # 404 before the stream opens
     after_text = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     if STEP_COUNT.fullmatch(after_text) is None:  # str.isdigit() also accepts '²' and 5,000 digits, which int() refuses
@@ -124,27 +154,31 @@ async def run_events(request: Request) -> Response:
 
 async def decide_write(request: Request) -> Response:
     body = await _body(request, Decision)
-    view = await _manager(request).decide(request.path_params["run_id"], pending_id=body.pending_id,
+    view = await _manager(request).decide(_visible_run(request), pending_id=body.pending_id,
                                           approve=body.approve, reason=body.reason)
     return _json(view, 202)
 
 
 async def resume_run(request: Request) -> Response:
-    return _json(await _manager(request).resume(request.path_params["run_id"]), 202)
+    return _json(await _manager(request).resume(_visible_run(request)), 202)
 
 
 async def find_patients(request: Request) -> Response:
     query = request.query_params.get("q", "").strip()
     if len(query) > 100:
         raise ApiError(422, "invalid_query", "q must be at most 100 characters")
-    rows = await search_patients(_manager(request).client, query, _query_now(request))
+    session = _launched(request)
+    if session is not None and session.patient is not None:  # the launch's patient is the only one
+        rows = [await patient_in_context(session.client, session.patient, _query_now(request))]
+    else:
+        rows = await search_patients(_client(request), query, _query_now(request))
     return _json(PatientList(patients=rows))
 
 
 async def get_resource(request: Request) -> Response:
     reference = f"{request.path_params['kind']}/{request.path_params['id']}"
     try:
-        view = await read_resource(_manager(request).client, reference, _query_now(request))
+        view = await read_resource(_client(request), reference, _query_now(request))
     except ValueError as exc:
         raise ApiError(400, "invalid_reference", str(exc)) from None
     except FhirNotFound:
@@ -157,8 +191,12 @@ async def service_info(request: Request) -> Response:
 
 
 async def get_session(request: Request) -> Response:
+    session = _launched(request)
+    launch = None if session is None else {"iss": session.iss, "patient": session.patient,
+                                           "fhir_user": session.fhir_user, "scopes": session.scopes}
     return JSONResponse({"auth": request.app.state.token is not None,
-                         "authorized": authorized(request, request.app.state.token)})
+                         "authorized": session is not None or authorized(request, request.app.state.token),
+                         "launch": launch})
 
 
 async def open_session(request: Request) -> Response:
@@ -177,6 +215,9 @@ async def open_session(request: Request) -> Response:
 async def close_session(request: Request) -> Response:
     response = JSONResponse({"auth": request.app.state.token is not None, "authorized": False})
     response.delete_cookie(SESSION_COOKIE, path="/")
+    if request.app.state.smart is not None:
+        await request.app.state.smart.end(request)
+        response.delete_cookie(LAUNCH_COOKIE, path="/")
     return response
 
 
@@ -194,7 +235,7 @@ async def ui(request: Request) -> Response:
 
 ENDPOINTS = [
     Endpoint("POST", "/api/runs", "Start a run (question, patient, now); it runs in the background.", start_run,
-             body=StartRun, response=RunView, status=202, errors=(400, 404, 415, 422)),
+             body=StartRun, response=RunView, status=202, errors=(400, 403, 404, 415, 422)),
     Endpoint("GET", "/api/runs", "Recent runs, newest first (from the checkpointer).", list_runs, response=RunList,
              query=(("limit", "at most this many (default 20)"),)),
     Endpoint("GET", "/api/runs/{run_id}", "A run: state, steps, answer, citations, pending write, tokens.", get_run,
@@ -269,10 +310,15 @@ async def _fhir_error(request: Request, exc: Exception) -> Response:
     return error_response(502, "fhir_error", f"the FHIR server answered with an error: {exc}")
 
 
-def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True) -> Starlette:
+def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True,
+               smart: SmartLaunch | None = None, cds: CdsHooks | None = None) -> Starlette:
     """The app over a RunManager, behind the FHIR server's request guard; ``token`` set: the API needs it;
-    ``loopback``: served on a loopback address (only loopback Host names are answered)."""
+    ``loopback``: served on a loopback address (only loopback Host names are answered); ``smart``: the service
+    is also a SMART app (``/launch``; :mod:`medagent.serve.smart_launch`); ``cds``: also serve the CDS Hooks
+    services (``/cds-services``; :mod:`medagent.serve.cds_hooks`)."""
     routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
+    if cds is not None:
+        routes += cds_routes()
     routes += [
         Route("/", ui, methods=["GET"]),
         Route("/api/health", health, methods=["GET"]),
@@ -281,12 +327,16 @@ def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = No
         Route("/api/session", close_session, methods=["DELETE"]),
         Route("/openapi.json", openapi_schema, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *(smart.routes() if smart is not None else []),
     ]
-    middleware = [Middleware(AccessLogMiddleware, routes=routes), Middleware(guarded, token=token, loopback=loopback)]
+    middleware = [Middleware(AccessLogMiddleware, routes=routes),
+                  Middleware(guarded, token=token, loopback=loopback, launch=smart)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         RunError: _run_error, ApiError: _api_error, FhirClientError: _fhir_error, BodyTooLarge: _too_large})
     app.state.manager = manager
     app.state.token = token
+    app.state.smart = smart
     app.state.info = info
+    app.state.cds = cds
     app.state.openapi = openapi_document(ENDPOINTS, title="medagent serve", version=__version__)
     return app

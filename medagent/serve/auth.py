@@ -16,6 +16,7 @@ from medagent.fhir.server.guard import (
     is_loopback,  # noqa: F401  (re-exported for medagent.serve)
 )
 from medagent.fhir.server.guard import check_bind as fhir_check_bind
+from medagent.serve.smart_launch import LAUNCH_PATHS, SmartLaunch
 
 SESSION_COOKIE = "medagent_session"
 OPEN_PATHS = ("/", "/api/health", "/api/session", "/openapi.json")
@@ -45,7 +46,7 @@ def authorized(connection: HTTPConnection, token: str | None) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(token).encode())
 
 
-SERVE_MAX_BODY_BYTES = 1024 * 1024  # the API takes a question and a decision, never a record
+SERVE_MAX_BODY_BYTES = 16 * 1024 * 1024  # CDS Hooks calls carry prefetched records (a chart can be megabytes)
 _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
                 414: "query_too_long", 415: "unsupported_media_type"}
 
@@ -56,14 +57,17 @@ def api_refusal(status: int, message: str) -> tuple[bytes, str]:
     return body, "application/json"
 
 
-def guarded(app: ASGIApp, token: str | None, loopback: bool = True) -> RequestGuard:
+def guarded(app: ASGIApp, token: str | None, loopback: bool = True, launch: SmartLaunch | None = None) -> RequestGuard:
     """The app behind the FHIR server's guard (Host allow-list, exact Origin, JSON-only writes, body and query
     caps); with a token, every path but the UI shell, health, session login, the schema and static files needs
     it (bearer header or the UI's session cookie). ``loopback``: bound to loopback, so only loopback Host
-    names are served, token or not (beyond loopback a token is required and any Host name is served)."""
+    names are served, token or not (beyond loopback a token is required and any Host name is served).
+    ``launch``: a SMART app; its launch paths are open and a launched session's cookie also authorizes."""
 
     def authorize(scope: Scope, headers: dict[str, str]) -> bool:
         if token is None or scope["path"] in OPEN_PATHS or scope["path"].startswith("/static/"):
+            return True
+        if launch is not None and (scope["path"] in LAUNCH_PATHS or launch.session_for(HTTPConnection(scope))):
             return True
         return authorized(HTTPConnection(scope), token)
 

@@ -33,6 +33,11 @@ async def search_patients(client: FhirClient, query: str, now: datetime, limit: 
     return [_row(p, now) for p in found]
 
 
+async def patient_in_context(client: FhirClient, patient_id: str, now: datetime) -> PatientRow:
+    """The row of the one patient a SMART launch is about."""
+    return _row(await client.read_json("Patient", patient_id), now)
+
+
 async def read_resource(client: FhirClient, reference: str, now: datetime) -> ResourceView:
     """A cited resource and its one-line summary (the same line the tools show the model)."""
     kind, resource_id = split_reference(reference, "reference")

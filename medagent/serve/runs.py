@@ -134,6 +134,7 @@ class RunManager:
         saver.on_checkpoint = self._changed
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._launched: dict[str, _Launch] = {}
+        self._clients: dict[str, FhirClient] = {}  # run id -> the run's own FHIR client (SMART launches)
         self._failures: dict[str, str] = {}
         self._decided: dict[str, str] = {}
         self._signals: dict[str, asyncio.Event] = {}
@@ -141,17 +142,23 @@ class RunManager:
         self._slots = asyncio.Semaphore(max_active)
 
     # commands -------------------------------------------------------------------------------
-    async def start(self, question: str, *, patient: str | None, now: str | None) -> RunView:
-        """Check the patient exists, then run the agent in the background; returns at once."""
+    async def start(self, question: str, *, patient: str | None, now: str | None,
+                    client: FhirClient | None = None) -> RunView:
+        """Check the patient exists, then run the agent in the background; returns at once. ``client``: the
+        run's own FHIR client (a SMART launch's, with its token), kept for its approvals and resumes."""
+        fhir = client or self.client
         if patient is not None:
             try:
-                await self.client.read_json("Patient", patient)
+                await fhir.read_json("Patient", patient)
             except FhirNotFound:
                 raise UnknownPatient(f"unknown patient {patient!r}: the FHIR server has no Patient/{patient}") from None
         moment = now or datetime.now(UTC).isoformat(timespec="seconds")
         run_id = str(uuid.uuid4())
         self._launched[run_id] = _Launch(question, patient, moment, time.time())
-        self._spawn(run_id, lambda: self.agent.run(question, now=moment, patient=patient, run_id=run_id))
+        if client is not None:
+            self._clients[run_id] = client
+        self._spawn(run_id, lambda: self.agent.run(question, now=moment, patient=patient, run_id=run_id,
+                                                   client=client))
         log.info("run %s started", run_id)
         return await self.get(run_id)
 
@@ -167,7 +174,8 @@ class RunManager:
             if view.pending_write.id != pending_id:
                 raise RunConflict(f"run {run_id} waits on write {view.pending_write.id}, not {pending_id}")
             self._decided[pending_id] = "approved" if approve else "rejected"
-            self._spawn(run_id, lambda: self.agent.resume(run_id, approve=approve, reason=reason))
+            self._spawn(run_id, lambda: self.agent.resume(run_id, approve=approve, reason=reason,
+                                                          client=self._clients.get(run_id)))
         log.info("run %s write %s %s", run_id, pending_id, self._decided[pending_id])
         return await self.get(run_id)
 
@@ -179,7 +187,7 @@ class RunManager:
                 raise RunConflict(f"run {run_id} is {view.state}; only an interrupted run can be resumed"
                                   + (" (decide its pending write instead)" if view.state == "awaiting_approval" else ""))
             self._failures.pop(run_id, None)
-            self._spawn(run_id, lambda: self.agent.resume(run_id))
+            self._spawn(run_id, lambda: self.agent.resume(run_id, client=self._clients.get(run_id)))
         log.info("run %s resumed", run_id)
         return await self.get(run_id)
 

@@ -12,12 +12,17 @@ from typing import Self
 import uvicorn
 from pydantic import BaseModel, Field
 
+from medagent.fhir.auth.backend_services import BackendServicesConfig
+from medagent.fhir.auth.client_auth import bearer_auth
 from medagent.fhir.client import FhirClient
 from medagent.models.base import ModelBackend
 from medagent.serve.app import create_app
 from medagent.serve.auth import check_bind, is_loopback
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
+from medagent.serve.cds_hooks.routes import CdsHooks
 from medagent.serve.runs import open_run_manager
 from medagent.serve.schemas import ServiceInfo
+from medagent.serve.smart_launch import SmartAppConfig, SmartLaunch
 
 log = logging.getLogger("medagent.serve")
 
@@ -38,6 +43,7 @@ class ServiceConfig(BaseModel):
 
     fhir_url: str
     fhir_token: str | None = None
+    backend_services: BackendServicesConfig | None = Field(None, description="SMART backend-services client of the FHIR server.")
     checkpoints: Path = Field(description="SQLite file of the agent's checkpointer (runs survive restarts).")
     host: str = "127.0.0.1"
     port: int = Field(8330, ge=0, le=65535)
@@ -45,6 +51,14 @@ class ServiceConfig(BaseModel):
     token: str | None = Field(None, description="Bearer token the API requires (required beyond loopback).")
     max_steps: int = Field(12, ge=1)
     model_label: str = "embedded"
+    smart: SmartAppConfig | None = Field(None, description="Also a SMART app: EHR and standalone launch at /launch.")
+    cds_budget_seconds: float = Field(DEFAULT_BUDGET_SECONDS, gt=0, le=60,
+                                      description="A CDS Hooks call answers within this many seconds or with no card.")
+
+    @property
+    def cds_records(self) -> Path:
+        """The CDS Hooks records (issued cards, feedback): beside the checkpoints."""
+        return self.checkpoints.with_name("cds-hooks.sqlite")
 
 
 class AgentService:
@@ -77,7 +91,8 @@ class AgentService:
         )
 
         config = self.config
-        async with FhirClient(config.fhir_url, token=config.fhir_token) as client:
+        auth = bearer_auth(config.fhir_token, config.backend_services)
+        async with FhirClient(config.fhir_url, auth=auth) as client:
             capability = await client.capabilities()
             software = capability.get("software", {})
             info = ServiceInfo(model=config.model_label, approval=config.approval, auth=config.token is not None,
@@ -89,12 +104,20 @@ class AgentService:
             async with open_run_manager(model=self.backend, client=client, checkpoints=config.checkpoints,
                                         approval=config.approval,  # type: ignore[arg-type]
                                         limits=Limits(max_steps=config.max_steps)) as manager:
-                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host))
+                smart = SmartLaunch(config.smart) if config.smart is not None else None
+                cds = CdsHooks.open(config.cds_records, config.cds_budget_seconds)
+                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host), smart=smart,
+                                 cds=cds)
                 self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
                                                              log_level="warning", access_log=False,
                                                              timeout_graceful_shutdown=5))
                 log.info("medagent serve at http://%s:%s (approval %s)", config.host, config.port, config.approval)
-                await self._server.serve()
+                try:
+                    await self._server.serve()
+                finally:
+                    cds.records.close()
+                    if smart is not None:
+                        await smart.aclose()
 
 
 class ServiceThread:

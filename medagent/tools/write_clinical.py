@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from medagent.fhir.errors import FhirForbidden
 from medagent.fhir.ids import check_fhir_id, patient_of
 from medagent.fhir.resources import parse_resource
 from medagent.tools.approval import WritePreview
@@ -152,19 +153,30 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
     resource["identifier"] = [*resource.get("identifier", []), {"system": REQUEST_SYSTEM, "value": key}]
     stamp(resource, ctx, tool_name, args.reason)
     validate(resource)
+    same_request = _same_request_search(resource, key)
     if ctx.preview:
-        async for existing in ctx.client.search_json(resource["resourceType"],
-                                                     {"identifier": f"{REQUEST_SYSTEM}|{key}"}, limit=1):
+        async for existing in ctx.client.search_json(resource["resourceType"], same_request, limit=1):
             ref = reference(existing)
             raise PreparedWrite(WritePreview(
                 action="none", resource=existing, reference=ref,
                 summary=f"already written by an identical earlier call: {written_line(existing, ctx.now)} "
                         "(nothing new would be written)"))
         raise PreparedWrite(WritePreview(action="create", resource=resource, summary=written_line(resource, ctx.now)))
-    body, created = await ctx.client.create_or_find_json(resource, if_none_exist=f"identifier={REQUEST_SYSTEM}|{key}")
+    body, created = await ctx.client.create_or_find_json(
+        resource, if_none_exist="&".join(f"{name}={value}" for name, value in same_request))
     ref = reference(body)
     _audit(ctx, tool_name, args, ref, created=created)
     return body, created
+
+
+def _same_request_search(resource: dict[str, Any], key: str) -> list[tuple[str, str]]:
+    """The search that finds an earlier write of the same request: its identifier, within its patient (a
+    server that limits a token to one patient, as SMART patient/ scopes do, refuses a search naming none)."""
+    params = [("identifier", f"{REQUEST_SYSTEM}|{key}")]
+    patient = str((resource.get("subject") or resource.get("patient") or {}).get("reference") or "")
+    if patient.startswith("Patient/"):
+        params.append(("patient", patient.removeprefix("Patient/")))
+    return params
 
 
 async def update(ctx: ToolContext, tool_name: str, args: ToolArgs, resource: dict[str, Any]) -> dict[str, Any]:
@@ -220,10 +232,20 @@ def _result(verb: str, resource: dict[str, Any], created: bool, line: str) -> To
     return ToolResult(text=f"{head}\n{line}", rows=[{"ref": ref, "created": created}], references=[ref], wrote=[ref])
 
 
-async def _display_in_data(ctx: ToolContext, kind: str, param: str, system: str, code: str, element: str) -> str | None:
-    """The display the data already uses for a code (so written codes read like the rest of the record)."""
-    async for resource in ctx.client.search_json(kind, {param: f"{system}|{code}", "_count": 1, "_elements": element},
-                                                 limit=1):
+async def _display_in_data(ctx: ToolContext, kind: str, param: str, system: str, code: str, element: str,
+                           patient: str) -> str | None:
+    """The display the data already uses for a code (so written codes read like the rest of the record); where
+    the server allows only the patient's own data (SMART patient/ scopes), the patient's record is looked in."""
+    search: dict[str, str | int] = {param: f"{system}|{code}", "_count": 1, "_elements": element}
+    try:
+        return await _first_display(ctx, kind, search, code, element)
+    except FhirForbidden:
+        return await _first_display(ctx, kind, {**search, "patient": patient}, code, element)
+
+
+async def _first_display(ctx: ToolContext, kind: str, search: dict[str, str | int], code: str,
+                         element: str) -> str | None:
+    async for resource in ctx.client.search_json(kind, search, limit=1):
         value = resource.get(element)
         concepts = value if isinstance(value, list) else [value]
         for concept in concepts:
@@ -379,7 +401,8 @@ async def record_observation(ctx: ToolContext, args: ObservationWriteArgs) -> To
     """Record a lab result or other observation (any LOINC code) with a numeric value + unit or a text value, effective now by default."""
     await writable_patient(ctx, args.patient)
     effective = when(ctx, args.effective, "effective", future=False)
-    display = args.display or await _display_in_data(ctx, "Observation", "code", LOINC, args.code, "code") or args.code
+    display = args.display or await _display_in_data(ctx, "Observation", "code", LOINC, args.code, "code",
+                                                     args.patient) or args.code
     resource: dict[str, Any] = {
         "resourceType": "Observation", "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": args.category}]}],
@@ -485,9 +508,10 @@ async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolR
     await writable_patient(ctx, args.patient)
     system = {"ndc": NDC, "cvx": CVX}.get(args.system or "", RXNORM)
     display = args.display or await _display_in_data(ctx, "MedicationRequest", "code", system, args.code,
-                                                      "medicationCodeableConcept")
+                                                      "medicationCodeableConcept", args.patient)
     if display is None and args.system == "cvx":
-        display = await _display_in_data(ctx, "Immunization", "vaccine-code", system, args.code, "vaccineCode")
+        display = await _display_in_data(ctx, "Immunization", "vaccine-code", system, args.code, "vaccineCode",
+                                         args.patient)
     label = {"ndc": "NDC", "cvx": "CVX"}.get(args.system or "", "RxNorm")
     display = display or f"{label} {args.code}"
     dosage: dict[str, Any] = {}
@@ -570,7 +594,7 @@ async def order_service(ctx: ToolContext, args: ServiceOrderArgs) -> ToolResult:
     if display is None:
         for kind, param, element in (("Observation", "code", "code"), ("DiagnosticReport", "code", "code"),
                                      ("Procedure", "code", "code"), ("ServiceRequest", "code", "code")):
-            display = await _display_in_data(ctx, kind, param, system, args.code, element)
+            display = await _display_in_data(ctx, kind, param, system, args.code, element, args.patient)
             if display:
                 break
     display = display or f"{'LOINC' if args.system == 'loinc' else 'SNOMED'} {args.code}"

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medagent.fhir.server.access_log import AccessLog
 from medagent.fhir.server.outcome import FhirError
+from medagent.fhir.server.smart_access import AccessTokenPolicy
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_QUERY_BYTES = 16 * 1024
@@ -55,11 +56,14 @@ class ServerSecurity(BaseModel):
                                                          "(a service bound to loopback).")
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
     access_log: str | None = Field(None, description="Append-only access log file (None: no log).")
+    access_tokens: AccessTokenPolicy | None = Field(None, description="SMART: JWT access tokens and scopes are "
+                                                    "required instead of a static token (smart_access).")
 
     def host_allowed(self, host: str) -> bool:
         if is_loopback(host) or "*" in self.allowed_hosts or host.lower() in (h.lower() for h in self.allowed_hosts):
             return True
-        return self.token is not None and not self.allowed_hosts and not self.loopback_hosts_only
+        protected = self.token is not None or self.access_tokens is not None
+        return protected and not self.allowed_hosts and not self.loopback_hosts_only
 
 
 @lru_cache(maxsize=256)  # a pure function of the name, asked on every request
@@ -74,9 +78,12 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None, *, service: str = "the FHIR server",
-               token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN") -> None:
-    """Refuse (ValueError) to bind beyond loopback without a bearer token (every HTTP surface uses this rule)."""
-    if not is_loopback(host) and not token:
+               token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN", access_tokens: bool = False) -> None:
+    """Refuse (ValueError) to bind beyond loopback without a bearer token (every HTTP surface uses this rule);
+    ``access_tokens``: SMART access tokens protect it instead."""
+    if token is not None and access_tokens:
+        raise ValueError(f"{service} takes a static token or SMART access tokens, not both")
+    if not is_loopback(host) and not token and not access_tokens:
         raise ValueError(f"refusing to bind {host}: beyond loopback {service} needs a bearer token "
                          f"(pass {token_source})")
     if token is not None and len(token) < 16:

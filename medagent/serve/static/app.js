@@ -100,13 +100,15 @@ async function searchPatients() {
   }
 }
 
-function selectPatient(patient) {
+// launched: the patient the EHR has open (a SMART launch), which this page may not change
+function selectPatient(patient, launched = false) {
   ui.patient = patient;
   const box = $("patient-selected");
   box.replaceChildren(
     el("div", {}, el("div", { class: "patient-name", text: patient.name }),
-       el("div", { class: "patient-facts", text: patientFacts(patient) })),
-    el("button", { type: "button", text: "Change", onclick: clearPatient }));
+       el("div", { class: "patient-facts", text: patientFacts(patient) }),
+       launched ? el("div", { class: "muted small", id: "patient-launch", text: "In context from the EHR launch" }) : null),
+    launched ? null : el("button", { type: "button", text: "Change", onclick: clearPatient }));
   box.hidden = false;
   $("patient-finder").hidden = true;
   updateAsk();
@@ -345,7 +347,12 @@ async function start() {
   if (!$("now").value) $("now").value = new Date().toISOString().slice(0, 10);
   await loadInfo();
   await loadRuns();
-  searchPatients();
+  if (session.launch && session.launch.patient) {
+    const { patients } = await api(`/api/patients?now=${encodeURIComponent($("now").value)}`);
+    if (patients.length) selectPatient(patients[0], true);
+  } else {
+    searchPatients();
+  }
   updateAsk();
 }
 start();
