@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -85,8 +85,8 @@ def fhir_serve(
     smart_leeway: Annotated[float | None, typer.Option(min=0, max=300, help="Clock skew allowed on token expiry, seconds (default 10).")] = None,
 ) -> None:
     """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
-    from medagent.fhir.server.guard import check_bind
     from medagent.fhir.server.serve import access_token_policy, serve
+    from medagent.request_guard import check_bind
 
     settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None,
                             fhir_server_issuer=smart_issuer, fhir_server_audience=smart_audience,
@@ -175,12 +175,15 @@ def quickstart(
 
     Same code path as `medagent bench run`; prints the table and the report path.
     """
-    from medagent.bench.cli import bench_run
+    from medagent.bench.cli import show_run
+    from medagent.bench.scored_run import RunChoice, run_scored
 
     if out.exists():
         shutil.rmtree(out)
-    bench_run(suite="ehrqa", split="test", limit=limit, agent="agent", model=model, model_name=None, concurrency=1,
-              trials=1, max_steps=3, out=out, resume=False, scenarios=None, report=True)
+    settings = get_settings(model=model)
+    choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", limit=limit, agent="agent",
+                       max_steps=3)
+    show_run(asyncio.run(run_scored(choice, home=settings.home)), out, "ehrqa/test", report=True)
 
 
 @app.command("ask")
@@ -201,7 +204,7 @@ def ask(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
 ) -> None:
     """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
-    from medagent.bench.cli import check_prompt_profile
+    from medagent.bench.scored_run import check_prompt_profile
 
     check_prompt_profile(prompt_profile)
     if approve not in APPROVAL_MODES:
@@ -209,7 +212,7 @@ def ask(
     if patient is not None:
         patient = check_fhir_id(patient.removeprefix("Patient/"), "--patient")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
-    moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    moment = now or datetime.now(UTC).isoformat(timespec="seconds")
     try:
         parse_instant(moment)
     except ValueError as exc:
@@ -429,7 +432,7 @@ def mcp(
                                                      "any other patient is refused.")] = None,
 ) -> None:
     """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
-    from medagent.fhir.server.guard import check_bind
+    from medagent.request_guard import check_bind
     from medagent.tools.mcp_server import MCP_BIND, parse_now, serve_mcp
 
     names = _tool_set(tools)

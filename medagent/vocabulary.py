@@ -71,6 +71,7 @@ CLINICAL_DATES: dict[str, TypeDates] = {
     "AllergyIntolerance": TypeDates("date", ("recordedDate", "onsetDateTime")),
     "ServiceRequest": TypeDates("authored", ("authoredOn", "occurrenceDateTime")),
     "DocumentReference": TypeDates("date", ("date",)),
+    "Composition": TypeDates("date", ("date",)),
     "CarePlan": TypeDates("date", ("period.start", "created")),
     "ImagingStudy": TypeDates("started", ("started",)),
     "Claim": TypeDates("created", ("created", "billablePeriod.start")),

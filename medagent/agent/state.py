@@ -26,6 +26,11 @@ class Limits(BaseModel):
         "Seconds one model call may take, its retries included; a call with no answer by then ends the run with "
         "status model_error (kind timeout). None: only the run's own timeout_s bounds it."))
 
+    def stated(self, max_steps: int | None = None, max_tokens: int | None = None) -> Limits:
+        """These limits with a task's stated tool-call and token limits in place of the defaults (None: keep)."""
+        update = {k: v for k, v in (("max_steps", max_steps), ("max_tokens", max_tokens)) if v is not None}
+        return self.model_copy(update=update)
+
     def reached(self, steps: int, tokens: int, elapsed_s: float) -> RunStatus | None:
         """The status that ends a run after ``steps`` tool calls, ``tokens`` prompt + completion tokens and
         ``elapsed_s`` wall-clock seconds, or None while every limit still allows another step."""
@@ -65,6 +70,7 @@ class AgentState(TypedDict, total=False):
     status: RunStatus
     error: str | None
     error_kind: str | None
+    limits: dict[str, Any]  # this run's limits when they differ from the agent's (a task's stated limits)
 
 
 class AgentResult(RunOutcome):

@@ -17,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ async def run_benchmark(
     done = log.finished_keys()
     run_info: dict[str, Any] = {
         "agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
-        "tasks": len(scenarios), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        "tasks": len(scenarios), "started": datetime.now(UTC).isoformat(timespec="seconds")}
     if (out_dir / RUN_FILE).exists():
         run_info = {k: v for k, v in json.loads((out_dir / RUN_FILE).read_text()).items() if k != "stopped"}
     write_json_atomic(out_dir / RUN_FILE, run_info)
@@ -152,7 +152,7 @@ async def run_benchmark(
         logged = log.finished_keys()
         stopped = {"reason": watch.reason, "not_run": sum(1 for s, t in todo if (s.id, t) not in logged),
                    "tasks": len(scenarios) * trials,
-                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                   "at": datetime.now(UTC).isoformat(timespec="seconds")}
         run_info = {**run_info, "stopped": stopped}
         write_json_atomic(out_dir / RUN_FILE, run_info)
         summary["stopped"] = stopped

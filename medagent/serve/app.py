@@ -19,10 +19,9 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medagent import __version__
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError, FhirNotFound
-from medagent.fhir.server.guard import BodyTooLarge
+from medagent.request_guard import BodyTooLarge
 from medagent.serve.auth import (
     SESSION_COOKIE,
     authorized,
@@ -35,7 +34,6 @@ from medagent.serve.errors import ApiError, describe, error_response, json_objec
 from medagent.serve.openapi import Endpoint, openapi_document
 from medagent.serve.records import patient_in_context, read_resource, search_patients
 from medagent.serve.runs import RunError, RunManager, RunNotFound
-from medagent.serve.smart_launch import LAUNCH_COOKIE, LaunchSession, SmartLaunch
 from medagent.serve.schemas import (
     Decision,
     Login,
@@ -47,6 +45,8 @@ from medagent.serve.schemas import (
     StartRun,
     iso_moment,
 )
+from medagent.serve.smart_launch import LAUNCH_COOKIE, LaunchSession, SmartLaunch
+from medagent.version import __version__
 from medagent.vocabulary import parse_instant
 
 STATIC = Path(__file__).parent / "static"
@@ -56,7 +56,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _manager(request: Request) -> RunManager:
-    return request.app.state.manager  # type: ignore[no-any-return]
+    return request.app.state.manager
 
 
 def _launched(request: Request) -> LaunchSession | None:

@@ -10,12 +10,12 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Scope
 
-from medagent.fhir.server.guard import (
+from medagent.request_guard import (
     RequestGuard,
     ServerSecurity,
     is_loopback,  # noqa: F401  (re-exported for medagent.serve)
 )
-from medagent.fhir.server.guard import check_bind as fhir_check_bind
+from medagent.request_guard import check_bind as fhir_check_bind
 from medagent.serve.smart_launch import LAUNCH_PATHS, SmartLaunch
 
 SESSION_COOKIE = "medagent_session"

@@ -60,7 +60,7 @@ def run_sft(run_dirs: list[Path], base: str, out: Path, config: TrainConfig, *, 
                f"{summary.dropped_steps} steps whose result the agent would not see in full")
     peft_model = with_lora(model, config, checkpoint if resume else None)
     figures = train(peft_model, data, config, out, resume=resume)
-    info = AdapterInfo(base=name, prompt_profile=profile, data=summary, training={  # type: ignore[arg-type]
+    info = AdapterInfo(base=name, prompt_profile=profile, data=summary, training={
         "command": "medagent train sft " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["train", "sft"] else None,
         "config": config.__dict__, "steps_kept": data.steps_kept, "steps_dropped_long": data.steps_dropped_long,
         **data.stats, **figures, "machine": f"{platform.machine()} {torch.get_num_threads()} threads {config.device}",

@@ -18,11 +18,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from medagent.agent.actions import FINAL_ANSWER, FINAL_ANSWER_PARAMETERS
-from medagent.agent.prompts import PromptProfile, decision_messages, must_answer_reason, tool_result_message
+from medagent.agent.prompts import decision_messages, must_answer_reason, tool_result_message
 from medagent.agent.state import Limits
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import RESULTS_FILE
 from medagent.config import UserError
+from medagent.models.adapter import DataSummary
+from medagent.models.base import PromptProfile
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import open_set, read_scenarios
 from medagent.tools.registry import Registry, default_registry
@@ -45,21 +47,6 @@ class Example(BaseModel):
     step: int
     messages: list[dict[str, str]]
     target: str = Field(description="The action JSON exactly as the agent's constrained decoding writes it.")
-
-
-class DataSummary(BaseModel):
-    """What an adapter was trained on (recorded in its medagent-adapter.json)."""
-
-    runs: list[str]
-    split: str = "dev"
-    tasks: int
-    examples: int
-    dropped_steps: int = Field(description="Steps left out: a result longer than the agent's budget, or cut in the log.")
-    patients: list[str]
-    scenario_ids: list[str]
-    categories: dict[str, int]
-    phrasings: int = Field(description="Distinct question phrasings (meta.phrasing per category).")
-    sha256: str = Field(description="Hash of the examples (messages + targets), for a deterministic rebuild.")
 
 
 def action_text(tool: str, arguments: dict[str, Any], registry: Registry) -> str:
@@ -131,7 +118,7 @@ def test_split_identity(scenarios: Iterable[Scenario]) -> tuple[set[str], set[st
 def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
                    registry: Registry | None = None) -> tuple[list[Example], DataSummary]:
     """Examples from the passed tasks of the runs (results.jsonl), in a fixed order (run, line, step)."""
-    from medagent.bench.cli import run_set_dir
+    from medagent.bench.run_folder import run_set_dir
 
     registry = registry or default_registry()
     tools = registry.openai_schemas(None)
@@ -151,7 +138,7 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
                 continue
-            record = TaskRecord.model_validate_json(line)
+            record = TaskRecord.from_line(line.encode())
             if not record.passed or record.scenario_id in seen:
                 continue
             scenario = scenarios.get(record.scenario_id)

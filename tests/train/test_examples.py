@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from medagent.bench.policies import make_policy
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.solvers import AgentSolver
+from medagent.bench.solvers.agent import AgentSolver
 from medagent.config import UserError
 from medagent.data import iter_bundles
-from medagent.models.embedded import ADAPTER_FILE, shipped_adapter
+from medagent.models.adapter import ADAPTER_FILE, shipped_adapter
 from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.chart import chart_from_bundle
 from medagent.scenarios.models import Scenario
@@ -35,7 +35,7 @@ def dev_sample() -> list[Scenario]:
 @pytest.fixture(scope="module")
 async def oracle_run(dev_sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("oracle-dev")
-    await run_benchmark(dev_sample, make_policy("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    await run_benchmark(dev_sample, make_code_solver("oracle"), out_dir=out, home=bench_home, show_progress=False)
     return out
 
 
@@ -123,7 +123,7 @@ def test_no_test_split_patient_mrn_or_question_in_the_examples(examples: list[Ex
 
 async def test_a_test_split_run_is_refused(bench_home: Path, tmp_path: Path) -> None:
     scenarios = load_scenarios(default_scenarios_dir(), "ehrqa", "test", limit=2, tier="core")
-    await run_benchmark(scenarios, make_policy("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
     with pytest.raises(UserError, match="test-split task"):
         build_examples([tmp_path])
 

@@ -67,9 +67,9 @@ def test_one_trajectory_is_one_sequence_with_both_targets(tokenizer: object) -> 
 def test_one_step_trains_an_adapter_that_loads_and_changes_the_logits(folder: Path, tmp_path: Path) -> None:
     import torch
 
+    from medagent.models.adapter import DataSummary
     from medagent.models.embedded import EmbeddedBackend, encode_chat
     from medagent.train.adapter import AdapterInfo, save_adapter
-    from medagent.train.examples import DataSummary
     from medagent.train.sft import load_model, train, with_lora
 
     tokenizer, model = load_model(folder, TrainConfig())

@@ -37,24 +37,20 @@ from starlette.routing import Route
 from medagent.fhir.server.capability import capability_statement
 from medagent.fhir.server.compartment import check_compartment
 from medagent.fhir.server.everything import everything
-from medagent.fhir.server.guard import RequestGuard, ServerSecurity
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
 from medagent.fhir.server.limits import check_json_depth, plain_int
 from medagent.fhir.server.negotiation import check_can_produce, return_preference
-from medagent.fhir.server.outcome import FhirError, information, operation_outcome
+from medagent.fhir.server.outcome import FhirError, information, operation_outcome, outcome_body
 from medagent.fhir.server.read_url import current_version, read_entry
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
+from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.smart_access import SmartAccess
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
-from medagent.fhir.server.validation import (
-    check_id,
-    check_resource_type,
-    close_pool,
-    validate_resource,
-)
+from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
+from medagent.request_guard import BodyTooLarge, RequestGuard
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
@@ -112,6 +108,7 @@ def target_of(request: Request) -> tuple[str, str]:
     check_resource_type(rtype)
     check_id(rid)
     return rtype, rid
+
 
 class FhirApp:
     """Route handlers bound to one store and the server's policy flags."""
@@ -493,6 +490,8 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except FhirError as exc:
             return fhir_response(exc.outcome(), exc.status)
+        except BodyTooLarge as exc:  # the request guard stopped a body growing past the limit
+            return fhir_response(FhirError(exc.status, str(exc)).outcome(), exc.status)
         except RecursionError:
             return fhir_response(FhirError(400, "request is nested too deeply", code="too-costly").outcome(), 400)
         except Exception as exc:  # the server keeps serving; the client gets the reason
@@ -536,13 +535,13 @@ def _load_searchable_models() -> None:
 
 
 def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
-               db_threads: int = DEFAULT_DB_THREADS, security: ServerSecurity | None = None,
+               db_threads: int = DEFAULT_DB_THREADS, security: FhirServerSecurity | None = None,
                inline_read_seconds: float = INLINE_READ_SECONDS) -> Starlette:
     """The server app; ``security``: Host/Origin/token/body rules (default: loopback only, no token);
     ``inline_read_seconds``: a read's budget on the event loop (:meth:`FhirApp.reading`)."""
     fhir = FhirApp(store, strict=strict, allow_reset=allow_reset, db_threads=db_threads,
                    inline_read_seconds=inline_read_seconds)
-    guard = security or ServerSecurity()
+    guard = security or FhirServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
         _route("/$snapshot", {"POST": fhir.snapshot}),
@@ -573,7 +572,7 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
             close_pool()
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
-    middleware = [Middleware(RequestGuard, security=guard)]
+    middleware = [Middleware(RequestGuard, security=guard, refusal_body=outcome_body)]
     if guard.access_tokens is not None:  # a SMART protected resource server (smart_access)
         middleware.append(Middleware(SmartAccess, policy=guard.access_tokens, fhir=fhir))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent import __version__
 from medagent.fhir.server.compartment import COMPARTMENT_DEFINITION, NOT_INDEXED, PATIENT_COMPARTMENT
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import now_instant
+from medagent.version import __version__
 
 _PREFER = "Prefer: return=minimal | representation (the default) | OperationOutcome"
 _INTERACTIONS = [

@@ -456,6 +456,7 @@ def _quantity(param: SearchParam, modifier: str, value: str) -> tuple[str, list[
     number, lo, hi = parse_number(param.name, number_text)
     comparisons = {"gt": ("value > ?", [number]), "lt": ("value < ?", [number]), "ge": ("value >= ?", [number]),
                    "le": ("value <= ?", [number]), "sa": ("value > ?", [number]), "eb": ("value < ?", [number])}
+    args: list[Any]  # the numbers, then the unit's system and code
     if prefix in comparisons:
         sql, args = comparisons[prefix]
     elif prefix == "ap":

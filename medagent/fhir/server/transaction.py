@@ -97,7 +97,7 @@ def plan_transaction(entries: list[Any]) -> list[Entry]:
     with_resources = [p for p in plans if "resource" in p]
     if with_resources:
         resolved = _resolve_references(orjson.dumps([p["resource"] for p in with_resources]), ids, with_resources)
-        for plan, resource in zip(with_resources, resolved):
+        for plan, resource in zip(with_resources, resolved, strict=False):
             plan["resource"] = resource
     return plans
 

@@ -138,7 +138,7 @@ def _unparsed(body: dict[str, Any]) -> str:
 
 
 def _invalid(resource_type: str, exc: ValidationError, *, status: int) -> FhirError:
-    issues = [
+    issues: list[dict[str, Any]] = [
         {
             "severity": "error",
             "code": "structure" if err["type"] in ("extra_forbidden", "missing") else "value",

@@ -156,11 +156,11 @@ async def fetch_missing(items: list[PrefetchItem], context: PatientContext, clie
     """Fetch the missing items through the CDS client's FHIR server, all at once; a failure is a 412."""
     urls = [render(item.template, context) for item in items]
     try:
-        found = await asyncio.gather(*(_fetch(item, url, client) for item, url in zip(items, urls)))
+        found = await asyncio.gather(*(_fetch(item, url, client) for item, url in zip(items, urls, strict=True)))
     except FhirClientError as exc:
         raise ApiError(412, "fhir_unavailable", f"could not read the data this service needs from fhirServer "
                                                 f"{client.base_url}: {exc}") from None
-    return {item.key: value for item, value in zip(items, found)}
+    return {item.key: value for item, value in zip(items, found, strict=True)}
 
 
 async def _fetch(item: PrefetchItem, url: str, client: FhirClient) -> Any:

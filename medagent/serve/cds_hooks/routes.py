@@ -63,7 +63,7 @@ class CdsHooks:
 
 
 def _cds(request: Request) -> CdsHooks:
-    return request.app.state.cds  # type: ignore[no-any-return]
+    return request.app.state.cds
 
 
 def _service(request: Request) -> CdsService:
