@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from medagent.bench.executors import TaskActor, new_work_folder
-from medagent.bench.policies import make_policy
+from medagent.bench.solvers.catalog import make_code_solver
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_a_starting_actor_removes_the_folders_of_dead_processes_only(temp_root: 
 
 async def test_an_actor_cleans_up_on_start_and_on_stop(temp_root: Path, bench_home: Path) -> None:
     orphan = killed_owner_folder(temp_root)
-    actor = TaskActor(lambda: make_policy("do-nothing", None), str(bench_home), None, 1)
+    actor = TaskActor(lambda: make_code_solver("do-nothing"), str(bench_home), None, 1)
     await actor.start()
     try:
         assert not orphan.exists()

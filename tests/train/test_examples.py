@@ -160,7 +160,7 @@ def test_a_dev_task_sharing_a_test_patient_or_question_is_refused(oracle_run: Pa
     about a patient of the test split, or asking a test-split question word for word, is refused."""
     import shutil
 
-    from medagent.bench.cli import SET_FILE, run_set_dir
+    from medagent.bench.run_folder import SET_FILE, run_set_dir
     from medagent.scenarios.scenario_files import read_manifest
 
     original = run_set_dir(oracle_run)
