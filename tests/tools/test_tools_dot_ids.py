@@ -31,6 +31,9 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [  # tool, arguments, the argumen
     ("order_service", {"patient": PATIENT, "code": "2823-3", "reason_reference": "Observation/."},
      "reason_reference"),
     ("record_vital_sign", {"patient": ".", "vital": "heart_rate", "value": 70}, "patient"),
+    ("search_notes", {"patient": ".."}, "patient"),
+    ("add_structured_note", {"patient": PATIENT, "title": "Plan", "sections": [
+        {"section": "plan", "text": "Recheck.", "entries": ["Observation/.."]}]}, "sections"),
 ]
 
 

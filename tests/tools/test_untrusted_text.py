@@ -30,6 +30,7 @@ from medagent.tools.approval import (
     WriteRequest,
 )
 from medagent.tools.compact import clean, quote_record_text
+from medagent.tools.notes import note_line
 from medagent.tools.read_patients import patient_line
 from medagent.tools.rows import generic_line, medication_line
 
@@ -296,9 +297,35 @@ def templates() -> list[dict[str, Any]]:
     bp = copy.deepcopy(next(r for r in of_type(PATIENT, "Observation") if r.get("component")))
     text_value = {**copy.deepcopy(chosen["Observation"]), "valueString": "positive"}
     text_value.pop("valueQuantity", None)
+    # the fields the workflow tier's rows show: why an order stopped, a diagnosis's and an allergy's
+    # verification, an allergy's reaction, a result entered in error, a structured note's sections
+    stopped = {**copy.deepcopy(order), "status": "stopped", "statusReason": {"text": "myalgia", "coding": [
+        {"system": "http://snomed.info/sct", "code": "68962001", "display": "Muscle pain"}]}}
+    refuted = {**copy.deepcopy(chosen["Condition"]), "verificationStatus": {"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}}
+    allergy = {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": f"Patient/{PATIENT}"},
+               "recordedDate": "2020-01-01", "type": "allergy", "category": ["medication"], "criticality": "high",
+               "clinicalStatus": {"coding": [{"code": "active"}]}, "verificationStatus": {"coding": [
+                   {"code": "unconfirmed"}]},
+               "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7980",
+                                    "display": "Penicillin G"}]},
+               "reaction": [{"manifestation": [{"text": "hives"}, {"coding": [
+                   {"system": "http://snomed.info/sct", "code": "39579001", "display": "Anaphylaxis"}]}]}]}
+    in_error = {**copy.deepcopy(chosen["Observation"]), "status": "entered-in-error"}
+    composition = {"resourceType": "Composition", "id": "c1", "status": "preliminary", "date": "2020-01-01T00:00:00Z",
+                   "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5",
+                                        "display": "Discharge summary"}]},
+                   "subject": {"reference": f"Patient/{PATIENT}"}, "title": "Discharge summary",
+                   "author": [{"display": "Dr. Jane Roe"}],
+                   "section": [{"title": "Plan of care", "code": {"coding": [
+                       {"system": "http://loinc.org", "code": "18776-5", "display": "Plan of care"}]},
+                       "text": {"status": "generated",
+                                "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Recheck.</p></div>'},
+                       "entry": [{"reference": "Observation/o1"}]}]}
     return [*(chosen[kind] for kind in ("Observation", "Condition", "Immunization", "Procedure", "AllergyIntolerance",
                                         "Encounter", "DiagnosticReport", "Patient", "Practitioner", "Organization")
-              if kind in chosen), order, service, note, bp, text_value]
+              if kind in chosen), order, service, note, bp, text_value, stopped, refuted, allergy, in_error,
+            composition]
 
 
 RENDERERS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
@@ -308,13 +335,17 @@ RENDERERS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         {ref["reference"]: str(r.get("status")) for ref in r.get("reasonReference", [])},
         requester_reference=True).text),
     ("patient_line", lambda r: patient_line(r, NOW).text),
+    ("note_line", lambda r: note_line(r).text),
 ]
+RENDERED_BY = {"MedicationRequest": ("medication_line with prescriber and reason",), "Patient": ("patient_line",),
+               "DocumentReference": ("note_line",), "Composition": ("note_line",)}
+"""The row renderers beside generic_line that show a resource type (search_medications, get_patient, search_notes)."""
 
 
 def rendered_cases() -> Iterator[tuple[str, str, tuple[Any, ...], str]]:
     for template in templates():
-        renderers = RENDERERS[:1] + (RENDERERS[1:2] if template["resourceType"] == "MedicationRequest" else []) + \
-            (RENDERERS[2:] if template["resourceType"] == "Patient" else [])
+        wanted = ("generic_line", *RENDERED_BY.get(template["resourceType"], ()))
+        renderers = [(name, render) for name, render in RENDERERS if name in wanted]
         for path in string_paths(template):
             for injection in INJECTIONS:
                 changed = with_value(template, path, injection)
@@ -335,6 +366,25 @@ def test_every_string_field_through_every_row_renderer_is_quoted_by_one_rule() -
             raise AssertionError(f"{kind} {'.'.join(map(str, path))} via {renderer}: {exc}") from None
         count += 1
     assert count > 2000  # every field of every template, each injection
+
+
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_a_notes_text_and_sections_are_quoted_by_the_same_rule(injection: str) -> None:
+    """search_notes shows a note's whole text: the decoded attachment of a DocumentReference and the narrative of
+    each section of a Composition (tags stripped, entities unescaped) hold the injection, not a field."""
+    import html
+
+    document = {"resourceType": "DocumentReference", "id": "d1", "status": "current", "date": "2020-01-01",
+                "subject": {"reference": f"Patient/{PATIENT}"}, "content": [{"attachment": {
+                    "contentType": "text/plain", "data": base64.b64encode(injection.encode()).decode()}}]}
+    composition = {"resourceType": "Composition", "id": "c1", "status": "final", "date": "2020-01-01",
+                   "subject": {"reference": f"Patient/{PATIENT}"}, "title": "Note", "section": [
+                       {"title": "Plan of care", "text": {"status": "generated", "div": (
+                           '<div xmlns="http://www.w3.org/1999/xhtml"><p>' + html.escape(injection) + "</p></div>")}}]}
+    for resource in (document, composition):
+        line = note_line(resource).text
+        assert_safe_line(line)
+        assert_no_control_token_ids(line)
 
 
 @pytest.mark.parametrize("injection", INJECTIONS)

@@ -46,13 +46,17 @@ OTHER_PATIENT_WRITES: dict[str, dict[str, Any]] = {
     "order_service": {"patient": OTHER, "code": "2823-3"},
     "add_note": {"patient": OTHER, "text": "Seen today; plan unchanged."},
     "discontinue_medication": {"medication_request": OTHER_ORDER, "reason": "adverse reaction"},
+    "add_structured_note": {"patient": OTHER, "title": "Follow-up", "sections": [
+        {"section": "plan", "text": "Recheck in 3 months."}]},
 }
 
 
 def cross_linked() -> dict[str, dict[str, Any]]:
     """Writes for the run's own patient whose reason is another patient's record."""
     return {"order_medication": {"patient": RUN_PATIENT, "code": "316049", "reason_reference": other_condition()},
-            "order_service": {"patient": RUN_PATIENT, "code": "2823-3", "reason_reference": other_condition()}}
+            "order_service": {"patient": RUN_PATIENT, "code": "2823-3", "reason_reference": other_condition()},
+            "add_structured_note": {"patient": RUN_PATIENT, "title": "Follow-up", "sections": [
+                {"section": "problems", "text": "See the cited diagnosis.", "entries": [other_condition()]}]}}
 
 
 def server_changes(fhir_url: str) -> list[dict[str, Any]]:
@@ -108,7 +112,7 @@ async def test_a_person_can_still_stop_another_patients_order(registry: Registry
     assert (await client.resolve(OTHER_ORDER))["status"] == "stopped"
 
 
-@pytest.mark.parametrize("tool_name", ["order_medication", "order_service"])
+@pytest.mark.parametrize("tool_name", ["order_medication", "order_service", "add_structured_note"])
 async def test_a_write_cannot_link_another_patients_record(tool_name: str, registry: Registry, make_ctx: Any,
                                                            clean_fhir: str) -> None:
     ctx = make_ctx(NOW, approval=APPROVE_WRITES, patient=RUN_PATIENT)
@@ -125,7 +129,7 @@ async def test_the_write_path_refuses_a_resource_of_a_patient_the_request_did_no
 
     rogue = Registry()
 
-    @tool(writes=True, registry=rogue)
+    @tool(writes=True, registry=rogue, args=WriteArgs)
     async def rogue_note(ctx: ToolContext, args: WriteArgs) -> ToolResult:
         """A buggy write tool: it writes for another patient than the one its arguments name."""
         resource = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
@@ -144,7 +148,7 @@ def test_a_write_tool_that_names_no_patient_cannot_be_registered() -> None:
         text: str
 
     with pytest.raises(TypeError, match="patient"):
-        @tool(writes=True, registry=Registry())
+        @tool(writes=True, registry=Registry(), args=Untargeted)
         async def anonymous_write(ctx: ToolContext, args: Untargeted) -> ToolResult:
             """Writes something about nobody in particular."""
             return ToolResult()
@@ -152,7 +156,7 @@ def test_a_write_tool_that_names_no_patient_cannot_be_registered() -> None:
     class Targeted(ToolArgs):
         patient: PatientRef
 
-    @tool(writes=True, registry=Registry())
+    @tool(writes=True, registry=Registry(), args=Targeted)
     async def named_write(ctx: ToolContext, args: Targeted) -> ToolResult:
         """Writes for the patient it names."""
         return ToolResult()
