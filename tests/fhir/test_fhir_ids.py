@@ -85,3 +85,20 @@ def test_the_patient_of_odd_records_is_none() -> None:
     assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient/p1/"}}) == "p1"
     assert patient_of({"resourceType": "Observation", "subject": {"reference": "/Patient/p1"}}) == "p1"
     assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient"}}) is None
+
+
+def test_the_default_argument_names_and_long_values_are_cut_at_80() -> None:
+    """Mutants that survived tools/mutation.sh: the default argument name of check_resource_type, the cut of a
+    long value, a reference with a second '/', a Patient id ending in 'X'."""
+    with pytest.raises(InvalidFhirId, match="^resource type: 'observation' is not"):
+        check_resource_type("observation")
+    long = "z" * 100
+    for value, expected in ((long, f"{'z' * 80!r} is not a reference 'Type/id'"),
+                            ("o" + long, f"{('o' + long)[:80]!r} is not a reference 'Type/id' (e.g. Observation/abc)")):
+        with pytest.raises(InvalidFhirId) as refused:
+            split_reference(value if value == long else value + "/x")
+        assert str(refused.value).startswith(expected), str(refused.value)
+    with pytest.raises(InvalidFhirId) as refused:
+        split_reference("Observation/a/b")  # the type is the first segment; 'a/b' is not an id
+    assert str(refused.value) == "'Observation/a/b': 'a/b' is not a FHIR id (1-64 letters, digits, '-' or '.', not only dots)"
+    assert patient_of({"resourceType": "Observation", "subject": {"reference": "Patient/ABCX"}}) == "ABCX"
