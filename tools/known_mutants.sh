@@ -40,7 +40,7 @@ check refuse-auto medagent/agent/graph.py 'pending["approval"] = "refused: read-
 check resume-trial0 medagent/bench/runner.py 'if (s.id, t) not in done]' 'if (s.id, 0) not in done]' tests/bench/test_resume_trials.py
 # issue 25, item 7: the behaviours an outside mutation check found untested
 check tx-rollback medagent/fhir/server/store.py 'self._writer.execute("ROLLBACK")' 'self._writer.execute("COMMIT")' tests/fhir/test_server_lenient_and_transactions.py
-check before-image-last medagent/bench/scoring.py 'prior = _version(versions[0]) - 1' 'prior = _version(versions[-1]) - 1' tests/bench/test_standard_scoring.py -k creates_then_corrects
+check before-image-last medagent/bench/server_diff.py 'prior = _version(versions[0]) - 1' 'prior = _version(versions[-1]) - 1' tests/bench/test_standard_scoring.py -k creates_then_corrects
 check train-patient-clause medagent/train/examples.py ' or scenario.patient in test_patients' '' tests/train/test_examples.py -k sharing
 check train-question-clause medagent/train/examples.py ' or scenario.question in test_questions' '' tests/train/test_examples.py -k sharing
 check answer-no-negative medagent/agent/answer_format.py '|-?\d+(?:\.\d+)?|' '|\d+(?:\.\d+)?|' tests/agent/test_answer_format.py

@@ -260,7 +260,7 @@ async def test_a_task_that_creates_then_corrects_a_record_is_a_create_and_leaves
     tag = {"system": RUN_SYSTEM, "code": run_id}
     with EmbeddedServer(copy_db(synthea_db, tmp_path / "plain"), allow_reset=False) as server:
         async with FhirClient(server.base_url) as client:
-            scoring = StandardScoring(client, run_id)
+            scoring = StandardServerDiff(client, run_id)
             await scoring.begin(scenario)
             first = await client.create_json({
                 "resourceType": "Observation", "status": "preliminary", "meta": {"tag": [tag]},
