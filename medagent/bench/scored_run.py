@@ -12,7 +12,7 @@ from typing import Any
 from medagent.bench.executors import make_executor
 from medagent.bench.model_check import check_model_reachable
 from medagent.bench.run_folder import record_set
-from medagent.bench.runner import DEFAULT_MAX_MODEL_ERRORS, run_benchmark
+from medagent.bench.runner import DEFAULT_MAX_ERROR_SHARE, DEFAULT_MAX_MODEL_ERRORS, run_benchmark
 from medagent.bench.scenario_sets import DEFAULT_SET, open_set, set_dir, set_hash
 from medagent.bench.solvers import Solver
 from medagent.bench.solvers.catalog import make_solver
@@ -46,10 +46,11 @@ class RunChoice:
     fhir_urls: list[str] | None = None
     executor: str = "local"
     address: str | None = None
-    actor_slots: int = 1
+    actor_slots: int | None = None
     prompt_profile: str | None = None
     max_model_errors: int = DEFAULT_MAX_MODEL_ERRORS
     model_timeout: float | None = DEFAULT_MODEL_TIMEOUT_S
+    max_error_share: float = DEFAULT_MAX_ERROR_SHARE
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ async def check_servers(solver: Solver, fhir_urls: list[str] | None) -> None:
 async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
     """Open the set, build the solver and executor, record the set in the run folder, run every task.
 
-    Bad choices raise :class:`UserError` (or ``ScenarioSetError``) before anything is written."""
+    Bad choices raise :class:`UserError` (or ``ScenarioSetError``) before anything is written; more tasks in
+    error than ``max_error_share`` raise ``RunFailed`` (the summary is written, marked failed)."""
     check_prompt_profile(choice.prompt_profile)
     names = chosen_tools(choice.tools) if choice.tools is not None else None
     if choice.fhir_urls is not None and not choice.fhir_urls:
@@ -112,5 +114,5 @@ async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
     summary = await run_benchmark(tasks, solver, out_dir=choice.out, home=home, concurrency=choice.concurrency,
                                   trials=choice.trials, resume=choice.resume, set_hash=content_hash,
                                   fhir_urls=choice.fhir_urls, executor=runs_on,
-                                  max_model_errors=choice.max_model_errors)
+                                  max_model_errors=choice.max_model_errors, max_error_share=choice.max_error_share)
     return ScoredRun(summary=summary, solver=solver)
