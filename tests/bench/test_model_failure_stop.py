@@ -41,7 +41,7 @@ def test_a_model_that_dies_stops_the_run_and_resume_finishes_it(tmp_path: Path, 
     with OpenAIStandIn(die_after=3) as dying:  # task 1: two answers; task 2: one answer, then nothing listens
         port = dying.port
         done = bench_run(out, bench_home, dying.base_url)  # the default: 3 consecutive model errors stop a run
-    assert done.returncode != 0, done.stdout[-3000:]
+    assert done.returncode == 3, (done.returncode, done.stdout[-3000:])  # stopped (1: failed by --max-error-share)
     assert "stopped" in done.stderr and "3 consecutive model errors" in done.stderr, done.stderr[-3000:]
     assert "not run" in done.stderr and "--resume" in done.stderr
     scored = records(out)
@@ -50,6 +50,7 @@ def test_a_model_that_dies_stops_the_run_and_resume_finishes_it(tmp_path: Path, 
     assert run["stopped"]["not_run"] == TASKS - 1 and "consecutive model errors" in run["stopped"]["reason"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["n"] == 1 and summary["stopped"]["not_run"] == TASKS - 1
+    assert summary["status"] == "stopped" and "failed" not in summary
 
     with OpenAIStandIn(port=port) as back:  # the same URL answers again
         resumed = bench_run(out, bench_home, back.base_url, "--resume")
@@ -59,6 +60,7 @@ def test_a_model_that_dies_stops_the_run_and_resume_finishes_it(tmp_path: Path, 
     assert len(finished) == TASKS and {r["outcome"]["status"] for r in finished} == {"answered"}
     assert "stopped" not in json.loads((out / "run.json").read_text())
     assert json.loads((out / "summary.json").read_text())["overall"]["n"] == TASKS
+    assert json.loads((out / "summary.json").read_text())["status"] == "complete"
 
 
 def test_a_model_that_never_answers_stops_the_run_at_the_per_call_timeout(tmp_path: Path, bench_home: Path) -> None:
@@ -66,7 +68,7 @@ def test_a_model_that_never_answers_stops_the_run_at_the_per_call_timeout(tmp_pa
     with OpenAIStandIn(hang=True) as silent:
         done = bench_run(out, bench_home, silent.base_url, "--model-timeout", "2")
         asked = silent.chat_requests
-    assert done.returncode != 0, done.stdout[-3000:]
+    assert done.returncode == 3, (done.returncode, done.stdout[-3000:])
     assert "did not answer within 2 s" in done.stderr and "not run" in done.stderr, done.stderr[-3000:]
     assert asked == 1  # the first call that timed out stopped the run: no other task asked it
     assert records(out) == []
