@@ -167,14 +167,24 @@ def quickstart(
 ) -> None:
     """A small scored agent run on the embedded defaults: embedded FHIR server + embedded Gemma model.
 
-    Same code path as `medagent bench run`; prints the table and the report path.
+    Template questions of the test split and one of them asked as a user would ask it (no answer format: a free
+    answer). Same code path as `medagent bench run`; prints the table, each question and answer, and the report path.
     """
     from medagent.bench.cli import bench_run
+    from medagent.bench.quickstart import quickstart_set
+    from medagent.bench.results import ResultsLog
+    from medagent.scenarios.scenario_files import open_set
 
     if out.exists():
         shutil.rmtree(out)
-    bench_run(suite="ehrqa", split="test", limit=limit, agent="agent", model=model, model_name=None, concurrency=1,
-              trials=1, max_steps=3, out=out, resume=False, scenarios=None, report=True)
+    questions = quickstart_set(out / "questions", limit)
+    bench_run(suite="ehrqa", split="test", limit=None, agent="agent", model=model, model_name=None, concurrency=1,
+              trials=1, max_steps=3, out=out, resume=False, scenarios=questions, report=True)
+    asked = {s.id: s.question for s in open_set(questions).load("ehrqa", "test", "all", None)}
+    for record in ResultsLog(out / "results.jsonl").load():
+        question = asked[record.scenario_id].split("Question: ")[-1].replace("\n", " ")
+        console.print(f"[bold]{'PASS' if record.passed else 'FAIL'}[/] {record.category}: {escape(question)}\n"
+                      f"  -> {escape(str(record.outcome.answer))}")
 
 
 @app.command("ask")

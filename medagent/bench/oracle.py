@@ -41,6 +41,7 @@ from medagent.scenarios.codes import (
     POTASSIUM_SERUM_ORDER,
     POTASSIUM_THRESHOLD,
 )
+from medagent.scenarios.free_answers import sentence_answer
 from medagent.scenarios.models import Scenario
 from medagent.tools.registry import Registry, ToolResult, default_registry
 from medagent.trajectory import RunOutcome
@@ -81,6 +82,9 @@ class OraclePolicy:
         except ToolGap as exc:
             session.final(None, [])
             return self._outcome(session, status="error", answer=None, citations=[], error=f"tool gap: {exc}")
+        kind = scenario.meta.get("answer_kind")
+        if kind is not None:  # the question states no format: the free answer's sentence (scenarios.free_answers)
+            answer = sentence_answer(str(kind), answer)
         session.final(answer, citations)
         return self._outcome(session, status="answered", answer=answer, citations=citations)
 
@@ -118,6 +122,14 @@ class OraclePolicy:
         if len(rows) != 1:
             raise ToolGap(f"find_patients(identifier={mrn!r}) gave {len(rows)} patient(s) with that MRN")
         return rows[0]["ref"].removeprefix("Patient/"), rows[0]
+
+    async def patient_in_context(self, s: ToolSession, name: str, born: str) -> dict[str, Any] | None:
+        """The row of the patient in context when they are the one named (None: search for them)."""
+        return None
+
+    async def demographics(self, s: ToolSession, mrn: str) -> tuple[str, dict[str, Any]]:
+        """The patient with this MRN and their row with the age at now (the age task's answer)."""
+        return await self.patient_by_mrn(s, mrn)
 
     async def conditions(self, s: ToolSession, patient: str, codes: str) -> list[dict[str, Any]]:
         result = await s.call("search_conditions", complete=True, patient=patient, code=codes, limit=MAX_ROWS)
@@ -334,6 +346,9 @@ def _said(sc: Scenario, key: str, pattern: str) -> Any:
 async def _find_mrn(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
     name = _said(sc, "name", r"patient named (.+?), born \d{4}-\d{2}-\d{2}\?")
     born = _said(sc, "born", r", born (\d{4}-\d{2}-\d{2})\?")
+    known = await p.patient_in_context(s, name, born)
+    if known is not None:
+        return known["mrn"], [known["ref"]]
     result = await s.call("find_patients", name=name, birth_date=born)
     rows = [row for row in result.rows if row.get("name") == name and row.get("birthDate") == born and row.get("mrn")]
     if len(rows) != 1:
@@ -342,9 +357,9 @@ async def _find_mrn(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
 
 
 async def _age(p: OraclePolicy, s: ToolSession, sc: Scenario) -> Answer:
-    patient, row = await p.patient_by_mrn(s, sc.meta["mrn"])
+    patient, row = await p.demographics(s, sc.meta["mrn"])
     if row.get("age") is None:
-        raise ToolGap(f"find_patients gives no age for Patient/{patient} at now")
+        raise ToolGap(f"no age for Patient/{patient} at now in {row.get('ref')}")
     return str(row["age"]), [row["ref"]]
 
 

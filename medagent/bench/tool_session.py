@@ -18,6 +18,7 @@ from typing import Any
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import Scenario
 from medagent.tools.approval import APPROVE_WRITES
+from medagent.tools.compact import number as display_number
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import FINAL_ANSWER, Registry, ToolResult
 from medagent.trajectory import RunOutcome, Step
@@ -135,8 +136,10 @@ def stated_decimals(question: str) -> int | None:
 
 
 def number_text(value: float, decimals: int | None) -> str:
+    """The value rounded as the question asks; with no rounding stated, as the tools display it (what an agent
+    reads and copies)."""
     if decimals is None:
-        return f"{value:g}"
+        return display_number(value)
     return f"{round(value, decimals):.{decimals}f}"
 
 

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from medagent.scenarios.codes import LABS
+from medagent.scenarios.free_answers import value_span
 from medagent.scenarios.models import Check, ExpectedAnswer
 
 _NONE_EXACT = {
@@ -199,7 +200,8 @@ def parse_number(answer: Any, known_units: list[str]) -> tuple[float, str | None
 
 
 def split_names(answer: Any) -> list[list[str]]:
-    """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas."""
+    """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas; then the same
+    of a free answer's value part (:func:`~medagent.scenarios.free_answers.value_span`)."""
     answer = _unwrap(answer)
     if isinstance(answer, list | tuple | set):
         return [[str(a) for a in answer]]
@@ -214,6 +216,11 @@ def split_names(answer: Any) -> list[list[str]]:
     readings = [[p for p in re.split(r"[;\n]+", text)]]
     if "," in text:
         readings.append([p for p in re.split(r"[;\n,]+", text)])
+    span = value_span(text)  # a free answer's sentence ("They are: A; B."): its value part read the same ways
+    if span != text:
+        readings.append([p for p in re.split(r"[;\n]+", span)])
+        if "," in span:
+            readings.append([p for p in re.split(r"[;\n,]+", span)])
     cleaned = []
     for reading in readings:
         items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", item).strip().strip("\"'`").strip() for item in reading]

@@ -3,13 +3,16 @@ reads at that step (``prompts.decision_messages``, the function the agent itself
 action JSON, written as the agent's constrained decoding writes it (compact JSON, keys in schema order).
 
 Only dev-split tasks are used: a run that holds a test-split task, or a task about a patient of the test
-split, is refused (:class:`~medagent.config.UserError`), so nothing of the test split can leak into training.
+split (of its set, or of any frozen set), is refused (:class:`~medagent.config.UserError`), and a passed dev
+task whose text names a test patient (a population search lists everyone) is left out, so nothing of the
+test split can leak into training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,7 +27,7 @@ from medagent.bench.results import TaskRecord
 from medagent.bench.runner import RESULTS_FILE
 from medagent.config import UserError
 from medagent.scenarios.models import Scenario
-from medagent.scenarios.scenario_files import open_set, read_scenarios
+from medagent.scenarios.scenario_files import open_set, read_manifest, read_scenarios
 from medagent.tools.registry import Registry, default_registry
 from medagent.tools.search_args import check_patient
 from medagent.trajectory import Step
@@ -55,6 +58,9 @@ class DataSummary(BaseModel):
     tasks: int
     examples: int
     dropped_steps: int = Field(description="Steps left out: a result longer than the agent's budget, or cut in the log.")
+    dropped_test_mentions: int = Field(0, description="Passed dev tasks left out whole: their text names a test-split "
+                                                      "patient (Patient id or MRN), e.g. a population search.")
+    rephrased: int = Field(0, description="Tasks from rephrased scenarios (medagent scenarios rephrase).")
     patients: list[str]
     scenario_ids: list[str]
     categories: dict[str, int]
@@ -128,6 +134,23 @@ def test_split_identity(scenarios: Iterable[Scenario]) -> tuple[set[str], set[st
     return {s.patient for s in test}, {s.question for s in test}
 
 
+def frozen_test_patients(*folders: Path) -> set[str]:
+    """The test patients of every frozen set under ``scenarios/`` and of ``folders`` (their manifests'
+    ``test_patients``: a rephrased set lists its source's)."""
+    from medagent.bench.scenario_sets import scenarios_root
+
+    root = scenarios_root()
+    manifests = [*sorted(root.glob("*/manifest.json")), *(Path(f) / "manifest.json" for f in folders)]
+    return {p for path in manifests if path.exists() for p in read_manifest(path.parent).test_patients}
+
+
+def test_patient_marks(patients: set[str]) -> list[str]:
+    """What names a test patient in a text: the Patient id and the MRN (from the bundles)."""
+    from medagent.scenarios.build import load_charts
+
+    return [mark for chart in load_charts() if chart.patient_id in patients for mark in (chart.patient_id, chart.mrn)]
+
+
 def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
                    registry: Registry | None = None) -> tuple[list[Example], DataSummary]:
     """Examples from the passed tasks of the runs (results.jsonl), in a fixed order (run, line, step)."""
@@ -137,8 +160,10 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
     tools = registry.openai_schemas(None)
     limits = Limits()
     examples: list[Example] = []
-    dropped = 0
+    dropped = mentions = 0
     tasks: list[Scenario] = []
+    every_test_patient = frozen_test_patients(*(run_set_dir(Path(r)) for r in run_dirs if (Path(r) / RESULTS_FILE).exists()))
+    marks = re.compile("|".join(map(re.escape, test_patient_marks(every_test_patient))) or r"(?!)")
     for run_dir in run_dirs:
         path = Path(run_dir) / RESULTS_FILE
         if not path.exists():
@@ -147,6 +172,7 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         open_set(folder)  # the manifest must be readable
         scenarios = {s.id: s for s in read_scenarios(folder)}
         test_patients, test_questions = test_split_identity(scenarios.values())
+        test_patients |= every_test_patient
         seen: set[str] = set()
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
@@ -163,6 +189,10 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
             seen.add(record.scenario_id)
             made, cut = trajectory_examples(record, scenario, profile=profile, tools=tools, registry=registry,
                                             limits=limits)
+            if any(marks.search(m["content"]) for e in made for m in e.messages) or \
+                    any(marks.search(e.target) for e in made):
+                mentions += 1  # a population search or a shared name brought a test patient into the text
+                continue
             dropped += cut
             if made:
                 tasks.append(scenario)
@@ -174,6 +204,7 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         digest.update(json.dumps([example.messages, example.target], ensure_ascii=False).encode())
     summary = DataSummary(
         runs=[str(r) for r in run_dirs], tasks=len(tasks), examples=len(examples), dropped_steps=dropped,
+        dropped_test_mentions=mentions, rephrased=sum(1 for s in tasks if "rephrased_from" in s.meta),
         patients=sorted({s.patient for s in tasks}), scenario_ids=sorted(s.id for s in tasks),
         categories=dict(sorted(Counter(f"{s.suite}/{s.category}" for s in tasks).items())),
         phrasings=len({(s.category, s.meta.get("phrasing")) for s in tasks}), sha256=digest.hexdigest(),

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from medagent.bench.cli import record_set
 from medagent.bench.policies import make_policy
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
@@ -22,6 +24,7 @@ from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.chart import chart_from_bundle
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import read_scenarios
+from medagent.scenarios.user_phrasings import write_rephrased_set
 from medagent.train.examples import Example, action_text, build_examples
 from medagent.tools.registry import default_registry
 
@@ -36,6 +39,28 @@ def dev_sample() -> list[Scenario]:
 async def oracle_run(dev_sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("oracle-dev")
     await run_benchmark(dev_sample, make_policy("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+async def rephrased_run(bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name (the training policy) on rephrased dev questions of every suite and tier."""
+    folder = tmp_path_factory.mktemp("rephrased-set")
+    manifest = write_rephrased_set(default_scenarios_dir(), folder, seed=2026, variants=1)
+    out = tmp_path_factory.mktemp("oracle-by-name-rephrased")
+    record_set(out, str(manifest.name), manifest.content_hash, folder)
+    await run_benchmark(load_scenarios(folder, "all", "dev", limit=40, tier="all"), make_policy("oracle-by-name"),
+                        out_dir=out, home=bench_home, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+async def cohort_run(bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name on hard-tier dev cohort questions: a population search lists every patient, test ones too."""
+    cohort = [s for s in load_scenarios(default_scenarios_dir(), "ehrqa", "dev", tier="hard")
+              if s.category == "cohort_measure"][:3]
+    out = tmp_path_factory.mktemp("oracle-by-name-cohort")
+    await run_benchmark(cohort, make_policy("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
     return out
 
 
@@ -146,8 +171,54 @@ def test_the_shipped_adapter_was_trained_on_dev_patients_only() -> None:
     assert data["split"] == "dev" and data["patients"] and data["scenario_ids"]
     assert not set(data["patients"]) & patients
     dev = {s.id: s for s in read_scenarios(default_scenarios_dir()) if s.split == "dev"}
-    assert set(data["scenario_ids"]) <= set(dev)  # every trained task is a dev-split task
-    trained = [dev[i] for i in data["scenario_ids"]]
+    # every trained task is a dev-split task, or a rephrased copy of one (id + "-u<n>", medagent scenarios rephrase)
+    sources = {re.sub(r"-u\d+$", "", i) for i in data["scenario_ids"]}
+    assert sources <= set(dev)
+    assert data["rephrased"] > 0 and any(i != re.sub(r"-u\d+$", "", i) for i in data["scenario_ids"])
+    assert {dev[i].tier for i in sources} == {"core", "hard"}  # the hard tier's dev split is in
+    trained = [dev[i] for i in sources]
     assert not {s.question for s in trained} & questions
     bundle_mrns = {chart.patient_id: chart.mrn for chart in (chart_from_bundle(b) for _, b in iter_bundles())}
     assert not {bundle_mrns[p] for p in data["patients"]} & mrns
+
+
+def _text_of(examples: list[Example]) -> str:
+    return "\n".join(m["content"] for e in examples for m in e.messages) + "\n".join(e.target for e in examples)
+
+
+def test_rephrased_questions_train_free_answers_and_no_test_patient(rephrased_run: Path) -> None:
+    made, summary = build_examples([rephrased_run], profile="compact")
+    assert summary.rephrased == summary.tasks >= 30
+    patients, mrns, _ = _test_split()
+    text = _text_of(made)
+    assert not [p for p in patients if p in text] and not [m for m in mrns if m in text]
+    answers = [json.loads(e.target)["arguments"]["answer"] for e in made if '"final_answer"' in e.target]
+    assert any(a.startswith(("Yes, ", "No, ", "It was ", "They are: ")) for a in answers)  # free answers
+    # the patient in context is never looked up by MRN (the agent's guard would refuse it): its record is read
+    in_context = [e for e in made if "The patient in context: Patient/" in e.messages[0]["content"]]
+    assert in_context and not [e for e in in_context if '"find_patients"' in e.target and '"identifier"' in e.target]
+
+
+def test_a_population_search_brings_no_test_patient_into_the_examples(cohort_run: Path) -> None:
+    records = [r for r in ResultsLog(cohort_run / "results.jsonl").load() if r.passed]
+    patients, mrns, _ = _test_split()
+    assert any(m in (s.result or "") for r in records for s in r.outcome.trace for m in [*patients, *mrns])
+    made, _ = build_examples([cohort_run])
+    text = _text_of(made)
+    assert not [p for p in patients if p in text] and not [m for m in mrns if m in text]
+
+
+def test_a_task_whose_text_names_a_test_patient_is_left_out(oracle_run: Path, tmp_path: Path) -> None:
+    """A passed dev task whose tool result names a test patient (edited into a copy of a real run) is dropped whole."""
+    shutil.copytree(oracle_run, tmp_path / "run")
+    _, mrns, _ = _test_split()
+    lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    assert record["passed"] and record["outcome"]["trace"][0]["result"]
+    record["outcome"]["trace"][0]["result"] += f"\nalso found: MRN {sorted(mrns)[0]}"
+    (tmp_path / "run" / "results.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    before, summary_before = build_examples([oracle_run])
+    after, summary = build_examples([tmp_path / "run"])
+    assert summary.dropped_test_mentions == summary_before.dropped_test_mentions + 1
+    assert summary.tasks == summary_before.tasks - 1
+    assert record["scenario_id"] in {e.scenario_id for e in before} - {e.scenario_id for e in after}
