@@ -1,8 +1,10 @@
 """Deterministic grading of final answers: parse what the agent wrote, normalise, compare.
 
 Each answer type has one explicit rule (documented in scenarios/README.md):
-booleans yes/no/true/false; dates ISO (a datetime is accepted where a date is asked);
-names as a set, case/whitespace/punctuation-insensitive, numbers inside names must match exactly;
+booleans yes/no/true/false, or a plain negative sentence ("She does not have diabetes"; a hedge is no answer);
+dates ISO (a datetime is accepted where a date is asked);
+names as a set, case/whitespace/punctuation-insensitive, numbers inside names must match exactly (a question's
+aliases, a clinician's word for a name, may stand inside an item with its dose-form words and its numbers);
 numbers with a per-question tolerance and only the unit conversions listed in the question's
 expected answer. Anything that cannot be parsed unambiguously fails: a hedge is not an answer.
 """
@@ -25,10 +27,19 @@ _NONE_EXACT = {
     "none", "null", "nil", "n/a", "na", "nothing", "not available", "not found", "patient not found",
     "no patient found", "no match", "no matching patient", "-1", "[-1]", "[]",
 }
+_NONE_NOUNS = (r"(such|matching|recorded|documented|measurements?|results?|records?|values?|data|patient|vaccinations?|"
+               r"vaccines?|immunizations?|medications?|meds|drugs|labs?|orders?|prescriptions?|readings?|tests?)")
 _NONE_PATTERN = re.compile(
-    r"\b(not (available|found|recorded|documented|on file)|no (such|matching|recorded|documented|"
-    r"measurements?|results?|records?|values?|data|patient|vaccinations?|medications?|labs?|orders?))\b"
+    r"\b(not (been )?(available|found|recorded|documented|on file|measured|checked|tested|given|prescribed)|"
+    r"not (currently )?(taking|on) any (medications?|meds|drugs)|never (been )?(measured|checked|tested|recorded)|"
+    rf"no ([a-z-]+ ){{0,3}}?{_NONE_NOUNS})\b"
 )
+# a plain negative statement where a yes/no question gets a sentence ("She does not have diabetes", "He was never
+# prescribed warfarin", "Hypertension is not recorded"); a hedge ("it is not known") is no answer
+_NEGATED = re.compile(r"\b((does|do|did|has|have|had|is|are|was|were) (not|never)|(doesn|don|didn|hasn|haven|hadn|isn|"
+                      r"aren|wasn|weren) t|never|not (recorded|documented|on file|in (the|her|his) (record|chart)))\b")
+_HEDGE = re.compile(r"\b(not (known|sure|certain|clear|determined|available|possible|able)|unknown|unclear|uncertain|"
+                    r"cannot|can t|unable|maybe|possibly|perhaps|might)\b")
 _YES = {"yes", "y", "true", "correct", "affirmative"}
 _NO = {"no", "n", "false", "negative"}
 _MONTHS = {m: i for i, m in enumerate(
@@ -132,6 +143,9 @@ def parse_boolean(answer: Any) -> bool | None:
     has_no = any(w in _NO - {"n"} for w in words)
     if has_yes != has_no:
         return has_yes
+    text = " ".join(words)
+    if not has_yes and _NEGATED.search(text) and not _HEDGE.search(text):
+        return False  # a negative sentence without "no": "She does not have diabetes."
     return None
 
 
@@ -221,6 +235,9 @@ def split_names(answer: Any) -> list[list[str]]:
         readings.append([p for p in re.split(r"[;\n]+", span)])
         if "," in span:
             readings.append([p for p in re.split(r"[;\n,]+", span)])
+    for part in dict.fromkeys([text, span]):  # a sentence's list: "A, B and C"
+        if re.search(r"\band\b", part):
+            readings.append(re.split(r"[;\n]+|,\s*(?:and\s+)?|\s+and\s+", part))
     cleaned = []
     for reading in readings:
         items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", item).strip().strip("\"'`").strip() for item in reading]
@@ -245,6 +262,9 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
     """
     candidates = [want, *(aliases or [])]
     got_words = _words(got)
+    named = _words(" ".join(candidates))  # the expected name and its other spellings: their words and numbers
+    if kind not in ("person", "identifier") and any(_alias_within(got_words, a, named) for a in aliases or []):
+        return True
     for candidate in candidates:
         want_words = _words(candidate)
         if got_words == want_words:
@@ -267,6 +287,32 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
         if difflib.SequenceMatcher(None, " ".join(letters_got), " ".join(letters_want)).ratio() >= 0.9:
             return True
     return False
+
+
+_FORM_WORDS = frozenset({
+    "mg", "mcg", "g", "ml", "unt", "unit", "units", "tablet", "tablets", "tab", "tabs", "capsule", "capsules", "oral",
+    "er", "xr", "sr", "extended", "release", "daily", "hcl", "hydrochloride", "spray", "injection", "injectable",
+    "inhaler", "solution", "suspension", "patch", "ring", "implant", "pack", "prefilled", "syringe", "mucosal",
+    "transdermal", "system", "a", "an", "the", "her", "his", "their"})
+
+
+def _alias_within(got_words: str, alias: str, want_words: str) -> bool:
+    """A clinician's word for the expected name (an ingredient, a brand: the question's ``aliases``) inside the
+    answered item, every other word of the item one of the words or numbers of the expected name (or of its other
+    spellings) or a dose-form word: "Metformin 500 mg ER" names "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet";
+    "Metformin 850 mg" and "metformin with lisinopril" do not."""
+    alias_words, got_words, want_words = (_singular(_words(alias)), _singular(got_words), _singular(want_words))
+    if not alias_words or re.search(r"\d", alias_words) or f" {alias_words} " not in f" {got_words} ":
+        return False
+    rest = f" {got_words} ".replace(f" {alias_words} ", " ", 1).split()
+    numbers = set(_numbers_of(want_words))
+    allowed = set(want_words.split()) | {_singular(w) for w in _FORM_WORDS}
+    return all(str(float(w)) in numbers if re.fullmatch(r"\d+(?:\.\d+)?", w) else w in allowed for w in rest)
+
+
+def _singular(words: str) -> str:
+    """Each word without a plural s ("sprains" -> "sprain"), the same on both sides of a comparison."""
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words.split())
 
 
 def _edits_exceed_one(a: str, b: str) -> bool:

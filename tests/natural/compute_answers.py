@@ -1,13 +1,16 @@
-"""Answers for the natural-phrasing set, computed straight from the Synthea bundles (json only, no medagent).
+"""Answers of the natural-phrasing set, computed straight from the Synthea bundles (json and zipfile only).
 
-Each question of scenarios/natural/natural.jsonl carries a `spec`: what the question asks, in terms of the
-chart (codes, a drug, an event, a window). This script reads the raw bundle of the question's patient,
-keeps only what was recorded on or before the question's "now", and computes the typed expected answer and
-the resource ids that justify it. `--write` fills `expected` and `references` into the set; without it the
-script recomputes every answer and reports the rows whose stored answer differs (exit 1).
+Each question of ``scenarios/natural`` carries in ``meta.spec`` what it asks in terms of the chart (codes, a
+drug, an event, a window), written by hand beside the question. This script reads the raw bundle of the
+question's patient, keeps only what was recorded on or before the question's ``now`` (entered-in-error and
+refuted records dropped), and computes the typed expected answer (the shape of medagent's ``ExpectedAnswer``),
+the resource ids that justify it (``provenance``), the free answer's kind (``meta.answer_kind``) and, where
+one of the project's oracle forms asks the same thing by the same rule, that form (``meta.form``/``meta.key``).
+``--write`` stores them in the set's JSONL files; without it every answer is recomputed and compared
+(exit 1 on a difference).
 
-This is a second path to the ground truth, written apart from medagent's scenario generators: it must not
-import medagent.
+It is a separate path to the ground truth, written apart from medagent's scenario generators: it must not
+import medagent (``tests/natural/test_natural_set.py`` checks that).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import datetime as dt
 import json
 import re
 import sys
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +182,7 @@ CONDITION_ALIASES: dict[str, list[str]] = {
     "43878008": ["strep"],
     "7200002": ["alcoholism", "alcohol use disorder", "alcohol dependence"],
     "55680006": ["overdose"],
+    "44465007": ["ankle sprain", "sprained ankle", "sprain"],
 }
 
 #: the smoking-status answers that mean "smokes now"
@@ -198,10 +203,10 @@ class SpecError(ValueError):
 def parse_time(text: str) -> dt.datetime:
     """An ISO instant, a dateTime or a date, as an aware UTC datetime (dates at 00:00)."""
     if len(text) == 10:
-        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
+    value = dt.datetime.fromisoformat(text)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
+        value = dt.datetime.combine(value.date(), value.time(), dt.UTC)
     return value.astimezone(dt.UTC)
 
 
@@ -780,34 +785,208 @@ ANSWERS: dict[str, Callable[[Chart, dict[str, Any]], Result]] = {
 }
 
 # --------------------------------------------------------------------------------------------------
+# The stored answer: medagent's ExpectedAnswer shape, the free answer's kind, the oracle's form
+# --------------------------------------------------------------------------------------------------
+
+#: other units a clinician may answer in -> factor into the chart's unit (only exact conversions)
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "kg": {"lb": 0.45359237, "lbs": 0.45359237, "g": 0.001},
+    "cm": {"m": 100.0, "mm": 0.1, "in": 2.54},
+    "mm[Hg]": {"mmHg": 1.0, "mm Hg": 1.0},
+    "Cel": {"°C": 1.0, "C": 1.0, "degC": 1.0},
+    "kg/m2": {"kg/m^2": 1.0},
+    "mL/min/{1.73_m2}": {"mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0, "mL/min/1.73_m2": 1.0, "mL/min": 1.0},
+    "mmol/L": {"mEq/L": 1.0},
+    "10*3/uL": {"10^3/uL": 1.0, "x10^9/L": 1.0, "10*9/L": 1.0, "K/uL": 1.0},
+    "10*6/uL": {"10^6/uL": 1.0, "x10^12/L": 1.0, "M/uL": 1.0},
+    "g/dL": {"g/L": 0.1},
+}
+#: units that are no unit a person writes (scores, counts): the number alone is graded
+UNITLESS = re.compile(r"^(\{.*\}|\(.*\)|1)$")
+#: the relative and absolute spread of a measured value (see value_tolerance)
+VALUE_TOLERANCE = {"abs": 0.05, "rel": 0.005}
+
+#: the hard tier's categories (medagent's names) for the hard kinds; the EHRQA kinds are their own category
+HARD_CATEGORY = {"temporal": "temporal_window", "counting": "count_aggregate", "intervals": "interval_age",
+                 "abstention": "abstention"}
+
+
+def same_drug_groups(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Orders of one drug in two products (Lasix 40mg and furosemide injection; HCTZ 6.25 and 25 MG) are one name
+    of the answer: a clinician names the drug once. Items sharing a clinician's word are grouped, in order."""
+    groups: list[list[dict[str, Any]]] = []
+    for item in items:
+        words = set(item["aliases"])
+        group = next((g for g in groups if words & {w for i in g for w in i["aliases"]}), None)
+        if group is None:
+            groups.append([item])
+        else:
+            group.append(item)
+    return groups
+
+
+def condition_aliases(item: dict[str, Any]) -> list[str]:
+    plain = re.sub(r"\s*\((disorder|finding|situation|morphologic abnormality)\)$", "", item["name"])
+    return ([plain] if plain != item["name"] else []) + list(item["aliases"])
+
+
+def expected_answer(typed: Answer, spec: dict[str, Any]) -> dict[str, Any]:
+    """The typed answer as medagent's ExpectedAnswer (every field written, defaults included)."""
+    base: dict[str, Any] = {"type": "", "value": None, "unit": None, "tolerance": {"abs": 0.0, "rel": 0.0, "days": 0},
+                            "unit_factors": {}, "names_kind": "generic", "aliases": {}, "fields": {}}
+    op = spec["op"]
+    kind = typed["type"]
+    if kind == "yes_no":
+        return {**base, "type": "boolean", "value": typed["value"]}
+    if kind == "date":
+        return {**base, "type": "date", "value": typed["value"]}
+    if kind == "not_recorded":
+        shape = {"immunization_date": "date", "med_date": "date", "med_prescriber": "names"}.get(op, "number")
+        return {**base, "type": shape, "value": [] if shape == "names" else None,
+                "names_kind": "person" if shape == "names" else "generic"}
+    if kind == "name":
+        full = typed["value"]
+        return {**base, "type": "names", "value": [full], "names_kind": "person", "aliases": {full: [typed["family"]]}}
+    if kind == "list":
+        medication = op.startswith("med")
+        groups = same_drug_groups(typed["items"]) if medication else [[i] for i in typed["items"]]
+        aliases: dict[str, list[str]] = {}
+        for group in groups:
+            head, others = group[0], group[1:]
+            words = [w for i in group for w in (i["aliases"] if medication else condition_aliases(i))]
+            aliases[head["name"]] = list(dict.fromkeys([*(i["name"] for i in others), *words]))
+        return {**base, "type": "names", "value": [g[0]["name"] for g in groups],
+                "names_kind": "medication" if medication else "condition",
+                "aliases": {k: v for k, v in aliases.items() if v}}
+    unit = typed["unit"]
+    if unit == "1":  # a count
+        return {**base, "type": "number", "value": typed["value"]}
+    if unit == "a":
+        return {**base, "type": "number", "value": typed["value"], "unit": "years",
+                "unit_factors": {"yr": 1.0, "yrs": 1.0, "a": 1.0}}
+    if unit == "d":
+        return {**base, "type": "number", "value": typed["value"], "unit": "days", "unit_factors": {"d": 1.0}}
+    tolerance = {**base["tolerance"], **VALUE_TOLERANCE}
+    if UNITLESS.match(unit):
+        return {**base, "type": "number", "value": typed["value"], "tolerance": tolerance}
+    return {**base, "type": "number", "value": typed["value"], "unit": unit, "tolerance": tolerance,
+            "unit_factors": UNIT_FACTORS.get(unit, {})}
+
+
+def answer_kind(typed: Answer, answer: dict[str, Any]) -> str:
+    """The free answer's kind (medagent.scenarios.free_answers): what sentence a right answer is."""
+    if answer["type"] == "boolean":
+        return "yes_no"
+    if answer["type"] == "date":
+        return "date"
+    if answer["type"] == "names":
+        return "person" if answer["names_kind"] == "person" else "list"
+    return "age" if answer.get("unit") == "years" else "value"
+
+
+def oracle_form(chart: Chart, spec: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """The form of medagent's EHRQA oracle (``meta.form``, ``meta.key``) that answers this spec by the same rule,
+    or None where no form does (windows, counts, ages, lists of conditions, a drug the chart never names)."""
+    op = spec["op"]
+
+    def drug_codes() -> str:
+        return ",".join(sorted({med_code(r) for r in match_meds(chart, spec["drug"])}))
+
+    if op == "condition_any" and not spec.get("active_only"):
+        return "condition", ["any", ",".join(sorted(condition_codes(spec["condition"])))]
+    if op == "immunization_date" and "window" not in spec:
+        which = spec.get("which", "last")
+        return f"vaccine_{which}", [which, ",".join(sorted(VACCINES[spec["vaccine"]]))]
+    if op == "med_current_list":
+        return "med_current_list", ["any"]
+    if op in {"med_current_any", "med_ever"} and drug_codes():
+        return ("med_current" if op == "med_current_any" else "med_ever"), ["any", drug_codes()]
+    if op == "med_prescriber" and spec.get("which", "last") == "last" and drug_codes():
+        return "prescriber", ["last", drug_codes()]
+    if op == "med_date" and drug_codes():
+        which = spec.get("which", "last")
+        return f"med_date_{which}", [which, drug_codes()]
+    if op in {"med_for_condition", "med_for_condition_any"}:
+        ours, conditions = meds_for_condition(chart, spec["condition"])
+        ids = {c["id"] for c in conditions}
+        by_reason = [r for r in chart.medications if {ref_id(x) for x in r.get("reasonReference", [])} & ids]
+        if {r["id"] for r in ours} == {r["id"] for r in by_reason}:
+            form = "meds_for_condition" if op == "med_for_condition" else "treated"
+            return form, ["any", ",".join(sorted(condition_codes(spec["condition"])))]
+        return None
+    code = spec.get("component") or spec.get("code")
+    if op == "obs_value" and spec.get("which", "last") == "last":
+        return "obs_last", ["last", str(code)]
+    if op == "obs_at" and spec["event"].get("which", "first") == "first":
+        event = spec["event"]
+        if "condition" in event:
+            return "obs_at_condition", ["condition", ",".join(sorted(condition_codes(event["condition"]))), str(code)]
+        if "med" in event:
+            codes = ",".join(sorted({med_code(r) for r in match_meds(chart, event["med"])}))
+            return "obs_at_medication", ["medication", codes, str(code)]
+    return None
+
+
+def category_of(kind: str) -> tuple[str, str]:
+    """(category, tier) of a question kind."""
+    return (HARD_CATEGORY[kind], "hard") if kind in HARD_CATEGORY else (kind, "core")
+
+
+# --------------------------------------------------------------------------------------------------
 # The set
 # --------------------------------------------------------------------------------------------------
 
-DEFAULT_BUNDLES = Path("/work/shared/synthea/fhir")
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_BUNDLES = REPO / "medagent" / "data" / "synthea" / "patients.zip"  # the packaged bundles (read as files)
+DEFAULT_SET = REPO / "scenarios" / "natural"
+SET_FILES = ("ehrqa/test.jsonl", "hard/test.jsonl")
 
 
-def load_bundles(directory: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
-    """Patient id -> bundle, for the wanted patients, from a folder of Synthea bundles (*.json)."""
+def iter_bundle_files(source: Path) -> Iterable[dict[str, Any]]:
+    """Every bundle of a folder of Synthea JSON files or of a ZIP of them."""
+    if source.is_dir():
+        for path in sorted(source.glob("*.json")):
+            yield json.loads(path.read_text(encoding="utf-8"))
+        return
+    with zipfile.ZipFile(source) as archive:
+        for name in sorted(archive.namelist()):
+            if name.endswith(".json"):
+                yield json.loads(archive.read(name))
+
+
+def load_bundles(source: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """Patient id -> bundle, for the wanted patients."""
     found: dict[str, dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.json")):
-        bundle = json.loads(path.read_text(encoding="utf-8"))
+    for bundle in iter_bundle_files(source):
         patient = next((e["resource"] for e in bundle.get("entry", [])
                         if e["resource"]["resourceType"] == "Patient"), None)
         if patient is not None and patient["id"] in wanted:
             found[patient["id"]] = bundle
     missing = wanted - set(found)
     if missing:
-        raise SystemExit(f"no bundle in {directory} for patients {sorted(missing)}")
+        raise SystemExit(f"no bundle in {source} for patients {sorted(missing)}")
     return found
 
 
-def compute(row: dict[str, Any], bundles: dict[str, dict[str, Any]]) -> Result:
-    chart = load_chart(bundles[row["patient_id"]], parse_time(row["now"]))
-    spec = row["spec"]
-    return ANSWERS[spec["op"]](chart, spec)
+@dataclass
+class Computed:
+    """What the script stores for one question."""
+
+    answer: dict[str, Any]
+    provenance: list[str]
+    answer_kind: str
+    oracle: tuple[str, list[str]] | None
 
 
-def compute_all(rows: list[dict[str, Any]], bundles: dict[str, dict[str, Any]]) -> list[Result]:
+def compute(row: dict[str, Any], bundles: dict[str, dict[str, Any]]) -> Computed:
+    chart = load_chart(bundles[row["patient"]], parse_time(row["now"]))
+    spec = row["meta"]["spec"]
+    result = ANSWERS[spec["op"]](chart, spec)
+    answer = expected_answer(result.expected, spec)
+    return Computed(answer, result.references, answer_kind(result.expected, answer), oracle_form(chart, spec))
+
+
+def compute_all(rows: list[dict[str, Any]], bundles: dict[str, dict[str, Any]]) -> list[Computed]:
     results, errors = [], []
     for row in rows:
         try:
@@ -819,31 +998,73 @@ def compute_all(rows: list[dict[str, Any]], bundles: dict[str, dict[str, Any]]) 
     return results
 
 
+def stored(row: dict[str, Any], computed: Computed) -> dict[str, Any]:
+    """The row with the computed parts written into it."""
+    meta = {k: v for k, v in row["meta"].items() if k not in {"answer_kind", "form", "key"}}
+    meta["answer_kind"] = computed.answer_kind
+    category, tier = category_of(meta["kind"])
+    if computed.oracle is not None and tier == "core":  # the oracle answers the hard tier by its own categories
+        meta["form"], meta["key"] = computed.oracle
+    return {**row, "category": category, "tier": tier, "answer": computed.answer,
+            "provenance": computed.provenance, "meta": meta}
+
+
+def canonical(answer: dict[str, Any]) -> dict[str, Any]:
+    """An ExpectedAnswer dict with its defaults filled (a writer may leave them out)."""
+    full = expected_answer({"type": "yes_no", "value": None}, {"op": ""})
+    tolerance = {**full["tolerance"], **answer.get("tolerance", {})}
+    return {**full, **answer, "tolerance": tolerance}
+
+
+def differences(row: dict[str, Any], computed: Computed) -> list[str]:
+    want = stored(row, computed)
+    out = []
+    if canonical(row.get("answer", {})) != canonical(want["answer"]):
+        out.append("answer")
+    defaults: dict[str, Any] = {"provenance": [], "tier": "core"}  # a writer may leave defaults out
+    for key in ("provenance", "category", "tier"):
+        if row.get(key, defaults.get(key)) != want[key]:
+            out.append(key)
+    if {k: row["meta"].get(k) for k in ("answer_kind", "form", "key")} != \
+            {k: want["meta"].get(k) for k in ("answer_kind", "form", "key")}:
+        out.append("meta")
+    return out
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def set_rows(folder: Path) -> dict[Path, list[dict[str, Any]]]:
+    return {folder / name: read_rows(folder / name) for name in SET_FILES if (folder / name).exists()}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("set", type=Path, help="the set's JSONL (each row: id, patient_id, now, question, kind, spec)")
-    parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES, help="folder of Synthea bundles")
-    parser.add_argument("--write", action="store_true", help="store the computed answers in the set")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("set", type=Path, nargs="?", default=DEFAULT_SET, help="the set's folder (scenarios/natural)")
+    parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES,
+                        help="a folder or ZIP of Synthea bundles (default: the packaged ZIP)")
+    parser.add_argument("--write", action="store_true", help="store the computed answers in the set's files")
     args = parser.parse_args(argv)
-    rows = read_rows(args.set)
-    bundles = load_bundles(args.bundles, {r["patient_id"] for r in rows})
-    results = compute_all(rows, bundles)
+    files = set_rows(args.set)
+    if not files:
+        raise SystemExit(f"no {' or '.join(SET_FILES)} under {args.set}")
+    rows = [row for file_rows in files.values() for row in file_rows]
+    bundles = load_bundles(args.bundles, {r["patient"] for r in rows})
+    computed = dict(zip((r["id"] for r in rows), compute_all(rows, bundles), strict=True))
     if args.write:
-        for row, result in zip(rows, results, strict=True):
-            row["expected"] = result.expected
-            row["references"] = result.references
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        args.set.write_text(text, encoding="utf-8")
+        by_file: dict[Path, list[dict[str, Any]]] = {args.set / name: [] for name in SET_FILES}
+        for row in rows:
+            new = stored(row, computed[row["id"]])
+            by_file[args.set / ("hard/test.jsonl" if new["tier"] == "hard" else "ehrqa/test.jsonl")].append(new)
+        for path, file_rows in by_file.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in file_rows), encoding="utf-8")
         print(f"wrote {len(rows)} answers to {args.set}")
         return 0
-    differ = [row["id"] for row, result in zip(rows, results, strict=True)
-              if row.get("expected") != result.expected or row.get("references") != result.references]
-    for row_id in differ:
-        print(f"differs: {row_id}")
+    differ = [(row["id"], d) for row in rows if (d := differences(row, computed[row["id"]]))]
+    for row_id, parts in differ:
+        print(f"differs: {row_id} ({', '.join(parts)})")
     print(f"{len(rows) - len(differ)} of {len(rows)} stored answers recomputed equal")
     return 1 if differ else 0
 
