@@ -213,9 +213,11 @@ def parse_number(answer: Any, known_units: list[str]) -> tuple[float, str | None
     return value, None
 
 
-def split_names(answer: Any) -> list[list[str]]:
-    """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas; then the same
-    of a free answer's value part (:func:`~medagent.scenarios.free_answers.value_span`)."""
+def split_names(answer: Any, free: bool = False) -> list[list[str]]:
+    """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas; for a ``free``
+    answer (the question stated no format) then the same of its value part
+    (:func:`~medagent.scenarios.free_answers.value_span`: "They are: A; B." -> "A; B"). Where the question
+    states the format ("the MRN only"), a sentence around the value does not pass."""
     answer = _unwrap(answer)
     if isinstance(answer, list | tuple | set):
         return [[str(a) for a in answer]]
@@ -230,7 +232,7 @@ def split_names(answer: Any) -> list[list[str]]:
     readings = [[p for p in re.split(r"[;\n]+", text)]]
     if "," in text:
         readings.append([p for p in re.split(r"[;\n,]+", text)])
-    span = value_span(text)  # a free answer's sentence ("They are: A; B."): its value part read the same ways
+    span = value_span(text) if free else text  # a free answer's sentence ("They are: A; B."): its value part
     if span != text:
         readings.append([p for p in re.split(r"[;\n]+", span)])
         if "," in span:
@@ -419,7 +421,7 @@ def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> 
         return Check(name=name, passed=False, expected=want or "none", got=answer, detail="empty answer")
     if (isinstance(raw, str) and is_none_answer(raw)) or (isinstance(raw, list | tuple) and not raw):
         return Check(name=name, passed=not want, expected=want or "none", got=answer)
-    passed = any(names_equal(reading, expected) for reading in split_names(raw))
+    passed = any(names_equal(reading, expected) for reading in split_names(raw, expected.free))
     return Check(name=name, passed=passed, expected=want or "none", got=answer)
 
 

@@ -53,6 +53,8 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
+    free: bool = Field(False, description="The question states no answer format: the answer is a free sentence "
+                                          "(scenarios.free_answers) whose value the graders read out of it.")
 
 
 class CodingSpec(_Model):

@@ -333,6 +333,8 @@ def rephrase(scenario: Scenario, chart: Chart, seed: int, variant: int, *, test_
     answer = scenario.answer
     if narrowed and answer.type == "record":
         answer = answer.fields["medications"]
+    if kind is not None:  # no format stated: a free answer, read by typed extraction
+        answer = answer.model_copy(update={"free": True})
     if kind == "value" and answer.type == "number" and answer.value is not None:
         # no rounding asked: a value as the tools display it (2 decimals, 3 below 1) answers it
         shown = 0.001 if abs(float(answer.value)) < 1 else 0.01  # type: ignore[arg-type]

@@ -16,6 +16,11 @@ NO_A1C = ExpectedAnswer(type="number", value=None, unit="%")
 MEDS = names(["Lisinopril 10 MG Oral Tablet", "Metformin hydrochloride 500 MG Oral Tablet"], "medication")
 MRN = names(["0a1b2c3d-0000-4000-8000-000000000001"], "identifier")
 
+
+def free(expected: ExpectedAnswer) -> ExpectedAnswer:
+    """The expected answer of a question that states no format (its answer is a free sentence)."""
+    return expected.model_copy(update={"free": True})
+
 # (kind, expected answer, a right terse answer, a wrong terse answer)
 CASES = [
     ("yes_no", boolean(True), "yes", "no"),
@@ -39,9 +44,10 @@ CASES = [
 def test_a_sentence_grades_as_its_terse_answer(kind: str, expected: ExpectedAnswer, right: str, wrong: str) -> None:
     for terse, passes in ((right, True), (wrong, False)):
         assert all(c.passed for c in grade_answer(expected, terse)) is passes, terse
+        assert all(c.passed for c in grade_answer(free(expected), terse)) is passes, terse
         sentence = sentence_answer(kind, terse)
         assert sentence != terse
-        assert all(c.passed for c in grade_answer(expected, sentence)) is passes, sentence
+        assert all(c.passed for c in grade_answer(free(expected), sentence)) is passes, sentence
 
 
 def test_every_kind_has_a_sentence() -> None:
@@ -67,9 +73,16 @@ def test_the_value_span_drops_the_frame(text: str, value: str) -> None:
 
 
 def test_free_person_and_list_answers_are_read_but_stay_exact() -> None:
-    person = names(["Jane Doe"], "person")
+    person = free(names(["Jane Doe"], "person"))
     assert all(c.passed for c in grade_answer(person, "The prescriber was Dr. Jane Doe."))
     assert not any(c.passed for c in grade_answer(person, "The prescriber was Dr. Jane Roe."))
-    assert not any(c.passed for c in grade_answer(MEDS, "They are: Lisinopril 10 MG Oral Tablet; Aspirin 81 MG."))
-    assert all(c.passed for c in grade_answer(MEDS, "Her medications are: Lisinopril 10 MG Oral Tablet, "
+    meds = free(MEDS)
+    assert not any(c.passed for c in grade_answer(meds, "They are: Lisinopril 10 MG Oral Tablet; Aspirin 81 MG."))
+    assert all(c.passed for c in grade_answer(meds, "Her medications are: Lisinopril 10 MG Oral Tablet, "
                                                     "Metformin hydrochloride 500 MG Oral Tablet."))
+
+
+def test_where_the_format_is_stated_a_sentence_around_the_value_does_not_pass() -> None:
+    assert not any(c.passed for c in grade_answer(MRN, sentence_answer("mrn", "0a1b2c3d-0000-4000-8000-000000000001")))
+    assert not any(c.passed for c in grade_answer(MEDS, "They are: Lisinopril 10 MG Oral Tablet; "
+                                                        "Metformin hydrochloride 500 MG Oral Tablet."))
