@@ -1,7 +1,8 @@
 """Deterministic grading of final answers: parse what the agent wrote, normalise, compare.
 
 Each answer type has one explicit rule (documented in scenarios/README.md):
-booleans yes/no/true/false, or a plain negative sentence ("She does not have diabetes"; a hedge is no answer);
+booleans yes/no/true/false (a free answer also as a plain negative sentence, "She does not have diabetes"; a hedge
+is no answer);
 dates ISO (a datetime is accepted where a date is asked);
 names as a set, case/whitespace/punctuation-insensitive, numbers inside names must match exactly (a question's
 aliases, a clinician's word for a name, may stand inside an item with its dose-form words and its numbers);
@@ -27,14 +28,19 @@ _NONE_EXACT = {
     "none", "null", "nil", "n/a", "na", "nothing", "not available", "not found", "patient not found",
     "no patient found", "no match", "no matching patient", "-1", "[-1]", "[]",
 }
-_NONE_NOUNS = (r"(such|matching|recorded|documented|measurements?|results?|records?|values?|data|patient|vaccinations?|"
-               r"vaccines?|immunizations?|medications?|meds|drugs|labs?|orders?|prescriptions?|readings?|tests?)")
 _NONE_PATTERN = re.compile(
+    r"\b(not (available|found|recorded|documented|on file)|no (such|matching|recorded|documented|"
+    r"measurements?|results?|records?|values?|data|patient|vaccinations?|medications?|labs?|orders?))\b"
+)
+# a free answer (the question stated no format) says "nothing" in more words: "There is no TSH result in her chart",
+# "He is not currently taking any medications", "It has never been measured"
+_FREE_NONE_PATTERN = re.compile(
     r"\b(not (been )?(available|found|recorded|documented|on file|measured|checked|tested|given|prescribed)|"
     r"not (currently )?(taking|on) any (medications?|meds|drugs)|never (been )?(measured|checked|tested|recorded)|"
-    rf"no ([a-z-]+ ){{0,3}}?{_NONE_NOUNS})\b"
+    r"no ([a-z-]+ ){0,3}?(such|matching|recorded|documented|measurements?|results?|records?|values?|data|patient|"
+    r"vaccinations?|vaccines?|immunizations?|medications?|meds|drugs|labs?|orders?|prescriptions?|readings?|tests?))\b"
 )
-# a plain negative statement where a yes/no question gets a sentence ("She does not have diabetes", "He was never
+# a free answer's plain negative statement where a yes/no question gets a sentence ("She does not have diabetes", "He was never
 # prescribed warfarin", "Hypertension is not recorded"); a hedge ("it is not known") is no answer
 _NEGATED = re.compile(r"\b((does|do|did|has|have|had|is|are|was|were) (not|never)|(doesn|don|didn|hasn|haven|hadn|isn|"
                       r"aren|wasn|weren) t|never|not (recorded|documented|on file|in (the|her|his) (record|chart)))\b")
@@ -91,8 +97,9 @@ def _common_units() -> list[str]:
 COMMON_UNITS = _common_units()
 
 
-def is_none_answer(text: str) -> bool:
-    """True when the answer says there is no such data ("none", "not available", "-1" ...).
+def is_none_answer(text: str, free: bool = False) -> bool:
+    """True when the answer says there is no such data ("none", "not available", "-1" ...; for a ``free`` answer
+    also in a sentence: "There is no TSH result in her chart").
 
     An empty answer is *not* "none": a silent finish never passes (MedAgentBench's v2 flaw).
     """
@@ -108,7 +115,8 @@ def is_none_answer(text: str) -> bool:
                   folded)
     if re.search(r"\d", rest):
         return False
-    return bool(_NONE_PATTERN.search(rest)) or bool(re.match(r"^no \w", rest))
+    pattern = _FREE_NONE_PATTERN if free else _NONE_PATTERN
+    return bool(pattern.search(rest)) or bool(re.match(r"^no \w", rest))
 
 
 def _unwrap(answer: Any) -> Any:
@@ -124,7 +132,7 @@ def _unwrap(answer: Any) -> Any:
 
 # ---------- parsers ----------
 
-def parse_boolean(answer: Any) -> bool | None:
+def parse_boolean(answer: Any, free: bool = False) -> bool | None:
     answer = _unwrap(answer)
     if isinstance(answer, bool):
         return answer
@@ -144,8 +152,8 @@ def parse_boolean(answer: Any) -> bool | None:
     if has_yes != has_no:
         return has_yes
     text = " ".join(words)
-    if not has_yes and _NEGATED.search(text) and not _HEDGE.search(text):
-        return False  # a negative sentence without "no": "She does not have diabetes."
+    if free and not has_yes and _NEGATED.search(text) and not _HEDGE.search(text):
+        return False  # a free answer's negative sentence without "no": "She does not have diabetes."
     return None
 
 
@@ -216,8 +224,9 @@ def parse_number(answer: Any, known_units: list[str]) -> tuple[float, str | None
 def split_names(answer: Any, free: bool = False) -> list[list[str]]:
     """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas; for a ``free``
     answer (the question stated no format) then the same of its value part
-    (:func:`~medagent.scenarios.free_answers.value_span`: "They are: A; B." -> "A; B"). Where the question
-    states the format ("the MRN only"), a sentence around the value does not pass."""
+    (:func:`~medagent.scenarios.free_answers.value_span`: "They are: A; B." -> "A; B") and a sentence's list
+    ("She is taking A, B and C"). Where the question states the format ("the MRN only"), a sentence around the
+    value does not pass."""
     answer = _unwrap(answer)
     if isinstance(answer, list | tuple | set):
         return [[str(a) for a in answer]]
@@ -237,7 +246,7 @@ def split_names(answer: Any, free: bool = False) -> list[list[str]]:
         readings.append([p for p in re.split(r"[;\n]+", span)])
         if "," in span:
             readings.append([p for p in re.split(r"[;\n,]+", span)])
-    for part in dict.fromkeys([text, span]):  # a sentence's list: "A, B and C"
+    for part in dict.fromkeys([text, span] if free else []):  # a free sentence's list: "A, B and C"
         if re.search(r"\band\b", part):
             readings.append(re.split(r"[;\n]+|,\s*(?:and\s+)?|\s+and\s+", part))
     cleaned = []
@@ -366,10 +375,10 @@ def _decimals_of(answer: Any) -> int:
 def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     want = expected.value
     if want is None:
-        got_none = answer is not None and is_none_answer(str(_unwrap(answer)))
+        got_none = answer is not None and is_none_answer(str(_unwrap(answer)), expected.free)
         return Check(name=name, passed=got_none, expected="none", got=answer)
     accepted = [u for u in [expected.unit or "", *expected.unit_factors] if u]
-    parsed = None if is_none_answer(str(_unwrap(answer))) else parse_number(answer, accepted + COMMON_UNITS)
+    parsed = None if is_none_answer(str(_unwrap(answer)), expected.free) else parse_number(answer, accepted + COMMON_UNITS)
     if parsed is None:
         return Check(name=name, passed=False, expected=_show_number(expected), got=answer, detail="no number")
     value, unit = parsed
@@ -398,7 +407,7 @@ def _show_number(expected: ExpectedAnswer) -> str:
 
 def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     if expected.value is None:
-        got_none = answer is not None and is_none_answer(str(_unwrap(answer)))
+        got_none = answer is not None and is_none_answer(str(_unwrap(answer)), expected.free)
         return Check(name=name, passed=got_none, expected="none", got=answer)
     want = date.fromisoformat(str(expected.value)[:10])
     got = parse_date(answer)
@@ -408,7 +417,7 @@ def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> C
 
 
 def grade_boolean(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
-    got = parse_boolean(answer)
+    got = parse_boolean(answer, expected.free)
     want = bool(expected.value)
     return Check(name=name, passed=got is want, expected="yes" if want else "no", got=answer,
                  detail=None if got is not None else "not a yes/no answer")
@@ -419,7 +428,7 @@ def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> 
     raw = _unwrap(answer)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return Check(name=name, passed=False, expected=want or "none", got=answer, detail="empty answer")
-    if (isinstance(raw, str) and is_none_answer(raw)) or (isinstance(raw, list | tuple) and not raw):
+    if (isinstance(raw, str) and is_none_answer(raw, expected.free)) or (isinstance(raw, list | tuple) and not raw):
         return Check(name=name, passed=not want, expected=want or "none", got=answer)
     passed = any(names_equal(reading, expected) for reading in split_names(raw, expected.free))
     return Check(name=name, passed=passed, expected=want or "none", got=answer)

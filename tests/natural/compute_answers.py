@@ -830,10 +830,19 @@ def condition_aliases(item: dict[str, Any]) -> list[str]:
     return ([plain] if plain != item["name"] else []) + list(item["aliases"])
 
 
+#: ExpectedAnswer's fields and their defaults
+ANSWER_DEFAULTS: dict[str, Any] = {"type": "", "value": None, "unit": None, "tolerance": {"abs": 0.0, "rel": 0.0, "days": 0},
+                                   "unit_factors": {}, "names_kind": "generic", "aliases": {}, "fields": {}, "free": False}
+
+
 def expected_answer(typed: Answer, spec: dict[str, Any]) -> dict[str, Any]:
-    """The typed answer as medagent's ExpectedAnswer (every field written, defaults included)."""
-    base: dict[str, Any] = {"type": "", "value": None, "unit": None, "tolerance": {"abs": 0.0, "rel": 0.0, "days": 0},
-                            "unit_factors": {}, "names_kind": "generic", "aliases": {}, "fields": {}}
+    """The typed answer as medagent's ExpectedAnswer (every field written); ``free``: no question of the set has a
+    format line, so each is graded from the free sentence an agent writes."""
+    return {**typed_answer(typed, spec), "free": True}
+
+
+def typed_answer(typed: Answer, spec: dict[str, Any]) -> dict[str, Any]:
+    base = ANSWER_DEFAULTS
     op = spec["op"]
     kind = typed["type"]
     if kind == "yes_no":
@@ -1011,9 +1020,8 @@ def stored(row: dict[str, Any], computed: Computed) -> dict[str, Any]:
 
 def canonical(answer: dict[str, Any]) -> dict[str, Any]:
     """An ExpectedAnswer dict with its defaults filled (a writer may leave them out)."""
-    full = expected_answer({"type": "yes_no", "value": None}, {"op": ""})
-    tolerance = {**full["tolerance"], **answer.get("tolerance", {})}
-    return {**full, **answer, "tolerance": tolerance}
+    tolerance = {**ANSWER_DEFAULTS["tolerance"], **answer.get("tolerance", {})}
+    return {**ANSWER_DEFAULTS, **answer, "tolerance": tolerance}
 
 
 def differences(row: dict[str, Any], computed: Computed) -> list[str]:

@@ -1,6 +1,6 @@
 """Typed extraction from free answers (medagent.scenarios.answers, free_answers), on real questions of the
 natural-phrasing set (scenarios/natural): the sentences a clinician or an agent writes where the question states
-no format are read, and hand-made near misses fail (a wrong date, a wrong unit, "no" inside "not known", a list
+no format (``ExpectedAnswer.free``) are read, and hand-made near misses fail (a wrong date, a wrong unit, "no" inside "not known", a list
 missing one item or holding one more, another strength, the wrong prescriber)."""
 
 from __future__ import annotations
@@ -93,4 +93,18 @@ def test_free_answers_and_near_misses(asked: dict[str, Scenario], scenario_id: s
     ("Unknown - it cannot be determined", None), ("I'm not sure", None),
 ])
 def test_a_negative_sentence_is_a_no_and_a_hedge_no_answer(text: str, value: bool | None) -> None:
-    assert parse_boolean(text) is value
+    assert parse_boolean(text, free=True) is value
+    assert parse_boolean(text) is None  # where the question states its format (yes or no), a sentence is no answer
+
+
+def test_the_free_readings_are_only_for_questions_that_state_no_format(asked: dict[str, Scenario]) -> None:
+    meds = asked["natural-neva-10"].answer
+    assert meds.free and all(s.answer.free for s in asked.values())
+    stated = meds.model_copy(update={"free": False})
+    for sentence in ("She is taking metformin and Humulin.", "They are: metformin; Humulin."):
+        assert all(c.passed for c in grade_answer(meds, sentence))
+        assert not any(c.passed for c in grade_answer(stated, sentence))
+    assert all(c.passed for c in grade_answer(stated, "metformin; Humulin"))  # the aliases hold either way
+    nothing = asked["natural-neva-33"].answer
+    assert not any(c.passed for c in grade_answer(nothing.model_copy(update={"free": False}),
+                                                  "There is no TSH result in her chart."))
