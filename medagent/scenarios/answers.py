@@ -46,6 +46,9 @@ _NEGATED = re.compile(r"\b((does|do|did|has|have|had|is|are|was|were) (not|never
                       r"aren|wasn|weren) t|never|not (recorded|documented|on file|in (the|her|his) (record|chart)))\b")
 _HEDGE = re.compile(r"\b(not (known|sure|certain|clear|determined|available|possible|able)|unknown|unclear|uncertain|"
                     r"cannot|can t|unable|maybe|possibly|perhaps|might)\b")
+# "I don't know", "No idea", "Not sure": no answer, though it starts with "no" or holds a negation
+_NO_ANSWER = re.compile(r"^(?:(?:i|we) )?(?:don t|do not|did not|cannot|can t) (?:know|tell|say)\b|^no idea\b|"
+                        r"^(?:(?:i m|i am) )?not sure\b")
 _YES = {"yes", "y", "true", "correct", "affirmative"}
 _NO = {"no", "n", "false", "negative"}
 _MONTHS = {m: i for i, m in enumerate(
@@ -139,7 +142,7 @@ def parse_boolean(answer: Any, free: bool = False) -> bool | None:
     if answer is None:
         return None
     words = _words(str(answer)).split()
-    if not words:
+    if not words or _NO_ANSWER.search(" ".join(words)):
         return None
     if words[0] in _YES | _NO:
         first = words[0] in _YES

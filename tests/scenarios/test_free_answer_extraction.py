@@ -39,6 +39,8 @@ CASES = [
     ("natural-neva-03", "There is no record of hypertension.", True),
     ("natural-neva-03", "It is not known.", False),                             # "no" inside "not known" is no answer
     ("natural-neva-03", "She may not have hypertension.", False),               # a hedge
+    ("natural-neva-03", "I don't know.", False),                                # "don't" is no negative answer
+    ("natural-neva-03", "No idea.", False),
     ("natural-neva-01", "Yes, it is in the record.", True),
     ("natural-neva-01", "She does not have diabetes.", False),
     # lists: "What is Neva Hyatt currently taking?" (metformin ER 500 mg; Humulin 70/30)
@@ -91,6 +93,8 @@ def test_free_answers_and_near_misses(asked: dict[str, Scenario], scenario_id: s
     ("Hypertension is not recorded.", False), ("It isn't in her chart", False),
     ("It is not known.", None), ("Not sure, possibly not.", None), ("She has diabetes.", None),
     ("Unknown - it cannot be determined", None), ("I'm not sure", None),
+    ("I don't know.", None), ("I do not know whether she has diabetes.", None), ("No idea.", None),
+    ("Don't know", None),
 ])
 def test_a_negative_sentence_is_a_no_and_a_hedge_no_answer(text: str, value: bool | None) -> None:
     assert parse_boolean(text, free=True) is value
