@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,6 +24,7 @@ from medagent.fhir.bundles import as_upsert_transaction, count_resources
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError
 from medagent.models.base import ModelError
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
 from medagent.tools.approval import APPROVAL_MODES
 from medagent.tools.tool_sets import TOOLS_HELP
 from medagent.vocabulary import parse_instant
@@ -170,20 +171,25 @@ def quickstart(
     Template questions of the test split and one of them asked as a user would ask it (no answer format: a free
     answer). Same code path as `medagent bench run`; prints the table, each question and answer, and the report path.
     """
-    from medagent.bench.cli import bench_run
+    from medagent.bench.cli import show_run
     from medagent.bench.quickstart import quickstart_set
     from medagent.bench.results import ResultsLog
+    from medagent.bench.scored_run import RunChoice, run_scored
     from medagent.scenarios.scenario_files import open_set
 
     if out.exists():
         shutil.rmtree(out)
     questions = quickstart_set(out / "questions", limit)
-    bench_run(suite="ehrqa", split="test", limit=None, agent="agent", model=model, model_name=None, concurrency=1,
-              trials=1, max_steps=3, out=out, resume=False, scenarios=questions, report=True)
-    asked = {s.id: s.question for s in open_set(questions).load("ehrqa", "test", "all", None)}
+    settings = get_settings(model=model)
+    choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", agent="agent", max_steps=3,
+                       scenarios=questions)
+    show_run(asyncio.run(run_scored(choice, home=settings.home)), out, "ehrqa/test", report=True)
+    asked = {s.id: s for s in open_set(questions).load("ehrqa", "test", "all", None)}
     for record in ResultsLog(out / "results.jsonl").load():
-        question = asked[record.scenario_id].split("Question: ")[-1].replace("\n", " ")
-        console.print(f"[bold]{'PASS' if record.passed else 'FAIL'}[/] {record.category}: {escape(question)}\n"
+        scenario = asked[record.scenario_id]
+        question = scenario.question.split("Question: ")[-1].replace("\n", " ")
+        asked_as = "asked as a user" if "rephrased_from" in scenario.meta else record.category
+        console.print(f"[bold]{'PASS' if record.passed else 'FAIL'}[/] {asked_as}: {escape(question)}\n"
                       f"  -> {escape(str(record.outcome.answer))}")
 
 
@@ -205,13 +211,13 @@ def ask(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
 ) -> None:
     """Ask the agent one question about a patient; prints the answer, its citations and a compact trace."""
-    from medagent.bench.cli import check_prompt_profile
+    from medagent.bench.scored_run import check_prompt_profile
 
     check_prompt_profile(prompt_profile)
     if approve not in APPROVAL_MODES:
         raise typer.BadParameter(f"--approve must be one of {', '.join(APPROVAL_MODES)}")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
-    moment = now or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    moment = now or datetime.now(UTC).isoformat(timespec="seconds")
     try:
         parse_instant(moment)
     except ValueError as exc:
@@ -314,19 +320,23 @@ def serve_agent(
     smart_issuer: Annotated[list[str] | None, typer.Option("--smart-issuer", help="FHIR base URL (iss) the app may be launched from (repeatable; default: the FHIR URL).")] = None,
     smart_scopes: Annotated[str | None, typer.Option(help="Scopes the app asks for (default: launch launch/patient patient/*.rs openid fhirUser offline_access).")] = None,
     smart_redirect_uri: Annotated[str | None, typer.Option(help="The registered redirect URI (default: http://HOST:PORT/launch/callback).")] = None,
+    cds_budget: Annotated[float, typer.Option(min=0.1, max=60, help="Seconds a CDS Hooks call may take; past it the "
+                                              "answer is no card.")] = DEFAULT_BUDGET_SECONDS,
 ) -> None:
-    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, and a browser UI."""
+    """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, a browser UI, and CDS Hooks
+    services at /cds-services."""
     if approve not in ("refuse", "ask", "auto"):
         raise typer.BadParameter("--approve must be ask, refuse or auto")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url, smart_client_id=smart_client_id,
                             smart_issuers=" ".join(smart_issuer) if smart_issuer else None, smart_scopes=smart_scopes,
                             smart_redirect_uri=smart_redirect_uri)
     settings.home.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token))
+    asyncio.run(_serve_agent(settings, host=host, port=port, approve=approve, max_steps=max_steps, token=token,
+                             cds_budget=cds_budget))
 
 
 async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str, max_steps: int,
-                       token: str | None) -> None:
+                       token: str | None, cds_budget: float) -> None:
     from medagent.fhir.auth.client_auth import backend_services_config
     from medagent.models import load_backend
     from medagent.serve.auth import check_bind
@@ -342,7 +352,8 @@ async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str
             config = ServiceConfig(fhir_url=base_url, fhir_token=settings.fhir_token,
                                    backend_services=backend_services_config(settings, base_url), host=host, port=port,
                                    checkpoints=settings.home / "checkpoints.sqlite", approval=approve, token=token,
-                                   max_steps=max_steps, model_label=label, smart=smart_app_config(settings, base_url))
+                                   max_steps=max_steps, model_label=label, smart=smart_app_config(settings, base_url),
+                                   cds_budget_seconds=cds_budget)
             err_console.print(f"medagent serve: open http://{host}:{port}/ (approval: {approve}, model: {label})")
             await AgentService(config, backend).serve()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,6 @@ class Settings(BaseSettings):
         return (self.fhir_url or self.embedded_url).rstrip("/")
 
 
-def get_settings(**overrides: object) -> Settings:
+def get_settings(**overrides: Any) -> Settings:
     """Settings from the environment with explicit (non-None) overrides, e.g. from CLI flags."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -18,7 +18,7 @@ from inspect_ai import Task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from medagent.inspect import (
+from medagent.inspect_tasks import (
     medagent_scorer,
     medagent_suite,
     medagent_tools_solver,

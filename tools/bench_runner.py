@@ -28,7 +28,7 @@ from medagent.bench.executors import Executor, LocalExecutor, RayExecutor
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.solvers import AgentSolver
+from medagent.bench.solvers.agent import AgentSolver
 from medagent.config import get_settings
 from medagent.models.base import ModelReply, ModelRequest, Usage
 

@@ -29,12 +29,15 @@ import orjson
 
 from medagent.data import iter_bundles
 from medagent.fhir.client import FhirClient
+from medagent.scenarios.category import categories
 from medagent.scenarios.chart import chart_from_bundle
-from medagent.scenarios.ehrqa import CATEGORIES, condition_label, generate_ehrqa
+from medagent.scenarios.ehrqa import generate_ehrqa
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import population_of
 from medagent.tools import ToolContext, default_registry
-from medagent.vocabulary import parse_instant
+
+CATEGORIES = [c.name for c in categories(tier="core", suite="ehrqa")]
+from medagent.vocabulary import condition_label, parse_instant
 
 
 def load_tokenizer() -> Any:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -40,23 +42,25 @@ from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
 from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
 from medagent.tools.context import ToolContext
-from medagent.tools.registry import Registry, ToolResult
+from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
 from medagent.trajectory import Step
 from medagent.vocabulary import parse_instant
 
 
 @dataclass
 class Agent:
-    """A tool-using EHR agent: one model backend, one tool registry, limits and a write policy.
+    """A tool-using EHR agent: one model backend, its tools, limits and a write policy.
 
-    ``approval`` (a mode name or an :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark
-    runs), ``ask`` pauses the run with a LangGraph interrupt until :meth:`resume` gives a decision,
-    ``refuse`` is read-only mode. ``client`` is the default FHIR client; a run may bring its own
-    (one compiled agent serves many servers).
+    ``Agent(model, tools=[...], client=...)``: ``tools`` are :class:`~medagent.tools.registry.Tool` objects
+    (``@tool`` functions) or a :class:`Registry` (default: every medagent tool, ``default_registry()``);
+    ``registry=`` is the same as ``tools=`` given a Registry. ``approval`` (a mode name or an
+    :class:`ApprovalPolicy`): ``auto`` approves writes (benchmark runs), ``ask`` pauses the run with a LangGraph
+    interrupt until :meth:`resume` gives a decision, ``refuse`` is read-only mode. ``client`` is the default FHIR
+    client; a run may bring its own (one compiled agent serves many servers).
     """
 
     model: ModelBackend
-    registry: Registry
+    tools: Iterable[Tool] | Registry | None = None
     client: FhirClient | None = None
     limits: Limits = field(default_factory=Limits)
     approval: ApprovalMode | ApprovalPolicy = "refuse"
@@ -67,23 +71,36 @@ class Agent:
     # "full" or "compact" (prompts.PROMPT_PROFILES); None: the model's preferred_profile (a trained adapter
     # records the one it was trained with), else "full"
     prompt_profile: PromptProfile | None = None
+    # the agent's tools as a Registry: ``registry=`` given, else built from ``tools`` in __post_init__
+    registry: Registry = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        if self.registry is None:
+            if self.tools is None:
+                self.registry = default_registry()
+            else:
+                self.registry = self.tools if isinstance(self.tools, Registry) else Registry(self.tools)
         self.checkpointer = self.checkpointer or InMemorySaver()
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
+        self.profile: PromptProfile = self.prompt_profile  # the one used (the field stays Optional for callers)
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
         # the tool actions without and with a patient in context; the final answer is added per step
         self._tool_actions = {in_context: action_schema(self.registry, self.tool_names, final_answer=False,
                                                         patient_in_context=in_context) for in_context in (False, True)}
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
+        self._run_limits: dict[str, Limits] = {}  # run id -> limits stated for that run
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
     # public API ---------------------------------------------------------------------------
     async def run(self, question: str, *, now: datetime | str, patient: str | None = None,
-                  run_id: str | None = None, client: FhirClient | None = None) -> AgentResult:
-        """Answer one question (or do one task) at the scenario's clock ``now`` (on ``client``, else the agent's)."""
+                  run_id: str | None = None, client: FhirClient | None = None,
+                  limits: Limits | None = None) -> AgentResult:
+        """Answer one question (or do one task) at the scenario's clock ``now`` (on ``client``, else the agent's);
+        ``limits``: this run's limits in place of the agent's (a task that states its own)."""
         run_id = run_id or str(uuid.uuid4())
+        if limits is not None:
+            self._run_limits[run_id] = limits
         now_text = now.isoformat() if isinstance(now, datetime) else now
         self._contexts[run_id] = self._new_context(run_id, parse_instant(now_text), patient, self.actor, client)
         initial: AgentState = {
@@ -92,7 +109,16 @@ class Agent:
             "steps": 0, "invalid_replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "pending": None,
             "answer": None, "citations": [], "status": "running", "error": None,
         }
+        if limits is not None:
+            initial["limits"] = limits.model_dump()
         return await self._invoke(initial, run_id)
+
+    def limits_of(self, state: AgentState) -> Limits:
+        """The run's limits: those it was started with (kept in its state, so a resumed run has them too)."""
+        run_id = state.get("run_id", "")
+        if run_id not in self._run_limits and state.get("limits"):
+            self._run_limits[run_id] = Limits.model_validate(state["limits"])
+        return self._run_limits.get(run_id, self.limits)
 
     async def pending(self, run_id: str) -> WriteRequest | None:
         """The write a paused run waits on (None: the run is not waiting for a decision)."""
@@ -140,17 +166,19 @@ class Agent:
             return END
         if not state.get("pending"):
             return "decide"  # the reply was unusable: ask again
-        return "approve" if self.registry[state["pending"]["tool"]].writes else "act"
+        pending = state.get("pending")
+        assert pending is not None
+        return "approve" if self.registry[pending["tool"]].writes else "act"
 
     async def _decide(self, state: AgentState) -> dict[str, Any]:
         stop = self._limit_reached(state)
         if stop:
             return {"status": stop}
-        remaining = self.limits.timeout_s - self._elapsed(state)
+        remaining = self.limits_of(state).timeout_s - self._elapsed(state)
         must_answer = self._must_answer(state)
         messages = [ChatMessage(**m) for m in decision_messages(
             now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
-            profile=self.prompt_profile, few_shot=self.few_shot, must_answer=must_answer)]
+            profile=self.profile, few_shot=self.few_shot, must_answer=must_answer)]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
         shape = answer_pattern(state.get("question") or "")
         request = ModelRequest(
@@ -162,8 +190,8 @@ class Agent:
         started = time.perf_counter()
         try:
             reply = await asyncio.wait_for(self.model.complete(request), timeout=max(remaining, 0.001))
-        except asyncio.TimeoutError:
-            return {"status": "timeout", "error": f"run exceeded {self.limits.timeout_s:.0f} s"}
+        except TimeoutError:
+            return {"status": "timeout", "error": f"run exceeded {self.limits_of(state).timeout_s:.0f} s"}
         except ModelError as exc:
             if exc.kind != "invalid_output":
                 return {"status": "model_error", "error": str(exc)}
@@ -204,10 +232,10 @@ class Agent:
 
     def _must_answer(self, state: AgentState) -> str | None:
         """Why the next reply may only be the final answer: the last allowed step, or a repeated call."""
-        return must_answer_reason(state["steps"], state["trace"], self.limits.max_steps)
+        return must_answer_reason(state["steps"], state["trace"], self.limits_of(state).max_steps)
 
     def _limit_reached(self, state: AgentState) -> str | None:
-        return self.limits.reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
+        return self.limits_of(state).reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
                                    self._elapsed(state))
 
     @staticmethod
@@ -283,8 +311,9 @@ class Agent:
             return arguments, False
         return {**arguments, "patient": f"Patient/{patient}"}, True
 
-    def _config(self, run_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * self.limits.max_steps + 20}
+    def _config(self, run_id: str) -> RunnableConfig:
+        steps = self._run_limits.get(run_id, self.limits).max_steps
+        return {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * steps + 20}
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:
         try:
@@ -296,6 +325,7 @@ class Agent:
         result = self._result(run_id, values, snapshot.interrupts)
         if result.status in FINAL_STATUSES:
             self._contexts.pop(run_id, None)  # the run is over: its context goes with it
+            self._run_limits.pop(run_id, None)
         return result
 
     def _result(self, run_id: str, values: dict[str, Any], interrupts: Any) -> AgentResult:

@@ -44,7 +44,7 @@ def echoes_format(answer: str, question: str) -> bool:
     if len(words) < 4 or not fmt or words[0] in {"yes", "no", "none", "not"} or "not found" in answer.lower():
         return False
     runs = {tuple(fmt[i:i + ECHO_SHINGLE]) for i in range(len(fmt) - ECHO_SHINGLE + 1)}
-    covered = set()
+    covered: set[int] = set()
     for i in range(len(words) - ECHO_SHINGLE + 1):
         if tuple(words[i:i + ECHO_SHINGLE]) in runs:
             covered.update(range(i, i + ECHO_SHINGLE))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, get_args
 
-PromptProfile = Literal["full", "compact"]
-PROMPT_PROFILES: tuple[str, ...] = ("full", "compact")
+from medagent.models.base import PromptProfile
+
+PROMPT_PROFILES: tuple[str, ...] = get_args(PromptProfile)
 
 SYSTEM_TEMPLATE = """You are a clinical assistant working in an electronic health record through tools.
 Work step by step: call one tool per reply, read its result, then call another tool or finish.

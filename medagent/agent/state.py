@@ -23,6 +23,11 @@ class Limits(BaseModel):
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
 
+    def stated(self, max_steps: int | None = None, max_tokens: int | None = None) -> Limits:
+        """These limits with a task's stated tool-call and token limits in place of the defaults (None: keep)."""
+        update = {k: v for k, v in (("max_steps", max_steps), ("max_tokens", max_tokens)) if v is not None}
+        return self.model_copy(update=update)
+
     def reached(self, steps: int, tokens: int, elapsed_s: float) -> RunStatus | None:
         """The status that ends a run after ``steps`` tool calls, ``tokens`` prompt + completion tokens and
         ``elapsed_s`` wall-clock seconds, or None while every limit still allows another step."""
@@ -61,6 +66,7 @@ class AgentState(TypedDict, total=False):
     citations: list[str]
     status: RunStatus
     error: str | None
+    limits: dict[str, Any]  # this run's limits when they differ from the agent's (a task's stated limits)
 
 
 class AgentResult(RunOutcome):

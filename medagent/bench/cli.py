@@ -1,10 +1,9 @@
-"""``medagent bench run|rescore|report``: scored runs, re-grading saved runs, the HTML report."""
+"""``medagent bench run|rescore|report|compare``: scored runs, re-grading saved runs, the HTML report, two runs
+compared task by task."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,112 +13,42 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from medagent.bench.executors import make_executor
+from medagent.bench.baseline_table import BASELINES
 from medagent.bench.results import ResultsLog
-from medagent.bench.runner import (
-    RESULTS_FILE,
-    SUMMARY_FILE,
-    RunDirError,
-    run_benchmark,
-    write_json_atomic,
+from medagent.bench.run_folder import record_set, run_set_dir
+from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
+from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, open_set, set_dir, set_hash
+from medagent.bench.scored_run import RunChoice, ScoredRun, run_scored
+from medagent.bench.solvers.catalog import CODE_SOLVER_NAMES, make_code_solver
+from medagent.bench.summary import (
+    checkpoint_cell,
+    has_checkpoints,
+    pass_at_1_cell,
+    pass_hat_k_cell,
 )
-from medagent.bench.scenario_sets import (
-    DEFAULT_SET,
-    ScenarioSetError,
-    default_scenarios_dir,
-    open_set,
-    set_dir,
-    set_hash,
-)
-from medagent.bench.summary import summarize
 from medagent.config import UserError, get_settings
-from medagent.tools.tool_sets import TOOLS_HELP, tool_names
+from medagent.tools.tool_sets import TOOLS_HELP
 
-bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report.", no_args_is_help=True)
+bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report, compare.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-CODE_POLICIES = ("oracle", "oracle-by-name", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient", "none-answerer",
-                 "chart-blind")
-
-
-def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
-                set_folder: Path | None = None, tool_names: list[str] | None = None,
-                prompt_profile: str | None = None) -> Any:
-    """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
-    baseline, or a code policy."""
-    if tool_names is not None and agent != "agent":
-        raise UserError(f"--tools applies to --agent agent only ({agent} does not choose tools)")
-    if agent in CODE_POLICIES:
-        from medagent.bench.policies import make_policy
-
-        return make_policy(agent, set_folder)
-    from medagent.agent.state import Limits
-    from medagent.bench.endpoints import load_endpoints
-    from medagent.bench.solvers import AgentSolver
-
-    backend = load_endpoints(model, model_name)
-    label = model_name or model
-    limits = Limits(max_steps=max_steps) if max_steps else None
-    if agent == "whole-record":
-        from medagent.bench.whole_record import WholeRecordSolver
-
-        return WholeRecordSolver(backend, model=label)
-    if agent == "agent":
-        return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names, prompt_profile=prompt_profile)
-    raise typer.BadParameter(f"unknown agent {agent!r}; choose agent, whole-record or one of {', '.join(CODE_POLICIES)}")
-
-
-def check_prompt_profile(profile: str | None) -> None:
-    """--prompt-profile must name a profile of medagent.agent.prompts (UserError otherwise)."""
-    from medagent.agent.prompts import PROMPT_PROFILES
-
-    if profile is not None and profile not in PROMPT_PROFILES:
-        raise UserError(f"--prompt-profile {profile!r}: choose one of {', '.join(PROMPT_PROFILES)}")
-
-
-SET_FILE = "scenario_set.json"
-SET_HELP = "Frozen scenario set under scenarios/: v1 or v2."
-
-
-def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: Any) -> None:
-    """``scenario_set.json`` in the run folder: which set (name, content hash, folder) and which part of it ran."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / SET_FILE
-    info = {"set": name, "content_hash": content_hash, "folder": str(folder), **choice}
-    if path.exists():
-        before = json.loads(path.read_text())
-        if before.get("content_hash") != content_hash:
-            raise RunDirError(f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
-                              f"not {name} ({content_hash[:16]}): choose a new --out")
-        if "tool_names" in before and "tool_names" in info and before["tool_names"] != info["tool_names"]:
-            raise RunDirError(f"{out} holds a run with --tools {before.get('tools')}, not {info.get('tools')}: "
-                              "choose a new --out")
-    write_json_atomic(path, info)
-
-
-def run_set_dir(run_dir: Path) -> Path:
-    """The set a run used (its ``scenario_set.json``; runs from before it: the default set)."""
-    path = run_dir / SET_FILE
-    if not path.exists():
-        return default_scenarios_dir()
-    info = json.loads(path.read_text())
-    folder = Path(info["folder"])
-    return folder if (folder / "manifest.json").exists() else set_dir(info["set"])
+SET_HELP = "Frozen scenario set under scenarios/: v1, v2 or v3."
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
+    checkpoints = has_checkpoints(summary)
+    columns = ("category", "n", "pass@1 [95% CI]", "pass^k [95% CI]", *(("checkpoints",) if checkpoints else ()),
+               "steps", "tools", "tok in", "tok out", "p50 s", "p95 s", "failures")
     table = Table(title=title)
-    for column in ("category", "n", "acc %", "pass^k %", "steps", "tools", "tok in", "tok out", "p50 s", "p95 s",
-                   "failures"):
+    for column in columns:
         table.add_column(column, justify="left" if column in ("category", "failures") else "right",
                          no_wrap=column != "failures")
 
     def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
-        pass_k = group["pass_hat_k"]
-        k = max(pass_k, key=int) if pass_k else None
         table.add_row(
-            name, str(group["n"]), f"{group['accuracy']:.1f}", f"{pass_k[k]:.1f} (k={k})" if k else "-",
+            name, str(group["n"]), escape(pass_at_1_cell(group)), escape(pass_hat_k_cell(group)),
+            *((escape(checkpoint_cell(group)),) if checkpoints else ()),
             f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
             f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
             ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-", style=style,
@@ -129,6 +58,10 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
         row(name, group)
     row("overall", summary["overall"], style="bold")
     console.print(table)
+    if "uncertainty" in summary:
+        method = summary["uncertainty"]
+        console.print(f"[dim]95% intervals: bootstrap over tasks clustered by patient, {method['resamples']:,} "
+                      f"resamples, seed {method['seed']} (medagent/bench/README.md)[/]")
 
 
 @bench_app.command("run")
@@ -136,7 +69,7 @@ def bench_run(
     suite: Annotated[str, typer.Option(help="ehrqa, agentic or all.")] = "all",
     split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
     limit: Annotated[int | None, typer.Option(help="At most N tasks, taken round-robin across categories.")] = None,
-    agent: Annotated[str, typer.Option(help="agent, whole-record, or a code policy: " + ", ".join(CODE_POLICIES))] = "agent",
+    agent: Annotated[str, typer.Option(help="agent, whole-record, or a code solver: " + ", ".join(CODE_SOLVER_NAMES))] = "agent",
     model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
                                               "comma-separated URLs are replicas of one model, sharing the load "
                                               "(each call to the one with the fewest in flight).")] = None,
@@ -147,7 +80,7 @@ def bench_run(
     out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
     scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
-    tier: Annotated[str, typer.Option(help="core, hard or all (v1 has only core).")] = "all",
+    tier: Annotated[str, typer.Option(help="core, hard, workflow or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     tools: Annotated[str | None, typer.Option(help=TOOLS_HELP + " Default: all.")] = None,
@@ -165,32 +98,26 @@ def bench_run(
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
+    fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
+    choice = RunChoice(out=out, model=settings.model, model_name=settings.model_name, suite=suite, split=split,
+                       tier=tier, limit=limit, agent=agent, concurrency=concurrency, trials=trials, max_steps=max_steps,
+                       resume=resume, scenario_set=scenario_set, scenarios=scenarios, tools=tools, fhir_urls=fhir_urls,
+                       executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile)
     try:
-        check_prompt_profile(prompt_profile)
-        names = _tool_set(tools) if tools is not None else None
-        chosen = open_set(scenarios or set_dir(scenario_set))
-        tasks = chosen.load(suite, split, tier, limit)
-        solver = make_solver(agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile)
-        runs_on = make_executor(executor, address=address, slots_per_actor=actor_slots, solver_factory=functools.partial(
-            make_solver, agent, settings.model, settings.model_name, max_steps, chosen.folder, names, prompt_profile))
-        content_hash = set_hash(chosen.folder)
-        used = {"tools": tools or "all", "tool_names": names or tool_names("all")} if agent == "agent" else {}
-        record_set(out, chosen.name, content_hash, chosen.folder, suite=suite, split=split, tier=tier, limit=limit,
-                   **used)
-        fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
-        if fhir_url is not None and not fhir_urls:
-            raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
-        summary = asyncio.run(run_benchmark(tasks, solver, out_dir=out, home=settings.home, concurrency=concurrency,
-                                            trials=trials, resume=resume, set_hash=content_hash, fhir_urls=fhir_urls,
-                                            executor=runs_on))
+        run = asyncio.run(run_scored(choice, home=settings.home))
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    print_summary(summary, f"{solver.name} ({solver.model or 'code policy'}) on {suite}/{split}")
-    console.print(f"overall accuracy: {summary['overall']['accuracy']:.1f}% (n={summary['overall']['n']})")
+    show_run(run, out, f"{suite}/{split}", report=report)
+
+
+def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
+    """Print a finished run's table and files (and write its report)."""
+    print_summary(run.summary, f"{run.solver.name} ({run.solver.model or 'code solver'}) on {scope}")
+    console.print(f"overall accuracy: {escape(pass_at_1_cell(run.summary['overall']))} (n={run.summary['overall']['n']})")
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
-        _write_report(out)
+        write_report_or_exit(out)
 
 
 @bench_app.command("baselines")
@@ -200,14 +127,14 @@ def bench_baselines(
     out: Annotated[Path, typer.Option(help="Folder: one run folder per policy, baselines.json, baselines.md.")] = Path(
         "runs/baselines"),
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
-    policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(
-        ("oracle", "do-nothing", "always-act", "chart-blind", "none-answerer")),
+    policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
 ) -> None:
-    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) through the real
-    runner and print one table per suite x tier x category."""
-    from medagent.bench.baselines import baseline_table, render_markdown
-    from medagent.bench.policies import make_policy
+    """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) and one policy per
+    measured shortcut (each on the categories it targets) through the real runner; print the table per suite x tier
+    x category and the table of items passed / binary decisions right."""
+    from medagent.bench.baseline_table import baseline_table, render_markdown
+    from medagent.bench.decision_table import decision_summary, render_decision_table
 
     settings = get_settings()
     try:
@@ -216,13 +143,15 @@ def bench_baselines(
         content_hash = set_hash(chosen.folder)
         records: dict[str, list[Any]] = {}
         for name in [p.strip() for p in policies.split(",") if p.strip()]:
-            solver = make_policy(name, chosen.folder)
+            solver = make_code_solver(name, chosen.folder)
+            applies = getattr(solver, "applies", None)  # a shortcut policy runs on the categories it targets
+            mine = [s for s in tasks if applies is None or applies(s)]
             run_dir = out / name
             record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
                        limit=None)
-            asyncio.run(run_benchmark(tasks, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
+            asyncio.run(run_benchmark(mine, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
                                       resume=True, set_hash=content_hash, show_progress=False))
-            wanted = {s.id for s in tasks}
+            wanted = {s.id for s in mine}
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
     except (ScenarioSetError, UserError, OSError) as exc:
@@ -231,10 +160,14 @@ def bench_baselines(
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
     markdown = render_markdown(table, title)
+    decided = decision_summary(records, tasks)
+    by_decision = render_decision_table(decided, f"Baselines by decision on {chosen.name} ({content_hash[:16]}), "
+                                                 f"split {split}")
     write_json_atomic(out / "baselines.json", {"set": chosen.name, "content_hash": content_hash, "split": split,
-                                               "table": table})
-    (out / "baselines.md").write_text(markdown + "\n", encoding="utf-8")
+                                               "table": table, "decisions": decided})
+    (out / "baselines.md").write_text(markdown + "\n\n" + by_decision + "\n", encoding="utf-8")
     console.print(markdown, markup=False, highlight=False)
+    console.print(by_decision, markup=False, highlight=False)
     console.print(f"wrote {out / 'baselines.md'} and {out / 'baselines.json'}")
 
 
@@ -249,16 +182,47 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
-    console.print(f"{changed} verdict(s) changed; overall accuracy {summary['overall']['accuracy']:.1f}%")
+    console.print(f"{changed} verdict(s) changed; overall accuracy {escape(pass_at_1_cell(summary['overall']))}")
 
 
 @bench_app.command("report")
 def bench_report(run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")]) -> None:
     """Write a self-contained HTML report (no CDN) with plots and a trajectory viewer."""
-    _write_report(*run_dir)
+    write_report_or_exit(*run_dir)
 
 
-def _write_report(*run_dirs: Path) -> None:
+@bench_app.command("compare")
+def bench_compare(
+    run_a: Annotated[Path, typer.Argument(help="Run folder A.")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder B (the same scenarios, matched by id and trial).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two runs task by task: both right, only A, only B, both wrong; A - B with a 95% interval
+    (bootstrap clustered by patient) and McNemar's exact p."""
+    from medagent.bench.comparison import PAIRED_COLUMNS, compare_runs, paired_cells
+    from medagent.bench.report import load_run
+
+    try:
+        (label_a, records_a), (label_b, records_b) = load_run(run_a), load_run(run_b)
+        comparison = compare_runs(records_a, records_b, run_a=label_a, run_b=label_b)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(comparison.model_dump_json(indent=2))
+        return
+    table = Table(title=f"A = {label_a} · B = {label_b}")
+    for column in ("category", *PAIRED_COLUMNS):
+        table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True)
+    for name, score in [*comparison.by_category.items(), ("overall", comparison.overall)]:
+        table.add_row(name, *map(escape, paired_cells(score)), style="bold" if name == "overall" else None)
+    console.print(table)
+    console.print(f"{comparison.shared_line()} (--json lists them)")
+
+
+def write_report_or_exit(*run_dirs: Path) -> None:
+    """Write the HTML report of these run folders (nothing without the report's dependencies; exit 2 on a bad
+    folder)."""
     try:
         from medagent.bench.report import write_report
     except ImportError:
@@ -269,20 +233,3 @@ def _write_report(*run_dirs: Path) -> None:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     console.print(f"report: {path}")
-
-
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    log = ResultsLog(run_dir / RESULTS_FILE)
-    if not log.path.exists():
-        raise RunDirError(f"{run_dir} holds no {RESULTS_FILE}")
-    summary = summarize(log.load())
-    write_json_atomic(run_dir / SUMMARY_FILE, summary)
-    return summary
-
-
-def _tool_set(spec: str) -> list[str]:
-    """``--tools``: a named set or a list of tool names; a bad value is the user's mistake, named."""
-    try:
-        return tool_names(spec)
-    except ValueError as exc:
-        raise UserError(f"--tools: {exc}") from None

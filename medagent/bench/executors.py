@@ -158,7 +158,7 @@ class RayExecutor:
     ``address``: a running cluster (``ray start --head`` / ``auto``); None starts a local one with
     ``num_cpus`` (stopped at the end). A Ray already initialised in this process is used as it is.
     ``solver_factory``: builds each actor's solver on its node (``bench run`` passes the ``--agent``/``--model``
-    choice, so every actor opens its own model connections); None ships the run's solver itself (code policies).
+    choice, so every actor opens its own model connections); None ships the run's solver itself (code solvers).
     ``slots_per_actor``: FHIR servers (tasks in flight) per actor; 1 (the default) is one actor per task in
     flight, more saves a worker process per task at high concurrency.
     Actors reserve no CPU (they wait on the model and their server), so concurrency is not capped by cores.

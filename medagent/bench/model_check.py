@@ -20,7 +20,7 @@ class ModelUnreachable(UserError):
 
 async def check_model_reachable(solver: Any, *, timeout: float = CHECK_TIMEOUT_S) -> None:
     """``GET <base_url>/models`` of each endpoint of an agent's OpenAI-compatible backend; any HTTP answer below 500 counts as
-    reachable (a 401 still means the server is up). Solvers without a model server (code policies, the
+    reachable (a 401 still means the server is up). Solvers without a model server (code solvers, the
     embedded model) pass."""
     for base_url in endpoint_urls(getattr(solver, "backend", None)):
         if base_url.startswith(("http://", "https://")):

@@ -12,17 +12,17 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import open_set, read_manifest, write_set
 from medagent.scenarios.user_phrasings import rephrase
 
-USER_CATEGORY = "user_phrasing"  # the reworded question's category in the quickstart's table
 SEED = 2026
 
 
 def user_question(template: Scenario) -> Scenario:
-    """The template question reworded with no answer format (the first variant that states none)."""
+    """The template question reworded with no answer format (the first variant that states none); it keeps its
+    category (the oracle and the graders find it by that), ``meta["rephrased_from"]`` marks it."""
     chart = next(c for c in load_charts() if c.patient_id == template.patient)
     for variant in range(1, 50):
         made = rephrase(template, chart, SEED, variant, test_split=True)
         if made is not None and "answer_kind" in made.meta:
-            return made.model_copy(update={"category": USER_CATEGORY})
+            return made
     raise ValueError(f"{template.id}: no rewording without an answer format in 49 variants")
 
 

@@ -12,9 +12,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medagent.bench.comparison import (
+    PAIRED_COLUMNS,
+    NoSharedTasks,
+    PairedScore,
+    RunComparison,
+    TaskKey,
+    compare_runs,
+    paired_cells,
+)
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, RunDirError
-from medagent.bench.summary import failure_cause, summarize
+from medagent.bench.summary import (
+    checkpoint_cell,
+    failure_cause,
+    has_checkpoints,
+    pass_at_1_cell,
+    pass_hat_k_cell,
+    summarize,
+)
 
 PALETTE = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#e53e3e", "#319795")
 MAX_TRAJECTORIES = 400
@@ -31,8 +47,9 @@ def _run_label(run_dir: Path, records: list[TaskRecord]) -> str:
 
 
 def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[float]]], unit: str = "",
-              max_value: float | None = None) -> str:
-    """Grouped horizontal bars as inline SVG."""
+              max_value: float | None = None, ranges: list[list[tuple[float, float] | None]] | None = None) -> str:
+    """Grouped horizontal bars as inline SVG; ``ranges`` (per series, per category): an interval drawn as a
+    whisker over the bar."""
     top = max_value or max([v for _, values in series for v in values] + [1e-9])
     row_h, bar_h, left, width = 8 + 14 * len(series), 12, 230, 420
     height = 40 + row_h * len(categories) + 20 * len(series)
@@ -45,8 +62,14 @@ def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[fl
             value = values[i]
             w = 0 if top <= 0 else width * value / top
             yy = y + j * 14
-            parts.append(f'<rect x="{left}" y="{yy}" width="{w:.1f}" height="{bar_h}" fill="{PALETTE[j % 6]}"/>'
-                         f'<text x="{left + w + 4:.1f}" y="{yy + 10}" font-size="11">{value:,.1f}{unit}</text>')
+            parts.append(f'<rect x="{left}" y="{yy}" width="{w:.1f}" height="{bar_h}" fill="{PALETTE[j % 6]}"/>')
+            label_x = left + w + 4
+            if ranges and (span := ranges[j][i]) is not None and top > 0:
+                x0, x1 = left + width * span[0] / top, left + width * span[1] / top
+                label_x = max(label_x, x1 + 4)
+                parts.append(f'<line class="whisker" x1="{x0:.1f}" x2="{x1:.1f}" y1="{yy + 6}" y2="{yy + 6}" '
+                             f'stroke="#1a202c" stroke-width="1.5"/>')
+            parts.append(f'<text x="{label_x:.1f}" y="{yy + 10}" font-size="11">{value:,.1f}{unit}</text>')
     y = 40 + row_h * len(categories)
     for j, (name, _) in enumerate(series):
         parts.append(f'<rect x="{left}" y="{y + 20 * j - 10}" width="12" height="12" fill="{PALETTE[j % 6]}"/>'
@@ -56,14 +79,14 @@ def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[fl
 
 
 def _summary_table(label: str, summary: dict[str, Any]) -> str:
-    head = ("category", "n", "accuracy %", "pass^k %", "mean steps", "tool calls", "prompt tokens",
-            "completion tokens", "p50 s", "p95 s", "failures")
+    checkpoints = has_checkpoints(summary)
+    head = ("category", "n", "pass@1 [95% CI]", "pass^k [95% CI]", *(("checkpoints",) if checkpoints else ()),
+            "mean steps", "tool calls", "prompt tokens", "completion tokens", "p50 s", "p95 s", "failures")
     rows = []
     groups = [*summary["by_category"].items(), ("overall", summary["overall"])]
     for name, group in groups:
-        pass_k = group["pass_hat_k"]
-        k = max(pass_k, key=int) if pass_k else None
-        cells = (name, group["n"], f"{group['accuracy']:.1f}", f"{pass_k[k]:.1f} (k={k})" if k else "-",
+        cells = (name, group["n"], pass_at_1_cell(group), pass_hat_k_cell(group),
+                 *((checkpoint_cell(group),) if checkpoints else ()),
                  f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
                  f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
                  ", ".join(f"{c}: {n}" for c, n in sorted(group["failures"].items())) or "-")
@@ -73,14 +96,67 @@ def _summary_table(label: str, summary: dict[str, Any]) -> str:
             + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
+def _pass_at_1_range(group: dict[str, Any]) -> tuple[float, float] | None:
+    found = (group.get("intervals") or {}).get("pass_at_1") or {}
+    low, high = found.get("low"), found.get("high")
+    return None if low is None or high is None else (low, high)
+
+
+def _method_note(summary: dict[str, Any]) -> str:
+    method = summary.get("uncertainty")
+    if not method:
+        return ""
+    return (f'<p class="method">Intervals: {round(100 * method["confidence"])}% {_e(method["method"])}; '
+            f'{method["resamples"]:,} resamples, seed {method["seed"]}; cluster: {_e(method["cluster_unit"])}.</p>')
+
+
+def _paired_row(name: str, score: PairedScore, cls: str = "") -> str:
+    return f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in (name, *paired_cells(score))) + "</tr>"
+
+
+def _left_out(keys: list[TaskKey], run: str) -> str:
+    if not keys:
+        return ""
+    items = "".join(f"<li><code>{_e(k.scenario_id)}</code>{f' trial {k.trial}' if k.trial else ''}</li>"
+                    for k in keys[:MAX_TRAJECTORIES])
+    more = f"<li>and {len(keys) - MAX_TRAJECTORIES} more</li>" if len(keys) > MAX_TRAJECTORIES else ""
+    return f"<details><summary>{len(keys)} only in {_e(run)}</summary><ul>{items}{more}</ul></details>"
+
+
+def comparison_html(comparison: RunComparison) -> str:
+    """The paired comparison of two runs: counts, pass rates, A - B with its interval, McNemar's p, left-outs."""
+    head = ("category", *PAIRED_COLUMNS)
+    rows = [_paired_row(name, score) for name, score in comparison.by_category.items()]
+    rows.append(_paired_row("overall", comparison.overall, ' class="overall"'))
+    return (
+        f'<div class="comparison"><h3>A = {_e(comparison.run_a)} · B = {_e(comparison.run_b)}</h3>'
+        f"<p>{_e(comparison.shared_line())}.</p>"
+        f'<table class="paired"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        + _left_out(comparison.only_in_a, "A") + _left_out(comparison.only_in_b, "B") + "</div>"
+    )
+
+
+def _comparisons(runs: list[tuple[str, list[TaskRecord]]]) -> str:
+    """The first run (A) against each later run (B), paired on the tasks they share."""
+    if len(runs) < 2:
+        return ""
+    (first, first_records), parts = runs[0], []
+    for label, records in runs[1:]:
+        try:
+            parts.append(comparison_html(compare_runs(first_records, records, run_a=first, run_b=label)))
+        except NoSharedTasks as exc:
+            parts.append(f'<p class="no-pairs">{_e(exc)}</p>')
+    return f'<section id="comparison"><h2>Paired comparison</h2>{"".join(parts)}</section>'
+
+
 def _trajectory(record: TaskRecord, run_index: int) -> str:
-    verdict = record.verdict or {}
     status = "pass" if record.passed else "fail"
     checks = "".join(
-        f'<tr class="{"ok" if c.get("passed") else "bad"}"><td>{_e(c.get("name"))}</td><td>{_e(c.get("passed"))}</td>'
-        f'<td><code>{_e(json.dumps(c.get("expected"), default=str))}</code></td>'
-        f'<td><code>{_e(json.dumps(c.get("got"), default=str))}</code></td><td>{_e(c.get("detail"))}</td></tr>'
-        for c in verdict.get("checks", [])
+        f'<tr class="{"ok" if c.passed else "bad"}"><td>{_e(c.name)}</td><td>{_e(c.passed)}</td>'
+        f'<td><code>{_e(json.dumps(c.expected, default=str))}</code></td>'
+        f'<td><code>{_e(json.dumps(c.got, default=str))}</code></td><td>{_e(c.detail)}</td></tr>'
+        for c in (record.verdict.checks if record.verdict else [])
     )
     outcome = record.outcome
     steps = "".join(
@@ -99,7 +175,7 @@ def _trajectory(record: TaskRecord, run_index: int) -> str:
     )
     audit = "".join(f"<li><code>{_e(a.tool)}</code> {_e(a.reference)} by {_e(a.actor)}: {_e(a.reason)}"
                     f"{'' if a.created else ' (already written)'}</li>" for a in outcome.audit)
-    writes = "".join(f"<li><code>{_e(c.get('action'))} {_e(c.get('resourceType'))}/{_e(c.get('id'))}</code></li>"
+    writes = "".join(f"<li><code>{_e(c.action)} {_e(c.resourceType)}/{_e(c.id)}</code></li>"
                      for c in record.changes)
     return (
         f'<details class="trajectory {status}" data-run="{run_index}" data-status="{status}">'
@@ -125,6 +201,7 @@ details.trajectory{border:1px solid #cbd5e0;border-radius:4px;margin:4px 0;paddi
 pre{background:#f7fafc;padding:6px;white-space:pre-wrap;max-height:260px;overflow:auto;font-size:12px}
 .label{font-size:11px;color:#4a5568;margin-top:4px}.label.error{color:#c53030}
 tr.bad td{background:#fff5f5}tr.ok td{background:#f0fff4}
+.method{font-size:12px;color:#4a5568}
 """
 
 SCRIPT = """
@@ -154,21 +231,22 @@ def render_report(runs: list[tuple[str, list[TaskRecord]]]) -> str:
 
     tokens = [(label, [float(s["by_category"].get(c, {}).get("mean_prompt_tokens", 0.0)) for c in categories])
               for label, s in summaries]
-    charts = (bar_chart("Accuracy by category", categories, series("accuracy"), "%", 100.0)
+    ranges = [[_pass_at_1_range(s["by_category"].get(c, {})) for c in categories] for _, s in summaries]
+    charts = (bar_chart("Accuracy by category (95% CI)", categories, series("accuracy"), "%", 100.0, ranges)
               + bar_chart("Prompt tokens per task (mean)", categories, tokens)
               + bar_chart("Latency p50 per task", categories, series("latency_p50_s"), " s"))
-    tables = "".join(_summary_table(label, summary) for label, summary in summaries)
+    tables = "".join(_summary_table(label, summary) for label, summary in summaries) + _method_note(summaries[0][1])
     trajectories = []
     for index, (_, records) in enumerate(runs):
         trajectories += [_trajectory(r, index) for r in records[:MAX_TRAJECTORIES]]
     options = "".join(f'<option value="{i}">{_e(label)}</option>' for i, (label, _) in enumerate(runs))
-    headline = " · ".join(f"{_e(label)}: <b>{s['overall']['accuracy']:.1f}%</b> (n={s['overall']['n']})"
+    headline = " · ".join(f"{_e(label)}: <b>{_e(pass_at_1_cell(s['overall']))}</b> (n={s['overall']['n']})"
                           for label, s in summaries)
     return (
         f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medagent report</title>"
         f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>"
         f"<h1>medagent benchmark report</h1><p>{headline}</p>"
-        f'<section id="summary"><h2>Summary</h2>{tables}</section>'
+        f'<section id="summary"><h2>Summary</h2>{tables}</section>{_comparisons(runs)}'
         f'<section id="plots"><h2>Plots</h2><div class="charts">{charts}</div></section>'
         f'<section id="trajectories"><h2>Trajectories (<span id="shown">0</span> shown)</h2>'
         f'<label>run <select id="run-filter"><option value="all">all</option>{options}</select></label> '
@@ -177,15 +255,19 @@ def render_report(runs: list[tuple[str, list[TaskRecord]]]) -> str:
     )
 
 
+def load_run(run_dir: Path) -> tuple[str, list[TaskRecord]]:
+    """A run folder's label and records (a folder without a results log is the user's mistake)."""
+    log = ResultsLog(run_dir / RESULTS_FILE)
+    if not log.path.exists():
+        raise RunDirError(f"{run_dir} holds no {RESULTS_FILE}")
+    records = log.load()
+    return _run_label(run_dir, records), records
+
+
 def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
-    """Render the report of one or more run folders into ``<first run>/report.html`` (or ``out``)."""
-    runs = []
-    for run_dir in run_dirs:
-        log = ResultsLog(run_dir / RESULTS_FILE)
-        if not log.path.exists():
-            raise RunDirError(f"{run_dir} holds no {RESULTS_FILE}")
-        records = log.load()
-        runs.append((_run_label(run_dir, records), records))
+    """Render the report of one or more run folders into ``<first run>/report.html`` (or ``out``); each run after
+    the first is compared with it, task by task."""
+    runs = [load_run(run_dir) for run_dir in run_dirs]
     target = out or run_dirs[0] / "report.html"
     tmp = target.with_suffix(".html.tmp")
     tmp.write_text(render_report(runs), encoding="utf-8")

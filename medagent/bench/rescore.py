@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from medagent.bench.results import ResultsLog, TaskRecord
+from medagent.bench.results import RESULTS_FORMAT, ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, write_json_atomic
 from medagent.bench.scenario_sets import ScenarioSetError, load_scenarios
 from medagent.bench.summary import summarize
+from medagent.bench.task_run import checkpoint_counts
+from medagent.bench.uncertainty import task_cluster
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
 
@@ -20,7 +22,8 @@ def regrade(record: TaskRecord, scenario: Scenario) -> TaskRecord:
     verdict = grade(scenario, record.outcome.answer, record.changes)
     return record.model_copy(update={
         "passed": verdict.passed and record.outcome.status == "answered", "score": verdict.score,
-        "failure_cause": verdict.failure_cause, "verdict": verdict.model_dump(mode="json"),
+        "failure_cause": verdict.failure_cause, "verdict": verdict, "format_version": RESULTS_FORMAT,
+        "tier": scenario.tier, **checkpoint_counts(verdict, scenario),
     })
 
 
@@ -36,7 +39,7 @@ def rescore_run(run_dir: Path, scenarios_dir: Path) -> tuple[dict[str, Any], int
         scenario = by_id.get(record.scenario_id)
         if scenario is None:
             raise ScenarioSetError(f"scenario {record.scenario_id!r} of this run is not in {scenarios_dir}")
-        new = regrade(record, scenario)
+        new = regrade(record, scenario).model_copy(update={"cluster": task_cluster(scenario)})
         changed += new.passed != record.passed
         updated.append(new)
     tmp = log.path.with_suffix(".rescore.tmp")

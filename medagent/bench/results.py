@@ -1,4 +1,10 @@
-"""One JSON line per finished task, appended atomically, so a killed run loses only tasks in flight."""
+"""One JSON line per finished task, appended atomically, so a killed run loses only tasks in flight.
+
+Each line is a :class:`TaskRecord` (typed: the outcome, the server's diff as ``Change`` entries, the grader's
+``Verdict``) with its ``format_version``. Lines of older runs load too: version 1 (no ``format_version``, written
+before it existed) holds the same fields, the oldest lines hold the outcome's fields at the top level. Lines before
+version 3 name no ``cluster`` (``bench rescore`` fills it in from the scenario set).
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from medagent.scenarios.models import Change, Verdict
 from medagent.trajectory import RunOutcome
 
-
 LEGACY_OUTCOME_FIELDS = ("status", "answer", "citations", "error", "steps", "trace", "audit")
+RESULTS_FORMAT = 3  # 3: each record names its cluster; 2: typed verdict and changes, format_version written;
+#                   1: the same fields as 2, no version
 
 
 class TaskRecord(BaseModel):
     """Everything needed to re-grade and to show one task: inputs, the run's outcome, server diff, verdict."""
 
+    format_version: int = RESULTS_FORMAT
     scenario_id: str
     trial: int = 0
+    cluster: str | None = Field(None, description="What the bootstrap resamples the task with: 'Patient/<id>', or "
+                                "'task/<scenario id>' for a question about the whole population (bench.uncertainty).")
     suite: str
     category: str
     split: str
+    tier: str = "core"
     agent: str
     model: str | None = None
     outcome: RunOutcome
     passed: bool = False
     score: float = 0.0
     failure_cause: str | None = None
-    verdict: dict[str, Any] | None = None
-    changes: list[dict[str, Any]] = Field(default_factory=list)
+    verdict: Verdict | None = None
+    changes: list[Change] = Field(default_factory=list)
     latency_s: float = 0.0
     scenario_set_hash: str | None = None
+    checkpoints_passed: int | None = Field(None, description="Workflow tasks: checkpoints passed (None: no "
+                                                              "checkpoints, or not graded).")
+    checkpoints_total: int | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -43,6 +59,14 @@ class TaskRecord(BaseModel):
             data = dict(data)
             data["outcome"] = {k: data.pop(k) for k in LEGACY_OUTCOME_FIELDS if k in data}
         return data
+
+    @classmethod
+    def from_line(cls, raw: bytes) -> TaskRecord:
+        """A record from its JSON line; a line without ``format_version`` was written in version 1."""
+        data = orjson.loads(raw)
+        if isinstance(data, dict):
+            data.setdefault("format_version", 1)
+        return cls.model_validate(data)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -78,8 +102,8 @@ class ResultsLog:
                     self.skipped_lines.append(number)
                     continue
                 try:
-                    yield TaskRecord.model_validate_json(raw)
-                except ValidationError:
+                    yield TaskRecord.from_line(raw)
+                except (ValidationError, orjson.JSONDecodeError):
                     self.skipped_lines.append(number)
 
     def load(self) -> list[TaskRecord]:

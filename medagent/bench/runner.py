@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ async def run_benchmark(
     log.repair()
     done = log.finished_keys()
     run_info = {"agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
-                "tasks": len(scenarios), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "tasks": len(scenarios), "started": datetime.now(UTC).isoformat(timespec="seconds")}
     if not (out_dir / RUN_FILE).exists():
         write_json_atomic(out_dir / RUN_FILE, run_info)
     todo = pending_tasks(scenarios, trials, done)

@@ -9,12 +9,21 @@ import time
 from typing import Any
 
 from medagent.bench.results import TaskRecord
-from medagent.bench.scoring import EmbeddedScoring, Scoring, StandardScoring
+from medagent.bench.server_diff import EmbeddedServerDiff, ServerDiff, StandardServerDiff
 from medagent.bench.solvers import Solver
+from medagent.bench.uncertainty import task_cluster
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.grading import grade
-from medagent.scenarios.models import Scenario
+from medagent.scenarios.models import Scenario, Verdict
 from medagent.trajectory import RunOutcome
+
+
+def checkpoint_counts(verdict: Verdict | None, scenario: Scenario) -> dict[str, int | None]:
+    """A workflow task's checkpoints passed and in all (a task that errored passes none of them)."""
+    if not scenario.checkpoints:
+        return {"checkpoints_passed": None, "checkpoints_total": None}
+    passed = sum(c.passed for c in verdict.checkpoints) if verdict is not None else 0
+    return {"checkpoints_passed": passed, "checkpoints_total": len(scenario.checkpoints)}
 
 
 def task_run_id(scenario: Scenario, trial: int) -> str:
@@ -30,16 +39,16 @@ class ScoringChoice:
         self.standard = standard
         self._clean: dict[str, int] = {}  # server base URL -> the snapshot of its loaded database
 
-    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> Scoring:
+    async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> ServerDiff:
         if self.standard:
-            return StandardScoring(client, task_run_id(scenario, trial))
+            return StandardServerDiff(client, task_run_id(scenario, trial))
         if client.base_url not in self._clean:
             self._clean[client.base_url] = await client.snapshot()
-        return EmbeddedScoring(client, self._clean[client.base_url])
+        return EmbeddedServerDiff(client, self._clean[client.base_url])
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None, *, scoring: Scoring) -> TaskRecord:
+                   set_hash: str | None, *, scoring: ServerDiff) -> TaskRecord:
     """Set up (``scoring.begin``), solve, diff and grade one task, then undo it (``scoring.end``);
     failures become records, never exceptions."""
     started = time.perf_counter()
@@ -61,10 +70,12 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
     latency = time.perf_counter() - started
     return TaskRecord(
         scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
+        tier=scenario.tier, **checkpoint_counts(verdict, scenario),
         agent=solver.name, model=solver.model, outcome=outcome,
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0,
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
-        verdict=verdict.model_dump(mode="json") if verdict else None, changes=changes, latency_s=latency,
+        verdict=verdict, changes=changes, latency_s=latency,
         scenario_set_hash=set_hash,
+        cluster=task_cluster(scenario),
     )

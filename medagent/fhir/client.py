@@ -230,7 +230,7 @@ class FhirClient:
                 yielded += 1
                 if limit is not None and yielded >= limit:
                     return
-            next_url = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            next_url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
             if not next_url:
                 return
             self._check_link(next_url)
@@ -249,7 +249,7 @@ class FhirClient:
         return [r async for r in self.search_json(resource_type, params, limit=limit)]
 
     async def count(self, resource_type: str, params: Params | None = None) -> int:
-        merged = [*_as_params(params or []), ("_summary", "count")]
+        merged = [*(_as_params(params or []) or []), ("_summary", "count")]
         bundle = await self.search_page(resource_type, merged)
         return int(bundle.get("total", 0))
 
@@ -323,7 +323,7 @@ class FhirClient:
         while True:
             for entry in bundle.get("entry", []):
                 yield entry
-            next_url = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            next_url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
             if not next_url:
                 return
             self._check_link(next_url)
@@ -355,11 +355,11 @@ class FhirClient:
         return list(body["changes"])
 
 
-def _as_params(params: Params | None) -> list[tuple[str, str]] | None:
+def _as_params(params: Params | None) -> list[tuple[str, Any]] | None:
     if params is None:
         return None
     if isinstance(params, Mapping):
-        items: list[tuple[str, str]] = []
+        items: list[tuple[str, Any]] = []
         for key, value in params.items():
             if isinstance(value, (list, tuple)):
                 items.extend((key, str(v)) for v in value)

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
+PromptProfile = Literal["full", "compact"]  # the agent's system prompts (medagent.agent.prompts); an adapter records its own
 
 
 class ChatMessage(BaseModel):
@@ -214,46 +215,8 @@ def chat_turns(messages: list[ChatMessage], *, tool_prefix: str = "Tool result:\
 
 
 def load_backend(spec: str, model_name: str | None = None, **opts: Any) -> ModelBackend:
-    """A backend from a spec: "embedded" (Gemma 3 270M + the packaged trained adapter), "embedded:base" (the
-    untrained model), "embedded:<model>" (see EMBEDDED_MODELS), "embedded:<adapter folder>" or an
-    OpenAI-compatible base URL.
+    """The backend a ``--model`` spec names (the registry of :mod:`medagent.models.backends`): "embedded", an
+    OpenAI-compatible base URL, or a kind a plug-in registers."""
+    from medagent.models.backends import load_backend as load
 
-    `model_name` is the served model name for a URL (None: the server's first model) and the embedded
-    model for "embedded" (when the spec names none). `opts` go to the backend's constructor.
-    """
-    spec = spec.strip()
-    if spec.startswith(("http://", "https://")):
-        from medagent.models.openai_compat import OpenAICompatBackend
-
-        return OpenAICompatBackend(base_url=spec, model=model_name, **opts)
-    if spec == "embedded" or spec.startswith("embedded:"):
-        from pathlib import Path
-
-        from medagent.models.embedded import (
-            ADAPTER_FILE,
-            BASE_KEY,
-            DEFAULT_EMBEDDED_MODEL,
-            EMBEDDED_MODELS,
-            EmbeddedBackend,
-            read_adapter_record,
-            shipped_adapter,
-        )
-
-        key = spec.partition(":")[2] or model_name or ""
-        if not key:  # the default: the base model with the packaged trained adapter (when the package has one)
-            return EmbeddedBackend(model=DEFAULT_EMBEDDED_MODEL, adapter=shipped_adapter(), **opts)
-        if key == BASE_KEY:
-            return EmbeddedBackend(model=DEFAULT_EMBEDDED_MODEL, **opts)
-        if (Path(key) / ADAPTER_FILE).exists():  # embedded:PATH/TO/ADAPTER (medagent train sft --out)
-            return EmbeddedBackend(model=read_adapter_record(key)["base"], adapter=key, **opts)
-        if key not in EMBEDDED_MODELS:
-            raise ModelError(
-                "config", f"unknown embedded model {key!r}; choose one of {', '.join(sorted([BASE_KEY, *EMBEDDED_MODELS]))} "
-                "or an adapter folder"
-            )
-        return EmbeddedBackend(model=key, **opts)
-    raise ModelError(
-        "config",
-        f"unknown model spec {spec!r}: use 'embedded', 'embedded:<model>' or an OpenAI-compatible base URL "
-        "such as http://127.0.0.1:8000/v1",
-    )
+    return load(spec, model_name, **opts)

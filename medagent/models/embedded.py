@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medagent.models.adapter import ADAPTER_FILE, AdapterInfo, merge_adapter, read_adapter_info
 from medagent.models.base import (
     ChatMessage,
     ModelError,
@@ -96,30 +97,17 @@ EMBEDDED_MODELS: dict[str, EmbeddedModelSpec] = {
 }
 DEFAULT_EMBEDDED_MODEL = "gemma3-270m"
 
-# Trained adapters (``medagent train sft``) that ship in the package; ``embedded`` = base + SHIPPED_ADAPTER.
-ADAPTERS_DIR = Path(__file__).parent / "adapters"
-SHIPPED_ADAPTER = "gemma3-270m-ehr"
-ADAPTER_FILE = "medagent-adapter.json"  # what an adapter folder records (medagent.train.adapter.AdapterInfo)
 BASE_KEY = "base"  # ``embedded:base``: the untrained default model
 
 
-def shipped_adapter() -> Path | None:
-    """The packaged adapter folder of the default model, or None when the package holds none."""
-    folder = ADAPTERS_DIR / SHIPPED_ADAPTER
-    return folder if (folder / ADAPTER_FILE).exists() else None
-
-
-def read_adapter_record(folder: Path | str) -> dict[str, Any]:
-    """An adapter folder's record (base model key, prompt profile, data, training); ModelError if missing."""
-    path = Path(folder) / ADAPTER_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError("model_load", f"{folder} is not a medagent adapter folder ({path}: {exc})") from None
-    if record.get("base") not in EMBEDDED_MODELS:
-        raise ModelError("model_load", f"{path}: base {record.get('base')!r} is not an embedded model "
+def read_adapter_record(folder: Path | str) -> AdapterInfo:
+    """An adapter folder's record (:mod:`medagent.models.adapter`) for an embedded model; ModelError if missing,
+    invalid, or trained on a base that is not an embedded model."""
+    info = read_adapter_info(folder)
+    if info.base not in EMBEDDED_MODELS:
+        raise ModelError("model_load", f"{Path(folder) / ADAPTER_FILE}: base {info.base!r} is not an embedded model "
                                        f"({', '.join(sorted(EMBEDDED_MODELS))})")
-    return record
+    return info
 
 
 def default_cache_dir() -> Path:
@@ -293,9 +281,9 @@ class EmbeddedBackend:
         self.preferred_profile: str | None = None
         if self.adapter is not None:
             record = read_adapter_record(self.adapter)
-            if record["base"] != model:
-                raise ModelError("config", f"adapter {self.adapter} was trained on {record['base']}, not {model}")
-            self.preferred_profile = record.get("prompt_profile")
+            if record.base != model:
+                raise ModelError("config", f"adapter {self.adapter} was trained on {record.base}, not {model}")
+            self.preferred_profile = record.prompt_profile
             self.name = f"embedded:{self.adapter.name}"
         self.cache_dir = cache_dir
         self.threads = threads
@@ -352,8 +340,6 @@ class EmbeddedBackend:
         except Exception as exc:  # noqa: BLE001
             raise ModelError("model_load", f"cannot load {folder}: {type(exc).__name__}: {exc} (delete the folder to convert again)") from exc
         if self.adapter is not None:
-            from medagent.train.adapter import merge_adapter
-
             try:
                 model = merge_adapter(model, self.adapter)
             except Exception as exc:  # noqa: BLE001

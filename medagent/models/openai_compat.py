@@ -203,7 +203,7 @@ class OpenAICompatBackend:
         message = choice.message
         content = message.content or ""
         if self.tool_mode == "named_tool" and request.json_schema is not None and message.tool_calls:
-            content = message.tool_calls[0].function.arguments or ""  # type: ignore[union-attr]
+            content = message.tool_calls[0].function.arguments or ""
         text, thinking = split_thinking(_strip_end_tokens(content))
         server_thinking = _reasoning_field(message)
         if server_thinking:

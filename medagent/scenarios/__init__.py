@@ -1,7 +1,7 @@
 """Scenario generators and graders: EHRQA questions and agentic tasks on the Synthea patients.
 
 Ground truth comes from the bundle JSON (``chart``), never from the FHIR server or the agent's
-tools, so the graders can prove a policy right or wrong independently of the code under test.
+tools, so the graders can prove a solver right or wrong independently of the code under test.
 """
 
 from medagent.scenarios.models import (

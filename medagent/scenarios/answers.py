@@ -17,9 +17,11 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from medagent.scenarios.answer_types import AnswerKind, answer_type, register_answer_type
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.free_answers import value_span
 from medagent.scenarios.models import Check, ExpectedAnswer
@@ -367,6 +369,16 @@ def _within(got: float, want: float, abs_tol: float, rel_tol: float) -> bool:
     return abs(got - want) <= max(abs_tol, rel_tol * abs(want)) + 1e-9
 
 
+def count_numbers(answer: Any, units: list[str]) -> int:
+    """How many numbers an answer holds outside dates and outside unit names with digits ("mL/min/1.73m2")."""
+    if isinstance(answer, int | float) and not isinstance(answer, bool):
+        return 1
+    text = strip_dates(str(answer))
+    for unit in sorted((u for u in units if re.search(r"\d", u)), key=len, reverse=True):
+        text = text.replace(unit, " ")
+    return len(_NUMBER.findall(re.sub(r"(\d),(\d{3})\b", r"\1\2", text)))
+
+
 def _decimals_of(answer: Any) -> int:
     text = strip_dates(str(_unwrap(answer)))
     match = _NUMBER.search(re.sub(r"(\d),(\d{3})\b", r"\1\2", text))
@@ -384,6 +396,9 @@ def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") ->
     parsed = None if is_none_answer(str(_unwrap(answer)), expected.free) else parse_number(answer, accepted + COMMON_UNITS)
     if parsed is None:
         return Check(name=name, passed=False, expected=_show_number(expected), got=answer, detail="no number")
+    if expected.single_number and count_numbers(_unwrap(answer), accepted + COMMON_UNITS) > 1:
+        return Check(name=name, passed=False, expected=_show_number(expected), got=answer,
+                     detail="more than one number: state the value alone (v3 answers name each value)")
     value, unit = parsed
     factor = 1.0
     tol_abs, tol_rel = expected.tolerance.abs, expected.tolerance.rel
@@ -404,7 +419,7 @@ def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") ->
 
 def _show_number(expected: ExpectedAnswer) -> str:
     tol = expected.tolerance
-    spread = f" ±{max(tol.abs, tol.rel * abs(float(expected.value or 0))):g}" if (tol.abs or tol.rel) else ""
+    spread = f" ±{max(tol.abs, tol.rel * abs(float(expected.value or 0))):g}" if (tol.abs or tol.rel) else ""  # type: ignore[arg-type]  # a number type holds a float
     return f"{expected.value:g}{spread} {expected.unit or ''}".strip()
 
 
@@ -477,26 +492,78 @@ def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
     if len(parts) < len(expected.fields):
         types = {key: part.type for key, part in expected.fields.items()}
         if sorted(types.values()) == ["date", "number"]:  # "6.1 % on 2019-05-01"
-            for key, kind in types.items():
+            for key in types:
                 parts.setdefault(key, text)
     return parts
 
 
+def record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
+    """The answer's value for each field of a record answer (None where it gives none), as the grader reads it."""
+    return _record_parts(expected, answer)
+
+
 def grade_answer(expected: ExpectedAnswer, answer: Any) -> list[Check]:
     """One check per graded part of the answer (one for scalar types, one per field of a record)."""
-    if expected.type == "none":
-        return []
-    if expected.type == "record":
-        parts = _record_parts(expected, answer)
-        checks = []
-        for key, part in expected.fields.items():
-            checks.extend(c.model_copy(update={"name": f"answer.{key}"}) for c in grade_answer(part, parts.get(key)))
-        return checks
-    grader = {
-        "boolean": grade_boolean,
-        "date": grade_date,
-        "names": grade_names,
-        "number": grade_number,
-        "text-contains": grade_text_contains,
-    }[expected.type]
-    return [grader(expected, answer)]
+    return answer_type(expected.type).grade(expected, answer)
+
+
+def _grade_record(expected: ExpectedAnswer, answer: Any) -> list[Check]:
+    parts = _record_parts(expected, answer)
+    checks: list[Check] = []
+    for key, part in expected.fields.items():
+        checks.extend(c.model_copy(update={"name": f"answer.{key}"}) for c in grade_answer(part, parts.get(key)))
+    return checks
+
+
+def _one_check(grader: Callable[[ExpectedAnswer, Any], Check]) -> Callable[[ExpectedAnswer, Any], list[Check]]:
+    return lambda expected, answer: [grader(expected, answer)]
+
+
+# ---------- the answer a perfect agent writes, in the format the task text asks for ----------
+
+def plain_value(expected: ExpectedAnswer) -> Any:
+    """The expected value as a reference answer writes it (numbers to 6 decimals)."""
+    if expected.type == "number" and expected.value is not None:
+        return round(float(expected.value), 6)  # type: ignore[arg-type]
+    return expected.value
+
+
+def _or_none(write: Callable[[Any, ExpectedAnswer], str]) -> Callable[[ExpectedAnswer], str]:
+    """A reference writer that answers "none" where no value exists."""
+    def reference(expected: ExpectedAnswer) -> str:
+        value = plain_value(expected)
+        return "none" if value is None else write(value, expected)
+    return reference
+
+
+def _reference_record(expected: ExpectedAnswer) -> str:
+    if all(part.value is None for part in expected.fields.values()):
+        return "none"
+    return json.dumps({key: plain_value(part) for key, part in expected.fields.items()})
+
+
+# ---------- the answer types: one declaration each ----------
+
+register_answer_type(AnswerKind(
+    name="boolean", description="yes or no (true/false accepted)",
+    grade=_one_check(grade_boolean), reference=_or_none(lambda value, _: "yes" if value else "no")))
+register_answer_type(AnswerKind(
+    name="date", description="one ISO date (a date-time is accepted), within the tolerance in days",
+    grade=_one_check(grade_date), reference=_or_none(lambda value, _: str(value))))
+register_answer_type(AnswerKind(
+    name="names", description="a set of names, case/whitespace/punctuation-insensitive; numbers must match",
+    grade=_one_check(grade_names), reference=_or_none(lambda value, _: "; ".join(value) if value else "none")))
+register_answer_type(AnswerKind(
+    name="number", description="a number within the tolerance, in the unit or one of the listed conversions",
+    grade=_one_check(grade_number),
+    reference=_or_none(lambda value, expected: f"{value} {expected.unit or ''}".strip())))
+register_answer_type(AnswerKind(
+    name="text-contains", description="free text that contains every expected phrase",
+    grade=_one_check(grade_text_contains),
+    reference=_or_none(lambda value, _: " ".join(value) if isinstance(value, list) else str(value))))
+register_answer_type(AnswerKind(
+    name="record", description="several named parts (a JSON object), each graded by its own type",
+    grade=_grade_record, reference=_reference_record))
+register_answer_type(AnswerKind(
+    name="none", description="not graded (a write-only task); the grade is the server's diff",
+    grade=lambda expected, answer: [], reference=lambda expected: "done"))

@@ -4,13 +4,13 @@ Same seed and patients -> byte-identical files and the same ``content_hash`` (te
 across PYTHONHASHSEED values). Nothing here reads the clock, the environment or the network.
 
 Layout of a set (one manifest): ``<suite>/<split>.jsonl`` for the core tier and ``hard/<split>.jsonl`` (both
-suites) for the hard tier, built by ``medagent.scenarios.hard.generate_hard`` when that package exists. v1 (``scenarios/v1``) is frozen data: this generator builds v2 only.
+suites) for the hard tier (``medagent.scenarios.hard.generate_hard``). The categories come from the registry
+(``medagent.scenarios.category``): those whose ``since`` is at most this set's version. v1 (``scenarios/v1``) is
+frozen data: this generator builds v2 only.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -21,19 +21,22 @@ from statistics import mean
 import orjson
 
 from medagent.data import default_archive, iter_bundles
-from medagent.scenarios.agentic import TASKS, generate_agentic
+from medagent.scenarios.agentic import generate_agentic
+from medagent.scenarios.answer_types import answer_types
+from medagent.scenarios.category import Tier, categories
 from medagent.scenarios.chart import Chart, chart_from_bundle
-from medagent.scenarios.ehrqa import CATEGORIES, generate_ehrqa
+from medagent.scenarios.ehrqa import generate_ehrqa
+from medagent.scenarios.hard import generate_hard
 from medagent.scenarios.models import FileEntry, Manifest, Scenario
-from medagent.scenarios.population import population_of
-from medagent.scenarios.sampling import VARIANT_SHARES, sample_agentic, sample_ehrqa, test_patients
+from medagent.scenarios.population import Population, population_of
+from medagent.scenarios.sampling import sample_agentic, sample_ehrqa, test_patients
 from medagent.scenarios.scenario_files import content_hash, sha256_file, write_jsonl
 
 GENERATOR_VERSION = "2.0.0"
 SET_NAME = "v2"
+SET_VERSION = 2  # the categories a build includes: those with ``since`` <= this
 DEFAULT_SEED = 2026
 DEFAULT_OUT = Path("scenarios") / SET_NAME
-HARD_MODULE = "medagent.scenarios.hard"
 EHRQA_PER_CATEGORY = 6
 def table_markers(set_name: str) -> tuple[str, str]:
     """The comment lines around a set's generated counts block in scenarios/README.md."""
@@ -42,7 +45,6 @@ def table_markers(set_name: str) -> tuple[str, str]:
 
 
 TABLE_BEGIN, TABLE_END = table_markers(SET_NAME)
-ANSWER_TYPES = ["boolean", "date", "names", "number", "record", "none"]
 
 
 def _answer_type(scenario: Scenario) -> str:
@@ -52,11 +54,15 @@ def _answer_type(scenario: Scenario) -> str:
 HardGenerator = Callable[..., list[Scenario]]
 
 
-def find_hard_generator() -> HardGenerator | None:
-    """``medagent.scenarios.hard.generate_hard`` if that package is installed (the hard tier), else None."""
-    if importlib.util.find_spec(HARD_MODULE) is None:
-        return None
-    return getattr(importlib.import_module(HARD_MODULE), "generate_hard", None)
+def category_names(tier: Tier, suite: str | None = None, version: int = SET_VERSION) -> list[str]:
+    """The names of a set's categories of a tier (and suite), in their declared order."""
+    return [c.name for c in categories(tier=tier, suite=suite, since=version)]  # type: ignore[arg-type]
+
+
+def variant_shares(version: int = SET_VERSION) -> dict[str, dict[str, int]]:
+    """Core agentic task -> variant -> share when sampled (categories that declare shares)."""
+    return {c.name: dict(c.variant_shares) for c in categories(tier="core", suite="agentic", since=version)
+            if c.variant_shares}
 
 
 def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_dir: Path = DEFAULT_OUT,
@@ -72,43 +78,73 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     population = population_of(charts)  # negatives come from everyone, whatever --patients says
     selected = charts[:patients] if patients else charts
     test = set(test_patients(c.patient_id for c in selected))
+    built = core_files(selected, population, seed, test, SET_VERSION)
+    if hard is True:
+        hard_scenarios: list[Scenario] | None = generate_hard(selected, population, seed, sorted(test),
+                                                              since=SET_VERSION)
+    else:
+        hard_scenarios = hard(selected, population, seed, sorted(test)) if hard else None
+    if hard_scenarios is not None:
+        for split in ("dev", "test"):  # both suites in one file per split, in the generator's order
+            built.add(f"hard/{split}.jsonl", [s for s in hard_scenarios if s.split == split], "", split, "hard")
+    manifest = write_set(out_dir, built, name=SET_NAME, version=GENERATOR_VERSION, seed=seed, patients=len(selected),
+                         test=test)
+    if readme is None:
+        readme = _readme_for(out_dir)
+    update_readme(readme, manifest)
+    return manifest
 
+
+class SetFiles:
+    """The files of a set before they are written: path -> scenarios, with each file's (suite, split, tier)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[Scenario]] = {}
+        self.labels: dict[str, tuple[str, str, str]] = {}
+        self.available: list[int] = []
+
+    def add(self, name: str, scenarios: list[Scenario], suite: str, split: str, tier: str) -> None:
+        self.files[name] = scenarios
+        self.labels[name] = (suite, split, tier)
+
+
+def core_files(selected: list[Chart], population: Population, seed: int, test: set[str],
+               version: int = SET_VERSION, shares: dict[str, dict[str, int]] | None = None) -> SetFiles:
+    """The core tier of both suites (EHRQA and agentic) of set ``version``, sampled and split as v2 builds them
+    (``shares``: a set's own variant shares for some agentic tasks, in place of the categories' declared ones)."""
     ehrqa_candidates: list[Scenario] = []
-    available: list[int] = []
     agentic_candidates: list[Scenario] = []
+    built = SetFiles()
     for chart in selected:
-        questions = generate_ehrqa(chart, population, seed, test=chart.patient_id in test)
-        available.append(sum(2 if q.meta.get("polarity") == "yes" else 1 for q in questions
-                             if q.meta.get("polarity") != "no"))
+        questions = generate_ehrqa(chart, population, seed, test=chart.patient_id in test, since=version)
+        built.available.append(sum(2 if q.meta.get("polarity") == "yes" else 1 for q in questions
+                                   if q.meta.get("polarity") != "no"))
         ehrqa_candidates.extend(questions)
-        agentic_candidates.extend(generate_agentic(chart, population, seed, test=chart.patient_id in test))
-
-    files: dict[str, list[Scenario]] = {}
-    labels: dict[str, tuple[str, str, str]] = {}
+        agentic_candidates.extend(generate_agentic(chart, population, seed, test=chart.patient_id in test,
+                                                   since=version))
     for split in ("dev", "test"):
         in_split = [s for s in ehrqa_candidates if (s.patient in test) == (split == "test")]
         chosen = sample_ehrqa(in_split, seed, EHRQA_PER_CATEGORY)
-        files[f"ehrqa/{split}.jsonl"] = _ordered([s.model_copy(update={"split": split}) for s in chosen],
-                                                 CATEGORIES)
+        built.add(f"ehrqa/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
+                                                   category_names("core", "ehrqa", version)), "ehrqa", split, "core")
         candidates = [s for s in agentic_candidates if (s.patient in test) == (split == "test")]
-        chosen = sample_agentic(candidates, seed, split, VARIANT_SHARES)
-        files[f"agentic/{split}.jsonl"] = _ordered([s.model_copy(update={"split": split}) for s in chosen],
-                                                   list(TASKS))
-        labels[f"ehrqa/{split}.jsonl"] = ("ehrqa", split, "core")
-        labels[f"agentic/{split}.jsonl"] = ("agentic", split, "core")
-    generator = find_hard_generator() if hard is True else (hard or None)
-    if generator is not None:
-        hard_scenarios = generator(selected, population, seed, sorted(test))
-        for split in ("dev", "test"):  # both suites in one file per split, in the generator's order
-            files[f"hard/{split}.jsonl"] = [s for s in hard_scenarios if s.split == split]
-            labels[f"hard/{split}.jsonl"] = ("", split, "hard")
+        chosen = sample_agentic(candidates, seed, split, {**variant_shares(version), **(shares or {})})
+        built.add(f"agentic/{split}.jsonl", _ordered([s.model_copy(update={"split": split}) for s in chosen],
+                                                     category_names("core", "agentic", version)),
+                  "agentic", split, "core")
+    return built
 
+
+def write_set(out_dir: Path, built: SetFiles, *, name: str, version: str, seed: int, patients: int,
+              test: set[str]) -> Manifest:
+    """Write every file and the manifest (content hash over the files) of one set."""
+    files, labels, available = built.files, built.labels, built.available
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
-    for name, scenarios in files.items():
-        count = write_jsonl(out_dir / name, scenarios)
-        suite, split, tier = labels[name]
-        entries[name] = FileEntry(sha256=sha256_file(out_dir / name), count=count, suite=suite or None, split=split,
+    for path, scenarios in files.items():
+        count = write_jsonl(out_dir / path, scenarios)
+        suite, split, tier = labels[path]
+        entries[path] = FileEntry(sha256=sha256_file(out_dir / path), count=count, suite=suite or None, split=split,
                                   tier=tier)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"dev": 0, "test": 0})
     for scenarios in files.values():
@@ -116,11 +152,11 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
             key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
             counts[key][scenario.split] += 1
     manifest = Manifest(
-        name=SET_NAME,
-        generator_version=GENERATOR_VERSION,
+        name=name,
+        generator_version=version,
         seed=seed,
-        patients=len(selected),
-        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}),
+        patients=patients,
+        content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
         files=entries,
         counts=dict(counts),
         table=_table(files),
@@ -131,9 +167,6 @@ def build_scenarios(seed: int = DEFAULT_SEED, patients: int | None = None, out_d
     )
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
                                             + b"\n")
-    if readme is None:
-        readme = _readme_for(out_dir)
-    update_readme(readme, manifest)
     return manifest
 
 
@@ -173,7 +206,7 @@ def _table(files: dict[str, list[Scenario]]) -> dict[str, dict[str, int]]:
 
 def _branches(files: dict[str, list[Scenario]]) -> dict[str, dict[str, int]]:
     table: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, scenarios in files.items():
+    for scenarios in files.values():
         for scenario in scenarios:
             if scenario.suite == "agentic" or scenario.branch or scenario.meta.get("variant"):
                 key = scenario.branch or str(scenario.meta.get("variant", "-"))
@@ -182,13 +215,17 @@ def _branches(files: dict[str, list[Scenario]]) -> dict[str, dict[str, int]]:
 
 
 def render_table(manifest: Manifest) -> str:
-    """The category x answer-type counts (dev + test) as a Markdown table."""
+    """The category x answer-type counts (dev + test) as a Markdown table: one column per declared answer type the
+    set uses, in declaration order."""
+    used = {kind for counts in manifest.table.values() for kind, n in counts.items() if n}
+    answer_columns = [kind.name for kind in answer_types() if kind.name in used]
     lines = [f"Seed {manifest.seed}, {manifest.patients} patients, generator {manifest.generator_version}, "
              f"content hash `{manifest.content_hash[:16]}`.", "",
-             "| suite | category | " + " | ".join(ANSWER_TYPES) + " | total | branches / variants |",
-             "|---|---|" + "---:|" * (len(ANSWER_TYPES) + 1) + "---|"]
+             "| suite | category | " + " | ".join(answer_columns) + " | total | branches / variants |",
+             "|---|---|" + "---:|" * (len(answer_columns) + 1) + "---|"]
     totals: Counter[str] = Counter()
-    order = [f"ehrqa/{c}" for c in CATEGORIES] + [f"agentic/{c}" for c in TASKS]
+    order = [f"ehrqa/{c}" for c in category_names("core", "ehrqa")]
+    order += [f"agentic/{c}" for c in category_names("core", "agentic")]
     order += sorted(key for key in manifest.table if key not in order)  # the hard tier's categories
     for key in order:
         counts = manifest.table.get(key, {})
@@ -197,9 +234,9 @@ def render_table(manifest: Manifest) -> str:
         suite, category = key.split("/")
         totals.update(counts)
         branches = ", ".join(f"{k} {v}" for k, v in manifest.branches.get(key, {}).items() if k != "-")
-        cells = " | ".join(str(counts.get(t, 0)) for t in ANSWER_TYPES)
+        cells = " | ".join(str(counts.get(t, 0)) for t in answer_columns)
         lines.append(f"| {suite} | {category} | {cells} | {sum(counts.values())} | {branches} |")
-    cells = " | ".join(str(totals.get(t, 0)) for t in ANSWER_TYPES)
+    cells = " | ".join(str(totals.get(t, 0)) for t in answer_columns)
     lines.append(f"| **all** | | {cells} | {sum(totals.values())} | |")
     lines += ["", "| suite | dev | test |", "|---|---:|---:|"]
     lines += [f"| {suite} | {split.get('dev', 0)} | {split.get('test', 0)} |"

@@ -48,6 +48,30 @@ class ImmunizationFact:
 
 
 @dataclass(frozen=True)
+class ProcedureFact:
+    id: str
+    code: Coded
+    when: datetime
+
+
+@dataclass(frozen=True)
+class EncounterFact:
+    id: str
+    klass: str  # AMB, EMER, IMP ...
+    code: Coded
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class AllergyFact:
+    id: str
+    code: Coded
+    category: tuple[str, ...]
+    recorded: datetime | None
+
+
+@dataclass(frozen=True)
 class ObservationFact:
     """One numeric value; a blood-pressure panel yields one fact per component."""
 
@@ -75,6 +99,9 @@ class Chart:
     observations: list[ObservationFact] = field(default_factory=list)
     practitioners: dict[str, str] = field(default_factory=dict)  # id -> "Given Family"
     encounter_starts: list[datetime] = field(default_factory=list)
+    procedures: list[ProcedureFact] = field(default_factory=list)
+    encounters: list[EncounterFact] = field(default_factory=list)
+    allergies: list[AllergyFact] = field(default_factory=list)
     record_end: datetime | None = None
 
     @property
@@ -95,6 +122,13 @@ class Chart:
 
     def condition(self, condition_id: str) -> ConditionFact | None:
         return next((c for c in self.conditions if c.id == condition_id), None)
+
+    def orders_by_code(self) -> dict[str, list[MedicationFact]]:
+        """Medication orders grouped by drug code (codes in order), each group oldest first."""
+        grouped: dict[str, list[MedicationFact]] = {}
+        for med in sorted(self.medications, key=lambda m: (m.authored, m.id)):
+            grouped.setdefault(med.code.code, []).append(med)
+        return dict(sorted(grouped.items()))
 
 
 def ref_id(reference: str) -> str:
@@ -162,7 +196,21 @@ def chart_from_bundle(bundle: dict[str, Any]) -> Chart:
             first, last = _person_name(resource)
             chart.practitioners[resource["id"]] = f"{first} {last}".strip()
         elif kind == "Encounter":
-            chart.encounter_starts.append(parse_instant(resource["period"]["start"]))
+            period = resource["period"]
+            chart.encounter_starts.append(parse_instant(period["start"]))
+            chart.encounters.append(EncounterFact(
+                resource["id"], (resource.get("class") or {}).get("code", ""), _first_coding(resource["type"][0]),
+                parse_instant(period["start"]), parse_instant(period["end"]) if period.get("end") else None))
+        elif kind == "Procedure":
+            performed = resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
+            if performed:
+                chart.procedures.append(ProcedureFact(resource["id"], _first_coding(resource["code"]),
+                                                      parse_instant(performed)))
+        elif kind == "AllergyIntolerance":
+            recorded = resource.get("recordedDate")
+            chart.allergies.append(AllergyFact(resource["id"], _first_coding(resource["code"]),
+                                               tuple(resource.get("category", [])),
+                                               parse_instant(recorded) if recorded else None))
         elif kind == "Condition":
             abatement = resource.get("abatementDateTime")
             chart.conditions.append(ConditionFact(

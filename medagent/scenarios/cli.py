@@ -14,12 +14,27 @@ scenarios_app = typer.Typer(help="Generate and inspect the EHRQA and agentic sce
 @scenarios_app.command("build")
 def build(
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every random choice; same seed, same files."),
-    patients: int | None = typer.Option(None, "--patients", min=1, help="Use only the first N patients."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder of the set (JSONL files, manifest.json)."),
-    hard: bool = typer.Option(True, "--hard/--no-hard", help="Include the hard tier (when its generator exists)."),
+    patients: int | None = typer.Option(None, "--patients", min=1, help="Use only the first N patients (v2)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder of the set (default scenarios/<set>)."),
+    hard: bool = typer.Option(True, "--hard/--no-hard", help="Include the hard tier (v2)."),
+    set_name: str = typer.Option("v2", "--set", help="The set to build: v2 or v3 (v1 is frozen data)."),
 ) -> None:
-    """Regenerate the v2 scenario set deterministically and print its counts and content hash (v1 is frozen)."""
-    manifest = build_scenarios(seed=seed, patients=patients, out_dir=out, hard=hard)
+    """Regenerate a scenario set (v2 or v3) deterministically and print its counts and content hash."""
+    if set_name not in ("v2", "v3"):
+        typer.echo(f"error: --set {set_name!r}: choose v2 or v3 (v1 is frozen data, not rebuilt)", err=True)
+        raise typer.Exit(2)
+    if set_name == "v3" and (patients is not None or not hard):
+        typer.echo("error: --patients and --no-hard apply to v2 only (v3 is built from every patient)", err=True)
+        raise typer.Exit(2)
+    if set_name == "v3":
+        from medagent.scenarios.v3.build import DEFAULT_OUT as V3_OUT
+        from medagent.scenarios.v3.build import build_v3
+
+        out = out or V3_OUT
+        manifest = build_v3(seed=seed, out_dir=out)
+    else:
+        out = out or DEFAULT_OUT
+        manifest = build_scenarios(seed=seed, patients=patients, out_dir=out, hard=hard)
     typer.echo(render_table(manifest))
     typer.echo(f"\nWrote {out}/ (manifest.json content_hash {manifest.content_hash})")
 

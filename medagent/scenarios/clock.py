@@ -57,3 +57,13 @@ def round_to_quarter_hour(moment: datetime) -> datetime:
     """Scenario clocks look like real ones (10:15:00), not like Synthea's odd seconds."""
     base = moment.replace(second=0, microsecond=0)
     return base - timedelta(minutes=base.minute % 15)
+
+
+SEASON_START_MONTH = 8  # the influenza season (and its vaccine) starts on 1 August (northern hemisphere)
+
+
+def season_start(now: datetime) -> date:
+    """The first day of the influenza season that ``now`` falls in: 1 August (of this year, or of last year
+    before August). One dose per season: a dose from last season does not count."""
+    year = now.year if now.month >= SEASON_START_MONTH else now.year - 1
+    return date(year, SEASON_START_MONTH, 1)

@@ -192,3 +192,12 @@ def implied_codes(codes: set[str]) -> set[str]:
                 result.add(parent)
                 frontier.append(parent)
     return result
+
+# LOINC document types of clinical notes: kind -> (code, display)
+NOTE_TYPES = {"progress": ("11506-3", "Progress note"), "nursing": ("34746-8", "Nurse Note"),
+              "telephone": ("34748-4", "Telephone encounter Note")}
+
+# problem-list codes the quality measures (cohort worklists) name
+PREDIABETES = "15777000"
+DIABETES = "44054006"
+HYPERTENSION = "38341003"

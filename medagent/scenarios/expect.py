@@ -48,5 +48,5 @@ def on_date(value: str | None) -> ExpectedAnswer:
 
 
 def names(values: list[str], kind: str = "generic", aliases: dict[str, list[str]] | None = None) -> ExpectedAnswer:
-    return ExpectedAnswer(type="names", value=sorted(set(values)), names_kind=kind,  # type: ignore[arg-type]
+    return ExpectedAnswer(type="names", value=sorted(set(values)), names_kind=kind,
                           aliases=aliases or {})

@@ -21,9 +21,10 @@ def short_hash(*parts: object, length: int = 10) -> str:
 SET_TAG = "v2"  # the set the generator builds; v1's ids (frozen in scenarios/v1) carry no tag
 
 
-def scenario_id(suite: str, category: str, patient: str, *key: object) -> str:
-    """``v2-<suite>-<category>-<patient>-<hash>``: never equal to a v1 id, so a result names its set."""
-    return f"{SET_TAG}-{suite}-{category}-{patient[:8]}-{short_hash(SET_TAG, suite, category, patient, *key, length=8)}"
+def scenario_id(suite: str, category: str, patient: str, *key: object, tag: str = SET_TAG) -> str:
+    """``<tag>-<suite>-<category>-<patient>-<hash>`` (tag v2 or v3): never equal to a v1 id, so a result names its
+    set."""
+    return f"{tag}-{suite}-{category}-{patient[:8]}-{short_hash(tag, suite, category, patient, *key, length=8)}"
 
 
 def rng_for(seed: int, *key: object) -> random.Random:

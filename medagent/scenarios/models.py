@@ -1,4 +1,4 @@
-"""The data contracts shared by generators, graders, the bench runner and the oracle policy.
+"""The data contracts shared by generators, graders, the bench runner and the oracle.
 
 A ``Scenario`` is one JSONL line of a frozen set. Everything a grader needs is inside it (the
 expected answer with its tolerance, the writes that must and must not happen, absolute time
@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Suite = Literal["ehrqa", "agentic"]
+Tier = Literal["core", "hard", "workflow"]
 Split = Literal["dev", "test"]
 Branch = Literal["act", "no-action"]
-AnswerType = Literal["boolean", "date", "names", "number", "text-contains", "none", "record"]
+AnswerType = str  # a name declared in medagent.scenarios.answer_types (checked when an ExpectedAnswer is made)
 NamesKind = Literal["generic", "medication", "person", "vaccine", "condition", "identifier"]
 FailureCause = Literal["wrong_answer", "missing_write", "forbidden_write", "wrong_write"]
+CheckpointKind = Literal["fact", "order", "no_order", "note", "safety"]
+NoteFactKind = Literal["reference", "no_reference", "number", "date", "text", "written"]
 
 
 class _Model(BaseModel):
@@ -55,6 +58,20 @@ class ExpectedAnswer(_Model):
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
     free: bool = Field(False, description="The question states no answer format: the answer is a free sentence "
                                           "(scenarios.free_answers) whose value the graders read out of it.")
+    single_number: bool = Field(
+        default=False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
+        "second value beside it fails instead of being read as the first number.")
+
+    @field_validator("type")
+    @classmethod
+    def _declared_type(cls, value: str) -> str:
+        from medagent.scenarios.answer_types import answer_type  # the declarations import this module
+
+        try:
+            answer_type(value)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return value
 
 
 class CodingSpec(_Model):
@@ -123,12 +140,65 @@ class WriteSpec(_Model):
     count: int = 1
 
 
+class StatedLimits(_Model):
+    """The agent's limits a task states when it needs more than the defaults (tool calls, tokens)."""
+
+    max_steps: int = Field(ge=1, description="Tool calls before the run stops (the agent's Limits.max_steps).")
+    max_tokens: int = Field(ge=1, description="Prompt + completion tokens over the run (Limits.max_tokens).")
+
+
+class NoteFact(_Model):
+    """One fact the structured note must hold, in the section with LOINC code ``section``.
+
+    reference: an entry of the section references one of ``any_of`` ('Type/id'); no_reference: none of them;
+    number: a number written in the section's text (dates left out) equals ``value`` within ``tolerance``;
+    date: a date written in the section's text is ``any_of[0]`` (ISO date); text: the text contains one of
+    ``any_of`` (case, spacing and punctuation folded); written: the entries reference every resource the task
+    wrote for the write specs named in ``any_of`` (the orders the note reports)."""
+
+    name: str
+    section: str
+    kind: NoteFactKind
+    any_of: list[str] = Field(default_factory=list)
+    value: float | None = None
+    tolerance: float = 0.0
+
+
+class ForbiddenWrite(_Model):
+    """A write the task must not make: a create (or update) of ``resource_type`` whose code is one of ``codes``
+    (any code when empty); an update's ``target`` limits it to that resource."""
+
+    name: str
+    resource_type: str
+    action: Literal["create", "update"] = "create"
+    code_path: str | None = None
+    codes: list[CodingSpec] = Field(default_factory=list)
+    target: str | None = None
+
+
+class Checkpoint(_Model):
+    """One graded step of a workflow task; the task passes only when every checkpoint passes.
+
+    A checkpoint passes when its answer fields pass, its required writes (WriteSpec names) are each matched,
+    none of its forbidden writes was made, its note facts hold in the note matched to ``note`` (a WriteSpec
+    name), and, with ``no_other_writes``, no write outside every spec and forbidden rule was made."""
+
+    name: str
+    kind: CheckpointKind
+    answer_fields: list[str] = Field(default_factory=list)
+    writes: list[str] = Field(default_factory=list)
+    forbidden: list[ForbiddenWrite] = Field(default_factory=list)
+    note: str | None = None
+    note_facts: list[NoteFact] = Field(default_factory=list)
+    no_other_writes: bool = False
+
+
 class Scenario(_Model):
     """One question or task: patient, the scenario's clock, full task text and how to grade it."""
 
     id: str
     suite: Suite
-    tier: Literal["core", "hard"] = "core"
+    tier: Tier = "core"
     split: Split = "dev"
     category: str
     patient: str = Field(description="Patient.id on the FHIR server.")
@@ -145,6 +215,11 @@ class Scenario(_Model):
         "the agent runs; the grader ignores their creation in the diff.",
     )
     meta: dict[str, Any] = Field(default_factory=dict)
+    limits: StatedLimits | None = Field(
+        default=None, description="Limits the task states for the agent (v3 items that need more than the agent's "
+        "defaults); the bench runner applies them.")
+    checkpoints: list[Checkpoint] = Field(
+        default_factory=list, description="Workflow tier: the graded steps; every check belongs to one of them.")
 
     @property
     def patient_context(self) -> str | None:
@@ -173,12 +248,27 @@ class Check(_Model):
     detail: str | None = None
 
 
+class CheckpointVerdict(_Model):
+    name: str
+    kind: CheckpointKind
+    passed: bool
+    failed: list[str] = Field(default_factory=list, description="What failed: check names and their details.")
+
+
 class Verdict(_Model):
     scenario_id: str
     passed: bool
     score: float
     checks: list[Check]
     failure_cause: FailureCause | None = None
+    checkpoints: list[CheckpointVerdict] = Field(default_factory=list)
+
+    @property
+    def checkpoint_rate(self) -> float | None:
+        """Checkpoints passed / checkpoints (None for a task without checkpoints)."""
+        if not self.checkpoints:
+            return None
+        return sum(c.passed for c in self.checkpoints) / len(self.checkpoints)
 
 
 class FileEntry(_Model):

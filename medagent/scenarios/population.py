@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.clock import day_of, whole_years_between
 
-
 SEX_SPECIFIC_MIN = 3  # a code all of whose (at least 3) patients share one sex is not asked of the other sex
 AGE_FRACTION = 0.75  # nor of a patient younger than 3/4 of the youngest age at which anyone had it
 
@@ -58,8 +57,8 @@ def population_of(charts: Iterable[Chart]) -> Population:
             population.medications.setdefault(med.code.code, med.code.display)
             for reason in med.reasons:
                 if reason in by_id:
-                    code = by_id[reason].code
-                    population.treated_conditions.setdefault(code.code, code.display)
+                    treated = by_id[reason].code
+                    population.treated_conditions.setdefault(treated.code, treated.display)
         for shot in chart.immunizations:
             population.vaccines.setdefault(shot.code.code, shot.code.display)
     for pool in (population.conditions, population.medications, population.vaccines, population.treated_conditions):

@@ -2,7 +2,7 @@
 
 This proves every expected answer and every WriteSpec satisfiable by a valid FHIR R4 resource
 (tests validate them with fhir.resources) and gives the grader tests their "right" case; the
-wrong policies below mutate it. It is not the oracle policy: that one (bench, later) must reach
+wrong solutions below mutate it. It is not the oracle: that one (``medagent.bench.solvers``) must reach
 the same state through the typed tools, reading the chart like an agent would.
 """
 
@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from medagent.scenarios.answer_types import answer_type
 from medagent.scenarios.clock import iso, parse_span
 from medagent.scenarios.identity import fixture_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario, WriteSpec
@@ -22,31 +23,8 @@ _SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[([^\]=]+)=([^\]]+)\])?")
 
 
 def reference_answer(expected: ExpectedAnswer) -> Any:
-    """A final answer in the format the task text asks for, that the grader must accept."""
-    if expected.type == "record":
-        if all(part.value is None for part in expected.fields.values()):
-            return "none"
-        return json.dumps({key: _plain_value(part) for key, part in expected.fields.items()})
-    if expected.type == "none":
-        return "done"
-    value = _plain_value(expected)
-    if value is None:
-        return "none"
-    if expected.type == "boolean":
-        return "yes" if value else "no"
-    if expected.type == "names":
-        return "; ".join(value) if value else "none"
-    if expected.type == "number":
-        return f"{value} {expected.unit or ''}".strip()
-    if expected.type == "text-contains":
-        return " ".join(value) if isinstance(value, list) else str(value)
-    return str(value)
-
-
-def _plain_value(expected: ExpectedAnswer) -> Any:
-    if expected.type == "number" and expected.value is not None:
-        return round(float(expected.value), 6)  # type: ignore[arg-type]
-    return expected.value
+    """A final answer in the format the task text asks for, that the grader must accept (its answer type's)."""
+    return answer_type(expected.type).reference(expected)
 
 
 # ---------- building resources from a spec ----------
@@ -151,7 +129,7 @@ def reference_diff(scenario: Scenario) -> list[dict[str, Any]]:
     return changes
 
 
-# ---------- wrong policies at the grader level ----------
+# ---------- wrong solutions at the grader level ----------
 
 def _writes(scenario: Scenario) -> list[dict[str, Any]]:
     setup_ids = {r["id"] for r in scenario.setup}
@@ -168,9 +146,9 @@ def _retarget(change: dict[str, Any], patient: str) -> dict[str, Any]:
     return {**change, "after": after}
 
 
-WrongPolicy = Callable[[Scenario], tuple[Any, list[dict[str, Any]]]]
+WrongSolution = Callable[[Scenario], tuple[Any, list[dict[str, Any]]]]
 
-WRONG_POLICIES: dict[str, WrongPolicy] = {
+WRONG_SOLUTIONS: dict[str, WrongSolution] = {
     "do-nothing": lambda s: ("", _setup(s)),
     "answer-no": lambda s: ("no", _setup(s) + _writes(s)),
     "right-answer-no-writes": lambda s: (reference_answer(s.answer), _setup(s)),

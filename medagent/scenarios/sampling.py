@@ -8,8 +8,8 @@
   same split (v2), so every boolean form is exactly balanced entity by entity and the entity asked about
   carries no information about the answer.
 - Agentic: per split and task type, every branch of a conditional task gets the same number of
-  scenarios (1:1); variants of read tasks take the shares of ``VARIANT_SHARES`` (e.g. found 3 : not
-  found 1, so answering "none" is no strategy), every other variant the same number.
+  scenarios (1:1); variants of read tasks take the shares their category declares (``Category.variant_shares``,
+  e.g. found 3 : not found 1, so answering "none" is no strategy), every other variant the same number.
 """
 
 from __future__ import annotations
@@ -108,15 +108,6 @@ def _match_negatives(chosen: list[Scenario], negatives: dict[tuple[str, str, str
 
 def balance_key(scenario: Scenario) -> str:
     return scenario.branch or str(scenario.meta.get("variant", "-"))
-
-
-# Read tasks whose "absent" answer is "none": absent cases are a quarter, not a half.
-VARIANT_SHARES: dict[str, dict[str, int]] = {
-    "find_mrn": {"found": 3, "not-found": 1},
-    "recent_lab": {"present": 3, "absent": 1},
-    "average_glucose": {"present": 3, "absent": 1},
-    "latest_glucose": {"present": 3, "absent": 1},
-}
 
 
 def sample_agentic(candidates: list[Scenario], seed: int, split: str,

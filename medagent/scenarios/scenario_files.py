@@ -25,7 +25,7 @@ from medagent.scenarios.models import FileEntry, Manifest, Scenario
 ALWAYS_WRITTEN = ("id", "suite", "split", "category", "patient", "now", "question", "answer", "read_only")
 SUITES = ("ehrqa", "agentic")
 SPLITS = ("dev", "test")
-TIERS = ("core", "hard")
+TIERS = ("core", "hard", "workflow")
 
 
 class ScenarioSetError(ValueError):
@@ -155,7 +155,7 @@ class ScenarioSet:
         chosen = []
         for name, entry in sorted(self.manifest.files.items()):
             labels = entry_labels(name, entry)
-            if all(want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels)):
+            if all(want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels, strict=False)):
                 chosen.append(name)
         return chosen
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from medagent.scenarios.category import category_of
 from medagent.scenarios.chart import Chart
-from medagent.scenarios.ehrqa import PHRASES
 from medagent.scenarios.free_answers import AnswerKind
 from medagent.scenarios.identity import rng_for
 from medagent.scenarios.models import Manifest, Scenario
@@ -195,7 +195,10 @@ def _ehrqa(scenario: Scenario, chart: Chart, rng: random.Random) -> tuple[str, A
     form_name = str(scenario.meta.get("form"))
     if parts is None or form_name not in FORMS:
         return None
-    template = PHRASES[form_name][int(scenario.meta["phrasing"])]
+    phrasings = category_of(scenario).phrasings.get(form_name)
+    if phrasings is None:
+        return None
+    template = phrasings[int(scenario.meta["phrasing"])]
     words = template_words(template, parts["question"])
     if words is None:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +182,7 @@ def evaluate(spec: WriteSpec, change: Change) -> _Outcome:
 
 # ---------- matching a diff against the specs ----------
 
-def relevant_changes(scenario: Scenario, diff: list[Change | dict[str, Any]]) -> list[Change]:
+def relevant_changes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> list[Change]:
     """The diff as Changes, without the creation of the scenario's own setup resources."""
     setup = {(r["resourceType"], r["id"]): r for r in scenario.setup}
     changes = []
@@ -212,14 +213,30 @@ def _max_matching(edges: dict[int, list[int]], slots: int) -> dict[int, int]:
     return {slot: change for change, slot in slot_of_change.items()}
 
 
-def grade_writes(scenario: Scenario, diff: list[Change | dict[str, Any]]) -> tuple[list[Check], str | None]:
-    """Checks for the writes, and the failure cause if any (missing/wrong/forbidden write)."""
-    changes = relevant_changes(scenario, diff)
-    if scenario.read_only or not scenario.expected_writes:
-        passed = not changes
-        got = [f"{c.action} {c.resourceType}/{c.id}" for c in changes]
-        return [Check(name="no writes", passed=passed, expected=[], got=got)], None if passed else "forbidden_write"
+@dataclass
+class WriteMatch:
+    """How a diff matched a scenario's write specs: each spec slot (a spec repeated ``count`` times) to the change
+    that met it, the best failed attempt per slot, and the changes no slot took."""
 
+    changes: list[Change]
+    slots: list[WriteSpec]
+    matched: dict[int, int]  # slot index -> change index
+    outcomes: dict[tuple[int, int], _Outcome]
+
+    @property
+    def extra(self) -> list[Change]:
+        used = set(self.matched.values())
+        return [change for c, change in enumerate(self.changes) if c not in used]
+
+    def changes_of(self, spec_name: str) -> list[Change]:
+        """The changes matched to the slots of the spec with this name."""
+        return [self.changes[self.matched[s]] for s, spec in enumerate(self.slots)
+                if spec.name == spec_name and s in self.matched]
+
+
+def match_writes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> WriteMatch:
+    """Match the diff (setup creations left out) against the scenario's expected writes, by content."""
+    changes = relevant_changes(scenario, diff)
     slots = [spec for spec in scenario.expected_writes for _ in range(spec.count)]
     outcomes: dict[tuple[int, int], _Outcome] = {}
     edges: dict[int, list[int]] = {}
@@ -231,31 +248,48 @@ def grade_writes(scenario: Scenario, diff: list[Change | dict[str, Any]]) -> tup
             outcomes[(s, c)] = outcome
             if outcome.passed:
                 edges.setdefault(s, []).append(c)
-    matching = _max_matching(edges, len(slots))
+    return WriteMatch(changes, slots, _max_matching(edges, len(slots)), outcomes)
 
+
+def slot_check(match: WriteMatch, s: int) -> Check:
+    """The check of one spec slot: matched, or the best failed attempt and what it missed."""
+    spec = match.slots[s]
+    if s in match.matched:
+        return Check(name=f"write: {spec.name}", passed=True, got=label(match.changes[match.matched[s]]))
+    tried = [(match.outcomes[(s, c)], c) for c in range(len(match.changes)) if (s, c) in match.outcomes]
+    if not tried:
+        return Check(name=f"write: {spec.name}", passed=False, detail="no such write")
+    best, c = max(tried, key=lambda pair: pair[0].met)
+    failed = [chk for chk in best.checks if not chk.passed]
+    return Check(name=f"write: {spec.name}", passed=False, got=label(match.changes[c]),
+                 detail="; ".join(f"{chk.name}: expected {chk.expected}, got {chk.got}" for chk in failed))
+
+
+def grade_writes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> tuple[list[Check], str | None]:
+    """Checks for the writes, and the failure cause if any (missing/wrong/forbidden write)."""
+    changes = relevant_changes(scenario, diff)
+    if scenario.read_only or not scenario.expected_writes:
+        passed = not changes
+        got = [f"{c.action} {c.resourceType}/{c.id}" for c in changes]
+        return [Check(name="no writes", passed=passed, expected=[], got=got)], None if passed else "forbidden_write"
+
+    match = match_writes(scenario, diff)
     checks: list[Check] = []
     cause: str | None = None
-    for s, spec in enumerate(slots):
-        if s in matching:
-            checks.append(Check(name=f"write: {spec.name}", passed=True, got=_label(changes[matching[s]])))
-            continue
-        tried = [(outcomes[(s, c)], c) for c in range(len(changes)) if (s, c) in outcomes]
-        if not tried:
-            checks.append(Check(name=f"write: {spec.name}", passed=False, detail="no such write"))
-            cause = cause or "missing_write"
-            continue
-        best, c = max(tried, key=lambda pair: pair[0].met)
-        failed = [chk for chk in best.checks if not chk.passed]
-        checks.append(Check(name=f"write: {spec.name}", passed=False, got=_label(changes[c]),
-                            detail="; ".join(f"{chk.name}: expected {chk.expected}, got {chk.got}" for chk in failed)))
-        cause = "wrong_write" if cause in (None, "missing_write") else cause
-    used = set(matching.values())
-    extra = [changes[c] for c in range(len(changes)) if c not in used]
-    checks.append(Check(name="no other writes", passed=not extra, expected=[], got=[_label(c) for c in extra]))
+    for s in range(len(match.slots)):
+        check = slot_check(match, s)
+        checks.append(check)
+        if not check.passed:
+            if check.detail == "no such write":
+                cause = cause or "missing_write"
+            else:
+                cause = "wrong_write" if cause in (None, "missing_write") else cause
+    extra = match.extra
+    checks.append(Check(name="no other writes", passed=not extra, expected=[], got=[label(c) for c in extra]))
     if extra and cause is None:
         cause = "forbidden_write"
     return checks, cause
 
 
-def _label(change: Change) -> str:
+def label(change: Change) -> str:
     return f"{change.action} {change.resourceType}/{change.id}"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
@@ -19,10 +18,9 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medagent import __version__
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError, FhirNotFound
-from medagent.fhir.server.guard import BodyTooLarge
+from medagent.request_guard import BodyTooLarge
 from medagent.serve.auth import (
     SESSION_COOKIE,
     authorized,
@@ -30,11 +28,11 @@ from medagent.serve.auth import (
     session_value,
     token_matches,
 )
-from medagent.serve.errors import ApiError, describe, error_response
+from medagent.serve.cds_hooks.routes import CdsHooks, cds_routes
+from medagent.serve.errors import ApiError, describe, error_response, json_object
 from medagent.serve.openapi import Endpoint, openapi_document
 from medagent.serve.records import patient_in_context, read_resource, search_patients
 from medagent.serve.runs import RunError, RunManager, RunNotFound
-from medagent.serve.smart_launch import LAUNCH_COOKIE, LaunchSession, SmartLaunch
 from medagent.serve.schemas import (
     Decision,
     Login,
@@ -46,6 +44,8 @@ from medagent.serve.schemas import (
     StartRun,
     iso_moment,
 )
+from medagent.serve.smart_launch import LAUNCH_COOKIE, LaunchSession, SmartLaunch
+from medagent.version import __version__
 from medagent.vocabulary import parse_instant
 
 STATIC = Path(__file__).parent / "static"
@@ -54,7 +54,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _manager(request: Request) -> RunManager:
-    return request.app.state.manager  # type: ignore[no-any-return]
+    return request.app.state.manager
 
 
 def _launched(request: Request) -> LaunchSession | None:
@@ -80,13 +80,8 @@ def _visible_run(request: Request) -> str:
 async def _body(request: Request, model: type[M]) -> M:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid_body", f"the body must be a JSON object with the fields of {model.__name__}")
+    fields = f"the body must be a JSON object with the fields of {model.__name__}"
+    data = await json_object(request, not_object=(422, fields))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -313,11 +308,14 @@ async def _fhir_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True,
-               smart: SmartLaunch | None = None) -> Starlette:
+               smart: SmartLaunch | None = None, cds: CdsHooks | None = None) -> Starlette:
     """The app over a RunManager, behind the FHIR server's request guard; ``token`` set: the API needs it;
     ``loopback``: served on a loopback address (only loopback Host names are answered); ``smart``: the service
-    is also a SMART app (``/launch``; :mod:`medagent.serve.smart_launch`)."""
+    is also a SMART app (``/launch``; :mod:`medagent.serve.smart_launch`); ``cds``: also serve the CDS Hooks
+    services (``/cds-services``; :mod:`medagent.serve.cds_hooks`)."""
     routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
+    if cds is not None:
+        routes += cds_routes()
     routes += [
         Route("/", ui, methods=["GET"]),
         Route("/api/health", health, methods=["GET"]),
@@ -336,5 +334,6 @@ def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = No
     app.state.token = token
     app.state.smart = smart
     app.state.info = info
+    app.state.cds = cds
     app.state.openapi = openapi_document(ENDPOINTS, title="medagent serve", version=__version__)
     return app

@@ -10,12 +10,12 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Scope
 
-from medagent.fhir.server.guard import (
+from medagent.request_guard import (
     RequestGuard,
     ServerSecurity,
     is_loopback,  # noqa: F401  (re-exported for medagent.serve)
 )
-from medagent.fhir.server.guard import check_bind as fhir_check_bind
+from medagent.request_guard import check_bind as fhir_check_bind
 from medagent.serve.smart_launch import LAUNCH_PATHS, SmartLaunch
 
 SESSION_COOKIE = "medagent_session"
@@ -46,7 +46,7 @@ def authorized(connection: HTTPConnection, token: str | None) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(token).encode())
 
 
-SERVE_MAX_BODY_BYTES = 1024 * 1024  # the API takes a question and a decision, never a record
+SERVE_MAX_BODY_BYTES = 16 * 1024 * 1024  # CDS Hooks calls carry prefetched records (a chart can be megabytes)
 _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
                 414: "query_too_long", 415: "unsupported_media_type"}
 

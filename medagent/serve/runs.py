@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from medagent.agent.graph import Agent, ApprovalPolicy
@@ -34,7 +35,7 @@ from medagent.serve.schemas import (
     RunView,
     StepView,
 )
-from medagent.tools.approval import WritePreview
+from medagent.tools.approval import ApprovalMode, WritePreview
 from medagent.tools.registry import FINAL_ANSWER, Registry, default_registry
 
 log = logging.getLogger("medagent.serve.runs")
@@ -349,7 +350,7 @@ class RunManager:
                             arguments=arguments, patient=patient, destructive=bool(item and item.destructive),
                             preview=WritePreview.model_validate(preview) if preview else None)
 
-    def _config(self, run_id: str) -> dict[str, Any]:
+    def _config(self, run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}}
 
 
@@ -360,11 +361,12 @@ def _status_json(view: RunView) -> str:
 
 @asynccontextmanager
 async def open_run_manager(*, model: ModelBackend, client: FhirClient, checkpoints: Path,
-                           approval: ApprovalPolicy = "ask", limits: Limits | None = None,
+                           approval: ApprovalMode | ApprovalPolicy = "ask", limits: Limits | None = None,
                            registry: Registry | None = None, max_active: int = 4) -> AsyncIterator[RunManager]:
     """A RunManager over a new Agent whose checkpoints live in the SQLite file ``checkpoints``."""
     checkpoints.parent.mkdir(parents=True, exist_ok=True)
     async with NotifyingSqliteSaver.from_conn_string(str(checkpoints)) as saver:
+        assert isinstance(saver, NotifyingSqliteSaver)
         agent = Agent(model=model, registry=registry or default_registry(), client=client,
                       limits=limits or Limits(), approval=approval, checkpointer=saver)
         manager = RunManager(agent, saver, client, max_active=max_active)

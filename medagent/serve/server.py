@@ -18,6 +18,8 @@ from medagent.fhir.client import FhirClient
 from medagent.models.base import ModelBackend
 from medagent.serve.app import create_app
 from medagent.serve.auth import check_bind, is_loopback
+from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
+from medagent.serve.cds_hooks.routes import CdsHooks
 from medagent.serve.runs import open_run_manager
 from medagent.serve.schemas import ServiceInfo
 from medagent.serve.smart_launch import SmartAppConfig, SmartLaunch
@@ -50,6 +52,13 @@ class ServiceConfig(BaseModel):
     max_steps: int = Field(12, ge=1)
     model_label: str = "embedded"
     smart: SmartAppConfig | None = Field(None, description="Also a SMART app: EHR and standalone launch at /launch.")
+    cds_budget_seconds: float = Field(DEFAULT_BUDGET_SECONDS, gt=0, le=60,
+                                      description="A CDS Hooks call answers within this many seconds or with no card.")
+
+    @property
+    def cds_records(self) -> Path:
+        """The CDS Hooks records (issued cards, feedback): beside the checkpoints."""
+        return self.checkpoints.with_name("cds-hooks.sqlite")
 
 
 class AgentService:
@@ -92,7 +101,9 @@ class AgentService:
                                         approval=config.approval,  # type: ignore[arg-type]
                                         limits=Limits(max_steps=config.max_steps)) as manager:
                 smart = SmartLaunch(config.smart) if config.smart is not None else None
-                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host), smart=smart)
+                cds = CdsHooks.open(config.cds_records, config.cds_budget_seconds)
+                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host), smart=smart,
+                                 cds=cds)
                 self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
                                                              log_level="warning", access_log=False,
                                                              timeout_graceful_shutdown=5))
@@ -100,6 +111,7 @@ class AgentService:
                 try:
                     await self._server.serve()
                 finally:
+                    cds.records.close()
                     if smart is not None:
                         await smart.aclose()
 

@@ -1,6 +1,7 @@
 """What the agent may do: typed EHR tools over the one FHIR client, with compact results.
 
-``default_registry()`` holds every tool; ``Registry.call(name, args, ctx)`` runs one; the same
+``@tool`` makes a :class:`Tool` from a typed async function; ``default_registry()`` holds every medagent tool;
+``Registry(tools)`` holds the ones given; ``Registry.call(name, args, ctx)`` runs one; the same
 registry exports LangChain tools, OpenAI tool schemas and an MCP server (``medagent mcp``).
 """
 
@@ -17,7 +18,6 @@ from medagent.tools.approval import (
 from medagent.tools.context import AuditEntry, ToolContext
 from medagent.tools.registry import (
     FINAL_ANSWER,
-    REGISTRY,
     Registry,
     Tool,
     ToolArgs,
@@ -28,7 +28,7 @@ from medagent.tools.registry import (
 )
 
 __all__ = [
-    "APPROVE_WRITES", "ESCALATE_WRITES", "FINAL_ANSWER", "REFUSE_WRITES", "REGISTRY", "ApprovalDecision",
+    "APPROVE_WRITES", "ESCALATE_WRITES", "FINAL_ANSWER", "REFUSE_WRITES", "ApprovalDecision",
     "ApprovalPolicy", "AuditEntry", "Registry", "ReviewerCallback", "Tool", "ToolArgs", "ToolContext", "ToolError",
     "ToolResult", "WriteRequest", "approval_policy", "default_registry", "tool",
 ]

@@ -37,7 +37,7 @@ def group_lines(lines: list[Line], by: GroupBy) -> list[Line]:
         timed = sorted(rows, key=lambda r: (parse_fhir(row_time(r)) is None, parse_fhir(row_time(r)) or 0, r.get("ref")))
         first, last = timed[0], timed[-1]
         values = [r["value"] for r in rows if isinstance(r.get("value"), float)]
-        row = {"group": key, "count": len(rows), "first": row_time(first), "first_ref": first.get("ref"),
+        row: dict[str, Any] = {"group": key, "count": len(rows), "first": row_time(first), "first_ref": first.get("ref"),
                "last": row_time(last), "last_ref": last.get("ref"), "refs": [r.get("ref") for r in timed]}
         spread = ""
         if values:

@@ -15,7 +15,9 @@ from typing import Any
 
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import ToolResult
-from medagent.vocabulary import SYSTEM_LABELS
+from medagent.vocabulary import SYSTEM_LABELS, readable_number
+
+number = readable_number  # the tools' number display (shared with the oracle, which copies it)
 
 
 def system_label(system: str | None) -> str:
@@ -29,15 +31,6 @@ def code_label(system: str | None, code: str | None) -> str:
         return ""
     label = system_label(system)
     return f"{label} {code}" if label else code
-
-
-def number(value: Any) -> str:
-    """Readable number: at most 2 decimals (3 below 1), no trailing zeros."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    digits = 3 if abs(value) < 1 else 2
-    text = f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def clean(text: str | None, limit: int = 120) -> str:

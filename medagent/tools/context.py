@@ -40,6 +40,9 @@ class PreparedWrite(Exception):
         self.preview = preview
 
 
+AGENT_TOKEN_BUDGET = 800  # tokens a tool answers within per call, unless a run asks for more
+
+
 @dataclass
 class ToolContext:
     """The run's view of the EHR. ``now`` is the run's clock: tools never read the wall clock.
@@ -56,7 +59,7 @@ class ToolContext:
     actor: str = "medagent"
     run_id: str = "run"
     patient: str | None = None
-    token_budget: int = 800
+    token_budget: int = AGENT_TOKEN_BUDGET
     audit: list[AuditEntry] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups (patients, practitioner names)
     preview: bool = False

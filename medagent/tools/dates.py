@@ -73,11 +73,11 @@ def resolve(value: str, now: datetime, *, end: bool = False) -> datetime:
         if named["day"] == "now" and named["H"] is None:
             return now
         offset = {"now": 0, "today": 0, "tomorrow": 1, "yesterday": -1}[named["day"]]
-        day = (now + timedelta(days=offset)).date()
+        on = (now + timedelta(days=offset)).date()
         if named["H"] is None:
-            start = datetime.combine(day, time(0, 0), tzinfo=now.tzinfo)
+            start = datetime.combine(on, time(0, 0), tzinfo=now.tzinfo)
             return start + timedelta(days=1) - timedelta(seconds=1) if end else start
-        return datetime.combine(day, time(int(named["H"]), int(named["M"])), tzinfo=now.tzinfo)
+        return datetime.combine(on, time(int(named["H"]), int(named["M"])), tzinfo=now.tzinfo)
     match = _ABSOLUTE.match(value.strip().upper().replace(" ", "T", 1))
     if not match:
         raise ValueError(f"not a date: {value!r}; use one of: {DATE_EXAMPLES}")

@@ -83,6 +83,7 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
     async def one(kind: str) -> tuple[str, list[dict[str, Any]], int]:
         _, element, _ = CLINICAL_TYPES[kind]
         date_param = CLINICAL_DATES[kind].search_param  # a test checks each type has one
+        assert date_param
         elements = [e for e in (element, "effectiveDateTime", "effectivePeriod", "onsetDateTime", "authoredOn",
                                 "occurrenceDateTime", "performedDateTime", "performedPeriod", "period", "recordedDate",
                                 "issued", "started", "date", "clinicalStatus", "abatementDateTime", "status") if e]
@@ -201,7 +202,7 @@ async def _lookup(ctx: ToolContext, args: LookupArgs, kinds: list[str], phrases:
     async def one(kind: str) -> list[tuple[tuple[str, str, str], str, int]]:
         code_param, element, _ = CLINICAL_TYPES[kind]
         date_param = CLINICAL_DATES[kind].search_param  # a test checks each type has one
-        assert code_param and element
+        assert code_param and element and date_param
         params = [(date_param, up_to(ctx.now))]
         if args.patient:
             params.append(("patient", args.patient))

@@ -18,7 +18,7 @@ from typing import Any
 
 from medagent.config import Settings
 from medagent.fhir.client import FhirClient
-from medagent.fhir.server.guard import RequestGuard, ServerSecurity, check_bind
+from medagent.request_guard import RequestGuard, ServerSecurity, check_bind
 from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
@@ -83,7 +83,7 @@ def build_server(registry: Registry, source: ContextSource, names: Iterable[str]
     import mcp.types as types
     from mcp.server.lowlevel import Server
 
-    from medagent import __version__
+    from medagent.version import __version__
 
     chosen = registry.select(names)
     allowed = {item.name for item in chosen}
@@ -113,11 +113,11 @@ def build_server(registry: Registry, source: ContextSource, names: Iterable[str]
 
     server = Server("medagent", version=__version__, instructions=INSTRUCTIONS)  # SDK 1.x
 
-    @server.list_tools()  # type: ignore[misc]
+    @server.list_tools()
     async def _list() -> list[Any]:
         return listing()
 
-    @server.call_tool(validate_input=False)  # type: ignore[misc]
+    @server.call_tool(validate_input=False)
     async def _call(name: str, arguments: dict[str, Any]) -> Any:
         result = await run_tool(name, arguments)
         if result.error:

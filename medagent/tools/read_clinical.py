@@ -7,6 +7,7 @@ returns one compact line per resource with its reference.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from statistics import mean
 from typing import Any, Literal
 
@@ -335,7 +336,7 @@ def _stats(lines: list[Line]) -> list[str]:
 
 class ConditionArgs(PatientWindowArgs):
     status: Literal["active", "resolved", "all"] = "all"
-    """Clinical status at now: active (not abated by now), resolved, or all."""
+    """Clinical status at now: active (not abated by now, not refuted or entered in error), resolved, or all."""
     code: CodeArg | None = None
     """SNOMED code(s), e.g. 44054006 (diabetes)."""
     text: TextArg | None = None
@@ -359,12 +360,12 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
         found, total = await _search(ctx, "Condition", params, args.limit, args.offset)
     lines = [condition_line(r, ctx.now) for r in found]
     if args.status != "all":
-        lines = [line for line in lines if (line.row["status"] == "active") == (args.status == "active")]
+        lines = [line for line in lines if _active(line.row) == (args.status == "active")]
     if args.latest:
         lines = _latest_per_code(lines, args.latest)
     if everything:
         total = len(lines)
-    active = sum(1 for line in lines if line.row["status"] == "active")
+    active = sum(1 for line in lines if _active(line.row))
     active_text = f" ({active} active at now)" if everything else ""
     header = (f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
               f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first")
@@ -374,6 +375,11 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
         empty, reasons = await _encounter_reasons(ctx, args, window)
     return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code or since/until",
                    empty=empty, references=reasons)
+
+
+def _active(row: dict[str, Any]) -> bool:
+    """A diagnosis in force at now: not abated, and not refuted or entered in error."""
+    return row["status"] == "active" and row.get("verification") not in ("refuted", "entered-in-error")
 
 
 REASONS_SHOWN = 5
@@ -471,7 +477,7 @@ class ImmunizationArgs(PatientWindowArgs):
 
 
 async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str, code_param: str,
-                  what: str, make_line: Any, extra: list[tuple[str, str]] | None = None,
+                  what: str, make_line: Any, extra: Sequence[tuple[str, str]] | None = None,
                   filters: tuple[str, ...] = ("code", "text"), hint: str = "code/text or since/until",
                   empty: str = "none found (dates after now are hidden)") -> ToolResult:
     """A per-type search: page on the server, or every match for count/group_by/latest."""
@@ -584,7 +590,8 @@ class AllergyArgs(PatientWindowArgs):
 
 @tool(example={"patient": EXAMPLE_PATIENT, "status": "active"})
 async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
-    """Allergies and intolerances of a patient: substance + SNOMED code, category, criticality, status, date recorded.
+    """Allergies and intolerances of a patient: substance + code, category, type, criticality, clinical status,
+    verification status (when not confirmed: unconfirmed, refuted, entered-in-error), reaction, date recorded.
 
     since/until filter on the date recorded (newest first; order=oldest for the first). latest, count and
     group_by (year, month, name) as in the other searches; up to 100 rows per call within ~800 tokens, the cut

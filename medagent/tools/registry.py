@@ -1,8 +1,9 @@
 """The tool registry: typed async tools with pydantic argument models, exported to LangGraph, OpenAI schemas and MCP.
 
 A tool is ``async def name(ctx: ToolContext, args: SomeArgs) -> ToolResult`` decorated with
-:func:`tool`. Its description is the docstring; its argument schema comes from the pydantic
-model (field types plus the docstring under each field). :meth:`Registry.call` validates the
+:func:`tool`, which makes it a :class:`Tool` (no global registry: a :class:`Registry` is built from the tools
+it is given; :func:`default_registry` holds every medagent tool). Its description is the docstring; its argument
+schema comes from the pydantic model (field types plus the docstring under each field). :meth:`Registry.call` validates the
 arguments and turns every mistake a model can make (bad arguments, unknown patient, a FHIR
 server's OperationOutcome, a write its approval policy did not approve) into a ``ToolResult`` with
 ``error`` set: a call never raises for model input. Every write is decided in one place
@@ -40,7 +41,7 @@ from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 log = logging.getLogger("medagent.tools")
 
 __all__ = [
-    "AuditEntry", "FINAL_ANSWER", "Registry", "REGISTRY", "Tool", "ToolArgs", "ToolContext",
+    "AuditEntry", "FINAL_ANSWER", "Registry", "Tool", "ToolArgs", "ToolContext",
     "ToolError", "ToolResult", "default_registry", "tool",
 ]
 
@@ -97,6 +98,10 @@ class Tool:
     destructive: bool = False
     idempotent: bool = True
     example: dict[str, Any] = field(default_factory=dict)
+
+    async def __call__(self, ctx: ToolContext, args: ToolArgs) -> ToolResult:
+        """Run the tool's function directly (no validation, no approval: :meth:`Registry.call` does those)."""
+        return await self.fn(ctx, args)
 
     @property
     def read_only(self) -> bool:
@@ -233,7 +238,7 @@ class Registry:
             log.error("tool %s wrote %s outside the write path during a preview", item.name, result.wrote)
             message = f"internal error in {item.name}: it wrote outside the write path"
             return WritePreview(action="error", summary=f"ERROR: {message}", error=message)
-        return WritePreview(action="none", summary=result.text, reference=(result.references or [None])[0])
+        return WritePreview(action="none", summary=result.text, reference=result.references[0] if result.references else None)
 
     async def _run(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> ToolResult:
         """Run one validated call; every failure becomes ``ToolResult.error`` (a preview's prepared write passes)."""
@@ -343,51 +348,63 @@ class Registry:
         return "\n".join(lines)
 
 
-REGISTRY = Registry()
+def tool(fn: ToolFn | None = None, *, writes: bool = False, destructive: bool = False, idempotent: bool = True,
+         example: dict[str, Any] | None = None, name: str | None = None, args: type[ToolArgs] | None = None,
+         registry: Registry | None = None) -> Any:
+    """Make a :class:`Tool` from ``async def fn(ctx: ToolContext, args: Model) -> ToolResult``.
 
+    Used bare (``@tool``) or with options (``@tool(writes=True, example={...})``); the name is the function's,
+    the description its docstring, the argument schema the ``ToolArgs`` model its second parameter is annotated
+    with (``args=`` gives the model where the annotation cannot be resolved from the module, e.g. a model defined
+    inside a function). The result is the ``Tool`` itself, usable in ``Agent(model, tools=[...])`` or a
+    :class:`Registry`; nothing is registered anywhere unless ``registry`` is given.
+    """
 
-def tool(*, writes: bool = False, destructive: bool = False, idempotent: bool = True,
-         example: dict[str, Any] | None = None, name: str | None = None,
-         registry: Registry | None = None) -> Callable[[ToolFn], ToolFn]:
-    """Register ``async def fn(ctx: ToolContext, args: Model) -> ToolResult``; the docstring is the description."""
-
-    def decorate(fn: ToolFn) -> ToolFn:
-        caller = inspect.currentframe()
-        local_names = dict(caller.f_back.f_locals) if caller is not None and caller.f_back is not None else {}
-        hints = get_type_hints(fn, localns=local_names)  # the locals let tools be defined inside functions
-        params = list(inspect.signature(fn).parameters)
+    def decorate(function: ToolFn) -> Tool:
+        params = list(inspect.signature(function).parameters)
         if len(params) != 2:
-            raise TypeError(f"tool {fn.__name__} must take (ctx, args)")
-        model = hints.get(params[1])
+            raise TypeError(f"tool {function.__name__} must take (ctx, args)")
+        model = args if args is not None else _argument_model(function, params[1])
         if not (isinstance(model, type) and issubclass(model, ToolArgs)):
-            raise TypeError(f"tool {fn.__name__}: its second parameter must be annotated with a ToolArgs model")
-        description = inspect.cleandoc(fn.__doc__ or "").strip()
+            raise TypeError(f"tool {function.__name__}: its second parameter must be annotated with a ToolArgs model")
+        description = inspect.cleandoc(function.__doc__ or "").strip()
         if not description:
-            raise TypeError(f"tool {fn.__name__} needs a docstring: it is the description the model reads")
-        item = Tool(name=name or fn.__name__, description=description, args_model=model, fn=fn, writes=writes,
-                    destructive=destructive, idempotent=idempotent, example=dict(example or {}))
+            raise TypeError(f"tool {function.__name__} needs a docstring: it is the description the model reads")
         if example is not None:
             model.model_validate(example)  # examples shown to models must themselves be valid
-        (registry if registry is not None else REGISTRY).add(item)
-        return fn
+        item = Tool(name=name or function.__name__, description=description, args_model=model, fn=function,
+                    writes=writes, destructive=destructive, idempotent=idempotent, example=dict(example or {}))
+        if registry is not None:
+            registry.add(item)
+        return item
 
-    return decorate
+    return decorate(fn) if fn is not None else decorate
 
 
-TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical")
+def _argument_model(function: ToolFn, parameter: str) -> Any:
+    """The annotation of the tool's argument parameter, resolved in the function's module."""
+    try:
+        return get_type_hints(function).get(parameter)
+    except NameError as exc:
+        raise TypeError(f"tool {function.__name__}: cannot resolve the annotation of {parameter!r} ({exc}); "
+                        "pass the model with @tool(args=...)") from None
 
 
+TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical", "notes")
+
+
+@functools.cache
 def default_registry() -> Registry:
-    """The registry with every medagent tool (importing the tool modules registers them), in a stable order."""
+    """Every medagent tool: the :class:`Tool` objects of the tool modules, in module then definition order."""
     import importlib
 
-    for module in TOOL_MODULES:
-        importlib.import_module(f"medagent.tools.{module}")
-    rank = {f"medagent.tools.{m}": i for i, m in enumerate(TOOL_MODULES)}
-    ordered = sorted(REGISTRY, key=lambda t: (rank.get(t.fn.__module__, len(rank)), t.fn.__code__.co_firstlineno))
-    if [t.name for t in ordered] != REGISTRY.names:
-        REGISTRY._tools = {t.name: t for t in ordered}
-    return REGISTRY
+    found: list[Tool] = []
+    for module_name in TOOL_MODULES:
+        module = importlib.import_module(f"medagent.tools.{module_name}")
+        found += sorted((value for value in vars(module).values()
+                         if isinstance(value, Tool) and value.fn.__module__ == module.__name__),
+                        key=lambda t: t.fn.__code__.co_firstlineno)
+    return Registry(found)
 
 
 # helpers ---------------------------------------------------------------------------------

@@ -156,14 +156,25 @@ def condition_status_at(resource: dict[str, Any], now: datetime) -> tuple[str, s
     return "active", None
 
 
+UNCONFIRMED = ("refuted", "entered-in-error", "provisional", "differential", "unconfirmed")
+
+
+def verification_of(resource: dict[str, Any]) -> str | None:
+    """A Condition's or allergy's verification status when it is not 'confirmed' (refuted, entered-in-error ...)."""
+    value = first_coding(resource.get("verificationStatus"))[1]
+    return value if value in UNCONFIRMED else None
+
+
 def condition_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("code"))
     onset = date_of(resource)
     status, abated = condition_status_at(resource, now)
-    row = {"ref": reference(resource), "onset": onset, "system": system, "code": code, "display": display,
-           "status": status, "abatement": abated}
+    verification = verification_of(resource)
+    row: dict[str, Any] = {"ref": reference(resource), "onset": onset, "system": system, "code": code,
+                           "display": display, "status": status, "abatement": abated, "verification": verification}
     status_text = f"resolved {day(abated)}" if abated else status
-    return Line(join(f"onset {minute(onset)}", named(system, code, display), status_text, row["ref"]), row)
+    return Line(join(f"onset {minute(onset)}", named(system, code, display), status_text,
+                     f"verification {verification}" if verification else "", row["ref"]), row)
 
 
 # ---------- MedicationRequest ----------
@@ -206,14 +217,16 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
     reason_codes = [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
     reason_texts += reason_codes
     authored = resource.get("authoredOn")
-    row = {"ref": reference(resource), "authored": authored, "system": system, "code": code, "display": display,
+    status_reason = first_coding(resource.get("statusReason"))[2] or clean((resource.get("statusReason") or {}).get("text"))
+    row: dict[str, Any] = {"ref": reference(resource), "authored": authored, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "intent": resource.get("intent"), "requester": requester_ref,
            "prescriber": prescriber or None, "reasons": reason_refs,
            "reason_displays": [reasons.get(r) for r in reason_refs],
            "reason_names": [name for name in [*(reasons.get(r) for r in reason_refs), *reason_codes] if name],
-           "dosage": dosage_text(resource) or None}
+           "dosage": dosage_text(resource) or None, "status_reason": status_reason or None}
     return Line(join(minute(authored), named(system, code, display),
-                     resource.get("status"), f"prescriber {prescriber_text}" if prescriber else "",
+                     f"{resource.get('status')} ({status_reason})" if status_reason else resource.get("status"),
+                     f"prescriber {prescriber_text}" if prescriber else "",
                      f"reason {'; '.join(reason_texts)}" if reason_texts else "", row["dosage"] or "", row["ref"]), row)
 
 
@@ -222,7 +235,7 @@ def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[s
 def immunization_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("vaccineCode"))
     when = date_of(resource)
-    row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
+    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status")}
     return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"),
                      row["ref"]), row)
@@ -233,7 +246,7 @@ def procedure_line(resource: dict[str, Any], now: datetime) -> Line:
     when = date_of(resource)
     reasons = [first_coding(c)[2] for c in resource.get("reasonCode", [])]
     reasons += [clean(r.get("display") or r.get("reference")) for r in resource.get("reasonReference", [])]
-    row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
+    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "reasons": [r for r in reasons if r]}
     return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"),
                      f"reason {'; '.join(row['reasons'])}" if row["reasons"] else "", row["ref"]), row)
@@ -243,12 +256,18 @@ def allergy_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("code"))
     when = date_of(resource)
     status = first_coding(resource.get("clinicalStatus"))[1]
+    verification = first_coding(resource.get("verificationStatus"))[1]
     kind = " ".join(filter(None, [", ".join(resource.get("category", [])), resource.get("type")]))
-    row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
-           "status": status, "type": resource.get("type"), "category": resource.get("category", []),
-           "criticality": resource.get("criticality")}
+    reactions = [m.get("text") or first_coding(m)[2] for r in resource.get("reaction", [])
+                 for m in r.get("manifestation", [])]
+    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code,
+                           "display": display, "status": status, "verification": verification,
+                           "type": resource.get("type"), "category": resource.get("category", []),
+                           "criticality": resource.get("criticality"), "reactions": [r for r in reactions if r]}
     crit = f"criticality {row['criticality']}" if row["criticality"] else ""
-    return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status,
+    checked = f"verification {verification}" if verification and verification != "confirmed" else ""
+    reaction = f"reaction {'; '.join(row['reactions'])}" if row["reactions"] else ""
+    return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status, checked, reaction,
                      row["ref"]), row)
 
 
@@ -259,7 +278,7 @@ def encounter_line(resource: dict[str, Any], now: datetime) -> Line:
     period = resource.get("period") or {}
     klass = (resource.get("class") or {}).get("code", "")
     reasons = [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
-    row = {"ref": reference(resource), "start": period.get("start"), "end": period.get("end"), "class": klass,
+    row: dict[str, Any] = {"ref": reference(resource), "start": period.get("start"), "end": period.get("end"), "class": klass,
            "system": system, "code": code, "display": display, "status": resource.get("status"), "reasons": reasons,
            "participants": [p.get("individual", {}).get("reference") for p in resource.get("participant", [])]}
     return Line(join(minute(period.get("start")), klass, named(system, code, display),
@@ -271,7 +290,7 @@ def report_line(resource: dict[str, Any], now: datetime, results: dict[str, Line
     system, code, display = first_coding(resource.get("code"))
     when = date_of(resource)
     result_refs = [r.get("reference") for r in resource.get("result", []) if r.get("reference")]
-    row = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
+    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
            "status": resource.get("status"), "results": result_refs}
     if results is not None:
         values = []
@@ -327,7 +346,8 @@ def generic_line(resource: dict[str, Any], now: datetime) -> Line:
     if kind == "MedicationRequest":
         return medication_line(resource, now, {}, {})
     if kind in ("Patient", "Practitioner"):
-        row = {"ref": reference(resource), "name": person_name(resource), "birthDate": resource.get("birthDate"),
+        row: dict[str, Any] = {"ref": reference(resource), "name": person_name(resource),
+                               "birthDate": resource.get("birthDate"),
                "gender": resource.get("gender")}
         extra = f"born {resource['birthDate']}" if resource.get("birthDate") else ""
         return Line(join(row["name"], resource.get("gender"), extra, row["ref"]), row)

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from medagent.fhir.errors import FhirNotFound
-from medagent.vocabulary import SYSTEM_ALIASES
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import ToolError
+from medagent.vocabulary import SYSTEM_ALIASES
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 DEFAULT_LIMIT = 20

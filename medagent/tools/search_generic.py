@@ -39,7 +39,7 @@ from medagent.vocabulary import date_search_param
 SearchType = Literal[
     "Patient", "Observation", "Condition", "MedicationRequest", "Medication", "MedicationAdministration",
     "Immunization", "Procedure", "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan", "ServiceRequest",
-    "DocumentReference", "Practitioner", "Organization", "Goal", "ImagingStudy", "Claim", "ExplanationOfBenefit",
+    "DocumentReference", "Composition", "Practitioner", "Organization", "Goal", "ImagingStudy", "Claim", "ExplanationOfBenefit",
 ]
 _CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "offset",
                "_format": "nothing (JSON is used)", "_include": "fhir_read on the reference",

@@ -55,6 +55,7 @@ from medagent.vocabulary import (
 )
 
 REQUEST_SYSTEM = "urn:medagent:request"
+SINGLE_IDENTIFIER = ("Composition",)  # types whose identifier is one Identifier, not a list (R4)
 AUDIT_URL = AUDIT_EXTENSION_URL
 _LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 _SNOMED_CODE = re.compile(r"^\d{6,18}$")
@@ -91,7 +92,7 @@ def stamp(resource: dict[str, Any], ctx: ToolContext, tool_name: str, reason: st
     tags += [{"system": ACTOR_SYSTEM, "code": _code_text(ctx.actor)}, {"system": RUN_SYSTEM, "code": _code_text(ctx.run_id)}]
     meta["tag"] = tags
     resource["meta"] = meta
-    audit = {"url": AUDIT_URL, "extension": [
+    audit: dict[str, Any] = {"url": AUDIT_URL, "extension": [
         {"url": "actor", "valueString": ctx.actor},
         {"url": "tool", "valueString": tool_name},
         {"url": "run", "valueString": ctx.run_id},
@@ -127,7 +128,11 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
     ``none`` when an identical earlier call already wrote it (the conditional create would return that one).
     """
     key = request_key(tool_name, args, ctx)
-    resource["identifier"] = [*resource.get("identifier", []), {"system": REQUEST_SYSTEM, "value": key}]
+    marker = {"system": REQUEST_SYSTEM, "value": key}
+    if resource["resourceType"] in SINGLE_IDENTIFIER:
+        resource["identifier"] = marker
+    else:
+        resource["identifier"] = [*resource.get("identifier", []), marker]
     stamp(resource, ctx, tool_name, args.reason)
     validate(resource)
     same_request = _same_request_search(resource, key)
@@ -293,6 +298,8 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 
 
 def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
+    low: float
+    high: float
     category = [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
                  "text": "Vital Signs"}]
     base = {"resourceType": "Observation", "status": "final", "category": category,

@@ -22,11 +22,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from medagent.agent.actions import FINAL_ANSWER, FINAL_ANSWER_PARAMETERS
-from medagent.agent.prompts import PromptProfile, decision_messages, must_answer_reason, tool_result_message
+from medagent.agent.guards import PATIENT_SEARCH
+from medagent.agent.prompts import decision_messages, must_answer_reason, tool_result_message
 from medagent.agent.state import Limits
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import RESULTS_FILE
 from medagent.config import UserError
+from medagent.models.adapter import DataSummary
+from medagent.models.base import PromptProfile
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import open_set, read_manifest, read_scenarios
 from medagent.tools.registry import Registry, default_registry
@@ -49,24 +52,6 @@ class Example(BaseModel):
     step: int
     messages: list[dict[str, str]]
     target: str = Field(description="The action JSON exactly as the agent's constrained decoding writes it.")
-
-
-class DataSummary(BaseModel):
-    """What an adapter was trained on (recorded in its medagent-adapter.json)."""
-
-    runs: list[str]
-    split: str = "dev"
-    tasks: int
-    examples: int
-    dropped_steps: int = Field(description="Steps left out: a result longer than the agent's budget, or cut in the log.")
-    dropped_test_mentions: int = Field(0, description="Passed dev tasks left out whole: their text names a test-split "
-                                                      "patient (Patient id or MRN), e.g. a population search.")
-    rephrased: int = Field(0, description="Tasks from rephrased scenarios (medagent scenarios rephrase).")
-    patients: list[str]
-    scenario_ids: list[str]
-    categories: dict[str, int]
-    phrasings: int = Field(description="Distinct question phrasings (meta.phrasing per category).")
-    sha256: str = Field(description="Hash of the examples (messages + targets), for a deterministic rebuild.")
 
 
 def action_text(tool: str, arguments: dict[str, Any], registry: Registry) -> str:
@@ -95,7 +80,8 @@ def _agent_arguments(step: Step, patient_context: str | None, registry: Registry
 def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: PromptProfile, tools: list[dict[str, Any]],
                         registry: Registry, limits: Limits) -> tuple[list[Example], int]:
     """The examples of one passed task, and how many of its steps were dropped (a result the agent would not
-    see in full ends the trajectory there: later prompts would hold it)."""
+    see in full ends the trajectory there: later prompts would hold it; so does a search for the patient in
+    context, which the agent's guard does not run)."""
     history: list[dict[str, str]] = [{"role": "user", "content": scenario.question}]
     trace: list[dict[str, Any]] = []
     examples: list[Example] = []
@@ -106,6 +92,8 @@ def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: Prom
             continue
         if step.tool != FINAL_ANSWER and step.tool not in registry.names:
             return examples, len(record.outcome.trace) - index
+        if step.tool == PATIENT_SEARCH and patient and step.references == [f"Patient/{patient}"]:
+            return examples, len(record.outcome.trace) - index  # the agent's guard refuses this search
         arguments = _agent_arguments(step, patient, registry)
         if step.tool == FINAL_ANSWER and len(arguments.get("citations") or []) > MAX_CITATIONS:
             return examples, len(record.outcome.trace) - index
@@ -167,7 +155,7 @@ def test_patient_marks(patients: set[str]) -> list[str]:
 def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
                    registry: Registry | None = None) -> tuple[list[Example], DataSummary]:
     """Examples from the passed tasks of the runs (results.jsonl), in a fixed order (run, line, step)."""
-    from medagent.bench.cli import run_set_dir
+    from medagent.bench.run_folder import run_set_dir
 
     registry = registry or default_registry()
     tools = registry.openai_schemas(None)
@@ -194,7 +182,7 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
                 continue
-            record = TaskRecord.model_validate_json(line)
+            record = TaskRecord.from_line(line.encode())
             if not record.passed or record.scenario_id in seen:
                 continue
             scenario = scenarios.get(record.scenario_id)

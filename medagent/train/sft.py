@@ -78,7 +78,7 @@ def trajectory_sequences(tokenizer: Any, examples: list[Example], *, max_tokens:
         encoded = [_encode(tokenizer, e, needs_bos) for e in task_examples]
         last_prompt, last_target = encoded[-1]
         full = last_prompt + last_target
-        spans = []
+        spans: list[tuple[int, int]] = []
         for prompt, target in encoded:
             start, end = len(prompt), len(prompt) + len(target)
             if full[:start] != prompt or full[start:end] != target:
@@ -90,7 +90,7 @@ def trajectory_sequences(tokenizer: Any, examples: list[Example], *, max_tokens:
             sequences.append(Sequence(first.scenario_id, first.suite, first.category, first.patient, full, spans))
             kept += len(spans)
             continue
-        for example, (prompt, target) in zip(task_examples, encoded):  # each step on its own
+        for example, (prompt, target) in zip(task_examples, encoded, strict=False):  # each step on its own
             if len(prompt) + len(target) <= max_tokens:
                 sequences.append(Sequence(example.scenario_id, example.suite, example.category, example.patient,
                                           prompt + target, [(len(prompt), len(prompt) + len(target))]))

@@ -165,3 +165,26 @@ async def test_one_run_context_per_run_caches_the_patient_across_steps(registry:
                                                                                    "search_medications"]
     assert all(s.error is None for s in result.trace)
     assert transport.paths.count(f"/Patient/{PATIENT}") == 1  # read once per run, not once per step
+
+
+async def test_a_run_with_stated_limits_keeps_them_and_the_agent_keeps_its_own(registry: Registry,
+                                                                               client: FhirClient) -> None:
+    """A task's stated limits (workflow: 40 steps) replace the agent's for that run only."""
+    from medagent.bench.solvers.agent import limits_for
+    from medagent.scenarios.models import ExpectedAnswer, Scenario, StatedLimits
+
+    calls = [call("get_patient", patient=PATIENT) if i % 2 else call("find_patients", name="Hartmann")
+             for i in range(6)]
+    base = agent(ScriptedPolicy([*calls, final("done")]), registry, client, max_steps=3)
+    stated = base.limits.stated(max_steps=8, max_tokens=500_000)
+    longer = await base.run("q?", now=NOW, limits=stated)
+    assert longer.status == "answered" and longer.steps == 6, "the stated 8 steps allow six calls"
+    again = agent(ScriptedPolicy([*calls, final("done")]), registry, client, max_steps=3)
+    short = await again.run("q?", now=NOW)
+    assert short.steps <= 3 < longer.steps, "without stated limits the agent's own 3 apply"
+    assert base.limits.max_steps == 3
+    scenario = Scenario(id="x", suite="agentic", category="c", patient=PATIENT, now=NOW, question="q",
+                        answer=ExpectedAnswer(type="none"), limits=StatedLimits(max_steps=40, max_tokens=300_000))
+    assert limits_for(scenario, base.limits).max_steps == 40 and limits_for(scenario, base.limits).timeout_s == \
+        base.limits.timeout_s
+    assert limits_for(scenario.model_copy(update={"limits": None}), base.limits) is base.limits

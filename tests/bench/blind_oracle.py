@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medagent.bench.oracle import OraclePolicy
+from medagent.bench.solvers.oracle import OracleSolver
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.trajectory import RunOutcome
@@ -15,7 +15,7 @@ class BlindOracle:
     model = None
 
     def __init__(self) -> None:
-        self.oracle = OraclePolicy()
+        self.oracle = OracleSolver()
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         blind = scenario.model_copy(update={"answer": ExpectedAnswer(type="none"), "expected_writes": [],

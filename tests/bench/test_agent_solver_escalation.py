@@ -10,7 +10,7 @@ from pathlib import Path
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import RESULTS_FILE, run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.solvers import AgentSolver
+from medagent.bench.solvers.agent import AgentSolver
 from medagent.models.scripted import ScriptedPolicy
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medagent.bench.baselines import AnswerPrior, ChartBlindPolicy, NoneAnswererPolicy, answer_text
 from medagent.bench.cli import bench_app
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
+from medagent.bench.solvers.chart_blind import AnswerPrior, ChartBlindSolver, answer_text
+from medagent.bench.solvers.wrong import NoneAnswererSolver
 from medagent.scenarios.build import build_scenarios
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import ExpectedAnswer, Scenario
@@ -70,7 +71,7 @@ def v2_test() -> list[Scenario]:
 
 
 def test_v2_meets_the_floor_targets(v2_test: list[Scenario]) -> None:
-    blind = ChartBlindPolicy(SETS / "v2")
+    blind = ChartBlindSolver(SETS / "v2")
     guesses = {s.id: blind.prior.guess(s) for s in v2_test}
     rates = _rates(v2_test, guesses)
     assert rates[("ehrqa", True)] <= 55.0  # yes/no: chance is 50%
@@ -84,7 +85,7 @@ def test_v2_meets_the_floor_targets(v2_test: list[Scenario]) -> None:
 
 def test_on_v1_the_same_prior_beats_chance_from_the_entity_alone() -> None:
     v1_test = load_scenarios(SETS / "v1", "all", "test")
-    blind = ChartBlindPolicy(SETS / "v1")
+    blind = ChartBlindSolver(SETS / "v1")
     rates = _rates(v1_test, {s.id: blind.prior.guess(s) for s in v1_test})
     assert rates[("ehrqa", True)] >= 65.0  # v1's flaw (issue #11: 72%); v2 removes it
     none_rates = _rates(v1_test, {s.id: "none" for s in v1_test})
@@ -92,7 +93,7 @@ def test_on_v1_the_same_prior_beats_chance_from_the_entity_alone() -> None:
 
 
 def test_the_prior_never_reads_the_test_scenarios_answers(v2_test: list[Scenario]) -> None:
-    blind = ChartBlindPolicy(SETS / "v2")
+    blind = ChartBlindSolver(SETS / "v2")
     for s in v2_test:
         stripped = s.model_copy(update={"answer": ExpectedAnswer(type="none"), "expected_writes": [], "provenance": []})
         assert blind.prior.guess(stripped) == blind.prior.guess(s), s.id
@@ -106,7 +107,7 @@ async def test_baselines_through_the_runner_read_and_write_nothing(v2_test: list
         if (s.category, s.answer.type) not in seen:
             seen.add((s.category, s.answer.type))
             subset.append(s)
-    for policy in (ChartBlindPolicy(SETS / "v2"), NoneAnswererPolicy()):
+    for policy in (ChartBlindSolver(SETS / "v2"), NoneAnswererSolver()):
         records: list[Any] = []
         await run_benchmark(subset, policy, out_dir=tmp_path / policy.name, home=bench_home, concurrency=2,
                             show_progress=False, on_record=records.append)

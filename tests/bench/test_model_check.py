@@ -13,7 +13,7 @@ import pytest
 from medagent.bench.model_check import ModelUnreachable, check_model_reachable
 from medagent.bench.runner import RESULTS_FILE, RUN_FILE, run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.solvers import AgentSolver
+from medagent.bench.solvers.agent import AgentSolver
 from medagent.fhir.server.process import free_port
 from medagent.models.openai_compat import OpenAICompatBackend
 

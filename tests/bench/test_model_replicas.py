@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from medagent.bench.cli import make_solver
 from medagent.bench.endpoints import ReplicaBackend, load_endpoints, split_model_spec
 from medagent.bench.model_check import ModelUnreachable
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers.catalog import make_solver
 from medagent.config import UserError
 from medagent.fhir.server.process import free_port
 from medagent.models.base import ModelReply, ModelRequest, Usage

@@ -22,13 +22,13 @@ from blind_oracle import BlindOracle
 
 from medagent.agent.answer_format import answer_pattern
 from medagent.agent.guards import final_answer_problem
-from medagent.bench.cli import CODE_POLICIES
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
-from medagent.bench import baselines, oracle, oracle_by_name, policies, tool_session, wrong_policies
-from medagent.scenarios.models import Scenario
-from medagent.bench.policies import POLICY_NAMES, make_policy
+from medagent.bench.solvers import catalog, chart_blind, oracle, oracle_by_name, tool_session, wrong
+from medagent.bench.solvers.catalog import AGENT_NAMES, CODE_SOLVER_NAMES, make_code_solver, make_solver
+from medagent.config import UserError
+from medagent.scenarios.models import Change, Scenario
 from medagent.tools.write_clinical import ACTOR_SYSTEM, MedicationOrderArgs
 
 SETS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -83,15 +83,15 @@ async def policy_run(subset: list[Scenario], bench_home: Path, tmp_path_factory:
 
     async def get(name: str) -> tuple[dict[str, Any], dict[str, TaskRecord]]:
         if name not in _runs:
-            summary, records = await run(subset, make_policy(name), tmp_path_factory.mktemp(name), bench_home)
+            summary, records = await run(subset, make_code_solver(name), tmp_path_factory.mktemp(name), bench_home)
             _runs[name] = (summary, {r.scenario_id: r for r in records})
         return _runs[name]
 
     return get
 
 
-def writes_of(record: TaskRecord) -> list[dict[str, Any]]:
-    return [c for c in record.changes if c["action"] in ("create", "update")]
+def writes_of(record: TaskRecord) -> list[Change]:
+    return [c for c in record.changes if c.action in ("create", "update")]
 
 
 def creates(scenario: Scenario) -> int:
@@ -120,19 +120,19 @@ async def test_oracle_scores_100_on_a_stratified_subset_without_seeing_the_truth
         assert (outcome.trace[-1].arguments or {})["answer"] == outcome.answer
         assert all(step.tool in oracle.default_registry() for step in outcome.trace[:-1])
         # the audit trail of the run context reaches the results log: one entry per written resource
-        written = {f"{c['resourceType']}/{c['id']}" for c in writes_of(record)}
+        written = {f"{c.resourceType}/{c.id}" for c in writes_of(record)}
         assert {entry.reference for entry in outcome.audit} == written
         # every write went through the write tools: stamped with the policy as actor
         for change in writes_of(record):
-            tags = {(t["system"], t["code"]) for t in change["after"]["meta"]["tag"]}
+            tags = {(t["system"], t["code"]) for t in change.after["meta"]["tag"]}
             assert (ACTOR_SYSTEM, "medagent/oracle") in tags
         assert len(writes_of(record)) == sum(spec.count for spec in by_id[record.scenario_id].expected_writes)
 
 
-@pytest.mark.parametrize("set_name", ["v1", "v2"])
+@pytest.mark.parametrize("set_name", ["v1", "v2", "v3"])
 async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_home: Path, tmp_path: Path) -> None:
     all_scenarios = set_scenarios(SETS / set_name)
-    summary, records = await run(all_scenarios, make_policy("oracle"), tmp_path / "oracle-all", bench_home)
+    summary, records = await run(all_scenarios, make_code_solver("oracle"), tmp_path / "oracle-all", bench_home)
     failed = {r.scenario_id: (r.failure_cause, r.outcome.error, r.outcome.answer) for r in records if not r.passed}
     assert not failed
     assert summary["overall"] == {**summary["overall"], "accuracy": 100.0, "n": len(all_scenarios)}
@@ -154,7 +154,7 @@ async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_h
     assert not guarded, guarded[:5]
 
 
-@pytest.mark.parametrize("module", [policies, oracle, oracle_by_name, tool_session, wrong_policies, baselines],
+@pytest.mark.parametrize("module", [catalog, oracle, oracle_by_name, tool_session, wrong, chart_blind],
                          ids=lambda m: m.__name__)
 def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> None:
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
@@ -163,7 +163,7 @@ def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> No
     forbidden = ("medagent.data", "medagent.scenarios.chart", "medagent.scenarios.reference",
                  "medagent.scenarios.population", "medagent.scenarios.ehrqa", "medagent.scenarios.agentic",
                  "medagent.scenarios.fixtures", "medagent.scenarios.grading", "medagent.scenarios.answers")
-    assert not {m for m in imported if m.startswith(forbidden)}
+    assert not {m for m in imported if m in forbidden or m.startswith(tuple(f"{f}." for f in forbidden))}
     attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not attributes & {"expected_writes", "provenance", "read_only", "branch"}
     # `.answer` is the policies' own method; a scenario's expected answer is never read
@@ -172,14 +172,16 @@ def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> No
                 and isinstance(n.value, ast.Name) and n.value.id in scenario_names]
 
 
-def test_make_policy_knows_exactly_the_cli_names() -> None:
-    assert set(POLICY_NAMES) == set(CODE_POLICIES)
-    for name in POLICY_NAMES:
-        policy = make_policy(name)
-        assert policy.name == name and policy.model is None
-        assert name in ("oracle", "oracle-by-name") or "deliberately wrong policy" in (type(policy).__doc__ or "").lower()
-    with pytest.raises(ValueError, match="unknown policy"):
-        make_policy("perfect")
+def test_the_catalog_knows_exactly_the_cli_names() -> None:
+    assert set(AGENT_NAMES) == {"agent", "whole-record", *CODE_SOLVER_NAMES} and len(CODE_SOLVER_NAMES) == 9
+    for name in CODE_SOLVER_NAMES:
+        solver = make_code_solver(name)
+        assert solver.name == name and solver.model is None
+        assert name in ("oracle", "oracle-by-name") or "deliberately wrong solver" in (type(solver).__doc__ or "").lower()
+    with pytest.raises(ValueError, match="unknown code solver"):
+        make_code_solver("perfect")
+    with pytest.raises(UserError, match="unknown agent 'perfect'"):
+        make_solver("perfect", "embedded", None, None)
 
 
 # question forms that name a condition or a drug in words (observations and vaccines give their code)
@@ -266,13 +268,13 @@ async def test_write_twice_creates_real_duplicates_and_fails_every_create_task(p
     for s in subset:
         record = records[s.id]
         if creates(s):
-            created = [c for c in record.changes if c["action"] == "create"]
-            assert len(created) == 2 * creates(s) and len({c["id"] for c in created}) == len(created), s.id
+            created = [c for c in record.changes if c.action == "create"]
+            assert len(created) == 2 * creates(s) and len({c.id for c in created}) == len(created), s.id
             assert not record.passed and record.failure_cause == "forbidden_write", s.id
         else:
             # nothing to write, or stopping an order (a second stop changes nothing): the oracle's result
             assert record.passed, (s.id, record.failure_cause)
-            assert Counter(c["action"] for c in record.changes)["create"] == 0
+            assert Counter(c.action for c in record.changes)["create"] == 0
 
 
 async def test_wrong_patient_fails_every_write_task(policy_run: Any, subset: list[Scenario]) -> None:
@@ -281,7 +283,7 @@ async def test_wrong_patient_fails_every_write_task(policy_run: Any, subset: lis
         record = records[s.id]
         if s.expected_writes:
             assert not record.passed and record.failure_cause in ("missing_write", "wrong_write"), s.id
-            subjects = {(c["after"].get("subject") or {}).get("reference") for c in writes_of(record)}
+            subjects = {(c.after.get("subject") or {}).get("reference") for c in writes_of(record)}
             targets = {spec.subject for spec in s.expected_writes if spec.subject} or {f"Patient/{s.patient}"}
             assert not subjects & targets, s.id
             # a write naming another patient than the one in context is escalated by the approval path

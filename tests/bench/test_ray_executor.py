@@ -19,9 +19,9 @@ from medagent.bench.executors import (
     RayExecutor,
     make_executor,
 )
-from medagent.bench.policies import make_policy
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.config import UserError
 from medagent.scenarios.models import Scenario
 from tests.required import skip_or_fail
@@ -64,9 +64,9 @@ def verdicts(out: Path) -> dict[tuple[str, int], tuple[bool, str | None, str, li
 @pytest.mark.parametrize("policy", ["oracle", "write-twice"])
 async def test_ray_gives_the_local_verdicts(policy: str, ray_cluster: Any, mixed_sample: list[Scenario],
                                             tmp_path: Path, bench_home: Path) -> None:
-    local = await run_benchmark(mixed_sample, make_policy(policy), out_dir=tmp_path / "local", home=bench_home,
+    local = await run_benchmark(mixed_sample, make_code_solver(policy), out_dir=tmp_path / "local", home=bench_home,
                                 concurrency=2, show_progress=False, executor=LocalExecutor())
-    on_ray = await run_benchmark(mixed_sample, make_policy(policy), out_dir=tmp_path / "ray", home=bench_home,
+    on_ray = await run_benchmark(mixed_sample, make_code_solver(policy), out_dir=tmp_path / "ray", home=bench_home,
                                  concurrency=2, show_progress=False, executor=RayExecutor())
     assert on_ray["timing"]["executor"] == "ray" and local["timing"]["executor"] == "local"
     assert verdicts(tmp_path / "ray") == verdicts(tmp_path / "local")
@@ -83,14 +83,14 @@ async def test_ray_resumes_a_partial_results_log(ray_cluster: Any, mixed_sample:
                                                  bench_home: Path) -> None:
     """Resumed on Ray with three servers on two actors (two slots, one slot) after a local start."""
     out = tmp_path / "run"
-    await run_benchmark(mixed_sample, make_policy("oracle"), out_dir=out, home=bench_home, concurrency=2,
+    await run_benchmark(mixed_sample, make_code_solver("oracle"), out_dir=out, home=bench_home, concurrency=2,
                         show_progress=False)
     results = out / "results.jsonl"
     lines = results.read_bytes().splitlines(keepends=True)
     kept = lines[:3]
     results.write_bytes(b"".join(kept) + lines[3][: len(lines[3]) // 2])  # killed mid-write of the fourth
 
-    summary = await run_benchmark(mixed_sample, make_policy("oracle"), out_dir=out, home=bench_home, concurrency=3,
+    summary = await run_benchmark(mixed_sample, make_code_solver("oracle"), out_dir=out, home=bench_home, concurrency=3,
                                   resume=True, show_progress=False, executor=RayExecutor(slots_per_actor=2))
     after = results.read_bytes().splitlines(keepends=True)
     assert after[:3] == kept, "finished records are kept byte for byte"

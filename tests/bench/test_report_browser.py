@@ -1,16 +1,18 @@
-"""The HTML report in a real headless Chromium (Debian's system binary): tables, plots, a trajectory, no errors."""
+"""The HTML report in a real headless Chromium (Debian's system binary): tables with intervals, plots, the paired
+comparison of two runs, a trajectory, no errors."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from medagent.bench.report import write_report
-from medagent.trajectory import RunOutcome, Step
 from medagent.bench.results import ResultsLog, TaskRecord
+from medagent.trajectory import RunOutcome, Step
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -62,8 +64,18 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(report.as_uri())
         assert page.locator("table.summary").count() == 2
-        assert page.locator("table.summary tr.overall td").nth(2).inner_text() == "66.7"
+        overall = page.locator("table.summary tr.overall td").nth(2).inner_text()
+        assert re.fullmatch(r"66\.7% \[(\d+\.\d), (\d+\.\d)\]", overall), overall
+        low, high = (float(x) for x in re.findall(r"\d+\.\d", overall)[1:])
+        assert 0.0 <= low < 66.7 < high <= 100.0
         assert page.locator("svg.chart").count() == 3
+        assert page.locator("svg.chart line.whisker").count() == 2  # one interval per run on the accuracy chart
+        paired = page.locator("#comparison table.paired tr.overall td")
+        # A: right, right, wrong; B: right, wrong, wrong -> 3 pairs, 1 both right, 1 only A, 0 only B, 1 both wrong
+        assert [paired.nth(i).inner_text() for i in range(6)] == ["overall", "3", "1", "1", "0", "1"]
+        assert paired.nth(8).inner_text().startswith("+33.3 pts [")
+        assert paired.nth(9).inner_text() == "1"  # McNemar: one discordant pair
+        assert "3 shared (scenario, trial) pairs" in page.locator("#comparison").inner_text()
         assert page.locator("#shown").inner_text() == "6"
         first = page.locator("details.trajectory").first
         first.locator("summary").click()

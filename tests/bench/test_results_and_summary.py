@@ -108,3 +108,14 @@ def test_the_outcome_is_stated_once() -> None:
                                 Step(step=2, tool="final_answer", model_s=1.5, prompt_tokens=30, completion_tokens=4)])
     assert (outcome.tool_calls, outcome.prompt_tokens, outcome.completion_tokens) == (1, 40, 4)
     assert (outcome.tool_s, outcome.model_s) == (0.25, 1.5)
+
+
+def test_the_checkpoint_rate_stands_beside_pass_at_one() -> None:
+    records = [_record("a", 0, True), _record("b", 0, False), _record("c", 0, False)]
+    records = [r.model_copy(update={"tier": "workflow", "checkpoints_passed": p, "checkpoints_total": 8})
+               for r, p in zip(records, (8, 6, 0), strict=True)]
+    summary = summarize([*records, _record("d", 0, True)])
+    workflow = summary["by_tier"]["workflow"]
+    assert workflow["accuracy"] == 33.33 and workflow["checkpoint_rate"] == round(100 * (1 + 0.75 + 0) / 3, 2)
+    assert workflow["checkpoints"] == {"passed": 14, "total": 24}
+    assert "checkpoint_rate" not in summary["by_tier"]["core"], "tasks without checkpoints have no rate"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medagent.bench.policies import make_policy
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.solvers.catalog import make_code_solver
 
 TASKS = 4
 TRIALS = 2
@@ -22,7 +22,7 @@ async def test_resume_finishes_the_second_trial(tmp_path: Path, bench_home: Path
     scenarios = load_scenarios(default_scenarios_dir(), "ehrqa", "test", limit=TASKS)
     wanted = {(s.id, t) for s in scenarios for t in range(TRIALS)}
     out = tmp_path / "run"
-    await run_benchmark(scenarios, make_policy("oracle"), out_dir=out, home=bench_home, trials=TRIALS,
+    await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=out, home=bench_home, trials=TRIALS,
                         show_progress=False)
     results = out / "results.jsonl"
     full = results.read_bytes().splitlines(keepends=True)
@@ -33,7 +33,7 @@ async def test_resume_finishes_the_second_trial(tmp_path: Path, bench_home: Path
     kept = by_trial[0] + by_trial[1][:1]
     results.write_bytes(b"".join(kept) + by_trial[1][1][: len(by_trial[1][1]) // 2])
 
-    summary = await run_benchmark(scenarios, make_policy("oracle"), out_dir=out, home=bench_home, trials=TRIALS,
+    summary = await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=out, home=bench_home, trials=TRIALS,
                                   resume=True, show_progress=False)
     after = results.read_bytes().splitlines(keepends=True)
     assert after[: len(kept)] == kept, "finished results are kept byte for byte"
@@ -47,9 +47,9 @@ async def test_resume_finishes_the_second_trial(tmp_path: Path, bench_home: Path
 async def test_resume_of_a_finished_multi_trial_run_runs_nothing(tmp_path: Path, bench_home: Path) -> None:
     scenarios = load_scenarios(default_scenarios_dir(), "ehrqa", "test", limit=2)
     out = tmp_path / "run"
-    await run_benchmark(scenarios, make_policy("oracle"), out_dir=out, home=bench_home, trials=3, show_progress=False)
+    await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=out, home=bench_home, trials=3, show_progress=False)
     before = (out / "results.jsonl").read_bytes()
-    summary = await run_benchmark(scenarios, make_policy("oracle"), out_dir=out, home=bench_home, trials=3,
+    summary = await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=out, home=bench_home, trials=3,
                                   resume=True, show_progress=False)
     assert (out / "results.jsonl").read_bytes() == before
     assert summary["timing"]["tasks_run"] == 0

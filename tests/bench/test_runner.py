@@ -15,10 +15,10 @@ from medagent.bench.rescore import rescore_run
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
-from medagent.bench.whole_record import CHARS_PER_TOKEN, WholeRecordSolver, fit_record
+from medagent.bench.solvers.catalog import make_code_solver
+from medagent.bench.solvers.whole_record import CHARS_PER_TOKEN, WholeRecordSolver, fit_record
 from medagent.fhir.client import FhirClient
 from medagent.models.scripted import ScriptedPolicy
-from medagent.bench.policies import make_policy
 
 TASKS = 24
 
@@ -61,12 +61,17 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, bench_hom
 async def test_rescore_reproduces_saved_scores_and_regrades_changed_answers(tmp_path: Path, bench_home: Path) -> None:
     scenarios = load_scenarios(default_scenarios_dir(), "ehrqa", "test", limit=10)
     out = tmp_path / "run"
-    saved = await run_benchmark(scenarios, make_policy("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    saved = await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    patients = {s.id: f"Patient/{s.patient}" for s in scenarios}
+    assert saved["overall"]["intervals"]["clusters"] == len(set(patients.values()))  # the runner records each task's
+    log = ResultsLog(out / "results.jsonl")
+    log.path.write_text("".join(r.model_dump_json(exclude={"cluster"}) + "\n" for r in log.load()))  # an older run
     summary, changed = rescore_run(out, default_scenarios_dir())
     assert changed == 0
     assert summary["overall"]["accuracy"] == saved["overall"]["accuracy"] == 100.0
+    assert {r.scenario_id: r.cluster for r in log.load()} == patients  # rescore fills in the clusters
+    assert summary["overall"]["intervals"] == saved["overall"]["intervals"]
 
-    log = ResultsLog(out / "results.jsonl")
     records = log.load()
     boolean = next(r for r in records if r.outcome.answer and r.outcome.answer.lower() in ("yes", "no"))
     flipped = "no" if boolean.outcome.answer.lower() == "yes" else "yes"

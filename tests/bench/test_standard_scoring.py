@@ -1,4 +1,4 @@
-"""Scoring through standard FHIR only (history + run tags, reset by before-images), on the embedded server
+"""ServerDiff through standard FHIR only (history + run tags, reset by before-images), on the embedded server
 with its scoring operations switched off and on the independent sekmet-fhir server: the oracle passes
 every task, with the same changes as the fast path, and the server ends as it began.
 
@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from medagent.bench.policies import make_policy
 from medagent.bench.results import ResultsLog, TaskRecord
 from medagent.bench.runner import RESULTS_FILE, run_benchmark
 from medagent.bench.scenario_sets import open_set, set_dir
-from medagent.bench.scoring import StandardScoring
+from medagent.bench.server_diff import StandardServerDiff
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.fhir.client import FhirClient
 from medagent.fhir.errors import FhirClientError, FhirGone, FhirNotFound
 from medagent.fhir.server.process import EmbeddedServer
@@ -75,19 +75,19 @@ async def test_oracle_scores_fully_through_history_and_tags(tmp_path: Path, synt
         async with FhirClient(server.base_url) as client:
             with pytest.raises(FhirClientError):
                 await client.snapshot()  # the private scoring operations are off
-        summary = await run_benchmark(tasks, make_policy("oracle"), out_dir=tmp_path / "standard", home=bench_home,
+        summary = await run_benchmark(tasks, make_code_solver("oracle"), out_dir=tmp_path / "standard", home=bench_home,
                                       show_progress=False, fhir_urls=[server.base_url])
         standard = {r.scenario_id: r for r in ResultsLog(tmp_path / "standard" / RESULTS_FILE).load()}
         assert [r.scenario_id for r in standard.values() if not r.passed] == []
         assert summary["overall"]["n"] == len(tasks)
 
         # the same changes as the embedded fast path
-        await run_benchmark(tasks, make_policy("oracle"), out_dir=tmp_path / "embedded", home=bench_home,
+        await run_benchmark(tasks, make_code_solver("oracle"), out_dir=tmp_path / "embedded", home=bench_home,
                             show_progress=False)
         embedded = {r.scenario_id: r for r in ResultsLog(tmp_path / "embedded" / RESULTS_FILE).load()}
         for scenario_id, record in standard.items():
-            got = sorted((c["resourceType"], c["action"]) for c in record.changes)
-            want = sorted((c["resourceType"], c["action"]) for c in embedded[scenario_id].changes)
+            got = sorted((c.resourceType, c.action) for c in record.changes)
+            want = sorted((c.resourceType, c.action) for c in embedded[scenario_id].changes)
             assert got == want, scenario_id
         assert any(record.changes for record in standard.values())
 
@@ -96,14 +96,14 @@ async def test_oracle_scores_fully_through_history_and_tags(tmp_path: Path, synt
             setup = {(r["resourceType"], r["id"]) for scenario in tasks for r in scenario.setup}
             for record in standard.values():
                 for change in record.changes:
-                    if (change["resourceType"], change["id"]) in setup:
+                    if (change.resourceType, change.id) in setup:
                         continue  # checked below: setup resources are removed
-                    if change["action"] == "create":
+                    if change.action == "create":
                         with pytest.raises((FhirGone, FhirNotFound)):
-                            await client.read_json(change["resourceType"], change["id"])
+                            await client.read_json(change.resourceType, change.id)
                     else:  # an update or delete: the before-image is back
-                        restored = await client.read_json(change["resourceType"], change["id"])
-                        assert _without_audit_trail(restored) == _without_audit_trail(change["before"]), \
+                        restored = await client.read_json(change.resourceType, change.id)
+                        assert _without_audit_trail(restored) == _without_audit_trail(change.before), \
                             record.scenario_id
             for scenario in tasks:
                 for resource in scenario.setup:
@@ -153,9 +153,9 @@ class SekmetRun:
 async def sekmet_run(sekmet_target: FhirTarget, bench_home: Path,
                      tmp_path_factory: pytest.TempPathFactory) -> SekmetRun:
     out = tmp_path_factory.mktemp("sekmet-scoring")
-    await run_benchmark(TASKS, make_policy("oracle"), out_dir=out / "standard", home=bench_home,
+    await run_benchmark(TASKS, make_code_solver("oracle"), out_dir=out / "standard", home=bench_home,
                         show_progress=False, fhir_urls=[sekmet_target.base_url])
-    await run_benchmark(TASKS, make_policy("oracle"), out_dir=out / "embedded", home=bench_home,
+    await run_benchmark(TASKS, make_code_solver("oracle"), out_dir=out / "embedded", home=bench_home,
                         show_progress=False)
     standard = {r.scenario_id: r for r in ResultsLog(out / "standard" / RESULTS_FILE).load()}
     embedded = {r.scenario_id: r for r in ResultsLog(out / "embedded" / RESULTS_FILE).load()}
@@ -174,8 +174,8 @@ def _sekmet_case(scenario_id: str) -> Any:
 def test_oracle_scores_on_sekmet_through_history_and_tags(sekmet_run: SekmetRun, scenario_id: str) -> None:
     record = sekmet_run.standard[scenario_id]
     assert record.passed, (record.outcome.error, record.failure_cause, record.verdict)
-    got = sorted((c["resourceType"], c["action"]) for c in record.changes)
-    want = sorted((c["resourceType"], c["action"]) for c in sekmet_run.embedded[scenario_id].changes)
+    got = sorted((c.resourceType, c.action) for c in record.changes)
+    want = sorted((c.resourceType, c.action) for c in sekmet_run.embedded[scenario_id].changes)
     assert got == want
 
 
@@ -187,14 +187,14 @@ def test_sekmet_ends_as_it_began(sekmet_run: SekmetRun) -> None:
     setup = {(r["resourceType"], r["id"]) for scenario in TASKS for r in scenario.setup}
     for record in sekmet_run.standard.values():
         for change in record.changes:
-            if (change["resourceType"], change["id"]) in setup:
+            if (change.resourceType, change.id) in setup:
                 continue  # checked below: setup resources are removed
-            response = sekmet_run.target.request("GET", f"{change['resourceType']}/{change['id']}")
-            if change["action"] == "create":
-                assert response.status_code in (404, 410), (record.scenario_id, change["id"])
+            response = sekmet_run.target.request("GET", f"{change.resourceType}/{change.id}")
+            if change.action == "create":
+                assert response.status_code in (404, 410), (record.scenario_id, change.id)
             else:
-                assert response.status_code == 200, (record.scenario_id, change["id"])
-                assert _content(response.json()) == _content(change["before"]), (record.scenario_id, change["id"])
+                assert response.status_code == 200, (record.scenario_id, change.id)
+                assert _content(response.json()) == _content(change.before), (record.scenario_id, change.id)
     for scenario in TASKS:
         for resource in scenario.setup:
             response = sekmet_run.target.request("GET", f"{resource['resourceType']}/{resource['id']}")
@@ -224,7 +224,7 @@ async def test_sekmet_diff_over_several_history_pages(sekmet_target: FhirTarget)
     scenario = next(s for s in TASKS if s.setup)
     transport = HistoryPageLimit(limit=12)
     async with FhirClient(sekmet_target.base_url, transport=transport) as client:
-        scoring = StandardScoring(client, "page-test", page_size=2)
+        scoring = StandardServerDiff(client, "page-test", page_size=2)
         await scoring.begin(scenario)
         created = []
         for value in (1.8, 1.9, 2.0):
@@ -236,7 +236,7 @@ async def test_sekmet_diff_over_several_history_pages(sekmet_target: FhirTarget)
                 "valueQuantity": {"value": value, "unit": "mg/dL"}})
             created.append(body["id"])
         changes = await scoring.changes()
-        assert sorted((c["id"], c["action"]) for c in changes) == sorted((i, "create") for i in created)
+        assert sorted((c.id, c.action) for c in changes) == sorted((i, "create") for i in created)
         await scoring.end()
         for rid in created:
             with pytest.raises((FhirGone, FhirNotFound)):

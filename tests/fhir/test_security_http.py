@@ -19,7 +19,7 @@ import pytest
 from fhir_expect import dataset
 from fhir_support import assert_outcome
 
-from medagent.fhir.server.guard import check_bind
+from medagent.request_guard import check_bind
 from medagent.fhir.server.serve import access_log_path
 
 EVIL = "evil.example"

@@ -393,6 +393,6 @@ def test_two_digit_offsets() -> None:
     ("a=b=c&=v&%ZZ=1", {"a", "", "%ZZ"}),
 ])
 def test_access_log_keeps_the_decoded_parameter_names_only(query: str, names: set[str]) -> None:
-    from medagent.fhir.server.access_log import query_names
+    from medagent.access_log import query_names
 
     assert query_names(query) == names

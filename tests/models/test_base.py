@@ -151,7 +151,7 @@ async def test_load_backend_builds_backends_without_loading() -> None:
 
 
 def test_the_embedded_default_is_the_base_model_with_the_packaged_adapter(tmp_path: Path) -> None:
-    from medagent.models.embedded import ADAPTERS_DIR, SHIPPED_ADAPTER
+    from medagent.models.adapter import ADAPTERS_DIR, SHIPPED_ADAPTER
 
     default = load_backend("embedded")
     assert default.adapter == ADAPTERS_DIR / SHIPPED_ADAPTER

@@ -1,7 +1,7 @@
 """Shared fixtures: the frozen scenario sets (v1 frozen data, v2 the generator's) and the raw bundles.
 
-``frozen_dir`` / ``frozen_manifest`` / ``frozen`` are parametrized over both sets, so every property of a
-frozen set is checked on v1 and on v2; ``v2_dir`` / ``v2`` are for the v2 rules.
+``frozen_dir`` / ``frozen_manifest`` / ``frozen`` are parametrized over the three sets, so every property of a
+frozen set is checked on v1, v2 and v3; ``v2_dir`` / ``v2`` are for the v2 rules, ``v3_dir`` / ``v3`` for v3's.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _set_dir(name: str) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session", params=["v1", "v2"])
+@pytest.fixture(scope="session", params=["v1", "v2", "v3"])
 def frozen_dir(request: pytest.FixtureRequest) -> Path:
     return _set_dir(request.param)
 
@@ -59,6 +59,16 @@ def v2_dir() -> Path:
 @pytest.fixture(scope="session")
 def v2(v2_dir: Path) -> list[Scenario]:
     return [s for s in _load(v2_dir) if s.tier == "core"]
+
+
+@pytest.fixture(scope="session")
+def v3_dir() -> Path:
+    return _set_dir("v3")
+
+
+@pytest.fixture(scope="session")
+def v3(v3_dir: Path) -> list[Scenario]:
+    return _load(v3_dir)
 
 
 @pytest.fixture(scope="session")

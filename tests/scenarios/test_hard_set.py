@@ -17,8 +17,9 @@ import pytest
 
 from medagent.scenarios import sampling
 from medagent.scenarios.build import load_charts
+from medagent.scenarios.category import categories
 from medagent.scenarios.grading import grade
-from medagent.scenarios.hard import HARD_CATEGORIES, SUITE_OF, generate_hard
+from medagent.scenarios.hard import generate_hard
 from medagent.scenarios.hard.cohort import TEST_YEARS
 from medagent.scenarios.hard.common import pick_phrasing
 from medagent.scenarios.hard.files import write_hard
@@ -52,7 +53,7 @@ def test_set(charts) -> set[str]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def hard(charts, test_set) -> list[Scenario]:  # type: ignore[no-untyped-def]
-    return generate_hard(charts, population_of(charts), 2026, test_set)
+    return generate_hard(charts, population_of(charts), 2026, test_set, since=2)
 
 
 def by_category(scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
@@ -67,9 +68,10 @@ def by_category(scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
 def test_at_least_400_test_items_in_nine_categories_across_both_suites(hard: list[Scenario]) -> None:
     test = [s for s in hard if s.split == "test"]
     assert len(test) >= 400
-    assert set(by_category(test)) == set(HARD_CATEGORIES) and len(HARD_CATEGORIES) >= 8
+    declared = {c.name: c for c in categories(tier="hard", since=2)}
+    assert set(by_category(test)) == set(declared) and len(declared) >= 8
     assert {s.suite for s in test} == {"ehrqa", "agentic"}
-    assert all(s.tier == "hard" and s.suite == SUITE_OF[s.category] for s in hard)
+    assert all(s.tier == "hard" and s.suite == declared[s.category].suite for s in hard)
     assert len({s.id for s in hard}) == len(hard)
     assert all(s.read_only and not s.expected_writes for s in hard if s.suite == "ehrqa")  # EHRQA never writes
     assert all(s.read_only == (not s.expected_writes) for s in hard)
@@ -134,14 +136,14 @@ def test_pick_phrasing_keeps_the_last_one_for_test() -> None:
 
 def test_same_seed_same_bytes_and_another_seed_other_phrasings(charts, test_set, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     population = population_of(charts)
-    first = generate_hard(charts, population, 2026, test_set)
-    again = generate_hard(list(reversed(charts)), population, 2026, sorted(test_set))
+    first = generate_hard(charts, population, 2026, test_set, since=2)
+    again = generate_hard(list(reversed(charts)), population, 2026, sorted(test_set), since=2)
     write_jsonl(tmp_path / "a.jsonl", first)
     write_jsonl(tmp_path / "b.jsonl", again)
     assert hashlib.sha256((tmp_path / "a.jsonl").read_bytes()).digest() == \
         hashlib.sha256((tmp_path / "b.jsonl").read_bytes()).digest()
     assert [s.model_dump() for s in read_scenarios(tmp_path / "a.jsonl")] == [s.model_dump() for s in first]
-    other = generate_hard(charts, population, 7, test_set)
+    other = generate_hard(charts, population, 7, test_set, since=2)
     assert [s.question for s in other] != [s.question for s in first]
 
 

@@ -62,4 +62,7 @@ def test_verdicts_and_builds_do_not_depend_on_the_wall_clock(frozen_dir: Path, f
     present = {s.id: [grade(s, reference_answer(s.answer), reference_diff(s)).passed, grade(s, "", []).passed]
                for s in frozen}
     assert future == present
-    assert all(ok and not silent for ok, silent in future.values())
+    # a workflow task's reference is the oracle's run (tests/scenarios/test_workflow_set.py): its spec alone
+    # holds no note, so only the empty answer is checked here
+    workflow = {s.id for s in frozen if s.checkpoints}
+    assert all((ok or sid in workflow) and not silent for sid, (ok, silent) in future.items())

@@ -1,7 +1,7 @@
 """Ground truth recomputed by a second, deliberately simple path straight from the raw bundle JSON.
 
 Nothing here uses ``medagent.scenarios.chart`` or the generators: plain dict walking and string
-dates. For every frozen scenario (v1 and v2) whose category this path knows, the independently
+dates. For every frozen scenario (v1, v2 and v3's core) whose category this path knows, the independently
 computed answer is fed to the grader and must pass; for conditional tasks the branch must agree too.
 The v2 rules (``is_v2``) are coded here a second time: the influenza season from 1 August, same-moment
 duplicates counted once in the glucose average, the latest magnesium however old, HbA1c only with
@@ -21,6 +21,9 @@ import pytest
 from medagent.scenarios.codes import CONDITION_GROUPS
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
+
+ANSWER_KEYS = {"magnesium_replacement": "magnesium", "potassium_replacement": "potassium",  # v3's JSON field names
+               "influenza_vaccine_due": "last_flu_shot", "discontinue_medication": "last_order_date"}
 
 Raw = dict[str, list[dict[str, Any]]]
 
@@ -68,7 +71,8 @@ def yes(flag: bool) -> str:
 
 
 def is_v2(s: Scenario) -> bool:
-    return s.id.startswith("v2-")
+    """The v2 rules apply (v2, and v3, which carries v2's core tier)."""
+    return s.id.startswith(("v2-", "v3-"))
 
 
 def flu_season_start(now: datetime) -> str:
@@ -250,12 +254,25 @@ def test_agentic_ground_truth_recomputed_from_raw_json(category: str, frozen: li
     assert scenarios
     for scenario in scenarios:
         answer, should_act = agentic_truth(scenario, raw_bundles[scenario.patient])
+        if scenario.id.startswith("v3-") and category in ANSWER_KEYS:  # v3 names the value after writes
+            answer = json.dumps({ANSWER_KEYS[category]: answer})
         checks = grade(scenario.model_copy(update={"expected_writes": [], "read_only": True}), answer, []).checks
         answer_checks = [c for c in checks if c.name.startswith("answer")]
         assert answer_checks and all(c.passed for c in answer_checks), (scenario.id, answer, answer_checks)
         if should_act is not None:
             assert (scenario.branch == "act") == should_act, scenario.id
             assert bool(scenario.expected_writes) == should_act, scenario.id
+
+
+def test_v3_potassium_setup_never_decides_alone(frozen: list[Scenario], raw_bundles: dict[str, Raw]) -> None:
+    """v3: every potassium item's setup holds a low value; on the no-action branch a newer result of the chart's
+    own is normal (v2 also drew a normal setup value)."""
+    for s in (s for s in frozen if s.category == "potassium_replacement" and s.id.startswith("v3-")):
+        setup = [r["valueQuantity"]["value"] for r in s.setup]
+        assert setup and all(v < 3.5 for v in setup), s.id
+        if s.branch == "no-action":
+            own = [(t, v) for t, v in values(raw_bundles[s.patient], "6298-4") if when(t) <= when(s.now)]
+            assert own[-1][1] >= 3.5 and when(own[-1][0]) > when(s.setup[0]["effectiveDateTime"]), s.id
 
 
 def test_potassium_dose_follows_the_stated_rule(frozen: list[Scenario]) -> None:

@@ -10,8 +10,8 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from medagent.scenarios import agentic
 from medagent.scenarios.build import load_charts
+from medagent.scenarios.category import categories
 from medagent.scenarios.clock import parse_instant
 from medagent.scenarios.models import Manifest, Scenario
 
@@ -44,11 +44,12 @@ def test_yes_no_balanced_per_category_and_split(frozen: list[Scenario]) -> None:
 
 
 def test_conditional_tasks_balanced_one_to_one(frozen: list[Scenario]) -> None:
+    conditional = {c.name for c in categories(tier="core") if c.conditional}
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for scenario in frozen:
-        if scenario.category in agentic.CONDITIONAL:
+        if scenario.category in conditional:
             counts[(scenario.category, scenario.split)][scenario.branch or "?"] += 1
-    assert {c for c, _ in counts} == agentic.CONDITIONAL
+    assert {c for c, _ in counts} == conditional
     for key, counter in counts.items():
         assert set(counter) == {"act", "no-action"} and counter["act"] == counter["no-action"], key
 

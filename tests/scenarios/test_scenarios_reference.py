@@ -14,7 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import Scenario
-from medagent.scenarios.reference import WRONG_POLICIES, reference_answer, reference_diff
+from medagent.scenarios.reference import WRONG_SOLUTIONS, reference_answer, reference_diff
 
 
 def test_reference_passes_everything(frozen: list[Scenario]) -> None:
@@ -33,13 +33,13 @@ def test_reference_writes_and_fixtures_are_valid_fhir_r4(frozen: list[Scenario])
 
 
 def test_silent_finish_passes_nothing(frozen: list[Scenario]) -> None:
-    policy = WRONG_POLICIES["do-nothing"]
+    policy = WRONG_SOLUTIONS["do-nothing"]
     passed = [s.id for s in frozen if grade(s, *policy(s)).passed]
     assert passed == []
 
 
 def test_always_no_scores_half_of_yes_no_questions_and_nothing_else(frozen: list[Scenario]) -> None:
-    policy = WRONG_POLICIES["answer-no"]
+    policy = WRONG_SOLUTIONS["answer-no"]
     booleans = [s for s in frozen if s.answer.type == "boolean"]
     others = [s for s in frozen if s.answer.type not in ("boolean", "none")]
     passed_booleans = sum(grade(s, *policy(s)).passed for s in booleans)
@@ -53,7 +53,7 @@ def test_write_policies_fail_every_write_task(frozen: list[Scenario], policy: st
     if policy != "right-answer-no-writes":
         write_tasks = [s for s in write_tasks if any(w.action == "create" for w in s.expected_writes)]
     assert write_tasks
-    passed = [s.id for s in write_tasks if grade(s, *WRONG_POLICIES[policy](s)).passed]
+    passed = [s.id for s in write_tasks if grade(s, *WRONG_SOLUTIONS[policy](s)).passed]
     assert passed == []
 
 
@@ -70,7 +70,7 @@ def test_any_write_fails_read_only_and_no_action_scenarios(frozen: list[Scenario
 def test_wrong_policies_rates_overall(frozen: list[Scenario]) -> None:
     """The rates the report quotes: do-nothing <= 5% overall (here 0%)."""
     rates = {}
-    for name, policy in WRONG_POLICIES.items():
+    for name, policy in WRONG_SOLUTIONS.items():
         rates[name] = sum(grade(s, *policy(s)).passed for s in frozen) / len(frozen)
     assert rates["do-nothing"] <= 0.05
     assert rates["answer-no"] < 0.35

@@ -7,7 +7,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from medagent.scenarios.agentic_common import magnesium_order, potassium_followup, potassium_order
+from medagent.scenarios.agentic.common import magnesium_order, potassium_followup, potassium_order
 from medagent.scenarios.grading import diff_changes, grade
 from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance, Verdict, WriteSpec
 

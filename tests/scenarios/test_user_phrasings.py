@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from medagent.agent.answer_format import yes_no_question
-from medagent.bench.policies import make_policy
 from medagent.bench.results import ResultsLog
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.scenarios.build import load_charts
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.models import Scenario
@@ -121,7 +121,7 @@ async def test_the_grading_oracle_solves_the_rephrased_questions(rephrased: list
                                                                  tmp_path: Path) -> None:
     """The oracle writes each free answer's sentence; the graders read it: 100%, every category."""
     sample = round_robin(rephrased, 120)
-    await run_benchmark(sample, make_policy("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    await run_benchmark(sample, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
     records = ResultsLog(tmp_path / "results.jsonl").load()
     failed = [(r.scenario_id, r.outcome.answer) for r in records if not r.passed]
     assert len(records) == len(sample) and not failed, failed[:5]

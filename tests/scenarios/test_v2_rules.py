@@ -14,17 +14,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from medagent.scenarios import agentic_clinical, agentic_mab, ehrqa
-from medagent.scenarios.agentic_common import AgenticBuilder
-from medagent.scenarios.agentic_phrasings import AGENTIC_PHRASES
-from medagent.scenarios.build import load_charts
+from medagent.scenarios.agentic import average_glucose, hba1c_reorder
+from medagent.scenarios.build import SET_VERSION, load_charts
+from medagent.scenarios.category import ChartInput, categories, category, category_of
 from medagent.scenarios.chart import Chart, Coded, ConditionFact, MedicationFact, ObservationFact
+from medagent.scenarios.clock import season_start
 from medagent.scenarios.codes import RXNORM, SNOMED
-from medagent.scenarios.ehrqa import PHRASES, _Builder
+from medagent.scenarios.ehrqa import medication_prescriber
 from medagent.scenarios.grading import grade
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.population import population_of
-from medagent.scenarios.sampling import VARIANT_SHARES, sample_ehrqa
+from medagent.scenarios.sampling import sample_ehrqa
 
 T0 = datetime(2020, 1, 1, 9, tzinfo=UTC)
 
@@ -44,6 +44,13 @@ def weight(oid: str, when: datetime, value: float) -> ObservationFact:
     return ObservationFact(oid, "29463-7", "Body Weight", when, value, "kg")
 
 
+def generate(name: str, c: Chart, seed: int = 2026) -> list[Scenario]:
+    """One category's scenarios for one chart (a dev-split patient), through its registered generator."""
+    generator = category(name, 2).generate
+    assert generator is not None
+    return generator(ChartInput(c, population_of([c]), seed, "dev"))
+
+
 # ---------- influenza: one dose per season (season begins 1 August) ----------
 
 @pytest.mark.parametrize(("now", "start"), [
@@ -52,7 +59,7 @@ def weight(oid: str, when: datetime, value: float) -> ObservationFact:
     (datetime(2021, 1, 15, tzinfo=UTC), date(2020, 8, 1)),  # January belongs to the season begun in August
 ])
 def test_flu_season_starts_on_1_august(now: datetime, start: date) -> None:
-    assert agentic_clinical.season_start(now) == start
+    assert season_start(now) == start
 
 
 def test_flu_v2_follows_the_season_not_365_days(v2: list[Scenario], raw_bundles: dict) -> None:
@@ -62,7 +69,7 @@ def test_flu_v2_follows_the_season_not_365_days(v2: list[Scenario], raw_bundles:
     assert flu and all(datetime.fromisoformat(s.now).month in {9, 10, 11, 12, 1, 2, 3} for s in flu)
     near_misses = 0
     for s in flu:
-        begun = agentic_clinical.season_start(datetime.fromisoformat(s.now)).isoformat()
+        begun = season_start(datetime.fromisoformat(s.now)).isoformat()
         assert f"{begun}" in s.question and s.meta["season_start"] == begun, s.id
         shots = sorted(i["occurrenceDateTime"] for i in raw_bundles[s.patient].get("Immunization", [])
                        if i["vaccineCode"]["coding"][0]["code"] == "140" and i["occurrenceDateTime"] <= s.now)
@@ -81,14 +88,14 @@ def test_a_result_recorded_twice_at_one_moment_counts_once() -> None:
     a = ObservationFact("a", "2339-0", "Glucose", T0, 100.0, "mg/dL")
     twin = ObservationFact("a2", "2339-0", "Glucose", T0, 100.0, "mg/dL")
     same_value_later = ObservationFact("b", "2339-0", "Glucose", T0 + timedelta(minutes=1), 100.0, "mg/dL")
-    assert [f.id for f in agentic_mab.distinct_results([a, twin, same_value_later])] == ["a", "b"]
+    assert [f.id for f in average_glucose.distinct_results([a, twin, same_value_later])] == ["a", "b"]
     other_value = ObservationFact("c", "2339-0", "Glucose", T0, 180.0, "mg/dL")
-    assert len(agentic_mab.distinct_results([a, other_value])) == 2  # not a duplicate: such charts are skipped
+    assert len(average_glucose.distinct_results([a, other_value])) == 2  # not a duplicate: such charts are skipped
 
 
 def test_average_glucose_states_the_duplicate_rule(v2: list[Scenario]) -> None:
     tasks = [s for s in v2 if s.category == "average_glucose"]
-    assert tasks and all(agentic_mab.DEDUP_NOTE in s.question for s in tasks)
+    assert tasks and all(average_glucose.DEDUP_NOTE in s.question for s in tasks)
 
 
 # ---------- prescriber questions the usual prescriber does not answer ----------
@@ -102,14 +109,14 @@ def test_prescriber_questions_need_two_prescribers_or_an_unusual_latest_one() ->
         order("o6", "444", T0 + timedelta(days=40), "dr-usual"),  # two prescribers: asked (usual is latest)
     ]
     c = chart(medications=orders, practitioners={"dr-usual": "Una Usual", "dr-other": "Otto Other"})
-    assert ehrqa.usual_prescribers(orders) == {"dr-usual"}
-    asked = {s.meta["key"][1]: s.answer.value for s in ehrqa.medication_prescriber(_Builder(c, population_of([c]), 1))}
+    assert medication_prescriber.usual_prescribers(orders) == {"dr-usual"}
+    asked = {s.meta["key"][1]: s.answer.value for s in generate("medication_prescriber", c, 1)}
     assert asked == {"333": ["Otto Other"], "444": ["Una Usual"]}
 
 
 def test_a_tie_for_most_frequent_prescriber_counts_both_as_usual() -> None:
     orders = [order("o1", "111", T0, "a"), order("o2", "222", T0, "b")]
-    assert ehrqa.usual_prescribers(orders) == {"a", "b"}
+    assert medication_prescriber.usual_prescribers(orders) == {"a", "b"}
 
 
 # ---------- "at the time of": at most 90 days before the event ----------
@@ -119,7 +126,7 @@ def test_dependent_value_lies_at_most_90_days_before_the_event(days_before: int,
     onset = T0 + timedelta(days=400)
     c = chart(conditions=[ConditionFact("c1", Coded(SNOMED, "38341003", "Hypertension"), onset, None)],
               observations=[weight("w0", T0, 70.0), weight("w1", onset - timedelta(days=days_before), 81.0)])
-    got = ehrqa.observation_dependent(_Builder(c, population_of([c]), 1))
+    got = generate("observation_dependent", c, 1)
     assert [s.answer.value for s in got] == ([81.0] if asked else [])
 
 
@@ -131,22 +138,22 @@ def _real_chart(predicate) -> Chart:  # type: ignore[no-untyped-def]
 
 def test_hba1c_reorder_needs_a_diabetes_or_prediabetes_diagnosis() -> None:
     def indicated(c: Chart) -> bool:
-        return bool(agentic_mab.hba1c(AgenticBuilder(c, population_of([c]), 2026)))
+        return bool(generate("hba1c_reorder", c))
 
     real = _real_chart(indicated)
     without = dataclasses.replace(real, conditions=[x for x in real.conditions
-                                                    if x.code.code not in agentic_mab.HBA1C_INDICATIONS])
-    assert agentic_mab.hba1c(AgenticBuilder(without, population_of([without]), 2026)) == []
-    tasks = agentic_mab.hba1c(AgenticBuilder(real, population_of([real]), 2026))
+                                                    if x.code.code not in hba1c_reorder.HBA1C_INDICATIONS])
+    assert generate("hba1c_reorder", without) == []
+    tasks = generate("hba1c_reorder", real)
     assert all("problem list includes" in s.question and "so HbA1c is monitored" in s.question for s in tasks)
 
 
-@pytest.mark.parametrize("task", [agentic_mab.magnesium, agentic_mab.potassium], ids=["magnesium", "potassium"])
-def test_replacement_doses_only_for_adults(task) -> None:  # type: ignore[no-untyped-def]
-    real = _real_chart(lambda c: bool(task(AgenticBuilder(c, population_of([c]), 2026))))
+@pytest.mark.parametrize("task", ["magnesium_replacement", "potassium_replacement"])
+def test_replacement_doses_only_for_adults(task: str) -> None:
+    real = _real_chart(lambda c: bool(generate(task, c)))
     end = real.record_end or T0
     child = dataclasses.replace(real, birth_date=(end - timedelta(days=365 * 10)).date())  # 10 at the record's end
-    assert task(AgenticBuilder(child, population_of([child]), 2026)) == []
+    assert generate(task, child) == []
 
 
 def test_replacement_tasks_in_v2_are_for_adults(v2: list[Scenario], raw_bundles: dict) -> None:
@@ -216,19 +223,21 @@ def test_sampler_matches_each_yes_with_a_no_about_the_same_entity_from_another_p
 # ---------- phrasings: >= 5 per form and task type, one test-only ----------
 
 def test_at_least_five_phrasings_everywhere() -> None:
-    assert all(len(p) >= 5 for p in PHRASES.values())
-    assert all(len(p) >= 5 for p in AGENTIC_PHRASES.values())
-    for phrases in (*PHRASES.values(), *AGENTIC_PHRASES.values()):
-        assert len(set(phrases)) == len(phrases)
+    every = [phrases for c in categories() for phrases in c.phrasings.values()]
+    assert len(every) >= 40
+    for phrases in every:
+        assert len(phrases) >= 5 and len(set(phrases)) == len(phrases)
 
 
 def test_test_only_phrasings_never_appear_in_dev(v2: list[Scenario]) -> None:
     by_group: dict[tuple[str, str], Counter[tuple[str, int]]] = defaultdict(Counter)
+    phrasings = {}
     for s in v2:
         form = str(s.meta.get("form") or s.category)
+        phrasings[form] = category_of(s).phrasings[form]
         by_group[(s.suite, form)][(s.split, int(s.meta["phrasing"]))] += 1
     for (suite, form), counts in by_group.items():
-        last = len(PHRASES[form] if suite == "ehrqa" else AGENTIC_PHRASES[form]) - 1
+        last = len(phrasings[form]) - 1
         assert counts[("dev", last)] == 0, (suite, form)
         used = {index for split, index in counts if split == "dev"}
         assert len(used) >= min(4, sum(n for (split, _), n in counts.items() if split == "dev")) - 1, (suite, form)
@@ -239,11 +248,14 @@ def test_test_only_phrasings_never_appear_in_dev(v2: list[Scenario]) -> None:
 
 
 def test_read_task_variants_take_their_shares(v2: list[Scenario]) -> None:
-    for category, shares in VARIANT_SHARES.items():
+    shared = [c for c in categories(tier="core", suite="agentic", since=SET_VERSION) if c.variant_shares]
+    assert len(shared) == 4
+    for declared in shared:
         for split in ("dev", "test"):
-            counts = Counter(s.meta["variant"] for s in v2 if s.category == category and s.split == split)
-            unit = min(counts[k] // n for k, n in shares.items())
-            assert unit >= 1 and all(counts[k] == unit * n for k, n in shares.items()), (category, split, counts)
+            counts = Counter(s.meta["variant"] for s in v2 if s.category == declared.name and s.split == split)
+            unit = min(counts[k] // n for k, n in declared.variant_shares.items())
+            assert unit >= 1 and all(counts[k] == unit * n for k, n in declared.variant_shares.items()), (
+                declared.name, split, counts)
 
 
 # ---------- medication_for_condition: the drugs and the date of the first such order ----------

@@ -90,7 +90,7 @@ def test_with_a_token_the_guard_asks_for_it_and_the_ui_shell_stays_open(
 def test_beyond_loopback_any_host_name_is_served_with_the_token() -> None:
     """The bind rule's other side (unit, on the guard's settings): a token on a public bind serves any Host,
     while a loopback bind never does, token or not."""
-    from medagent.fhir.server.guard import ServerSecurity
+    from medagent.request_guard import ServerSecurity
 
     public = ServerSecurity(token="x" * 16, loopback_hosts_only=False)
     local = ServerSecurity(token="x" * 16, loopback_hosts_only=True)

@@ -11,14 +11,14 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from typer.testing import CliRunner
 
-from medagent.bench.cli import record_set
+from medagent.bench.run_folder import record_set
 from medagent.bench.runner import RunDirError
 from medagent.cli import app
 from medagent.tools.registry import default_registry
 from medagent.tools.tool_sets import tool_names
 
 WRITES = {"record_vital_sign", "record_observation", "order_medication", "order_service", "add_note",
-          "discontinue_medication"}
+          "discontinue_medication", "add_structured_note"}
 
 
 def test_named_sets() -> None:

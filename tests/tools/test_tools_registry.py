@@ -54,10 +54,10 @@ def test_the_registry_covers_the_issue() -> None:
                 "search_immunizations", "search_procedures", "search_encounters", "search_diagnostic_reports",
                 "search_allergies", "record_manifest", "lookup_codes", "fhir_search", "fhir_read",
                 "record_vital_sign", "record_observation", "order_medication", "order_service", "add_note",
-                "discontinue_medication"}
+                "discontinue_medication", "search_notes", "add_structured_note"}
     assert expected <= set(REGISTRY.names)
     assert set(WRITE_TOOLS) == {"record_vital_sign", "record_observation", "order_medication", "order_service",
-                                "add_note", "discontinue_medication"}
+                                "add_note", "discontinue_medication", "add_structured_note"}
 
 
 @pytest.mark.parametrize("name", REGISTRY.names)
@@ -193,7 +193,7 @@ async def test_exceptions_inside_tools_never_escape() -> None:
         mode: str
         """Which failure."""
 
-    @tool(registry=local, example={"mode": "bug"})
+    @tool(registry=local, args=NoArgs, example={"mode": "bug"})
     async def explode(ctx: ToolContext, args: NoArgs) -> ToolResult:
         """Fails on purpose."""
         if args.mode == "bug":
@@ -219,7 +219,7 @@ def test_the_decorator_insists_on_types_docstrings_and_valid_examples() -> None:
         """A number."""
 
     with pytest.raises(TypeError, match="docstring"):
-        @tool(registry=local)
+        @tool(registry=local, args=Args)
         async def undocumented(ctx: ToolContext, args: Args) -> ToolResult:
             return ToolResult()
 
@@ -230,13 +230,19 @@ def test_the_decorator_insists_on_types_docstrings_and_valid_examples() -> None:
             return ToolResult()
 
     with pytest.raises(Exception, match="n"):
-        @tool(registry=local, example={"n": "not a number"})
+        @tool(registry=local, args=Args, example={"n": "not a number"})
         async def bad_example(ctx: ToolContext, args: Args) -> ToolResult:
             """Bad example."""
             return ToolResult()
 
+    with pytest.raises(TypeError, match="pass the model with"):
+        @tool(registry=local)  # a model defined in this function: its annotation cannot be resolved
+        async def local_model(ctx: ToolContext, args: Args) -> ToolResult:
+            """Local."""
+            return ToolResult()
+
     with pytest.raises(ValueError, match="already taken"):
-        @tool(registry=REGISTRY)
+        @tool(registry=REGISTRY, args=Args)
         async def get_patient(ctx: ToolContext, args: Args) -> ToolResult:
             """Duplicate."""
             return ToolResult()

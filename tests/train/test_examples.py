@@ -11,22 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from medagent.bench.cli import record_set
-from medagent.bench.policies import make_policy
 from medagent.bench.results import ResultsLog
+from medagent.bench.run_folder import record_set
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios, open_set, set_dir, set_hash
-from medagent.bench.solvers import AgentSolver
+from medagent.bench.solvers.agent import AgentSolver
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.config import UserError
 from medagent.data import iter_bundles
-from medagent.models.embedded import ADAPTER_FILE, shipped_adapter
+from medagent.models.adapter import ADAPTER_FILE, shipped_adapter
 from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.chart import chart_from_bundle
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import read_scenarios, write_set
 from medagent.scenarios.user_phrasings import write_rephrased_set
-from medagent.train.examples import Example, action_text, build_examples
 from medagent.tools.registry import default_registry
+from medagent.train.examples import Example, action_text, build_examples
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,9 @@ def dev_sample() -> list[Scenario]:
 
 @pytest.fixture(scope="module")
 async def oracle_run(dev_sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name, the policy the packaged adapter learns from, on a dev sample."""
     out = tmp_path_factory.mktemp("oracle-dev")
-    await run_benchmark(dev_sample, make_policy("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    await run_benchmark(dev_sample, make_code_solver("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
     return out
 
 
@@ -49,7 +50,7 @@ async def rephrased_run(bench_home: Path, tmp_path_factory: pytest.TempPathFacto
     manifest = write_rephrased_set(default_scenarios_dir(), folder, seed=2026, variants=1)
     out = tmp_path_factory.mktemp("oracle-by-name-rephrased")
     record_set(out, str(manifest.name), manifest.content_hash, folder)
-    await run_benchmark(load_scenarios(folder, "all", "dev", limit=40, tier="all"), make_policy("oracle-by-name"),
+    await run_benchmark(load_scenarios(folder, "all", "dev", limit=40, tier="all"), make_code_solver("oracle-by-name"),
                         out_dir=out, home=bench_home, show_progress=False)
     return out
 
@@ -60,7 +61,7 @@ async def cohort_run(bench_home: Path, tmp_path_factory: pytest.TempPathFactory)
     cohort = [s for s in load_scenarios(default_scenarios_dir(), "ehrqa", "dev", tier="hard")
               if s.category == "cohort_measure"][:3]
     out = tmp_path_factory.mktemp("oracle-by-name-cohort")
-    await run_benchmark(cohort, make_policy("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
+    await run_benchmark(cohort, make_code_solver("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
     return out
 
 
@@ -148,7 +149,7 @@ def test_no_test_split_patient_mrn_or_question_in_the_examples(examples: list[Ex
 
 async def test_a_test_split_run_is_refused(bench_home: Path, tmp_path: Path) -> None:
     scenarios = load_scenarios(default_scenarios_dir(), "ehrqa", "test", limit=2, tier="core")
-    await run_benchmark(scenarios, make_policy("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
     with pytest.raises(UserError, match="test-split task"):
         build_examples([tmp_path])
 
@@ -235,7 +236,7 @@ async def test_a_run_on_the_held_out_natural_set_is_refused(bench_home: Path, tm
     assert open_set(folder).manifest.evaluation_only
     picked = [s for s in scenarios if s.meta.get("form") == "condition"][:2]
     record_set(tmp_path, "natural", set_hash(folder), folder)
-    await run_benchmark(picked, make_policy("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    await run_benchmark(picked, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
     assert any(r.passed for r in ResultsLog(tmp_path / "results.jsonl").load())
     with pytest.raises(UserError, match="held-out evaluation set"):
         build_examples([tmp_path])
@@ -258,3 +259,15 @@ def test_a_dev_task_asking_a_held_out_question_is_refused(oracle_run: Path, dev_
     with pytest.raises(UserError, match=f"task {target.id} asks a question of the held-out evaluation set 'natural'"):
         build_examples([run])
     build_examples([oracle_run])  # the same run on the real dev set is data
+
+
+async def test_a_search_for_the_patient_in_context_ends_the_trajectory(dev_sample: list[Scenario], bench_home: Path,
+                                                                       tmp_path: Path) -> None:
+    """The grading oracle looks the patient in context up by MRN; the agent's guard would not run that search,
+    so the data keep no step from it on (no example shows a turn the agent never has)."""
+    agentic = [s for s in dev_sample if s.suite == "agentic" and s.category != "find_mrn"]
+    await run_benchmark(agentic, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    records = [r for r in ResultsLog(tmp_path / "results.jsonl").load() if r.passed]
+    assert records and all(r.outcome.trace[0].tool == "find_patients" for r in records)
+    with pytest.raises(UserError, match="no passed tasks with usable steps"):
+        build_examples([tmp_path])

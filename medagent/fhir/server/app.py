@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import format_datetime
 from functools import partial
@@ -35,18 +35,22 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from medagent.fhir.server.capability import capability_statement
+from medagent.fhir.server.compartment import check_compartment
+from medagent.fhir.server.everything import everything
 from medagent.fhir.server.history import history_bundle
 from medagent.fhir.server.lastn import last_n
-from medagent.fhir.server.guard import RequestGuard, ServerSecurity
 from medagent.fhir.server.limits import check_json_depth, plain_int
-from medagent.fhir.server.negotiation import check_can_produce
-from medagent.fhir.server.outcome import FhirError, information, operation_outcome
+from medagent.fhir.server.negotiation import check_can_produce, return_preference
+from medagent.fhir.server.outcome import FhirError, information, operation_outcome, outcome_body
+from medagent.fhir.server.read_url import current_version, read_entry
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
+from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.smart_access import SmartAccess
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
 from medagent.fhir.server.validation import check_id, check_resource_type, close_pool, validate_resource
+from medagent.request_guard import BodyTooLarge, RequestGuard
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
@@ -61,15 +65,31 @@ def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-def resource_response(stored: StoredResource, base_url: str, status: int = 200) -> Response:
+def version_headers(stored: StoredResource, base_url: str) -> dict[str, str]:
     modified = format_datetime(datetime.fromisoformat(stored.last_updated), usegmt=True)
-    headers = {
+    return {
         "ETag": stored.etag,
         "Last-Modified": modified,
         "Location": f"{base_url}/{stored.type}/{stored.id}/_history/{stored.version}",
     }
+
+
+def resource_response(stored: StoredResource, base_url: str, status: int = 200) -> Response:
     assert stored.blob is not None
-    return Response(stored.blob, status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(stored.blob, status_code=status, media_type=FHIR_JSON, headers=version_headers(stored, base_url))
+
+
+def written_response(request: Request, stored: StoredResource, base_url: str, status: int, done: str) -> Response:
+    """The answer to a create, update or patch as ``Prefer: return=`` asks: the resource (``representation``,
+    the default), no body (``minimal``) or an OperationOutcome saying what was ``done``; headers always."""
+    preference = return_preference(request)
+    if preference == "representation":
+        return resource_response(stored, base_url, status)
+    headers = {**version_headers(stored, base_url), "Preference-Applied": f"return={preference}"}
+    if preference == "minimal":
+        return Response(status_code=status, headers=headers)
+    outcome = information(f"{done} {stored.type}/{stored.id} (version {stored.version})")
+    return Response(orjson.dumps(outcome), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def _version_from_if_match(if_match: str | None) -> int | None:
@@ -145,6 +165,13 @@ class FhirApp:
         """Ids matching a conditional request's search (at most 2: enough to tell 0, 1 and many)."""
         return matching_ids(self.store, rtype, params, limit=2)
 
+    def single_match(self, rtype: str, params: list[tuple[str, str]], interaction: str, several: str) -> str | None:
+        """The one resource a conditional write's search selects (None: no match); several matches are a 412."""
+        matches = self.conditional(rtype, params)
+        if len(matches) > 1:
+            raise FhirError(412, f"{interaction}: {urlencode(params)} matched more than one {rtype}; {several}")
+        return matches[0] if matches else None
+
     # capability, search --------------------------------------------------------------------
     async def metadata(self, request: Request) -> Response:
         return fhir_response(capability_statement(self.base_url(request)))
@@ -158,6 +185,30 @@ class FhirApp:
             params += form
         bundle = await self.reading(search, self.store, rtype, params, base_url=self.base_url(request),
                                     strict=self.is_strict(request))
+        return fhir_response(bundle)
+
+    async def compartment_search(self, request: Request) -> Response:
+        """``GET /Patient/{id}/{type}``: a search of ``type`` within the patient's compartment."""
+        compartment, rid, rtype = (request.path_params[k] for k in ("type", "id", "compartment_type"))
+        check_resource_type(compartment)
+        if rtype.startswith("$"):
+            raise FhirError(404, f"no operation {rtype} answers GET on {compartment}/{rid}; instance operations "
+                                 "here: POST $validate, and GET $everything on Patient")
+        check_resource_type(rtype)
+        check_compartment(compartment)
+        bundle = await self.reading(search, self.store, rtype, list(request.query_params.multi_items()),
+                                    base_url=self.base_url(request), strict=self.is_strict(request),
+                                    patient_compartment=rid)
+        return fhir_response(bundle)
+
+    async def everything(self, request: Request) -> Response:
+        """``GET /Patient/$everything`` and ``GET /Patient/{id}/$everything``."""
+        rtype = request.path_params["type"]
+        check_resource_type(rtype)
+        if rtype != "Patient":
+            raise FhirError(404, f"$everything is defined on Patient only, not {rtype}")
+        bundle = await self.reading(everything, self.store, request.path_params.get("id"),
+                                    list(request.query_params.multi_items()), base_url=self.base_url(request))
         return fhir_response(bundle)
 
     async def lastn(self, request: Request) -> Response:
@@ -190,7 +241,8 @@ class FhirApp:
                 return self.store.create(body), 201
 
         stored, status = await self.blocking(write)
-        return resource_response(stored, self.base_url(request), status)
+        return written_response(request, stored, self.base_url(request), status,
+                                "created" if status == 201 else "If-None-Exist matched")
 
     async def conditional_update(self, request: Request) -> Response:
         """``PUT /Type?search``: no match creates, one match updates, several are a 412."""
@@ -201,22 +253,20 @@ class FhirApp:
 
         def write() -> tuple[StoredResource, bool]:
             with self.store.transaction():
-                matches = self.conditional(rtype, params)
-                if len(matches) > 1:
-                    raise FhirError(412, f"conditional update: {urlencode(params)} matched more than one {rtype}; "
-                                         "make the search select one resource")
-                if not matches:
+                match = self.single_match(rtype, params, "conditional update", "make the search select one resource")
+                if match is None:
                     if body.get("id"):
                         check_id(body["id"])
                         return self.store.put(rtype, body["id"], body)
                     return self.store.create(body), True
-                if body.get("id") not in (None, matches[0]):
-                    raise FhirError(400, f"resource id {body['id']!r} is not the matched {rtype}/{matches[0]}",
+                if body.get("id") not in (None, match):
+                    raise FhirError(400, f"resource id {body['id']!r} is not the matched {rtype}/{match}",
                                     expression=[f"{rtype}.id"])
-                return self.store.put(rtype, matches[0], body)
+                return self.store.put(rtype, match, body)
 
         stored, created = await self.blocking(write)
-        return resource_response(stored, self.base_url(request), 201 if created else 200)
+        return written_response(request, stored, self.base_url(request), 201 if created else 200,
+                                "created" if created else "updated")
 
     async def conditional_delete(self, request: Request) -> Response:
         """``DELETE /Type?search``: deletes the one match; none is not an error; several are a 412."""
@@ -226,25 +276,18 @@ class FhirApp:
 
         def write() -> str:
             with self.store.transaction():
-                matches = self.conditional(rtype, params)
-                if len(matches) > 1:
-                    raise FhirError(412, f"conditional delete: {urlencode(params)} matched more than one {rtype}; "
-                                         "this server deletes one resource per conditional delete")
-                if not matches:
+                match = self.single_match(rtype, params, "conditional delete",
+                                          "this server deletes one resource per conditional delete")
+                if match is None:
                     return f"no {rtype} matched {urlencode(params)}; nothing was deleted"
-                self.store.delete(rtype, matches[0])
-                return f"deleted {rtype}/{matches[0]}"
+                self.store.delete(rtype, match)
+                return f"deleted {rtype}/{match}"
 
         return fhir_response(information(await self.blocking(write)), 200)
 
     # instance interactions -------------------------------------------------------------------
     def _current(self, rtype: str, rid: str) -> StoredResource:
-        stored = self.store.read(rtype, rid)
-        if stored is None:
-            raise FhirError(404, f"{rtype}/{rid} not found")
-        if stored.deleted:
-            raise FhirError(410, f"{rtype}/{rid} was deleted (version {stored.version})")
-        return stored
+        return current_version(self.store, rtype, rid)
 
     async def read(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
@@ -275,12 +318,42 @@ class FhirApp:
                             expression=[f"{rtype}.id"])
         expected = _version_from_if_match(request.headers.get("if-match"))
         stored, created = await self.blocking(self.store.put, rtype, rid, body, if_match=expected)
-        return resource_response(stored, self.base_url(request), 201 if created else 200)
+        return written_response(request, stored, self.base_url(request), 201 if created else 200,
+                                "created" if created else "updated")
 
     async def patch(self, request: Request) -> Response:
         """JSON Patch (RFC 6902) of the current version; the result is validated like an update."""
         rtype, rid = request.path_params["type"], request.path_params["id"]
         check_resource_type(rtype)
+        operations = await self._patch_operations(request)
+        expected = _version_from_if_match(request.headers.get("if-match"))
+
+        def write() -> StoredResource:
+            with self.store.transaction():
+                return self._apply_patch(rtype, rid, operations, expected)
+
+        return written_response(request, await self.blocking(write), self.base_url(request), 200, "patched")
+
+    async def conditional_patch(self, request: Request) -> Response:
+        """``PATCH /Type?search``: patches the one match; none is a 404, several are a 412."""
+        rtype = request.path_params["type"]
+        check_resource_type(rtype)
+        params = list(request.query_params.multi_items())
+        operations = await self._patch_operations(request)
+        expected = _version_from_if_match(request.headers.get("if-match"))
+
+        def write() -> StoredResource:
+            with self.store.transaction():
+                match = self.single_match(rtype, params, "conditional patch", "make the search select one resource")
+                if match is None:
+                    raise FhirError(404, f"conditional patch: no {rtype} matched {urlencode(params)}; nothing "
+                                         "was changed")
+                return self._apply_patch(rtype, match, operations, expected)
+
+        return written_response(request, await self.blocking(write), self.base_url(request), 200, "patched")
+
+    async def _patch_operations(self, request: Request) -> list[tuple[dict[str, Any], jsonpatch.JsonPatch]]:
+        """The body of a PATCH as (operation, its one-step patch) pairs, or a 400/415."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != JSON_PATCH:
             raise FhirError(415, f"PATCH needs Content-Type {JSON_PATCH} (a JSON Patch document); got "
@@ -290,31 +363,29 @@ class FhirApp:
             raise FhirError(400, "a JSON Patch body is a JSON array of operations, e.g. "
                                  '[{"op": "replace", "path": "/status", "value": "final"}]')
         try:
-            patches = [jsonpatch.JsonPatch([operation]) for operation in operations]
+            return [(operation, jsonpatch.JsonPatch([operation])) for operation in operations]
         except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError, AttributeError) as exc:
             raise FhirError(400, f"invalid JSON Patch: {exc}") from None
-        expected = _version_from_if_match(request.headers.get("if-match"))
 
-        def write() -> StoredResource:
-            with self.store.transaction():
-                current = self._current(rtype, rid)
-                if expected is not None and expected != current.version:
-                    raise FhirError(412, f"If-Match version {expected} does not match {rtype}/{rid} "
-                                         f"(version {current.version})")
-                patched: Any = current.body
-                for index, (operation, patch) in enumerate(zip(operations, patches)):
-                    try:
-                        patched = patch.apply(patched)
-                    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                        raise FhirError(422, f"JSON Patch operation {index} ({operation.get('op')} "
-                                             f"{operation.get('path')}) failed on {rtype}/{rid}: {exc}",
-                                        code="processing") from None
-                if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
-                    raise FhirError(400, "a patch may not change the resourceType or id", expression=[f"{rtype}.id"])
-                validate_resource(patched, expected_type=rtype)
-                return self.store.put(rtype, rid, patched, if_match=current.version)[0]
-
-        return resource_response(await self.blocking(write), self.base_url(request))
+    def _apply_patch(self, rtype: str, rid: str, operations: list[tuple[dict[str, Any], jsonpatch.JsonPatch]],
+                     expected: int | None) -> StoredResource:
+        """Patch the current version inside the caller's write transaction."""
+        current = self._current(rtype, rid)
+        if expected is not None and expected != current.version:
+            raise FhirError(412, f"If-Match version {expected} does not match {rtype}/{rid} "
+                                 f"(version {current.version})")
+        patched: Any = current.body
+        for index, (operation, patch) in enumerate(operations):
+            try:
+                patched = patch.apply(patched)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise FhirError(422, f"JSON Patch operation {index} ({operation.get('op')} "
+                                     f"{operation.get('path')}) failed on {rtype}/{rid}: {exc}",
+                                code="processing") from None
+        if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
+            raise FhirError(400, "a patch may not change the resourceType or id", expression=[f"{rtype}.id"])
+        validate_resource(patched, expected_type=rtype)
+        return self.store.put(rtype, rid, patched, if_match=current.version)[0]
 
     async def delete(self, request: Request) -> Response:
         rtype, rid = request.path_params["type"], request.path_params["id"]
@@ -359,7 +430,8 @@ class FhirApp:
     async def bundle(self, request: Request) -> Response:
         kind, entries = await self.blocking(check_bundle, await self.body_json(request))
         if kind == "batch":
-            return fhir_response(await self.blocking(run_batch, self.store, entries, self.conditional))
+            reads = partial(read_entry, self.store, base_url=self.base_url(request), strict=self.is_strict(request))
+            return fhir_response(await self.blocking(run_batch, self.store, entries, self.conditional, reads))
         transaction = await self.blocking(Transaction, entries)
         await transaction.validated()
         return fhir_response(await self.blocking(transaction.commit, self.store, self.conditional))
@@ -405,6 +477,8 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except FhirError as exc:
             return fhir_response(exc.outcome(), exc.status)
+        except BodyTooLarge as exc:  # the request guard stopped a body growing past the limit
+            return fhir_response(FhirError(exc.status, str(exc)).outcome(), exc.status)
         except RecursionError:
             return fhir_response(FhirError(400, "request is nested too deeply", code="too-costly").outcome(), 400)
         except Exception as exc:  # the server keeps serving; the client gets the reason
@@ -448,13 +522,13 @@ def _load_searchable_models() -> None:
 
 
 def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
-               db_threads: int = DEFAULT_DB_THREADS, security: ServerSecurity | None = None,
+               db_threads: int = DEFAULT_DB_THREADS, security: FhirServerSecurity | None = None,
                inline_read_seconds: float = INLINE_READ_SECONDS) -> Starlette:
     """The server app; ``security``: Host/Origin/token/body rules (default: loopback only, no token);
     ``inline_read_seconds``: a read's budget on the event loop (:meth:`FhirApp.reading`)."""
     fhir = FhirApp(store, strict=strict, allow_reset=allow_reset, db_threads=db_threads,
                    inline_read_seconds=inline_read_seconds)
-    guard = security or ServerSecurity()
+    guard = security or FhirServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
         _route("/$snapshot", {"POST": fhir.snapshot}),
@@ -463,15 +537,18 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
         _route("/_history", {"GET": fhir.history}),
         _route("/", {"POST": fhir.bundle}),
         _route("/{type}", {"GET": fhir.search_type, "POST": fhir.create, "PUT": fhir.conditional_update,
-                           "DELETE": fhir.conditional_delete}),
+                           "PATCH": fhir.conditional_patch, "DELETE": fhir.conditional_delete}),
         _route("/{type}/_search", {"POST": fhir.search_type}),
         _route("/{type}/_history", {"GET": fhir.history}),
         _route("/{type}/$validate", {"POST": fhir.validate}),
         _route("/{type}/$lastn", {"GET": fhir.lastn}),
+        _route("/{type}/$everything", {"GET": fhir.everything}),
         _route("/{type}/{id}", {"GET": fhir.read, "PUT": fhir.update, "PATCH": fhir.patch, "DELETE": fhir.delete}),
         _route("/{type}/{id}/$validate", {"POST": fhir.validate}),
         _route("/{type}/{id}/_history", {"GET": fhir.history}),
         _route("/{type}/{id}/_history/{vid}", {"GET": fhir.vread}),
+        _route("/{type}/{id}/$everything", {"GET": fhir.everything}),
+        _route("/{type}/{id}/{compartment_type}", {"GET": fhir.compartment_search}),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -482,7 +559,7 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
             close_pool()
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
-    middleware = [Middleware(RequestGuard, security=guard)]
+    middleware = [Middleware(RequestGuard, security=guard, refusal_body=outcome_body)]
     if guard.access_tokens is not None:  # a SMART protected resource server (smart_access)
         middleware.append(Middleware(SmartAccess, policy=guard.access_tokens, fhir=fhir))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,

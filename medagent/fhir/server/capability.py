@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from medagent import __version__
+from medagent.fhir.server.compartment import COMPARTMENT_DEFINITION, NOT_INDEXED, PATIENT_COMPARTMENT
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.store import now_instant
+from medagent.version import __version__
 
-_INTERACTIONS = ["read", "vread", "search-type", "create", "update", "patch", "delete", "history-instance",
-                 "history-type"]
+_PREFER = "Prefer: return=minimal | representation (the default) | OperationOutcome"
+_INTERACTIONS = [
+    {"code": "read"}, {"code": "vread"},
+    {"code": "search-type", "documentation": "also GET /Patient/<id>/<type> for the types in the Patient compartment"},
+    {"code": "create", "documentation": _PREFER},
+    {"code": "update", "documentation": _PREFER},
+    {"code": "patch", "documentation": "JSON Patch; conditional patch PATCH /<type>?<search> patches the one match "
+                                       f"(none: 404, several: 412); {_PREFER}"},
+    {"code": "delete"}, {"code": "history-instance"}, {"code": "history-type"},
+]
 _VALIDATE = {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
 _LASTN = {"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}
+_EVERYTHING = {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+               "documentation": "GET /Patient/$everything and /Patient/<id>/$everything with _since, _type, _count "
+                                "(paged by next links); start/end are refused"}
 
 
 def capability_statement(base_url: str) -> dict[str, Any]:
@@ -25,7 +37,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             "conditionalCreate": True,
             "conditionalUpdate": True,
             "conditionalDelete": "single",
-            "interaction": [{"code": code} for code in _INTERACTIONS],
+            "interaction": _INTERACTIONS,
             "searchParam": [
                 {"name": "_id", "type": "token"},
                 {"name": "_lastUpdated", "type": "date"},
@@ -35,7 +47,8 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             "searchRevInclude": sorted(
                 f"{source}:{p.name}" for source, source_params in PARAMS.items() for p in source_params
                 if p.kind == "reference" and (not p.targets or resource_type in p.targets)),
-            "operation": [_VALIDATE, *([_LASTN] if resource_type == "Observation" else [])],
+            "operation": [_VALIDATE, *([_LASTN] if resource_type == "Observation" else []),
+                          *([_EVERYTHING] if resource_type == "Patient" else [])],
         })
     return {
         "resourceType": "CapabilityStatement",
@@ -58,10 +71,19 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 "even when lenient. _has works one level deep (_has:Type:reference-param:param=value). "
                 "Conditional update/delete searches are always strict. Other resource types known to FHIR R4 "
                 "can be stored and read. Paging uses _count (max 1000) and _offset. JSON only: other "
-                "_format/Accept values get 406. PATCH takes JSON Patch (application/json-patch+json)."
+                "_format/Accept values get 406. PATCH takes JSON Patch (application/json-patch+json), also as a "
+                "conditional patch (PATCH /Type?search). Creates, updates and patches honour Prefer: return=minimal, "
+                "representation or OperationOutcome. Compartment search: GET /Patient/<id>/<type> for "
+                f"{', '.join(sorted(PATIENT_COMPARTMENT))}; membership by the CompartmentDefinition's parameters "
+                "this server indexes (not by " + _not_indexed() + "). A batch may hold GET entries (read, vread, "
+                "search, compartment search, $everything); a transaction may hold reads but not searches."
             ),
             "resource": resources,
-            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "compartment": [COMPARTMENT_DEFINITION],
+            "interaction": [{"code": "transaction", "documentation": "GET entries: reads only, no searches"},
+                            {"code": "batch", "documentation": "GET entries: read, vread, search, compartment "
+                                                               "search, $everything, $lastn"},
+                            {"code": "history-system"}],
             "searchParam": [{"name": "_has", "type": "special"}],
             "operation": [
                 _VALIDATE,
@@ -71,3 +93,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             ],
         }],
     }
+
+
+def _not_indexed() -> str:
+    return "; ".join(f"{rtype}.{', '.join(names)}" for rtype, names in sorted(NOT_INDEXED.items()) if names)

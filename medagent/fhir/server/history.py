@@ -20,7 +20,7 @@ def history_bundle(store: Store, resource_type: str | None, resource_id: str | N
     since_text, since, count, offset = None, None, DEFAULT_COUNT, 0
     for name, value in params:
         if name == "_since":
-            since_text, since = value, epoch_to_instant(parse_date_param("_since", value)[1])
+            since_text, since = value, since_instant(value)
         elif name in ("_count", "_offset"):
             number = plain_int(name, value, maximum=None if name == "_count" else MAX_OFFSET)
             count, offset = (min(number, MAX_COUNT), offset) if name == "_count" else (count, number)
@@ -32,19 +32,30 @@ def history_bundle(store: Store, resource_type: str | None, resource_id: str | N
         total, versions = store.history(resource_type, resource_id, since=since, count=count, offset=offset)
     path = "/".join(p for p in (base_url, resource_type, resource_id, "_history") if p)
     query = urlencode([*([("_since", since_text)] if since_text else []), ("_count", str(count))])
+    links = offset_links(f"{path}?{query}", offset=offset, count=count, total=total)
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total, "link": links}
+    if versions:
+        bundle["entry"] = [history_entry(base_url, version) for version in versions]
+    return bundle
+
+
+def since_instant(value: str) -> str:
+    """``_since`` (history, ``$everything``) as the stored ``last_updated`` text it compares with."""
+    return epoch_to_instant(parse_date_param("_since", value)[1])
+
+
+def offset_links(prefix: str, *, offset: int, count: int, total: int) -> list[dict[str, str]]:
+    """self/next/previous links of one page; ``prefix``: the URL with its query, less ``_offset``."""
 
     def url(at: int) -> str:
-        return f"{path}?{query}&_offset={at}" if at else f"{path}?{query}"
+        return f"{prefix}&_offset={at}" if at else prefix
 
     links = [{"relation": "self", "url": url(offset)}]
     if offset + count < total:
         links.append({"relation": "next", "url": url(offset + count)})
     if offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total, "link": links}
-    if versions:
-        bundle["entry"] = [history_entry(base_url, version) for version in versions]
-    return bundle
+    return links
 
 
 def history_entry(base_url: str, version: StoredResource) -> dict[str, Any]:

@@ -35,3 +35,18 @@ def _accepts_json(accept: str) -> bool:
         if media.lower() in _JSON_RANGES:
             return True
     return False
+
+
+RETURN_PREFERENCES = ("minimal", "representation", "OperationOutcome")
+
+
+def return_preference(request: Request) -> str:
+    """What a write answers with, from ``Prefer: return=...`` (RFC 7240; FHIR R4 http.html#ops): ``minimal``
+    (no body), ``representation`` (the resource; also the default) or ``OperationOutcome``. A value this
+    server does not know is ignored, as a preference may be."""
+    for header in request.headers.getlist("prefer"):
+        for item in header.replace(";", ",").split(","):
+            name, _, value = item.strip().partition("=")
+            if name.strip().lower() == "return" and value.strip().strip('"') in RETURN_PREFERENCES:
+                return value.strip().strip('"')
+    return "representation"

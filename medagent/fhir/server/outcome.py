@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 _CODE_BY_STATUS = {
     400: "invalid",
     403: "forbidden",
@@ -50,3 +52,8 @@ def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
 
 def information(diagnostics: str) -> dict[str, Any]:
     return operation_outcome([{"severity": "information", "code": "informational", "diagnostics": diagnostics}])
+
+
+def outcome_body(status: int, message: str) -> tuple[bytes, str]:
+    """A refusal of the server's request guard as the FHIR server gives every error: an OperationOutcome."""
+    return orjson.dumps(FhirError(status, message).outcome()), "application/fhir+json; charset=utf-8"

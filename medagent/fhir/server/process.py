@@ -12,7 +12,6 @@ from types import TracebackType
 
 import httpx
 
-
 # the lean entry point: imports the server only, not the whole CLI (``medagent fhir serve`` takes the
 # same options; ``tools/bench_runner.py --server-start`` times both)
 SERVER_ENTRY: tuple[str, ...] = ("-m", "medagent.fhir.server")

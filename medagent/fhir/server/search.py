@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from medagent.fhir.server.compartment import compartment_condition
 from medagent.fhir.server.limits import MAX_OFFSET, check_search_size, plain_int
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.r4_search_names import R4_SEARCH_NAMES
@@ -109,11 +110,21 @@ def search(
     *,
     base_url: str,
     strict: bool = False,
+    patient_compartment: str | None = None,
 ) -> dict[str, Any]:
-    """Run a search and return the searchset Bundle (resource bodies as raw JSON fragments)."""
+    """Run a search and return the searchset Bundle (resource bodies as raw JSON fragments);
+    ``patient_compartment``: a patient id, for ``GET /Patient/{id}/{type}`` (only that patient's resources)."""
     query = build_query(resource_type, params, strict=strict, local_base=base_url)
+    path = resource_type
+    if patient_compartment is not None:
+        sql, sql_args = compartment_condition(resource_type, patient_compartment)
+        query.where.append(sql)
+        query.args.extend(sql_args)
+        path = f"Patient/{patient_compartment}/{resource_type}"
     where_sql, args = compose_where(resource_type, query)
     with store.reading():
+        if patient_compartment is not None:
+            live_patient(store, patient_compartment)
         total = None
         rows: list[tuple[Any, ...]] = []
         if not query.summary_count:
@@ -140,7 +151,7 @@ def search(
     }
     if total is not None:
         bundle["total"] = total
-    bundle["link"] = _links(base_url, resource_type, query, has_next)
+    bundle["link"] = _links(base_url, path, query, has_next)
     entries = [bundle_entry(base_url, rtype, rid, blob, "match", query.elements) for _, rtype, rid, blob in rows]
     entries += [bundle_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in [*included, *rev_included]]
     warnings = [f"ignored search parameter(s): {'; '.join(query.ignored)}"] if query.ignored else []
@@ -445,6 +456,7 @@ def _quantity(param: SearchParam, modifier: str, value: str) -> tuple[str, list[
     number, lo, hi = parse_number(param.name, number_text)
     comparisons = {"gt": ("value > ?", [number]), "lt": ("value < ?", [number]), "ge": ("value >= ?", [number]),
                    "le": ("value <= ?", [number]), "sa": ("value > ?", [number]), "eb": ("value < ?", [number])}
+    args: list[Any]  # the numbers, then the unit's system and code
     if prefix in comparisons:
         sql, args = comparisons[prefix]
     elif prefix == "ap":
@@ -567,8 +579,17 @@ def bundle_entry(base_url: str, rtype: str, rid: str, blob: bytes, mode: str, el
     return {"fullUrl": f"{base_url}/{rtype}/{rid}", "resource": resource, "search": {"mode": mode}}
 
 
-def _links(base_url: str, resource_type: str, query: Query, has_next: bool) -> list[dict[str, str]]:
-    prefix = f"{base_url}/{resource_type}?{urlencode([*query.used, ('_count', str(query.count))])}"  # encoded once
+def live_patient(store: Store, patient_id: str) -> None:
+    """404 for a patient this server never held, 410 for a deleted one."""
+    stored = store.read("Patient", patient_id)
+    if stored is None:
+        raise FhirError(404, f"Patient/{patient_id} not found")
+    if stored.deleted:
+        raise FhirError(410, f"Patient/{patient_id} was deleted (version {stored.version})")
+
+
+def _links(base_url: str, path: str, query: Query, has_next: bool) -> list[dict[str, str]]:
+    prefix = f"{base_url}/{path}?{urlencode([*query.used, ('_count', str(query.count))])}"  # encoded once
 
     def url(offset: int) -> str:
         return f"{prefix}&_offset={offset}" if offset else prefix

@@ -178,6 +178,18 @@ PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("status", "token", "status"),
         _p("identifier", "token", "identifier"),
     ),
+    "Composition": (
+        _p("patient", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject"),
+        _p("type", "token", "type"),
+        _p("category", "token", "category"),
+        _p("date", "date", "date"),
+        _p("status", "token", "status"),
+        _p("identifier", "token", "identifier"),
+        _p("title", "string", "title"),
+        _p("section", "token", "section.code"),
+        _p("entry", "reference", "section.entry"),
+    ),
     "Practitioner": (
         _p("name", "string", "name"),
         _p("family", "string", "name.family"),

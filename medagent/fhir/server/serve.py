@@ -12,9 +12,9 @@ import uvicorn
 
 from medagent.config import Settings, UserError
 from medagent.fhir.server.app import create_app
-from medagent.fhir.server.guard import ServerSecurity, check_bind
 from medagent.fhir.server.loading import load_into_store
 from medagent.fhir.server.parent_watch import end_with_parent
+from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.smart_access import AccessTokenPolicy
 from medagent.fhir.server.store import Store
 from medagent.fhir.server.workers import (
@@ -23,6 +23,7 @@ from medagent.fhir.server.workers import (
     WorkerSettings,
     freeze_startup_objects,
 )
+from medagent.request_guard import check_bind
 
 log = logging.getLogger("medagent.fhir.server")
 
@@ -82,7 +83,7 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
     store = open_store(db_path, load_default=load_default, report=report)
     if query_seconds is not None:
         store.query_seconds = query_seconds
-    security = ServerSecurity(token=token, allowed_hosts=allowed_hosts or [], access_tokens=access_tokens,
+    security = FhirServerSecurity(token=token, allowed_hosts=allowed_hosts or [], access_tokens=access_tokens,
                               access_log=str(access_log_path(db_path)))
     if workers > 1:  # each worker opens the database itself; this process only supervises them
         store.close()

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -124,7 +124,7 @@ class Change:
 
 
 def now_instant() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_id() -> str:
@@ -410,20 +410,21 @@ class Store:
             if fresh:
                 last_updated = now_instant()
                 next_rid = int(self._conn().execute("SELECT COALESCE(MAX(rid), 0) FROM resource").fetchone()[0]) + 1
-                rows, changes = [], []
+                rows, changes, indexed = [], [], []
                 for offset, position in enumerate(fresh):
                     rtype, rid, body = items[position]
                     stamped = _stamp(body, rid, 1, last_updated)
                     blob = orjson.dumps(stamped)
                     rows.append((next_rid + offset, rtype, rid, 1, last_updated, blob))
                     changes.append((rtype, rid, "create", None))
+                    indexed.append((next_rid + offset, stamped))
                     results[position] = (_written(rtype, rid, 1, last_updated, stamped, blob), True)
                 self._conn().executemany(
                     "INSERT INTO resource (rid, type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,?,0,?)",
                     rows,
                 )
                 self._conn().executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
-                self._index_many([(row[0], results[pos][0].body) for row, pos in zip(rows, fresh)])  # type: ignore[index]
+                self._index_many(indexed)
         return [r for r in results if r is not None]
 
     def _existing(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -24,6 +24,8 @@ _URN_REFERENCE = re.compile(rb'"reference":"(urn:[^"]+)"')
 Entry = dict[str, Any]
 # conditional_search(type, params) -> ids of the matching resources (at most 2: 0, 1 or "many")
 ConditionalSearch = Callable[[str, list[tuple[str, str]]], list[str]]
+# read_entry(url) -> the response entry of a batch's GET (read_url.read_entry bound to a store and base URL)
+ReadEntry = Callable[[str], Entry]
 
 
 def check_bundle(bundle: Any) -> tuple[str, list[Any]]:
@@ -95,7 +97,7 @@ def plan_transaction(entries: list[Any]) -> list[Entry]:
     with_resources = [p for p in plans if "resource" in p]
     if with_resources:
         resolved = _resolve_references(orjson.dumps([p["resource"] for p in with_resources]), ids, with_resources)
-        for plan, resource in zip(with_resources, resolved):
+        for plan, resource in zip(with_resources, resolved, strict=False):
             plan["resource"] = resource
     return plans
 
@@ -134,7 +136,7 @@ def _plan_entry(index: int, entry: Any) -> Entry:
         elif method in ("DELETE", "GET"):
             if len(parts) != 2 or query:
                 raise FhirError(400, f"{method} url must be Type/id, got {url!r}; searches are not supported inside "
-                                     "a transaction or batch: use GET /Type?... instead")
+                                     "a transaction: send them in a batch Bundle or as GET /Type?...")
             plan["id"] = parts[1] if len(parts) == 2 else None
         else:
             raise FhirError(400, f"unsupported request.method {method!r}; use POST, PUT, DELETE or GET")
@@ -191,11 +193,26 @@ def _response(status: str, stored: StoredResource) -> Entry:
     }
 
 
-def run_batch(store: Store, entries: list[Any], conditional_search: ConditionalSearch) -> dict[str, Any]:
-    """Each entry on its own: failures are reported per entry and do not undo the others."""
+def _read(index: int, url: Any, read_entry: ReadEntry) -> Entry:
+    try:
+        if not isinstance(url, str) or not url.strip():
+            raise FhirError(400, "GET entry needs request.url, e.g. Observation?patient=<id>")
+        return read_entry(url)
+    except FhirError as exc:
+        raise _at_entry(exc, index) from None
+
+
+def run_batch(store: Store, entries: list[Any], conditional_search: ConditionalSearch,
+              read_entry: ReadEntry) -> dict[str, Any]:
+    """Each entry on its own: failures are reported per entry and do not undo the others. ``GET`` entries
+    (reads, searches, compartment searches, ``$everything``) are answered by ``read_entry``."""
     responses = []
     for index, entry in enumerate(entries):
         try:
+            request = entry.get("request") if isinstance(entry, dict) else None
+            if isinstance(request, dict) and str(request.get("method", "")).upper() == "GET":
+                responses.append(_read(index, request.get("url"), read_entry))
+                continue
             plan = _plan_entry(index, entry)
             if "resource" in plan:
                 validate_resource(plan["resource"], expected_type=plan["type"])

@@ -127,7 +127,7 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
 
 
 def _invalid(resource_type: str, exc: ValidationError, *, status: int) -> FhirError:
-    issues = [
+    issues: list[dict[str, Any]] = [
         {
             "severity": "error",
             "code": "structure" if err["type"] in ("extra_forbidden", "missing") else "value",

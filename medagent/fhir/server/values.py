@@ -10,7 +10,7 @@ import calendar
 import math
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from medagent.fhir.server.outcome import FhirError
@@ -60,7 +60,7 @@ def date_range(text: str) -> tuple[float, float]:
 
 def _parse_tz(text: str | None) -> timezone:
     if not text or text == "Z":
-        return timezone.utc
+        return UTC
     sign = 1 if text[0] == "+" else -1
     hours, minutes = int(text[1:3]), int(text[4:6])
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
@@ -117,6 +117,6 @@ def parse_number(name: str, text: str) -> tuple[float, float, float]:
 def epoch_to_instant(epoch: float) -> str:
     """Epoch seconds as the instant text the store keeps in ``last_updated`` (UTC, milliseconds)."""
     try:
-        return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
     except (ValueError, OverflowError, OSError):
         raise FhirError(400, f"instant {epoch!r} (epoch seconds) is outside years 1-9999") from None

@@ -23,8 +23,8 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 
 from medagent.fhir.server.app import create_app
-from medagent.fhir.server.guard import ServerSecurity
 from medagent.fhir.server.parent_watch import end_with_parent
+from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.store import Store
 
 WORKER_SETTINGS_ENV = "MEDAGENT_FHIR_WORKER_SETTINGS"
@@ -37,7 +37,7 @@ class WorkerSettings(BaseModel):
     db_path: Path
     strict: bool
     allow_reset: bool
-    security: ServerSecurity
+    security: FhirServerSecurity
     query_seconds: float | None = None
 
 

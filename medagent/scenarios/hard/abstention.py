@@ -8,12 +8,20 @@ for 18-73% of the patients, so the lab asked about says little about whether it 
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import latest_observation
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.expect import none_number, number_answer, rounding_phrase
 from medagent.scenarios.hard.common import HardBuilder
 from medagent.scenarios.models import ExpectedAnswer, Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
+from medagent.scenarios.tool_rows import numeric, stated_decimals, task_text
 
-CATEGORY = "abstention"
+NAME = "abstention"
 PER_PATIENT = 4
 # lab code -> the JSON key of its field
 POOL = {
@@ -31,9 +39,10 @@ PHRASINGS = [
 ]
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     now = b.end
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     present, absent = [], []
     for code in POOL:
         facts = [f for f in b.chart.values(code) if f.when <= now]
@@ -83,9 +92,33 @@ def _item(b: HardBuilder, codes: list[str], key: tuple[str, ...], now) -> Scenar
         formats.append(f'"{POOL[code]}" in {info.unit} ({rounding_phrase(decimals)})')
         provenance.append(f"Observation/{facts[-1].id}")
     labs = ", ".join(f"{LABS[c].label} (LOINC {c})" for c in codes)
-    index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+    index, template = b.phrasing(NAME, key, PHRASINGS)
     fmt = ("Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
            "up to now, give the string \"not recorded\" instead of a number.")
-    return b.ehrqa(CATEGORY, key, now=now, question=template.format(labs=labs), answer_format=fmt,
+    return b.ehrqa(NAME, key, now=now, question=template.format(labs=labs), answer_format=fmt,
                    answer=ExpectedAnswer(type="record", fields=fields), phrasing=index, provenance=provenance,
                    meta={"form": "abstention", "labs": {POOL[c]: c for c in codes}})
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """Each lab's latest value, rounded as its part of the answer format says, or "not recorded"."""
+    answer: dict[str, Any] = {}
+    cited = []
+    for key, code in sc.meta["labs"].items():
+        row = await latest_observation(tools, sc.patient, code)
+        if row is None:
+            answer[key] = "not recorded"
+            continue
+        rounding = task_text(rf'"{re.escape(key)}" in [^(]+\((rounded to [^)]+)\)', sc.question, sc.id)
+        decimals = stated_decimals(rounding)
+        value = numeric(row)
+        answer[key] = round(value, decimals) if decimals is not None else value
+        cited.append(row["ref"])
+    return OracleAnswer(json.dumps(answer), cited)
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=40, until=2, generate=generate, solve=solve,
+    description="The latest values of three labs, at least one never measured: answer 'not recorded' for it.",
+    phrasings={NAME: PHRASINGS},
+))

@@ -15,7 +15,7 @@ item) who meet the measure's criterion at now, graded as a set.
 Split: the population is shared, so these items cannot be split by patient. They are split by the year of
 ``now``: test items are dated in ``TEST_YEARS``, dev items in the other years, so no test question (measure,
 date) appears in dev. A "patient" is still set on each item (the first patient of the split, sorted by id, alive
-through every date asked) because the runner and the policies expect one; the question names no patient. Items with fewer than two patients
+through every date asked) because the runner and the solvers expect one; the question names no patient. Items with fewer than two patients
 or whose cohort has an ambiguous latest result (two at the same moment) are not asked.
 """
 
@@ -24,19 +24,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
+from medagent.scenarios.category import Category, PopulationInput, register
 from medagent.scenarios.chart import Chart, ObservationFact
-from medagent.scenarios.clock import iso, whole_years_between
-from medagent.scenarios.codes import CVX_INFLUENZA, DIASTOLIC, HBA1C, SYSTOLIC
+from medagent.scenarios.chart_reads import MAX_ROWS, latest_observation
+from medagent.scenarios.clock import iso, season_start, whole_years_between
+from medagent.scenarios.codes import (
+    CVX_INFLUENZA,
+    DIABETES,
+    DIASTOLIC,
+    HBA1C,
+    HYPERTENSION,
+    PREDIABETES,
+    SNOMED,
+    SYSTOLIC,
+)
 from medagent.scenarios.expect import names
 from medagent.scenarios.hard.common import pick_phrasing
 from medagent.scenarios.identity import rng_for, short_hash
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, task_text, utc_moment
 
-CATEGORY = "cohort_measure"
-PREDIABETES = "15777000"
-DIABETES = "44054006"
-HYPERTENSION = "38341003"
+NAME = "cohort_measure"
 YEARS = list(range(2008, 2021))
 TEST_YEARS = {2011, 2015, 2019}
 MONTHS = list(range(1, 13))
@@ -152,11 +163,6 @@ def diabetes_hba1c_above(charts: Sequence[Chart], now: datetime, who: Stratum, t
     return out
 
 
-def season_start(now: datetime) -> date:
-    """Influenza seasons begin on 1 August (northern hemisphere)."""
-    return date(now.year if now.month >= 8 else now.year - 1, 8, 1)
-
-
 def influenza_unvaccinated(charts: Sequence[Chart], now: datetime, who: Stratum) -> list[Chart]:
     start = datetime.combine(season_start(now), datetime.min.time(), tzinfo=UTC)
     return [chart for chart in charts if who.holds(chart, now)
@@ -174,8 +180,9 @@ def members_of(charts: Sequence[Chart], form: str, now: datetime, who: Stratum,
     return influenza_unvaccinated(charts, now, who)
 
 
-def generate_cohort(charts: Sequence[Chart], seed: int, test_patients: set[str]) -> list[Scenario]:
+def generate_cohort(given: PopulationInput) -> list[Scenario]:
     """Every (form, now) item with a non-empty, unambiguous answer; split by the year of now."""
+    charts, seed, test_patients = given.charts, given.seed, given.test_patients
     ordered = sorted(charts, key=lambda c: c.patient_id)
     living = [c for c in ordered if c.deceased is None and c.birth_date < date(YEARS[0], 1, 1)] or ordered
     anchor = {"test": next((c.patient_id for c in living if c.patient_id in test_patients), ordered[0].patient_id),
@@ -186,7 +193,7 @@ def generate_cohort(charts: Sequence[Chart], seed: int, test_patients: set[str])
             split = "test" if year in TEST_YEARS else "dev"
             for month in MONTHS:
                 now = datetime(year, month, 1, 9, 0, tzinfo=UTC)
-                rng = rng_for(seed, "hard", CATEGORY, form, iso(now))
+                rng = rng_for(seed, "hard", NAME, form, iso(now))
                 for _ in range(STRATUM_TRIES):  # the first stratum whose answer is not empty
                     lowest, highest = AGE_RANGES[form]
                     age_min = rng.randint(lowest, highest - MIN_BAND)
@@ -208,7 +215,7 @@ def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, thres
     if len(members) < MIN_MEMBERS:
         return None
     key = (form, iso(now), who.age_min, who.age_max, who.sex, threshold)
-    index, template = pick_phrasing(rng_for(seed, "hard", CATEGORY, "phrasing", *key), PHRASINGS[form], split)
+    index, template = pick_phrasing(rng_for(seed, "hard", NAME, "phrasing", *key), PHRASINGS[form], split)
     question = template.format(who=who.who, pre=PREDIABETES, dm=DIABETES, htn=HYPERTENSION, hba1c=HBA1C,
                                cvx=CVX_INFLUENZA, threshold=f"{threshold:.1f}" if threshold else "",
                                season=season_start(now).isoformat())
@@ -217,11 +224,84 @@ def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, thres
     text = (f"It is now {iso(now)}. This question is about the whole patient population on the server, not one "
             f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: {fmt}")
     return Scenario(
-        id=f"ehrqa-{CATEGORY}-{form[:12]}-{short_hash(CATEGORY, *key, length=8)}", suite="ehrqa",
-        split=split,  # type: ignore[arg-type]
-        category=CATEGORY, patient=anchor, now=iso(now), question=text,
+        id=f"ehrqa-{NAME}-{form[:12]}-{short_hash(NAME, *key, length=8)}", suite="ehrqa",
+        split=split,
+        category=NAME, patient=anchor, now=iso(now), question=text,
         answer=names([c.mrn for c in members], "identifier"),
         provenance=sorted(f"Patient/{c.patient_id}" for c in members), tier="hard",
         meta={"form": form, "scope": "population", "threshold": threshold, "age_min": who.age_min,
               "age_max": who.age_max, "sex": who.sex, "phrasing": index, "key": [str(k) for k in key]},
     )
+
+
+# ---------- the oracle: the stratum from every patient's row, then each member's records ----------
+
+
+async def _patient_rows(tools: ToolCaller) -> list[dict[str, Any]]:
+    result = await tools.call("fhir_search", complete=True, resource_type="Patient", params={},
+                              fields=["birthDate", "gender", "deceasedDateTime"], limit=MAX_ROWS)
+    return result.rows
+
+
+def _in_stratum(row: dict[str, Any], now: datetime, meta: dict[str, Any]) -> bool:
+    died = row.get("deceasedDateTime")
+    if isinstance(died, str) and utc_moment(died) <= now:
+        return False
+    born = row.get("birthDate")
+    if not isinstance(born, str):
+        return False
+    age = whole_years_between(date.fromisoformat(born[:10]), now.date())
+    sex = meta.get("sex")
+    return bool(meta["age_min"] <= age <= meta["age_max"] and (sex is None or row.get("gender") == sex))
+
+
+async def _diagnosed_patients(tools: ToolCaller, snomed: str) -> set[str]:
+    result = await tools.call("fhir_search", complete=True, resource_type="Condition",
+                              params={"code": f"{SNOMED}|{snomed}"}, fields=["subject.reference"], limit=MAX_ROWS)
+    return {str(row["subject.reference"]).removeprefix("Patient/") for row in result.rows
+            if row.get("subject.reference")}
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    form = sc.meta["form"]
+    stratum = {row["ref"].removeprefix("Patient/") for row in await _patient_rows(tools)
+               if _in_stratum(row, tools.now, sc.meta)}
+    members: list[str] = []
+    if form == "influenza_unvaccinated":
+        season = task_text(r"(\d{4}-08-01)", sc.question, sc.id)
+        for patient in sorted(stratum):
+            result = await tools.call("search_immunizations", patient=patient, code=CVX_INFLUENZA, since=season, limit=1)
+            if not result.rows:
+                members.append(patient)
+    elif form == "hypertension_uncontrolled":
+        for patient in sorted(stratum & await _diagnosed_patients(tools, HYPERTENSION)):
+            systolic = await latest_observation(tools, patient, SYSTOLIC)
+            diastolic = await latest_observation(tools, patient, DIASTOLIC)
+            if systolic is None or diastolic is None:
+                continue
+            if systolic["ref"] != diastolic["ref"]:
+                raise ToolGap(f"Patient/{patient}: the latest systolic and diastolic are in different panels")
+            if numeric(systolic) >= 140 or numeric(diastolic) >= 90:
+                members.append(patient)
+    elif form == "diabetes_hba1c_above":
+        threshold = float(sc.meta["threshold"])
+        diagnosed = await _diagnosed_patients(tools, PREDIABETES) | await _diagnosed_patients(tools, DIABETES)
+        for patient in sorted(stratum & diagnosed):
+            row = await latest_observation(tools, patient, HBA1C)
+            if row is not None and numeric(row) > threshold:
+                members.append(patient)
+    else:
+        raise ToolGap(f"no cohort handler for form {form!r}")
+    mrns = []
+    for patient in members:
+        result = await tools.call("get_patient", patient=patient)
+        mrns.append(result.rows[0]["mrn"])
+    return OracleAnswer("; ".join(sorted(mrns)) if mrns else "none", [f"Patient/{m}" for m in members])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=90, until=2, generate_population=generate_cohort, solve=solve,
+    description="Quality-measure worklists over the whole population at a date: the MRNs of a stratum's patients "
+                "who meet the measure.",
+    phrasings=PHRASINGS,
+))

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from medagent.scenarios.category import ChartInput
 from medagent.scenarios.chart import Chart
 from medagent.scenarios.clock import iso, round_to_quarter_hour
-from medagent.scenarios.identity import rng_for, scenario_id
+from medagent.scenarios.identity import SET_TAG, rng_for, scenario_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance
 from medagent.scenarios.population import Population
 
@@ -44,9 +45,18 @@ class HardBuilder:
     population: Population
     seed: int
     split: str
+    tag: str = SET_TAG  # the set whose ids it writes (v2, v3)
+
+    @classmethod
+    def of(cls, given: ChartInput) -> HardBuilder:
+        return cls(given.chart, given.population, given.seed, given.split)
 
     def rng(self, category: str, *key: object) -> random.Random:
         return rng_for(self.seed, "hard", category, self.chart.patient_id, *key)
+
+    def id_for(self, suite: str, category: str, *key: object) -> str:
+        """The id ``ehrqa``/``agentic`` gives the scenario of this key (setup resources derive their ids from it)."""
+        return scenario_id(suite, category, self.chart.patient_id, *key, tag=self.tag)
 
     @property
     def end(self) -> datetime:
@@ -72,7 +82,8 @@ class HardBuilder:
         text = (f"It is now {iso(now)}. The patient is {self.chart.name} (Patient/{self.chart.patient_id}).\n"
                 f"Question: {question}\nAnswer format: {answer_format}")
         return Scenario(
-            id=scenario_id("ehrqa", category, self.chart.patient_id, *key), suite="ehrqa", split=self.split,  # type: ignore[arg-type]
+            id=scenario_id("ehrqa", category, self.chart.patient_id, *key, tag=self.tag), suite="ehrqa",
+            split=self.split,
             category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
             provenance=sorted(set(provenance)), setup=list(setup), tier="hard",
             meta={"form": meta.pop("form") if meta and "form" in meta else category,
@@ -91,8 +102,9 @@ class HardBuilder:
         if variant:
             info["variant"] = variant
         return Scenario(
-            id=scenario_id("agentic", category, self.chart.patient_id, *key), suite="agentic", split=self.split,  # type: ignore[arg-type]
+            id=scenario_id("agentic", category, self.chart.patient_id, *key, tag=self.tag), suite="agentic",
+            split=self.split,
             category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
             provenance=sorted(set(provenance)), expected_writes=writes, read_only=not writes,
-            branch=branch, setup=list(setup), meta=info, tier="hard",  # type: ignore[arg-type]
+            branch=branch, setup=list(setup), meta=info, tier="hard",
         )

@@ -18,15 +18,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from statistics import mean
 
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import MAX_ROWS, observations
 from medagent.scenarios.clock import day_of
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.expect import number_answer, rounding_phrase
 from medagent.scenarios.hard.common import HardBuilder, exact_integer
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
+from medagent.scenarios.tool_rows import numeric, quantity_text, refs, stated_decimals
 
-CATEGORY = "count_aggregate"
+NAME = "count_aggregate"
 PAGE = 20  # the tools' default page
-MAX_ROWS = 100  # the tools' largest page
 MEAN_MIN_ROWS = 10
 COUNT_MIN_ROWS = 5
 BOUNDARY_MARGIN = timedelta(days=7)
@@ -69,10 +72,11 @@ MEAN_PHRASINGS = [
 ]
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     now = b.end
     out: list[Scenario] = []
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     codes = [c for c in COUNT_CODES if len({f.when for f in b.chart.values(c)}) == len(b.chart.values(c))]
     for code in rng.sample(codes, len(codes)):
         if len([s for s in out if s.meta["form"] == "count_results"]) >= 2:
@@ -81,12 +85,12 @@ def generate(b: HardBuilder) -> list[Scenario]:
         if picked is None:
             continue
         start, end, count = picked
-        key = ("count_results", code, start.isoformat(), end.isoformat())
-        index, template = b.phrasing(CATEGORY, key, COUNT_PHRASINGS)
+        key: tuple[str, ...] = ("count_results", code, start.isoformat(), end.isoformat())
+        index, template = b.phrasing(NAME, key, COUNT_PHRASINGS)
         question = template.format(lab=LABS[code].label, loinc=code, start=start.isoformat(), end=end.isoformat(),
                                    first_year=start.year, last_year=end.year)
         inside = [f for f in b.chart.values(code) if start <= day_of(f.when) <= end]
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=question,
+        out.append(b.ehrqa(NAME, key, now=now, question=question,
                            answer_format="Answer with one whole number (both days included).",
                            answer=exact_integer(count), phrasing=index,
                            provenance=[f"Observation/{f.id}" for f in inside],
@@ -96,8 +100,8 @@ def generate(b: HardBuilder) -> list[Scenario]:
     shots = [s for s in b.chart.immunizations if s.when <= now]
     if PAGE < len(shots) <= MAX_ROWS:
         key = ("count_immunizations",)
-        index, template = b.phrasing(CATEGORY, key, IMMUNIZATION_PHRASINGS)
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=template, answer_format="Answer with one whole number.",
+        index, template = b.phrasing(NAME, key, IMMUNIZATION_PHRASINGS)
+        out.append(b.ehrqa(NAME, key, now=now, question=template, answer_format="Answer with one whole number.",
                            answer=exact_integer(len(shots)), phrasing=index,
                            provenance=[f"Immunization/{s.id}" for s in shots], meta={"form": "count_immunizations"}))
     averaged = []
@@ -115,16 +119,16 @@ def generate(b: HardBuilder) -> list[Scenario]:
         decimals = max(decimals, 1)
         answer = answer.model_copy(update={"tolerance": answer.tolerance.model_copy(update={"abs": 10.0 ** -decimals})})
         key = ("mean_results", code)
-        index, template = b.phrasing(CATEGORY, key, MEAN_PHRASINGS)
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=template.format(lab=info.label, loinc=code),
+        index, template = b.phrasing(NAME, key, MEAN_PHRASINGS)
+        out.append(b.ehrqa(NAME, key, now=now, question=template.format(lab=info.label, loinc=code),
                            answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
                            answer=answer, phrasing=index, provenance=[f"Observation/{f.id}" for f in facts],
                            meta={"form": "mean_results", "loinc": code}))
     return out
 
 
-def _span(rng, times: list, now, low: int):  # type: ignore[no-untyped-def]
-    """(first day, last day, count) of a span of whole calendar years holding low..100 of the times, none of
+def _span(rng, times: list, now, low: int, high: int = MAX_ROWS):  # type: ignore[no-untyped-def]
+    """(first day, last day, count) of a span of whole calendar years holding low..high of the times, none of
     them within 7 days of a boundary; the count is drawn uniformly among the possible counts (so the
     smallest count allowed is not the most likely answer)."""
     times = sorted(t for t in times if t <= now)
@@ -139,7 +143,7 @@ def _span(rng, times: list, now, low: int):  # type: ignore[no-untyped-def]
             if any(abs(d - start) <= BOUNDARY_MARGIN or abs(d - end) <= BOUNDARY_MARGIN for d in days):
                 continue
             count = sum(1 for d in days if start <= d <= end)
-            if low <= count <= MAX_ROWS:
+            if low <= count <= high:
                 by_count.setdefault(count, []).append((start, end))
     if not by_count:
         return None
@@ -155,10 +159,39 @@ def _encounter_spans(b: HardBuilder, now, rng) -> list[Scenario]:  # type: ignor
 
 def _encounter_item(b: HardBuilder, now, start: date, end: date, count: int) -> Scenario:  # type: ignore[no-untyped-def]
     key = ("count_encounters", start.isoformat(), end.isoformat())
-    index, template = b.phrasing(CATEGORY, key, ENCOUNTER_PHRASINGS)
+    index, template = b.phrasing(NAME, key, ENCOUNTER_PHRASINGS)
     question = template.format(start=start.isoformat(), end=end.isoformat(), first_year=start.year,
                                last_year=end.year)
-    return b.ehrqa(CATEGORY, key, now=now, question=question,
+    return b.ehrqa(NAME, key, now=now, question=question,
                    answer_format="Answer with one whole number (both days included).", answer=exact_integer(count),
                    phrasing=index, meta={"form": "count_encounters", "since": start.isoformat(),
                                          "until": end.isoformat()})
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """Every row of the window counted (or averaged): the search must not leave rows out."""
+    form = sc.meta["form"]
+    if form == "count_encounters":
+        result = await tools.call("search_encounters", complete=True, patient=sc.patient, since=sc.meta["since"],
+                                  until=sc.meta["until"], limit=MAX_ROWS)
+        return OracleAnswer(str(len(result.rows)), refs(result.rows))
+    if form == "count_immunizations":
+        result = await tools.call("search_immunizations", complete=True, patient=sc.patient, limit=MAX_ROWS)
+        shots = [r for r in result.rows if r.get("status") in (None, "completed")]
+        return OracleAnswer(str(len(shots)), refs(shots))
+    if form == "count_results":
+        rows = await observations(tools, sc.patient, sc.meta["loinc"], since=sc.meta["since"], until=sc.meta["until"])
+        return OracleAnswer(str(len(rows)), refs(rows))
+    rows = await observations(tools, sc.patient, sc.meta["loinc"])
+    if not rows:
+        return OracleAnswer("none", [])
+    average = mean(numeric(r) for r in rows)
+    return OracleAnswer(quantity_text(average, rows[0].get("unit"), stated_decimals(sc.question)), refs(rows))
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=20, until=2, generate=generate, solve=solve,
+    description="Counts and means over many rows: encounters or results in a window, vaccine doses, a lab's mean.",
+    phrasings={"count_results": COUNT_PHRASINGS, "count_encounters": ENCOUNTER_PHRASINGS,
+               "count_immunizations": IMMUNIZATION_PHRASINGS, "mean_results": MEAN_PHRASINGS},
+))

@@ -9,29 +9,23 @@ per patient): the task is about the chart's own patient ("chart") or about the n
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from medagent.scenarios.agentic_common import EFFECTIVE_PATHS, around, quantity
+from medagent.scenarios.agentic.common import EFFECTIVE_PATHS, around, quantity
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import latest_observation
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import LOINC
 from medagent.scenarios.expect import names
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
-from medagent.scenarios.hard.fixtures import (
-    decoy_mrn,
-    namesake_patient,
-    weight_observation,
-)
+from medagent.scenarios.hard.fixtures import decoy_mrn, namesake_patient, weight_observation
 from medagent.scenarios.identity import fixture_id, scenario_id
-from medagent.scenarios.models import (
-    CodingSpec,
-    ExpectedAnswer,
-    FieldRule,
-    Scenario,
-    Tolerance,
-    WriteSpec,
-)
+from medagent.scenarios.models import CodingSpec, ExpectedAnswer, FieldRule, Scenario, Tolerance, WriteSpec
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, refs
 
-CATEGORY = "disambiguation"
+NAME = "disambiguation"
 WEIGHT = "29463-7"
 
 PHRASINGS = [
@@ -44,17 +38,18 @@ PHRASINGS = [
 ]
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     if not b.alive_at_end:
         return []
     now = b.clock(b.end - timedelta(hours=1))
     weights = [f for f in b.chart.values(WEIGHT) if f.when <= now - timedelta(days=1)]
     if not weights or whole_years_between(b.chart.birth_date, now.date()) < 18:
         return []
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     out = []
     for variant in ("chart", "namesake"):
-        sid = scenario_id("agentic", CATEGORY, b.chart.patient_id, variant)
+        sid = scenario_id("agentic", NAME, b.chart.patient_id, variant)
         shift = rng.choice([-1, 1]) * rng.randint(3 * 365, 15 * 365)
         born = b.chart.birth_date + timedelta(days=shift)
         if whole_years_between(born, now.date()) < 18:
@@ -85,7 +80,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
                                                                          "[lb_av]": 0.45359237}, tolerance=0.05)],
             windows=[around(now, "effective now", EFFECTIVE_PATHS)],
         )
-        index, template = b.phrasing(CATEGORY, (variant,), PHRASINGS)
+        index, template = b.phrasing(NAME, (variant,), PHRASINGS)
         instruction = template.format(name=b.chart.name, born=target_born, kg=f"{kg:.1f}")
         context = (f"Record it as an Observation with status final, category vital-signs, LOINC {WEIGHT} (body "
                    f"weight), value in kg, effective now. More than one patient may share a name. {FUTURE_NOTE}")
@@ -97,10 +92,34 @@ def generate(b: HardBuilder) -> list[Scenario]:
         answer_format = ('After recording, answer as JSON: {"mrn": the MRN of the patient you recorded the weight for, '
                          '"previous_weight": that patient\'s most recent body weight before this one, in kg rounded '
                          'to 1 decimal place}.')
-        made = b.agentic(CATEGORY, (variant,), now=now, instruction=instruction, context=context,
+        made = b.agentic(NAME, (variant,), now=now, instruction=instruction, context=context,
                          answer_format=answer_format, answer=answer, phrasing=index, writes=[spec], variant=variant,
                          setup=setup, provenance=[f"Patient/{target}", *cited],
                          meta={"name": b.chart.name, "birth_date": target_born, "kg": kg, "patient_context": False})
         made.meta.pop("mrn")  # the task names the patient by name and birth date, not by MRN
         out.append(made)
     return out
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The one patient with the name *and* the birth date given; record the weight, report the previous one."""
+    name, born = sc.meta["name"], sc.meta["birth_date"]
+    result = await tools.call("find_patients", name=name)
+    rows = [row for row in result.rows if row.get("name") == name and row.get("birthDate") == born]
+    if len(rows) != 1:
+        raise ToolGap(f"{len(rows)} patients named {name!r} born {born}")
+    patient = rows[0]["ref"].removeprefix("Patient/")
+    previous = await latest_observation(tools, patient, WEIGHT)
+    await tools.call("record_vital_sign", patient=patient, vital="body_weight", value=sc.meta["kg"], unit="kg",
+                     reason="body weight measured at the visit")
+    weight = round(numeric(previous), 1) if previous else "not recorded"
+    return OracleAnswer(json.dumps({"mrn": rows[0]["mrn"], "previous_weight": weight}),
+                        [rows[0]["ref"], *refs([previous or {}])])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="agentic", tier="hard", order=50, until=2, generate=generate, solve=solve,
+    description="Two patients share a name: find the one born on the date given, record a weight, report the "
+                "previous one.",
+    phrasings={NAME: PHRASINGS},
+))

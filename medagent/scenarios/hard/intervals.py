@@ -17,11 +17,16 @@ from __future__ import annotations
 
 from datetime import date
 
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart import ConditionFact
+from medagent.scenarios.chart_reads import conditions_oldest_first, every_row, newest_with_reason
 from medagent.scenarios.clock import day_of, whole_years_between
 from medagent.scenarios.hard.common import HardBuilder, exact_integer
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
+from medagent.scenarios.tool_rows import utc_date, utc_moment
 
-CATEGORY = "interval_age"
+NAME = "interval_age"
 BIRTHDAY_MARGIN = 3
 
 AGE_PHRASINGS = [
@@ -68,46 +73,47 @@ def _near_birthday(born: date, on: date) -> bool:
     return False
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     now = b.end
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     out: list[Scenario] = []
-    firsts: dict[str, object] = {}
+    firsts: dict[str, ConditionFact] = {}
     for condition in sorted(b.chart.conditions, key=lambda c: (c.onset, c.id)):
         if condition.onset <= now:
             firsts.setdefault(condition.code.code, condition)
     ages = []
-    for code, condition in sorted(firsts.items()):
-        onset_day = day_of(condition.onset)  # type: ignore[attr-defined]
+    for _, condition in sorted(firsts.items()):
+        onset_day = day_of(condition.onset)
         if whole_years_between(b.chart.birth_date, onset_day) >= 1 and not _near_birthday(b.chart.birth_date, onset_day):
             ages.append(condition)
     for condition in rng.sample(ages, min(2, len(ages))):
-        onset_day = day_of(condition.onset)  # type: ignore[attr-defined]
+        onset_day = day_of(condition.onset)
         age = whole_years_between(b.chart.birth_date, onset_day)
-        key = ("age_at_diagnosis", condition.code.code)  # type: ignore[attr-defined]
-        index, template = b.phrasing(CATEGORY, key, AGE_PHRASINGS)
-        question = template.format(condition=condition.code.display, snomed=condition.code.code)  # type: ignore[attr-defined]
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=FORMAT_YEARS,
+        key = ("age_at_diagnosis", condition.code.code)
+        index, template = b.phrasing(NAME, key, AGE_PHRASINGS)
+        question = template.format(condition=condition.code.display, snomed=condition.code.code)
+        out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_YEARS,
                            answer=exact_integer(age, "years"), phrasing=index,
-                           provenance=[f"Patient/{b.chart.patient_id}", f"Condition/{condition.id}"],  # type: ignore[attr-defined]
-                           meta={"form": "age_at_diagnosis", "snomed": condition.code.code}))  # type: ignore[attr-defined]
+                           provenance=[f"Patient/{b.chart.patient_id}", f"Condition/{condition.id}"],
+                           meta={"form": "age_at_diagnosis", "snomed": condition.code.code}))
     treated = []
     by_id = {c.id: c for c in b.chart.conditions}
     for code, condition in sorted(firsts.items()):
         orders = sorted((m for m in b.chart.medications if m.authored <= now
                          and any(by_id.get(r) is not None and by_id[r].code.code == code for r in m.reasons)),
                         key=lambda m: (m.authored, m.id))
-        if len(orders) >= 2 and day_of(orders[-1].authored) > day_of(condition.onset):  # type: ignore[attr-defined]
+        if len(orders) >= 2 and day_of(orders[-1].authored) > day_of(condition.onset):
             treated.append((condition, orders[-1]))
     for condition, order in rng.sample(treated, min(1, len(treated))):
-        days = (day_of(order.authored) - day_of(condition.onset)).days  # type: ignore[attr-defined]
-        key = ("days_to_last_order", condition.code.code)  # type: ignore[attr-defined]
-        index, template = b.phrasing(CATEGORY, key, TREATMENT_PHRASINGS)
-        question = template.format(condition=condition.code.display, snomed=condition.code.code)  # type: ignore[attr-defined]
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=FORMAT_DAYS,
+        days = (day_of(order.authored) - day_of(condition.onset)).days
+        key = ("days_to_last_order", condition.code.code)
+        index, template = b.phrasing(NAME, key, TREATMENT_PHRASINGS)
+        question = template.format(condition=condition.code.display, snomed=condition.code.code)
+        out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_DAYS,
                            answer=exact_integer(days, "days"), phrasing=index,
-                           provenance=[f"Condition/{condition.id}", f"MedicationRequest/{order.id}"],  # type: ignore[attr-defined]
-                           meta={"form": "days_to_last_order", "snomed": condition.code.code}))  # type: ignore[attr-defined]
+                           provenance=[f"Condition/{condition.id}", f"MedicationRequest/{order.id}"],
+                           meta={"form": "days_to_last_order", "snomed": condition.code.code}))
     series: dict[str, list] = {}
     for shot in sorted(b.chart.immunizations, key=lambda s: (s.when, s.id)):
         if shot.when <= now:
@@ -121,10 +127,49 @@ def generate(b: HardBuilder) -> list[Scenario]:
     for code, shots in rng.sample(lasts, min(1, len(lasts))):
         years = whole_years_between(b.chart.birth_date, day_of(shots[-1].when))
         key = ("age_at_last_dose", code)
-        index, template = b.phrasing(CATEGORY, key, VACCINE_PHRASINGS)
+        index, template = b.phrasing(NAME, key, VACCINE_PHRASINGS)
         question = template.format(vaccine=shots[0].code.display, cvx=code)
-        out.append(b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=FORMAT_YEARS,
+        out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_YEARS,
                            answer=exact_integer(years, "years"), phrasing=index,
                            provenance=[f"Patient/{b.chart.patient_id}", f"Immunization/{shots[-1].id}"],
                            meta={"form": "age_at_last_dose", "cvx": code, "rows": len(shots)}))
     return out
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """Date arithmetic between two records that two different tools return."""
+    form = sc.meta["form"]
+    if form == "age_at_last_dose":
+        shots = [r for r in await every_row(tools, "search_immunizations", patient=sc.patient, code=sc.meta["cvx"])
+                 if r.get("status") in (None, "completed")]
+        if not shots:
+            return OracleAnswer("none", [])
+        last = max(shots, key=lambda r: utc_moment(r["date"]))
+        patient = await tools.call("get_patient", patient=sc.patient)
+        born = date.fromisoformat(patient.rows[0]["birthDate"][:10])
+        return OracleAnswer(str(whole_years_between(born, utc_date(last["date"]))),
+                            [patient.rows[0]["ref"], last["ref"]])
+    conditions = await conditions_oldest_first(tools, sc.patient, sc.meta["snomed"])
+    if not conditions:
+        return OracleAnswer("none", [])
+    first = min(conditions, key=lambda r: utc_moment(r["onset"]))
+    if form == "age_at_diagnosis":
+        patient = await tools.call("get_patient", patient=sc.patient)
+        born = date.fromisoformat(patient.rows[0]["birthDate"][:10])
+        return OracleAnswer(str(whole_years_between(born, utc_date(first["onset"]))),
+                            [patient.rows[0]["ref"], first["ref"]])
+    orders = await newest_with_reason(tools, sc.patient, conditions)
+    if not orders:
+        return OracleAnswer("none", [first["ref"]])
+    order = max(orders, key=lambda r: utc_moment(r["authored"]))
+    return OracleAnswer(str((utc_date(order["authored"]) - utc_date(first["onset"])).days),
+                        [first["ref"], order["ref"]])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=30, generate=generate, solve=solve,
+    description="Ages and intervals: age at a diagnosis or at a vaccine's last dose, days from diagnosis to the "
+                "last order for it.",
+    phrasings={"age_at_diagnosis": AGE_PHRASINGS, "days_to_last_order": TREATMENT_PHRASINGS,
+               "age_at_last_dose": VACCINE_PHRASINGS},
+))

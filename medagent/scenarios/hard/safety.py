@@ -14,9 +14,12 @@ months ago) and an eGFR result two days before now (below 30, or 45-110).
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from medagent.scenarios.agentic_common import medication_order, quantity
+from medagent.scenarios.agentic.common import medication_order, quantity
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.chart_reads import MAX_ROWS, latest_observation
 from medagent.scenarios.clock import whole_years_between
 from medagent.scenarios.codes import ORAL_ROUTE, RXNORM
 from medagent.scenarios.expect import names
@@ -25,8 +28,10 @@ from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
 from medagent.scenarios.hard.fixtures import allergy, medication_request
 from medagent.scenarios.identity import scenario_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario, Tolerance
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
+from medagent.scenarios.tool_rows import numeric, refs
 
-CATEGORY = "safety_gated_order"
+NAME = "safety_gated_order"
 AMOXICILLIN = ("308182", "Amoxicillin 250 MG Oral Capsule")
 PENICILLIN_ALLERGY = ("91936005", "Allergy to penicillin")
 OTHER_ALLERGIES = [("418689008", "Allergy to grass pollen"), ("232350006", "House dust mite allergy"),
@@ -78,16 +83,17 @@ def _eligible_now(b: HardBuilder):  # type: ignore[no-untyped-def]
     return now
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     now = _eligible_now(b)
     if now is None:
         return []
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     out = []
     plan = [("act", None)] * PER_BRANCH + [("no-action", REASONS[(i + rng.randrange(3)) % 3]) for i in range(PER_BRANCH)]
     for number, (branch, reason) in enumerate(plan):
         key = (branch, number)
-        sid = scenario_id("agentic", CATEGORY, b.chart.patient_id, *key)
+        sid = scenario_id("agentic", NAME, b.chart.patient_id, *key)
         egfr = rng.randint(12, 27) if reason == "kidney" else rng.randint(45, 110)
         allergen = PENICILLIN_ALLERGY if reason == "allergy" else rng.choice(OTHER_ALLERGIES)
         allergy_kind = "medication" if reason == "allergy" else "environment"
@@ -115,11 +121,37 @@ def generate(b: HardBuilder) -> list[Scenario]:
                                    tolerance=Tolerance(abs=0.5),
                                    unit_factors={"mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0, "mL/min": 1.0}),
         })
-        index, template = b.phrasing(CATEGORY, key, PHRASINGS)
-        out.append(b.agentic(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn), context=CONTEXT,
+        index, template = b.phrasing(NAME, key, PHRASINGS)
+        out.append(b.agentic(NAME, key, now=now, instruction=template.format(mrn=b.chart.mrn), context=CONTEXT,
                              answer_format=ANSWER_FORMAT, answer=answer, phrasing=index, writes=writes,
                              branch=branch, variant=decision, setup=setup,
                              provenance=[f"{r['resourceType']}/{r['id']}" for r in setup],
                              meta={"loinc": EGFR, "rxnorm": AMOXICILLIN[0]}))
     return out
 
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The three safety checks in the order the task states them; order only when all pass."""
+    patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
+    allergies = await tools.call("search_allergies", patient=patient, status="active", limit=MAX_ROWS)
+    penicillin = [row for row in allergies.rows if "penicillin" in (row.get("display") or "").lower()]
+    active = await tools.call("search_medications", complete=True, patient=patient, status="current",
+                              text="amoxicillin", limit=MAX_ROWS)
+    egfr = await latest_observation(tools, patient, sc.meta["loinc"])
+    value = numeric(egfr) if egfr else None
+    decision = "allergy" if penicillin else "duplicate" if active.rows else \
+        "kidney" if value is None or value < EGFR_LIMIT else "ordered"
+    if decision == "ordered" or tools.act_on_every_branch:
+        await tools.call("order_medication", patient=patient, code=sc.meta["rxnorm"], system="rxnorm", dose_value=500,
+                         dose_unit="mg", route="oral", instructions="500 mg (2 capsules) every 8 hours for 10 days",
+                         reason="suspected streptococcal pharyngitis; safety checks passed")
+    answer = {"decision": decision, "egfr": round(value) if value is not None else "not recorded"}
+    return OracleAnswer(json.dumps(answer), [*refs(penicillin), *refs(active.rows), *refs([egfr or {}])])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="agentic", tier="hard", order=60, until=2, generate=generate, solve=solve, conditional=True,
+    description="Order amoxicillin only after three safety checks (penicillin allergy, a duplicate order, eGFR).",
+    phrasings={NAME: PHRASINGS},
+))

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from datetime import date
 
+from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart import ConditionFact, ObservationFact
+from medagent.scenarios.chart_reads import conditions_oldest_first, latest_observation, observations
 from medagent.scenarios.clock import day_of
 from medagent.scenarios.codes import LABS, SNOMED
 from medagent.scenarios.expect import number_answer, rounding_phrase
 from medagent.scenarios.hard.common import HardBuilder
 from medagent.scenarios.models import Scenario
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, quantity_text, stated_decimals, utc_day
 
-CATEGORY = "temporal_window"
+NAME = "temporal_window"
 MIN_ROWS = 5
 PER_PATIENT = 6
 
@@ -72,7 +76,8 @@ def _window(chart_values: list[ObservationFact], start: date, end: date) -> list
     return [f for f in chart_values if start <= day_of(f.when) <= end]
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     now = b.end
     counts: dict[str, int] = {}
     for condition in b.chart.conditions:
@@ -84,7 +89,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
         for code in FOLLOWED_BY[condition.code.code]:
             for form in ("window_extreme", "first_after"):
                 candidates.append((form, condition, code))
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     rng.shuffle(candidates)
     out: list[Scenario] = []
     for form, condition, code in candidates:
@@ -112,12 +117,12 @@ def _extreme(b: HardBuilder, condition: ConditionFact, code: str, now, which: st
     answer, decimals = made
     until = "the day it resolved" if end is not now else "now"
     key = ("window_extreme", condition.id, code, which)
-    index, template = b.phrasing(CATEGORY, key, EXTREME_PHRASINGS)
+    index, template = b.phrasing(NAME, key, EXTREME_PHRASINGS)
     question = template.format(which=which, lab=info.label, loinc=code, condition=condition.code.display,
                                snomed=condition.code.code, until=until)
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
     same = [f for f in inside if f.value == pick.value]
-    return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
+    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
                    provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in same)],
                    meta={"form": "window_extreme", "condition": [SNOMED, condition.code.code], "loinc": code,
                          "which": which, "rows": len(inside)})
@@ -142,11 +147,43 @@ def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now) -> Sc
         return None
     answer, decimals = made
     key = ("first_after", condition.id, code)
-    index, template = b.phrasing(CATEGORY, key, FIRST_PHRASINGS)
+    index, template = b.phrasing(NAME, key, FIRST_PHRASINGS)
     question = template.format(lab=info.label, loinc=code, condition=condition.code.display,
                                snomed=condition.code.code)
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
-    return b.ehrqa(CATEGORY, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
+    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
                    provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
                    meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code,
                          "rows": len(facts)})
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The condition's dates (one Condition of the code), then the lab's results inside them."""
+    _, snomed = sc.meta["condition"]
+    code = sc.meta["loinc"]
+    conditions = await conditions_oldest_first(tools, sc.patient, snomed)
+    if len(conditions) != 1:
+        raise ToolGap(f"expected one {snomed} condition, found {len(conditions)}")
+    condition = conditions[0]
+    since = utc_day(condition["onset"])
+    decimals = stated_decimals(sc.question)
+    if sc.meta["form"] == "first_after":
+        row = await latest_observation(tools, sc.patient, code, since=since, order="oldest")
+        if row is None:
+            return OracleAnswer("none", [condition["ref"]])
+        return OracleAnswer(quantity_text(numeric(row), row.get("unit"), decimals), [condition["ref"], row["ref"]])
+    until = utc_day(condition["abatement"]) if condition.get("abatement") else None
+    rows = await observations(tools, sc.patient, code, since=since, until=until)
+    if not rows:
+        return OracleAnswer("none", [condition["ref"]])
+    pick = max if sc.meta["which"] == "highest" else min
+    best = pick(rows, key=numeric)
+    return OracleAnswer(quantity_text(numeric(best), best.get("unit"), decimals), [condition["ref"], best["ref"]])
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="ehrqa", tier="hard", order=10, until=2, generate=generate, solve=solve,
+    description="A lab value located by the dates of a diagnosis: the extreme inside the condition's span, or the "
+                "first result after its onset.",
+    phrasings={"window_extreme": EXTREME_PHRASINGS, "first_after": FIRST_PHRASINGS},
+))

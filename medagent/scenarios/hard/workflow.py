@@ -11,30 +11,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from medagent.scenarios.agentic_common import (
-    EFFECTIVE_PATHS,
-    around,
-    quantity,
-    service_order,
-)
-from medagent.scenarios.codes import (
-    BP_PANEL_CODES,
-    DIASTOLIC,
-    LOINC,
-    OBSERVATION_CATEGORY,
-    SYSTOLIC,
-)
+from medagent.scenarios.agentic.common import EFFECTIVE_PATHS, around, quantity, service_order
+from medagent.scenarios.category import Category, ChartInput, register
+from medagent.scenarios.codes import BP_PANEL_CODES, DIASTOLIC, LOINC, OBSERVATION_CATEGORY, SYSTOLIC
 from medagent.scenarios.hard.common import FUTURE_NOTE, HardBuilder
-from medagent.scenarios.models import (
-    CodingSpec,
-    ExpectedAnswer,
-    FieldRule,
-    Scenario,
-    Tolerance,
-    WriteSpec,
-)
+from medagent.scenarios.models import CodingSpec, ExpectedAnswer, FieldRule, Scenario, Tolerance, WriteSpec
+from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
+from medagent.scenarios.tool_rows import numeric, refs, rows_of
 
-CATEGORY = "bp_workup_workflow"
+NAME = "bp_workup_workflow"
 BMP = ("51990-0", "Basic metabolic panel - Blood")
 THRESHOLD = 140
 MARGIN = 4
@@ -64,7 +49,8 @@ ANSWER_FORMAT = ("After the writes, answer with the mean systolic of the three r
                  "nearest whole number.")
 
 
-def generate(b: HardBuilder) -> list[Scenario]:
+def generate(given: ChartInput) -> list[Scenario]:
+    b = HardBuilder.of(given)
     if not b.alive_at_end:
         return []
     now = b.clock(b.end - timedelta(hours=1))
@@ -77,7 +63,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
                "no-action": list(range(96, min(int(3 * (THRESHOLD - MARGIN) - total), 150)))}
     if not all(choices.values()):
         return []  # both branches or neither: 1:1
-    rng = b.rng(CATEGORY)
+    rng = b.rng(NAME)
     out = []
     for branch in ("act", "no-action"):
         candidates = choices[branch]
@@ -86,7 +72,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
         dia = rng.randint(low, max(low, min(110, new - 30)))
         average = (total + new) / 3
         key = (branch,)
-        index, template = b.phrasing(CATEGORY, key, PHRASINGS)
+        index, template = b.phrasing(NAME, key, PHRASINGS)
         record = WriteSpec(
             name="blood pressure observation", resource_type="Observation", subject=b.chart.reference,
             code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
@@ -100,7 +86,7 @@ def generate(b: HardBuilder) -> list[Scenario]:
         if branch == "act":
             writes.append(service_order("basic metabolic panel", b.chart.patient_id, now,
                                         [CodingSpec(system=LOINC, code=BMP[0])]))
-        out.append(b.agentic(CATEGORY, key, now=now, instruction=template.format(mrn=b.chart.mrn, sys=new, dia=dia),
+        out.append(b.agentic(NAME, key, now=now, instruction=template.format(mrn=b.chart.mrn, sys=new, dia=dia),
                              context=CONTEXT, answer_format=ANSWER_FORMAT,
                              answer=ExpectedAnswer(type="number", value=round(average, 4), unit="mm[Hg]",
                                                    tolerance=Tolerance(abs=0.5), unit_factors={"mmHg": 1.0}),
@@ -108,3 +94,28 @@ def generate(b: HardBuilder) -> list[Scenario]:
                              provenance=[f"Observation/{f.id}" for f in earlier],
                              meta={"systolic": new, "diastolic": dia}))
     return out
+
+
+async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
+    """The two earlier systolic readings, the new reading recorded, then the panel when the mean calls for it."""
+    patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
+    result = await tools.call("search_observations", patient=patient, code=SYSTOLIC, latest=2)
+    earlier = rows_of(result.rows, SYSTOLIC)
+    if len(earlier) != 2:
+        raise ToolGap(f"found {len(earlier)} earlier systolic readings, need 2")
+    systolic, diastolic = sc.meta["systolic"], sc.meta["diastolic"]
+    await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=systolic,
+                     diastolic=diastolic, reason="blood pressure measured at the visit")
+    average = (systolic + sum(numeric(r) for r in earlier)) / 3
+    if average >= THRESHOLD or tools.act_on_every_branch:
+        await tools.call("order_service", patient=patient, code=BMP[0], system="loinc", kind="lab",
+                         reason=f"mean systolic of the last three readings {average:.0f} mmHg")
+    return OracleAnswer(f"{round(average)} mmHg", refs(earlier))
+
+
+CATEGORY = register(Category(
+    name=NAME, suite="agentic", tier="hard", order=70, until=2, generate=generate, solve=solve, conditional=True,
+    description="Record a blood pressure, then order a metabolic panel when the mean of the last three systolic "
+                "readings is 140 mmHg or more.",
+    phrasings={NAME: PHRASINGS},
+))

@@ -1,0 +1,96 @@
+"""One scored run as ``medagent bench run`` (and ``medagent quickstart``) describe it: the set and its slice, the
+solver, where the tasks run, the run folder. The CLI parses flags into a :class:`RunChoice` and calls
+:func:`run_scored`."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medagent.bench.executors import make_executor
+from medagent.bench.run_folder import record_set
+from medagent.bench.runner import run_benchmark
+from medagent.bench.scenario_sets import DEFAULT_SET, open_set, set_dir, set_hash
+from medagent.bench.solvers import Solver
+from medagent.bench.solvers.catalog import make_solver
+from medagent.config import UserError
+from medagent.tools.tool_sets import tool_names
+
+__all__ = ["RunChoice", "ScoredRun", "check_prompt_profile", "run_scored"]
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """What to run (the options of ``medagent bench run``)."""
+
+    out: Path
+    model: str
+    model_name: str | None = None
+    suite: str = "all"
+    split: str = "test"
+    tier: str = "all"
+    limit: int | None = None
+    agent: str = "agent"
+    concurrency: int = 1
+    trials: int = 1
+    max_steps: int | None = None
+    resume: bool = False
+    scenario_set: str = DEFAULT_SET
+    scenarios: Path | None = None
+    tools: str | None = None
+    fhir_urls: list[str] | None = None
+    executor: str = "local"
+    address: str | None = None
+    actor_slots: int = 1
+    prompt_profile: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    """The run's summary and the solver that ran it."""
+
+    summary: dict[str, Any]
+    solver: Solver
+
+
+def check_prompt_profile(profile: str | None) -> None:
+    """A prompt profile must be one of ``medagent.agent.prompts``' (UserError otherwise)."""
+    from medagent.agent.prompts import PROMPT_PROFILES
+
+    if profile is not None and profile not in PROMPT_PROFILES:
+        raise UserError(f"--prompt-profile {profile!r}: choose one of {', '.join(PROMPT_PROFILES)}")
+
+
+def chosen_tools(spec: str) -> list[str]:
+    """``--tools``: a named set or a list of tool names; a bad value is the user's mistake, named."""
+    try:
+        return tool_names(spec)
+    except ValueError as exc:
+        raise UserError(f"--tools: {exc}") from None
+
+
+async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
+    """Open the set, build the solver and executor, record the set in the run folder, run every task.
+
+    Bad choices raise :class:`UserError` (or ``ScenarioSetError``) before anything is written."""
+    check_prompt_profile(choice.prompt_profile)
+    names = chosen_tools(choice.tools) if choice.tools is not None else None
+    if choice.fhir_urls is not None and not choice.fhir_urls:
+        raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
+    chosen = open_set(choice.scenarios or set_dir(choice.scenario_set))
+    tasks = chosen.load(choice.suite, choice.split, choice.tier, choice.limit)
+    build = functools.partial(make_solver, choice.agent, choice.model, choice.model_name, choice.max_steps,
+                              chosen.folder, names, choice.prompt_profile)
+    solver = build()
+    runs_on = make_executor(choice.executor, address=choice.address, slots_per_actor=choice.actor_slots,
+                            solver_factory=build)
+    content_hash = set_hash(chosen.folder)
+    used = {"tools": choice.tools or "all", "tool_names": names or tool_names("all")} if choice.agent == "agent" else {}
+    record_set(choice.out, chosen.name, content_hash, chosen.folder, suite=choice.suite, split=choice.split,
+               tier=choice.tier, limit=choice.limit, **used)
+    summary = await run_benchmark(tasks, solver, out_dir=choice.out, home=home, concurrency=choice.concurrency,
+                                  trials=choice.trials, resume=choice.resume, set_hash=content_hash,
+                                  fhir_urls=choice.fhir_urls, executor=runs_on)
+    return ScoredRun(summary=summary, solver=solver)
