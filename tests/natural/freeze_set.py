@@ -17,7 +17,7 @@ from medagent.scenarios.scenario_files import write_set
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from compute_answers import DEFAULT_SET, SET_FILES, set_rows
+from compute_answers import DEFAULT_SET, SET_FILES, set_rows  # noqa: E402  (a script: its folder is put on the path first)
 
 NAME = "natural"
 GENERATOR = "natural-1.0 (written by hand from the raw charts; answers by tests/natural/compute_answers.py)"

@@ -20,8 +20,8 @@ import compute_answers
 import pytest
 
 from medagent.agent.answer_format import format_text
-from medagent.bench.solvers.oracle import OracleSolver
 from medagent.bench.scenario_sets import open_set, set_dir, set_hash, set_names
+from medagent.bench.solvers.oracle import OracleSolver
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.category import categories
 from medagent.scenarios.free_answers import sentence_answer
