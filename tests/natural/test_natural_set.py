@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -86,13 +86,24 @@ def test_the_set_is_frozen_test_only_and_evaluation_only(natural: list[Scenario]
     assert len(natural) == sum(entry.count for entry in chosen.manifest.files.values()) == 425
     assert chosen.load("all", "dev", "all") == []
     v2_test = set(open_set(set_dir("v2")).manifest.test_patients)
+    v3 = open_set(set_dir("v3"))
     patients = {s.patient for s in natural}
-    assert patients == v2_test == set(chosen.manifest.test_patients) and len(patients) == 19
+    assert patients == v2_test == set(v3.manifest.test_patients) == set(chosen.manifest.test_patients)
+    assert len(patients) == 19
+    # asked at the template sets' clock for that patient (the end of its record)
+    core_now = {s.patient: s.now for s in v3.load("ehrqa", "test", "core")}
+    assert all(s.now == core_now[s.patient] for s in natural)
     assert all(s.split == "test" and s.suite == "ehrqa" and s.read_only for s in natural)
     assert len({s.id for s in natural}) == len(natural) and all(s.id.startswith("natural-") for s in natural)
 
 
 def test_every_kind_is_asked_in_plain_words(natural: list[Scenario]) -> None:
+    declared: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+    for c in categories():
+        declared[(c.suite, c.tier)].add(c.name)
+    assert set(EHRQA_CATEGORIES) == declared[("ehrqa", "core")]  # the 10 EHRQA categories, all of them
+    # the hard tier's question kinds about one patient (cohort_measure asks about the whole population)
+    assert set(HARD_CATEGORIES) == declared[("ehrqa", "hard")] - {"cohort_measure"}
     counts = Counter(s.category for s in natural)
     assert all(counts[c] >= 25 for c in EHRQA_CATEGORIES), counts
     assert sum(counts[c] for c in HARD_CATEGORIES) >= 60 and all(counts[c] >= 10 for c in HARD_CATEGORIES)
