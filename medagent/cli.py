@@ -78,6 +78,8 @@ def fhir_serve(
     exit_with_parent: Annotated[bool, typer.Option("--exit-with-parent", help="Exit when the process that started this one dies.")] = False,
     query_seconds: Annotated[float | None, typer.Option("--query-seconds", min=0.001, help="Time limit of one database query (default 10 s).")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes accepting on the one port, over the same database.")] = 1,
+    slots: Annotated[int, typer.Option("--slots", min=0, help="Serve this many task databases over --db (read-only), at /slots/0 ...")] = 0,
+    slots_dir: Annotated[Path | None, typer.Option("--slots-dir", help="Where the task databases are kept (default: beside --db).")] = None,
     smart_issuer: Annotated[str | None, typer.Option(help="Protect the server: require SMART JWT access tokens from this OAuth issuer (MEDAGENT_FHIR_SERVER_ISSUER).")] = None,
     smart_audience: Annotated[str | None, typer.Option(help="The tokens' audience: this server's base URL as clients use it (default http://HOST:PORT).")] = None,
     smart_jwks_url: Annotated[str | None, typer.Option(help="The issuer's JWKS URL (default: from its OpenID discovery).")] = None,
@@ -92,7 +94,7 @@ def fhir_serve(
     serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
           allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m),
           token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds,
-          workers=workers, access_tokens=access_token_policy(settings))
+          workers=workers, access_tokens=access_token_policy(settings), slots=slots, slots_dir=slots_dir)
 
 
 @fhir_app.command("jwks")
@@ -171,10 +173,10 @@ def quickstart(
     Template questions of the test split and one of them asked as a user would ask it (no answer format: a free
     answer). Same code path as `medagent bench run`; prints the table, each question and answer, and the report path.
     """
-    from medagent.bench.cli import show_run
+    from medagent.bench.cli import run_scored_or_exit, show_run
     from medagent.bench.quickstart import quickstart_set
     from medagent.bench.results import ResultsLog
-    from medagent.bench.scored_run import RunChoice, run_scored
+    from medagent.bench.scored_run import RunChoice
     from medagent.scenarios.scenario_files import open_set
 
     if out.exists():
@@ -183,7 +185,7 @@ def quickstart(
     settings = get_settings(model=model)
     choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", agent="agent", max_steps=3,
                        scenarios=questions)
-    show_run(asyncio.run(run_scored(choice, home=settings.home)), out, "ehrqa/test", report=True)
+    show_run(run_scored_or_exit(choice, settings.home), out, "ehrqa/test", report=True)
     asked = {s.id: s for s in open_set(questions).load("ehrqa", "test", "all", None)}
     for record in ResultsLog(out / "results.jsonl").load():
         scenario = asked[record.scenario_id]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -72,10 +71,10 @@ class _Server:
             return self.fhir_url
         if self.embedded is None:
             folder = Path(tempfile.mkdtemp(prefix="medagent-inspect-"))
-            db = folder / "fhir.sqlite"
-            await asyncio.to_thread(shutil.copyfile, template_db(get_settings().home), db)
-            self.embedded = await asyncio.to_thread(EmbeddedServer(db, allow_reset=True).start)
-        return self.embedded.base_url
+            template = await asyncio.to_thread(template_db, get_settings().home)
+            self.embedded = await asyncio.to_thread(
+                EmbeddedServer(template, allow_reset=True, slots=1, slots_dir=folder).start)
+        return self.embedded.slot_url(0)
 
     async def scoring(self, client: FhirClient, run_id: str) -> ServerDiff:
         if self.fhir_url:

@@ -16,7 +16,15 @@ from rich.table import Table
 from medagent.bench.baseline_table import BASELINES
 from medagent.bench.results import ResultsLog
 from medagent.bench.run_folder import record_set, run_set_dir
-from medagent.bench.runner import RESULTS_FILE, SUMMARY_FILE, RunDirError, run_benchmark, write_json_atomic
+from medagent.bench.runner import (
+    DEFAULT_MAX_ERROR_SHARE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    RunDirError,
+    RunFailed,
+    run_benchmark,
+    write_json_atomic,
+)
 from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, open_set, set_dir, set_hash
 from medagent.bench.scored_run import RunChoice, ScoredRun, run_scored
 from medagent.bench.solvers.catalog import CODE_SOLVER_NAMES, make_code_solver
@@ -87,14 +95,18 @@ def bench_run(
     fhir_url: Annotated[str | None, typer.Option(
         "--fhir-url", help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
         "one task at a time each, diff from _history and run tags, reset by before-images.")] = None,
-    executor: Annotated[str, typer.Option(help="Where tasks run: local (this process) or ray (one actor per task "
-                                               "in flight, each with its own FHIR server and solver).")] = "local",
+    executor: Annotated[str, typer.Option(help="Where tasks run: local (this process) or ray (actors over the "
+                                               "cluster, each with its own solver and FHIR server).")] = "local",
     address: Annotated[str | None, typer.Option(help="--executor ray: a running Ray cluster ('auto' or "
                                                      "host:port); default: start a local one.")] = None,
-    actor_slots: Annotated[int, typer.Option(min=1, help="--executor ray: FHIR servers (tasks in flight) per actor; "
-                                                         "1: one actor per task in flight.")] = 1,
+    actor_slots: Annotated[int | None, typer.Option(min=1, help="--executor ray: tasks in flight per actor (task "
+                                                                "databases of its FHIR server; default 16); 1: one "
+                                                                "actor per task in flight.")] = None,
     prompt_profile: Annotated[str | None, typer.Option(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
+    max_error_share: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="More tasks than this share ending in error fails the run (exit 1, summary.json "
+        "marked failed, no score).")] = DEFAULT_MAX_ERROR_SHARE,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
@@ -102,13 +114,24 @@ def bench_run(
     choice = RunChoice(out=out, model=settings.model, model_name=settings.model_name, suite=suite, split=split,
                        tier=tier, limit=limit, agent=agent, concurrency=concurrency, trials=trials, max_steps=max_steps,
                        resume=resume, scenario_set=scenario_set, scenarios=scenarios, tools=tools, fhir_urls=fhir_urls,
-                       executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile)
+                       executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile,
+                       max_error_share=max_error_share)
     try:
-        run = asyncio.run(run_scored(choice, home=settings.home))
+        run = run_scored_or_exit(choice, settings.home)
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     show_run(run, out, f"{suite}/{split}", report=report)
+
+
+def run_scored_or_exit(choice: RunChoice, home: Path) -> ScoredRun:
+    """Run ``choice``; a run with too many tasks in error says why and exits 1 (no score printed)."""
+    try:
+        return asyncio.run(run_scored(choice, home=home))
+    except RunFailed as exc:
+        err_console.print(f"[bold red]run failed, no score:[/] {escape(str(exc))}")
+        err_console.print(f"errors by type: {exc.failed['by_type']}; summary: {choice.out / SUMMARY_FILE}")
+        raise typer.Exit(1) from None
 
 
 def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
@@ -157,6 +180,9 @@ def bench_baselines(
     except (ScenarioSetError, UserError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    except RunFailed as exc:
+        err_console.print(f"[bold red]run failed, no table:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
     table = baseline_table(records, tasks)
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
     markdown = render_markdown(table, title)

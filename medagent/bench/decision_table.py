@@ -2,7 +2,7 @@
 
 A binary decision is the branch of a conditional task (act / no-action: right when the policy made the branch's
 own write, i.e. wrote more than the writes both branches need (the blood-pressure reading), exactly on the act
-branch) and, for abstention, each lab's recorded / not recorded (right when the answer gives a number exactly
+branch; not a workflow task, whose branch only says whether anything is ordered: it is graded at checkpoints) and, for abstention, each lab's recorded / not recorded (right when the answer gives a number exactly
 where the chart has one); a yes/no question is one decision too. Chance is 50% on all of them (the
 sets balance them). ``decision_summary`` groups records by suite x tier (and category); ``render_decision_table``
 draws one Markdown table with an "other items passed % / decisions %" cell per policy, "-" where a policy was not
@@ -32,9 +32,11 @@ def both_branches(scenarios: list[Scenario]) -> dict[str, int]:
 
 def decisions(record: TaskRecord, scenario: Scenario, always: dict[str, int] | None = None) -> list[bool]:
     """Right/wrong per binary decision the item holds (none for most items); ``always``: ``both_branches``."""
+    if scenario.checkpoints:
+        return []  # a workflow task holds several decisions, each graded at its own checkpoint: its pass rate counts
     if scenario.branch is not None:
         setup = {r["id"] for r in scenario.setup}
-        written = sum(1 for c in record.changes if c.get("id") not in setup)
+        written = sum(1 for c in record.changes if c.id not in setup)
         acted = written > (always or {}).get(scenario.category, 0)
         return [acted == (scenario.branch == "act")]
     if scenario.answer.type == "boolean":

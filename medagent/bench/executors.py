@@ -1,10 +1,11 @@
 """Where a scored run's tasks execute, behind one interface (:class:`Executor`).
 
-- :class:`LocalExecutor`: this process; one worker per concurrent task, each with its own embedded FHIR
-  server (a pool of ``medagent fhir serve`` processes) or one of the ``--fhir-url`` standard servers.
-- :class:`RayExecutor`: a Ray cluster (``bench run --executor ray [--address ADDR]``); one actor per
-  concurrent task, each owning its FHIR server (an embedded one on its node, or one standard server URL)
-  and its own solver.
+- :class:`LocalExecutor`: this process; one worker per concurrent task, each with its own task database
+  (a slot of one embedded ``medagent fhir serve --slots N`` process) or one of the ``--fhir-url`` standard
+  servers.
+- :class:`RayExecutor`: a Ray cluster (``bench run --executor ray [--address ADDR]``); actors spread over
+  its nodes, each with its own solver and ``--actor-slots`` tasks in flight (the slots of one embedded
+  server on its node, or its share of the standard server URLs).
 
 Either way every finished task comes back to this process as a :class:`TaskRecord` through ``deliver``,
 which the runner appends to the one results log: resume, the summary and the report do not know which
@@ -35,6 +36,7 @@ from medagent.config import UserError
 from medagent.scenarios.models import Scenario
 
 EXECUTORS = ("local", "ray")
+DEFAULT_ACTOR_SLOTS = 16  # tasks in flight per Ray actor (its one FHIR server's task databases)
 RAY_MISSING = "--executor ray needs Ray, which is not installed: pip install 'medagent[ray]'"
 
 Deliver = Callable[[TaskRecord], None]
@@ -52,6 +54,11 @@ class RunPlan:
     workdir: Path  # where embedded servers keep their database copies (this machine)
     home: Path  # MEDAGENT_HOME: the cached loaded database
     fhir_urls: list[str] | None = None  # standard FHIR servers instead of embedded ones
+    on_phase: Callable[[str], None] | None = None  # told "tasks" (servers up) and "done" (servers still up)
+
+    def enter_phase(self, name: str) -> None:
+        if self.on_phase is not None:
+            self.on_phase(name)
 
     @property
     def workers(self) -> int:
@@ -91,9 +98,11 @@ class LocalExecutor:
                    else ServerPool(plan.workers, plan.workdir, plan.home))
         async with servers as pool:
             timing["servers_start_s"] = round(time.perf_counter() - started, 2)
+            plan.enter_phase("tasks")
             started = time.perf_counter()
             await asyncio.gather(*(worker(pool) for _ in range(plan.workers)))
             timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
+            plan.enter_phase("done")
 
 
 def import_ray() -> Any:
@@ -106,10 +115,10 @@ def import_ray() -> Any:
 
 
 class TaskActor:
-    """A Ray actor (the body of a ``ray.remote`` class): its own solver and ``slots`` FHIR servers (embedded
-    ones, or its share of the standard servers), one task at a time on each.
+    """A Ray actor (the body of a ``ray.remote`` class): its own solver and ``slots`` FHIR servers (the task
+    databases of one embedded server, or its share of the standard servers), one task at a time on each.
 
-    Embedded servers keep their database copies in a private temporary folder on the actor's node; the
+    The embedded server keeps its task databases in a private temporary folder on the actor's node; the
     loaded template comes from ``home`` there (built on first use)."""
 
     def __init__(self, make_solver: SolverFactory, home: str, fhir_urls: list[str] | None, slots: int = 1) -> None:
@@ -159,15 +168,15 @@ class RayExecutor:
     ``num_cpus`` (stopped at the end). A Ray already initialised in this process is used as it is.
     ``solver_factory``: builds each actor's solver on its node (``bench run`` passes the ``--agent``/``--model``
     choice, so every actor opens its own model connections); None ships the run's solver itself (code solvers).
-    ``slots_per_actor``: FHIR servers (tasks in flight) per actor; 1 (the default) is one actor per task in
-    flight, more saves a worker process per task at high concurrency.
+    ``slots_per_actor``: tasks in flight per actor (task databases of its one FHIR server); 1 is one actor
+    (and one server process) per task in flight.
     Actors reserve no CPU (they wait on the model and their server), so concurrency is not capped by cores.
     """
 
     name = "ray"
 
     def __init__(self, *, address: str | None = None, solver_factory: SolverFactory | None = None,
-                 num_cpus: int | None = None, slots_per_actor: int = 1) -> None:
+                 num_cpus: int | None = None, slots_per_actor: int = DEFAULT_ACTOR_SLOTS) -> None:
         if slots_per_actor < 1:
             raise ValueError("slots_per_actor must be at least 1")
         self.slots_per_actor = slots_per_actor
@@ -216,10 +225,12 @@ class RayExecutor:
                     raw = await actor.run.remote(scenario.model_dump_json(), trial, plan.set_hash)
                     deliver(TaskRecord.model_validate_json(raw))
 
+            plan.enter_phase("tasks")
             started = time.perf_counter()
             await asyncio.gather(*(feed(actor) for actor, indexes in zip(actors, slots, strict=True)
                                    for _ in indexes))
             timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
+            plan.enter_phase("done")
         finally:
             await asyncio.gather(*(actor.stop.remote() for actor in actors), return_exceptions=True)
             for actor in actors:
@@ -227,13 +238,14 @@ class RayExecutor:
 
 
 def make_executor(name: str, *, address: str | None = None, solver_factory: SolverFactory | None = None,
-                  slots_per_actor: int = 1) -> Executor:
+                  slots_per_actor: int | None = None) -> Executor:
     """The executor for ``bench run --executor NAME``; a bad name or an ``--address`` without Ray is a UserError."""
     if name == "local":
-        if address is not None or slots_per_actor != 1:
+        if address is not None or slots_per_actor is not None:
             raise UserError("--address and --actor-slots apply to --executor ray only")
         return LocalExecutor()
     if name == "ray":
         import_ray()
-        return RayExecutor(address=address, solver_factory=solver_factory, slots_per_actor=slots_per_actor)
+        return RayExecutor(address=address, solver_factory=solver_factory,
+                           slots_per_actor=slots_per_actor or DEFAULT_ACTOR_SLOTS)
     raise UserError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -23,6 +23,18 @@ from medagent.trajectory import RunOutcome
 LEGACY_OUTCOME_FIELDS = ("status", "answer", "citations", "error", "steps", "trace", "audit")
 RESULTS_FORMAT = 3  # 3: each record names its cluster; 2: typed verdict and changes, format_version written;
 #                   1: the same fields as 2, no version
+
+TaskPhase = Literal["reset", "setup", "solver", "diff", "grade"]
+
+
+class TaskError(BaseModel):
+    """Why a task ended in error: the phase that failed, the exception's type and message, and where it was
+    raised (a solver that ended its run in error itself: the run's status as the type, no location)."""
+
+    phase: TaskPhase
+    type: str
+    message: str
+    where: str | None = Field(None, description="The innermost frame of the exception: file:line in function.")
 
 
 class TaskRecord(BaseModel):
@@ -47,6 +59,7 @@ class TaskRecord(BaseModel):
     changes: list[Change] = Field(default_factory=list)
     latency_s: float = 0.0
     scenario_set_hash: str | None = None
+    task_error: TaskError | None = None
     checkpoints_passed: int | None = Field(None, description="Workflow tasks: checkpoints passed (None: no "
                                                               "checkpoints, or not graded).")
     checkpoints_total: int | None = None
@@ -73,23 +86,60 @@ class TaskRecord(BaseModel):
         return self.scenario_id, self.trial
 
 
-class ResultsLog:
-    """Append-only JSONL of :class:`TaskRecord`; each record is one ``write`` of one line (O_APPEND)."""
+SYNC_SECONDS = 1.0
 
-    def __init__(self, path: Path) -> None:
+
+class ResultsLog:
+    """Append-only JSONL of :class:`TaskRecord`; each record is one ``write`` of one line (O_APPEND).
+
+    A written line is in the file at once (a killed process loses nothing it appended); it reaches the disk
+    (fsync) within ``sync_seconds``, from a background thread, so an append never waits for the disk (the
+    runner appends from its event loop, where tasks in flight would wait too), and at :meth:`close`."""
+
+    def __init__(self, path: Path, *, sync_seconds: float = SYNC_SECONDS) -> None:
         self.path = path
+        self.sync_seconds = sync_seconds
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._unsynced = threading.Event()
+        self._closing = threading.Event()
         self.skipped_lines: list[int] = []
 
     def append(self, record: TaskRecord) -> None:
         line = (record.model_dump_json() + "\n").encode()
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._closing = threading.Event()
+                threading.Thread(target=self._sync_in_background, args=(os.dup(self._fd), self._closing),
+                                 name="results-fsync", daemon=True).start()
+            os.write(self._fd, line)
+            self._unsynced.set()
+
+    def _sync_in_background(self, fd: int, closing: threading.Event) -> None:
+        """fsync ``fd`` (the thread's own copy of the file's descriptor) after appends, at most every
+        ``sync_seconds``, until the file is closed."""
+        try:
+            while True:
+                self._unsynced.wait()
+                if closing.is_set():
+                    return
+                self._unsynced.clear()
                 os.fsync(fd)
-            finally:
-                os.close(fd)
+                closing.wait(self.sync_seconds)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Sync and close the file (appending again reopens it)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            os.fsync(fd)
+            os.close(fd)
+            self._closing.set()
+            self._unsynced.set()  # wake the background thread: it ends
 
     def __iter__(self) -> Iterator[TaskRecord]:
         """Complete records; a torn last line (killed mid-write) is skipped and noted."""
@@ -118,6 +168,7 @@ class ResultsLog:
             return
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):
+            self.close()  # the file is replaced: the next append opens the new one
             keep = data[: data.rfind(b"\n") + 1]
             tmp = self.path.with_suffix(".repair")
             tmp.write_bytes(keep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,16 +34,43 @@ from medagent.bench.task_run import run_task, task_run_id
 from medagent.config import UserError
 from medagent.scenarios.models import Scenario
 
-__all__ = ["RESULTS_FILE", "RUN_FILE", "SUMMARY_FILE", "RunDirError", "run_benchmark", "run_task", "task_run_id",
-           "write_json_atomic"]
+__all__ = ["DEFAULT_MAX_ERROR_SHARE", "RESULTS_FILE", "RUN_FILE", "SUMMARY_FILE", "RunDirError", "RunFailed",
+           "run_benchmark", "run_task", "task_run_id", "write_json_atomic"]
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
+DEFAULT_MAX_ERROR_SHARE = 0.05  # more tasks than this ending in error: the run failed (no score is reported)
 
 
 class RunDirError(UserError):
     """The output folder would mix runs, or holds no run."""
+
+
+class RunFailed(RuntimeError):
+    """Too many tasks ended in error for the run's score to mean anything (summary.json says so too)."""
+
+    def __init__(self, message: str, failed: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+def error_share_failure(records: list[TaskRecord], max_share: float) -> dict[str, Any] | None:
+    """Why the run failed, when more than ``max_share`` of its tasks ended in error (status ``error`` or
+    ``model_error``): the count, the share, and the errors by phase and by type; else None."""
+    errored = [r for r in records if r.outcome.status in ("error", "model_error")]
+    if not records or len(errored) <= max_share * len(records):
+        return None
+    by_phase = Counter(r.task_error.phase if r.task_error else "solver" for r in errored)
+    by_type = Counter(r.task_error.type if r.task_error else r.outcome.status for r in errored)
+    first = next((r for r in errored if r.task_error), errored[0])
+    example = (f"{first.task_error.phase}: {first.task_error.type}: {first.task_error.message}" if first.task_error
+               else str(first.outcome.error))
+    return {"reason": f"{len(errored)} of {len(records)} tasks ended in error "
+                      f"({100 * len(errored) / len(records):.1f}%, more than the {100 * max_share:g}% allowed)",
+            "errors": len(errored), "tasks": len(records), "max_error_share": max_share,
+            "by_phase": dict(by_phase.most_common()), "by_type": dict(by_type.most_common()),
+            "example": {"scenario_id": first.scenario_id, "trial": first.trial, "error": example[:500]}}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -71,12 +99,18 @@ async def run_benchmark(
     on_record: Callable[[TaskRecord], None] | None = None,
     fhir_urls: list[str] | None = None,
     executor: Executor | None = None,
+    max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
+    on_phase: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or finish) a scored run in ``out_dir``; returns the summary also written to summary.json.
 
     ``fhir_urls``: standard FHIR servers to score on (one task at a time each, through history and tags)
     instead of a pool of embedded servers. ``executor``: where the tasks run (default: this process,
-    :class:`~medagent.bench.executors.LocalExecutor`); every executor's records land in the same log."""
+    :class:`~medagent.bench.executors.LocalExecutor`); every executor's records land in the same log.
+    ``max_error_share``: more of the run's tasks than this ending in error fails the run: summary.json is
+    marked ``"status": "failed"`` with the reason and :class:`RunFailed` is raised instead of a score.
+    ``on_phase``: called with ``"tasks"`` when the servers are up and the first task starts, and with
+    ``"done"`` when the last one has finished (the servers still up), e.g. to measure the task phase."""
     executor = executor or LocalExecutor()
     out_dir.mkdir(parents=True, exist_ok=True)
     log = ResultsLog(out_dir / RESULTS_FILE)
@@ -98,12 +132,24 @@ async def run_benchmark(
             write_json_atomic(out_dir / RUN_FILE, {**run_info, "error": str(exc)})
             raise
         plan = RunPlan(todo=todo, solver=solver, set_hash=set_hash, concurrency=concurrency,
-                       workdir=out_dir / "servers", home=home, fhir_urls=fhir_urls)
-        await _run_all(plan, executor, log, show_progress, on_record, timing)
-    summary = summarize(log.load())
+                       workdir=out_dir / "servers", home=home, fhir_urls=fhir_urls, on_phase=on_phase)
+        try:
+            await _run_all(plan, executor, log, show_progress, on_record, timing)
+        finally:
+            log.close()
+    records = log.load()
+    summary = summarize(records)
     summary["run"] = run_info
     summary["timing"] = timing
+    failed = error_share_failure(records, max_error_share)
+    summary["status"] = "failed" if failed else "complete"
+    if failed:
+        summary["failed"] = failed
     write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    if failed:
+        raise RunFailed(f"the run failed: {failed['reason']}; by phase: "
+                        + ", ".join(f"{k} {v}" for k, v in failed["by_phase"].items())
+                        + f"; e.g. {failed['example']['error']} (records in {log.path})", failed)
     return summary
 
 

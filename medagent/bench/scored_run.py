@@ -11,7 +11,7 @@ from typing import Any
 
 from medagent.bench.executors import make_executor
 from medagent.bench.run_folder import record_set
-from medagent.bench.runner import run_benchmark
+from medagent.bench.runner import DEFAULT_MAX_ERROR_SHARE, run_benchmark
 from medagent.bench.scenario_sets import DEFAULT_SET, open_set, set_dir, set_hash
 from medagent.bench.solvers import Solver
 from medagent.bench.solvers.catalog import make_solver
@@ -43,8 +43,9 @@ class RunChoice:
     fhir_urls: list[str] | None = None
     executor: str = "local"
     address: str | None = None
-    actor_slots: int = 1
+    actor_slots: int | None = None
     prompt_profile: str | None = None
+    max_error_share: float = DEFAULT_MAX_ERROR_SHARE
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def chosen_tools(spec: str) -> list[str]:
 async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
     """Open the set, build the solver and executor, record the set in the run folder, run every task.
 
-    Bad choices raise :class:`UserError` (or ``ScenarioSetError``) before anything is written."""
+    Bad choices raise :class:`UserError` (or ``ScenarioSetError``) before anything is written; more tasks in
+    error than ``max_error_share`` raise ``RunFailed`` (the summary is written, marked failed)."""
     check_prompt_profile(choice.prompt_profile)
     names = chosen_tools(choice.tools) if choice.tools is not None else None
     if choice.fhir_urls is not None and not choice.fhir_urls:
@@ -92,5 +94,6 @@ async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
                tier=choice.tier, limit=choice.limit, **used)
     summary = await run_benchmark(tasks, solver, out_dir=choice.out, home=home, concurrency=choice.concurrency,
                                   trials=choice.trials, resume=choice.resume, set_hash=content_hash,
-                                  fhir_urls=choice.fhir_urls, executor=runs_on)
+                                  fhir_urls=choice.fhir_urls, executor=runs_on,
+                                  max_error_share=choice.max_error_share)
     return ScoredRun(summary=summary, solver=solver)

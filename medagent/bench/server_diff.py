@@ -1,7 +1,7 @@
 """How a scored task is set up, diffed and undone on its server, behind one interface.
 
 - ``EmbeddedServerDiff``: the embedded server's fast path (``$reset`` to the clean snapshot, ``$snapshot``,
-  ``$diff``), needing ``--allow-reset``.
+  ``$diff``), needing ``--allow-reset``; a task's diff and the reset after it are one request.
 - ``StandardServerDiff``: any FHIR R4 server with system-level ``_history`` and ``_since`` (HAPI, a cloud
   FHIR store, the embedded server with its scoring operations off). Setup is one transaction; the diff
   comes from ``GET /_history?_since=`` after setup, keeping the versions tagged with the task's run id
@@ -26,8 +26,11 @@ Key = tuple[str, str]
 
 
 class ServerDiff(Protocol):
-    async def begin(self, scenario: Scenario) -> None:
-        """Bring the server to the clean state plus the scenario's setup, and mark the baseline."""
+    async def reset(self) -> None:
+        """Bring the server to the clean state (or note where it is, where ``end`` restores it)."""
+
+    async def setup(self, scenario: Scenario) -> None:
+        """Write the scenario's setup and mark the baseline its changes are measured from."""
 
     async def changes(self) -> list[dict[str, Any]]:
         """What the task changed since the baseline, as ``$diff`` ``changes`` entries."""
@@ -35,28 +38,44 @@ class ServerDiff(Protocol):
     async def end(self) -> None:
         """Undo what the task (and its setup) wrote, where the server has no reset of its own."""
 
+    async def begin(self, scenario: Scenario) -> None:
+        """Reset, then set up (the runner calls the two apart, to tell which one failed)."""
+        await self.reset()
+        await self.setup(scenario)
 
-class EmbeddedServerDiff:
-    """The embedded server's own ``$reset``/``$snapshot``/``$diff``."""
 
-    def __init__(self, client: FhirClient, clean_snapshot: int) -> None:
+class EmbeddedServerDiff(ServerDiff):
+    """The embedded server's own ``$reset``/``$snapshot``/``$diff``: a task ends with its diff and the reset to
+    the clean snapshot in one request; ``end`` resets a task that did not get that far. One object per server
+    (it serves one task at a time): a task after one that left the server clean starts without a reset."""
+
+    def __init__(self, client: FhirClient, clean_snapshot: int, *, clean: bool = False) -> None:
         self.client = client
         self.clean_snapshot = clean_snapshot
+        self.clean = clean  # the server is at the clean snapshot (known, not hoped: the last request said so)
         self.baseline: int | None = None
 
-    async def begin(self, scenario: Scenario) -> None:
-        await self.client.reset(snapshot=self.clean_snapshot)
+    async def reset(self) -> None:
+        if not self.clean:
+            await self.client.reset(snapshot=self.clean_snapshot)
+            self.clean = True
+
+    async def setup(self, scenario: Scenario) -> None:
+        self.clean = False  # the setup writes, and so may the solver next
+        if not scenario.setup:
+            self.baseline = self.clean_snapshot  # nothing written since the reset
+            return
         for resource in scenario.setup:
             await self.client.update_json(resource)
         self.baseline = await self.client.snapshot()
 
     async def changes(self) -> list[dict[str, Any]]:
-        return await self.client.diff(snapshot=self.baseline)
+        changes = await self.client.diff(snapshot=self.baseline, then_reset=self.clean_snapshot)
+        self.clean = True
+        return changes
 
     async def end(self) -> None:
-        return None  # the next task's begin resets
-
-
+        await self.reset()
 
 
 def _version(entry: dict[str, Any]) -> int:
@@ -85,7 +104,7 @@ def _is_deletion(entry: dict[str, Any]) -> bool:
     return entry.get("request", {}).get("method") == "DELETE" or not entry.get("resource")
 
 
-class StandardServerDiff:
+class StandardServerDiff(ServerDiff):
     """ServerDiff on a standard FHIR server through history and tags (see the module docstring)."""
 
     def __init__(self, client: FhirClient, run_id: str, *, page_size: int = 200) -> None:
@@ -96,8 +115,10 @@ class StandardServerDiff:
         self.before_setup: datetime | None = None
         self.after_setup: datetime | None = None
 
-    async def begin(self, scenario: Scenario) -> None:
-        self.before_setup = await self._newest()
+    async def reset(self) -> None:
+        self.before_setup = await self._newest()  # the previous task's ``end`` restored the server
+
+    async def setup(self, scenario: Scenario) -> None:
         self.setup_keys = {(r["resourceType"], r["id"]) for r in scenario.setup}
         if scenario.setup:
             await self.client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -1,16 +1,19 @@
-"""A pool of embedded FHIR servers for scored runs: one per concurrent task, each on its own database copy.
+"""The embedded FHIR servers of scored runs: one task database ("slot") per concurrent task, all of them served
+by one real ``medagent fhir serve --allow-reset --slots N`` process over the loaded database.
 
-Every server is a real ``medagent fhir serve --allow-reset`` process. The loaded database is
-built once per data set and cached under MEDAGENT_HOME, then copied (a file copy, no reload).
+The loaded database (the template) is built once per data set and cached under MEDAGENT_HOME; a slot is made
+from it without copying it and reset to it in milliseconds (:mod:`medagent.fhir.server.slots`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
+import sqlite3
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,6 +24,7 @@ from medagent.fhir.auth.client_auth import client_auth
 from medagent.fhir.client import FhirClient
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
+from medagent.fhir.server.store import SCHEMA_VERSION
 
 
 def template_path(home: Path) -> Path:
@@ -30,8 +34,13 @@ def template_path(home: Path) -> Path:
 
 
 def template_db(home: Path) -> Path:
-    """The loaded default database, built on first use and reused while the data is unchanged."""
+    """The loaded default database, built on first use and reused while the data is unchanged (one built by
+    an older store is brought up to date once)."""
     path = template_path(home)
+    if path.exists() and _schema_version(path) < SCHEMA_VERSION:
+        store = open_store(path)
+        store.checkpoint()
+        store.close()
     if not path.exists():
         partial = path.with_suffix(".partial")
         for stale in partial.parent.glob(partial.name + "*") if partial.parent.exists() else []:
@@ -41,6 +50,14 @@ def template_db(home: Path) -> Path:
         store.close()
         partial.replace(path)
     return path
+
+
+def _schema_version(path: Path) -> int:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
 
 
 class ClientLending:
@@ -68,41 +85,47 @@ class ClientLending:
             self._free.put_nowait(client)
 
 
+@dataclass(frozen=True)
+class SlotServer:
+    """One task database, lent as a server of its own: its FHIR base URL and the process serving it."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+
 class ServerPool(ClientLending):
     """``async with ServerPool(n, workdir, home) as pool: async with pool.acquire() as client: ...``
 
-    Each server comes with one long-lived FHIR client (pooled connections), lent with it.
+    ``n`` task databases served by one embedded server process (``pool.servers``: one :class:`SlotServer` each);
+    each comes with one long-lived FHIR client (pooled connections), lent with it.
     """
 
     def __init__(self, size: int, workdir: Path, home: Path) -> None:
         self.size = size
         self.workdir = workdir
         self.home = home
-        self.servers: list[EmbeddedServer] = []
+        self.server: EmbeddedServer | None = None
+        self.servers: list[SlotServer] = []
         super().__init__()
 
     async def __aenter__(self) -> ServerPool:
         template = await asyncio.to_thread(template_db, self.home)
-        for index in range(self.size):
-            folder = self.workdir / f"server-{index}"
-            folder.mkdir(parents=True, exist_ok=True)
-            db = folder / "fhir.sqlite"
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
-            shutil.copyfile(template, db)
-            self.servers.append(EmbeddedServer(db, allow_reset=True))
+        self.server = EmbeddedServer(template, allow_reset=True, slots=self.size, slots_dir=self.workdir)
         try:
-            await asyncio.gather(*(asyncio.to_thread(server.start) for server in self.servers))
+            await asyncio.to_thread(self.server.start)
         except BaseException:
             await self.__aexit__()
             raise
+        assert self.server.process is not None
+        self.servers = [SlotServer(self.server.slot_url(n), self.server.process) for n in range(self.size)]
         for server in self.servers:
             self._lend(server.base_url, 60)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._close_clients()
-        await asyncio.gather(*(asyncio.to_thread(server.stop) for server in self.servers))
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
 
 
 class ExternalServers(ClientLending):

@@ -1,14 +1,16 @@
-"""One scored task on one server: set up, solve, diff, grade, undo. Shared by every executor.
+"""One scored task on one server: reset, set up, solve, diff, grade, undo. Shared by every executor.
 
-A failure never escapes: it becomes the task's record (status ``error``).
+A failure never escapes: it becomes the task's record (status ``error``, and ``error``: the phase, the
+exception's type and message, where it was raised).
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from typing import Any
 
-from medagent.bench.results import TaskRecord
+from medagent.bench.results import TaskError, TaskPhase, TaskRecord
 from medagent.bench.server_diff import EmbeddedServerDiff, ServerDiff, StandardServerDiff
 from medagent.bench.solvers import Solver
 from medagent.bench.uncertainty import task_cluster
@@ -33,38 +35,59 @@ def task_run_id(scenario: Scenario, trial: int) -> str:
 
 class ScoringChoice:
     """Which scoring a server gets: the embedded fast path (reset to the snapshot taken before its first
-    task), or, for standard FHIR servers, history and run tags."""
+    task; one :class:`EmbeddedServerDiff` per server, which knows whether it was left clean), or, for standard
+    FHIR servers, history and run tags."""
 
     def __init__(self, *, standard: bool) -> None:
         self.standard = standard
-        self._clean: dict[str, int] = {}  # server base URL -> the snapshot of its loaded database
+        self._embedded: dict[str, EmbeddedServerDiff] = {}  # server base URL -> its diff
 
     async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> ServerDiff:
         if self.standard:
             return StandardServerDiff(client, task_run_id(scenario, trial))
-        if client.base_url not in self._clean:
-            self._clean[client.base_url] = await client.snapshot()
-        return EmbeddedServerDiff(client, self._clean[client.base_url])
+        scoring = self._embedded.get(client.base_url)
+        if scoring is None:  # before its first task: the server holds the loaded database only
+            scoring = self._embedded[client.base_url] = EmbeddedServerDiff(client, await client.snapshot(), clean=True)
+        scoring.client = client
+        return scoring
+
+
+def error_record(phase: TaskPhase, exc: BaseException) -> TaskError:
+    """The record of an exception raised in one phase of a task."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else None
+    return TaskError(phase=phase, type=type(exc).__name__, message=str(exc) or repr(exc), where=where)
 
 
 async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
                    set_hash: str | None, *, scoring: ServerDiff) -> TaskRecord:
-    """Set up (``scoring.begin``), solve, diff and grade one task, then undo it (``scoring.end``);
-    failures become records, never exceptions."""
+    """Reset and set up (``scoring``), solve, diff and grade one task, then undo it (``scoring.end``);
+    failures become records (with the phase that failed), never exceptions."""
     started = time.perf_counter()
     outcome = RunOutcome(status="error")
     changes: list[dict[str, Any]] = []
     verdict = None
+    error: TaskError | None = None
+    phase: TaskPhase = "reset"
     try:
-        await scoring.begin(scenario)
+        await scoring.reset()
+        phase = "setup"
+        await scoring.setup(scenario)
+        phase = "solver"
         outcome = await solver.solve(scenario, client, run_id=task_run_id(scenario, trial))
+        phase = "diff"
         changes = await scoring.changes()
+        phase = "grade"
         verdict = grade(scenario, outcome.answer, changes)
     except Exception as exc:  # a broken task must not end the run: it is recorded as an error
-        outcome = outcome.model_copy(update={"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        error = error_record(phase, exc)
+        outcome = outcome.model_copy(update={"status": "error", "error": f"{phase}: {error.type}: {error.message}"})
+    if error is None and outcome.status in ("error", "model_error"):  # the solver ended its run in error itself
+        error = TaskError(phase="solver", type=outcome.status, message=outcome.error or "(no message)")
     try:
         await scoring.end()
     except Exception as exc:  # the server keeps what could not be undone: the record says so
+        error = error or error_record("reset", exc)
         outcome = outcome.model_copy(update={"status": "error", "error": f"reset failed: {type(exc).__name__}: {exc}"})
         verdict = None
     latency = time.perf_counter() - started
@@ -76,6 +99,6 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         score=verdict.score if verdict else 0.0,
         failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
         verdict=verdict, changes=changes, latency_s=latency,
-        scenario_set_hash=set_hash,
+        scenario_set_hash=set_hash, task_error=error,
         cluster=task_cluster(scenario),
     )

@@ -349,9 +349,13 @@ class FhirClient:
         body, _ = await self.request_json("POST", "$reset", params=params)
         return _parameter(body, "restored")
 
-    async def diff(self, snapshot: int | None = None) -> list[dict[str, Any]]:
-        params = {"snapshot": str(snapshot)} if snapshot is not None else None
-        body, _ = await self.request_json("GET", "$diff", params=params)
+    async def diff(self, snapshot: int | None = None, *, then_reset: int | None = None) -> list[dict[str, Any]]:
+        """What changed since ``snapshot`` (default: the latest); ``then_reset``: and then back to that snapshot,
+        in the same request and transaction."""
+        params = {"snapshot": str(snapshot)} if snapshot is not None else {}
+        if then_reset is not None:
+            params["reset"] = str(then_reset)
+        body, _ = await self.request_json("GET" if then_reset is None else "POST", "$diff", params=params or None)
         return list(body["changes"])
 
 

@@ -43,7 +43,7 @@ def diff_changes(diff_response: dict[str, Any] | list[Any]) -> list[Change]:
     return [c if isinstance(c, Change) else Change.model_validate(c) for c in raw]
 
 
-def _grade_workflow(scenario: Scenario, answer_checks: list[Any], diff: list[Change | dict[str, Any]]) -> Verdict:
+def _grade_workflow(scenario: Scenario, answer_checks: list[Any], diff: Sequence[Change | dict[str, Any]]) -> Verdict:
     """A workflow task: passed when every checkpoint passes; score is the checkpoint rate."""
     verdicts, checks = grade_checkpoints(scenario, answer_checks, match_writes(scenario, diff))
     failing = [v for v in verdicts if not v.passed]
@@ -56,4 +56,4 @@ def _grade_workflow(scenario: Scenario, answer_checks: list[Any], diff: list[Cha
             cause = "missing_write"
     score = sum(v.passed for v in verdicts) / len(verdicts)
     return Verdict(scenario_id=scenario.id, passed=passed, score=round(score, 4), checks=checks,
-                   failure_cause=cause, checkpoints=verdicts)  # type: ignore[arg-type]
+                   failure_cause=cause, checkpoints=verdicts)

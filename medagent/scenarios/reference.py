@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any
 
 from medagent.scenarios.answer_types import answer_type
@@ -18,7 +19,15 @@ from medagent.scenarios.clock import iso, parse_span
 from medagent.scenarios.identity import fixture_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario, WriteSpec
 
-LIST_FIELDS = {"dosageInstruction", "doseAndRate", "component", "category", "note", "coding", "event"}
+LIST_FIELDS = {"dosageInstruction", "doseAndRate", "component", "category", "note", "coding", "event", "reasonCode",
+               "reasonReference"}
+# elements a field rule may name whose FHIR type is a plain string (a code, a reference), not a CodeableConcept
+STRING_LEAVES = {"code", "display", "system", "text", "reference"}
+STRING_ELEMENTS = {"priority"}  # a request's priority is a code
+# elements R4 requires that no spec constrains (the tools always write them)
+REQUIRED_ELEMENTS: dict[str, dict[str, Any]] = {
+    "Composition": {"title": "Reference note", "author": [{"display": "reference"}]},
+}
 _SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[([^\]=]+)=([^\]]+)\])?")
 
 
@@ -87,13 +96,16 @@ def reference_resource(spec: WriteSpec, resource_id: str) -> dict[str, Any]:
     if spec.intent:
         resource["intent"] = spec.intent[0]
     resource["status"] = spec.status[0] if spec.status else _default_status(spec.resource_type)
+    for key, value in REQUIRED_ELEMENTS.get(spec.resource_type, {}).items():
+        resource.setdefault(key, deepcopy(value))
     for rule in spec.quantities:
         option = rule.options[0]
         put(resource, f"{option.path}.{option.value_key}", option.value)
         put(resource, f"{option.path}.{option.unit_keys[0]}", option.unit)
     for field in spec.fields:
-        target = field.path if field.path.endswith((".code", ".text")) else f"{field.path}.text"
-        put(resource, target, field.any_of[0])
+        leaf = _split(field.path)[-1]
+        plain = field.path in STRING_ELEMENTS or ("." in field.path and leaf in STRING_LEAVES)
+        put(resource, field.path if plain else f"{field.path}.text", field.any_of[0])
     for window in spec.windows:
         lo, hi = parse_span(window.not_before)[0], parse_span(window.not_after)[1]
         put(resource, window.paths[0], iso(lo + (hi - lo) / 2))

@@ -111,6 +111,8 @@ def test_decisions_count_the_branch_and_each_abstention_field(v3_test: list[Scen
     flipped = {k: ("not recorded" if field.value is not None else 1.0) for k, field in lab.answer.fields.items()}
     assert decisions(_record(lab, json.dumps(truth), []), lab) == [True] * 3
     assert decisions(_record(lab, json.dumps(flipped), []), lab) == [False] * 3
+    visit = next(s for s in v3_test if s.tier == "workflow" and s.branch == "act")  # several decisions: checkpoints
+    assert visit.checkpoints and decisions(_record(visit, "", []), visit, always) == []
     summary = decision_summary({"p": [right, no_order]}, [act, held])
     assert summary["p"]["agentic/hard"] == {"n": 2, "pass": 50.0, "other_n": 0, "other_pass": None,
                                              "decision_n": 2, "decisions": 50.0}

@@ -236,7 +236,7 @@ async def test_sekmet_diff_over_several_history_pages(sekmet_target: FhirTarget)
                 "valueQuantity": {"value": value, "unit": "mg/dL"}})
             created.append(body["id"])
         changes = await scoring.changes()
-        assert sorted((c.id, c.action) for c in changes) == sorted((i, "create") for i in created)
+        assert sorted((c["id"], c["action"]) for c in changes) == sorted((i, "create") for i in created)
         await scoring.end()
         for rid in created:
             with pytest.raises((FhirGone, FhirNotFound)):

@@ -52,4 +52,8 @@ class AgentSolver:
                                       limits=limits_for(scenario, self.agent.limits))
         while result.pending_approval is not None:  # bounded: every resumed step counts toward the step limit
             result = await self.agent.resume(result.run_id, decision=NO_REVIEWER, client=client)
+        # the run is over and its outcome goes to the results log: its checkpoints would only pile up in memory
+        # over a run of thousands of tasks (one agent serves them all)
+        if self.agent.checkpointer is not None:
+            await self.agent.checkpointer.adelete_thread(result.run_id)
         return RunOutcome.model_validate(result.model_dump(include=set(RunOutcome.model_fields)))

@@ -28,8 +28,8 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Any
 
-from medagent.bench.solvers.workflow import setup_view, solve_in_view
 from medagent.bench.solvers.oracle import OracleSolver, SolverTools
+from medagent.bench.solvers.workflow import setup_view, solve_in_view
 from medagent.bench.solvers.wrong import FixedAnswerSolver
 from medagent.scenarios.agentic.magnesium_replacement import magnesium_dose
 from medagent.scenarios.chart_reads import latest_observation

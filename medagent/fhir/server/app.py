@@ -1,11 +1,12 @@
 """The HTTP layer of the embedded FHIR R4 server (Starlette): routes, headers, errors.
 
-Reads (search, read, vread, history, ``$lastn``) run on the event loop first, with a small time
-budget (``inline_read_seconds``): almost all of them finish in about a millisecond, and handing them
+Reads (search, read, vread, history, ``$lastn``) run on the event loop first, with a small budget of
+CPU time (``inline_read_seconds``): almost all of them finish in about a millisecond, and handing them
 to a thread costs as much again (futures, a wake-up of the loop, the GIL passed back and forth). A read
 still running when its budget ends is aborted and run again on the thread pool, so a long search never
-holds up the requests behind it. Writes, validation and bundles always run on the pool (``db_threads``);
-each thread reads through its own SQLite connection and writes are serialized by the store.
+holds up the requests behind it. (A budget of wall time moved reads the OS had merely preempted to the
+pool, where they ran again and fought the loop for the GIL: issue 30's tail.) Writes, validation and
+bundles always run on the pool (``db_threads``); each thread reads through its own SQLite connection and writes are serialized by the store.
 (tools/bench_fhir.py, 2 cores, 16 clients: reads on the pool only 866 req/s and p99 37.7 ms with one
 worker; inline first 1,361 req/s and 25.8 ms.)
 """
@@ -13,6 +14,7 @@ worker; inline first 1,361 req/s and 25.8 ms.)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -46,6 +48,7 @@ from medagent.fhir.server.read_url import current_version, read_entry
 from medagent.fhir.server.search import matching_ids, search
 from medagent.fhir.server.search_params import PARAMS
 from medagent.fhir.server.security import FhirServerSecurity
+from medagent.fhir.server.slots import SlotRouting, SlotStores, request_store
 from medagent.fhir.server.smart_access import SmartAccess
 from medagent.fhir.server.store import ReadBudgetSpent, Store, StoredResource
 from medagent.fhir.server.transaction import Transaction, check_bundle, run_batch
@@ -56,7 +59,7 @@ FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_PATCH = "application/json-patch+json"
 DEFAULT_DB_THREADS = min(8, (os.cpu_count() or 1) + 2)
 INLINE_READ_SECONDS = 0.01  # a read's time on the event loop before it moves to the thread pool
-BASE_URLS_KEPT = 64  # distinct (scheme, host, root path) base URLs remembered
+BASE_URLS_KEPT = 4096  # distinct (scheme, host, root path) base URLs remembered (a slot server: one per slot)
 log = logging.getLogger("medagent.fhir.server")
 T = TypeVar("T")
 
@@ -103,20 +106,28 @@ def _version_from_if_match(if_match: str | None) -> int | None:
 
 
 class FhirApp:
-    """Route handlers bound to one store and the server's policy flags."""
+    """Route handlers bound to one store (or, on a slot server, to the store of each request's slot) and the
+    server's policy flags."""
 
-    def __init__(self, store: Store, *, strict: bool = False, allow_reset: bool = False,
+    def __init__(self, store: Store | None, *, strict: bool = False, allow_reset: bool = False,
                  db_threads: int = DEFAULT_DB_THREADS, inline_read_seconds: float = INLINE_READ_SECONDS) -> None:
-        self.store = store
+        self._store = store  # None: each request's slot (slots.request_store)
         self.strict = strict
         self.allow_reset = allow_reset
         self.inline_read_seconds = inline_read_seconds
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="fhir-db")
         self._base_urls: dict[tuple[Any, ...], str] = {}
 
+    @property
+    def store(self) -> Store:
+        return self._store if self._store is not None else request_store.get()
+
     async def blocking(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking work (database, validation, planning) on the thread pool, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args, **kwargs))
+        """Run blocking work (database, validation, planning) on the thread pool, off the event loop (in this
+        request's context: on a slot server, ``self.store`` there is the request's slot)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, context.run,
+                                                                partial(work, *args, **kwargs))
 
     async def reading(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read: here on the event loop within ``inline_read_seconds``, else again on the thread pool
@@ -454,11 +465,22 @@ class FhirApp:
         return fhir_response(_parameters(snapshot=snapshot_id, restored=restored))
 
     async def diff(self, request: Request) -> Response:
+        """``GET $diff?snapshot=N``; ``POST $diff?snapshot=N&reset=M``: the same diff, then a reset to snapshot
+        M in the same transaction (one request ends a scored task)."""
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, changes = await self.blocking(self.store.diff,
-                                             plain_int("snapshot", requested) if requested else None)
-        return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes]}),
+        since = plain_int("snapshot", requested) if requested else None
+        body: dict[str, Any] = {}
+        if request.method == "POST":
+            reset_to = request.query_params.get("reset")
+            if reset_to is None:
+                raise FhirError(400, "POST $diff resets after the diff: give reset=<snapshot> (GET $diff only reads)")
+            snapshot_id, changes, (reset_id, restored) = await self.blocking(
+                self.store.diff_then_reset, since, plain_int("reset", reset_to))
+            body["reset"] = {"snapshot": reset_id, "restored": restored}
+        else:
+            snapshot_id, changes = await self.blocking(self.store.diff, since)
+        return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes], **body}),
                         media_type="application/json")
 
 
@@ -521,19 +543,21 @@ def _load_searchable_models() -> None:
         check_resource_type(resource_type)
 
 
-def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
+def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: bool = False,
                db_threads: int = DEFAULT_DB_THREADS, security: FhirServerSecurity | None = None,
                inline_read_seconds: float = INLINE_READ_SECONDS) -> Starlette:
-    """The server app; ``security``: Host/Origin/token/body rules (default: loopback only, no token);
+    """The server app over one store, or over task databases (``SlotStores``: the API of slot ``n`` at
+    ``/slots/{n}``); ``security``: Host/Origin/token/body rules (default: loopback only, no token);
     ``inline_read_seconds``: a read's budget on the event loop (:meth:`FhirApp.reading`)."""
-    fhir = FhirApp(store, strict=strict, allow_reset=allow_reset, db_threads=db_threads,
-                   inline_read_seconds=inline_read_seconds)
+    slots = store if isinstance(store, SlotStores) else None
+    fhir = FhirApp(store if isinstance(store, Store) else None, strict=strict, allow_reset=allow_reset,
+                   db_threads=db_threads, inline_read_seconds=inline_read_seconds)
     guard = security or FhirServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
         _route("/$snapshot", {"POST": fhir.snapshot}),
         _route("/$reset", {"POST": fhir.reset}),
-        _route("/$diff", {"GET": fhir.diff}),
+        _route("/$diff", {"GET": fhir.diff, "POST": fhir.diff}),
         _route("/_history", {"GET": fhir.history}),
         _route("/", {"POST": fhir.bundle}),
         _route("/{type}", {"GET": fhir.search_type, "POST": fhir.create, "PUT": fhir.conditional_update,
@@ -560,6 +584,8 @@ def create_app(store: Store, *, strict: bool = False, allow_reset: bool = False,
             fhir.executor.shutdown(wait=False, cancel_futures=True)
 
     middleware = [Middleware(RequestGuard, security=guard, refusal_body=outcome_body)]
+    if slots is not None:
+        middleware.append(Middleware(SlotRouting, slots=slots))
     if guard.access_tokens is not None:  # a SMART protected resource server (smart_access)
         middleware.append(Middleware(SmartAccess, policy=guard.access_tokens, fhir=fhir))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,

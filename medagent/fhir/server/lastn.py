@@ -38,14 +38,16 @@ def last_n(store: Store, params: list[tuple[str, str]], *, base_url: str, strict
             rest.append((name, value))
     query = build_query("Observation", rest, strict=strict, local_base=base_url)
     where_sql, args = compose_where("Observation", query)
+    # first-in-order subqueries rather than MIN/MAX, and LIMIT -1: shapes SQLite also plans well over a
+    # slot's union views (slots.py; search.count_sql)
     sql = f"""
         WITH m AS (
           SELECT r.rid,
-            (SELECT MIN(x.ref) FROM idx_ref x WHERE x.rid = r.rid AND x.param = 'subject') AS subject,
-            (SELECT MIN(COALESCE(t.system, '') || '|' || COALESCE(t.code, '')) FROM idx_token t
-              WHERE t.rid = r.rid AND t.param = 'code') AS code_key,
-            (SELECT MAX(d.lo) FROM idx_date d WHERE d.rid = r.rid AND d.param = 'date') AS effective
-          FROM resource r WHERE {where_sql})
+            (SELECT x.ref FROM idx_ref x WHERE x.rid = r.rid AND x.param = 'subject' ORDER BY x.ref LIMIT 1) AS subject,
+            (SELECT COALESCE(t.system, '') || '|' || COALESCE(t.code, '') AS k FROM idx_token t
+              WHERE t.rid = r.rid AND t.param = 'code' ORDER BY k LIMIT 1) AS code_key,
+            (SELECT d.lo FROM idx_date d WHERE d.rid = r.rid AND d.param = 'date' ORDER BY d.lo DESC LIMIT 1) AS effective
+          FROM resource r WHERE {where_sql} LIMIT -1)
         SELECT rid FROM (
           SELECT rid, subject, code_key, effective,
             ROW_NUMBER() OVER (PARTITION BY subject, code_key ORDER BY effective IS NULL, effective DESC, rid DESC) AS n

@@ -90,7 +90,7 @@ class Query:
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     index_conditions: list[IndexCondition] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)
+    order: list[tuple[str, str]] = field(default_factory=list)  # (expression over ``r``, ASC or DESC)
     used: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     count: int = DEFAULT_COUNT
@@ -128,17 +128,19 @@ def search(
         total = None
         rows: list[tuple[Any, ...]] = []
         if not query.summary_count:
-            order_sql = ", ".join([*query.order, "r.rid"])
-            rows = store.query(
-                f"SELECT r.rid, r.type, r.id, r.body FROM resource r WHERE {where_sql} ORDER BY {order_sql} LIMIT ? OFFSET ?",
-                [*args, query.count + 1, query.offset],
-            )
+            # the sort keys are result columns, ordered by name: a slot's union view (slots.py) is then
+            # flattened, each half using its indexes, where an ORDER BY of other expressions would scan it
+            keys = "".join(f", {expression} AS sort_{n}" for n, (expression, _) in enumerate(query.order))
+            order_sql = ", ".join([*(f"sort_{n} {direction}" for n, (_, direction) in enumerate(query.order)), "r.rid"])
+            rows = [row[:4] for row in store.query(
+                f"SELECT r.rid, r.type, r.id, r.body{keys} FROM resource r WHERE {where_sql} ORDER BY {order_sql} "
+                "LIMIT ? OFFSET ?", [*args, query.count + 1, query.offset])]
         has_next = len(rows) > query.count
         if query.total or query.summary_count:
             if not query.summary_count and not has_next and (rows or query.offset == 0):
                 total = query.offset + len(rows)  # the last page: no need to count again
             else:
-                total = store.query_one(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", args)[0]  # type: ignore[index]
+                total = store.query_one(count_sql(where_sql), args)[0]  # type: ignore[index]
         rows = rows[: query.count]
         included = included_rows(store, [row[0] for row in rows], query.includes)
         rev_included, rev_capped = _revincludes(store, [f"{resource_type}/{row[2]}" for row in rows], query.revincludes)
@@ -164,6 +166,12 @@ def search(
     return bundle
 
 
+def count_sql(where_sql: str) -> str:
+    """The number of resources matching ``where_sql``; the inner ``LIMIT -1`` (no limit) keeps SQLite from
+    folding the count into the select over a slot's union view (slots.py), which it could then only scan."""
+    return f"SELECT COUNT(*) FROM (SELECT r.rid FROM resource r WHERE {where_sql} LIMIT -1)"
+
+
 def search_outcome(warnings: list[str]) -> dict[str, Any]:
     """The ``search.mode=outcome`` entry that tells a client what the server did not do."""
     return {
@@ -184,7 +192,7 @@ def matching_ids(store: Store, resource_type: str, params: list[tuple[str, str]]
         raise FhirError(412, f"a conditional request on {resource_type} needs at least one search parameter")
     query = build_query(resource_type, params, strict=True)
     where_sql, args = compose_where(resource_type, query)
-    rows = store.query(f"SELECT r.id FROM resource r WHERE {where_sql} ORDER BY r.rid LIMIT ?", [*args, limit])
+    rows = store.query(f"SELECT r.id, r.rid FROM resource r WHERE {where_sql} ORDER BY r.rid LIMIT ?", [*args, limit])
     return [row[0] for row in rows]
 
 
@@ -304,26 +312,27 @@ def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam
         query.used.append((name, value))
 
 
-def _sort_clause(resource_type: str, known: dict[str, SearchParam], key: str) -> list[str]:
+def _sort_clause(resource_type: str, known: dict[str, SearchParam], key: str) -> list[tuple[str, str]]:
     descending = key.startswith("-")
     name = key.lstrip("-")
     direction = "DESC" if descending else "ASC"
     if name == "_id":
-        return [f"r.id {direction}"]
+        return [("r.id", direction)]
     if name == "_lastUpdated":
-        return [f"r.last_updated {direction}"]
+        return [("r.last_updated", direction)]
     param = known.get(name)
     table = {"date": ("idx_date", "lo"), "string": ("idx_string", "norm"), "quantity": ("idx_quantity", "value")}
     if param is None or param.kind not in table:
         sortable = sorted(n for n, p in known.items() if p.kind in table)
         raise FhirError(400, f"cannot sort {resource_type} by {name!r}; sortable: {', '.join(['_id', '_lastUpdated', *sortable])}")
     idx, column = table[param.kind]
-    agg = "MAX" if descending else "MIN"
-    # resources without a value sort last either way; COALESCE evaluates the subquery once per row
+    # resources without a value sort last either way; COALESCE evaluates the subquery once per row. The
+    # largest (smallest) value as the first row in order, not MAX (MIN): the same index seek, and one SQLite
+    # can still make on a slot's union view (slots.py), where an aggregate would scan it
     last = ("''" if param.kind == "string" else "-9e999") if descending else (
         "char(1114111)" if param.kind == "string" else "9e999")
-    return [f"COALESCE((SELECT {agg}({column}) FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}'), "
-            f"{last}) {direction}"]
+    return [(f"COALESCE((SELECT {column} FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}' "
+             f"ORDER BY {column} {direction} LIMIT 1), {last})", direction)]
 
 
 def _param_condition(query: Query, resource_type: str, param: SearchParam, modifier: str, value: str) -> None:

@@ -78,7 +78,10 @@ INDEXES_BEFORE_V2 = ("idx_token_code", "idx_token_rid", "idx_ref_ref", "idx_ref_
                      "idx_string_norm", "idx_string_rid")
 
 DEFAULT_QUERY_SECONDS = 10.0
-PROGRESS_STEPS = 4000  # SQLite VM instructions between two looks at the query's deadline
+# SQLite VM instructions between two looks at the query's deadline. Each look is a Python call, which takes
+# the GIL: a query on a pool thread waits for it while the event loop runs other requests (up to the switch
+# interval each time), so the looks are kept few (a look every ~0.1-0.3 ms of SQLite work)
+PROGRESS_STEPS = 20_000
 # SQLite errors that mean "this query is too big", not "the server is broken": a 400 too-costly
 _TOO_COSTLY = ("interrupted", "expression tree is too large", "too many sql variables", "parser stack overflow",
                "pattern too complex", "string or blob too big", "too many terms")
@@ -152,9 +155,9 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._writer = _connect(path, read_only=False)
-        self._writer.execute("PRAGMA journal_mode=WAL")
-        self._writer.execute("PRAGMA synchronous=NORMAL")
+        self._writer = self._open(read_only=False)
+        self._writer.execute("PRAGMA main.journal_mode=WAL")
+        self._writer.execute(f"PRAGMA main.synchronous={self.synchronous}")
         self._writer.execute("PRAGMA foreign_keys=OFF")
         self._create_schema()
         self._write_lock = threading.RLock()
@@ -185,9 +188,22 @@ class Store:
             raise
         conn.execute("COMMIT")
 
+    synchronous = "NORMAL"  # a committed write survives a crash of this process (WAL), not always of the OS
+
+    def _open(self, *, read_only: bool) -> sqlite3.Connection:
+        """A new connection to this store's database (the writer, or one reading thread's)."""
+        return _connect(self.path, read_only=read_only)
+
     def _past_deadline(self) -> bool:
-        """SQLite's progress handler: True aborts the running statement (its thread's deadline passed)."""
-        return time.monotonic() > getattr(self._local, "deadline", math.inf)
+        """SQLite's progress handler: True aborts the running statement (its thread's deadline passed, or the
+        CPU budget of its read). The thread's CPU clock is a system call (a few µs): it is read only once the
+        budget has passed in wall time, as it must have before it can in CPU time."""
+        local = self._local
+        now = time.monotonic()
+        if now > getattr(local, "deadline", math.inf):
+            return True
+        return (now > getattr(local, "budget_wall_end", math.inf)
+                and time.thread_time() > getattr(local, "cpu_deadline", math.inf))
 
     def close(self) -> None:
         with self._readers_lock:
@@ -208,7 +224,7 @@ class Store:
             return self._writer
         reader = getattr(self._local, "conn", None)
         if reader is None:
-            reader = _connect(self.path, read_only=True)
+            reader = self._open(read_only=True)
             reader.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
             self._local.conn = reader
             self._local.depth = 0
@@ -222,28 +238,31 @@ class Store:
         A statement running past ``query_seconds`` is aborted and raised as a 400 ``too-costly``, which
         frees its thread; so is one SQLite refuses as too large. Inside ``read_budget()`` a statement
         still running when the budget ends is aborted as ``ReadBudgetSpent``."""
-        limit_end = time.monotonic() + self.query_seconds
+        self._local.deadline = time.monotonic() + self.query_seconds
         budget_end = getattr(self._local, "budget_end", math.inf)
-        self._local.deadline = min(limit_end, budget_end)
+        self._local.cpu_deadline = budget_end
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if budget_end < limit_end and time.monotonic() >= budget_end and _interrupted(exc):
+            if budget_end != math.inf and time.thread_time() >= budget_end and _interrupted(exc):
                 raise ReadBudgetSpent(f"a read passed its budget: {sql[:80]}") from None
             raise _too_costly(exc, self.query_seconds) from None
         finally:
-            self._local.deadline = math.inf
+            self._local.deadline = self._local.cpu_deadline = math.inf
 
     @contextmanager
     def read_budget(self, seconds: float) -> Iterator[None]:
-        """Reads inside (all statements together) get ``seconds``: a statement still running then is
-        aborted with ``ReadBudgetSpent``, and the caller runs the read again where it may take longer
-        (a read changes nothing, so running it twice is safe). Not for writes: they are never cut short."""
-        self._local.budget_end = time.monotonic() + seconds
+        """Reads inside (all statements together) get ``seconds`` of this thread's CPU time: a statement still
+        running then is aborted with ``ReadBudgetSpent``, and the caller runs the read again where it may take
+        longer (a read changes nothing, so running it twice is safe). CPU time, not wall time: a read the OS
+        preempted, on a busy machine, did not cost more and is not moved. Not for writes: they are never cut
+        short."""
+        self._local.budget_end = time.thread_time() + seconds
+        self._local.budget_wall_end = time.monotonic() + seconds
         try:
             yield
         finally:
-            self._local.budget_end = math.inf
+            self._local.budget_end = self._local.budget_wall_end = math.inf
 
     def query_one(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         rows = self.query(sql, args)
@@ -374,10 +393,11 @@ class Store:
             blob = orjson.dumps(stamped)
             last_updated = stamped["meta"]["lastUpdated"]
             if current is None:
-                rid = self._conn().execute(
-                    "INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,0,?)",
-                    (resource_type, resource_id, version, last_updated, blob),
-                ).lastrowid
+                rid = self._next_rid()
+                self._conn().execute(
+                    "INSERT INTO resource (rid, type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,?,0,?)",
+                    (rid, resource_type, resource_id, version, last_updated, blob),
+                )
                 self._log(resource_type, resource_id, "create", None)
             else:
                 rid = current[0]
@@ -388,7 +408,6 @@ class Store:
                     (version, last_updated, blob, rid),
                 )
                 self._log(resource_type, resource_id, "update", current[1])
-            assert rid is not None
             self._index(rid, stamped)
         created = current is None or bool(current[2])
         return _written(resource_type, resource_id, version, last_updated, stamped, blob), created
@@ -409,7 +428,7 @@ class Store:
                     fresh.append(position)
             if fresh:
                 last_updated = now_instant()
-                next_rid = int(self._conn().execute("SELECT COALESCE(MAX(rid), 0) FROM resource").fetchone()[0]) + 1
+                next_rid = self._next_rid()
                 rows, changes, indexed = [], [], []
                 for offset, position in enumerate(fresh):
                     rtype, rid, body = items[position]
@@ -426,6 +445,14 @@ class Store:
                 self._conn().executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
                 self._index_many(indexed)
         return [r for r in results if r is not None]
+
+    # Statements below read the newest row as ``ORDER BY key DESC LIMIT 1`` rather than ``MAX(key)``: the same
+    # index seek here, and one that SQLite can still make when the table is a union (a slot's view, slots.py)
+
+    def _next_rid(self) -> int:
+        """The row id of the next new resource (ids of rows deleted by a reset may be used again)."""
+        row = self._conn().execute("SELECT rid FROM resource ORDER BY rid DESC LIMIT 1").fetchone()
+        return 1 if row is None else int(row[0]) + 1
 
     def _existing(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -501,18 +528,18 @@ class Store:
     def snapshot(self) -> int:
         """Record the current state; returns the snapshot id."""
         with self.transaction():
-            seq = self._head()
-            return int(
-                self._conn().execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (seq, now_instant())).lastrowid
-                or 0
-            )
+            self._conn().execute("INSERT INTO snapshot (seq, created) VALUES (?,?)", (self._head(), now_instant()))
+            snapshot_id = self.latest_snapshot()
+            assert snapshot_id is not None
+            return snapshot_id
 
     def latest_snapshot(self) -> int | None:
-        row = self._conn().execute("SELECT MAX(id) FROM snapshot").fetchone()
-        return row[0]
+        row = self._conn().execute("SELECT id FROM snapshot ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
 
     def _head(self) -> int:
-        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM change").fetchone()[0])
+        row = self._conn().execute("SELECT seq FROM change ORDER BY seq DESC LIMIT 1").fetchone()
+        return 0 if row is None else int(row[0])
 
     def _snapshot_seq(self, snapshot_id: int | None) -> tuple[int, int]:
         snapshot_id = snapshot_id if snapshot_id is not None else self.latest_snapshot()
@@ -526,11 +553,11 @@ class Store:
     def _touched_since(self, seq: int) -> list[tuple[str, str, int | None, str]]:
         """(type, id, version at snapshot or None, first action) for each resource changed after seq."""
         rows = self._conn().execute(
-            "SELECT type, id, prev_version, action FROM change WHERE seq IN "
+            "SELECT seq, type, id, prev_version, action FROM change WHERE seq IN "
             "(SELECT MIN(seq) FROM change WHERE seq > ? GROUP BY type, id) ORDER BY seq",
             (seq,),
         ).fetchall()
-        return [(t, i, p, a) for t, i, p, a in rows]
+        return [(t, i, p, a) for _, t, i, p, a in rows]
 
     def diff(self, snapshot_id: int | None = None) -> tuple[int, list[Change]]:
         """Net changes since the snapshot (default: the latest), one per resource."""
@@ -550,6 +577,13 @@ class Store:
             action: Action = "create" if before is None else "delete" if after is None else "update"
             changes.append(Change(rtype, rid, action, before, after))
         return snapshot_id, changes
+
+    def diff_then_reset(self, since: int | None, reset_to: int | None) -> tuple[int, list[Change], tuple[int, int]]:
+        """:meth:`diff` since one snapshot, then :meth:`reset` to another, in one transaction (a scored task's
+        last step: what it changed, and the server made clean for the next one)."""
+        with self.transaction():
+            snapshot_id, changes = self._diff(since)
+            return snapshot_id, changes, self.reset(reset_to)
 
     def reset(self, snapshot_id: int | None = None) -> tuple[int, int]:
         """Restore the snapshot's state; returns (snapshot id, resources restored)."""

@@ -137,7 +137,7 @@ def _item(form: str, now: datetime, who: Stratum, threshold: float | None, split
     aliases = {c.mrn: [c.patient_id, f"Patient/{c.patient_id}"] for c in members}
     return Scenario(
         id=f"{TAG}-ehrqa-{NAME}-{form[:12]}-{short_hash(TAG, NAME, *key, length=8)}", suite="ehrqa",
-        split=split,  # type: ignore[arg-type]
+        split=split,
         category=NAME, patient=anchor, now=iso(now), question=text,
         answer=names([c.mrn for c in members], "identifier", aliases),
         provenance=sorted(f"Patient/{c.patient_id}" for c in members), tier="hard",

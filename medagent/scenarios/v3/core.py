@@ -4,7 +4,8 @@
 - Numbers (top level or record fields) are ``single_number``: an answer with a second number (a code, another
   value) fails instead of being read as its first number.
 - Items whose answer rests on more than 40 records (a chemotherapy patient's 96 orders) are left out: the agent
-  reads about 25 rows a call and makes 11 calls at most.
+  reads about 25 rows a call and makes 11 calls at most. Yes/no questions stay (one record answers "yes"), so
+  their answers stay balanced 1:1 as in v2.
 - The conditional agentic tasks whose answer followed writes as one number or date (magnesium, potassium,
   influenza vaccine, discontinue) state it as a JSON object with a named field (``ANSWER_KEYS``).
 (potassium_replacement has its own v3 declaration: ``agentic/potassium_replacement.py``.)
@@ -36,11 +37,11 @@ MAX_PROVENANCE = 40  # an answer resting on more records than an agent reads wit
 
 def carry(scenario: Scenario) -> Scenario | None:
     """One scenario of a category carried from v2 (it has a v2 id) as v3 states it, or None when v3 leaves it out
-    (its answer rests on more than ``MAX_PROVENANCE`` records); v3's own are unchanged."""
+    (an answer other than yes/no resting on more than ``MAX_PROVENANCE`` records); v3's own are unchanged."""
     if not scenario.id.startswith("v2-"):
         return scenario
-    if len(scenario.provenance) > MAX_PROVENANCE:
-        return None
+    if scenario.answer.type != "boolean" and len(scenario.provenance) > MAX_PROVENANCE:
+        return None  # a yes rests on any one of its records, and dropping it would unbalance the yes/no questions
     update: dict[str, object] = {"id": f"{TAG}-{scenario.id.split('-', 1)[1]}",
                                  "answer": strict_numbers(scenario.answer)}
     key = ANSWER_KEYS.get(scenario.category) if scenario.suite == "agentic" else None
@@ -51,6 +52,6 @@ def carry(scenario: Scenario) -> Scenario | None:
         what = match.group(1).replace("'none'", '"none"')
         question = scenario.question[:match.start()] + (
             f'\n\nAnswer format: After any writes, answer as JSON: {{"{key}": <{what}>}}.')
-        update |= {"question": question, "answer": ExpectedAnswer(type="record", fields={key: update["answer"]}),  # type: ignore[dict-item]
+        update |= {"question": question, "answer": ExpectedAnswer(type="record", fields={key: update["answer"]}),
                    "meta": {**scenario.meta, "answer_key": key}}
     return scenario.model_copy(update=update)

@@ -125,7 +125,7 @@ def _noise_time(rng: random.Random, start: date, end: date, taken: set[datetime]
     return None
 
 
-def _copy_of(sid: str, index: int, fact, patient: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _copy_of(sid: str, index: int, fact, patient: str) -> dict:  # type: ignore[no-untyped-def]
     """The same result again from a second feed: same code, time and value; its own id and feed identifier."""
     resource = lab_result(sid, index, patient, fact.code, fact.display, fact.value, fact.unit, fact.when)
     resource["identifier"] = [{"system": FEED_SYSTEM, "value": fixture_id(sid, 1000 + index)}]
@@ -133,7 +133,7 @@ def _copy_of(sid: str, index: int, fact, patient: str) -> dict:  # type: ignore[
 
 
 def _entered_in_error(sid: str, index: int, patient: str, code: str, display: str, value: float, unit: str,
-                      when: datetime) -> dict:  # type: ignore[type-arg]
+                      when: datetime) -> dict:
     return lab_result(sid, index, patient, code, display, value, unit, when, status="entered-in-error")
 
 

@@ -78,7 +78,7 @@ def select(items: list[Scenario], seed: int) -> list[Scenario]:
 
 
 def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetime, variant: str,
-          form: str) -> tuple[str, list[dict], list[str]] | None:  # type: ignore[type-arg]
+          form: str) -> tuple[str, list[dict], list[str]] | None:
     """(the fact the task states, the namesake's distinguishing records, provenance of the fact)."""
     own_codes = {c.code.code for c in b.chart.conditions}
     if form == "condition":

@@ -200,7 +200,7 @@ def select(items: list[Scenario], seed: int) -> list[Scenario]:
 
 
 def _non_blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime,
-                          born: datetime) -> tuple[dict, datetime]:  # type: ignore[type-arg]
+                          born: datetime) -> tuple[dict, datetime]:
     recorded = max(born + timedelta(days=400), now - timedelta(days=rng.randint(200, 4000)))
     variant = rng.choice(["refuted", "entered-in-error", "resolved", "intolerance", "other-drug", "environment"])
     system, code, display = rng.choice(PENICILLIN_ALLERGENS)
@@ -232,7 +232,7 @@ def _non_blocking_allergy(sid: str, patient: str, rng: random.Random, now: datet
 
 
 def _orders(sid: str, patient: str, rng: random.Random, now: datetime, *, active: bool,
-            not_after: datetime | None = None, tolerated_after: datetime | None = None) -> list[dict]:  # type: ignore[type-arg]
+            not_after: datetime | None = None, tolerated_after: datetime | None = None) -> list[dict]:
     """One or two amoxicillin-containing orders. ``active``: one of them active, written 1-6 days ago. Otherwise
     none is active; ``tolerated_after``: no completed/stopped course written after that moment (it would document
     tolerance, which the setup must not show); ``not_after``: written before that moment."""
@@ -258,7 +258,7 @@ def _orders(sid: str, patient: str, rng: random.Random, now: datetime, *, active
 
 
 def _blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime, born: datetime,
-                      courses: list[MedicationFact]) -> tuple[dict, datetime]:  # type: ignore[type-arg]
+                      courses: list[MedicationFact]) -> tuple[dict, datetime]:
     """An active penicillin-class allergy that counts: recorded after the last real penicillin course (a reaction
     during that course), or at any time when the chart has none."""
     system, code, display = rng.choice(PENICILLIN_ALLERGENS)

@@ -216,7 +216,7 @@ class WorkflowBuilder:
             id=self.id_for(category, *key),
             suite="agentic",
             tier="workflow",
-            split=self.split,  # type: ignore[arg-type]
+            split=self.split,
             category=category,
             patient=self.chart.patient_id,
             now=iso(now),
@@ -225,7 +225,7 @@ class WorkflowBuilder:
             provenance=sorted(set(provenance)),
             expected_writes=writes,
             read_only=not writes,
-            branch=branch,  # type: ignore[arg-type]
+            branch=branch,
             setup=list(setup),
             meta=info,
             checkpoints=list(checkpoints),
@@ -440,6 +440,7 @@ def number_field(
         unit=unit,
         tolerance=Tolerance(abs=tolerance),
         unit_factors=factors or {},
+        single_number=True,  # a JSON field holds one value: "2.1 (target 2-3)" fails, never read as its first number
     )
 
 
@@ -458,7 +459,7 @@ def names_field(
     return ExpectedAnswer(
         type="names",
         value=wanted,
-        names_kind=kind,  # type: ignore[arg-type]
+        names_kind=kind,
         aliases={k: v for k, v in (aliases or {}).items() if k in wanted},
     )
 
