@@ -274,3 +274,36 @@ async def test_a_search_for_the_patient_in_context_ends_the_trajectory(dev_sampl
     assert records and all(r.outcome.trace[0].tool == "find_patients" for r in records)
     with pytest.raises(UserError, match="no passed tasks with usable steps"):
         build_examples([tmp_path])
+
+
+@pytest.mark.parametrize("clause", ["patient", "question"])
+def test_a_dev_task_sharing_a_test_patient_or_question_is_refused(oracle_run: Path, tmp_path: Path,
+                                                                 clause: str) -> None:
+    """Issue 25, item 7: the rule's patient and question clauses. A dev-split task (the split clause passes)
+    about a patient of the test split, or asking a test-split question word for word, is refused."""
+    import shutil
+
+    from medagent.bench.run_folder import SET_FILE, run_set_dir
+    from medagent.scenarios.scenario_files import read_manifest
+
+    original = run_set_dir(oracle_run)
+    folder = tmp_path / "set"
+    shutil.copytree(original, folder)
+    record = next(json.loads(line) for line in (oracle_run / "results.jsonl").read_text().splitlines()
+                  if line.strip() and json.loads(line)["passed"])
+    test_task = next(s for s in read_scenarios(folder) if s.split == "test")
+    for name in read_manifest(folder).files:
+        path = folder / name
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
+            if line.strip() and json.loads(line)["id"] == record["scenario_id"]:
+                changed = {**json.loads(line), clause: getattr(test_task, clause)}
+                assert changed["split"] == "dev"
+                lines[index] = json.dumps(changed)
+        path.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text(json.dumps(record) + "\n")
+    (run / SET_FILE).write_text(json.dumps({"set": "v2", "content_hash": "x", "folder": str(folder)}))
+    with pytest.raises(UserError, match="test-split task"):
+        build_examples([run])
