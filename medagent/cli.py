@@ -175,17 +175,29 @@ def quickstart(
 ) -> None:
     """A small scored agent run on the embedded defaults: embedded FHIR server + embedded Gemma model.
 
-    Same code path as `medagent bench run`; prints the table and the report path.
+    Template questions of the test split and one of them asked as a user would ask it (no answer format: a free
+    answer). Same code path as `medagent bench run`; prints the table, each question and answer, and the report path.
     """
     from medagent.bench.cli import run_scored_or_exit, show_run
+    from medagent.bench.quickstart import quickstart_set
+    from medagent.bench.results import ResultsLog
     from medagent.bench.scored_run import RunChoice
+    from medagent.scenarios.scenario_files import open_set
 
     if out.exists():
         shutil.rmtree(out)
+    questions = quickstart_set(out / "questions", limit)
     settings = get_settings(model=model)
-    choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", limit=limit, agent="agent",
-                       max_steps=3)
+    choice = RunChoice(out=out, model=settings.model, suite="ehrqa", split="test", agent="agent", max_steps=3,
+                       scenarios=questions)
     show_run(run_scored_or_exit(choice, settings.home), out, "ehrqa/test", report=True)
+    asked = {s.id: s for s in open_set(questions).load("ehrqa", "test", "all", None)}
+    for record in ResultsLog(out / "results.jsonl").load():
+        scenario = asked[record.scenario_id]
+        question = scenario.question.split("Question: ")[-1].replace("\n", " ")
+        asked_as = "asked as a user" if "rephrased_from" in scenario.meta else record.category
+        console.print(f"[bold]{'PASS' if record.passed else 'FAIL'}[/] {asked_as}: {escape(question)}\n"
+                      f"  -> {escape(str(record.outcome.answer))}")
 
 
 @app.command("ask")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 # ---------- code systems ----------
 
@@ -120,3 +121,13 @@ def condition_label(display: str) -> str:
     for tag in SNOMED_SEMANTIC_TAGS:
         text = text.replace(tag, "")
     return text
+
+
+def readable_number(value: Any) -> str:
+    """A number as the tools display it: at most 2 decimals (3 below 1), no trailing zeros (what an agent reads
+    and copies; the oracle writes an unrounded number the same way)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    digits = 3 if abs(value) < 1 else 2
+    text = f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text

@@ -35,8 +35,8 @@ check sa-gt medagent/fhir/server/search.py 'return f"{rlo} >= ?", [hi]' 'return 
 check month-early medagent/fhir/server/values.py 'timedelta(days=calendar.monthrange(year, month)[1])' 'timedelta(days=calendar.monthrange(year, month)[1] - 1)' $F
 check day-1s medagent/fhir/server/values.py 'end = start + timedelta(days=1)' 'end = start + timedelta(days=1) - timedelta(seconds=1)' $F
 check left-gt-1 medagent/tools/compact.py 'if left > 0:' 'if left > 1:' tests/tools/test_compact_edges.py
-check repeat-names medagent/agent/graph.py 'calls = [(s.get("tool"), s.get("arguments")) for s in state["trace"] if s.get("tool")]' 'calls = [s.get("tool") for s in state["trace"] if s.get("tool")]' tests/agent/test_rules.py
-check refuse-auto medagent/agent/graph.py 'pending["approval"] = "refused: read-only mode"' 'pending["approval"] = "auto-approved"' tests/agent/test_rules.py
+check repeat-names medagent/agent/prompts.py 'calls = [(s.get("tool"), s.get("arguments")) for s in trace if s.get("tool")]' 'calls = [s.get("tool") for s in trace if s.get("tool")]' tests/agent/test_rules.py
+check refuse-auto medagent/tools/approval.py 'return "refused: read-only mode"' 'return "auto-approved"' tests/agent/test_rules.py
 check resume-trial0 medagent/bench/runner.py 'if (s.id, t) not in done]' 'if (s.id, 0) not in done]' tests/bench/test_resume_trials.py
 # issue 25, item 7: the behaviours an outside mutation check found untested
 check tx-rollback medagent/fhir/server/store.py 'self._writer.execute("ROLLBACK")' 'self._writer.execute("COMMIT")' tests/fhir/test_server_lenient_and_transactions.py

@@ -7,8 +7,9 @@ this pattern, 9). Where the question states such an object, the
 final answer's ``answer`` string must be one: those keys, in that order, each holding a JSON string
 (printable ASCII, no quote or backslash inside: chart names have none), number, null, boolean or list of
 strings (the values stay the model's), or ``none`` where the format
-allows it. Nothing else is constrained: a format stated in words ("Answer yes or no.") is left to the
-model, and a question without a stated format gets no pattern.
+allows it. A question recognisably yes/no (its format says "yes or no", or, with no format stated, every
+question in it starts with an auxiliary verb and none asks what/which/when/who/how) gets an answer that starts
+with Yes or No (a sentence may follow: "No, it is not in the record."). Nothing else is constrained.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["answer_pattern", "json_keys"]
+__all__ = ["YES_NO_PATTERN", "answer_pattern", "format_text", "json_keys", "yes_no_question"]
 
 _FORMAT = re.compile(r"Answer as JSON:\s*(\{.*\})", re.S)
 _KEY = re.compile(r'"(\w+)"\s*:')
@@ -28,6 +29,58 @@ _STRING = r'"[ !#-\[\]-~]*"'
 _VALUE = rf'(?:{_STRING}|-?\d+(?:\.\d+)?|null|true|false|\[ ?(?:{_STRING}(?:, ?{_STRING})*)? ?\])'
 
 
+# Yes or No first; then nothing, a stop, or a sentence (printable ASCII but the quote and the backslash, as above)
+YES_NO_PATTERN = r"^(?:[Yy]es|YES|[Nn]o|NO)(?:[.,;:!]?(?: [ !#-\[\]-~]*)?)?$"
+
+_FORMAT_LINE = re.compile(r"Answer format:\s*(.+?)(?:\n\n|$)", re.S)
+_FORMAT_SENTENCE = re.compile(r"(?:^|(?<=[.?!)]\s)|(?<=\n))((?:Answer|Reply|Respond) (?:with|as|yes|in|only|'done')[^\n]*)")
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+|\n+")
+_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|vs|approx|e\.g|i\.e)\.", re.I)
+_AUXILIARY = re.compile(r"^(?:is|are|was|were|has|have|had|does|do|did|can|could|should|will|would|any|ever|hx of|"
+                        r"history of)\b", re.I)
+_REQUEST = re.compile(r"^(?:can|could|would|will) (?:you|u|we|i)\b(?: please)?\s+(?!check (?:if|whether)|"
+                      r"confirm (?:if|whether)|tell (?:me )?(?:if|whether)|see (?:if|whether)|find out (?:if|whether))",
+                      re.I)
+_WH = re.compile(r"\b(?:what|what's|whats|which|when|who|whom|whose|where|why|how)\b", re.I)
+_ASK_TO_CHECK = re.compile(r"^(?:can|could|would|will) (?:you|u)\b", re.I)
+_CHECK_IF = re.compile(r"^(?:please )?(?:check|confirm|tell me|see|find out) (?:if|whether)\b", re.I)
+_LEAD = re.compile(r"^(?:quick question|question|q|hi|hello|ok|so|also|and|please|pls|re|about [^:]+|pt)[:,\s-]+", re.I)
+
+
+def format_text(question: str) -> str:
+    """The answer-format instructions the question states ("Answer format: ..." and sentences such as "Answer
+    with one date in YYYY-MM-DD format."), joined; "" when it states none."""
+    found = [m.group(1).strip() for m in _FORMAT_LINE.finditer(question)]
+    found += [m.group(1).strip() for m in _FORMAT_SENTENCE.finditer(question)
+              if not any(m.group(1).strip() in f for f in found)]
+    return " ".join(found)
+
+
+def yes_no_question(question: str) -> bool:
+    """Whether the question asks to be answered yes or no: its stated format says so; or it states none and
+    every question sentence in it starts with an auxiliary verb ("Has ...", "Is ...", "Any history of ...") or
+    asks to check whether, and none asks what, which, when, who or how ("Is she on metformin or insulin?" is
+    yes/no: "Yes, metformin." answers it)."""
+    fmt = format_text(question)
+    if fmt:
+        return re.search(r"\byes or no\b|\byes/no\b", fmt, re.I) is not None
+    sentences = [s.strip() for s in _SENTENCE_END.split(_ABBREVIATION.sub(r"\1", question)) if s.strip()]
+    asked = [s for s in sentences if s.endswith("?")]
+    if not asked:  # no question mark: a request to check whether, or a last sentence asked without one
+        asked = [s for s in sentences if _CHECK_IF.match(_LEAD.sub("", s))] or sentences[-1:]
+    if not asked:
+        return False
+    for sentence in asked:
+        if _WH.search(sentence):
+            return False
+        # the question may follow a name or a lead-in: "Re Jane Doe - Has she ...?", "About Mr. X: Is he ...?"
+        starts = [_LEAD.sub("", sentence)] + [_LEAD.sub("", part.strip()) for part in re.split(r":\s| - ", sentence)[1:]]
+        if not any((_AUXILIARY.match(body) or _CHECK_IF.match(body) or _ASK_TO_CHECK.match(body))
+                   and not _REQUEST.match(body) for body in starts):
+            return False
+    return True
+
+
 def json_keys(question: str) -> list[str]:
     """The keys of the JSON object the question's format line asks for, in order ([] when it asks for none)."""
     found = _FORMAT.search(question)
@@ -36,11 +89,11 @@ def json_keys(question: str) -> list[str]:
 
 @lru_cache(maxsize=256)
 def answer_pattern(question: str) -> str | None:
-    """A regular expression the whole answer must match, or None (no JSON object stated); asked at every
-    step of a run, hence the cache."""
+    """A regular expression the whole answer must match, or None (no JSON object stated, not a yes/no
+    question); asked at every step of a run, hence the cache."""
     keys = json_keys(question)
     if not keys:
-        return None
+        return YES_NO_PATTERN if yes_no_question(question) else None
     members = ", ?".join(rf'"{key}": ?{_VALUE}' for key in keys)
     pattern = rf"\{{ ?{members} ?\}}"
     if _NONE_TOO.search(question, question.index("Answer as JSON:")):

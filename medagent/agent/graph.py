@@ -29,6 +29,7 @@ from langgraph.types import Command, interrupt
 
 from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action, with_final_answer
 from medagent.agent.answer_format import answer_pattern
+from medagent.agent.guards import PATIENT_SEARCH, final_answer_problem, patient_in_context_refusal
 from medagent.agent.prompts import (
     PromptProfile,
     decision_messages,
@@ -41,7 +42,7 @@ from medagent.fhir.client import FhirClient
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
 from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
 from medagent.tools.context import ToolContext
-from medagent.tools.registry import Registry, Tool, default_registry
+from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
 from medagent.trajectory import Step
 from medagent.vocabulary import parse_instant
 
@@ -214,6 +215,10 @@ class Agent:
                       arguments=arguments, model_s=model_s, **tokens,
                       note="patient filled from the run's patient context" if filled else None)
         assistant = {"role": "assistant", "content": reply.text}
+        problem = final_answer_problem(str(action.arguments.get("answer") or ""), state.get("question") or "",
+                                       shape) if action.tool == FINAL_ANSWER else None
+        if problem:  # an echo of the format text, a placeholder, or no yes/no to a yes/no question: asked again
+            return {**usage, **self._invalid(state, reply.text, problem, model_s, tokens)}
         if action.tool == FINAL_ANSWER:
             return {**usage, "messages": [assistant], "trace": [record.model_dump()], "status": "answered",
                     "answer": action.arguments.get("answer"), "citations": action.arguments.get("citations") or []}
@@ -276,7 +281,9 @@ class Agent:
         ctx = self._context(state)
         audited = len(ctx.audit)
         started = time.perf_counter()
-        result = await self.registry.call(tool, arguments, ctx, decision=decision)
+        refusal = await patient_in_context_refusal(ctx, arguments) if tool == PATIENT_SEARCH else None
+        result = ToolResult.failure(refusal) if refusal else \
+            await self.registry.call(tool, arguments, ctx, decision=decision)
         record = Step.model_validate({**pending.get("record", {"step": state["steps"] + 1, "tool": tool}),
                                       "arguments": arguments})
         record = record.model_copy(update={

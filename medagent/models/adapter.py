@@ -30,6 +30,9 @@ class DataSummary(BaseModel):
     tasks: int
     examples: int
     dropped_steps: int = Field(description="Steps left out: a result longer than the agent's budget, or cut in the log.")
+    dropped_test_mentions: int = Field(0, description="Passed dev tasks left out whole: their text names a test-split "
+                                                      "patient (Patient id or MRN), e.g. a population search.")
+    rephrased: int = Field(0, description="Tasks from rephrased scenarios (medagent scenarios rephrase).")
     patients: list[str]
     scenario_ids: list[str]
     categories: dict[str, int]

@@ -90,6 +90,14 @@ class ChartReads:
             raise ToolGap(f"find_patients(identifier={mrn!r}) gave {len(rows)} patient(s) with that MRN")
         return rows[0]["ref"].removeprefix("Patient/"), rows[0]
 
+    async def demographics(self, mrn: str) -> tuple[str, dict[str, Any]]:
+        """The patient with this MRN and their row with the age at now (the age task's answer)."""
+        return await self.patient_by_mrn(mrn)
+
+    async def patient_in_context(self, name: str, born: str) -> dict[str, Any] | None:
+        """The row of the patient in context when they are the one named (None: search for them)."""
+        return None
+
     async def conditions(self, patient: str, codes: str) -> list[dict[str, Any]]:
         return await every_row(self.tools, "search_conditions", patient=patient, code=codes)
 

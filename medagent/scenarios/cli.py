@@ -50,3 +50,26 @@ def show_hash(folder: Path = typer.Argument(DEFAULT_OUT, help="Folder holding ma
     if actual != recorded:
         typer.echo(f"differs from manifest.json ({recorded})", err=True)
         raise typer.Exit(1)
+
+
+@scenarios_app.command("rephrase")
+def rephrase(
+    source: Path = typer.Option(DEFAULT_OUT, "--from", help="The frozen set whose dev split is rephrased."),
+    out: Path = typer.Option(..., "--out", help="Folder of the rephrased set (JSONL files, manifest.json)."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every wording choice; same seed, same files."),
+    variants: int = typer.Option(2, "--variants", min=1, help="Rephrased copies of each dev scenario."),
+) -> None:
+    """Write the dev split of a set asked as users ask (names, pronouns, abbreviations, no format line, typos):
+    training data for medagent train sft, never a benchmark (medagent.scenarios.user_phrasings)."""
+    from medagent.scenarios.scenario_files import ScenarioSetError, read_manifest
+    from medagent.scenarios.user_phrasings import write_rephrased_set
+
+    try:
+        read_manifest(source)
+    except (OSError, ScenarioSetError) as exc:
+        typer.echo(f"error: --from {source}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    manifest = write_rephrased_set(source, out, seed=seed, variants=variants)
+    counts = ", ".join(f"{key} {count['dev']}" for key, count in sorted(manifest.counts.items()))
+    typer.echo(f"{sum(c['dev'] for c in manifest.counts.values())} rephrased dev scenarios ({counts}); "
+               f"wrote {out}/ (content_hash {manifest.content_hash})")

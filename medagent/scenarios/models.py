@@ -56,6 +56,8 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
+    free: bool = Field(False, description="The question states no answer format: the answer is a free sentence "
+                                          "(scenarios.free_answers) whose value the graders read out of it.")
     single_number: bool = Field(
         default=False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
         "second value beside it fails instead of being read as the first number.")
@@ -294,3 +296,5 @@ class Manifest(_Model):
         "the frozen sample."
     )
     test_patients: list[str]
+    evaluation_only: bool = Field(False, description="A held-out evaluation set (e.g. scenarios/natural): a run on it "
+                                  "is never training data (medagent.train.examples refuses it).")

@@ -57,6 +57,33 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def write_set(out: Path, files: dict[str, list[Scenario]], *, name: str, generator_version: str, seed: int,
+              patients: int, test_patients: list[str], evaluation_only: bool = False) -> Manifest:
+    """A small derived set (a rephrased dev split, the quickstart's questions): its files and a manifest with
+    their hashes, counts and labels (suite, split, tier from the scenarios). A build of the frozen sets writes
+    its own, fuller manifest (``scenarios.build``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    entries: dict[str, FileEntry] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for path, scenarios in files.items():
+        count = write_jsonl(out / path, scenarios)
+        suites = {s.suite for s in scenarios}
+        entries[path] = FileEntry(sha256=sha256_file(out / path), count=count,
+                                  suite=suites.pop() if len(suites) == 1 else None,
+                                  split=scenarios[0].split if scenarios else None,
+                                  tier=scenarios[0].tier if scenarios else "core")
+        for scenario in scenarios:
+            key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
+            counts.setdefault(key, {"dev": 0, "test": 0})[scenario.split] += 1
+    manifest = Manifest(name=name, generator_version=generator_version, seed=seed, patients=patients,
+                        content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
+                        files=entries, counts=counts, table={}, branches={}, available_per_patient={},
+                        test_patients=test_patients, evaluation_only=evaluation_only)
+    (out / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+                                        + b"\n")
+    return manifest
+
+
 def content_hash(file_hashes: dict[str, str]) -> str:
     """One hash for a whole set: over 'relative/path:sha256' lines in path order."""
     text = "".join(f"{name}:{digest}\n" for name, digest in sorted(file_hashes.items()))

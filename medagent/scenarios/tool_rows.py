@@ -8,7 +8,7 @@ from typing import Any
 
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolGap
-from medagent.vocabulary import parse_instant
+from medagent.vocabulary import parse_instant, readable_number
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -86,8 +86,10 @@ def stated_decimals(question: str) -> int | None:
 
 
 def number_text(value: float, decimals: int | None) -> str:
+    """The value rounded as the question asks; with no rounding stated, as the tools display it (what an agent
+    reads and copies)."""
     if decimals is None:
-        return f"{value:g}"
+        return readable_number(value)
     return f"{round(value, decimals):.{decimals}f}"
 
 

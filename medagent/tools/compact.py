@@ -21,7 +21,9 @@ from medagent.untrusted_text import (
     one_line,
     quote_record_text,
 )
-from medagent.vocabulary import SYSTEM_LABELS
+from medagent.vocabulary import SYSTEM_LABELS, readable_number
+
+number = readable_number  # the tools' number display (shared with the oracle, which copies it)
 
 __all__ = ["RECORD_QUOTE", "Line", "clean", "code_label", "guard_record_text", "join", "number", "quote_record_json",
            "quote_record_text", "render", "system_label"]
@@ -38,15 +40,6 @@ def code_label(system: str | None, code: str | None) -> str:
         return ""
     label = system_label(system)
     return f"{label} {code}" if label else code
-
-
-def number(value: Any) -> str:
-    """Readable number: at most 2 decimals (3 below 1), no trailing zeros."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    digits = 3 if abs(value) < 1 else 2
-    text = f"{round(float(value), digits):.{digits}f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def clean(text: str | None, limit: int = 120) -> str:

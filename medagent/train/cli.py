@@ -34,7 +34,7 @@ def base_folder(base: str) -> tuple[str, Path, bool]:
 
 
 def run_sft(run_dirs: list[Path], base: str, out: Path, config: TrainConfig, *, resume: bool,
-            profile: str = "compact") -> Path:
+            profile: str = "compact", init_from: Path | None = None) -> Path:
     import torch
 
     from medagent.train.adapter import AdapterInfo, save_adapter
@@ -50,6 +50,8 @@ def run_sft(run_dirs: list[Path], base: str, out: Path, config: TrainConfig, *, 
     if resume and not (checkpoint / "adapter_config.json").exists():
         raise UserError(f"--resume: {out} holds no checkpoint ({checkpoint})")
     name, folder, needs_bos = base_folder(base)
+    if init_from is not None:
+        check_init_adapter(init_from, name, profile)
     examples, summary = build_examples(run_dirs, profile=profile)  # type: ignore[arg-type]
     tokenizer, model = load_model(folder, config)
     data = prepare_data(tokenizer, examples, config, needs_bos=needs_bos)
@@ -58,17 +60,45 @@ def run_sft(run_dirs: list[Path], base: str, out: Path, config: TrainConfig, *, 
                f"{data.steps_kept} steps in {len(data.train)} training sequences (+{len(data.validation)} held out), "
                f"{data.steps_dropped_long} steps over --max-tokens {config.max_tokens}, "
                f"{summary.dropped_steps} steps whose result the agent would not see in full")
-    peft_model = with_lora(model, config, checkpoint if resume else None)
+    # --resume: the run's own checkpoint (weights, optimizer, step); --init-from: another adapter's weights, a new run
+    peft_model = with_lora(model, config, checkpoint if resume else init_from)
     figures = train(peft_model, data, config, out, resume=resume)
     info = AdapterInfo(base=name, prompt_profile=profile, data=summary, training={
         "command": "medagent train sft " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["train", "sft"] else None,
-        "config": config.__dict__, "steps_kept": data.steps_kept, "steps_dropped_long": data.steps_dropped_long,
+        "config": config.__dict__, "init_from": init_from_record(init_from), "steps_kept": data.steps_kept, "steps_dropped_long": data.steps_dropped_long,
         **data.stats, **figures, "machine": f"{platform.machine()} {torch.get_num_threads()} threads {config.device}",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     save_adapter(peft_model, out, info)
     typer.echo(json.dumps(figures))
     return out
+
+
+def check_init_adapter(folder: Path, base: str, profile: str) -> None:
+    """``--init-from``: an adapter folder trained on the same base model with the same prompt profile (UserError)."""
+    from medagent.models.adapter import read_adapter_info
+    from medagent.models.base import ModelError
+
+    try:
+        info = read_adapter_info(folder)
+    except ModelError as exc:
+        raise UserError(f"--init-from: {exc}") from None
+    if info.base != base:
+        raise UserError(f"--init-from {folder}: trained on {info.base}, not on --base {base}")
+    if (info.prompt_profile or "full") != profile:
+        raise UserError(f"--init-from {folder}: trained with --prompt-profile {info.prompt_profile or 'full'}, "
+                        f"not {profile}")
+
+
+def init_from_record(folder: Path | None) -> dict[str, str] | None:
+    """What a continued run started from (the adapter folder and its data hash), for medagent-adapter.json."""
+    if folder is None:
+        return None
+    from medagent.models.adapter import read_adapter_info
+
+    info = read_adapter_info(folder)
+    return {"folder": str(folder), "data_sha256": info.data.sha256 if info.data else "",
+            "finished": str(info.training.get("finished", ""))}
 
 
 @train_app.command("sft")
@@ -84,6 +114,8 @@ def sft(
     checkpoint_every: Annotated[int, typer.Option(min=1)] = TrainConfig.checkpoint_every,
     validate_every: Annotated[int, typer.Option(min=1, help="Steps between validation losses (and at the end).")] = TrainConfig.validate_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's checkpoint.")] = False,
+    init_from: Annotated[Path | None, typer.Option(help="Start from this adapter folder's weights (e.g. the packaged "
+                                                        "one) instead of a new LoRA; a fresh optimizer and schedule.")] = None,
     prompt_profile: Annotated[str, typer.Option(help="full or compact.")] = "compact",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = TrainConfig.device,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 weights (GPU).")] = TrainConfig.bf16,
@@ -99,7 +131,7 @@ def sft(
         config = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, max_tokens=max_tokens, seed=seed,
                              checkpoint_every=checkpoint_every, validate_every=validate_every, device=device, bf16=bf16,
                              gradient_checkpointing=gradient_checkpointing, threads=threads)
-        run_sft(from_runs, base, out, config, resume=resume, profile=prompt_profile)
+        run_sft(from_runs, base, out, config, resume=resume, profile=prompt_profile, init_from=init_from)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -26,7 +26,7 @@ def test_the_keys_are_read_from_the_stated_object_only() -> None:
     assert json_keys(HBA1C) == ["value", "date"]
     assert json_keys(DECISION) == ["decision", "egfr"]  # quoted values ("allergy", ...) are not keys
     assert json_keys('Question: Is "x": y?\nAnswer format: Answer yes or no.') == []
-    assert answer_pattern("Question: Is the patient on metformin?\nAnswer format: Answer yes or no.") is None
+    assert answer_pattern("Question: When was it?\nAnswer format: Answer with one date in YYYY-MM-DD format.") is None
 
 
 def test_the_pattern_takes_the_object_and_nothing_else() -> None:

@@ -21,6 +21,7 @@ import pytest
 from blind_oracle import BlindOracle
 
 from medagent.agent.answer_format import answer_pattern
+from medagent.agent.guards import final_answer_problem
 from medagent.bench.results import TaskRecord
 from medagent.bench.runner import run_benchmark
 from medagent.bench.scenario_sets import load_scenarios
@@ -147,6 +148,10 @@ async def test_oracle_scores_100_on_every_frozen_scenario(set_name: str, bench_h
     refused = [(r.scenario_id, r.outcome.answer) for r, pattern in shaped
                if not re.fullmatch(pattern, r.outcome.answer or "")]
     assert not refused, refused[:5]
+    # nor do the agent's decoding guards (an echo of the format, a placeholder, no yes/no) refuse a right answer
+    guarded = [(r.scenario_id, r.outcome.answer) for r in records if final_answer_problem(
+        r.outcome.answer or "", questions[r.scenario_id], answer_pattern(questions[r.scenario_id]))]
+    assert not guarded, guarded[:5]
 
 
 @pytest.mark.parametrize("module", [catalog, oracle, oracle_by_name, tool_session, wrong, chart_blind],

@@ -69,3 +69,16 @@ def test_the_grammar_takes_the_stated_object_and_refuses_a_bare_value(tokenizers
     run_on = json.dumps({"medications": ["x" * 500], "first_ordered": "2019-09-20"})
     assert not _accepted(tokenizers, shaped, run_on)  # the answer's length bound still holds beside the pattern
     assert _accepted(tokenizers, final_answer_schema(["MedicationRequest/a1"]), "2019-09-20")  # no pattern: free
+
+
+def test_a_yes_no_question_decodes_yes_or_no_first(tokenizers: tuple[Any, Any]) -> None:
+    """The yes/no pattern (agent.answer_format.YES_NO_PATTERN) in the embedded backend's grammar: the mask lets a
+    model begin Yes/No and go on with a sentence, and stops a name or a date before it is written."""
+    shaped = final_answer_schema(["MedicationRequest/a1"], answer_pattern("Has Mrs. Kutch ever been on metformin?"))
+    for answer in ("yes", "No", "No, it is not in the record.", "Yes, since 2015-03-02."):
+        assert _accepted(tokenizers, shaped, answer), answer
+    for answer in ("Jane Doe", "2019-09-20", "None", "Nope"):
+        assert not _accepted(tokenizers, shaped, answer), answer
+    assert _viable(tokenizers, shaped, "Yes, it is")
+    assert not _viable(tokenizers, shaped, "Dr. Jane")
+    assert not _viable(tokenizers, shaped, "Metformin")

@@ -6,22 +6,25 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from medagent.bench.solvers.catalog import make_code_solver
 from medagent.bench.results import ResultsLog
+from medagent.bench.run_folder import record_set
 from medagent.bench.runner import run_benchmark
-from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
+from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios, open_set, set_dir, set_hash, set_names
 from medagent.bench.solvers.agent import AgentSolver
+from medagent.bench.solvers.catalog import make_code_solver
 from medagent.config import UserError
 from medagent.data import iter_bundles
 from medagent.models.adapter import ADAPTER_FILE, shipped_adapter
 from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.chart import chart_from_bundle
 from medagent.scenarios.models import Scenario
-from medagent.scenarios.scenario_files import read_scenarios
+from medagent.scenarios.scenario_files import read_scenarios, write_set
+from medagent.scenarios.user_phrasings import write_rephrased_set
 from medagent.tools.registry import default_registry
 from medagent.train.examples import Example, action_text, build_examples
 
@@ -34,8 +37,31 @@ def dev_sample() -> list[Scenario]:
 
 @pytest.fixture(scope="module")
 async def oracle_run(dev_sample: list[Scenario], bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name, the policy the packaged adapter learns from, on a dev sample."""
     out = tmp_path_factory.mktemp("oracle-dev")
-    await run_benchmark(dev_sample, make_code_solver("oracle"), out_dir=out, home=bench_home, show_progress=False)
+    await run_benchmark(dev_sample, make_code_solver("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+async def rephrased_run(bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name (the training policy) on rephrased dev questions of every suite and tier."""
+    folder = tmp_path_factory.mktemp("rephrased-set")
+    manifest = write_rephrased_set(default_scenarios_dir(), folder, seed=2026, variants=1)
+    out = tmp_path_factory.mktemp("oracle-by-name-rephrased")
+    record_set(out, str(manifest.name), manifest.content_hash, folder)
+    await run_benchmark(load_scenarios(folder, "all", "dev", limit=40, tier="all"), make_code_solver("oracle-by-name"),
+                        out_dir=out, home=bench_home, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+async def cohort_run(bench_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """oracle-by-name on hard-tier dev cohort questions: a population search lists every patient, test ones too."""
+    cohort = [s for s in load_scenarios(default_scenarios_dir(), "ehrqa", "dev", tier="hard")
+              if s.category == "cohort_measure"][:3]
+    out = tmp_path_factory.mktemp("oracle-by-name-cohort")
+    await run_benchmark(cohort, make_code_solver("oracle-by-name"), out_dir=out, home=bench_home, show_progress=False)
     return out
 
 
@@ -45,9 +71,13 @@ def examples(oracle_run: Path) -> list[Example]:
     return made
 
 
+def _frozen_sets() -> list[list[Scenario]]:
+    return [read_scenarios(set_dir(name)) for name in set_names()]
+
+
 def _test_split() -> tuple[set[str], set[str], set[str]]:
-    """Patient ids, MRNs (from the bundle files) and question texts of the test split."""
-    test = [s for s in read_scenarios(default_scenarios_dir()) if s.split == "test"]
+    """Patient ids, MRNs (from the bundle files) and question texts of the test split of every frozen set."""
+    test = [s for scenarios in _frozen_sets() for s in scenarios if s.split == "test"]
     patients = {s.patient for s in test}
     mrns = {chart.mrn for chart in (chart_from_bundle(b) for _, b in iter_bundles()) if chart.patient_id in patients}
     return patients, mrns, {s.question for s in test}
@@ -145,12 +175,105 @@ def test_the_shipped_adapter_was_trained_on_dev_patients_only() -> None:
     patients, mrns, questions = _test_split()
     assert data["split"] == "dev" and data["patients"] and data["scenario_ids"]
     assert not set(data["patients"]) & patients
-    dev = {s.id: s for s in read_scenarios(default_scenarios_dir()) if s.split == "dev"}
-    assert set(data["scenario_ids"]) <= set(dev)  # every trained task is a dev-split task
-    trained = [dev[i] for i in data["scenario_ids"]]
+    dev = {s.id: s for scenarios in _frozen_sets() for s in scenarios if s.split == "dev"}
+    # every trained task is a dev-split task, or a rephrased copy of one (id + "-u<n>", medagent scenarios rephrase)
+    sources = {re.sub(r"-u\d+$", "", i) for i in data["scenario_ids"]}
+    assert sources <= set(dev)
+    assert {dev[i].suite for i in sources} == {"ehrqa", "agentic"}
+    trained = [dev[i] for i in sources]
     assert not {s.question for s in trained} & questions
     bundle_mrns = {chart.patient_id: chart.mrn for chart in (chart_from_bundle(b) for _, b in iter_bundles())}
     assert not {bundle_mrns[p] for p in data["patients"]} & mrns
+
+
+def _text_of(examples: list[Example]) -> str:
+    return "\n".join(m["content"] for e in examples for m in e.messages) + "\n".join(e.target for e in examples)
+
+
+def test_rephrased_questions_train_free_answers_and_no_test_patient(rephrased_run: Path) -> None:
+    made, summary = build_examples([rephrased_run], profile="compact")
+    assert summary.rephrased == summary.tasks >= 30
+    patients, mrns, _ = _test_split()
+    text = _text_of(made)
+    assert not [p for p in patients if p in text] and not [m for m in mrns if m in text]
+    answers = [json.loads(e.target)["arguments"]["answer"] for e in made if '"final_answer"' in e.target]
+    assert any(a.startswith(("Yes, ", "No, ", "It was ", "They are: ")) for a in answers)  # free answers
+    # the patient in context is never looked up by MRN (the agent's guard would refuse it): its record is read
+    in_context = [e for e in made if "The patient in context: Patient/" in e.messages[0]["content"]]
+    assert in_context and not [e for e in in_context if '"find_patients"' in e.target and '"identifier"' in e.target]
+
+
+def test_a_population_search_brings_no_test_patient_into_the_examples(cohort_run: Path) -> None:
+    records = [r for r in ResultsLog(cohort_run / "results.jsonl").load() if r.passed]
+    patients, mrns, _ = _test_split()
+    assert any(m in (s.result or "") for r in records for s in r.outcome.trace for m in [*patients, *mrns])
+    made, _ = build_examples([cohort_run])
+    text = _text_of(made)
+    assert not [p for p in patients if p in text] and not [m for m in mrns if m in text]
+
+
+def test_a_task_whose_text_names_a_test_patient_is_left_out(oracle_run: Path, tmp_path: Path) -> None:
+    """A passed dev task whose tool result names a test patient (edited into a copy of a real run) is dropped whole."""
+    shutil.copytree(oracle_run, tmp_path / "run")
+    _, mrns, _ = _test_split()
+    lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    assert record["passed"] and record["outcome"]["trace"][0]["result"]
+    record["outcome"]["trace"][0]["result"] += f"\nalso found: MRN {sorted(mrns)[0]}"
+    (tmp_path / "run" / "results.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    before, summary_before = build_examples([oracle_run])
+    after, summary = build_examples([tmp_path / "run"])
+    assert summary.dropped_test_mentions == summary_before.dropped_test_mentions + 1
+    assert summary.tasks == summary_before.tasks - 1
+    assert record["scenario_id"] in {e.scenario_id for e in before} - {e.scenario_id for e in after}
+
+
+def _natural() -> tuple[Path, list[Scenario]]:
+    folder = set_dir("natural")
+    return folder, open_set(folder).load("ehrqa", "test", "all")
+
+
+async def test_a_run_on_the_held_out_natural_set_is_refused(bench_home: Path, tmp_path: Path) -> None:
+    """The natural-phrasing set is evaluation only (its manifest says so): a passed run on it never becomes data."""
+    folder, scenarios = _natural()
+    assert open_set(folder).manifest.evaluation_only
+    picked = [s for s in scenarios if s.meta.get("form") == "condition"][:2]
+    record_set(tmp_path, "natural", set_hash(folder), folder)
+    await run_benchmark(picked, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    assert any(r.passed for r in ResultsLog(tmp_path / "results.jsonl").load())
+    with pytest.raises(UserError, match="held-out evaluation set"):
+        build_examples([tmp_path])
+
+
+def test_a_dev_task_asking_a_held_out_question_is_refused(oracle_run: Path, dev_sample: list[Scenario],
+                                                           tmp_path: Path) -> None:
+    """A copy of a natural question in a dev set (an edited copy of the real dev sample) is refused, though the
+    copy's split, patient and set are all dev."""
+    _, natural = _natural()
+    passed = {r.scenario_id for r in ResultsLog(oracle_run / "results.jsonl").load() if r.passed}
+    target = next(s for s in dev_sample if s.id in passed)
+    copied = [s.model_copy(update={"question": natural[0].question}) if s.id == target.id else s for s in dev_sample]
+    manifest = write_set(tmp_path / "set", {"ehrqa/dev.jsonl": copied}, name="copy", generator_version="test",
+                         seed=0, patients=1, test_patients=[])
+    run = tmp_path / "run"
+    shutil.copytree(oracle_run, run)
+    (run / "scenario_set.json").unlink(missing_ok=True)
+    record_set(run, "copy", manifest.content_hash, tmp_path / "set")
+    with pytest.raises(UserError, match=f"task {target.id} asks a question of the held-out evaluation set 'natural'"):
+        build_examples([run])
+    build_examples([oracle_run])  # the same run on the real dev set is data
+
+
+async def test_a_search_for_the_patient_in_context_ends_the_trajectory(dev_sample: list[Scenario], bench_home: Path,
+                                                                       tmp_path: Path) -> None:
+    """The grading oracle looks the patient in context up by MRN; the agent's guard would not run that search,
+    so the data keep no step from it on (no example shows a turn the agent never has)."""
+    agentic = [s for s in dev_sample if s.suite == "agentic" and s.category != "find_mrn"]
+    await run_benchmark(agentic, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    records = [r for r in ResultsLog(tmp_path / "results.jsonl").load() if r.passed]
+    assert records and all(r.outcome.trace[0].tool == "find_patients" for r in records)
+    with pytest.raises(UserError, match="no passed tasks with usable steps"):
+        build_examples([tmp_path])
 
 
 @pytest.mark.parametrize("clause", ["patient", "question"])

@@ -102,3 +102,38 @@ def test_one_step_trains_an_adapter_that_loads_and_changes_the_logits(folder: Pa
         with torch.inference_mode():
             logits.append(loaded.model(input_ids=torch.tensor([ids]), logits_to_keep=1).logits[0, -1])
     assert not torch.allclose(logits[0], logits[1], atol=1e-3)
+
+
+def test_init_from_takes_an_adapter_of_the_same_base_and_prompt(tmp_path: Path) -> None:
+    from medagent.models.adapter import shipped_adapter
+    from medagent.train.cli import check_init_adapter, init_from_record
+
+    packaged = shipped_adapter()
+    assert packaged is not None
+    check_init_adapter(packaged, "gemma3-270m", "compact")  # the packaged adapter continues as it was trained
+    with pytest.raises(UserError, match="not on --base"):
+        check_init_adapter(packaged, "/models/medgemma-27b", "compact")
+    with pytest.raises(UserError, match="prompt-profile compact, not full"):
+        check_init_adapter(packaged, "gemma3-270m", "full")
+    with pytest.raises(UserError, match="not a medagent adapter folder"):
+        check_init_adapter(tmp_path, "gemma3-270m", "compact")
+    record = init_from_record(packaged)
+    assert record is not None and len(record["data_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_a_run_continued_from_an_adapter_starts_from_its_weights(folder: Path) -> None:
+    from medagent.models.adapter import shipped_adapter
+    from medagent.train.sft import load_model, with_lora
+
+    packaged = shipped_adapter()
+    assert packaged is not None
+    tokenizer, model = load_model(folder, TrainConfig())
+    config = TrainConfig()
+    data = prepare_data(tokenizer, _examples(), config)
+    fresh_loss = float(sequence_loss(with_lora(model, config), data.train[0], "cpu").detach())
+    tokenizer, model = load_model(folder, TrainConfig())
+    continued = with_lora(model, config, packaged)
+    assert sum(p.numel() for p in continued.parameters() if p.requires_grad) > 1_000_000  # trainable, not frozen
+    # a new LoRA starts as the base model; the packaged one has learned the action format: a lower loss
+    assert float(sequence_loss(continued, data.train[0], "cpu").detach()) < fresh_loss

@@ -22,6 +22,7 @@ from medagent.bench.solvers.tool_session import ToolSession
 from medagent.fhir.client import FhirClient
 from medagent.scenarios.category import category_of, set_version
 from medagent.scenarios.chart_reads import ChartReads
+from medagent.scenarios.free_answers import sentence_answer
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolGap
 from medagent.tools.context import AGENT_TOKEN_BUDGET
@@ -76,6 +77,9 @@ class OracleSolver:
         except ToolGap as exc:
             session.final(None, [])
             return session.outcome(status="error", answer=None, citations=[], error=f"tool gap: {exc}")
+        kind = scenario.meta.get("answer_kind")
+        if kind is not None:  # the question states no format: the free answer's sentence (scenarios.free_answers)
+            answer = sentence_answer(str(kind), answer)
         session.final(answer, citations)
         return session.outcome(status="answered", answer=answer, citations=citations)
 

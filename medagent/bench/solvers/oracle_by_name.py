@@ -10,8 +10,10 @@ keeps the rows of the code it is about, so its trajectories teach what an agent 
 It is a training-data solver, not the grading proof: it may fail where a name's words also match
 other records or where the text search misses a spelling, and ``medagent train sft`` keeps passed
 tasks only. Observations and vaccines stay searched by code: their questions give the LOINC or CVX
-code. The name is found from a resource with that code on the server (any patient's: a "no"
-question names something this patient does not have) and used only when the question contains it.
+code (a rephrased question names the lab by an alias, and the model learns the alias's code). The name is
+found from a resource with that code on the server (any patient's: a "no" question names something this
+patient does not have) and used only when the question contains it. The patient in context is never
+searched for (``patient_by_mrn``): the agent's guard refuses that search, so its record is read directly.
 """
 
 from __future__ import annotations
@@ -46,6 +48,30 @@ class ReadsByName(ChartReads):
         super().__init__(tools)
         self.session = session
         self.names = names
+
+    async def patient_by_mrn(self, mrn: str) -> tuple[str, dict[str, Any]]:
+        """The patient in context is not searched for again (the agent's guard refuses that search): its record is
+        read directly. Only a task that names no patient in context looks the MRN up."""
+        context = self.session.scenario.patient_context
+        if context:
+            return context, {"ref": f"Patient/{context}"}
+        return await super().patient_by_mrn(mrn)
+
+    async def demographics(self, mrn: str) -> tuple[str, dict[str, Any]]:
+        context = self.session.scenario.patient_context
+        if context:
+            result = await self.tools.call("get_patient", patient=context)
+            return context, result.rows[0]
+        return await super().demographics(mrn)
+
+    async def patient_in_context(self, name: str, born: str) -> dict[str, Any] | None:
+        """A lookup by name and birth date reads the patient in context first: when they are the one named, their
+        MRN is the answer and no search is made."""
+        context = self.session.scenario.patient_context
+        if not context:
+            return None
+        row = (await self.tools.call("get_patient", patient=context)).rows[0]
+        return row if row.get("name") == name and row.get("birthDate") == born else None
 
     async def question_name(self, resource_type: str, code: str) -> str | None:
         """The display of ``code`` as the question writes it, or None (not in the question, or several codes)."""

@@ -47,9 +47,9 @@ def generate(given: ChartInput) -> list[Scenario]:
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
-    patient, row = await tools.reads.patient_by_mrn(sc.meta["mrn"])
+    patient, row = await tools.reads.demographics(sc.meta["mrn"])
     if row.get("age") is None:
-        raise ToolGap(f"find_patients gives no age for Patient/{patient} at now")
+        raise ToolGap(f"no age for Patient/{patient} at now in {row.get('ref')}")
     return OracleAnswer(str(row["age"]), [row["ref"]])
 
 

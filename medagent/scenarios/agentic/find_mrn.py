@@ -52,6 +52,9 @@ def generate(given: ChartInput) -> list[Scenario]:
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     name = stated(sc, "name", r"patient named (.+?), born \d{4}-\d{2}-\d{2}\?")
     born = stated(sc, "born", r", born (\d{4}-\d{2}-\d{2})\?")
+    known = await tools.reads.patient_in_context(name, born)
+    if known is not None:
+        return OracleAnswer(known["mrn"], [known["ref"]])
     result = await tools.call("find_patients", name=name, birth_date=born)
     rows = [row for row in result.rows if row.get("name") == name and row.get("birthDate") == born and row.get("mrn")]
     if len(rows) != 1:

@@ -1,0 +1,93 @@
+"""Decoding guards the agent applies to every model's decisions, whatever the backend.
+
+- A final answer may not echo the question's answer-format text or hold a placeholder ("a number rounded
+  to 1 decimal and its unit", "<id>", "YYYY-MM-DD"): it is re-asked.
+- A question recognisably yes/no (:func:`~medagent.agent.answer_format.yes_no_question`) gets an answer that
+  starts with Yes or No: the answer grammar holds it where the backend decodes under one (llguidance, vLLM's
+  structured outputs: the same action schema), and here it is checked and re-asked for the others.
+- A patient already in context is not searched for again: ``find_patients`` whose every identifying argument
+  (name, MRN, birth date) matches the patient in context is not run; the model is told who that is and to
+  read their record instead. A search naming someone else runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medagent.agent.answer_format import YES_NO_PATTERN, format_text
+from medagent.tools.context import ToolContext
+from medagent.tools.rows import mrn_of, person_name
+from medagent.tools.search_args import require_patient
+
+__all__ = ["PATIENT_SEARCH", "final_answer_problem", "patient_in_context_refusal"]
+
+PATIENT_SEARCH = "find_patients"  # the tool that searches for a patient (medagent.tools.read_patients)
+
+PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>|\bYYYY\b|\bMM-DD\b|\bType/id\b|\[the [^\]\n]{3,80}\]")
+ECHO_SHINGLE = 3  # words in a run shared with the format text
+ECHO_SHARE = 0.6  # of the answer's words inside such runs
+_WORD = re.compile(r"[a-z0-9]+(?:[.'/-][a-z0-9]+)*")
+_TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof"}
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def echoes_format(answer: str, question: str) -> bool:
+    """Whether the answer restates the question's format instructions instead of answering: most of its words
+    sit in runs of three or more words of the format text, and none of the rest is a number. A "none" or
+    yes/no answer is never an echo ("No patient matches both the name and the birth date" answers)."""
+    fmt = _words(format_text(question))
+    words = _words(answer)
+    if len(words) < 4 or not fmt or words[0] in {"yes", "no", "none", "not"} or "not found" in answer.lower():
+        return False
+    runs = {tuple(fmt[i:i + ECHO_SHINGLE]) for i in range(len(fmt) - ECHO_SHINGLE + 1)}
+    covered: set[int] = set()
+    for i in range(len(words) - ECHO_SHINGLE + 1):
+        if tuple(words[i:i + ECHO_SHINGLE]) in runs:
+            covered.update(range(i, i + ECHO_SHINGLE))
+    rest = [w for i, w in enumerate(words) if i not in covered]
+    return len(covered) >= ECHO_SHARE * len(words) and not any(ch.isdigit() for w in rest for ch in w)
+
+
+def final_answer_problem(answer: str, question: str, pattern: str | None) -> str | None:
+    """What is wrong with a final answer (the text of the re-ask), or None."""
+    placeholder = PLACEHOLDER.search(answer)
+    if placeholder:
+        return (f"the answer holds the placeholder {placeholder.group()!r} instead of a value; write the value "
+                "itself, read from the record")
+    if echoes_format(answer, question):
+        return ("the answer repeats the question's answer-format instructions instead of answering; write the "
+                "value itself, read from the record")
+    if pattern == YES_NO_PATTERN and not re.fullmatch(pattern, answer.strip()):
+        return "the question asks yes or no: start the answer with Yes or No"
+    return None
+
+
+def _name_words(text: str) -> set[str]:
+    return {w for w in _words(text.replace(",", " ")) if w not in _TITLES}
+
+
+async def patient_in_context_refusal(ctx: ToolContext, arguments: dict[str, Any]) -> str | None:
+    """Why a ``find_patients`` call is not run (its every identifying argument matches the patient in context),
+    or None: no patient in context, or the call names someone else."""
+    if not ctx.patient:
+        return None
+    given = {k: str(arguments[k]).strip() for k in ("name", "identifier", "birth_date") if arguments.get(k)}
+    patient = await require_patient(ctx, ctx.patient)
+    name = person_name(patient)
+    identifiers = {str(i.get("value", "")).strip().lower() for i in patient.get("identifier", [])}
+    born = str(patient.get("birthDate") or "")[:10]
+    if "name" in given and not _name_words(given["name"]) <= _name_words(" ".join(
+            [name, *(part for n in patient.get("name", []) for part in [*n.get("given", []), n.get("family", "")])])):
+        return None
+    if "identifier" in given and given["identifier"].lower() not in identifiers:
+        return None
+    if "birth_date" in given and given["birth_date"][:10] != born:
+        return None
+    mrn = mrn_of(patient)
+    who = f"{name} (born {born}{f', MRN {mrn}' if mrn else ''})"
+    return (f"{who} is the patient already in context, Patient/{ctx.patient}: this search would find only them. "
+            "Read their record with the other tools (get_patient for demographics) instead of searching for them.")
