@@ -21,8 +21,9 @@ from rich.table import Table
 from medagent.config import Settings, UserError, get_settings
 from medagent.data import BundleSourceError, iter_bundles
 from medagent.fhir.bundles import as_upsert_transaction, count_resources
-from medagent.fhir.client import FhirClient
-from medagent.fhir.errors import FhirClientError
+from medagent.fhir.client import FhirClient, check_fhir_server
+from medagent.fhir.errors import FhirClientError, FhirNotFound
+from medagent.fhir.ids import check_fhir_id
 from medagent.models.base import ModelError
 from medagent.serve.cds_hooks import DEFAULT_BUDGET_SECONDS
 from medagent.tools.approval import APPROVAL_MODES
@@ -49,12 +50,12 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (UserError, BundleSourceError, FhirClientError, OSError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(2) from None
         except ModelError as exc:
             if exc.kind != "config":
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -66,7 +67,7 @@ FhirUrlOption = Annotated[str | None, typer.Option("--fhir-url", "--server", hel
 @fhir_app.command("serve")
 @user_errors
 def fhir_serve(
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default 8321).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 (default 8321).")] = None,
     db: Annotated[Path | None, typer.Option(help="SQLite file (default ~/.medagent/fhir.sqlite).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Reject unknown search parameters with 400.")] = False,
@@ -87,10 +88,14 @@ def fhir_serve(
 ) -> None:
     """Start the embedded FHIR R4 server; an empty database is loaded with the 100 default patients."""
     from medagent.fhir.server.serve import access_token_policy, serve
+    from medagent.request_guard import check_bind
 
     settings = get_settings(port=port, db=db, host=host, strict_search=strict or None, allow_reset=allow_reset or None,
                             fhir_server_issuer=smart_issuer, fhir_server_audience=smart_audience,
                             fhir_server_jwks_url=smart_jwks_url, fhir_server_leeway=smart_leeway)
+    bind_or_refuse(check_bind, settings.host, token)
+    if db is not None:
+        check_database_path(db)
     serve(settings.db_path, host=settings.host, port=settings.port, strict=settings.strict_search,
           allow_reset=settings.allow_reset, load_default=not no_load, report=lambda m: err_console.print(m),
           token=token, allowed_hosts=allowed_host, exit_with_parent=exit_with_parent, query_seconds=query_seconds,
@@ -218,6 +223,8 @@ def ask(
     check_prompt_profile(prompt_profile)
     if approve not in APPROVAL_MODES:
         raise typer.BadParameter(f"--approve must be one of {', '.join(APPROVAL_MODES)}")
+    if patient is not None:
+        patient = check_fhir_id(patient.removeprefix("Patient/"), "--patient")
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url)
     moment = now or datetime.now(UTC).isoformat(timespec="seconds")
     try:
@@ -262,24 +269,75 @@ async def _ask(settings: Settings, question: str, patient: str | None, now: str,
 
     from medagent.agent.graph import Agent
     from medagent.agent.state import Limits
-    from medagent.models import load_backend
+    from medagent.bench.model_check import check_backend_reachable
     from medagent.tools.registry import default_registry
 
-    backend = load_backend(settings.model, settings.model_name)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    async with _fhir_for(settings) as base_url, FhirClient.from_settings(settings, base_url=base_url) as client, \
-            AsyncSqliteSaver.from_conn_string(str(settings.home / "checkpoints.sqlite")) as saver:
-        agent = Agent(model=backend, registry=default_registry(), client=client, limits=Limits(max_steps=max_steps),
-                      approval=approve, checkpointer=saver, tool_names=names,  # type: ignore[arg-type]
-                      prompt_profile=prompt_profile)  # type: ignore[arg-type]
-        result = await (agent.resume(resume) if resume else agent.run(question, now=now, patient=patient))
-        while result.pending_approval is not None:
-            pending = result.pending_approval
-            show_pending_write(pending)
-            decision = typer.confirm("Approve this write?", default=False)
-            result = await agent.resume(result.run_id, approve=decision)
-        await backend.aclose()
-        return result
+    backend = model_backend(settings)
+    await check_backend_reachable(backend)  # a dead --model is named before anything runs
+    checkpoints = settings.home / "checkpoints.sqlite"
+    if resume and not checkpoints.exists():
+        raise UserError(f"--resume {resume}: no run with this id (no checkpoints at {checkpoints})")
+    async with _fhir_for(settings) as base_url, FhirClient.from_settings(settings, base_url=base_url) as client:
+        if patient is not None:
+            await require_patient(client, patient, base_url)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver:
+            agent = Agent(model=backend, registry=default_registry(), client=client, limits=Limits(max_steps=max_steps),
+                          approval=approve, checkpointer=saver, tool_names=names,  # type: ignore[arg-type]
+                          prompt_profile=prompt_profile)  # type: ignore[arg-type]
+            result = await _run_or_resume(agent, question, now, patient, resume)
+            while result.pending_approval is not None:
+                pending = result.pending_approval
+                show_pending_write(pending)
+                decision = typer.confirm("Approve this write?", default=False)
+                result = await agent.resume(result.run_id, approve=decision)
+    await backend.aclose()
+    return result
+
+
+async def _run_or_resume(agent: Any, question: str, now: str, patient: str | None, resume: str | None) -> Any:
+    if not resume:
+        return await agent.run(question, now=now, patient=patient)
+    try:
+        return await agent.resume(resume)
+    except KeyError:
+        raise UserError(f"--resume {resume}: no run with this id in the checkpoints") from None
+
+
+async def require_patient(client: FhirClient, patient: str, base_url: str) -> None:
+    """``--patient`` names a Patient the FHIR server has (checked before a run starts or anything is written)."""
+    try:
+        await client.read_json("Patient", patient)
+    except FhirNotFound:
+        raise UserError(f"--patient {patient}: the FHIR server at {base_url} has no Patient/{patient}") from None
+
+
+def model_backend(settings: Settings) -> Any:
+    """The backend for ``--model`` (a spec it cannot use is the user's mistake, named)."""
+    from medagent.models import load_backend
+
+    try:
+        return load_backend(settings.model, settings.model_name)
+    except ModelError as exc:
+        if exc.kind != "config":
+            raise
+        raise UserError(f"--model {settings.model}: {exc}") from None
+
+
+def bind_or_refuse(check: Callable[..., None], host: str, token: str | None, **names: str) -> None:
+    """The bind rule (loopback, or a bearer token) checked before anything starts: a refusal is a UserError."""
+    try:
+        check(host, token, **names)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_database_path(db: Path) -> None:
+    """``--db`` is a file in a folder that exists: nothing is created for a path that cannot be right."""
+    if db.is_dir():
+        raise UserError(f"--db {db}: is a folder; give the path of a SQLite file (e.g. {db / 'fhir.sqlite'})")
+    if not db.parent.is_dir():
+        raise UserError(f"--db {db}: the folder {db.parent} does not exist; create it first")
 
 
 @asynccontextmanager
@@ -288,6 +346,11 @@ async def _fhir_for(settings: Settings) -> AsyncIterator[str]:
     from medagent.fhir.server.process import EmbeddedServer
 
     if settings.fhir_url:
+        try:
+            await check_fhir_server(settings.effective_fhir_url,
+                                    client=FhirClient.from_settings(settings, retries=0, timeout=10))
+        except FhirClientError as exc:
+            raise UserError(f"--fhir-url {settings.fhir_url}: the FHIR server does not answer ({exc})") from None
         yield settings.effective_fhir_url
         return
     try:
@@ -309,7 +372,7 @@ async def _fhir_for(settings: Settings) -> AsyncIterator[str]:
 @app.command("serve")
 @user_errors
 def serve_agent(
-    port: Annotated[int, typer.Option(help="Port of the service (API + browser UI).")] = 8330,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the service (API + browser UI).")] = 8330,
     host: Annotated[str, typer.Option(help="Interface to bind; beyond loopback a --token is required.")] = "127.0.0.1",
     fhir_url: FhirUrlOption = None,
     model: Annotated[str | None, typer.Option(help="'embedded' (default) or an OpenAI-compatible base URL (vLLM).")] = None,
@@ -327,8 +390,11 @@ def serve_agent(
 ) -> None:
     """Serve the agent over HTTP: a JSON API with streamed steps and write approvals, a browser UI, and CDS Hooks
     services at /cds-services."""
+    from medagent.serve.auth import check_bind
+
     if approve not in ("refuse", "ask", "auto"):
         raise typer.BadParameter("--approve must be ask, refuse or auto")
+    bind_or_refuse(check_bind, host, token)
     settings = get_settings(model=model, model_name=model_name, fhir_url=fhir_url, smart_client_id=smart_client_id,
                             smart_issuers=" ".join(smart_issuer) if smart_issuer else None, smart_scopes=smart_scopes,
                             smart_redirect_uri=smart_redirect_uri)
@@ -340,14 +406,15 @@ def serve_agent(
 async def _serve_agent(settings: Settings, *, host: str, port: int, approve: str, max_steps: int,
                        token: str | None, cds_budget: float) -> None:
     from medagent.fhir.auth.client_auth import backend_services_config
-    from medagent.models import load_backend
-    from medagent.serve.auth import check_bind
-    from medagent.serve.server import AgentService, ServiceConfig, log_requests_to_stderr
+    from medagent.serve.server import (
+        AgentService,
+        ServiceConfig,
+        log_requests_to_stderr,
+    )
     from medagent.serve.smart_launch import smart_app_config
 
-    check_bind(host, token)
     log_requests_to_stderr()
-    backend = load_backend(settings.model, settings.model_name)
+    backend = model_backend(settings)
     label = settings.model if not settings.model_name else f"{settings.model_name} at {settings.model}"
     try:
         async with _fhir_for(settings) as base_url:
@@ -368,30 +435,34 @@ def mcp(
     fhir_url: FhirUrlOption = None,
     transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp).")] = "stdio",
     host: Annotated[str, typer.Option(help="Interface for --transport http.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for --transport http.")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port for --transport http.")] = 8765,
     now: Annotated[str | None, typer.Option(help="The clock the tools use (ISO date/time); default: the start time.")] = None,
     allow_writes: Annotated[bool, typer.Option("--allow-writes", help="Allow the write tools (default: read-only).")] = False,
     actor: Annotated[str, typer.Option(help="Who writes, recorded in the audit trail.")] = "mcp-client",
     tools: Annotated[str, typer.Option(help=TOOLS_HELP)] = "all",
     token: Annotated[str | None, typer.Option(envvar="MEDAGENT_MCP_TOKEN", show_default=False,
                                               help="Bearer token for --transport http (required beyond loopback).")] = None,
+    patient: Annotated[str | None, typer.Option(help="Patient.id in context: with --allow-writes, a write about "
+                                                     "any other patient is refused.")] = None,
 ) -> None:
     """Serve medagent's EHR tools over MCP (stdio or streamable HTTP) for other agents."""
-    from medagent.tools.mcp_server import parse_now, serve_mcp
+    from medagent.request_guard import check_bind
+    from medagent.tools.mcp_server import MCP_BIND, parse_now, serve_mcp
 
     names = _tool_set(tools)
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("--transport must be stdio or http")
+    if transport == "http":
+        bind_or_refuse(check_bind, host, token, **MCP_BIND)
+    if patient is not None:
+        patient = check_fhir_id(patient.removeprefix("Patient/"), "--patient")
     try:
         moment = parse_now(now)
     except ValueError as exc:
         raise typer.BadParameter(f"--now: {exc}") from None
     settings = get_settings(fhir_url=fhir_url, read_only=False if allow_writes else None)
-    try:
-        serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, names=names,
-                  token=token)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    serve_mcp(settings, transport=transport, host=host, port=port, now=moment, actor=actor, names=names,
+              token=token, patient=patient)
 
 
 def _tool_set(spec: str) -> list[str]:

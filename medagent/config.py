@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,5 +70,12 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: Any) -> Settings:
-    """Settings from the environment with explicit (non-None) overrides, e.g. from CLI flags."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment with explicit (non-None) overrides, e.g. from CLI flags; a value out of
+    range is a :class:`UserError` naming the flag and the variable (``--port (MEDAGENT_PORT): ...``)."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first.get("loc") else "settings"
+        raise UserError(f"--{name.replace('_', '-')} (MEDAGENT_{name.upper()}): {first['msg']}; "
+                        f"got {str(first.get('input'))[:80]!r}") from None

@@ -71,6 +71,8 @@ class RunOutcome(BaseModel):
     answer: str | None = None
     citations: list[str] = Field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = Field(None, description="With status model_error: the model failure's kind "
+                                                     "(timeout, connection, server, ...; ModelError.kind).")
     steps: int = Field(0, description="Tool calls the run's step limit counted (a model-only run counts 1).")
     trace: list[Step] = Field(default_factory=list)
     audit: list[AuditEntry] = Field(default_factory=list)

@@ -3,10 +3,14 @@ example runs against the embedded server (with the test model, ScriptedPolicy, i
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+
+import pytest
 
 import medagent
 from medagent import (
@@ -41,23 +45,45 @@ def test_every_public_name_resolves_and_the_version_is_written_once() -> None:
     assert (Path(medagent.__file__).parent / "py.typed").exists()
 
 
-async def test_the_readme_example_runs_on_the_embedded_server(synthea_db: Path, tmp_path: Path) -> None:
+def readme_example() -> str:
+    """The Python block of the top-level README."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+    assert len(blocks) == 1, "the README holds one Python example"
+    return blocks[0]
+
+
+def test_the_readme_example_runs_on_the_embedded_server(synthea_db: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's example, run as written: its only stand-ins are the test model for ``load_backend("embedded")``
+    and a copy of the loaded database as the settings' database."""
+    source = readme_example()
+    assert len([line for line in source.splitlines() if line.strip()]) <= 12
+    assert re.findall(r"^from medagent import (.+)$", source, re.M) and "medagent." not in source  # public names only
+    assert textwrap.indent(source, "    ") in (medagent.__doc__ or "")  # the package docstring's copy says the same
     db = tmp_path / "synthea.sqlite"
     shutil.copyfile(synthea_db, db)
+    monkeypatch.setenv("MEDAGENT_DB", str(db))
     model = ScriptedPolicy([
         {"tool": "search_observations", "arguments": {"patient": PATIENT, "code": "4548-4", "latest": 1}},
         {"tool": "final_answer", "arguments": {"answer": "5.87 %", "citations": []}},
     ])
-    # the example, with ScriptedPolicy for load_backend("embedded") and a copy of the loaded database
-    with EmbeddedServer(db) as server:
-        async with FhirClient(server.base_url) as client:
-            agent = Agent(model, client=client)  # type: ignore[arg-type]
-            result = await agent.run("What was the patient's most recent HbA1c?", now="2019-06-01T09:00:00Z",
-                                     patient=PATIENT)
-    assert result.status == "answered" and result.answer == "5.87 %"
-    read = result.trace[0]
-    assert read.tool == "search_observations" and not read.error and "| 5.87 % |" in (read.result or "")  # 2019-03-20
-    assert len(agent.registry) >= 20  # the default tools
+    specs: list[str] = []
+
+    def load_backend(spec: str, model_name: str | None = None) -> ScriptedPolicy:
+        specs.append(spec)
+        return model
+
+    monkeypatch.setattr(medagent, "load_backend", load_backend)
+    exec(compile(source, "README.md", "exec"), {"__name__": "readme_example"})
+    assert specs == ["embedded"]
+    assert capsys.readouterr().out.strip() == "5.87 % []"
+    offered = str(model.requests[0].json_schema)
+    assert "search_observations" in offered and "order_medication" in offered  # every medagent tool is offered
+    assert PATIENT in model.requests[0].messages[-1].content or PATIENT in str(model.requests[0].messages)
+    tool_result = str(model.requests[1].messages)
+    assert "| 5.87 % |" in tool_result  # the read reached the server: the HbA1c of 2019-03-20
 
 
 async def test_an_agent_takes_tools_directly(synthea_db: Path, tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ set -u
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${TMPDIR:-/tmp}/medagent-known-mutants"; mkdir -p "$OUT"
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$SRC/.venv/bin/python" ]; then . "$SRC/.venv/bin/activate"; fi
-check() {  # name file python-old python-new tests...
+check() {  # name file python-old python-new tests...   (ONLY="name ..." runs only those)
   local name=$1 file=$2 old=$3 new=$4; shift 4
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   local dir=$OUT/scratch
   rm -rf $dir; mkdir -p $dir
   (cd $SRC && git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $dir)
@@ -34,6 +35,22 @@ check sa-gt medagent/fhir/server/search.py 'return f"{rlo} >= ?", [hi]' 'return 
 check month-early medagent/fhir/server/values.py 'timedelta(days=calendar.monthrange(year, month)[1])' 'timedelta(days=calendar.monthrange(year, month)[1] - 1)' $F
 check day-1s medagent/fhir/server/values.py 'end = start + timedelta(days=1)' 'end = start + timedelta(days=1) - timedelta(seconds=1)' $F
 check left-gt-1 medagent/tools/compact.py 'if left > 0:' 'if left > 1:' tests/tools/test_compact_edges.py
-check repeat-names medagent/agent/graph.py 'calls = [(s.get("tool"), s.get("arguments")) for s in state["trace"] if s.get("tool")]' 'calls = [s.get("tool") for s in state["trace"] if s.get("tool")]' tests/agent/test_rules.py
-check refuse-auto medagent/agent/graph.py 'pending["approval"] = "refused: read-only mode"' 'pending["approval"] = "auto-approved"' tests/agent/test_rules.py
+check repeat-names medagent/agent/prompts.py 'calls = [(s.get("tool"), s.get("arguments")) for s in trace if s.get("tool")]' 'calls = [s.get("tool") for s in trace if s.get("tool")]' tests/agent/test_rules.py
+check refuse-auto medagent/tools/approval.py 'return "refused: read-only mode"' 'return "auto-approved"' tests/agent/test_rules.py
 check resume-trial0 medagent/bench/runner.py 'if (s.id, t) not in done]' 'if (s.id, 0) not in done]' tests/bench/test_resume_trials.py
+# issue 25, item 7: the behaviours an outside mutation check found untested
+check tx-rollback medagent/fhir/server/store.py 'self._writer.execute("ROLLBACK")' 'self._writer.execute("COMMIT")' tests/fhir/test_server_lenient_and_transactions.py
+check before-image-last medagent/bench/server_diff.py 'prior = _version(versions[0]) - 1' 'prior = _version(versions[-1]) - 1' tests/bench/test_standard_scoring.py -k creates_then_corrects
+check train-patient-clause medagent/train/examples.py ' or scenario.patient in test_patients' '' tests/train/test_examples.py -k sharing
+check train-question-clause medagent/train/examples.py ' or scenario.question in test_questions' '' tests/train/test_examples.py -k sharing
+check answer-no-negative medagent/agent/answer_format.py '|-?\d+(?:\.\d+)?|' '|\d+(?:\.\d+)?|' tests/agent/test_answer_format.py
+# issue 25, items 1-4: the safety rules themselves
+check write-two-patients medagent/tools/registry.py 'for argument, reference, owner in named[1:]:' 'for argument, reference, owner in named[1:1]:' tests/tools/test_write_names_patient.py -k link
+check write-path-patient medagent/tools/write_clinical.py 'if ctx.write_patient is None or owner != ctx.write_patient:' 'if ctx.write_patient is None:' tests/tools/test_write_names_patient.py -k write_path
+check auto-unnamed medagent/tools/approval.py 'if request.patient is None:' 'if False:' tests/tools/test_approval_policies.py
+check dot-ids medagent/fhir/ids.py 'rf"(?!\.+$){ID_CHARACTERS}"' 'rf"{ID_CHARACTERS}"' tests/fhir/test_fhir_ids.py
+check chat-neutralise medagent/models/base.py 'content = neutralize_control_tokens(message.content)' 'content = message.content' tests/tools/test_untrusted_text.py -k "neutralised_before or embedded_prompt"
+check join-guard medagent/tools/compact.py 'return sep.join(guard_record_text(p) for p in parts if p)' 'return sep.join(p for p in parts if p)' tests/tools/test_untrusted_text.py -k every_string_field
+check nfkc medagent/untrusted_text.py 'unicodedata.normalize("NFKC", text)' 'text' tests/tools/test_quoting_rule.py
+check model-streak medagent/bench/runner.py 'len(self.held) >= self.limit' 'len(self.held) > self.limit' tests/bench/test_model_failure_watch.py
+check model-timeout medagent/bench/runner.py 'record.outcome.error_kind == "timeout"' 'record.outcome.error_kind == "timed out"' tests/bench/test_model_failure_watch.py

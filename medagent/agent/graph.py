@@ -188,13 +188,19 @@ class Agent:
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()
+        call_limit = self.limits_of(state).model_call_timeout_s
         try:
-            reply = await asyncio.wait_for(self.model.complete(request), timeout=max(remaining, 0.001))
+            reply = await asyncio.wait_for(self.model.complete(request), timeout=max(
+                min(remaining, call_limit) if call_limit is not None else remaining, 0.001))
         except TimeoutError:
+            if call_limit is not None and call_limit < remaining:
+                exc = ModelError("timeout", f"the model did not answer within {call_limit:g} s (the per-call model "
+                                            "timeout)", backend=getattr(self.model, "name", None))
+                return {"status": "model_error", "error": str(exc), "error_kind": exc.kind}
             return {"status": "timeout", "error": f"run exceeded {self.limits_of(state).timeout_s:.0f} s"}
         except ModelError as exc:
             if exc.kind != "invalid_output":
-                return {"status": "model_error", "error": str(exc)}
+                return {"status": "model_error", "error": str(exc), "error_kind": exc.kind}
             return self._invalid(state, exc.text or "", str(exc), time.perf_counter() - started)
         model_s = time.perf_counter() - started
         usage = {"prompt_tokens": state["prompt_tokens"] + reply.usage.prompt_tokens,
@@ -333,6 +339,6 @@ class Agent:
         return AgentResult(
             run_id=run_id, status=values.get("status", "running"), answer=values.get("answer"),
             citations=list(values.get("citations") or []), steps=values.get("steps", 0),
-            error=values.get("error"), trace=values.get("trace", []), audit=values.get("audit", []),
-            pending_approval=pending,
+            error=values.get("error"), error_kind=values.get("error_kind"), trace=values.get("trace", []),
+            audit=values.get("audit", []), pending_approval=pending,
         )

@@ -22,6 +22,9 @@ class Limits(BaseModel):
                                                         "it waits for a reviewer's decision.")
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
+    model_call_timeout_s: float | None = Field(None, gt=0, description=(
+        "Seconds one model call may take, its retries included; a call with no answer by then ends the run with "
+        "status model_error (kind timeout). None: only the run's own timeout_s bounds it."))
 
     def stated(self, max_steps: int | None = None, max_tokens: int | None = None) -> Limits:
         """These limits with a task's stated tool-call and token limits in place of the defaults (None: keep)."""
@@ -66,6 +69,7 @@ class AgentState(TypedDict, total=False):
     citations: list[str]
     status: RunStatus
     error: str | None
+    error_kind: str | None
     limits: dict[str, Any]  # this run's limits when they differ from the agent's (a task's stated limits)
 
 

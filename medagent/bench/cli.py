@@ -18,6 +18,7 @@ from medagent.bench.results import ResultsLog
 from medagent.bench.run_folder import record_set, run_set_dir
 from medagent.bench.runner import (
     DEFAULT_MAX_ERROR_SHARE,
+    DEFAULT_MAX_MODEL_ERRORS,
     RESULTS_FILE,
     SUMMARY_FILE,
     RunDirError,
@@ -26,7 +27,7 @@ from medagent.bench.runner import (
     write_json_atomic,
 )
 from medagent.bench.scenario_sets import DEFAULT_SET, ScenarioSetError, open_set, set_dir, set_hash
-from medagent.bench.scored_run import RunChoice, ScoredRun, run_scored
+from medagent.bench.scored_run import DEFAULT_MODEL_TIMEOUT_S, RunChoice, ScoredRun, run_scored
 from medagent.bench.solvers.catalog import CODE_SOLVER_NAMES, make_code_solver
 from medagent.bench.summary import (
     checkpoint_cell,
@@ -41,6 +42,7 @@ bench_app = typer.Typer(help="Scored benchmark runs: run, rescore, report, compa
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
+RUN_STOPPED_EXIT = 3  # the run stopped because its model failed (2: bad input)
 SET_HELP = "Frozen scenario set under scenarios/: v1, v2 or v3."
 
 
@@ -76,7 +78,7 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
 def bench_run(
     suite: Annotated[str, typer.Option(help="ehrqa, agentic or all.")] = "all",
     split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
-    limit: Annotated[int | None, typer.Option(help="At most N tasks, taken round-robin across categories.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N tasks, taken round-robin across categories.")] = None,
     agent: Annotated[str, typer.Option(help="agent, whole-record, or a code solver: " + ", ".join(CODE_SOLVER_NAMES))] = "agent",
     model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
                                               "comma-separated URLs are replicas of one model, sharing the load "
@@ -104,6 +106,12 @@ def bench_run(
                                                                 "actor per task in flight.")] = None,
     prompt_profile: Annotated[str | None, typer.Option(
         help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
+    max_model_errors: Annotated[int, typer.Option(
+        min=1, help="Consecutive tasks ended by a model error that stop the run (the rest are not run, not scored; "
+                    "--resume continues).")] = DEFAULT_MAX_MODEL_ERRORS,
+    model_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds one model call may take, its retries included; a call with no answer by then "
+                        "stops the run.")] = DEFAULT_MODEL_TIMEOUT_S,
     max_error_share: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="More tasks than this share ending in error fails the run (exit 1, summary.json "
         "marked failed, no score).")] = DEFAULT_MAX_ERROR_SHARE,
@@ -115,11 +123,11 @@ def bench_run(
                        tier=tier, limit=limit, agent=agent, concurrency=concurrency, trials=trials, max_steps=max_steps,
                        resume=resume, scenario_set=scenario_set, scenarios=scenarios, tools=tools, fhir_urls=fhir_urls,
                        executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile,
-                       max_error_share=max_error_share)
+                       max_model_errors=max_model_errors, model_timeout=model_timeout, max_error_share=max_error_share)
     try:
         run = run_scored_or_exit(choice, settings.home)
     except (ScenarioSetError, UserError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     show_run(run, out, f"{suite}/{split}", report=report)
 
@@ -141,6 +149,12 @@ def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         write_report_or_exit(out)
+    stopped = run.summary.get("stopped")
+    if stopped:
+        err_console.print(f"[bold red]run stopped:[/] {escape(stopped['reason'])}; {stopped['not_run']} of "
+                          f"{stopped['tasks']} tasks not run (not scored). Fix the model, then continue with "
+                          "--resume (the same command).", soft_wrap=True)
+        raise typer.Exit(RUN_STOPPED_EXIT)
 
 
 @bench_app.command("baselines")
@@ -178,7 +192,7 @@ def bench_baselines(
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
     except (ScenarioSetError, UserError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except RunFailed as exc:
         err_console.print(f"[bold red]run failed, no table:[/] {escape(str(exc))}")
@@ -205,7 +219,7 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
     try:
         summary, changed = rescore_run(run_dir, run_set_dir(run_dir))
     except (ScenarioSetError, RunDirError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     print_summary(summary, f"rescored {run_dir}")
     console.print(f"{changed} verdict(s) changed; overall accuracy {escape(pass_at_1_cell(summary['overall']))}")
@@ -232,7 +246,7 @@ def bench_compare(
         (label_a, records_a), (label_b, records_b) = load_run(run_a), load_run(run_b)
         comparison = compare_runs(records_a, records_b, run_a=label_a, run_b=label_b)
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     if as_json:
         print(comparison.model_dump_json(indent=2))
@@ -256,6 +270,6 @@ def write_report_or_exit(*run_dirs: Path) -> None:
     try:
         path = write_report(list(run_dirs))
     except (RunDirError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(f"report: {path}")

@@ -15,11 +15,12 @@ executor ran the tasks.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,7 @@ class RunPlan:
     workdir: Path  # where embedded servers keep their database copies (this machine)
     home: Path  # MEDAGENT_HOME: the cached loaded database
     fhir_urls: list[str] | None = None  # standard FHIR servers instead of embedded ones
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: start no further task (the model failed)
     on_phase: Callable[[str], None] | None = None  # told "tasks" (servers up) and "done" (servers still up)
 
     def enter_phase(self, name: str) -> None:
@@ -70,8 +72,8 @@ class Executor(Protocol):
     name: str
 
     async def run(self, plan: RunPlan, deliver: Deliver, timing: dict[str, Any]) -> None:
-        """Run every task of ``plan``, calling ``deliver(record)`` in this process as each one finishes;
-        sets ``timing["servers_start_s"]`` and ``timing["tasks_wall_s"]``."""
+        """Run every task of ``plan``, calling ``deliver(record)`` in this process as each one finishes, and
+        starting none once ``plan.stop`` is set; sets ``timing["servers_start_s"]`` and ``timing["tasks_wall_s"]``."""
 
 
 class LocalExecutor:
@@ -86,7 +88,7 @@ class LocalExecutor:
         choice = ScoringChoice(standard=bool(plan.fhir_urls))
 
         async def worker(pool: ClientLending) -> None:
-            while not queue.empty():
+            while not queue.empty() and not plan.stop.is_set():
                 scenario, trial = queue.get_nowait()
                 async with pool.acquire() as client:
                     record = await run_task(scenario, trial, plan.solver, client, plan.set_hash,
@@ -134,7 +136,7 @@ class TaskActor:
         if self.fhir_urls is not None:
             servers: ExternalServers | ServerPool = ExternalServers(self.fhir_urls)
         else:
-            self.folder = Path(tempfile.mkdtemp(prefix="medagent-ray-"))
+            self.folder = new_work_folder()
             servers = ServerPool(self.slots, self.folder, self.home)
         await servers.__aenter__()
         self.servers = servers
@@ -154,6 +156,45 @@ class TaskActor:
             self.servers = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+WORK_FOLDER_PREFIX = "medagent-ray-"
+OWNER_FILE = "owner.pid"
+
+
+def new_work_folder() -> Path:
+    """A private temporary folder for an actor's database copies, naming its owning process (``owner.pid``).
+    Folders left by processes that are gone (a SIGKILLed run: nothing removed them) are removed first, so a
+    new or resumed run on the node cleans up after a killed one."""
+    remove_orphaned_work_folders()
+    folder = Path(tempfile.mkdtemp(prefix=WORK_FOLDER_PREFIX))
+    (folder / OWNER_FILE).write_text(str(os.getpid()))
+    return folder
+
+
+def remove_orphaned_work_folders() -> list[Path]:
+    """Remove the work folders (in this node's temporary folder) whose owning process no longer runs; a folder
+    without an owner file yet (being created) or owned by a live process is left alone."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORK_FOLDER_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _process_alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _same_solver(solver: Solver) -> SolverFactory:
@@ -220,7 +261,7 @@ class RayExecutor:
                 queue.put_nowait(item)
 
             async def feed(actor: Any) -> None:
-                while not queue.empty():
+                while not queue.empty() and not plan.stop.is_set():
                     scenario, trial = queue.get_nowait()
                     raw = await actor.run.remote(scenario.model_dump_json(), trial, plan.set_hash)
                     deliver(TaskRecord.model_validate_json(raw))

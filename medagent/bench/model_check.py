@@ -22,7 +22,12 @@ async def check_model_reachable(solver: Any, *, timeout: float = CHECK_TIMEOUT_S
     """``GET <base_url>/models`` of each endpoint of an agent's OpenAI-compatible backend; any HTTP answer below 500 counts as
     reachable (a 401 still means the server is up). Solvers without a model server (code solvers, the
     embedded model) pass."""
-    for base_url in endpoint_urls(getattr(solver, "backend", None)):
+    await check_backend_reachable(getattr(solver, "backend", None), timeout=timeout)
+
+
+async def check_backend_reachable(backend: Any, *, timeout: float = CHECK_TIMEOUT_S) -> None:
+    """The same check for a model backend itself (``medagent ask`` checks its ``--model`` before a run starts)."""
+    for base_url in endpoint_urls(backend):
         if base_url.startswith(("http://", "https://")):
             await _check_url(base_url, timeout)
 
@@ -33,8 +38,9 @@ async def _check_url(base_url: str, timeout: float) -> None:
         async with httpx.AsyncClient(timeout=timeout) as http:
             response = await http.get(url)
     except httpx.HTTPError as exc:
-        raise ModelUnreachable(f"the model server at {base_url} cannot be reached ({type(exc).__name__}: {exc}); "
-                               "start it (tools/serve_vllm.sh) or pass another --model. No task was run.") from None
+        raise ModelUnreachable(f"--model {base_url}: the model server cannot be reached ({type(exc).__name__}: "
+                               f"{exc}); start it (tools/serve_vllm.sh) or pass another --model. Nothing was run.") \
+            from None
     if response.status_code >= 500:
-        raise ModelUnreachable(f"the model server at {base_url} answered {response.status_code} to GET {url}; "
-                               "no task was run")
+        raise ModelUnreachable(f"--model {base_url}: the model server answered {response.status_code} to GET {url}; "
+                               "nothing was run")

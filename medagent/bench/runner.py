@@ -3,6 +3,12 @@
 Resumable (finished ``(scenario, trial)`` pairs are skipped), concurrent (one FHIR server per task in
 flight), repeated trials for pass^k, and every failure recorded rather than raised. Where the tasks run
 (this process or a Ray cluster) is the executor's business (``bench.executors``); the log is this one.
+
+A failing model stops the run instead of being scored (:class:`ModelFailureWatch`): after
+``max_model_errors`` consecutive tasks ended by a model error, or at the first model call with no answer
+within the per-call timeout, no further task starts; those tasks and every task not started are left out of
+the log (not run, not scored: ``--resume`` runs them once the model answers), and run.json and summary.json
+say why (``stopped``).
 """
 
 from __future__ import annotations
@@ -34,8 +40,11 @@ from medagent.bench.task_run import run_task, task_run_id
 from medagent.config import UserError
 from medagent.scenarios.models import Scenario
 
-__all__ = ["DEFAULT_MAX_ERROR_SHARE", "RESULTS_FILE", "RUN_FILE", "SUMMARY_FILE", "RunDirError", "RunFailed",
-           "run_benchmark", "run_task", "task_run_id", "write_json_atomic"]
+__all__ = ["DEFAULT_MAX_ERROR_SHARE", "DEFAULT_MAX_MODEL_ERRORS", "RESULTS_FILE", "RUN_FILE", "SUMMARY_FILE",
+           "ModelFailureWatch", "RunDirError", "RunFailed", "run_benchmark", "run_task", "task_run_id",
+           "write_json_atomic"]
+
+DEFAULT_MAX_MODEL_ERRORS = 3
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -79,6 +88,39 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+class ModelFailureWatch:
+    """Stops a run whose model fails: holds back each streak of tasks ended by a model error (status
+    ``model_error``) and stops the run at ``limit`` in a row, or at once for a model call that timed out
+    (kind ``timeout``). Held-back records of a stopped run are never logged (not run, not scored); a task
+    that finishes otherwise ends the streak and the held records are logged before it (an isolated model
+    error is scored as before)."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_MODEL_ERRORS) -> None:
+        if limit < 1:
+            raise ValueError("max_model_errors must be at least 1")
+        self.limit = limit
+        self.held: list[TaskRecord] = []
+        self.reason: str | None = None
+
+    def see(self, record: TaskRecord) -> list[TaskRecord]:
+        """The records to log now, in order (none while a streak of model errors is held back)."""
+        if record.outcome.status != "model_error":
+            flushed = [] if self.reason is not None else self.held
+            self.held = []
+            return [*flushed, record]
+        self.held.append(record)
+        if self.reason is None and record.outcome.error_kind == "timeout":
+            self.reason = f"a model call did not answer in time: {record.outcome.error}"
+        elif self.reason is None and len(self.held) >= self.limit:
+            self.reason = f"{len(self.held)} consecutive model errors; the last: {record.outcome.error}"
+        return []
+
+    def finish(self) -> list[TaskRecord]:
+        """At the end: a streak shorter than the limit is logged (scored as model errors); a stopped run's is not."""
+        held, self.held = ([] if self.reason is not None else self.held), []
+        return held
+
+
 def pending_tasks(scenarios: list[Scenario], trials: int, done: set[tuple[str, int]]) -> list[tuple[Scenario, int]]:
     """The ``(scenario, trial)`` pairs a run still has to do, trial by trial: every trial of every scenario
     whose ``(scenario.id, trial)`` key is not in the results log (``done``)."""
@@ -99,6 +141,7 @@ async def run_benchmark(
     on_record: Callable[[TaskRecord], None] | None = None,
     fhir_urls: list[str] | None = None,
     executor: Executor | None = None,
+    max_model_errors: int = DEFAULT_MAX_MODEL_ERRORS,
     max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
     on_phase: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -107,10 +150,14 @@ async def run_benchmark(
     ``fhir_urls``: standard FHIR servers to score on (one task at a time each, through history and tags)
     instead of a pool of embedded servers. ``executor``: where the tasks run (default: this process,
     :class:`~medagent.bench.executors.LocalExecutor`); every executor's records land in the same log.
+    ``max_model_errors``: consecutive model errors that stop the run (:class:`ModelFailureWatch`); a stopped
+    run's summary holds ``stopped`` {reason, not_run, tasks} (and is not judged by ``max_error_share``: its
+    model-error streak was never logged, and ``--resume`` finishes it).
     ``max_error_share``: more of the run's tasks than this ending in error fails the run: summary.json is
     marked ``"status": "failed"`` with the reason and :class:`RunFailed` is raised instead of a score.
     ``on_phase``: called with ``"tasks"`` when the servers are up and the first task starts, and with
     ``"done"`` when the last one has finished (the servers still up), e.g. to measure the task phase."""
+    watch = ModelFailureWatch(max_model_errors)
     executor = executor or LocalExecutor()
     out_dir.mkdir(parents=True, exist_ok=True)
     log = ResultsLog(out_dir / RESULTS_FILE)
@@ -118,10 +165,12 @@ async def run_benchmark(
         raise RunDirError(f"{out_dir} already holds a run; pass --resume to finish it or choose a new --out")
     log.repair()
     done = log.finished_keys()
-    run_info = {"agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
-                "tasks": len(scenarios), "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    if not (out_dir / RUN_FILE).exists():
-        write_json_atomic(out_dir / RUN_FILE, run_info)
+    run_info: dict[str, Any] = {
+        "agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
+        "tasks": len(scenarios), "started": datetime.now(UTC).isoformat(timespec="seconds")}
+    if (out_dir / RUN_FILE).exists():
+        run_info = {k: v for k, v in json.loads((out_dir / RUN_FILE).read_text()).items() if k != "stopped"}
+    write_json_atomic(out_dir / RUN_FILE, run_info)
     todo = pending_tasks(scenarios, trials, done)
     timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency,
               "executor": executor.name}
@@ -134,15 +183,23 @@ async def run_benchmark(
         plan = RunPlan(todo=todo, solver=solver, set_hash=set_hash, concurrency=concurrency,
                        workdir=out_dir / "servers", home=home, fhir_urls=fhir_urls, on_phase=on_phase)
         try:
-            await _run_all(plan, executor, log, show_progress, on_record, timing)
+            await _run_all(plan, executor, log, show_progress, on_record, timing, watch)
         finally:
             log.close()
     records = log.load()
     summary = summarize(records)
+    if watch.reason is not None:
+        logged = log.finished_keys()
+        stopped = {"reason": watch.reason, "not_run": sum(1 for s, t in todo if (s.id, t) not in logged),
+                   "tasks": len(scenarios) * trials,
+                   "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        run_info = {**run_info, "stopped": stopped}
+        write_json_atomic(out_dir / RUN_FILE, run_info)
+        summary["stopped"] = stopped
     summary["run"] = run_info
     summary["timing"] = timing
-    failed = error_share_failure(records, max_error_share)
-    summary["status"] = "failed" if failed else "complete"
+    failed = None if watch.reason is not None else error_share_failure(records, max_error_share)
+    summary["status"] = "stopped" if watch.reason is not None else "failed" if failed else "complete"
     if failed:
         summary["failed"] = failed
     write_json_atomic(out_dir / SUMMARY_FILE, summary)
@@ -154,8 +211,10 @@ async def run_benchmark(
 
 
 async def _run_all(plan: RunPlan, executor: Executor, log: ResultsLog, show_progress: bool,
-                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any]) -> None:
-    """Run the plan on the executor; each record it delivers is appended to the log as it arrives."""
+                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any],
+                   watch: ModelFailureWatch) -> None:
+    """Run the plan on the executor; each record it delivers is appended to the log as it arrives (a streak of
+    model errors is held back by ``watch``, which stops the plan when the model fails)."""
     passed = finished = tokens = 0
     started = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -164,6 +223,12 @@ async def _run_all(plan: RunPlan, executor: Executor, log: ResultsLog, show_prog
     bar = progress.add_task(f"{plan.solver.name}", total=len(plan.todo), stats="")
 
     def deliver(record: TaskRecord) -> None:
+        for ready in watch.see(record):
+            log_one(ready)
+        if watch.reason is not None:
+            plan.stop.set()
+
+    def log_one(record: TaskRecord) -> None:
         nonlocal passed, finished, tokens
         log.append(record)
         finished += 1
@@ -176,3 +241,5 @@ async def _run_all(plan: RunPlan, executor: Executor, log: ResultsLog, show_prog
 
     with progress:
         await executor.run(plan, deliver, timing)
+        for ready in watch.finish():
+            log_one(ready)

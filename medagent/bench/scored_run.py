@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from medagent.bench.executors import make_executor
+from medagent.bench.model_check import check_model_reachable
 from medagent.bench.run_folder import record_set
-from medagent.bench.runner import DEFAULT_MAX_ERROR_SHARE, run_benchmark
+from medagent.bench.runner import DEFAULT_MAX_ERROR_SHARE, DEFAULT_MAX_MODEL_ERRORS, run_benchmark
 from medagent.bench.scenario_sets import DEFAULT_SET, open_set, set_dir, set_hash
 from medagent.bench.solvers import Solver
 from medagent.bench.solvers.catalog import make_solver
 from medagent.config import UserError
 from medagent.tools.tool_sets import tool_names
 
-__all__ = ["RunChoice", "ScoredRun", "check_prompt_profile", "run_scored"]
+__all__ = ["DEFAULT_MODEL_TIMEOUT_S", "RunChoice", "ScoredRun", "check_prompt_profile", "check_servers", "run_scored"]
+
+DEFAULT_MODEL_TIMEOUT_S = 300.0  # seconds one model call may take, its retries included
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class RunChoice:
     address: str | None = None
     actor_slots: int | None = None
     prompt_profile: str | None = None
+    max_model_errors: int = DEFAULT_MAX_MODEL_ERRORS
+    model_timeout: float | None = DEFAULT_MODEL_TIMEOUT_S
     max_error_share: float = DEFAULT_MAX_ERROR_SHARE
 
 
@@ -72,6 +77,19 @@ def chosen_tools(spec: str) -> list[str]:
         raise UserError(f"--tools: {exc}") from None
 
 
+async def check_servers(solver: Solver, fhir_urls: list[str] | None) -> None:
+    """The run's model server and standard FHIR servers answer (UserError naming the option otherwise)."""
+    from medagent.fhir.client import check_fhir_server
+    from medagent.fhir.errors import FhirClientError
+
+    await check_model_reachable(solver)
+    for url in fhir_urls or []:
+        try:
+            await check_fhir_server(url)
+        except FhirClientError as exc:
+            raise UserError(f"--fhir-url {url}: the FHIR server does not answer ({exc}); nothing was run") from None
+
+
 async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
     """Open the set, build the solver and executor, record the set in the run folder, run every task.
 
@@ -84,8 +102,9 @@ async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
     chosen = open_set(choice.scenarios or set_dir(choice.scenario_set))
     tasks = chosen.load(choice.suite, choice.split, choice.tier, choice.limit)
     build = functools.partial(make_solver, choice.agent, choice.model, choice.model_name, choice.max_steps,
-                              chosen.folder, names, choice.prompt_profile)
+                              chosen.folder, names, choice.prompt_profile, choice.model_timeout)
     solver = build()
+    await check_servers(solver, choice.fhir_urls)  # before anything is written
     runs_on = make_executor(choice.executor, address=choice.address, slots_per_actor=choice.actor_slots,
                             solver_factory=build)
     content_hash = set_hash(chosen.folder)
@@ -95,5 +114,5 @@ async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
     summary = await run_benchmark(tasks, solver, out_dir=choice.out, home=home, concurrency=choice.concurrency,
                                   trials=choice.trials, resume=choice.resume, set_hash=content_hash,
                                   fhir_urls=choice.fhir_urls, executor=runs_on,
-                                  max_error_share=choice.max_error_share)
+                                  max_model_errors=choice.max_model_errors, max_error_share=choice.max_error_share)
     return ScoredRun(summary=summary, solver=solver)

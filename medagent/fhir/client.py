@@ -34,6 +34,7 @@ from medagent.fhir.errors import (
     error_for_status,
     outcome_message,
 )
+from medagent.fhir.ids import check_fhir_id, check_resource_type, split_reference
 from medagent.fhir.resources import parse_resource, resource_json
 
 Params = Mapping[str, str | int | Sequence[str]] | Sequence[tuple[str, str]]
@@ -196,7 +197,7 @@ class FhirClient:
         return body
 
     async def read_json(self, resource_type: str, resource_id: str) -> dict[str, Any]:
-        body, _ = await self.request_json("GET", f"{resource_type}/{resource_id}")
+        body, _ = await self.request_json("GET", _path(resource_type, resource_id))
         return body
 
     async def read(self, resource_type: str, resource_id: str) -> BaseModel:
@@ -208,8 +209,8 @@ class FhirClient:
         if reference.startswith("http"):
             self._check_link(reference)
             path = reference[len(self.base_url) + 1:]
-        resource_type, _, resource_id = path.partition("/")
-        return await self.read_json(resource_type, resource_id.split("/_history/")[0])
+        resource_type, resource_id = split_reference(path)
+        return await self.read_json(resource_type, resource_id)
 
     async def search_page(self, resource_type: str, params: Params | None = None) -> dict[str, Any]:
         """The first page of a search, as a searchset Bundle."""
@@ -283,7 +284,7 @@ class FhirClient:
             raise FhirInvalid(400, "update needs a resource with an id")
         headers = {"If-Match": if_match} if if_match else None
         body, _ = await self.request_json(
-            "PUT", f"{resource['resourceType']}/{resource['id']}", json=resource, headers=headers
+            "PUT", _path(resource["resourceType"], resource["id"]), json=resource, headers=headers
         )
         return body
 
@@ -291,13 +292,13 @@ class FhirClient:
         return parse_resource(await self.update_json(resource_json(resource), if_match=if_match))
 
     async def delete(self, resource_type: str, resource_id: str) -> None:
-        await self.request_json("DELETE", f"{resource_type}/{resource_id}")
+        await self.request_json("DELETE", _path(resource_type, resource_id))
 
     async def patch_json(self, resource_type: str, resource_id: str, operations: Sequence[Mapping[str, Any]], *,
                          if_match: str | None = None) -> dict[str, Any]:
         """JSON Patch (RFC 6902) of one resource, e.g. ``[{"op": "replace", "path": "/status", "value": "final"}]``."""
         headers = {"Content-Type": "application/json-patch+json", **({"If-Match": if_match} if if_match else {})}
-        body, _ = await self.request_json("PATCH", f"{resource_type}/{resource_id}", json=list(operations),
+        body, _ = await self.request_json("PATCH", _path(resource_type, resource_id), json=list(operations),
                                           headers=headers)
         return body
 
@@ -317,7 +318,9 @@ class FhirClient:
                            since: str | None = None, count: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """History entries (``request``, ``response`` and, unless a deletion, ``resource``), newest first,
         of one resource, one type, or (no arguments) the whole server; further pages fetched lazily."""
-        path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
+        if resource_type is not None:
+            check_resource_type(resource_type)
+        path = "/".join(p for p in (resource_type, resource_id and check_fhir_id(resource_id), "_history") if p)
         params = [*([("_since", since)] if since else []), *([("_count", str(count))] if count else [])]
         bundle, _ = await self.request_json("GET", path, params=params or None)
         while True:
@@ -357,6 +360,24 @@ class FhirClient:
             params["reset"] = str(then_reset)
         body, _ = await self.request_json("GET" if then_reset is None else "POST", "$diff", params=params or None)
         return list(body["changes"])
+
+
+async def check_fhir_server(base_url: str, *, client: FhirClient | None = None, timeout: float = 10.0) -> None:
+    """A FHIR server answers ``GET /metadata`` at ``base_url`` (through ``client``, e.g. one with the run's
+    credentials, else an anonymous one), else a :class:`FhirClientError` saying why: commands check the
+    server they were given before they write anything."""
+    if not base_url.startswith(("http://", "https://")):
+        if client is not None:
+            await client.aclose()
+        raise FhirTransportError(f"{base_url!r} is not an http(s) base URL")
+    async with client or FhirClient(base_url, timeout=timeout, retries=0) as probe:
+        await probe.capabilities()
+
+
+def _path(resource_type: str, resource_id: str) -> str:
+    """``Type/id`` for a request URL, both checked: an id such as ``.`` or ``..`` would be resolved as a path
+    segment (``Observation/.`` is a search of every Observation), so it is refused before sending."""
+    return f"{check_resource_type(resource_type)}/{check_fhir_id(resource_id, f'{resource_type} id')}"
 
 
 def _as_params(params: Params | None) -> list[tuple[str, Any]] | None:

@@ -8,6 +8,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from medagent.untrusted_text import neutralize_control_tokens
+
 Role = Literal["system", "user", "assistant", "tool"]
 PromptProfile = Literal["full", "compact"]  # the agent's system prompts (medagent.agent.prompts); an adapter records its own
 
@@ -189,12 +191,14 @@ def chat_turns(messages: list[ChatMessage], *, tool_prefix: str = "Tool result:\
 
     One leading system message is kept; later system messages and tool results become user turns
     (tool results prefixed with `tool_prefix`); consecutive turns of the same role are merged so the
-    conversation alternates user/assistant as the Gemma chat template requires.
+    conversation alternates user/assistant as the Gemma chat template requires. Every content passes
+    :func:`~medagent.untrusted_text.neutralize_control_tokens` (both backends build their turns here): text
+    holding ``<end_of_turn>`` or ``<start_of_turn>`` cannot become those tokens, whatever route it took.
     """
     turns: list[dict[str, str]] = []
     for index, message in enumerate(messages):
         role: str = message.role
-        content = message.content
+        content = neutralize_control_tokens(message.content)
         if role == "system" and index == 0:
             turns.append({"role": "system", "content": content})
             continue

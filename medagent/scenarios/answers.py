@@ -1,8 +1,11 @@
 """Deterministic grading of final answers: parse what the agent wrote, normalise, compare.
 
 Each answer type has one explicit rule (documented in scenarios/README.md):
-booleans yes/no/true/false; dates ISO (a datetime is accepted where a date is asked);
-names as a set, case/whitespace/punctuation-insensitive, numbers inside names must match exactly;
+booleans yes/no/true/false (a free answer also as a plain negative sentence, "She does not have diabetes"; a hedge
+is no answer);
+dates ISO (a datetime is accepted where a date is asked);
+names as a set, case/whitespace/punctuation-insensitive, numbers inside names must match exactly (a question's
+aliases, a clinician's word for a name, may stand inside an item with its dose-form words and its numbers);
 numbers with a per-question tolerance and only the unit conversions listed in the question's
 expected answer. Anything that cannot be parsed unambiguously fails: a hedge is not an answer.
 """
@@ -31,6 +34,23 @@ _NONE_PATTERN = re.compile(
     r"\b(not (available|found|recorded|documented|on file)|no (such|matching|recorded|documented|"
     r"measurements?|results?|records?|values?|data|patient|vaccinations?|medications?|labs?|orders?))\b"
 )
+# a free answer (the question stated no format) says "nothing" in more words: "There is no TSH result in her chart",
+# "He is not currently taking any medications", "It has never been measured"
+_FREE_NONE_PATTERN = re.compile(
+    r"\b(not (been )?(available|found|recorded|documented|on file|measured|checked|tested|given|prescribed)|"
+    r"not (currently )?(taking|on) any (medications?|meds|drugs)|never (been )?(measured|checked|tested|recorded)|"
+    r"no ([a-z-]+ ){0,3}?(such|matching|recorded|documented|measurements?|results?|records?|values?|data|patient|"
+    r"vaccinations?|vaccines?|immunizations?|medications?|meds|drugs|labs?|orders?|prescriptions?|readings?|tests?))\b"
+)
+# a free answer's plain negative statement where a yes/no question gets a sentence ("She does not have diabetes", "He was never
+# prescribed warfarin", "Hypertension is not recorded"); a hedge ("it is not known") is no answer
+_NEGATED = re.compile(r"\b((does|do|did|has|have|had|is|are|was|were) (not|never)|(doesn|don|didn|hasn|haven|hadn|isn|"
+                      r"aren|wasn|weren) t|never|not (recorded|documented|on file|in (the|her|his) (record|chart)))\b")
+_HEDGE = re.compile(r"\b(not (known|sure|certain|clear|determined|available|possible|able)|unknown|unclear|uncertain|"
+                    r"cannot|can t|unable|maybe|possibly|perhaps|might)\b")
+# "I don't know", "No idea", "Not sure": no answer, though it starts with "no" or holds a negation
+_NO_ANSWER = re.compile(r"^(?:(?:i|we) )?(?:don t|do not|did not|cannot|can t) (?:know|tell|say)\b|^no idea\b|"
+                        r"^(?:(?:i m|i am) )?not sure\b")
 _YES = {"yes", "y", "true", "correct", "affirmative"}
 _NO = {"no", "n", "false", "negative"}
 _MONTHS = {m: i for i, m in enumerate(
@@ -82,8 +102,9 @@ def _common_units() -> list[str]:
 COMMON_UNITS = _common_units()
 
 
-def is_none_answer(text: str) -> bool:
-    """True when the answer says there is no such data ("none", "not available", "-1" ...).
+def is_none_answer(text: str, free: bool = False) -> bool:
+    """True when the answer says there is no such data ("none", "not available", "-1" ...; for a ``free`` answer
+    also in a sentence: "There is no TSH result in her chart").
 
     An empty answer is *not* "none": a silent finish never passes (MedAgentBench's v2 flaw).
     """
@@ -99,7 +120,8 @@ def is_none_answer(text: str) -> bool:
                   folded)
     if re.search(r"\d", rest):
         return False
-    return bool(_NONE_PATTERN.search(rest)) or bool(re.match(r"^no \w", rest))
+    pattern = _FREE_NONE_PATTERN if free else _NONE_PATTERN
+    return bool(pattern.search(rest)) or bool(re.match(r"^no \w", rest))
 
 
 def _unwrap(answer: Any) -> Any:
@@ -115,14 +137,14 @@ def _unwrap(answer: Any) -> Any:
 
 # ---------- parsers ----------
 
-def parse_boolean(answer: Any) -> bool | None:
+def parse_boolean(answer: Any, free: bool = False) -> bool | None:
     answer = _unwrap(answer)
     if isinstance(answer, bool):
         return answer
     if answer is None:
         return None
     words = _words(str(answer)).split()
-    if not words:
+    if not words or _NO_ANSWER.search(" ".join(words)):
         return None
     if words[0] in _YES | _NO:
         first = words[0] in _YES
@@ -134,6 +156,9 @@ def parse_boolean(answer: Any) -> bool | None:
     has_no = any(w in _NO - {"n"} for w in words)
     if has_yes != has_no:
         return has_yes
+    text = " ".join(words)
+    if free and not has_yes and _NEGATED.search(text) and not _HEDGE.search(text):
+        return False  # a free answer's negative sentence without "no": "She does not have diabetes."
     return None
 
 
@@ -204,8 +229,9 @@ def parse_number(answer: Any, known_units: list[str]) -> tuple[float, str | None
 def split_names(answer: Any, free: bool = False) -> list[list[str]]:
     """Candidate readings of a names answer, most explicit first: JSON list, ';'/newline, commas; for a ``free``
     answer (the question stated no format) then the same of its value part
-    (:func:`~medagent.scenarios.free_answers.value_span`: "They are: A; B." -> "A; B"). Where the question
-    states the format ("the MRN only"), a sentence around the value does not pass."""
+    (:func:`~medagent.scenarios.free_answers.value_span`: "They are: A; B." -> "A; B") and a sentence's list
+    ("She is taking A, B and C"). Where the question states the format ("the MRN only"), a sentence around the
+    value does not pass."""
     answer = _unwrap(answer)
     if isinstance(answer, list | tuple | set):
         return [[str(a) for a in answer]]
@@ -225,6 +251,9 @@ def split_names(answer: Any, free: bool = False) -> list[list[str]]:
         readings.append([p for p in re.split(r"[;\n]+", span)])
         if "," in span:
             readings.append([p for p in re.split(r"[;\n,]+", span)])
+    for part in dict.fromkeys([text, span] if free else []):  # a free sentence's list: "A, B and C"
+        if re.search(r"\band\b", part):
+            readings.append(re.split(r"[;\n]+|,\s*(?:and\s+)?|\s+and\s+", part))
     cleaned = []
     for reading in readings:
         items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", item).strip().strip("\"'`").strip() for item in reading]
@@ -249,6 +278,9 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
     """
     candidates = [want, *(aliases or [])]
     got_words = _words(got)
+    named = _words(" ".join(candidates))  # the expected name and its other spellings: their words and numbers
+    if kind not in ("person", "identifier") and any(_alias_within(got_words, a, named) for a in aliases or []):
+        return True
     for candidate in candidates:
         want_words = _words(candidate)
         if got_words == want_words:
@@ -271,6 +303,32 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
         if difflib.SequenceMatcher(None, " ".join(letters_got), " ".join(letters_want)).ratio() >= 0.9:
             return True
     return False
+
+
+_FORM_WORDS = frozenset({
+    "mg", "mcg", "g", "ml", "unt", "unit", "units", "tablet", "tablets", "tab", "tabs", "capsule", "capsules", "oral",
+    "er", "xr", "sr", "extended", "release", "daily", "hcl", "hydrochloride", "spray", "injection", "injectable",
+    "inhaler", "solution", "suspension", "patch", "ring", "implant", "pack", "prefilled", "syringe", "mucosal",
+    "transdermal", "system", "a", "an", "the", "her", "his", "their"})
+
+
+def _alias_within(got_words: str, alias: str, want_words: str) -> bool:
+    """A clinician's word for the expected name (an ingredient, a brand: the question's ``aliases``) inside the
+    answered item, every other word of the item one of the words or numbers of the expected name (or of its other
+    spellings) or a dose-form word: "Metformin 500 mg ER" names "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet";
+    "Metformin 850 mg" and "metformin with lisinopril" do not."""
+    alias_words, got_words, want_words = (_singular(_words(alias)), _singular(got_words), _singular(want_words))
+    if not alias_words or re.search(r"\d", alias_words) or f" {alias_words} " not in f" {got_words} ":
+        return False
+    rest = f" {got_words} ".replace(f" {alias_words} ", " ", 1).split()
+    numbers = set(_numbers_of(want_words))
+    allowed = set(want_words.split()) | {_singular(w) for w in _FORM_WORDS}
+    return all(str(float(w)) in numbers if re.fullmatch(r"\d+(?:\.\d+)?", w) else w in allowed for w in rest)
+
+
+def _singular(words: str) -> str:
+    """Each word without a plural s ("sprains" -> "sprain"), the same on both sides of a comparison."""
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words.split())
 
 
 def _edits_exceed_one(a: str, b: str) -> bool:
@@ -332,10 +390,10 @@ def _decimals_of(answer: Any) -> int:
 def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     want = expected.value
     if want is None:
-        got_none = answer is not None and is_none_answer(str(_unwrap(answer)))
+        got_none = answer is not None and is_none_answer(str(_unwrap(answer)), expected.free)
         return Check(name=name, passed=got_none, expected="none", got=answer)
     accepted = [u for u in [expected.unit or "", *expected.unit_factors] if u]
-    parsed = None if is_none_answer(str(_unwrap(answer))) else parse_number(answer, accepted + COMMON_UNITS)
+    parsed = None if is_none_answer(str(_unwrap(answer)), expected.free) else parse_number(answer, accepted + COMMON_UNITS)
     if parsed is None:
         return Check(name=name, passed=False, expected=_show_number(expected), got=answer, detail="no number")
     if expected.single_number and count_numbers(_unwrap(answer), accepted + COMMON_UNITS) > 1:
@@ -367,7 +425,7 @@ def _show_number(expected: ExpectedAnswer) -> str:
 
 def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     if expected.value is None:
-        got_none = answer is not None and is_none_answer(str(_unwrap(answer)))
+        got_none = answer is not None and is_none_answer(str(_unwrap(answer)), expected.free)
         return Check(name=name, passed=got_none, expected="none", got=answer)
     want = date.fromisoformat(str(expected.value)[:10])
     got = parse_date(answer)
@@ -377,7 +435,7 @@ def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> C
 
 
 def grade_boolean(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
-    got = parse_boolean(answer)
+    got = parse_boolean(answer, expected.free)
     want = bool(expected.value)
     return Check(name=name, passed=got is want, expected="yes" if want else "no", got=answer,
                  detail=None if got is not None else "not a yes/no answer")
@@ -388,7 +446,7 @@ def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> 
     raw = _unwrap(answer)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return Check(name=name, passed=False, expected=want or "none", got=answer, detail="empty answer")
-    if (isinstance(raw, str) and is_none_answer(raw)) or (isinstance(raw, list | tuple) and not raw):
+    if (isinstance(raw, str) and is_none_answer(raw, expected.free)) or (isinstance(raw, list | tuple) and not raw):
         return Check(name=name, passed=not want, expected=want or "none", got=answer)
     passed = any(names_equal(reading, expected) for reading in split_names(raw, expected.free))
     return Check(name=name, passed=passed, expected=want or "none", got=answer)

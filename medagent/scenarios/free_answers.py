@@ -63,6 +63,11 @@ _VERB_LEAD = re.compile(
     r"^(?:(?:it|this|that|they|these|those|he|she)|(?:the|her|his|their|its|this patient's|the patient's)"
     r"(?:\s+[a-z-]+){1,5})\s+(?:is|was|are|were|has been|have been)\s+"
     r"(?:(?:prescribed|ordered|written|signed|given|requested|recorded)\s+by\s+)?", re.I)
+# "She is taking ...", "He was given ...", "Neva Hyatt is on ...", "She takes ...": a subject of a few words and a verb of
+# taking (no digits before it, so a value is never eaten)
+_TAKING_LEAD = re.compile(
+    r"^(?:[^\s\d:]+\s+){0,5}?(?:(?:is|are|was|were)\s+(?:currently\s+|still\s+)?(?:on|taking|using|receiving|"
+    r"prescribed|given)|(?:takes|uses|receives|got|received))\s+", re.IGNORECASE)
 _BY_LEAD = re.compile(r"^(?:[a-z-]+\s+){0,6}?(?:prescribed|ordered|written|signed|requested)\s+by\s+", re.I)
 _END = re.compile(r"[\s.!]+$")
 
@@ -72,7 +77,7 @@ def value_span(text: str) -> str:
     ("They are: A; B." -> "A; B"; "It was prescribed by Dr. Jane Doe." -> "Dr. Jane Doe"). A text without
     a known frame comes back as it was (less the closing full stop)."""
     span = text.strip()
-    for frame in (_COLON_LEAD, _BY_LEAD, _VERB_LEAD):
+    for frame in (_COLON_LEAD, _BY_LEAD, _TAKING_LEAD, _VERB_LEAD):
         match = frame.match(span)
         if match and len(match.group().split()) <= 8:
             span = span[match.end():]

@@ -296,3 +296,5 @@ class Manifest(_Model):
         "the frozen sample."
     )
     test_patients: list[str]
+    evaluation_only: bool = Field(False, description="A held-out evaluation set (e.g. scenarios/natural): a run on it "
+                                  "is never training data (medagent.train.examples refuses it).")

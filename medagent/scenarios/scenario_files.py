@@ -58,7 +58,7 @@ def sha256_file(path: Path) -> str:
 
 
 def write_set(out: Path, files: dict[str, list[Scenario]], *, name: str, generator_version: str, seed: int,
-              patients: int, test_patients: list[str]) -> Manifest:
+              patients: int, test_patients: list[str], evaluation_only: bool = False) -> Manifest:
     """A small derived set (a rephrased dev split, the quickstart's questions): its files and a manifest with
     their hashes, counts and labels (suite, split, tier from the scenarios). A build of the frozen sets writes
     its own, fuller manifest (``scenarios.build``)."""
@@ -78,7 +78,7 @@ def write_set(out: Path, files: dict[str, list[Scenario]], *, name: str, generat
     manifest = Manifest(name=name, generator_version=generator_version, seed=seed, patients=patients,
                         content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
                         files=entries, counts=counts, table={}, branches={}, available_per_patient={},
-                        test_patients=test_patients)
+                        test_patients=test_patients, evaluation_only=evaluation_only)
     (out / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
                                         + b"\n")
     return manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ from medagent.version import __version__
 from medagent.vocabulary import parse_instant
 
 STATIC = Path(__file__).parent / "static"
+STEP_COUNT = re.compile(r"[0-9]{1,9}", re.ASCII)
 access_log = logging.getLogger("medagent.serve.access")
 M = TypeVar("M", bound=BaseModel)
 
@@ -139,8 +141,9 @@ async def run_events(request: Request) -> Response:
     run_id = _visible_run(request)
     await manager.get(run_id)  # 404 before the stream opens
     after_text = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    if not after_text.isdigit():
-        raise ApiError(422, "invalid_query", f"after / Last-Event-ID must be a step count, got {after_text!r}")
+    if STEP_COUNT.fullmatch(after_text) is None:  # str.isdigit() also accepts '²' and 5,000 digits, which int() refuses
+        raise ApiError(422, "invalid_query", f"after / Last-Event-ID must be a step count (0-999999999), got "
+                                             f"{after_text[:20]!r}")
 
     async def stream() -> Any:
         async for event in manager.events(run_id, after=int(after_text)):

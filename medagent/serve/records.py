@@ -6,7 +6,8 @@ import re
 from datetime import datetime
 
 from medagent.fhir.client import FhirClient
-from medagent.serve.schemas import REFERENCE, PatientRow, ResourceView
+from medagent.fhir.ids import split_reference
+from medagent.serve.schemas import PatientRow, ResourceView
 from medagent.tools.read_patients import patient_row
 from medagent.tools.rows import generic_line
 
@@ -37,17 +38,9 @@ async def patient_in_context(client: FhirClient, patient_id: str, now: datetime)
     return _row(await client.read_json("Patient", patient_id), now)
 
 
-def parse_reference(reference: str) -> tuple[str, str]:
-    """('Observation', 'abc') from 'Observation/abc'; ValueError naming the reference otherwise."""
-    match = REFERENCE.match(reference)
-    if not match:
-        raise ValueError(f"{reference!r} is not a FHIR reference like Observation/abc-123")
-    return match.group(1), match.group(2)
-
-
 async def read_resource(client: FhirClient, reference: str, now: datetime) -> ResourceView:
     """A cited resource and its one-line summary (the same line the tools show the model)."""
-    kind, resource_id = parse_reference(reference)
+    kind, resource_id = split_reference(reference, "reference")
     resource = await client.read_json(kind, resource_id)
     return ResourceView(reference=f"{kind}/{resource_id}", summary=generic_line(resource, now).text,
                         resource=resource)

@@ -343,7 +343,10 @@ class RunManager:
         tool_name = str(asked.get("tool"))
         arguments = dict(asked.get("arguments") or {})
         item = self.registry[tool_name] if tool_name in self.registry else None
-        patient_id = str(arguments.get("patient") or values.get("patient") or "").removeprefix("Patient/")
+        # the write's own patient, resolved by the registry (WriteRequest.patient): for a write that names no
+        # patient argument (stopping an order) it is the order's subject, which may not be the run's patient
+        patient_id = str(asked.get("patient") or arguments.get("patient") or values.get("patient") or ""
+                         ).removeprefix("Patient/")
         patient = f"Patient/{patient_id}" if patient_id else None
         preview = asked.get("preview")  # set by Registry.review when it asked a person (WriteRequest.preview)
         return PendingWrite(id=str(interrupt.id), tool=tool_name, title=item.summary if item else tool_name,

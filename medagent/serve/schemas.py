@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from medagent.fhir.ids import check_fhir_id
 from medagent.tools.approval import WritePreview
 from medagent.vocabulary import parse_instant
 
 RunState = Literal["running", "awaiting_approval", "interrupted", "finished"]
-PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-REFERENCE = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
 
 
 def iso_moment(value: str, name: str = "now") -> str:
@@ -41,10 +39,7 @@ class StartRun(Body):
     def _patient_id(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        bare = value.removeprefix("Patient/")
-        if not PATIENT_ID.match(bare):
-            raise ValueError(f"patient {value!r} is not a Patient id (letters, digits, '-', '.'; at most 64)")
-        return bare
+        return check_fhir_id(value.removeprefix("Patient/"))
 
     @field_validator("now")
     @classmethod
@@ -100,7 +95,8 @@ class PendingWrite(BaseModel):
     tool: str
     title: str = Field(description="What the tool does, in one line.")
     arguments: dict[str, Any]
-    patient: str | None = Field(None, description="The patient the write is for (from the arguments or the run).")
+    patient: str | None = Field(None, description="The patient the write is about: named by its arguments, or the "
+                                                  "subject of the record it changes (which may not be the run's).")
     destructive: bool = False
     preview: WritePreview | None = Field(None, description=(
         "What approving writes: the FHIR resource the tool will create (or the resource as it will be after an "

@@ -97,6 +97,10 @@ class AgentService:
             software = capability.get("software", {})
             info = ServiceInfo(model=config.model_label, approval=config.approval, auth=config.token is not None,
                                fhir=f"{software.get('name', 'FHIR server')} {software.get('version', '')}".strip())
+            load = getattr(self.backend, "load", None)
+            if load is not None:  # an in-process model loads before the first connection: a load under traffic
+                log.info("loading the model before serving")  # starved the event loop (/api/info waited seconds)
+                await load()
             async with open_run_manager(model=self.backend, client=client, checkpoints=config.checkpoints,
                                         approval=config.approval,  # type: ignore[arg-type]
                                         limits=Limits(max_steps=config.max_steps)) as manager:

@@ -9,7 +9,8 @@ refuses), and :class:`ReviewerCallback` (an async callback decides, e.g. a test 
 ``--approve refuse|ask|auto``, MCP's ``--allow-writes`` and the bench runner all choose one of these.
 
 A rule such as "a write to a patient other than the one in context needs explicit approval" is a policy
-that wraps another: ``decide`` sees the write's target (:attr:`WriteRequest.patient`) and the run's
+that wraps another: ``decide`` sees the write's patient (:attr:`WriteRequest.patient`, which the registry
+resolves for every write: named by an argument, or the subject of the record it changes) and the run's
 patient in context (:attr:`WriteRequest.context_patient`) and returns ``escalate`` for a mismatch.
 """
 
@@ -56,7 +57,8 @@ class WriteRequest(BaseModel):
     tool: str
     arguments: dict[str, Any]
     destructive: bool = False
-    patient: str | None = Field(None, description="Patient.id the write names (None: it names an order, not a patient).")
+    patient: str | None = Field(None, description="Patient.id the write is about: named by its arguments, or the "
+                                                  "subject of the record it changes (the registry resolves it).")
     context_patient: str | None = Field(None, description="Patient.id in the run's context, if any.")
     run_id: str = ""
     preview: WritePreview | None = None
@@ -147,12 +149,16 @@ class PatientInContext:
 
     async def decide(self, request: WriteRequest) -> ApprovalDecision:
         decision = await self.inner.decide(request)
-        if (decision.verdict == "approve" and request.patient is not None and request.context_patient is not None
-                and request.patient.removeprefix("Patient/") != request.context_patient.removeprefix("Patient/")):
+        if decision.verdict != "approve" or request.context_patient is None:
+            return decision
+        context = request.context_patient.removeprefix("Patient/")
+        if request.patient is None:  # never the case through the registry, which resolves every write's patient
+            return ApprovalDecision(verdict="escalate", by="patient-in-context rule",
+                                    reason=f"the write names no patient (Patient/{context} in context)")
+        if request.patient.removeprefix("Patient/") != context:
             return ApprovalDecision(verdict="escalate", by="patient-in-context rule",
                                     reason=f"the write names Patient/{request.patient.removeprefix('Patient/')}, "
-                                           f"not Patient/{request.context_patient.removeprefix('Patient/')} "
-                                           "in context")
+                                           f"not Patient/{context} in context")
         return decision
 
 

@@ -8,16 +8,25 @@ text ends with ``... N more not shown (of T); narrow by ...``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from medagent.tools.context import ToolContext
 from medagent.tools.registry import ToolResult
+from medagent.untrusted_text import (
+    RECORD_QUOTE,
+    guard_record_text,
+    needs_quoting,
+    one_line,
+    quote_record_text,
+)
 from medagent.vocabulary import SYSTEM_LABELS, readable_number
 
 number = readable_number  # the tools' number display (shared with the oracle, which copies it)
+
+__all__ = ["RECORD_QUOTE", "Line", "clean", "code_label", "guard_record_text", "join", "number", "quote_record_json",
+           "quote_record_text", "render", "system_label"]
 
 
 def system_label(system: str | None) -> str:
@@ -34,60 +43,33 @@ def code_label(system: str | None, code: str | None) -> str:
 
 
 def clean(text: str | None, limit: int = 120) -> str:
-    """One line, no zero-width characters, at most ``limit`` characters (marked with '...').
-
-    Text from the record is untrusted data: free text (a sentence or more) and anything that could pose
-    as a chat turn, a tool call or an instruction comes back as quoted record data (:func:`quote_record_text`)."""
+    """One line of record text (format characters dropped), at most ``limit`` characters (marked with '...'),
+    through the one quoting rule as free text: a sentence or more, and anything that could pose as a chat
+    turn, a tool call or an instruction, comes back as quoted record data (:func:`guard_record_text`)."""
     if not text:
         return ""
-    flat = " ".join(str(text).replace("\u200b", "").split())
+    flat = one_line(str(text))
     short = flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
-    return quote_record_text(short) if _needs_quoting(flat) else short
+    return quote_record_text(short) if needs_quoting(flat, free_text=True) else short
 
 
 def quote_record_json(value: Any) -> Any:
-    """A resource's JSON with every string quoted the way :func:`clean` quotes a line (free text and anything
-    instruction-like becomes ``«...»``; codes, ids, dates and references stay as they are), nothing cut."""
+    """A resource's JSON with every string (keys too) through the one quoting rule as :func:`clean` applies it
+    (free text and anything instruction-like becomes ``«...»``; codes, ids, dates and references stay as they
+    are), nothing cut."""
     if isinstance(value, str):
-        flat = " ".join(value.replace("\u200b", "").split())
-        return quote_record_text(flat) if _needs_quoting(flat) else value
+        return quote_record_text(value) if needs_quoting(value, free_text=True) else value
     if isinstance(value, dict):
-        return {key: quote_record_json(item) for key, item in value.items()}
+        return {quote_record_json(key): quote_record_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [quote_record_json(item) for item in value]
     return value
 
 
-RECORD_QUOTE = ("\u00ab", "\u00bb")  # « » delimit text quoted from the record
-FREE_TEXT_WORDS = 16
-_CONTROL_TOKEN = re.compile(r"<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|pad|unused\d+|think|\|[^<>]{0,40}?\|)\s*>",
-                            re.IGNORECASE)
-_ROLE_MARKER = re.compile(r"\b(system|assistant|user|model|tool|developer|human|agent|ai assistant)\s*:", re.IGNORECASE)
-_INSTRUCTION_LIKE = re.compile(r"[{}<>\u00ab\u00bb]|\bignore\b.{0,20}\b(?:previous|prior|above|earlier)\b|"
-                               r"\binstruction|\b(?:automated|ai)\s+(?:agent|assistant)\b", re.IGNORECASE)
-
-
-def _needs_quoting(flat: str) -> bool:
-    return (len(flat.split()) >= FREE_TEXT_WORDS or _CONTROL_TOKEN.search(flat) is not None
-            or _ROLE_MARKER.search(flat) is not None or _INSTRUCTION_LIKE.search(flat) is not None)
-
-
-def quote_record_text(text: str) -> str:
-    """``«...»``: one line of record text, escaped so it cannot pose as a turn, a tool call or an
-    instruction: chat-template tokens removed, role markers (``SYSTEM:``) bracketed, braces, angle
-    brackets and the quote marks themselves replaced (so JSON or a closing quote cannot break out)."""
-    escaped = _CONTROL_TOKEN.sub("[control token removed]", text)
-    escaped = _ROLE_MARKER.sub(lambda m: f"[{m.group(1)}]", escaped)
-    escaped = escaped.translate(_ESCAPES)
-    return f"{RECORD_QUOTE[0]}{escaped}{RECORD_QUOTE[1]}"
-
-
-_ESCAPES = str.maketrans({"{": "(", "}": ")", "<": "\u2039", ">": "\u203a", "\u00ab": '"', "\u00bb": '"',
-                          "\n": " ", "\r": " "})
-
-
-def join(*parts: str | None) -> str:
-    return " | ".join(p for p in parts if p)
+def join(*parts: str | None, sep: str = " | ") -> str:
+    """The one place a line is assembled: every part (a display, a code, a unit, a name, a route, a reference,
+    the tools' own words around them) passes the one quoting rule, whatever field it came from."""
+    return sep.join(guard_record_text(p) for p in parts if p)
 
 
 MARKER_ROOM = 160  # characters of the budget kept for the cut line

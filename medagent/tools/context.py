@@ -50,7 +50,9 @@ class ToolContext:
     ``approval`` decides every write (read-only unless a run says otherwise); ``patient`` is the
     patient in context (an EHR launch context), if the run has one. ``preview``: a dry run; the write
     path prepares each write exactly (same builders, lookups, stamping, validation) and raises
-    :class:`PreparedWrite` instead of sending it (reads still run).
+    :class:`PreparedWrite` instead of sending it (reads still run). ``write_patient``: set by the registry
+    while a decided write runs, to the patient the write was decided for; the write path sends no resource
+    of another patient.
     """
 
     client: FhirClient
@@ -63,6 +65,7 @@ class ToolContext:
     audit: list[AuditEntry] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups (patients, practitioner names)
     preview: bool = False
+    write_patient: str | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from medagent.fhir.ids import InvalidFhirId, split_reference
 from medagent.vocabulary import parse_instant
 
 _ABSOLUTE = re.compile(
@@ -24,12 +25,17 @@ _NAMED = re.compile(r"^(?P<day>now|today|tomorrow|yesterday)(?:\s+(?P<H>\d{1,2})
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1),
           "mo": timedelta(days=30.4375), "y": timedelta(days=365.25)}
 DATE_EXAMPLES = "2019-05-02, 2019-05, 2019, 2019-05-02T08:00, -24h, -30d, -2y, +1d, tomorrow 08:00"
-_RECORD = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
 def is_record_reference(value: str | None) -> bool:
     """'MedicationRequest/abc': a date argument anchored at a record's own time."""
-    return bool(value) and _RECORD.match(str(value).strip()) is not None
+    if not value or "/" not in str(value):
+        return False
+    try:
+        split_reference(str(value).strip())
+    except InvalidFhirId:
+        return False
+    return True
 
 
 def check_date_arg(value: str) -> str:

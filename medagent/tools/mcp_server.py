@@ -18,6 +18,7 @@ from typing import Any
 
 from medagent.config import Settings
 from medagent.fhir.client import FhirClient
+from medagent.fhir.ids import check_fhir_id
 from medagent.request_guard import RequestGuard, ServerSecurity, check_bind
 from medagent.tools.approval import APPROVE_WRITES, REFUSE_WRITES
 from medagent.tools.context import ToolContext
@@ -34,14 +35,19 @@ INSTRUCTIONS = (
 )
 
 
+MCP_BIND: dict[str, Any] = {"service": "the MCP server", "token_source": "--token or set MEDAGENT_MCP_TOKEN"}
+"""How the bind rule names this server and its token (``medagent mcp --token`` / ``MEDAGENT_MCP_TOKEN``)."""
+
+
 class ContextSource:
     """Creates the ToolContext lazily inside the serving event loop (the HTTP client belongs to that loop)."""
 
     def __init__(self, settings: Settings, *, now: datetime, actor: str = "mcp-client", run_id: str | None = None,
-                 token_budget: int = 800) -> None:
+                 token_budget: int = 800, patient: str | None = None) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.settings = settings
+        self.patient = check_fhir_id(patient, "--patient") if patient is not None else None
         self.now = now
         self.actor = actor
         self.run_id = run_id or f"mcp-{now.strftime('%Y%m%dT%H%M%S')}"
@@ -53,7 +59,7 @@ class ContextSource:
             client = FhirClient.from_settings(self.settings)
             approval = REFUSE_WRITES if self.settings.read_only else APPROVE_WRITES  # --allow-writes
             self._ctx = ToolContext(client=client, now=self.now, approval=approval, actor=self.actor,
-                                    run_id=self.run_id, token_budget=self.token_budget)
+                                    run_id=self.run_id, token_budget=self.token_budget, patient=self.patient)
         return self._ctx
 
     async def aclose(self) -> None:
@@ -167,16 +173,20 @@ def _mcp_app(registry: Registry, source: ContextSource, names: Iterable[str] | N
 
 def serve_mcp(settings: Settings, *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765,
               now: datetime | None = None, actor: str = "mcp-client", run_id: str | None = None,
-              token_budget: int = 800, names: Iterable[str] | None = None, token: str | None = None) -> None:
-    """Run the MCP server until stopped. ``now`` is the clock the tools use (default: the time of the start).
-    Over HTTP, binding beyond loopback needs a bearer ``token`` (ValueError otherwise)."""
+              token_budget: int = 800, names: Iterable[str] | None = None, token: str | None = None,
+              patient: str | None = None) -> None:
+    """Run the MCP server until stopped. ``now`` is the clock the tools use (default: the time of the start);
+    ``patient``: the patient in context (as an EHR launch context: with ``--allow-writes`` a write about any
+    other patient is refused, since no reviewer is attached). Over HTTP, binding beyond loopback needs a
+    bearer ``token`` (ValueError otherwise)."""
     import anyio
 
     if transport == "http":
-        check_bind(host, token)
+        check_bind(host, token, **MCP_BIND)
 
     moment = now or datetime.now(UTC).replace(microsecond=0)
-    source = ContextSource(settings, now=moment, actor=actor, run_id=run_id, token_budget=token_budget)
+    source = ContextSource(settings, now=moment, actor=actor, run_id=run_id, token_budget=token_budget,
+                           patient=patient)
     registry = default_registry()
     if transport == "stdio":
         anyio.run(serve_stdio, registry, source, names)
@@ -205,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--actor", default="mcp-client")
     parser.add_argument("--tools", default="all", help=TOOLS_HELP)
     parser.add_argument("--token", help="bearer token for --transport http (required beyond loopback)")
+    parser.add_argument("--patient", help="Patient.id in context: writes about any other patient are refused")
     args = parser.parse_args(argv)
     settings = get_settings(fhir_url=args.fhir_url, read_only=False if args.allow_writes else None)
     try:
@@ -212,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(f"--tools: {exc}")
     serve_mcp(settings, transport=args.transport, host=args.host, port=args.port, now=parse_now(args.now),
-              actor=args.actor, names=names, token=args.token)
+              actor=args.actor, names=names, token=args.token, patient=args.patient)
 
 
 def parse_now(value: str | None) -> datetime | None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medagent.fhir.errors import FhirNotFound
+from medagent.fhir.ids import InvalidFhirId, patient_of, split_reference
 from medagent.tools.compact import Line, clean, join, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import DateArg, Window, WindowError, fhir_instant, parse_fhir
@@ -201,7 +202,6 @@ SectionKind = Literal[
     "assessment",
     "plan",
 ]
-_REFERENCE = r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$"
 
 
 class NoteSection(BaseModel):
@@ -218,11 +218,11 @@ class NoteSection(BaseModel):
     @field_validator("entries")
     @classmethod
     def _references(cls, value: list[str]) -> list[str]:
-        import re
-
-        bad = [ref for ref in value if not re.match(_REFERENCE, ref)]
-        if bad:
-            raise ValueError(f"entries must be references 'Type/id' from rows, not {bad[0]!r}")
+        for ref in value:
+            try:
+                split_reference(ref)
+            except InvalidFhirId:
+                raise ValueError(f"entries must be references 'Type/id' from rows, not {ref[:80]!r}") from None
         return value
 
 
@@ -259,11 +259,10 @@ async def _check_entries(ctx: ToolContext, patient: str, entries: list[str]) -> 
             resource = await ctx.client.read_json(kind, rid)
         except FhirNotFound:
             raise ToolError(f"entry {ref} does not exist; use references from rows", example=False) from None
-        owner = (resource.get("subject") or resource.get("patient") or {}).get("reference") or ""
-        if kind == "Patient":
-            owner = ref
-        if owner.rsplit("/", 1)[-1] != patient:
-            raise ToolError(f"entry {ref} belongs to {owner or 'no patient'}, not Patient/{patient}", example=False)
+        owner = patient_of(resource)
+        if owner != patient:
+            raise ToolError(f"entry {ref} belongs to {f'Patient/{owner}' if owner else 'no patient'}, not "
+                            f"Patient/{patient}", example=False)
         moment = parse_fhir(date_of(resource))
         if moment is not None and moment > ctx.now:
             raise ToolError(f"entry {ref} is dated after now: it is not known yet", example=False)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from medagent.tools.compact import Line, clean, join, render
+from medagent.tools.compact import Line, clean, guard_record_text, join, render
 from medagent.tools.context import ToolContext
 from medagent.tools.dates import age_in_years, check_date_arg, parse_fhir
 from medagent.tools.registry import ToolArgs, ToolResult, tool
@@ -54,7 +54,10 @@ def _age_text(patient: dict[str, Any], now: datetime) -> tuple[int | None, str]:
     born = patient.get("birthDate")
     if not born:
         return None, "birth date unknown"
-    birth = date.fromisoformat(born[:10]) if len(born) >= 10 else date(int(born[:4]), 1, 1)
+    try:
+        birth = date.fromisoformat(born[:10]) if len(born) >= 10 else date(int(born[:4]), 1, 1)
+    except ValueError:  # a server that does not validate: the row says so rather than failing the call
+        return None, "birth date unreadable"
     death = parse_fhir(patient.get("deceasedDateTime"))
     today = now.date()
     if death is not None and death <= now:
@@ -136,7 +139,8 @@ async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
     patient = await require_patient(ctx, args.patient)
     row = patient_row(patient, ctx.now)
     _, age_text = _age_text(patient, ctx.now)
-    lines = [f"{row['ref']}: {row['name']}, {row['gender']}, {age_text} (now {ctx.now.date().isoformat()})"]
+    lines = [join(f"{row['ref']}: {guard_record_text(row['name'])}", row["gender"],
+                  f"{age_text} (now {ctx.now.date().isoformat()})", sep=", ")]
     identifiers = []
     for identifier in patient.get("identifier", []):
         kind = (identifier.get("type") or {}).get("text") or ""
@@ -144,7 +148,7 @@ async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
         if code in ("MR", "SS", "DL", "PPN"):
             identifiers.append(f"{'MRN' if code == 'MR' else kind} {identifier.get('value')}")
     if identifiers:
-        lines.append("identifiers: " + "; ".join(identifiers))
+        lines.append("identifiers: " + join(*identifiers, sep="; "))
     address = (patient.get("address") or [{}])[0]
     place = ", ".join(filter(None, [*address.get("line", []), address.get("city"), address.get("state"),
                                     address.get("postalCode")]))
@@ -160,5 +164,5 @@ async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
     if marital:
         extra.append(f"marital status {marital}")
     if extra:
-        lines.append("; ".join(extra))
+        lines.append(join(*extra, sep="; "))
     return ToolResult(text="\n".join(lines), rows=[row], references=[row["ref"]])

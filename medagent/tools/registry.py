@@ -9,6 +9,13 @@ server's OperationOutcome, a write its approval policy did not approve) into a `
 ``error`` set: a call never raises for model input. Every write is decided in one place
 (:meth:`Registry._decide`, the run context's :mod:`medagent.tools.approval` policy) before it runs;
 :meth:`Registry.preview` shows what a write would send without sending it (a reviewer sees it).
+
+Every write names its patient: a write tool's arguments are marked :class:`RecordOf` (a Patient id, or a
+reference to one of a patient's records); before the policy decides, :meth:`Registry._write_request` resolves
+each of them to its Patient.id (reading the record), refuses a write whose arguments name two patients, and
+puts the one patient in the :class:`WriteRequest`; the tool then runs with ``ctx.write_patient`` set, and the
+write path (``write_clinical.create`` / ``update``) refuses a resource of any other patient. A write tool whose
+arguments name no patient cannot be registered.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,14 +42,29 @@ from medagent.fhir.errors import (
     FhirOperationError,
     FhirTransportError,
 )
-from medagent.tools.approval import ApprovalDecision, WritePreview, WriteRequest
+from medagent.fhir.ids import patient_of
+from medagent.tools.approval import (
+    ApprovalDecision,
+    FixedVerdict,
+    WritePreview,
+    WriteRequest,
+)
 from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 
 log = logging.getLogger("medagent.tools")
 
 __all__ = [
-    "AuditEntry", "FINAL_ANSWER", "Registry", "Tool", "ToolArgs", "ToolContext",
-    "ToolError", "ToolResult", "default_registry", "tool",
+    "FINAL_ANSWER",
+    "AuditEntry",
+    "RecordOf",
+    "Registry",
+    "Tool",
+    "ToolArgs",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "default_registry",
+    "tool",
 ]
 
 FINAL_ANSWER = "final_answer"  # reserved: the agent's last action (medagent.agent.actions)
@@ -84,6 +106,26 @@ class ToolError(Exception):
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True)
+class RecordOf:
+    """``Annotated`` marker of an argument that names a patient: ``kind="patient"`` a Patient id, ``"record"``
+    a reference to one of a patient's records (``'Type/id'``, or a bare id of ``resource_type``).
+
+    A write tool needs at least one; the registry resolves each to its Patient.id before the write is decided."""
+
+    kind: Literal["patient", "record"] = "record"
+    resource_type: str | None = None
+
+    def reference(self, value: str) -> str:
+        return value if "/" in value or self.resource_type is None else f"{self.resource_type}/{value}"
+
+
+def record_arguments(args_model: type[BaseModel]) -> list[tuple[str, RecordOf]]:
+    """The arguments of a model marked :class:`RecordOf`, in declaration order."""
+    return [(name, marker) for name, info in args_model.model_fields.items()
+            for marker in info.metadata if isinstance(marker, RecordOf)]
 
 
 @dataclass
@@ -202,13 +244,19 @@ class Registry:
         if isinstance(checked, ToolResult):
             return checked
         item, args = checked
-        if item.writes:
-            if decision is None:
-                decision = await self._decide(self._write_request(item, args, ctx), ctx)
-            refusal = refusal_message(name, decision)
-            if refusal is not None:
-                return ToolResult.failure(refusal)
-        return await self._run(item, args, ctx)
+        if not item.writes:
+            return await self._run(item, args, ctx)
+        if decision is None and isinstance(ctx.approval, FixedVerdict) and ctx.approval.decision.verdict == "reject":
+            return ToolResult.failure(refusal_message(name, ctx.approval.decision) or "refused")  # read-only: no read
+        request = await self._write_request(item, args, ctx)
+        if isinstance(request, ToolResult):
+            return request
+        if decision is None:
+            decision = await self._decide(request, ctx)
+        refusal = refusal_message(name, decision)
+        if refusal is not None:
+            return ToolResult.failure(refusal)
+        return await self._run(item, args, dataclasses.replace(ctx, write_patient=request.patient))
 
     async def preview(self, ctx: ToolContext, name: str, raw_args: dict[str, Any] | str | None) -> WritePreview:
         """What the write call would send, prepared by the tool's own code in a preview context (never sent).
@@ -224,10 +272,14 @@ class Registry:
         item, args = checked
         if not item.writes:
             raise ValueError(f"{name} does not write; only write tools have a preview")
-        return await self._preview(item, args, ctx)
+        request = await self._write_request(item, args, ctx)
+        if isinstance(request, ToolResult):
+            return WritePreview(action="error", summary=request.text, error=request.error)
+        return await self._preview(item, args, ctx, request)
 
-    async def _preview(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> WritePreview:
-        dry = dataclasses.replace(ctx, preview=True, audit=[])  # same client, clock, actor, run and cache
+    async def _preview(self, item: Tool, args: ToolArgs, ctx: ToolContext, request: WriteRequest) -> WritePreview:
+        dry = dataclasses.replace(ctx, preview=True, audit=[],  # same client, clock, actor, run and cache
+                                  write_patient=request.patient)
         try:
             result = await self._run(item, args, dry)
         except PreparedWrite as prepared:
@@ -242,23 +294,12 @@ class Registry:
 
     async def _run(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> ToolResult:
         """Run one validated call; every failure becomes ``ToolResult.error`` (a preview's prepared write passes)."""
-        name = item.name
         try:
             result = await item.fn(ctx, args)
         except PreparedWrite:
             raise
-        except ToolError as exc:
-            suffix = f" Example: {item.example_text()}" if exc.example else ""
-            return ToolResult.failure(exc.message + suffix)
-        except FhirOperationError as exc:
-            return ToolResult.failure(fhir_error_message(name, exc, item))
-        except FhirTransportError as exc:
-            return ToolResult.failure(f"the FHIR server could not be reached ({exc}); try again later")
-        except FhirClientError as exc:
-            return ToolResult.failure(f"FHIR client error: {exc}")
         except Exception as exc:  # noqa: BLE001 - a tool bug must not end the agent's run
-            log.exception("tool %s failed", name)
-            return ToolResult.failure(f"internal error in {name}: {type(exc).__name__}: {exc}")
+            return failure_of(exc, item)
         return enforce_budget(result, ctx)
 
     async def review(self, name: str, raw_args: dict[str, Any] | str | None,
@@ -269,19 +310,24 @@ class Registry:
         checked = self._validated(name, raw_args)
         if isinstance(checked, ToolResult) or not checked[0].writes:
             return None
-        request = self._write_request(*checked, ctx)
+        request = await self._write_request(*checked, ctx)
+        if isinstance(request, ToolResult):
+            return None  # the write cannot be made (e.g. its order does not exist): call() reports why
         decision = await self._decide(request, ctx)
         if decision.verdict == "escalate":
-            request = request.model_copy(update={"preview": await self._preview(*checked, ctx)})
+            request = request.model_copy(update={"preview": await self._preview(*checked, ctx, request)})
         return request, decision
 
     @staticmethod
-    def _write_request(item: Tool, args: ToolArgs, ctx: ToolContext) -> WriteRequest:
-        arguments = args.model_dump(mode="json", exclude_none=True)
-        patient = arguments.get("patient")
-        return WriteRequest(tool=item.name, arguments=arguments, destructive=item.destructive,
-                            patient=patient.removeprefix("Patient/") if isinstance(patient, str) else None,
-                            context_patient=ctx.patient, run_id=ctx.run_id)
+    async def _write_request(item: Tool, args: ToolArgs, ctx: ToolContext) -> WriteRequest | ToolResult:
+        """The write as its policy sees it, naming the one patient it is about (or why it cannot be made)."""
+        try:
+            patient = await patient_of_write(item, args, ctx)
+        except Exception as exc:  # noqa: BLE001 - a record that cannot be read is the model's to fix
+            return failure_of(exc, item)
+        return WriteRequest(tool=item.name, arguments=args.model_dump(mode="json", exclude_none=True),
+                            destructive=item.destructive, patient=patient, context_patient=ctx.patient,
+                            run_id=ctx.run_id)
 
     @staticmethod
     async def _decide(request: WriteRequest, ctx: ToolContext) -> ApprovalDecision:
@@ -370,6 +416,9 @@ def tool(fn: ToolFn | None = None, *, writes: bool = False, destructive: bool = 
         description = inspect.cleandoc(function.__doc__ or "").strip()
         if not description:
             raise TypeError(f"tool {function.__name__} needs a docstring: it is the description the model reads")
+        if writes and not record_arguments(model):
+            raise TypeError(f"write tool {name or function.__name__} must name its patient: an argument typed "
+                            "PatientRef or a reference marked RecordOf (medagent.tools.registry)")
         if example is not None:
             model.model_validate(example)  # examples shown to models must themselves be valid
         item = Tool(name=name or function.__name__, description=description, args_model=model, fn=function,
@@ -433,6 +482,48 @@ def describe_validation(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+async def patient_of_write(item: Tool, args: ToolArgs, ctx: ToolContext) -> str:
+    """The Patient.id a write is about, from its :class:`RecordOf` arguments: a Patient id as given, a record
+    read from the server (its subject). Raises :class:`ToolError` when they name two patients or none."""
+    named: list[tuple[str, str, str]] = []  # (argument, what it names, patient)
+    for argument, marker in record_arguments(item.args_model):
+        value = getattr(args, argument, None)
+        if not isinstance(value, str) or not value:
+            continue
+        if marker.kind == "patient":
+            named.append((argument, f"Patient/{value.removeprefix('Patient/')}", value.removeprefix("Patient/")))
+            continue
+        reference = marker.reference(value)
+        owner = patient_of(await ctx.client.resolve(reference))
+        if owner is None:
+            raise ToolError(f"{argument}: {reference} is not a record of a patient; medagent writes only to a "
+                            "patient's record", example=False)
+        named.append((argument, reference, owner))
+    if not named:
+        raise ToolError(f"{item.name} names no patient: give the patient or the record it is about")
+    first_argument, _, patient = named[0]
+    for argument, reference, owner in named[1:]:
+        if owner != patient:
+            raise ToolError(f"{argument}: {reference} belongs to Patient/{owner}, not to Patient/{patient} "
+                            f"({first_argument}); a write is about one patient", example=False)
+    return patient
+
+
+def failure_of(exc: BaseException, item: Tool) -> ToolResult:
+    """What the model reads when a tool call (or the reads that decide a write) raised."""
+    if isinstance(exc, ToolError):
+        suffix = f" Example: {item.example_text()}" if exc.example else ""
+        return ToolResult.failure(exc.message + suffix)
+    if isinstance(exc, FhirOperationError):
+        return ToolResult.failure(fhir_error_message(item.name, exc, item))
+    if isinstance(exc, FhirTransportError):
+        return ToolResult.failure(f"the FHIR server could not be reached ({exc}); try again later")
+    if isinstance(exc, FhirClientError):
+        return ToolResult.failure(f"FHIR client error: {exc}")
+    log.error("tool %s failed", item.name, exc_info=exc)
+    return ToolResult.failure(f"internal error in {item.name}: {type(exc).__name__}: {exc}")
+
+
 def refusal_message(name: str, decision: ApprovalDecision) -> str | None:
     """What the model reads when a write is not approved (None: approved)."""
     if decision.verdict == "approve":
@@ -441,7 +532,8 @@ def refusal_message(name: str, decision: ApprovalDecision) -> str | None:
         return (f"refused: read-only mode; {name} would write to the EHR and writes are disabled for this run. "
                 "Answer from what you can read, or say the write could not be made.")
     if decision.verdict == "escalate":
-        return f"refused: {name} needs a reviewer's approval and no reviewer is attached to this run"
+        why = f" ({decision.reason})" if decision.reason else ""
+        return f"refused: {name} needs a reviewer's approval{why} and no reviewer is attached to this run"
     return f"refused: {name} was not approved ({decision.label}); do not retry it"
 
 

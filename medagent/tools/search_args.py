@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
 from medagent.fhir.errors import FhirNotFound
+from medagent.fhir.ids import is_fhir_id, split_reference
 from medagent.tools.context import ToolContext
-from medagent.tools.registry import ToolError
+from medagent.tools.registry import RecordOf, ToolError
 from medagent.vocabulary import SYSTEM_ALIASES
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
@@ -24,13 +25,21 @@ def check_patient(value: str) -> str:
         text = text[len("Patient/"):]
     elif "/" in text:
         raise ValueError(f"{value!r} is not a patient reference; use a Patient id or 'Patient/<id>'")
-    if not _ID.match(text):
+    if not is_fhir_id(text):
         raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/{PLACEHOLDER_PATIENT}'")
     return text
 
 
+def check_record_reference(value: str) -> str:
+    """A record's reference 'Type/id', checked by the one id validator (no '.' or '..' id)."""
+    text = str(value).strip()
+    split_reference(text)
+    return text
+
+
+RecordReference = Annotated[str, AfterValidator(check_record_reference)]
 EXAMPLE_PATIENT = "example-patient-0"  # the patient id tool examples show: in no data set, so never copied into a real call
-PatientRef = Annotated[str, AfterValidator(check_patient), Field(
+PatientRef = Annotated[str, AfterValidator(check_patient), RecordOf("patient"), Field(
     description="Patient id or 'Patient/<id>' (find_patients gives it)")]
 PLACEHOLDER_PATIENT = "<id from find_patients>"  # what error messages and examples show instead of EXAMPLE_PATIENT
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=(
@@ -166,7 +175,11 @@ def text_matches(display: str, text: str) -> bool:
 
 
 def check_text(value: str) -> str:
-    text = " ".join(str(value).split())
+    """Words to search for: control and format characters dropped; at least one letter or digit (a filter of
+    only control characters would otherwise search for nothing and every row would look like a match)."""
+    text = " ".join("".join(c for c in str(value) if unicodedata.category(c) not in ("Cc", "Cf")).split())
+    if not any(c.isalnum() for c in text):
+        raise ValueError(f"text {str(value)[:40]!r} has no letters or digits; give words, e.g. 'hemoglobin a1c'")
     if len(text) < 2:
         raise ValueError("text must have at least 2 characters, e.g. 'hemoglobin a1c'")
     if len(text) > 200:

@@ -31,6 +31,7 @@ from medagent.tools.search_args import (
     EXAMPLE_PATIENT,
     Limit,
     Offset,
+    RecordReference,
     names_of,
     resources_by_id,
 )
@@ -148,7 +149,7 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
 
 
 class ReadArgs(ToolArgs):
-    reference: str = Field(pattern=r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+    reference: RecordReference = Field(pattern=r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
     """A reference 'Type/id' from a row, e.g. 'Practitioner/<id from a row>'."""
     fields: list[str] | None = None
     """Dotted paths to return instead of the default line, e.g. ["name", "telecom.value"]."""

@@ -22,24 +22,36 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from medagent.fhir.errors import FhirForbidden
+from medagent.fhir.ids import check_fhir_id, patient_of
 from medagent.fhir.resources import parse_resource
 from medagent.tools.approval import WritePreview
 from medagent.tools.compact import number
 from medagent.tools.context import AuditEntry, PreparedWrite, ToolContext
 from medagent.tools.dates import DateArg, fhir_instant, parse_fhir, resolve
-from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
+from medagent.tools.registry import RecordOf, ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import (
     generic_line,
     medication_line,
     observation_line,
     reference,
 )
-from medagent.tools.search_args import EXAMPLE_PATIENT, PatientRef, require_patient
+from medagent.tools.search_args import (
+    EXAMPLE_PATIENT,
+    PatientRef,
+    check_record_reference,
+    require_patient,
+)
 from medagent.vocabulary import (
     ACTOR_SYSTEM,
     AUDIT_EXTENSION_URL,
@@ -113,6 +125,16 @@ def validate(resource: dict[str, Any]) -> None:
         raise ToolError(f"the {resource['resourceType']} would be invalid FHIR: {problems}") from None
 
 
+def check_write_patient(ctx: ToolContext, resource: dict[str, Any]) -> None:
+    """The write path sends only a record of the patient the write was decided for (``ctx.write_patient``,
+    set by the registry after the approval policy decided): a tool cannot write to another patient."""
+    owner = patient_of(resource)
+    if ctx.write_patient is None or owner != ctx.write_patient:
+        decided = f"Patient/{ctx.write_patient}" if ctx.write_patient else "no patient (not through the registry)"
+        raise ToolError(f"refused: the {resource.get('resourceType')} is a record of Patient/{owner}, but this "
+                        f"write was decided for {decided}", example=False)
+
+
 def written_line(resource: dict[str, Any], now: datetime) -> str:
     """The compact line of a written (or about to be written: no id yet, 'new <Type>') resource."""
     line = generic_line(resource, now).text
@@ -127,6 +149,7 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
     A preview context raises :class:`PreparedWrite` instead: the resource as it would be POSTed, or
     ``none`` when an identical earlier call already wrote it (the conditional create would return that one).
     """
+    check_write_patient(ctx, resource)
     key = request_key(tool_name, args, ctx)
     marker = {"system": REQUEST_SYSTEM, "value": key}
     if resource["resourceType"] in SINGLE_IDENTIFIER:
@@ -166,6 +189,7 @@ async def update(ctx: ToolContext, tool_name: str, args: ToolArgs, resource: dic
 
     A preview context raises :class:`PreparedWrite` instead: the resource as it would be PUT.
     """
+    check_write_patient(ctx, resource)
     stamp(resource, ctx, tool_name, getattr(args, "reason", None))
     validate(resource)
     ref = reference(resource)
@@ -432,6 +456,11 @@ def _dose_quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": shown, "system": UCUM, "code": code}
 
 
+ReasonReference = Annotated[str, Field(pattern=r"^(Condition|Observation)/[A-Za-z0-9\-.]{1,64}$"),
+                            AfterValidator(check_record_reference)]
+"""A Condition or an Observation of the patient: why something is ordered."""
+
+
 class MedicationOrderArgs(WriteArgs):
     code: str
     """RxNorm code (e.g. 316049), NDC code (e.g. 40032-917-01) or CVX vaccine code (e.g. 140, with system cvx)."""
@@ -455,7 +484,7 @@ class MedicationOrderArgs(WriteArgs):
     """Unit of the duration: min, h, d."""
     instructions: str | None = Field(None, max_length=300)
     """Free-text dosage instructions, e.g. 'once daily with food'."""
-    reason_reference: str | None = Field(None, pattern=r"^(Condition|Observation)/[A-Za-z0-9\-.]{1,64}$")
+    reason_reference: Annotated[ReasonReference | None, RecordOf()] = None
     """Why it is ordered: the Condition treated or the Observation (a result) that triggered it, e.g. 'Condition/<id>'."""
 
     @model_validator(mode="after")
@@ -519,18 +548,10 @@ async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolR
     }
     if dosage:
         resource["dosageInstruction"] = [dosage]
-    if args.reason_reference:
-        await _require_own_record(ctx, args.reason_reference, args.patient)
+    if args.reason_reference:  # a record of the same patient: checked by the registry before the write was decided
         resource["reasonReference"] = [{"reference": args.reason_reference}]
     body, created = await create(ctx, "order_medication", args, resource)
     return _result("ordered", body, created, medication_line(body, ctx.now, {}, {}).text)
-
-
-async def _require_own_record(ctx: ToolContext, ref: str, patient: str) -> None:
-    condition = await ctx.client.resolve(ref)
-    subject = (condition.get("subject") or {}).get("reference", "")
-    if subject.rsplit("/", 1)[-1] != patient:
-        raise ToolError(f"{ref} belongs to {subject or 'no patient'}, not Patient/{patient}", example=False)
 
 
 # ---------- lab orders and referrals ----------
@@ -556,7 +577,7 @@ class ServiceOrderArgs(WriteArgs):
     """Priority."""
     note: str | None = Field(None, max_length=2000)
     """Free text for the performer (e.g. the referral's situation/background/assessment/recommendation)."""
-    reason_reference: str | None = Field(None, pattern=r"^(Condition|Observation)/[A-Za-z0-9\-.]{1,64}$")
+    reason_reference: Annotated[ReasonReference | None, RecordOf()] = None
     """The Condition or Observation that motivates the order."""
 
     @model_validator(mode="after")
@@ -641,8 +662,16 @@ async def add_note(ctx: ToolContext, args: NoteArgs) -> ToolResult:
 
 # ---------- stopping a medication ----------
 
+def check_medication_request(value: str) -> str:
+    """'MedicationRequest/<id>' or the bare id, checked by the one id validator (no '.' or '..')."""
+    check_fhir_id(value.removeprefix("MedicationRequest/"))
+    return value
+
+
 class DiscontinueArgs(ToolArgs):
-    medication_request: str = Field(pattern=r"^(MedicationRequest/)?[A-Za-z0-9\-.]{1,64}$")
+    medication_request: Annotated[str, AfterValidator(check_medication_request),
+                                  RecordOf(resource_type="MedicationRequest")] = Field(
+        pattern=r"^(MedicationRequest/)?[A-Za-z0-9\-.]{1,64}$")
     """The order to stop: 'MedicationRequest/<id>' from search_medications."""
     reason: str | None = Field(None, max_length=300)
     """Why it is stopped (recorded as the status reason and in the audit trail)."""

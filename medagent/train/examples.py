@@ -5,7 +5,8 @@ action JSON, written as the agent's constrained decoding writes it (compact JSON
 Only dev-split tasks are used: a run that holds a test-split task, or a task about a patient of the test
 split (of its set, or of any frozen set), is refused (:class:`~medagent.config.UserError`), and a passed dev
 task whose text names a test patient (a population search lists everyone) is left out, so nothing of the
-test split can leak into training.
+test split can leak into training. A held-out evaluation set (``evaluation_only`` in its manifest, e.g.
+``scenarios/natural``) is never training data: a run on it, or a task asking one of its questions, is refused.
 """
 
 from __future__ import annotations
@@ -132,6 +133,18 @@ def frozen_test_patients(*folders: Path) -> set[str]:
     return {p for path in manifests if path.exists() for p in read_manifest(path.parent).test_patients}
 
 
+def held_out_questions() -> dict[str, str]:
+    """Question text -> name of the held-out evaluation set (``evaluation_only``) under ``scenarios/`` asking it."""
+    from medagent.bench.scenario_sets import scenarios_root
+
+    held: dict[str, str] = {}
+    for path in sorted(scenarios_root().glob("*/manifest.json")):
+        manifest = read_manifest(path.parent)
+        if manifest.evaluation_only:
+            held.update((s.question, manifest.name or path.parent.name) for s in read_scenarios(path.parent))
+    return held
+
+
 def test_patient_marks(patients: set[str]) -> list[str]:
     """What names a test patient in a text: the Patient id and the MRN (from the bundles)."""
     from medagent.scenarios.build import load_charts
@@ -151,13 +164,17 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
     dropped = mentions = 0
     tasks: list[Scenario] = []
     every_test_patient = frozen_test_patients(*(run_set_dir(Path(r)) for r in run_dirs if (Path(r) / RESULTS_FILE).exists()))
+    held_out = held_out_questions()
     marks = re.compile("|".join(map(re.escape, test_patient_marks(every_test_patient))) or r"(?!)")
     for run_dir in run_dirs:
         path = Path(run_dir) / RESULTS_FILE
         if not path.exists():
             raise UserError(f"{run_dir}: no {RESULTS_FILE} (give a folder written by medagent bench run)")
         folder = run_set_dir(Path(run_dir))
-        open_set(folder)  # the manifest must be readable
+        chosen = open_set(folder)  # the manifest must be readable
+        if chosen.manifest.evaluation_only:
+            raise UserError(f"{run_dir}: a run on {chosen.name!r}, a held-out evaluation set ({folder}), is never "
+                            "training data")
         scenarios = {s.id: s for s in read_scenarios(folder)}
         test_patients, test_questions = test_split_identity(scenarios.values())
         test_patients |= every_test_patient
@@ -171,6 +188,9 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
             scenario = scenarios.get(record.scenario_id)
             if scenario is None:
                 raise UserError(f"{path}:{number}: task {record.scenario_id} is not in the scenario set {folder}")
+            if scenario.question in held_out:
+                raise UserError(f"{path}:{number}: task {scenario.id} asks a question of the held-out evaluation set "
+                                f"{held_out[scenario.question]!r}: never training data")
             if scenario.split != "dev" or scenario.patient in test_patients or scenario.question in test_questions:
                 raise UserError(f"{path}:{number}: task {scenario.id} is a test-split task (split {scenario.split}, "
                                 f"patient {scenario.patient}): train on dev-split runs only")

@@ -58,3 +58,17 @@ def test_the_final_answer_grammar_holds_the_pattern(registry: Registry) -> None:
     assert _answer(shaped, "2019-09-20") is not None
     plain = action_schema(registry, citable=[])
     assert _answer(plain, "2019-09-20") is None
+
+
+def test_negative_numbers_fit_the_pattern() -> None:
+    """Issue 25, item 7: a stated number may be negative (a change, a trend, a temperature): the pattern
+    must take it, or the constrained model cannot write the true answer."""
+    trend = ('Question: How did the weight of the patient change over the last year?\nAnswer format: Answer as JSON: '
+             '{"change": <the change in kg, rounded to 1 decimal place>, "since": "YYYY-MM-DD"}.')
+    pattern = answer_pattern(trend)
+    assert pattern is not None
+    for answer in ('{"change": -2.5, "since": "2019-01-02"}', '{"change": -3, "since": "2019-01-02"}',
+                   '{"change": 0.4, "since": "2019-01-02"}'):
+        assert re.fullmatch(pattern, answer), answer
+    for answer in ('{"change": --2.5, "since": "2019-01-02"}', '{"change": 2.5-, "since": "2019-01-02"}'):
+        assert not re.fullmatch(pattern, answer), answer

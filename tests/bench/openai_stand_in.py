@@ -1,7 +1,9 @@
 """A test double of an OpenAI-compatible model server (NOT a model): a real HTTP server (Starlette on uvicorn,
 in a thread) that answers ``/v1/models`` and ``/v1/chat/completions`` from a fixed script after a fixed
 latency: one ``get_patient`` call for the patient the question names, then a final answer. It counts the
-chat requests it served, so a test can see where a run's calls went."""
+chat requests it served, so a test can see where a run's calls went. Failure modes: ``die_after=k`` answers k chat
+requests, then fails every later one (503) and stops (later calls find nothing listening, as after a crash);
+``hang=True`` accepts every chat request and never answers (``/v1/models`` still answers)."""
 
 from __future__ import annotations
 
@@ -34,9 +36,12 @@ def scripted_action(messages: list[dict[str, Any]]) -> dict[str, Any]:
 class OpenAIStandIn:
     """``with OpenAIStandIn(latency=0.05) as model: model.base_url, model.chat_requests``"""
 
-    def __init__(self, *, latency: float = 0.0) -> None:
+    def __init__(self, *, latency: float = 0.0, die_after: int | None = None, hang: bool = False,
+                 port: int | None = None) -> None:
         self.latency = latency
-        self.port = free_port()
+        self.die_after = die_after
+        self.hang = hang
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.chat_requests = 0
         app = Starlette(routes=[Route("/v1/models", self._models), Route("/v1/chat/completions", self._chat,
@@ -50,6 +55,11 @@ class OpenAIStandIn:
     async def _chat(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.chat_requests += 1
+        if self.hang:
+            await asyncio.sleep(3600)
+        if self.die_after is not None and self.chat_requests > self.die_after:
+            self._server.should_exit = True  # a dying server: this and every later call fails, then nothing listens
+            return JSONResponse({"error": {"message": "the model server is going away"}}, status_code=503)
         await asyncio.sleep(self.latency)
         content = json.dumps(scripted_action(body["messages"]))
         return JSONResponse({

@@ -173,7 +173,12 @@ def test_the_code_policies_read_no_bundle_and_no_ground_truth(module: Any) -> No
 
 
 def test_the_catalog_knows_exactly_the_cli_names() -> None:
-    assert set(AGENT_NAMES) == {"agent", "whole-record", *CODE_SOLVER_NAMES} and len(CODE_SOLVER_NAMES) == 9
+    # the oracles, the wrong policies of the core tier, the shortcuts of the hard tier, the workflow tier's own
+    expected = {"oracle", "oracle-by-name", "always-no", "do-nothing", "always-act", "write-twice", "wrong-patient",
+                "none-answerer", "chart-blind", "nearest-dev", "stated-number", "setup-only", "first-sentences",
+                "lab-name-prior", "note-only", "empty-chart"}
+    assert set(CODE_SOLVER_NAMES) == expected and len(CODE_SOLVER_NAMES) == len(expected)
+    assert set(AGENT_NAMES) == {"agent", "whole-record", *CODE_SOLVER_NAMES}
     for name in CODE_SOLVER_NAMES:
         solver = make_code_solver(name)
         assert solver.name == name and solver.model is None

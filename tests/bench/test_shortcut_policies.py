@@ -3,7 +3,7 @@
 Each shortcut is the one measured on v2's hard tier; on v3 it must fail: it passes no item (a decision shortcut only
 where its guess was right and nothing else is asked) and misses decisions. Run on a small slice of v3's test split;
 the rates over every item are asserted in ``tests/scenarios/test_v3_set.py`` and printed by
-``medagent bench baselines --set v3`` (README).
+``medagent bench baselines --set v3`` (scenarios/README.md).
 """
 
 from __future__ import annotations

@@ -244,3 +244,34 @@ async def test_sekmet_diff_over_several_history_pages(sekmet_target: FhirTarget)
         for resource in scenario.setup:
             with pytest.raises((FhirGone, FhirNotFound)):
                 await client.read_json(resource["resourceType"], resource["id"])
+
+
+async def test_a_task_that_creates_then_corrects_a_record_is_a_create_and_leaves_nothing(
+        tmp_path: Path, synthea_db: Path) -> None:
+    """Issue 25, item 7: the before-image is the version before the task's *first* version. A task that
+    creates an Observation and then corrects it (two versions, both its own) changed nothing that existed:
+    its diff is one create (before None, after the correction) and ``end()`` deletes it. Taken from the
+    last version instead, the diff says update and ``end()`` puts the first version back."""
+    from medagent.scenarios.models import Scenario
+
+    run_id = "create-then-correct"
+    scenario = next(s for s in TASKS if not s.setup)
+    scenario = Scenario.model_validate({**scenario.model_dump(), "setup": []})
+    tag = {"system": RUN_SYSTEM, "code": run_id}
+    with EmbeddedServer(copy_db(synthea_db, tmp_path / "plain"), allow_reset=False) as server:
+        async with FhirClient(server.base_url) as client:
+            scoring = StandardServerDiff(client, run_id)
+            await scoring.begin(scenario)
+            first = await client.create_json({
+                "resourceType": "Observation", "status": "preliminary", "meta": {"tag": [tag]},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+                "subject": {"reference": f"Patient/{scenario.patient}"}, "valueQuantity": {"value": 150, "unit": "mg/dL"}})
+            corrected = await client.update_json({**first, "status": "final", "valueQuantity": {"value": 105, "unit": "mg/dL"}})
+            assert corrected["meta"]["versionId"] == "2"
+            changes = await scoring.changes()
+            assert [(c["resourceType"], c["id"], c["action"]) for c in changes] == [
+                ("Observation", first["id"], "create")]
+            assert changes[0]["before"] is None and changes[0]["after"]["valueQuantity"]["value"] == 105
+            await scoring.end()
+            with pytest.raises((FhirGone, FhirNotFound)):
+                await client.read_json("Observation", first["id"])

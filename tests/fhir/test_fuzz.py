@@ -3,8 +3,12 @@ answers within 1 s during and after it.
 
 The inputs are the classes that ended in a 500 or froze the server before (huge and non-ASCII
 integers, out-of-range decimals and dates, hundreds of alternatives or repeated parameters, long
-sort lists, deep nesting, dot ids) mixed at random with ordinary parameters. Every 4xx must be an
-OperationOutcome. A dedicated server on a copy of the loaded database, so writes touch nothing else.
+sort lists, deep nesting, dot ids) mixed at random with ordinary parameters; and issue 25's probe inputs: ids
+made of dots (``%2e``, ``%2e%2e``: the server decodes them to ``.``/``..``) in every path that names an id (read, vread, $everything, compartment
+search, history, update, delete), which must be refused (4xx, never a search of every patient), and
+primitive extensions with bad values (``"_gender": "1"``) in creates, ``$validate``, transactions and batches.
+Every 4xx must be an OperationOutcome. A dedicated server on a copy of the loaded database, so writes touch
+nothing else.
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ def _value(rng: random.Random, name: str) -> str:
     return rng.choice(pool)
 
 
+DOT_IDS = ["%2e", "%2E", "%2e%2e", "%2E%2e"]  # encoded: httpx itself removes a literal '.'/'..' segment
+BAD_PRIMITIVE_EXTENSIONS = [{"_gender": "1"}, {"_gender": 1}, {"_birthDate": []}, {"_gender": {"id": 5}},
+                            {"_active": "x", "active": True}]
+
+
+def _dot_path(rng: random.Random) -> str:
+    rid, rtype = rng.choice(DOT_IDS), rng.choice(["Patient", "Observation"])
+    return rng.choice([f"/{rtype}/{rid}", f"/{rtype}/{rid}/_history/1", f"/{rtype}/{rid}/_history",
+                       f"/Patient/{rid}/$everything", f"/Patient/{rid}/Observation"])
+
+
 def _nested(depth: int) -> dict[str, Any]:
     node: dict[str, Any] = {"url": "http://x", "valueString": "leaf"}
     for _ in range(depth):
@@ -73,6 +88,11 @@ def fuzz_requests(seed: int, count: int) -> Iterator[dict[str, Any]]:
             params = [(name, _value(rng, name)) for name in (rng.choice(PARAMS[rtype]) for _ in range(repeats))]
             yield {"method": "GET", "url": f"/{rtype}" + rng.choice(["", "", "/$lastn" if rtype == "Observation" else ""]),
                    "params": params}
+        elif kind < 0.68:
+            method = rng.choice(["GET", "GET", "GET", "PUT", "DELETE"])
+            body = {"content": json.dumps({"resourceType": "Patient"}).encode(),
+                    "headers": {"Content-Type": "application/fhir+json"}} if method == "PUT" else {}
+            yield {"method": method, "url": _dot_path(rng), "expect": "4xx", **body}
         elif kind < 0.75:
             vid = rng.choice(NASTY_NUMBERS + ["1"])
             path = rng.choice([f"/Patient/{rng.choice(['x', '..', '%2E', 'a' * 65, 'é'])}",
@@ -83,8 +103,14 @@ def fuzz_requests(seed: int, count: int) -> Iterator[dict[str, Any]]:
         elif kind < 0.9:
             depth = rng.choice([1, 30, 120, 250])
             body = {"resourceType": "Patient", "extension": [_nested(depth)], "birthDate": rng.choice(NASTY_DATES)}
-            yield {"method": rng.choice(["POST", "PUT"]),
-                   "url": rng.choice(["/Patient", "/Patient/fuzz-1", "/Patient/..", "/Resource", "/"]),
+            if rng.random() < 0.4:
+                body = {"resourceType": "Patient", **rng.choice(BAD_PRIMITIVE_EXTENSIONS)}
+            url = rng.choice(["/Patient", "/Patient/fuzz-1", "/Patient/..", "/Resource", "/", "/Patient/$validate"])
+            if url == "/" and rng.random() < 0.7:
+                body = {"resourceType": "Bundle", "type": rng.choice(["transaction", "batch"]),
+                        "entry": [{"resource": body, "request": {"method": "POST", "url": "Patient"}}]}
+            yield {"method": "POST" if url in ("/", "/Patient/$validate") else rng.choice(["POST", "PUT"]),
+                   "url": url,
                    "content": json.dumps(body).encode() if rng.random() < 0.8 else b"{" * 5000,
                    "headers": {"Content-Type": "application/fhir+json",
                                "If-Match": rng.choice(['W/"1"', 'W/"²"', 'W/"99999999999999999999"', "x"]).encode()}}
@@ -106,6 +132,7 @@ def fuzz_server(synthea_db: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 async def _run_fuzz(base_url: str) -> tuple[list[tuple[int, str, str]], list[float], list[tuple[str, int, str]]]:
     server_errors: list[tuple[int, str, str]] = []
     not_outcomes: list[tuple[str, int, str]] = []
+    wrong_status: list[tuple[str, int, str]] = []
     latencies: list[float] = []
     done = asyncio.Event()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -117,11 +144,14 @@ async def _run_fuzz(base_url: str) -> tuple[list[tuple[int, str, str]], list[flo
         async def worker() -> None:
             while not queue.empty():
                 request = queue.get_nowait()
+                expect = request.pop("expect", None)
                 try:
                     response = await http.request(**request)
                 except httpx.InvalidURL:  # longer than httpx will send (64 KB query): the client refuses it
                     continue
                 label = f"{request['method']} {str(response.request.url)[:200]}"
+                if expect == "4xx" and not 400 <= response.status_code < 500:
+                    wrong_status.append((label, response.status_code, response.text[:200]))
                 if response.status_code >= 500:
                     server_errors.append((response.status_code, label, response.text[:300]))
                 elif response.status_code >= 400:
@@ -147,7 +177,7 @@ async def _run_fuzz(base_url: str) -> tuple[list[tuple[int, str, str]], list[flo
             started = time.perf_counter()
             assert (await probe.get("/metadata")).status_code == 200
             latencies.append(time.perf_counter() - started)
-    return server_errors, latencies, not_outcomes
+    return server_errors, latencies, not_outcomes + wrong_status
 
 
 def test_fuzz_has_no_5xx_and_metadata_stays_fast(fuzz_server: EmbeddedServer) -> None:

@@ -169,3 +169,32 @@ def test_metadata_and_a_read_answer_while_a_long_search_runs(fhir_server: Any, h
     assert status["long"] in (200, 400), status  # done, or stopped by the per-query time limit (too-costly)
     assert finished[:2] == ["metadata", "read"], finished
     assert "long search" in finished
+
+
+# --- issue 25, item 5: a primitive's extension key holding a string ------------------------------------
+
+BAD_PRIMITIVE_EXTENSIONS = [{"resourceType": "Patient", "_gender": "1"},
+                            {"resourceType": "Patient", "_birthDate": 5},
+                            {"resourceType": "Patient", "gender": "male", "_gender": ["x"]}]
+
+
+@pytest.mark.parametrize("body", BAD_PRIMITIVE_EXTENSIONS)
+def test_a_bad_primitive_extension_is_a_4xx_everywhere(http: httpx.Client, body: dict[str, Any]) -> None:
+    """``POST /Patient {"_gender": "1"}`` was a 500 (also in $validate, transactions and batches)."""
+    headers = {"Content-Type": "application/fhir+json"}
+    before = http.get("/$diff").json()["changes"] if http.get("/$diff").status_code == 200 else None
+    created = http.post("/Patient", content=json.dumps(body), headers=headers)
+    assert_outcome(created, (400, 422), "invalid Patient", "_")
+    validated = http.post("/Patient/$validate", content=json.dumps(body), headers=headers)
+    assert validated.status_code < 500, validated.text
+    assert any(i["severity"] == "error" for i in validated.json()["issue"]), validated.text
+    for kind in ("transaction", "batch"):
+        bundle = {"resourceType": "Bundle", "type": kind, "entry": [
+            {"resource": body, "request": {"method": "POST", "url": "Patient"}}]}
+        answered = http.post("/", content=json.dumps(bundle), headers=headers)
+        assert answered.status_code < 500, (kind, answered.text)
+        if kind == "batch" and answered.status_code == 200:
+            status = answered.json()["entry"][0]["response"]["status"]
+            assert status.startswith("4"), answered.text
+    if before is not None:
+        assert http.get("/$diff").json()["changes"] == before  # nothing stored

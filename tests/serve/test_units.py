@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from medagent.fhir.ids import split_reference
 from medagent.serve.auth import check_bind, is_loopback, session_value
-from medagent.serve.records import parse_reference
 from medagent.serve.runs import step_view
 from medagent.serve.schemas import Decision, StartRun
 
@@ -63,17 +63,18 @@ def test_start_run_body_validation_names_the_field() -> None:
     assert StartRun(question="q", patient="", now="").patient is None
     with pytest.raises(ValidationError, match="now '06/01/2020' is not an ISO 8601"):
         StartRun(question="q", now="06/01/2020")
-    with pytest.raises(ValidationError, match="patient 'a b' is not a Patient id"):
+    with pytest.raises(ValidationError, match="patient\n.*'a b' is not a FHIR id"):
         StartRun(question="q", patient="a b")
     with pytest.raises(ValidationError, match="pending_id"):
         Decision(approve=True)  # type: ignore[call-arg]
 
 
 def test_references_must_look_like_type_slash_id() -> None:
-    assert parse_reference("Observation/abc-1.2") == ("Observation", "abc-1.2")
-    for bad in ("observation/abc", "Observation/", "Observation/a/b", "../etc/passwd", "Observation/a b"):
-        with pytest.raises(ValueError, match="is not a FHIR reference"):
-            parse_reference(bad)
+    assert split_reference("Observation/abc-1.2") == ("Observation", "abc-1.2")
+    for bad in ("observation/abc", "Observation/", "Observation/a/b", "../etc/passwd", "Observation/a b",
+                "Observation/.", "Observation/.."):
+        with pytest.raises(ValueError, match="is not a (reference|FHIR id)"):
+            split_reference(bad)
 
 
 @pytest.mark.parametrize("now", ["2020", "2020-06", "2020-06-01", "2020-06-01T09:30:00Z", "2020-06-01T09:30:00+02:00"])

@@ -1,6 +1,6 @@
 """The one approval path's policies, decided in-process (no server, no model): what each mode decides,
 the patient-in-context rule, the label the trajectory records, and the refusal text the model reads.
-Expected values are the documented contract (README "Writes and approval"), written out by hand."""
+Expected values are the documented contract (medagent/agent/README.md, "Writes"), written out by hand."""
 
 from __future__ import annotations
 
@@ -52,11 +52,21 @@ def test_refuse_ask_and_auto_decide_as_named() -> None:
 
 @pytest.mark.parametrize(("patient", "context"), [
     (HERE, HERE), (f"Patient/{HERE}", HERE), (HERE, f"Patient/{HERE}"),   # with or without the type prefix
-    (None, HERE),      # the write names an order, not a patient (e.g. discontinue)
     (HERE, None),      # no patient in context: nothing to compare against
 ])
 def test_auto_approves_a_write_to_the_patient_in_context(patient: str | None, context: str | None) -> None:
     assert decide(APPROVE_WRITES, request(patient, context)).verdict == "approve"
+
+
+def test_auto_escalates_a_write_that_names_no_patient() -> None:
+    """Issue 25: a write whose patient is unknown is not covered by auto (the registry resolves every write's
+    patient, from the record it changes when no argument names one; a request without one fails closed)."""
+    decision = decide(APPROVE_WRITES, request(None, HERE))
+    assert (decision.verdict, decision.by) == ("escalate", "patient-in-context rule")
+    assert decision.reason == f"the write names no patient (Patient/{HERE} in context)"
+    assert refusal_message("add_note", decision) == (
+        "refused: add_note needs a reviewer's approval (the write names no patient "
+        f"(Patient/{HERE} in context)) and no reviewer is attached to this run")
 
 
 def test_auto_escalates_a_write_to_another_patient_and_names_both() -> None:

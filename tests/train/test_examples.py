@@ -14,7 +14,7 @@ import pytest
 from medagent.bench.results import ResultsLog
 from medagent.bench.run_folder import record_set
 from medagent.bench.runner import run_benchmark
-from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios, set_dir, set_names
+from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios, open_set, set_dir, set_hash, set_names
 from medagent.bench.solvers.agent import AgentSolver
 from medagent.bench.solvers.catalog import make_code_solver
 from medagent.config import UserError
@@ -23,7 +23,7 @@ from medagent.models.adapter import ADAPTER_FILE, shipped_adapter
 from medagent.models.scripted import ScriptedPolicy
 from medagent.scenarios.chart import chart_from_bundle
 from medagent.scenarios.models import Scenario
-from medagent.scenarios.scenario_files import read_scenarios
+from medagent.scenarios.scenario_files import read_scenarios, write_set
 from medagent.scenarios.user_phrasings import write_rephrased_set
 from medagent.tools.registry import default_registry
 from medagent.train.examples import Example, action_text, build_examples
@@ -231,6 +231,42 @@ def test_a_task_whose_text_names_a_test_patient_is_left_out(oracle_run: Path, tm
     assert record["scenario_id"] in {e.scenario_id for e in before} - {e.scenario_id for e in after}
 
 
+def _natural() -> tuple[Path, list[Scenario]]:
+    folder = set_dir("natural")
+    return folder, open_set(folder).load("ehrqa", "test", "all")
+
+
+async def test_a_run_on_the_held_out_natural_set_is_refused(bench_home: Path, tmp_path: Path) -> None:
+    """The natural-phrasing set is evaluation only (its manifest says so): a passed run on it never becomes data."""
+    folder, scenarios = _natural()
+    assert open_set(folder).manifest.evaluation_only
+    picked = [s for s in scenarios if s.meta.get("form") == "condition"][:2]
+    record_set(tmp_path, "natural", set_hash(folder), folder)
+    await run_benchmark(picked, make_code_solver("oracle"), out_dir=tmp_path, home=bench_home, show_progress=False)
+    assert any(r.passed for r in ResultsLog(tmp_path / "results.jsonl").load())
+    with pytest.raises(UserError, match="held-out evaluation set"):
+        build_examples([tmp_path])
+
+
+def test_a_dev_task_asking_a_held_out_question_is_refused(oracle_run: Path, dev_sample: list[Scenario],
+                                                           tmp_path: Path) -> None:
+    """A copy of a natural question in a dev set (an edited copy of the real dev sample) is refused, though the
+    copy's split, patient and set are all dev."""
+    _, natural = _natural()
+    passed = {r.scenario_id for r in ResultsLog(oracle_run / "results.jsonl").load() if r.passed}
+    target = next(s for s in dev_sample if s.id in passed)
+    copied = [s.model_copy(update={"question": natural[0].question}) if s.id == target.id else s for s in dev_sample]
+    manifest = write_set(tmp_path / "set", {"ehrqa/dev.jsonl": copied}, name="copy", generator_version="test",
+                         seed=0, patients=1, test_patients=[])
+    run = tmp_path / "run"
+    shutil.copytree(oracle_run, run)
+    (run / "scenario_set.json").unlink(missing_ok=True)
+    record_set(run, "copy", manifest.content_hash, tmp_path / "set")
+    with pytest.raises(UserError, match=f"task {target.id} asks a question of the held-out evaluation set 'natural'"):
+        build_examples([run])
+    build_examples([oracle_run])  # the same run on the real dev set is data
+
+
 async def test_a_search_for_the_patient_in_context_ends_the_trajectory(dev_sample: list[Scenario], bench_home: Path,
                                                                        tmp_path: Path) -> None:
     """The grading oracle looks the patient in context up by MRN; the agent's guard would not run that search,
@@ -241,3 +277,36 @@ async def test_a_search_for_the_patient_in_context_ends_the_trajectory(dev_sampl
     assert records and all(r.outcome.trace[0].tool == "find_patients" for r in records)
     with pytest.raises(UserError, match="no passed tasks with usable steps"):
         build_examples([tmp_path])
+
+
+@pytest.mark.parametrize("clause", ["patient", "question"])
+def test_a_dev_task_sharing_a_test_patient_or_question_is_refused(oracle_run: Path, tmp_path: Path,
+                                                                 clause: str) -> None:
+    """Issue 25, item 7: the rule's patient and question clauses. A dev-split task (the split clause passes)
+    about a patient of the test split, or asking a test-split question word for word, is refused."""
+    import shutil
+
+    from medagent.bench.run_folder import SET_FILE, run_set_dir
+    from medagent.scenarios.scenario_files import read_manifest
+
+    original = run_set_dir(oracle_run)
+    folder = tmp_path / "set"
+    shutil.copytree(original, folder)
+    record = next(json.loads(line) for line in (oracle_run / "results.jsonl").read_text().splitlines()
+                  if line.strip() and json.loads(line)["passed"])
+    test_task = next(s for s in read_scenarios(folder) if s.split == "test")
+    for name in read_manifest(folder).files:
+        path = folder / name
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
+            if line.strip() and json.loads(line)["id"] == record["scenario_id"]:
+                changed = {**json.loads(line), clause: getattr(test_task, clause)}
+                assert changed["split"] == "dev"
+                lines[index] = json.dumps(changed)
+        path.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text(json.dumps(record) + "\n")
+    (run / SET_FILE).write_text(json.dumps({"set": "v2", "content_hash": "x", "folder": str(folder)}))
+    with pytest.raises(UserError, match="test-split task"):
+        build_examples([run])

@@ -65,7 +65,7 @@ from medagent.bench.solvers.wrong import (
     WrongPatientSolver,
 )
 from medagent.config import UserError
-from medagent.models.base import PromptProfile
+from medagent.models.base import ModelError, PromptProfile
 
 __all__ = ["AGENT_NAMES", "CODE_SOLVER_NAMES", "make_code_solver", "make_solver"]
 
@@ -90,9 +90,10 @@ def make_code_solver(name: str, set_folder: Path | None = None) -> Solver:
 
 def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
                 set_folder: Path | None = None, tool_names: list[str] | None = None,
-                prompt_profile: str | None = None) -> Solver:
+                prompt_profile: str | None = None, model_timeout: float | None = None) -> Solver:
     """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
-    baseline, or a code solver; a choice that does not fit is a :class:`UserError`."""
+    baseline, or a code solver; a choice that does not fit is a :class:`UserError`. ``model_timeout``: seconds
+    one model call may take (its retries included)."""
     if tool_names is not None and agent != "agent":
         raise UserError(f"--tools applies to --agent agent only ({agent} does not choose tools)")
     if agent in CODE_SOLVER_NAMES:
@@ -102,15 +103,20 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
     from medagent.agent.state import Limits
     from medagent.bench.endpoints import load_endpoints
 
-    backend = load_endpoints(model, model_name)
+    try:
+        backend = load_endpoints(model, model_name)
+    except ModelError as exc:
+        if exc.kind != "config":
+            raise
+        raise UserError(f"--model {model}: {exc}") from None
     label = model_name or model
     if agent == "whole-record":
         from medagent.bench.solvers.whole_record import WholeRecordSolver
 
-        return WholeRecordSolver(backend, model=label)
+        return WholeRecordSolver(backend, model=label, model_call_timeout_s=model_timeout)
     from medagent.bench.solvers.agent import AgentSolver
 
-    limits = Limits(max_steps=max_steps) if max_steps else None
+    limits = Limits(**({"max_steps": max_steps} if max_steps else {}), model_call_timeout_s=model_timeout)
     if prompt_profile not in (None, *get_args(PromptProfile)):
         raise UserError(f"--prompt-profile {prompt_profile!r}: choose one of {', '.join(get_args(PromptProfile))}")
     return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names,

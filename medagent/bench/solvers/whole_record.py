@@ -6,6 +6,7 @@ and cut to the model's context budget; the cut is recorded so the report can cou
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -60,11 +61,13 @@ def fit_record(resources: list[dict], max_tokens: int) -> tuple[str, int, int]:
 class WholeRecordSolver:
     """The same model, answering from the whole record in its context (no tools, no writes)."""
 
-    def __init__(self, backend: ModelBackend, *, model: str, context_tokens: int = 8192) -> None:
+    def __init__(self, backend: ModelBackend, *, model: str, context_tokens: int = 8192,
+                 model_call_timeout_s: float | None = None) -> None:
         self.backend = backend
         self.model = model
         self.name = "whole-record"
         self.context_tokens = context_tokens
+        self.model_call_timeout_s = model_call_timeout_s
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
         started = time.perf_counter()
@@ -80,10 +83,16 @@ class WholeRecordSolver:
         record = Step(step=1, tool=None, model_output="", tool_s=fhir_s,
                       context=ContextCut(resources=len(resources), kept=kept, cut=cut))
         try:
-            reply = await self.backend.complete(request)
+            reply = await asyncio.wait_for(self.backend.complete(request), timeout=self.model_call_timeout_s)
+        except TimeoutError:
+            exc = ModelError("timeout", f"the model did not answer within {self.model_call_timeout_s:g} s (the "
+                                        "per-call model timeout)", backend=getattr(self.backend, "name", None))
+            return RunOutcome(status="model_error", error=str(exc), error_kind=exc.kind,
+                              trace=[record.model_copy(update={"error": str(exc)})])
         except ModelError as exc:
             return RunOutcome(status="model_error" if exc.kind != "invalid_output" else "invalid_output",
-                              error=str(exc), trace=[record.model_copy(update={"error": str(exc)})])
+                              error=str(exc), error_kind=exc.kind if exc.kind != "invalid_output" else None,
+                              trace=[record.model_copy(update={"error": str(exc)})])
         answer = (reply.parsed or {}).get("answer") if reply.parsed else reply.text
         record = record.model_copy(update={"model_output": reply.text, "model_s": reply.latency_s,
                                            "prompt_tokens": reply.usage.prompt_tokens,

@@ -105,6 +105,14 @@ def _version_from_if_match(if_match: str | None) -> int | None:
         raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match[:40]!r}") from None
 
 
+def target_of(request: Request) -> tuple[str, str]:
+    """The ``{type}/{id}`` a request names, both checked (a 400 naming the id, never a dot segment)."""
+    rtype, rid = request.path_params["type"], request.path_params["id"]
+    check_resource_type(rtype)
+    check_id(rid)
+    return rtype, rid
+
+
 class FhirApp:
     """Route handlers bound to one store (or, on a slot server, to the store of each request's slot) and the
     server's policy flags."""
@@ -207,6 +215,7 @@ class FhirApp:
                                  "here: POST $validate, and GET $everything on Patient")
         check_resource_type(rtype)
         check_compartment(compartment)
+        check_id(rid)
         bundle = await self.reading(search, self.store, rtype, list(request.query_params.multi_items()),
                                     base_url=self.base_url(request), strict=self.is_strict(request),
                                     patient_compartment=rid)
@@ -218,6 +227,8 @@ class FhirApp:
         check_resource_type(rtype)
         if rtype != "Patient":
             raise FhirError(404, f"$everything is defined on Patient only, not {rtype}")
+        if request.path_params.get("id") is not None:
+            check_id(request.path_params["id"])
         bundle = await self.reading(everything, self.store, request.path_params.get("id"),
                                     list(request.query_params.multi_items()), base_url=self.base_url(request))
         return fhir_response(bundle)
@@ -301,12 +312,12 @@ class FhirApp:
         return current_version(self.store, rtype, rid)
 
     async def read(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
         return resource_response(await self.reading(self._current, rtype, rid), self.base_url(request))
 
     async def vread(self, request: Request) -> Response:
-        rtype, rid, vid = request.path_params["type"], request.path_params["id"], request.path_params["vid"]
+        (rtype, rid), vid = target_of(request), request.path_params["vid"]
         check_resource_type(rtype)
         try:
             version = plain_int("version id", vid)
@@ -320,7 +331,7 @@ class FhirApp:
         return resource_response(stored, self.base_url(request))
 
     async def update(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
         check_id(rid)
         body = await self.blocking(validate_resource, await self.body_json(request), expected_type=rtype)
@@ -334,7 +345,7 @@ class FhirApp:
 
     async def patch(self, request: Request) -> Response:
         """JSON Patch (RFC 6902) of the current version; the result is validated like an update."""
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
         operations = await self._patch_operations(request)
         expected = _version_from_if_match(request.headers.get("if-match"))
@@ -399,7 +410,7 @@ class FhirApp:
         return self.store.put(rtype, rid, patched, if_match=current.version)[0]
 
     async def delete(self, request: Request) -> Response:
-        rtype, rid = request.path_params["type"], request.path_params["id"]
+        rtype, rid = target_of(request)
         check_resource_type(rtype)
 
         def write() -> str:
@@ -416,6 +427,8 @@ class FhirApp:
         rtype = request.path_params.get("type")
         if rtype is not None:
             check_resource_type(rtype)
+        if request.path_params.get("id") is not None:
+            check_id(request.path_params["id"])
         bundle = await self.reading(history_bundle, self.store, rtype, request.path_params.get("id"),
                                     list(request.query_params.multi_items()), base_url=self.base_url(request))
         return fhir_response(bundle)

@@ -14,7 +14,7 @@ from medagent.fhir.server.limits import plain_int
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.search import search
 from medagent.fhir.server.store import Store, StoredResource
-from medagent.fhir.server.validation import check_resource_type
+from medagent.fhir.server.validation import check_id, check_resource_type
 
 _PLAIN_READ_PARAMS = ("_format", "_pretty")
 
@@ -44,6 +44,8 @@ def read_entry(store: Store, url: str, *, base_url: str, strict: bool) -> dict[s
         raise FhirError(400, "GET entry needs a URL such as Patient/<id> or Observation?patient=<id>")
     rtype = parts[0]
     check_resource_type(rtype)
+    if len(parts) >= 2 and not parts[1].startswith("$"):
+        check_id(parts[1])  # the one id rule: no '.' or '..'
     if len(parts) == 1:
         return _bundle_entry(search(store, rtype, params, base_url=base_url, strict=strict))
     if len(parts) == 2 and parts[1] == "$everything":

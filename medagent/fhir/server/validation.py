@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import re
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import cache
@@ -20,10 +19,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
 from pydantic import BaseModel, ValidationError
 
+from medagent.fhir.ids import is_fhir_id
 from medagent.fhir.server.outcome import FhirError
 from medagent.fhir.server.parent_watch import end_with_parent
 
-ID_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$", re.ASCII)  # the R4 id rule, without '.' and '..'
 ABSTRACT_TYPES = ("Resource", "DomainResource")
 NOT_STORED = ("Bundle", "OperationOutcome", "Parameters")
 
@@ -86,10 +85,12 @@ def check_bundle_shape(bundle: dict[str, Any]) -> None:
         model_class("Bundle").model_validate(shell)
     except ValidationError as exc:
         raise _invalid("Bundle", exc, status=400) from None
+    except (AttributeError, TypeError, ValueError) as exc:  # fhir.resources itself trips on some shapes
+        raise FhirError(400, f"invalid Bundle: {_unparsed(shell)}({type(exc).__name__}: {exc})") from None
 
 
 def check_id(resource_id: str) -> None:
-    if not ID_RE.match(resource_id):
+    if not is_fhir_id(resource_id):
         raise FhirError(400, f"invalid resource id {resource_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 - . "
                              "(not only dots)")
 
@@ -107,12 +108,14 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
         )
     if resource_type in NOT_STORED:
         raise FhirError(400, f"a {resource_type} cannot be stored on this server", expression=["resourceType"])
-    if "id" in body and (not isinstance(body["id"], str) or not ID_RE.match(body["id"])):
+    if "id" in body and not is_fhir_id(body["id"]):
         raise FhirError(400, f"invalid resource id {str(body['id'])[:80]!r}", expression=[f"{resource_type}.id"])
     try:
         model_class(resource_type).model_validate(body)
     except ValidationError as exc:
         raise _invalid(resource_type, exc, status=422) from None
+    except (AttributeError, TypeError, ValueError) as exc:  # fhir.resources itself trips on some shapes
+        raise FhirError(422, f"invalid {resource_type}: {_unparsed(body)}({type(exc).__name__}: {exc})") from None
     except RecursionError:
         raise FhirError(400, f"invalid {resource_type}: nested too deeply to validate", code="too-costly") from None
     for (rtype, element), allowed in REQUIRED_CODES.items():
@@ -124,6 +127,14 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
                 expression=[f"{resource_type}.{element}"],
             )
     return body
+
+
+def _unparsed(body: dict[str, Any]) -> str:
+    """Which primitive extensions (``_name``) are not objects: the shapes fhir.resources fails on with a
+    plain exception instead of a validation error (``{"_gender": "1"}``)."""
+    bad = [key for key, value in body.items() if key.startswith("_") and value is not None
+           and not isinstance(value, dict | list)]
+    return f"{', '.join(bad)} must be an object (a primitive's extension) " if bad else ""
 
 
 def _invalid(resource_type: str, exc: ValidationError, *, status: int) -> FhirError:

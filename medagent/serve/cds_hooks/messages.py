@@ -6,13 +6,14 @@ built from the card models and then checked against the specification's JSON sch
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from medagent.fhir.ids import is_fhir_id
 
 Indicator = Literal["info", "warning", "critical"]
 INDICATOR_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -91,9 +92,6 @@ class HookRequest(Message):
         return self
 
 
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-
-
 class PatientContext(Message):
     """What every hook here has: the user and the patient whose chart is open."""
 
@@ -113,8 +111,9 @@ class PatientContext(Message):
     @field_validator("patientId", "encounterId")
     @classmethod
     def _fhir_id(cls, value: str | None) -> str | None:
-        if value is not None and not FHIR_ID.match(value):
-            raise ValueError(f"must be a FHIR id (1-64 of A-Z a-z 0-9 - .), not a reference or URL; got {value[:80]!r}")
+        if value is not None and not is_fhir_id(value):
+            raise ValueError(f"must be a FHIR id (1-64 of A-Z a-z 0-9 - ., not only dots), not a reference or URL; "
+                             f"got {value[:80]!r}")
         return value
 
 
