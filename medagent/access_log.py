@@ -35,8 +35,9 @@ class AccessLog:
         self._file = self.path.open("ab", buffering=0)
         self._lock = threading.Lock()
 
-    def write(self, scope: Mapping[str, Any], headers: dict[str, str], status: int, seconds: float, *,
-              authenticated: bool) -> None:
+    def write(
+        self, scope: Mapping[str, Any], headers: dict[str, str], status: int, seconds: float, *, authenticated: bool
+    ) -> None:
         client = scope.get("client")
         query = scope.get("query_string", b"").decode("latin-1")
         names = sorted(query_names(query))

@@ -73,7 +73,8 @@ class _Server:
             folder = Path(tempfile.mkdtemp(prefix="medagent-inspect-"))
             template = await asyncio.to_thread(template_db, get_settings().home)
             self.embedded = await asyncio.to_thread(
-                EmbeddedServer(template, allow_reset=True, slots=1, slots_dir=folder).start)
+                EmbeddedServer(template, allow_reset=True, slots=1, slots_dir=folder).start
+            )
         return self.embedded.slot_url(0)
 
     async def scoring(self, client: FhirClient, run_id: str) -> ServerDiff:
@@ -84,16 +85,22 @@ class _Server:
         return EmbeddedServerDiff(client, self.clean)
 
 
-def scenario_samples(scenario_set: str = "v2", suite: str = "all", split: str = "test", tier: str = "all",
-                     limit: int | None = None) -> MemoryDataset:
+def scenario_samples(
+    scenario_set: str = "v2", suite: str = "all", split: str = "test", tier: str = "all", limit: int | None = None
+) -> MemoryDataset:
     chosen = open_set(set_dir(scenario_set))
-    return MemoryDataset([
-        Sample(id=s.id, input=s.question, target=str(s.answer), metadata={"scenario": s.model_dump(mode="json")})
-        for s in chosen.load(suite, split, tier, limit)], name=f"medagent-{chosen.name}")
+    return MemoryDataset(
+        [
+            Sample(id=s.id, input=s.question, target=str(s.answer), metadata={"scenario": s.model_dump(mode="json")})
+            for s in chosen.load(suite, split, tier, limit)
+        ],
+        name=f"medagent-{chosen.name}",
+    )
 
 
-async def _scored_on_server(server: _Server, scenario: Scenario, run_id: str,
-                            solve: Callable[[FhirClient], Awaitable[T]]) -> tuple[T, list[dict[str, Any]]]:
+async def _scored_on_server(
+    server: _Server, scenario: Scenario, run_id: str, solve: Callable[[FhirClient], Awaitable[T]]
+) -> tuple[T, list[dict[str, Any]]]:
     """``solve(client)`` on the server after the task's setup, then the server diff, then the reset."""
     async with server.lock():
         async with FhirClient(await server.base_url(), timeout=60) as client:
@@ -108,8 +115,13 @@ async def _scored_on_server(server: _Server, scenario: Scenario, run_id: str,
 
 
 @solver
-def medagent_solver(agent: str = "agent", model_url: str | None = None, model_name: str | None = None,
-                    fhir_url: str | None = None, max_steps: int | None = None) -> Any:
+def medagent_solver(
+    agent: str = "agent",
+    model_url: str | None = None,
+    model_name: str | None = None,
+    fhir_url: str | None = None,
+    max_steps: int | None = None,
+) -> Any:
     """medagent's solver for ``agent`` (see ``bench run --agent``) on a FHIR server, with the server diff kept."""
     from medagent.bench.solvers.catalog import make_solver
 
@@ -121,9 +133,14 @@ def medagent_solver(agent: str = "agent", model_url: str | None = None, model_na
         scenario = Scenario.model_validate(state.metadata["scenario"])
         run_id = f"inspect/{scenario.id}/{state.epoch}"
         outcome, changes = await _scored_on_server(
-            server, scenario, run_id, lambda client: inner.solve(scenario, client, run_id=run_id))
-        state.metadata["medagent"] = {"answer": outcome.answer, "status": outcome.status, "changes": changes,
-                                      "error": outcome.error}
+            server, scenario, run_id, lambda client: inner.solve(scenario, client, run_id=run_id)
+        )
+        state.metadata["medagent"] = {
+            "answer": outcome.answer,
+            "status": outcome.status,
+            "changes": changes,
+            "error": outcome.error,
+        }
         state.output.completion = "" if outcome.answer is None else str(outcome.answer)
         state.completed = True
         return state
@@ -148,8 +165,12 @@ def inspect_tools(registry: Registry, names: list[str], ctx: ToolContext) -> lis
             result = await registry.call(item.name, arguments, ctx)
             return result.text
 
-        return ToolDef(execute, name=item.name, description=item.description,
-                       parameters=ToolParams.model_validate(item.parameters()))
+        return ToolDef(
+            execute,
+            name=item.name,
+            description=item.description,
+            parameters=ToolParams.model_validate(item.parameters()),
+        )
 
     return [as_inspect(item) for item in registry.select(names)]
 
@@ -175,17 +196,32 @@ def medagent_tools_solver(tools: str = "all", fhir_url: str | None = None, attem
         run_id = f"inspect/{scenario.id}/{state.epoch}"
 
         async def run_agent(client: FhirClient) -> TaskState:
-            ctx = ToolContext(client=client, now=parse_instant(scenario.now), approval=APPROVE_WRITES,
-                              actor="inspect/react", run_id=run_id, patient=scenario.patient_context)
-            patient = f"The patient in context is Patient/{scenario.patient_context}. " if scenario.patient_context else ""
-            agent = react(prompt=REACT_INSTRUCTIONS.format(now=scenario.now, patient=patient, submit="{submit}"),
-                          tools=inspect_tools(registry, names, ctx), attempts=attempts)
+            ctx = ToolContext(
+                client=client,
+                now=parse_instant(scenario.now),
+                approval=APPROVE_WRITES,
+                actor="inspect/react",
+                run_id=run_id,
+                patient=scenario.patient_context,
+            )
+            patient = (
+                f"The patient in context is Patient/{scenario.patient_context}. " if scenario.patient_context else ""
+            )
+            agent = react(
+                prompt=REACT_INSTRUCTIONS.format(now=scenario.now, patient=patient, submit="{submit}"),
+                tools=inspect_tools(registry, names, ctx),
+                attempts=attempts,
+            )
             return await as_solver(agent)(state, generate)
 
         state, changes = await _scored_on_server(server, scenario, run_id, run_agent)
         answer = state.output.completion.strip() if state.output and state.output.completion else None
-        state.metadata["medagent"] = {"answer": answer, "status": "answered" if answer else "no_answer",
-                                      "changes": changes, "error": None}
+        state.metadata["medagent"] = {
+            "answer": answer,
+            "status": "answered" if answer else "no_answer",
+            "changes": changes,
+            "error": None,
+        }
         return state
 
     return solve
@@ -202,18 +238,30 @@ def medagent_scorer() -> Any:
             return Score(value=INCORRECT, explanation="the solver was not medagent_solver: no server diff recorded")
         verdict = grade(scenario, ran["answer"], ran["changes"])
         passed = verdict.passed and ran["status"] == "answered"
-        return Score(value=CORRECT if passed else INCORRECT, answer=str(ran["answer"]),
-                     explanation=f"{verdict.failure_cause or 'passed'}; status {ran['status']}",
-                     metadata={"verdict": verdict.model_dump(mode="json")})
+        return Score(
+            value=CORRECT if passed else INCORRECT,
+            answer=str(ran["answer"]),
+            explanation=f"{verdict.failure_cause or 'passed'}; status {ran['status']}",
+            metadata={"verdict": verdict.model_dump(mode="json")},
+        )
 
     return score
 
 
 @task
-def medagent_suite(scenario_set: str = "v2", suite: str = "all", split: str = "test", tier: str = "all",
-                   limit: int | None = None, agent: str = "agent", model_url: str | None = None,
-                   model_name: str | None = None, fhir_url: str | None = None, solver: str = "medagent",
-                   tools: str = "all") -> Task:
+def medagent_suite(
+    scenario_set: str = "v2",
+    suite: str = "all",
+    split: str = "test",
+    tier: str = "all",
+    limit: int | None = None,
+    agent: str = "agent",
+    model_url: str | None = None,
+    model_name: str | None = None,
+    fhir_url: str | None = None,
+    solver: str = "medagent",
+    tools: str = "all",
+) -> Task:
     """A medagent suite as an inspect_ai Task. ``solver``: ``medagent`` (medagent's own solver for ``agent``)
     or ``tools`` (inspect's ReAct agent on the eval's model with medagent's ``tools``)."""
     if solver == "medagent":
@@ -222,8 +270,9 @@ def medagent_suite(scenario_set: str = "v2", suite: str = "all", split: str = "t
         chosen = medagent_tools_solver(tools, fhir_url)
     else:
         raise ValueError(f"solver={solver!r}: choose medagent or tools")
-    return Task(dataset=scenario_samples(scenario_set, suite, split, tier, limit), solver=chosen,
-                scorer=medagent_scorer())
+    return Task(
+        dataset=scenario_samples(scenario_set, suite, split, tier, limit), solver=chosen, scorer=medagent_scorer()
+    )
 
 
 def stop_servers() -> None:

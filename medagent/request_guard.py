@@ -51,10 +51,12 @@ class ServerSecurity(BaseModel):
     """An HTTP surface's exposure settings (e.g. the ``medagent fhir serve`` flags)."""
 
     token: str | None = Field(None, description="Bearer token every request must carry (required beyond loopback).")
-    allowed_hosts: list[str] = Field(default_factory=list,
-                                     description="Host names accepted besides loopback ('*': any).")
-    loopback_hosts_only: bool = Field(False, description="Only loopback Host names, even with a token "
-                                                         "(a service bound to loopback).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names accepted besides loopback ('*': any)."
+    )
+    loopback_hosts_only: bool = Field(
+        False, description="Only loopback Host names, even with a token (a service bound to loopback)."
+    )
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
     access_log: str | None = Field(None, description="Append-only access log file (None: no log).")
 
@@ -80,15 +82,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None, *, service: str = "the FHIR server",
-               token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN", access_tokens: bool = False) -> None:
+def check_bind(
+    host: str,
+    token: str | None,
+    *,
+    service: str = "the FHIR server",
+    token_source: str = "--token or set MEDAGENT_FHIR_SERVER_TOKEN",
+    access_tokens: bool = False,
+) -> None:
     """Refuse (ValueError) to bind beyond loopback without a bearer token (every HTTP surface uses this rule);
     ``access_tokens``: SMART access tokens protect it instead."""
     if token is not None and access_tokens:
         raise ValueError(f"{service} takes a static token or SMART access tokens, not both")
     if not is_loopback(host) and not token and not access_tokens:
-        raise ValueError(f"refusing to bind {host}: beyond loopback {service} needs a bearer token "
-                         f"(pass {token_source})")
+        raise ValueError(
+            f"refusing to bind {host}: beyond loopback {service} needs a bearer token (pass {token_source})"
+        )
     if token is not None and len(token) < 16:
         raise ValueError(f"the {service.removeprefix('the ')} token must be at least 16 characters")
 
@@ -115,8 +124,15 @@ class RequestGuard:
     ``authorize`` replaces the bearer-token comparison (e.g. a session cookie too); ``refusal_body`` shapes
     the refusals (default: :func:`json_refusal`); ``realm`` names the service in ``WWW-Authenticate``."""
 
-    def __init__(self, app: ASGIApp, security: ServerSecurity, *, authorize: Authorize | None = None,
-                 refusal_body: RefusalBody = json_refusal, realm: str = "medagent-fhir") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        security: ServerSecurity,
+        *,
+        authorize: Authorize | None = None,
+        refusal_body: RefusalBody = json_refusal,
+        realm: str = "medagent-fhir",
+    ) -> None:
         self.app = app
         self.security = security
         self.authorize = authorize
@@ -124,8 +140,9 @@ class RequestGuard:
         self.realm = realm
         self.log = AccessLog(security.access_log) if security.access_log else None
 
-    def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None
-                ) -> tuple[int, bytes, dict[str, str]]:
+    def _refuse(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         body, content_type = self.refusal_body(status, message)
         return status, body, {"Content-Type": content_type, **(headers or {})}
 
@@ -151,37 +168,55 @@ class RequestGuard:
                 await self.app(scope, self._capped(receive, send_logged, status_seen), send_logged)
         finally:
             if self.log is not None:
-                self.log.write(scope, headers, status_seen.get("status", 0), time.perf_counter() - started,
-                               authenticated=self.security.token is not None and refusal is None)
+                self.log.write(
+                    scope,
+                    headers,
+                    status_seen.get("status", 0),
+                    time.perf_counter() - started,
+                    authenticated=self.security.token is not None and refusal is None,
+                )
 
     def refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
         host = headers.get("host", "")
         if not self.security.host_allowed(host_name(host)):
-            return self._refuse(403, f"Host {host!r} is not allowed: this server answers loopback names only "
-                                "(start it with --allowed-host or --token to serve other names)")
+            return self._refuse(
+                403,
+                f"Host {host!r} is not allowed: this server answers loopback names only "
+                "(start it with --allowed-host or --token to serve other names)",
+            )
         origin = headers.get("origin")
         if origin is not None and origin.lower() not in (f"http://{host}".lower(), f"https://{host}".lower()):
             return self._refuse(403, f"Origin {origin!r} is not this server ({host}): cross-site requests are refused")
         if self.authorize is not None:
             if not self.authorize(scope, headers):
-                return self._refuse(401, "this service needs Authorization: Bearer <token>",
-                                    {"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
+                return self._refuse(
+                    401,
+                    "this service needs Authorization: Bearer <token>",
+                    {"WWW-Authenticate": f'Bearer realm="{self.realm}"'},
+                )
         elif self.security.token is not None:
             given = headers.get("authorization", "")
             expected = f"Bearer {self.security.token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
-                return self._refuse(401, "this server needs Authorization: Bearer <token>",
-                                    {"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
+                return self._refuse(
+                    401,
+                    "this server needs Authorization: Bearer <token>",
+                    {"WWW-Authenticate": f'Bearer realm="{self.realm}"'},
+                )
         if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
-            return self._refuse(414, f"the query string is over {MAX_QUERY_BYTES} bytes; send fewer or shorter "
-                                "parameters (or POST /Type/_search)")
+            return self._refuse(
+                414,
+                f"the query string is over {MAX_QUERY_BYTES} bytes; send fewer or shorter "
+                "parameters (or POST /Type/_search)",
+            )
         method = scope["method"]
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or not length.isascii()):
             return self._refuse(400, f"Content-Length {length!r} is not a number")
         if length is not None and int(length) > self.security.max_body_bytes:
-            return self._refuse(413, f"request body of {int(length)} bytes is over the limit of "
-                                f"{self.security.max_body_bytes} bytes")
+            return self._refuse(
+                413, f"request body of {int(length)} bytes is over the limit of {self.security.max_body_bytes} bytes"
+            )
         has_body = (length is not None and int(length) > 0) or "chunked" in headers.get("transfer-encoding", "")
         if method in WRITE_METHODS and has_body:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -189,8 +224,9 @@ class RequestGuard:
             if scope["path"].endswith("/_search"):
                 allowed = (*allowed, FORM_TYPE)
             if content_type not in allowed:
-                return self._refuse(415, f"{method} needs Content-Type {' or '.join(allowed)}; got "
-                                    f"{content_type or 'none'!r}")
+                return self._refuse(
+                    415, f"{method} needs Content-Type {' or '.join(allowed)}; got {content_type or 'none'!r}"
+                )
         return None
 
     def _capped(self, receive: Receive, send: Send, status_seen: dict[str, int]) -> Receive:

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 from medagent.tools.context import AuditEntry
 from medagent.tools.registry import FINAL_ANSWER
 
-RunStatus = Literal["running", "answered", "step_limit", "token_budget", "timeout", "model_error", "invalid_output",
-                    "error"]
+RunStatus = Literal[
+    "running", "answered", "step_limit", "token_budget", "timeout", "model_error", "invalid_output", "error"
+]
 FINAL_STATUSES = ("answered", "step_limit", "token_budget", "timeout", "model_error", "invalid_output", "error")
 
 
@@ -55,8 +56,11 @@ class Step(BaseModel):
         """Traces written before ContextCut held its counts as record_resources/record_kept/record_cut."""
         if isinstance(data, dict) and "record_resources" in data:
             data = dict(data)
-            data["context"] = {"resources": data.pop("record_resources"), "kept": data.pop("record_kept", 0),
-                               "cut": data.pop("record_cut", 0)}
+            data["context"] = {
+                "resources": data.pop("record_resources"),
+                "kept": data.pop("record_kept", 0),
+                "cut": data.pop("record_cut", 0),
+            }
         return data
 
     @property
@@ -71,8 +75,11 @@ class RunOutcome(BaseModel):
     answer: str | None = None
     citations: list[str] = Field(default_factory=list)
     error: str | None = None
-    error_kind: str | None = Field(None, description="With status model_error: the model failure's kind "
-                                                     "(timeout, connection, server, ...; ModelError.kind).")
+    error_kind: str | None = Field(
+        None,
+        description="With status model_error: the model failure's kind "
+        "(timeout, connection, server, ...; ModelError.kind).",
+    )
     steps: int = Field(0, description="Tool calls the run's step limit counted (a model-only run counts 1).")
     trace: list[Step] = Field(default_factory=list)
     audit: list[AuditEntry] = Field(default_factory=list)

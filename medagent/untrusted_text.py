@@ -23,11 +23,15 @@ FREE_TEXT_WORDS = 16  # free text (a sentence or more) is quoted whatever it say
 CONTROL_TOKEN = re.compile(
     r"<\s*/?\s*(?:start_of_turn|end_of_turn|start_of_image|end_of_image|image_soft_token|bos|eos|pad|unk|mask|s|"
     r"unused\d+|think|\|[^<>]{0,40}?\|)\s*>|\[/?INST\]|<<\s*/?\s*SYS\s*>>",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 """Chat-template control tokens (Gemma's, and the common ones of other templates), in any case and spacing."""
 ROLE_MARKER = re.compile(r"\b(system|assistant|user|model|tool|developer|human|agent|ai assistant)\s*:", re.IGNORECASE)
-INSTRUCTION_LIKE = re.compile(r"[<>\u00ab\u00bb]|\{\s*[\"']|[\"']\s*:|\bignore\b.{0,20}\b(?:previous|prior|above|earlier)\b|"
-                              r"\binstruction|\b(?:automated|ai)\s+(?:agent|assistant)\b", re.IGNORECASE)
+INSTRUCTION_LIKE = re.compile(
+    r"[<>\u00ab\u00bb]|\{\s*[\"']|[\"']\s*:|\bignore\b.{0,20}\b(?:previous|prior|above|earlier)\b|"
+    r"\binstruction|\b(?:automated|ai)\s+(?:agent|assistant)\b",
+    re.IGNORECASE,
+)
 _ESCAPES = str.maketrans({"{": "(", "}": ")", "<": "\u2039", ">": "\u203a", "\u00ab": '"', "\u00bb": '"'})
 _QUOTED = re.compile("\u00ab([^\u00ab\u00bb]*)\u00bb")
 _BRACKETS = re.compile("[<>{}\u00ab\u00bb]")
@@ -47,8 +51,11 @@ def one_line(text: str) -> str:
 
 
 def _poses_as_instruction(read: str) -> bool:
-    return (CONTROL_TOKEN.search(read) is not None or ROLE_MARKER.search(read) is not None
-            or INSTRUCTION_LIKE.search(read) is not None)
+    return (
+        CONTROL_TOKEN.search(read) is not None
+        or ROLE_MARKER.search(read) is not None
+        or INSTRUCTION_LIKE.search(read) is not None
+    )
 
 
 def quote_record_text(text: str) -> str:
@@ -81,8 +88,7 @@ def guard_record_text(text: str) -> str:
 
 def _quoted_safely(inner: str) -> bool:
     """What :func:`quote_record_text` leaves inside the quotes: no control token, no role marker, no bracket."""
-    return CONTROL_TOKEN.search(inner) is None and ROLE_MARKER.search(inner) is None and \
-        _BRACKETS.search(inner) is None
+    return CONTROL_TOKEN.search(inner) is None and ROLE_MARKER.search(inner) is None and _BRACKETS.search(inner) is None
 
 
 def neutralize_control_tokens(text: str) -> str:

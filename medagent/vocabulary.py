@@ -34,19 +34,30 @@ AUDIT_TAG_SYSTEMS = (ACTOR_SYSTEM, RUN_SYSTEM)
 AUDIT_EXTENSION_URL = "urn:medagent:audit"  # extension: actor, tool, run, time and reason of the write
 
 SYSTEM_LABELS: dict[str, str] = {
-    LOINC: "LOINC", SNOMED: "SNOMED", RXNORM: "RxNorm", CVX: "CVX", NDC: "NDC", ICD10CM: "ICD-10-CM",
-    ICD10: "ICD-10", UCUM: "UCUM", ACT_CODE: "ActCode",
+    LOINC: "LOINC",
+    SNOMED: "SNOMED",
+    RXNORM: "RxNorm",
+    CVX: "CVX",
+    NDC: "NDC",
+    ICD10CM: "ICD-10-CM",
+    ICD10: "ICD-10",
+    UCUM: "UCUM",
+    ACT_CODE: "ActCode",
 }
 """The short name tool rows print before a code (``LOINC 4548-4``)."""
 
 SYSTEM_ALIASES: dict[str, str] = {
     **{label.lower(): url for url, label in SYSTEM_LABELS.items()},
-    "sct": SNOMED, "snomed-ct": SNOMED, "snomedct": SNOMED, "rx": RXNORM,
+    "sct": SNOMED,
+    "snomed-ct": SNOMED,
+    "snomedct": SNOMED,
+    "rx": RXNORM,
 }
 """What a model may write before a code (``loinc|4548-4``), lower case, to the system URL."""
 
 
 # ---------- the date of each clinical resource type ----------
+
 
 @dataclass(frozen=True)
 class TypeDates:
@@ -107,7 +118,9 @@ def parse_instant(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not a FHIR date or date-time (e.g. 2020-06-01 or 2020-06-01T10:15:00Z)") from None
+        raise ValueError(
+            f"{value!r} is not a FHIR date or date-time (e.g. 2020-06-01 or 2020-06-01T10:15:00Z)"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

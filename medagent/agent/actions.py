@@ -15,17 +15,33 @@ from pydantic import BaseModel
 
 from medagent.tools.registry import FINAL_ANSWER, Registry
 
-__all__ = ["FINAL_ANSWER", "FINAL_ANSWER_PARAMETERS", "Action", "action_schema", "bound_lengths",
-           "final_answer_parameters", "final_answer_schema", "parse_action", "with_final_answer"]
+__all__ = [
+    "FINAL_ANSWER",
+    "FINAL_ANSWER_PARAMETERS",
+    "Action",
+    "action_schema",
+    "bound_lengths",
+    "final_answer_parameters",
+    "final_answer_schema",
+    "parse_action",
+    "with_final_answer",
+]
 
 FINAL_ANSWER_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "answer": {"type": "string", "minLength": 1, "maxLength": 400,
-                   "description": "The answer in the format the question asks for."},
-        "citations": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}$"},
-                      "maxItems": 10,
-                      "description": "References (Type/id) of the rows the answer rests on."},
+        "answer": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 400,
+            "description": "The answer in the format the question asks for.",
+        },
+        "citations": {
+            "type": "array",
+            "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}$"},
+            "maxItems": 10,
+            "description": "References (Type/id) of the rows the answer rests on.",
+        },
     },
     "required": ["answer", "citations"],
     "additionalProperties": False,
@@ -48,8 +64,11 @@ def final_answer_parameters(citable: Iterable[str] | None = None, answer_pattern
         records = sorted(set(citable))
         citations = properties["citations"]
         if records:
-            properties["citations"] = {**citations, "items": {"type": "string", "enum": records},
-                                       "maxItems": min(citations["maxItems"], len(records))}
+            properties["citations"] = {
+                **citations,
+                "items": {"type": "string", "enum": records},
+                "maxItems": min(citations["maxItems"], len(records)),
+            }
         else:
             properties["citations"] = {**citations, "items": {"type": "string"}, "maxItems": 0}
     return {**FINAL_ANSWER_PARAMETERS, "properties": properties}
@@ -63,23 +82,32 @@ class Action(BaseModel):
     arguments: dict[str, Any]
 
 
-def action_schema(registry: Registry, names: Iterable[str] | None = None, *, final_answer: bool = True,
-                  patient_in_context: bool = False, citable: Iterable[str] | None = None,
-                  answer_pattern: str | None = None) -> dict[str, Any]:
+def action_schema(
+    registry: Registry,
+    names: Iterable[str] | None = None,
+    *,
+    final_answer: bool = True,
+    patient_in_context: bool = False,
+    citable: Iterable[str] | None = None,
+    answer_pattern: str | None = None,
+) -> dict[str, Any]:
     """ONE JSON schema for a constrained-decoding action: ``{"tool": name, "arguments": {...}}``.
 
     ``patient_in_context``: the run is about one patient, whom the agent fills in for a missing ``patient``
     argument (an EHR launch context), so no tool requires it: the model may leave it out (as the trained
     adapter was taught to) instead of being forced by the grammar to write one. ``citable``: see
     :func:`final_answer_parameters` (None: any ``Type/id``), as is ``answer_pattern``."""
-    options = [_action(item.name, _optional_patient(item.parameters()) if patient_in_context else item.parameters())
-               for item in registry.select(names)]
+    options = [
+        _action(item.name, _optional_patient(item.parameters()) if patient_in_context else item.parameters())
+        for item in registry.select(names)
+    ]
     tools = bound_lengths({"title": "action", "anyOf": options})
     return with_final_answer(tools, citable, answer_pattern) if final_answer else tools
 
 
-def with_final_answer(tools: dict[str, Any], citable: Iterable[str] | None = None,
-                      answer_pattern: str | None = None) -> dict[str, Any]:
+def with_final_answer(
+    tools: dict[str, Any], citable: Iterable[str] | None = None, answer_pattern: str | None = None
+) -> dict[str, Any]:
     """A tool-actions schema (``action_schema(..., final_answer=False)``, built once per agent: the tools'
     schemas cost milliseconds) plus the final answer, built per step for what the run may cite."""
     answer = bound_lengths(_action(FINAL_ANSWER, final_answer_parameters(citable, answer_pattern)))
@@ -98,8 +126,12 @@ def final_answer_schema(citable: Iterable[str] | None = None, answer_pattern: st
 
 
 def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": {"tool": {"const": name}, "arguments": parameters},
-            "required": ["tool", "arguments"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"tool": {"const": name}, "arguments": parameters},
+        "required": ["tool", "arguments"],
+        "additionalProperties": False,
+    }
 
 
 def bound_lengths(schema: dict[str, Any], default: int = 160, long_text: int = 600) -> dict[str, Any]:
@@ -112,8 +144,10 @@ def bound_lengths(schema: dict[str, Any], default: int = 160, long_text: int = 6
             return [walk(item, key) for item in node]
         if not isinstance(node, dict):
             return node
-        out = {k: (walk(v) if k != "properties" else {name: walk(p, name) for name, p in v.items()})
-               for k, v in node.items()}
+        out = {
+            k: (walk(v) if k != "properties" else {name: walk(p, name) for name, p in v.items()})
+            for k, v in node.items()
+        }
         if out.get("type") == "string" and not {"enum", "const", "pattern", "format", "maxLength"} & out.keys():
             out["maxLength"] = long_text if key in LONG_TEXT_ARGUMENTS else default
         return out
@@ -121,8 +155,9 @@ def bound_lengths(schema: dict[str, Any], default: int = 160, long_text: int = 6
     return walk(schema)
 
 
-def parse_action(parsed: dict[str, Any] | None, text: str, registry: Registry,
-                 allowed: list[str] | None = None) -> Action | str:
+def parse_action(
+    parsed: dict[str, Any] | None, text: str, registry: Registry, allowed: list[str] | None = None
+) -> Action | str:
     """The action in a reply, or a short description of what is wrong with it (for the re-ask)."""
     if parsed is None:
         parsed = _first_json_object(text)
@@ -154,7 +189,7 @@ def _first_json_object(text: str) -> dict[str, Any] | None:
                 depth -= 1
                 if depth == 0:
                     try:
-                        value = orjson.loads(text[start:end + 1])
+                        value = orjson.loads(text[start : end + 1])
                     except orjson.JSONDecodeError:
                         break
                     return value if isinstance(value, dict) else None

@@ -26,21 +26,28 @@ _NONE_TOO = re.compile(r"""or ['"]none['"]""")
 # printable ASCII but the quote and the backslash, as a positive class: llguidance checks a negated class
 # such as [^"\\] per token only loosely inside a JSON string (a model got past the closing quote with it)
 _STRING = r'"[ !#-\[\]-~]*"'
-_VALUE = rf'(?:{_STRING}|-?\d+(?:\.\d+)?|null|true|false|\[ ?(?:{_STRING}(?:, ?{_STRING})*)? ?\])'
+_VALUE = rf"(?:{_STRING}|-?\d+(?:\.\d+)?|null|true|false|\[ ?(?:{_STRING}(?:, ?{_STRING})*)? ?\])"
 
 
 # Yes or No first; then nothing, a stop, or a sentence (printable ASCII but the quote and the backslash, as above)
 YES_NO_PATTERN = r"^(?:[Yy]es|YES|[Nn]o|NO)(?:[.,;:!]?(?: [ !#-\[\]-~]*)?)?$"
 
 _FORMAT_LINE = re.compile(r"Answer format:\s*(.+?)(?:\n\n|$)", re.S)
-_FORMAT_SENTENCE = re.compile(r"(?:^|(?<=[.?!)]\s)|(?<=\n))((?:Answer|Reply|Respond) (?:with|as|yes|in|only|'done')[^\n]*)")
+_FORMAT_SENTENCE = re.compile(
+    r"(?:^|(?<=[.?!)]\s)|(?<=\n))((?:Answer|Reply|Respond) (?:with|as|yes|in|only|'done')[^\n]*)"
+)
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+|\n+")
 _ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|vs|approx|e\.g|i\.e)\.", re.I)
-_AUXILIARY = re.compile(r"^(?:is|are|was|were|has|have|had|does|do|did|can|could|should|will|would|any|ever|hx of|"
-                        r"history of)\b", re.I)
-_REQUEST = re.compile(r"^(?:can|could|would|will) (?:you|u|we|i)\b(?: please)?\s+(?!check (?:if|whether)|"
-                      r"confirm (?:if|whether)|tell (?:me )?(?:if|whether)|see (?:if|whether)|find out (?:if|whether))",
-                      re.I)
+_AUXILIARY = re.compile(
+    r"^(?:is|are|was|were|has|have|had|does|do|did|can|could|should|will|would|any|ever|hx of|"
+    r"history of)\b",
+    re.I,
+)
+_REQUEST = re.compile(
+    r"^(?:can|could|would|will) (?:you|u|we|i)\b(?: please)?\s+(?!check (?:if|whether)|"
+    r"confirm (?:if|whether)|tell (?:me )?(?:if|whether)|see (?:if|whether)|find out (?:if|whether))",
+    re.I,
+)
 _WH = re.compile(r"\b(?:what|what's|whats|which|when|who|whom|whose|where|why|how)\b", re.I)
 _ASK_TO_CHECK = re.compile(r"^(?:can|could|would|will) (?:you|u)\b", re.I)
 _CHECK_IF = re.compile(r"^(?:please )?(?:check|confirm|tell me|see|find out) (?:if|whether)\b", re.I)
@@ -51,8 +58,11 @@ def format_text(question: str) -> str:
     """The answer-format instructions the question states ("Answer format: ..." and sentences such as "Answer
     with one date in YYYY-MM-DD format."), joined; "" when it states none."""
     found = [m.group(1).strip() for m in _FORMAT_LINE.finditer(question)]
-    found += [m.group(1).strip() for m in _FORMAT_SENTENCE.finditer(question)
-              if not any(m.group(1).strip() in f for f in found)]
+    found += [
+        m.group(1).strip()
+        for m in _FORMAT_SENTENCE.finditer(question)
+        if not any(m.group(1).strip() in f for f in found)
+    ]
     return " ".join(found)
 
 
@@ -74,9 +84,13 @@ def yes_no_question(question: str) -> bool:
         if _WH.search(sentence):
             return False
         # the question may follow a name or a lead-in: "Re Jane Doe - Has she ...?", "About Mr. X: Is he ...?"
-        starts = [_LEAD.sub("", sentence)] + [_LEAD.sub("", part.strip()) for part in re.split(r":\s| - ", sentence)[1:]]
-        if not any((_AUXILIARY.match(body) or _CHECK_IF.match(body) or _ASK_TO_CHECK.match(body))
-                   and not _REQUEST.match(body) for body in starts):
+        starts = [_LEAD.sub("", sentence)] + [
+            _LEAD.sub("", part.strip()) for part in re.split(r":\s| - ", sentence)[1:]
+        ]
+        if not any(
+            (_AUXILIARY.match(body) or _CHECK_IF.match(body) or _ASK_TO_CHECK.match(body)) and not _REQUEST.match(body)
+            for body in starts
+        ):
             return False
     return True
 

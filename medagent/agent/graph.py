@@ -86,16 +86,25 @@ class Agent:
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
         # the tool actions without and with a patient in context; the final answer is added per step
-        self._tool_actions = {in_context: action_schema(self.registry, self.tool_names, final_answer=False,
-                                                        patient_in_context=in_context) for in_context in (False, True)}
+        self._tool_actions = {
+            in_context: action_schema(self.registry, self.tool_names, final_answer=False, patient_in_context=in_context)
+            for in_context in (False, True)
+        }
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
         self._run_limits: dict[str, Limits] = {}  # run id -> limits stated for that run
         self.graph = self._build().compile(checkpointer=self.checkpointer)
 
     # public API ---------------------------------------------------------------------------
-    async def run(self, question: str, *, now: datetime | str, patient: str | None = None,
-                  run_id: str | None = None, client: FhirClient | None = None,
-                  limits: Limits | None = None) -> AgentResult:
+    async def run(
+        self,
+        question: str,
+        *,
+        now: datetime | str,
+        patient: str | None = None,
+        run_id: str | None = None,
+        client: FhirClient | None = None,
+        limits: Limits | None = None,
+    ) -> AgentResult:
         """Answer one question (or do one task) at the scenario's clock ``now`` (on ``client``, else the agent's);
         ``limits``: this run's limits in place of the agent's (a task that states its own)."""
         run_id = run_id or str(uuid.uuid4())
@@ -104,10 +113,25 @@ class Agent:
         now_text = now.isoformat() if isinstance(now, datetime) else now
         self._contexts[run_id] = self._new_context(run_id, parse_instant(now_text), patient, self.actor, client)
         initial: AgentState = {
-            "run_id": run_id, "actor": self.actor, "question": question, "patient": patient, "now": now_text,
-            "started_at": time.time(), "paused_s": 0.0, "messages": [{"role": "user", "content": question}], "trace": [], "audit": [],
-            "steps": 0, "invalid_replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "pending": None,
-            "answer": None, "citations": [], "status": "running", "error": None,
+            "run_id": run_id,
+            "actor": self.actor,
+            "question": question,
+            "patient": patient,
+            "now": now_text,
+            "started_at": time.time(),
+            "paused_s": 0.0,
+            "messages": [{"role": "user", "content": question}],
+            "trace": [],
+            "audit": [],
+            "steps": 0,
+            "invalid_replies": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "pending": None,
+            "answer": None,
+            "citations": [],
+            "status": "running",
+            "error": None,
         }
         if limits is not None:
             initial["limits"] = limits.model_dump()
@@ -125,8 +149,15 @@ class Agent:
         snapshot = await self.graph.aget_state(self._config(run_id))
         return WriteRequest.model_validate(snapshot.interrupts[0].value) if snapshot.interrupts else None
 
-    async def resume(self, run_id: str, *, approve: bool | None = None, reason: str = "",
-                     decision: ApprovalDecision | None = None, client: FhirClient | None = None) -> AgentResult:
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        approve: bool | None = None,
+        reason: str = "",
+        decision: ApprovalDecision | None = None,
+        client: FhirClient | None = None,
+    ) -> AgentResult:
         """Continue a run: after a crash (from its last checkpoint) or with a reviewer's write decision
         (``decision``, or ``approve`` with an optional ``reason``)."""
         config = self._config(run_id)
@@ -135,8 +166,9 @@ class Agent:
             raise KeyError(f"no checkpointed run {run_id!r}")
         if client is not None or run_id not in self._contexts:
             values = snapshot.values
-            self._contexts[run_id] = self._new_context(run_id, parse_instant(values["now"]), values.get("patient"),
-                                                       values.get("actor", self.actor), client)
+            self._contexts[run_id] = self._new_context(
+                run_id, parse_instant(values["now"]), values.get("patient"), values.get("actor", self.actor), client
+            )
         if decision is None and approve is not None:
             decision = ApprovalDecision.reviewer(approve, reason)
         if snapshot.interrupts:
@@ -176,26 +208,41 @@ class Agent:
             return {"status": stop}
         remaining = self.limits_of(state).timeout_s - self._elapsed(state)
         must_answer = self._must_answer(state)
-        messages = [ChatMessage(**m) for m in decision_messages(
-            now=state["now"], patient=state.get("patient"), tools=self._tools, history=state["messages"],
-            profile=self.profile, few_shot=self.few_shot, must_answer=must_answer)]
+        messages = [
+            ChatMessage(**m)
+            for m in decision_messages(
+                now=state["now"],
+                patient=state.get("patient"),
+                tools=self._tools,
+                history=state["messages"],
+                profile=self.profile,
+                few_shot=self.few_shot,
+                must_answer=must_answer,
+            )
+        ]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
         shape = answer_pattern(state.get("question") or "")
         request = ModelRequest(
             messages=messages,
-            json_schema=final_answer_schema(seen, shape) if must_answer else
-            with_final_answer(self._tool_actions[bool(state.get("patient"))], seen, shape),
+            json_schema=final_answer_schema(seen, shape)
+            if must_answer
+            else with_final_answer(self._tool_actions[bool(state.get("patient"))], seen, shape),
             max_tokens=self.limits.max_reply_tokens,
         )
         started = time.perf_counter()
         call_limit = self.limits_of(state).model_call_timeout_s
         try:
-            reply = await asyncio.wait_for(self.model.complete(request), timeout=max(
-                min(remaining, call_limit) if call_limit is not None else remaining, 0.001))
+            reply = await asyncio.wait_for(
+                self.model.complete(request),
+                timeout=max(min(remaining, call_limit) if call_limit is not None else remaining, 0.001),
+            )
         except TimeoutError:
             if call_limit is not None and call_limit < remaining:
-                exc = ModelError("timeout", f"the model did not answer within {call_limit:g} s (the per-call model "
-                                            "timeout)", backend=getattr(self.model, "name", None))
+                exc = ModelError(
+                    "timeout",
+                    f"the model did not answer within {call_limit:g} s (the per-call model timeout)",
+                    backend=getattr(self.model, "name", None),
+                )
                 return {"status": "model_error", "error": str(exc), "error_kind": exc.kind}
             return {"status": "timeout", "error": f"run exceeded {self.limits_of(state).timeout_s:.0f} s"}
         except ModelError as exc:
@@ -203,46 +250,80 @@ class Agent:
                 return {"status": "model_error", "error": str(exc), "error_kind": exc.kind}
             return self._invalid(state, exc.text or "", str(exc), time.perf_counter() - started)
         model_s = time.perf_counter() - started
-        usage = {"prompt_tokens": state["prompt_tokens"] + reply.usage.prompt_tokens,
-                 "completion_tokens": state["completion_tokens"] + reply.usage.completion_tokens}
+        usage = {
+            "prompt_tokens": state["prompt_tokens"] + reply.usage.prompt_tokens,
+            "completion_tokens": state["completion_tokens"] + reply.usage.completion_tokens,
+        }
         action = parse_action(reply.parsed, reply.text, self.registry, self.tool_names)
         tokens = {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
         if isinstance(action, str):
             return {**usage, **self._invalid(state, reply.text, action, model_s, tokens)}
-        arguments, filled = (action.arguments, False) if action.tool == FINAL_ANSWER else \
-            self._with_patient_context(action.tool, action.arguments, state.get("patient"))
-        record = Step(step=state["steps"] + 1, model_output=reply.text, thinking=reply.raw_thinking, tool=action.tool,
-                      arguments=arguments, model_s=model_s, **tokens,
-                      note="patient filled from the run's patient context" if filled else None)
+        arguments, filled = (
+            (action.arguments, False)
+            if action.tool == FINAL_ANSWER
+            else self._with_patient_context(action.tool, action.arguments, state.get("patient"))
+        )
+        record = Step(
+            step=state["steps"] + 1,
+            model_output=reply.text,
+            thinking=reply.raw_thinking,
+            tool=action.tool,
+            arguments=arguments,
+            model_s=model_s,
+            **tokens,
+            note="patient filled from the run's patient context" if filled else None,
+        )
         assistant = {"role": "assistant", "content": reply.text}
-        problem = final_answer_problem(str(action.arguments.get("answer") or ""), state.get("question") or "",
-                                       shape) if action.tool == FINAL_ANSWER else None
+        problem = (
+            final_answer_problem(str(action.arguments.get("answer") or ""), state.get("question") or "", shape)
+            if action.tool == FINAL_ANSWER
+            else None
+        )
         if problem:  # an echo of the format text, a placeholder, or no yes/no to a yes/no question: asked again
             return {**usage, **self._invalid(state, reply.text, problem, model_s, tokens)}
         if action.tool == FINAL_ANSWER:
-            return {**usage, "messages": [assistant], "trace": [record.model_dump()], "status": "answered",
-                    "answer": action.arguments.get("answer"), "citations": action.arguments.get("citations") or []}
-        return {**usage, "messages": [assistant], "pending": {"tool": action.tool, "arguments": arguments,
-                                                               "record": record.model_dump()}}
+            return {
+                **usage,
+                "messages": [assistant],
+                "trace": [record.model_dump()],
+                "status": "answered",
+                "answer": action.arguments.get("answer"),
+                "citations": action.arguments.get("citations") or [],
+            }
+        return {
+            **usage,
+            "messages": [assistant],
+            "pending": {"tool": action.tool, "arguments": arguments, "record": record.model_dump()},
+        }
 
-    def _invalid(self, state: AgentState, text: str, problem: str, model_s: float,
-                 tokens: dict[str, int] | None = None) -> dict[str, Any]:
+    def _invalid(
+        self, state: AgentState, text: str, problem: str, model_s: float, tokens: dict[str, int] | None = None
+    ) -> dict[str, Any]:
         count = state["invalid_replies"] + 1
-        record = Step(step=state["steps"] + 1, model_output=text, tool=None, error=problem, model_s=model_s,
-                      **(tokens or {})).model_dump()
+        record = Step(
+            step=state["steps"] + 1, model_output=text, tool=None, error=problem, model_s=model_s, **(tokens or {})
+        ).model_dump()
         if count > self.limits.max_invalid_replies:
-            return {"invalid_replies": count, "trace": [record], "status": "invalid_output",
-                    "error": f"model replies could not be parsed {count} times; last: {problem}"}
-        return {"invalid_replies": count, "trace": [record],
-                "messages": [{"role": "assistant", "content": text}, invalid_reply_message(problem)]}
+            return {
+                "invalid_replies": count,
+                "trace": [record],
+                "status": "invalid_output",
+                "error": f"model replies could not be parsed {count} times; last: {problem}",
+            }
+        return {
+            "invalid_replies": count,
+            "trace": [record],
+            "messages": [{"role": "assistant", "content": text}, invalid_reply_message(problem)],
+        }
 
     def _must_answer(self, state: AgentState) -> str | None:
         """Why the next reply may only be the final answer: the last allowed step, or a repeated call."""
         return must_answer_reason(state["steps"], state["trace"], self.limits_of(state).max_steps)
 
     def _limit_reached(self, state: AgentState) -> str | None:
-        return self.limits_of(state).reached(state["steps"], state["prompt_tokens"] + state["completion_tokens"],
-                                   self._elapsed(state))
+        return self.limits_of(state).reached(
+            state["steps"], state["prompt_tokens"] + state["completion_tokens"], self._elapsed(state)
+        )
 
     @staticmethod
     def _elapsed(state: AgentState) -> float:
@@ -268,8 +349,11 @@ class Agent:
         is not the agent's time: it is added to ``paused_s``, which the wall-clock limit leaves out."""
         pending = dict(state["pending"] or {})
         answer = interrupt(pending.pop("review"))
-        decision = ApprovalDecision.model_validate(answer) if isinstance(answer, dict) else \
-            ApprovalDecision.reviewer(bool(answer))
+        decision = (
+            ApprovalDecision.model_validate(answer)
+            if isinstance(answer, dict)
+            else ApprovalDecision.reviewer(bool(answer))
+        )
         waited = max(0.0, time.time() - float(pending.pop("asked_at", time.time())))
         pending["decision"] = decision.model_dump()
         return {"pending": pending, "paused_s": state.get("paused_s", 0.0) + waited}
@@ -282,36 +366,55 @@ class Agent:
         audited = len(ctx.audit)
         started = time.perf_counter()
         refusal = await patient_in_context_refusal(ctx, arguments) if tool == PATIENT_SEARCH else None
-        result = ToolResult.failure(refusal) if refusal else \
-            await self.registry.call(tool, arguments, ctx, decision=decision)
-        record = Step.model_validate({**pending.get("record", {"step": state["steps"] + 1, "tool": tool}),
-                                      "arguments": arguments})
-        record = record.model_copy(update={
-            "approval": decision.label if decision else None, "result": result.text, "error": result.error,
-            "references": result.references, "wrote": result.wrote, "tool_s": time.perf_counter() - started})
-        return {"messages": [tool_result_message(tool, result.text, result.error)], "trace": [record.model_dump()],
-                "audit": [entry.model_dump() for entry in ctx.audit[audited:]], "steps": state["steps"] + 1,
-                "pending": None}
+        result = (
+            ToolResult.failure(refusal)
+            if refusal
+            else await self.registry.call(tool, arguments, ctx, decision=decision)
+        )
+        record = Step.model_validate(
+            {**pending.get("record", {"step": state["steps"] + 1, "tool": tool}), "arguments": arguments}
+        )
+        record = record.model_copy(
+            update={
+                "approval": decision.label if decision else None,
+                "result": result.text,
+                "error": result.error,
+                "references": result.references,
+                "wrote": result.wrote,
+                "tool_s": time.perf_counter() - started,
+            }
+        )
+        return {
+            "messages": [tool_result_message(tool, result.text, result.error)],
+            "trace": [record.model_dump()],
+            "audit": [entry.model_dump() for entry in ctx.audit[audited:]],
+            "steps": state["steps"] + 1,
+            "pending": None,
+        }
 
     # helpers ------------------------------------------------------------------------------
-    def _new_context(self, run_id: str, now: datetime, patient: str | None, actor: str,
-                     client: FhirClient | None) -> ToolContext:
+    def _new_context(
+        self, run_id: str, now: datetime, patient: str | None, actor: str, client: FhirClient | None
+    ) -> ToolContext:
         fhir = client or self.client
         if fhir is None:
             raise ValueError("no FHIR client: give Agent(client=...) or run(..., client=...)")
-        return ToolContext(client=fhir, now=now, approval=self.approval_policy, actor=actor, run_id=run_id,
-                           patient=patient)
+        return ToolContext(
+            client=fhir, now=now, approval=self.approval_policy, actor=actor, run_id=run_id, patient=patient
+        )
 
     def _context(self, state: AgentState) -> ToolContext:
         """The run context of this run (rebuilt from the checkpointed fields if this process has none)."""
         run_id = state["run_id"]
         if run_id not in self._contexts:
-            self._contexts[run_id] = self._new_context(run_id, parse_instant(state["now"]), state.get("patient"),
-                                                       state.get("actor", self.actor), None)
+            self._contexts[run_id] = self._new_context(
+                run_id, parse_instant(state["now"]), state.get("patient"), state.get("actor", self.actor), None
+            )
         return self._contexts[run_id]
 
-    def _with_patient_context(self, tool: str, arguments: dict[str, Any],
-                              patient: str | None) -> tuple[dict[str, Any], bool]:
+    def _with_patient_context(
+        self, tool: str, arguments: dict[str, Any], patient: str | None
+    ) -> tuple[dict[str, Any], bool]:
         """Like an EHR launch context: a run about one patient fills a missing or empty ``patient`` argument."""
         if not patient or arguments.get("patient") or "patient" not in self.registry[tool].parameters()["properties"]:
             return arguments, False
@@ -337,8 +440,14 @@ class Agent:
     def _result(self, run_id: str, values: dict[str, Any], interrupts: Any) -> AgentResult:
         pending = WriteRequest.model_validate(interrupts[0].value) if interrupts else None
         return AgentResult(
-            run_id=run_id, status=values.get("status", "running"), answer=values.get("answer"),
-            citations=list(values.get("citations") or []), steps=values.get("steps", 0),
-            error=values.get("error"), error_kind=values.get("error_kind"), trace=values.get("trace", []),
-            audit=values.get("audit", []), pending_approval=pending,
+            run_id=run_id,
+            status=values.get("status", "running"),
+            answer=values.get("answer"),
+            citations=list(values.get("citations") or []),
+            steps=values.get("steps", 0),
+            error=values.get("error"),
+            error_kind=values.get("error_kind"),
+            trace=values.get("trace", []),
+            audit=values.get("audit", []),
+            pending_approval=pending,
         )

@@ -43,10 +43,10 @@ def echoes_format(answer: str, question: str) -> bool:
     words = _words(answer)
     if len(words) < 4 or not fmt or words[0] in {"yes", "no", "none", "not"} or "not found" in answer.lower():
         return False
-    runs = {tuple(fmt[i:i + ECHO_SHINGLE]) for i in range(len(fmt) - ECHO_SHINGLE + 1)}
+    runs = {tuple(fmt[i : i + ECHO_SHINGLE]) for i in range(len(fmt) - ECHO_SHINGLE + 1)}
     covered: set[int] = set()
     for i in range(len(words) - ECHO_SHINGLE + 1):
-        if tuple(words[i:i + ECHO_SHINGLE]) in runs:
+        if tuple(words[i : i + ECHO_SHINGLE]) in runs:
             covered.update(range(i, i + ECHO_SHINGLE))
     rest = [w for i, w in enumerate(words) if i not in covered]
     return len(covered) >= ECHO_SHARE * len(words) and not any(ch.isdigit() for w in rest for ch in w)
@@ -56,11 +56,15 @@ def final_answer_problem(answer: str, question: str, pattern: str | None) -> str
     """What is wrong with a final answer (the text of the re-ask), or None."""
     placeholder = PLACEHOLDER.search(answer)
     if placeholder:
-        return (f"the answer holds the placeholder {placeholder.group()!r} instead of a value; write the value "
-                "itself, read from the record")
+        return (
+            f"the answer holds the placeholder {placeholder.group()!r} instead of a value; write the value "
+            "itself, read from the record"
+        )
     if echoes_format(answer, question):
-        return ("the answer repeats the question's answer-format instructions instead of answering; write the "
-                "value itself, read from the record")
+        return (
+            "the answer repeats the question's answer-format instructions instead of answering; write the "
+            "value itself, read from the record"
+        )
     if pattern == YES_NO_PATTERN and not re.fullmatch(pattern, answer.strip()):
         return "the question asks yes or no: start the answer with Yes or No"
     return None
@@ -80,8 +84,11 @@ async def patient_in_context_refusal(ctx: ToolContext, arguments: dict[str, Any]
     name = person_name(patient)
     identifiers = {str(i.get("value", "")).strip().lower() for i in patient.get("identifier", [])}
     born = str(patient.get("birthDate") or "")[:10]
-    if "name" in given and not _name_words(given["name"]) <= _name_words(" ".join(
-            [name, *(part for n in patient.get("name", []) for part in [*n.get("given", []), n.get("family", "")])])):
+    if "name" in given and not _name_words(given["name"]) <= _name_words(
+        " ".join(
+            [name, *(part for n in patient.get("name", []) for part in [*n.get("given", []), n.get("family", "")])]
+        )
+    ):
         return None
     if "identifier" in given and given["identifier"].lower() not in identifiers:
         return None
@@ -89,5 +96,7 @@ async def patient_in_context_refusal(ctx: ToolContext, arguments: dict[str, Any]
         return None
     mrn = mrn_of(patient)
     who = f"{name} (born {born}{f', MRN {mrn}' if mrn else ''})"
-    return (f"{who} is the patient already in context, Patient/{ctx.patient}: this search would find only them. "
-            "Read their record with the other tools (get_patient for demographics) instead of searching for them.")
+    return (
+        f"{who} is the patient already in context, Patient/{ctx.patient}: this search would find only them. "
+        "Read their record with the other tools (get_patient for demographics) instead of searching for them."
+    )

@@ -18,13 +18,21 @@ class Limits(BaseModel):
 
     max_steps: int = Field(12, ge=1, description="Tool calls before the run stops with status step_limit.")
     max_tokens: int = Field(60_000, ge=1, description="Prompt + completion tokens over all model calls.")
-    timeout_s: float = Field(600.0, gt=0, description="Wall-clock seconds for the whole run, not counting the time "
-                                                        "it waits for a reviewer's decision.")
+    timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Wall-clock seconds for the whole run, not counting the time it waits for a reviewer's decision.",
+    )
     max_invalid_replies: int = Field(2, ge=0, description="Unparseable model replies tolerated (each one re-asked).")
     max_reply_tokens: int = Field(512, ge=16, description="Tokens per model reply.")
-    model_call_timeout_s: float | None = Field(None, gt=0, description=(
-        "Seconds one model call may take, its retries included; a call with no answer by then ends the run with "
-        "status model_error (kind timeout). None: only the run's own timeout_s bounds it."))
+    model_call_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Seconds one model call may take, its retries included; a call with no answer by then ends the run with "
+            "status model_error (kind timeout). None: only the run's own timeout_s bounds it."
+        ),
+    )
 
     def stated(self, max_steps: int | None = None, max_tokens: int | None = None) -> Limits:
         """These limits with a task's stated tool-call and token limits in place of the defaults (None: keep)."""

@@ -48,20 +48,41 @@ SET_HELP = "Frozen scenario set under scenarios/: v1, v2 or v3."
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
     checkpoints = has_checkpoints(summary)
-    columns = ("category", "n", "pass@1 [95% CI]", "pass^k [95% CI]", *(("checkpoints",) if checkpoints else ()),
-               "steps", "tools", "tok in", "tok out", "p50 s", "p95 s", "failures")
+    columns = (
+        "category",
+        "n",
+        "pass@1 [95% CI]",
+        "pass^k [95% CI]",
+        *(("checkpoints",) if checkpoints else ()),
+        "steps",
+        "tools",
+        "tok in",
+        "tok out",
+        "p50 s",
+        "p95 s",
+        "failures",
+    )
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="left" if column in ("category", "failures") else "right",
-                         no_wrap=column != "failures")
+        table.add_column(
+            column, justify="left" if column in ("category", "failures") else "right", no_wrap=column != "failures"
+        )
 
     def row(name: str, group: dict[str, Any], style: str | None = None) -> None:
         table.add_row(
-            name, str(group["n"]), escape(pass_at_1_cell(group)), escape(pass_hat_k_cell(group)),
+            name,
+            str(group["n"]),
+            escape(pass_at_1_cell(group)),
+            escape(pass_hat_k_cell(group)),
             *((escape(checkpoint_cell(group)),) if checkpoints else ()),
-            f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
-            f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
-            ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-", style=style,
+            f"{group['mean_steps']:.1f}",
+            f"{group['mean_tool_calls']:.1f}",
+            f"{group['prompt_tokens']:,}",
+            f"{group['completion_tokens']:,}",
+            f"{group['latency_p50_s']:.2f}",
+            f"{group['latency_p95_s']:.2f}",
+            ", ".join(f"{c} {n}" for c, n in sorted(group["failures"].items())) or "-",
+            style=style,
         )
 
     for name, group in summary["by_category"].items():
@@ -70,60 +91,130 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     console.print(table)
     if "uncertainty" in summary:
         method = summary["uncertainty"]
-        console.print(f"[dim]95% intervals: bootstrap over tasks clustered by patient, {method['resamples']:,} "
-                      f"resamples, seed {method['seed']} (medagent/bench/README.md)[/]")
+        console.print(
+            f"[dim]95% intervals: bootstrap over tasks clustered by patient, {method['resamples']:,} "
+            f"resamples, seed {method['seed']} (medagent/bench/README.md)[/]"
+        )
 
 
 @bench_app.command("run")
 def bench_run(
     suite: Annotated[str, typer.Option(help="ehrqa, agentic or all.")] = "all",
     split: Annotated[str, typer.Option(help="dev, test or all.")] = "test",
-    limit: Annotated[int | None, typer.Option(min=1, help="At most N tasks, taken round-robin across categories.")] = None,
-    agent: Annotated[str, typer.Option(help="agent, whole-record, or a code solver: " + ", ".join(CODE_SOLVER_NAMES))] = "agent",
-    model: Annotated[str | None, typer.Option(help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
-                                              "comma-separated URLs are replicas of one model, sharing the load "
-                                              "(each call to the one with the fewest in flight).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most N tasks, taken round-robin across categories.")
+    ] = None,
+    agent: Annotated[
+        str, typer.Option(help="agent, whole-record, or a code solver: " + ", ".join(CODE_SOLVER_NAMES))
+    ] = "agent",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="'embedded' or an OpenAI-compatible base URL (vLLM); several "
+            "comma-separated URLs are replicas of one model, sharing the load "
+            "(each call to the one with the fewest in flight)."
+        ),
+    ] = None,
     model_name: Annotated[str | None, typer.Option(help="Model name served at --model (e.g. medgemma-27b).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 1,
     trials: Annotated[int, typer.Option(min=1, help="Repeats per task (pass^k).")] = 1,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Tool calls per task before status step_limit.")] = None,
-    out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path("runs/latest"),
+    out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, report.html.")] = Path(
+        "runs/latest"
+    ),
     resume: Annotated[bool, typer.Option("--resume", help="Finish a killed run, skipping finished tasks.")] = False,
     scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
     tier: Annotated[str, typer.Option(help="core, hard, workflow or all (v1 has only core).")] = "all",
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     tools: Annotated[str | None, typer.Option(help=TOOLS_HELP + " Default: all.")] = None,
-    fhir_url: Annotated[str | None, typer.Option(
-        "--fhir-url", help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
-        "one task at a time each, diff from _history and run tags, reset by before-images.")] = None,
-    executor: Annotated[str, typer.Option(help="Where tasks run: local (this process) or ray (actors over the "
-                                               "cluster, each with its own solver and FHIR server).")] = "local",
-    address: Annotated[str | None, typer.Option(help="--executor ray: a running Ray cluster ('auto' or "
-                                                     "host:port); default: start a local one.")] = None,
-    actor_slots: Annotated[int | None, typer.Option(min=1, help="--executor ray: tasks in flight per actor (task "
-                                                                "databases of its FHIR server; default 16); 1: one "
-                                                                "actor per task in flight.")] = None,
-    prompt_profile: Annotated[str | None, typer.Option(
-        help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full).")] = None,
-    max_model_errors: Annotated[int, typer.Option(
-        min=1, help="Consecutive tasks ended by a model error that stop the run (the rest are not run, not scored; "
-                    "--resume continues).")] = DEFAULT_MAX_MODEL_ERRORS,
-    model_timeout: Annotated[float, typer.Option(
-        min=0.001, help="Seconds one model call may take, its retries included; a call with no answer by then "
-                        "stops the run.")] = DEFAULT_MODEL_TIMEOUT_S,
-    max_error_share: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="More tasks than this share ending in error fails the run (exit 1, summary.json "
-        "marked failed, no score).")] = DEFAULT_MAX_ERROR_SHARE,
+    fhir_url: Annotated[
+        str | None,
+        typer.Option(
+            "--fhir-url",
+            help="Score on standard FHIR server(s) instead of embedded ones: comma-separated base URLs, "
+            "one task at a time each, diff from _history and run tags, reset by before-images.",
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where tasks run: local (this process) or ray (actors over the "
+            "cluster, each with its own solver and FHIR server)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--executor ray: a running Ray cluster ('auto' or host:port); default: start a local one."),
+    ] = None,
+    actor_slots: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="--executor ray: tasks in flight per actor (task "
+            "databases of its FHIR server; default 16); 1: one "
+            "actor per task in flight.",
+        ),
+    ] = None,
+    prompt_profile: Annotated[
+        str | None,
+        typer.Option(
+            help="System prompt: full or compact (default: the model's own, e.g. a trained adapter's; else full)."
+        ),
+    ] = None,
+    max_model_errors: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Consecutive tasks ended by a model error that stop the run (the rest are not run, not scored; "
+            "--resume continues).",
+        ),
+    ] = DEFAULT_MAX_MODEL_ERRORS,
+    model_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds one model call may take, its retries included; a call with no answer by then stops the run.",
+        ),
+    ] = DEFAULT_MODEL_TIMEOUT_S,
+    max_error_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="More tasks than this share ending in error fails the run (exit 1, summary.json "
+            "marked failed, no score).",
+        ),
+    ] = DEFAULT_MAX_ERROR_SHARE,
 ) -> None:
     """Run scored tasks: each on a freshly reset FHIR server, graded by answer and server diff."""
     settings = get_settings(model=model, model_name=model_name)
     fhir_urls = [u.strip() for u in fhir_url.split(",") if u.strip()] if fhir_url is not None else None
-    choice = RunChoice(out=out, model=settings.model, model_name=settings.model_name, suite=suite, split=split,
-                       tier=tier, limit=limit, agent=agent, concurrency=concurrency, trials=trials, max_steps=max_steps,
-                       resume=resume, scenario_set=scenario_set, scenarios=scenarios, tools=tools, fhir_urls=fhir_urls,
-                       executor=executor, address=address, actor_slots=actor_slots, prompt_profile=prompt_profile,
-                       max_model_errors=max_model_errors, model_timeout=model_timeout, max_error_share=max_error_share)
+    choice = RunChoice(
+        out=out,
+        model=settings.model,
+        model_name=settings.model_name,
+        suite=suite,
+        split=split,
+        tier=tier,
+        limit=limit,
+        agent=agent,
+        concurrency=concurrency,
+        trials=trials,
+        max_steps=max_steps,
+        resume=resume,
+        scenario_set=scenario_set,
+        scenarios=scenarios,
+        tools=tools,
+        fhir_urls=fhir_urls,
+        executor=executor,
+        address=address,
+        actor_slots=actor_slots,
+        prompt_profile=prompt_profile,
+        max_model_errors=max_model_errors,
+        model_timeout=model_timeout,
+        max_error_share=max_error_share,
+    )
     try:
         run = run_scored_or_exit(choice, settings.home)
     except (ScenarioSetError, UserError, OSError) as exc:
@@ -145,15 +236,20 @@ def run_scored_or_exit(choice: RunChoice, home: Path) -> ScoredRun:
 def show_run(run: ScoredRun, out: Path, scope: str, *, report: bool) -> None:
     """Print a finished run's table and files (and write its report)."""
     print_summary(run.summary, f"{run.solver.name} ({run.solver.model or 'code solver'}) on {scope}")
-    console.print(f"overall accuracy: {escape(pass_at_1_cell(run.summary['overall']))} (n={run.summary['overall']['n']})")
+    console.print(
+        f"overall accuracy: {escape(pass_at_1_cell(run.summary['overall']))} (n={run.summary['overall']['n']})"
+    )
     console.print(f"results: {out / RESULTS_FILE}\nsummary: {out / SUMMARY_FILE}")
     if report:
         write_report_or_exit(out)
     stopped = run.summary.get("stopped")
     if stopped:
-        err_console.print(f"[bold red]run stopped:[/] {escape(stopped['reason'])}; {stopped['not_run']} of "
-                          f"{stopped['tasks']} tasks not run (not scored). Fix the model, then continue with "
-                          "--resume (the same command).", soft_wrap=True)
+        err_console.print(
+            f"[bold red]run stopped:[/] {escape(stopped['reason'])}; {stopped['not_run']} of "
+            f"{stopped['tasks']} tasks not run (not scored). Fix the model, then continue with "
+            "--resume (the same command).",
+            soft_wrap=True,
+        )
         raise typer.Exit(RUN_STOPPED_EXIT)
 
 
@@ -162,7 +258,8 @@ def bench_baselines(
     scenario_set: Annotated[str, typer.Option("--set", help=SET_HELP)] = DEFAULT_SET,
     split: Annotated[str, typer.Option(help="dev, test or all (the chart-blind prior learns from dev).")] = "test",
     out: Annotated[Path, typer.Option(help="Folder: one run folder per policy, baselines.json, baselines.md.")] = Path(
-        "runs/baselines"),
+        "runs/baselines"
+    ),
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
     policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
@@ -184,10 +281,21 @@ def bench_baselines(
             applies = getattr(solver, "applies", None)  # a shortcut policy runs on the categories it targets
             mine = [s for s in tasks if applies is None or applies(s)]
             run_dir = out / name
-            record_set(run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all",
-                       limit=None)
-            asyncio.run(run_benchmark(mine, solver, out_dir=run_dir, home=settings.home, concurrency=concurrency,
-                                      resume=True, set_hash=content_hash, show_progress=False))
+            record_set(
+                run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all", limit=None
+            )
+            asyncio.run(
+                run_benchmark(
+                    mine,
+                    solver,
+                    out_dir=run_dir,
+                    home=settings.home,
+                    concurrency=concurrency,
+                    resume=True,
+                    set_hash=content_hash,
+                    show_progress=False,
+                )
+            )
             wanted = {s.id for s in mine}
             records[name] = [r for r in ResultsLog(run_dir / RESULTS_FILE).load() if r.scenario_id in wanted]
             console.print(f"{name}: {sum(r.passed for r in records[name])}/{len(records[name])} passed")
@@ -201,10 +309,13 @@ def bench_baselines(
     title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
     markdown = render_markdown(table, title)
     decided = decision_summary(records, tasks)
-    by_decision = render_decision_table(decided, f"Baselines by decision on {chosen.name} ({content_hash[:16]}), "
-                                                 f"split {split}")
-    write_json_atomic(out / "baselines.json", {"set": chosen.name, "content_hash": content_hash, "split": split,
-                                               "table": table, "decisions": decided})
+    by_decision = render_decision_table(
+        decided, f"Baselines by decision on {chosen.name} ({content_hash[:16]}), split {split}"
+    )
+    write_json_atomic(
+        out / "baselines.json",
+        {"set": chosen.name, "content_hash": content_hash, "split": split, "table": table, "decisions": decided},
+    )
     (out / "baselines.md").write_text(markdown + "\n\n" + by_decision + "\n", encoding="utf-8")
     console.print(markdown, markup=False, highlight=False)
     console.print(by_decision, markup=False, highlight=False)
@@ -226,7 +337,9 @@ def bench_rescore(run_dir: Annotated[Path, typer.Argument(help="A run folder wit
 
 
 @bench_app.command("report")
-def bench_report(run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")]) -> None:
+def bench_report(
+    run_dir: Annotated[list[Path], typer.Argument(help="Run folder(s); several are shown side by side.")],
+) -> None:
     """Write a self-contained HTML report (no CDN) with plots and a trajectory viewer."""
     write_report_or_exit(*run_dir)
 

@@ -67,16 +67,24 @@ def decision_summary(records: dict[str, list[TaskRecord]], scenarios: list[Scena
         for record in runs:
             scenario = by_id[record.scenario_id]
             made = (record.passed, decisions(record, scenario, always))
-            for key in (f"{scenario.suite}/{scenario.tier}", f"{scenario.suite}/{scenario.tier}/{scenario.category}",
-                        "all"):
+            for key in (
+                f"{scenario.suite}/{scenario.tier}",
+                f"{scenario.suite}/{scenario.tier}/{scenario.category}",
+                "all",
+            ):
                 groups[key].append(made)
         out[policy] = {}
         for key, items in groups.items():
             flat = [d for _, ds in items for d in ds]
             other = [p for p, ds in items if not ds]
-            out[policy][key] = {"n": len(items), "pass": _pct(sum(p for p, _ in items), len(items)),
-                                "other_n": len(other), "other_pass": _pct(sum(other), len(other)),
-                                "decision_n": len(flat), "decisions": _pct(sum(flat), len(flat))}
+            out[policy][key] = {
+                "n": len(items),
+                "pass": _pct(sum(p for p, _ in items), len(items)),
+                "other_n": len(other),
+                "other_pass": _pct(sum(other), len(other)),
+                "decision_n": len(flat),
+                "decisions": _pct(sum(flat), len(flat)),
+            }
     return out
 
 
@@ -84,12 +92,18 @@ def render_decision_table(summary: dict[str, dict[str, Any]], title: str, *, cat
     """Rows: suite x tier (then its categories); a column per policy: "other items passed % / decisions %" ("-"
     where a group has none of that kind) and the policy's number of items."""
     policies = list(summary)
-    keys = sorted({k for rows in summary.values() for k in rows if k != "all"},
-                  key=lambda k: (k.split("/")[:2], len(k.split("/")), k))
+    keys = sorted(
+        {k for rows in summary.values() for k in rows if k != "all"},
+        key=lambda k: (k.split("/")[:2], len(k.split("/")), k),
+    )
     if not categories:
         keys = [k for k in keys if k.count("/") == 1]
-    lines = [f"**{title}** (items without a binary decision passed % / binary decisions right %; {TARGETS})", "",
-             "| suite / tier / category | " + " | ".join(policies) + " |", "|---|" + "---:|" * len(policies)]
+    lines = [
+        f"**{title}** (items without a binary decision passed % / binary decisions right %; {TARGETS})",
+        "",
+        "| suite / tier / category | " + " | ".join(policies) + " |",
+        "|---|" + "---:|" * len(policies),
+    ]
     for key in [*keys, "all"]:
         cells = []
         for policy in policies:

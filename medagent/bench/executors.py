@@ -91,13 +91,20 @@ class LocalExecutor:
             while not queue.empty() and not plan.stop.is_set():
                 scenario, trial = queue.get_nowait()
                 async with pool.acquire() as client:
-                    record = await run_task(scenario, trial, plan.solver, client, plan.set_hash,
-                                            scoring=await choice.scoring_for(client, scenario, trial))
+                    record = await run_task(
+                        scenario,
+                        trial,
+                        plan.solver,
+                        client,
+                        plan.set_hash,
+                        scoring=await choice.scoring_for(client, scenario, trial),
+                    )
                 deliver(record)
 
         started = time.perf_counter()
-        servers = (ExternalServers(plan.fhir_urls) if plan.fhir_urls
-                   else ServerPool(plan.workers, plan.workdir, plan.home))
+        servers = (
+            ExternalServers(plan.fhir_urls) if plan.fhir_urls else ServerPool(plan.workers, plan.workdir, plan.home)
+        )
         async with servers as pool:
             timing["servers_start_s"] = round(time.perf_counter() - started, 2)
             plan.enter_phase("tasks")
@@ -146,8 +153,14 @@ class TaskActor:
         assert self.servers is not None, "start() first"
         scenario = Scenario.model_validate_json(scenario_json)
         async with self.servers.acquire() as client:
-            record = await run_task(scenario, trial, self.solver, client, set_hash,
-                                    scoring=await self.choice.scoring_for(client, scenario, trial))
+            record = await run_task(
+                scenario,
+                trial,
+                self.solver,
+                client,
+                set_hash,
+                scoring=await self.choice.scoring_for(client, scenario, trial),
+            )
         return record.model_dump_json()
 
     async def stop(self) -> None:
@@ -216,8 +229,14 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, *, address: str | None = None, solver_factory: SolverFactory | None = None,
-                 num_cpus: int | None = None, slots_per_actor: int = DEFAULT_ACTOR_SLOTS) -> None:
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        solver_factory: SolverFactory | None = None,
+        num_cpus: int | None = None,
+        slots_per_actor: int = DEFAULT_ACTOR_SLOTS,
+    ) -> None:
         if slots_per_actor < 1:
             raise ValueError("slots_per_actor must be at least 1")
         self.slots_per_actor = slots_per_actor
@@ -247,12 +266,20 @@ class RayExecutor:
         if not plan.fhir_urls:
             await asyncio.to_thread(template_db, plan.home)  # built once here, not raced by the actors of this node
         actor_class = ray.remote(TaskActor).options(num_cpus=0, scheduling_strategy="SPREAD")
-        slots = [list(range(first, min(first + self.slots_per_actor, plan.workers)))
-                 for first in range(0, plan.workers, self.slots_per_actor)]
+        slots = [
+            list(range(first, min(first + self.slots_per_actor, plan.workers)))
+            for first in range(0, plan.workers, self.slots_per_actor)
+        ]
         started = time.perf_counter()
-        actors = [actor_class.remote(make_solver, str(plan.home),
-                                     [plan.fhir_urls[i] for i in indexes] if plan.fhir_urls else None, len(indexes))
-                  for indexes in slots]
+        actors = [
+            actor_class.remote(
+                make_solver,
+                str(plan.home),
+                [plan.fhir_urls[i] for i in indexes] if plan.fhir_urls else None,
+                len(indexes),
+            )
+            for indexes in slots
+        ]
         try:
             await asyncio.gather(*(actor.start.remote() for actor in actors))
             timing["servers_start_s"] = round(time.perf_counter() - started, 2)
@@ -268,8 +295,7 @@ class RayExecutor:
 
             plan.enter_phase("tasks")
             started = time.perf_counter()
-            await asyncio.gather(*(feed(actor) for actor, indexes in zip(actors, slots, strict=True)
-                                   for _ in indexes))
+            await asyncio.gather(*(feed(actor) for actor, indexes in zip(actors, slots, strict=True) for _ in indexes))
             timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
             plan.enter_phase("done")
         finally:
@@ -278,8 +304,13 @@ class RayExecutor:
                 ray.kill(actor)
 
 
-def make_executor(name: str, *, address: str | None = None, solver_factory: SolverFactory | None = None,
-                  slots_per_actor: int | None = None) -> Executor:
+def make_executor(
+    name: str,
+    *,
+    address: str | None = None,
+    solver_factory: SolverFactory | None = None,
+    slots_per_actor: int | None = None,
+) -> Executor:
     """The executor for ``bench run --executor NAME``; a bad name or an ``--address`` without Ray is a UserError."""
     if name == "local":
         if address is not None or slots_per_actor is not None:
@@ -287,6 +318,7 @@ def make_executor(name: str, *, address: str | None = None, solver_factory: Solv
         return LocalExecutor()
     if name == "ray":
         import_ray()
-        return RayExecutor(address=address, solver_factory=solver_factory,
-                           slots_per_actor=slots_per_actor or DEFAULT_ACTOR_SLOTS)
+        return RayExecutor(
+            address=address, solver_factory=solver_factory, slots_per_actor=slots_per_actor or DEFAULT_ACTOR_SLOTS
+        )
     raise UserError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")

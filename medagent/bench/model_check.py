@@ -38,9 +38,11 @@ async def _check_url(base_url: str, timeout: float) -> None:
         async with httpx.AsyncClient(timeout=timeout) as http:
             response = await http.get(url)
     except httpx.HTTPError as exc:
-        raise ModelUnreachable(f"--model {base_url}: the model server cannot be reached ({type(exc).__name__}: "
-                               f"{exc}); start it (tools/serve_vllm.sh) or pass another --model. Nothing was run.") \
-            from None
+        raise ModelUnreachable(
+            f"--model {base_url}: the model server cannot be reached ({type(exc).__name__}: "
+            f"{exc}); start it (tools/serve_vllm.sh) or pass another --model. Nothing was run."
+        ) from None
     if response.status_code >= 500:
-        raise ModelUnreachable(f"--model {base_url}: the model server answered {response.status_code} to GET {url}; "
-                               "nothing was run")
+        raise ModelUnreachable(
+            f"--model {base_url}: the model server answered {response.status_code} to GET {url}; nothing was run"
+        )

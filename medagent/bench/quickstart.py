@@ -31,7 +31,13 @@ def quickstart_set(out: Path, limit: int) -> Path:
     split) and, after them, the first one asked as a user would ask it."""
     source = default_scenarios_dir()
     templates = open_set(source).load("ehrqa", "test", "core", limit)
-    write_set(out, {"ehrqa/test.jsonl": [*templates, user_question(templates[0])]}, name="quickstart",
-              generator_version="quickstart", seed=SEED, patients=len({s.patient for s in templates}),
-              test_patients=read_manifest(source).test_patients)
+    write_set(
+        out,
+        {"ehrqa/test.jsonl": [*templates, user_question(templates[0])]},
+        name="quickstart",
+        generator_version="quickstart",
+        seed=SEED,
+        patients=len({s.patient for s in templates}),
+        test_patients=read_manifest(source).test_patients,
+    )
     return out

@@ -46,15 +46,23 @@ def _run_label(run_dir: Path, records: list[TaskRecord]) -> str:
     return f"{run_dir.name}: {'/'.join(agents)}" + (f" ({'/'.join(models)})" if models else "")
 
 
-def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[float]]], unit: str = "",
-              max_value: float | None = None, ranges: list[list[tuple[float, float] | None]] | None = None) -> str:
+def bar_chart(
+    title: str,
+    categories: list[str],
+    series: list[tuple[str, list[float]]],
+    unit: str = "",
+    max_value: float | None = None,
+    ranges: list[list[tuple[float, float] | None]] | None = None,
+) -> str:
     """Grouped horizontal bars as inline SVG; ``ranges`` (per series, per category): an interval drawn as a
     whisker over the bar."""
     top = max_value or max([v for _, values in series for v in values] + [1e-9])
     row_h, bar_h, left, width = 8 + 14 * len(series), 12, 230, 420
     height = 40 + row_h * len(categories) + 20 * len(series)
-    parts = [f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{left + width + 90}" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg"><text x="0" y="16" font-weight="bold">{_e(title)}</text>']
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{left + width + 90}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><text x="0" y="16" font-weight="bold">{_e(title)}</text>'
+    ]
     for i, category in enumerate(categories):
         y = 30 + i * row_h
         parts.append(f'<text x="{left - 6}" y="{y + bar_h}" text-anchor="end" font-size="12">{_e(category)}</text>')
@@ -67,33 +75,63 @@ def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[fl
             if ranges and (span := ranges[j][i]) is not None and top > 0:
                 x0, x1 = left + width * span[0] / top, left + width * span[1] / top
                 label_x = max(label_x, x1 + 4)
-                parts.append(f'<line class="whisker" x1="{x0:.1f}" x2="{x1:.1f}" y1="{yy + 6}" y2="{yy + 6}" '
-                             f'stroke="#1a202c" stroke-width="1.5"/>')
+                parts.append(
+                    f'<line class="whisker" x1="{x0:.1f}" x2="{x1:.1f}" y1="{yy + 6}" y2="{yy + 6}" '
+                    f'stroke="#1a202c" stroke-width="1.5"/>'
+                )
             parts.append(f'<text x="{label_x:.1f}" y="{yy + 10}" font-size="11">{value:,.1f}{unit}</text>')
     y = 40 + row_h * len(categories)
     for j, (name, _) in enumerate(series):
-        parts.append(f'<rect x="{left}" y="{y + 20 * j - 10}" width="12" height="12" fill="{PALETTE[j % 6]}"/>'
-                     f'<text x="{left + 18}" y="{y + 20 * j}" font-size="12">{_e(name)}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y + 20 * j - 10}" width="12" height="12" fill="{PALETTE[j % 6]}"/>'
+            f'<text x="{left + 18}" y="{y + 20 * j}" font-size="12">{_e(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _summary_table(label: str, summary: dict[str, Any]) -> str:
     checkpoints = has_checkpoints(summary)
-    head = ("category", "n", "pass@1 [95% CI]", "pass^k [95% CI]", *(("checkpoints",) if checkpoints else ()),
-            "mean steps", "tool calls", "prompt tokens", "completion tokens", "p50 s", "p95 s", "failures")
+    head = (
+        "category",
+        "n",
+        "pass@1 [95% CI]",
+        "pass^k [95% CI]",
+        *(("checkpoints",) if checkpoints else ()),
+        "mean steps",
+        "tool calls",
+        "prompt tokens",
+        "completion tokens",
+        "p50 s",
+        "p95 s",
+        "failures",
+    )
     rows = []
     groups = [*summary["by_category"].items(), ("overall", summary["overall"])]
     for name, group in groups:
-        cells = (name, group["n"], pass_at_1_cell(group), pass_hat_k_cell(group),
-                 *((checkpoint_cell(group),) if checkpoints else ()),
-                 f"{group['mean_steps']:.1f}", f"{group['mean_tool_calls']:.1f}", f"{group['prompt_tokens']:,}",
-                 f"{group['completion_tokens']:,}", f"{group['latency_p50_s']:.2f}", f"{group['latency_p95_s']:.2f}",
-                 ", ".join(f"{c}: {n}" for c, n in sorted(group["failures"].items())) or "-")
+        cells = (
+            name,
+            group["n"],
+            pass_at_1_cell(group),
+            pass_hat_k_cell(group),
+            *((checkpoint_cell(group),) if checkpoints else ()),
+            f"{group['mean_steps']:.1f}",
+            f"{group['mean_tool_calls']:.1f}",
+            f"{group['prompt_tokens']:,}",
+            f"{group['completion_tokens']:,}",
+            f"{group['latency_p50_s']:.2f}",
+            f"{group['latency_p95_s']:.2f}",
+            ", ".join(f"{c}: {n}" for c, n in sorted(group["failures"].items())) or "-",
+        )
         cls = ' class="overall"' if name == "overall" else ""
         rows.append(f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
-    return (f'<h3>{_e(label)}</h3><table class="summary"><thead><tr>'
-            + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return (
+        f'<h3>{_e(label)}</h3><table class="summary"><thead><tr>'
+        + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _pass_at_1_range(group: dict[str, Any]) -> tuple[float, float] | None:
@@ -106,8 +144,10 @@ def _method_note(summary: dict[str, Any]) -> str:
     method = summary.get("uncertainty")
     if not method:
         return ""
-    return (f'<p class="method">Intervals: {round(100 * method["confidence"])}% {_e(method["method"])}; '
-            f'{method["resamples"]:,} resamples, seed {method["seed"]}; cluster: {_e(method["cluster_unit"])}.</p>')
+    return (
+        f'<p class="method">Intervals: {round(100 * method["confidence"])}% {_e(method["method"])}; '
+        f"{method['resamples']:,} resamples, seed {method['seed']}; cluster: {_e(method['cluster_unit'])}.</p>"
+    )
 
 
 def _paired_row(name: str, score: PairedScore, cls: str = "") -> str:
@@ -117,8 +157,10 @@ def _paired_row(name: str, score: PairedScore, cls: str = "") -> str:
 def _left_out(keys: list[TaskKey], run: str) -> str:
     if not keys:
         return ""
-    items = "".join(f"<li><code>{_e(k.scenario_id)}</code>{f' trial {k.trial}' if k.trial else ''}</li>"
-                    for k in keys[:MAX_TRAJECTORIES])
+    items = "".join(
+        f"<li><code>{_e(k.scenario_id)}</code>{f' trial {k.trial}' if k.trial else ''}</li>"
+        for k in keys[:MAX_TRAJECTORIES]
+    )
     more = f"<li>and {len(keys) - MAX_TRAJECTORIES} more</li>" if len(keys) > MAX_TRAJECTORIES else ""
     return f"<details><summary>{len(keys)} only in {_e(run)}</summary><ul>{items}{more}</ul></details>"
 
@@ -131,9 +173,14 @@ def comparison_html(comparison: RunComparison) -> str:
     return (
         f'<div class="comparison"><h3>A = {_e(comparison.run_a)} · B = {_e(comparison.run_b)}</h3>'
         f"<p>{_e(comparison.shared_line())}.</p>"
-        f'<table class="paired"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
-        + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        + _left_out(comparison.only_in_a, "A") + _left_out(comparison.only_in_b, "B") + "</div>"
+        f'<table class="paired"><thead><tr>'
+        + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + _left_out(comparison.only_in_a, "A")
+        + _left_out(comparison.only_in_b, "B")
+        + "</div>"
     )
 
 
@@ -154,38 +201,47 @@ def _trajectory(record: TaskRecord, run_index: int) -> str:
     status = "pass" if record.passed else "fail"
     checks = "".join(
         f'<tr class="{"ok" if c.passed else "bad"}"><td>{_e(c.name)}</td><td>{_e(c.passed)}</td>'
-        f'<td><code>{_e(json.dumps(c.expected, default=str))}</code></td>'
-        f'<td><code>{_e(json.dumps(c.got, default=str))}</code></td><td>{_e(c.detail)}</td></tr>'
+        f"<td><code>{_e(json.dumps(c.expected, default=str))}</code></td>"
+        f"<td><code>{_e(json.dumps(c.got, default=str))}</code></td><td>{_e(c.detail)}</td></tr>"
         for c in (record.verdict.checks if record.verdict else [])
     )
     outcome = record.outcome
     steps = "".join(
         f'<li class="step"><div><b>step {_e(s.step)}</b> '
-        f'{"tool <code>" + _e(s.tool) + "</code>" if s.tool else "no tool"}'
-        f'{" · approval: " + _e(s.approval) if s.approval else ""}</div>'
+        f"{'tool <code>' + _e(s.tool) + '</code>' if s.tool else 'no tool'}"
+        f"{' · approval: ' + _e(s.approval) if s.approval else ''}</div>"
         f'<div class="label">model output</div><pre>{_e(s.model_output)}</pre>'
-        + (f'<div class="label">arguments</div><pre>{_e(json.dumps(s.arguments, indent=1))}</pre>'
-           if s.arguments is not None else "")
-        + (f'<div class="label">record in the prompt</div><pre>{s.context.kept} of {s.context.resources} resources '
-           f'({s.context.cut} cut)</pre>' if s.context else "")
+        + (
+            f'<div class="label">arguments</div><pre>{_e(json.dumps(s.arguments, indent=1))}</pre>'
+            if s.arguments is not None
+            else ""
+        )
+        + (
+            f'<div class="label">record in the prompt</div><pre>{s.context.kept} of {s.context.resources} resources '
+            f"({s.context.cut} cut)</pre>"
+            if s.context
+            else ""
+        )
         + (f'<div class="label">tool result</div><pre>{_e(s.result)}</pre>' if s.result else "")
         + (f'<div class="label error">error</div><pre>{_e(s.error)}</pre>' if s.error else "")
         + "</li>"
         for s in outcome.trace
     )
-    audit = "".join(f"<li><code>{_e(a.tool)}</code> {_e(a.reference)} by {_e(a.actor)}: {_e(a.reason)}"
-                    f"{'' if a.created else ' (already written)'}</li>" for a in outcome.audit)
-    writes = "".join(f"<li><code>{_e(c.action)} {_e(c.resourceType)}/{_e(c.id)}</code></li>"
-                     for c in record.changes)
+    audit = "".join(
+        f"<li><code>{_e(a.tool)}</code> {_e(a.reference)} by {_e(a.actor)}: {_e(a.reason)}"
+        f"{'' if a.created else ' (already written)'}</li>"
+        for a in outcome.audit
+    )
+    writes = "".join(f"<li><code>{_e(c.action)} {_e(c.resourceType)}/{_e(c.id)}</code></li>" for c in record.changes)
     return (
         f'<details class="trajectory {status}" data-run="{run_index}" data-status="{status}">'
         f'<summary><span class="badge {status}">{status}</span> {_e(record.scenario_id)} · {_e(record.category)} · '
-        f'{_e(outcome.status)} · {outcome.steps} steps · answer: <i>{_e((outcome.answer or "")[:80])}</i></summary>'
+        f"{_e(outcome.status)} · {outcome.steps} steps · answer: <i>{_e((outcome.answer or '')[:80])}</i></summary>"
         f'<div class="body"><p><b>Answer:</b> {_e(outcome.answer)}<br><b>Citations:</b> {_e(", ".join(outcome.citations))}'
-        f'<br><b>Failure cause:</b> {_e(failure_cause(record))}{"<br><b>Error:</b> " + _e(outcome.error) if outcome.error else ""}</p>'
+        f"<br><b>Failure cause:</b> {_e(failure_cause(record))}{'<br><b>Error:</b> ' + _e(outcome.error) if outcome.error else ''}</p>"
         f'<table class="checks"><thead><tr><th>check</th><th>passed</th><th>expected</th><th>got</th><th>detail</th></tr>'
-        f'</thead><tbody>{checks}</tbody></table>'
-        f'<p><b>Server changes:</b></p><ul>{writes or "<li>none</li>"}</ul>'
+        f"</thead><tbody>{checks}</tbody></table>"
+        f"<p><b>Server changes:</b></p><ul>{writes or '<li>none</li>'}</ul>"
         f'{"<p><b>Audit trail:</b></p><ul>" + audit + "</ul>" if audit else ""}<ol class="steps">{steps}</ol></div></details>'
     )
 
@@ -226,24 +282,30 @@ def render_report(runs: list[tuple[str, list[TaskRecord]]]) -> str:
     categories = sorted({c for _, s in summaries for c in s["by_category"]})
 
     def series(metric: str) -> list[tuple[str, list[float]]]:
-        return [(label, [float(s["by_category"].get(c, {}).get(metric, 0.0)) for c in categories])
-                for label, s in summaries]
+        return [
+            (label, [float(s["by_category"].get(c, {}).get(metric, 0.0)) for c in categories]) for label, s in summaries
+        ]
 
-    tokens = [(label, [float(s["by_category"].get(c, {}).get("mean_prompt_tokens", 0.0)) for c in categories])
-              for label, s in summaries]
+    tokens = [
+        (label, [float(s["by_category"].get(c, {}).get("mean_prompt_tokens", 0.0)) for c in categories])
+        for label, s in summaries
+    ]
     ranges = [[_pass_at_1_range(s["by_category"].get(c, {})) for c in categories] for _, s in summaries]
-    charts = (bar_chart("Accuracy by category (95% CI)", categories, series("accuracy"), "%", 100.0, ranges)
-              + bar_chart("Prompt tokens per task (mean)", categories, tokens)
-              + bar_chart("Latency p50 per task", categories, series("latency_p50_s"), " s"))
+    charts = (
+        bar_chart("Accuracy by category (95% CI)", categories, series("accuracy"), "%", 100.0, ranges)
+        + bar_chart("Prompt tokens per task (mean)", categories, tokens)
+        + bar_chart("Latency p50 per task", categories, series("latency_p50_s"), " s")
+    )
     tables = "".join(_summary_table(label, summary) for label, summary in summaries) + _method_note(summaries[0][1])
     trajectories = []
     for index, (_, records) in enumerate(runs):
         trajectories += [_trajectory(r, index) for r in records[:MAX_TRAJECTORIES]]
     options = "".join(f'<option value="{i}">{_e(label)}</option>' for i, (label, _) in enumerate(runs))
-    headline = " · ".join(f"{_e(label)}: <b>{_e(pass_at_1_cell(s['overall']))}</b> (n={s['overall']['n']})"
-                          for label, s in summaries)
+    headline = " · ".join(
+        f"{_e(label)}: <b>{_e(pass_at_1_cell(s['overall']))}</b> (n={s['overall']['n']})" for label, s in summaries
+    )
     return (
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medagent report</title>"
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>medagent report</title>'
         f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>"
         f"<h1>medagent benchmark report</h1><p>{headline}</p>"
         f'<section id="summary"><h2>Summary</h2>{tables}</section>{_comparisons(runs)}'

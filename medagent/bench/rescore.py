@@ -20,11 +20,17 @@ def regrade(record: TaskRecord, scenario: Scenario) -> TaskRecord:
     if record.outcome.status == "error" and record.verdict is None:
         return record
     verdict = grade(scenario, record.outcome.answer, record.changes)
-    return record.model_copy(update={
-        "passed": verdict.passed and record.outcome.status == "answered", "score": verdict.score,
-        "failure_cause": verdict.failure_cause, "verdict": verdict, "format_version": RESULTS_FORMAT,
-        "tier": scenario.tier, **checkpoint_counts(verdict, scenario),
-    })
+    return record.model_copy(
+        update={
+            "passed": verdict.passed and record.outcome.status == "answered",
+            "score": verdict.score,
+            "failure_cause": verdict.failure_cause,
+            "verdict": verdict,
+            "format_version": RESULTS_FORMAT,
+            "tier": scenario.tier,
+            **checkpoint_counts(verdict, scenario),
+        }
+    )
 
 
 def rescore_run(run_dir: Path, scenarios_dir: Path) -> tuple[dict[str, Any], int]:

@@ -43,8 +43,11 @@ class TaskRecord(BaseModel):
     format_version: int = RESULTS_FORMAT
     scenario_id: str
     trial: int = 0
-    cluster: str | None = Field(None, description="What the bootstrap resamples the task with: 'Patient/<id>', or "
-                                "'task/<scenario id>' for a question about the whole population (bench.uncertainty).")
+    cluster: str | None = Field(
+        None,
+        description="What the bootstrap resamples the task with: 'Patient/<id>', or "
+        "'task/<scenario id>' for a question about the whole population (bench.uncertainty).",
+    )
     suite: str
     category: str
     split: str
@@ -60,8 +63,9 @@ class TaskRecord(BaseModel):
     latency_s: float = 0.0
     scenario_set_hash: str | None = None
     task_error: TaskError | None = None
-    checkpoints_passed: int | None = Field(None, description="Workflow tasks: checkpoints passed (None: no "
-                                                              "checkpoints, or not graded).")
+    checkpoints_passed: int | None = Field(
+        None, description="Workflow tasks: checkpoints passed (None: no checkpoints, or not graded)."
+    )
     checkpoints_total: int | None = None
 
     @model_validator(mode="before")
@@ -111,8 +115,12 @@ class ResultsLog:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 self._closing = threading.Event()
-                threading.Thread(target=self._sync_in_background, args=(os.dup(self._fd), self._closing),
-                                 name="results-fsync", daemon=True).start()
+                threading.Thread(
+                    target=self._sync_in_background,
+                    args=(os.dup(self._fd), self._closing),
+                    name="results-fsync",
+                    daemon=True,
+                ).start()
             os.write(self._fd, line)
             self._unsynced.set()
 

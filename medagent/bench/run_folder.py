@@ -22,11 +22,14 @@ def record_set(out: Path, name: str, content_hash: str, folder: Path, **choice: 
     if path.exists():
         before = json.loads(path.read_text())
         if before.get("content_hash") != content_hash:
-            raise RunDirError(f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
-                              f"not {name} ({content_hash[:16]}): choose a new --out")
+            raise RunDirError(
+                f"{out} holds a run on set {before.get('set')} ({str(before.get('content_hash'))[:16]}), "
+                f"not {name} ({content_hash[:16]}): choose a new --out"
+            )
         if "tool_names" in before and "tool_names" in info and before["tool_names"] != info["tool_names"]:
-            raise RunDirError(f"{out} holds a run with --tools {before.get('tools')}, not {info.get('tools')}: "
-                              "choose a new --out")
+            raise RunDirError(
+                f"{out} holds a run with --tools {before.get('tools')}, not {info.get('tools')}: choose a new --out"
+            )
     write_json_atomic(path, info)
 
 

@@ -40,9 +40,20 @@ from medagent.bench.task_run import run_task, task_run_id
 from medagent.config import UserError
 from medagent.scenarios.models import Scenario
 
-__all__ = ["DEFAULT_MAX_ERROR_SHARE", "DEFAULT_MAX_MODEL_ERRORS", "RESULTS_FILE", "RUN_FILE", "SUMMARY_FILE",
-           "ModelFailureWatch", "RunDirError", "RunFailed", "run_benchmark", "run_task", "task_run_id",
-           "write_json_atomic"]
+__all__ = [
+    "DEFAULT_MAX_ERROR_SHARE",
+    "DEFAULT_MAX_MODEL_ERRORS",
+    "RESULTS_FILE",
+    "RUN_FILE",
+    "SUMMARY_FILE",
+    "ModelFailureWatch",
+    "RunDirError",
+    "RunFailed",
+    "run_benchmark",
+    "run_task",
+    "task_run_id",
+    "write_json_atomic",
+]
 
 DEFAULT_MAX_MODEL_ERRORS = 3
 
@@ -73,13 +84,21 @@ def error_share_failure(records: list[TaskRecord], max_share: float) -> dict[str
     by_phase = Counter(r.task_error.phase if r.task_error else "solver" for r in errored)
     by_type = Counter(r.task_error.type if r.task_error else r.outcome.status for r in errored)
     first = next((r for r in errored if r.task_error), errored[0])
-    example = (f"{first.task_error.phase}: {first.task_error.type}: {first.task_error.message}" if first.task_error
-               else str(first.outcome.error))
-    return {"reason": f"{len(errored)} of {len(records)} tasks ended in error "
-                      f"({100 * len(errored) / len(records):.1f}%, more than the {100 * max_share:g}% allowed)",
-            "errors": len(errored), "tasks": len(records), "max_error_share": max_share,
-            "by_phase": dict(by_phase.most_common()), "by_type": dict(by_type.most_common()),
-            "example": {"scenario_id": first.scenario_id, "trial": first.trial, "error": example[:500]}}
+    example = (
+        f"{first.task_error.phase}: {first.task_error.type}: {first.task_error.message}"
+        if first.task_error
+        else str(first.outcome.error)
+    )
+    return {
+        "reason": f"{len(errored)} of {len(records)} tasks ended in error "
+        f"({100 * len(errored) / len(records):.1f}%, more than the {100 * max_share:g}% allowed)",
+        "errors": len(errored),
+        "tasks": len(records),
+        "max_error_share": max_share,
+        "by_phase": dict(by_phase.most_common()),
+        "by_type": dict(by_type.most_common()),
+        "example": {"scenario_id": first.scenario_id, "trial": first.trial, "error": example[:500]},
+    }
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -166,22 +185,40 @@ async def run_benchmark(
     log.repair()
     done = log.finished_keys()
     run_info: dict[str, Any] = {
-        "agent": solver.name, "model": solver.model, "scenario_set_hash": set_hash, "trials": trials,
-        "tasks": len(scenarios), "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        "agent": solver.name,
+        "model": solver.model,
+        "scenario_set_hash": set_hash,
+        "trials": trials,
+        "tasks": len(scenarios),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     if (out_dir / RUN_FILE).exists():
         run_info = {k: v for k, v in json.loads((out_dir / RUN_FILE).read_text()).items() if k != "stopped"}
     write_json_atomic(out_dir / RUN_FILE, run_info)
     todo = pending_tasks(scenarios, trials, done)
-    timing = {"servers_start_s": 0.0, "tasks_wall_s": 0.0, "tasks_run": len(todo), "concurrency": concurrency,
-              "executor": executor.name}
+    timing = {
+        "servers_start_s": 0.0,
+        "tasks_wall_s": 0.0,
+        "tasks_run": len(todo),
+        "concurrency": concurrency,
+        "executor": executor.name,
+    }
     if todo:
         try:
             await check_model_reachable(solver)  # issue 17: fail fast, before any task, on a dead model
         except ModelUnreachable as exc:
             write_json_atomic(out_dir / RUN_FILE, {**run_info, "error": str(exc)})
             raise
-        plan = RunPlan(todo=todo, solver=solver, set_hash=set_hash, concurrency=concurrency,
-                       workdir=out_dir / "servers", home=home, fhir_urls=fhir_urls, on_phase=on_phase)
+        plan = RunPlan(
+            todo=todo,
+            solver=solver,
+            set_hash=set_hash,
+            concurrency=concurrency,
+            workdir=out_dir / "servers",
+            home=home,
+            fhir_urls=fhir_urls,
+            on_phase=on_phase,
+        )
         try:
             await _run_all(plan, executor, log, show_progress, on_record, timing, watch)
         finally:
@@ -190,9 +227,12 @@ async def run_benchmark(
     summary = summarize(records)
     if watch.reason is not None:
         logged = log.finished_keys()
-        stopped = {"reason": watch.reason, "not_run": sum(1 for s, t in todo if (s.id, t) not in logged),
-                   "tasks": len(scenarios) * trials,
-                   "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        stopped = {
+            "reason": watch.reason,
+            "not_run": sum(1 for s, t in todo if (s.id, t) not in logged),
+            "tasks": len(scenarios) * trials,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         run_info = {**run_info, "stopped": stopped}
         write_json_atomic(out_dir / RUN_FILE, run_info)
         summary["stopped"] = stopped
@@ -204,22 +244,38 @@ async def run_benchmark(
         summary["failed"] = failed
     write_json_atomic(out_dir / SUMMARY_FILE, summary)
     if failed:
-        raise RunFailed(f"the run failed: {failed['reason']}; by phase: "
-                        + ", ".join(f"{k} {v}" for k, v in failed["by_phase"].items())
-                        + f"; e.g. {failed['example']['error']} (records in {log.path})", failed)
+        raise RunFailed(
+            f"the run failed: {failed['reason']}; by phase: "
+            + ", ".join(f"{k} {v}" for k, v in failed["by_phase"].items())
+            + f"; e.g. {failed['example']['error']} (records in {log.path})",
+            failed,
+        )
     return summary
 
 
-async def _run_all(plan: RunPlan, executor: Executor, log: ResultsLog, show_progress: bool,
-                   on_record: Callable[[TaskRecord], None] | None, timing: dict[str, Any],
-                   watch: ModelFailureWatch) -> None:
+async def _run_all(
+    plan: RunPlan,
+    executor: Executor,
+    log: ResultsLog,
+    show_progress: bool,
+    on_record: Callable[[TaskRecord], None] | None,
+    timing: dict[str, Any],
+    watch: ModelFailureWatch,
+) -> None:
     """Run the plan on the executor; each record it delivers is appended to the log as it arrives (a streak of
     model errors is held back by ``watch``, which stops the plan when the model fails)."""
     passed = finished = tokens = 0
     started = time.perf_counter()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        disable=not show_progress, transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+        transient=False,
+    )
     bar = progress.add_task(f"{plan.solver.name}", total=len(plan.todo), stats="")
 
     def deliver(record: TaskRecord) -> None:

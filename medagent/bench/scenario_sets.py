@@ -20,8 +20,21 @@ from medagent.scenarios.scenario_files import (
     set_hash,
 )
 
-__all__ = ["DEFAULT_SET", "SPLITS", "SUITES", "TIERS", "ScenarioSet", "ScenarioSetError", "default_scenarios_dir",
-           "load_scenarios", "open_set", "scenarios_root", "set_dir", "set_hash", "set_names"]
+__all__ = [
+    "DEFAULT_SET",
+    "SPLITS",
+    "SUITES",
+    "TIERS",
+    "ScenarioSet",
+    "ScenarioSetError",
+    "default_scenarios_dir",
+    "load_scenarios",
+    "open_set",
+    "scenarios_root",
+    "set_dir",
+    "set_hash",
+    "set_names",
+]
 
 DEFAULT_SET = "v2"
 

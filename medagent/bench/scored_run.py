@@ -101,18 +101,47 @@ async def run_scored(choice: RunChoice, *, home: Path) -> ScoredRun:
         raise UserError("--fhir-url is empty: give one or more comma-separated FHIR base URLs")
     chosen = open_set(choice.scenarios or set_dir(choice.scenario_set))
     tasks = chosen.load(choice.suite, choice.split, choice.tier, choice.limit)
-    build = functools.partial(make_solver, choice.agent, choice.model, choice.model_name, choice.max_steps,
-                              chosen.folder, names, choice.prompt_profile, choice.model_timeout)
+    build = functools.partial(
+        make_solver,
+        choice.agent,
+        choice.model,
+        choice.model_name,
+        choice.max_steps,
+        chosen.folder,
+        names,
+        choice.prompt_profile,
+        choice.model_timeout,
+    )
     solver = build()
     await check_servers(solver, choice.fhir_urls)  # before anything is written
-    runs_on = make_executor(choice.executor, address=choice.address, slots_per_actor=choice.actor_slots,
-                            solver_factory=build)
+    runs_on = make_executor(
+        choice.executor, address=choice.address, slots_per_actor=choice.actor_slots, solver_factory=build
+    )
     content_hash = set_hash(chosen.folder)
     used = {"tools": choice.tools or "all", "tool_names": names or tool_names("all")} if choice.agent == "agent" else {}
-    record_set(choice.out, chosen.name, content_hash, chosen.folder, suite=choice.suite, split=choice.split,
-               tier=choice.tier, limit=choice.limit, **used)
-    summary = await run_benchmark(tasks, solver, out_dir=choice.out, home=home, concurrency=choice.concurrency,
-                                  trials=choice.trials, resume=choice.resume, set_hash=content_hash,
-                                  fhir_urls=choice.fhir_urls, executor=runs_on,
-                                  max_model_errors=choice.max_model_errors, max_error_share=choice.max_error_share)
+    record_set(
+        choice.out,
+        chosen.name,
+        content_hash,
+        chosen.folder,
+        suite=choice.suite,
+        split=choice.split,
+        tier=choice.tier,
+        limit=choice.limit,
+        **used,
+    )
+    summary = await run_benchmark(
+        tasks,
+        solver,
+        out_dir=choice.out,
+        home=home,
+        concurrency=choice.concurrency,
+        trials=choice.trials,
+        resume=choice.resume,
+        set_hash=content_hash,
+        fhir_urls=choice.fhir_urls,
+        executor=runs_on,
+        max_model_errors=choice.max_model_errors,
+        max_error_share=choice.max_error_share,
+    )
     return ScoredRun(summary=summary, solver=solver)

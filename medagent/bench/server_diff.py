@@ -121,9 +121,16 @@ class StandardServerDiff(ServerDiff):
     async def setup(self, scenario: Scenario) -> None:
         self.setup_keys = {(r["resourceType"], r["id"]) for r in scenario.setup}
         if scenario.setup:
-            await self.client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
-                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                for r in scenario.setup]})
+            await self.client.transaction(
+                {
+                    "resourceType": "Bundle",
+                    "type": "transaction",
+                    "entry": [
+                        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                        for r in scenario.setup
+                    ],
+                }
+            )
         self.after_setup = await self._newest()
 
     async def changes(self) -> list[dict[str, Any]]:

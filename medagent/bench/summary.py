@@ -21,8 +21,14 @@ from medagent.bench.uncertainty import BootstrapMethod, GroupIntervals, format_i
 
 SUMMARY_FORMAT = 2  # 2: each group's intervals and the run's uncertainty method; 1: without them
 
-_STATUS_CAUSE = {"step_limit": "budget", "token_budget": "budget", "timeout": "timeout",
-                 "invalid_output": "bad_tool_call", "model_error": "error", "error": "error"}
+_STATUS_CAUSE = {
+    "step_limit": "budget",
+    "token_budget": "budget",
+    "timeout": "timeout",
+    "invalid_output": "bad_tool_call",
+    "model_error": "error",
+    "error": "error",
+}
 
 
 def failure_cause(record: TaskRecord) -> str | None:
@@ -63,8 +69,11 @@ class GroupSummary(BaseModel):
     latency_p50_s: float
     latency_p95_s: float
     failures: dict[str, int] = Field(description="Failure cause -> count.")
-    checkpoint_rate: float | None = Field(None, description="Workflow tasks: the mean per-task checkpoint rate, %, "
-                                                            "beside pass@1 (None: no task with checkpoints).")
+    checkpoint_rate: float | None = Field(
+        None,
+        description="Workflow tasks: the mean per-task checkpoint rate, %, "
+        "beside pass@1 (None: no task with checkpoints).",
+    )
     checkpoints: dict[str, int] | None = Field(None, description="Workflow tasks: checkpoints passed and in all.")
     intervals: GroupIntervals | None = Field(None, description="95% intervals of the scores (summaries of format 2).")
 
@@ -100,23 +109,28 @@ def summarize_group(records: list[TaskRecord]) -> dict[str, Any]:
     per_task = [(len(v), sum(v)) for v in trials.values()]
     latencies = [r.latency_s for r in records]
     n = len(records)
-    return GroupSummary.model_validate({
-        "n": n,
-        "tasks": len(trials),
-        "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
-        "intervals": group_intervals(records) if records else None,
-        "pass_hat_k": {str(k): round(100.0 * v, 2) for k in range(1, max_trials + 1)
-                       if (v := pass_hat_k(per_task, k)) is not None},
-        "mean_steps": round(statistics.fmean(r.outcome.steps for r in records), 2) if n else 0.0,
-        "mean_tool_calls": round(statistics.fmean(r.outcome.tool_calls for r in records), 2) if n else 0.0,
-        "prompt_tokens": sum(r.outcome.prompt_tokens for r in records),
-        "completion_tokens": sum(r.outcome.completion_tokens for r in records),
-        "mean_prompt_tokens": round(statistics.fmean(r.outcome.prompt_tokens for r in records), 1) if n else 0.0,
-        "latency_p50_s": round(_percentile(latencies, 0.5), 3),
-        "latency_p95_s": round(_percentile(latencies, 0.95), 3),
-        "failures": dict(Counter(c for r in records if (c := failure_cause(r)))),
-        **checkpoint_rate(records),
-    }).model_dump()
+    return GroupSummary.model_validate(
+        {
+            "n": n,
+            "tasks": len(trials),
+            "accuracy": round(100.0 * sum(r.passed for r in records) / n, 2) if n else 0.0,
+            "intervals": group_intervals(records) if records else None,
+            "pass_hat_k": {
+                str(k): round(100.0 * v, 2)
+                for k in range(1, max_trials + 1)
+                if (v := pass_hat_k(per_task, k)) is not None
+            },
+            "mean_steps": round(statistics.fmean(r.outcome.steps for r in records), 2) if n else 0.0,
+            "mean_tool_calls": round(statistics.fmean(r.outcome.tool_calls for r in records), 2) if n else 0.0,
+            "prompt_tokens": sum(r.outcome.prompt_tokens for r in records),
+            "completion_tokens": sum(r.outcome.completion_tokens for r in records),
+            "mean_prompt_tokens": round(statistics.fmean(r.outcome.prompt_tokens for r in records), 1) if n else 0.0,
+            "latency_p50_s": round(_percentile(latencies, 0.5), 3),
+            "latency_p95_s": round(_percentile(latencies, 0.95), 3),
+            "failures": dict(Counter(c for r in records if (c := failure_cause(r)))),
+            **checkpoint_rate(records),
+        }
+    ).model_dump()
 
 
 def checkpoint_rate(records: list[TaskRecord]) -> dict[str, Any]:
@@ -125,9 +139,13 @@ def checkpoint_rate(records: list[TaskRecord]) -> dict[str, Any]:
     if not graded:
         return {}
     rates = [(r.checkpoints_passed or 0) / (r.checkpoints_total or 1) for r in graded]
-    return {"checkpoint_rate": round(100.0 * statistics.fmean(rates), 2),
-            "checkpoints": {"passed": sum(r.checkpoints_passed or 0 for r in graded),
-                            "total": sum(r.checkpoints_total or 0 for r in graded)}}
+    return {
+        "checkpoint_rate": round(100.0 * statistics.fmean(rates), 2),
+        "checkpoints": {
+            "passed": sum(r.checkpoints_passed or 0 for r in graded),
+            "total": sum(r.checkpoints_total or 0 for r in graded),
+        },
+    }
 
 
 def summarize(records: list[TaskRecord]) -> dict[str, Any]:
@@ -143,15 +161,17 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         by_suite[record.suite].append(record)
         by_agent[record.agent].append(record)
     hashes = sorted({r.scenario_set_hash for r in records if r.scenario_set_hash})
-    return RunSummary.model_validate({
-        "overall": summarize_group(records),
-        "by_suite": {k: summarize_group(v) for k, v in sorted(by_suite.items())},
-        "by_tier": {k: summarize_group(v) for k, v in sorted(by_tier.items())},
-        "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
-        "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
-        "scenario_set_hashes": hashes,
-        "uncertainty": BootstrapMethod(),
-    }).model_dump(exclude_none=True)
+    return RunSummary.model_validate(
+        {
+            "overall": summarize_group(records),
+            "by_suite": {k: summarize_group(v) for k, v in sorted(by_suite.items())},
+            "by_tier": {k: summarize_group(v) for k, v in sorted(by_tier.items())},
+            "by_category": {k: summarize_group(v) for k, v in sorted(by_category.items())},
+            "by_agent": {k: summarize_group(v) for k, v in sorted(by_agent.items())},
+            "scenario_set_hashes": hashes,
+            "uncertainty": BootstrapMethod(),
+        }
+    ).model_dump(exclude_none=True)
 
 
 def pass_at_1_cell(group: dict[str, Any]) -> str:

@@ -59,8 +59,9 @@ def error_record(phase: TaskPhase, exc: BaseException) -> TaskError:
     return TaskError(phase=phase, type=type(exc).__name__, message=str(exc) or repr(exc), where=where)
 
 
-async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirClient,
-                   set_hash: str | None, *, scoring: ServerDiff) -> TaskRecord:
+async def run_task(
+    scenario: Scenario, trial: int, solver: Solver, client: FhirClient, set_hash: str | None, *, scoring: ServerDiff
+) -> TaskRecord:
     """Reset and set up (``scoring``), solve, diff and grade one task, then undo it (``scoring.end``);
     failures become records (with the phase that failed), never exceptions."""
     started = time.perf_counter()
@@ -92,13 +93,27 @@ async def run_task(scenario: Scenario, trial: int, solver: Solver, client: FhirC
         verdict = None
     latency = time.perf_counter() - started
     return TaskRecord(
-        scenario_id=scenario.id, trial=trial, suite=scenario.suite, category=scenario.category, split=scenario.split,
-        tier=scenario.tier, **checkpoint_counts(verdict, scenario),
-        agent=solver.name, model=solver.model, outcome=outcome,
+        scenario_id=scenario.id,
+        trial=trial,
+        suite=scenario.suite,
+        category=scenario.category,
+        split=scenario.split,
+        tier=scenario.tier,
+        **checkpoint_counts(verdict, scenario),
+        agent=solver.name,
+        model=solver.model,
+        outcome=outcome,
         passed=bool(verdict and verdict.passed and outcome.status == "answered"),
         score=verdict.score if verdict else 0.0,
-        failure_cause="error" if outcome.status in ("model_error", "error") else verdict.failure_cause if verdict else None,
-        verdict=verdict, changes=changes, latency_s=latency,
-        scenario_set_hash=set_hash, task_error=error,
+        failure_cause="error"
+        if outcome.status in ("model_error", "error")
+        else verdict.failure_cause
+        if verdict
+        else None,
+        verdict=verdict,
+        changes=changes,
+        latency_s=latency,
+        scenario_set_hash=set_hash,
+        task_error=error,
         cluster=task_cluster(scenario),
     )

@@ -48,12 +48,12 @@ def token_counter(home: Path | None) -> tuple[TokenCounter, str]:
 
 
 def _action(step: Step) -> str:
-    return json.dumps({"tool": step.tool, "arguments": step.arguments or {}}, ensure_ascii=False,
-                      separators=(",", ":"))
+    return json.dumps({"tool": step.tool, "arguments": step.arguments or {}}, ensure_ascii=False, separators=(",", ":"))
 
 
-def trajectory_cost(scenario: Scenario, trace: list[Step], tools: list[dict[str, Any]], count: TokenCounter,
-                    *, profile: str = "full") -> TrajectoryCost:
+def trajectory_cost(
+    scenario: Scenario, trace: list[Step], tools: list[dict[str, Any]], count: TokenCounter, *, profile: str = "full"
+) -> TrajectoryCost:
     """Tool calls and tokens (every prompt plus every reply) of one trajectory replayed as the agent's turns."""
     history: list[dict[str, str]] = [{"role": "user", "content": scenario.question}]
     tokens = calls = largest = 0
@@ -67,8 +67,13 @@ def trajectory_cost(scenario: Scenario, trace: list[Step], tools: list[dict[str,
     for step in trace:
         if step.tool is None:
             continue
-        messages = decision_messages(now=scenario.now, patient=scenario.patient_context, tools=tools,
-                                     history=history, profile=profile)  # type: ignore[arg-type]
+        messages = decision_messages(
+            now=scenario.now,
+            patient=scenario.patient_context,
+            tools=tools,
+            history=history,
+            profile=profile,  # type: ignore[arg-type]
+        )
         reply = _action(step)
         tokens += sum(turn(m["content"]) for m in messages) + count(reply)
         if not step.is_tool_call:
@@ -76,6 +81,9 @@ def trajectory_cost(scenario: Scenario, trace: list[Step], tools: list[dict[str,
         calls += 1
         result = step.result or ""
         largest = max(largest, len(result))
-        history = [*history, {"role": "assistant", "content": reply}, tool_result_message(step.tool, result,
-                                                                                         step.error)]
+        history = [
+            *history,
+            {"role": "assistant", "content": reply},
+            tool_result_message(step.tool, result, step.error),
+        ]
     return TrajectoryCost(calls, tokens, largest)

@@ -31,21 +31,27 @@ _DRAWS_AT_ONCE = 1_000_000  # clusters drawn per block of resamples (bounds memo
 class BootstrapMethod(BaseModel):
     """How every interval of a summary or a comparison was computed."""
 
-    method: str = "cluster bootstrap (clusters drawn with replacement, each with all its tasks and a task with all " \
-                  "its trials), percentile interval"
+    method: str = (
+        "cluster bootstrap (clusters drawn with replacement, each with all its tasks and a task with all "
+        "its trials), percentile interval"
+    )
     confidence: float = CONFIDENCE
     resamples: int = RESAMPLES
     seed: int = SEED
-    cluster_unit: str = "patient (a question about the whole population, or a record that names no cluster, is " \
-                        "its own cluster)"
+    cluster_unit: str = (
+        "patient (a question about the whole population, or a record that names no cluster, is its own cluster)"
+    )
 
 
 class Interval(BaseModel):
     """A score in percent (or percentage points, for a difference) with its interval."""
 
     estimate: float
-    low: float | None = Field(None, description="None (left out of summary.json) when the tasks come from one "
-                                                "cluster: resampling a single patient says nothing about others.")
+    low: float | None = Field(
+        None,
+        description="None (left out of summary.json) when the tasks come from one "
+        "cluster: resampling a single patient says nothing about others.",
+    )
     high: float | None = None
 
 
@@ -55,10 +61,12 @@ class GroupIntervals(BaseModel):
     tasks: int = Field(description="Distinct scenarios (a scenario's trials count once).")
     clusters: int = Field(description="Clusters resampled: patients, plus population-wide questions.")
     pass_at_1: Interval = Field(description="Records passed / records, %.")
-    pass_hat_k: dict[str, Interval] = Field(default_factory=dict,
-                                            description="k >= 2 -> pass^k, % (runs with several trials).")
-    checkpoint_rate: Interval | None = Field(None, description="Mean per-record checkpoint rate, % (tasks graded "
-                                                               "at checkpoints).")
+    pass_hat_k: dict[str, Interval] = Field(
+        default_factory=dict, description="k >= 2 -> pass^k, % (runs with several trials)."
+    )
+    checkpoint_rate: Interval | None = Field(
+        None, description="Mean per-record checkpoint rate, % (tasks graded at checkpoints)."
+    )
 
 
 @dataclass(frozen=True)
@@ -104,20 +112,22 @@ def bootstrap_ratios(units: Sequence[TaskScore], *, resamples: int = RESAMPLES, 
     rows = max(1, _DRAWS_AT_ONCE // len(names))
     for first in range(0, resamples, rows):
         drawn = rng.integers(0, len(names), size=(min(rows, resamples - first), len(names)))
-        ratios[first:first + len(drawn)] = values[drawn].sum(axis=1) / weights[drawn].sum(axis=1)
+        ratios[first : first + len(drawn)] = values[drawn].sum(axis=1) / weights[drawn].sum(axis=1)
     return ratios
 
 
-def interval(units: Sequence[TaskScore], *, scale: float = 100.0, resamples: int = RESAMPLES,
-             seed: int = SEED) -> Interval:
+def interval(
+    units: Sequence[TaskScore], *, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = SEED
+) -> Interval:
     """The ratio score of ``units`` (times ``scale``) with its percentile bootstrap interval."""
     estimate = sum(u.value for u in units) / sum(u.weight for u in units)
     if len({u.cluster for u in units}) < 2:
         return Interval(estimate=round(scale * estimate, 2), low=None, high=None)
     tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
     low, high = np.percentile(bootstrap_ratios(units, resamples=resamples, seed=seed), [tail, 100.0 - tail])
-    return Interval(estimate=round(scale * estimate, 2), low=round(scale * float(low), 2),
-                    high=round(scale * float(high), 2))
+    return Interval(
+        estimate=round(scale * estimate, 2), low=round(scale * float(low), 2), high=round(scale * float(high), 2)
+    )
 
 
 def _checkpoint_share(record: TaskRecord) -> float | None:
@@ -142,15 +152,21 @@ def group_intervals(records: Sequence[TaskRecord], *, resamples: int = RESAMPLES
     at_1 = [TaskScore(cluster[t], t, float(sum(p)), float(len(p))) for t, p in passes.items()]
     pass_k: dict[str, Interval] = {}
     for k in range(2, max(len(p) for p in passes.values()) + 1):
-        units = [TaskScore(cluster[t], t, comb(sum(p), k) / comb(len(p), k), 1.0)
-                 for t, p in passes.items() if len(p) >= k]
+        units = [
+            TaskScore(cluster[t], t, comb(sum(p), k) / comb(len(p), k), 1.0) for t, p in passes.items() if len(p) >= k
+        ]
         pass_k[str(k)] = interval(units, resamples=resamples, seed=seed)
-    shares = {t: [s for r in trials if (s := _checkpoint_share(r)) is not None] for t, trials in by_task.items()} \
-        if "checkpoints_total" in type(records[0]).model_fields else {}
+    shares = (
+        {t: [s for r in trials if (s := _checkpoint_share(r)) is not None] for t, trials in by_task.items()}
+        if "checkpoints_total" in type(records[0]).model_fields
+        else {}
+    )
     checkpoint_units = [TaskScore(cluster[t], t, sum(s), float(len(s))) for t, s in shares.items() if s]
     return GroupIntervals(
-        tasks=len(by_task), clusters=len(set(cluster.values())),
-        pass_at_1=interval(at_1, resamples=resamples, seed=seed), pass_hat_k=pass_k,
+        tasks=len(by_task),
+        clusters=len(set(cluster.values())),
+        pass_at_1=interval(at_1, resamples=resamples, seed=seed),
+        pass_hat_k=pass_k,
         checkpoint_rate=interval(checkpoint_units, resamples=resamples, seed=seed) if checkpoint_units else None,
     )
 

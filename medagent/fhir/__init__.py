@@ -15,7 +15,17 @@ from medagent.fhir.errors import (
 from medagent.fhir.resources import parse_resource, resource_json
 
 __all__ = [
-    "BearerAuth", "FhirClient", "FhirClientError", "FhirConflict", "FhirGone", "FhirInvalid", "FhirNotFound",
-    "FhirOperationError", "FhirServerError", "FhirTransportError", "FhirUnsafeLinkError", "parse_resource",
+    "BearerAuth",
+    "FhirClient",
+    "FhirClientError",
+    "FhirConflict",
+    "FhirGone",
+    "FhirInvalid",
+    "FhirNotFound",
+    "FhirOperationError",
+    "FhirServerError",
+    "FhirTransportError",
+    "FhirUnsafeLinkError",
+    "parse_resource",
     "resource_json",
 ]

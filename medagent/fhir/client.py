@@ -118,8 +118,11 @@ class FhirClient:
         from medagent.fhir.auth.client_auth import client_auth
 
         url = base_url or settings.effective_fhir_url
-        options = {"auth": client_auth(settings, url), "timeout": settings.fhir_timeout,
-                   "retries": settings.fhir_retries}
+        options = {
+            "auth": client_auth(settings, url),
+            "timeout": settings.fhir_timeout,
+            "retries": settings.fhir_retries,
+        }
         return cls(url, **{**options, **overrides})
 
     async def __aenter__(self) -> FhirClient:
@@ -161,8 +164,12 @@ class FhirClient:
                     attempt += 1
                     continue
                 raise FhirTransportError(f"{method} {self._absolute(url)} failed: {exc!r}") from exc
-            if (response.status_code in _RETRY_STATUS and is_safe and attempt < self.retries
-                    and not _refused_as_too_costly(response)):
+            if (
+                response.status_code in _RETRY_STATUS
+                and is_safe
+                and attempt < self.retries
+                and not _refused_as_too_costly(response)
+            ):
                 await asyncio.sleep(self._delay(attempt, response.headers.get("Retry-After")))
                 attempt += 1
                 continue
@@ -187,7 +194,9 @@ class FhirClient:
             return body
         fallback = response.text[:300] or response.reason_phrase
         raise error_for_status(
-            response.status_code, outcome_message(body, fallback), body if isinstance(body, dict) else None,
+            response.status_code,
+            outcome_message(body, fallback),
+            body if isinstance(body, dict) else None,
             f"{method} {response.request.url}",
         )
 
@@ -208,7 +217,7 @@ class FhirClient:
         path = reference
         if reference.startswith("http"):
             self._check_link(reference)
-            path = reference[len(self.base_url) + 1:]
+            path = reference[len(self.base_url) + 1 :]
         resource_type, resource_id = split_reference(path)
         return await self.read_json(resource_type, resource_id)
 
@@ -266,8 +275,9 @@ class FhirClient:
         body, _ = await self.create_or_find_json(resource, if_none_exist=if_none_exist)
         return body
 
-    async def create_or_find_json(self, resource: dict[str, Any], *,
-                                  if_none_exist: str | None = None) -> tuple[dict[str, Any], bool]:
+    async def create_or_find_json(
+        self, resource: dict[str, Any], *, if_none_exist: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Create (conditionally with ``if_none_exist``): the resource on the server, and whether this call
         created it (201) rather than found an existing match (200)."""
         headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
@@ -294,12 +304,19 @@ class FhirClient:
     async def delete(self, resource_type: str, resource_id: str) -> None:
         await self.request_json("DELETE", _path(resource_type, resource_id))
 
-    async def patch_json(self, resource_type: str, resource_id: str, operations: Sequence[Mapping[str, Any]], *,
-                         if_match: str | None = None) -> dict[str, Any]:
+    async def patch_json(
+        self,
+        resource_type: str,
+        resource_id: str,
+        operations: Sequence[Mapping[str, Any]],
+        *,
+        if_match: str | None = None,
+    ) -> dict[str, Any]:
         """JSON Patch (RFC 6902) of one resource, e.g. ``[{"op": "replace", "path": "/status", "value": "final"}]``."""
         headers = {"Content-Type": "application/json-patch+json", **({"If-Match": if_match} if if_match else {})}
-        body, _ = await self.request_json("PATCH", _path(resource_type, resource_id), json=list(operations),
-                                          headers=headers)
+        body, _ = await self.request_json(
+            "PATCH", _path(resource_type, resource_id), json=list(operations), headers=headers
+        )
         return body
 
     async def update_where_json(self, resource: dict[str, Any], params: Params) -> dict[str, Any]:
@@ -314,8 +331,14 @@ class FhirClient:
         """Conditional delete ``DELETE Type?params`` (412 when the server deletes one at a time and several match)."""
         await self.request_json("DELETE", resource_type, params=params)
 
-    async def history_json(self, resource_type: str | None = None, resource_id: str | None = None, *,
-                           since: str | None = None, count: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def history_json(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: str | None = None,
+        count: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
         """History entries (``request``, ``response`` and, unless a deletion, ``resource``), newest first,
         of one resource, one type, or (no arguments) the whole server; further pages fetched lazily."""
         if resource_type is not None:
@@ -334,8 +357,7 @@ class FhirClient:
 
     async def validate_json(self, resource: dict[str, Any]) -> dict[str, Any]:
         """``$validate``: the server's OperationOutcome for the resource (nothing is stored)."""
-        body, _ = await self.request_json("POST", f"{resource['resourceType']}/$validate", json=resource,
-                                          safe=False)
+        body, _ = await self.request_json("POST", f"{resource['resourceType']}/$validate", json=resource, safe=False)
         return body
 
     async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:

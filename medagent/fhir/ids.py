@@ -34,8 +34,9 @@ def check_fhir_id(value: object, argument: str | None = None) -> str:
     """``value`` if it is a FHIR id, else :class:`InvalidFhirId` naming ``argument`` (pydantic validators pass
     none: the error's location names it)."""
     if not is_fhir_id(value):
-        raise _named(argument, f"{str(value)[:80]!r} is not a FHIR id (1-64 letters, digits, '-' or '.', "
-                               "not only dots)")
+        raise _named(
+            argument, f"{str(value)[:80]!r} is not a FHIR id (1-64 letters, digits, '-' or '.', not only dots)"
+        )
     return str(value)
 
 
@@ -54,8 +55,10 @@ def split_reference(value: object, argument: str | None = None) -> tuple[str, st
     if RESOURCE_TYPE.fullmatch(kind) is None:
         raise _named(argument, f"{str(value)[:80]!r} is not a reference 'Type/id' (e.g. Observation/abc)")
     if not is_fhir_id(rid):
-        raise _named(argument, f"{str(value)[:80]!r}: {rid[:80]!r} is not a FHIR id (1-64 letters, digits, '-' "
-                               "or '.', not only dots)")
+        raise _named(
+            argument,
+            f"{str(value)[:80]!r}: {rid[:80]!r} is not a FHIR id (1-64 letters, digits, '-' or '.', not only dots)",
+        )
     return kind, rid
 
 

@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medagent.models")
     sub = parser.add_subparsers(dest="command", required=True)
     prepare = sub.add_parser("prepare", help="convert embedded model GGUF files into cached HF folders")
-    prepare.add_argument("models", nargs="*", default=[DEFAULT_EMBEDDED_MODEL], help=f"any of {', '.join(EMBEDDED_MODELS)}")
+    prepare.add_argument(
+        "models", nargs="*", default=[DEFAULT_EMBEDDED_MODEL], help=f"any of {', '.join(EMBEDDED_MODELS)}"
+    )
     prepare.add_argument("--cache-dir", default=None, help="default: $MEDAGENT_HOME/models")
     prepare.add_argument("--force", action="store_true", help="convert again even if the folder exists")
     sub.add_parser("list", help="list the embedded models")

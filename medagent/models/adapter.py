@@ -12,8 +12,17 @@ from pydantic import BaseModel, Field, ValidationError
 
 from medagent.models.base import ModelError, PromptProfile
 
-__all__ = ["ADAPTER_FILE", "ADAPTERS_DIR", "SHIPPED_ADAPTER", "WEIGHTS_FILE", "AdapterInfo", "DataSummary",
-           "merge_adapter", "read_adapter_info", "shipped_adapter"]
+__all__ = [
+    "ADAPTER_FILE",
+    "ADAPTERS_DIR",
+    "SHIPPED_ADAPTER",
+    "WEIGHTS_FILE",
+    "AdapterInfo",
+    "DataSummary",
+    "merge_adapter",
+    "read_adapter_info",
+    "shipped_adapter",
+]
 
 ADAPTER_FILE = "medagent-adapter.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -29,9 +38,14 @@ class DataSummary(BaseModel):
     split: str = "dev"
     tasks: int
     examples: int
-    dropped_steps: int = Field(description="Steps left out: a result longer than the agent's budget, or cut in the log.")
-    dropped_test_mentions: int = Field(0, description="Passed dev tasks left out whole: their text names a test-split "
-                                                      "patient (Patient id or MRN), e.g. a population search.")
+    dropped_steps: int = Field(
+        description="Steps left out: a result longer than the agent's budget, or cut in the log."
+    )
+    dropped_test_mentions: int = Field(
+        0,
+        description="Passed dev tasks left out whole: their text names a test-split "
+        "patient (Patient id or MRN), e.g. a population search.",
+    )
     rephrased: int = Field(0, description="Tasks from rephrased scenarios (medagent scenarios rephrase).")
     patients: list[str]
     scenario_ids: list[str]
@@ -44,8 +58,9 @@ class AdapterInfo(BaseModel):
     """An adapter folder's ``medagent-adapter.json``."""
 
     base: str = Field(description="The embedded model key (e.g. gemma3-270m) or the base model folder.")
-    prompt_profile: PromptProfile | None = Field(None, description="The prompt it was trained with (None: the "
-                                                                   "agent's default).")
+    prompt_profile: PromptProfile | None = Field(
+        None, description="The prompt it was trained with (None: the agent's default)."
+    )
     data: DataSummary | None = Field(None, description="What it was trained on (``medagent train sft`` records it).")
     training: dict[str, Any] = Field(default_factory=dict)
 

@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 from medagent.untrusted_text import neutralize_control_tokens
 
 Role = Literal["system", "user", "assistant", "tool"]
-PromptProfile = Literal["full", "compact"]  # the agent's system prompts (medagent.agent.prompts); an adapter records its own
+PromptProfile = Literal[
+    "full", "compact"
+]  # the agent's system prompts (medagent.agent.prompts); an adapter records its own
 
 
 class ChatMessage(BaseModel):
@@ -158,10 +160,15 @@ def parse_json_reply(text: str, schema: dict[str, Any], *, backend: str | None =
         value = json.loads(candidate)
     except json.JSONDecodeError as exc:
         raise ModelError(
-            "invalid_output", f"reply is not JSON ({exc.msg} at char {exc.pos}): {_preview(text)}", backend=backend, text=text
+            "invalid_output",
+            f"reply is not JSON ({exc.msg} at char {exc.pos}): {_preview(text)}",
+            backend=backend,
+            text=text,
         ) from None
     if not isinstance(value, dict):
-        raise ModelError("invalid_output", f"reply is JSON but not an object: {_preview(text)}", backend=backend, text=text)
+        raise ModelError(
+            "invalid_output", f"reply is JSON but not an object: {_preview(text)}", backend=backend, text=text
+        )
     problem = schema_violation(value, schema)
     if problem is not None:
         raise ModelError("invalid_output", f"reply does not match the schema: {problem}", backend=backend, text=text)

@@ -105,8 +105,11 @@ def read_adapter_record(folder: Path | str) -> AdapterInfo:
     invalid, or trained on a base that is not an embedded model."""
     info = read_adapter_info(folder)
     if info.base not in EMBEDDED_MODELS:
-        raise ModelError("model_load", f"{Path(folder) / ADAPTER_FILE}: base {info.base!r} is not an embedded model "
-                                       f"({', '.join(sorted(EMBEDDED_MODELS))})")
+        raise ModelError(
+            "model_load",
+            f"{Path(folder) / ADAPTER_FILE}: base {info.base!r} is not an embedded model "
+            f"({', '.join(sorted(EMBEDDED_MODELS))})",
+        )
     return info
 
 
@@ -129,7 +132,9 @@ def prepare_model(key: str, cache_dir: Path | str | None = None, *, force: bool 
     half-written behind.
     """
     if key not in EMBEDDED_MODELS:
-        raise ModelError("config", f"unknown embedded model {key!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}")
+        raise ModelError(
+            "config", f"unknown embedded model {key!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}"
+        )
     spec = EMBEDDED_MODELS[key]
     folder = model_folder(key, cache_dir)
     if (folder / MARKER_FILE).exists() and not force:
@@ -163,7 +168,9 @@ def _convert(spec: EmbeddedModelSpec, folder: Path) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise ModelError("model_load", f"the embedded model needs torch and transformers ({exc}); pip install 'medagent[embedded]'") from None
+        raise ModelError(
+            "model_load", f"the embedded model needs torch and transformers ({exc}); pip install 'medagent[embedded]'"
+        ) from None
     with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder.parent) as scratch_name:
         scratch = Path(scratch_name)
         gguf = spec.locate_gguf(scratch)
@@ -273,7 +280,9 @@ class EmbeddedBackend:
         adapter: Path | str | None = None,
     ) -> None:
         if model not in EMBEDDED_MODELS:
-            raise ModelError("config", f"unknown embedded model {model!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}")
+            raise ModelError(
+                "config", f"unknown embedded model {model!r}; choose one of {', '.join(sorted(EMBEDDED_MODELS))}"
+            )
         self.spec = EMBEDDED_MODELS[model]
         self.name = f"embedded:{model}"
         # A LoRA adapter merged into the weights at load; its record names the prompt profile it was trained with.
@@ -318,13 +327,18 @@ class EmbeddedBackend:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
-            raise ModelError("model_load", f"the embedded model needs torch, transformers and llguidance ({exc}); pip install 'medagent[embedded]'") from None
+            raise ModelError(
+                "model_load",
+                f"the embedded model needs torch, transformers and llguidance ({exc}); pip install 'medagent[embedded]'",
+            ) from None
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             config = json.loads((folder / "config.json").read_text())
-            vocab_size = int(config.get("vocab_size") or config.get("text_config", {}).get("vocab_size") or len(tokenizer))
+            vocab_size = int(
+                config.get("vocab_size") or config.get("text_config", {}).get("vocab_size") or len(tokenizer)
+            )
             end_ids = []
             for token in self.spec.end_tokens:
                 token_id = tokenizer.convert_tokens_to_ids(token)
@@ -338,13 +352,18 @@ class EmbeddedBackend:
                 model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
                 ll_tokenizer = ll_future.result()
         except Exception as exc:  # noqa: BLE001
-            raise ModelError("model_load", f"cannot load {folder}: {type(exc).__name__}: {exc} (delete the folder to convert again)") from exc
+            raise ModelError(
+                "model_load", f"cannot load {folder}: {type(exc).__name__}: {exc} (delete the folder to convert again)"
+            ) from exc
         if self.adapter is not None:
             try:
                 model = merge_adapter(model, self.adapter)
             except Exception as exc:  # noqa: BLE001
-                raise ModelError("model_load", f"cannot apply adapter {self.adapter}: {type(exc).__name__}: {exc} "
-                                 "(pip install 'medagent[embedded]' for peft)") from exc
+                raise ModelError(
+                    "model_load",
+                    f"cannot apply adapter {self.adapter}: {type(exc).__name__}: {exc} "
+                    "(pip install 'medagent[embedded]' for peft)",
+                ) from exc
         model.eval()
         if int(model.get_output_embeddings().weight.shape[0]) != vocab_size:
             raise ModelError("model_load", f"{folder}: config vocab_size {vocab_size} does not match the weights")
@@ -435,7 +454,12 @@ class EmbeddedBackend:
         return schema_matcher(loaded.ll_tokenizer, schema, backend=self.name)
 
     def _generate(
-        self, loaded: _Loaded, prompt_ids: list[int], request: ModelRequest, matcher: Any, cancelled: threading.Event | None = None
+        self,
+        loaded: _Loaded,
+        prompt_ids: list[int],
+        request: ModelRequest,
+        matcher: Any,
+        cancelled: threading.Event | None = None,
     ) -> tuple[list[int], str, GenerationStats]:
         import numpy as np
         import torch
@@ -468,7 +492,9 @@ class EmbeddedBackend:
                     allowed = None
                     if matcher is not None:
                         bits = np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8)
-                        allowed = torch.from_numpy(np.unpackbits(bits, bitorder="little")[: loaded.vocab_size].astype(bool))
+                        allowed = torch.from_numpy(
+                            np.unpackbits(bits, bitorder="little")[: loaded.vocab_size].astype(bool)
+                        )
                         rows = loaded.head.weight.shape[0]
                         if allowed.shape[0] < rows:
                             allowed = torch.nn.functional.pad(allowed, (0, rows - allowed.shape[0]))

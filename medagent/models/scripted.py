@@ -44,8 +44,11 @@ class ScriptedPolicy:
         parsed = reply if isinstance(reply, dict) else None
         prompt_tokens = sum(len(m.content) for m in request.messages) // 4
         return ModelReply(
-            text=text, parsed=parsed, usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text) // 4),
-            latency_s=time.perf_counter() - started, model="scripted",
+            text=text,
+            parsed=parsed,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text) // 4),
+            latency_s=time.perf_counter() - started,
+            model="scripted",
         )
 
     async def aclose(self) -> None:

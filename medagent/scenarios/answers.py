@@ -27,8 +27,21 @@ from medagent.scenarios.free_answers import value_span
 from medagent.scenarios.models import Check, ExpectedAnswer
 
 _NONE_EXACT = {
-    "none", "null", "nil", "n/a", "na", "nothing", "not available", "not found", "patient not found",
-    "no patient found", "no match", "no matching patient", "-1", "[-1]", "[]",
+    "none",
+    "null",
+    "nil",
+    "n/a",
+    "na",
+    "nothing",
+    "not available",
+    "not found",
+    "patient not found",
+    "no patient found",
+    "no match",
+    "no matching patient",
+    "-1",
+    "[-1]",
+    "[]",
 }
 _NONE_PATTERN = re.compile(
     r"\b(not (available|found|recorded|documented|on file)|no (such|matching|recorded|documented|"
@@ -44,18 +57,41 @@ _FREE_NONE_PATTERN = re.compile(
 )
 # a free answer's plain negative statement where a yes/no question gets a sentence ("She does not have diabetes", "He was never
 # prescribed warfarin", "Hypertension is not recorded"); a hedge ("it is not known") is no answer
-_NEGATED = re.compile(r"\b((does|do|did|has|have|had|is|are|was|were) (not|never)|(doesn|don|didn|hasn|haven|hadn|isn|"
-                      r"aren|wasn|weren) t|never|not (recorded|documented|on file|in (the|her|his) (record|chart)))\b")
-_HEDGE = re.compile(r"\b(not (known|sure|certain|clear|determined|available|possible|able)|unknown|unclear|uncertain|"
-                    r"cannot|can t|unable|maybe|possibly|perhaps|might)\b")
+_NEGATED = re.compile(
+    r"\b((does|do|did|has|have|had|is|are|was|were) (not|never)|(doesn|don|didn|hasn|haven|hadn|isn|"
+    r"aren|wasn|weren) t|never|not (recorded|documented|on file|in (the|her|his) (record|chart)))\b"
+)
+_HEDGE = re.compile(
+    r"\b(not (known|sure|certain|clear|determined|available|possible|able)|unknown|unclear|uncertain|"
+    r"cannot|can t|unable|maybe|possibly|perhaps|might)\b"
+)
 # "I don't know", "No idea", "Not sure": no answer, though it starts with "no" or holds a negation
-_NO_ANSWER = re.compile(r"^(?:(?:i|we) )?(?:don t|do not|did not|cannot|can t) (?:know|tell|say)\b|^no idea\b|"
-                        r"^(?:(?:i m|i am) )?not sure\b")
+_NO_ANSWER = re.compile(
+    r"^(?:(?:i|we) )?(?:don t|do not|did not|cannot|can t) (?:know|tell|say)\b|^no idea\b|"
+    r"^(?:(?:i m|i am) )?not sure\b"
+)
 _YES = {"yes", "y", "true", "correct", "affirmative"}
 _NO = {"no", "n", "false", "negative"}
-_MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-     "november", "december"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        start=1,
+    )
+}
 _MONTHS.update({name[:3]: number for name, number in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
@@ -67,6 +103,7 @@ _TITLES = {"dr", "doctor", "md", "mr", "mrs", "ms", "miss", "prof", "phd", "do",
 
 
 # ---------- normalisation ----------
+
 
 def fold(text: str) -> str:
     """Lowercase, strip accents and zero-width characters, collapse whitespace."""
@@ -90,9 +127,45 @@ def normalise_unit(unit: str) -> str:
 
 def _common_units() -> list[str]:
     """Units the parser recognises after a number, so a wrong unit is caught rather than ignored."""
-    units = {"mg", "g", "kg", "mcg", "mEq", "mmol", "mL", "L", "h", "hours", "years", "yr", "%", "lb", "in",
-             "mg/dL", "mmol/L", "mEq/L", "g/dL", "g/L", "umol/L", "µmol/L", "mm[Hg]", "mmHg", "mL/min",
-             "U/L", "fL", "pg", "kg/m2", "cm", "m", "Cel", "°C", "°F", "degF", "ng/mL", "pg/mL"}
+    units = {
+        "mg",
+        "g",
+        "kg",
+        "mcg",
+        "mEq",
+        "mmol",
+        "mL",
+        "L",
+        "h",
+        "hours",
+        "years",
+        "yr",
+        "%",
+        "lb",
+        "in",
+        "mg/dL",
+        "mmol/L",
+        "mEq/L",
+        "g/dL",
+        "g/L",
+        "umol/L",
+        "µmol/L",
+        "mm[Hg]",
+        "mmHg",
+        "mL/min",
+        "U/L",
+        "fL",
+        "pg",
+        "kg/m2",
+        "cm",
+        "m",
+        "Cel",
+        "°C",
+        "°F",
+        "degF",
+        "ng/mL",
+        "pg/mL",
+    }
     for info in LABS.values():
         units.add(info.unit)
         units.update(info.unit_factors)
@@ -116,8 +189,9 @@ def is_none_answer(text: str, free: bool = False) -> bool:
     if re.match(r"^(none|null|nil|n/a)\b", folded):
         return True
     # digits other than a stated period ("in the last 24 hours") mean a value was given after all
-    rest = re.sub(r"\b(last|past|previous|within|over)\s+(the\s+)?\d+\s*(h|hrs?|hours?|days?|months?|years?)\b", " ",
-                  folded)
+    rest = re.sub(
+        r"\b(last|past|previous|within|over)\s+(the\s+)?\d+\s*(h|hrs?|hours?|days?|months?|years?)\b", " ", folded
+    )
     if re.search(r"\d", rest):
         return False
     pattern = _FREE_NONE_PATTERN if free else _NONE_PATTERN
@@ -136,6 +210,7 @@ def _unwrap(answer: Any) -> Any:
 
 
 # ---------- parsers ----------
+
 
 def parse_boolean(answer: Any, free: bool = False) -> bool | None:
     answer = _unwrap(answer)
@@ -211,7 +286,7 @@ def parse_number(answer: Any, known_units: list[str]) -> tuple[float, str | None
     if not match:
         return None
     value = float(match.group())
-    rest = text[match.end():].strip()
+    rest = text[match.end() :].strip()
     by_norm = {normalise_unit(u): u for u in known_units}
     for length in range(min(len(rest), 24), 0, -1):
         if length < len(rest) and (rest[length].isalnum() or rest[length] in "/^*[]"):
@@ -263,6 +338,7 @@ def split_names(answer: Any, free: bool = False) -> list[list[str]]:
 
 # ---------- name matching ----------
 
+
 def _numbers_of(text: str) -> list[str]:
     return sorted(str(float(n)) for n in re.findall(r"\d+(?:\.\d+)?", text))
 
@@ -305,11 +381,53 @@ def name_matches(got: str, want: str, kind: str, aliases: list[str] | None = Non
     return False
 
 
-_FORM_WORDS = frozenset({
-    "mg", "mcg", "g", "ml", "unt", "unit", "units", "tablet", "tablets", "tab", "tabs", "capsule", "capsules", "oral",
-    "er", "xr", "sr", "extended", "release", "daily", "hcl", "hydrochloride", "spray", "injection", "injectable",
-    "inhaler", "solution", "suspension", "patch", "ring", "implant", "pack", "prefilled", "syringe", "mucosal",
-    "transdermal", "system", "a", "an", "the", "her", "his", "their"})
+_FORM_WORDS = frozenset(
+    {
+        "mg",
+        "mcg",
+        "g",
+        "ml",
+        "unt",
+        "unit",
+        "units",
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "capsule",
+        "capsules",
+        "oral",
+        "er",
+        "xr",
+        "sr",
+        "extended",
+        "release",
+        "daily",
+        "hcl",
+        "hydrochloride",
+        "spray",
+        "injection",
+        "injectable",
+        "inhaler",
+        "solution",
+        "suspension",
+        "patch",
+        "ring",
+        "implant",
+        "pack",
+        "prefilled",
+        "syringe",
+        "mucosal",
+        "transdermal",
+        "system",
+        "a",
+        "an",
+        "the",
+        "her",
+        "his",
+        "their",
+    }
+)
 
 
 def _alias_within(got_words: str, alias: str, want_words: str) -> bool:
@@ -345,7 +463,7 @@ def _edits_exceed_one(a: str, b: str) -> bool:
         return not (len(diffs) == 2 and diffs[1] == i + 1 and a[i] == b[i + 1] and a[i + 1] == b[i])
     short, long = (a, b) if len(a) < len(b) else (b, a)
     i = next((k for k in range(len(short)) if short[k] != long[k]), len(short))
-    return short[i:] != long[i + 1:]
+    return short[i:] != long[i + 1 :]
 
 
 def names_equal(got: list[str], expected: ExpectedAnswer) -> bool:
@@ -364,6 +482,7 @@ def names_equal(got: list[str], expected: ExpectedAnswer) -> bool:
 
 
 # ---------- per-type grading ----------
+
 
 def _within(got: float, want: float, abs_tol: float, rel_tol: float) -> bool:
     return abs(got - want) <= max(abs_tol, rel_tol * abs(want)) + 1e-9
@@ -393,28 +512,45 @@ def grade_number(expected: ExpectedAnswer, answer: Any, name: str = "answer") ->
         got_none = answer is not None and is_none_answer(str(_unwrap(answer)), expected.free)
         return Check(name=name, passed=got_none, expected="none", got=answer)
     accepted = [u for u in [expected.unit or "", *expected.unit_factors] if u]
-    parsed = None if is_none_answer(str(_unwrap(answer)), expected.free) else parse_number(answer, accepted + COMMON_UNITS)
+    parsed = (
+        None if is_none_answer(str(_unwrap(answer)), expected.free) else parse_number(answer, accepted + COMMON_UNITS)
+    )
     if parsed is None:
         return Check(name=name, passed=False, expected=_show_number(expected), got=answer, detail="no number")
     if expected.single_number and count_numbers(_unwrap(answer), accepted + COMMON_UNITS) > 1:
-        return Check(name=name, passed=False, expected=_show_number(expected), got=answer,
-                     detail="more than one number: state the value alone (v3 answers name each value)")
+        return Check(
+            name=name,
+            passed=False,
+            expected=_show_number(expected),
+            got=answer,
+            detail="more than one number: state the value alone (v3 answers name each value)",
+        )
     value, unit = parsed
     factor = 1.0
     tol_abs, tol_rel = expected.tolerance.abs, expected.tolerance.rel
     if unit is not None and normalise_unit(unit) != normalise_unit(expected.unit or ""):
         factors = {normalise_unit(u): f for u, f in expected.unit_factors.items()}
         if normalise_unit(unit) not in factors:
-            return Check(name=name, passed=False, expected=_show_number(expected), got=answer,
-                         detail=f"unit {unit!r} not accepted")
+            return Check(
+                name=name,
+                passed=False,
+                expected=_show_number(expected),
+                got=answer,
+                detail=f"unit {unit!r} not accepted",
+            )
         factor = factors[normalise_unit(unit)]
         if not math.isclose(factor, 1.0):
             # a value in another unit is only as precise as the digits the agent wrote
             tol_abs = max(tol_abs, 0.5 * 10 ** -_decimals_of(answer) * factor)
     converted = value * factor
     passed = _within(converted, float(want), tol_abs, tol_rel)  # type: ignore[arg-type]
-    return Check(name=name, passed=passed, expected=_show_number(expected), got=answer,
-                 detail=None if passed else f"read {converted:g} {expected.unit or ''}".strip())
+    return Check(
+        name=name,
+        passed=passed,
+        expected=_show_number(expected),
+        got=answer,
+        detail=None if passed else f"read {converted:g} {expected.unit or ''}".strip(),
+    )
 
 
 def _show_number(expected: ExpectedAnswer) -> str:
@@ -430,15 +566,25 @@ def grade_date(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> C
     want = date.fromisoformat(str(expected.value)[:10])
     got = parse_date(answer)
     passed = got is not None and abs((got - want).days) <= expected.tolerance.days
-    return Check(name=name, passed=passed, expected=want.isoformat(), got=answer,
-                 detail=None if got is not None else "no single date")
+    return Check(
+        name=name,
+        passed=passed,
+        expected=want.isoformat(),
+        got=answer,
+        detail=None if got is not None else "no single date",
+    )
 
 
 def grade_boolean(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
     got = parse_boolean(answer, expected.free)
     want = bool(expected.value)
-    return Check(name=name, passed=got is want, expected="yes" if want else "no", got=answer,
-                 detail=None if got is not None else "not a yes/no answer")
+    return Check(
+        name=name,
+        passed=got is want,
+        expected="yes" if want else "no",
+        got=answer,
+        detail=None if got is not None else "not a yes/no answer",
+    )
 
 
 def grade_names(expected: ExpectedAnswer, answer: Any, name: str = "answer") -> Check:
@@ -457,8 +603,9 @@ def grade_text_contains(expected: ExpectedAnswer, answer: Any, name: str = "answ
     value = expected.value
     wanted = [value] if isinstance(value, str) else [str(v) for v in value or []]  # type: ignore[union-attr]
     missing = [w for w in wanted if _words(w) not in text]
-    return Check(name=name, passed=not missing, expected=wanted, got=answer,
-                 detail=f"missing: {missing}" if missing else None)
+    return Check(
+        name=name, passed=not missing, expected=wanted, got=answer, detail=f"missing: {missing}" if missing else None
+    )
 
 
 def _record_parts(expected: ExpectedAnswer, answer: Any) -> dict[str, Any]:
@@ -521,6 +668,7 @@ def _one_check(grader: Callable[[ExpectedAnswer, Any], Check]) -> Callable[[Expe
 
 # ---------- the answer a perfect agent writes, in the format the task text asks for ----------
 
+
 def plain_value(expected: ExpectedAnswer) -> Any:
     """The expected value as a reference answer writes it (numbers to 6 decimals)."""
     if expected.type == "number" and expected.value is not None:
@@ -530,9 +678,11 @@ def plain_value(expected: ExpectedAnswer) -> Any:
 
 def _or_none(write: Callable[[Any, ExpectedAnswer], str]) -> Callable[[ExpectedAnswer], str]:
     """A reference writer that answers "none" where no value exists."""
+
     def reference(expected: ExpectedAnswer) -> str:
         value = plain_value(expected)
         return "none" if value is None else write(value, expected)
+
     return reference
 
 
@@ -544,26 +694,59 @@ def _reference_record(expected: ExpectedAnswer) -> str:
 
 # ---------- the answer types: one declaration each ----------
 
-register_answer_type(AnswerKind(
-    name="boolean", description="yes or no (true/false accepted)",
-    grade=_one_check(grade_boolean), reference=_or_none(lambda value, _: "yes" if value else "no")))
-register_answer_type(AnswerKind(
-    name="date", description="one ISO date (a date-time is accepted), within the tolerance in days",
-    grade=_one_check(grade_date), reference=_or_none(lambda value, _: str(value))))
-register_answer_type(AnswerKind(
-    name="names", description="a set of names, case/whitespace/punctuation-insensitive; numbers must match",
-    grade=_one_check(grade_names), reference=_or_none(lambda value, _: "; ".join(value) if value else "none")))
-register_answer_type(AnswerKind(
-    name="number", description="a number within the tolerance, in the unit or one of the listed conversions",
-    grade=_one_check(grade_number),
-    reference=_or_none(lambda value, expected: f"{value} {expected.unit or ''}".strip())))
-register_answer_type(AnswerKind(
-    name="text-contains", description="free text that contains every expected phrase",
-    grade=_one_check(grade_text_contains),
-    reference=_or_none(lambda value, _: " ".join(value) if isinstance(value, list) else str(value))))
-register_answer_type(AnswerKind(
-    name="record", description="several named parts (a JSON object), each graded by its own type",
-    grade=_grade_record, reference=_reference_record))
-register_answer_type(AnswerKind(
-    name="none", description="not graded (a write-only task); the grade is the server's diff",
-    grade=lambda expected, answer: [], reference=lambda expected: "done"))
+register_answer_type(
+    AnswerKind(
+        name="boolean",
+        description="yes or no (true/false accepted)",
+        grade=_one_check(grade_boolean),
+        reference=_or_none(lambda value, _: "yes" if value else "no"),
+    )
+)
+register_answer_type(
+    AnswerKind(
+        name="date",
+        description="one ISO date (a date-time is accepted), within the tolerance in days",
+        grade=_one_check(grade_date),
+        reference=_or_none(lambda value, _: str(value)),
+    )
+)
+register_answer_type(
+    AnswerKind(
+        name="names",
+        description="a set of names, case/whitespace/punctuation-insensitive; numbers must match",
+        grade=_one_check(grade_names),
+        reference=_or_none(lambda value, _: "; ".join(value) if value else "none"),
+    )
+)
+register_answer_type(
+    AnswerKind(
+        name="number",
+        description="a number within the tolerance, in the unit or one of the listed conversions",
+        grade=_one_check(grade_number),
+        reference=_or_none(lambda value, expected: f"{value} {expected.unit or ''}".strip()),
+    )
+)
+register_answer_type(
+    AnswerKind(
+        name="text-contains",
+        description="free text that contains every expected phrase",
+        grade=_one_check(grade_text_contains),
+        reference=_or_none(lambda value, _: " ".join(value) if isinstance(value, list) else str(value)),
+    )
+)
+register_answer_type(
+    AnswerKind(
+        name="record",
+        description="several named parts (a JSON object), each graded by its own type",
+        grade=_grade_record,
+        reference=_reference_record,
+    )
+)
+register_answer_type(
+    AnswerKind(
+        name="none",
+        description="not graded (a write-only task); the grade is the server's diff",
+        grade=lambda expected, answer: [],
+        reference=lambda expected: "done",
+    )
+)

@@ -29,8 +29,17 @@ from medagent.scenarios.models import Scenario, Split, Suite, Tier
 from medagent.scenarios.population import Population
 from medagent.scenarios.tool_caller import OracleHandler
 
-__all__ = ["Category", "ChartInput", "PopulationInput", "Tier", "categories", "category", "category_of", "register",
-           "set_version"]
+__all__ = [
+    "Category",
+    "ChartInput",
+    "PopulationInput",
+    "Tier",
+    "categories",
+    "category",
+    "category_of",
+    "register",
+    "set_version",
+]
 
 PACKAGE = "medagent.scenarios"
 
@@ -117,13 +126,18 @@ _discovered = False
 def register(declared: Category) -> Category:
     """Add a category (at import of its module); a second declaration of the same name is an error unless the sets
     they belong to do not overlap."""
-    known = [c for c in _REGISTRY.get(declared.name, []) if c is not declared and
-             (_origin(c), c.since, c.until) != (_origin(declared), declared.since, declared.until)]
+    known = [
+        c
+        for c in _REGISTRY.get(declared.name, [])
+        if c is not declared and (_origin(c), c.since, c.until) != (_origin(declared), declared.since, declared.until)
+    ]
     for other in known:
         last, other_last = declared.until or 10**6, other.until or 10**6
         if declared.since <= other_last and other.since <= last:
-            raise ValueError(f"category {declared.name!r} is declared twice for the same sets ({_origin(other)} and "
-                             f"{_origin(declared)})")
+            raise ValueError(
+                f"category {declared.name!r} is declared twice for the same sets ({_origin(other)} and "
+                f"{_origin(declared)})"
+            )
     _REGISTRY[declared.name] = [*known, declared]
     return declared
 
@@ -150,8 +164,14 @@ def discover() -> None:
 def categories(*, tier: Tier | None = None, suite: Suite | None = None, since: int | None = None) -> list[Category]:
     """The registered categories, by tier then ``order``; ``since``: only those a set of that version includes."""
     discover()
-    chosen = [c for versions in _REGISTRY.values() for c in versions if (tier is None or c.tier == tier)
-              and (suite is None or c.suite == suite) and (since is None or c.in_set(since))]
+    chosen = [
+        c
+        for versions in _REGISTRY.values()
+        for c in versions
+        if (tier is None or c.tier == tier)
+        and (suite is None or c.suite == suite)
+        and (since is None or c.in_set(since))
+    ]
     tiers = list(get_args(Tier))
     return sorted(chosen, key=lambda c: (tiers.index(c.tier), c.order, c.name))
 
@@ -162,11 +182,17 @@ def category(name: str, version: int | None = None) -> Category:
     discover()
     versions = _REGISTRY.get(name, [])
     by_age = sorted(versions, key=lambda c: c.since)
-    found = by_age[-1:] if version is None else [c for c in versions if c.in_set(version)] or \
-        [c for c in by_age if version < c.since][:1]  # v1 (frozen data) is solved by its earliest declaration
+    found = (
+        by_age[-1:]
+        if version is None
+        else [c for c in versions if c.in_set(version)] or [c for c in by_age if version < c.since][:1]
+    )  # v1 (frozen data) is solved by its earliest declaration
     if not found:
-        raise KeyError(f"unknown scenario category {name!r}" + (f" in set v{version}" if version else "")
-                       + f"; known: {', '.join(sorted(_REGISTRY))}")
+        raise KeyError(
+            f"unknown scenario category {name!r}"
+            + (f" in set v{version}" if version else "")
+            + f"; known: {', '.join(sorted(_REGISTRY))}"
+        )
     return found[0]
 
 

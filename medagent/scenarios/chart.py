@@ -198,36 +198,61 @@ def chart_from_bundle(bundle: dict[str, Any]) -> Chart:
         elif kind == "Encounter":
             period = resource["period"]
             chart.encounter_starts.append(parse_instant(period["start"]))
-            chart.encounters.append(EncounterFact(
-                resource["id"], (resource.get("class") or {}).get("code", ""), _first_coding(resource["type"][0]),
-                parse_instant(period["start"]), parse_instant(period["end"]) if period.get("end") else None))
+            chart.encounters.append(
+                EncounterFact(
+                    resource["id"],
+                    (resource.get("class") or {}).get("code", ""),
+                    _first_coding(resource["type"][0]),
+                    parse_instant(period["start"]),
+                    parse_instant(period["end"]) if period.get("end") else None,
+                )
+            )
         elif kind == "Procedure":
             performed = resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
             if performed:
-                chart.procedures.append(ProcedureFact(resource["id"], _first_coding(resource["code"]),
-                                                      parse_instant(performed)))
+                chart.procedures.append(
+                    ProcedureFact(resource["id"], _first_coding(resource["code"]), parse_instant(performed))
+                )
         elif kind == "AllergyIntolerance":
             recorded = resource.get("recordedDate")
-            chart.allergies.append(AllergyFact(resource["id"], _first_coding(resource["code"]),
-                                               tuple(resource.get("category", [])),
-                                               parse_instant(recorded) if recorded else None))
+            chart.allergies.append(
+                AllergyFact(
+                    resource["id"],
+                    _first_coding(resource["code"]),
+                    tuple(resource.get("category", [])),
+                    parse_instant(recorded) if recorded else None,
+                )
+            )
         elif kind == "Condition":
             abatement = resource.get("abatementDateTime")
-            chart.conditions.append(ConditionFact(
-                resource["id"], _first_coding(resource["code"]), parse_instant(resource["onsetDateTime"]),
-                parse_instant(abatement) if abatement else None,
-            ))
+            chart.conditions.append(
+                ConditionFact(
+                    resource["id"],
+                    _first_coding(resource["code"]),
+                    parse_instant(resource["onsetDateTime"]),
+                    parse_instant(abatement) if abatement else None,
+                )
+            )
         elif kind == "MedicationRequest" and "medicationCodeableConcept" in resource:
             requester = resource.get("requester", {}).get("reference")
-            chart.medications.append(MedicationFact(
-                resource["id"], _first_coding(resource["medicationCodeableConcept"]), resource["status"],
-                parse_instant(resource["authoredOn"]), ref_id(requester) if requester else None,
-                tuple(ref_id(r["reference"]) for r in resource.get("reasonReference", [])),
-            ))
+            chart.medications.append(
+                MedicationFact(
+                    resource["id"],
+                    _first_coding(resource["medicationCodeableConcept"]),
+                    resource["status"],
+                    parse_instant(resource["authoredOn"]),
+                    ref_id(requester) if requester else None,
+                    tuple(ref_id(r["reference"]) for r in resource.get("reasonReference", [])),
+                )
+            )
         elif kind == "Immunization" and resource.get("status") == "completed":
-            chart.immunizations.append(ImmunizationFact(
-                resource["id"], _first_coding(resource["vaccineCode"]), parse_instant(resource["occurrenceDateTime"]),
-            ))
+            chart.immunizations.append(
+                ImmunizationFact(
+                    resource["id"],
+                    _first_coding(resource["vaccineCode"]),
+                    parse_instant(resource["occurrenceDateTime"]),
+                )
+            )
         elif kind == "Observation" and "effectiveDateTime" in resource:
             chart.observations.extend(_observation_facts(resource))
     chart.record_end = latest
@@ -240,12 +265,29 @@ def _observation_facts(resource: dict[str, Any]) -> list[ObservationFact]:
     facts = []
     quantity = resource.get("valueQuantity")
     if quantity and "value" in quantity:
-        facts.append(ObservationFact(resource["id"], code.code, code.display, when, float(quantity["value"]),
-                                     quantity.get("unit") or quantity.get("code", "")))
+        facts.append(
+            ObservationFact(
+                resource["id"],
+                code.code,
+                code.display,
+                when,
+                float(quantity["value"]),
+                quantity.get("unit") or quantity.get("code", ""),
+            )
+        )
     for component in resource.get("component", []):
         quantity = component.get("valueQuantity")
         if quantity and "value" in quantity:
             part = _first_coding(component["code"])
-            facts.append(ObservationFact(resource["id"], part.code, part.display, when, float(quantity["value"]),
-                                         quantity.get("unit") or quantity.get("code", ""), panel=code.code))
+            facts.append(
+                ObservationFact(
+                    resource["id"],
+                    part.code,
+                    part.display,
+                    when,
+                    float(quantity["value"]),
+                    quantity.get("unit") or quantity.get("code", ""),
+                    panel=code.code,
+                )
+            )
     return facts

@@ -49,15 +49,17 @@ def reason_words(display: str) -> str:
     return display if len(display) <= 100 else display[:100].rsplit(" ", 1)[0]
 
 
-async def orders_with_reason(tools: ToolCaller, patient: str, conditions: list[dict[str, Any]],
-                             medication_code: str | None = None) -> list[dict[str, Any]]:
+async def orders_with_reason(
+    tools: ToolCaller, patient: str, conditions: list[dict[str, Any]], medication_code: str | None = None
+) -> list[dict[str, Any]]:
     """The orders whose documented reason is one of these Condition rows: searched by the conditions' names
     (``reason=``, a few rows instead of the whole medication list), kept by the reason's reference."""
     refs = {row["ref"] for row in conditions}
     orders: dict[str, dict[str, Any]] = {}
     for display in sorted({str(row.get("display") or "") for row in conditions}):
-        for row in await every_row(tools, "search_medications", patient=patient, reason=reason_words(display),
-                                   code=medication_code):
+        for row in await every_row(
+            tools, "search_medications", patient=patient, reason=reason_words(display), code=medication_code
+        ):
             if refs & set(row.get("reasons") or []):
                 orders.setdefault(row["ref"], row)
     return list(orders.values())
@@ -109,8 +111,9 @@ class ChartReads:
     async def medications(self, patient: str, *, code: str | None = None, status: str = "all") -> list[dict[str, Any]]:
         return await every_row(self.tools, "search_medications", patient=patient, code=code, status=status)
 
-    async def latest(self, patient: str, code: str, *, since: str | None = None,
-                     until: str | None = None) -> dict[str, Any] | None:
+    async def latest(
+        self, patient: str, code: str, *, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any] | None:
         return await latest_observation(self.tools, patient, code, since=since, until=until)
 
     async def first_order(self, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
@@ -124,8 +127,9 @@ class ChartReads:
         result = await self.tools.call("search_medications", patient=patient, code=code, limit=1)
         return result.rows
 
-    async def orders_for_condition(self, patient: str, condition_code: str,
-                                   medication_code: str | None = None) -> list[dict[str, Any]]:
+    async def orders_for_condition(
+        self, patient: str, condition_code: str, medication_code: str | None = None
+    ) -> list[dict[str, Any]]:
         """Orders whose documented reason is a Condition with this code (reasonReference -> Condition)."""
         found = await self.conditions(patient, condition_code)
         if not found:

@@ -71,5 +71,7 @@ def rephrase(
         raise typer.Exit(2) from None
     manifest = write_rephrased_set(source, out, seed=seed, variants=variants)
     counts = ", ".join(f"{key} {count['dev']}" for key, count in sorted(manifest.counts.items()))
-    typer.echo(f"{sum(c['dev'] for c in manifest.counts.values())} rephrased dev scenarios ({counts}); "
-               f"wrote {out}/ (content_hash {manifest.content_hash})")
+    typer.echo(
+        f"{sum(c['dev'] for c in manifest.counts.values())} rephrased dev scenarios ({counts}); "
+        f"wrote {out}/ (content_hash {manifest.content_hash})"
+    )

@@ -47,8 +47,13 @@ LABS: dict[str, LabInfo] = {
         LabInfo("18262-6", "LDL cholesterol", "mg/dL", 0, {"mmol/L": 38.67}),
         LabInfo("2085-9", "HDL cholesterol", "mg/dL", 0, {"mmol/L": 38.67}),
         LabInfo("718-7", "hemoglobin", "g/dL", 1, {"g/L": 0.1}),
-        LabInfo("33914-3", "estimated glomerular filtration rate (eGFR)", "mL/min/{1.73_m2}", 0,
-                {"mL/min": 1.0, "mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0}),
+        LabInfo(
+            "33914-3",
+            "estimated glomerular filtration rate (eGFR)",
+            "mL/min/{1.73_m2}",
+            0,
+            {"mL/min": 1.0, "mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0},
+        ),
         LabInfo("29463-7", "body weight", "kg", 1, {"lb": 0.45359237, "lbs": 0.45359237, "g": 0.001}),
         LabInfo("8302-2", "body height", "cm", 1, {"m": 100.0, "in": 2.54}),
         LabInfo("39156-5", "body mass index (BMI)", "kg/m2", 1, {"kg/m^2": 1.0}),
@@ -100,8 +105,17 @@ CARDIOLOGY_REFERRAL = ("183519002", "Referral to cardiology service")
 
 # Conditions that justify each referral (SNOMED codes present in the data).
 ORTHOPEDIC_REASONS = {
-    "239873007", "239872002", "201834006", "58150001", "65966004", "16114001", "263102004",
-    "444470001", "444448004", "30832001", "307731004",
+    "239873007",
+    "239872002",
+    "201834006",
+    "58150001",
+    "65966004",
+    "16114001",
+    "263102004",
+    "444470001",
+    "444448004",
+    "30832001",
+    "307731004",
 }
 CARDIOLOGY_REASONS = {"53741008", "22298006", "399211009", "49436004", "88805009", "410429000"}
 
@@ -143,42 +157,66 @@ class ConditionGroup:
 
 
 CONDITION_GROUPS: list[ConditionGroup] = [
-    ConditionGroup("diabetes", "diabetes mellitus (including its complications)",
-                   frozenset({"44054006", "368581000119106", "422034002", "127013003"}),
-                   frozenset({"15777000", "80394007", "237602007"})),
-    ConditionGroup("heart", "heart disease",
-                   frozenset({"53741008", "22298006", "399211009", "49436004", "88805009", "410429000",
-                              "429007001"}),
-                   frozenset({"38341003", "230690007"})),
-    ConditionGroup("cancer", "cancer (malignant neoplasm)",
-                   frozenset({"363406005", "93761005", "109838007", "254637007", "424132000"}),
-                   frozenset({"126906006", "92691004", "162573006", "68496003", "713197008"})),
-    ConditionGroup("sinusitis", "sinusitis",
-                   frozenset({"444814009", "40055000", "36971009", "75498004"})),
-    ConditionGroup("fracture", "bone fracture",
-                   frozenset({"58150001", "65966004", "16114001", "263102004"})),
+    ConditionGroup(
+        "diabetes",
+        "diabetes mellitus (including its complications)",
+        frozenset({"44054006", "368581000119106", "422034002", "127013003"}),
+        frozenset({"15777000", "80394007", "237602007"}),
+    ),
+    ConditionGroup(
+        "heart",
+        "heart disease",
+        frozenset({"53741008", "22298006", "399211009", "49436004", "88805009", "410429000", "429007001"}),
+        frozenset({"38341003", "230690007"}),
+    ),
+    ConditionGroup(
+        "cancer",
+        "cancer (malignant neoplasm)",
+        frozenset({"363406005", "93761005", "109838007", "254637007", "424132000"}),
+        frozenset({"126906006", "92691004", "162573006", "68496003", "713197008"}),
+    ),
+    ConditionGroup("sinusitis", "sinusitis", frozenset({"444814009", "40055000", "36971009", "75498004"})),
+    ConditionGroup("fracture", "bone fracture", frozenset({"58150001", "65966004", "16114001", "263102004"})),
     ConditionGroup("sprain", "sprain", frozenset({"44465007", "70704007"})),
-    ConditionGroup("laceration", "laceration (cut wound)",
-                   frozenset({"370247008", "283385000", "284549007", "284551006"})),
-    ConditionGroup("tbi", "concussion or other traumatic brain injury",
-                   frozenset({"62106007", "62564004", "275272006", "127295002"})),
-    ConditionGroup("osteoarthritis", "osteoarthritis",
-                   frozenset({"239873007", "239872002", "201834006"}), frozenset({"69896004", "90560007"})),
+    ConditionGroup(
+        "laceration", "laceration (cut wound)", frozenset({"370247008", "283385000", "284549007", "284551006"})
+    ),
+    ConditionGroup(
+        "tbi",
+        "concussion or other traumatic brain injury",
+        frozenset({"62106007", "62564004", "275272006", "127295002"}),
+    ),
+    ConditionGroup(
+        "osteoarthritis",
+        "osteoarthritis",
+        frozenset({"239873007", "239872002", "201834006"}),
+        frozenset({"69896004", "90560007"}),
+    ),
     ConditionGroup("rhinitis", "allergic rhinitis", frozenset({"232353008", "446096008", "367498001"})),
     ConditionGroup("dementia", "Alzheimer's disease", frozenset({"26929004", "230265002"})),
-    ConditionGroup("seizure", "seizure disorder or epilepsy", frozenset({"128613002", "84757009"}),
-                   frozenset({"703151001"})),
-    ConditionGroup("pregnancy_loss", "pregnancy loss or complication of pregnancy",
-                   frozenset({"19169002", "79586000", "398254007", "198992004", "35999006", "156073000"})),
+    ConditionGroup(
+        "seizure", "seizure disorder or epilepsy", frozenset({"128613002", "84757009"}), frozenset({"703151001"})
+    ),
+    ConditionGroup(
+        "pregnancy_loss",
+        "pregnancy loss or complication of pregnancy",
+        frozenset({"19169002", "79586000", "398254007", "198992004", "35999006", "156073000"}),
+    ),
     ConditionGroup("burn", "burn injury", frozenset({"403191005", "403190006", "48333001"})),
-    ConditionGroup("polyp", "colorectal polyp", frozenset({"68496003", "713197008"}),
-                   frozenset({"363406005", "93761005", "109838007"})),
+    ConditionGroup(
+        "polyp",
+        "colorectal polyp",
+        frozenset({"68496003", "713197008"}),
+        frozenset({"363406005", "93761005", "109838007"}),
+    ),
     ConditionGroup("uti", "urinary tract infection", frozenset({"301011002", "38822007"})),
-    ConditionGroup("knee_injury", "knee ligament or tendon injury",
-                   frozenset({"444470001", "444448004", "30832001"})),
-    ConditionGroup("respiratory_infection", "acute respiratory tract infection",
-                   frozenset({"444814009", "195662009", "10509002", "43878008", "75498004"}),
-                   frozenset({"36971009", "40055000", "65363002"})),
+    ConditionGroup("knee_injury", "knee ligament or tendon injury", frozenset({"444470001", "444448004", "30832001"})),
+    ConditionGroup(
+        "respiratory_infection",
+        "acute respiratory tract infection",
+        frozenset({"444814009", "195662009", "10509002", "43878008", "75498004"}),
+        frozenset({"36971009", "40055000", "65363002"}),
+    ),
 ]
 
 
@@ -193,9 +231,13 @@ def implied_codes(codes: set[str]) -> set[str]:
                 frontier.append(parent)
     return result
 
+
 # LOINC document types of clinical notes: kind -> (code, display)
-NOTE_TYPES = {"progress": ("11506-3", "Progress note"), "nursing": ("34746-8", "Nurse Note"),
-              "telephone": ("34748-4", "Telephone encounter Note")}
+NOTE_TYPES = {
+    "progress": ("11506-3", "Progress note"),
+    "nursing": ("34746-8", "Nurse Note"),
+    "telephone": ("34748-4", "Telephone encounter Note"),
+}
 
 # problem-list codes the quality measures (cohort worklists) name
 PREDIABETES = "15777000"

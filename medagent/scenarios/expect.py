@@ -15,15 +15,21 @@ from medagent.scenarios.codes import LabInfo
 from medagent.scenarios.models import ExpectedAnswer, Tolerance
 
 
-def number_answer(value: float, info: LabInfo, distractors: Iterable[float] = (),
-                  extra_decimals: int = 2) -> tuple[ExpectedAnswer, int] | None:
+def number_answer(
+    value: float, info: LabInfo, distractors: Iterable[float] = (), extra_decimals: int = 2
+) -> tuple[ExpectedAnswer, int] | None:
     """(expected answer, decimals to state) or None when near misses cannot be told apart."""
     others = [d for d in distractors if d != value]
     for decimals in range(info.decimals, info.decimals + extra_decimals + 1):
-        tolerance = 10.0 ** -decimals
+        tolerance = 10.0**-decimals
         if all(abs(other - value) > 2 * tolerance for other in others):
-            expected = ExpectedAnswer(type="number", value=round(value, 6), unit=info.unit,
-                                      tolerance=Tolerance(abs=tolerance), unit_factors=dict(info.unit_factors))
+            expected = ExpectedAnswer(
+                type="number",
+                value=round(value, 6),
+                unit=info.unit,
+                tolerance=Tolerance(abs=tolerance),
+                unit_factors=dict(info.unit_factors),
+            )
             return expected, decimals
     return None
 
@@ -48,5 +54,4 @@ def on_date(value: str | None) -> ExpectedAnswer:
 
 
 def names(values: list[str], kind: str = "generic", aliases: dict[str, list[str]] | None = None) -> ExpectedAnswer:
-    return ExpectedAnswer(type="names", value=sorted(set(values)), names_kind=kind,
-                          aliases=aliases or {})
+    return ExpectedAnswer(type="names", value=sorted(set(values)), names_kind=kind, aliases=aliases or {})

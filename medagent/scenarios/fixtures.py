@@ -18,8 +18,9 @@ from medagent.scenarios.codes import LOINC, OBSERVATION_CATEGORY, UCUM
 from medagent.scenarios.identity import fixture_id
 
 
-def lab_observation(scenario: str, index: int, patient: str, code: str, display: str, value: float, unit: str,
-                    when: datetime) -> dict[str, Any]:
+def lab_observation(
+    scenario: str, index: int, patient: str, code: str, display: str, value: float, unit: str, when: datetime
+) -> dict[str, Any]:
     """A final laboratory Observation shaped like Synthea's own results."""
     return {
         "resourceType": "Observation",

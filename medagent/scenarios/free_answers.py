@@ -62,12 +62,16 @@ _COLON_LEAD = re.compile(r"^[^:\d]{1,80}?:\s+(?=\S)")
 _VERB_LEAD = re.compile(
     r"^(?:(?:it|this|that|they|these|those|he|she)|(?:the|her|his|their|its|this patient's|the patient's)"
     r"(?:\s+[a-z-]+){1,5})\s+(?:is|was|are|were|has been|have been)\s+"
-    r"(?:(?:prescribed|ordered|written|signed|given|requested|recorded)\s+by\s+)?", re.I)
+    r"(?:(?:prescribed|ordered|written|signed|given|requested|recorded)\s+by\s+)?",
+    re.I,
+)
 # "She is taking ...", "He was given ...", "Neva Hyatt is on ...", "She takes ...": a subject of a few words and a verb of
 # taking (no digits before it, so a value is never eaten)
 _TAKING_LEAD = re.compile(
     r"^(?:[^\s\d:]+\s+){0,5}?(?:(?:is|are|was|were)\s+(?:currently\s+|still\s+)?(?:on|taking|using|receiving|"
-    r"prescribed|given)|(?:takes|uses|receives|got|received))\s+", re.IGNORECASE)
+    r"prescribed|given)|(?:takes|uses|receives|got|received))\s+",
+    re.IGNORECASE,
+)
 _BY_LEAD = re.compile(r"^(?:[a-z-]+\s+){0,6}?(?:prescribed|ordered|written|signed|requested)\s+by\s+", re.I)
 _END = re.compile(r"[\s.!]+$")
 
@@ -80,7 +84,7 @@ def value_span(text: str) -> str:
     for frame in (_COLON_LEAD, _BY_LEAD, _TAKING_LEAD, _VERB_LEAD):
         match = frame.match(span)
         if match and len(match.group().split()) <= 8:
-            span = span[match.end():]
+            span = span[match.end() :]
             break
     span = _END.sub("", span)
     return span if span else text.strip()

@@ -17,12 +17,18 @@ from medagent.scenarios.checkpoints import grade_checkpoints
 from medagent.scenarios.models import Change, Scenario, Verdict
 from medagent.scenarios.writes import grade_writes, match_writes
 
-_CAUSE_OF_KIND = {"order": "wrong_write", "no_order": "forbidden_write", "safety": "forbidden_write",
-                  "note": "wrong_write", "fact": "wrong_answer"}
+_CAUSE_OF_KIND = {
+    "order": "wrong_write",
+    "no_order": "forbidden_write",
+    "safety": "forbidden_write",
+    "note": "wrong_write",
+    "fact": "wrong_answer",
+}
 
 
-def grade(scenario: Scenario, final_answer: str | dict[str, Any] | None,
-          diff: Sequence[Change | dict[str, Any]]) -> Verdict:
+def grade(
+    scenario: Scenario, final_answer: str | dict[str, Any] | None, diff: Sequence[Change | dict[str, Any]]
+) -> Verdict:
     answer_checks = grade_answer(scenario.answer, final_answer)
     if scenario.checkpoints:
         return _grade_workflow(scenario, answer_checks, diff)
@@ -33,8 +39,13 @@ def grade(scenario: Scenario, final_answer: str | dict[str, Any] | None,
     if cause is None and not all(check.passed for check in answer_checks):
         cause = "wrong_answer"
     score = sum(check.passed for check in checks) / len(checks) if checks else 1.0
-    return Verdict(scenario_id=scenario.id, passed=passed, score=round(score, 4), checks=checks,
-                   failure_cause=None if passed else cause)
+    return Verdict(
+        scenario_id=scenario.id,
+        passed=passed,
+        score=round(score, 4),
+        checks=checks,
+        failure_cause=None if passed else cause,
+    )
 
 
 def diff_changes(diff_response: dict[str, Any] | list[Any]) -> list[Change]:
@@ -55,5 +66,11 @@ def _grade_workflow(scenario: Scenario, answer_checks: list[Any], diff: Sequence
         if cause == "wrong_write" and any("no such write" in f for f in writes_first[0].failed):
             cause = "missing_write"
     score = sum(v.passed for v in verdicts) / len(verdicts)
-    return Verdict(scenario_id=scenario.id, passed=passed, score=round(score, 4), checks=checks,
-                   failure_cause=cause, checkpoints=verdicts)
+    return Verdict(
+        scenario_id=scenario.id,
+        passed=passed,
+        score=round(score, 4),
+        checks=checks,
+        failure_cause=cause,
+        checkpoints=verdicts,
+    )

@@ -56,11 +56,16 @@ class ExpectedAnswer(_Model):
         default_factory=dict, description="Expected name -> other accepted spellings (e.g. its code)."
     )
     fields: dict[str, ExpectedAnswer] = Field(default_factory=dict)
-    free: bool = Field(False, description="The question states no answer format: the answer is a free sentence "
-                                          "(scenarios.free_answers) whose value the graders read out of it.")
+    free: bool = Field(
+        False,
+        description="The question states no answer format: the answer is a free sentence "
+        "(scenarios.free_answers) whose value the graders read out of it.",
+    )
     single_number: bool = Field(
-        default=False, description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
-        "second value beside it fails instead of being read as the first number.")
+        default=False,
+        description="number (v3): the answer must hold exactly one number outside dates, so a code or a "
+        "second value beside it fails instead of being read as the first number.",
+    )
 
     @field_validator("type")
     @classmethod
@@ -216,10 +221,13 @@ class Scenario(_Model):
     )
     meta: dict[str, Any] = Field(default_factory=dict)
     limits: StatedLimits | None = Field(
-        default=None, description="Limits the task states for the agent (v3 items that need more than the agent's "
-        "defaults); the bench runner applies them.")
+        default=None,
+        description="Limits the task states for the agent (v3 items that need more than the agent's "
+        "defaults); the bench runner applies them.",
+    )
     checkpoints: list[Checkpoint] = Field(
-        default_factory=list, description="Workflow tier: the graded steps; every check belongs to one of them.")
+        default_factory=list, description="Workflow tier: the graded steps; every check belongs to one of them."
+    )
 
     @property
     def patient_context(self) -> str | None:
@@ -292,9 +300,11 @@ class Manifest(_Model):
     table: dict[str, dict[str, int]] = Field(description="'suite/category' -> answer type -> count.")
     branches: dict[str, dict[str, int]] = Field(description="'agentic/category' -> branch -> count.")
     available_per_patient: dict[str, float] = Field(
-        description="EHRQA questions the generator can produce per patient (mean, min, max) before "
-        "the frozen sample."
+        description="EHRQA questions the generator can produce per patient (mean, min, max) before the frozen sample."
     )
     test_patients: list[str]
-    evaluation_only: bool = Field(False, description="A held-out evaluation set (e.g. scenarios/natural): a run on it "
-                                  "is never training data (medagent.train.examples refuses it).")
+    evaluation_only: bool = Field(
+        False,
+        description="A held-out evaluation set (e.g. scenarios/natural): a run on it "
+        "is never training data (medagent.train.examples refuses it).",
+    )

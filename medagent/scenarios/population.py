@@ -49,8 +49,10 @@ def population_of(charts: Iterable[Chart]) -> Population:
         for code in {c.code.code for c in chart.conditions} | {m.code.code for m in chart.medications}:
             by_sex = population.sexes.setdefault(code, {})
             by_sex[chart.gender] = by_sex.get(chart.gender, 0) + 1
-        for code, moment in [*((c.code.code, c.onset) for c in chart.conditions),
-                             *((m.code.code, m.authored) for m in chart.medications)]:
+        for code, moment in [
+            *((c.code.code, c.onset) for c in chart.conditions),
+            *((m.code.code, m.authored) for m in chart.medications),
+        ]:
             age = whole_years_between(chart.birth_date, day_of(moment))
             population.youngest[code] = min(age, population.youngest.get(code, age))
         for med in chart.medications:

@@ -19,8 +19,17 @@ from medagent.scenarios.clock import iso, parse_span
 from medagent.scenarios.identity import fixture_id
 from medagent.scenarios.models import ExpectedAnswer, Scenario, WriteSpec
 
-LIST_FIELDS = {"dosageInstruction", "doseAndRate", "component", "category", "note", "coding", "event", "reasonCode",
-               "reasonReference"}
+LIST_FIELDS = {
+    "dosageInstruction",
+    "doseAndRate",
+    "component",
+    "category",
+    "note",
+    "coding",
+    "event",
+    "reasonCode",
+    "reasonReference",
+}
 # elements a field rule may name whose FHIR type is a plain string (a code, a reference), not a CodeableConcept
 STRING_LEAVES = {"code", "display", "system", "text", "reference"}
 STRING_ELEMENTS = {"priority"}  # a request's priority is a code
@@ -37,6 +46,7 @@ def reference_answer(expected: ExpectedAnswer) -> Any:
 
 
 # ---------- building resources from a spec ----------
+
 
 def _split(path: str) -> list[str]:
     parts, depth, current = [], 0, ""
@@ -127,21 +137,35 @@ def reference_diff(scenario: Scenario) -> list[dict[str, Any]]:
             if spec.action == "update":
                 assert spec.target
                 kind, _, target_id = spec.target.partition("/")
-                before = {"resourceType": kind, "id": target_id, "status": "active", "intent": "order",
-                          "medicationCodeableConcept": {"coding": [{"system": "rxnorm", "code": "0"}]},
-                          "subject": {"reference": f"Patient/{scenario.patient}"}}
+                before = {
+                    "resourceType": kind,
+                    "id": target_id,
+                    "status": "active",
+                    "intent": "order",
+                    "medicationCodeableConcept": {"coding": [{"system": "rxnorm", "code": "0"}]},
+                    "subject": {"reference": f"Patient/{scenario.patient}"},
+                }
                 after = {**before, "status": (spec.status or ["stopped"])[0]}
-                changes.append({"resourceType": kind, "id": target_id, "action": "update", "before": before,
-                                "after": after})
+                changes.append(
+                    {"resourceType": kind, "id": target_id, "action": "update", "before": before, "after": after}
+                )
                 continue
             resource_id = fixture_id(scenario.id + ":write", index * 10 + copy)
             resource = reference_resource(spec, resource_id)
-            changes.append({"resourceType": spec.resource_type, "id": resource_id, "action": "create",
-                            "before": None, "after": resource})
+            changes.append(
+                {
+                    "resourceType": spec.resource_type,
+                    "id": resource_id,
+                    "action": "create",
+                    "before": None,
+                    "after": resource,
+                }
+            )
     return changes
 
 
 # ---------- wrong solutions at the grader level ----------
+
 
 def _writes(scenario: Scenario) -> list[dict[str, Any]]:
     setup_ids = {r["id"] for r in scenario.setup}
@@ -153,8 +177,11 @@ def _setup(scenario: Scenario) -> list[dict[str, Any]]:
 
 
 def _retarget(change: dict[str, Any], patient: str) -> dict[str, Any]:
-    after = json.loads(json.dumps(change["after"]).replace(change["after"].get("subject", {}).get("reference", "\0"),
-                                                           f"Patient/{patient}"))
+    after = json.loads(
+        json.dumps(change["after"]).replace(
+            change["after"].get("subject", {}).get("reference", "\0"), f"Patient/{patient}"
+        )
+    )
     return {**change, "after": after}
 
 
@@ -164,8 +191,12 @@ WRONG_SOLUTIONS: dict[str, WrongSolution] = {
     "do-nothing": lambda s: ("", _setup(s)),
     "answer-no": lambda s: ("no", _setup(s) + _writes(s)),
     "right-answer-no-writes": lambda s: (reference_answer(s.answer), _setup(s)),
-    "write-twice": lambda s: (reference_answer(s.answer), _setup(s) + _writes(s) + [
-        {**c, "id": c["id"] + "-2"} for c in _writes(s) if c["action"] == "create"]),
-    "wrong-patient": lambda s: (reference_answer(s.answer), _setup(s) + [
-        _retarget(c, "not-" + s.patient) for c in _writes(s)]),
+    "write-twice": lambda s: (
+        reference_answer(s.answer),
+        _setup(s) + _writes(s) + [{**c, "id": c["id"] + "-2"} for c in _writes(s) if c["action"] == "create"],
+    ),
+    "wrong-patient": lambda s: (
+        reference_answer(s.answer),
+        _setup(s) + [_retarget(c, "not-" + s.patient) for c in _writes(s)],
+    ),
 }

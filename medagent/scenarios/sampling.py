@@ -59,7 +59,8 @@ def sample_ehrqa(candidates: list[Scenario], seed: int, per_category: int = 6) -
     for scenario in candidates:
         if scenario.meta.get("polarity") == "no":
             negatives[(scenario.category, str(scenario.meta.get("form")), str(scenario.meta.get("entity")))].append(
-                scenario)
+                scenario
+            )
         else:
             grouped[(scenario.patient, scenario.category)].append(scenario)
     chosen: list[Scenario] = []
@@ -83,9 +84,10 @@ def sample_ehrqa(candidates: list[Scenario], seed: int, per_category: int = 6) -
     return kept + list(twins.values())
 
 
-def _match_negatives(chosen: list[Scenario], negatives: dict[tuple[str, str, str], list[Scenario]],
-                     seed: int) -> dict[str, Scenario]:
-    """"yes" id -> its "no" twin; a "yes" whose entity has no possible "no" left gets none (and is dropped)."""
+def _match_negatives(
+    chosen: list[Scenario], negatives: dict[tuple[str, str, str], list[Scenario]], seed: int
+) -> dict[str, Scenario]:
+    """ "yes" id -> its "no" twin; a "yes" whose entity has no possible "no" left gets none (and is dropped)."""
     load: dict[tuple[str, str], int] = defaultdict(int)  # (patient, category) -> questions so far
     for scenario in chosen:
         load[(scenario.patient, scenario.category)] += 1
@@ -110,8 +112,9 @@ def balance_key(scenario: Scenario) -> str:
     return scenario.branch or str(scenario.meta.get("variant", "-"))
 
 
-def sample_agentic(candidates: list[Scenario], seed: int, split: str,
-                   shares: dict[str, dict[str, int]] | None = None) -> list[Scenario]:
+def sample_agentic(
+    candidates: list[Scenario], seed: int, split: str, shares: dict[str, dict[str, int]] | None = None
+) -> list[Scenario]:
     """Per task type, scenarios on every branch/variant in the stated shares (default: the same number)."""
     grouped: dict[str, dict[str, list[Scenario]]] = defaultdict(lambda: defaultdict(list))
     for scenario in candidates:

@@ -34,6 +34,7 @@ class ScenarioSetError(ValueError):
 
 # ---------- writing ----------
 
+
 def scenario_line(scenario: Scenario) -> bytes:
     """One compact JSON line: defaults left out, except the fields every reader looks at."""
     full = scenario.model_dump(mode="json")
@@ -57,8 +58,17 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_set(out: Path, files: dict[str, list[Scenario]], *, name: str, generator_version: str, seed: int,
-              patients: int, test_patients: list[str], evaluation_only: bool = False) -> Manifest:
+def write_set(
+    out: Path,
+    files: dict[str, list[Scenario]],
+    *,
+    name: str,
+    generator_version: str,
+    seed: int,
+    patients: int,
+    test_patients: list[str],
+    evaluation_only: bool = False,
+) -> Manifest:
     """A small derived set (a rephrased dev split, the quickstart's questions): its files and a manifest with
     their hashes, counts and labels (suite, split, tier from the scenarios). A build of the frozen sets writes
     its own, fuller manifest (``scenarios.build``)."""
@@ -68,19 +78,33 @@ def write_set(out: Path, files: dict[str, list[Scenario]], *, name: str, generat
     for path, scenarios in files.items():
         count = write_jsonl(out / path, scenarios)
         suites = {s.suite for s in scenarios}
-        entries[path] = FileEntry(sha256=sha256_file(out / path), count=count,
-                                  suite=suites.pop() if len(suites) == 1 else None,
-                                  split=scenarios[0].split if scenarios else None,
-                                  tier=scenarios[0].tier if scenarios else "core")
+        entries[path] = FileEntry(
+            sha256=sha256_file(out / path),
+            count=count,
+            suite=suites.pop() if len(suites) == 1 else None,
+            split=scenarios[0].split if scenarios else None,
+            tier=scenarios[0].tier if scenarios else "core",
+        )
         for scenario in scenarios:
             key = scenario.suite if scenario.tier == "core" else f"{scenario.tier}/{scenario.suite}"
             counts.setdefault(key, {"dev": 0, "test": 0})[scenario.split] += 1
-    manifest = Manifest(name=name, generator_version=generator_version, seed=seed, patients=patients,
-                        content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
-                        files=entries, counts=counts, table={}, branches={}, available_per_patient={},
-                        test_patients=test_patients, evaluation_only=evaluation_only)
-    (out / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
-                                        + b"\n")
+    manifest = Manifest(
+        name=name,
+        generator_version=generator_version,
+        seed=seed,
+        patients=patients,
+        content_hash=content_hash({path: entry.sha256 for path, entry in entries.items()}),
+        files=entries,
+        counts=counts,
+        table={},
+        branches={},
+        available_per_patient={},
+        test_patients=test_patients,
+        evaluation_only=evaluation_only,
+    )
+    (out / "manifest.json").write_bytes(
+        orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n"
+    )
     return manifest
 
 
@@ -91,6 +115,7 @@ def content_hash(file_hashes: dict[str, str]) -> str:
 
 
 # ---------- reading ----------
+
 
 def read_manifest(folder: Path) -> Manifest:
     path = folder / "manifest.json"
@@ -121,8 +146,10 @@ def set_hash(folder: Path) -> str:
     manifest = read_manifest(folder)
     actual = content_hash(file_hashes(folder, manifest))
     if actual != manifest.content_hash:
-        raise ScenarioSetError(f"the files of {folder} do not match its manifest (content hash {actual[:16]}, "
-                               f"manifest {manifest.content_hash[:16]}): rebuild the set or restore the files")
+        raise ScenarioSetError(
+            f"the files of {folder} do not match its manifest (content hash {actual[:16]}, "
+            f"manifest {manifest.content_hash[:16]}): rebuild the set or restore the files"
+        )
     return actual
 
 
@@ -155,12 +182,15 @@ class ScenarioSet:
         chosen = []
         for name, entry in sorted(self.manifest.files.items()):
             labels = entry_labels(name, entry)
-            if all(want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels, strict=False)):
+            if all(
+                want == "all" or got in (want, "all") for want, got in zip((suite, split, tier), labels, strict=False)
+            ):
                 chosen.append(name)
         return chosen
 
-    def load(self, suite: str = "all", split: str = "all", tier: str = "all",
-             limit: int | None = None) -> list[Scenario]:
+    def load(
+        self, suite: str = "all", split: str = "all", tier: str = "all", limit: int | None = None
+    ) -> list[Scenario]:
         """Scenarios of the chosen suites, splits and tiers (files checked against the manifest)."""
         scenarios: list[Scenario] = []
         for name in self.files(suite, split, tier):
@@ -173,8 +203,9 @@ def open_set(folder: Path) -> ScenarioSet:
     return ScenarioSet(folder, read_manifest(folder))
 
 
-def load_scenarios(folder: Path, suite: str = "all", split: str = "test", limit: int | None = None,
-                   tier: str = "all") -> list[Scenario]:
+def load_scenarios(
+    folder: Path, suite: str = "all", split: str = "test", limit: int | None = None, tier: str = "all"
+) -> list[Scenario]:
     """Scenarios of one set; ``limit`` takes them round-robin across categories."""
     return open_set(folder).load(suite, split, tier, limit)
 
@@ -210,8 +241,9 @@ def _read_checked(path: Path, sha256: str) -> list[Scenario]:
         raise ScenarioSetError(f"scenario file not found: {path} (run `medagent scenarios build`)")
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise ScenarioSetError(f"{path} changed since its manifest was written (sha256 differs): rebuild the set "
-                               "or restore the file")
+        raise ScenarioSetError(
+            f"{path} changed since its manifest was written (sha256 differs): rebuild the set or restore the file"
+        )
     return _parse_bytes(path, data)
 
 

@@ -11,8 +11,15 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import Population
 
 
-def generate_tier(tier: Tier, charts: Sequence[Chart], population: Population, seed: int,
-                  test_patients: Iterable[str], *, since: int | None = None) -> list[Scenario]:
+def generate_tier(
+    tier: Tier,
+    charts: Sequence[Chart],
+    population: Population,
+    seed: int,
+    test_patients: Iterable[str],
+    *,
+    since: int | None = None,
+) -> list[Scenario]:
     """Every scenario of the tier's categories (``since``: those a set of that version includes), split (by
     patient; population questions as their generator splits them), selected and ordered by category, patient, id."""
     test = frozenset(test_patients)
@@ -24,8 +31,11 @@ def generate_tier(tier: Tier, charts: Sequence[Chart], population: Population, s
         made: list[Scenario] = []
         if declaration.generate is not None:
             for chart in ordered:
-                made.extend(declaration.generate(ChartInput(chart, population, seed,
-                                                            "test" if chart.patient_id in test else "dev")))
+                made.extend(
+                    declaration.generate(
+                        ChartInput(chart, population, seed, "test" if chart.patient_id in test else "dev")
+                    )
+                )
         if declaration.generate_population is not None:
             made.extend(declaration.generate_population(everyone))
         out.extend(declaration.select(made, seed) if declaration.select else made)

@@ -23,8 +23,16 @@ LAB_ALIASES: dict[str, tuple[str, ...]] = {
     "49765-1": ("calcium", "Ca", "serum calcium", "calcium level"),
     "38483-4": ("creatinine", "Cr", "serum creatinine", "creat"),
     "6299-2": ("BUN", "urea nitrogen", "blood urea nitrogen"),
-    "4548-4": ("hemoglobin A1c", "HbA1c", "A1c", "a1c", "glycated hemoglobin", "glycated haemoglobin",
-               "haemoglobin A1c", "Hb A1c"),
+    "4548-4": (
+        "hemoglobin A1c",
+        "HbA1c",
+        "A1c",
+        "a1c",
+        "glycated hemoglobin",
+        "glycated haemoglobin",
+        "haemoglobin A1c",
+        "Hb A1c",
+    ),
     "2093-3": ("total cholesterol", "cholesterol", "total chol"),
     "2571-8": ("triglycerides", "TG", "trigs"),
     "18262-6": ("LDL", "LDL cholesterol", "LDL-C", "ldl"),
@@ -88,8 +96,14 @@ class Referent:
     intro: str = ""
 
 
-_INTROS = ("{name} is in clinic today. ", "About {name}: ", "Pt: {name}. ", "Re {name} - ", "{name}. ",
-           "Question about {name}. ")
+_INTROS = (
+    "{name} is in clinic today. ",
+    "About {name}: ",
+    "Pt: {name}. ",
+    "Re {name} - ",
+    "{name}. ",
+    "Question about {name}. ",
+)
 
 
 def _possessive(name: str) -> str:
@@ -107,21 +121,45 @@ def referent(rng: random.Random, given: str, family: str, gender: str, *, pronou
     if kind == "pronoun":
         intro = rng.choice(_INTROS).format(name=rng.choice((full, f"{title} {family}")))
         return Referent("she" if female else "he", "her" if female else "his", "her" if female else "him", intro)
-    name = {"full": full, "title": f"{title} {family}", "first": given, "patient": "the patient",
-            "this": "this patient", "pt": "pt"}[kind]
+    name = {
+        "full": full,
+        "title": f"{title} {family}",
+        "first": given,
+        "patient": "the patient",
+        "this": "this patient",
+        "pt": "pt",
+    }[kind]
     return Referent(name, _possessive(name), name)
 
 
-_KEYBOARD_NEIGHBOURS = {"a": "s", "e": "r", "i": "o", "o": "i", "n": "m", "r": "t", "s": "a", "t": "r", "u": "y",
-                        "l": "k", "c": "v", "d": "s", "m": "n", "h": "j", "p": "o"}
+_KEYBOARD_NEIGHBOURS = {
+    "a": "s",
+    "e": "r",
+    "i": "o",
+    "o": "i",
+    "n": "m",
+    "r": "t",
+    "s": "a",
+    "t": "r",
+    "u": "y",
+    "l": "k",
+    "c": "v",
+    "d": "s",
+    "m": "n",
+    "h": "j",
+    "p": "o",
+}
 
 
 def typo(rng: random.Random, text: str, protected: list[str]) -> str:
     """``text`` with one typo (two letters swapped, one dropped, doubled or hit beside) in one plain word of five
     letters or more that is not inside a ``protected`` span (names, drugs, values); unchanged if none."""
     spans = [(m.start(), m.end()) for p in protected if p for m in re.finditer(re.escape(p), text)]
-    words = [m for m in re.finditer(r"[A-Za-z]{5,}", text)
-             if not any(start < m.end() and m.start() < end for start, end in spans)]
+    words = [
+        m
+        for m in re.finditer(r"[A-Za-z]{5,}", text)
+        if not any(start < m.end() and m.start() < end for start, end in spans)
+    ]
     if not words:
         return text
     word = rng.choice(words)
@@ -129,12 +167,12 @@ def typo(rng: random.Random, text: str, protected: list[str]) -> str:
     at = rng.randrange(1, len(letters) - 1)
     kind = rng.choice(("swap", "drop", "double", "near"))
     if kind == "swap":
-        changed = letters[:at] + letters[at + 1] + letters[at] + letters[at + 2:]
+        changed = letters[:at] + letters[at + 1] + letters[at] + letters[at + 2 :]
     elif kind == "drop":
-        changed = letters[:at] + letters[at + 1:]
+        changed = letters[:at] + letters[at + 1 :]
     elif kind == "double":
         changed = letters[:at] + letters[at] + letters[at:]
     else:
         near = _KEYBOARD_NEIGHBOURS.get(letters[at].lower(), letters[at])
-        changed = letters[:at] + near + letters[at + 1:]
-    return text[:word.start()] + changed + text[word.end():]
+        changed = letters[:at] + near + letters[at + 1 :]
+    return text[: word.start()] + changed + text[word.end() :]

@@ -27,6 +27,7 @@ _DEFAULT_CODE_PATHS = {
 
 # ---------- paths ----------
 
+
 def _split_path(path: str) -> list[str]:
     parts, depth, current = [], 0, ""
     for ch in path:
@@ -87,6 +88,7 @@ def _plain(text: str) -> str:
 
 # ---------- constraint checks on one resource ----------
 
+
 def _check_quantity_option(resource: dict[str, Any], option: QuantityOption) -> tuple[bool, Any]:
     got = []
     for node in resolve(resource, option.path):
@@ -126,8 +128,14 @@ def evaluate(spec: WriteSpec, change: Change) -> _Outcome:
     after = change.after or {}
     checks: list[Check] = []
     if spec.target:
-        checks.append(Check(name="target", passed=f"{change.resourceType}/{change.id}" == spec.target,
-                            expected=spec.target, got=f"{change.resourceType}/{change.id}"))
+        checks.append(
+            Check(
+                name="target",
+                passed=f"{change.resourceType}/{change.id}" == spec.target,
+                expected=spec.target,
+                got=f"{change.resourceType}/{change.id}",
+            )
+        )
     if spec.subject:
         refs = strings_at(after, spec.subject_path)
         ok = any(r == spec.subject or r.endswith("/" + spec.subject) for r in refs)
@@ -137,8 +145,14 @@ def evaluate(spec: WriteSpec, change: Change) -> _Outcome:
         codings = [c for c in resolve(after, path) if isinstance(c, dict)]
         pairs = {(c.get("system"), c.get("code")) for c in codings}
         ok = any((c.system, c.code) in pairs for c in spec.codes)
-        checks.append(Check(name="code", passed=ok, expected=[f"{c.system}|{c.code}" for c in spec.codes],
-                            got=[f"{s}|{c}" for s, c in sorted(pairs, key=str)]))
+        checks.append(
+            Check(
+                name="code",
+                passed=ok,
+                expected=[f"{c.system}|{c.code}" for c in spec.codes],
+                got=[f"{s}|{c}" for s, c in sorted(pairs, key=str)],
+            )
+        )
     for field, allowed in (("intent", spec.intent), ("status", spec.status)):
         if allowed is not None:
             got = after.get(field)
@@ -159,8 +173,9 @@ def evaluate(spec: WriteSpec, change: Change) -> _Outcome:
             ok = any(v in wanted for v in values)
         else:
             ok = any(w in v for v in values for w in wanted)
-        checks.append(Check(name=field_rule.name, passed=ok, expected=field_rule.any_of,
-                            got=strings_at(after, field_rule.path)))
+        checks.append(
+            Check(name=field_rule.name, passed=ok, expected=field_rule.any_of, got=strings_at(after, field_rule.path))
+        )
     for window in spec.windows:
         lo, hi = parse_span(window.not_before)[0], parse_span(window.not_after)[1]
         got = [v for path in window.paths for v in strings_at(after, path)]
@@ -175,12 +190,14 @@ def evaluate(spec: WriteSpec, change: Change) -> _Outcome:
     for path in spec.unchanged:
         before_value = resolve(change.before or {}, path)
         after_value = resolve(after, path)
-        checks.append(Check(name=f"unchanged {path}", passed=before_value == after_value,
-                            expected=before_value, got=after_value))
+        checks.append(
+            Check(name=f"unchanged {path}", passed=before_value == after_value, expected=before_value, got=after_value)
+        )
     return _Outcome(checks)
 
 
 # ---------- matching a diff against the specs ----------
+
 
 def relevant_changes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> list[Change]:
     """The diff as Changes, without the creation of the scenario's own setup resources."""
@@ -230,8 +247,11 @@ class WriteMatch:
 
     def changes_of(self, spec_name: str) -> list[Change]:
         """The changes matched to the slots of the spec with this name."""
-        return [self.changes[self.matched[s]] for s, spec in enumerate(self.slots)
-                if spec.name == spec_name and s in self.matched]
+        return [
+            self.changes[self.matched[s]]
+            for s, spec in enumerate(self.slots)
+            if spec.name == spec_name and s in self.matched
+        ]
 
 
 def match_writes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> WriteMatch:
@@ -261,8 +281,12 @@ def slot_check(match: WriteMatch, s: int) -> Check:
         return Check(name=f"write: {spec.name}", passed=False, detail="no such write")
     best, c = max(tried, key=lambda pair: pair[0].met)
     failed = [chk for chk in best.checks if not chk.passed]
-    return Check(name=f"write: {spec.name}", passed=False, got=label(match.changes[c]),
-                 detail="; ".join(f"{chk.name}: expected {chk.expected}, got {chk.got}" for chk in failed))
+    return Check(
+        name=f"write: {spec.name}",
+        passed=False,
+        got=label(match.changes[c]),
+        detail="; ".join(f"{chk.name}: expected {chk.expected}, got {chk.got}" for chk in failed),
+    )
 
 
 def grade_writes(scenario: Scenario, diff: Sequence[Change | dict[str, Any]]) -> tuple[list[Check], str | None]:

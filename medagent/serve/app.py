@@ -113,8 +113,11 @@ async def start_run(request: Request) -> Response:
         return _json(view, 202)
     patient = body.patient or session.patient
     if session.patient is not None and patient != session.patient:
-        raise ApiError(403, "not_in_context", f"this launch is about Patient/{session.patient}; "
-                                              f"it cannot run about Patient/{patient}")
+        raise ApiError(
+            403,
+            "not_in_context",
+            f"this launch is about Patient/{session.patient}; it cannot run about Patient/{patient}",
+        )
     view = await _manager(request).start(body.question, patient=patient, now=body.now, client=session.client)
     session.runs.add(view.run_id)
     return _json(view, 202)
@@ -142,8 +145,9 @@ async def run_events(request: Request) -> Response:
     await manager.get(run_id)  # 404 before the stream opens
     after_text = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     if STEP_COUNT.fullmatch(after_text) is None:  # str.isdigit() also accepts '²' and 5,000 digits, which int() refuses
-        raise ApiError(422, "invalid_query", f"after / Last-Event-ID must be a step count (0-999999999), got "
-                                             f"{after_text[:20]!r}")
+        raise ApiError(
+            422, "invalid_query", f"after / Last-Event-ID must be a step count (0-999999999), got {after_text[:20]!r}"
+        )
 
     async def stream() -> Any:
         async for event in manager.events(run_id, after=int(after_text)):
@@ -154,8 +158,9 @@ async def run_events(request: Request) -> Response:
 
 async def decide_write(request: Request) -> Response:
     body = await _body(request, Decision)
-    view = await _manager(request).decide(_visible_run(request), pending_id=body.pending_id,
-                                          approve=body.approve, reason=body.reason)
+    view = await _manager(request).decide(
+        _visible_run(request), pending_id=body.pending_id, approve=body.approve, reason=body.reason
+    )
     return _json(view, 202)
 
 
@@ -192,11 +197,18 @@ async def service_info(request: Request) -> Response:
 
 async def get_session(request: Request) -> Response:
     session = _launched(request)
-    launch = None if session is None else {"iss": session.iss, "patient": session.patient,
-                                           "fhir_user": session.fhir_user, "scopes": session.scopes}
-    return JSONResponse({"auth": request.app.state.token is not None,
-                         "authorized": session is not None or authorized(request, request.app.state.token),
-                         "launch": launch})
+    launch = (
+        None
+        if session is None
+        else {"iss": session.iss, "patient": session.patient, "fhir_user": session.fhir_user, "scopes": session.scopes}
+    )
+    return JSONResponse(
+        {
+            "auth": request.app.state.token is not None,
+            "authorized": session is not None or authorized(request, request.app.state.token),
+            "launch": launch,
+        }
+    )
 
 
 async def open_session(request: Request) -> Response:
@@ -207,8 +219,14 @@ async def open_session(request: Request) -> Response:
     if not token_matches(token, body.token):
         raise ApiError(401, "unauthorized", "that token is not this service's token")
     response = JSONResponse({"auth": True, "authorized": True})
-    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_value(token),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     return response
 
 
@@ -234,26 +252,88 @@ async def ui(request: Request) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/api/runs", "Start a run (question, patient, now); it runs in the background.", start_run,
-             body=StartRun, response=RunView, status=202, errors=(400, 403, 404, 415, 422)),
-    Endpoint("GET", "/api/runs", "Recent runs, newest first (from the checkpointer).", list_runs, response=RunList,
-             query=(("limit", "at most this many (default 20)"),)),
-    Endpoint("GET", "/api/runs/{run_id}", "A run: state, steps, answer, citations, pending write, tokens.", get_run,
-             response=RunView, errors=(404,)),
-    Endpoint("GET", "/api/runs/{run_id}/events", "The run's steps as server-sent events: step, action, approval, "
-             "status, done (ids count steps; Last-Event-ID resumes).", run_events, media="text/event-stream",
-             errors=(404,), query=(("after", "skip this many steps (like Last-Event-ID)"),)),
-    Endpoint("POST", "/api/runs/{run_id}/decision", "Approve or reject the write the run waits on.", decide_write,
-             body=Decision, response=RunView, status=202, errors=(404, 409, 415, 422)),
-    Endpoint("POST", "/api/runs/{run_id}/resume", "Continue an interrupted run from its last checkpoint.",
-             resume_run, response=RunView, status=202, errors=(404, 409)),
-    Endpoint("GET", "/api/patients", "Patients for the picker: name words or a birth date.", find_patients,
-             response=PatientList, tags=("records",), query=(("q", "name words or YYYY-MM-DD"),
-                                                              ("now", "ages at this time"))),
-    Endpoint("GET", "/api/resources/{kind}/{id}", "A cited FHIR resource with its one-line summary.", get_resource,
-             response=ResourceView, errors=(400, 404), tags=("records",), query=(("now", "the run's clock"),)),
-    Endpoint("GET", "/api/info", "The model, approval mode and FHIR server this service uses.", service_info,
-             response=ServiceInfo, tags=("service",)),
+    Endpoint(
+        "POST",
+        "/api/runs",
+        "Start a run (question, patient, now); it runs in the background.",
+        start_run,
+        body=StartRun,
+        response=RunView,
+        status=202,
+        errors=(400, 403, 404, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/api/runs",
+        "Recent runs, newest first (from the checkpointer).",
+        list_runs,
+        response=RunList,
+        query=(("limit", "at most this many (default 20)"),),
+    ),
+    Endpoint(
+        "GET",
+        "/api/runs/{run_id}",
+        "A run: state, steps, answer, citations, pending write, tokens.",
+        get_run,
+        response=RunView,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/runs/{run_id}/events",
+        "The run's steps as server-sent events: step, action, approval, "
+        "status, done (ids count steps; Last-Event-ID resumes).",
+        run_events,
+        media="text/event-stream",
+        errors=(404,),
+        query=(("after", "skip this many steps (like Last-Event-ID)"),),
+    ),
+    Endpoint(
+        "POST",
+        "/api/runs/{run_id}/decision",
+        "Approve or reject the write the run waits on.",
+        decide_write,
+        body=Decision,
+        response=RunView,
+        status=202,
+        errors=(404, 409, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/api/runs/{run_id}/resume",
+        "Continue an interrupted run from its last checkpoint.",
+        resume_run,
+        response=RunView,
+        status=202,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "GET",
+        "/api/patients",
+        "Patients for the picker: name words or a birth date.",
+        find_patients,
+        response=PatientList,
+        tags=("records",),
+        query=(("q", "name words or YYYY-MM-DD"), ("now", "ages at this time")),
+    ),
+    Endpoint(
+        "GET",
+        "/api/resources/{kind}/{id}",
+        "A cited FHIR resource with its one-line summary.",
+        get_resource,
+        response=ResourceView,
+        errors=(400, 404),
+        tags=("records",),
+        query=(("now", "the run's clock"),),
+    ),
+    Endpoint(
+        "GET",
+        "/api/info",
+        "The model, approval mode and FHIR server this service uses.",
+        service_info,
+        response=ServiceInfo,
+        tags=("service",),
+    ),
 ]
 
 
@@ -280,8 +360,14 @@ class AccessLogMiddleware:
             await self.app(scope, receive, record)
         finally:
             template, run_id = self._route(scope)
-            access_log.info("%s %s %s %.1f ms%s", scope["method"], template, status["code"],
-                            (time.perf_counter() - started) * 1000, f" run={run_id}" if run_id else "")
+            access_log.info(
+                "%s %s %s %.1f ms%s",
+                scope["method"],
+                template,
+                status["code"],
+                (time.perf_counter() - started) * 1000,
+                f" run={run_id}" if run_id else "",
+            )
 
     def _route(self, scope: Scope) -> tuple[str, str | None]:
         for route in self.routes:
@@ -310,8 +396,15 @@ async def _fhir_error(request: Request, exc: Exception) -> Response:
     return error_response(502, "fhir_error", f"the FHIR server answered with an error: {exc}")
 
 
-def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = None, loopback: bool = True,
-               smart: SmartLaunch | None = None, cds: CdsHooks | None = None) -> Starlette:
+def create_app(
+    manager: RunManager,
+    *,
+    info: ServiceInfo,
+    token: str | None = None,
+    loopback: bool = True,
+    smart: SmartLaunch | None = None,
+    cds: CdsHooks | None = None,
+) -> Starlette:
     """The app over a RunManager, behind the FHIR server's request guard; ``token`` set: the API needs it;
     ``loopback``: served on a loopback address (only loopback Host names are answered); ``smart``: the service
     is also a SMART app (``/launch``; :mod:`medagent.serve.smart_launch`); ``cds``: also serve the CDS Hooks
@@ -329,10 +422,20 @@ def create_app(manager: RunManager, *, info: ServiceInfo, token: str | None = No
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *(smart.routes() if smart is not None else []),
     ]
-    middleware = [Middleware(AccessLogMiddleware, routes=routes),
-                  Middleware(guarded, token=token, loopback=loopback, launch=smart)]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={
-        RunError: _run_error, ApiError: _api_error, FhirClientError: _fhir_error, BodyTooLarge: _too_large})
+    middleware = [
+        Middleware(AccessLogMiddleware, routes=routes),
+        Middleware(guarded, token=token, loopback=loopback, launch=smart),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            RunError: _run_error,
+            ApiError: _api_error,
+            FhirClientError: _fhir_error,
+            BodyTooLarge: _too_large,
+        },
+    )
     app.state.manager = manager
     app.state.token = token
     app.state.smart = smart

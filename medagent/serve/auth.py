@@ -47,8 +47,14 @@ def authorized(connection: HTTPConnection, token: str | None) -> bool:
 
 
 SERVE_MAX_BODY_BYTES = 16 * 1024 * 1024  # CDS Hooks calls carry prefetched records (a chart can be megabytes)
-_ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
-                414: "query_too_long", 415: "unsupported_media_type"}
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "body_too_large",
+    414: "query_too_long",
+    415: "unsupported_media_type",
+}
 
 
 def api_refusal(status: int, message: str) -> tuple[bytes, str]:

@@ -16,8 +16,15 @@ _BIRTH_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 def _row(patient: dict, now: datetime) -> PatientRow:
     row = patient_row(patient, now)
-    return PatientRow(id=patient["id"], name=row["name"], gender=row["gender"], birth_date=row["birthDate"],
-                      age=row["age"], mrn=row["mrn"], deceased=row["deceased"])
+    return PatientRow(
+        id=patient["id"],
+        name=row["name"],
+        gender=row["gender"],
+        birth_date=row["birthDate"],
+        age=row["age"],
+        mrn=row["mrn"],
+        deceased=row["deceased"],
+    )
 
 
 async def search_patients(client: FhirClient, query: str, now: datetime, limit: int = 20) -> list[PatientRow]:
@@ -42,5 +49,4 @@ async def read_resource(client: FhirClient, reference: str, now: datetime) -> Re
     """A cited resource and its one-line summary (the same line the tools show the model)."""
     kind, resource_id = split_reference(reference, "reference")
     resource = await client.read_json(kind, resource_id)
-    return ResourceView(reference=f"{kind}/{resource_id}", summary=generic_line(resource, now).text,
-                        resource=resource)
+    return ResourceView(reference=f"{kind}/{resource_id}", summary=generic_line(resource, now).text, resource=resource)

@@ -82,12 +82,21 @@ def step_view(step: Mapping[str, Any] | object) -> StepView:
     tool = step_field(step, "tool")
     kind = "invalid" if not tool else "answer" if tool == FINAL_ANSWER else "tool"
     return StepView(
-        step=step_field(step, "step"), kind=kind, tool=tool, arguments=step_field(step, "arguments"),
-        model_output=step_field(step, "model_output"), result=step_field(step, "result"),
-        error=step_field(step, "error"), references=list(step_field(step, "references", [])),
-        wrote=list(step_field(step, "wrote", [])), approval=step_field(step, "approval"),
-        note=step_field(step, "note"), model_s=step_field(step, "model_s"), tool_s=step_field(step, "tool_s"),
-        prompt_tokens=step_field(step, "prompt_tokens"), completion_tokens=step_field(step, "completion_tokens"),
+        step=step_field(step, "step"),
+        kind=kind,
+        tool=tool,
+        arguments=step_field(step, "arguments"),
+        model_output=step_field(step, "model_output"),
+        result=step_field(step, "result"),
+        error=step_field(step, "error"),
+        references=list(step_field(step, "references", [])),
+        wrote=list(step_field(step, "wrote", [])),
+        approval=step_field(step, "approval"),
+        note=step_field(step, "note"),
+        model_s=step_field(step, "model_s"),
+        tool_s=step_field(step, "tool_s"),
+        prompt_tokens=step_field(step, "prompt_tokens"),
+        completion_tokens=step_field(step, "completion_tokens"),
     )
 
 
@@ -143,8 +152,9 @@ class RunManager:
         self._slots = asyncio.Semaphore(max_active)
 
     # commands -------------------------------------------------------------------------------
-    async def start(self, question: str, *, patient: str | None, now: str | None,
-                    client: FhirClient | None = None) -> RunView:
+    async def start(
+        self, question: str, *, patient: str | None, now: str | None, client: FhirClient | None = None
+    ) -> RunView:
         """Check the patient exists, then run the agent in the background; returns at once. ``client``: the
         run's own FHIR client (a SMART launch's, with its token), kept for its approvals and resumes."""
         fhir = client or self.client
@@ -158,8 +168,7 @@ class RunManager:
         self._launched[run_id] = _Launch(question, patient, moment, time.time())
         if client is not None:
             self._clients[run_id] = client
-        self._spawn(run_id, lambda: self.agent.run(question, now=moment, patient=patient, run_id=run_id,
-                                                   client=client))
+        self._spawn(run_id, lambda: self.agent.run(question, now=moment, patient=patient, run_id=run_id, client=client))
         log.info("run %s started", run_id)
         return await self.get(run_id)
 
@@ -167,16 +176,20 @@ class RunManager:
         """Approve or reject the write ``pending_id`` that ``run_id`` waits on, exactly once."""
         async with self._lock(run_id):
             if pending_id in self._decided:
-                raise AlreadyDecided(f"write {pending_id} of run {run_id} was already {self._decided[pending_id]}; "
-                                     "nothing was done again")
+                raise AlreadyDecided(
+                    f"write {pending_id} of run {run_id} was already {self._decided[pending_id]}; "
+                    "nothing was done again"
+                )
             view = await self.get(run_id)
             if view.pending_write is None:
                 raise RunConflict(f"run {run_id} has no write waiting for a decision (it is {view.state})")
             if view.pending_write.id != pending_id:
                 raise RunConflict(f"run {run_id} waits on write {view.pending_write.id}, not {pending_id}")
             self._decided[pending_id] = "approved" if approve else "rejected"
-            self._spawn(run_id, lambda: self.agent.resume(run_id, approve=approve, reason=reason,
-                                                          client=self._clients.get(run_id)))
+            self._spawn(
+                run_id,
+                lambda: self.agent.resume(run_id, approve=approve, reason=reason, client=self._clients.get(run_id)),
+            )
         log.info("run %s write %s %s", run_id, pending_id, self._decided[pending_id])
         return await self.get(run_id)
 
@@ -185,8 +198,10 @@ class RunManager:
         async with self._lock(run_id):
             view = await self.get(run_id)
             if view.state != "interrupted":
-                raise RunConflict(f"run {run_id} is {view.state}; only an interrupted run can be resumed"
-                                  + (" (decide its pending write instead)" if view.state == "awaiting_approval" else ""))
+                raise RunConflict(
+                    f"run {run_id} is {view.state}; only an interrupted run can be resumed"
+                    + (" (decide its pending write instead)" if view.state == "awaiting_approval" else "")
+                )
             self._failures.pop(run_id, None)
             self._spawn(run_id, lambda: self.agent.resume(run_id, client=self._clients.get(run_id)))
         log.info("run %s resumed", run_id)
@@ -201,23 +216,42 @@ class RunManager:
             if launch is None:
                 raise RunNotFound(f"no run {run_id!r} (not started here and not in the checkpoints)")
             running = run_id in self._tasks  # else it failed before its first checkpoint
-            return RunView(run_id=run_id, question=launch.question, patient=launch.patient, now=launch.now,
-                           state="running" if running else "finished", status="running" if running else "failed",
-                           error=self._failures.get(run_id), started_at=_iso(launch.started_at))
+            return RunView(
+                run_id=run_id,
+                question=launch.question,
+                patient=launch.patient,
+                now=launch.now,
+                state="running" if running else "finished",
+                status="running" if running else "failed",
+                error=self._failures.get(run_id),
+                started_at=_iso(launch.started_at),
+            )
         state = self._state(run_id, snapshot)
         pending = values.get("pending") or None
         next_action = None
         if pending and state == "running":
-            next_action = NextAction(step=step_field(pending.get("record") or {}, "step"), tool=pending["tool"],
-                                     arguments=pending.get("arguments") or {}, writes=self._writes(pending["tool"]))
+            next_action = NextAction(
+                step=step_field(pending.get("record") or {}, "step"),
+                tool=pending["tool"],
+                arguments=pending.get("arguments") or {},
+                writes=self._writes(pending["tool"]),
+            )
         return RunView(
-            run_id=run_id, question=values.get("question", ""), patient=values.get("patient"),
-            now=values.get("now", ""), state=state, status=values.get("status", "running"),
-            answer=values.get("answer"), citations=list(values.get("citations") or []),
+            run_id=run_id,
+            question=values.get("question", ""),
+            patient=values.get("patient"),
+            now=values.get("now", ""),
+            state=state,
+            status=values.get("status", "running"),
+            answer=values.get("answer"),
+            citations=list(values.get("citations") or []),
             error=values.get("error") or self._failures.get(run_id),
-            steps=[step_view(s) for s in values.get("trace", [])], step_count=values.get("steps", 0),
-            prompt_tokens=values.get("prompt_tokens", 0), completion_tokens=values.get("completion_tokens", 0),
-            next_action=next_action, pending_write=self._pending_write(snapshot, values),
+            steps=[step_view(s) for s in values.get("trace", [])],
+            step_count=values.get("steps", 0),
+            prompt_tokens=values.get("prompt_tokens", 0),
+            completion_tokens=values.get("completion_tokens", 0),
+            next_action=next_action,
+            pending_write=self._pending_write(snapshot, values),
             started_at=_iso(values.get("started_at")),
         )
 
@@ -230,8 +264,19 @@ class RunManager:
                 run_ids.append(run_id)
         views = [await self.get(run_id) for run_id in run_ids]
         views.sort(key=lambda v: v.started_at or "", reverse=True)
-        return [RunSummary(run_id=v.run_id, question=v.question, patient=v.patient, now=v.now, state=v.state,
-                           status=v.status, step_count=v.step_count, started_at=v.started_at) for v in views[:limit]]
+        return [
+            RunSummary(
+                run_id=v.run_id,
+                question=v.question,
+                patient=v.patient,
+                now=v.now,
+                state=v.state,
+                status=v.status,
+                step_count=v.step_count,
+                started_at=v.started_at,
+            )
+            for v in views[:limit]
+        ]
 
     async def events(self, run_id: str, *, after: int = 0, keepalive_s: float = 15.0) -> AsyncIterator[RunEvent]:
         """The run as events: each model action and finished step once, in order, then ``done``.
@@ -284,9 +329,15 @@ class RunManager:
             if pending and pending.get("tool"):
                 number = step_field(pending.get("record") or {}, "step")
                 if number is not None:
-                    actions.setdefault(int(number), NextAction(step=int(number), tool=pending["tool"],
-                                                               arguments=pending.get("arguments") or {},
-                                                               writes=self._writes(pending["tool"])))
+                    actions.setdefault(
+                        int(number),
+                        NextAction(
+                            step=int(number),
+                            tool=pending["tool"],
+                            arguments=pending.get("arguments") or {},
+                            writes=self._writes(pending["tool"]),
+                        ),
+                    )
         return actions, newer[0][0] if newer else seen
 
     # lifecycle ------------------------------------------------------------------------------
@@ -345,33 +396,54 @@ class RunManager:
         item = self.registry[tool_name] if tool_name in self.registry else None
         # the write's own patient, resolved by the registry (WriteRequest.patient): for a write that names no
         # patient argument (stopping an order) it is the order's subject, which may not be the run's patient
-        patient_id = str(asked.get("patient") or arguments.get("patient") or values.get("patient") or ""
-                         ).removeprefix("Patient/")
+        patient_id = str(asked.get("patient") or arguments.get("patient") or values.get("patient") or "").removeprefix(
+            "Patient/"
+        )
         patient = f"Patient/{patient_id}" if patient_id else None
         preview = asked.get("preview")  # set by Registry.review when it asked a person (WriteRequest.preview)
-        return PendingWrite(id=str(interrupt.id), tool=tool_name, title=item.summary if item else tool_name,
-                            arguments=arguments, patient=patient, destructive=bool(item and item.destructive),
-                            preview=WritePreview.model_validate(preview) if preview else None)
+        return PendingWrite(
+            id=str(interrupt.id),
+            tool=tool_name,
+            title=item.summary if item else tool_name,
+            arguments=arguments,
+            patient=patient,
+            destructive=bool(item and item.destructive),
+            preview=WritePreview.model_validate(preview) if preview else None,
+        )
 
     def _config(self, run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}}
 
 
 def _status_json(view: RunView) -> str:
-    return view.model_dump_json(include={"run_id", "state", "status", "step_count", "prompt_tokens",
-                                         "completion_tokens", "error"})
+    return view.model_dump_json(
+        include={"run_id", "state", "status", "step_count", "prompt_tokens", "completion_tokens", "error"}
+    )
 
 
 @asynccontextmanager
-async def open_run_manager(*, model: ModelBackend, client: FhirClient, checkpoints: Path,
-                           approval: ApprovalMode | ApprovalPolicy = "ask", limits: Limits | None = None,
-                           registry: Registry | None = None, max_active: int = 4) -> AsyncIterator[RunManager]:
+async def open_run_manager(
+    *,
+    model: ModelBackend,
+    client: FhirClient,
+    checkpoints: Path,
+    approval: ApprovalMode | ApprovalPolicy = "ask",
+    limits: Limits | None = None,
+    registry: Registry | None = None,
+    max_active: int = 4,
+) -> AsyncIterator[RunManager]:
     """A RunManager over a new Agent whose checkpoints live in the SQLite file ``checkpoints``."""
     checkpoints.parent.mkdir(parents=True, exist_ok=True)
     async with NotifyingSqliteSaver.from_conn_string(str(checkpoints)) as saver:
         assert isinstance(saver, NotifyingSqliteSaver)
-        agent = Agent(model=model, registry=registry or default_registry(), client=client,
-                      limits=limits or Limits(), approval=approval, checkpointer=saver)
+        agent = Agent(
+            model=model,
+            registry=registry or default_registry(),
+            client=client,
+            limits=limits or Limits(),
+            approval=approval,
+            checkpointer=saver,
+        )
         manager = RunManager(agent, saver, client, max_active=max_active)
         try:
             yield manager

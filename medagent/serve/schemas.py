@@ -18,8 +18,9 @@ def iso_moment(value: str, name: str = "now") -> str:
     try:
         parse_instant(value)
     except ValueError:
-        raise ValueError(f"{name} {value!r} is not an ISO 8601 date or date-time "
-                         "(e.g. 2020-06-01 or 2020-06-01T09:30:00+00:00)") from None
+        raise ValueError(
+            f"{name} {value!r} is not an ISO 8601 date or date-time (e.g. 2020-06-01 or 2020-06-01T09:30:00+00:00)"
+        ) from None
     return value
 
 
@@ -95,13 +96,20 @@ class PendingWrite(BaseModel):
     tool: str
     title: str = Field(description="What the tool does, in one line.")
     arguments: dict[str, Any]
-    patient: str | None = Field(None, description="The patient the write is about: named by its arguments, or the "
-                                                  "subject of the record it changes (which may not be the run's).")
+    patient: str | None = Field(
+        None,
+        description="The patient the write is about: named by its arguments, or the "
+        "subject of the record it changes (which may not be the run's).",
+    )
     destructive: bool = False
-    preview: WritePreview | None = Field(None, description=(
-        "What approving writes: the FHIR resource the tool will create (or the resource as it will be after an "
-        "update), built by the tool's own code without sending it, with its one-line summary; or the error the "
-        "call would give. The server adds only id, meta.versionId and meta.lastUpdated."))
+    preview: WritePreview | None = Field(
+        None,
+        description=(
+            "What approving writes: the FHIR resource the tool will create (or the resource as it will be after an "
+            "update), built by the tool's own code without sending it, with its one-line summary; or the error the "
+            "call would give. The server adds only id, meta.versionId and meta.lastUpdated."
+        ),
+    )
 
 
 class RunView(BaseModel):

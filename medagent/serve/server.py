@@ -43,7 +43,9 @@ class ServiceConfig(BaseModel):
 
     fhir_url: str
     fhir_token: str | None = None
-    backend_services: BackendServicesConfig | None = Field(None, description="SMART backend-services client of the FHIR server.")
+    backend_services: BackendServicesConfig | None = Field(
+        None, description="SMART backend-services client of the FHIR server."
+    )
     checkpoints: Path = Field(description="SQLite file of the agent's checkpointer (runs survive restarts).")
     host: str = "127.0.0.1"
     port: int = Field(8330, ge=0, le=65535)
@@ -52,8 +54,12 @@ class ServiceConfig(BaseModel):
     max_steps: int = Field(12, ge=1)
     model_label: str = "embedded"
     smart: SmartAppConfig | None = Field(None, description="Also a SMART app: EHR and standalone launch at /launch.")
-    cds_budget_seconds: float = Field(DEFAULT_BUDGET_SECONDS, gt=0, le=60,
-                                      description="A CDS Hooks call answers within this many seconds or with no card.")
+    cds_budget_seconds: float = Field(
+        DEFAULT_BUDGET_SECONDS,
+        gt=0,
+        le=60,
+        description="A CDS Hooks call answers within this many seconds or with no card.",
+    )
 
     @property
     def cds_records(self) -> Path:
@@ -95,22 +101,38 @@ class AgentService:
         async with FhirClient(config.fhir_url, auth=auth) as client:
             capability = await client.capabilities()
             software = capability.get("software", {})
-            info = ServiceInfo(model=config.model_label, approval=config.approval, auth=config.token is not None,
-                               fhir=f"{software.get('name', 'FHIR server')} {software.get('version', '')}".strip())
+            info = ServiceInfo(
+                model=config.model_label,
+                approval=config.approval,
+                auth=config.token is not None,
+                fhir=f"{software.get('name', 'FHIR server')} {software.get('version', '')}".strip(),
+            )
             load = getattr(self.backend, "load", None)
             if load is not None:  # an in-process model loads before the first connection: a load under traffic
                 log.info("loading the model before serving")  # starved the event loop (/api/info waited seconds)
                 await load()
-            async with open_run_manager(model=self.backend, client=client, checkpoints=config.checkpoints,
-                                        approval=config.approval,  # type: ignore[arg-type]
-                                        limits=Limits(max_steps=config.max_steps)) as manager:
+            async with open_run_manager(
+                model=self.backend,
+                client=client,
+                checkpoints=config.checkpoints,
+                approval=config.approval,  # type: ignore[arg-type]
+                limits=Limits(max_steps=config.max_steps),
+            ) as manager:
                 smart = SmartLaunch(config.smart) if config.smart is not None else None
                 cds = CdsHooks.open(config.cds_records, config.cds_budget_seconds)
-                app = create_app(manager, info=info, token=config.token, loopback=is_loopback(config.host), smart=smart,
-                                 cds=cds)
-                self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
-                                                             log_level="warning", access_log=False,
-                                                             timeout_graceful_shutdown=5))
+                app = create_app(
+                    manager, info=info, token=config.token, loopback=is_loopback(config.host), smart=smart, cds=cds
+                )
+                self._server = uvicorn.Server(
+                    uvicorn.Config(
+                        app,
+                        host=config.host,
+                        port=config.port,
+                        log_level="warning",
+                        access_log=False,
+                        timeout_graceful_shutdown=5,
+                    )
+                )
                 log.info("medagent serve at http://%s:%s (approval %s)", config.host, config.port, config.approval)
                 try:
                     await self._server.serve()
@@ -124,8 +146,9 @@ class ServiceThread:
     """``with ServiceThread(config, backend) as svc: svc.url`` — the service on its own thread and event loop
     (for notebooks, benchmarks and tests; port 0 picks a free port)."""
 
-    def __init__(self, config: ServiceConfig, backend: ModelBackend, *, startup_timeout: float = 60.0,
-                 stop_timeout: float = 30.0) -> None:
+    def __init__(
+        self, config: ServiceConfig, backend: ModelBackend, *, startup_timeout: float = 60.0, stop_timeout: float = 30.0
+    ) -> None:
         self.service = AgentService(config, backend)
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout

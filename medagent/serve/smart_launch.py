@@ -39,14 +39,18 @@ def smart_app_config(settings: Settings, fhir_url: str) -> SmartAppConfig | None
     """The SMART app registration the settings describe (None: not a SMART app); a bad one is a UserError."""
     if settings.smart_client_id is None:
         if settings.smart_issuers or settings.smart_scopes or settings.smart_redirect_uri:
-            raise UserError("the SMART app options need --smart-client-id (MEDAGENT_SMART_CLIENT_ID): the client id "
-                            "the EHR's authorization server registered this app under")
+            raise UserError(
+                "the SMART app options need --smart-client-id (MEDAGENT_SMART_CLIENT_ID): the client id "
+                "the EHR's authorization server registered this app under"
+            )
         return None
     try:
-        return SmartAppConfig(client_id=settings.smart_client_id,
-                              issuers=(settings.smart_issuers or fhir_url).split(),
-                              scopes=settings.smart_scopes or DEFAULT_APP_SCOPES,
-                              redirect_uri=settings.smart_redirect_uri)
+        return SmartAppConfig(
+            client_id=settings.smart_client_id,
+            issuers=(settings.smart_issuers or fhir_url).split(),
+            scopes=settings.smart_scopes or DEFAULT_APP_SCOPES,
+            redirect_uri=settings.smart_redirect_uri,
+        )
     except ValidationError as exc:
         raise UserError(f"SMART app settings: {exc.errors()[0]['msg']}") from None
 
@@ -100,7 +104,10 @@ class SmartLaunch:
         self._sessions: OrderedDict[str, LaunchSession] = OrderedDict()
 
     def routes(self) -> list[Route]:
-        return [Route("/launch", self.launch, methods=["GET"]), Route("/launch/callback", self.callback, methods=["GET"])]
+        return [
+            Route("/launch", self.launch, methods=["GET"]),
+            Route("/launch/callback", self.callback, methods=["GET"]),
+        ]
 
     # endpoints ------------------------------------------------------------------------------
     async def launch(self, request: Request) -> Response:
@@ -111,12 +118,20 @@ class SmartLaunch:
                 raise LaunchRefused(400, "an EHR launch needs both launch and iss; this request has no iss")
             iss = (iss or self.config.issuers[0]).rstrip("/")
             if iss not in self.config.issuers:
-                raise LaunchRefused(403, f"iss {iss} is not a FHIR server this app is registered with "
-                                         f"(registered: {', '.join(self.config.issuers)})")
+                raise LaunchRefused(
+                    403,
+                    f"iss {iss} is not a FHIR server this app is registered with "
+                    f"(registered: {', '.join(self.config.issuers)})",
+                )
             redirect_uri = self.config.redirect_uri or f"{str(request.base_url).rstrip('/')}/launch/callback"
             try:
-                pending = await begin_launch(iss=iss, client_id=self.config.client_id, redirect_uri=redirect_uri,
-                                             scopes=self.config.scopes, launch=launch)
+                pending = await begin_launch(
+                    iss=iss,
+                    client_id=self.config.client_id,
+                    redirect_uri=redirect_uri,
+                    scopes=self.config.scopes,
+                    launch=launch,
+                )
             except FhirClientError as exc:
                 raise LaunchRefused(502, str(exc)) from None
         except LaunchRefused as refused:
@@ -135,15 +150,24 @@ class SmartLaunch:
             state = params.get("state", "")
             held = self._pending.pop(state, None)
             if held is None or time.monotonic() - held[1].created > PENDING_SECONDS:
-                raise LaunchRefused(400, "this launch's state is unknown or expired (the link was used already, "
-                                         "is too old, or did not start here); launch the app again")
+                raise LaunchRefused(
+                    400,
+                    "this launch's state is unknown or expired (the link was used already, "
+                    "is too old, or did not start here); launch the app again",
+                )
             browser, pending = held
             if not secrets.compare_digest(request.cookies.get(LAUNCH_COOKIE, ""), browser):
-                raise LaunchRefused(400, "this launch was started in another browser (its state does not match this "
-                                         "browser's session); launch the app again")
+                raise LaunchRefused(
+                    400,
+                    "this launch was started in another browser (its state does not match this "
+                    "browser's session); launch the app again",
+                )
             if "error" in params:
-                raise LaunchRefused(403, f"the authorization server refused the launch: {params['error']}: "
-                                         f"{params.get('error_description', '')}".rstrip(": "))
+                raise LaunchRefused(
+                    403,
+                    f"the authorization server refused the launch: {params['error']}: "
+                    f"{params.get('error_description', '')}".rstrip(": "),
+                )
             if not params.get("code"):
                 raise LaunchRefused(400, "the authorization server's redirect has no code")
             session = await self._open_session(pending, params["code"])
@@ -151,8 +175,11 @@ class SmartLaunch:
             return _launch_failed(refused)
         response = RedirectResponse("/", status_code=303)
         self._set_cookie(response, request, session.id)
-        log.info("SMART launch from %s opened a session (patient in context: %s)", session.iss,
-                 "yes" if session.patient else "none")
+        log.info(
+            "SMART launch from %s opened a session (patient in context: %s)",
+            session.iss,
+            "yes" if session.patient else "none",
+        )
         return response
 
     async def _open_session(self, pending: PendingLaunch, code: str) -> LaunchSession:
@@ -166,10 +193,19 @@ class SmartLaunch:
                 await client.read_json("Patient", completed.patient)
             except FhirClientError as exc:
                 await client.aclose()
-                raise LaunchRefused(502, f"the FHIR server {pending.iss} did not give this launch's patient "
-                                         f"Patient/{completed.patient}: {exc}") from None
-        session = LaunchSession(id=secrets.token_urlsafe(32), iss=pending.iss, patient=completed.patient,
-                                fhir_user=completed.fhir_user, scopes=completed.scopes, client=client)
+                raise LaunchRefused(
+                    502,
+                    f"the FHIR server {pending.iss} did not give this launch's patient "
+                    f"Patient/{completed.patient}: {exc}",
+                ) from None
+        session = LaunchSession(
+            id=secrets.token_urlsafe(32),
+            iss=pending.iss,
+            patient=completed.patient,
+            fhir_user=completed.fhir_user,
+            scopes=completed.scopes,
+            client=client,
+        )
         self._sessions[session.id] = session
         while len(self._sessions) > MAX_SESSIONS:
             _, oldest = self._sessions.popitem(last=False)
@@ -204,13 +240,16 @@ class SmartLaunch:
     @staticmethod
     def _set_cookie(response: Response, request: Request, value: str) -> None:
         # SameSite=Lax: the authorization server's redirect back is a top-level navigation from another site
-        response.set_cookie(LAUNCH_COOKIE, value, httponly=True, samesite="lax", secure=request.url.scheme == "https",
-                            path="/")
+        response.set_cookie(
+            LAUNCH_COOKIE, value, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/"
+        )
 
 
 def _launch_failed(refused: LaunchRefused) -> HTMLResponse:
     log.info("SMART launch refused (%s): %s", refused.status, refused.message)
-    page = ("<!doctype html><html lang=en><meta charset=utf-8><title>Launch failed - medagent</title>"
-            f"<main><h1>The launch did not work</h1><p id=launch-error>{html.escape(refused.message)}</p>"
-            "<p>Nothing was written. Launch the app again from the EHR.</p></main></html>")
+    page = (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Launch failed - medagent</title>"
+        f"<main><h1>The launch did not work</h1><p id=launch-error>{html.escape(refused.message)}</p>"
+        "<p>Nothing was written. Launch the app again from the EHR.</p></main></html>"
+    )
     return HTMLResponse(page, status_code=refused.status, headers={"Cache-Control": "no-store"})

@@ -28,7 +28,22 @@ from medagent.tools.registry import (
 )
 
 __all__ = [
-    "APPROVE_WRITES", "ESCALATE_WRITES", "FINAL_ANSWER", "REFUSE_WRITES", "ApprovalDecision",
-    "ApprovalPolicy", "AuditEntry", "Registry", "ReviewerCallback", "Tool", "ToolArgs", "ToolContext", "ToolError",
-    "ToolResult", "WriteRequest", "approval_policy", "default_registry", "tool",
+    "APPROVE_WRITES",
+    "ESCALATE_WRITES",
+    "FINAL_ANSWER",
+    "REFUSE_WRITES",
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "AuditEntry",
+    "Registry",
+    "ReviewerCallback",
+    "Tool",
+    "ToolArgs",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "WriteRequest",
+    "approval_policy",
+    "default_registry",
+    "tool",
 ]

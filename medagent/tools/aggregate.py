@@ -20,8 +20,7 @@ def row_time(row: dict[str, Any]) -> str | None:
 def _key(row: dict[str, Any], by: GroupBy) -> str:
     if by == "name":
         code = row.get("component") or row.get("code") or ""
-        return named(row.get("system") or "", code, row.get("display") or "") if not row.get("component") \
-            else f"{code}"
+        return named(row.get("system") or "", code, row.get("display") or "") if not row.get("component") else f"{code}"
     when = row_time(row) or ""
     return when[:4] if by == "year" else when[:7]
 
@@ -34,11 +33,20 @@ def group_lines(lines: list[Line], by: GroupBy) -> list[Line]:
         groups.setdefault(_key(line.row, by) or "no date", []).append(line.row)
     out = []
     for key, rows in groups.items():
-        timed = sorted(rows, key=lambda r: (parse_fhir(row_time(r)) is None, parse_fhir(row_time(r)) or 0, r.get("ref")))
+        timed = sorted(
+            rows, key=lambda r: (parse_fhir(row_time(r)) is None, parse_fhir(row_time(r)) or 0, r.get("ref"))
+        )
         first, last = timed[0], timed[-1]
         values = [r["value"] for r in rows if isinstance(r.get("value"), float)]
-        row: dict[str, Any] = {"group": key, "count": len(rows), "first": row_time(first), "first_ref": first.get("ref"),
-               "last": row_time(last), "last_ref": last.get("ref"), "refs": [r.get("ref") for r in timed]}
+        row: dict[str, Any] = {
+            "group": key,
+            "count": len(rows),
+            "first": row_time(first),
+            "first_ref": first.get("ref"),
+            "last": row_time(last),
+            "last_ref": last.get("ref"),
+            "refs": [r.get("ref") for r in timed],
+        }
         spread = ""
         if values:
             row.update(min=min(values), max=max(values))

@@ -57,8 +57,11 @@ class WriteRequest(BaseModel):
     tool: str
     arguments: dict[str, Any]
     destructive: bool = False
-    patient: str | None = Field(None, description="Patient.id the write is about: named by its arguments, or the "
-                                                  "subject of the record it changes (the registry resolves it).")
+    patient: str | None = Field(
+        None,
+        description="Patient.id the write is about: named by its arguments, or the "
+        "subject of the record it changes (the registry resolves it).",
+    )
     context_patient: str | None = Field(None, description="Patient.id in the run's context, if any.")
     run_id: str = ""
     preview: WritePreview | None = None
@@ -153,12 +156,18 @@ class PatientInContext:
             return decision
         context = request.context_patient.removeprefix("Patient/")
         if request.patient is None:  # never the case through the registry, which resolves every write's patient
-            return ApprovalDecision(verdict="escalate", by="patient-in-context rule",
-                                    reason=f"the write names no patient (Patient/{context} in context)")
+            return ApprovalDecision(
+                verdict="escalate",
+                by="patient-in-context rule",
+                reason=f"the write names no patient (Patient/{context} in context)",
+            )
         if request.patient.removeprefix("Patient/") != context:
-            return ApprovalDecision(verdict="escalate", by="patient-in-context rule",
-                                    reason=f"the write names Patient/{request.patient.removeprefix('Patient/')}, "
-                                           f"not Patient/{context} in context")
+            return ApprovalDecision(
+                verdict="escalate",
+                by="patient-in-context rule",
+                reason=f"the write names Patient/{request.patient.removeprefix('Patient/')}, "
+                f"not Patient/{context} in context",
+            )
         return decision
 
 

@@ -25,8 +25,19 @@ from medagent.vocabulary import SYSTEM_LABELS, readable_number
 
 number = readable_number  # the tools' number display (shared with the oracle, which copies it)
 
-__all__ = ["RECORD_QUOTE", "Line", "clean", "code_label", "guard_record_text", "join", "number", "quote_record_json",
-           "quote_record_text", "render", "system_label"]
+__all__ = [
+    "RECORD_QUOTE",
+    "Line",
+    "clean",
+    "code_label",
+    "guard_record_text",
+    "join",
+    "number",
+    "quote_record_json",
+    "quote_record_text",
+    "render",
+    "system_label",
+]
 
 
 def system_label(system: str | None) -> str:
@@ -122,12 +133,20 @@ def render(
         out.append(empty)
     left = total - offset - len(shown)
     if left > 0:
-        why = (f"the ~{ctx.token_budget}-token budget per call" if by_budget
-               else f"limit={limit}" if limit is not None else "the row cap")
+        why = (
+            f"the ~{ctx.token_budget}-token budget per call"
+            if by_budget
+            else f"limit={limit}"
+            if limit is not None
+            else "the row cap"
+        )
         first, last = offset + 1, offset + len(shown)
         span = f"rows {first}-{last} shown" if shown else f"no rows from {first} shown"
-        step = f"next page: the same arguments with offset={last}, or narrow by {hint}" if pageable \
+        step = (
+            f"next page: the same arguments with offset={last}, or narrow by {hint}"
+            if pageable
             else f"narrow by {hint}"
+        )
         out.append(f"... {left} more not shown (of {total}; {span}, cut by {why}); {step}")
     elif offset and not lines:
         out.append(f"(offset={offset} is past the last of {total} rows)")

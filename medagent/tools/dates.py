@@ -22,8 +22,13 @@ _ABSOLUTE = re.compile(
 )
 _RELATIVE = re.compile(r"^(?:now\s*)?(?P<sign>[+-])\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>h|d|w|mo|y)$")
 _NAMED = re.compile(r"^(?P<day>now|today|tomorrow|yesterday)(?:\s+(?P<H>\d{1,2}):(?P<M>\d{2}))?$")
-_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1),
-          "mo": timedelta(days=30.4375), "y": timedelta(days=365.25)}
+_UNITS = {
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "mo": timedelta(days=30.4375),
+    "y": timedelta(days=365.25),
+}
 DATE_EXAMPLES = "2019-05-02, 2019-05, 2019, 2019-05-02T08:00, -24h, -30d, -2y, +1d, tomorrow 08:00"
 
 
@@ -54,17 +59,24 @@ def check_date_arg(value: str) -> str:
         raise ValueError(f"impossible date {value!r}: month {month} (use 01-12), e.g. {year}-12-01")
     last = calendar.monthrange(year, month)[1]
     if not 1 <= day <= last:
-        raise ValueError(f"impossible date {value!r}: {calendar.month_name[month]} {year} has {last} days, "
-                         f"e.g. {year}-{month:02d}-{last:02d}")
+        raise ValueError(
+            f"impossible date {value!r}: {calendar.month_name[month]} {year} has {last} days, "
+            f"e.g. {year}-{month:02d}-{last:02d}"
+        )
     if g["H"] is not None and (int(g["H"]) > 23 or int(g["M"]) > 59 or int(g["S"] or 0) > 59):
         raise ValueError(f"impossible time in {value!r}; e.g. {year}-{month:02d}-{day:02d}T08:00")
     return str(value).strip()
 
 
-DateArg = Annotated[str, AfterValidator(check_date_arg), Field(
-    description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now), or a record reference "
-                "such as MedicationRequest/<id> (that record's own time). Bounds are inclusive; a date without "
-                "a time covers the whole day")]
+DateArg = Annotated[
+    str,
+    AfterValidator(check_date_arg),
+    Field(
+        description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now), or a record reference "
+        "such as MedicationRequest/<id> (that record's own time). Bounds are inclusive; a date without "
+        "a time covers the whole day"
+    ),
+]
 
 
 def resolve(value: str, now: datetime, *, end: bool = False) -> datetime:
@@ -162,8 +174,10 @@ class Window:
         upper = resolve(until, now, end=True) if until else now
         self.until = min(upper, now)
         if self.since is not None and self.since > now:
-            raise WindowError(f"since={since!r} is after now ({fhir_instant(now)}): nothing is known yet; "
-                              f"use a past date such as '-30d'")
+            raise WindowError(
+                f"since={since!r} is after now ({fhir_instant(now)}): nothing is known yet; "
+                f"use a past date such as '-30d'"
+            )
         if self.since is not None and self.since > self.until:
             raise WindowError(f"since={since!r} is after until={until!r}; swap them")
 

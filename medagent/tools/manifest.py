@@ -53,16 +53,19 @@ def _concepts(resource: dict[str, Any], element: str | None) -> list[dict[str, A
     return [value] if isinstance(value, dict) else []
 
 
-async def _scan(ctx: ToolContext, kind: str, params: list[tuple[str, str]],
-                elements: list[str]) -> tuple[list[dict[str, Any]], int]:
+async def _scan(
+    ctx: ToolContext, kind: str, params: list[tuple[str, str]], elements: list[str]
+) -> tuple[list[dict[str, Any]], int]:
     """Up to SCAN_CAP matches with only the elements we need, and the server's total."""
     bundle = await ctx.client.search_page(kind, [*params, ("_elements", ",".join(elements)), ("_count", "1000")])
     total = int(bundle.get("total", 0))
     found = [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
     if total > len(found) and len(found) < SCAN_CAP:
-        async for resource in ctx.client.search_json(kind, [*params, ("_elements", ",".join(elements)),
-                                                            ("_count", "1000"), ("_offset", str(len(found)))],
-                                                     limit=SCAN_CAP - len(found)):
+        async for resource in ctx.client.search_json(
+            kind,
+            [*params, ("_elements", ",".join(elements)), ("_count", "1000"), ("_offset", str(len(found)))],
+            limit=SCAN_CAP - len(found),
+        ):
             found.append(resource)
     return found, total
 
@@ -84,9 +87,28 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
         _, element, _ = CLINICAL_TYPES[kind]
         date_param = CLINICAL_DATES[kind].search_param  # a test checks each type has one
         assert date_param
-        elements = [e for e in (element, "effectiveDateTime", "effectivePeriod", "onsetDateTime", "authoredOn",
-                                "occurrenceDateTime", "performedDateTime", "performedPeriod", "period", "recordedDate",
-                                "issued", "started", "date", "clinicalStatus", "abatementDateTime", "status") if e]
+        elements = [
+            e
+            for e in (
+                element,
+                "effectiveDateTime",
+                "effectivePeriod",
+                "onsetDateTime",
+                "authoredOn",
+                "occurrenceDateTime",
+                "performedDateTime",
+                "performedPeriod",
+                "period",
+                "recordedDate",
+                "issued",
+                "started",
+                "date",
+                "clinicalStatus",
+                "abatementDateTime",
+                "status",
+            )
+            if e
+        ]
         found, total = await _scan(ctx, kind, [("patient", args.patient), (date_param, cutoff)], elements)
         return kind, found, total
 
@@ -97,8 +119,10 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
         from datetime import date
 
         age = f", age {age_in_years(date.fromisoformat(born[:10]), ctx.now.date())}"
-    header = (f"record of Patient/{args.patient} ({patient.get('gender', '?')}, born {born or '?'}{age}) "
-              f"up to now {ctx.now.date().isoformat()}{death_note(patient, ctx.now)}:")
+    header = (
+        f"record of Patient/{args.patient} ({patient.get('gender', '?')}, born {born or '?'}{age}) "
+        f"up to now {ctx.now.date().isoformat()}{death_note(patient, ctx.now)}:"
+    )
     summaries = []
     for kind, found, total in results:
         if not total:
@@ -114,8 +138,11 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
                 names.setdefault((system, code), display)
         extra = ""
         if kind == "Condition":
-            active = sum(1 for r in found if not r.get("abatementDateTime")
-                         or (parse_fhir(r["abatementDateTime"]) or ctx.now) > ctx.now)
+            active = sum(
+                1
+                for r in found
+                if not r.get("abatementDateTime") or (parse_fhir(r["abatementDateTime"]) or ctx.now) > ctx.now
+            )
             extra = f"{active} active at now"
         elif kind == "MedicationRequest":
             extra = f"{sum(1 for r in found if r.get('status') == 'active')} active orders"
@@ -128,12 +155,18 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
             shown = [f"{clean(names[key], 50)} ({code_label(*key)}) x{n}" for key, n in best]
             span = f"{dates[0]}..{dates[-1]}" if dates else ""
             distinct = f"{len(counts)} distinct codes" if counts else ""
-            row = {"type": kind, "count": total, "first": dates[0] if dates else None,
-                   "last": dates[-1] if dates else None, "distinct_codes": len(counts),
-                   "top": [{"system": s, "code": c, "display": names[(s, c)], "count": n} for (s, c), n in best],
-                   "tool": CLINICAL_TYPES[kind][2]}
-            lines.append(Line(join(f"{kind} {total}", span, extra, distinct, ("top: " + "; ".join(shown)) if shown else ""),
-                              row))
+            row = {
+                "type": kind,
+                "count": total,
+                "first": dates[0] if dates else None,
+                "last": dates[-1] if dates else None,
+                "distinct_codes": len(counts),
+                "top": [{"system": s, "code": c, "display": names[(s, c)], "count": n} for (s, c), n in best],
+                "tool": CLINICAL_TYPES[kind][2],
+            }
+            lines.append(
+                Line(join(f"{kind} {total}", span, extra, distinct, ("top: " + "; ".join(shown)) if shown else ""), row)
+            )
         return lines
 
     # every type with data is listed: fewer top codes per type until all fit the call's budget
@@ -144,16 +177,35 @@ async def record_manifest(ctx: ToolContext, args: ManifestArgs) -> ToolResult:
         lines = lines_with(top)
     footer = ["tools: " + ", ".join(sorted({line.row["tool"] for line in lines}))] if lines else []
     if lines and len(lines[0].row["top"]) < args.top:
-        footer.insert(0, f"(top codes cut to {len(lines[0].row['top'])} per type to list every type; "
-                         "lookup_codes or a search by type shows the rest)")
-    return render(ctx, header, lines, hint="resource type (use fhir_search)", footer=footer, pageable=False,
-                  empty="no clinical records dated up to now", references=[f"Patient/{args.patient}"])
+        footer.insert(
+            0,
+            f"(top codes cut to {len(lines[0].row['top'])} per type to list every type; "
+            "lookup_codes or a search by type shows the rest)",
+        )
+    return render(
+        ctx,
+        header,
+        lines,
+        hint="resource type (use fhir_search)",
+        footer=footer,
+        pageable=False,
+        empty="no clinical records dated up to now",
+        references=[f"Patient/{args.patient}"],
+    )
 
 
 # ---------- code lookup ----------
 
-LookupType = Literal["Observation", "Condition", "MedicationRequest", "Immunization", "Procedure", "Encounter",
-                     "DiagnosticReport", "AllergyIntolerance"]
+LookupType = Literal[
+    "Observation",
+    "Condition",
+    "MedicationRequest",
+    "Immunization",
+    "Procedure",
+    "Encounter",
+    "DiagnosticReport",
+    "AllergyIntolerance",
+]
 _CODE_LIKE = re.compile(r"^[0-9][0-9A-Za-z.\-]*$")
 
 
@@ -182,21 +234,40 @@ async def lookup_codes(ctx: ToolContext, args: LookupArgs) -> ToolResult:
         merged = await _lookup(ctx, args, kinds, words, as_code) if words else []
     lines = []
     for (system, code, display), kind, n in merged[: args.limit]:
-        row = {"system": system, "code": code, "display": display, "resource_type": kind, "count": n,
-               "tool": CLINICAL_TYPES[kind][2]}
-        lines.append(Line(join(f"{code_label(system, code)}", display, f"{kind} x{n}",
-                               f"{CLINICAL_TYPES[kind][2]}(code=\"{code}\")"), row))
+        row = {
+            "system": system,
+            "code": code,
+            "display": display,
+            "resource_type": kind,
+            "count": n,
+            "tool": CLINICAL_TYPES[kind][2],
+        }
+        lines.append(
+            Line(
+                join(
+                    f"{code_label(system, code)}", display, f"{kind} x{n}", f'{CLINICAL_TYPES[kind][2]}(code="{code}")'
+                ),
+                row,
+            )
+        )
     scope = f"Patient/{args.patient}" if args.patient else "all patients"
     header = f"codes matching {args.text!r} in {scope} (up to now), best match first: {len(merged)}"
-    return render(ctx, header, lines, total=len(merged), hint="more specific words or resource_type",
-                  empty="no code in the data matches; try fewer or other words (e.g. 'a1c', 'glucose', 'diabetes')")
+    return render(
+        ctx,
+        header,
+        lines,
+        total=len(merged),
+        hint="more specific words or resource_type",
+        empty="no code in the data matches; try fewer or other words (e.g. 'a1c', 'glucose', 'diabetes')",
+    )
 
 
 _STOPWORDS = {"the", "and", "for", "with", "level", "test", "value", "result", "of", "in", "blood", "serum"}
 
 
-async def _lookup(ctx: ToolContext, args: LookupArgs, kinds: list[str], phrases: list[str],
-                  as_code: bool) -> list[tuple[tuple[str, str, str], str, int]]:
+async def _lookup(
+    ctx: ToolContext, args: LookupArgs, kinds: list[str], phrases: list[str], as_code: bool
+) -> list[tuple[tuple[str, str, str], str, int]]:
     """(system, code, display), resource type, count for codings matching any phrase, best first."""
 
     async def one(kind: str) -> list[tuple[tuple[str, str, str], str, int]]:
@@ -220,8 +291,11 @@ async def _lookup(ctx: ToolContext, args: LookupArgs, kinds: list[str], phrases:
             for concept in concepts:
                 for coding in concept.get("coding", []):
                     display = clean(coding.get("display") or concept.get("text"))
-                    hit = coding.get("code") == args.text.strip() if as_code else \
-                        any(p in display.lower() for p in phrases)
+                    hit = (
+                        coding.get("code") == args.text.strip()
+                        if as_code
+                        else any(p in display.lower() for p in phrases)
+                    )
                     if hit:
                         counts[(coding.get("system", ""), coding.get("code", ""), display)] += 1
         return [(key, kind, n) for key, n in counts.items()]

@@ -42,8 +42,16 @@ MCP_BIND: dict[str, Any] = {"service": "the MCP server", "token_source": "--toke
 class ContextSource:
     """Creates the ToolContext lazily inside the serving event loop (the HTTP client belongs to that loop)."""
 
-    def __init__(self, settings: Settings, *, now: datetime, actor: str = "mcp-client", run_id: str | None = None,
-                 token_budget: int = 800, patient: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: datetime,
+        actor: str = "mcp-client",
+        run_id: str | None = None,
+        token_budget: int = 800,
+        patient: str | None = None,
+    ) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.settings = settings
@@ -58,8 +66,15 @@ class ContextSource:
         if self._ctx is None:
             client = FhirClient.from_settings(self.settings)
             approval = REFUSE_WRITES if self.settings.read_only else APPROVE_WRITES  # --allow-writes
-            self._ctx = ToolContext(client=client, now=self.now, approval=approval, actor=self.actor,
-                                    run_id=self.run_id, token_budget=self.token_budget, patient=self.patient)
+            self._ctx = ToolContext(
+                client=client,
+                now=self.now,
+                approval=approval,
+                actor=self.actor,
+                run_id=self.run_id,
+                token_budget=self.token_budget,
+                patient=self.patient,
+            )
         return self._ctx
 
     async def aclose(self) -> None:
@@ -72,16 +87,26 @@ def mcp_tool(item: Tool) -> Any:
     import mcp.types as types
 
     hints = item.annotations()
-    annotations = types.ToolAnnotations(title=item.name.replace("_", " "), readOnlyHint=hints["readOnlyHint"],
-                                        destructiveHint=hints["destructiveHint"],
-                                        idempotentHint=hints["idempotentHint"], openWorldHint=hints["openWorldHint"])
-    return types.Tool(name=item.name, description=item.description, inputSchema=item.parameters(),
-                      annotations=annotations)
+    annotations = types.ToolAnnotations(
+        title=item.name.replace("_", " "),
+        readOnlyHint=hints["readOnlyHint"],
+        destructiveHint=hints["destructiveHint"],
+        idempotentHint=hints["idempotentHint"],
+        openWorldHint=hints["openWorldHint"],
+    )
+    return types.Tool(
+        name=item.name, description=item.description, inputSchema=item.parameters(), annotations=annotations
+    )
 
 
 def structured(result: ToolResult) -> dict[str, Any]:
-    return {"rows": result.rows, "references": result.references, "truncated": result.truncated,
-            "wrote": result.wrote, "error": result.error}
+    return {
+        "rows": result.rows,
+        "references": result.references,
+        "truncated": result.truncated,
+        "wrote": result.wrote,
+        "error": result.error,
+    }
 
 
 def build_server(registry: Registry, source: ContextSource, names: Iterable[str] | None = None) -> Any:
@@ -104,18 +129,27 @@ def build_server(registry: Registry, source: ContextSource, names: Iterable[str]
 
     def as_result(result: ToolResult) -> Any:
         text = f"ERROR: {result.error}" if result.error else result.text
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                    structuredContent=structured(result), isError=result.error is not None)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)],
+            structuredContent=structured(result),
+            isError=result.error is not None,
+        )
 
     if "on_list_tools" in inspect.signature(Server.__init__).parameters:  # SDK 2.x
+
         async def on_list_tools(_ctx: Any, _params: Any) -> Any:
             return types.ListToolsResult(tools=listing())
 
         async def on_call_tool(_ctx: Any, params: Any) -> Any:
             return as_result(await run_tool(params.name, params.arguments))
 
-        return Server("medagent", version=__version__, instructions=INSTRUCTIONS, on_list_tools=on_list_tools,
-                      on_call_tool=on_call_tool)
+        return Server(
+            "medagent",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            on_list_tools=on_list_tools,
+            on_call_tool=on_call_tool,
+        )
 
     server = Server("medagent", version=__version__, instructions=INSTRUCTIONS)  # SDK 1.x
 
@@ -144,8 +178,15 @@ async def serve_stdio(registry: Registry, source: ContextSource, names: Iterable
         await source.aclose()
 
 
-def http_app(registry: Registry, source: ContextSource, names: Iterable[str] | None = None, *,
-             host: str = "127.0.0.1", path: str = "/mcp", token: str | None = None) -> Any:
+def http_app(
+    registry: Registry,
+    source: ContextSource,
+    names: Iterable[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    path: str = "/mcp",
+    token: str | None = None,
+) -> Any:
     """A Starlette app serving MCP streamable HTTP at ``path``, behind the same guard as the FHIR server on
     any bind: loopback Host names only (unless a token is set), an Origin only when it is this very
     origin (scheme, host and port), the bearer token on every request when one is set."""
@@ -171,10 +212,20 @@ def _mcp_app(registry: Registry, source: ContextSource, names: Iterable[str] | N
     return Starlette(routes=[Mount(path, app=manager.handle_request)], lifespan=lifespan)
 
 
-def serve_mcp(settings: Settings, *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765,
-              now: datetime | None = None, actor: str = "mcp-client", run_id: str | None = None,
-              token_budget: int = 800, names: Iterable[str] | None = None, token: str | None = None,
-              patient: str | None = None) -> None:
+def serve_mcp(
+    settings: Settings,
+    *,
+    transport: str = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    now: datetime | None = None,
+    actor: str = "mcp-client",
+    run_id: str | None = None,
+    token_budget: int = 800,
+    names: Iterable[str] | None = None,
+    token: str | None = None,
+    patient: str | None = None,
+) -> None:
     """Run the MCP server until stopped. ``now`` is the clock the tools use (default: the time of the start);
     ``patient``: the patient in context (as an EHR launch context: with ``--allow-writes`` a write about any
     other patient is refused, since no reviewer is attached). Over HTTP, binding beyond loopback needs a
@@ -185,16 +236,16 @@ def serve_mcp(settings: Settings, *, transport: str = "stdio", host: str = "127.
         check_bind(host, token, **MCP_BIND)
 
     moment = now or datetime.now(UTC).replace(microsecond=0)
-    source = ContextSource(settings, now=moment, actor=actor, run_id=run_id, token_budget=token_budget,
-                           patient=patient)
+    source = ContextSource(settings, now=moment, actor=actor, run_id=run_id, token_budget=token_budget, patient=patient)
     registry = default_registry()
     if transport == "stdio":
         anyio.run(serve_stdio, registry, source, names)
     elif transport == "http":
         import uvicorn
 
-        uvicorn.run(http_app(registry, source, names, host=host, token=token), host=host, port=port,
-                    log_level="warning")
+        uvicorn.run(
+            http_app(registry, source, names, host=host, token=token), host=host, port=port, log_level="warning"
+        )
     else:
         raise ValueError(f"unknown transport {transport!r}; use stdio or http")
 
@@ -222,8 +273,17 @@ def main(argv: list[str] | None = None) -> None:
         names = tool_names(args.tools)
     except ValueError as exc:
         parser.error(f"--tools: {exc}")
-    serve_mcp(settings, transport=args.transport, host=args.host, port=args.port, now=parse_now(args.now),
-              actor=args.actor, names=names, token=args.token, patient=args.patient)
+    serve_mcp(
+        settings,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        now=parse_now(args.now),
+        actor=args.actor,
+        names=names,
+        token=args.token,
+        patient=args.patient,
+    )
 
 
 def parse_now(value: str | None) -> datetime | None:

@@ -261,8 +261,10 @@ async def _check_entries(ctx: ToolContext, patient: str, entries: list[str]) -> 
             raise ToolError(f"entry {ref} does not exist; use references from rows", example=False) from None
         owner = patient_of(resource)
         if owner != patient:
-            raise ToolError(f"entry {ref} belongs to {f'Patient/{owner}' if owner else 'no patient'}, not "
-                            f"Patient/{patient}", example=False)
+            raise ToolError(
+                f"entry {ref} belongs to {f'Patient/{owner}' if owner else 'no patient'}, not Patient/{patient}",
+                example=False,
+            )
         moment = parse_fhir(date_of(resource))
         if moment is not None and moment > ctx.now:
             raise ToolError(f"entry {ref} is dated after now: it is not known yet", example=False)

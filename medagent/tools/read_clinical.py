@@ -114,13 +114,17 @@ async def _window(ctx: ToolContext, args: PatientWindowArgs) -> tuple[Window, st
     return window, (" [" + "; ".join(notes) + "]") if notes else ""
 
 
-async def _search(ctx: ToolContext, kind: str, params: list[tuple[str, str]],
-                  count: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+async def _search(
+    ctx: ToolContext, kind: str, params: list[tuple[str, str]], count: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
     """One page of matches (from ``offset``) and the server's total."""
     page = [*params, ("_count", str(count))] + ([("_offset", str(offset))] if offset else [])
     bundle = await ctx.client.search_page(kind, page)
-    found = [e["resource"] for e in bundle.get("entry", [])
-             if e.get("search", {}).get("mode", "match") == "match" and "resource" in e]
+    found = [
+        e["resource"]
+        for e in bundle.get("entry", [])
+        if e.get("search", {}).get("mode", "match") == "match" and "resource" in e
+    ]
     return found, int(bundle.get("total", len(found)))
 
 
@@ -132,13 +136,20 @@ async def _search_all(ctx: ToolContext, kind: str, params: list[tuple[str, str]]
     bundle = await ctx.client.search_page(kind, [*params, ("_count", "1000")])
     total = int(bundle.get("total", 0))
     if total > ALL_CAP:
-        raise ToolError(f"{total} {kind} records match, more than the {ALL_CAP} that counts, groups, value filters "
-                        "and latest read; narrow by code/text or since/until first", example=False)
-    found = [e["resource"] for e in bundle.get("entry", [])
-             if e.get("search", {}).get("mode", "match") == "match" and "resource" in e]
+        raise ToolError(
+            f"{total} {kind} records match, more than the {ALL_CAP} that counts, groups, value filters "
+            "and latest read; narrow by code/text or since/until first",
+            example=False,
+        )
+    found = [
+        e["resource"]
+        for e in bundle.get("entry", [])
+        if e.get("search", {}).get("mode", "match") == "match" and "resource" in e
+    ]
     if total > len(found):
-        async for resource in ctx.client.search_json(kind, [*params, ("_count", "1000"), ("_offset", str(len(found)))],
-                                                     limit=min(total, ALL_CAP) - len(found)):
+        async for resource in ctx.client.search_json(
+            kind, [*params, ("_count", "1000"), ("_offset", str(len(found)))], limit=min(total, ALL_CAP) - len(found)
+        ):
             found.append(resource)
     return found, total
 
@@ -148,8 +159,9 @@ def _needs_all(args: PatientWindowArgs, *filters: Any) -> bool:
     return bool(args.count or args.group_by or args.latest or any(f for f in filters))
 
 
-async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str,
-                         code_param: str = "code") -> tuple[Window, str, list[tuple[str, str]]]:
+async def _patient_query(
+    ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str, code_param: str = "code"
+) -> tuple[Window, str, list[tuple[str, str]]]:
     """Search parameters shared by the per-type tools: patient, the date window at now, order, and the
     optional ``code`` (token) and ``text`` (words of the display) filters on ``code_param``."""
     window, anchors = await _window(ctx, args)
@@ -162,8 +174,9 @@ async def _patient_query(ctx: ToolContext, args: PatientWindowArgs, kind: str, d
     return window, anchors, params
 
 
-async def _text_filter(ctx: ToolContext, kind: str, params: list[tuple[str, str]], code_param: str,
-                       text: str) -> list[tuple[str, str]]:
+async def _text_filter(
+    ctx: ToolContext, kind: str, params: list[tuple[str, str]], code_param: str, text: str
+) -> list[tuple[str, str]]:
     """The ``:text`` parameters for ``text``: the phrase as written when it matches (as precise as before),
     else every word in any order (:func:`text_params`); one count-only search decides."""
     loose = text_params(code_param, text)
@@ -191,9 +204,19 @@ def _latest_per_code(lines: list[Line], n: int) -> list[Line]:
     return kept
 
 
-def _answer(ctx: ToolContext, args: PatientWindowArgs, header: str, lines: list[Line], total: int, *,
-            paged_here: bool, hint: str, empty: str, footer: list[str] | None = None,
-            references: list[str] | None = None) -> ToolResult:
+def _answer(
+    ctx: ToolContext,
+    args: PatientWindowArgs,
+    header: str,
+    lines: list[Line],
+    total: int,
+    *,
+    paged_here: bool,
+    hint: str,
+    empty: str,
+    footer: list[str] | None = None,
+    references: list[str] | None = None,
+) -> ToolResult:
     """Rows, a count or groups, under the header; ``paged_here``: ``lines`` are every match (page them here)."""
     if args.count:
         result = render(ctx, f"{header}; count only", [], total=0, empty=f"n={total}", pageable=False)
@@ -202,22 +225,42 @@ def _answer(ctx: ToolContext, args: PatientWindowArgs, header: str, lines: list[
     if args.group_by:
         groups = group_lines(lines, args.group_by)
         text = f"{header}; grouped by {args.group_by}: {len(groups)} groups, n={total} in all"
-        return render(ctx, text, groups[args.offset: args.offset + args.limit], total=len(groups), offset=args.offset,
-                      limit=args.limit, hint=hint, empty=empty)
-    page = lines[args.offset: args.offset + args.limit] if paged_here else lines
-    return render(ctx, header, page, total=total, offset=args.offset, limit=args.limit, hint=hint, empty=empty,
-                  footer=footer or [], references=references or [])
+        return render(
+            ctx,
+            text,
+            groups[args.offset : args.offset + args.limit],
+            total=len(groups),
+            offset=args.offset,
+            limit=args.limit,
+            hint=hint,
+            empty=empty,
+        )
+    page = lines[args.offset : args.offset + args.limit] if paged_here else lines
+    return render(
+        ctx,
+        header,
+        page,
+        total=total,
+        offset=args.offset,
+        limit=args.limit,
+        hint=hint,
+        empty=empty,
+        footer=footer or [],
+        references=references or [],
+    )
 
 
 # ---------- observations ----------
+
 
 class ObservationArgs(PatientWindowArgs):
     code: CodeArg | None = None
     """LOINC code(s), e.g. 4548-4 (HbA1c), 8480-6 (systolic BP), 2339-0 (glucose); comma = any of."""
     text: TextArg | None = None
     """Words of the test name when the code is unknown, e.g. 'hemoglobin a1c' (lookup_codes finds codes)."""
-    category: Literal["vital-signs", "laboratory", "survey", "exam", "social-history", "procedure",
-                      "imaging"] | None = None
+    category: (
+        Literal["vital-signs", "laboratory", "survey", "exam", "social-history", "procedure", "imaging"] | None
+    ) = None
     """Observation category."""
     value_gt: float | None = None
     """Only results with a numeric value above this (in the result's own unit), e.g. 100 for glucose > 100 mg/dL."""
@@ -257,47 +300,78 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
         if args.text and not codes:
             own = " ".join(c.get("display", "") for c in resource.get("code", {}).get("coding", []))
             if not text_matches(own, args.text):
-                codes = {c["code"] for comp in resource.get("component", []) for c in comp.get("code", {}).get("coding", [])
-                         if text_matches(c.get("display") or "", args.text)}
+                codes = {
+                    c["code"]
+                    for comp in resource.get("component", [])
+                    for c in comp.get("code", {}).get("coding", [])
+                    if text_matches(c.get("display") or "", args.text)
+                }
         lines.append(observation_line(resource, ctx.now, codes or None))
     if valued:
-        lines = [line for line in lines if isinstance(line.row.get("value"), float)
-                 and (args.value_gt is None or line.row["value"] > args.value_gt)
-                 and (args.value_lt is None or line.row["value"] < args.value_lt)]
+        lines = [
+            line
+            for line in lines
+            if isinstance(line.row.get("value"), float)
+            and (args.value_gt is None or line.row["value"] > args.value_gt)
+            and (args.value_lt is None or line.row["value"] < args.value_lt)
+        ]
     note = ""
     if args.latest:
         lines = _latest_per_code(lines, args.latest)
         note = f", {'latest' if args.order == 'newest' else 'earliest'} {args.latest} per code"
     if everything:
         total = len(lines)
-    shown = lines[args.offset: args.offset + args.limit] if everything else lines
-    header = (f"observations of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
-              f"{_filters(args, 'code', 'text', 'category', 'value_gt', 'value_lt')}{note}: {total} found, "
-              f"{args.order} first")
-    empty = "none found (dates after now are hidden); try lookup_codes(text=...) for the right code, or widen since/until"
+    shown = lines[args.offset : args.offset + args.limit] if everything else lines
+    header = (
+        f"observations of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
+        f"{_filters(args, 'code', 'text', 'category', 'value_gt', 'value_lt')}{note}: {total} found, "
+        f"{args.order} first"
+    )
+    empty = (
+        "none found (dates after now are hidden); try lookup_codes(text=...) for the right code, or widen since/until"
+    )
     if not lines and args.code and not valued:
         empty = await _sibling_codes(ctx, args.patient, focus or set()) or empty
-    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="code/text or since/until",
-                   empty=empty, footer=_stats(shown))
+    return _answer(
+        ctx,
+        args,
+        header,
+        lines,
+        total,
+        paged_here=everything,
+        hint="code/text or since/until",
+        empty=empty,
+        footer=_stats(shown),
+    )
 
 
 async def _sibling_codes(ctx: ToolContext, patient: str, codes: set[str]) -> str:
     """'none found' that names codes of this patient's record measuring the same thing (same LOINC component)."""
     names = {LOINC_COMPONENTS[c] for c in codes if c in LOINC_COMPONENTS}
     for code in sorted(codes):
-        bundle = await ctx.client.search_page("Observation", [("combo-code", code), ("_count", "1"),
-                                                             ("_elements", "code,component")])
+        bundle = await ctx.client.search_page(
+            "Observation", [("combo-code", code), ("_count", "1"), ("_elements", "code,component")]
+        )
         for entry in bundle.get("entry", []):
-            for concept in [entry["resource"].get("code") or {},
-                            *[c.get("code") or {} for c in entry["resource"].get("component", [])]]:
+            for concept in [
+                entry["resource"].get("code") or {},
+                *[c.get("code") or {} for c in entry["resource"].get("component", [])],
+            ]:
                 for coding in concept.get("coding", []):
                     if coding.get("code") == code and coding.get("display"):
                         names.add(loinc_component(coding["display"]))
     siblings: dict[str, tuple[str, int]] = {}
     for name in sorted(n for n in names if n):
-        bundle = await ctx.client.search_page("Observation", [("patient", patient), ("combo-code:text", name),
-                                                             ("date", up_to(ctx.now)), ("_count", "1000"),
-                                                             ("_elements", "code")])
+        bundle = await ctx.client.search_page(
+            "Observation",
+            [
+                ("patient", patient),
+                ("combo-code:text", name),
+                ("date", up_to(ctx.now)),
+                ("_count", "1000"),
+                ("_elements", "code"),
+            ],
+        )
         for entry in bundle.get("entry", []):
             _, code, display = first_coding(entry["resource"].get("code"))
             if code not in codes and loinc_component(display) == name:
@@ -305,8 +379,10 @@ async def _sibling_codes(ctx: ToolContext, patient: str, codes: set[str]) -> str
     if not siblings:
         return ""
     listed = "; ".join(f"{display} (LOINC {code}) x{n}" for code, (display, n) in sorted(siblings.items()))
-    return (f"none found for code {', '.join(sorted(codes))}; this record measures the same component under: "
-            f"{listed} (search with that code)")
+    return (
+        f"none found for code {', '.join(sorted(codes))}; this record measures the same component under: "
+        f"{listed} (search with that code)"
+    )
 
 
 def loinc_component(display: str) -> str:
@@ -327,12 +403,15 @@ def _stats(lines: list[Line]) -> list[str]:
     out = []
     for (code, unit), values in groups.items():
         if len(values) >= 2:
-            out.append(f"{code}: n={len(values)} listed, mean {number(mean(values))}, min {number(min(values))}, "
-                       f"max {number(max(values))} {unit}".rstrip())
+            out.append(
+                f"{code}: n={len(values)} listed, mean {number(mean(values))}, min {number(min(values))}, "
+                f"max {number(max(values))} {unit}".rstrip()
+            )
     return out if len(out) <= 3 else []
 
 
 # ---------- conditions ----------
+
 
 class ConditionArgs(PatientWindowArgs):
     status: Literal["active", "resolved", "all"] = "all"
@@ -367,14 +446,25 @@ async def search_conditions(ctx: ToolContext, args: ConditionArgs) -> ToolResult
         total = len(lines)
     active = sum(1 for line in lines if _active(line.row))
     active_text = f" ({active} active at now)" if everything else ""
-    header = (f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
-              f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first")
+    header = (
+        f"conditions of Patient/{args.patient}{death_note(patient, ctx.now)}, onset {window.describe()}{anchors}"
+        f"{_filters(args, 'status', 'code', 'text')}: {total} found{active_text}, {args.order} onset first"
+    )
     empty = "none found (onsets after now are hidden); try other words or lookup_codes"
     reasons: list[str] = []
     if (args.text or args.code) and not found:
         empty, reasons = await _encounter_reasons(ctx, args, window)
-    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code or since/until",
-                   empty=empty, references=reasons)
+    return _answer(
+        ctx,
+        args,
+        header,
+        lines,
+        total,
+        paged_here=everything,
+        hint="text/code or since/until",
+        empty=empty,
+        references=reasons,
+    )
 
 
 def _active(row: dict[str, Any]) -> bool:
@@ -397,22 +487,30 @@ async def _encounter_reasons(ctx: ToolContext, args: ConditionArgs, window: Wind
         params += text_params("reason-code", args.text)
     found, total = await _search(ctx, "Encounter", params, REASONS_SHOWN)
     if not total:
-        return ("none found (onsets after now are hidden), and no visit lists it as a reason; try other words or "
-                "lookup_codes"), []
+        return (
+            "none found (onsets after now are hidden), and no visit lists it as a reason; try other words or "
+            "lookup_codes"
+        ), []
     shown = []
     for encounter in found:
-        names = [f"{coding.get('display', '')} ({code_label(coding.get('system'), coding.get('code'))})"
-                 for concept in encounter.get("reasonCode", []) for coding in concept.get("coding", [])
-                 if (codes and coding.get("code") in codes)
-                 or (args.text and text_matches(coding.get("display") or "", args.text))]
+        names = [
+            f"{coding.get('display', '')} ({code_label(coding.get('system'), coding.get('code'))})"
+            for concept in encounter.get("reasonCode", [])
+            for coding in concept.get("coding", [])
+            if (codes and coding.get("code") in codes)
+            or (args.text and text_matches(coding.get("display") or "", args.text))
+        ]
         when = minute((encounter.get("period") or {}).get("start"))
         shown.append(f"{when} {'; '.join(names) or 'reason'} Encounter/{encounter['id']}")
     more = f"; and {total - len(shown)} more (search_encounters lists them)" if total > len(shown) else ""
-    return (f"no Condition; encounter(s) list it as a reason ({total}): {', '.join(shown)}{more}",
-            [f"Encounter/{e['id']}" for e in found])
+    return (
+        f"no Condition; encounter(s) list it as a reason ({total}): {', '.join(shown)}{more}",
+        [f"Encounter/{e['id']}" for e in found],
+    )
 
 
 # ---------- medications ----------
+
 
 class MedicationArgs(PatientWindowArgs):
     status: Literal["current", "past", "all"] = "all"
@@ -448,8 +546,12 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
         found, total = await _search(ctx, "MedicationRequest", params, args.limit, args.offset)
     named_rows = [] if args.count or args.group_by else found
     prescribers = await names_of(ctx, [(r.get("requester") or {}).get("reference", "") for r in named_rows])
-    reason_ids = [ref.get("reference", "").rsplit("/", 1)[-1] for r in (found if args.reason else named_rows)
-                  for ref in r.get("reasonReference", []) if ref.get("reference", "").startswith("Condition/")]
+    reason_ids = [
+        ref.get("reference", "").rsplit("/", 1)[-1]
+        for r in (found if args.reason else named_rows)
+        for ref in r.get("reasonReference", [])
+        if ref.get("reference", "").startswith("Condition/")
+    ]
     conditions = await resources_by_id(ctx, "Condition", reason_ids)
     reasons = {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()}
     lines = [medication_line(r, ctx.now, prescribers, reasons) for r in found]
@@ -459,15 +561,27 @@ async def search_medications(ctx: ToolContext, args: MedicationArgs) -> ToolResu
         lines = _latest_per_code(lines, args.latest)
     if everything:
         total = len(lines)
-    shown = lines[args.offset: args.offset + args.limit] if everything else lines
+    shown = lines[args.offset : args.offset + args.limit] if everything else lines
     extra_refs = sorted({ref for line in shown for ref in [*line.row["reasons"], line.row["requester"] or ""] if ref})
-    header = (f"medication orders of Patient/{args.patient}{death_note(patient, ctx.now)}, written {window.describe()}"
-              f"{anchors}{_filters(args, 'status', 'code', 'text', 'reason')}: {total} found, {args.order} first")
-    return _answer(ctx, args, header, lines, total, paged_here=everything, hint="text/code, reason, status or since/until",
-                   references=extra_refs, empty="none found (orders written after now are hidden)")
+    header = (
+        f"medication orders of Patient/{args.patient}{death_note(patient, ctx.now)}, written {window.describe()}"
+        f"{anchors}{_filters(args, 'status', 'code', 'text', 'reason')}: {total} found, {args.order} first"
+    )
+    return _answer(
+        ctx,
+        args,
+        header,
+        lines,
+        total,
+        paged_here=everything,
+        hint="text/code, reason, status or since/until",
+        references=extra_refs,
+        empty="none found (orders written after now are hidden)",
+    )
 
 
 # ---------- immunizations, procedures ----------
+
 
 class ImmunizationArgs(PatientWindowArgs):
     code: CodeArg | None = None
@@ -476,10 +590,19 @@ class ImmunizationArgs(PatientWindowArgs):
     """Words of the vaccine name, e.g. 'influenza'."""
 
 
-async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_param: str, code_param: str,
-                  what: str, make_line: Any, extra: Sequence[tuple[str, str]] | None = None,
-                  filters: tuple[str, ...] = ("code", "text"), hint: str = "code/text or since/until",
-                  empty: str = "none found (dates after now are hidden)") -> ToolResult:
+async def _simple(
+    ctx: ToolContext,
+    args: PatientWindowArgs,
+    kind: str,
+    date_param: str,
+    code_param: str,
+    what: str,
+    make_line: Any,
+    extra: Sequence[tuple[str, str]] | None = None,
+    filters: tuple[str, ...] = ("code", "text"),
+    hint: str = "code/text or since/until",
+    empty: str = "none found (dates after now are hidden)",
+) -> ToolResult:
     """A per-type search: page on the server, or every match for count/group_by/latest."""
     patient = await require_patient(ctx, args.patient)
     window, anchors, params = await _patient_query(ctx, args, kind, date_param, code_param=code_param)
@@ -494,8 +617,10 @@ async def _simple(ctx: ToolContext, args: PatientWindowArgs, kind: str, date_par
         lines = _latest_per_code(lines, args.latest)
     if everything:
         total = len(lines)
-    header = (f"{what} of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
-              f"{_filters(args, *filters)}: {total} found, {args.order} first")
+    header = (
+        f"{what} of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
+        f"{_filters(args, *filters)}: {total} found, {args.order} first"
+    )
     return _answer(ctx, args, header, lines, total, paged_here=everything, hint=hint, empty=empty)
 
 
@@ -528,6 +653,7 @@ async def search_procedures(ctx: ToolContext, args: ProcedureArgs) -> ToolResult
 
 # ---------- encounters, diagnostic reports, allergies ----------
 
+
 class EncounterArgs(PatientWindowArgs):
     encounter_class: Literal["AMB", "EMER", "IMP", "HH", "VR", "OBSENC"] | None = None
     """AMB ambulatory, EMER emergency, IMP inpatient, HH home health, VR virtual, OBSENC observation."""
@@ -543,9 +669,19 @@ async def search_encounters(ctx: ToolContext, args: EncounterArgs) -> ToolResult
     count=true); up to 100 rows per call within ~800 tokens, the cut line gives the next offset.
     """
     extra = [("class", args.encounter_class)] if args.encounter_class else []
-    return await _simple(ctx, args, "Encounter", "date", "type", "encounters", encounter_line,
-                         extra=extra, filters=("encounter_class", "text"), hint="since/until or encounter_class",
-                         empty="none found (visits after now are hidden)")
+    return await _simple(
+        ctx,
+        args,
+        "Encounter",
+        "date",
+        "type",
+        "encounters",
+        encounter_line,
+        extra=extra,
+        filters=("encounter_class", "text"),
+        hint="since/until or encounter_class",
+        empty="none found (visits after now are hidden)",
+    )
 
 
 class ReportArgs(PatientWindowArgs):
@@ -571,14 +707,28 @@ async def search_diagnostic_reports(ctx: ToolContext, args: ReportArgs) -> ToolR
     found, total = await _search(ctx, "DiagnosticReport", params, args.limit, args.offset)
     results: dict[str, Line] | None = None
     if args.results:
-        ids = [ref["reference"].rsplit("/", 1)[-1] for r in found for ref in r.get("result", [])
-               if ref.get("reference", "").startswith("Observation/")]
+        ids = [
+            ref["reference"].rsplit("/", 1)[-1]
+            for r in found
+            for ref in r.get("result", [])
+            if ref.get("reference", "").startswith("Observation/")
+        ]
         observations = await resources_by_id(ctx, "Observation", ids)
         results = {ref: observation_line(obs, ctx.now) for ref, obs in observations.items()}
-    header = (f"diagnostic reports of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}"
-              f"{anchors}{_filters(args, 'code', 'text')}: {total} found, {args.order} first")
-    return render(ctx, header, [report_line(r, ctx.now, results) for r in found], total=total, offset=args.offset,
-                  limit=args.limit, hint="code/text or since/until", empty="none found (dates after now are hidden)")
+    header = (
+        f"diagnostic reports of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}"
+        f"{anchors}{_filters(args, 'code', 'text')}: {total} found, {args.order} first"
+    )
+    return render(
+        ctx,
+        header,
+        [report_line(r, ctx.now, results) for r in found],
+        total=total,
+        offset=args.offset,
+        limit=args.limit,
+        hint="code/text or since/until",
+        empty="none found (dates after now are hidden)",
+    )
 
 
 class AllergyArgs(PatientWindowArgs):
@@ -598,6 +748,16 @@ async def search_allergies(ctx: ToolContext, args: AllergyArgs) -> ToolResult:
     line gives the next offset.
     """
     extra = [("clinical-status", args.status)] if args.status != "all" else []
-    return await _simple(ctx, args, "AllergyIntolerance", "date", "code", "allergies", allergy_line, extra=extra,
-                         filters=("status", "text"), hint="status, text or since/until",
-                         empty="no allergies recorded (by now)")
+    return await _simple(
+        ctx,
+        args,
+        "AllergyIntolerance",
+        "date",
+        "code",
+        "allergies",
+        allergy_line,
+        extra=extra,
+        filters=("status", "text"),
+        hint="status, text or since/until",
+        empty="no allergies recorded (by now)",
+    )

@@ -70,13 +70,22 @@ def _age_text(patient: dict[str, Any], now: datetime) -> tuple[int | None, str]:
 def patient_row(patient: dict[str, Any], now: datetime) -> dict[str, Any]:
     age, _ = _age_text(patient, now)
     death = parse_fhir(patient.get("deceasedDateTime"))
-    official = next((n for n in patient.get("name", []) if n.get("use") == "official"), (patient.get("name") or [{}])[0])
+    official = next(
+        (n for n in patient.get("name", []) if n.get("use") == "official"), (patient.get("name") or [{}])[0]
+    )
     address = (patient.get("address") or [{}])[0]
     return {
-        "ref": reference(patient), "name": person_name(patient), "given": " ".join(official.get("given", [])),
-        "family": official.get("family"), "birthDate": patient.get("birthDate"), "gender": patient.get("gender"),
-        "age": age, "mrn": mrn_of(patient), "deceased": patient.get("deceasedDateTime") if death and death <= now else None,
-        "city": address.get("city"), "state": address.get("state"),
+        "ref": reference(patient),
+        "name": person_name(patient),
+        "given": " ".join(official.get("given", [])),
+        "family": official.get("family"),
+        "birthDate": patient.get("birthDate"),
+        "gender": patient.get("gender"),
+        "age": age,
+        "mrn": mrn_of(patient),
+        "deceased": patient.get("deceasedDateTime") if death and death <= now else None,
+        "city": address.get("city"),
+        "state": address.get("state"),
     }
 
 
@@ -107,8 +116,15 @@ async def find_patients(ctx: ToolContext, args: FindPatientsArgs) -> ToolResult:
     for patient in visible:
         ctx.cache.setdefault("patients", {})[patient["id"]] = patient
     criteria = ", ".join(f"{k}={v!r}" for k, v in args.model_dump(exclude_none=True, exclude={"limit"}).items())
-    return render(ctx, f"patients matching {criteria}: {total}", [patient_line(p, ctx.now) for p in visible],
-                  total=total, hint="birth_date or a fuller name", empty=_no_match_hint(args), pageable=False)
+    return render(
+        ctx,
+        f"patients matching {criteria}: {total}",
+        [patient_line(p, ctx.now) for p in visible],
+        total=total,
+        hint="birth_date or a fuller name",
+        empty=_no_match_hint(args),
+        pageable=False,
+    )
 
 
 def _no_match_hint(args: FindPatientsArgs) -> str:
@@ -116,13 +132,21 @@ def _no_match_hint(args: FindPatientsArgs) -> str:
     if args.identifier:
         value = args.identifier.strip()
         partial = len(value) < FULL_MRN_LENGTH and re.fullmatch(r"[0-9a-fA-F-]+", value) is not None
-        note = (f"; {value!r} looks like a partial MRN ({len(value)} characters; MRNs here have {FULL_MRN_LENGTH}): "
-                "identifiers match whole values only" if partial else "")
-        return (f"no patient has identifier {value!r}{note}. Report that no patient matches this MRN; do not "
-                "substitute a patient found by name or birth date")
+        note = (
+            f"; {value!r} looks like a partial MRN ({len(value)} characters; MRNs here have {FULL_MRN_LENGTH}): "
+            "identifiers match whole values only"
+            if partial
+            else ""
+        )
+        return (
+            f"no patient has identifier {value!r}{note}. Report that no patient matches this MRN; do not "
+            "substitute a patient found by name or birth date"
+        )
     if args.name and args.birth_date:
-        return ("no patient matches both this name and this birth date. Report that no patient matches; do not "
-                "drop the birth date or loosen the name to pick someone else")
+        return (
+            "no patient matches both this name and this birth date. Report that no patient matches; do not "
+            "drop the birth date or loosen the name to pick someone else"
+        )
     if args.birth_date:
         return "no patient was born on this date"
     return "no patient matches; check the spelling or try only the family name"
@@ -139,8 +163,14 @@ async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
     patient = await require_patient(ctx, args.patient)
     row = patient_row(patient, ctx.now)
     _, age_text = _age_text(patient, ctx.now)
-    lines = [join(f"{row['ref']}: {guard_record_text(row['name'])}", row["gender"],
-                  f"{age_text} (now {ctx.now.date().isoformat()})", sep=", ")]
+    lines = [
+        join(
+            f"{row['ref']}: {guard_record_text(row['name'])}",
+            row["gender"],
+            f"{age_text} (now {ctx.now.date().isoformat()})",
+            sep=", ",
+        )
+    ]
     identifiers = []
     for identifier in patient.get("identifier", []):
         kind = (identifier.get("type") or {}).get("text") or ""
@@ -150,17 +180,21 @@ async def get_patient(ctx: ToolContext, args: PatientArgs) -> ToolResult:
     if identifiers:
         lines.append("identifiers: " + join(*identifiers, sep="; "))
     address = (patient.get("address") or [{}])[0]
-    place = ", ".join(filter(None, [*address.get("line", []), address.get("city"), address.get("state"),
-                                    address.get("postalCode")]))
+    place = ", ".join(
+        filter(None, [*address.get("line", []), address.get("city"), address.get("state"), address.get("postalCode")])
+    )
     extra = []
     if place:
         extra.append(f"address {clean(place, 80)}")
-    languages = [c.get("language", {}).get("text") or (c.get("language", {}).get("coding") or [{}])[0].get("display")
-                 for c in patient.get("communication", [])]
+    languages = [
+        c.get("language", {}).get("text") or (c.get("language", {}).get("coding") or [{}])[0].get("display")
+        for c in patient.get("communication", [])
+    ]
     if any(languages):
         extra.append("language " + ", ".join(filter(None, languages)))
-    marital = (patient.get("maritalStatus") or {}).get("text") or \
-        ((patient.get("maritalStatus") or {}).get("coding") or [{}])[0].get("code")
+    marital = (patient.get("maritalStatus") or {}).get("text") or (
+        (patient.get("maritalStatus") or {}).get("coding") or [{}]
+    )[0].get("code")
     if marital:
         extra.append(f"marital status {marital}")
     if extra:

@@ -124,8 +124,12 @@ class RecordOf:
 
 def record_arguments(args_model: type[BaseModel]) -> list[tuple[str, RecordOf]]:
     """The arguments of a model marked :class:`RecordOf`, in declaration order."""
-    return [(name, marker) for name, info in args_model.model_fields.items()
-            for marker in info.metadata if isinstance(marker, RecordOf)]
+    return [
+        (name, marker)
+        for name, info in args_model.model_fields.items()
+        for marker in info.metadata
+        if isinstance(marker, RecordOf)
+    ]
 
 
 @dataclass
@@ -168,12 +172,18 @@ class Tool:
 
     def annotations(self) -> dict[str, Any]:
         """MCP tool annotations (hosts use them to gate writes)."""
-        return {"readOnlyHint": not self.writes, "destructiveHint": self.destructive,
-                "idempotentHint": self.idempotent, "openWorldHint": False}
+        return {
+            "readOnlyHint": not self.writes,
+            "destructiveHint": self.destructive,
+            "idempotentHint": self.idempotent,
+            "openWorldHint": False,
+        }
 
     def openai_schema(self) -> dict[str, Any]:
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": self.parameters()}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters()},
+        }
 
     def example_text(self) -> str:
         """The example as shown to a model: placeholder ids (``<id from find_patients>``), never a real one."""
@@ -233,8 +243,14 @@ class Registry:
         return Registry(self.select(names))
 
     # calling -----------------------------------------------------------------------------
-    async def call(self, name: str, raw_args: dict[str, Any] | str | None, ctx: ToolContext, *,
-                   decision: ApprovalDecision | None = None) -> ToolResult:
+    async def call(
+        self,
+        name: str,
+        raw_args: dict[str, Any] | str | None,
+        ctx: ToolContext,
+        *,
+        decision: ApprovalDecision | None = None,
+    ) -> ToolResult:
         """Validate and run one tool call; model mistakes come back as ``ToolResult.error``, never raised.
 
         A write runs only if approved: by ``decision`` when a reviewer already decided this call (the
@@ -278,8 +294,12 @@ class Registry:
         return await self._preview(item, args, ctx, request)
 
     async def _preview(self, item: Tool, args: ToolArgs, ctx: ToolContext, request: WriteRequest) -> WritePreview:
-        dry = dataclasses.replace(ctx, preview=True, audit=[],  # same client, clock, actor, run and cache
-                                  write_patient=request.patient)
+        dry = dataclasses.replace(
+            ctx,
+            preview=True,
+            audit=[],  # same client, clock, actor, run and cache
+            write_patient=request.patient,
+        )
         try:
             result = await self._run(item, args, dry)
         except PreparedWrite as prepared:
@@ -290,7 +310,9 @@ class Registry:
             log.error("tool %s wrote %s outside the write path during a preview", item.name, result.wrote)
             message = f"internal error in {item.name}: it wrote outside the write path"
             return WritePreview(action="error", summary=f"ERROR: {message}", error=message)
-        return WritePreview(action="none", summary=result.text, reference=result.references[0] if result.references else None)
+        return WritePreview(
+            action="none", summary=result.text, reference=result.references[0] if result.references else None
+        )
 
     async def _run(self, item: Tool, args: ToolArgs, ctx: ToolContext) -> ToolResult:
         """Run one validated call; every failure becomes ``ToolResult.error`` (a preview's prepared write passes)."""
@@ -302,8 +324,9 @@ class Registry:
             return failure_of(exc, item)
         return enforce_budget(result, ctx)
 
-    async def review(self, name: str, raw_args: dict[str, Any] | str | None,
-                     ctx: ToolContext) -> tuple[WriteRequest, ApprovalDecision] | None:
+    async def review(
+        self, name: str, raw_args: dict[str, Any] | str | None, ctx: ToolContext
+    ) -> tuple[WriteRequest, ApprovalDecision] | None:
         """A write call as its reviewer sees it and the context's decision on it (None: not a write, or its
         arguments are invalid, which :meth:`call` reports). An escalated write carries its preview
         (:meth:`preview`): the person deciding sees what would be written."""
@@ -325,9 +348,14 @@ class Registry:
             patient = await patient_of_write(item, args, ctx)
         except Exception as exc:  # noqa: BLE001 - a record that cannot be read is the model's to fix
             return failure_of(exc, item)
-        return WriteRequest(tool=item.name, arguments=args.model_dump(mode="json", exclude_none=True),
-                            destructive=item.destructive, patient=patient, context_patient=ctx.patient,
-                            run_id=ctx.run_id)
+        return WriteRequest(
+            tool=item.name,
+            arguments=args.model_dump(mode="json", exclude_none=True),
+            destructive=item.destructive,
+            patient=patient,
+            context_patient=ctx.patient,
+            run_id=ctx.run_id,
+        )
 
     @staticmethod
     async def _decide(request: WriteRequest, ctx: ToolContext) -> ApprovalDecision:
@@ -346,8 +374,9 @@ class Registry:
             try:
                 raw_args = json.loads(raw_args) if raw_args.strip() else {}
             except json.JSONDecodeError as exc:
-                return ToolResult.failure(f"arguments of {name} are not valid JSON ({exc.msg}); "
-                                          f"example: {item.example_text()}")
+                return ToolResult.failure(
+                    f"arguments of {name} are not valid JSON ({exc.msg}); example: {item.example_text()}"
+                )
         if raw_args is None:
             raw_args = {}
         if not isinstance(raw_args, dict):
@@ -355,8 +384,9 @@ class Registry:
         try:
             return item, item.args_model.model_validate(raw_args)
         except ValidationError as exc:
-            return ToolResult.failure(f"bad arguments for {name}: {describe_validation(exc)}. "
-                                      f"Example: {item.example_text()}")
+            return ToolResult.failure(
+                f"bad arguments for {name}: {describe_validation(exc)}. Example: {item.example_text()}"
+            )
 
     # exports ---------------------------------------------------------------------------
     def openai_schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -377,8 +407,13 @@ class Registry:
                 return f"ERROR: bad arguments for {item.name}: {detail}. Example: {item.example_text()}"
 
             return StructuredTool.from_function(
-                coroutine=run, name=item.name, description=item.description, args_schema=item.args_model,
-                response_format="content_and_artifact", infer_schema=False, handle_validation_error=invalid,
+                coroutine=run,
+                name=item.name,
+                description=item.description,
+                args_schema=item.args_model,
+                response_format="content_and_artifact",
+                infer_schema=False,
+                handle_validation_error=invalid,
             )
 
         return [bind(item) for item in self.select(names)]
@@ -394,9 +429,17 @@ class Registry:
         return "\n".join(lines)
 
 
-def tool(fn: ToolFn | None = None, *, writes: bool = False, destructive: bool = False, idempotent: bool = True,
-         example: dict[str, Any] | None = None, name: str | None = None, args: type[ToolArgs] | None = None,
-         registry: Registry | None = None) -> Any:
+def tool(
+    fn: ToolFn | None = None,
+    *,
+    writes: bool = False,
+    destructive: bool = False,
+    idempotent: bool = True,
+    example: dict[str, Any] | None = None,
+    name: str | None = None,
+    args: type[ToolArgs] | None = None,
+    registry: Registry | None = None,
+) -> Any:
     """Make a :class:`Tool` from ``async def fn(ctx: ToolContext, args: Model) -> ToolResult``.
 
     Used bare (``@tool``) or with options (``@tool(writes=True, example={...})``); the name is the function's,
@@ -417,12 +460,22 @@ def tool(fn: ToolFn | None = None, *, writes: bool = False, destructive: bool = 
         if not description:
             raise TypeError(f"tool {function.__name__} needs a docstring: it is the description the model reads")
         if writes and not record_arguments(model):
-            raise TypeError(f"write tool {name or function.__name__} must name its patient: an argument typed "
-                            "PatientRef or a reference marked RecordOf (medagent.tools.registry)")
+            raise TypeError(
+                f"write tool {name or function.__name__} must name its patient: an argument typed "
+                "PatientRef or a reference marked RecordOf (medagent.tools.registry)"
+            )
         if example is not None:
             model.model_validate(example)  # examples shown to models must themselves be valid
-        item = Tool(name=name or function.__name__, description=description, args_model=model, fn=function,
-                    writes=writes, destructive=destructive, idempotent=idempotent, example=dict(example or {}))
+        item = Tool(
+            name=name or function.__name__,
+            description=description,
+            args_model=model,
+            fn=function,
+            writes=writes,
+            destructive=destructive,
+            idempotent=idempotent,
+            example=dict(example or {}),
+        )
         if registry is not None:
             registry.add(item)
         return item
@@ -435,8 +488,10 @@ def _argument_model(function: ToolFn, parameter: str) -> Any:
     try:
         return get_type_hints(function).get(parameter)
     except NameError as exc:
-        raise TypeError(f"tool {function.__name__}: cannot resolve the annotation of {parameter!r} ({exc}); "
-                        "pass the model with @tool(args=...)") from None
+        raise TypeError(
+            f"tool {function.__name__}: cannot resolve the annotation of {parameter!r} ({exc}); "
+            "pass the model with @tool(args=...)"
+        ) from None
 
 
 TOOL_MODULES = ("read_patients", "read_clinical", "manifest", "search_generic", "write_clinical", "notes")
@@ -450,9 +505,14 @@ def default_registry() -> Registry:
     found: list[Tool] = []
     for module_name in TOOL_MODULES:
         module = importlib.import_module(f"medagent.tools.{module_name}")
-        found += sorted((value for value in vars(module).values()
-                         if isinstance(value, Tool) and value.fn.__module__ == module.__name__),
-                        key=lambda t: t.fn.__code__.co_firstlineno)
+        found += sorted(
+            (
+                value
+                for value in vars(module).values()
+                if isinstance(value, Tool) and value.fn.__module__ == module.__name__
+            ),
+            key=lambda t: t.fn.__code__.co_firstlineno,
+        )
     return Registry(found)
 
 
@@ -496,16 +556,21 @@ async def patient_of_write(item: Tool, args: ToolArgs, ctx: ToolContext) -> str:
         reference = marker.reference(value)
         owner = patient_of(await ctx.client.resolve(reference))
         if owner is None:
-            raise ToolError(f"{argument}: {reference} is not a record of a patient; medagent writes only to a "
-                            "patient's record", example=False)
+            raise ToolError(
+                f"{argument}: {reference} is not a record of a patient; medagent writes only to a patient's record",
+                example=False,
+            )
         named.append((argument, reference, owner))
     if not named:
         raise ToolError(f"{item.name} names no patient: give the patient or the record it is about")
     first_argument, _, patient = named[0]
     for argument, reference, owner in named[1:]:
         if owner != patient:
-            raise ToolError(f"{argument}: {reference} belongs to Patient/{owner}, not to Patient/{patient} "
-                            f"({first_argument}); a write is about one patient", example=False)
+            raise ToolError(
+                f"{argument}: {reference} belongs to Patient/{owner}, not to Patient/{patient} "
+                f"({first_argument}); a write is about one patient",
+                example=False,
+            )
     return patient
 
 
@@ -529,8 +594,10 @@ def refusal_message(name: str, decision: ApprovalDecision) -> str | None:
     if decision.verdict == "approve":
         return None
     if decision.by == "read-only":
-        return (f"refused: read-only mode; {name} would write to the EHR and writes are disabled for this run. "
-                "Answer from what you can read, or say the write could not be made.")
+        return (
+            f"refused: read-only mode; {name} would write to the EHR and writes are disabled for this run. "
+            "Answer from what you can read, or say the write could not be made."
+        )
     if decision.verdict == "escalate":
         why = f" ({decision.reason})" if decision.reason else ""
         return f"refused: {name} needs a reviewer's approval{why} and no reviewer is attached to this run"

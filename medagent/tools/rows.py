@@ -73,6 +73,7 @@ def minute(value: str | None) -> str:
 
 # ---------- Observation ----------
 
+
 def quantity_text(quantity: dict[str, Any] | None) -> tuple[str, float | None, str]:
     if not quantity or not isinstance(quantity.get("value"), int | float):
         return "", None, ""
@@ -113,8 +114,16 @@ def observation_line(resource: dict[str, Any], now: datetime, focus: set[str] | 
     moment = parse_fhir(when)
     text, value, unit = observation_value(resource)
     parts = components(resource)
-    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code,
-                           "display": display, "value": value, "unit": unit, "status": resource.get("status")}
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "date": when,
+        "system": system,
+        "code": code,
+        "display": display,
+        "value": value,
+        "unit": unit,
+        "status": resource.get("status"),
+    }
     label = named(system, code, display)
     picked = [c for c in parts if focus and c["code"] in focus and (code not in focus)]
     if picked:
@@ -144,6 +153,7 @@ def _status(value: str | None, usual: str) -> str:
 
 # ---------- Condition ----------
 
+
 def condition_status_at(resource: dict[str, Any], now: datetime) -> tuple[str, str | None]:
     """Clinical status at now: ('active', None) or ('resolved', abatement date)."""
     abatement = resource.get("abatementDateTime") or (resource.get("abatementPeriod") or {}).get("end")
@@ -170,14 +180,31 @@ def condition_line(resource: dict[str, Any], now: datetime) -> Line:
     onset = date_of(resource)
     status, abated = condition_status_at(resource, now)
     verification = verification_of(resource)
-    row: dict[str, Any] = {"ref": reference(resource), "onset": onset, "system": system, "code": code,
-                           "display": display, "status": status, "abatement": abated, "verification": verification}
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "onset": onset,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": status,
+        "abatement": abated,
+        "verification": verification,
+    }
     status_text = f"resolved {day(abated)}" if abated else status
-    return Line(join(f"onset {minute(onset)}", named(system, code, display), status_text,
-                     f"verification {verification}" if verification else "", row["ref"]), row)
+    return Line(
+        join(
+            f"onset {minute(onset)}",
+            named(system, code, display),
+            status_text,
+            f"verification {verification}" if verification else "",
+            row["ref"],
+        ),
+        row,
+    )
 
 
 # ---------- MedicationRequest ----------
+
 
 def dosage_text(resource: dict[str, Any]) -> str:
     parts = []
@@ -200,45 +227,80 @@ def dosage_text(resource: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def medication_line(resource: dict[str, Any], now: datetime, prescribers: dict[str, str],
-                    reasons: dict[str, str], *, requester_reference: bool = False) -> Line:
+def medication_line(
+    resource: dict[str, Any],
+    now: datetime,
+    prescribers: dict[str, str],
+    reasons: dict[str, str],
+    *,
+    requester_reference: bool = False,
+) -> Line:
     """One line per order; ``requester_reference`` adds the prescriber's Type/id (fhir_read: one citable call)."""
     concept = resource.get("medicationCodeableConcept")
     system, code, display = first_coding(concept)
     if not concept and resource.get("medicationReference"):
-        display = clean(resource["medicationReference"].get("display") or resource["medicationReference"].get("reference"))
-    requester = (resource.get("requester") or {})
+        display = clean(
+            resource["medicationReference"].get("display") or resource["medicationReference"].get("reference")
+        )
+    requester = resource.get("requester") or {}
     requester_ref = requester.get("reference")
     prescriber = prescribers.get(requester_ref or "", "") or clean(requester.get("display"))
-    prescriber_text = f"{prescriber} ({requester_ref})" if prescriber and requester_ref and requester_reference \
-        else prescriber
+    prescriber_text = (
+        f"{prescriber} ({requester_ref})" if prescriber and requester_ref and requester_reference else prescriber
+    )
     reason_refs = [r.get("reference") for r in resource.get("reasonReference", []) if r.get("reference")]
     reason_texts = [f"{reasons[r]} ({r})" if reasons.get(r) else r for r in reason_refs]
     reason_codes = [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
     reason_texts += reason_codes
     authored = resource.get("authoredOn")
-    status_reason = first_coding(resource.get("statusReason"))[2] or clean((resource.get("statusReason") or {}).get("text"))
-    row: dict[str, Any] = {"ref": reference(resource), "authored": authored, "system": system, "code": code, "display": display,
-           "status": resource.get("status"), "intent": resource.get("intent"), "requester": requester_ref,
-           "prescriber": prescriber or None, "reasons": reason_refs,
-           "reason_displays": [reasons.get(r) for r in reason_refs],
-           "reason_names": [name for name in [*(reasons.get(r) for r in reason_refs), *reason_codes] if name],
-           "dosage": dosage_text(resource) or None, "status_reason": status_reason or None}
-    return Line(join(minute(authored), named(system, code, display),
-                     f"{resource.get('status')} ({status_reason})" if status_reason else resource.get("status"),
-                     f"prescriber {prescriber_text}" if prescriber else "",
-                     f"reason {'; '.join(reason_texts)}" if reason_texts else "", row["dosage"] or "", row["ref"]), row)
+    status_reason = first_coding(resource.get("statusReason"))[2] or clean(
+        (resource.get("statusReason") or {}).get("text")
+    )
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "authored": authored,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": resource.get("status"),
+        "intent": resource.get("intent"),
+        "requester": requester_ref,
+        "prescriber": prescriber or None,
+        "reasons": reason_refs,
+        "reason_displays": [reasons.get(r) for r in reason_refs],
+        "reason_names": [name for name in [*(reasons.get(r) for r in reason_refs), *reason_codes] if name],
+        "dosage": dosage_text(resource) or None,
+        "status_reason": status_reason or None,
+    }
+    return Line(
+        join(
+            minute(authored),
+            named(system, code, display),
+            f"{resource.get('status')} ({status_reason})" if status_reason else resource.get("status"),
+            f"prescriber {prescriber_text}" if prescriber else "",
+            f"reason {'; '.join(reason_texts)}" if reason_texts else "",
+            row["dosage"] or "",
+            row["ref"],
+        ),
+        row,
+    )
 
 
 # ---------- Immunization, Procedure, AllergyIntolerance ----------
 
+
 def immunization_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding(resource.get("vaccineCode"))
     when = date_of(resource)
-    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
-           "status": resource.get("status")}
-    return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"),
-                     row["ref"]), row)
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "date": when,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": resource.get("status"),
+    }
+    return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"), row["ref"]), row)
 
 
 def procedure_line(resource: dict[str, Any], now: datetime) -> Line:
@@ -246,10 +308,25 @@ def procedure_line(resource: dict[str, Any], now: datetime) -> Line:
     when = date_of(resource)
     reasons = [first_coding(c)[2] for c in resource.get("reasonCode", [])]
     reasons += [clean(r.get("display") or r.get("reference")) for r in resource.get("reasonReference", [])]
-    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
-           "status": resource.get("status"), "reasons": [r for r in reasons if r]}
-    return Line(join(minute(when), named(system, code, display), _status(row["status"], "completed"),
-                     f"reason {'; '.join(row['reasons'])}" if row["reasons"] else "", row["ref"]), row)
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "date": when,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": resource.get("status"),
+        "reasons": [r for r in reasons if r],
+    }
+    return Line(
+        join(
+            minute(when),
+            named(system, code, display),
+            _status(row["status"], "completed"),
+            f"reason {'; '.join(row['reasons'])}" if row["reasons"] else "",
+            row["ref"],
+        ),
+        row,
+    )
 
 
 def allergy_line(resource: dict[str, Any], now: datetime) -> Line:
@@ -258,40 +335,77 @@ def allergy_line(resource: dict[str, Any], now: datetime) -> Line:
     status = first_coding(resource.get("clinicalStatus"))[1]
     verification = first_coding(resource.get("verificationStatus"))[1]
     kind = " ".join(filter(None, [", ".join(resource.get("category", [])), resource.get("type")]))
-    reactions = [m.get("text") or first_coding(m)[2] for r in resource.get("reaction", [])
-                 for m in r.get("manifestation", [])]
-    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code,
-                           "display": display, "status": status, "verification": verification,
-                           "type": resource.get("type"), "category": resource.get("category", []),
-                           "criticality": resource.get("criticality"), "reactions": [r for r in reactions if r]}
+    reactions = [
+        m.get("text") or first_coding(m)[2] for r in resource.get("reaction", []) for m in r.get("manifestation", [])
+    ]
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "date": when,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": status,
+        "verification": verification,
+        "type": resource.get("type"),
+        "category": resource.get("category", []),
+        "criticality": resource.get("criticality"),
+        "reactions": [r for r in reactions if r],
+    }
     crit = f"criticality {row['criticality']}" if row["criticality"] else ""
     checked = f"verification {verification}" if verification and verification != "confirmed" else ""
     reaction = f"reaction {'; '.join(row['reactions'])}" if row["reactions"] else ""
-    return Line(join(f"recorded {day(when)}", named(system, code, display), kind, crit, status, checked, reaction,
-                     row["ref"]), row)
+    return Line(
+        join(f"recorded {day(when)}", named(system, code, display), kind, crit, status, checked, reaction, row["ref"]),
+        row,
+    )
 
 
 # ---------- Encounter, DiagnosticReport ----------
+
 
 def encounter_line(resource: dict[str, Any], now: datetime) -> Line:
     system, code, display = first_coding((resource.get("type") or [{}])[0])
     period = resource.get("period") or {}
     klass = (resource.get("class") or {}).get("code", "")
     reasons = [first_coding(c)[2] for c in resource.get("reasonCode", []) if first_coding(c)[2]]
-    row: dict[str, Any] = {"ref": reference(resource), "start": period.get("start"), "end": period.get("end"), "class": klass,
-           "system": system, "code": code, "display": display, "status": resource.get("status"), "reasons": reasons,
-           "participants": [p.get("individual", {}).get("reference") for p in resource.get("participant", [])]}
-    return Line(join(minute(period.get("start")), klass, named(system, code, display),
-                     f"reason {'; '.join(reasons)}" if reasons else "", _status(row["status"], "finished"),
-                     row["ref"]), row)
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "start": period.get("start"),
+        "end": period.get("end"),
+        "class": klass,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": resource.get("status"),
+        "reasons": reasons,
+        "participants": [p.get("individual", {}).get("reference") for p in resource.get("participant", [])],
+    }
+    return Line(
+        join(
+            minute(period.get("start")),
+            klass,
+            named(system, code, display),
+            f"reason {'; '.join(reasons)}" if reasons else "",
+            _status(row["status"], "finished"),
+            row["ref"],
+        ),
+        row,
+    )
 
 
 def report_line(resource: dict[str, Any], now: datetime, results: dict[str, Line] | None = None) -> Line:
     system, code, display = first_coding(resource.get("code"))
     when = date_of(resource)
     result_refs = [r.get("reference") for r in resource.get("result", []) if r.get("reference")]
-    row: dict[str, Any] = {"ref": reference(resource), "date": when, "system": system, "code": code, "display": display,
-           "status": resource.get("status"), "results": result_refs}
+    row: dict[str, Any] = {
+        "ref": reference(resource),
+        "date": when,
+        "system": system,
+        "code": code,
+        "display": display,
+        "status": resource.get("status"),
+        "results": result_refs,
+    }
     if results is not None:
         values = []
         for ref in result_refs:
@@ -302,11 +416,13 @@ def report_line(resource: dict[str, Any], now: datetime, results: dict[str, Line
     else:
         names = [clean(r.get("display"), 40) for r in resource.get("result", []) if r.get("display")]
         detail = f"{len(result_refs)} results: {', '.join(names)}" if names else f"{len(result_refs)} results"
-    return Line(join(minute(when), named(system, code, display), _status(row["status"], "final"), detail,
-                     row["ref"]), row)
+    return Line(
+        join(minute(when), named(system, code, display), _status(row["status"], "final"), detail, row["ref"]), row
+    )
 
 
 # ---------- Patient and everything else ----------
+
 
 def person_name(resource: dict[str, Any]) -> str:
     """'Given Family' of the official (else first) name, without prefixes."""
@@ -346,9 +462,12 @@ def generic_line(resource: dict[str, Any], now: datetime) -> Line:
     if kind == "MedicationRequest":
         return medication_line(resource, now, {}, {})
     if kind in ("Patient", "Practitioner"):
-        row: dict[str, Any] = {"ref": reference(resource), "name": person_name(resource),
-                               "birthDate": resource.get("birthDate"),
-               "gender": resource.get("gender")}
+        row: dict[str, Any] = {
+            "ref": reference(resource),
+            "name": person_name(resource),
+            "birthDate": resource.get("birthDate"),
+            "gender": resource.get("gender"),
+        }
         extra = f"born {resource['birthDate']}" if resource.get("birthDate") else ""
         return Line(join(row["name"], resource.get("gender"), extra, row["ref"]), row)
     if kind == "Organization":
@@ -371,9 +490,16 @@ def generic_line(resource: dict[str, Any], now: datetime) -> Line:
         detail = document_text(resource)
         row["text"] = detail
     elif kind == "ServiceRequest":
-        detail = ", ".join(filter(None, [resource.get("intent"), f"for {minute(resource.get('occurrenceDateTime'))}"
-                                         if resource.get("occurrenceDateTime") else "",
-                                         "; ".join(clean(n.get("text"), 100) for n in resource.get("note", []))]))
+        detail = ", ".join(
+            filter(
+                None,
+                [
+                    resource.get("intent"),
+                    f"for {minute(resource.get('occurrenceDateTime'))}" if resource.get("occurrenceDateTime") else "",
+                    "; ".join(clean(n.get("text"), 100) for n in resource.get("note", [])),
+                ],
+            )
+        )
     return Line(join(day(when), label, status, detail, row["ref"]), row)
 
 

@@ -22,11 +22,13 @@ def check_patient(value: str) -> str:
     text = str(value).strip()
     text = text.split("/_history/")[0]
     if text.startswith("Patient/"):
-        text = text[len("Patient/"):]
+        text = text[len("Patient/") :]
     elif "/" in text:
         raise ValueError(f"{value!r} is not a patient reference; use a Patient id or 'Patient/<id>'")
     if not is_fhir_id(text):
-        raise ValueError(f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/{PLACEHOLDER_PATIENT}'")
+        raise ValueError(
+            f"{value!r} is not a FHIR id; use the id from find_patients, e.g. 'Patient/{PLACEHOLDER_PATIENT}'"
+        )
     return text
 
 
@@ -38,23 +40,52 @@ def check_record_reference(value: str) -> str:
 
 
 RecordReference = Annotated[str, AfterValidator(check_record_reference)]
-EXAMPLE_PATIENT = "example-patient-0"  # the patient id tool examples show: in no data set, so never copied into a real call
-PatientRef = Annotated[str, AfterValidator(check_patient), RecordOf("patient"), Field(
-    description="Patient id or 'Patient/<id>' (find_patients gives it)")]
+EXAMPLE_PATIENT = (
+    "example-patient-0"  # the patient id tool examples show: in no data set, so never copied into a real call
+)
+PatientRef = Annotated[
+    str,
+    AfterValidator(check_patient),
+    RecordOf("patient"),
+    Field(description="Patient id or 'Patient/<id>' (find_patients gives it)"),
+]
 PLACEHOLDER_PATIENT = "<id from find_patients>"  # what error messages and examples show instead of EXAMPLE_PATIENT
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=(
-    "Most rows to return (default 20, max 100); the per-call token budget (~800 tokens) may show fewer: "
-    "the cut line then gives the offset of the next page"))]
-Offset = Annotated[int, Field(ge=0, le=100_000, description=(
-    "Rows to skip (paging): the cut line '... N more not shown' names the next offset"))]
+Limit = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_LIMIT,
+        description=(
+            "Most rows to return (default 20, max 100); the per-call token budget (~800 tokens) may show fewer: "
+            "the cut line then gives the offset of the next page"
+        ),
+    ),
+]
+Offset = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=100_000,
+        description=("Rows to skip (paging): the cut line '... N more not shown' names the next offset"),
+    ),
+]
 
 CODE_EXAMPLE = "4548-4, loinc|4548-4, http://loinc.org|4548-4 or 8480-6,8462-4"
 # LOINC codes a question may use whose component this data records under another code (e.g. sodium in serum or
 # plasma 2951-2; Synthea uses 2947-0): a 'none found' for one of them names the record's codes of that component
 LOINC_COMPONENTS = {
-    "2951-2": "sodium", "2823-3": "potassium", "2345-7": "glucose", "2075-0": "chloride",
-    "2028-9": "carbon dioxide", "17861-6": "calcium", "2160-0": "creatinine", "3094-0": "urea nitrogen",
-    "17856-6": "hemoglobin a1c", "19123-9": "magnesium", "2601-3": "magnesium", "2862-1": "albumin",
+    "2951-2": "sodium",
+    "2823-3": "potassium",
+    "2345-7": "glucose",
+    "2075-0": "chloride",
+    "2028-9": "carbon dioxide",
+    "17861-6": "calcium",
+    "2160-0": "creatinine",
+    "3094-0": "urea nitrogen",
+    "17856-6": "hemoglobin a1c",
+    "19123-9": "magnesium",
+    "2601-3": "magnesium",
+    "2862-1": "albumin",
 }
 # codes that mean the same measurement in this data (the blood pressure panel has two LOINC codes)
 EQUIVALENT_CODES = {"85354-9": ("55284-4",), "55284-4": ("85354-9",)}
@@ -83,8 +114,10 @@ def parse_codes(value: str) -> list[tuple[str | None, str]]:
             if not system.startswith(("http://", "https://", "urn:")):
                 url = SYSTEM_ALIASES.get(system.lower())
                 if url is None:
-                    raise ValueError(f"unknown code system {system!r}; use loinc, snomed, rxnorm, cvx, ndc or a "
-                                     f"system URL, e.g. {CODE_EXAMPLE}")
+                    raise ValueError(
+                        f"unknown code system {system!r}; use loinc, snomed, rxnorm, cvx, ndc or a "
+                        f"system URL, e.g. {CODE_EXAMPLE}"
+                    )
                 system = url
         code = code.strip()
         if not code or " " in code or len(code) > 64:
@@ -100,8 +133,11 @@ def check_codes(value: str) -> str:
     return str(value).strip()
 
 
-CodeArg = Annotated[str, AfterValidator(check_codes), Field(
-    description=f"Code(s), comma-separated, optionally with system: {CODE_EXAMPLE}")]
+CodeArg = Annotated[
+    str,
+    AfterValidator(check_codes),
+    Field(description=f"Code(s), comma-separated, optionally with system: {CODE_EXAMPLE}"),
+]
 
 
 def token_param(value: str) -> tuple[str, set[str]]:
@@ -116,18 +152,47 @@ def token_param(value: str) -> tuple[str, set[str]]:
 
 # Words models use for concepts that the data spells differently (searched in addition to the words).
 SYNONYMS = {
-    "hba1c": ["a1c"], "a1c": ["a1c"], "glycated hemoglobin": ["a1c"], "bp": ["blood pressure"],
-    "bmi": ["body mass index"], "ldl": ["low density lipoprotein"], "hdl": ["hdl"],
-    "egfr": ["glomerular filtration"], "gfr": ["glomerular filtration"], "wbc": ["leukocytes"],
-    "white blood cell": ["leukocytes"], "rbc": ["erythrocytes"], "red blood cell": ["erythrocytes"],
-    "platelets": ["platelets"], "pulse": ["heart rate"], "temperature": ["temperature"], "temp": ["temperature"],
-    "weight": ["body weight"], "height": ["body height"], "blood sugar": ["glucose"], "sugar": ["glucose"],
-    "bun": ["urea nitrogen"], "k": ["potassium"], "na": ["sodium"], "mg": ["magnesium"],
-    "flu": ["influenza"], "tetanus": ["td (adult)", "tdap"], "mi": ["myocardial infarction"],
-    "heart attack": ["myocardial infarction"], "htn": ["hypertension"], "high blood pressure": ["hypertension"],
-    "dm": ["diabetes"], "t2dm": ["diabetes"], "copd": ["chronic obstructive"], "ckd": ["chronic kidney"],
-    "afib": ["atrial fibrillation"], "uti": ["urinary tract infection"], "cholesterol": ["cholesterol"],
-    "spo2": ["oxygen saturation"], "o2 sat": ["oxygen saturation"], "respiratory rate": ["respiratory rate"],
+    "hba1c": ["a1c"],
+    "a1c": ["a1c"],
+    "glycated hemoglobin": ["a1c"],
+    "bp": ["blood pressure"],
+    "bmi": ["body mass index"],
+    "ldl": ["low density lipoprotein"],
+    "hdl": ["hdl"],
+    "egfr": ["glomerular filtration"],
+    "gfr": ["glomerular filtration"],
+    "wbc": ["leukocytes"],
+    "white blood cell": ["leukocytes"],
+    "rbc": ["erythrocytes"],
+    "red blood cell": ["erythrocytes"],
+    "platelets": ["platelets"],
+    "pulse": ["heart rate"],
+    "temperature": ["temperature"],
+    "temp": ["temperature"],
+    "weight": ["body weight"],
+    "height": ["body height"],
+    "blood sugar": ["glucose"],
+    "sugar": ["glucose"],
+    "bun": ["urea nitrogen"],
+    "k": ["potassium"],
+    "na": ["sodium"],
+    "mg": ["magnesium"],
+    "flu": ["influenza"],
+    "tetanus": ["td (adult)", "tdap"],
+    "mi": ["myocardial infarction"],
+    "heart attack": ["myocardial infarction"],
+    "htn": ["hypertension"],
+    "high blood pressure": ["hypertension"],
+    "dm": ["diabetes"],
+    "t2dm": ["diabetes"],
+    "copd": ["chronic obstructive"],
+    "ckd": ["chronic kidney"],
+    "afib": ["atrial fibrillation"],
+    "uti": ["urinary tract infection"],
+    "cholesterol": ["cholesterol"],
+    "spo2": ["oxygen saturation"],
+    "o2 sat": ["oxygen saturation"],
+    "respiratory rate": ["respiratory rate"],
 }
 
 
@@ -170,8 +235,11 @@ def text_matches(display: str, text: str) -> bool:
     if any(phrase in flat for phrase in text_phrases(text)):
         return True
     words = text_words(text)
-    return 1 < len(words) <= MAX_TEXT_WORDS and " ".join(text.lower().split()) not in SYNONYMS \
+    return (
+        1 < len(words) <= MAX_TEXT_WORDS
+        and " ".join(text.lower().split()) not in SYNONYMS
         and all(word in flat for word in words)
+    )
 
 
 def check_text(value: str) -> str:
@@ -187,8 +255,11 @@ def check_text(value: str) -> str:
     return text
 
 
-TextArg = Annotated[str, AfterValidator(check_text), Field(
-    description="Words in the code's display name (case-insensitive), e.g. 'hemoglobin a1c'")]
+TextArg = Annotated[
+    str,
+    AfterValidator(check_text),
+    Field(description="Words in the code's display name (case-insensitive), e.g. 'hemoglobin a1c'"),
+]
 
 
 async def require_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:
@@ -198,8 +269,10 @@ async def require_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:
         try:
             cache[patient_id] = await ctx.client.read_json("Patient", patient_id)
         except FhirNotFound:
-            raise ToolError(f"patient {patient_id!r} not found; find the id with find_patients(name=..., "
-                            "birth_date=...) or find_patients(identifier=<MRN>)") from None
+            raise ToolError(
+                f"patient {patient_id!r} not found; find the id with find_patients(name=..., "
+                "birth_date=...) or find_patients(identifier=<MRN>)"
+            ) from None
     return cache[patient_id]
 
 
@@ -210,8 +283,9 @@ def death_note(patient: dict[str, Any], now: Any) -> str:
     died = parse_fhir(patient.get("deceasedDateTime"))
     if died is None or died > now:
         return ""
-    return (f" [patient deceased {died.date().isoformat()}; 'current' means at death: "
-            "nothing was taken or given after it]")
+    return (
+        f" [patient deceased {died.date().isoformat()}; 'current' means at death: nothing was taken or given after it]"
+    )
 
 
 async def names_of(ctx: ToolContext, references: list[str]) -> dict[str, str]:
@@ -228,7 +302,7 @@ async def names_of(ctx: ToolContext, references: list[str]) -> dict[str, str]:
         if kind not in ("Practitioner", "Patient", "RelatedPerson", "Organization"):
             continue
         for start in range(0, len(ids), 50):
-            chunk = sorted(set(ids[start:start + 50]))
+            chunk = sorted(set(ids[start : start + 50]))
             async for resource in ctx.client.search_json(kind, {"_id": ",".join(chunk), "_count": len(chunk)}):
                 name = resource.get("name") if kind == "Organization" else person_name(resource)
                 cache[f"{kind}/{resource['id']}"] = str(name or "")
@@ -240,7 +314,7 @@ async def resources_by_id(ctx: ToolContext, kind: str, ids: list[str]) -> dict[s
     out: dict[str, dict[str, Any]] = {}
     unique = sorted(set(i for i in ids if i))
     for start in range(0, len(unique), 50):
-        chunk = unique[start:start + 50]
+        chunk = unique[start : start + 50]
         async for resource in ctx.client.search_json(kind, {"_id": ",".join(chunk), "_count": len(chunk)}):
             out[f"{kind}/{resource['id']}"] = resource
     return out

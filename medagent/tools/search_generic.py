@@ -38,13 +38,37 @@ from medagent.tools.search_args import (
 from medagent.vocabulary import date_search_param
 
 SearchType = Literal[
-    "Patient", "Observation", "Condition", "MedicationRequest", "Medication", "MedicationAdministration",
-    "Immunization", "Procedure", "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan", "ServiceRequest",
-    "DocumentReference", "Composition", "Practitioner", "Organization", "Goal", "ImagingStudy", "Claim", "ExplanationOfBenefit",
+    "Patient",
+    "Observation",
+    "Condition",
+    "MedicationRequest",
+    "Medication",
+    "MedicationAdministration",
+    "Immunization",
+    "Procedure",
+    "Encounter",
+    "DiagnosticReport",
+    "AllergyIntolerance",
+    "CarePlan",
+    "ServiceRequest",
+    "DocumentReference",
+    "Composition",
+    "Practitioner",
+    "Organization",
+    "Goal",
+    "ImagingStudy",
+    "Claim",
+    "ExplanationOfBenefit",
 ]
-_CONTROLLED = {"_count": "limit", "_elements": "fields", "_summary": "limit", "_offset": "offset",
-               "_format": "nothing (JSON is used)", "_include": "fhir_read on the reference",
-               "_revinclude": "a second search"}
+_CONTROLLED = {
+    "_count": "limit",
+    "_elements": "fields",
+    "_summary": "limit",
+    "_offset": "offset",
+    "_format": "nothing (JSON is used)",
+    "_include": "fhir_read on the reference",
+    "_revinclude": "a second search",
+}
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$")
 
 
@@ -94,8 +118,9 @@ def _projected_line(resource: dict[str, Any], fields: list[str]) -> Line:
     for path in fields:
         values = list(values_at(resource, path))
         row[path] = values[0] if len(values) == 1 else values
-        shown = ",".join(clean(json.dumps(v, separators=(",", ":")) if isinstance(v, dict | list) else str(v), 80)
-                         for v in values)
+        shown = ",".join(
+            clean(json.dumps(v, separators=(",", ":")) if isinstance(v, dict | list) else str(v), 80) for v in values
+        )
         parts.append(f"{path}={shown}" if values else f"{path}=-")
     return Line(join(*parts, row["ref"]), row)
 
@@ -103,12 +128,20 @@ def _projected_line(resource: dict[str, Any], fields: list[str]) -> Line:
 def _raw_line(resource: dict[str, Any]) -> Line:
     """The resource JSON without narrative and meta; its strings quoted as record data (:func:`quote_record_json`)."""
     trimmed = quote_record_json({k: v for k, v in resource.items() if k not in ("text", "meta")})
-    return Line(json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False),
-                {"ref": reference(resource), "resource": trimmed})
+    return Line(
+        json.dumps(trimmed, separators=(",", ":"), ensure_ascii=False),
+        {"ref": reference(resource), "resource": trimmed},
+    )
 
 
-@tool(example={"resource_type": "Observation", "params": {"patient": EXAMPLE_PATIENT, "code": "http://loinc.org|2339-0"},
-               "fields": ["effectiveDateTime", "valueQuantity.value"], "limit": 5})
+@tool(
+    example={
+        "resource_type": "Observation",
+        "params": {"patient": EXAMPLE_PATIENT, "code": "http://loinc.org|2339-0"},
+        "fields": ["effectiveDateTime", "valueQuantity.value"],
+        "limit": 5,
+    }
+)
 async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
     """Generic FHIR search for anything the other tools do not cover: any resource type and search parameters, optional field projection. Records dated after now are hidden.
 
@@ -124,8 +157,9 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
     if args.offset:
         params.append(("_offset", str(args.offset)))
     try:
-        body, _ = await ctx.client.request_json("GET", args.resource_type, params=params,
-                                                headers={"Prefer": "handling=strict"})
+        body, _ = await ctx.client.request_json(
+            "GET", args.resource_type, params=params, headers={"Prefer": "handling=strict"}
+        )
     except FhirInvalid as exc:
         raise ToolError(f"the FHIR server rejected the search: {exc.message}") from None
     found = [e["resource"] for e in body.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
@@ -143,9 +177,16 @@ async def fhir_search(ctx: ToolContext, args: SearchArgs) -> ToolResult:
         lines = [generic_line(r, ctx.now) for r in found]
     shown_params = "&".join(f"{k}={v}" for k, v in args.params.items())
     header = f"{args.resource_type}?{shown_params} (up to now): {total} found"
-    return render(ctx, header, lines, total=total, offset=args.offset, limit=args.limit,
-                  hint="more search parameters (date, code, patient)",
-                  empty="no matches (records dated after now are hidden)")
+    return render(
+        ctx,
+        header,
+        lines,
+        total=total,
+        offset=args.offset,
+        limit=args.limit,
+        hint="more search parameters (date, code, patient)",
+        empty="no matches (records dated after now are hidden)",
+    )
 
 
 class ReadArgs(ToolArgs):
@@ -177,12 +218,19 @@ async def fhir_read(ctx: ToolContext, args: ReadArgs) -> ToolResult:
     elif kind == "MedicationRequest":  # the prescriber's name with its reference, the reason's name
         requester = (resource.get("requester") or {}).get("reference", "")
         prescribers = await names_of(ctx, [requester])
-        reason_ids = [r.get("reference", "").rsplit("/", 1)[-1] for r in resource.get("reasonReference", [])
-                      if r.get("reference", "").startswith("Condition/")]
+        reason_ids = [
+            r.get("reference", "").rsplit("/", 1)[-1]
+            for r in resource.get("reasonReference", [])
+            if r.get("reference", "").startswith("Condition/")
+        ]
         conditions = await resources_by_id(ctx, "Condition", reason_ids)
-        line = medication_line(resource, ctx.now, prescribers,
-                               {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()},
-                               requester_reference=True)
+        line = medication_line(
+            resource,
+            ctx.now,
+            prescribers,
+            {ref: first_coding(c.get("code"))[2] for ref, c in conditions.items()},
+            requester_reference=True,
+        )
     else:
         line = generic_line(resource, ctx.now)
     return render(ctx, f"{args.reference}:", [line], hint="fields (a projection)", pageable=False)

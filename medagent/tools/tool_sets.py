@@ -11,8 +11,10 @@ from medagent.tools.registry import Registry, default_registry
 
 GENERIC_READS = ("fhir_search", "fhir_read")
 TOOL_SETS = ("all", "typed", "generic")
-TOOLS_HELP = ("Tool set: all (the whole catalog), typed (per-type tools, no fhir_search/fhir_read), generic "
-              "(fhir_search + fhir_read + the write tools), or a comma-separated list of tool names.")
+TOOLS_HELP = (
+    "Tool set: all (the whole catalog), typed (per-type tools, no fhir_search/fhir_read), generic "
+    "(fhir_search + fhir_read + the write tools), or a comma-separated list of tool names."
+)
 
 
 def tool_names(spec: str | None, registry: Registry | None = None) -> list[str]:
@@ -28,6 +30,8 @@ def tool_names(spec: str | None, registry: Registry | None = None) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in registry]
     if unknown or not names:
-        raise ValueError(f"unknown tool set or tool name(s) {', '.join(unknown) or repr(text)}; use one of "
-                         f"{', '.join(TOOL_SETS)} or names from: {', '.join(registry.names)}")
+        raise ValueError(
+            f"unknown tool set or tool name(s) {', '.join(unknown) or repr(text)}; use one of "
+            f"{', '.join(TOOL_SETS)} or names from: {', '.join(registry.names)}"
+        )
     return [t.name for t in registry if t.name in names]

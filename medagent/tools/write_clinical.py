@@ -85,11 +85,13 @@ class WriteArgs(ToolArgs):
 
 # ---------- shared write path ----------
 
+
 def request_key(tool_name: str, args: WriteArgs, ctx: ToolContext) -> str:
     """The idempotency key: same tool + same clinical arguments + same patient + same run = same key."""
     clinical = args.model_dump(mode="json", exclude={"reason"}, exclude_none=True)
-    canonical = json.dumps({"tool": tool_name, "args": clinical, "run": ctx.run_id}, sort_keys=True,
-                           separators=(",", ":"))
+    canonical = json.dumps(
+        {"tool": tool_name, "args": clinical, "run": ctx.run_id}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -101,15 +103,21 @@ def stamp(resource: dict[str, Any], ctx: ToolContext, tool_name: str, reason: st
     """Add the audit trail: actor and run tags, and an extension with who/what/why/when."""
     meta = dict(resource.get("meta") or {})
     tags = [t for t in meta.get("tag", []) if t.get("system") not in (ACTOR_SYSTEM, RUN_SYSTEM)]
-    tags += [{"system": ACTOR_SYSTEM, "code": _code_text(ctx.actor)}, {"system": RUN_SYSTEM, "code": _code_text(ctx.run_id)}]
+    tags += [
+        {"system": ACTOR_SYSTEM, "code": _code_text(ctx.actor)},
+        {"system": RUN_SYSTEM, "code": _code_text(ctx.run_id)},
+    ]
     meta["tag"] = tags
     resource["meta"] = meta
-    audit: dict[str, Any] = {"url": AUDIT_URL, "extension": [
-        {"url": "actor", "valueString": ctx.actor},
-        {"url": "tool", "valueString": tool_name},
-        {"url": "run", "valueString": ctx.run_id},
-        {"url": "at", "valueDateTime": fhir_instant(ctx.now)},
-    ]}
+    audit: dict[str, Any] = {
+        "url": AUDIT_URL,
+        "extension": [
+            {"url": "actor", "valueString": ctx.actor},
+            {"url": "tool", "valueString": tool_name},
+            {"url": "run", "valueString": ctx.run_id},
+            {"url": "at", "valueDateTime": fhir_instant(ctx.now)},
+        ],
+    }
     if reason:
         audit["extension"].append({"url": "reason", "valueString": reason})
     resource["extension"] = [*resource.get("extension", []), audit]
@@ -131,8 +139,11 @@ def check_write_patient(ctx: ToolContext, resource: dict[str, Any]) -> None:
     owner = patient_of(resource)
     if ctx.write_patient is None or owner != ctx.write_patient:
         decided = f"Patient/{ctx.write_patient}" if ctx.write_patient else "no patient (not through the registry)"
-        raise ToolError(f"refused: the {resource.get('resourceType')} is a record of Patient/{owner}, but this "
-                        f"write was decided for {decided}", example=False)
+        raise ToolError(
+            f"refused: the {resource.get('resourceType')} is a record of Patient/{owner}, but this "
+            f"write was decided for {decided}",
+            example=False,
+        )
 
 
 def written_line(resource: dict[str, Any], now: datetime) -> str:
@@ -143,7 +154,9 @@ def written_line(resource: dict[str, Any], now: datetime) -> str:
     return f"{line.removesuffix(reference(resource)).rstrip(' |')} | new {resource.get('resourceType')}"
 
 
-async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+async def create(
+    ctx: ToolContext, tool_name: str, args: WriteArgs, resource: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
     """Validate, then conditionally create; returns (resource on the server, created now?).
 
     A preview context raises :class:`PreparedWrite` instead: the resource as it would be POSTed, or
@@ -162,13 +175,19 @@ async def create(ctx: ToolContext, tool_name: str, args: WriteArgs, resource: di
     if ctx.preview:
         async for existing in ctx.client.search_json(resource["resourceType"], same_request, limit=1):
             ref = reference(existing)
-            raise PreparedWrite(WritePreview(
-                action="none", resource=existing, reference=ref,
-                summary=f"already written by an identical earlier call: {written_line(existing, ctx.now)} "
-                        "(nothing new would be written)"))
+            raise PreparedWrite(
+                WritePreview(
+                    action="none",
+                    resource=existing,
+                    reference=ref,
+                    summary=f"already written by an identical earlier call: {written_line(existing, ctx.now)} "
+                    "(nothing new would be written)",
+                )
+            )
         raise PreparedWrite(WritePreview(action="create", resource=resource, summary=written_line(resource, ctx.now)))
     body, created = await ctx.client.create_or_find_json(
-        resource, if_none_exist="&".join(f"{name}={value}" for name, value in same_request))
+        resource, if_none_exist="&".join(f"{name}={value}" for name, value in same_request)
+    )
     ref = reference(body)
     _audit(ctx, tool_name, args, ref, created=created)
     return body, created
@@ -194,8 +213,9 @@ async def update(ctx: ToolContext, tool_name: str, args: ToolArgs, resource: dic
     validate(resource)
     ref = reference(resource)
     if ctx.preview:
-        raise PreparedWrite(WritePreview(action="update", resource=resource, reference=ref,
-                                         summary=written_line(resource, ctx.now)))
+        raise PreparedWrite(
+            WritePreview(action="update", resource=resource, reference=ref, summary=written_line(resource, ctx.now))
+        )
     version = (resource.get("meta") or {}).get("versionId")
     body = await ctx.client.update_json(resource, if_match=f'W/"{version}"' if version else None)
     _audit(ctx, tool_name, args, ref, created=False)
@@ -204,17 +224,27 @@ async def update(ctx: ToolContext, tool_name: str, args: ToolArgs, resource: dic
 
 def _audit(ctx: ToolContext, tool_name: str, args: ToolArgs, ref: str, *, created: bool) -> None:
     """The run context's audit entry of a write that reached the server (the one place it is built)."""
-    ctx.audit.append(AuditEntry(at=fhir_instant(ctx.now), actor=ctx.actor, run_id=ctx.run_id, tool=tool_name,
-                                arguments=args.model_dump(mode="json", exclude_none=True),
-                                reason=getattr(args, "reason", None) or "", reference=ref, created=created))
+    ctx.audit.append(
+        AuditEntry(
+            at=fhir_instant(ctx.now),
+            actor=ctx.actor,
+            run_id=ctx.run_id,
+            tool=tool_name,
+            arguments=args.model_dump(mode="json", exclude_none=True),
+            reason=getattr(args, "reason", None) or "",
+            reference=ref,
+            created=created,
+        )
+    )
 
 
 async def writable_patient(ctx: ToolContext, patient_id: str) -> dict[str, Any]:
     patient = await require_patient(ctx, patient_id)
     died = parse_fhir(patient.get("deceasedDateTime"))
     if died is not None and died <= ctx.now:
-        raise ToolError(f"Patient/{patient_id} died on {patient['deceasedDateTime'][:10]}: no new records or orders",
-                        example=False)
+        raise ToolError(
+            f"Patient/{patient_id} died on {patient['deceasedDateTime'][:10]}: no new records or orders", example=False
+        )
     return patient
 
 
@@ -224,10 +254,13 @@ def when(ctx: ToolContext, value: str | None, name: str, *, future: bool) -> str
         return fhir_instant(ctx.now)
     moment = resolve(value, ctx.now)
     if not future and moment > ctx.now:
-        raise ToolError(f"{name}={value!r} is after now ({fhir_instant(ctx.now)}); a measurement cannot be in the future")
+        raise ToolError(
+            f"{name}={value!r} is after now ({fhir_instant(ctx.now)}); a measurement cannot be in the future"
+        )
     if future and moment < ctx.now.replace(second=0, microsecond=0):
-        raise ToolError(f"{name}={value!r} is before now ({fhir_instant(ctx.now)}); give a time from now on, "
-                        "e.g. 'tomorrow 08:00'")
+        raise ToolError(
+            f"{name}={value!r} is before now ({fhir_instant(ctx.now)}); give a time from now on, e.g. 'tomorrow 08:00'"
+        )
     return fhir_instant(moment)
 
 
@@ -237,8 +270,9 @@ def _result(verb: str, resource: dict[str, Any], created: bool, line: str) -> To
     return ToolResult(text=f"{head}\n{line}", rows=[{"ref": ref, "created": created}], references=[ref], wrote=[ref])
 
 
-async def _display_in_data(ctx: ToolContext, kind: str, param: str, system: str, code: str, element: str,
-                           patient: str) -> str | None:
+async def _display_in_data(
+    ctx: ToolContext, kind: str, param: str, system: str, code: str, element: str, patient: str
+) -> str | None:
     """The display the data already uses for a code (so written codes read like the rest of the record); where
     the server allows only the patient's own data (SMART patient/ scopes), the patient's record is looked in."""
     search: dict[str, str | int] = {param: f"{system}|{code}", "_count": 1, "_elements": element}
@@ -248,8 +282,9 @@ async def _display_in_data(ctx: ToolContext, kind: str, param: str, system: str,
         return await _first_display(ctx, kind, {**search, "patient": patient}, code, element)
 
 
-async def _first_display(ctx: ToolContext, kind: str, search: dict[str, str | int], code: str,
-                         element: str) -> str | None:
+async def _first_display(
+    ctx: ToolContext, kind: str, search: dict[str, str | int], code: str, element: str
+) -> str | None:
     async for resource in ctx.client.search_json(kind, search, limit=1):
         value = resource.get(element)
         concepts = value if isinstance(value, list) else [value]
@@ -262,30 +297,73 @@ async def _first_display(ctx: ToolContext, kind: str, search: dict[str, str | in
 
 # ---------- vital signs and observations ----------
 
-VitalKind = Literal["blood_pressure", "heart_rate", "respiratory_rate", "body_temperature", "body_weight",
-                    "body_height", "bmi", "oxygen_saturation", "pain_score"]
+VitalKind = Literal[
+    "blood_pressure",
+    "heart_rate",
+    "respiratory_rate",
+    "body_temperature",
+    "body_weight",
+    "body_height",
+    "bmi",
+    "oxygen_saturation",
+    "pain_score",
+]
 # kind -> (LOINC, display, UCUM code, plausible range, accepted units -> converter to the UCUM unit)
 _SAME = lambda v: v  # noqa: E731
 VITALS: dict[str, tuple[str, str, str, tuple[float, float], dict[str, Any]]] = {
     "heart_rate": ("8867-4", "Heart rate", "/min", (20, 300), {"/min": _SAME, "bpm": _SAME, "beats/min": _SAME}),
     "respiratory_rate": ("9279-1", "Respiratory rate", "/min", (4, 80), {"/min": _SAME, "breaths/min": _SAME}),
-    "body_temperature": ("8310-5", "Body temperature", "Cel", (25, 45),
-                         {"cel": _SAME, "c": _SAME, "°c": _SAME, "degc": _SAME, "[degf]": lambda v: (v - 32) * 5 / 9,
-                          "f": lambda v: (v - 32) * 5 / 9, "°f": lambda v: (v - 32) * 5 / 9,
-                          "degf": lambda v: (v - 32) * 5 / 9}),
-    "body_weight": ("29463-7", "Body Weight", "kg", (0.2, 400),
-                    {"kg": _SAME, "g": lambda v: v / 1000, "lb": lambda v: v * 0.45359237,
-                     "lbs": lambda v: v * 0.45359237, "[lb_av]": lambda v: v * 0.45359237}),
-    "body_height": ("8302-2", "Body Height", "cm", (20, 260),
-                    {"cm": _SAME, "m": lambda v: v * 100, "in": lambda v: v * 2.54, "[in_i]": lambda v: v * 2.54}),
+    "body_temperature": (
+        "8310-5",
+        "Body temperature",
+        "Cel",
+        (25, 45),
+        {
+            "cel": _SAME,
+            "c": _SAME,
+            "°c": _SAME,
+            "degc": _SAME,
+            "[degf]": lambda v: (v - 32) * 5 / 9,
+            "f": lambda v: (v - 32) * 5 / 9,
+            "°f": lambda v: (v - 32) * 5 / 9,
+            "degf": lambda v: (v - 32) * 5 / 9,
+        },
+    ),
+    "body_weight": (
+        "29463-7",
+        "Body Weight",
+        "kg",
+        (0.2, 400),
+        {
+            "kg": _SAME,
+            "g": lambda v: v / 1000,
+            "lb": lambda v: v * 0.45359237,
+            "lbs": lambda v: v * 0.45359237,
+            "[lb_av]": lambda v: v * 0.45359237,
+        },
+    ),
+    "body_height": (
+        "8302-2",
+        "Body Height",
+        "cm",
+        (20, 260),
+        {"cm": _SAME, "m": lambda v: v * 100, "in": lambda v: v * 2.54, "[in_i]": lambda v: v * 2.54},
+    ),
     "bmi": ("39156-5", "Body Mass Index", "kg/m2", (5, 100), {"kg/m2": _SAME, "kg/m^2": _SAME}),
     "oxygen_saturation": ("2708-6", "Oxygen saturation in Arterial blood", "%", (50, 100), {"%": _SAME}),
-    "pain_score": ("72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported", "{score}", (0, 10),
-                   {"{score}": _SAME, "score": _SAME}),
+    "pain_score": (
+        "72514-3",
+        "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+        "{score}",
+        (0, 10),
+        {"{score}": _SAME, "score": _SAME},
+    ),
 }
 BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
-BP_PARTS = {"systolic": ("8480-6", "Systolic blood pressure", (50, 300)),
-            "diastolic": ("8462-4", "Diastolic blood pressure", (20, 200))}
+BP_PARTS = {
+    "systolic": ("8480-6", "Systolic blood pressure", (50, 300)),
+    "diastolic": ("8462-4", "Diastolic blood pressure", (20, 200)),
+}
 _MMHG = {"mm[hg]", "mmhg", "mm hg"}
 
 
@@ -324,10 +402,20 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
     low: float
     high: float
-    category = [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
-                 "text": "Vital Signs"}]
-    base = {"resourceType": "Observation", "status": "final", "category": category,
-            "subject": {"reference": f"Patient/{args.patient}"}, "effectiveDateTime": effective, "issued": effective}
+    category = [
+        {
+            "coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
+            "text": "Vital Signs",
+        }
+    ]
+    base = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": category,
+        "subject": {"reference": f"Patient/{args.patient}"},
+        "effectiveDateTime": effective,
+        "issued": effective,
+    }
     if args.vital == "blood_pressure":
         if args.unit and args.unit.lower() not in _MMHG:
             raise ToolError(f"blood pressure is recorded in mm[Hg], not {args.unit!r}; omit unit or use 'mm[Hg]'")
@@ -337,14 +425,21 @@ def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
             assert value is not None
             if not low <= value <= high:
                 raise ToolError(f"{part}={number(value)} mmHg is not plausible (expected {low}-{high})")
-            components.append({"code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-                               "valueQuantity": _quantity(value, "mm[Hg]")})
+            components.append(
+                {
+                    "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+                    "valueQuantity": _quantity(value, "mm[Hg]"),
+                }
+            )
         assert args.systolic is not None and args.diastolic is not None
         if args.diastolic >= args.systolic:
             raise ToolError(f"diastolic ({number(args.diastolic)}) must be below systolic ({number(args.systolic)})")
         code, display = BP_PANEL
-        return {**base, "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-                "component": components}
+        return {
+            **base,
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+            "component": components,
+        }
     code, display, unit, (low, high), units = VITALS[args.vital]
     assert args.value is not None
     given = (args.unit or unit).strip()
@@ -354,8 +449,11 @@ def _vital_resource(args: VitalArgs, effective: str) -> dict[str, Any]:
     value = convert(args.value)
     if not low <= value <= high:
         raise ToolError(f"{args.vital}={number(value)} {unit} is not plausible (expected {low}-{high} {unit})")
-    return {**base, "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-            "valueQuantity": _quantity(value, unit)}
+    return {
+        **base,
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "valueQuantity": _quantity(value, unit),
+    }
 
 
 @tool(writes=True, example={"patient": EXAMPLE_PATIENT, "vital": "blood_pressure", "systolic": 128, "diastolic": 82})
@@ -408,13 +506,19 @@ async def record_observation(ctx: ToolContext, args: ObservationWriteArgs) -> To
     """Record a lab result or other observation (any LOINC code) with a numeric value + unit or a text value, effective now by default."""
     await writable_patient(ctx, args.patient)
     effective = when(ctx, args.effective, "effective", future=False)
-    display = args.display or await _display_in_data(ctx, "Observation", "code", LOINC, args.code, "code",
-                                                     args.patient) or args.code
+    display = (
+        args.display
+        or await _display_in_data(ctx, "Observation", "code", LOINC, args.code, "code", args.patient)
+        or args.code
+    )
     resource: dict[str, Any] = {
-        "resourceType": "Observation", "status": "final",
+        "resourceType": "Observation",
+        "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": args.category}]}],
         "code": {"coding": [{"system": LOINC, "code": args.code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{args.patient}"}, "effectiveDateTime": effective, "issued": effective,
+        "subject": {"reference": f"Patient/{args.patient}"},
+        "effectiveDateTime": effective,
+        "issued": effective,
     }
     if args.value is not None:
         assert args.unit
@@ -428,24 +532,66 @@ async def record_observation(ctx: ToolContext, args: ObservationWriteArgs) -> To
 # ---------- medication orders ----------
 
 ROUTES = {
-    "oral": ("26643006", "Oral route"), "po": ("26643006", "Oral route"), "by mouth": ("26643006", "Oral route"),
-    "iv": ("47625008", "Intravenous route"), "intravenous": ("47625008", "Intravenous route"),
-    "im": ("78421000", "Intramuscular route"), "intramuscular": ("78421000", "Intramuscular route"),
-    "subcutaneous": ("34206005", "Subcutaneous route"), "sc": ("34206005", "Subcutaneous route"),
-    "subq": ("34206005", "Subcutaneous route"), "topical": ("6064005", "Topical route"),
-    "inhaled": ("447694001", "Respiratory tract route"), "inhalation": ("447694001", "Respiratory tract route"),
-    "sublingual": ("37839007", "Sublingual route"), "rectal": ("37161004", "Rectal route"),
-    "nasal": ("46713006", "Nasal route"), "transdermal": ("45890007", "Transdermal route"),
+    "oral": ("26643006", "Oral route"),
+    "po": ("26643006", "Oral route"),
+    "by mouth": ("26643006", "Oral route"),
+    "iv": ("47625008", "Intravenous route"),
+    "intravenous": ("47625008", "Intravenous route"),
+    "im": ("78421000", "Intramuscular route"),
+    "intramuscular": ("78421000", "Intramuscular route"),
+    "subcutaneous": ("34206005", "Subcutaneous route"),
+    "sc": ("34206005", "Subcutaneous route"),
+    "subq": ("34206005", "Subcutaneous route"),
+    "topical": ("6064005", "Topical route"),
+    "inhaled": ("447694001", "Respiratory tract route"),
+    "inhalation": ("447694001", "Respiratory tract route"),
+    "sublingual": ("37839007", "Sublingual route"),
+    "rectal": ("37161004", "Rectal route"),
+    "nasal": ("46713006", "Nasal route"),
+    "transdermal": ("45890007", "Transdermal route"),
 }
-TIME_UNITS = {"h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h", "min": "min", "minute": "min",
-              "minutes": "min", "mins": "min", "d": "d", "day": "d", "days": "d", "s": "s", "wk": "wk", "week": "wk",
-              "weeks": "wk"}
-DOSE_UNITS = {"meq": ("mEq", "meq"), "mmol": ("mmol", "mmol"), "mg": ("mg", "mg"), "g": ("g", "g"),
-              "gram": ("g", "g"), "grams": ("g", "g"), "mcg": ("mcg", "ug"), "ug": ("mcg", "ug"),
-              "ml": ("mL", "mL"), "l": ("L", "L"), "unit": ("U", "U"), "units": ("U", "U"), "u": ("U", "U"),
-              "iu": ("IU", "[iU]"), "tablet": ("tablet", "{tbl}"), "tablets": ("tablet", "{tbl}"),
-              "capsule": ("capsule", "{cap}"), "capsules": ("capsule", "{cap}"), "puff": ("puff", "{puff}"),
-              "puffs": ("puff", "{puff}"), "drop": ("drop", "[drp]"), "drops": ("drop", "[drp]")}
+TIME_UNITS = {
+    "h": "h",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "h",
+    "hours": "h",
+    "min": "min",
+    "minute": "min",
+    "minutes": "min",
+    "mins": "min",
+    "d": "d",
+    "day": "d",
+    "days": "d",
+    "s": "s",
+    "wk": "wk",
+    "week": "wk",
+    "weeks": "wk",
+}
+DOSE_UNITS = {
+    "meq": ("mEq", "meq"),
+    "mmol": ("mmol", "mmol"),
+    "mg": ("mg", "mg"),
+    "g": ("g", "g"),
+    "gram": ("g", "g"),
+    "grams": ("g", "g"),
+    "mcg": ("mcg", "ug"),
+    "ug": ("mcg", "ug"),
+    "ml": ("mL", "mL"),
+    "l": ("L", "L"),
+    "unit": ("U", "U"),
+    "units": ("U", "U"),
+    "u": ("U", "U"),
+    "iu": ("IU", "[iU]"),
+    "tablet": ("tablet", "{tbl}"),
+    "tablets": ("tablet", "{tbl}"),
+    "capsule": ("capsule", "{cap}"),
+    "capsules": ("capsule", "{cap}"),
+    "puff": ("puff", "{puff}"),
+    "puffs": ("puff", "{puff}"),
+    "drop": ("drop", "[drp]"),
+    "drops": ("drop", "[drp]"),
+}
 
 
 def _dose_quantity(value: float, unit: str) -> dict[str, Any]:
@@ -456,8 +602,9 @@ def _dose_quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": shown, "system": UCUM, "code": code}
 
 
-ReasonReference = Annotated[str, Field(pattern=r"^(Condition|Observation)/[A-Za-z0-9\-.]{1,64}$"),
-                            AfterValidator(check_record_reference)]
+ReasonReference = Annotated[
+    str, Field(pattern=r"^(Condition|Observation)/[A-Za-z0-9\-.]{1,64}$"), AfterValidator(check_record_reference)
+]
 """A Condition or an Observation of the patient: why something is ordered."""
 
 
@@ -497,8 +644,11 @@ class MedicationOrderArgs(WriteArgs):
             raise ValueError(f"{self.code!r} is not a valid {system} code, e.g. {example}")
         self.system = system
         self.code = code
-        for value, unit, name in ((self.dose_value, self.dose_unit, "dose"), (self.rate_value, self.rate_unit, "rate"),
-                                  (self.duration_value, self.duration_unit, "duration")):
+        for value, unit, name in (
+            (self.dose_value, self.dose_unit, "dose"),
+            (self.rate_value, self.rate_unit, "rate"),
+            (self.duration_value, self.duration_unit, "duration"),
+        ):
             if (value is None) != (unit is None):
                 raise ValueError(f"{name}_value and {name}_unit go together")
         if self.duration_unit and self.duration_unit.strip().lower() not in TIME_UNITS:
@@ -508,17 +658,28 @@ class MedicationOrderArgs(WriteArgs):
         return self
 
 
-@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "code": "40032-917-01", "system": "ndc", "dose_value": 40,
-                            "dose_unit": "mEq", "route": "oral"})
+@tool(
+    writes=True,
+    example={
+        "patient": EXAMPLE_PATIENT,
+        "code": "40032-917-01",
+        "system": "ndc",
+        "dose_value": 40,
+        "dose_unit": "mEq",
+        "route": "oral",
+    },
+)
 async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolResult:
     """Order a medication or a vaccine: a MedicationRequest (status active, intent order, authored now) with RxNorm/NDC/CVX code, dose, route, rate, duration and reason."""
     await writable_patient(ctx, args.patient)
     system = {"ndc": NDC, "cvx": CVX}.get(args.system or "", RXNORM)
-    display = args.display or await _display_in_data(ctx, "MedicationRequest", "code", system, args.code,
-                                                      "medicationCodeableConcept", args.patient)
+    display = args.display or await _display_in_data(
+        ctx, "MedicationRequest", "code", system, args.code, "medicationCodeableConcept", args.patient
+    )
     if display is None and args.system == "cvx":
-        display = await _display_in_data(ctx, "Immunization", "vaccine-code", system, args.code, "vaccineCode",
-                                         args.patient)
+        display = await _display_in_data(
+            ctx, "Immunization", "vaccine-code", system, args.code, "vaccineCode", args.patient
+        )
     label = {"ndc": "NDC", "cvx": "CVX"}.get(args.system or "", "RxNorm")
     display = display or f"{label} {args.code}"
     dosage: dict[str, Any] = {}
@@ -531,19 +692,29 @@ async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolR
     if args.dose_value is not None and args.dose_unit:
         dose_rate["doseQuantity"] = _dose_quantity(args.dose_value, args.dose_unit)
     if args.rate_value is not None and args.rate_unit:
-        dose_rate["rateQuantity"] = {"value": args.rate_value, "unit": args.rate_unit, "system": UCUM,
-                                     "code": args.rate_unit}
+        dose_rate["rateQuantity"] = {
+            "value": args.rate_value,
+            "unit": args.rate_unit,
+            "system": UCUM,
+            "code": args.rate_unit,
+        }
     if dose_rate:
         dosage["doseAndRate"] = [dose_rate]
     if args.duration_value is not None and args.duration_unit:
-        dosage["timing"] = {"repeat": {"duration": args.duration_value,
-                                       "durationUnit": TIME_UNITS[args.duration_unit.strip().lower()]}}
+        dosage["timing"] = {
+            "repeat": {"duration": args.duration_value, "durationUnit": TIME_UNITS[args.duration_unit.strip().lower()]}
+        }
     authored = fhir_instant(ctx.now)
     resource: dict[str, Any] = {
-        "resourceType": "MedicationRequest", "status": "active", "intent": "order",
-        "medicationCodeableConcept": {"coding": [{"system": system, "code": args.code, "display": display}],
-                                      "text": display},
-        "subject": {"reference": f"Patient/{args.patient}"}, "authoredOn": authored,
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": system, "code": args.code, "display": display}],
+            "text": display,
+        },
+        "subject": {"reference": f"Patient/{args.patient}"},
+        "authoredOn": authored,
         "requester": {"display": ctx.actor},
     }
     if dosage:
@@ -557,8 +728,10 @@ async def order_medication(ctx: ToolContext, args: MedicationOrderArgs) -> ToolR
 # ---------- lab orders and referrals ----------
 
 SERVICE_CATEGORIES = {
-    "lab": ("108252007", "Laboratory procedure"), "referral": ("3457005", "Patient referral"),
-    "imaging": ("363679005", "Imaging"), "procedure": ("387713003", "Surgical procedure"),
+    "lab": ("108252007", "Laboratory procedure"),
+    "referral": ("3457005", "Patient referral"),
+    "imaging": ("363679005", "Imaging"),
+    "procedure": ("387713003", "Surgical procedure"),
 }
 
 
@@ -592,25 +765,35 @@ class ServiceOrderArgs(WriteArgs):
         return self
 
 
-@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "code": "2823-3", "kind": "lab", "occurrence": "tomorrow 08:00"})
+@tool(
+    writes=True, example={"patient": EXAMPLE_PATIENT, "code": "2823-3", "kind": "lab", "occurrence": "tomorrow 08:00"}
+)
 async def order_service(ctx: ToolContext, args: ServiceOrderArgs) -> ToolResult:
     """Order a lab test, referral, imaging or procedure: a ServiceRequest (status active, intent order, authored now) with LOINC/SNOMED code, time, priority and note."""
     await writable_patient(ctx, args.patient)
     system = LOINC if args.system == "loinc" else SNOMED
     display = args.display
     if display is None:
-        for kind, param, element in (("Observation", "code", "code"), ("DiagnosticReport", "code", "code"),
-                                     ("Procedure", "code", "code"), ("ServiceRequest", "code", "code")):
+        for kind, param, element in (
+            ("Observation", "code", "code"),
+            ("DiagnosticReport", "code", "code"),
+            ("Procedure", "code", "code"),
+            ("ServiceRequest", "code", "code"),
+        ):
             display = await _display_in_data(ctx, kind, param, system, args.code, element, args.patient)
             if display:
                 break
     display = display or f"{'LOINC' if args.system == 'loinc' else 'SNOMED'} {args.code}"
     category_code, category_name = SERVICE_CATEGORIES[args.kind]
     resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": args.priority,
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "priority": args.priority,
         "category": [{"coding": [{"system": SNOMED, "code": category_code, "display": category_name}]}],
         "code": {"coding": [{"system": system, "code": args.code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{args.patient}"}, "authoredOn": fhir_instant(ctx.now),
+        "subject": {"reference": f"Patient/{args.patient}"},
+        "authoredOn": fhir_instant(ctx.now),
         "requester": {"display": ctx.actor},
     }
     if args.occurrence:
@@ -625,9 +808,13 @@ async def order_service(ctx: ToolContext, args: ServiceOrderArgs) -> ToolResult:
 
 # ---------- notes ----------
 
-NOTE_TYPES = {"progress_note": ("11506-3", "Progress note"), "consult_note": ("11488-4", "Consult note"),
-              "discharge_summary": ("18842-5", "Discharge summary"), "nursing_note": ("34746-8", "Nurse note"),
-              "history_and_physical": ("34117-2", "History and physical note")}
+NOTE_TYPES = {
+    "progress_note": ("11506-3", "Progress note"),
+    "consult_note": ("11488-4", "Consult note"),
+    "discharge_summary": ("18842-5", "Discharge summary"),
+    "nursing_note": ("34746-8", "Nurse note"),
+    "history_and_physical": ("34117-2", "History and physical note"),
+}
 
 
 class NoteArgs(WriteArgs):
@@ -635,32 +822,49 @@ class NoteArgs(WriteArgs):
     """The note's text."""
     title: str | None = Field(None, max_length=120)
     """Short title (default: the note type)."""
-    note_type: Literal["progress_note", "consult_note", "discharge_summary", "nursing_note",
-                       "history_and_physical"] = "progress_note"
+    note_type: Literal["progress_note", "consult_note", "discharge_summary", "nursing_note", "history_and_physical"] = (
+        "progress_note"
+    )
     """Kind of clinical note (LOINC document type)."""
 
 
-@tool(writes=True, example={"patient": EXAMPLE_PATIENT, "text": "Patient reports improved sleep; continue current plan."})
+@tool(
+    writes=True, example={"patient": EXAMPLE_PATIENT, "text": "Patient reports improved sleep; continue current plan."}
+)
 async def add_note(ctx: ToolContext, args: NoteArgs) -> ToolResult:
     """Add a clinical note to the patient's chart (a DocumentReference with a LOINC note type, dated now, plain text)."""
     await writable_patient(ctx, args.patient)
     code, name = NOTE_TYPES[args.note_type]
     now = fhir_instant(ctx.now)
     resource: dict[str, Any] = {
-        "resourceType": "DocumentReference", "status": "current", "docStatus": "final",
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "docStatus": "final",
         "type": {"coding": [{"system": LOINC, "code": code, "display": name}], "text": name},
-        "category": [{"coding": [{"system": US_CORE_DOCUMENT_CATEGORY,
-                                  "code": "clinical-note", "display": "Clinical Note"}]}],
-        "subject": {"reference": f"Patient/{args.patient}"}, "date": now, "author": [{"display": ctx.actor}],
+        "category": [
+            {"coding": [{"system": US_CORE_DOCUMENT_CATEGORY, "code": "clinical-note", "display": "Clinical Note"}]}
+        ],
+        "subject": {"reference": f"Patient/{args.patient}"},
+        "date": now,
+        "author": [{"display": ctx.actor}],
         "description": args.title or name,
-        "content": [{"attachment": {"contentType": "text/plain; charset=utf-8", "title": args.title or name,
-                                    "creation": now, "data": base64.b64encode(args.text.encode()).decode()}}],
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "title": args.title or name,
+                    "creation": now,
+                    "data": base64.b64encode(args.text.encode()).decode(),
+                }
+            }
+        ],
     }
     body, created = await create(ctx, "add_note", args, resource)
     return _result("added", body, created, generic_line(body, ctx.now).text)
 
 
 # ---------- stopping a medication ----------
+
 
 def check_medication_request(value: str) -> str:
     """'MedicationRequest/<id>' or the bare id, checked by the one id validator (no '.' or '..')."""
@@ -669,16 +873,19 @@ def check_medication_request(value: str) -> str:
 
 
 class DiscontinueArgs(ToolArgs):
-    medication_request: Annotated[str, AfterValidator(check_medication_request),
-                                  RecordOf(resource_type="MedicationRequest")] = Field(
-        pattern=r"^(MedicationRequest/)?[A-Za-z0-9\-.]{1,64}$")
+    medication_request: Annotated[
+        str, AfterValidator(check_medication_request), RecordOf(resource_type="MedicationRequest")
+    ] = Field(pattern=r"^(MedicationRequest/)?[A-Za-z0-9\-.]{1,64}$")
     """The order to stop: 'MedicationRequest/<id>' from search_medications."""
     reason: str | None = Field(None, max_length=300)
     """Why it is stopped (recorded as the status reason and in the audit trail)."""
 
 
-@tool(writes=True, destructive=True, example={"medication_request": "MedicationRequest/example-medicationrequest-0",
-                                              "reason": "adverse reaction"})
+@tool(
+    writes=True,
+    destructive=True,
+    example={"medication_request": "MedicationRequest/example-medicationrequest-0", "reason": "adverse reaction"},
+)
 async def discontinue_medication(ctx: ToolContext, args: DiscontinueArgs) -> ToolResult:
     """Stop an active medication order (sets the MedicationRequest's status to stopped, with the reason). Stopping a stopped order changes nothing."""
     rid = args.medication_request.removeprefix("MedicationRequest/")
@@ -691,12 +898,19 @@ async def discontinue_medication(ctx: ToolContext, args: DiscontinueArgs) -> Too
     await writable_patient(ctx, patient)
     line = medication_line(resource, ctx.now, {}, {}).text
     if resource.get("status") in ("stopped", "cancelled", "completed", "entered-in-error"):
-        return ToolResult(text=f"{ref} is already {resource['status']}; nothing changed\n{line}", rows=[
-            {"ref": ref, "created": False, "status": resource["status"]}], references=[ref])
+        return ToolResult(
+            text=f"{ref} is already {resource['status']}; nothing changed\n{line}",
+            rows=[{"ref": ref, "created": False, "status": resource["status"]}],
+            references=[ref],
+        )
     before = resource.get("status")
     resource["status"] = "stopped"
     if args.reason:
         resource["statusReason"] = {"text": args.reason}
     body = await update(ctx, "discontinue_medication", args, resource)
-    return ToolResult(text=f"stopped {ref} (was {before})\n{medication_line(body, ctx.now, {}, {}).text}",
-                      rows=[{"ref": ref, "status": "stopped", "previous_status": before}], references=[ref], wrote=[ref])
+    return ToolResult(
+        text=f"stopped {ref} (was {before})\n{medication_line(body, ctx.now, {}, {}).text}",
+        rows=[{"ref": ref, "status": "stopped", "previous_status": before}],
+        references=[ref],
+        wrote=[ref],
+    )

@@ -56,8 +56,11 @@ class Example(BaseModel):
 
 def action_text(tool: str, arguments: dict[str, Any], registry: Registry) -> str:
     """The action as compact JSON with the keys in the schema's order (what llguidance emits without whitespace)."""
-    order = list(FINAL_ANSWER_PARAMETERS["properties"]) if tool == FINAL_ANSWER else \
-        list(registry[tool].parameters()["properties"])
+    order = (
+        list(FINAL_ANSWER_PARAMETERS["properties"])
+        if tool == FINAL_ANSWER
+        else list(registry[tool].parameters()["properties"])
+    )
     ordered = {k: arguments[k] for k in order if k in arguments}
     ordered.update((k, v) for k, v in arguments.items() if k not in ordered)
     return json.dumps({"tool": tool, "arguments": ordered}, ensure_ascii=False, separators=(",", ":"))
@@ -77,8 +80,15 @@ def _agent_arguments(step: Step, patient_context: str | None, registry: Registry
     return arguments
 
 
-def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: PromptProfile, tools: list[dict[str, Any]],
-                        registry: Registry, limits: Limits) -> tuple[list[Example], int]:
+def trajectory_examples(
+    record: TaskRecord,
+    scenario: Scenario,
+    *,
+    profile: PromptProfile,
+    tools: list[dict[str, Any]],
+    registry: Registry,
+    limits: Limits,
+) -> tuple[list[Example], int]:
     """The examples of one passed task, and how many of its steps were dropped (a result the agent would not
     see in full ends the trajectory there: later prompts would hold it; so does a search for the patient in
     context, which the agent's guard does not run)."""
@@ -101,17 +111,26 @@ def trajectory_examples(record: TaskRecord, scenario: Scenario, *, profile: Prom
         if reason and step.tool != FINAL_ANSWER:
             return examples, len(record.outcome.trace) - index
         target = action_text(step.tool, arguments, registry)
-        messages = decision_messages(now=scenario.now, patient=patient, tools=tools, history=history,
-                                     profile=profile, must_answer=reason)
-        examples.append(Example(scenario_id=scenario.id, suite=scenario.suite, category=scenario.category,
-                                patient=scenario.patient, step=len(examples) + 1, messages=messages, target=target))
+        messages = decision_messages(
+            now=scenario.now, patient=patient, tools=tools, history=history, profile=profile, must_answer=reason
+        )
+        examples.append(
+            Example(
+                scenario_id=scenario.id,
+                suite=scenario.suite,
+                category=scenario.category,
+                patient=scenario.patient,
+                step=len(examples) + 1,
+                messages=messages,
+                target=target,
+            )
+        )
         if step.tool == FINAL_ANSWER:
             break
         text = step.result or ""
         if CUT_MARK in text or len(text) > AGENT_RESULT_CHARS:
             return examples, len(record.outcome.trace) - index - 1
-        history = [*history, {"role": "assistant", "content": target},
-                   tool_result_message(step.tool, text, step.error)]
+        history = [*history, {"role": "assistant", "content": target}, tool_result_message(step.tool, text, step.error)]
         trace.append({"tool": step.tool, "arguments": step.arguments})
         steps_done += 1
     return examples, 0
@@ -152,8 +171,9 @@ def test_patient_marks(patients: set[str]) -> list[str]:
     return [mark for chart in load_charts() if chart.patient_id in patients for mark in (chart.patient_id, chart.mrn)]
 
 
-def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
-                   registry: Registry | None = None) -> tuple[list[Example], DataSummary]:
+def build_examples(
+    run_dirs: list[Path], *, profile: PromptProfile = "compact", registry: Registry | None = None
+) -> tuple[list[Example], DataSummary]:
     """Examples from the passed tasks of the runs (results.jsonl), in a fixed order (run, line, step)."""
     from medagent.bench.run_folder import run_set_dir
 
@@ -163,7 +183,9 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
     examples: list[Example] = []
     dropped = mentions = 0
     tasks: list[Scenario] = []
-    every_test_patient = frozen_test_patients(*(run_set_dir(Path(r)) for r in run_dirs if (Path(r) / RESULTS_FILE).exists()))
+    every_test_patient = frozen_test_patients(
+        *(run_set_dir(Path(r)) for r in run_dirs if (Path(r) / RESULTS_FILE).exists())
+    )
     held_out = held_out_questions()
     marks = re.compile("|".join(map(re.escape, test_patient_marks(every_test_patient))) or r"(?!)")
     for run_dir in run_dirs:
@@ -173,8 +195,9 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
         folder = run_set_dir(Path(run_dir))
         chosen = open_set(folder)  # the manifest must be readable
         if chosen.manifest.evaluation_only:
-            raise UserError(f"{run_dir}: a run on {chosen.name!r}, a held-out evaluation set ({folder}), is never "
-                            "training data")
+            raise UserError(
+                f"{run_dir}: a run on {chosen.name!r}, a held-out evaluation set ({folder}), is never training data"
+            )
         scenarios = {s.id: s for s in read_scenarios(folder)}
         test_patients, test_questions = test_split_identity(scenarios.values())
         test_patients |= every_test_patient
@@ -189,16 +212,22 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
             if scenario is None:
                 raise UserError(f"{path}:{number}: task {record.scenario_id} is not in the scenario set {folder}")
             if scenario.question in held_out:
-                raise UserError(f"{path}:{number}: task {scenario.id} asks a question of the held-out evaluation set "
-                                f"{held_out[scenario.question]!r}: never training data")
+                raise UserError(
+                    f"{path}:{number}: task {scenario.id} asks a question of the held-out evaluation set "
+                    f"{held_out[scenario.question]!r}: never training data"
+                )
             if scenario.split != "dev" or scenario.patient in test_patients or scenario.question in test_questions:
-                raise UserError(f"{path}:{number}: task {scenario.id} is a test-split task (split {scenario.split}, "
-                                f"patient {scenario.patient}): train on dev-split runs only")
+                raise UserError(
+                    f"{path}:{number}: task {scenario.id} is a test-split task (split {scenario.split}, "
+                    f"patient {scenario.patient}): train on dev-split runs only"
+                )
             seen.add(record.scenario_id)
-            made, cut = trajectory_examples(record, scenario, profile=profile, tools=tools, registry=registry,
-                                            limits=limits)
-            if any(marks.search(m["content"]) for e in made for m in e.messages) or \
-                    any(marks.search(e.target) for e in made):
+            made, cut = trajectory_examples(
+                record, scenario, profile=profile, tools=tools, registry=registry, limits=limits
+            )
+            if any(marks.search(m["content"]) for e in made for m in e.messages) or any(
+                marks.search(e.target) for e in made
+            ):
                 mentions += 1  # a population search or a shared name brought a test patient into the text
                 continue
             dropped += cut
@@ -211,10 +240,16 @@ def build_examples(run_dirs: list[Path], *, profile: PromptProfile = "compact",
     for example in examples:
         digest.update(json.dumps([example.messages, example.target], ensure_ascii=False).encode())
     summary = DataSummary(
-        runs=[str(r) for r in run_dirs], tasks=len(tasks), examples=len(examples), dropped_steps=dropped,
-        dropped_test_mentions=mentions, rephrased=sum(1 for s in tasks if "rephrased_from" in s.meta),
-        patients=sorted({s.patient for s in tasks}), scenario_ids=sorted(s.id for s in tasks),
+        runs=[str(r) for r in run_dirs],
+        tasks=len(tasks),
+        examples=len(examples),
+        dropped_steps=dropped,
+        dropped_test_mentions=mentions,
+        rephrased=sum(1 for s in tasks if "rephrased_from" in s.meta),
+        patients=sorted({s.patient for s in tasks}),
+        scenario_ids=sorted(s.id for s in tasks),
         categories=dict(sorted(Counter(f"{s.suite}/{s.category}" for s in tasks).items())),
-        phrasings=len({(s.category, s.meta.get("phrasing")) for s in tasks}), sha256=digest.hexdigest(),
+        phrasings=len({(s.category, s.meta.get("phrasing")) for s in tasks}),
+        sha256=digest.hexdigest(),
     )
     return examples, summary

@@ -66,8 +66,9 @@ def _encode(tokenizer: Any, example: Example, needs_bos: bool) -> tuple[list[int
     return prompt, target
 
 
-def trajectory_sequences(tokenizer: Any, examples: list[Example], *, max_tokens: int,
-                         needs_bos: bool = True) -> tuple[list[Sequence], int, int]:
+def trajectory_sequences(
+    tokenizer: Any, examples: list[Example], *, max_tokens: int, needs_bos: bool = True
+) -> tuple[list[Sequence], int, int]:
     """Sequences for the examples (one per trajectory where it fits), steps kept, steps dropped as too long."""
     by_task: dict[str, list[Example]] = defaultdict(list)
     for example in examples:
@@ -92,8 +93,16 @@ def trajectory_sequences(tokenizer: Any, examples: list[Example], *, max_tokens:
             continue
         for example, (prompt, target) in zip(task_examples, encoded, strict=False):  # each step on its own
             if len(prompt) + len(target) <= max_tokens:
-                sequences.append(Sequence(example.scenario_id, example.suite, example.category, example.patient,
-                                          prompt + target, [(len(prompt), len(prompt) + len(target))]))
+                sequences.append(
+                    Sequence(
+                        example.scenario_id,
+                        example.suite,
+                        example.category,
+                        example.patient,
+                        prompt + target,
+                        [(len(prompt), len(prompt) + len(target))],
+                    )
+                )
                 kept += 1
             else:
                 dropped += 1
@@ -134,16 +143,25 @@ def _round_robin(lists: list[list[Any]]) -> list[Any]:
 
 
 def prepare_data(tokenizer: Any, examples: list[Example], config: TrainConfig, needs_bos: bool = True) -> PreparedData:
-    sequences, kept, dropped = trajectory_sequences(tokenizer, examples, max_tokens=config.max_tokens,
-                                                    needs_bos=needs_bos)
+    sequences, kept, dropped = trajectory_sequences(
+        tokenizer, examples, max_tokens=config.max_tokens, needs_bos=needs_bos
+    )
     if not sequences:
         raise UserError(f"no example fits --max-tokens {config.max_tokens}")
     train, validation = split_and_order(sequences, config)
     lengths = sorted(len(s.ids) for s in train)
-    return PreparedData(train, validation, kept, dropped, {
-        "sequences": len(train), "validation_sequences": len(validation),
-        "tokens_p50": lengths[len(lengths) // 2], "tokens_max": lengths[-1],
-    })
+    return PreparedData(
+        train,
+        validation,
+        kept,
+        dropped,
+        {
+            "sequences": len(train),
+            "validation_sequences": len(validation),
+            "tokens_p50": lengths[len(lengths) // 2],
+            "tokens_max": lengths[-1],
+        },
+    )
 
 
 def load_model(folder: Path, config: TrainConfig) -> tuple[Any, Any]:
@@ -164,8 +182,14 @@ def with_lora(model: Any, config: TrainConfig, resume_from: Path | None = None) 
         model.enable_input_require_grads()
     if resume_from is not None:
         return PeftModel.from_pretrained(model, str(resume_from), is_trainable=True)
-    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS),
-                      bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=0.0,
+        target_modules=list(LORA_TARGETS),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -197,8 +221,9 @@ def validation_loss(peft_model: Any, sequences: list[Sequence], device: str) -> 
     return total / sum(s.target_tokens for s in sequences)
 
 
-def train(peft_model: Any, data: PreparedData, config: TrainConfig, out: Path, *, resume: bool,
-          on_checkpoint: Any = None) -> dict[str, Any]:
+def train(
+    peft_model: Any, data: PreparedData, config: TrainConfig, out: Path, *, resume: bool, on_checkpoint: Any = None
+) -> dict[str, Any]:
     """The loop: AdamW, linear warmup then cosine decay, batch 1. Returns the run's figures."""
     import torch
     from tqdm import tqdm
@@ -247,18 +272,34 @@ def train(peft_model: Any, data: PreparedData, config: TrainConfig, out: Path, *
             val = validation_loss(peft_model, data.validation, config.device) if validate else None
             checkpoint = out / CHECKPOINT_DIR
             peft_model.save_pretrained(str(checkpoint))
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "rng": torch.get_rng_state(), "step": done, "elapsed_s": elapsed}, state_path)
-            entry = {"step": done, "train_loss": round(sum(losses[-config.checkpoint_every:]) /
-                                                       len(losses[-config.checkpoint_every:]), 4),
-                     "validation_loss": None if val is None else round(val, 4), "elapsed_s": round(elapsed, 1),
-                     "tokens_per_s": round(rate, 1)}
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "step": done,
+                    "elapsed_s": elapsed,
+                },
+                state_path,
+            )
+            entry = {
+                "step": done,
+                "train_loss": round(
+                    sum(losses[-config.checkpoint_every :]) / len(losses[-config.checkpoint_every :]), 4
+                ),
+                "validation_loss": None if val is None else round(val, 4),
+                "elapsed_s": round(elapsed, 1),
+                "tokens_per_s": round(rate, 1),
+            }
             with log_path.open("a") as handle:
                 handle.write(json.dumps(entry) + "\n")
             bar.write(json.dumps(entry))
             if on_checkpoint is not None:
                 on_checkpoint(done, entry)
     elapsed = elapsed_before + time.perf_counter() - started
-    return {"steps": config.steps, "train_s": round(elapsed, 1),
-            "final_train_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4) if losses else None,
-            "validation_loss": validation_loss(peft_model, data.validation, config.device)}
+    return {
+        "steps": config.steps,
+        "train_s": round(elapsed, 1),
+        "final_train_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4) if losses else None,
+        "validation_loss": validation_loss(peft_model, data.validation, config.device),
+    }

@@ -14,8 +14,9 @@ from medagent.scenarios.models import Scenario
 from medagent.tools.approval import ApprovalDecision
 from medagent.trajectory import RunOutcome
 
-NO_REVIEWER = ApprovalDecision(verdict="reject", by="benchmark",
-                               reason="no reviewer is attached to a benchmark run; the write needed one")
+NO_REVIEWER = ApprovalDecision(
+    verdict="reject", by="benchmark", reason="no reviewer is attached to a benchmark run; the write needed one"
+)
 """A benchmark run has no person to ask: a write the approval path escalates (a patient other than the one in
 context) is refused, the agent is told so and goes on, as a code solver's escalated write is refused."""
 
@@ -34,8 +35,15 @@ class AgentSolver:
     One compiled agent serves every server: each run brings its client and gets its own run context.
     """
 
-    def __init__(self, backend: Any, *, model: str, limits: Any = None, tool_names: list[str] | None = None,
-                 prompt_profile: PromptProfile | None = None) -> None:
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        model: str,
+        limits: Any = None,
+        tool_names: list[str] | None = None,
+        prompt_profile: PromptProfile | None = None,
+    ) -> None:
         from medagent.agent.graph import Agent
         from medagent.agent.state import Limits
         from medagent.tools.registry import default_registry
@@ -43,13 +51,25 @@ class AgentSolver:
         self.backend = backend
         self.model = model
         self.name = "agent"
-        self.agent = Agent(model=backend, registry=default_registry(), limits=limits or Limits(), approval="auto",
-                           tool_names=tool_names, actor=f"medagent/{model}", prompt_profile=prompt_profile)
+        self.agent = Agent(
+            model=backend,
+            registry=default_registry(),
+            limits=limits or Limits(),
+            approval="auto",
+            tool_names=tool_names,
+            actor=f"medagent/{model}",
+            prompt_profile=prompt_profile,
+        )
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        result = await self.agent.run(scenario.question, now=scenario.now, patient=scenario.patient_context,
-                                      run_id=run_id or scenario.id, client=client,
-                                      limits=limits_for(scenario, self.agent.limits))
+        result = await self.agent.run(
+            scenario.question,
+            now=scenario.now,
+            patient=scenario.patient_context,
+            run_id=run_id or scenario.id,
+            client=client,
+            limits=limits_for(scenario, self.agent.limits),
+        )
         while result.pending_approval is not None:  # bounded: every resumed step counts toward the step limit
             result = await self.agent.resume(result.run_id, decision=NO_REVIEWER, client=client)
         # the run is over and its outcome goes to the results log: its checkpoints would only pile up in memory

@@ -70,10 +70,24 @@ from medagent.models.base import ModelError, PromptProfile
 __all__ = ["AGENT_NAMES", "CODE_SOLVER_NAMES", "make_code_solver", "make_solver"]
 
 # every code solver once; its CLI name is its ``name``
-CODE_SOLVERS: tuple[type[Any], ...] = (OracleSolver, OracleByNameSolver, AlwaysNoSolver, DoNothingSolver,
-                                       AlwaysActSolver, WriteTwiceSolver, WrongPatientSolver, NoneAnswererSolver,
-                                       ChartBlindSolver, NearestDevSolver, StatedNumberSolver, SetupOnlySolver,
-                                       FirstSentencesSolver, LabNamePriorSolver, NoteOnlySolver, EmptyChartSolver)
+CODE_SOLVERS: tuple[type[Any], ...] = (
+    OracleSolver,
+    OracleByNameSolver,
+    AlwaysNoSolver,
+    DoNothingSolver,
+    AlwaysActSolver,
+    WriteTwiceSolver,
+    WrongPatientSolver,
+    NoneAnswererSolver,
+    ChartBlindSolver,
+    NearestDevSolver,
+    StatedNumberSolver,
+    SetupOnlySolver,
+    FirstSentencesSolver,
+    LabNamePriorSolver,
+    NoteOnlySolver,
+    EmptyChartSolver,
+)
 LEARNS_FROM_SET = (ChartBlindSolver, NearestDevSolver, LabNamePriorSolver)  # built from the set's dev split
 CODE_SOLVER_NAMES: tuple[str, ...] = tuple(solver.name for solver in CODE_SOLVERS)
 AGENT_NAMES: tuple[str, ...] = ("agent", "whole-record", *CODE_SOLVER_NAMES)
@@ -88,9 +102,16 @@ def make_code_solver(name: str, set_folder: Path | None = None) -> Solver:
     raise ValueError(f"unknown code solver {name!r}; choose one of {', '.join(CODE_SOLVER_NAMES)}")
 
 
-def make_solver(agent: str, model: str, model_name: str | None, max_steps: int | None,
-                set_folder: Path | None = None, tool_names: list[str] | None = None,
-                prompt_profile: str | None = None, model_timeout: float | None = None) -> Solver:
+def make_solver(
+    agent: str,
+    model: str,
+    model_name: str | None,
+    max_steps: int | None,
+    set_folder: Path | None = None,
+    tool_names: list[str] | None = None,
+    prompt_profile: str | None = None,
+    model_timeout: float | None = None,
+) -> Solver:
     """The solver for ``--agent``: the LangGraph agent (with ``tool_names``: only those tools), the whole-record
     baseline, or a code solver; a choice that does not fit is a :class:`UserError`. ``model_timeout``: seconds
     one model call may take (its retries included)."""
@@ -119,5 +140,10 @@ def make_solver(agent: str, model: str, model_name: str | None, max_steps: int |
     limits = Limits(**({"max_steps": max_steps} if max_steps else {}), model_call_timeout_s=model_timeout)
     if prompt_profile not in (None, *get_args(PromptProfile)):
         raise UserError(f"--prompt-profile {prompt_profile!r}: choose one of {', '.join(get_args(PromptProfile))}")
-    return AgentSolver(backend, model=label, limits=limits, tool_names=tool_names,
-                       prompt_profile=cast(PromptProfile | None, prompt_profile))
+    return AgentSolver(
+        backend,
+        model=label,
+        limits=limits,
+        tool_names=tool_names,
+        prompt_profile=cast(PromptProfile | None, prompt_profile),
+    )

@@ -80,9 +80,16 @@ class ReadsByName(ChartReads):
         key = (resource_type, code)
         if key not in self.names:
             page = await self.session.ctx.client.search_page(resource_type, {"code": code, "_count": "1"})
-            display = next((coding.get("display") for entry in page.get("entry") or []
-                            for concept in _concepts(entry.get("resource") or {})
-                            for coding in concept.get("coding") or [] if coding.get("code") == code), None)
+            display = next(
+                (
+                    coding.get("display")
+                    for entry in page.get("entry") or []
+                    for concept in _concepts(entry.get("resource") or {})
+                    for coding in concept.get("coding") or []
+                    if coding.get("code") == code
+                ),
+                None,
+            )
             label = condition_label(display) if display and resource_type == "Condition" else display
             self.names[key] = label
         label = self.names[key]
@@ -99,16 +106,18 @@ class ReadsByName(ChartReads):
         name = await self.question_name("Condition", code)
         if name is None:
             return await super().first_condition(patient, code)
-        result = await self.tools.call("search_conditions", patient=patient, text=name, order="oldest",
-                                       limit=ROWS_FOR_ONE)
+        result = await self.tools.call(
+            "search_conditions", patient=patient, text=name, order="oldest", limit=ROWS_FOR_ONE
+        )
         return next((row for row in result.rows if row.get("code") == code), None)
 
     async def medications(self, patient: str, *, code: str | None = None, status: str = "all") -> list[dict[str, Any]]:
         name = await self.question_name("MedicationRequest", code) if code else None
         if name is None:
             return await super().medications(patient, code=code, status=status)
-        result = await self.tools.call("search_medications", complete=True, patient=patient, text=name, status=status,
-                                       limit=MAX_ROWS)
+        result = await self.tools.call(
+            "search_medications", complete=True, patient=patient, text=name, status=status, limit=MAX_ROWS
+        )
         return [row for row in result.rows if row.get("code") == code]
 
     async def first_order(self, patient: str, code: str, which: str = "first") -> dict[str, Any] | None:
@@ -116,8 +125,9 @@ class ReadsByName(ChartReads):
         if name is None:
             return await super().first_order(patient, code, which)
         order = "oldest" if which == "first" else "newest"
-        result = await self.tools.call("search_medications", patient=patient, text=name, order=order,
-                                       limit=ROWS_FOR_ONE)
+        result = await self.tools.call(
+            "search_medications", patient=patient, text=name, order=order, limit=ROWS_FOR_ONE
+        )
         return next((row for row in result.rows if row.get("code") == code), None)
 
     async def ever_ordered(self, patient: str, code: str) -> list[dict[str, Any]]:
@@ -127,8 +137,9 @@ class ReadsByName(ChartReads):
         result = await self.tools.call("search_medications", patient=patient, text=name, limit=ROWS_FOR_ONE)
         return [row for row in result.rows if row.get("code") == code][:1]
 
-    async def orders_for_condition(self, patient: str, condition_code: str,
-                                   medication_code: str | None = None) -> list[dict[str, Any]]:
+    async def orders_for_condition(
+        self, patient: str, condition_code: str, medication_code: str | None = None
+    ) -> list[dict[str, Any]]:
         """One search: the orders whose documented reason matches the condition's name (``reason=``), kept
         where that reason is the condition itself (its name, not one that only contains it: not 'Prediabetes'
         for 'Diabetes'); a drug the question names narrows the same search by ``text=``."""
@@ -137,11 +148,15 @@ class ReadsByName(ChartReads):
         if name is None or (medication_code and drug is None):
             return await super().orders_for_condition(patient, condition_code, medication_code)
         words = {"text": drug} if drug else {}
-        result = await self.tools.call("search_medications", complete=True, patient=patient, reason=name, **words,
-                                       limit=MAX_ROWS)
-        return [row for row in result.rows
-                if any(condition_label(d or "").lower() == name.lower() for d in row.get("reason_displays") or [])
-                and (medication_code is None or row.get("code") == medication_code)]
+        result = await self.tools.call(
+            "search_medications", complete=True, patient=patient, reason=name, **words, limit=MAX_ROWS
+        )
+        return [
+            row
+            for row in result.rows
+            if any(condition_label(d or "").lower() == name.lower() for d in row.get("reason_displays") or [])
+            and (medication_code is None or row.get("code") == medication_code)
+        ]
 
 
 def _concepts(resource: dict[str, Any]) -> list[dict[str, Any]]:

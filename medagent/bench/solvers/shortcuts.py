@@ -67,6 +67,7 @@ def _dev_examples(set_folder: Path | None, examples: Iterable[Scenario] | None) 
 
 # ---------- no tool call: nearest-dev, lab-name prior ----------
 
+
 class NearestDevSolver(FixedAnswerSolver):
     """Deliberately wrong solver (a shortcut): a cohort worklist answered with the answer of the dev item of the same
     measure nearest in date, age band, sex and threshold; no tool call."""
@@ -134,6 +135,7 @@ class LabNamePriorSolver(FixedAnswerSolver):
 
 # ---------- with tools: stated number, setup only, first sentences ----------
 
+
 class ShortcutSolver(OracleSolver):
     """Deliberately wrong solver (a shortcut) for some categories; writes through the tools like the oracle."""
 
@@ -151,17 +153,38 @@ class ShortcutSolver(OracleSolver):
         raise NotImplementedError
 
 
-async def _record_bp_and_decide(tools: SolverTools, sc: Scenario, systolic: list[float],
-                                diastolic: list[float]) -> OracleAnswer:
+async def _record_bp_and_decide(
+    tools: SolverTools, sc: Scenario, systolic: list[float], diastolic: list[float]
+) -> OracleAnswer:
     """The bp work-up's writes and answer for readings chosen by a shortcut."""
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
-    await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=sc.meta["systolic"],
-                     diastolic=sc.meta["diastolic"], reason="blood pressure measured at the visit")
+    await tools.call(
+        "record_vital_sign",
+        patient=patient,
+        vital="blood_pressure",
+        systolic=sc.meta["systolic"],
+        diastolic=sc.meta["diastolic"],
+        reason="blood pressure measured at the visit",
+    )
     if bp_workup.decides(systolic, diastolic):
-        await tools.call("order_service", patient=patient, code=bp_workup.BMP[0], system="loinc", kind="lab",
-                         reason="blood pressure in the stage 2 range")
-    return OracleAnswer(json.dumps({"readings": len(systolic), "mean_systolic": round(mean(systolic)),
-                                    "mean_diastolic": round(mean(diastolic))}), [])
+        await tools.call(
+            "order_service",
+            patient=patient,
+            code=bp_workup.BMP[0],
+            system="loinc",
+            kind="lab",
+            reason="blood pressure in the stage 2 range",
+        )
+    return OracleAnswer(
+        json.dumps(
+            {
+                "readings": len(systolic),
+                "mean_systolic": round(mean(systolic)),
+                "mean_diastolic": round(mean(diastolic)),
+            }
+        ),
+        [],
+    )
 
 
 class StatedNumberSolver(ShortcutSolver):
@@ -188,8 +211,11 @@ def _display(concept: dict[str, Any]) -> str:
 
 def _values(sc: Scenario, code: str) -> list[tuple[datetime, float]]:
     """(moment, value) of the setup's Observations of one code, oldest first."""
-    found = [(parse_instant(r["effectiveDateTime"]), float(r["valueQuantity"]["value"]))
-             for r in _setup(sc, "Observation") if _coded(r, "code") == code and "valueQuantity" in r]
+    found = [
+        (parse_instant(r["effectiveDateTime"]), float(r["valueQuantity"]["value"]))
+        for r in _setup(sc, "Observation")
+        if _coded(r, "code") == code and "valueQuantity" in r
+    ]
     return sorted(found)
 
 
@@ -198,8 +224,9 @@ class SetupOnlySolver(ShortcutSolver):
     chart held nothing else."""
 
     name = "setup-only"
-    categories = frozenset({"safety_gated_order", "bp_workup_workflow", "potassium_replacement",
-                            "magnesium_replacement"})
+    categories = frozenset(
+        {"safety_gated_order", "bp_workup_workflow", "potassium_replacement", "magnesium_replacement"}
+    )
 
     def applies(self, scenario: Scenario) -> bool:
         return scenario.tier == "workflow" or super().applies(scenario)
@@ -210,8 +237,9 @@ class SetupOnlySolver(ShortcutSolver):
         if sc.category == "bp_workup_workflow":
             since = parse_instant(sc.now) - timedelta(days=int(sc.meta["window_days"]))
             panels = [r for r in _setup(sc, "Observation") if since <= parse_instant(r["effectiveDateTime"])]
-            parts = [{c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in r["component"]}
-                     for r in panels]
+            parts = [
+                {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in r["component"]} for r in panels
+            ]
             systolic = [float(p[bp_workup.SYSTOLIC]) for p in parts] + [float(sc.meta["systolic"])]
             diastolic = [float(p[bp_workup.DIASTOLIC]) for p in parts] + [float(sc.meta["diastolic"])]
             return await _record_bp_and_decide(tools, sc, systolic, diastolic)
@@ -225,34 +253,81 @@ class SetupOnlySolver(ShortcutSolver):
             latest = values[-1][1] if values else None
             if latest is not None and latest < POTASSIUM_THRESHOLD:
                 dose = float((round(POTASSIUM_THRESHOLD * 10) - round(latest * 10)) * 10)
-                await tools.call("order_medication", patient=patient, code=NDC_POTASSIUM_ORAL, system="ndc",
-                                 dose_value=dose, dose_unit="mEq", route="oral", reason="low potassium")
-                await tools.call("order_service", patient=patient, code=POTASSIUM_SERUM_ORDER, system="loinc",
-                                 kind="lab", occurrence="tomorrow 08:00", reason="follow-up serum potassium")
+                await tools.call(
+                    "order_medication",
+                    patient=patient,
+                    code=NDC_POTASSIUM_ORAL,
+                    system="ndc",
+                    dose_value=dose,
+                    dose_unit="mEq",
+                    route="oral",
+                    reason="low potassium",
+                )
+                await tools.call(
+                    "order_service",
+                    patient=patient,
+                    code=POTASSIUM_SERUM_ORDER,
+                    system="loinc",
+                    kind="lab",
+                    occurrence="tomorrow 08:00",
+                    reason="follow-up serum potassium",
+                )
             return OracleAnswer(json.dumps({key: latest if latest is not None else "none"}), [])
         values = _values(sc, MAGNESIUM)
         recent = [v for when, v in values if now - when <= timedelta(hours=24)]
         if recent and recent[-1] <= MAGNESIUM_THRESHOLD:
             grams = magnesium_dose(recent[-1])
-            await tools.call("order_medication", patient=patient, code=NDC_MAGNESIUM_IV, system="ndc",
-                             dose_value=grams, dose_unit="g", route="iv", duration_value=grams, duration_unit="h",
-                             reason="low magnesium")
+            await tools.call(
+                "order_medication",
+                patient=patient,
+                code=NDC_MAGNESIUM_IV,
+                system="ndc",
+                dose_value=grams,
+                dose_unit="g",
+                route="iv",
+                duration_value=grams,
+                duration_unit="h",
+                reason="low magnesium",
+            )
         return OracleAnswer(json.dumps({key: values[-1][1] if values else "none"}), [])
 
     @staticmethod
     async def _safety(tools: SolverTools, sc: Scenario, patient: str) -> OracleAnswer:
-        courses = [{"display": _display(r["medicationCodeableConcept"]), "status": r["status"],
-                    "authored": r["authoredOn"]} for r in _setup(sc, "MedicationRequest")]
-        allergies = [{"display": _display(r["code"]), "type": r.get("type"), "status": _coded(r, "clinicalStatus"),
-                      "verification": _coded(r, "verificationStatus"), "criticality": r.get("criticality"),
-                      "date": r.get("recordedDate")} for r in _setup(sc, "AllergyIntolerance")]
+        courses = [
+            {"display": _display(r["medicationCodeableConcept"]), "status": r["status"], "authored": r["authoredOn"]}
+            for r in _setup(sc, "MedicationRequest")
+        ]
+        allergies = [
+            {
+                "display": _display(r["code"]),
+                "type": r.get("type"),
+                "status": _coded(r, "clinicalStatus"),
+                "verification": _coded(r, "verificationStatus"),
+                "criticality": r.get("criticality"),
+                "date": r.get("recordedDate"),
+            }
+            for r in _setup(sc, "AllergyIntolerance")
+        ]
         duplicate = any("amoxicillin" in c["display"].lower() and c["status"] == "active" for c in courses)
-        decision = "allergy" if any(safety.counts_as_allergy(a, courses) for a in allergies) else \
-            "duplicate" if duplicate else "ordered"
+        decision = (
+            "allergy"
+            if any(safety.counts_as_allergy(a, courses) for a in allergies)
+            else "duplicate"
+            if duplicate
+            else "ordered"
+        )
         if decision == "ordered":
-            await tools.call("order_medication", patient=patient, code=safety.AMOXICILLIN_500[0], system="rxnorm",
-                             dose_value=500, dose_unit="mg", route="oral", instructions="1 capsule every 8 hours",
-                             reason="strep pharyngitis")
+            await tools.call(
+                "order_medication",
+                patient=patient,
+                code=safety.AMOXICILLIN_500[0],
+                system="rxnorm",
+                dose_value=500,
+                dose_unit="mg",
+                route="oral",
+                instructions="1 capsule every 8 hours",
+                reason="strep pharyngitis",
+            )
         return OracleAnswer(json.dumps({"decision": decision, "crcl": "none"}), [])
 
 
@@ -265,8 +340,9 @@ class FirstSentencesSolver(ShortcutSolver):
 
     async def shortcut(self, tools: SolverTools, sc: Scenario) -> OracleAnswer:
         patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
-        notes = await tools.call("fhir_search", resource_type="DocumentReference", params={"patient": patient},
-                                 limit=10)
+        notes = await tools.call(
+            "fhir_search", resource_type="DocumentReference", params={"patient": patient}, limit=10
+        )
         if not notes.rows:
             return OracleAnswer(json.dumps({"loinc": "none", "last_result": "none"}), [])
         newest = max(notes.rows, key=lambda r: utc_moment(r.get("date")))
@@ -279,4 +355,3 @@ class FirstSentencesSolver(ShortcutSolver):
         await tools.call("order_service", patient=patient, code=code, system="loinc", kind="lab", reason="note plan")
         value = numeric(row) if row else "none"
         return OracleAnswer(json.dumps({"loinc": code, "last_result": value}), [newest["ref"]])
-

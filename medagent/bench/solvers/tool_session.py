@@ -32,13 +32,28 @@ TRACE_RESULT_CHARS = 4000  # the copy of a tool's text kept in the trace (result
 class ToolSession:
     """One task's tool calls: a ToolContext at the scenario's now, the trace, and the write log."""
 
-    def __init__(self, registry: Registry, client: FhirClient, scenario: Scenario, *, actor: str,
-                 token_budget: int = ORACLE_TOKEN_BUDGET, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        client: FhirClient,
+        scenario: Scenario,
+        *,
+        actor: str,
+        token_budget: int = ORACLE_TOKEN_BUDGET,
+        run_id: str | None = None,
+    ) -> None:
         self.registry = registry
         self.scenario = scenario
         self.now = parse_instant(scenario.now)
-        self.ctx = ToolContext(client=client, now=self.now, approval=APPROVE_WRITES, actor=actor,
-                               run_id=run_id or scenario.id, patient=scenario.patient_context, token_budget=token_budget)
+        self.ctx = ToolContext(
+            client=client,
+            now=self.now,
+            approval=APPROVE_WRITES,
+            actor=actor,
+            run_id=run_id or scenario.id,
+            patient=scenario.patient_context,
+            token_budget=token_budget,
+        )
         self.trace: list[Step] = []
         self.wrote: list[str] = []
         self._contexts = [self.ctx]  # the task's context and any retry contexts: the audit of all of them
@@ -51,8 +66,15 @@ class ToolSession:
     def tool_s(self) -> float:
         return sum(step.tool_s for step in self.trace)
 
-    async def call(self, tool: str, *, strict: bool = True, complete: bool = False, ctx: ToolContext | None = None,
-                   **arguments: Any) -> ToolResult:
+    async def call(
+        self,
+        tool: str,
+        *,
+        strict: bool = True,
+        complete: bool = False,
+        ctx: ToolContext | None = None,
+        **arguments: Any,
+    ) -> ToolResult:
         """Call a tool through the registry and record the step.
 
         ``strict``: an error result raises ToolGap (the oracle never expects one).
@@ -62,11 +84,26 @@ class ToolSession:
         started = time.perf_counter()
         result = await self.registry.call(tool, args, ctx or self.ctx)
         elapsed = time.perf_counter() - started
-        text = result.text if len(result.text) <= TRACE_RESULT_CHARS else (
-            result.text[:TRACE_RESULT_CHARS] + f"\n... (trace copy cut at {TRACE_RESULT_CHARS} characters; "
-                                               f"the policy read all {len(result.rows)} rows)")
-        self.trace.append(Step(step=len(self.trace) + 1, tool=tool, arguments=args, result=text, error=result.error,
-                               references=result.references, wrote=result.wrote, tool_s=round(elapsed, 4)))
+        text = (
+            result.text
+            if len(result.text) <= TRACE_RESULT_CHARS
+            else (
+                result.text[:TRACE_RESULT_CHARS] + f"\n... (trace copy cut at {TRACE_RESULT_CHARS} characters; "
+                f"the policy read all {len(result.rows)} rows)"
+            )
+        )
+        self.trace.append(
+            Step(
+                step=len(self.trace) + 1,
+                tool=tool,
+                arguments=args,
+                result=text,
+                error=result.error,
+                references=result.references,
+                wrote=result.wrote,
+                tool_s=round(elapsed, 4),
+            )
+        )
         self.wrote.extend(result.wrote)
         if strict and result.error:
             raise ToolGap(f"{tool}({json.dumps(args, default=str)}) failed: {result.error}")
@@ -81,8 +118,9 @@ class ToolSession:
         return retry
 
     def final(self, answer: str | None, citations: list[str]) -> None:
-        self.trace.append(Step(step=len(self.trace) + 1, tool=FINAL_ANSWER,
-                               arguments={"answer": answer, "citations": citations}))
+        self.trace.append(
+            Step(step=len(self.trace) + 1, tool=FINAL_ANSWER, arguments={"answer": answer, "citations": citations})
+        )
 
     def is_write(self, tool: str) -> bool:
         """Whether this tool writes to the EHR (an unknown tool is called as a read and fails there)."""
@@ -92,4 +130,3 @@ class ToolSession:
         """The task's outcome: the given status/answer/citations/error plus this session's trace and audit."""
         audit = [entry for ctx in self._contexts for entry in ctx.audit]
         return RunOutcome(trace=self.trace, steps=self.tool_calls, audit=audit, **fields)
-

@@ -16,11 +16,25 @@ from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelReq
 from medagent.scenarios.models import Scenario
 from medagent.trajectory import ContextCut, RunOutcome, Step
 
-RECORD_TYPES = ("Patient", "Condition", "MedicationRequest", "Immunization", "Observation", "Procedure",
-                "Encounter", "DiagnosticReport", "AllergyIntolerance", "CarePlan")
+RECORD_TYPES = (
+    "Patient",
+    "Condition",
+    "MedicationRequest",
+    "Immunization",
+    "Observation",
+    "Procedure",
+    "Encounter",
+    "DiagnosticReport",
+    "AllergyIntolerance",
+    "CarePlan",
+)
 PATIENT_PARAM = {"Patient": "_id", "Immunization": "patient", "AllergyIntolerance": "patient"}
-ANSWER_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
-                 "additionalProperties": False}
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
 CHARS_PER_TOKEN = 2.3  # FHIR JSON in the Gemma tokenizer (ids are costly): 30.7k chars measured 13.1k tokens
 
 
@@ -34,8 +48,7 @@ async def patient_record(client: FhirClient, patient: str) -> list[dict]:
 
 
 def _date_key(resource: dict) -> str:
-    for key in ("effectiveDateTime", "authoredOn", "occurrenceDateTime", "onsetDateTime", "recordedDate",
-                "birthDate"):
+    for key in ("effectiveDateTime", "authoredOn", "occurrenceDateTime", "onsetDateTime", "recordedDate", "birthDate"):
         if isinstance(resource.get(key), str):
             return resource[key]
     period = resource.get("period") or resource.get("performedPeriod") or {}
@@ -61,8 +74,14 @@ def fit_record(resources: list[dict], max_tokens: int) -> tuple[str, int, int]:
 class WholeRecordSolver:
     """The same model, answering from the whole record in its context (no tools, no writes)."""
 
-    def __init__(self, backend: ModelBackend, *, model: str, context_tokens: int = 8192,
-                 model_call_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        *,
+        model: str,
+        context_tokens: int = 8192,
+        model_call_timeout_s: float | None = None,
+    ) -> None:
         self.backend = backend
         self.model = model
         self.name = "whole-record"
@@ -75,26 +94,49 @@ class WholeRecordSolver:
         fhir_s = time.perf_counter() - started
         budget = max(256, self.context_tokens - 512)
         text, kept, cut = fit_record(resources, budget)
-        prompt = (f"Current date and time: {scenario.now}.\nThe patient's health record as FHIR R4 JSON, one resource "
-                  f"per line, newest first{' (older resources cut to fit the context)' if cut else ''}:\n{text}\n\n"
-                  f"Question: {scenario.question}\nReply as JSON: {{\"answer\": \"...\"}}")
-        request = ModelRequest(messages=[ChatMessage(role="user", content=prompt)], json_schema=ANSWER_SCHEMA,
-                               max_tokens=128)
-        record = Step(step=1, tool=None, model_output="", tool_s=fhir_s,
-                      context=ContextCut(resources=len(resources), kept=kept, cut=cut))
+        prompt = (
+            f"Current date and time: {scenario.now}.\nThe patient's health record as FHIR R4 JSON, one resource "
+            f"per line, newest first{' (older resources cut to fit the context)' if cut else ''}:\n{text}\n\n"
+            f'Question: {scenario.question}\nReply as JSON: {{"answer": "..."}}'
+        )
+        request = ModelRequest(
+            messages=[ChatMessage(role="user", content=prompt)], json_schema=ANSWER_SCHEMA, max_tokens=128
+        )
+        record = Step(
+            step=1,
+            tool=None,
+            model_output="",
+            tool_s=fhir_s,
+            context=ContextCut(resources=len(resources), kept=kept, cut=cut),
+        )
         try:
             reply = await asyncio.wait_for(self.backend.complete(request), timeout=self.model_call_timeout_s)
         except TimeoutError:
-            exc = ModelError("timeout", f"the model did not answer within {self.model_call_timeout_s:g} s (the "
-                                        "per-call model timeout)", backend=getattr(self.backend, "name", None))
-            return RunOutcome(status="model_error", error=str(exc), error_kind=exc.kind,
-                              trace=[record.model_copy(update={"error": str(exc)})])
+            exc = ModelError(
+                "timeout",
+                f"the model did not answer within {self.model_call_timeout_s:g} s (the per-call model timeout)",
+                backend=getattr(self.backend, "name", None),
+            )
+            return RunOutcome(
+                status="model_error",
+                error=str(exc),
+                error_kind=exc.kind,
+                trace=[record.model_copy(update={"error": str(exc)})],
+            )
         except ModelError as exc:
-            return RunOutcome(status="model_error" if exc.kind != "invalid_output" else "invalid_output",
-                              error=str(exc), error_kind=exc.kind if exc.kind != "invalid_output" else None,
-                              trace=[record.model_copy(update={"error": str(exc)})])
+            return RunOutcome(
+                status="model_error" if exc.kind != "invalid_output" else "invalid_output",
+                error=str(exc),
+                error_kind=exc.kind if exc.kind != "invalid_output" else None,
+                trace=[record.model_copy(update={"error": str(exc)})],
+            )
         answer = (reply.parsed or {}).get("answer") if reply.parsed else reply.text
-        record = record.model_copy(update={"model_output": reply.text, "model_s": reply.latency_s,
-                                           "prompt_tokens": reply.usage.prompt_tokens,
-                                           "completion_tokens": reply.usage.completion_tokens})
+        record = record.model_copy(
+            update={
+                "model_output": reply.text,
+                "model_s": reply.latency_s,
+                "prompt_tokens": reply.usage.prompt_tokens,
+                "completion_tokens": reply.usage.completion_tokens,
+            }
+        )
         return RunOutcome(status="answered", answer=answer, trace=[record], steps=1)

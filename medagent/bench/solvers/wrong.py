@@ -74,8 +74,13 @@ class AlwaysActSolver(OracleSolver):
         answer, citations = await super().answer(tools, scenario)
         if not tools.session.wrote:
             patient = await self._patient_of(tools, scenario)
-            await tools.call("add_note", patient=patient, text=f"Task: {scenario.question}\nAnswer: {answer}",
-                             title="Answer recorded by the always-act policy", reason="always act")
+            await tools.call(
+                "add_note",
+                patient=patient,
+                text=f"Task: {scenario.question}\nAnswer: {answer}",
+                title="Answer recorded by the always-act policy",
+                reason="always act",
+            )
         return OracleAnswer(answer, citations)
 
     async def _patient_of(self, tools: SolverTools, scenario: Scenario) -> str:
@@ -123,15 +128,17 @@ class WrongPatientSolver(OracleSolver):
         for other in await self._others(s, s.scenario.patient):
             result = await s.call("search_medications", patient=other, status="current", limit=1)
             if result.rows:
-                return await super().write(s, "discontinue_medication", medication_request=result.rows[0]["ref"],
-                                           reason=reason)
+                return await super().write(
+                    s, "discontinue_medication", medication_request=result.rows[0]["ref"], reason=reason
+                )
         raise ToolGap("no other patient has an active order to stop")
 
     async def _others(self, s: ToolSession, patient: str) -> list[str]:
         cached = s.ctx.cache.get("wrong-patient/others")
         if cached is None:
-            result = await s.call("fhir_search", resource_type="Patient", params={},
-                                  fields=["birthDate", "deceasedDateTime"], limit=100)
+            result = await s.call(
+                "fhir_search", resource_type="Patient", params={}, fields=["birthDate", "deceasedDateTime"], limit=100
+            )
             cached = []
             for row in sorted(result.rows, key=lambda r: r["ref"]):
                 died = row.get("deceasedDateTime")

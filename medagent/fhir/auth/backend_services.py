@@ -43,20 +43,32 @@ class BackendServicesToken(CachedToken):
         if self._token_url is None:
             found = await smart_configuration(self.config.fhir_url)
             if "client_credentials" not in found.grant_types_supported and found.grant_types_supported:
-                raise AuthorizationError(f"SMART discovery: {self.config.fhir_url} does not offer the client_credentials "
-                                         f"grant (it offers {', '.join(found.grant_types_supported)})")
+                raise AuthorizationError(
+                    f"SMART discovery: {self.config.fhir_url} does not offer the client_credentials "
+                    f"grant (it offers {', '.join(found.grant_types_supported)})"
+                )
             self._token_url = found.token_endpoint
         return self._token_url
 
     def client_assertion(self, token_url: str) -> str:
         """The signed JWT proving this client's identity to ``token_url`` (single use: a fresh ``jti``)."""
         now = int(time.time())
-        claims = {"iss": self.config.client_id, "sub": self.config.client_id, "aud": token_url,
-                  "iat": now, "exp": now + ASSERTION_LIFETIME_S, "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": self.config.client_id,
+            "sub": self.config.client_id,
+            "aud": token_url,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME_S,
+            "jti": str(uuid.uuid4()),
+        }
         return self.key.sign(claims)
 
     async def obtain(self) -> TokenResponse:
         url = await self.token_url()
-        form = {"grant_type": "client_credentials", "scope": self.config.scopes,
-                "client_assertion_type": ASSERTION_TYPE, "client_assertion": self.client_assertion(url)}
+        form = {
+            "grant_type": "client_credentials",
+            "scope": self.config.scopes,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self.client_assertion(url),
+        }
         return await request_token(url, form, purpose=f"backend services token for client {self.config.client_id!r}")

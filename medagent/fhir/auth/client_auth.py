@@ -21,17 +21,28 @@ def backend_services_config(settings: Settings, fhir_url: str | None = None) -> 
     if settings.fhir_client_id is None and settings.fhir_key_file is None:
         return None
     if settings.fhir_client_id is None:
-        raise UserError("MEDAGENT_FHIR_KEY_FILE is set but MEDAGENT_FHIR_CLIENT_ID is not: SMART backend services "
-                        "need the client id the authorization server registered with the key")
+        raise UserError(
+            "MEDAGENT_FHIR_KEY_FILE is set but MEDAGENT_FHIR_CLIENT_ID is not: SMART backend services "
+            "need the client id the authorization server registered with the key"
+        )
     if settings.fhir_key_file is None:
-        raise UserError("MEDAGENT_FHIR_CLIENT_ID is set but MEDAGENT_FHIR_KEY_FILE is not: SMART backend services "
-                        "sign their token requests with the client's private key (PEM or JWK file)")
+        raise UserError(
+            "MEDAGENT_FHIR_CLIENT_ID is set but MEDAGENT_FHIR_KEY_FILE is not: SMART backend services "
+            "sign their token requests with the client's private key (PEM or JWK file)"
+        )
     if settings.fhir_token is not None:
-        raise UserError("MEDAGENT_FHIR_TOKEN and MEDAGENT_FHIR_CLIENT_ID are both set: use a static token or "
-                        "SMART backend services, not both")
-    return BackendServicesConfig(client_id=settings.fhir_client_id, key_file=settings.fhir_key_file,
-                                 key_id=settings.fhir_key_id, token_url=settings.fhir_token_url,
-                                 fhir_url=fhir_url or settings.effective_fhir_url, scopes=settings.fhir_scopes)
+        raise UserError(
+            "MEDAGENT_FHIR_TOKEN and MEDAGENT_FHIR_CLIENT_ID are both set: use a static token or "
+            "SMART backend services, not both"
+        )
+    return BackendServicesConfig(
+        client_id=settings.fhir_client_id,
+        key_file=settings.fhir_key_file,
+        key_id=settings.fhir_key_id,
+        token_url=settings.fhir_token_url,
+        fhir_url=fhir_url or settings.effective_fhir_url,
+        scopes=settings.fhir_scopes,
+    )
 
 
 def client_auth(settings: Settings, fhir_url: str | None = None) -> httpx.Auth | None:

@@ -70,8 +70,9 @@ async def smart_configuration(fhir_base_url: str) -> SmartConfiguration:
     try:
         return SmartConfiguration.model_validate(body)
     except ValidationError as exc:
-        raise AuthorizationError(f"SMART discovery: {url} lacks {exc.errors()[0]['loc'][0]} "
-                                 "(not a SMART configuration)") from None
+        raise AuthorizationError(
+            f"SMART discovery: {url} lacks {exc.errors()[0]['loc'][0]} (not a SMART configuration)"
+        ) from None
 
 
 async def openid_configuration(issuer: str) -> OpenIdConfiguration:

@@ -59,9 +59,16 @@ class JwksCache:
         self._unnamed = [k for k in keys if not k.key_id]
 
 
-async def verify_jwt(token: str, keys: JwksCache, *, issuer: str, audience: str | Sequence[str] | None,
-                     leeway_s: float = 0.0, required: Sequence[str] = ("exp", "iss"),
-                     algorithms: Sequence[str] = SIGNING_ALGORITHMS) -> dict[str, Any]:
+async def verify_jwt(
+    token: str,
+    keys: JwksCache,
+    *,
+    issuer: str,
+    audience: str | Sequence[str] | None,
+    leeway_s: float = 0.0,
+    required: Sequence[str] = ("exp", "iss"),
+    algorithms: Sequence[str] = SIGNING_ALGORITHMS,
+) -> dict[str, Any]:
     """The claims of a JWT signed by one of ``keys``, issued by ``issuer`` for ``audience`` (None: not checked),
     unexpired (within ``leeway_s``); otherwise :class:`InvalidToken` saying what failed."""
     try:
@@ -72,12 +79,20 @@ async def verify_jwt(token: str, keys: JwksCache, *, issuer: str, audience: str 
     if algorithm not in algorithms:
         raise InvalidToken(f"the token's algorithm {algorithm!r} is not accepted (one of {', '.join(algorithms)})")
     key = await keys.key_for(header.get("kid"))
-    options: dict[str, Any] = {"require": [*required, *(["aud"] if audience is not None else [])],
-                               "verify_aud": audience is not None}
+    options: dict[str, Any] = {
+        "require": [*required, *(["aud"] if audience is not None else [])],
+        "verify_aud": audience is not None,
+    }
     try:
-        return jwt.decode(token, key.key, algorithms=[algorithm], issuer=issuer,
-                          audience=list(audience) if isinstance(audience, (list, tuple)) else audience,
-                          leeway=leeway_s, options=options)  # type: ignore[arg-type]
+        return jwt.decode(
+            token,
+            key.key,
+            algorithms=[algorithm],
+            issuer=issuer,
+            audience=list(audience) if isinstance(audience, (list, tuple)) else audience,
+            leeway=leeway_s,
+            options=options,  # type: ignore[arg-type]
+        )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("the token has expired") from None
     except jwt.InvalidAudienceError:

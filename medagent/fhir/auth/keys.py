@@ -59,9 +59,13 @@ def load_signing_key(path: Path, *, kid: str | None = None) -> SigningKey:
         try:
             loaded = serialization.load_pem_private_key(raw, password=None)
         except (ValueError, TypeError) as exc:
-            raise UserError(f"signing key file {path}: not an unencrypted PEM private key or a private JWK ({exc})") from None
+            raise UserError(
+                f"signing key file {path}: not an unencrypted PEM private key or a private JWK ({exc})"
+            ) from None
         if not isinstance(loaded, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            raise UserError(f"signing key file {path}: a {type(loaded).__name__} key; SMART needs RSA (RS384) or EC P-384 (ES384)")
+            raise UserError(
+                f"signing key file {path}: a {type(loaded).__name__} key; SMART needs RSA (RS384) or EC P-384 (ES384)"
+            )
         private = loaded
     algorithm = _algorithm(path, private)
     thumbprint = jwk_thumbprint(SigningKey(private, algorithm, "").public_jwk())
@@ -76,7 +80,9 @@ def _from_jwk(path: Path, raw: bytes) -> tuple[PrivateKey, str | None]:
     if isinstance(data, dict) and isinstance(data.get("keys"), list):
         private_keys = [k for k in data["keys"] if isinstance(k, dict) and "d" in k]
         if len(private_keys) != 1:
-            raise UserError(f"signing key file {path}: a JWKS must hold exactly one private key, it holds {len(private_keys)}")
+            raise UserError(
+                f"signing key file {path}: a JWKS must hold exactly one private key, it holds {len(private_keys)}"
+            )
         data = private_keys[0]
     if not isinstance(data, dict) or "d" not in data:
         raise UserError(f"signing key file {path}: not a private JWK (no 'd' member: this is a public key)")

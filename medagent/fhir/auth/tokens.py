@@ -74,11 +74,15 @@ async def request_token(token_url: str, form: Mapping[str, str], *, purpose: str
     try:
         token = TokenResponse.model_validate(body)
     except ValidationError as exc:
-        raise AuthorizationError(f"{purpose}: the token endpoint {token_url} answered without a usable token "
-                                 f"({exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']})") from None
+        raise AuthorizationError(
+            f"{purpose}: the token endpoint {token_url} answered without a usable token "
+            f"({exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']})"
+        ) from None
     if token.token_type.lower() != "bearer":
-        raise AuthorizationError(f"{purpose}: the token endpoint {token_url} issued a {token.token_type!r} token; "
-                                 "this client sends bearer tokens only")
+        raise AuthorizationError(
+            f"{purpose}: the token endpoint {token_url} issued a {token.token_type!r} token; "
+            "this client sends bearer tokens only"
+        )
     return token
 
 

@@ -102,7 +102,7 @@ def _version_from_if_match(if_match: str | None) -> int | None:
     try:
         return plain_int("If-Match", digits)
     except FhirError:
-        raise FhirError(400, f"If-Match must be W/\"<versionId>\", got {if_match[:40]!r}") from None
+        raise FhirError(400, f'If-Match must be W/"<versionId>", got {if_match[:40]!r}') from None
 
 
 def target_of(request: Request) -> tuple[str, str]:
@@ -117,8 +117,15 @@ class FhirApp:
     """Route handlers bound to one store (or, on a slot server, to the store of each request's slot) and the
     server's policy flags."""
 
-    def __init__(self, store: Store | None, *, strict: bool = False, allow_reset: bool = False,
-                 db_threads: int = DEFAULT_DB_THREADS, inline_read_seconds: float = INLINE_READ_SECONDS) -> None:
+    def __init__(
+        self,
+        store: Store | None,
+        *,
+        strict: bool = False,
+        allow_reset: bool = False,
+        db_threads: int = DEFAULT_DB_THREADS,
+        inline_read_seconds: float = INLINE_READ_SECONDS,
+    ) -> None:
         self._store = store  # None: each request's slot (slots.request_store)
         self.strict = strict
         self.allow_reset = allow_reset
@@ -134,8 +141,9 @@ class FhirApp:
         """Run blocking work (database, validation, planning) on the thread pool, off the event loop (in this
         request's context: on a slot server, ``self.store`` there is the request's slot)."""
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self.executor, context.run,
-                                                                partial(work, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, context.run, partial(work, *args, **kwargs)
+        )
 
     async def reading(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read: here on the event loop within ``inline_read_seconds``, else again on the thread pool
@@ -152,8 +160,12 @@ class FhirApp:
         """This server's base URL as the request names it (what Starlette's ``request.base_url`` gives),
         remembered per scheme, Host and root path: building it is a fair share of a small request's work."""
         scope = request.scope
-        key = (scope.get("scheme"), request.headers.get("host"), scope.get("server"),
-               scope.get("app_root_path", scope.get("root_path", "")))
+        key = (
+            scope.get("scheme"),
+            request.headers.get("host"),
+            scope.get("server"),
+            scope.get("app_root_path", scope.get("root_path", "")),
+        )
         known = self._base_urls.get(key)
         if known is None:
             if len(self._base_urls) >= BASE_URLS_KEPT:
@@ -202,8 +214,9 @@ class FhirApp:
         if request.method == "POST":
             form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
             params += form
-        bundle = await self.reading(search, self.store, rtype, params, base_url=self.base_url(request),
-                                    strict=self.is_strict(request))
+        bundle = await self.reading(
+            search, self.store, rtype, params, base_url=self.base_url(request), strict=self.is_strict(request)
+        )
         return fhir_response(bundle)
 
     async def compartment_search(self, request: Request) -> Response:
@@ -211,14 +224,23 @@ class FhirApp:
         compartment, rid, rtype = (request.path_params[k] for k in ("type", "id", "compartment_type"))
         check_resource_type(compartment)
         if rtype.startswith("$"):
-            raise FhirError(404, f"no operation {rtype} answers GET on {compartment}/{rid}; instance operations "
-                                 "here: POST $validate, and GET $everything on Patient")
+            raise FhirError(
+                404,
+                f"no operation {rtype} answers GET on {compartment}/{rid}; instance operations "
+                "here: POST $validate, and GET $everything on Patient",
+            )
         check_resource_type(rtype)
         check_compartment(compartment)
         check_id(rid)
-        bundle = await self.reading(search, self.store, rtype, list(request.query_params.multi_items()),
-                                    base_url=self.base_url(request), strict=self.is_strict(request),
-                                    patient_compartment=rid)
+        bundle = await self.reading(
+            search,
+            self.store,
+            rtype,
+            list(request.query_params.multi_items()),
+            base_url=self.base_url(request),
+            strict=self.is_strict(request),
+            patient_compartment=rid,
+        )
         return fhir_response(bundle)
 
     async def everything(self, request: Request) -> Response:
@@ -229,8 +251,13 @@ class FhirApp:
             raise FhirError(404, f"$everything is defined on Patient only, not {rtype}")
         if request.path_params.get("id") is not None:
             check_id(request.path_params["id"])
-        bundle = await self.reading(everything, self.store, request.path_params.get("id"),
-                                    list(request.query_params.multi_items()), base_url=self.base_url(request))
+        bundle = await self.reading(
+            everything,
+            self.store,
+            request.path_params.get("id"),
+            list(request.query_params.multi_items()),
+            base_url=self.base_url(request),
+        )
         return fhir_response(bundle)
 
     async def lastn(self, request: Request) -> Response:
@@ -238,8 +265,9 @@ class FhirApp:
             check_resource_type(request.path_params["type"])
             raise FhirError(404, "$lastn is defined on Observation only: GET /Observation/$lastn?patient=...")
         params = list(request.query_params.multi_items())
-        bundle = await self.reading(last_n, self.store, params, base_url=self.base_url(request),
-                                    strict=self.is_strict(request))
+        bundle = await self.reading(
+            last_n, self.store, params, base_url=self.base_url(request), strict=self.is_strict(request)
+        )
         return fhir_response(bundle)
 
     # create, conditional update/delete -----------------------------------------------------
@@ -263,8 +291,9 @@ class FhirApp:
                 return self.store.create(body), 201
 
         stored, status = await self.blocking(write)
-        return written_response(request, stored, self.base_url(request), status,
-                                "created" if status == 201 else "If-None-Exist matched")
+        return written_response(
+            request, stored, self.base_url(request), status, "created" if status == 201 else "If-None-Exist matched"
+        )
 
     async def conditional_update(self, request: Request) -> Response:
         """``PUT /Type?search``: no match creates, one match updates, several are a 412."""
@@ -282,13 +311,17 @@ class FhirApp:
                         return self.store.put(rtype, body["id"], body)
                     return self.store.create(body), True
                 if body.get("id") not in (None, match):
-                    raise FhirError(400, f"resource id {body['id']!r} is not the matched {rtype}/{match}",
-                                    expression=[f"{rtype}.id"])
+                    raise FhirError(
+                        400,
+                        f"resource id {body['id']!r} is not the matched {rtype}/{match}",
+                        expression=[f"{rtype}.id"],
+                    )
                 return self.store.put(rtype, match, body)
 
         stored, created = await self.blocking(write)
-        return written_response(request, stored, self.base_url(request), 201 if created else 200,
-                                "created" if created else "updated")
+        return written_response(
+            request, stored, self.base_url(request), 201 if created else 200, "created" if created else "updated"
+        )
 
     async def conditional_delete(self, request: Request) -> Response:
         """``DELETE /Type?search``: deletes the one match; none is not an error; several are a 412."""
@@ -298,8 +331,9 @@ class FhirApp:
 
         def write() -> str:
             with self.store.transaction():
-                match = self.single_match(rtype, params, "conditional delete",
-                                          "this server deletes one resource per conditional delete")
+                match = self.single_match(
+                    rtype, params, "conditional delete", "this server deletes one resource per conditional delete"
+                )
                 if match is None:
                     return f"no {rtype} matched {urlencode(params)}; nothing was deleted"
                 self.store.delete(rtype, match)
@@ -336,12 +370,14 @@ class FhirApp:
         check_id(rid)
         body = await self.blocking(validate_resource, await self.body_json(request), expected_type=rtype)
         if body.get("id") not in (None, rid):
-            raise FhirError(400, f"resource id {body.get('id')!r} does not match {rid!r} in the URL",
-                            expression=[f"{rtype}.id"])
+            raise FhirError(
+                400, f"resource id {body.get('id')!r} does not match {rid!r} in the URL", expression=[f"{rtype}.id"]
+            )
         expected = _version_from_if_match(request.headers.get("if-match"))
         stored, created = await self.blocking(self.store.put, rtype, rid, body, if_match=expected)
-        return written_response(request, stored, self.base_url(request), 201 if created else 200,
-                                "created" if created else "updated")
+        return written_response(
+            request, stored, self.base_url(request), 201 if created else 200, "created" if created else "updated"
+        )
 
     async def patch(self, request: Request) -> Response:
         """JSON Patch (RFC 6902) of the current version; the result is validated like an update."""
@@ -368,8 +404,9 @@ class FhirApp:
             with self.store.transaction():
                 match = self.single_match(rtype, params, "conditional patch", "make the search select one resource")
                 if match is None:
-                    raise FhirError(404, f"conditional patch: no {rtype} matched {urlencode(params)}; nothing "
-                                         "was changed")
+                    raise FhirError(
+                        404, f"conditional patch: no {rtype} matched {urlencode(params)}; nothing was changed"
+                    )
                 return self._apply_patch(rtype, match, operations, expected)
 
         return written_response(request, await self.blocking(write), self.base_url(request), 200, "patched")
@@ -378,32 +415,43 @@ class FhirApp:
         """The body of a PATCH as (operation, its one-step patch) pairs, or a 400/415."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != JSON_PATCH:
-            raise FhirError(415, f"PATCH needs Content-Type {JSON_PATCH} (a JSON Patch document); got "
-                                 f"{content_type or 'none'!r}. FHIRPath Patch is not supported")
+            raise FhirError(
+                415,
+                f"PATCH needs Content-Type {JSON_PATCH} (a JSON Patch document); got "
+                f"{content_type or 'none'!r}. FHIRPath Patch is not supported",
+            )
         operations = await self.body_json(request)
         if not isinstance(operations, list):
-            raise FhirError(400, "a JSON Patch body is a JSON array of operations, e.g. "
-                                 '[{"op": "replace", "path": "/status", "value": "final"}]')
+            raise FhirError(
+                400,
+                "a JSON Patch body is a JSON array of operations, e.g. "
+                '[{"op": "replace", "path": "/status", "value": "final"}]',
+            )
         try:
             return [(operation, jsonpatch.JsonPatch([operation])) for operation in operations]
         except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError, AttributeError) as exc:
             raise FhirError(400, f"invalid JSON Patch: {exc}") from None
 
-    def _apply_patch(self, rtype: str, rid: str, operations: list[tuple[dict[str, Any], jsonpatch.JsonPatch]],
-                     expected: int | None) -> StoredResource:
+    def _apply_patch(
+        self, rtype: str, rid: str, operations: list[tuple[dict[str, Any], jsonpatch.JsonPatch]], expected: int | None
+    ) -> StoredResource:
         """Patch the current version inside the caller's write transaction."""
         current = self._current(rtype, rid)
         if expected is not None and expected != current.version:
-            raise FhirError(412, f"If-Match version {expected} does not match {rtype}/{rid} "
-                                 f"(version {current.version})")
+            raise FhirError(
+                412, f"If-Match version {expected} does not match {rtype}/{rid} (version {current.version})"
+            )
         patched: Any = current.body
         for index, (operation, patch) in enumerate(operations):
             try:
                 patched = patch.apply(patched)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                raise FhirError(422, f"JSON Patch operation {index} ({operation.get('op')} "
-                                     f"{operation.get('path')}) failed on {rtype}/{rid}: {exc}",
-                                code="processing") from None
+                raise FhirError(
+                    422,
+                    f"JSON Patch operation {index} ({operation.get('op')} "
+                    f"{operation.get('path')}) failed on {rtype}/{rid}: {exc}",
+                    code="processing",
+                ) from None
         if not isinstance(patched, dict) or patched.get("resourceType") != rtype or patched.get("id") != rid:
             raise FhirError(400, "a patch may not change the resourceType or id", expression=[f"{rtype}.id"])
         validate_resource(patched, expected_type=rtype)
@@ -429,8 +477,14 @@ class FhirApp:
             check_resource_type(rtype)
         if request.path_params.get("id") is not None:
             check_id(request.path_params["id"])
-        bundle = await self.reading(history_bundle, self.store, rtype, request.path_params.get("id"),
-                                    list(request.query_params.multi_items()), base_url=self.base_url(request))
+        bundle = await self.reading(
+            history_bundle,
+            self.store,
+            rtype,
+            request.path_params.get("id"),
+            list(request.query_params.multi_items()),
+            base_url=self.base_url(request),
+        )
         return fhir_response(bundle)
 
     # operations ---------------------------------------------------------------------------
@@ -448,8 +502,17 @@ class FhirApp:
             await self.blocking(validate_resource, body, expected_type=rtype)
         except FhirError as exc:
             return fhir_response(exc.outcome(), 200)
-        return fhir_response(operation_outcome([{"severity": "information", "code": "informational",
-                                                 "diagnostics": f"{rtype} is valid (no issues found)"}]))
+        return fhir_response(
+            operation_outcome(
+                [
+                    {
+                        "severity": "information",
+                        "code": "informational",
+                        "diagnostics": f"{rtype} is valid (no issues found)",
+                    }
+                ]
+            )
+        )
 
     async def bundle(self, request: Request) -> Response:
         kind, entries = await self.blocking(check_bundle, await self.body_json(request))
@@ -473,8 +536,9 @@ class FhirApp:
     async def reset(self, request: Request) -> Response:
         self._require_reset()
         requested = request.query_params.get("snapshot")
-        snapshot_id, restored = await self.blocking(self.store.reset,
-                                              plain_int("snapshot", requested) if requested else None)
+        snapshot_id, restored = await self.blocking(
+            self.store.reset, plain_int("snapshot", requested) if requested else None
+        )
         return fhir_response(_parameters(snapshot=snapshot_id, restored=restored))
 
     async def diff(self, request: Request) -> Response:
@@ -489,17 +553,19 @@ class FhirApp:
             if reset_to is None:
                 raise FhirError(400, "POST $diff resets after the diff: give reset=<snapshot> (GET $diff only reads)")
             snapshot_id, changes, (reset_id, restored) = await self.blocking(
-                self.store.diff_then_reset, since, plain_int("reset", reset_to))
+                self.store.diff_then_reset, since, plain_int("reset", reset_to)
+            )
             body["reset"] = {"snapshot": reset_id, "restored": restored}
         else:
             snapshot_id, changes = await self.blocking(self.store.diff, since)
-        return Response(orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes], **body}),
-                        media_type="application/json")
+        return Response(
+            orjson.dumps({"snapshot": snapshot_id, "changes": [c.as_json() for c in changes], **body}),
+            media_type="application/json",
+        )
 
 
 def _parameters(**values: int) -> dict[str, Any]:
-    return {"resourceType": "Parameters",
-            "parameter": [{"name": k, "valueInteger": v} for k, v in values.items()]}
+    return {"resourceType": "Parameters", "parameter": [{"name": k, "valueInteger": v} for k, v in values.items()]}
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -556,15 +622,26 @@ def _load_searchable_models() -> None:
         check_resource_type(resource_type)
 
 
-def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: bool = False,
-               db_threads: int = DEFAULT_DB_THREADS, security: FhirServerSecurity | None = None,
-               inline_read_seconds: float = INLINE_READ_SECONDS) -> Starlette:
+def create_app(
+    store: Store | SlotStores,
+    *,
+    strict: bool = False,
+    allow_reset: bool = False,
+    db_threads: int = DEFAULT_DB_THREADS,
+    security: FhirServerSecurity | None = None,
+    inline_read_seconds: float = INLINE_READ_SECONDS,
+) -> Starlette:
     """The server app over one store, or over task databases (``SlotStores``: the API of slot ``n`` at
     ``/slots/{n}``); ``security``: Host/Origin/token/body rules (default: loopback only, no token);
     ``inline_read_seconds``: a read's budget on the event loop (:meth:`FhirApp.reading`)."""
     slots = store if isinstance(store, SlotStores) else None
-    fhir = FhirApp(store if isinstance(store, Store) else None, strict=strict, allow_reset=allow_reset,
-                   db_threads=db_threads, inline_read_seconds=inline_read_seconds)
+    fhir = FhirApp(
+        store if isinstance(store, Store) else None,
+        strict=strict,
+        allow_reset=allow_reset,
+        db_threads=db_threads,
+        inline_read_seconds=inline_read_seconds,
+    )
     guard = security or FhirServerSecurity()
     routes = [
         _route("/metadata", {"GET": fhir.metadata}),
@@ -573,8 +650,16 @@ def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: 
         _route("/$diff", {"GET": fhir.diff, "POST": fhir.diff}),
         _route("/_history", {"GET": fhir.history}),
         _route("/", {"POST": fhir.bundle}),
-        _route("/{type}", {"GET": fhir.search_type, "POST": fhir.create, "PUT": fhir.conditional_update,
-                           "PATCH": fhir.conditional_patch, "DELETE": fhir.conditional_delete}),
+        _route(
+            "/{type}",
+            {
+                "GET": fhir.search_type,
+                "POST": fhir.create,
+                "PUT": fhir.conditional_update,
+                "PATCH": fhir.conditional_patch,
+                "DELETE": fhir.conditional_delete,
+            },
+        ),
         _route("/{type}/_search", {"POST": fhir.search_type}),
         _route("/{type}/_history", {"GET": fhir.history}),
         _route("/{type}/$validate", {"POST": fhir.validate}),
@@ -587,6 +672,7 @@ def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: 
         _route("/{type}/{id}/$everything", {"GET": fhir.everything}),
         _route("/{type}/{id}/{compartment_type}", {"GET": fhir.compartment_search}),
     ]
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         threading.Thread(target=_load_searchable_models, name="fhir-models", daemon=True).start()
@@ -601,7 +687,8 @@ def create_app(store: Store | SlotStores, *, strict: bool = False, allow_reset: 
         middleware.append(Middleware(SlotRouting, slots=slots))
     if guard.access_tokens is not None:  # a SMART protected resource server (smart_access)
         middleware.append(Middleware(SmartAccess, policy=guard.access_tokens, fhir=fhir))
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
-                    middleware=middleware)
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan, middleware=middleware
+    )
     app.state.fhir = fhir
     return app

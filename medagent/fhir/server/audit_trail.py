@@ -14,7 +14,11 @@ from medagent.vocabulary import AUDIT_EXTENSION_URL, AUDIT_TAG_SYSTEMS
 
 
 def audit_tags(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t for t in (body.get("meta") or {}).get("tag", []) if isinstance(t, dict) and t.get("system") in AUDIT_TAG_SYSTEMS]
+    return [
+        t
+        for t in (body.get("meta") or {}).get("tag", [])
+        if isinstance(t, dict) and t.get("system") in AUDIT_TAG_SYSTEMS
+    ]
 
 
 def audit_extensions(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -42,11 +42,13 @@ _DEFINITION: dict[str, tuple[str, ...]] = {
 # type -> the inclusion parameters this server indexes (what membership is decided by here)
 PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
     rtype: tuple(name for name in names if name in params_for(rtype))
-    for rtype, names in _DEFINITION.items() if rtype in PARAMS
+    for rtype, names in _DEFINITION.items()
+    if rtype in PARAMS
 }
 NOT_INDEXED: dict[str, tuple[str, ...]] = {
     rtype: tuple(name for name in names if name not in PATIENT_COMPARTMENT[rtype])
-    for rtype, names in _DEFINITION.items() if rtype in PATIENT_COMPARTMENT
+    for rtype, names in _DEFINITION.items()
+    if rtype in PATIENT_COMPARTMENT
 }
 # types a compartment resource may reference that are outside every patient's compartment
 SHARED_TYPES = tuple(sorted(t for t in PARAMS if t not in PATIENT_COMPARTMENT and t != "Patient"))
@@ -55,16 +57,20 @@ SHARED_TYPES = tuple(sorted(t for t in PARAMS if t not in PATIENT_COMPARTMENT an
 def check_compartment(compartment: str) -> None:
     """A 400 unless ``compartment`` is one this server searches (Patient)."""
     if compartment != "Patient":
-        raise FhirError(400, f"compartment searches are supported on Patient only (GET /Patient/<id>/<type>), "
-                             f"not on {compartment}")
+        raise FhirError(
+            400, f"compartment searches are supported on Patient only (GET /Patient/<id>/<type>), not on {compartment}"
+        )
 
 
 def compartment_params(resource_type: str) -> tuple[str, ...]:
     """The parameters that put ``resource_type`` in the Patient compartment, or a 400 naming the types."""
     params = PATIENT_COMPARTMENT.get(resource_type)
     if not params:
-        raise FhirError(400, f"{resource_type} is not in the Patient compartment of this server; compartment "
-                             f"types: {', '.join(sorted(['Patient', *PATIENT_COMPARTMENT]))}")
+        raise FhirError(
+            400,
+            f"{resource_type} is not in the Patient compartment of this server; compartment "
+            f"types: {', '.join(sorted(['Patient', *PATIENT_COMPARTMENT]))}",
+        )
     return params
 
 
@@ -74,14 +80,18 @@ def compartment_condition(resource_type: str, patient_id: str) -> tuple[str, lis
         return "r.id = ?", [patient_id]
     params = compartment_params(resource_type)
     marks = ",".join("?" * len(params))
-    return (f"r.rid IN (SELECT rid FROM idx_ref WHERE type = ? AND param IN ({marks}) AND ref = ?)",
-            [resource_type, *params, f"Patient/{patient_id}"])
+    return (
+        f"r.rid IN (SELECT rid FROM idx_ref WHERE type = ? AND param IN ({marks}) AND ref = ?)",
+        [resource_type, *params, f"Patient/{patient_id}"],
+    )
 
 
 def members_sql(patient_id: str | None) -> tuple[str, list[Any]]:
     """SQL selecting the row ids of one patient's compartment (every patient's, ``None``), Patients included."""
-    parts = ["SELECT rid FROM resource WHERE type = 'Patient' AND deleted = 0"
-             + (" AND id = ?" if patient_id is not None else "")]
+    parts = [
+        "SELECT rid FROM resource WHERE type = 'Patient' AND deleted = 0"
+        + (" AND id = ?" if patient_id is not None else "")
+    ]
     args: list[Any] = [patient_id] if patient_id is not None else []
     for rtype, params in PATIENT_COMPARTMENT.items():
         marks = ",".join("?" * len(params))

@@ -30,8 +30,7 @@ from medagent.fhir.server.validation import check_resource_type
 _IGNORED = ("_format", "_pretty")
 
 
-def everything(store: Store, patient_id: str | None, params: list[tuple[str, str]], *,
-               base_url: str) -> dict[str, Any]:
+def everything(store: Store, patient_id: str | None, params: list[tuple[str, str]], *, base_url: str) -> dict[str, Any]:
     """The searchset Bundle of one page; ``patient_id`` None: every patient (``GET /Patient/$everything``)."""
     since_text, since, types, count, offset = None, None, None, DEFAULT_COUNT, 0
     for name, value in params:
@@ -50,8 +49,11 @@ def everything(store: Store, patient_id: str | None, params: list[tuple[str, str
             else:
                 offset = number
         elif name in ("start", "end"):
-            raise FhirError(400, f"$everything parameter {name!r} (the care date window) is not supported by this "
-                                 "server; use _since (last updated) or _type, or search the types with date=")
+            raise FhirError(
+                400,
+                f"$everything parameter {name!r} (the care date window) is not supported by this "
+                "server; use _since (last updated) or _type, or search the types with date=",
+            )
         elif name not in _IGNORED:
             raise FhirError(400, f"$everything parameter {name!r} is not supported; use _since, _type, _count")
     members, member_args = members_sql(patient_id)
@@ -69,25 +71,47 @@ def everything(store: Store, patient_id: str | None, params: list[tuple[str, str
         where.append(f"r.type IN ({','.join('?' * len(types))})")
         args += types
     members_cte = f"WITH members(rid) AS ({members}) "
-    matching = (f"SELECT {{columns}} FROM resource r WHERE r.rid IN (SELECT rid FROM members UNION {referenced}) "
-                f"AND {' AND '.join(where)}")
+    matching = (
+        f"SELECT {{columns}} FROM resource r WHERE r.rid IN (SELECT rid FROM members UNION {referenced}) "
+        f"AND {' AND '.join(where)}"
+    )
     sql_args = [*member_args, *SHARED_TYPES, *args]
     with store.reading():
         if patient_id is not None:
             live_patient(store, patient_id)
         # the count over a LIMIT -1 subquery and the sort key a result column: shapes SQLite also plans well
         # over a slot's union views (slots.py; search.count_sql)
-        total = int(store.query_one(members_cte + f"SELECT COUNT(*) FROM ({matching.format(columns='r.rid')} LIMIT -1)",
-                                    sql_args)[0])  # type: ignore[index]
-        rows = [row[:3] for row in store.query(
-            members_cte + matching.format(columns="r.type, r.id, r.body, r.type <> 'Patient' AS later, r.rid")
-            + " ORDER BY later, r.rid LIMIT ? OFFSET ?", [*sql_args, count, offset])]
+        total = int(
+            store.query_one(
+                members_cte + f"SELECT COUNT(*) FROM ({matching.format(columns='r.rid')} LIMIT -1)", sql_args
+            )[0]  # type: ignore[index]
+        )
+        rows = [
+            row[:3]
+            for row in store.query(
+                members_cte
+                + matching.format(columns="r.type, r.id, r.body, r.type <> 'Patient' AS later, r.rid")
+                + " ORDER BY later, r.rid LIMIT ? OFFSET ?",
+                [*sql_args, count, offset],
+            )
+        ]
     path = f"{base_url}/Patient/{patient_id}/$everything" if patient_id else f"{base_url}/Patient/$everything"
-    query = urlencode([*([("_since", since_text)] if since_text else []),
-                       *([("_type", ",".join(types))] if types else []), ("_count", str(count))])
+    query = urlencode(
+        [
+            *([("_since", since_text)] if since_text else []),
+            *([("_type", ",".join(types))] if types else []),
+            ("_count", str(count)),
+        ]
+    )
     links = offset_links(f"{path}?{query}", offset=offset, count=count, total=total)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": now_instant()},
-                              "type": "searchset", "total": total, "link": links}
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": now_instant()},
+        "type": "searchset",
+        "total": total,
+        "link": links,
+    }
     if rows:
         bundle["entry"] = [bundle_entry(base_url, rtype, rid, blob, "match", None) for rtype, rid, blob in rows]
     return bundle

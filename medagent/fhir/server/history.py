@@ -14,8 +14,9 @@ from medagent.fhir.server.store import Store, StoredResource
 from medagent.fhir.server.values import epoch_to_instant, parse_date_param
 
 
-def history_bundle(store: Store, resource_type: str | None, resource_id: str | None,
-                   params: list[tuple[str, str]], *, base_url: str) -> dict[str, Any]:
+def history_bundle(
+    store: Store, resource_type: str | None, resource_id: str | None, params: list[tuple[str, str]], *, base_url: str
+) -> dict[str, Any]:
     """``_since``, ``_count`` and ``_offset``; anything else is a 400 (it would filter)."""
     since_text, since, count, offset = None, None, DEFAULT_COUNT, 0
     for name, value in params:

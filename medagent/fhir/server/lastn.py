@@ -63,8 +63,11 @@ def last_n(store: Store, params: list[tuple[str, str]], *, base_url: str, strict
         entries.append(search_outcome([f"ignored search parameter(s): {'; '.join(query.ignored)}"]))
     used = urlencode([*query.used, ("max", str(maximum))])
     bundle: dict[str, Any] = {
-        "resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": now_instant()},
-        "type": "searchset", "total": len(rows),
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": now_instant()},
+        "type": "searchset",
+        "total": len(rows),
         "link": [{"relation": "self", "url": f"{base_url}/Observation/$lastn?{used}"}],
     }
     if entries:

@@ -23,18 +23,25 @@ _ASCII_INT = re.compile(r"^[0-9]{1,18}$")
 def check_search_size(params: list[tuple[str, str]]) -> None:
     """400 if a search names too many parameters, alternatives or sort keys, or too long a value."""
     if len(params) > MAX_PARAMETERS:
-        raise FhirError(400, f"too many search parameters ({len(params)}; at most {MAX_PARAMETERS} per request)",
-                        code="too-costly")
+        raise FhirError(
+            400, f"too many search parameters ({len(params)}; at most {MAX_PARAMETERS} per request)", code="too-costly"
+        )
     for name, value in params:
         if len(value) > MAX_VALUE_CHARS or len(name) > MAX_VALUE_CHARS:
-            raise FhirError(400, f"search parameter {name[:60]!r}: value of {len(value)} characters is over "
-                                 f"{MAX_VALUE_CHARS}", code="too-costly")
+            raise FhirError(
+                400,
+                f"search parameter {name[:60]!r}: value of {len(value)} characters is over {MAX_VALUE_CHARS}",
+                code="too-costly",
+            )
         alternatives = value.count(",") + 1
         if name == "_sort" and alternatives > MAX_SORT_KEYS:
             raise FhirError(400, f"_sort has {alternatives} keys; at most {MAX_SORT_KEYS}", code="too-costly")
         if alternatives > MAX_ALTERNATIVES:
-            raise FhirError(400, f"search parameter {name!r} has {alternatives} comma alternatives; at most "
-                                 f"{MAX_ALTERNATIVES}", code="too-costly")
+            raise FhirError(
+                400,
+                f"search parameter {name!r} has {alternatives} comma alternatives; at most {MAX_ALTERNATIVES}",
+                code="too-costly",
+            )
 
 
 def plain_int(name: str, value: str, *, maximum: int | None = None) -> int:

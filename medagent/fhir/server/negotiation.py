@@ -15,12 +15,19 @@ def check_can_produce(request: Request) -> None:
     """Raise 406 when ``_format`` or ``Accept`` rules out JSON."""
     for value in request.query_params.getlist("_format"):
         if value.split(";")[0].strip().lower() not in JSON_FORMATS:
-            raise FhirError(406, f"_format={value!r} is not supported: this server produces JSON only "
-                                 f"(_format=json or application/fhir+json)", code="not-supported")
+            raise FhirError(
+                406,
+                f"_format={value!r} is not supported: this server produces JSON only "
+                f"(_format=json or application/fhir+json)",
+                code="not-supported",
+            )
     accept = request.headers.get("accept", "").strip()
     if accept and not _accepts_json(accept):
-        raise FhirError(406, f"cannot produce any of Accept: {accept!r}; this server produces application/fhir+json",
-                        code="not-supported")
+        raise FhirError(
+            406,
+            f"cannot produce any of Accept: {accept!r}; this server produces application/fhir+json",
+            code="not-supported",
+        )
 
 
 def _accepts_json(accept: str) -> bool:

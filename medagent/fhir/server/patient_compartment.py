@@ -9,19 +9,76 @@ from typing import Any
 
 # the resource types of the FHIR R4 Patient CompartmentDefinition: data about one patient, which must
 # reference that patient (other types, e.g. Practitioner or Medication, are shared and reference none)
-COMPARTMENT_TYPES = frozenset({
-    "Account", "AdverseEvent", "AllergyIntolerance", "Appointment", "AppointmentResponse", "AuditEvent", "Basic",
-    "BodyStructure", "CarePlan", "CareTeam", "ChargeItem", "Claim", "ClaimResponse", "ClinicalImpression",
-    "Communication", "CommunicationRequest", "Composition", "Condition", "Consent", "Coverage",
-    "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "DeviceRequest",
-    "DeviceUseStatement", "DiagnosticReport", "DocumentManifest", "DocumentReference", "Encounter",
-    "EnrollmentRequest", "EpisodeOfCare", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "Group",
-    "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "Invoice", "List",
-    "MeasureReport", "Media", "MedicationAdministration", "MedicationDispense", "MedicationRequest",
-    "MedicationStatement", "MolecularSequence", "NutritionOrder", "Observation", "Patient", "Person", "Procedure",
-    "Provenance", "QuestionnaireResponse", "RelatedPerson", "RequestGroup", "ResearchSubject", "RiskAssessment",
-    "Schedule", "ServiceRequest", "Specimen", "SupplyDelivery", "SupplyRequest", "VisionPrescription",
-})
+COMPARTMENT_TYPES = frozenset(
+    {
+        "Account",
+        "AdverseEvent",
+        "AllergyIntolerance",
+        "Appointment",
+        "AppointmentResponse",
+        "AuditEvent",
+        "Basic",
+        "BodyStructure",
+        "CarePlan",
+        "CareTeam",
+        "ChargeItem",
+        "Claim",
+        "ClaimResponse",
+        "ClinicalImpression",
+        "Communication",
+        "CommunicationRequest",
+        "Composition",
+        "Condition",
+        "Consent",
+        "Coverage",
+        "CoverageEligibilityRequest",
+        "CoverageEligibilityResponse",
+        "DetectedIssue",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentManifest",
+        "DocumentReference",
+        "Encounter",
+        "EnrollmentRequest",
+        "EpisodeOfCare",
+        "ExplanationOfBenefit",
+        "FamilyMemberHistory",
+        "Flag",
+        "Goal",
+        "Group",
+        "ImagingStudy",
+        "Immunization",
+        "ImmunizationEvaluation",
+        "ImmunizationRecommendation",
+        "Invoice",
+        "List",
+        "MeasureReport",
+        "Media",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MolecularSequence",
+        "NutritionOrder",
+        "Observation",
+        "Patient",
+        "Person",
+        "Procedure",
+        "Provenance",
+        "QuestionnaireResponse",
+        "RelatedPerson",
+        "RequestGroup",
+        "ResearchSubject",
+        "RiskAssessment",
+        "Schedule",
+        "ServiceRequest",
+        "Specimen",
+        "SupplyDelivery",
+        "SupplyRequest",
+        "VisionPrescription",
+    }
+)
 # search parameters that name the patient a search is about
 PATIENT_SEARCH_PARAMS = ("patient", "subject")
 _PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]*)?$")
@@ -65,7 +122,11 @@ def search_limited_to(resource_type: str, params: Sequence[tuple[str, str]], pat
     names = ("_id",) if resource_type == "Patient" else PATIENT_SEARCH_PARAMS
     for name, value in params:
         base = name.split(":", 1)[0]
-        if base in names and value and all(_names_patient(v, patient_id, bare_id=base == "_id") for v in value.split(",")):
+        if (
+            base in names
+            and value
+            and all(_names_patient(v, patient_id, bare_id=base == "_id") for v in value.split(","))
+        ):
             return True
     return False
 

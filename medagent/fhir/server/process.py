@@ -38,9 +38,20 @@ class EmbeddedServer:
     Without a ``port`` the server binds a free port itself and writes it to a file this class reads
     (``--port-file``): choosing a free port here and passing it on would race other processes for it."""
 
-    def __init__(self, db_path: Path, *, strict: bool = False, allow_reset: bool = False, port: int | None = None,
-                 load_default: bool = True, startup_timeout: float = 300.0, exit_with_parent: bool = True,
-                 extra_args: list[str] | None = None, slots: int = 0, slots_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        strict: bool = False,
+        allow_reset: bool = False,
+        port: int | None = None,
+        load_default: bool = True,
+        startup_timeout: float = 300.0,
+        exit_with_parent: bool = True,
+        extra_args: list[str] | None = None,
+        slots: int = 0,
+        slots_dir: Path | None = None,
+    ) -> None:
         self.db_path = db_path
         self.slots = slots
         self.slots_dir = slots_dir
@@ -87,8 +98,9 @@ class EmbeddedServer:
         with httpx.Client(timeout=2) as probe:  # one client: making one costs tens of ms (its SSL context)
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise ServerStartError(f"FHIR server exited ({self.process.returncode}): "
-                                           f"{self.log_path.read_text()[-2000:]}")
+                    raise ServerStartError(
+                        f"FHIR server exited ({self.process.returncode}): {self.log_path.read_text()[-2000:]}"
+                    )
                 if self.port is None and port_file is not None and port_file.exists():
                     self.port = int(port_file.read_text())
                 try:
@@ -116,5 +128,7 @@ class EmbeddedServer:
     def __enter__(self) -> EmbeddedServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

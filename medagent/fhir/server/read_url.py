@@ -33,10 +33,13 @@ def read_entry(store: Store, url: str, *, base_url: str, strict: bool) -> dict[s
     """The batch-response entry of ``GET <url>`` (relative, or absolute on this server's base URL)."""
     target = url.strip()
     if target.startswith(base_url + "/"):
-        target = target[len(base_url) + 1:]
+        target = target[len(base_url) + 1 :]
     elif urlsplit(target).scheme:
-        raise FhirError(400, f"GET {url[:120]!r} is not on this server ({base_url}); use a relative URL such as "
-                             "Observation?patient=<id>")
+        raise FhirError(
+            400,
+            f"GET {url[:120]!r} is not on this server ({base_url}); use a relative URL such as "
+            "Observation?patient=<id>",
+        )
     path, _, query = target.lstrip("/").partition("?")
     params = parse_qsl(query, keep_blank_values=True)
     parts = path.split("/")
@@ -76,8 +79,7 @@ def read_entry(store: Store, url: str, *, base_url: str, strict: bool) -> dict[s
     if len(rest) == 1:
         check_resource_type(rest[0])
         check_compartment(rtype)
-        return _bundle_entry(search(store, rest[0], params, base_url=base_url, strict=strict,
-                                    patient_compartment=rid))
+        return _bundle_entry(search(store, rest[0], params, base_url=base_url, strict=strict, patient_compartment=rid))
     raise FhirError(400, f"GET {url[:120]!r} names no read or search this server supports in a batch")
 
 
@@ -97,6 +99,12 @@ def _bundle_entry(bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resource_entry(stored: StoredResource) -> dict[str, Any]:
-    return {"resource": stored.body, "response": {"status": "200 OK", "etag": stored.etag,
-                                                  "lastModified": stored.last_updated,
-                                                  "location": f"{stored.type}/{stored.id}/_history/{stored.version}"}}
+    return {
+        "resource": stored.body,
+        "response": {
+            "status": "200 OK",
+            "etag": stored.etag,
+            "lastModified": stored.last_updated,
+            "location": f"{stored.type}/{stored.id}/_history/{stored.version}",
+        },
+    }

@@ -41,8 +41,18 @@ DEFAULT_COUNT = 50
 MAX_COUNT = 1000
 MAX_REVINCLUDE = 1000
 # standard parameters that filter but that this server does not implement: refused even when lenient
-FILTERING_SPECIALS = ("_filter", "_query", "_list", "_text", "_content", "_tag", "_profile", "_security", "_source",
-                      "_type")
+FILTERING_SPECIALS = (
+    "_filter",
+    "_query",
+    "_list",
+    "_text",
+    "_content",
+    "_tag",
+    "_profile",
+    "_security",
+    "_source",
+    "_type",
+)
 _MAX_CHAR = "\U0010ffff"
 
 
@@ -58,8 +68,14 @@ class IndexCondition:
     selectivity: int = 0
 
 
-INDEX_TABLE = {"token": "idx_token", "reference": "idx_ref", "date": "idx_date", "string": "idx_string",
-               "quantity": "idx_quantity", "number": "idx_quantity"}
+INDEX_TABLE = {
+    "token": "idx_token",
+    "reference": "idx_ref",
+    "date": "idx_date",
+    "string": "idx_string",
+    "quantity": "idx_quantity",
+    "number": "idx_quantity",
+}
 _SELECTIVITY = {"idx_ref": 3, "idx_token": 2, "idx_string": 2, "idx_quantity": 1, "idx_date": 0}
 
 
@@ -72,7 +88,9 @@ def compose_where(resource_type: str, query: Query) -> tuple[str, list[Any]]:
     driver = max(positive, key=lambda c: c.selectivity) if positive else None
     for condition in query.index_conditions:
         if condition is driver:
-            where.insert(0, f"r.rid IN (SELECT rid FROM {condition.table} WHERE type = ? AND param = ? AND ({condition.sql}))")
+            where.insert(
+                0, f"r.rid IN (SELECT rid FROM {condition.table} WHERE type = ? AND param = ? AND ({condition.sql}))"
+            )
             args = [resource_type, condition.param, *condition.args, *args]
             continue
         probe = f"EXISTS (SELECT 1 FROM {condition.table} x WHERE x.rid = r.rid AND x.param = ? AND ({condition.sql}))"
@@ -132,9 +150,14 @@ def search(
             # flattened, each half using its indexes, where an ORDER BY of other expressions would scan it
             keys = "".join(f", {expression} AS sort_{n}" for n, (expression, _) in enumerate(query.order))
             order_sql = ", ".join([*(f"sort_{n} {direction}" for n, (_, direction) in enumerate(query.order)), "r.rid"])
-            rows = [row[:4] for row in store.query(
-                f"SELECT r.rid, r.type, r.id, r.body{keys} FROM resource r WHERE {where_sql} ORDER BY {order_sql} "
-                "LIMIT ? OFFSET ?", [*args, query.count + 1, query.offset])]
+            rows = [
+                row[:4]
+                for row in store.query(
+                    f"SELECT r.rid, r.type, r.id, r.body{keys} FROM resource r WHERE {where_sql} ORDER BY {order_sql} "
+                    "LIMIT ? OFFSET ?",
+                    [*args, query.count + 1, query.offset],
+                )
+            ]
         has_next = len(rows) > query.count
         if query.total or query.summary_count:
             if not query.summary_count and not has_next and (rows or query.offset == 0):
@@ -155,7 +178,9 @@ def search(
         bundle["total"] = total
     bundle["link"] = _links(base_url, path, query, has_next)
     entries = [bundle_entry(base_url, rtype, rid, blob, "match", query.elements) for _, rtype, rid, blob in rows]
-    entries += [bundle_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in [*included, *rev_included]]
+    entries += [
+        bundle_entry(base_url, rtype, rid, blob, "include", None) for rtype, rid, blob in [*included, *rev_included]
+    ]
     warnings = [f"ignored search parameter(s): {'; '.join(query.ignored)}"] if query.ignored else []
     if rev_capped:
         warnings.append(f"_revinclude stopped at {MAX_REVINCLUDE} resources; narrow the search to get the rest")
@@ -196,8 +221,9 @@ def matching_ids(store: Store, resource_type: str, params: list[tuple[str, str]]
     return [row[0] for row in rows]
 
 
-def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bool,
-                local_base: str | None = None) -> Query:
+def build_query(
+    resource_type: str, params: list[tuple[str, str]], *, strict: bool, local_base: str | None = None
+) -> Query:
     """``local_base``: this server's base URL; absolute references elsewhere never match local data."""
     check_search_size(params)
     known = params_for(resource_type)
@@ -209,11 +235,17 @@ def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bo
             query.used.append((raw_name, value))
             continue
         if "." in raw_name:
-            raise FhirError(400, f"chained search parameter {raw_name!r} is not supported by this server; search "
-                                 "the referenced type first and pass its ids (e.g. subject=Patient/<id>)")
+            raise FhirError(
+                400,
+                f"chained search parameter {raw_name!r} is not supported by this server; search "
+                "the referenced type first and pass its ids (e.g. subject=Patient/<id>)",
+            )
         if name in FILTERING_SPECIALS:
-            raise FhirError(400, f"search parameter {raw_name!r} is not supported by this server (it would filter "
-                                 "the results, so it is refused rather than ignored)")
+            raise FhirError(
+                400,
+                f"search parameter {raw_name!r} is not supported by this server (it would filter "
+                "the results, so it is refused rather than ignored)",
+            )
         if name in RESULT_PARAMS:
             _result_param(query, resource_type, known, name, value, strict)
             continue
@@ -233,19 +265,25 @@ def build_query(resource_type: str, params: list[tuple[str, str]], *, strict: bo
         else:
             supported = ", ".join(sorted([*known, *COMMON_PARAMS]))
             if strict:
-                raise FhirError(400, f"unknown search parameter {raw_name!r} for {resource_type}; supported: {supported}")
+                raise FhirError(
+                    400, f"unknown search parameter {raw_name!r} for {resource_type}; supported: {supported}"
+                )
             if name in R4_SEARCH_NAMES.get(resource_type, ()) or resource_type not in PARAMS:
-                raise FhirError(400, f"search parameter {raw_name!r} is not supported on {resource_type} by this "
-                                     "server; it is refused rather than ignored, since ignoring it would return "
-                                     f"unfiltered results; supported: {supported}")
+                raise FhirError(
+                    400,
+                    f"search parameter {raw_name!r} is not supported on {resource_type} by this "
+                    "server; it is refused rather than ignored, since ignoring it would return "
+                    f"unfiltered results; supported: {supported}",
+                )
             query.ignored.append(raw_name)
             continue
         query.used.append((raw_name, value))
     return query
 
 
-def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam], name: str, value: str,
-                  strict: bool) -> None:
+def _result_param(
+    query: Query, resource_type: str, known: dict[str, SearchParam], name: str, value: str, strict: bool
+) -> None:
     if name in ("_format", "_pretty"):
         return
     if name in ("_count", "_offset"):
@@ -297,10 +335,16 @@ def _result_param(query: Query, resource_type: str, known: dict[str, SearchParam
         source, _, rest = value.partition(":")
         param_name, _, target = rest.partition(":")
         param = params_for(source).get(param_name)
-        if (param is None or param.kind != "reference" or (target and target != resource_type)
-                or (param.targets and resource_type not in param.targets)):
-            message = (f"_revinclude={value} is not supported: use <Type>:<reference parameter> pointing at "
-                       f"{resource_type}, e.g. Observation:subject")
+        if (
+            param is None
+            or param.kind != "reference"
+            or (target and target != resource_type)
+            or (param.targets and resource_type not in param.targets)
+        ):
+            message = (
+                f"_revinclude={value} is not supported: use <Type>:<reference parameter> pointing at "
+                f"{resource_type}, e.g. Observation:subject"
+            )
             if strict:
                 raise FhirError(400, message)
             query.ignored.append(message)
@@ -324,15 +368,25 @@ def _sort_clause(resource_type: str, known: dict[str, SearchParam], key: str) ->
     table = {"date": ("idx_date", "lo"), "string": ("idx_string", "norm"), "quantity": ("idx_quantity", "value")}
     if param is None or param.kind not in table:
         sortable = sorted(n for n, p in known.items() if p.kind in table)
-        raise FhirError(400, f"cannot sort {resource_type} by {name!r}; sortable: {', '.join(['_id', '_lastUpdated', *sortable])}")
+        raise FhirError(
+            400, f"cannot sort {resource_type} by {name!r}; sortable: {', '.join(['_id', '_lastUpdated', *sortable])}"
+        )
     idx, column = table[param.kind]
     # resources without a value sort last either way; COALESCE evaluates the subquery once per row. The
     # largest (smallest) value as the first row in order, not MAX (MIN): the same index seek, and one SQLite
     # can still make on a slot's union view (slots.py), where an aggregate would scan it
-    last = ("''" if param.kind == "string" else "-9e999") if descending else (
-        "char(1114111)" if param.kind == "string" else "9e999")
-    return [(f"COALESCE((SELECT {column} FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}' "
-             f"ORDER BY {column} {direction} LIMIT 1), {last})", direction)]
+    last = (
+        ("''" if param.kind == "string" else "-9e999")
+        if descending
+        else ("char(1114111)" if param.kind == "string" else "9e999")
+    )
+    return [
+        (
+            f"COALESCE((SELECT {column} FROM {idx} s WHERE s.rid = r.rid AND s.param = '{param.name}' "
+            f"ORDER BY {column} {direction} LIMIT 1), {last})",
+            direction,
+        )
+    ]
 
 
 def _param_condition(query: Query, resource_type: str, param: SearchParam, modifier: str, value: str) -> None:
@@ -404,8 +458,7 @@ def _token(param: SearchParam, modifier: str, value: str) -> tuple[str, list[Any
     return "(system = ? AND code = ?)", [system, code]
 
 
-def _reference(param: SearchParam, modifier: str, value: str, local_base: str | None = None
-               ) -> tuple[str, list[Any]]:
+def _reference(param: SearchParam, modifier: str, value: str, local_base: str | None = None) -> tuple[str, list[Any]]:
     if modifier and not modifier[:1].isupper():
         raise FhirError(400, f"modifier :{modifier} is not supported on reference parameter {param.name!r}")
     reference = normalize_reference(value, local_base)
@@ -463,8 +516,14 @@ def _quantity(param: SearchParam, modifier: str, value: str) -> tuple[str, list[
     number_text, _, unit_part = value.partition("|")
     prefix, number_text = split_prefix(number_text)
     number, lo, hi = parse_number(param.name, number_text)
-    comparisons = {"gt": ("value > ?", [number]), "lt": ("value < ?", [number]), "ge": ("value >= ?", [number]),
-                   "le": ("value <= ?", [number]), "sa": ("value > ?", [number]), "eb": ("value < ?", [number])}
+    comparisons = {
+        "gt": ("value > ?", [number]),
+        "lt": ("value < ?", [number]),
+        "ge": ("value >= ?", [number]),
+        "le": ("value <= ?", [number]),
+        "sa": ("value > ?", [number]),
+        "eb": ("value < ?", [number]),
+    }
     args: list[Any]  # the numbers, then the unit's system and code
     if prefix in comparisons:
         sql, args = comparisons[prefix]
@@ -511,14 +570,18 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def included_rows(store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]) -> list[tuple[str, str, bytes]]:
+def included_rows(
+    store: Store, rids: list[int], includes: list[tuple[str, SearchParam]]
+) -> list[tuple[str, str, bytes]]:
     if not rids or not includes:
         return []
     marks = ",".join("?" * len(rids))
     seen: set[str] = set()
     found = []
     for _, param in includes:
-        refs = store.query(f"SELECT DISTINCT ref FROM idx_ref WHERE rid IN ({marks}) AND param = ?", [*rids, param.name])
+        refs = store.query(
+            f"SELECT DISTINCT ref FROM idx_ref WHERE rid IN ({marks}) AND param = ?", [*rids, param.name]
+        )
         for (ref,) in refs:
             if ref in seen or "/" not in ref:
                 continue
@@ -530,16 +593,19 @@ def included_rows(store: Store, rids: list[int], includes: list[tuple[str, Searc
     return found
 
 
-def _revincludes(store: Store, refs: list[str], revincludes: list[tuple[str, SearchParam]]
-                 ) -> tuple[list[tuple[str, str, bytes]], bool]:
+def _revincludes(
+    store: Store, refs: list[str], revincludes: list[tuple[str, SearchParam]]
+) -> tuple[list[tuple[str, str, bytes]], bool]:
     """Resources of the ``_revinclude`` types whose reference parameter points at one of ``refs``."""
     if not refs or not revincludes:
         return [], False
     marks = ",".join("?" * len(refs))
     rids: list[int] = []
     for source, param in revincludes:
-        rows = store.query(f"SELECT DISTINCT rid FROM idx_ref WHERE type = ? AND param = ? AND ref IN ({marks}) "
-                           f"ORDER BY rid LIMIT ?", [source, param.name, *refs, MAX_REVINCLUDE + 1 - len(rids)])
+        rows = store.query(
+            f"SELECT DISTINCT rid FROM idx_ref WHERE type = ? AND param = ? AND ref IN ({marks}) ORDER BY rid LIMIT ?",
+            [source, param.name, *refs, MAX_REVINCLUDE + 1 - len(rids)],
+        )
         rids += [row[0] for row in rows if row[0] not in rids]
         if len(rids) > MAX_REVINCLUDE:
             break
@@ -563,8 +629,9 @@ def _has(query: Query, resource_type: str, raw_name: str, value: str) -> None:
     ref_param = params_for(source).get(ref_name)
     if ref_param is None or ref_param.kind != "reference":
         refs = sorted(n for n, p in params_for(source).items() if p.kind == "reference")
-        raise FhirError(400, f"{raw_name!r}: {ref_name!r} is not a reference parameter of {source}; "
-                             f"use one of {', '.join(refs)}")
+        raise FhirError(
+            400, f"{raw_name!r}: {ref_name!r} is not a reference parameter of {source}; use one of {', '.join(refs)}"
+        )
     inner_query = build_query(source, [(inner, value)], strict=True)
     inner_sql, inner_args = compose_where(source, inner_query)
     query.where.append(
@@ -574,15 +641,19 @@ def _has(query: Query, resource_type: str, raw_name: str, value: str) -> None:
     query.args.extend([len(resource_type) + 2, source, ref_name, f"{resource_type}/%", *inner_args])
 
 
-def bundle_entry(base_url: str, rtype: str, rid: str, blob: bytes, mode: str, elements: list[str] | None) -> dict[str, Any]:
+def bundle_entry(
+    base_url: str, rtype: str, rid: str, blob: bytes, mode: str, elements: list[str] | None
+) -> dict[str, Any]:
     resource: Any = orjson.Fragment(blob)
     if elements:
         body = orjson.loads(blob)
         keep = {"resourceType", "id", "meta", *elements}
         body = {k: v for k, v in body.items() if k in keep}
         meta = dict(body.get("meta") or {})
-        meta["tag"] = [*meta.get("tag", []), {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
-                                              "code": "SUBSETTED"}]
+        meta["tag"] = [
+            *meta.get("tag", []),
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"},
+        ]
         body["meta"] = meta
         resource = body
     return {"fullUrl": f"{base_url}/{rtype}/{rid}", "resource": resource, "search": {"mode": mode}}

@@ -228,8 +228,18 @@ PARAMS: dict[str, tuple[SearchParam, ...]] = {
 }
 
 COMMON_PARAMS = ("_id", "_lastUpdated")
-RESULT_PARAMS = ("_sort", "_count", "_offset", "_summary", "_total", "_include", "_revinclude", "_elements", "_format",
-                 "_pretty")
+RESULT_PARAMS = (
+    "_sort",
+    "_count",
+    "_offset",
+    "_summary",
+    "_total",
+    "_include",
+    "_revinclude",
+    "_elements",
+    "_format",
+    "_pretty",
+)
 
 
 def params_for(resource_type: str) -> dict[str, SearchParam]:
@@ -273,7 +283,9 @@ def _add(rows: IndexRows, param: SearchParam, value: Any) -> None:
             rows.string.append((name, normalize_string(text), text))
     elif param.kind == "quantity":
         if isinstance(value, dict) and isinstance(value.get("value"), (int, float)):
-            rows.quantity.append((name, float(value["value"]), value.get("system"), value.get("code"), value.get("unit")))
+            rows.quantity.append(
+                (name, float(value["value"]), value.get("system"), value.get("code"), value.get("unit"))
+            )
 
 
 def token_values(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
@@ -302,7 +314,7 @@ def normalize_reference(reference: str, local_base: str | None = None) -> str:
     plain = reference.split("/_history/")[0].rstrip("/")
     if _ABSOLUTE.match(plain):
         if local_base and plain.startswith(local_base.rstrip("/") + "/"):
-            plain = plain[len(local_base.rstrip("/")) + 1:]
+            plain = plain[len(local_base.rstrip("/")) + 1 :]
         else:
             return plain
     parts = plain.split("/")
@@ -329,7 +341,19 @@ def _string_values(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
-        for key in ("text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country"):
+        for key in (
+            "text",
+            "family",
+            "given",
+            "prefix",
+            "suffix",
+            "line",
+            "city",
+            "district",
+            "state",
+            "postalCode",
+            "country",
+        ):
             item = value.get(key)
             if isinstance(item, str):
                 yield item

@@ -14,8 +14,9 @@ __all__ = ["FhirServerSecurity"]
 class FhirServerSecurity(ServerSecurity):
     """``medagent fhir serve``'s flags: a static bearer token, or SMART access tokens, or neither on loopback."""
 
-    access_tokens: AccessTokenPolicy | None = Field(None, description="SMART: JWT access tokens and scopes are "
-                                                    "required instead of a static token (smart_access).")
+    access_tokens: AccessTokenPolicy | None = Field(
+        None, description="SMART: JWT access tokens and scopes are required instead of a static token (smart_access)."
+    )
 
     @property
     def protected(self) -> bool:

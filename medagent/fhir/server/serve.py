@@ -41,8 +41,10 @@ def open_store(db_path: Path, *, load_default: bool = True, report: Callable[[st
         bundles, resources = load_into_store(store)
         seconds = time.perf_counter() - started
         store.snapshot()
-        report(f"loaded {bundles} patient bundles ({resources} resources) in {seconds:.1f} s "
-               f"({resources / seconds:,.0f} resources/s) into {db_path}")
+        report(
+            f"loaded {bundles} patient bundles ({resources} resources) in {seconds:.1f} s "
+            f"({resources / seconds:,.0f} resources/s) into {db_path}"
+        )
     elif store.latest_snapshot() is None:
         store.snapshot()
     return store
@@ -62,23 +64,45 @@ def access_token_policy(settings: Settings) -> AccessTokenPolicy | None:
     """The SMART protection the settings ask for (None: off); an audience or JWKS without an issuer is a UserError."""
     if settings.fhir_server_issuer is None:
         if settings.fhir_server_audience or settings.fhir_server_jwks_url:
-            raise UserError("--smart-audience and --smart-jwks-url need --smart-issuer (MEDAGENT_FHIR_SERVER_ISSUER): "
-                            "the authorization server whose tokens this server accepts")
+            raise UserError(
+                "--smart-audience and --smart-jwks-url need --smart-issuer (MEDAGENT_FHIR_SERVER_ISSUER): "
+                "the authorization server whose tokens this server accepts"
+            )
         return None
-    for name, url in (("--smart-issuer", settings.fhir_server_issuer), ("--smart-audience", settings.fhir_server_audience),
-                      ("--smart-jwks-url", settings.fhir_server_jwks_url)):
+    for name, url in (
+        ("--smart-issuer", settings.fhir_server_issuer),
+        ("--smart-audience", settings.fhir_server_audience),
+        ("--smart-jwks-url", settings.fhir_server_jwks_url),
+    ):
         if url is not None and not url.startswith(("http://", "https://")):
             raise UserError(f"{name} must be an http(s) URL, got {url!r}")
-    return AccessTokenPolicy(issuer=settings.fhir_server_issuer, jwks_url=settings.fhir_server_jwks_url,
-                             audience=(settings.fhir_server_audience or settings.embedded_url).rstrip("/"),
-                             leeway_s=settings.fhir_server_leeway)
+    return AccessTokenPolicy(
+        issuer=settings.fhir_server_issuer,
+        jwks_url=settings.fhir_server_jwks_url,
+        audience=(settings.fhir_server_audience or settings.embedded_url).rstrip("/"),
+        leeway_s=settings.fhir_server_leeway,
+    )
 
 
-def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: bool = False,
-          allow_reset: bool = False, load_default: bool = True, report: Callable[[str], None] = log.info,
-          token: str | None = None, allowed_hosts: list[str] | None = None, exit_with_parent: bool = False,
-          query_seconds: float | None = None, workers: int = 1, access_tokens: AccessTokenPolicy | None = None,
-          slots: int = 0, slots_dir: Path | None = None, port_file: Path | None = None) -> None:
+def serve(
+    db_path: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8321,
+    strict: bool = False,
+    allow_reset: bool = False,
+    load_default: bool = True,
+    report: Callable[[str], None] = log.info,
+    token: str | None = None,
+    allowed_hosts: list[str] | None = None,
+    exit_with_parent: bool = False,
+    query_seconds: float | None = None,
+    workers: int = 1,
+    access_tokens: AccessTokenPolicy | None = None,
+    slots: int = 0,
+    slots_dir: Path | None = None,
+    port_file: Path | None = None,
+) -> None:
     """Serve until stopped. Beyond loopback a bearer ``token`` (or ``access_tokens``) is required (and then checked
     on every request); ``exit_with_parent``: end when the process that started this one dies (bench runners);
     ``workers``: server processes accepting on the one port (:mod:`medagent.fhir.server.workers`);
@@ -91,8 +115,10 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
     if slots < 0:
         raise UserError(f"--slots must be at least 0, got {slots}")
     if slots and (workers > 1 or access_tokens is not None):
-        raise UserError("--slots serves task databases for scored runs: one process, loopback, no SMART tokens "
-                        "(not with --workers or --smart-issuer)")
+        raise UserError(
+            "--slots serves task databases for scored runs: one process, loopback, no SMART tokens "
+            "(not with --workers or --smart-issuer)"
+        )
     try:
         check_bind(host, token, access_tokens=access_tokens is not None)
     except ValueError as exc:
@@ -104,22 +130,38 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 8321, strict: b
     if slots:
         if not db_path.exists():  # an existing template is only ever read: slot servers may share it
             open_store(db_path, load_default=load_default, report=report).close()
-        _serve_slots(db_path, slots, slots_dir or default_slots_dir(db_path), sock, strict=strict,
-                     allow_reset=allow_reset, report=report, token=token, allowed_hosts=allowed_hosts,
-                     query_seconds=query_seconds)
+        _serve_slots(
+            db_path,
+            slots,
+            slots_dir or default_slots_dir(db_path),
+            sock,
+            strict=strict,
+            allow_reset=allow_reset,
+            report=report,
+            token=token,
+            allowed_hosts=allowed_hosts,
+            query_seconds=query_seconds,
+        )
         return
     store = open_store(db_path, load_default=load_default, report=report)
     if query_seconds is not None:
         store.query_seconds = query_seconds
-    security = FhirServerSecurity(token=token, allowed_hosts=allowed_hosts or [], access_tokens=access_tokens,
-                              access_log=str(access_log_path(db_path)))
+    security = FhirServerSecurity(
+        token=token,
+        allowed_hosts=allowed_hosts or [],
+        access_tokens=access_tokens,
+        access_log=str(access_log_path(db_path)),
+    )
     if workers > 1:  # each worker opens the database itself; this process only supervises them
         store.close()
-        settings = WorkerSettings(db_path=db_path, strict=strict, allow_reset=allow_reset, security=security,
-                                  query_seconds=query_seconds)
+        settings = WorkerSettings(
+            db_path=db_path, strict=strict, allow_reset=allow_reset, security=security, query_seconds=query_seconds
+        )
         os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
-        report(f"FHIR R4 server at http://{host}:{port} ({workers} worker processes; db {db_path}; "
-               f"access log {security.access_log})")
+        report(
+            f"FHIR R4 server at http://{host}:{port} ({workers} worker processes; db {db_path}; "
+            f"access log {security.access_log})"
+        )
         run_uvicorn(FACTORY, sock, workers=workers)
         return
     app = create_app(store, strict=strict, allow_reset=allow_reset, security=security)
@@ -158,9 +200,19 @@ def run_uvicorn(app: Any, sock: socket.socket, *, workers: int = 1) -> None:
         uvicorn.Server(config).run(sockets=[sock])
 
 
-def _serve_slots(template: Path, count: int, folder: Path, sock: socket.socket, *, strict: bool, allow_reset: bool,
-                 report: Callable[[str], None], token: str | None, allowed_hosts: list[str] | None,
-                 query_seconds: float | None) -> None:
+def _serve_slots(
+    template: Path,
+    count: int,
+    folder: Path,
+    sock: socket.socket,
+    *,
+    strict: bool,
+    allow_reset: bool,
+    report: Callable[[str], None],
+    token: str | None,
+    allowed_hosts: list[str] | None,
+    query_seconds: float | None,
+) -> None:
     """Serve ``count`` task databases over the loaded database ``template`` (read-only while they are served)."""
     started = time.perf_counter()
     try:
@@ -174,7 +226,9 @@ def _serve_slots(template: Path, count: int, folder: Path, sock: socket.socket, 
     _load_searchable_models()  # here, not in the background: the tasks a slot server is started for come at once
     freeze_startup_objects()
     host, port = sock.getsockname()[:2]
-    report(f"FHIR R4 server at http://{host}:{port}/slots/{{0..{count - 1}}}: {count} task databases over "
-           f"{template}, made in {time.perf_counter() - started:.2f} s (in {folder}; access log "
-           f"{security.access_log})")
+    report(
+        f"FHIR R4 server at http://{host}:{port}/slots/{{0..{count - 1}}}: {count} task databases over "
+        f"{template}, made in {time.perf_counter() - started:.2f} s (in {folder}; access log "
+        f"{security.access_log})"
+    )
     run_uvicorn(app, sock)

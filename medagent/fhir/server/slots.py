@@ -39,8 +39,10 @@ RESOURCE_TABLE = "resource"
 PREFIX = "slot_"
 HIDDEN_RESOURCE = "slot_hidden_resource"  # template resources replaced or deleted on the slot (by row id)
 HIDDEN_INDEX = "slot_hidden_index"  # template resources whose search-index rows the slot replaced (by row id)
-HIDDEN_TABLES = (f"CREATE TABLE {HIDDEN_RESOURCE} (rid INTEGER PRIMARY KEY)",
-                 f"CREATE TABLE {HIDDEN_INDEX} (rid INTEGER PRIMARY KEY)")
+HIDDEN_TABLES = (
+    f"CREATE TABLE {HIDDEN_RESOURCE} (rid INTEGER PRIMARY KEY)",
+    f"CREATE TABLE {HIDDEN_INDEX} (rid INTEGER PRIMARY KEY)",
+)
 TEMPLATE_MMAP_BYTES = 1 << 30  # template pages are read through the shared mapping, not copied per connection
 CACHE_KIB = 512  # each slot connection's own page cache (the slot's tables are small)
 
@@ -75,10 +77,14 @@ class Template:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
-                raise ValueError(f"slot template {path} has schema version {version}, this server {SCHEMA_VERSION}: "
-                                 "open it once with the plain server (medagent fhir serve --db) to update it")
-            schema = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL "
-                                  "AND tbl_name NOT LIKE 'sqlite%' ORDER BY type DESC, name").fetchall()
+                raise ValueError(
+                    f"slot template {path} has schema version {version}, this server {SCHEMA_VERSION}: "
+                    "open it once with the plain server (medagent fhir serve --db) to update it"
+                )
+            schema = conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL "
+                "AND tbl_name NOT LIKE 'sqlite%' ORDER BY type DESC, name"
+            ).fetchall()
             tables = []
             for kind, name, _, sql in schema:
                 if kind != "table":
@@ -110,10 +116,12 @@ def _is_index(table: TableShape) -> bool:
 
 def _view_sql(table: TableShape) -> str:
     cols = ", ".join(table.columns)
-    hidden = (HIDDEN_RESOURCE if table.name == RESOURCE_TABLE else HIDDEN_INDEX if _is_index(table) else None)
+    hidden = HIDDEN_RESOURCE if table.name == RESOURCE_TABLE else HIDDEN_INDEX if _is_index(table) else None
     where = f" WHERE rid NOT IN (SELECT rid FROM {hidden})" if hidden else ""
-    return (f"CREATE TEMP VIEW {table.name} AS SELECT {cols} FROM base.{table.name}{where} "
-            f"UNION ALL SELECT {cols} FROM {PREFIX}{table.name}")
+    return (
+        f"CREATE TEMP VIEW {table.name} AS SELECT {cols} FROM base.{table.name}{where} "
+        f"UNION ALL SELECT {cols} FROM {PREFIX}{table.name}"
+    )
 
 
 def _trigger_sql(table: TableShape) -> list[str]:
@@ -124,24 +132,31 @@ def _trigger_sql(table: TableShape) -> list[str]:
     insert = f"INSERT INTO {own} ({cols}) VALUES ({new});"
     if name == RESOURCE_TABLE:
         replaced = ", ".join("OLD.rid" if c == "rid" else f"NEW.{c}" for c in table.columns)
-        on_insert = (f"SELECT RAISE(ABORT, 'a new resource on a slot needs its row id') WHERE NEW.rid IS NULL; "
-                     f"{insert}")
-        on_update = (f"SELECT RAISE(ABORT, 'a slot cannot change a row id') WHERE NEW.rid IS NOT OLD.rid; "
-                     f"INSERT OR IGNORE INTO {HIDDEN_RESOURCE} (rid) VALUES (OLD.rid); "
-                     f"INSERT OR REPLACE INTO {own} ({cols}) VALUES ({replaced});")
-        on_delete = (f"INSERT OR IGNORE INTO {HIDDEN_RESOURCE} (rid) VALUES (OLD.rid); "
-                     f"DELETE FROM {own} WHERE rid = OLD.rid;")
+        on_insert = f"SELECT RAISE(ABORT, 'a new resource on a slot needs its row id') WHERE NEW.rid IS NULL; {insert}"
+        on_update = (
+            f"SELECT RAISE(ABORT, 'a slot cannot change a row id') WHERE NEW.rid IS NOT OLD.rid; "
+            f"INSERT OR IGNORE INTO {HIDDEN_RESOURCE} (rid) VALUES (OLD.rid); "
+            f"INSERT OR REPLACE INTO {own} ({cols}) VALUES ({replaced});"
+        )
+        on_delete = (
+            f"INSERT OR IGNORE INTO {HIDDEN_RESOURCE} (rid) VALUES (OLD.rid); DELETE FROM {own} WHERE rid = OLD.rid;"
+        )
     elif _is_index(table):
         on_insert, on_update = insert, read_only
-        on_delete = (f"INSERT OR IGNORE INTO {HIDDEN_INDEX} (rid) VALUES (OLD.rid); "
-                     f"DELETE FROM {own} WHERE rid = OLD.rid;")
+        on_delete = (
+            f"INSERT OR IGNORE INTO {HIDDEN_INDEX} (rid) VALUES (OLD.rid); DELETE FROM {own} WHERE rid = OLD.rid;"
+        )
     else:  # append-only: versions, the change log, snapshots
         match = " AND ".join(f"{c} = OLD.{c}" for c in table.key or table.columns)
         on_insert, on_update = insert, read_only
-        on_delete = (f"SELECT RAISE(ABORT, 'a slot cannot delete the template''s {name} rows') "
-                     f"WHERE EXISTS (SELECT 1 FROM base.{name} WHERE {match}); DELETE FROM {own} WHERE {match};")
-    return [f"CREATE TEMP TRIGGER {name}_{event.lower()} INSTEAD OF {event} ON {name} BEGIN {body} END"
-            for event, body in (("INSERT", on_insert), ("UPDATE", on_update), ("DELETE", on_delete))]
+        on_delete = (
+            f"SELECT RAISE(ABORT, 'a slot cannot delete the template''s {name} rows') "
+            f"WHERE EXISTS (SELECT 1 FROM base.{name} WHERE {match}); DELETE FROM {own} WHERE {match};"
+        )
+    return [
+        f"CREATE TEMP TRIGGER {name}_{event.lower()} INSTEAD OF {event} ON {name} BEGIN {body} END"
+        for event, body in (("INSERT", on_insert), ("UPDATE", on_update), ("DELETE", on_delete))
+    ]
 
 
 class SlotStore(Store):
@@ -181,8 +196,11 @@ class SlotStore(Store):
             snapshot_id, seq = self._snapshot_seq(snapshot_id)
             if seq != self.template.head_seq:
                 if seq < self.template.head_seq:
-                    raise FhirError(409, f"snapshot {snapshot_id} is older than this slot's template: a slot resets "
-                                         "to the template or to a snapshot taken on the slot")
+                    raise FhirError(
+                        409,
+                        f"snapshot {snapshot_id} is older than this slot's template: a slot resets "
+                        "to the template or to a snapshot taken on the slot",
+                    )
                 return super().reset(snapshot_id)
             conn = self._conn()
             touched = conn.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT type, id FROM {PREFIX}change)").fetchone()[0]
@@ -210,8 +228,9 @@ def _new_slot_file(path: Path, template: Template) -> None:
         for statement in [*(ddl for table in template.tables for ddl in table.ddl), *HIDDEN_TABLES]:
             conn.execute(statement)
         conn.execute("ATTACH DATABASE ? AS base", (template.uri,))
-        conn.execute(f"INSERT INTO main.sqlite_sequence (name, seq) SELECT '{PREFIX}' || name, seq "
-                     "FROM base.sqlite_sequence")
+        conn.execute(
+            f"INSERT INTO main.sqlite_sequence (name, seq) SELECT '{PREFIX}' || name, seq FROM base.sqlite_sequence"
+        )
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE base")
     finally:
@@ -260,8 +279,13 @@ class SlotRouting:
         path: str = scope["path"]
         match = SLOT_PATH.match(path.removeprefix(root))
         if match is None or int(match[1]) >= len(self.slots):
-            status, message = 404, (f"no FHIR interaction at {path}: this server serves task databases at "
-                                    f"/slots/0 to /slots/{len(self.slots) - 1}")
+            status, message = (
+                404,
+                (
+                    f"no FHIR interaction at {path}: this server serves task databases at "
+                    f"/slots/0 to /slots/{len(self.slots) - 1}"
+                ),
+            )
             body, content_type = outcome_body(status, message)
             await Response(body, status_code=status, media_type=content_type)(scope, receive, send)
             return

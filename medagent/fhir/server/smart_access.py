@@ -38,9 +38,20 @@ if TYPE_CHECKING:
 SMART_CONFIGURATION = "/.well-known/smart-configuration"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
-CAPABILITIES = ["launch-ehr", "launch-standalone", "client-public", "client-confidential-asymmetric",
-                "context-ehr-patient", "context-standalone-patient", "permission-v1", "permission-v2",
-                "permission-patient", "permission-user", "permission-offline", "sso-openid-connect"]
+CAPABILITIES = [
+    "launch-ehr",
+    "launch-standalone",
+    "client-public",
+    "client-confidential-asymmetric",
+    "context-ehr-patient",
+    "context-standalone-patient",
+    "permission-v1",
+    "permission-v2",
+    "permission-patient",
+    "permission-user",
+    "permission-offline",
+    "sso-openid-connect",
+]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPERATOR_OPERATIONS = ("$snapshot", "$reset", "$diff")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -59,8 +70,9 @@ class AccessTokenPolicy(BaseModel):
 class Refusal(Exception):
     """A request refused before (or an answer withheld after) the handler: 400, 401, 403 or 503."""
 
-    def __init__(self, status: int, message: str, *, error: str | None = None, scope: str | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, error: str | None = None, scope: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.error, self.scope, self.code = status, message, error, scope, code
 
@@ -116,14 +128,20 @@ class TokenAccess:
         for permission in permissions:
             if any(g.context == "patient" and g.covers(permission, resource_type) for g in self.grants):
                 if self.patient is None:
-                    raise Refusal(403, "the token's patient/ scopes need a patient context, and it has none "
-                                       "(no 'patient' claim)", error="insufficient_scope")
+                    raise Refusal(
+                        403,
+                        "the token's patient/ scopes need a patient context, and it has none (no 'patient' claim)",
+                        error="insufficient_scope",
+                    )
                 return True
         wanted = " or ".join(scope_name("patient", p, resource_type) for p in permissions)
         what = "every resource type" if resource_type == "*" else resource_type
-        raise Refusal(403, f"the token's scopes do not allow {_verbs(permissions)} {what} (a scope such as "
-                           f"{wanted} would)", error="insufficient_scope",
-                      scope=" ".join(scope_name("patient", p, resource_type) for p in permissions))
+        raise Refusal(
+            403,
+            f"the token's scopes do not allow {_verbs(permissions)} {what} (a scope such as {wanted} would)",
+            error="insufficient_scope",
+            scope=" ".join(scope_name("patient", p, resource_type) for p in permissions),
+        )
 
     def system_wide(self) -> bool:
         return all(any(g.context == "system" and g.covers(p, "*") for g in self.grants) for p in PERMISSIONS)  # type: ignore[arg-type]
@@ -154,10 +172,13 @@ def classify(method: str, path: str, params: list[tuple[str, str]], body: Any) -
         if head in OPERATOR_OPERATIONS:
             return [Operation(("c", "r", "u", "d", "s"), "*", operator=True)]
         searched = tuple(params)
-        by_method = {"GET": Operation(("s",), head, search=searched), "POST": Operation(("c",), head, resource=body),
-                     "PUT": Operation(("u",), head, search=searched, resource=body),
-                     "DELETE": Operation(("d",), head, search=searched),
-                     "PATCH": Operation(("u",), head, search=searched, patch=body, conditional_patch=True)}
+        by_method = {
+            "GET": Operation(("s",), head, search=searched),
+            "POST": Operation(("c",), head, resource=body),
+            "PUT": Operation(("u",), head, search=searched, resource=body),
+            "DELETE": Operation(("d",), head, search=searched),
+            "PATCH": Operation(("u",), head, search=searched, patch=body, conditional_patch=True),
+        }
         if method in by_method:
             return [by_method[method]]
     elif len(parts) == 2:
@@ -174,8 +195,12 @@ def classify(method: str, path: str, params: list[tuple[str, str]], body: Any) -
         if second == "$everything" and method == "GET":  # every patient's everything
             return [Operation(("r",), "*", across_patients=True), Operation(("s",), "*", across_patients=True)]
         if not second.startswith("$"):
-            by_method = {"GET": Operation(("r",), head, second), "PUT": Operation(("u",), head, second, resource=body),
-                         "PATCH": Operation(("u",), head, second, patch=body), "DELETE": Operation(("d",), head, second)}
+            by_method = {
+                "GET": Operation(("r",), head, second),
+                "PUT": Operation(("u",), head, second, resource=body),
+                "PATCH": Operation(("u",), head, second, patch=body),
+                "DELETE": Operation(("d",), head, second),
+            }
             if method in by_method:
                 return [by_method[method]]
     elif method == "GET" and parts[2] == "_history" and len(parts) <= 4:
@@ -203,11 +228,13 @@ def _bundle_operations(body: Any) -> list[Operation]:
         url = urlsplit(request["url"])
         entry_params = parse_qsl(url.query, keep_blank_values=True)
         try:
-            operations += classify(str(request.get("method", "")).upper(), url.path, entry_params,
-                                   entry.get("resource"))
+            operations += classify(
+                str(request.get("method", "")).upper(), url.path, entry_params, entry.get("resource")
+            )
         except Refusal as refusal:
-            raise Refusal(refusal.status, f"Bundle.entry[{index}]: {refusal.message}", error=refusal.error,
-                          scope=refusal.scope) from None
+            raise Refusal(
+                refusal.status, f"Bundle.entry[{index}]: {refusal.message}", error=refusal.error, scope=refusal.scope
+            ) from None
     return operations
 
 
@@ -268,39 +295,58 @@ class SmartAccess:
     async def authenticate(self, authorization: str) -> TokenAccess:
         scheme, _, token = authorization.partition(" ")
         if not authorization:
-            raise Refusal(401, "this server needs an access token: Authorization: Bearer <SMART access token>",
-                          code="login")
+            raise Refusal(
+                401, "this server needs an access token: Authorization: Bearer <SMART access token>", code="login"
+            )
         if scheme.lower() != "bearer" or not token.strip():
-            raise Refusal(401, "the Authorization header must be 'Bearer <access token>'", error="invalid_request",
-                          code="login")
+            raise Refusal(
+                401, "the Authorization header must be 'Bearer <access token>'", error="invalid_request", code="login"
+            )
         try:
-            claims = await verify_jwt(token.strip(), await self.keys(), issuer=self.policy.issuer,
-                                      audience=self.policy.audience, leeway_s=self.policy.leeway_s)
+            claims = await verify_jwt(
+                token.strip(),
+                await self.keys(),
+                issuer=self.policy.issuer,
+                audience=self.policy.audience,
+                leeway_s=self.policy.leeway_s,
+            )
         except InvalidToken as exc:
             expired = "expired" in str(exc)
-            raise Refusal(401, f"access token refused: {exc}", error="invalid_token",
-                          code="expired" if expired else "login") from None
+            raise Refusal(
+                401, f"access token refused: {exc}", error="invalid_token", code="expired" if expired else "login"
+            ) from None
         except FhirClientError as exc:
             raise Refusal(503, f"cannot check access tokens now: {exc}", code="transient") from None
         scope_claim = claims.get("scope", "")
         scopes = scope_claim if isinstance(scope_claim, str) else " ".join(map(str, scope_claim))
         patient = claims.get("patient")
-        return TokenAccess(parse_scopes(scopes), str(patient) if patient else None,
-                           str(claims.get("sub") or claims.get("client_id") or ""))
+        return TokenAccess(
+            parse_scopes(scopes),
+            str(patient) if patient else None,
+            str(claims.get("sub") or claims.get("client_id") or ""),
+        )
 
     async def authorize(self, access: TokenAccess, operations: list[Operation]) -> bool:
         """Scopes for every operation; for patient-limited ones, the patient limits (before anything runs).
         True when a patient/ scope (not a user/ or system/ one) allowed some operation."""
         if any(op.operator for op in operations):
             if not access.system_wide():
-                raise Refusal(403, "snapshot, reset and diff act on the whole server: they need a system/*.cruds "
-                                   "token", error="insufficient_scope", scope="system/*.cruds")
+                raise Refusal(
+                    403,
+                    "snapshot, reset and diff act on the whole server: they need a system/*.cruds token",
+                    error="insufficient_scope",
+                    scope="system/*.cruds",
+                )
             return False
         limited = [(op, access.limited(op.permissions, op.resource_type)) for op in operations]
         writes = [op for op, lim in limited if lim and not op.reads]
         if len(operations) > 1 and writes and any(op.reads for op, lim in limited if lim):
-            raise Refusal(403, "under a patient/ scope a Bundle may read or write, not both: its reads are "
-                               "checked in the answer, which comes after its writes", error="insufficient_scope")
+            raise Refusal(
+                403,
+                "under a patient/ scope a Bundle may read or write, not both: its reads are "
+                "checked in the answer, which comes after its writes",
+                error="insufficient_scope",
+            )
         for op, lim in limited:
             if lim:
                 assert access.patient is not None
@@ -310,16 +356,26 @@ class SmartAccess:
     async def _within_patient(self, op: Operation, patient: str) -> None:
         where = f"{op.resource_type}/{op.resource_id}" if op.resource_id else op.resource_type
         if op.across_patients:
-            raise Refusal(403, f"the history of {'the whole server' if op.resource_type == '*' else where} spans "
-                               "patients; a patient/ scope allows a resource's own history only",
-                          error="insufficient_scope")
+            raise Refusal(
+                403,
+                f"the history of {'the whole server' if op.resource_type == '*' else where} spans "
+                "patients; a patient/ scope allows a resource's own history only",
+                error="insufficient_scope",
+            )
         if op.conditional_patch:
-            raise Refusal(403, "a conditional PATCH is not allowed under a patient/ scope; PATCH Type/id instead",
-                          error="insufficient_scope")
+            raise Refusal(
+                403,
+                "a conditional PATCH is not allowed under a patient/ scope; PATCH Type/id instead",
+                error="insufficient_scope",
+            )
         if op.search is not None and not search_limited_to(op.resource_type, op.search, patient):
             limit = "_id" if op.resource_type == "Patient" else "patient"
-            raise Refusal(403, f"under a patient/ scope a search of {op.resource_type} must be limited to the "
-                               f"patient in context: add {limit}={patient}", error="insufficient_scope")
+            raise Refusal(
+                403,
+                f"under a patient/ scope a search of {op.resource_type} must be limited to the "
+                f"patient in context: add {limit}={patient}",
+                error="insufficient_scope",
+            )
         if op.resource_type == "Patient" and op.resource_id is not None and op.resource_id != patient:
             raise Refusal(403, f"Patient/{op.resource_id} is not the patient in context", error="insufficient_scope")
         if op.resource is not None:
@@ -327,10 +383,10 @@ class SmartAccess:
                 raise Refusal(400, f"the body of a write to {where} is not a FHIR resource")
             problem = outside_compartment({**op.resource, "id": op.resource.get("id") or op.resource_id}, patient)
             if problem:
-                raise Refusal(403, f"this write is not about the patient in context: {problem}",
-                              error="insufficient_scope")
-        if op.resource_id is not None and (op.resource is not None or op.patch is not None
-                                           or op.permissions == ("d",)):
+                raise Refusal(
+                    403, f"this write is not about the patient in context: {problem}", error="insufficient_scope"
+                )
+        if op.resource_id is not None and (op.resource is not None or op.patch is not None or op.permissions == ("d",)):
             await self._current_within(op, patient)
 
     async def _current_within(self, op: Operation, patient: str) -> None:
@@ -341,8 +397,11 @@ class SmartAccess:
             return
         problem = outside_compartment(stored.body, patient)
         if problem:
-            raise Refusal(403, f"{op.resource_type}/{op.resource_id} is not the patient in context's: {problem}",
-                          error="insufficient_scope")
+            raise Refusal(
+                403,
+                f"{op.resource_type}/{op.resource_id} is not the patient in context's: {problem}",
+                error="insufficient_scope",
+            )
         if op.patch is not None and isinstance(op.patch, list):
             try:
                 patched = jsonpatch.JsonPatch(op.patch).apply(stored.body)
@@ -350,8 +409,12 @@ class SmartAccess:
                 return  # the handler refuses the same patch (400/422): nothing is written
             problem = outside_compartment(patched, patient) if isinstance(patched, dict) else None
             if problem:
-                raise Refusal(403, f"this patch would move {op.resource_type}/{op.resource_id} away from the patient "
-                                   f"in context: {problem}", error="insufficient_scope")
+                raise Refusal(
+                    403,
+                    f"this patch would move {op.resource_type}/{op.resource_id} away from the patient "
+                    f"in context: {problem}",
+                    error="insufficient_scope",
+                )
 
     def _checking_answer(self, send: Send, access: TokenAccess, *, reads: bool) -> Send:
         """``send`` that holds a successful answer until every resource in it is one the token may see (``reads``:
@@ -396,30 +459,59 @@ class SmartAccess:
 
     async def _security(self) -> dict[str, Any]:
         issuer = await self.issuer()
-        uris = [{"url": name, "valueUri": value} for name, value in (
-            ("authorize", issuer.authorization_endpoint), ("token", issuer.token_endpoint)) if value]
-        return {"cors": False,
-                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                         "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
-                "extension": [{"url": OAUTH_URIS, "extension": uris}],
-                "description": f"SMART App Launch 2.x and Backend Services: JWT access tokens from {self.policy.issuer} "
-                               f"for audience {self.policy.audience}; v2 scopes per interaction and type; "
-                               "patient/ scopes limited to the token's patient."}
+        uris = [
+            {"url": name, "valueUri": value}
+            for name, value in (("authorize", issuer.authorization_endpoint), ("token", issuer.token_endpoint))
+            if value
+        ]
+        return {
+            "cors": False,
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ],
+                    "text": "OAuth2 using SMART-on-FHIR profile",
+                }
+            ],
+            "extension": [{"url": OAUTH_URIS, "extension": uris}],
+            "description": f"SMART App Launch 2.x and Backend Services: JWT access tokens from {self.policy.issuer} "
+            f"for audience {self.policy.audience}; v2 scopes per interaction and type; "
+            "patient/ scopes limited to the token's patient.",
+        }
 
     async def smart_configuration(self) -> dict[str, Any]:
         """``.well-known/smart-configuration``: where to get tokens for this server, and what it enforces."""
         issuer = await self.issuer()
         return {
-            "issuer": issuer.issuer, "jwks_uri": issuer.jwks_uri,
-            "authorization_endpoint": issuer.authorization_endpoint, "token_endpoint": issuer.token_endpoint,
-            "grant_types_supported": [g for g in issuer.grant_types_supported
-                                      if g in ("authorization_code", "client_credentials", "refresh_token")],
+            "issuer": issuer.issuer,
+            "jwks_uri": issuer.jwks_uri,
+            "authorization_endpoint": issuer.authorization_endpoint,
+            "token_endpoint": issuer.token_endpoint,
+            "grant_types_supported": [
+                g
+                for g in issuer.grant_types_supported
+                if g in ("authorization_code", "client_credentials", "refresh_token")
+            ],
             "token_endpoint_auth_methods_supported": issuer.token_endpoint_auth_methods_supported,
-            "token_endpoint_auth_signing_alg_values_supported":
-                issuer.token_endpoint_auth_signing_alg_values_supported,
-            "scopes_supported": ["openid", "fhirUser", "launch", "launch/patient", "offline_access", "online_access",
-                                 "patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.rs", "user/*.rs",
-                                 "system/*.rs"],
+            "token_endpoint_auth_signing_alg_values_supported": issuer.token_endpoint_auth_signing_alg_values_supported,
+            "scopes_supported": [
+                "openid",
+                "fhirUser",
+                "launch",
+                "launch/patient",
+                "offline_access",
+                "online_access",
+                "patient/*.cruds",
+                "user/*.cruds",
+                "system/*.cruds",
+                "patient/*.rs",
+                "user/*.rs",
+                "system/*.rs",
+            ],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "capabilities": CAPABILITIES,
@@ -439,14 +531,22 @@ def _answer_refusal(body: bytes, access: TokenAccess, *, reads: bool) -> Refusal
         try:
             limited = access.limited(("r", "s"), resource_type) if reads else access.patient is not None
         except Refusal as refusal:
-            return Refusal(403, f"the answer holds {resource_type} resources: {refusal.message}",
-                           error="insufficient_scope", scope=refusal.scope)
+            return Refusal(
+                403,
+                f"the answer holds {resource_type} resources: {refusal.message}",
+                error="insufficient_scope",
+                scope=refusal.scope,
+            )
         if limited:
             assert access.patient is not None
             problem = outside_compartment(resource, access.patient)
             if problem:
-                return Refusal(403, f"the answer holds data of another patient ({problem}); a patient/ scope "
-                                    "allows the patient in context only", error="insufficient_scope")
+                return Refusal(
+                    403,
+                    f"the answer holds data of another patient ({problem}); a patient/ scope "
+                    "allows the patient in context only",
+                    error="insufficient_scope",
+                )
     return None
 
 
@@ -500,7 +600,15 @@ async def _send_refusal(send: Send, refusal: Refusal, realm: str) -> None:
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], media_type: str) -> None:
     raw = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", media_type.encode()), (b"content-length", str(len(raw)).encode()),
-                            (b"cache-control", b"no-store")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", media_type.encode()),
+                (b"content-length", str(len(raw)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": raw})

@@ -74,8 +74,16 @@ CREATE INDEX IF NOT EXISTS idx_quantity_rid ON idx_quantity (rid, param);
 # Observation searches of tools/bench_fhir.py). A database from before (user_version below this)
 # gets them rebuilt on first open.
 SCHEMA_VERSION = 2
-INDEXES_BEFORE_V2 = ("idx_token_code", "idx_token_rid", "idx_ref_ref", "idx_ref_rid", "idx_date_lo", "idx_date_rid",
-                     "idx_string_norm", "idx_string_rid")
+INDEXES_BEFORE_V2 = (
+    "idx_token_code",
+    "idx_token_rid",
+    "idx_ref_ref",
+    "idx_ref_rid",
+    "idx_date_lo",
+    "idx_date_rid",
+    "idx_string_norm",
+    "idx_string_rid",
+)
 
 DEFAULT_QUERY_SECONDS = 10.0
 # SQLite VM instructions between two looks at the query's deadline. Each look is a Python call, which takes
@@ -83,8 +91,15 @@ DEFAULT_QUERY_SECONDS = 10.0
 # interval each time), so the looks are kept few (a look every ~0.1-0.3 ms of SQLite work)
 PROGRESS_STEPS = 20_000
 # SQLite errors that mean "this query is too big", not "the server is broken": a 400 too-costly
-_TOO_COSTLY = ("interrupted", "expression tree is too large", "too many sql variables", "parser stack overflow",
-               "pattern too complex", "string or blob too big", "too many terms")
+_TOO_COSTLY = (
+    "interrupted",
+    "expression tree is too large",
+    "too many sql variables",
+    "parser stack overflow",
+    "pattern too complex",
+    "string or blob too big",
+    "too many terms",
+)
 
 INDEX_TABLES = ("idx_token", "idx_ref", "idx_date", "idx_string", "idx_quantity")
 
@@ -122,8 +137,13 @@ class Change:
     after: dict[str, Any] | None
 
     def as_json(self) -> dict[str, Any]:
-        return {"resourceType": self.resource_type, "id": self.id, "action": self.action,
-                "before": self.before, "after": self.after}
+        return {
+            "resourceType": self.resource_type,
+            "id": self.id,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+        }
 
 
 def now_instant() -> str:
@@ -202,8 +222,9 @@ class Store:
         now = time.monotonic()
         if now > getattr(local, "deadline", math.inf):
             return True
-        return (now > getattr(local, "budget_wall_end", math.inf)
-                and time.thread_time() > getattr(local, "cpu_deadline", math.inf))
+        return now > getattr(local, "budget_wall_end", math.inf) and time.thread_time() > getattr(
+            local, "cpu_deadline", math.inf
+        )
 
     def close(self) -> None:
         with self._readers_lock:
@@ -310,20 +331,28 @@ class Store:
 
     # reads -------------------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = self._conn().execute(
-            "SELECT version, last_updated, deleted, body FROM resource WHERE type=? AND id=?",
-            (resource_type, resource_id),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT version, last_updated, deleted, body FROM resource WHERE type=? AND id=?",
+                (resource_type, resource_id),
+            )
+            .fetchone()
+        )
         return None if row is None else _stored(resource_type, resource_id, row)
 
     def _vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
         current = self.read(resource_type, resource_id)
         if current is not None and current.version == version:
             return current
-        row = self._conn().execute(
-            "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
-            (resource_type, resource_id, version),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
+                (resource_type, resource_id, version),
+            )
+            .fetchone()
+        )
         return None if row is None else _stored(resource_type, resource_id, row)
 
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
@@ -334,15 +363,17 @@ class Store:
         """(type, id, stored JSON) of live resources by row id, in the order given."""
         found: dict[int, tuple[str, str, bytes]] = {}
         for start in range(0, len(rids), 500):
-            chunk = rids[start:start + 500]
+            chunk = rids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for rid, rtype, res_id, blob in self.query(
-                    f"SELECT rid, type, id, body FROM resource WHERE deleted = 0 AND rid IN ({marks})", chunk):
+                f"SELECT rid, type, id, body FROM resource WHERE deleted = 0 AND rid IN ({marks})", chunk
+            ):
                 found[rid] = (rtype, res_id, blob)
         return [found[rid] for rid in rids if rid in found]
 
-    def history(self, resource_type: str | None, resource_id: str | None, *, since: str | None, count: int,
-                offset: int) -> tuple[int, list[StoredResource]]:
+    def history(
+        self, resource_type: str | None, resource_id: str | None, *, since: str | None, count: int, offset: int
+    ) -> tuple[int, list[StoredResource]]:
         """(total, one page of versions) of one resource, one type or the whole server, newest first."""
         conditions, args = [], []
         if resource_type is not None:
@@ -355,12 +386,16 @@ class Store:
             conditions.append("last_updated >= ?")
             args.append(since)
         where = " AND ".join(conditions) or "1"
-        versions = (f"SELECT type, id, version, last_updated, deleted, body FROM resource WHERE {where} UNION ALL "
-                    f"SELECT type, id, version, last_updated, deleted, body FROM resource_version WHERE {where}")
+        versions = (
+            f"SELECT type, id, version, last_updated, deleted, body FROM resource WHERE {where} UNION ALL "
+            f"SELECT type, id, version, last_updated, deleted, body FROM resource_version WHERE {where}"
+        )
         with self.reading():
             total = self.query_one(f"SELECT COUNT(*) FROM ({versions})", [*args, *args])[0]  # type: ignore[index]
-            rows = self.query(f"{versions} ORDER BY last_updated DESC, version DESC, type, id LIMIT ? OFFSET ?",
-                              [*args, *args, count, offset])
+            rows = self.query(
+                f"{versions} ORDER BY last_updated DESC, version DESC, type, id LIMIT ? OFFSET ?",
+                [*args, *args, count, offset],
+            )
         return int(total), [StoredResource(t, i, v, lu, bool(d), b) for t, i, v, lu, d, b in rows]
 
     def count_by_type(self) -> dict[str, int]:
@@ -380,12 +415,19 @@ class Store:
     ) -> tuple[StoredResource, bool]:
         """Update, or create with the client's id. Returns (stored, created)."""
         with self.transaction():
-            current = self._conn().execute(
-                "SELECT rid, version, deleted, body FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
-            ).fetchone()
+            current = (
+                self._conn()
+                .execute(
+                    "SELECT rid, version, deleted, body FROM resource WHERE type=? AND id=?",
+                    (resource_type, resource_id),
+                )
+                .fetchone()
+            )
             if if_match is not None and (current is None or current[1] != if_match):
                 found = "no current version" if current is None else f"version {current[1]}"
-                raise FhirError(412, f"If-Match version {if_match} does not match {resource_type}/{resource_id} ({found})")
+                raise FhirError(
+                    412, f"If-Match version {if_match} does not match {resource_type}/{resource_id} ({found})"
+                )
             version = 1 if current is None else current[1] + 1
             if current is not None and not current[2]:
                 body = keep_audit_trail(orjson.loads(current[3]), body)
@@ -442,7 +484,9 @@ class Store:
                     "INSERT INTO resource (rid, type, id, version, last_updated, deleted, body) VALUES (?,?,?,?,?,0,?)",
                     rows,
                 )
-                self._conn().executemany("INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes)
+                self._conn().executemany(
+                    "INSERT INTO change (type, id, action, prev_version) VALUES (?,?,?,?)", changes
+                )
                 self._index_many(indexed)
         return [r for r in results if r is not None]
 
@@ -461,19 +505,28 @@ class Store:
             by_type.setdefault(rtype, []).append(rid)
         for rtype, ids in by_type.items():
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows = self._conn().execute(
-                    f"SELECT id FROM resource WHERE type=? AND id IN ({','.join('?' * len(chunk))})", [rtype, *chunk]
-                ).fetchall()
+                chunk = ids[start : start + 500]
+                rows = (
+                    self._conn()
+                    .execute(
+                        f"SELECT id FROM resource WHERE type=? AND id IN ({','.join('?' * len(chunk))})",
+                        [rtype, *chunk],
+                    )
+                    .fetchall()
+                )
                 found.update((rtype, row[0]) for row in rows)
         return found
 
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """Logical delete (a new, deleted version). None if there was nothing live to delete."""
         with self.transaction():
-            current = self._conn().execute(
-                "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
-            ).fetchone()
+            current = (
+                self._conn()
+                .execute(
+                    "SELECT rid, version, deleted FROM resource WHERE type=? AND id=?", (resource_type, resource_id)
+                )
+                .fetchone()
+            )
             if current is None or current[2]:
                 return None
             rid, version = current[0], current[1] + 1
@@ -552,11 +605,15 @@ class Store:
 
     def _touched_since(self, seq: int) -> list[tuple[str, str, int | None, str]]:
         """(type, id, version at snapshot or None, first action) for each resource changed after seq."""
-        rows = self._conn().execute(
-            "SELECT seq, type, id, prev_version, action FROM change WHERE seq IN "
-            "(SELECT MIN(seq) FROM change WHERE seq > ? GROUP BY type, id) ORDER BY seq",
-            (seq,),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT seq, type, id, prev_version, action FROM change WHERE seq IN "
+                "(SELECT MIN(seq) FROM change WHERE seq > ? GROUP BY type, id) ORDER BY seq",
+                (seq,),
+            )
+            .fetchall()
+        )
         return [(t, i, p, a) for _, t, i, p, a in rows]
 
     def diff(self, snapshot_id: int | None = None) -> tuple[int, list[Change]]:
@@ -598,10 +655,14 @@ class Store:
                     self._conn().execute("DELETE FROM resource WHERE type=? AND id=?", (rtype, res_id))
                     self._conn().execute("DELETE FROM resource_version WHERE type=? AND id=?", (rtype, res_id))
                     continue
-                old = self._conn().execute(
-                    "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
-                    (rtype, res_id, prev_version),
-                ).fetchone()
+                old = (
+                    self._conn()
+                    .execute(
+                        "SELECT version, last_updated, deleted, body FROM resource_version WHERE type=? AND id=? AND version=?",
+                        (rtype, res_id, prev_version),
+                    )
+                    .fetchone()
+                )
                 self._conn().execute(
                     "UPDATE resource SET version=?, last_updated=?, deleted=?, body=? WHERE type=? AND id=?",
                     (*old, rtype, res_id),
@@ -628,12 +689,18 @@ def _interrupted(exc: sqlite3.OperationalError) -> bool:
 def _too_costly(exc: sqlite3.OperationalError, seconds: float) -> Exception:
     message = str(exc).lower()
     if _interrupted(exc):
-        return FhirError(400, f"the search took longer than the server's limit of {seconds:g} s per query and was "
-                              "stopped; narrow it (fewer parameters or alternatives, a patient, a date range)",
-                         code="too-costly")
+        return FhirError(
+            400,
+            f"the search took longer than the server's limit of {seconds:g} s per query and was "
+            "stopped; narrow it (fewer parameters or alternatives, a patient, a date range)",
+            code="too-costly",
+        )
     if any(text in message for text in _TOO_COSTLY):
-        return FhirError(400, f"the search is too large for the database ({exc}); send fewer parameters or "
-                              "alternatives", code="too-costly")
+        return FhirError(
+            400,
+            f"the search is too large for the database ({exc}); send fewer parameters or alternatives",
+            code="too-costly",
+        )
     return exc
 
 
@@ -642,8 +709,9 @@ def _stored(resource_type: str, resource_id: str, row: tuple[Any, ...]) -> Store
     return StoredResource(resource_type, resource_id, version, last_updated, bool(deleted), blob)
 
 
-def _written(resource_type: str, resource_id: str, version: int, last_updated: str, body: dict[str, Any],
-             blob: bytes) -> StoredResource:
+def _written(
+    resource_type: str, resource_id: str, version: int, last_updated: str, body: dict[str, Any], blob: bytes
+) -> StoredResource:
     stored = StoredResource(resource_type, resource_id, version, last_updated, False, blob)
     stored.__dict__["body"] = body  # already parsed: spare the cached_property a second parse
     return stored
@@ -651,7 +719,10 @@ def _written(resource_type: str, resource_id: str, version: int, last_updated: s
 
 def _stamp(body: dict[str, Any], resource_id: str, version: int, last_updated: str) -> dict[str, Any]:
     meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-    stamped = {"resourceType": body["resourceType"], "id": resource_id,
-               "meta": {"versionId": str(version), "lastUpdated": last_updated, **meta}}
+    stamped = {
+        "resourceType": body["resourceType"],
+        "id": resource_id,
+        "meta": {"versionId": str(version), "lastUpdated": last_updated, **meta},
+    }
     stamped.update((k, v) for k, v in body.items() if k not in ("resourceType", "id", "meta"))
     return stamped

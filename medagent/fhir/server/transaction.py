@@ -52,8 +52,11 @@ class Transaction:
 
     def __init__(self, entries: list[Any], *, trusted: bool = False) -> None:
         self.plans = plan_transaction(entries)
-        self.validation = None if trusted else PendingValidation(
-            [(p["index"], p["type"], p["resource"]) for p in self.plans if "resource" in p])
+        self.validation = (
+            None
+            if trusted
+            else PendingValidation([(p["index"], p["type"], p["resource"]) for p in self.plans if "resource" in p])
+        )
 
     @property
     def resources(self) -> int:
@@ -106,8 +109,9 @@ def _resolve_references(payload: bytes, ids: dict[str, str], plans: list[Entry])
     def replace(match: re.Match[bytes]) -> bytes:
         urn = match.group(1).decode()
         if urn not in ids:
-            raise FhirError(400, f"reference {urn!r} matches no entry fullUrl in this transaction",
-                            expression=["Bundle.entry"])
+            raise FhirError(
+                400, f"reference {urn!r} matches no entry fullUrl in this transaction", expression=["Bundle.entry"]
+            )
         return b'"reference":"' + ids[urn].encode() + b'"'
 
     return orjson.loads(_URN_REFERENCE.sub(replace, payload))
@@ -135,8 +139,11 @@ def _plan_entry(index: int, entry: Any) -> Entry:
             plan["resource"] = {**_entry_resource(entry), "id": parts[1]}
         elif method in ("DELETE", "GET"):
             if len(parts) != 2 or query:
-                raise FhirError(400, f"{method} url must be Type/id, got {url!r}; searches are not supported inside "
-                                     "a transaction: send them in a batch Bundle or as GET /Type?...")
+                raise FhirError(
+                    400,
+                    f"{method} url must be Type/id, got {url!r}; searches are not supported inside "
+                    "a transaction: send them in a batch Bundle or as GET /Type?...",
+                )
             plan["id"] = parts[1] if len(parts) == 2 else None
         else:
             raise FhirError(400, f"unsupported request.method {method!r}; use POST, PUT, DELETE or GET")
@@ -202,8 +209,9 @@ def _read(index: int, url: Any, read_entry: ReadEntry) -> Entry:
         raise _at_entry(exc, index) from None
 
 
-def run_batch(store: Store, entries: list[Any], conditional_search: ConditionalSearch,
-              read_entry: ReadEntry) -> dict[str, Any]:
+def run_batch(
+    store: Store, entries: list[Any], conditional_search: ConditionalSearch, read_entry: ReadEntry
+) -> dict[str, Any]:
     """Each entry on its own: failures are reported per entry and do not undo the others. ``GET`` entries
     (reads, searches, compartment searches, ``$everything``) are answered by ``read_entry``."""
     responses = []

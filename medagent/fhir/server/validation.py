@@ -27,24 +27,74 @@ ABSTRACT_TYPES = ("Resource", "DomainResource")
 NOT_STORED = ("Bundle", "OperationOutcome", "Parameters")
 
 _REQUEST_STATUS = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
-_REQUEST_INTENT = ("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order",
-                   "instance-order", "option")
+_REQUEST_INTENT = (
+    "proposal",
+    "plan",
+    "directive",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+)
 
 REQUIRED_CODES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("Observation", "status"): ("registered", "preliminary", "final", "amended", "corrected", "cancelled",
-                                "entered-in-error", "unknown"),
-    ("MedicationRequest", "status"): ("active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped",
-                                      "draft", "unknown"),
-    ("MedicationRequest", "intent"): ("proposal", "plan", "order", "original-order", "reflex-order",
-                                      "filler-order", "instance-order", "option"),
+    ("Observation", "status"): (
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    ),
+    ("MedicationRequest", "status"): (
+        "active",
+        "on-hold",
+        "cancelled",
+        "completed",
+        "entered-in-error",
+        "stopped",
+        "draft",
+        "unknown",
+    ),
+    ("MedicationRequest", "intent"): (
+        "proposal",
+        "plan",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
+        "option",
+    ),
     ("ServiceRequest", "status"): _REQUEST_STATUS,
     ("ServiceRequest", "intent"): _REQUEST_INTENT,
-    ("Procedure", "status"): ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
-                              "entered-in-error", "unknown"),
+    ("Procedure", "status"): (
+        "preparation",
+        "in-progress",
+        "not-done",
+        "on-hold",
+        "stopped",
+        "completed",
+        "entered-in-error",
+        "unknown",
+    ),
     ("Immunization", "status"): ("completed", "entered-in-error", "not-done"),
     ("DocumentReference", "status"): ("current", "superseded", "entered-in-error"),
-    ("Encounter", "status"): ("planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
-                              "entered-in-error", "unknown"),
+    ("Encounter", "status"): (
+        "planned",
+        "arrived",
+        "triaged",
+        "in-progress",
+        "onleave",
+        "finished",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    ),
     ("Patient", "gender"): ("male", "female", "other", "unknown"),
 }
 
@@ -64,23 +114,32 @@ def model_class(resource_type: str) -> type[BaseModel]:
     """The fhir.resources model of a resource type named in a body (400 if there is none)."""
     model = _model_class_or_none(resource_type)
     if model is None:
-        raise FhirError(400, f"unknown resource type {resource_type!r}", code="not-supported",
-                        expression=["resourceType"])
+        raise FhirError(
+            400, f"unknown resource type {resource_type!r}", code="not-supported", expression=["resourceType"]
+        )
     return model
 
 
 def check_resource_type(resource_type: str) -> None:
     """A type named in a URL: 404 (the spec's answer, and HAPI's) unless this server stores it."""
     if resource_type in NOT_STORED or _model_class_or_none(resource_type) is None:
-        raise FhirError(404, f"unknown resource type {resource_type!r}: not a FHIR R4 resource type this server "
-                             "stores", code="not-supported")
+        raise FhirError(
+            404,
+            f"unknown resource type {resource_type!r}: not a FHIR R4 resource type this server stores",
+            code="not-supported",
+        )
 
 
 def check_bundle_shape(bundle: dict[str, Any]) -> None:
     """Validate a transaction/batch Bundle as a whole (its own fields, entries, requests); the entry
     resources are validated one by one, so they are left out here."""
-    shell = {**bundle, "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-                                 for e in bundle.get("entry") or []]}
+    shell = {
+        **bundle,
+        "entry": [
+            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+            for e in bundle.get("entry") or []
+        ],
+    }
     try:
         model_class("Bundle").model_validate(shell)
     except ValidationError as exc:
@@ -91,8 +150,9 @@ def check_bundle_shape(bundle: dict[str, Any]) -> None:
 
 def check_id(resource_id: str) -> None:
     if not is_fhir_id(resource_id):
-        raise FhirError(400, f"invalid resource id {resource_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 - . "
-                             "(not only dots)")
+        raise FhirError(
+            400, f"invalid resource id {resource_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 - . (not only dots)"
+        )
 
 
 def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[str, Any]:
@@ -132,8 +192,11 @@ def validate_resource(body: Any, *, expected_type: str | None = None) -> dict[st
 def _unparsed(body: dict[str, Any]) -> str:
     """Which primitive extensions (``_name``) are not objects: the shapes fhir.resources fails on with a
     plain exception instead of a validation error (``{"_gender": "1"}``)."""
-    bad = [key for key, value in body.items() if key.startswith("_") and value is not None
-           and not isinstance(value, dict | list)]
+    bad = [
+        key
+        for key, value in body.items()
+        if key.startswith("_") and value is not None and not isinstance(value, dict | list)
+    ]
     return f"{', '.join(bad)} must be an object (a primitive's extension) " if bad else ""
 
 
@@ -148,8 +211,13 @@ def _invalid(resource_type: str, exc: ValidationError, *, status: int) -> FhirEr
         for err in exc.errors()[:20]
     ]
     first = issues[0]
-    return FhirError(status, f"invalid {resource_type}: {first['diagnostics']}", code=first["code"],
-                     expression=first["expression"], issues=issues[1:])
+    return FhirError(
+        status,
+        f"invalid {resource_type}: {first['diagnostics']}",
+        code=first["code"],
+        expression=first["expression"],
+        issues=issues[1:],
+    )
 
 
 def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
@@ -187,8 +255,14 @@ def _pool() -> Executor:
     with _POOL_LOCK:
         if not _POOL:
             workers = max(1, min(4, os.cpu_count() or 1))
-            _POOL.append(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=end_with_parent, initargs=(os.getpid(),)))
+            _POOL.append(
+                ProcessPoolExecutor(
+                    workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=end_with_parent,
+                    initargs=(os.getpid(),),
+                )
+            )
         return _POOL[0]
 
 
@@ -208,8 +282,10 @@ class PendingValidation:
         if len(items) < PARALLEL_THRESHOLD:
             self._done = {i: e for i, e in ((i, _error_or_none(r, t)) for i, t, r in items) if e is not None}
         else:
-            self._futures = [_pool().submit(_validate_chunk, orjson.dumps(items[k:k + _CHUNK]))
-                             for k in range(0, len(items), _CHUNK)]
+            self._futures = [
+                _pool().submit(_validate_chunk, orjson.dumps(items[k : k + _CHUNK]))
+                for k in range(0, len(items), _CHUNK)
+            ]
 
     def result(self) -> dict[int, FhirError]:
         if self._done is None:
@@ -223,8 +299,11 @@ class PendingValidation:
 
 
 def _collect(chunks: list[list[tuple[int, int, str, str, list[str]]]]) -> dict[int, FhirError]:
-    return {index: FhirError(status, message, code=code, expression=expression or None)
-            for chunk in chunks for index, status, code, message, expression in chunk}
+    return {
+        index: FhirError(status, message, code=code, expression=expression or None)
+        for chunk in chunks
+        for index, status, code, message, expression in chunk
+    }
 
 
 def _error_or_none(resource: dict[str, Any], expected_type: str) -> FhirError | None:

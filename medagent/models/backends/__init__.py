@@ -57,8 +57,11 @@ def _discover() -> None:
     for point in entry_points(group=ENTRY_POINT_GROUP):
         kind = point.load()
         if not isinstance(kind, BackendKind):
-            raise ModelError("config", f"entry point {point.name!r} ({point.value}) of {ENTRY_POINT_GROUP} is not a "
-                                       "medagent.models.backends.BackendKind")
+            raise ModelError(
+                "config",
+                f"entry point {point.name!r} ({point.value}) of {ENTRY_POINT_GROUP} is not a "
+                "medagent.models.backends.BackendKind",
+            )
         register_backend(kind)
 
 

@@ -14,7 +14,7 @@ def _claims(spec: str) -> bool:
 
 
 def _load(spec: str, model_name: str | None = None, **opts: Any) -> ModelBackend:
-    """"embedded" (the default model + the packaged trained adapter), "embedded:base" (the untrained model),
+    """ "embedded" (the default model + the packaged trained adapter), "embedded:base" (the untrained model),
     "embedded:<model>" (see ``EMBEDDED_MODELS``) or "embedded:<adapter folder>"."""
     from medagent.models.adapter import ADAPTER_FILE, shipped_adapter
     from medagent.models.embedded import (
@@ -33,12 +33,19 @@ def _load(spec: str, model_name: str | None = None, **opts: Any) -> ModelBackend
     if (Path(key) / ADAPTER_FILE).exists():  # embedded:PATH/TO/ADAPTER (medagent train sft --out)
         return EmbeddedBackend(model=read_adapter_record(key).base, adapter=key, **opts)
     if key not in EMBEDDED_MODELS:
-        raise ModelError("config", f"unknown embedded model {key!r}; choose one of "
-                                   f"{', '.join(sorted([BASE_KEY, *EMBEDDED_MODELS]))} or an adapter folder")
+        raise ModelError(
+            "config",
+            f"unknown embedded model {key!r}; choose one of "
+            f"{', '.join(sorted([BASE_KEY, *EMBEDDED_MODELS]))} or an adapter folder",
+        )
     return EmbeddedBackend(model=key, **opts)
 
 
-BACKEND = register_backend(BackendKind(
-    name="embedded", claims=_claims, load=_load,
-    usage="'embedded', 'embedded:<model>' or 'embedded:<adapter folder>'",
-))
+BACKEND = register_backend(
+    BackendKind(
+        name="embedded",
+        claims=_claims,
+        load=_load,
+        usage="'embedded', 'embedded:<model>' or 'embedded:<adapter folder>'",
+    )
+)

@@ -18,7 +18,11 @@ def _load(spec: str, model_name: str | None = None, **opts: Any) -> ModelBackend
     return OpenAICompatBackend(base_url=spec, model=model_name, **opts)
 
 
-BACKEND = register_backend(BackendKind(
-    name="openai-compatible", claims=_claims, load=_load,
-    usage="an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1",
-))
+BACKEND = register_backend(
+    BackendKind(
+        name="openai-compatible",
+        claims=_claims,
+        load=_load,
+        usage="an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1",
+    )
+)

@@ -16,8 +16,9 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import Population
 
 
-def generate_agentic(chart: Chart, population: Population, seed: int, test: bool = False, *,
-                     since: int | None = None) -> list[Scenario]:
+def generate_agentic(
+    chart: Chart, population: Population, seed: int, test: bool = False, *, since: int | None = None
+) -> list[Scenario]:
     """Candidate tasks of every type for one patient (at most one per branch or variant)."""
     given = ChartInput(chart, population, seed, "test" if test else "dev")
     out: list[Scenario] = []

@@ -36,13 +36,23 @@ def generate(given: ChartInput) -> list[Scenario]:
         if abs((today - birthday).days) <= 2 or today < born:
             continue  # a clock within two days of a birthday invites off-by-one time-zone disputes
         years = whole_years_between(born, today)
-        answer = ExpectedAnswer(type="number", value=float(years), unit="years",
-                                unit_factors={"year": 1.0, "yrs": 1.0, "yr": 1.0, "y": 1.0})
+        answer = ExpectedAnswer(
+            type="number", value=float(years), unit="years", unit_factors={"year": 1.0, "yrs": 1.0, "yr": 1.0, "y": 1.0}
+        )
         text, phrasing = b.say(category)
-        return [b.make(category, (), now=now, instruction=text,
-                       context="Age is in completed years on today's date.",
-                       answer_format="Answer with the age in whole years (rounded down) as a single integer.",
-                       answer=answer, provenance=[b.chart.reference], meta={"phrasing": phrasing})]
+        return [
+            b.make(
+                category,
+                (),
+                now=now,
+                instruction=text,
+                context="Age is in completed years on today's date.",
+                answer_format="Answer with the age in whole years (rounded down) as a single integer.",
+                answer=answer,
+                provenance=[b.chart.reference],
+                meta={"phrasing": phrasing},
+            )
+        ]
     return []
 
 
@@ -53,8 +63,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(str(row["age"]), [row["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=120, generate=generate, solve=solve,
-    description="A patient's age in completed years at now.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=120,
+        generate=generate,
+        solve=solve,
+        description="A patient's age in completed years at now.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -21,8 +21,7 @@ PHRASINGS = [
     "every glucose result from the 730 days before now.",
     "Compute the mean blood glucose (LOINC {code}) of {patient} over the 730 days (2 years) before now, using "
     "every glucose result in that period.",
-    "Average all blood glucose results (LOINC {code}) of {patient} from the last 730 days (2 years): what is the "
-    "mean?",
+    "Average all blood glucose results (LOINC {code}) of {patient} from the last 730 days (2 years): what is the mean?",
     "Over the past 2 years (730 days), what was the mean of the glucose results (LOINC {code}) of {patient}? "
     "Count every result in that window.",
     "Give the 730-day (2-year) average glucose (LOINC {code}) of {patient}, over every glucose result dated in "
@@ -56,8 +55,10 @@ def generate(given: ChartInput) -> list[Scenario]:
     facts = distinct_results(raw)
     start, end = b.span
     instruction, phrasing = b.say(category, code=GLUCOSE)
-    answer_format = ("Answer with one number in mg/dL, rounded to 1 decimal place, or 'none' if there is no glucose "
-                     "result in that period.")
+    answer_format = (
+        "Answer with one number in mg/dL, rounded to 1 decimal place, or 'none' if there is no glucose "
+        "result in that period."
+    )
     out: list[Scenario] = []
     for variant in ("present", "absent"):
         for _ in range(TRIES):
@@ -68,37 +69,65 @@ def generate(given: ChartInput) -> list[Scenario]:
             else:
                 # absent: glucose results exist before the window but none in it where the chart allows, so
                 # the era of the clock does not give the answer away
-                gaps = [f.when for f, nxt in zip(facts, [*facts[1:], None], strict=False)
-                        if (nxt.when if nxt else end) - f.when > AVERAGE_WINDOW + timedelta(days=20)]
-                now = b.clock(rng.choice(gaps) + AVERAGE_WINDOW + timedelta(days=rng.uniform(5, 15))) \
-                    if gaps and rng.random() < 0.8 else b.clock(pick_time(rng, start, end))
+                gaps = [
+                    f.when
+                    for f, nxt in zip(facts, [*facts[1:], None], strict=False)
+                    if (nxt.when if nxt else end) - f.when > AVERAGE_WINDOW + timedelta(days=20)
+                ]
+                now = (
+                    b.clock(rng.choice(gaps) + AVERAGE_WINDOW + timedelta(days=rng.uniform(5, 15)))
+                    if gaps and rng.random() < 0.8
+                    else b.clock(pick_time(rng, start, end))
+                )
             if not b.inside(now):
                 continue
             lo = now - AVERAGE_WINDOW
             inside = [f for f in facts if lo <= f.when <= now]
-            if any(abs((f.when - lo).total_seconds()) < 3 * 86400 or abs((f.when - now).total_seconds()) < 3600
-                   for f in facts):
+            if any(
+                abs((f.when - lo).total_seconds()) < 3 * 86400 or abs((f.when - now).total_seconds()) < 3600
+                for f in facts
+            ):
                 continue  # nothing near the window's edges
             if variant == "present":
                 if len(inside) < 2:
                     continue
                 mean = sum(f.value for f in inside) / len(inside)
                 before = [f.value for f in facts if f.when <= now]
-                near_misses = [inside[-1].value, sum(before) / len(before)] if len(before) > len(inside) \
-                    else [inside[-1].value]
+                near_misses = (
+                    [inside[-1].value, sum(before) / len(before)] if len(before) > len(inside) else [inside[-1].value]
+                )
                 if any(abs(n - mean) <= 0.25 for n in near_misses):
                     continue  # the latest value or an all-time mean must not pass for the 730-day mean
-                answer = ExpectedAnswer(type="number", value=round(mean, 6), unit="mg/dL", tolerance=Tolerance(abs=0.1),
-                                        unit_factors=dict(info.unit_factors))
+                answer = ExpectedAnswer(
+                    type="number",
+                    value=round(mean, 6),
+                    unit="mg/dL",
+                    tolerance=Tolerance(abs=0.1),
+                    unit_factors=dict(info.unit_factors),
+                )
                 provenance = [f"Observation/{f.id}" for f in inside]
             else:
                 if inside:
                     continue
                 answer, provenance = none_number(info), []
-            out.append(b.make(category, (variant,), now=now, variant=variant, instruction=instruction,
-                              context=f"{DEDUP_NOTE} {FUTURE_NOTE}", answer_format=answer_format, answer=answer,
-                              provenance=provenance, meta={"results_in_window": len(inside), "phrasing": phrasing,
-                                                           "duplicates_removed": len(raw) - len(facts)}))
+            out.append(
+                b.make(
+                    category,
+                    (variant,),
+                    now=now,
+                    variant=variant,
+                    instruction=instruction,
+                    context=f"{DEDUP_NOTE} {FUTURE_NOTE}",
+                    answer_format=answer_format,
+                    answer=answer,
+                    provenance=provenance,
+                    meta={
+                        "results_in_window": len(inside),
+                        "phrasing": phrasing,
+                        "duplicates_removed": len(raw) - len(facts),
+                    },
+                )
+            )
             break
     return out
 
@@ -109,8 +138,11 @@ DEDUP_RULE = "recorded more than once at the same moment with the same value cou
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
-    rows = [row for row in await every_row(tools, "search_observations", patient=patient, code=GLUCOSE,
-                                           since=AVERAGE_SINCE) if row.get("code") == GLUCOSE]
+    rows = [
+        row
+        for row in await every_row(tools, "search_observations", patient=patient, code=GLUCOSE, since=AVERAGE_SINCE)
+        if row.get("code") == GLUCOSE
+    ]
     if not rows:
         return OracleAnswer("none", [])
     values = [numeric(row) for row in rows]
@@ -120,9 +152,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(quantity_text(average, rows[0].get("unit"), stated_decimals(sc.question)), refs(rows))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=160, generate=generate, solve=solve,
-    description="The mean blood glucose over the last 730 days (a result recorded twice counts once).",
-    phrasings={NAME: PHRASINGS},
-    variant_shares={"present": 3, "absent": 1},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=160,
+        generate=generate,
+        solve=solve,
+        description="The mean blood glucose over the last 730 days (a result recorded twice counts once).",
+        phrasings={NAME: PHRASINGS},
+        variant_shares={"present": 3, "absent": 1},
+    )
+)

@@ -110,28 +110,58 @@ class AgenticBuilder:
     def clock(self, moment: datetime) -> datetime:
         return round_to_quarter_hour(moment)
 
-    def make(self, category: str, key: Sequence[object], *, now: datetime, instruction: str, context: str,
-             answer_format: str, answer: ExpectedAnswer, writes: Iterable[WriteSpec] = (),
-             branch: str | None = None, variant: str | None = None, setup: Iterable[dict[str, Any]] = (),
-             provenance: Iterable[str] = (), meta: dict[str, Any] | None = None) -> Scenario:
+    def make(
+        self,
+        category: str,
+        key: Sequence[object],
+        *,
+        now: datetime,
+        instruction: str,
+        context: str,
+        answer_format: str,
+        answer: ExpectedAnswer,
+        writes: Iterable[WriteSpec] = (),
+        branch: str | None = None,
+        variant: str | None = None,
+        setup: Iterable[dict[str, Any]] = (),
+        provenance: Iterable[str] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> Scenario:
         writes = list(writes)
-        text = (f"{instruction}\n\nContext: It is now {iso(now)}. {context}".rstrip()
-                + f"\n\nAnswer format: {answer_format}")
+        text = (
+            f"{instruction}\n\nContext: It is now {iso(now)}. {context}".rstrip()
+            + f"\n\nAnswer format: {answer_format}"
+        )
         info: dict[str, Any] = {"mrn": self.chart.mrn, **(meta or {})}
         if variant:
             info["variant"] = variant
         return Scenario(
-            id=self.id_for(category, *key), suite="agentic", category=category, patient=self.chart.patient_id,
-            now=iso(now), question=text, answer=answer, provenance=sorted(set(provenance)),
-            expected_writes=writes, read_only=not writes, branch=branch,
-            setup=list(setup), meta=info,
+            id=self.id_for(category, *key),
+            suite="agentic",
+            category=category,
+            patient=self.chart.patient_id,
+            now=iso(now),
+            question=text,
+            answer=answer,
+            provenance=sorted(set(provenance)),
+            expected_writes=writes,
+            read_only=not writes,
+            branch=branch,
+            setup=list(setup),
+            meta=info,
         )
 
 
 # ---------- write-spec builders ----------
 
-def around(now: datetime, name: str, paths: list[str], before: timedelta = timedelta(hours=1),
-           after: timedelta = timedelta(hours=1)) -> WindowRule:
+
+def around(
+    now: datetime,
+    name: str,
+    paths: list[str],
+    before: timedelta = timedelta(hours=1),
+    after: timedelta = timedelta(hours=1),
+) -> WindowRule:
     """The written time must be the scenario's now (within an hour), never the wall clock."""
     return WindowRule(name=name, paths=paths, not_before=iso(now - before), not_after=iso(now + after))
 
@@ -140,65 +170,141 @@ def next_morning(now: datetime, hour: int = 8) -> tuple[datetime, WindowRule]:
     """08:00 on the next calendar day; accepted between 06:00 and 10:00 of that day."""
     day = day_of(now) + timedelta(days=1)
     target = at_clock(day, hour)
-    return target, WindowRule(name="next morning", paths=OCCURRENCE_PATHS, not_before=iso(at_clock(day, 6)),
-                              not_after=iso(at_clock(day, 10)))
+    return target, WindowRule(
+        name="next morning", paths=OCCURRENCE_PATHS, not_before=iso(at_clock(day, 6)), not_after=iso(at_clock(day, 10))
+    )
 
 
-def quantity(name: str, path: str, value: float, unit: str, factors: dict[str, float] | None = None,
-             tolerance: float = 1e-6) -> QuantityRule:
-    return QuantityRule(name=name, options=[QuantityOption(path=path, value=value, unit=unit,
-                                                           unit_factors=factors or {},
-                                                           tolerance=Tolerance(abs=tolerance))])
+def quantity(
+    name: str, path: str, value: float, unit: str, factors: dict[str, float] | None = None, tolerance: float = 1e-6
+) -> QuantityRule:
+    return QuantityRule(
+        name=name,
+        options=[
+            QuantityOption(
+                path=path, value=value, unit=unit, unit_factors=factors or {}, tolerance=Tolerance(abs=tolerance)
+            )
+        ],
+    )
 
 
-def medication_order(name: str, patient: str, now: datetime, system: str, code: str, *,
-                     quantities: Iterable[QuantityRule] = (), route: list[str] | None = None) -> WriteSpec:
+def medication_order(
+    name: str,
+    patient: str,
+    now: datetime,
+    system: str,
+    code: str,
+    *,
+    quantities: Iterable[QuantityRule] = (),
+    route: list[str] | None = None,
+) -> WriteSpec:
     fields = [FieldRule(name="route", path="dosageInstruction.route", any_of=route)] if route else []
     return WriteSpec(
-        name=name, resource_type="MedicationRequest", subject=f"Patient/{patient}",
-        code_path="medicationCodeableConcept.coding", codes=[CodingSpec(system=system, code=code)],
-        intent=["order"], status=["active"], quantities=list(quantities), fields=fields,
+        name=name,
+        resource_type="MedicationRequest",
+        subject=f"Patient/{patient}",
+        code_path="medicationCodeableConcept.coding",
+        codes=[CodingSpec(system=system, code=code)],
+        intent=["order"],
+        status=["active"],
+        quantities=list(quantities),
+        fields=fields,
         windows=[around(now, "authored now", AUTHORED_PATHS)],
     )
 
 
-def service_order(name: str, patient: str, now: datetime, codes: list[CodingSpec], *,
-                  extra_windows: Iterable[WindowRule] = (), fields: Iterable[FieldRule] = ()) -> WriteSpec:
+def service_order(
+    name: str,
+    patient: str,
+    now: datetime,
+    codes: list[CodingSpec],
+    *,
+    extra_windows: Iterable[WindowRule] = (),
+    fields: Iterable[FieldRule] = (),
+) -> WriteSpec:
     return WriteSpec(
-        name=name, resource_type="ServiceRequest", subject=f"Patient/{patient}", code_path="code.coding",
-        codes=codes, intent=["order"], status=["active"], fields=list(fields),
+        name=name,
+        resource_type="ServiceRequest",
+        subject=f"Patient/{patient}",
+        code_path="code.coding",
+        codes=codes,
+        intent=["order"],
+        status=["active"],
+        fields=list(fields),
         windows=[around(now, "authored now", AUTHORED_PATHS), *extra_windows],
     )
 
 
 def potassium_order(patient: str, now: datetime, dose_meq: float) -> WriteSpec:
     return medication_order(
-        "oral potassium replacement", patient, now, NDC, "40032-917-01", route=ORAL_ROUTE,
-        quantities=[quantity("dose", "dosageInstruction.doseAndRate.doseQuantity", dose_meq, "mEq",
-                             {"meq": 1.0, "mmol": 1.0}, tolerance=0.1)],
+        "oral potassium replacement",
+        patient,
+        now,
+        NDC,
+        "40032-917-01",
+        route=ORAL_ROUTE,
+        quantities=[
+            quantity(
+                "dose",
+                "dosageInstruction.doseAndRate.doseQuantity",
+                dose_meq,
+                "mEq",
+                {"meq": 1.0, "mmol": 1.0},
+                tolerance=0.1,
+            )
+        ],
     )
 
 
 def potassium_followup(patient: str, now: datetime) -> WriteSpec:
     _, window = next_morning(now)
-    return service_order("serum potassium next morning", patient, now,
-                         [CodingSpec(system=LOINC, code="2823-3"), CodingSpec(system=LOINC, code="6298-4")],
-                         extra_windows=[window])
+    return service_order(
+        "serum potassium next morning",
+        patient,
+        now,
+        [CodingSpec(system=LOINC, code="2823-3"), CodingSpec(system=LOINC, code="6298-4")],
+        extra_windows=[window],
+    )
 
 
 def magnesium_order(patient: str, now: datetime, grams: float, hours: float) -> WriteSpec:
-    duration = QuantityRule(name="infusion duration", options=[
-        QuantityOption(path="dosageInstruction.doseAndRate.rateQuantity", value=hours, unit="h",
-                       unit_factors={"hour": 1.0, "hours": 1.0, "hr": 1.0, "min": 1 / 60}),
-        QuantityOption(path="dosageInstruction.timing.repeat", value=hours, unit="h", value_key="duration",
-                       unit_keys=["durationUnit"], unit_factors={"min": 1 / 60}),
-        QuantityOption(path="dosageInstruction.doseAndRate.rateQuantity", value=grams / hours, unit="g/h",
-                       unit_factors={"g/hr": 1.0, "g/hour": 1.0}, tolerance=Tolerance(abs=1e-6)),
-    ])
-    dose = quantity("dose", "dosageInstruction.doseAndRate.doseQuantity", grams, "g",
-                    {"gram": 1.0, "grams": 1.0, "mg": 0.001}, tolerance=1e-6)
-    return medication_order("IV magnesium replacement", patient, now, NDC, "0338-1715-40", route=IV_ROUTE,
-                            quantities=[dose, duration])
+    duration = QuantityRule(
+        name="infusion duration",
+        options=[
+            QuantityOption(
+                path="dosageInstruction.doseAndRate.rateQuantity",
+                value=hours,
+                unit="h",
+                unit_factors={"hour": 1.0, "hours": 1.0, "hr": 1.0, "min": 1 / 60},
+            ),
+            QuantityOption(
+                path="dosageInstruction.timing.repeat",
+                value=hours,
+                unit="h",
+                value_key="duration",
+                unit_keys=["durationUnit"],
+                unit_factors={"min": 1 / 60},
+            ),
+            QuantityOption(
+                path="dosageInstruction.doseAndRate.rateQuantity",
+                value=grams / hours,
+                unit="g/h",
+                unit_factors={"g/hr": 1.0, "g/hour": 1.0},
+                tolerance=Tolerance(abs=1e-6),
+            ),
+        ],
+    )
+    dose = quantity(
+        "dose",
+        "dosageInstruction.doseAndRate.doseQuantity",
+        grams,
+        "g",
+        {"gram": 1.0, "grams": 1.0, "mg": 0.001},
+        tolerance=1e-6,
+    )
+    return medication_order(
+        "IV magnesium replacement", patient, now, NDC, "0338-1715-40", route=IV_ROUTE, quantities=[dose, duration]
+    )
 
 
 def pick_time(rng: random.Random, start: datetime, end: datetime) -> datetime:

@@ -46,18 +46,38 @@ def generate(given: ChartInput) -> list[Scenario]:
         display = items[-1].code.display
         instruction, phrasing = b.say(category, (branch,), drug=display)
         context = "Update the existing MedicationRequest; do not create a new one or delete it."
-        writes = [
-            WriteSpec(name=f"stop MedicationRequest/{m.id}", resource_type="MedicationRequest", action="update",
-                      target=f"MedicationRequest/{m.id}", status=["stopped", "cancelled"],
-                      unchanged=["medicationCodeableConcept", "subject"])
-            for m in items if m.status == "active"
-        ] if branch == "act" else []
-        out.append(b.make(category, (branch,), now=now, branch=branch, instruction=instruction, context=context,
-                          answer_format=f"Answer with the date (YYYY-MM-DD) on which the most recent order for "
-                                        f"{display} was written.",
-                          answer=ExpectedAnswer(type="date", value=day_of(items[-1].authored).isoformat()),
-                          writes=writes, provenance=[f"MedicationRequest/{m.id}" for m in items],
-                          meta={"phrasing": phrasing, "drug": display}))
+        writes = (
+            [
+                WriteSpec(
+                    name=f"stop MedicationRequest/{m.id}",
+                    resource_type="MedicationRequest",
+                    action="update",
+                    target=f"MedicationRequest/{m.id}",
+                    status=["stopped", "cancelled"],
+                    unchanged=["medicationCodeableConcept", "subject"],
+                )
+                for m in items
+                if m.status == "active"
+            ]
+            if branch == "act"
+            else []
+        )
+        out.append(
+            b.make(
+                category,
+                (branch,),
+                now=now,
+                branch=branch,
+                instruction=instruction,
+                context=context,
+                answer_format=f"Answer with the date (YYYY-MM-DD) on which the most recent order for "
+                f"{display} was written.",
+                answer=ExpectedAnswer(type="date", value=day_of(items[-1].authored).isoformat()),
+                writes=writes,
+                provenance=[f"MedicationRequest/{m.id}" for m in items],
+                meta={"phrasing": phrasing, "drug": display},
+            )
+        )
     return out
 
 
@@ -72,13 +92,22 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     orders = oldest_first(await tools.reads.medications(patient, code=",".join(codes)), "authored")
     for row in orders:
         if row.get("status") == "active" or tools.act_on_every_branch:
-            await tools.call("discontinue_medication", medication_request=row["ref"],
-                             reason="care team decided to stop it")
+            await tools.call(
+                "discontinue_medication", medication_request=row["ref"], reason="care team decided to stop it"
+            )
     return OracleAnswer(utc_day(orders[-1]["authored"]), refs(orders))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=240, generate=generate, solve=solve, conditional=True,
-    description="Stop every active order of a named drug, or change nothing when none is active.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=240,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Stop every active order of a named drug, or change nothing when none is active.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

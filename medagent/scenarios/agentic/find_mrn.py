@@ -28,23 +28,49 @@ def generate(given: ChartInput) -> list[Scenario]:
     chart = b.chart
     now = b.clock(b.span[1])
     rng = b.rng(category)
-    answer_format = ("Answer with the MRN only, or 'Patient not found' if no patient matches both the name "
-                     "and the birth date.")
+    answer_format = (
+        "Answer with the MRN only, or 'Patient not found' if no patient matches both the name and the birth date."
+    )
     context = "The MRN is the patient identifier of type MR (Medical Record Number)."
     born = chart.birth_date.isoformat()
     text, phrasing = b.say(category, ("found",), name=chart.name, born=born)
-    out = [b.make(category, ("found",), now=now, variant="found", instruction=text,
-                  context=context, answer_format=answer_format, answer=names([chart.mrn], "identifier"),
-                  provenance=[chart.reference], meta={"phrasing": phrasing, "name": chart.name, "born": born})]
+    out = [
+        b.make(
+            category,
+            ("found",),
+            now=now,
+            variant="found",
+            instruction=text,
+            context=context,
+            answer_format=answer_format,
+            answer=names([chart.mrn], "identifier"),
+            provenance=[chart.reference],
+            meta={"phrasing": phrasing, "name": chart.name, "born": born},
+        )
+    ]
     for _ in range(TRIES):
         shift = rng.choice([1, 2, 3, 7, 30, 365, 366 * 2]) * rng.choice([-1, 1])
         wrong = chart.birth_date + timedelta(days=shift)
         if (chart.given, chart.family, wrong.isoformat()) not in b.population.names_and_births:
             text, phrasing = b.say(category, ("not-found",), name=chart.name, born=wrong.isoformat())
-            out.append(b.make(category, ("not-found",), now=now, variant="not-found", instruction=text,
-                              context=context, answer_format=answer_format, answer=names([], "identifier"),
-                              meta={"true_birth_date": chart.birth_date.isoformat(), "phrasing": phrasing,
-                                    "name": chart.name, "born": wrong.isoformat()}))
+            out.append(
+                b.make(
+                    category,
+                    ("not-found",),
+                    now=now,
+                    variant="not-found",
+                    instruction=text,
+                    context=context,
+                    answer_format=answer_format,
+                    answer=names([], "identifier"),
+                    meta={
+                        "true_birth_date": chart.birth_date.isoformat(),
+                        "phrasing": phrasing,
+                        "name": chart.name,
+                        "born": wrong.isoformat(),
+                    },
+                )
+            )
             break
     return out
 
@@ -62,9 +88,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(rows[0]["mrn"], [rows[0]["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=110, generate=generate, solve=solve,
-    description="Find a patient's MRN by name and birth date, or say the patient is not found.",
-    phrasings={NAME: PHRASINGS},
-    variant_shares={"found": 3, "not-found": 1},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=110,
+        generate=generate,
+        solve=solve,
+        description="Find a patient's MRN by name and birth date, or say the patient is not found.",
+        phrasings={NAME: PHRASINGS},
+        variant_shares={"found": 3, "not-found": 1},
+    )
+)

@@ -42,8 +42,14 @@ PHRASINGS = [
 HBA1C_INDICATIONS = {"44054006", "15777000", "368581000119106", "422034002", "127013003"}  # diabetes, prediabetes
 
 
-def stale_or_fresh_now(b: AgenticBuilder, times: list[datetime], branch: str, rng_key: str,
-                       fresh_days: tuple[int, int] = (30, 340), stale_after: int = 380) -> tuple[datetime, str] | None:
+def stale_or_fresh_now(
+    b: AgenticBuilder,
+    times: list[datetime],
+    branch: str,
+    rng_key: str,
+    fresh_days: tuple[int, int] = (30, 340),
+    stale_after: int = 380,
+) -> tuple[datetime, str] | None:
     """A clock where the last event before it is recent (no-action), or is older than ``stale_after`` days
     or absent (act). Returns (now, variant) with variant recent | stale | none."""
     rng = b.rng(rng_key, branch)
@@ -89,13 +95,16 @@ def generate(given: ChartInput) -> list[Scenario]:
     times = [f.when for f in b.chart.values(HBA1C)]
     if not times:
         return []  # only patients followed with HbA1c at some point (adults with glycemia checks)
-    indications = sorted((c for c in b.chart.conditions if c.code.code in HBA1C_INDICATIONS),
-                         key=lambda c: (c.onset, c.id))
+    indications = sorted(
+        (c for c in b.chart.conditions if c.code.code in HBA1C_INDICATIONS), key=lambda c: (c.onset, c.id)
+    )
     if not indications:
         return []  # re-ordering HbA1c is only indicated with diabetes or prediabetes
     instruction, phrasing = b.say(category)
-    answer_format = ('Answer as JSON: {{"value": <the HbA1c in %, {rounding}>, "date": "YYYY-MM-DD"}}, '
-                     "or 'none' if there is no HbA1c result.")
+    answer_format = (
+        'Answer as JSON: {{"value": <the HbA1c in %, {rounding}>, "date": "YYYY-MM-DD"}}, '
+        "or 'none' if there is no HbA1c result."
+    )
     out = []
     for branch in ("act", "no-action"):
         picked = stale_or_fresh_now(b, times, branch, category)
@@ -107,30 +116,51 @@ def generate(given: ChartInput) -> list[Scenario]:
         indication = next((c for c in indications if c.onset <= now - timedelta(days=1)), None)
         if indication is None:
             continue  # not yet diagnosed at now: no indication to monitor HbA1c
-        context = (f"The patient's problem list includes {condition_label(indication.code.display).lower()} (since "
-                   f"{day_of(indication.onset).isoformat()}), so HbA1c is monitored at least yearly. The LOINC code "
-                   f"for HbA1c is {HBA1C}. Order a new test as a ServiceRequest with LOINC {HBA1C} (intent order, "
-                   f"status active, authored now). {FUTURE_NOTE}")
+        context = (
+            f"The patient's problem list includes {condition_label(indication.code.display).lower()} (since "
+            f"{day_of(indication.onset).isoformat()}), so HbA1c is monitored at least yearly. The LOINC code "
+            f"for HbA1c is {HBA1C}. Order a new test as a ServiceRequest with LOINC {HBA1C} (intent order, "
+            f"status active, authored now). {FUTURE_NOTE}"
+        )
         last = latest_before(b.chart.values(HBA1C), now)
         if last is not None and last not in facts:
             continue
         if last is None:
-            answer = ExpectedAnswer(type="record", fields={"value": none_number(LABS[HBA1C]),
-                                                           "date": ExpectedAnswer(type="date", value=None)})
+            answer = ExpectedAnswer(
+                type="record",
+                fields={"value": none_number(LABS[HBA1C]), "date": ExpectedAnswer(type="date", value=None)},
+            )
             provenance, decimals = [], LABS[HBA1C].decimals
         else:
             built = number_answer(last.value, LABS[HBA1C], [f.value for f in b.chart.values(HBA1C)])
             if built is None:
                 continue
-            answer = ExpectedAnswer(type="record", fields={
-                "value": built[0], "date": ExpectedAnswer(type="date", value=day_of(last.when).isoformat())})
+            answer = ExpectedAnswer(
+                type="record",
+                fields={"value": built[0], "date": ExpectedAnswer(type="date", value=day_of(last.when).isoformat())},
+            )
             provenance, decimals = [f"Observation/{last.id}"], built[1]
-        writes = [service_order("HbA1c order", b.chart.patient_id, now, [CodingSpec(system=LOINC, code=HBA1C)])] \
-            if branch == "act" else []
-        out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
-                          context=context, answer_format=answer_format.format(rounding=rounding_phrase(decimals)),
-                          answer=answer, writes=writes, provenance=[*provenance, f"Condition/{indication.id}"],
-                          meta={"phrasing": phrasing, "indication": indication.code.code}))
+        writes = (
+            [service_order("HbA1c order", b.chart.patient_id, now, [CodingSpec(system=LOINC, code=HBA1C)])]
+            if branch == "act"
+            else []
+        )
+        out.append(
+            b.make(
+                category,
+                (branch,),
+                now=now,
+                branch=branch,
+                variant=variant,
+                instruction=instruction,
+                context=context,
+                answer_format=answer_format.format(rounding=rounding_phrase(decimals)),
+                answer=answer,
+                writes=writes,
+                provenance=[*provenance, f"Condition/{indication.id}"],
+                meta={"phrasing": phrasing, "indication": indication.code.code},
+            )
+        )
     return out
 
 
@@ -142,8 +172,14 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     row = await tools.reads.latest(patient, HBA1C)
     when = parse_time(row["date"]) if row else None
     if when is None or tools.now - when > HBA1C_STALE or tools.act_on_every_branch:
-        await tools.call("order_service", patient=patient, code=HBA1C, system="loinc", kind="lab",
-                         reason="last HbA1c more than a year old" if when else "no HbA1c on record")
+        await tools.call(
+            "order_service",
+            patient=patient,
+            code=HBA1C,
+            system="loinc",
+            kind="lab",
+            reason="last HbA1c more than a year old" if when else "no HbA1c on record",
+        )
     if row is None:
         return OracleAnswer("none", [])
     decimals = stated_decimals(sc.question)
@@ -151,8 +187,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(json.dumps({"value": value, "date": utc_day(row["date"])}), [row["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=200, generate=generate, solve=solve, conditional=True,
-    description="Report the last HbA1c and its date; order a new one when it is more than a year old or missing.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=200,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Report the last HbA1c and its date; order a new one when it is more than a year old or missing.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

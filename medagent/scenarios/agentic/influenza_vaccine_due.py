@@ -39,11 +39,14 @@ def generate(given: ChartInput) -> list[Scenario]:
     the vaccination months (September to March), never within 3 days of a dose's season boundary."""
     category = NAME
     shots = sorted((s for s in b.chart.immunizations if s.code.code == CVX_INFLUENZA), key=lambda s: (s.when, s.id))
-    context = (f"The CVX code of the seasonal influenza vaccine is {CVX_INFLUENZA} (system {CVX}). Order it as a "
-               f"MedicationRequest with medicationCodeableConcept CVX {CVX_INFLUENZA} (intent order, status active, "
-               f"authored now). {FUTURE_NOTE}")
-    answer_format = ("Answer with the date of the last influenza vaccination as YYYY-MM-DD, or 'none' if the patient "
-                     "never had one.")
+    context = (
+        f"The CVX code of the seasonal influenza vaccine is {CVX_INFLUENZA} (system {CVX}). Order it as a "
+        f"MedicationRequest with medicationCodeableConcept CVX {CVX_INFLUENZA} (intent order, status active, "
+        f"authored now). {FUTURE_NOTE}"
+    )
+    answer_format = (
+        "Answer with the date of the last influenza vaccination as YYYY-MM-DD, or 'none' if the patient never had one."
+    )
     rng = b.rng(category, "season")
     start, end = b.span
     candidates: dict[str, list[datetime]] = {"act": [], "no-action": []}
@@ -53,8 +56,9 @@ def generate(given: ChartInput) -> list[Scenario]:
             continue
         begun = season_start(now)
         before = [s for s in shots if s.when <= now]
-        if any(abs((day_of(s.when) - begun).days) <= 3 for s in before) or (before and now - before[-1].when
-                                                                              < timedelta(days=1)):
+        if any(abs((day_of(s.when) - begun).days) <= 3 for s in before) or (
+            before and now - before[-1].when < timedelta(days=1)
+        ):
             continue  # no dose near the season's first day, none in the last day
         this_season = [s for s in before if day_of(s.when) >= begun]
         candidates["no-action" if this_season else "act"].append(now)
@@ -66,22 +70,48 @@ def generate(given: ChartInput) -> list[Scenario]:
         before = [s for s in shots if s.when <= now]
         last = before[-1] if before else None
         begun = season_start(now)
-        variant = "this-season" if branch == "no-action" else ("last-season" if last and day_of(last.when) >= date(
-            begun.year - 1, SEASON_START_MONTH, 1) else "older" if last else "never")
+        variant = (
+            "this-season"
+            if branch == "no-action"
+            else (
+                "last-season"
+                if last and day_of(last.when) >= date(begun.year - 1, SEASON_START_MONTH, 1)
+                else "older"
+                if last
+                else "never"
+            )
+        )
         instruction, phrasing = b.say(category, (branch,), start=begun.isoformat())
         answer = ExpectedAnswer(type="date", value=day_of(last.when).isoformat() if last else None)
-        writes = [medication_order("influenza vaccine order", b.chart.patient_id, now, CVX, CVX_INFLUENZA)] \
-            if branch == "act" else []
-        out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
-                          context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          provenance=[f"Immunization/{last.id}"] if last else [],
-                          meta={"phrasing": phrasing, "season_start": begun.isoformat()}))
+        writes = (
+            [medication_order("influenza vaccine order", b.chart.patient_id, now, CVX, CVX_INFLUENZA)]
+            if branch == "act"
+            else []
+        )
+        out.append(
+            b.make(
+                category,
+                (branch,),
+                now=now,
+                branch=branch,
+                variant=variant,
+                instruction=instruction,
+                context=context,
+                answer_format=answer_format,
+                answer=answer,
+                writes=writes,
+                provenance=[f"Immunization/{last.id}"] if last else [],
+                meta={"phrasing": phrasing, "season_start": begun.isoformat()},
+            )
+        )
     return out
 
 
 FLU_WINDOW = timedelta(days=365)  # v1: "no influenza vaccination ... in the 365 days before now"
-SEASON = re.compile(r"season (?:began|started) on (\d{4}-\d{2}-\d{2})|start of the current season \((\d{4}-\d{2}-"
-                    r"\d{2})\)")
+SEASON = re.compile(
+    r"season (?:began|started) on (\d{4}-\d{2}-\d{2})|start of the current season \((\d{4}-\d{2}-"
+    r"\d{2})\)"
+)
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
@@ -96,15 +126,28 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     else:  # v1: due when none in the 365 days before now
         due = when is None or tools.now - when > FLU_WINDOW
     if due or tools.act_on_every_branch:
-        await tools.call("order_medication", patient=patient, code=CVX_INFLUENZA, system="cvx",
-                         reason="no influenza vaccination in the last 365 days" if when else "never vaccinated")
+        await tools.call(
+            "order_medication",
+            patient=patient,
+            code=CVX_INFLUENZA,
+            system="cvx",
+            reason="no influenza vaccination in the last 365 days" if when else "never vaccinated",
+        )
     if last is None:
         return OracleAnswer("none", [])
     return OracleAnswer(utc_day(last["date"]), [last["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=220, generate=generate, solve=solve, conditional=True,
-    description="Report the last flu shot; order one when none was given since the current season began.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=220,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Report the last flu shot; order one when none was given since the current season began.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -22,8 +22,7 @@ PHRASINGS = [
     "Describe the trend in the last three {label} results (LOINC {code}) of {patient} before now.",
     "Look at the three most recent {label} values (LOINC {code}) of {patient} before now and summarise the "
     "direction for the care team.",
-    "Give the clinician a trend summary of the last three {label} (LOINC {code}) results of {patient} before "
-    "now.",
+    "Give the clinician a trend summary of the last three {label} (LOINC {code}) results of {patient} before now.",
     "Over the latest three {label} measurements (LOINC {code}) of {patient} before now, is it going up, down or "
     "staying stable? Summarise.",
 ]
@@ -66,24 +65,34 @@ def generate(given: ChartInput) -> list[Scenario]:
         if first_answer is None or last_answer is None:
             continue
         decimals = max(first_answer[1], last_answer[1])
-        tolerance = Tolerance(abs=10.0 ** -decimals)  # both values at the one stated rounding
+        tolerance = Tolerance(abs=10.0**-decimals)  # both values at the one stated rounding
         fields = {
             "trend": names([trend]),
             "first": first_answer[0].model_copy(update={"tolerance": tolerance}),
             "last": last_answer[0].model_copy(update={"tolerance": tolerance}),
         }
         instruction, phrasing = b.say(category, (trend,), label=info.label, code=code)
-        context = ("Compare the newest of the three results with the oldest: the trend is 'increasing' if the newest "
-                   "is at least 5% higher, 'decreasing' if it is at least 5% lower, and 'stable' otherwise. "
-                   + FUTURE_NOTE)
-        answer_format = ('Answer as JSON: {"trend": "increasing" | "decreasing" | "stable", "first": <oldest of the '
-                         f'three, in {info.unit}>, "last": <newest, in {info.unit}>, "summary": "<one or two '
-                         f'sentences>"}}, values {rounding_phrase(decimals)}.')
-        by_trend[trend] = b.make(category, (trend,), now=now, variant=trend, instruction=instruction,
-                                 context=context, answer_format=answer_format,
-                                 answer=ExpectedAnswer(type="record", fields=fields),
-                                 provenance=[f"Observation/{f.id}" for f in facts[k - 2:k + 1]],
-                                 meta={"loinc": code, "change": round(change, 4), "phrasing": phrasing})
+        context = (
+            "Compare the newest of the three results with the oldest: the trend is 'increasing' if the newest "
+            "is at least 5% higher, 'decreasing' if it is at least 5% lower, and 'stable' otherwise. " + FUTURE_NOTE
+        )
+        answer_format = (
+            'Answer as JSON: {"trend": "increasing" | "decreasing" | "stable", "first": <oldest of the '
+            f'three, in {info.unit}>, "last": <newest, in {info.unit}>, "summary": "<one or two '
+            f'sentences>"}}, values {rounding_phrase(decimals)}.'
+        )
+        by_trend[trend] = b.make(
+            category,
+            (trend,),
+            now=now,
+            variant=trend,
+            instruction=instruction,
+            context=context,
+            answer_format=answer_format,
+            answer=ExpectedAnswer(type="record", fields=fields),
+            provenance=[f"Observation/{f.id}" for f in facts[k - 2 : k + 1]],
+            meta={"loinc": code, "change": round(change, 4), "phrasing": phrasing},
+        )
     return [by_trend[t] for t in sorted(by_trend)]
 
 
@@ -101,13 +110,22 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     unit = rows[0].get("unit") or ""
     first = round(oldest, decimals) if decimals is not None else oldest
     last = round(newest, decimals) if decimals is not None else newest
-    summary = (f"The last three results went from {first} {unit} ({utc_day(rows[2]['date'])}) to {last} {unit} "
-               f"({utc_day(rows[0]['date'])}), a change of {change:+.1%}: {trend}.")
+    summary = (
+        f"The last three results went from {first} {unit} ({utc_day(rows[2]['date'])}) to {last} {unit} "
+        f"({utc_day(rows[0]['date'])}), a change of {change:+.1%}: {trend}."
+    )
     return OracleAnswer(json.dumps({"trend": trend, "first": first, "last": last, "summary": summary}), refs(rows))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=230, generate=generate, solve=solve,
-    description="The direction of a lab over its last three results by a stated 5% rule, with a summary.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=230,
+        generate=generate,
+        solve=solve,
+        description="The direction of a lab over its last three results by a stated 5% rule, with a summary.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -49,10 +49,21 @@ def generate(given: ChartInput) -> list[Scenario]:
             if built is None:
                 continue
             (answer, decimals), provenance, variant = built, [f"Observation/{latest.id}"], "present"
-        return [b.make(category, (), now=now, variant=variant, instruction=instruction, context=FUTURE_NOTE,
-                       answer_format=f"Answer with one number in mg/dL, {rounding_phrase(decimals)}, or 'none' if "
-                                     "the patient has no glucose result.",
-                       answer=answer, provenance=provenance, meta={"phrasing": phrasing})]
+        return [
+            b.make(
+                category,
+                (),
+                now=now,
+                variant=variant,
+                instruction=instruction,
+                context=FUTURE_NOTE,
+                answer_format=f"Answer with one number in mg/dL, {rounding_phrase(decimals)}, or 'none' if "
+                "the patient has no glucose result.",
+                answer=answer,
+                provenance=provenance,
+                meta={"phrasing": phrasing},
+            )
+        ]
     return []
 
 
@@ -61,9 +72,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return value_answer(sc.question, await tools.reads.latest(patient, GLUCOSE))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=170, generate=generate, solve=solve,
-    description="The latest blood glucose value, however old, or 'none'.",
-    phrasings={NAME: PHRASINGS},
-    variant_shares={"present": 3, "absent": 1},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=170,
+        generate=generate,
+        solve=solve,
+        description="The latest blood glucose value, however old, or 'none'.",
+        phrasings={NAME: PHRASINGS},
+        variant_shares={"present": 3, "absent": 1},
+    )
+)

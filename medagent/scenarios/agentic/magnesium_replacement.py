@@ -39,20 +39,28 @@ def generate(given: ChartInput) -> list[Scenario]:
     rng = b.rng(category)
     start, end = b.span
     # adults only: the dosing instructions are adult doses (a 2 g dose is about 60 mg/kg for a 2-year-old)
-    visits = [t for t in b.chart.encounter_starts if start + timedelta(days=3) <= t <= end - timedelta(hours=8)
-              and whole_years_between(b.chart.birth_date, day_of(t)) >= 18]
+    visits = [
+        t
+        for t in b.chart.encounter_starts
+        if start + timedelta(days=3) <= t <= end - timedelta(hours=8)
+        and whole_years_between(b.chart.birth_date, day_of(t)) >= 18
+    ]
     if not visits:
         return []
     instruction, phrasing = b.say(category)
-    context = (f"The LOINC code for serum magnesium is {MAGNESIUM}. Low means 1.9 mg/dL or less. The NDC for "
-               f"replacement IV magnesium sulfate is {NDC_MAGNESIUM_IV}. Dosing instructions: mild deficiency "
-               "(1.5 to 1.9 mg/dL): 1 g IV over 1 hour; moderate deficiency (1.0 to less than 1.5 mg/dL): 2 g IV over "
-               "2 hours; severe deficiency (less than 1.0 mg/dL): 4 g IV over 4 hours. Order it as a "
-               "MedicationRequest (intent order, status active, authored now) with route IV, the dose as "
-               "dosageInstruction.doseAndRate.doseQuantity in g and the infusion duration (for example as "
-               f"dosageInstruction.timing.repeat.duration in h). {FUTURE_NOTE}")
-    answer_format = ("Answer with the most recent serum magnesium value in the chart, in mg/dL as recorded, even if "
-                     "it is older than 24 hours, or 'none' if the patient has no magnesium result.")
+    context = (
+        f"The LOINC code for serum magnesium is {MAGNESIUM}. Low means 1.9 mg/dL or less. The NDC for "
+        f"replacement IV magnesium sulfate is {NDC_MAGNESIUM_IV}. Dosing instructions: mild deficiency "
+        "(1.5 to 1.9 mg/dL): 1 g IV over 1 hour; moderate deficiency (1.0 to less than 1.5 mg/dL): 2 g IV over "
+        "2 hours; severe deficiency (less than 1.0 mg/dL): 4 g IV over 4 hours. Order it as a "
+        "MedicationRequest (intent order, status active, authored now) with route IV, the dose as "
+        "dosageInstruction.doseAndRate.doseQuantity in g and the infusion duration (for example as "
+        f"dosageInstruction.timing.repeat.duration in h). {FUTURE_NOTE}"
+    )
+    answer_format = (
+        "Answer with the most recent serum magnesium value in the chart, in mg/dL as recorded, even if "
+        "it is older than 24 hours, or 'none' if the patient has no magnesium result."
+    )
     out = []
     for branch in ("act", "no-action"):
         anchor = rng.choice(sorted(visits))
@@ -64,27 +72,55 @@ def generate(given: ChartInput) -> list[Scenario]:
             value = round(rng.uniform(low, high), 1)
             when, variant = now - timedelta(hours=rng.uniform(2, 20)), level
             writes = [magnesium_order(b.chart.patient_id, now, grams, grams)]
-            answer = ExpectedAnswer(type="number", value=value, unit="mg/dL", tolerance=EXACT,
-                                    unit_factors=dict(MAGNESIUM_INFO.unit_factors))
+            answer = ExpectedAnswer(
+                type="number",
+                value=value,
+                unit="mg/dL",
+                tolerance=EXACT,
+                unit_factors=dict(MAGNESIUM_INFO.unit_factors),
+            )
         else:
             variant = rng.choice(["normal", "stale-low"])
             if variant == "normal":
                 value = round(rng.uniform(2.0, 2.6), 1)
                 when = now - timedelta(hours=rng.uniform(2, 20))
-                answer = ExpectedAnswer(type="number", value=value, unit="mg/dL", tolerance=EXACT,
-                                        unit_factors=dict(MAGNESIUM_INFO.unit_factors))
+                answer = ExpectedAnswer(
+                    type="number",
+                    value=value,
+                    unit="mg/dL",
+                    tolerance=EXACT,
+                    unit_factors=dict(MAGNESIUM_INFO.unit_factors),
+                )
             else:
                 value = round(rng.uniform(1.0, 1.7), 1)
                 when = now - timedelta(hours=rng.uniform(30, 70))
                 # the no-action branch still needs the value the agent found (not "none")
-                answer = ExpectedAnswer(type="number", value=value, unit="mg/dL", tolerance=EXACT,
-                                        unit_factors=dict(MAGNESIUM_INFO.unit_factors))
+                answer = ExpectedAnswer(
+                    type="number",
+                    value=value,
+                    unit="mg/dL",
+                    tolerance=EXACT,
+                    unit_factors=dict(MAGNESIUM_INFO.unit_factors),
+                )
             writes = []
         fixture = lab_observation(scenario, 0, b.chart.patient_id, MAGNESIUM, MAGNESIUM_DISPLAY, value, "mg/dL", when)
-        out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
-                          context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          setup=[fixture], provenance=[f"Observation/{fixture['id']}"],
-                          meta={"magnesium": value, "phrasing": phrasing}))
+        out.append(
+            b.make(
+                category,
+                (branch,),
+                now=now,
+                branch=branch,
+                variant=variant,
+                instruction=instruction,
+                context=context,
+                answer_format=answer_format,
+                answer=answer,
+                writes=writes,
+                setup=[fixture],
+                provenance=[f"Observation/{fixture['id']}"],
+                meta={"magnesium": value, "phrasing": phrasing},
+            )
+        )
     return out
 
 
@@ -103,9 +139,18 @@ def magnesium_dose(value: float) -> float:
 async def _replace(tools: ToolCaller, patient: str, value: float | None) -> None:
     if (value is not None and value <= MAGNESIUM_THRESHOLD) or tools.act_on_every_branch:
         grams = magnesium_dose(value if value is not None and value <= MAGNESIUM_THRESHOLD else 1.9)
-        await tools.call("order_medication", patient=patient, code=NDC_MAGNESIUM_IV, system="ndc", dose_value=grams,
-                         dose_unit="g", route="iv", duration_value=grams, duration_unit="h",
-                         reason=f"serum magnesium {value} mg/dL" if value is not None else "magnesium replacement")
+        await tools.call(
+            "order_medication",
+            patient=patient,
+            code=NDC_MAGNESIUM_IV,
+            system="ndc",
+            dose_value=grams,
+            dose_unit="g",
+            route="iv",
+            duration_value=grams,
+            duration_unit="h",
+            reason=f"serum magnesium {value} mg/dL" if value is not None else "magnesium replacement",
+        )
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
@@ -120,8 +165,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return value_answer(sc.question, row)
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=150, generate=generate, solve=solve, conditional=True,
-    description="Check the latest magnesium; replace it intravenously when low, by the dosing instructions.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=150,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Check the latest magnesium; replace it intravenously when low, by the dosing instructions.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -36,8 +36,9 @@ def generate(given: ChartInput) -> list[Scenario]:
         return []
     rng = b.rng(category)
     orders = b.chart.orders_by_code()
-    active = {code: items[-1].code.display for code, items in orders.items()
-              if any(m.status == "active" for m in items)}
+    active = {
+        code: items[-1].code.display for code, items in orders.items() if any(m.status == "active" for m in items)
+    }
     if not active:
         return []
     now = b.clock(b.span[1])
@@ -54,21 +55,40 @@ def generate(given: ChartInput) -> list[Scenario]:
         extra.append(rng.choice(sorted(pool)))
     listed = sorted([*reported.values(), *extra], key=lambda s: rng.random())
     instruction, phrasing = b.say(category, listed="; ".join(listed))
-    answer_format = ('Answer as JSON: {"not_on_chart": [reported medications without an active order], '
-                     '"not_reported": [medications with an active order that the patient did not report]}, with '
-                     "names exactly as written above or in the chart; use [] for an empty list.")
-    answer = ExpectedAnswer(type="record", fields={"not_on_chart": names(extra, "medication"),
-                                                   "not_reported": names(omitted, "medication")})
+    answer_format = (
+        'Answer as JSON: {"not_on_chart": [reported medications without an active order], '
+        '"not_reported": [medications with an active order that the patient did not report]}, with '
+        "names exactly as written above or in the chart; use [] for an empty list."
+    )
+    answer = ExpectedAnswer(
+        type="record", fields={"not_on_chart": names(extra, "medication"), "not_reported": names(omitted, "medication")}
+    )
     refs = [f"MedicationRequest/{m.id}" for code in active for m in orders[code] if m.status == "active"]
     kind = "discrepancy" if (extra or omitted) else "match"  # not balanced: most visits have a discrepancy
-    return [b.make(category, (), now=now, instruction=instruction, context="", answer_format=answer_format,
-                   answer=answer, provenance=refs, meta={"kind": kind, "phrasing": phrasing, "reported": listed})]
+    return [
+        b.make(
+            category,
+            (),
+            now=now,
+            instruction=instruction,
+            context="",
+            answer_format=answer_format,
+            answer=answer,
+            provenance=refs,
+            meta={"kind": kind, "phrasing": phrasing, "reported": listed},
+        )
+    ]
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
-    reported = sc.meta["reported"] if "reported" in sc.meta else [
-        name.strip() for name in task_text(r"reports currently taking: (.+?)\. Compare this list", sc.question,
-                                           sc.id).split(";")]
+    reported = (
+        sc.meta["reported"]
+        if "reported" in sc.meta
+        else [
+            name.strip()
+            for name in task_text(r"reports currently taking: (.+?)\. Compare this list", sc.question, sc.id).split(";")
+        ]
+    )
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
     rows = await tools.reads.medications(patient, status="current")
     active = list(names_by_code(rows).values())
@@ -78,13 +98,22 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
 
     on_chart = {key(name) for name in active}
     said = {key(name) for name in reported}
-    answer = {"not_on_chart": [name for name in reported if key(name) not in on_chart],
-              "not_reported": sorted({name for name in active if key(name) not in said})}
+    answer = {
+        "not_on_chart": [name for name in reported if key(name) not in on_chart],
+        "not_reported": sorted({name for name in active if key(name) not in said}),
+    }
     return OracleAnswer(json.dumps(answer), refs(rows))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=210, generate=generate, solve=solve,
-    description="Compare the medications the patient reports taking with the active orders.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=210,
+        generate=generate,
+        solve=solve,
+        description="Compare the medications the patient reports taking with the active orders.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -58,18 +58,23 @@ def generate(given: ChartInput, no_action: Sequence[str] = ("normal", "older-low
     category = NAME
     rng = b.rng(category)
     # adults only: 10 mEq per 0.1 mmol/L is an adult dose (children are dosed by weight)
-    facts = [f for f in unique_at(b.chart.values(POTASSIUM)) if b.inside(f.when + timedelta(hours=24))
-             and whole_years_between(b.chart.birth_date, day_of(f.when)) >= 18]
+    facts = [
+        f
+        for f in unique_at(b.chart.values(POTASSIUM))
+        if b.inside(f.when + timedelta(hours=24)) and whole_years_between(b.chart.birth_date, day_of(f.when)) >= 18
+    ]
     if not facts:
         return []
     instruction, phrasing = b.say(category)
-    context = (f"The LOINC code for potassium results is {POTASSIUM}. Low means below 3.5 mmol/L. The NDC for oral "
-               f"replacement potassium chloride is {NDC_POTASSIUM_ORAL}. Dosing instructions: for every 0.1 mmol/L "
-               "(mEq/L) below 3.5, order 10 mEq of oral potassium (for example 3.1 mmol/L: 40 mEq). Order the "
-               "medication as a MedicationRequest (intent order, status active, authored now, route oral, dose as "
-               "dosageInstruction.doseAndRate.doseQuantity in mEq) and the lab as a ServiceRequest with LOINC 2823-3 "
-               "(serum potassium; intent order, status active, authored now, occurrenceDateTime 08:00 the next day "
-               f"in the time zone of now). {FUTURE_NOTE}")
+    context = (
+        f"The LOINC code for potassium results is {POTASSIUM}. Low means below 3.5 mmol/L. The NDC for oral "
+        f"replacement potassium chloride is {NDC_POTASSIUM_ORAL}. Dosing instructions: for every 0.1 mmol/L "
+        "(mEq/L) below 3.5, order 10 mEq of oral potassium (for example 3.1 mmol/L: 40 mEq). Order the "
+        "medication as a MedicationRequest (intent order, status active, authored now, route oral, dose as "
+        "dosageInstruction.doseAndRate.doseQuantity in mEq) and the lab as a ServiceRequest with LOINC 2823-3 "
+        "(serum potassium; intent order, status active, authored now, occurrenceDateTime 08:00 the next day "
+        f"in the time zone of now). {FUTURE_NOTE}"
+    )
     # one stated rounding for both branches (2 places: fixtures have 1, chart values many)
     answer_format = "Answer with the most recent potassium value in mmol/L, rounded to 2 decimal places."
     two_places = replace(LABS[POTASSIUM], decimals=2)
@@ -93,8 +98,13 @@ def generate(given: ChartInput, no_action: Sequence[str] = ("normal", "older-low
         else:
             value = round(rng.uniform(2.8, 3.4), 1) if branch == "act" else round(rng.uniform(3.6, 4.8), 1)
             when = now - (now - base.when) * rng.uniform(0.1, 0.9)
-            answer = ExpectedAnswer(type="number", value=value, unit="mmol/L", tolerance=EXACT,
-                                    unit_factors=dict(LABS[POTASSIUM].unit_factors))
+            answer = ExpectedAnswer(
+                type="number",
+                value=value,
+                unit="mmol/L",
+                tolerance=EXACT,
+                unit_factors=dict(LABS[POTASSIUM].unit_factors),
+            )
             provenance = []
         fixture = lab_observation(scenario, 0, b.chart.patient_id, POTASSIUM, POTASSIUM_DISPLAY, value, "mmol/L", when)
         if variant != "older-low":
@@ -103,10 +113,23 @@ def generate(given: ChartInput, no_action: Sequence[str] = ("normal", "older-low
         if branch == "act":
             dose = float((35 - round(value * 10)) * 10)
             writes = [potassium_order(b.chart.patient_id, now, dose), potassium_followup(b.chart.patient_id, now)]
-        out.append(b.make(category, (branch,), now=now, branch=branch, variant=variant, instruction=instruction,
-                          context=context, answer_format=answer_format, answer=answer, writes=writes,
-                          setup=[fixture], provenance=provenance,
-                          meta={"fixture_potassium": value, "phrasing": phrasing}))
+        out.append(
+            b.make(
+                category,
+                (branch,),
+                now=now,
+                branch=branch,
+                variant=variant,
+                instruction=instruction,
+                context=context,
+                answer_format=answer_format,
+                answer=answer,
+                writes=writes,
+                setup=[fixture],
+                provenance=provenance,
+                meta={"fixture_potassium": value, "phrasing": phrasing},
+            )
+        )
     return out
 
 
@@ -117,23 +140,55 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     if (value is not None and value < POTASSIUM_THRESHOLD) or tools.act_on_every_branch:
         steps = round(POTASSIUM_THRESHOLD * 10) - round((value if value is not None else 3.4) * 10)
         dose = float(max(steps, 1) * 10)  # 10 mEq per 0.1 mmol/L below 3.5
-        await tools.call("order_medication", patient=patient, code=NDC_POTASSIUM_ORAL, system="ndc", dose_value=dose,
-                         dose_unit="mEq", route="oral", reason=f"potassium {value} mmol/L below 3.5")
-        await tools.call("order_service", patient=patient, code=POTASSIUM_SERUM_ORDER, system="loinc", kind="lab",
-                         occurrence="tomorrow 08:00", reason="follow-up serum potassium after replacement")
+        await tools.call(
+            "order_medication",
+            patient=patient,
+            code=NDC_POTASSIUM_ORAL,
+            system="ndc",
+            dose_value=dose,
+            dose_unit="mEq",
+            route="oral",
+            reason=f"potassium {value} mmol/L below 3.5",
+        )
+        await tools.call(
+            "order_service",
+            patient=patient,
+            code=POTASSIUM_SERUM_ORDER,
+            system="loinc",
+            kind="lab",
+            occurrence="tomorrow 08:00",
+            reason="follow-up serum potassium after replacement",
+        )
     return value_answer(sc.question, row)
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=190, until=2, generate=generate, solve=solve, conditional=True,
-    description="Check the latest potassium; replace it orally when low and order a follow-up serum potassium.",
-    phrasings={NAME: PHRASINGS},
-))
-V3 = register(Category(
-    name=NAME, suite="agentic", tier="core", order=190, since=3, generate=partial(generate, no_action=("older-low",)),
-    solve=solve, conditional=True,
-    description="Check the latest potassium; replace it orally when low and order a follow-up serum potassium. v3: "
-                "every item's setup holds a low result; on the no-action branch the chart's own newer result is "
-                "normal, so the setup alone never decides.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=190,
+        until=2,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Check the latest potassium; replace it orally when low and order a follow-up serum potassium.",
+        phrasings={NAME: PHRASINGS},
+    )
+)
+V3 = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=190,
+        since=3,
+        generate=partial(generate, no_action=("older-low",)),
+        solve=solve,
+        conditional=True,
+        description="Check the latest potassium; replace it orally when low and order a follow-up serum potassium. v3: "
+        "every item's setup holds a low result; on the no-action branch the chart's own newer result is "
+        "normal, so the setup alone never decides.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

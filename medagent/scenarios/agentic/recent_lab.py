@@ -48,8 +48,9 @@ def generate(given: ChartInput) -> list[Scenario]:
                 continue
             window = [f for f in b.chart.values(code) if now - timedelta(hours=25) <= f.when <= now]
             if variant == "present":
-                if window != [f for f in b.chart.values(code) if f.when == fact.when] or \
-                        not now - timedelta(hours=23) <= fact.when <= now - timedelta(hours=1):
+                if window != [f for f in b.chart.values(code) if f.when == fact.when] or not now - timedelta(
+                    hours=23
+                ) <= fact.when <= now - timedelta(hours=1):
                     continue
                 built = number_answer(fact.value, info, every)
                 if built is None:
@@ -60,11 +61,21 @@ def generate(given: ChartInput) -> list[Scenario]:
                 if window:
                     continue
                 answer, decimals, provenance = none_number(info), info.decimals, []
-            out.append(b.make(category, (variant,), now=now, variant=variant, instruction=instruction,
-                              context=FUTURE_NOTE,
-                              answer_format=f"Answer with one number in {info.unit}, {rounding_phrase(decimals)}, or "
-                                            f"'none' if no {info.label} was measured in the last 24 hours.",
-                              answer=answer, provenance=provenance, meta={"loinc": code, "phrasing": phrasing}))
+            out.append(
+                b.make(
+                    category,
+                    (variant,),
+                    now=now,
+                    variant=variant,
+                    instruction=instruction,
+                    context=FUTURE_NOTE,
+                    answer_format=f"Answer with one number in {info.unit}, {rounding_phrase(decimals)}, or "
+                    f"'none' if no {info.label} was measured in the last 24 hours.",
+                    answer=answer,
+                    provenance=provenance,
+                    meta={"loinc": code, "phrasing": phrasing},
+                )
+            )
             break
     return out
 
@@ -74,9 +85,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return value_answer(sc.question, await tools.reads.latest(patient, sc.meta["loinc"], since=RECENT_WINDOW))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=140, generate=generate, solve=solve,
-    description="A lab's latest value within the last 24 hours, or 'none'.",
-    phrasings={NAME: PHRASINGS},
-    variant_shares={"present": 3, "absent": 1},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=140,
+        generate=generate,
+        solve=solve,
+        description="A lab's latest value within the last 24 hours, or 'none'.",
+        phrasings={NAME: PHRASINGS},
+        variant_shares={"present": 3, "absent": 1},
+    )
+)

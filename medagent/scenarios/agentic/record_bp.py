@@ -34,8 +34,12 @@ def generate(given: ChartInput) -> list[Scenario]:
     diastolic = rng.randint(60, min(100, systolic - 25))
     factors = {"mmHg": 1.0, "mm Hg": 1.0}
     spec = WriteSpec(
-        name="blood pressure observation", resource_type="Observation", subject=b.chart.reference,
-        code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
+        name="blood pressure observation",
+        resource_type="Observation",
+        subject=b.chart.reference,
+        code_path="code.coding",
+        codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES],
+        status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
         quantities=[
             quantity(name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]", factors)
@@ -44,24 +48,49 @@ def generate(given: ChartInput) -> list[Scenario]:
         windows=[around(now, "effective now", EFFECTIVE_PATHS)],
     )
     instruction, phrasing = b.say(category, sys=systolic, dia=diastolic)
-    context = (f"Record it as an Observation with status final, category vital-signs "
-               f"({OBSERVATION_CATEGORY}), LOINC code 85354-9 (blood pressure panel), effective now, with two "
-               f"components: systolic blood pressure (LOINC {SYSTOLIC}) and diastolic blood pressure (LOINC "
-               f"{DIASTOLIC}), each a valueQuantity in mm[Hg].")
-    return [b.make(category, (), now=now, instruction=instruction, context=context,
-                   answer_format="After recording, reply 'done'.", answer=ExpectedAnswer(type="none"), writes=[spec],
-                   meta={"systolic": systolic, "diastolic": diastolic, "phrasing": phrasing})]
+    context = (
+        f"Record it as an Observation with status final, category vital-signs "
+        f"({OBSERVATION_CATEGORY}), LOINC code 85354-9 (blood pressure panel), effective now, with two "
+        f"components: systolic blood pressure (LOINC {SYSTOLIC}) and diastolic blood pressure (LOINC "
+        f"{DIASTOLIC}), each a valueQuantity in mm[Hg]."
+    )
+    return [
+        b.make(
+            category,
+            (),
+            now=now,
+            instruction=instruction,
+            context=context,
+            answer_format="After recording, reply 'done'.",
+            answer=ExpectedAnswer(type="none"),
+            writes=[spec],
+            meta={"systolic": systolic, "diastolic": diastolic, "phrasing": phrasing},
+        )
+    ]
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
-    await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=sc.meta["systolic"],
-                     diastolic=sc.meta["diastolic"], reason="blood pressure measured at the visit")
+    await tools.call(
+        "record_vital_sign",
+        patient=patient,
+        vital="blood_pressure",
+        systolic=sc.meta["systolic"],
+        diastolic=sc.meta["diastolic"],
+        reason="blood pressure measured at the visit",
+    )
     return OracleAnswer("done", [])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="core", order=130, generate=generate, solve=solve,
-    description="Record a blood pressure measured at the visit.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="core",
+        order=130,
+        generate=generate,
+        solve=solve,
+        description="Record a blood pressure measured at the visit.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

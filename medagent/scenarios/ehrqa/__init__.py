@@ -16,8 +16,9 @@ from medagent.scenarios.models import Scenario
 from medagent.scenarios.population import Population
 
 
-def generate_ehrqa(chart: Chart, population: Population, seed: int, test: bool = False, *,
-                   since: int | None = None) -> list[Scenario]:
+def generate_ehrqa(
+    chart: Chart, population: Population, seed: int, test: bool = False, *, since: int | None = None
+) -> list[Scenario]:
     """Every EHRQA question this chart supports, in category order; every possible "no" of the boolean forms
     (``sampling.sample_ehrqa`` matches them to the positives entity by entity)."""
     given = ChartInput(chart, population, seed, "test" if test else "dev")

@@ -19,10 +19,14 @@ from medagent.scenarios.population import Population
 
 FORMAT_BOOLEAN = "Answer yes or no."
 FORMAT_DATE = "Answer with one date in YYYY-MM-DD format."
-FORMAT_MEDICATIONS = ("Answer with the medication names exactly as written in the chart, separated by "
-                      "semicolons, or 'none' if there are none.")
-FORMAT_MEDS_SINCE = ('Answer as JSON: {"medications": [the medication names exactly as written in the chart], '
-                     '"first_ordered": "YYYY-MM-DD" (the date of the earliest of those orders)}.')
+FORMAT_MEDICATIONS = (
+    "Answer with the medication names exactly as written in the chart, separated by "
+    "semicolons, or 'none' if there are none."
+)
+FORMAT_MEDS_SINCE = (
+    'Answer as JSON: {"medications": [the medication names exactly as written in the chart], '
+    '"first_ordered": "YYYY-MM-DD" (the date of the earliest of those orders)}.'
+)
 FORMAT_PERSON = "Answer with the practitioner's full name (given name and family name)."
 
 # At least five phrasings per form; the LAST one of each list is used only in the test split, so a model
@@ -66,24 +70,41 @@ class EhrqaBuilder:
         age = whole_years_between(self.chart.birth_date, day_of(self.now))
         return self.population.plausible_for(code, self.chart.gender, age)
 
-    def make(self, category: str, key: tuple[object, ...], phrases: str, fmt: str, answer: ExpectedAnswer,
-             provenance: Iterable[str], entity: str | None = None, hard: bool = False, **words: object) -> Scenario:
+    def make(
+        self,
+        category: str,
+        key: tuple[object, ...],
+        phrases: str,
+        fmt: str,
+        answer: ExpectedAnswer,
+        provenance: Iterable[str],
+        entity: str | None = None,
+        hard: bool = False,
+        **words: object,
+    ) -> Scenario:
         every = self.phrasings[phrases]
         template = self.rng(category, *key).choice(phrasings_for(every, self.test))
         question = template.format(**words)
-        text = (f"It is now {iso(self.now)}. The patient is {self.chart.name} "
-                f"(Patient/{self.chart.patient_id}).\nQuestion: {question}\nAnswer format: {fmt}")
-        meta: dict[str, object] = {"form": phrases, "key": [str(k) for k in key],
-                                   "phrasing": every.index(template)}
+        text = (
+            f"It is now {iso(self.now)}. The patient is {self.chart.name} "
+            f"(Patient/{self.chart.patient_id}).\nQuestion: {question}\nAnswer format: {fmt}"
+        )
+        meta: dict[str, object] = {"form": phrases, "key": [str(k) for k in key], "phrasing": every.index(template)}
         if answer.type == "boolean":
             meta["polarity"] = "yes" if answer.value else "no"
             meta["entity"] = entity if entity is not None else "/".join(str(k) for k in key[1:])
             if hard:
                 meta["hard"] = True
         return Scenario(
-            id=scenario_id("ehrqa", category, self.chart.patient_id, *key), suite="ehrqa", category=category,
-            patient=self.chart.patient_id, now=iso(self.now), question=text, answer=answer,
-            provenance=sorted(set(provenance)), meta=meta,
+            id=scenario_id("ehrqa", category, self.chart.patient_id, *key),
+            suite="ehrqa",
+            category=category,
+            patient=self.chart.patient_id,
+            now=iso(self.now),
+            question=text,
+            answer=answer,
+            provenance=sorted(set(provenance)),
+            meta=meta,
         )
 
 

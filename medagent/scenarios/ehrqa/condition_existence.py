@@ -29,16 +29,28 @@ def generate(given: ChartInput) -> list[Scenario]:
     b = EhrqaBuilder.of(given, PHRASINGS)
     category = NAME
     mine = conditions_by_code(b.chart)
-    out = [b.make(category, ("yes", code), "condition", FORMAT_BOOLEAN, boolean(True),
-                  [f"Condition/{c.id}" for c in items], c=condition_label(items[0].code.display))
-           for code, items in mine.items()]
+    out = [
+        b.make(
+            category,
+            ("yes", code),
+            "condition",
+            FORMAT_BOOLEAN,
+            boolean(True),
+            [f"Condition/{c.id}" for c in items],
+            c=condition_label(items[0].code.display),
+        )
+        for code, items in mine.items()
+    ]
     exclude = implied_codes(set(mine))
     # every code of the population the patient does not have (nor implies): the sampler matches them to the
     # positives code by code, so the code asked about says nothing about the answer
     for code, display in b.population.conditions.items():
         if code not in exclude and b.plausible(code):
-            out.append(b.make(category, ("no", code), "condition", FORMAT_BOOLEAN, boolean(False), [],
-                              c=condition_label(display)))
+            out.append(
+                b.make(
+                    category, ("no", code), "condition", FORMAT_BOOLEAN, boolean(False), [], c=condition_label(display)
+                )
+            )
     return out
 
 
@@ -47,8 +59,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(yes_no(bool(rows)), refs(rows))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=10, generate=generate, solve=solve,
-    description="Has the patient ever been diagnosed with a condition (yes/no)?",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=10,
+        generate=generate,
+        solve=solve,
+        description="Has the patient ever been diagnosed with a condition (yes/no)?",
+        phrasings=PHRASINGS,
+    )
+)

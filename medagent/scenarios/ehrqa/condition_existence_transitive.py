@@ -27,8 +27,7 @@ PHRASINGS: dict[str, list[str]] = {
     "treated": [
         "Has the patient ever been prescribed a medication whose documented reason is {c}?",
         "Is there any medication order in the patient's record with {c} as its documented reason?",
-        "Was the patient's {c} ever treated with a prescribed medication (an order whose documented reason "
-        "is {c})?",
+        "Was the patient's {c} ever treated with a prescribed medication (an order whose documented reason is {c})?",
         "The patient has a diagnosis of {c}. Does any medication order document {c} as its reason?",
         "Has a drug ever been ordered for this patient's {c}, judging by the orders' documented reasons?",
         "Among the patient's prescriptions, is {c} named as the reason for any of them?",
@@ -48,16 +47,22 @@ def generate(given: ChartInput) -> list[Scenario]:
         members = group.members & set(mine)
         if members:
             yes_groups.append((group, members))
-        elif not (group.ambiguous & codes) and not (group.members & codes) and \
-                group.members & present_groups and b.plausible(group.members):
+        elif (
+            not (group.ambiguous & codes)
+            and not (group.members & codes)
+            and group.members & present_groups
+            and b.plausible(group.members)
+        ):
             no_groups.append(group)
     for group, members in yes_groups:
         refs = [f"Condition/{c.id}" for code in members for c in mine[code]]
-        out.append(b.make(category, ("group-yes", group.key), "group", FORMAT_BOOLEAN, boolean(True), refs,
-                          g=group.label))
+        out.append(
+            b.make(category, ("group-yes", group.key), "group", FORMAT_BOOLEAN, boolean(True), refs, g=group.label)
+        )
     for group in no_groups:
-        out.append(b.make(category, ("group-no", group.key), "group", FORMAT_BOOLEAN, boolean(False), [],
-                          g=group.label))
+        out.append(
+            b.make(category, ("group-no", group.key), "group", FORMAT_BOOLEAN, boolean(False), [], g=group.label)
+        )
     # via a medication's reason: the condition exists *and* was treated
     by_id = {c.id: c for c in b.chart.conditions}
     treated: dict[str, list[str]] = defaultdict(list)
@@ -67,16 +72,34 @@ def generate(given: ChartInput) -> list[Scenario]:
                 treated[by_id[reason].code.code].append(f"MedicationRequest/{med.id}")
                 treated[by_id[reason].code.code].append(f"Condition/{reason}")
     for code, refs in sorted(treated.items()):
-        out.append(b.make(category, ("treated-yes", code), "treated", FORMAT_BOOLEAN, boolean(True), refs,
-                          c=condition_label(b.population.treated_conditions[code])))
+        out.append(
+            b.make(
+                category,
+                ("treated-yes", code),
+                "treated",
+                FORMAT_BOOLEAN,
+                boolean(True),
+                refs,
+                c=condition_label(b.population.treated_conditions[code]),
+            )
+        )
     # "no" only about a condition the patient has (so "does X exist" does not answer it) that some patient's
     # order documents as its reason, and that no order of this patient documents (nor one it implies)
     exclude = implied_codes(set(treated))
     for code, items in mine.items():
         if code in exclude or code not in b.population.treated_conditions:
             continue
-        out.append(b.make(category, ("treated-no", code), "treated", FORMAT_BOOLEAN, boolean(False),
-                          [f"Condition/{c.id}" for c in items], c=condition_label(items[0].code.display)))
+        out.append(
+            b.make(
+                category,
+                ("treated-no", code),
+                "treated",
+                FORMAT_BOOLEAN,
+                boolean(False),
+                [f"Condition/{c.id}" for c in items],
+                c=condition_label(items[0].code.display),
+            )
+        )
     return out
 
 
@@ -95,8 +118,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     raise ToolGap(f"{NAME} has no form {form!r}")
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=20, generate=generate, solve=solve,
-    description="Any form of a condition group, or a condition treated by a medication order (yes/no).",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=20,
+        generate=generate,
+        solve=solve,
+        description="Any form of a condition group, or a condition treated by a medication order (yes/no).",
+        phrasings=PHRASINGS,
+    )
+)

@@ -45,11 +45,29 @@ def generate(given: ChartInput) -> list[Scenario]:
         shots.sort(key=lambda s: (s.when, s.id))
         words = {"v": shots[0].code.display, "code": code}
         last = shots[-1]
-        out.append(b.make(category, ("last", code), "vaccine_last", FORMAT_DATE, on_date(day_of(last.when).isoformat()),
-                          [f"Immunization/{last.id}"], **words))
+        out.append(
+            b.make(
+                category,
+                ("last", code),
+                "vaccine_last",
+                FORMAT_DATE,
+                on_date(day_of(last.when).isoformat()),
+                [f"Immunization/{last.id}"],
+                **words,
+            )
+        )
         if day_of(shots[0].when) != day_of(last.when):
-            out.append(b.make(category, ("first", code), "vaccine_first", FORMAT_DATE,
-                              on_date(day_of(shots[0].when).isoformat()), [f"Immunization/{shots[0].id}"], **words))
+            out.append(
+                b.make(
+                    category,
+                    ("first", code),
+                    "vaccine_first",
+                    FORMAT_DATE,
+                    on_date(day_of(shots[0].when).isoformat()),
+                    [f"Immunization/{shots[0].id}"],
+                    **words,
+                )
+            )
     return out
 
 
@@ -62,8 +80,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(utc_day(row["date"]), [row["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=30, generate=generate, solve=solve,
-    description="The date of the first or the most recent dose of a vaccine.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=30,
+        generate=generate,
+        solve=solve,
+        description="The date of the first or the most recent dose of a vaccine.",
+        phrasings=PHRASINGS,
+    )
+)

@@ -41,21 +41,35 @@ def generate(given: ChartInput) -> list[Scenario]:
     out = []
     for code, items in active.items():
         refs = [f"MedicationRequest/{m.id}" for m in items if m.status == "active"]
-        out.append(b.make(category, ("yes", code), "med_current", FORMAT_BOOLEAN, boolean(True), refs,
-                          m=items[-1].code.display))
+        out.append(
+            b.make(
+                category, ("yes", code), "med_current", FORMAT_BOOLEAN, boolean(True), refs, m=items[-1].code.display
+            )
+        )
     # every drug without an active order: stopped ones are "hard" (the sampler prefers them), then the rest
     for code, display in b.population.medications.items():
         if code in active or not b.plausible(code):
             continue
         stopped = code in orders
         refs = [f"MedicationRequest/{m.id}" for m in orders.get(code, [])]
-        out.append(b.make(category, ("no", code), "med_current", FORMAT_BOOLEAN, boolean(False), refs,
-                          hard=stopped, m=orders[code][-1].code.display if stopped else display))
+        out.append(
+            b.make(
+                category,
+                ("no", code),
+                "med_current",
+                FORMAT_BOOLEAN,
+                boolean(False),
+                refs,
+                hard=stopped,
+                m=orders[code][-1].code.display if stopped else display,
+            )
+        )
     listed = [items[-1].code.display for items in active.values()]
     refs = [f"MedicationRequest/{m.id}" for items in active.values() for m in items if m.status == "active"]
     if orders:
-        out.append(b.make(category, ("list",), "med_current_list", FORMAT_MEDICATIONS,
-                          names(listed, "medication"), refs))
+        out.append(
+            b.make(category, ("list",), "med_current_list", FORMAT_MEDICATIONS, names(listed, "medication"), refs)
+        )
     return out
 
 
@@ -70,8 +84,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     raise ToolGap(f"{NAME} has no form {form!r}")
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=40, generate=generate, solve=solve,
-    description="Is a drug on the active medication list (yes/no), or the whole active list.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=40,
+        generate=generate,
+        solve=solve,
+        description="Is a drug on the active medication list (yes/no), or the whole active list.",
+        phrasings=PHRASINGS,
+    )
+)

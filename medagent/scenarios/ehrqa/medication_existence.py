@@ -27,9 +27,18 @@ def generate(given: ChartInput) -> list[Scenario]:
     b = EhrqaBuilder.of(given, PHRASINGS)
     category = NAME
     orders = b.chart.orders_by_code()
-    out = [b.make(category, ("yes", code), "med_ever", FORMAT_BOOLEAN, boolean(True),
-                  [f"MedicationRequest/{m.id}" for m in items], m=items[-1].code.display)
-           for code, items in orders.items()]
+    out = [
+        b.make(
+            category,
+            ("yes", code),
+            "med_ever",
+            FORMAT_BOOLEAN,
+            boolean(True),
+            [f"MedicationRequest/{m.id}" for m in items],
+            m=items[-1].code.display,
+        )
+        for code, items in orders.items()
+    ]
     for code, display in b.population.medications.items():
         if code not in orders and b.plausible(code):
             out.append(b.make(category, ("no", code), "med_ever", FORMAT_BOOLEAN, boolean(False), [], m=display))
@@ -41,8 +50,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(yes_no(bool(rows)), refs(rows))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=50, generate=generate, solve=solve,
-    description="Was a drug ever prescribed (yes/no)?",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=50,
+        generate=generate,
+        solve=solve,
+        description="Was a drug ever prescribed (yes/no)?",
+        phrasings=PHRASINGS,
+    )
+)

@@ -49,15 +49,23 @@ def generate(given: ChartInput) -> list[Scenario]:
     out = []
     for code, meds in sorted(treated.items()):
         label = condition_label(b.population.conditions[code])
-        refs = [f"MedicationRequest/{m.id}" for m in b.chart.medications
-                if any(r in by_id and by_id[r].code.code == code for r in m.reasons)]
-        first = min((m for m in b.chart.medications if f"MedicationRequest/{m.id}" in refs),
-                    key=lambda m: (m.authored, m.id))
+        refs = [
+            f"MedicationRequest/{m.id}"
+            for m in b.chart.medications
+            if any(r in by_id and by_id[r].code.code == code for r in m.reasons)
+        ]
+        first = min(
+            (m for m in b.chart.medications if f"MedicationRequest/{m.id}" in refs), key=lambda m: (m.authored, m.id)
+        )
         # with the date of the first such order: the condition alone predicts the drugs (Synthea prescribes the
         # same drugs for the same condition), the date needs the chart
-        answer = ExpectedAnswer(type="record", fields={
-            "medications": names([m.code.display for m in meds.values()], "medication"),
-            "first_ordered": on_date(day_of(first.authored).isoformat())})
+        answer = ExpectedAnswer(
+            type="record",
+            fields={
+                "medications": names([m.code.display for m in meds.values()], "medication"),
+                "first_ordered": on_date(day_of(first.authored).isoformat()),
+            },
+        )
         out.append(b.make(category, ("list", code), "meds_for_condition", FORMAT_MEDS_SINCE, answer, refs, c=label))
     # v2 asks no yes/no "was M prescribed for C": Synthea prescribes the same drug for the same condition, so no
     # drug/condition pair occurs with both answers and the pair itself would give the answer away (a chart-blind
@@ -81,8 +89,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     raise ToolGap(f"{NAME} has no form {form!r}")
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=80, generate=generate, solve=solve,
-    description="The drugs ordered for a condition (by the orders' documented reason) and the first such order's date.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=80,
+        generate=generate,
+        solve=solve,
+        description="The drugs ordered for a condition (by the orders' documented reason) and the first such order's date.",
+        phrasings=PHRASINGS,
+    )
+)

@@ -48,8 +48,17 @@ def generate(given: ChartInput) -> list[Scenario]:
             continue
         if len({m.requester for m in items}) < 2 and last.requester in usual:
             continue  # the patient's usual prescriber would answer it without looking at this drug
-        out.append(b.make(category, ("last", code), "prescriber", FORMAT_PERSON, names([name], "person"),
-                          [f"MedicationRequest/{last.id}", f"Practitioner/{last.requester}"], m=last.code.display))
+        out.append(
+            b.make(
+                category,
+                ("last", code),
+                "prescriber",
+                FORMAT_PERSON,
+                names([name], "person"),
+                [f"MedicationRequest/{last.id}", f"Practitioner/{last.requester}"],
+                m=last.code.display,
+            )
+        )
     return out
 
 
@@ -62,8 +71,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(last["prescriber"], [last["ref"], *([last["requester"]] if last.get("requester") else [])])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=60, generate=generate, solve=solve,
-    description="Who prescribed the most recent order of a drug.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=60,
+        generate=generate,
+        solve=solve,
+        description="Who prescribed the most recent order of a drug.",
+        phrasings=PHRASINGS,
+    )
+)

@@ -38,13 +38,29 @@ def generate(given: ChartInput) -> list[Scenario]:
     out = []
     for code, items in b.chart.orders_by_code().items():
         first, last = items[0], items[-1]
-        out.append(b.make(category, ("last", code), "med_date_last", FORMAT_DATE,
-                          on_date(day_of(last.authored).isoformat()), [f"MedicationRequest/{last.id}"],
-                          m=last.code.display))
+        out.append(
+            b.make(
+                category,
+                ("last", code),
+                "med_date_last",
+                FORMAT_DATE,
+                on_date(day_of(last.authored).isoformat()),
+                [f"MedicationRequest/{last.id}"],
+                m=last.code.display,
+            )
+        )
         if day_of(first.authored) != day_of(last.authored):
-            out.append(b.make(category, ("first", code), "med_date_first", FORMAT_DATE,
-                              on_date(day_of(first.authored).isoformat()), [f"MedicationRequest/{first.id}"],
-                              m=last.code.display))
+            out.append(
+                b.make(
+                    category,
+                    ("first", code),
+                    "med_date_first",
+                    FORMAT_DATE,
+                    on_date(day_of(first.authored).isoformat()),
+                    [f"MedicationRequest/{first.id}"],
+                    m=last.code.display,
+                )
+            )
     return out
 
 
@@ -55,8 +71,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(utc_day(row["authored"]), [row["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=70, generate=generate, solve=solve,
-    description="The date a drug was first or most recently prescribed.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=70,
+        generate=generate,
+        solve=solve,
+        description="The date a drug was first or most recently prescribed.",
+        phrasings=PHRASINGS,
+    )
+)

@@ -30,8 +30,7 @@ PHRASINGS: dict[str, list[str]] = {
         "on or before the diagnosis day)?",
         "At the first documented diagnosis of {c}, what was the latest {label} (LOINC {code}) on record, "
         "counting results up to and including that day?",
-        "Just before or on the day {c} was first diagnosed, what was the patient's most recent {label} "
-        "(LOINC {code})?",
+        "Just before or on the day {c} was first diagnosed, what was the patient's most recent {label} (LOINC {code})?",
     ],
     "obs_at_medication": [
         "What was the patient's {label} (LOINC {code}) when {m} was first prescribed, that is, the most "
@@ -69,11 +68,25 @@ def generate(given: ChartInput) -> list[Scenario]:
     category = NAME
     anchors: list[tuple[str, str, str, date, str]] = []  # (kind, code, label, day, ref)
     for code, conditions in conditions_by_code(b.chart).items():
-        anchors.append(("condition", code, condition_label(conditions[0].code.display), day_of(conditions[0].onset),
-                        f"Condition/{conditions[0].id}"))
+        anchors.append(
+            (
+                "condition",
+                code,
+                condition_label(conditions[0].code.display),
+                day_of(conditions[0].onset),
+                f"Condition/{conditions[0].id}",
+            )
+        )
     for code, orders in b.chart.orders_by_code().items():
-        anchors.append(("medication", code, orders[0].code.display, day_of(orders[0].authored),
-                        f"MedicationRequest/{orders[0].id}"))
+        anchors.append(
+            (
+                "medication",
+                code,
+                orders[0].code.display,
+                day_of(orders[0].authored),
+                f"MedicationRequest/{orders[0].id}",
+            )
+        )
     out = []
     for kind, anchor_code, anchor_label, day, anchor_ref in anchors:
         for code in DEPENDENT_CODES:
@@ -86,10 +99,22 @@ def generate(given: ChartInput) -> list[Scenario]:
             if built is None:
                 continue
             answer, decimals = built
-            words: dict[str, Any] = {"label": info.label, "code": code,
-                                     ("c" if kind == "condition" else "m"): anchor_label}
-            out.append(b.make(category, (kind, anchor_code, code), f"obs_at_{kind}", number_format(info, decimals),
-                              answer, [anchor_ref, *(f"Observation/{f.id}" for f in facts)], **words))
+            words: dict[str, Any] = {
+                "label": info.label,
+                "code": code,
+                ("c" if kind == "condition" else "m"): anchor_label,
+            }
+            out.append(
+                b.make(
+                    category,
+                    (kind, anchor_code, code),
+                    f"obs_at_{kind}",
+                    number_format(info, decimals),
+                    answer,
+                    [anchor_ref, *(f"Observation/{f.id}" for f in facts)],
+                    **words,
+                )
+            )
     return out
 
 
@@ -107,8 +132,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(text, [event["ref"], *cited])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=100, generate=generate, solve=solve,
-    description="A lab value at the time of a first diagnosis or a first prescription.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=100,
+        generate=generate,
+        solve=solve,
+        description="A lab value at the time of a first diagnosis or a first prescription.",
+        phrasings=PHRASINGS,
+    )
+)

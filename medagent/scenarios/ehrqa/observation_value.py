@@ -51,15 +51,34 @@ def generate(given: ChartInput) -> list[Scenario]:
             if built is None:
                 continue
             answer, decimals = built
-            out.append(b.make(category, ("day", code, day.isoformat()), "obs_on_day", number_format(info, decimals),
-                              answer, [f"Observation/{f.id}" for f in facts], day=day.isoformat(), **words))
+            out.append(
+                b.make(
+                    category,
+                    ("day", code, day.isoformat()),
+                    "obs_on_day",
+                    number_format(info, decimals),
+                    answer,
+                    [f"Observation/{f.id}" for f in facts],
+                    day=day.isoformat(),
+                    **words,
+                )
+            )
         last_facts = [f for f in b.chart.values(code) if f.when == b.chart.values(code)[-1].when]
         if len({f.value for f in last_facts}) == 1:
             built = number_answer(last_facts[0].value, info, every)
             if built is not None:
                 answer, decimals = built
-                out.append(b.make(category, ("last", code), "obs_last", number_format(info, decimals), answer,
-                                  [f"Observation/{f.id}" for f in last_facts], **words))
+                out.append(
+                    b.make(
+                        category,
+                        ("last", code),
+                        "obs_last",
+                        number_format(info, decimals),
+                        answer,
+                        [f"Observation/{f.id}" for f in last_facts],
+                        **words,
+                    )
+                )
     return out
 
 
@@ -73,8 +92,15 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     raise ToolGap(f"{NAME} has no form {form!r}")
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="core", order=90, generate=generate, solve=solve,
-    description="A lab or vital value: the most recent, or the one measured on a given day.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=90,
+        generate=generate,
+        solve=solve,
+        description="A lab or vital value: the most recent, or the one measured on a given day.",
+        phrasings=PHRASINGS,
+    )
+)

@@ -17,7 +17,13 @@ from medagent.scenarios.population import Population
 from medagent.scenarios.tiers import generate_tier
 
 
-def generate_hard(charts: Sequence[Chart], population: Population, seed: int,
-                  test_patients: Iterable[str], *, since: int | None = None) -> list[Scenario]:
+def generate_hard(
+    charts: Sequence[Chart],
+    population: Population,
+    seed: int,
+    test_patients: Iterable[str],
+    *,
+    since: int | None = None,
+) -> list[Scenario]:
     """Every scenario of the hard tier's categories (``since``: those a set of that version includes)."""
     return generate_tier("hard", charts, population, seed, test_patients, since=since)

@@ -25,8 +25,16 @@ NAME = "abstention"
 PER_PATIENT = 4
 # lab code -> the JSON key of its field
 POOL = {
-    "4548-4": "hba1c", "18262-6": "ldl", "2093-3": "total_cholesterol", "33914-3": "egfr", "38483-4": "creatinine",
-    "2339-0": "glucose", "1742-6": "alt", "1920-8": "ast", "1751-7": "albumin", "6298-4": "potassium",
+    "4548-4": "hba1c",
+    "18262-6": "ldl",
+    "2093-3": "total_cholesterol",
+    "33914-3": "egfr",
+    "38483-4": "creatinine",
+    "2339-0": "glucose",
+    "1742-6": "alt",
+    "1920-8": "ast",
+    "1751-7": "albumin",
+    "6298-4": "potassium",
 }
 
 PHRASINGS = [
@@ -48,8 +56,10 @@ def generate(given: ChartInput) -> list[Scenario]:
         facts = [f for f in b.chart.values(code) if f.when <= now]
         if not facts:
             absent.append(code)
-        elif len({f.when for f in facts if f.when == facts[-1].when}) == 1 and \
-                len([f for f in facts if f.when == facts[-1].when]) == 1:
+        elif (
+            len({f.when for f in facts if f.when == facts[-1].when}) == 1
+            and len([f for f in facts if f.when == facts[-1].when]) == 1
+        ):
             present.append(code)
     if not present or not absent:
         return []
@@ -93,11 +103,21 @@ def _item(b: HardBuilder, codes: list[str], key: tuple[str, ...], now) -> Scenar
         provenance.append(f"Observation/{facts[-1].id}")
     labs = ", ".join(f"{LABS[c].label} (LOINC {c})" for c in codes)
     index, template = b.phrasing(NAME, key, PHRASINGS)
-    fmt = ("Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
-           "up to now, give the string \"not recorded\" instead of a number.")
-    return b.ehrqa(NAME, key, now=now, question=template.format(labs=labs), answer_format=fmt,
-                   answer=ExpectedAnswer(type="record", fields=fields), phrasing=index, provenance=provenance,
-                   meta={"form": "abstention", "labs": {POOL[c]: c for c in codes}})
+    fmt = (
+        "Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
+        'up to now, give the string "not recorded" instead of a number.'
+    )
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=template.format(labs=labs),
+        answer_format=fmt,
+        answer=ExpectedAnswer(type="record", fields=fields),
+        phrasing=index,
+        provenance=provenance,
+        meta={"form": "abstention", "labs": {POOL[c]: c for c in codes}},
+    )
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
@@ -117,8 +137,16 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(json.dumps(answer), cited)
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=40, until=2, generate=generate, solve=solve,
-    description="The latest values of three labs, at least one never measured: answer 'not recorded' for it.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=40,
+        until=2,
+        generate=generate,
+        solve=solve,
+        description="The latest values of three labs, at least one never measured: answer 'not recorded' for it.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

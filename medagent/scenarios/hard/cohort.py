@@ -80,8 +80,7 @@ PHRASINGS: dict[str, list[str]] = {
         "recent HbA1c (LOINC {hba1c}) strictly above {threshold}%?",
     ],
     "influenza_unvaccinated": [
-        "Which living {who} have had no influenza vaccination (CVX {cvx}) since the current season began on "
-        "{season}?",
+        "Which living {who} have had no influenza vaccination (CVX {cvx}) since the current season began on {season}?",
         "List the living {who} with no seasonal influenza vaccine (CVX {cvx}) given since {season}, the start of "
         "this season.",
         "For the flu campaign: which {who}, alive now, have not received an influenza vaccination (CVX {cvx}) since "
@@ -96,8 +95,11 @@ FORMS = list(PHRASINGS)
 
 
 # measure -> (youngest lower bound, oldest upper bound) of the age bands drawn for its items
-AGE_RANGES = {"hypertension_uncontrolled": (18, 85),
-              "diabetes_hba1c_above": (18, 75), "influenza_unvaccinated": (50, 100)}
+AGE_RANGES = {
+    "hypertension_uncontrolled": (18, 85),
+    "diabetes_hba1c_above": (18, 75),
+    "influenza_unvaccinated": (50, 100),
+}
 MIN_BAND = 15
 SEXES = [None, "female", "male"]
 
@@ -165,12 +167,17 @@ def diabetes_hba1c_above(charts: Sequence[Chart], now: datetime, who: Stratum, t
 
 def influenza_unvaccinated(charts: Sequence[Chart], now: datetime, who: Stratum) -> list[Chart]:
     start = datetime.combine(season_start(now), datetime.min.time(), tzinfo=UTC)
-    return [chart for chart in charts if who.holds(chart, now)
-            and not any(s.code.code == CVX_INFLUENZA and start <= s.when <= now for s in chart.immunizations)]
+    return [
+        chart
+        for chart in charts
+        if who.holds(chart, now)
+        and not any(s.code.code == CVX_INFLUENZA and start <= s.when <= now for s in chart.immunizations)
+    ]
 
 
-def members_of(charts: Sequence[Chart], form: str, now: datetime, who: Stratum,
-               threshold: float | None = None) -> list[Chart]:
+def members_of(
+    charts: Sequence[Chart], form: str, now: datetime, who: Stratum, threshold: float | None = None
+) -> list[Chart]:
     """The patients a cohort item is about (raises _Ambiguous when a latest result is not unique)."""
     if form == "hypertension_uncontrolled":
         return hypertension_uncontrolled(charts, now, who)
@@ -185,8 +192,10 @@ def generate_cohort(given: PopulationInput) -> list[Scenario]:
     charts, seed, test_patients = given.charts, given.seed, given.test_patients
     ordered = sorted(charts, key=lambda c: c.patient_id)
     living = [c for c in ordered if c.deceased is None and c.birth_date < date(YEARS[0], 1, 1)] or ordered
-    anchor = {"test": next((c.patient_id for c in living if c.patient_id in test_patients), ordered[0].patient_id),
-              "dev": next((c.patient_id for c in living if c.patient_id not in test_patients), ordered[0].patient_id)}
+    anchor = {
+        "test": next((c.patient_id for c in living if c.patient_id in test_patients), ordered[0].patient_id),
+        "dev": next((c.patient_id for c in living if c.patient_id not in test_patients), ordered[0].patient_id),
+    }
     out: list[Scenario] = []
     for form in FORMS:
         for year in YEARS:
@@ -206,8 +215,16 @@ def generate_cohort(given: PopulationInput) -> list[Scenario]:
     return out
 
 
-def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, threshold: float | None, split: str,
-          anchor: str, seed: int) -> Scenario | None:
+def _item(
+    charts: Sequence[Chart],
+    form: str,
+    now: datetime,
+    who: Stratum,
+    threshold: float | None,
+    split: str,
+    anchor: str,
+    seed: int,
+) -> Scenario | None:
     try:
         members = members_of(charts, form, now, who, threshold)
     except _Ambiguous:
@@ -216,21 +233,45 @@ def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, thres
         return None
     key = (form, iso(now), who.age_min, who.age_max, who.sex, threshold)
     index, template = pick_phrasing(rng_for(seed, "hard", NAME, "phrasing", *key), PHRASINGS[form], split)
-    question = template.format(who=who.who, pre=PREDIABETES, dm=DIABETES, htn=HYPERTENSION, hba1c=HBA1C,
-                               cvx=CVX_INFLUENZA, threshold=f"{threshold:.1f}" if threshold else "",
-                               season=season_start(now).isoformat())
-    fmt = ("Ages are in completed years at now. Answer with the patients' MRNs (medical record numbers) separated "
-           "by semicolons, or 'none' if no patient qualifies.")
-    text = (f"It is now {iso(now)}. This question is about the whole patient population on the server, not one "
-            f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: {fmt}")
+    question = template.format(
+        who=who.who,
+        pre=PREDIABETES,
+        dm=DIABETES,
+        htn=HYPERTENSION,
+        hba1c=HBA1C,
+        cvx=CVX_INFLUENZA,
+        threshold=f"{threshold:.1f}" if threshold else "",
+        season=season_start(now).isoformat(),
+    )
+    fmt = (
+        "Ages are in completed years at now. Answer with the patients' MRNs (medical record numbers) separated "
+        "by semicolons, or 'none' if no patient qualifies."
+    )
+    text = (
+        f"It is now {iso(now)}. This question is about the whole patient population on the server, not one "
+        f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: {fmt}"
+    )
     return Scenario(
-        id=f"ehrqa-{NAME}-{form[:12]}-{short_hash(NAME, *key, length=8)}", suite="ehrqa",
+        id=f"ehrqa-{NAME}-{form[:12]}-{short_hash(NAME, *key, length=8)}",
+        suite="ehrqa",
         split=split,
-        category=NAME, patient=anchor, now=iso(now), question=text,
+        category=NAME,
+        patient=anchor,
+        now=iso(now),
+        question=text,
         answer=names([c.mrn for c in members], "identifier"),
-        provenance=sorted(f"Patient/{c.patient_id}" for c in members), tier="hard",
-        meta={"form": form, "scope": "population", "threshold": threshold, "age_min": who.age_min,
-              "age_max": who.age_max, "sex": who.sex, "phrasing": index, "key": [str(k) for k in key]},
+        provenance=sorted(f"Patient/{c.patient_id}" for c in members),
+        tier="hard",
+        meta={
+            "form": form,
+            "scope": "population",
+            "threshold": threshold,
+            "age_min": who.age_min,
+            "age_max": who.age_max,
+            "sex": who.sex,
+            "phrasing": index,
+            "key": [str(k) for k in key],
+        },
     )
 
 
@@ -238,8 +279,14 @@ def _item(charts: Sequence[Chart], form: str, now: datetime, who: Stratum, thres
 
 
 async def _patient_rows(tools: ToolCaller) -> list[dict[str, Any]]:
-    result = await tools.call("fhir_search", complete=True, resource_type="Patient", params={},
-                              fields=["birthDate", "gender", "deceasedDateTime"], limit=MAX_ROWS)
+    result = await tools.call(
+        "fhir_search",
+        complete=True,
+        resource_type="Patient",
+        params={},
+        fields=["birthDate", "gender", "deceasedDateTime"],
+        limit=MAX_ROWS,
+    )
     return result.rows
 
 
@@ -256,21 +303,33 @@ def _in_stratum(row: dict[str, Any], now: datetime, meta: dict[str, Any]) -> boo
 
 
 async def _diagnosed_patients(tools: ToolCaller, snomed: str) -> set[str]:
-    result = await tools.call("fhir_search", complete=True, resource_type="Condition",
-                              params={"code": f"{SNOMED}|{snomed}"}, fields=["subject.reference"], limit=MAX_ROWS)
-    return {str(row["subject.reference"]).removeprefix("Patient/") for row in result.rows
-            if row.get("subject.reference")}
+    result = await tools.call(
+        "fhir_search",
+        complete=True,
+        resource_type="Condition",
+        params={"code": f"{SNOMED}|{snomed}"},
+        fields=["subject.reference"],
+        limit=MAX_ROWS,
+    )
+    return {
+        str(row["subject.reference"]).removeprefix("Patient/") for row in result.rows if row.get("subject.reference")
+    }
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     form = sc.meta["form"]
-    stratum = {row["ref"].removeprefix("Patient/") for row in await _patient_rows(tools)
-               if _in_stratum(row, tools.now, sc.meta)}
+    stratum = {
+        row["ref"].removeprefix("Patient/")
+        for row in await _patient_rows(tools)
+        if _in_stratum(row, tools.now, sc.meta)
+    }
     members: list[str] = []
     if form == "influenza_unvaccinated":
         season = task_text(r"(\d{4}-08-01)", sc.question, sc.id)
         for patient in sorted(stratum):
-            result = await tools.call("search_immunizations", patient=patient, code=CVX_INFLUENZA, since=season, limit=1)
+            result = await tools.call(
+                "search_immunizations", patient=patient, code=CVX_INFLUENZA, since=season, limit=1
+            )
             if not result.rows:
                 members.append(patient)
     elif form == "hypertension_uncontrolled":
@@ -299,9 +358,17 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer("; ".join(sorted(mrns)) if mrns else "none", [f"Patient/{m}" for m in members])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=90, until=2, generate_population=generate_cohort, solve=solve,
-    description="Quality-measure worklists over the whole population at a date: the MRNs of a stratum's patients "
-                "who meet the measure.",
-    phrasings=PHRASINGS,
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=90,
+        until=2,
+        generate_population=generate_cohort,
+        solve=solve,
+        description="Quality-measure worklists over the whole population at a date: the MRNs of a stratum's patients "
+        "who meet the measure.",
+        phrasings=PHRASINGS,
+    )
+)

@@ -75,36 +75,86 @@ class HardBuilder:
     def phrasing(self, category: str, key: Sequence[object], phrasings: Sequence[str]) -> tuple[int, str]:
         return pick_phrasing(self.rng(category, "phrasing", *key), phrasings, self.split)
 
-    def ehrqa(self, category: str, key: Sequence[object], *, now: datetime, question: str, answer_format: str,
-              answer: ExpectedAnswer, phrasing: int, provenance: Iterable[str] = (), setup: Iterable[dict[str, Any]] = (),
-              meta: dict[str, Any] | None = None) -> Scenario:
+    def ehrqa(
+        self,
+        category: str,
+        key: Sequence[object],
+        *,
+        now: datetime,
+        question: str,
+        answer_format: str,
+        answer: ExpectedAnswer,
+        phrasing: int,
+        provenance: Iterable[str] = (),
+        setup: Iterable[dict[str, Any]] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> Scenario:
         """A read-only question about this patient at ``now``."""
-        text = (f"It is now {iso(now)}. The patient is {self.chart.name} (Patient/{self.chart.patient_id}).\n"
-                f"Question: {question}\nAnswer format: {answer_format}")
+        text = (
+            f"It is now {iso(now)}. The patient is {self.chart.name} (Patient/{self.chart.patient_id}).\n"
+            f"Question: {question}\nAnswer format: {answer_format}"
+        )
         return Scenario(
-            id=scenario_id("ehrqa", category, self.chart.patient_id, *key, tag=self.tag), suite="ehrqa",
+            id=scenario_id("ehrqa", category, self.chart.patient_id, *key, tag=self.tag),
+            suite="ehrqa",
             split=self.split,
-            category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
-            provenance=sorted(set(provenance)), setup=list(setup), tier="hard",
-            meta={"form": meta.pop("form") if meta and "form" in meta else category,
-                  "key": [str(k) for k in key], "phrasing": phrasing, **(meta or {})},
+            category=category,
+            patient=self.chart.patient_id,
+            now=iso(now),
+            question=text,
+            answer=answer,
+            provenance=sorted(set(provenance)),
+            setup=list(setup),
+            tier="hard",
+            meta={
+                "form": meta.pop("form") if meta and "form" in meta else category,
+                "key": [str(k) for k in key],
+                "phrasing": phrasing,
+                **(meta or {}),
+            },
         )
 
-    def agentic(self, category: str, key: Sequence[object], *, now: datetime, instruction: str, context: str,
-                answer_format: str, answer: ExpectedAnswer, phrasing: int, writes: Iterable[Any] = (),
-                branch: str | None = None, variant: str | None = None, setup: Iterable[dict[str, Any]] = (),
-                provenance: Iterable[str] = (), meta: dict[str, Any] | None = None) -> Scenario:
+    def agentic(
+        self,
+        category: str,
+        key: Sequence[object],
+        *,
+        now: datetime,
+        instruction: str,
+        context: str,
+        answer_format: str,
+        answer: ExpectedAnswer,
+        phrasing: int,
+        writes: Iterable[Any] = (),
+        branch: str | None = None,
+        variant: str | None = None,
+        setup: Iterable[dict[str, Any]] = (),
+        provenance: Iterable[str] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> Scenario:
         """A task (it may write) for this patient at ``now``; patients are named by MRN unless the task says else."""
         writes = list(writes)
-        text = (f"{instruction}\n\nContext: It is now {iso(now)}. {context}".rstrip()
-                + f"\n\nAnswer format: {answer_format}")
+        text = (
+            f"{instruction}\n\nContext: It is now {iso(now)}. {context}".rstrip()
+            + f"\n\nAnswer format: {answer_format}"
+        )
         info: dict[str, Any] = {"mrn": self.chart.mrn, "phrasing": phrasing, **(meta or {})}
         if variant:
             info["variant"] = variant
         return Scenario(
-            id=scenario_id("agentic", category, self.chart.patient_id, *key, tag=self.tag), suite="agentic",
+            id=scenario_id("agentic", category, self.chart.patient_id, *key, tag=self.tag),
+            suite="agentic",
             split=self.split,
-            category=category, patient=self.chart.patient_id, now=iso(now), question=text, answer=answer,
-            provenance=sorted(set(provenance)), expected_writes=writes, read_only=not writes,
-            branch=branch, setup=list(setup), meta=info, tier="hard",
+            category=category,
+            patient=self.chart.patient_id,
+            now=iso(now),
+            question=text,
+            answer=answer,
+            provenance=sorted(set(provenance)),
+            expected_writes=writes,
+            read_only=not writes,
+            branch=branch,
+            setup=list(setup),
+            meta=info,
+            tier="hard",
         )

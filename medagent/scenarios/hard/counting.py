@@ -33,8 +33,7 @@ PAGE = 20  # the tools' default page
 MEAN_MIN_ROWS = 10
 COUNT_MIN_ROWS = 5
 BOUNDARY_MARGIN = timedelta(days=7)
-COUNT_CODES = ["29463-7", "39156-5", "8480-6", "718-7", "2093-3", "18262-6", "2339-0", "38483-4", "4548-4",
-               "33914-3"]
+COUNT_CODES = ["29463-7", "39156-5", "8480-6", "718-7", "2093-3", "18262-6", "2339-0", "38483-4", "4548-4", "33914-3"]
 MEAN_CODES = ["29463-7", "39156-5", "8480-6", "8462-4", "718-7", "2093-3", "18262-6", "2339-0", "4548-4", "2571-8"]
 
 COUNT_PHRASINGS = [
@@ -87,23 +86,46 @@ def generate(given: ChartInput) -> list[Scenario]:
         start, end, count = picked
         key: tuple[str, ...] = ("count_results", code, start.isoformat(), end.isoformat())
         index, template = b.phrasing(NAME, key, COUNT_PHRASINGS)
-        question = template.format(lab=LABS[code].label, loinc=code, start=start.isoformat(), end=end.isoformat(),
-                                   first_year=start.year, last_year=end.year)
+        question = template.format(
+            lab=LABS[code].label,
+            loinc=code,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            first_year=start.year,
+            last_year=end.year,
+        )
         inside = [f for f in b.chart.values(code) if start <= day_of(f.when) <= end]
-        out.append(b.ehrqa(NAME, key, now=now, question=question,
-                           answer_format="Answer with one whole number (both days included).",
-                           answer=exact_integer(count), phrasing=index,
-                           provenance=[f"Observation/{f.id}" for f in inside],
-                           meta={"form": "count_results", "loinc": code, "since": start.isoformat(),
-                                 "until": end.isoformat()}))
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=question,
+                answer_format="Answer with one whole number (both days included).",
+                answer=exact_integer(count),
+                phrasing=index,
+                provenance=[f"Observation/{f.id}" for f in inside],
+                meta={"form": "count_results", "loinc": code, "since": start.isoformat(), "until": end.isoformat()},
+            )
+        )
     out.extend(_encounter_spans(b, now, rng))
     shots = [s for s in b.chart.immunizations if s.when <= now]
     if PAGE < len(shots) <= MAX_ROWS:
         key = ("count_immunizations",)
         index, template = b.phrasing(NAME, key, IMMUNIZATION_PHRASINGS)
-        out.append(b.ehrqa(NAME, key, now=now, question=template, answer_format="Answer with one whole number.",
-                           answer=exact_integer(len(shots)), phrasing=index,
-                           provenance=[f"Immunization/{s.id}" for s in shots], meta={"form": "count_immunizations"}))
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=template,
+                answer_format="Answer with one whole number.",
+                answer=exact_integer(len(shots)),
+                phrasing=index,
+                provenance=[f"Immunization/{s.id}" for s in shots],
+                meta={"form": "count_immunizations"},
+            )
+        )
     averaged = []
     for code in MEAN_CODES:
         facts = [f for f in b.chart.values(code) if f.when <= now]
@@ -117,13 +139,22 @@ def generate(given: ChartInput) -> list[Scenario]:
             continue
         answer, decimals = made
         decimals = max(decimals, 1)
-        answer = answer.model_copy(update={"tolerance": answer.tolerance.model_copy(update={"abs": 10.0 ** -decimals})})
+        answer = answer.model_copy(update={"tolerance": answer.tolerance.model_copy(update={"abs": 10.0**-decimals})})
         key = ("mean_results", code)
         index, template = b.phrasing(NAME, key, MEAN_PHRASINGS)
-        out.append(b.ehrqa(NAME, key, now=now, question=template.format(lab=info.label, loinc=code),
-                           answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
-                           answer=answer, phrasing=index, provenance=[f"Observation/{f.id}" for f in facts],
-                           meta={"form": "mean_results", "loinc": code}))
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=template.format(lab=info.label, loinc=code),
+                answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
+                answer=answer,
+                phrasing=index,
+                provenance=[f"Observation/{f.id}" for f in facts],
+                meta={"form": "mean_results", "loinc": code},
+            )
+        )
     return out
 
 
@@ -160,20 +191,31 @@ def _encounter_spans(b: HardBuilder, now, rng) -> list[Scenario]:  # type: ignor
 def _encounter_item(b: HardBuilder, now, start: date, end: date, count: int) -> Scenario:  # type: ignore[no-untyped-def]
     key = ("count_encounters", start.isoformat(), end.isoformat())
     index, template = b.phrasing(NAME, key, ENCOUNTER_PHRASINGS)
-    question = template.format(start=start.isoformat(), end=end.isoformat(), first_year=start.year,
-                               last_year=end.year)
-    return b.ehrqa(NAME, key, now=now, question=question,
-                   answer_format="Answer with one whole number (both days included).", answer=exact_integer(count),
-                   phrasing=index, meta={"form": "count_encounters", "since": start.isoformat(),
-                                         "until": end.isoformat()})
+    question = template.format(start=start.isoformat(), end=end.isoformat(), first_year=start.year, last_year=end.year)
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format="Answer with one whole number (both days included).",
+        answer=exact_integer(count),
+        phrasing=index,
+        meta={"form": "count_encounters", "since": start.isoformat(), "until": end.isoformat()},
+    )
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """Every row of the window counted (or averaged): the search must not leave rows out."""
     form = sc.meta["form"]
     if form == "count_encounters":
-        result = await tools.call("search_encounters", complete=True, patient=sc.patient, since=sc.meta["since"],
-                                  until=sc.meta["until"], limit=MAX_ROWS)
+        result = await tools.call(
+            "search_encounters",
+            complete=True,
+            patient=sc.patient,
+            since=sc.meta["since"],
+            until=sc.meta["until"],
+            limit=MAX_ROWS,
+        )
         return OracleAnswer(str(len(result.rows)), refs(result.rows))
     if form == "count_immunizations":
         result = await tools.call("search_immunizations", complete=True, patient=sc.patient, limit=MAX_ROWS)
@@ -189,9 +231,21 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(quantity_text(average, rows[0].get("unit"), stated_decimals(sc.question)), refs(rows))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=20, until=2, generate=generate, solve=solve,
-    description="Counts and means over many rows: encounters or results in a window, vaccine doses, a lab's mean.",
-    phrasings={"count_results": COUNT_PHRASINGS, "count_encounters": ENCOUNTER_PHRASINGS,
-               "count_immunizations": IMMUNIZATION_PHRASINGS, "mean_results": MEAN_PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=20,
+        until=2,
+        generate=generate,
+        solve=solve,
+        description="Counts and means over many rows: encounters or results in a window, vaccine doses, a lab's mean.",
+        phrasings={
+            "count_results": COUNT_PHRASINGS,
+            "count_encounters": ENCOUNTER_PHRASINGS,
+            "count_immunizations": IMMUNIZATION_PHRASINGS,
+            "mean_results": MEAN_PHRASINGS,
+        },
+    )
+)

@@ -59,12 +59,18 @@ def generate(given: ChartInput) -> list[Scenario]:
         decoy_kg = [round(own_last.value * rng.uniform(0.85, 1.15), 1) for _ in range(2)]
         if any(abs(kg - own_last.value) < 1.0 for kg in decoy_kg) or abs(decoy_kg[0] - decoy_kg[1]) < 1.0:
             decoy_kg = [round(own_last.value + 4.3, 1), round(own_last.value + 6.1, 1)]
-        setup = [decoy,
-                 weight_observation(sid, 1, decoy["id"], decoy_kg[0], now - timedelta(days=rng.randint(200, 400))),
-                 weight_observation(sid, 2, decoy["id"], decoy_kg[1], now - timedelta(days=rng.randint(20, 150)))]
+        setup = [
+            decoy,
+            weight_observation(sid, 1, decoy["id"], decoy_kg[0], now - timedelta(days=rng.randint(200, 400))),
+            weight_observation(sid, 2, decoy["id"], decoy_kg[1], now - timedelta(days=rng.randint(20, 150))),
+        ]
         if variant == "chart":
-            target, target_born, mrn, previous = b.chart.patient_id, b.chart.birth_date.isoformat(), b.chart.mrn, \
-                own_last.value
+            target, target_born, mrn, previous = (
+                b.chart.patient_id,
+                b.chart.birth_date.isoformat(),
+                b.chart.mrn,
+                own_last.value,
+            )
             cited = [f"Observation/{own_last.id}"]
         else:
             target, target_born, mrn, previous = decoy["id"], born.isoformat(), decoy_mrn(sid), decoy_kg[1]
@@ -73,29 +79,64 @@ def generate(given: ChartInput) -> list[Scenario]:
         if abs(kg - previous) < 0.3:
             kg = round(previous + 0.6, 1)
         spec = WriteSpec(
-            name="body weight observation", resource_type="Observation", subject=f"Patient/{target}",
-            code_path="code.coding", codes=[CodingSpec(system=LOINC, code=WEIGHT)], status=["final"],
+            name="body weight observation",
+            resource_type="Observation",
+            subject=f"Patient/{target}",
+            code_path="code.coding",
+            codes=[CodingSpec(system=LOINC, code=WEIGHT)],
+            status=["final"],
             fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
-            quantities=[quantity("weight", "valueQuantity", kg, "kg", {"g": 0.001, "lb": 0.45359237,
-                                                                         "[lb_av]": 0.45359237}, tolerance=0.05)],
+            quantities=[
+                quantity(
+                    "weight",
+                    "valueQuantity",
+                    kg,
+                    "kg",
+                    {"g": 0.001, "lb": 0.45359237, "[lb_av]": 0.45359237},
+                    tolerance=0.05,
+                )
+            ],
             windows=[around(now, "effective now", EFFECTIVE_PATHS)],
         )
         index, template = b.phrasing(NAME, (variant,), PHRASINGS)
         instruction = template.format(name=b.chart.name, born=target_born, kg=f"{kg:.1f}")
-        context = (f"Record it as an Observation with status final, category vital-signs, LOINC {WEIGHT} (body "
-                   f"weight), value in kg, effective now. More than one patient may share a name. {FUTURE_NOTE}")
-        answer = ExpectedAnswer(type="record", fields={
-            "mrn": names([mrn], "identifier"),
-            "previous_weight": ExpectedAnswer(type="number", value=previous, unit="kg", tolerance=Tolerance(abs=0.1),
-                                              unit_factors={"lb": 0.45359237, "lbs": 0.45359237, "g": 0.001}),
-        })
-        answer_format = ('After recording, answer as JSON: {"mrn": the MRN of the patient you recorded the weight for, '
-                         '"previous_weight": that patient\'s most recent body weight before this one, in kg rounded '
-                         'to 1 decimal place}.')
-        made = b.agentic(NAME, (variant,), now=now, instruction=instruction, context=context,
-                         answer_format=answer_format, answer=answer, phrasing=index, writes=[spec], variant=variant,
-                         setup=setup, provenance=[f"Patient/{target}", *cited],
-                         meta={"name": b.chart.name, "birth_date": target_born, "kg": kg, "patient_context": False})
+        context = (
+            f"Record it as an Observation with status final, category vital-signs, LOINC {WEIGHT} (body "
+            f"weight), value in kg, effective now. More than one patient may share a name. {FUTURE_NOTE}"
+        )
+        answer = ExpectedAnswer(
+            type="record",
+            fields={
+                "mrn": names([mrn], "identifier"),
+                "previous_weight": ExpectedAnswer(
+                    type="number",
+                    value=previous,
+                    unit="kg",
+                    tolerance=Tolerance(abs=0.1),
+                    unit_factors={"lb": 0.45359237, "lbs": 0.45359237, "g": 0.001},
+                ),
+            },
+        )
+        answer_format = (
+            'After recording, answer as JSON: {"mrn": the MRN of the patient you recorded the weight for, '
+            '"previous_weight": that patient\'s most recent body weight before this one, in kg rounded '
+            "to 1 decimal place}."
+        )
+        made = b.agentic(
+            NAME,
+            (variant,),
+            now=now,
+            instruction=instruction,
+            context=context,
+            answer_format=answer_format,
+            answer=answer,
+            phrasing=index,
+            writes=[spec],
+            variant=variant,
+            setup=setup,
+            provenance=[f"Patient/{target}", *cited],
+            meta={"name": b.chart.name, "birth_date": target_born, "kg": kg, "patient_context": False},
+        )
         made.meta.pop("mrn")  # the task names the patient by name and birth date, not by MRN
         out.append(made)
     return out
@@ -110,16 +151,31 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
         raise ToolGap(f"{len(rows)} patients named {name!r} born {born}")
     patient = rows[0]["ref"].removeprefix("Patient/")
     previous = await latest_observation(tools, patient, WEIGHT)
-    await tools.call("record_vital_sign", patient=patient, vital="body_weight", value=sc.meta["kg"], unit="kg",
-                     reason="body weight measured at the visit")
+    await tools.call(
+        "record_vital_sign",
+        patient=patient,
+        vital="body_weight",
+        value=sc.meta["kg"],
+        unit="kg",
+        reason="body weight measured at the visit",
+    )
     weight = round(numeric(previous), 1) if previous else "not recorded"
-    return OracleAnswer(json.dumps({"mrn": rows[0]["mrn"], "previous_weight": weight}),
-                        [rows[0]["ref"], *refs([previous or {}])])
+    return OracleAnswer(
+        json.dumps({"mrn": rows[0]["mrn"], "previous_weight": weight}), [rows[0]["ref"], *refs([previous or {}])]
+    )
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=50, until=2, generate=generate, solve=solve,
-    description="Two patients share a name: find the one born on the date given, record a weight, report the "
-                "previous one.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="hard",
+        order=50,
+        until=2,
+        generate=generate,
+        solve=solve,
+        description="Two patients share a name: find the one born on the date given, record a weight, report the "
+        "previous one.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

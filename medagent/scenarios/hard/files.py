@@ -25,7 +25,9 @@ HARD_VERSION = "hard-1.0.0"
 DEFAULT_OUT = Path("scenarios/v2/hard")
 
 
-def write_hard(out_dir: Path = DEFAULT_OUT, seed: int = DEFAULT_SEED, sources: Iterable[Path] | None = None) -> Manifest:
+def write_hard(
+    out_dir: Path = DEFAULT_OUT, seed: int = DEFAULT_SEED, sources: Iterable[Path] | None = None
+) -> Manifest:
     charts = load_charts(sources)
     test = test_patients(c.patient_id for c in charts)
     scenarios = generate_hard(charts, population_of(charts), seed, test)
@@ -43,17 +45,24 @@ def write_hard(out_dir: Path = DEFAULT_OUT, seed: int = DEFAULT_SEED, sources: I
         branches[f"{s.suite}/{s.category}"][f"{s.split}:{balance_key(s)}"] += 1
     per_patient = _per_patient(scenarios)
     manifest = Manifest(
-        generator_version=HARD_VERSION, seed=seed, patients=len(charts),
-        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}), files=entries,
+        generator_version=HARD_VERSION,
+        seed=seed,
+        patients=len(charts),
+        content_hash=content_hash({name: entry.sha256 for name, entry in entries.items()}),
+        files=entries,
         counts={suite: dict(sorted(c.items())) for suite, c in sorted(counts.items())},
         table={k: dict(sorted(v.items())) for k, v in sorted(table.items())},
         branches={k: dict(sorted(v.items())) for k, v in sorted(branches.items())},
-        available_per_patient={"mean": round(mean(per_patient), 1), "min": float(min(per_patient)),
-                               "max": float(max(per_patient))},
+        available_per_patient={
+            "mean": round(mean(per_patient), 1),
+            "min": float(min(per_patient)),
+            "max": float(max(per_patient)),
+        },
         test_patients=sorted(test),
     )
-    (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
-                                            + b"\n")
+    (out_dir / "manifest.json").write_bytes(
+        orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n"
+    )
     return manifest
 
 

@@ -85,7 +85,9 @@ def generate(given: ChartInput) -> list[Scenario]:
     ages = []
     for _, condition in sorted(firsts.items()):
         onset_day = day_of(condition.onset)
-        if whole_years_between(b.chart.birth_date, onset_day) >= 1 and not _near_birthday(b.chart.birth_date, onset_day):
+        if whole_years_between(b.chart.birth_date, onset_day) >= 1 and not _near_birthday(
+            b.chart.birth_date, onset_day
+        ):
             ages.append(condition)
     for condition in rng.sample(ages, min(2, len(ages))):
         onset_day = day_of(condition.onset)
@@ -93,16 +95,30 @@ def generate(given: ChartInput) -> list[Scenario]:
         key = ("age_at_diagnosis", condition.code.code)
         index, template = b.phrasing(NAME, key, AGE_PHRASINGS)
         question = template.format(condition=condition.code.display, snomed=condition.code.code)
-        out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_YEARS,
-                           answer=exact_integer(age, "years"), phrasing=index,
-                           provenance=[f"Patient/{b.chart.patient_id}", f"Condition/{condition.id}"],
-                           meta={"form": "age_at_diagnosis", "snomed": condition.code.code}))
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=question,
+                answer_format=FORMAT_YEARS,
+                answer=exact_integer(age, "years"),
+                phrasing=index,
+                provenance=[f"Patient/{b.chart.patient_id}", f"Condition/{condition.id}"],
+                meta={"form": "age_at_diagnosis", "snomed": condition.code.code},
+            )
+        )
     treated = []
     by_id = {c.id: c for c in b.chart.conditions}
     for code, condition in sorted(firsts.items()):
-        orders = sorted((m for m in b.chart.medications if m.authored <= now
-                         and any(by_id.get(r) is not None and by_id[r].code.code == code for r in m.reasons)),
-                        key=lambda m: (m.authored, m.id))
+        orders = sorted(
+            (
+                m
+                for m in b.chart.medications
+                if m.authored <= now and any(by_id.get(r) is not None and by_id[r].code.code == code for r in m.reasons)
+            ),
+            key=lambda m: (m.authored, m.id),
+        )
         if len(orders) >= 2 and day_of(orders[-1].authored) > day_of(condition.onset):
             treated.append((condition, orders[-1]))
     for condition, order in rng.sample(treated, min(1, len(treated))):
@@ -110,10 +126,19 @@ def generate(given: ChartInput) -> list[Scenario]:
         key = ("days_to_last_order", condition.code.code)
         index, template = b.phrasing(NAME, key, TREATMENT_PHRASINGS)
         question = template.format(condition=condition.code.display, snomed=condition.code.code)
-        out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_DAYS,
-                           answer=exact_integer(days, "days"), phrasing=index,
-                           provenance=[f"Condition/{condition.id}", f"MedicationRequest/{order.id}"],
-                           meta={"form": "days_to_last_order", "snomed": condition.code.code}))
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=question,
+                answer_format=FORMAT_DAYS,
+                answer=exact_integer(days, "days"),
+                phrasing=index,
+                provenance=[f"Condition/{condition.id}", f"MedicationRequest/{order.id}"],
+                meta={"form": "days_to_last_order", "snomed": condition.code.code},
+            )
+        )
     series: dict[str, list] = {}
     for shot in sorted(b.chart.immunizations, key=lambda s: (s.when, s.id)):
         if shot.when <= now:
@@ -121,18 +146,30 @@ def generate(given: ChartInput) -> list[Scenario]:
     lasts = []
     for code, shots in sorted(series.items()):
         last_day = day_of(shots[-1].when)
-        if len(shots) >= 2 and whole_years_between(b.chart.birth_date, last_day) >= 1 \
-                and not _near_birthday(b.chart.birth_date, last_day):
+        if (
+            len(shots) >= 2
+            and whole_years_between(b.chart.birth_date, last_day) >= 1
+            and not _near_birthday(b.chart.birth_date, last_day)
+        ):
             lasts.append((code, shots))
     for code, shots in rng.sample(lasts, min(1, len(lasts))):
         years = whole_years_between(b.chart.birth_date, day_of(shots[-1].when))
         key = ("age_at_last_dose", code)
         index, template = b.phrasing(NAME, key, VACCINE_PHRASINGS)
         question = template.format(vaccine=shots[0].code.display, cvx=code)
-        out.append(b.ehrqa(NAME, key, now=now, question=question, answer_format=FORMAT_YEARS,
-                           answer=exact_integer(years, "years"), phrasing=index,
-                           provenance=[f"Patient/{b.chart.patient_id}", f"Immunization/{shots[-1].id}"],
-                           meta={"form": "age_at_last_dose", "cvx": code, "rows": len(shots)}))
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=question,
+                answer_format=FORMAT_YEARS,
+                answer=exact_integer(years, "years"),
+                phrasing=index,
+                provenance=[f"Patient/{b.chart.patient_id}", f"Immunization/{shots[-1].id}"],
+                meta={"form": "age_at_last_dose", "cvx": code, "rows": len(shots)},
+            )
+        )
     return out
 
 
@@ -140,15 +177,19 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """Date arithmetic between two records that two different tools return."""
     form = sc.meta["form"]
     if form == "age_at_last_dose":
-        shots = [r for r in await every_row(tools, "search_immunizations", patient=sc.patient, code=sc.meta["cvx"])
-                 if r.get("status") in (None, "completed")]
+        shots = [
+            r
+            for r in await every_row(tools, "search_immunizations", patient=sc.patient, code=sc.meta["cvx"])
+            if r.get("status") in (None, "completed")
+        ]
         if not shots:
             return OracleAnswer("none", [])
         last = max(shots, key=lambda r: utc_moment(r["date"]))
         patient = await tools.call("get_patient", patient=sc.patient)
         born = date.fromisoformat(patient.rows[0]["birthDate"][:10])
-        return OracleAnswer(str(whole_years_between(born, utc_date(last["date"]))),
-                            [patient.rows[0]["ref"], last["ref"]])
+        return OracleAnswer(
+            str(whole_years_between(born, utc_date(last["date"]))), [patient.rows[0]["ref"], last["ref"]]
+        )
     conditions = await conditions_oldest_first(tools, sc.patient, sc.meta["snomed"])
     if not conditions:
         return OracleAnswer("none", [])
@@ -156,20 +197,32 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     if form == "age_at_diagnosis":
         patient = await tools.call("get_patient", patient=sc.patient)
         born = date.fromisoformat(patient.rows[0]["birthDate"][:10])
-        return OracleAnswer(str(whole_years_between(born, utc_date(first["onset"]))),
-                            [patient.rows[0]["ref"], first["ref"]])
+        return OracleAnswer(
+            str(whole_years_between(born, utc_date(first["onset"]))), [patient.rows[0]["ref"], first["ref"]]
+        )
     orders = await newest_with_reason(tools, sc.patient, conditions)
     if not orders:
         return OracleAnswer("none", [first["ref"]])
     order = max(orders, key=lambda r: utc_moment(r["authored"]))
-    return OracleAnswer(str((utc_date(order["authored"]) - utc_date(first["onset"])).days),
-                        [first["ref"], order["ref"]])
+    return OracleAnswer(
+        str((utc_date(order["authored"]) - utc_date(first["onset"])).days), [first["ref"], order["ref"]]
+    )
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=30, generate=generate, solve=solve,
-    description="Ages and intervals: age at a diagnosis or at a vaccine's last dose, days from diagnosis to the "
-                "last order for it.",
-    phrasings={"age_at_diagnosis": AGE_PHRASINGS, "days_to_last_order": TREATMENT_PHRASINGS,
-               "age_at_last_dose": VACCINE_PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=30,
+        generate=generate,
+        solve=solve,
+        description="Ages and intervals: age at a diagnosis or at a vaccine's last dose, days from diagnosis to the "
+        "last order for it.",
+        phrasings={
+            "age_at_diagnosis": AGE_PHRASINGS,
+            "days_to_last_order": TREATMENT_PHRASINGS,
+            "age_at_last_dose": VACCINE_PHRASINGS,
+        },
+    )
+)

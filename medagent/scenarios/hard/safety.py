@@ -34,8 +34,12 @@ from medagent.scenarios.tool_rows import numeric, refs
 NAME = "safety_gated_order"
 AMOXICILLIN = ("308182", "Amoxicillin 250 MG Oral Capsule")
 PENICILLIN_ALLERGY = ("91936005", "Allergy to penicillin")
-OTHER_ALLERGIES = [("418689008", "Allergy to grass pollen"), ("232350006", "House dust mite allergy"),
-                   ("419474003", "Allergy to mould"), ("232347008", "Dander (animal) allergy")]
+OTHER_ALLERGIES = [
+    ("418689008", "Allergy to grass pollen"),
+    ("232350006", "House dust mite allergy"),
+    ("419474003", "Allergy to mould"),
+    ("232347008", "Dander (animal) allergy"),
+]
 EGFR = "33914-3"
 EGFR_DISPLAY = "Glomerular filtration rate/1.73 sq M.predicted"
 EGFR_UNIT = "mL/min/{1.73_m2}"
@@ -66,8 +70,10 @@ CONTEXT = (
     f"now) with RxNorm {AMOXICILLIN[0]} ({AMOXICILLIN[1]}; 500 mg = 2 capsules), dose 500 mg, route oral. If any "
     f"check fails, order nothing. {FUTURE_NOTE}"
 )
-ANSWER_FORMAT = ('Answer as JSON: {"decision": "ordered", or the failed check: "allergy", "duplicate" or "kidney", '
-                 '"egfr": the most recent eGFR value in mL/min/1.73m2, rounded to the nearest whole number}.')
+ANSWER_FORMAT = (
+    'Answer as JSON: {"decision": "ordered", or the failed check: "allergy", "duplicate" or "kidney", '
+    '"egfr": the most recent eGFR value in mL/min/1.73m2, rounded to the nearest whole number}.'
+)
 
 
 def _eligible_now(b: HardBuilder):  # type: ignore[no-untyped-def]
@@ -90,7 +96,9 @@ def generate(given: ChartInput) -> list[Scenario]:
         return []
     rng = b.rng(NAME)
     out = []
-    plan = [("act", None)] * PER_BRANCH + [("no-action", REASONS[(i + rng.randrange(3)) % 3]) for i in range(PER_BRANCH)]
+    plan = [("act", None)] * PER_BRANCH + [
+        ("no-action", REASONS[(i + rng.randrange(3)) % 3]) for i in range(PER_BRANCH)
+    ]
     for number, (branch, reason) in enumerate(plan):
         key = (branch, number)
         sid = scenario_id("agentic", NAME, b.chart.patient_id, *key)
@@ -99,36 +107,92 @@ def generate(given: ChartInput) -> list[Scenario]:
         allergy_kind = "medication" if reason == "allergy" else "environment"
         prior_active = reason == "duplicate"
         setup = [
-            allergy(sid, 0, b.chart.patient_id, allergen[0], allergen[1], allergy_kind,
-                    now - timedelta(days=rng.randint(60, 900))),
-            medication_request(sid, 1, b.chart.patient_id, AMOXICILLIN[0], AMOXICILLIN[1],
-                               "active" if prior_active else "completed",
-                               now - timedelta(days=rng.randint(1, 4) if prior_active else rng.randint(120, 700)),
-                               "500 mg (2 capsules) by mouth every 8 hours for 10 days"),
-            lab_observation(sid, 2, b.chart.patient_id, EGFR, EGFR_DISPLAY, float(egfr), EGFR_UNIT,
-                            now - timedelta(days=2, hours=rng.randint(0, 12))),
+            allergy(
+                sid,
+                0,
+                b.chart.patient_id,
+                allergen[0],
+                allergen[1],
+                allergy_kind,
+                now - timedelta(days=rng.randint(60, 900)),
+            ),
+            medication_request(
+                sid,
+                1,
+                b.chart.patient_id,
+                AMOXICILLIN[0],
+                AMOXICILLIN[1],
+                "active" if prior_active else "completed",
+                now - timedelta(days=rng.randint(1, 4) if prior_active else rng.randint(120, 700)),
+                "500 mg (2 capsules) by mouth every 8 hours for 10 days",
+            ),
+            lab_observation(
+                sid,
+                2,
+                b.chart.patient_id,
+                EGFR,
+                EGFR_DISPLAY,
+                float(egfr),
+                EGFR_UNIT,
+                now - timedelta(days=2, hours=rng.randint(0, 12)),
+            ),
         ]
         writes = []
         if branch == "act":
-            writes = [medication_order("amoxicillin order", b.chart.patient_id, now, RXNORM, AMOXICILLIN[0],
-                                       route=ORAL_ROUTE,
-                                       quantities=[quantity("dose", "dosageInstruction.doseAndRate.doseQuantity",
-                                                            500.0, "mg", {"g": 1000.0}, tolerance=0.5)])]
+            writes = [
+                medication_order(
+                    "amoxicillin order",
+                    b.chart.patient_id,
+                    now,
+                    RXNORM,
+                    AMOXICILLIN[0],
+                    route=ORAL_ROUTE,
+                    quantities=[
+                        quantity(
+                            "dose",
+                            "dosageInstruction.doseAndRate.doseQuantity",
+                            500.0,
+                            "mg",
+                            {"g": 1000.0},
+                            tolerance=0.5,
+                        )
+                    ],
+                )
+            ]
         decision = "ordered" if branch == "act" else str(reason)
-        answer = ExpectedAnswer(type="record", fields={
-            "decision": names([decision]),
-            "egfr": ExpectedAnswer(type="number", value=float(egfr), unit="mL/min/{1.73_m2}",
-                                   tolerance=Tolerance(abs=0.5),
-                                   unit_factors={"mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0, "mL/min": 1.0}),
-        })
+        answer = ExpectedAnswer(
+            type="record",
+            fields={
+                "decision": names([decision]),
+                "egfr": ExpectedAnswer(
+                    type="number",
+                    value=float(egfr),
+                    unit="mL/min/{1.73_m2}",
+                    tolerance=Tolerance(abs=0.5),
+                    unit_factors={"mL/min/1.73m2": 1.0, "mL/min/1.73 m2": 1.0, "mL/min": 1.0},
+                ),
+            },
+        )
         index, template = b.phrasing(NAME, key, PHRASINGS)
-        out.append(b.agentic(NAME, key, now=now, instruction=template.format(mrn=b.chart.mrn), context=CONTEXT,
-                             answer_format=ANSWER_FORMAT, answer=answer, phrasing=index, writes=writes,
-                             branch=branch, variant=decision, setup=setup,
-                             provenance=[f"{r['resourceType']}/{r['id']}" for r in setup],
-                             meta={"loinc": EGFR, "rxnorm": AMOXICILLIN[0]}))
+        out.append(
+            b.agentic(
+                NAME,
+                key,
+                now=now,
+                instruction=template.format(mrn=b.chart.mrn),
+                context=CONTEXT,
+                answer_format=ANSWER_FORMAT,
+                answer=answer,
+                phrasing=index,
+                writes=writes,
+                branch=branch,
+                variant=decision,
+                setup=setup,
+                provenance=[f"{r['resourceType']}/{r['id']}" for r in setup],
+                meta={"loinc": EGFR, "rxnorm": AMOXICILLIN[0]},
+            )
+        )
     return out
-
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
@@ -136,22 +200,47 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
     allergies = await tools.call("search_allergies", patient=patient, status="active", limit=MAX_ROWS)
     penicillin = [row for row in allergies.rows if "penicillin" in (row.get("display") or "").lower()]
-    active = await tools.call("search_medications", complete=True, patient=patient, status="current",
-                              text="amoxicillin", limit=MAX_ROWS)
+    active = await tools.call(
+        "search_medications", complete=True, patient=patient, status="current", text="amoxicillin", limit=MAX_ROWS
+    )
     egfr = await latest_observation(tools, patient, sc.meta["loinc"])
     value = numeric(egfr) if egfr else None
-    decision = "allergy" if penicillin else "duplicate" if active.rows else \
-        "kidney" if value is None or value < EGFR_LIMIT else "ordered"
+    decision = (
+        "allergy"
+        if penicillin
+        else "duplicate"
+        if active.rows
+        else "kidney"
+        if value is None or value < EGFR_LIMIT
+        else "ordered"
+    )
     if decision == "ordered" or tools.act_on_every_branch:
-        await tools.call("order_medication", patient=patient, code=sc.meta["rxnorm"], system="rxnorm", dose_value=500,
-                         dose_unit="mg", route="oral", instructions="500 mg (2 capsules) every 8 hours for 10 days",
-                         reason="suspected streptococcal pharyngitis; safety checks passed")
+        await tools.call(
+            "order_medication",
+            patient=patient,
+            code=sc.meta["rxnorm"],
+            system="rxnorm",
+            dose_value=500,
+            dose_unit="mg",
+            route="oral",
+            instructions="500 mg (2 capsules) every 8 hours for 10 days",
+            reason="suspected streptococcal pharyngitis; safety checks passed",
+        )
     answer = {"decision": decision, "egfr": round(value) if value is not None else "not recorded"}
     return OracleAnswer(json.dumps(answer), [*refs(penicillin), *refs(active.rows), *refs([egfr or {}])])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=60, until=2, generate=generate, solve=solve, conditional=True,
-    description="Order amoxicillin only after three safety checks (penicillin allergy, a duplicate order, eGFR).",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="hard",
+        order=60,
+        until=2,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Order amoxicillin only after three safety checks (penicillin allergy, a duplicate order, eGFR).",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -95,8 +95,11 @@ def generate(given: ChartInput) -> list[Scenario]:
     for form, condition, code in candidates:
         if len(out) >= PER_PATIENT:
             break
-        made = _extreme(b, condition, code, now, rng.choice(["highest", "lowest"])) if form == "window_extreme" \
+        made = (
+            _extreme(b, condition, code, now, rng.choice(["highest", "lowest"]))
+            if form == "window_extreme"
             else _first_after(b, condition, code, now)
+        )
         if made is not None and all(s.id != made.id for s in out):
             out.append(made)
     return out
@@ -118,14 +121,33 @@ def _extreme(b: HardBuilder, condition: ConditionFact, code: str, now, which: st
     until = "the day it resolved" if end is not now else "now"
     key = ("window_extreme", condition.id, code, which)
     index, template = b.phrasing(NAME, key, EXTREME_PHRASINGS)
-    question = template.format(which=which, lab=info.label, loinc=code, condition=condition.code.display,
-                               snomed=condition.code.code, until=until)
+    question = template.format(
+        which=which,
+        lab=info.label,
+        loinc=code,
+        condition=condition.code.display,
+        snomed=condition.code.code,
+        until=until,
+    )
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
     same = [f for f in inside if f.value == pick.value]
-    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
-                   provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in same)],
-                   meta={"form": "window_extreme", "condition": [SNOMED, condition.code.code], "loinc": code,
-                         "which": which, "rows": len(inside)})
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format=fmt,
+        answer=answer,
+        phrasing=index,
+        provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in same)],
+        meta={
+            "form": "window_extreme",
+            "condition": [SNOMED, condition.code.code],
+            "loinc": code,
+            "which": which,
+            "rows": len(inside),
+        },
+    )
 
 
 def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now) -> Scenario | None:  # type: ignore[no-untyped-def]
@@ -148,13 +170,19 @@ def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now) -> Sc
     answer, decimals = made
     key = ("first_after", condition.id, code)
     index, template = b.phrasing(NAME, key, FIRST_PHRASINGS)
-    question = template.format(lab=info.label, loinc=code, condition=condition.code.display,
-                               snomed=condition.code.code)
+    question = template.format(lab=info.label, loinc=code, condition=condition.code.display, snomed=condition.code.code)
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
-    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt, answer=answer, phrasing=index,
-                   provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
-                   meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code,
-                         "rows": len(facts)})
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format=fmt,
+        answer=answer,
+        phrasing=index,
+        provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
+        meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code, "rows": len(facts)},
+    )
 
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
@@ -181,9 +209,17 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(quantity_text(numeric(best), best.get("unit"), decimals), [condition["ref"], best["ref"]])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=10, until=2, generate=generate, solve=solve,
-    description="A lab value located by the dates of a diagnosis: the extreme inside the condition's span, or the "
-                "first result after its onset.",
-    phrasings={"window_extreme": EXTREME_PHRASINGS, "first_after": FIRST_PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=10,
+        until=2,
+        generate=generate,
+        solve=solve,
+        description="A lab value located by the dates of a diagnosis: the extreme inside the condition's span, or the "
+        "first result after its onset.",
+        phrasings={"window_extreme": EXTREME_PHRASINGS, "first_after": FIRST_PHRASINGS},
+    )
+)

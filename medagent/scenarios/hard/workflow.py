@@ -45,8 +45,10 @@ CONTEXT = (
     f"one and the two before it; if it is {THRESHOLD} mmHg or more, order a basic metabolic panel (ServiceRequest, "
     f"LOINC {BMP[0]}, intent order, status active, authored now); otherwise order nothing else. {FUTURE_NOTE}"
 )
-ANSWER_FORMAT = ("After the writes, answer with the mean systolic of the three readings in mmHg, rounded to the "
-                 "nearest whole number.")
+ANSWER_FORMAT = (
+    "After the writes, answer with the mean systolic of the three readings in mmHg, rounded to the "
+    "nearest whole number."
+)
 
 
 def generate(given: ChartInput) -> list[Scenario]:
@@ -59,8 +61,10 @@ def generate(given: ChartInput) -> list[Scenario]:
         return []  # two readings at one moment make "the two before it" ambiguous
     earlier = systolic[-2:]
     total = earlier[0].value + earlier[1].value
-    choices = {"act": list(range(max(int(3 * (THRESHOLD + MARGIN) - total) + 1, 120), 196)),
-               "no-action": list(range(96, min(int(3 * (THRESHOLD - MARGIN) - total), 150)))}
+    choices = {
+        "act": list(range(max(int(3 * (THRESHOLD + MARGIN) - total) + 1, 120), 196)),
+        "no-action": list(range(96, min(int(3 * (THRESHOLD - MARGIN) - total), 150))),
+    }
     if not all(choices.values()):
         return []  # both branches or neither: 1:1
     rng = b.rng(NAME)
@@ -74,25 +78,52 @@ def generate(given: ChartInput) -> list[Scenario]:
         key = (branch,)
         index, template = b.phrasing(NAME, key, PHRASINGS)
         record = WriteSpec(
-            name="blood pressure observation", resource_type="Observation", subject=b.chart.reference,
-            code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
+            name="blood pressure observation",
+            resource_type="Observation",
+            subject=b.chart.reference,
+            code_path="code.coding",
+            codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES],
+            status=["final"],
             fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
-            quantities=[quantity(name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]",
-                                 {"mmHg": 1.0, "mm Hg": 1.0})
-                        for name, code, value in (("systolic", SYSTOLIC, new), ("diastolic", DIASTOLIC, dia))],
+            quantities=[
+                quantity(
+                    name,
+                    f"component[code.coding.code={code}].valueQuantity",
+                    value,
+                    "mm[Hg]",
+                    {"mmHg": 1.0, "mm Hg": 1.0},
+                )
+                for name, code, value in (("systolic", SYSTOLIC, new), ("diastolic", DIASTOLIC, dia))
+            ],
             windows=[around(now, "effective now", EFFECTIVE_PATHS)],
         )
         writes = [record]
         if branch == "act":
-            writes.append(service_order("basic metabolic panel", b.chart.patient_id, now,
-                                        [CodingSpec(system=LOINC, code=BMP[0])]))
-        out.append(b.agentic(NAME, key, now=now, instruction=template.format(mrn=b.chart.mrn, sys=new, dia=dia),
-                             context=CONTEXT, answer_format=ANSWER_FORMAT,
-                             answer=ExpectedAnswer(type="number", value=round(average, 4), unit="mm[Hg]",
-                                                   tolerance=Tolerance(abs=0.5), unit_factors={"mmHg": 1.0}),
-                             phrasing=index, writes=writes, branch=branch,
-                             provenance=[f"Observation/{f.id}" for f in earlier],
-                             meta={"systolic": new, "diastolic": dia}))
+            writes.append(
+                service_order("basic metabolic panel", b.chart.patient_id, now, [CodingSpec(system=LOINC, code=BMP[0])])
+            )
+        out.append(
+            b.agentic(
+                NAME,
+                key,
+                now=now,
+                instruction=template.format(mrn=b.chart.mrn, sys=new, dia=dia),
+                context=CONTEXT,
+                answer_format=ANSWER_FORMAT,
+                answer=ExpectedAnswer(
+                    type="number",
+                    value=round(average, 4),
+                    unit="mm[Hg]",
+                    tolerance=Tolerance(abs=0.5),
+                    unit_factors={"mmHg": 1.0},
+                ),
+                phrasing=index,
+                writes=writes,
+                branch=branch,
+                provenance=[f"Observation/{f.id}" for f in earlier],
+                meta={"systolic": new, "diastolic": dia},
+            )
+        )
     return out
 
 
@@ -104,18 +135,39 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     if len(earlier) != 2:
         raise ToolGap(f"found {len(earlier)} earlier systolic readings, need 2")
     systolic, diastolic = sc.meta["systolic"], sc.meta["diastolic"]
-    await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=systolic,
-                     diastolic=diastolic, reason="blood pressure measured at the visit")
+    await tools.call(
+        "record_vital_sign",
+        patient=patient,
+        vital="blood_pressure",
+        systolic=systolic,
+        diastolic=diastolic,
+        reason="blood pressure measured at the visit",
+    )
     average = (systolic + sum(numeric(r) for r in earlier)) / 3
     if average >= THRESHOLD or tools.act_on_every_branch:
-        await tools.call("order_service", patient=patient, code=BMP[0], system="loinc", kind="lab",
-                         reason=f"mean systolic of the last three readings {average:.0f} mmHg")
+        await tools.call(
+            "order_service",
+            patient=patient,
+            code=BMP[0],
+            system="loinc",
+            kind="lab",
+            reason=f"mean systolic of the last three readings {average:.0f} mmHg",
+        )
     return OracleAnswer(f"{round(average)} mmHg", refs(earlier))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=70, until=2, generate=generate, solve=solve, conditional=True,
-    description="Record a blood pressure, then order a metabolic panel when the mean of the last three systolic "
-                "readings is 140 mmHg or more.",
-    phrasings={NAME: PHRASINGS},
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="hard",
+        order=70,
+        until=2,
+        generate=generate,
+        solve=solve,
+        conditional=True,
+        description="Record a blood pressure, then order a metabolic panel when the mean of the last three systolic "
+        "readings is 140 mmHg or more.",
+        phrasings={NAME: PHRASINGS},
+    )
+)

@@ -27,11 +27,23 @@ PER_PATIENT = 6
 SLACK = 1  # how far a lab's recorded and not-recorded counts may drift apart while selecting
 # lab code -> JSON key; three groups, one lab of each per item (labs of one panel are measured together)
 GROUPS = [
-    {"2339-0": "glucose", "6298-4": "potassium", "2947-0": "sodium", "49765-1": "calcium", "38483-4": "creatinine",
-     "6299-2": "bun"},
+    {
+        "2339-0": "glucose",
+        "6298-4": "potassium",
+        "2947-0": "sodium",
+        "49765-1": "calcium",
+        "38483-4": "creatinine",
+        "6299-2": "bun",
+    },
     {"2093-3": "total_cholesterol", "2571-8": "triglycerides", "18262-6": "ldl", "2085-9": "hdl"},
-    {"718-7": "hemoglobin", "6690-2": "leukocytes", "777-3": "platelets", "4548-4": "hba1c", "33914-3": "egfr",
-     "2885-2": "total_protein"},
+    {
+        "718-7": "hemoglobin",
+        "6690-2": "leukocytes",
+        "777-3": "platelets",
+        "4548-4": "hba1c",
+        "33914-3": "egfr",
+        "2885-2": "total_protein",
+    },
 ]
 KEYS = {code: key for group in GROUPS for code, key in group.items()}
 
@@ -68,8 +80,11 @@ def generate(given: ChartInput) -> list[Scenario]:
         for _ in range(30):
             if len(seen) >= CANDIDATES_PER_MOMENT:
                 break
-            chosen = [rng.choice(sorted(c for c in group if c in status)) for group in GROUPS
-                      if any(c in status for c in group)]
+            chosen = [
+                rng.choice(sorted(c for c in group if c in status))
+                for group in GROUPS
+                if any(c in status for c in group)
+            ]
             if len(chosen) < 3 or all(status[c] for c in chosen) or not any(status[c] for c in chosen):
                 continue
             key = ("abstention", moment.isoformat(), *sorted(chosen))
@@ -135,16 +150,35 @@ def _item(b: HardBuilder, codes: list[str], key: tuple[str, ...], now: datetime)
         provenance.append(f"Observation/{facts[-1].id}")
     labs = ", ".join(f"{LABS[c].label} (LOINC {c})" for c in codes)
     index, template = b.phrasing(NAME, key, PHRASINGS)
-    fmt = ("Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
-           "up to now, give the string \"not recorded\" instead of a number.")
-    return b.ehrqa(NAME, key, now=now, question=template.format(labs=labs), answer_format=fmt,
-                   answer=ExpectedAnswer(type="record", fields=fields), phrasing=index, provenance=provenance,
-                   meta={"form": "abstention", "labs": {KEYS[c]: c for c in codes}, "recorded": recorded})
+    fmt = (
+        "Answer as a JSON object with the keys " + ", ".join(formats) + "; for a test never recorded "
+        'up to now, give the string "not recorded" instead of a number.'
+    )
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=template.format(labs=labs),
+        answer_format=fmt,
+        answer=ExpectedAnswer(type="record", fields=fields),
+        phrasing=index,
+        provenance=provenance,
+        meta={"form": "abstention", "labs": {KEYS[c]: c for c in codes}, "recorded": recorded},
+    )
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=40, since=3, generate=generate, select=select, solve=solve,
-    phrasings={NAME: PHRASINGS},
-    description="The latest values of three labs at now, some never measured by then; every lab is asked about as "
-                "often recorded as not recorded.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=40,
+        since=3,
+        generate=generate,
+        select=select,
+        solve=solve,
+        phrasings={NAME: PHRASINGS},
+        description="The latest values of three labs at now, some never measured by then; every lab is asked about as "
+        "often recorded as not recorded.",
+    )
+)

@@ -64,11 +64,14 @@ CONTEXT = (
     f"metabolic panel (ServiceRequest, LOINC {BMP[0]}, intent order, status active, authored now); otherwise order "
     f"nothing else. Older readings do not count. {FUTURE_NOTE}"
 )
-ANSWER_FORMAT = json_format([
-    ("readings", "how many readings the means cover, the new one included"),
-    ("mean_systolic", "in mmHg, rounded to the nearest whole number"),
-    ("mean_diastolic", "in mmHg, rounded to the nearest whole number"),
-], lead="After the writes, answer as JSON")
+ANSWER_FORMAT = json_format(
+    [
+        ("readings", "how many readings the means cover, the new one included"),
+        ("mean_systolic", "in mmHg, rounded to the nearest whole number"),
+        ("mean_diastolic", "in mmHg, rounded to the nearest whole number"),
+    ],
+    lead="After the writes, answer as JSON",
+)
 
 
 def decides(systolic: list[float], diastolic: list[float]) -> bool:
@@ -95,14 +98,22 @@ def generate(given: ChartInput) -> list[Scenario]:
     rng = b.rng(NAME)
     real = _readings(b)
     end = b.clock(b.end - timedelta(hours=1))
-    anchors = [r for r in real if whole_years_between(b.chart.birth_date, r[0].date()) >= 18
-               and r[0] + timedelta(days=3) <= end and (b.chart.deceased is None or r[0] + timedelta(days=61) <
-                                                        b.chart.deceased)]
+    anchors = [
+        r
+        for r in real
+        if whole_years_between(b.chart.birth_date, r[0].date()) >= 18
+        and r[0] + timedelta(days=3) <= end
+        and (b.chart.deceased is None or r[0] + timedelta(days=61) < b.chart.deceased)
+    ]
     if not anchors:
         return []
     out: list[Scenario] = []
-    plan = [(branch, stated, setup) for branch in ("act", "no-action") for stated in (True, False)
-            for setup in (True, False)]
+    plan = [
+        (branch, stated, setup)
+        for branch in ("act", "no-action")
+        for stated in (True, False)
+        for setup in (True, False)
+    ]
     for number_, (branch, stated_agrees, setup_agrees) in enumerate(plan):
         # act while the setup and today's reading point to no-action needs a high reading of the chart's own
         scarce = branch == "act" and not setup_agrees
@@ -124,21 +135,38 @@ def generate(given: ChartInput) -> list[Scenario]:
 
 def select(items: list[Scenario], seed: int) -> list[Scenario]:
     """Per split, the same number of items for every (branch, stated reading agrees, setup agrees)."""
-    return balanced(items, seed, NAME,
-                    lambda s: f"{s.branch}/{s.meta['stated_agrees']}/{s.meta['setup_agrees']}")
+    return balanced(items, seed, NAME, lambda s: f"{s.branch}/{s.meta['stated_agrees']}/{s.meta['setup_agrees']}")
 
 
-def _item(b: HardBuilder, rng: random.Random, real: list[tuple[datetime, float, float, str]], now: datetime,
-          branch: str, stated_agrees: bool, setup_agrees: bool, number_: int) -> Scenario | None:
+def _item(
+    b: HardBuilder,
+    rng: random.Random,
+    real: list[tuple[datetime, float, float, str]],
+    now: datetime,
+    branch: str,
+    stated_agrees: bool,
+    setup_agrees: bool,
+    number_: int,
+) -> Scenario | None:
     start = now - WINDOW
     inside = [r for r in real if start <= r[0] <= now]
-    if not inside or any(abs(r[0] - start) < EDGE for r in real) or len({r[0] for r in inside}) != len(inside) \
-            or any(now - timedelta(days=1) < r[0] <= now for r in real):
+    if (
+        not inside
+        or any(abs(r[0] - start) < EDGE for r in real)
+        or len({r[0] for r in inside}) != len(inside)
+        or any(now - timedelta(days=1) < r[0] <= now for r in real)
+    ):
         return None  # a reading at the window's edge, two at one moment, or one today besides the stated one
     act = branch == "act"
     for _ in range(TRIES):
-        extra = [(now - timedelta(days=rng.uniform(1, 80), hours=rng.uniform(0, 12)), float(rng.randint(112, 176)),
-                  float(rng.randint(62, 108))) for _ in range(rng.choice([0, 1, 2, 2]))]
+        extra = [
+            (
+                now - timedelta(days=rng.uniform(1, 80), hours=rng.uniform(0, 12)),
+                float(rng.randint(112, 176)),
+                float(rng.randint(62, 108)),
+            )
+            for _ in range(rng.choice([0, 1, 2, 2]))
+        ]
         if any(d >= s - 25 for _, s, d in extra):
             continue
         new = (float(rng.randint(108, 186)), float(rng.randint(60, 114)))
@@ -153,73 +181,137 @@ def _item(b: HardBuilder, rng: random.Random, real: list[tuple[datetime, float, 
         setup_only = decides([s for _, s, _ in extra] + [new[0]], [d for _, _, d in extra] + [new[1]])
         if setup_only != (act if setup_agrees else not act):
             continue
-        return _scenario(b, rng, now, branch, inside, extra, new, systolic, diastolic, number_,
-                         stated_agrees, setup_agrees)
+        return _scenario(
+            b, rng, now, branch, inside, extra, new, systolic, diastolic, number_, stated_agrees, setup_agrees
+        )
     return None
 
 
-def _scenario(b: HardBuilder, rng: random.Random, now: datetime, branch: str,
-              inside: list[tuple[datetime, float, float, str]], extra: list[tuple[datetime, float, float]],
-              new: tuple[float, float], systolic: list[float], diastolic: list[float], number_: int,
-              stated_agrees: bool, setup_agrees: bool) -> Scenario:
+def _scenario(
+    b: HardBuilder,
+    rng: random.Random,
+    now: datetime,
+    branch: str,
+    inside: list[tuple[datetime, float, float, str]],
+    extra: list[tuple[datetime, float, float]],
+    new: tuple[float, float],
+    systolic: list[float],
+    diastolic: list[float],
+    number_: int,
+    stated_agrees: bool,
+    setup_agrees: bool,
+) -> Scenario:
     key = (branch, number_, now.isoformat())
     sid = b.id_for("agentic", NAME, *key)
     patient = b.chart.patient_id
     outside = now - WINDOW - timedelta(days=rng.randint(4, 60))  # a distractor just before the window
     setup = [blood_pressure(sid, i, patient, s, d, when) for i, (when, s, d) in enumerate(extra)]
-    setup.append(blood_pressure(sid, len(extra), patient, float(rng.randint(120, 185)), float(rng.randint(70, 112)),
-                                outside))
+    setup.append(
+        blood_pressure(sid, len(extra), patient, float(rng.randint(120, 185)), float(rng.randint(70, 112)), outside)
+    )
     record_bp = WriteSpec(
-        name="blood pressure observation", resource_type="Observation", target=None, subject=b.chart.reference,
-        code_path="code.coding", codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES], status=["final"],
+        name="blood pressure observation",
+        resource_type="Observation",
+        target=None,
+        subject=b.chart.reference,
+        code_path="code.coding",
+        codes=[CodingSpec(system=LOINC, code=c) for c in BP_PANEL_CODES],
+        status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
-        quantities=[quantity(name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]",
-                             {"mmHg": 1.0, "mm Hg": 1.0}) for name, code, value in
-                    (("systolic", SYSTOLIC, new[0]), ("diastolic", DIASTOLIC, new[1]))],
+        quantities=[
+            quantity(
+                name, f"component[code.coding.code={code}].valueQuantity", value, "mm[Hg]", {"mmHg": 1.0, "mm Hg": 1.0}
+            )
+            for name, code, value in (("systolic", SYSTOLIC, new[0]), ("diastolic", DIASTOLIC, new[1]))
+        ],
         windows=[around(now, "effective now", EFFECTIVE_PATHS)],
     )
     writes = [record_bp]
     if branch == "act":
         writes.append(service_order("basic metabolic panel", patient, now, [CodingSpec(system=LOINC, code=BMP[0])]))
-    answer = record(readings=number(float(len(systolic)), None, 0.0),
-                    mean_systolic=number(mean(systolic), "mm[Hg]", 0.5, {"mmHg": 1.0}),
-                    mean_diastolic=number(mean(diastolic), "mm[Hg]", 0.5, {"mmHg": 1.0}))
+    answer = record(
+        readings=number(float(len(systolic)), None, 0.0),
+        mean_systolic=number(mean(systolic), "mm[Hg]", 0.5, {"mmHg": 1.0}),
+        mean_diastolic=number(mean(diastolic), "mm[Hg]", 0.5, {"mmHg": 1.0}),
+    )
     index, template = b.phrasing(NAME, key, PHRASINGS)
     instruction = template.format(mrn=b.chart.mrn, sys=f"{new[0]:.0f}", dia=f"{new[1]:.0f}")
-    return b.agentic(NAME, key, now=now, instruction=instruction, context=CONTEXT, answer_format=ANSWER_FORMAT,
-                     answer=answer, phrasing=index, writes=writes, branch=branch, setup=setup,
-                     provenance=[*(f"Observation/{r[3]}" for r in inside),
-                                 *(f"Observation/{r['id']}" for r in setup[:-1])],
-                     meta={"systolic": new[0], "diastolic": new[1], "stated_agrees": stated_agrees,
-                           "setup_agrees": setup_agrees, "window_days": WINDOW.days})
+    return b.agentic(
+        NAME,
+        key,
+        now=now,
+        instruction=instruction,
+        context=CONTEXT,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        phrasing=index,
+        writes=writes,
+        branch=branch,
+        setup=setup,
+        provenance=[*(f"Observation/{r[3]}" for r in inside), *(f"Observation/{r['id']}" for r in setup[:-1])],
+        meta={
+            "systolic": new[0],
+            "diastolic": new[1],
+            "stated_agrees": stated_agrees,
+            "setup_agrees": setup_agrees,
+            "window_days": WINDOW.days,
+        },
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """The readings of the window (both components), today's added; record it, order when a mean reaches its limit."""
     patient, _ = await tools.reads.patient_by_mrn(sc.meta["mrn"])
     since = (tools.now - timedelta(days=int(sc.meta["window_days"]))).isoformat()
-    rows = {code: rows_of(await every_row(tools, "search_observations", patient=patient, code=code, since=since), code)
-            for code in (SYSTOLIC, DIASTOLIC)}
+    rows = {
+        code: rows_of(await every_row(tools, "search_observations", patient=patient, code=code, since=since), code)
+        for code in (SYSTOLIC, DIASTOLIC)
+    }
     systolic = [numeric(r) for r in rows[SYSTOLIC]] + [float(sc.meta["systolic"])]
     diastolic = [numeric(r) for r in rows[DIASTOLIC]] + [float(sc.meta["diastolic"])]
     if len(systolic) != len(diastolic):
         raise ToolGap(f"{len(systolic)} systolic but {len(diastolic)} diastolic readings in the window")
-    await tools.call("record_vital_sign", patient=patient, vital="blood_pressure", systolic=sc.meta["systolic"],
-                     diastolic=sc.meta["diastolic"], reason="blood pressure measured at the visit")
+    await tools.call(
+        "record_vital_sign",
+        patient=patient,
+        vital="blood_pressure",
+        systolic=sc.meta["systolic"],
+        diastolic=sc.meta["diastolic"],
+        reason="blood pressure measured at the visit",
+    )
     if decides(systolic, diastolic) or tools.act_on_every_branch:
-        await tools.call("order_service", patient=patient, code=BMP[0], system="loinc", kind="lab",
-                         reason=f"mean blood pressure {mean(systolic):.0f}/{mean(diastolic):.0f} mmHg over "
-                                f"{len(systolic)} readings")
-    answer = {"readings": len(systolic), "mean_systolic": round(mean(systolic)),
-              "mean_diastolic": round(mean(diastolic))}
+        await tools.call(
+            "order_service",
+            patient=patient,
+            code=BMP[0],
+            system="loinc",
+            kind="lab",
+            reason=f"mean blood pressure {mean(systolic):.0f}/{mean(diastolic):.0f} mmHg over {len(systolic)} readings",
+        )
+    answer = {
+        "readings": len(systolic),
+        "mean_systolic": round(mean(systolic)),
+        "mean_diastolic": round(mean(diastolic)),
+    }
     return OracleAnswer(json.dumps(answer), refs(rows[SYSTOLIC]))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=70, since=3, generate=generate, select=select, solve=solve,
-    conditional=True, phrasings={NAME: PHRASINGS},
-    description="Record today's blood pressure, then order a metabolic panel when the mean systolic or diastolic of "
-                "the chart's readings in the last 90 days (today's included) is in the stage 2 range.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="hard",
+        order=70,
+        since=3,
+        generate=generate,
+        select=select,
+        solve=solve,
+        conditional=True,
+        phrasings={NAME: PHRASINGS},
+        description="Record today's blood pressure, then order a metabolic panel when the mean systolic or diastolic of "
+        "the chart's readings in the last 90 days (today's included) is in the stage 2 range.",
+    )
+)

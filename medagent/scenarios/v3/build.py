@@ -25,12 +25,20 @@ SET_VERSION = 3
 DEFAULT_OUT = Path("scenarios") / SET_NAME
 # the read tasks whose "absent" answer is "none": a seventh of their items, not a quarter (v2), so that answering
 # "none" to everything stays under 10% of the core agentic items that hold no decision
-ABSENT_SHARES = {"find_mrn": {"found": 6, "not-found": 1}, "recent_lab": {"present": 6, "absent": 1},
-                 "average_glucose": {"present": 6, "absent": 1}, "latest_glucose": {"present": 6, "absent": 1}}
+ABSENT_SHARES = {
+    "find_mrn": {"found": 6, "not-found": 1},
+    "recent_lab": {"present": 6, "absent": 1},
+    "average_glucose": {"present": 6, "absent": 1},
+    "latest_glucose": {"present": 6, "absent": 1},
+}
 
 
-def build_v3(seed: int = DEFAULT_SEED, out_dir: Path = DEFAULT_OUT, sources: Iterable[Path] | None = None,
-             readme: Path | None = None) -> Manifest:
+def build_v3(
+    seed: int = DEFAULT_SEED,
+    out_dir: Path = DEFAULT_OUT,
+    sources: Iterable[Path] | None = None,
+    readme: Path | None = None,
+) -> Manifest:
     """Generate and write set v3; returns its manifest (and replaces v3's counts block in ``readme``, by default
     ``scenarios/README.md`` beside the set when it exists)."""
     charts = load_charts(sources)
@@ -47,8 +55,9 @@ def build_v3(seed: int = DEFAULT_SEED, out_dir: Path = DEFAULT_OUT, sources: Ite
         if scenarios:
             for split in ("dev", "test"):
                 built.add(f"{tier}/{split}.jsonl", [s for s in scenarios if s.split == split], "", split, tier)
-    manifest = write_set(out_dir, built, name=SET_NAME, version=GENERATOR_VERSION, seed=seed, patients=len(charts),
-                         test=test)
+    manifest = write_set(
+        out_dir, built, name=SET_NAME, version=GENERATOR_VERSION, seed=seed, patients=len(charts), test=test
+    )
     target = readme or (out_dir.parent / "README.md")
     if readme is not None or target.exists():
         update_readme(target, manifest)

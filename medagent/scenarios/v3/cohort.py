@@ -57,34 +57,47 @@ NAME = "cohort_measure"
 DEV_YEARS = range(2005, 2014)
 TEST_YEARS = range(2017, 2021)
 THRESHOLDS = {"dev": [5.8, 6.3, 7.0, 8.0], "test": [6.0, 6.5, 7.5, 8.5]}
-AGE_RANGES = {"hypertension_uncontrolled": (18, 85), "diabetes_hba1c_above": (18, 75),
-              "influenza_unvaccinated": (50, 100)}
+AGE_RANGES = {
+    "hypertension_uncontrolled": (18, 85),
+    "diabetes_hba1c_above": (18, 75),
+    "influenza_unvaccinated": (50, 100),
+}
 SIZES = [2, 3, 4, 5, 6]
 MAX_BORN_IN_BAND = 11
 MAX_DIAGNOSED = 7
 TRIES = 200
 DIAGNOSES = {"hypertension_uncontrolled": {HYPERTENSION}, "diabetes_hba1c_above": {PREDIABETES, DIABETES}}
-ANSWER_FORMAT = ("Ages are in completed years at now. Answer with the patients' MRNs (medical record numbers) or "
-                 "Patient ids, separated by semicolons, or 'none' if no patient qualifies.")
+ANSWER_FORMAT = (
+    "Ages are in completed years at now. Answer with the patients' MRNs (medical record numbers) or "
+    "Patient ids, separated by semicolons, or 'none' if no patient qualifies."
+)
 
 
 def _born_in_band(charts: Sequence[Chart], now: datetime, who: Stratum) -> int:
     """Patients (living or not) whose birth date puts them in the band at now: the rows a sorted search lists."""
-    return sum(1 for c in charts if c.birth_date <= now.date() and (who.sex is None or c.gender == who.sex)
-               and Stratum(who.age_min, who.age_max).holds(_ageless(c), now))
+    return sum(
+        1
+        for c in charts
+        if c.birth_date <= now.date()
+        and (who.sex is None or c.gender == who.sex)
+        and Stratum(who.age_min, who.age_max).holds(_ageless(c), now)
+    )
 
 
 def _ageless(chart: Chart) -> Chart:
     """The chart as if alive (the band counts every birth date in it)."""
     from dataclasses import replace
+
     return replace(chart, deceased=None)
 
 
 def generate_cohort(charts: Sequence[Chart], seed: int, test_patients: set[str]) -> list[Scenario]:
     ordered = sorted(charts, key=lambda c: c.patient_id)
     living = [c for c in ordered if c.deceased is None and c.birth_date < date(2008, 1, 1)] or ordered
-    anchor = {"test": next((c.patient_id for c in living if c.patient_id in test_patients), ordered[0].patient_id),
-              "dev": next((c.patient_id for c in living if c.patient_id not in test_patients), ordered[0].patient_id)}
+    anchor = {
+        "test": next((c.patient_id for c in living if c.patient_id in test_patients), ordered[0].patient_id),
+        "dev": next((c.patient_id for c in living if c.patient_id not in test_patients), ordered[0].patient_id),
+    }
     made: list[tuple[Scenario, frozenset[str]]] = []
     for form in PHRASINGS:
         for split, years in (("dev", DEV_YEARS), ("test", TEST_YEARS)):
@@ -99,8 +112,9 @@ def generate_cohort(charts: Sequence[Chart], seed: int, test_patients: set[str])
     return [item for item, answer in made if item.split == "dev" or answer not in dev_answers]
 
 
-def _draw(charts: Sequence[Chart], form: str, now: datetime, split: str, anchor: str, seed: int,
-          rng: random.Random) -> tuple[Scenario, frozenset[str]] | None:
+def _draw(
+    charts: Sequence[Chart], form: str, now: datetime, split: str, anchor: str, seed: int, rng: random.Random
+) -> tuple[Scenario, frozenset[str]] | None:
     size = rng.choice(SIZES)
     lowest, highest = AGE_RANGES[form]
     for _ in range(TRIES):
@@ -110,8 +124,10 @@ def _draw(charts: Sequence[Chart], form: str, now: datetime, split: str, anchor:
         threshold = rng.choice(THRESHOLDS[split]) if form == "diabetes_hba1c_above" else None
         if _born_in_band(charts, now, who) > MAX_BORN_IN_BAND:
             continue
-        if form in DIAGNOSES and sum(1 for c in charts if who.holds(c, now)
-                                     and _diagnosed(c, DIAGNOSES[form], now)) > MAX_DIAGNOSED:
+        if (
+            form in DIAGNOSES
+            and sum(1 for c in charts if who.holds(c, now) and _diagnosed(c, DIAGNOSES[form], now)) > MAX_DIAGNOSED
+        ):
             continue
         try:
             members = members_of(charts, form, now, who, threshold)
@@ -119,31 +135,59 @@ def _draw(charts: Sequence[Chart], form: str, now: datetime, split: str, anchor:
             continue
         if len(members) != size:
             continue
-        return _item(form, now, who, threshold, split, anchor, seed, members), \
-            frozenset(c.patient_id for c in members)
+        return _item(form, now, who, threshold, split, anchor, seed, members), frozenset(c.patient_id for c in members)
     return None
 
 
-def _item(form: str, now: datetime, who: Stratum, threshold: float | None, split: str, anchor: str, seed: int,
-          members: list[Chart]) -> Scenario:
+def _item(
+    form: str,
+    now: datetime,
+    who: Stratum,
+    threshold: float | None,
+    split: str,
+    anchor: str,
+    seed: int,
+    members: list[Chart],
+) -> Scenario:
     key = (form, iso(now), who.age_min, who.age_max, who.sex, threshold)
     index, template = pick_phrasing(rng_for(seed, "v3", NAME, "phrasing", *key), PHRASINGS[form], split)
-    question = template.format(who=who.who, pre=PREDIABETES, dm=DIABETES, htn=HYPERTENSION, hba1c=HBA1C,
-                               cvx=CVX_INFLUENZA, threshold=f"{threshold:.1f}" if threshold else "",
-                               season=season_start(now).isoformat())
-    text = (f"It is now {iso(now)}. This question is about the whole patient population on the server, not one "
-            f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: "
-            f"{ANSWER_FORMAT}")
+    question = template.format(
+        who=who.who,
+        pre=PREDIABETES,
+        dm=DIABETES,
+        htn=HYPERTENSION,
+        hba1c=HBA1C,
+        cvx=CVX_INFLUENZA,
+        threshold=f"{threshold:.1f}" if threshold else "",
+        season=season_start(now).isoformat(),
+    )
+    text = (
+        f"It is now {iso(now)}. This question is about the whole patient population on the server, not one "
+        f"patient; results dated after now are not yet known.\nQuestion: {question}\nAnswer format: "
+        f"{ANSWER_FORMAT}"
+    )
     aliases = {c.mrn: [c.patient_id, f"Patient/{c.patient_id}"] for c in members}
     return Scenario(
-        id=f"{TAG}-ehrqa-{NAME}-{form[:12]}-{short_hash(TAG, NAME, *key, length=8)}", suite="ehrqa",
+        id=f"{TAG}-ehrqa-{NAME}-{form[:12]}-{short_hash(TAG, NAME, *key, length=8)}",
+        suite="ehrqa",
         split=split,
-        category=NAME, patient=anchor, now=iso(now), question=text,
+        category=NAME,
+        patient=anchor,
+        now=iso(now),
+        question=text,
         answer=names([c.mrn for c in members], "identifier", aliases),
-        provenance=sorted(f"Patient/{c.patient_id}" for c in members), tier="hard",
-        meta={"form": form, "scope": "population", "threshold": threshold, "age_min": who.age_min,
-              "age_max": who.age_max, "sex": who.sex, "phrasing": index, "key": [str(k) for k in key],
-              },
+        provenance=sorted(f"Patient/{c.patient_id}" for c in members),
+        tier="hard",
+        meta={
+            "form": form,
+            "scope": "population",
+            "threshold": threshold,
+            "age_min": who.age_min,
+            "age_max": who.age_max,
+            "sex": who.sex,
+            "phrasing": index,
+            "key": [str(k) for k in key],
+        },
     )
 
 
@@ -175,8 +219,14 @@ async def _stratum(tools: ToolCaller, meta: dict[str, Any]) -> list[str]:
     members: list[str] = []
     offset = 0
     while True:
-        result = await tools.call("fhir_search", resource_type="Patient", params=params, limit=PAGE, offset=offset,
-                                  fields=["birthDate", "deceasedDateTime"])
+        result = await tools.call(
+            "fhir_search",
+            resource_type="Patient",
+            params=params,
+            limit=PAGE,
+            offset=offset,
+            fields=["birthDate", "deceasedDateTime"],
+        )
         for row in result.rows:
             born = date.fromisoformat(str(row["birthDate"])[:10])
             if born > latest:
@@ -205,16 +255,21 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     members: list[str] = []
     if form == "influenza_unvaccinated":
         season = task_text(r"(\d{4}-08-01)(?!T)", sc.question, sc.id)  # the season's start the question states
-        vaccinated = await _subjects(tools, "Immunization", {"patient": ids, "vaccine-code": CVX_INFLUENZA,
-                                                             "date": f"ge{season}"}, "patient.reference")
+        vaccinated = await _subjects(
+            tools,
+            "Immunization",
+            {"patient": ids, "vaccine-code": CVX_INFLUENZA, "date": f"ge{season}"},
+            "patient.reference",
+        )
         members = [p for p in stratum if p not in vaccinated]
     else:
         codes = ",".join(sorted(DIAGNOSES[form]))
         diagnosed = await _subjects(tools, "Condition", {"patient": ids, "code": codes}, "subject.reference")
         for patient in [p for p in stratum if p in diagnosed]:
             if form == "hypertension_uncontrolled":
-                result = await tools.call("search_observations", patient=patient, code=",".join(BP_PANEL_CODES),
-                                          latest=1)
+                result = await tools.call(
+                    "search_observations", patient=patient, code=",".join(BP_PANEL_CODES), latest=1
+                )
                 panels = sorted(result.rows, key=lambda r: utc_moment(r.get("date")))
                 if not panels:
                     continue
@@ -230,10 +285,17 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer("; ".join(sorted(members)) or "none", [f"Patient/{p}" for p in members])
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=90, since=3, solve=solve,
-    generate_population=lambda given: generate_cohort(given.charts, given.seed, set(given.test_patients)),
-    phrasings=PHRASINGS,
-    description="Quality-measure worklists over the whole population at a date; test dates (2017-2020), strata and "
-                "thresholds far from dev's, no test answer set equal to a dev one, worklists of 2 to 6.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=90,
+        since=3,
+        solve=solve,
+        generate_population=lambda given: generate_cohort(given.charts, given.seed, set(given.test_patients)),
+        phrasings=PHRASINGS,
+        description="Quality-measure worklists over the whole population at a date; test dates (2017-2020), strata and "
+        "thresholds far from dev's, no test answer set equal to a dev one, worklists of 2 to 6.",
+    )
+)

@@ -24,12 +24,18 @@ def builder(given: ChartInput) -> HardBuilder:
 
 def number(value: float, unit: str | None, tolerance: float, factors: dict[str, float] | None = None) -> ExpectedAnswer:
     """A v3 number: one number alone (``single_number``), within ``tolerance`` in ``unit`` or a listed unit."""
-    return ExpectedAnswer(type="number", value=round(value, 6), unit=unit, tolerance=Tolerance(abs=tolerance),
-                          unit_factors=dict(factors or {}), single_number=True)
+    return ExpectedAnswer(
+        type="number",
+        value=round(value, 6),
+        unit=unit,
+        tolerance=Tolerance(abs=tolerance),
+        unit_factors=dict(factors or {}),
+        single_number=True,
+    )
 
 
 def lab_number(value: float, info: LabInfo, decimals: int) -> ExpectedAnswer:
-    return number(value, info.unit, 10.0 ** -decimals, info.unit_factors)
+    return number(value, info.unit, 10.0**-decimals, info.unit_factors)
 
 
 def none_field(unit: str | None = None) -> ExpectedAnswer:
@@ -46,8 +52,13 @@ def json_format(fields: Sequence[tuple[str, str]], lead: str = "Answer as JSON")
     return f"{lead}: {{" + ", ".join(f'"{key}": <{what}>' for key, what in fields) + "}."
 
 
-def balanced(items: Iterable[Scenario], seed: int, category: str, key: Callable[[Scenario], str],
-             shares: dict[str, int] | None = None) -> list[Scenario]:
+def balanced(
+    items: Iterable[Scenario],
+    seed: int,
+    category: str,
+    key: Callable[[Scenario], str],
+    shares: dict[str, int] | None = None,
+) -> list[Scenario]:
     """Per split, the same number of items of every key (or the stated shares), drawn by the seeded stream."""
     grouped: dict[str, dict[str, list[Scenario]]] = defaultdict(lambda: defaultdict(list))
     for item in items:

@@ -18,8 +18,12 @@ import re
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.v3.common import TAG
 
-ANSWER_KEYS = {"magnesium_replacement": "magnesium", "potassium_replacement": "potassium",
-               "influenza_vaccine_due": "last_flu_shot", "discontinue_medication": "last_order_date"}
+ANSWER_KEYS = {
+    "magnesium_replacement": "magnesium",
+    "potassium_replacement": "potassium",
+    "influenza_vaccine_due": "last_flu_shot",
+    "discontinue_medication": "last_order_date",
+}
 _FORMAT = re.compile(r"\n\nAnswer format: Answer with (.+?)\.?$", re.S)
 
 
@@ -42,16 +46,22 @@ def carry(scenario: Scenario) -> Scenario | None:
         return scenario
     if scenario.answer.type != "boolean" and len(scenario.provenance) > MAX_PROVENANCE:
         return None  # a yes rests on any one of its records, and dropping it would unbalance the yes/no questions
-    update: dict[str, object] = {"id": f"{TAG}-{scenario.id.split('-', 1)[1]}",
-                                 "answer": strict_numbers(scenario.answer)}
+    update: dict[str, object] = {
+        "id": f"{TAG}-{scenario.id.split('-', 1)[1]}",
+        "answer": strict_numbers(scenario.answer),
+    }
     key = ANSWER_KEYS.get(scenario.category) if scenario.suite == "agentic" else None
     if key is not None:
         match = _FORMAT.search(scenario.question)
         if match is None:
             raise ValueError(f"{scenario.id}: no 'Answer format: Answer with ...' to restate as JSON")
         what = match.group(1).replace("'none'", '"none"')
-        question = scenario.question[:match.start()] + (
-            f'\n\nAnswer format: After any writes, answer as JSON: {{"{key}": <{what}>}}.')
-        update |= {"question": question, "answer": ExpectedAnswer(type="record", fields={key: update["answer"]}),
-                   "meta": {**scenario.meta, "answer_key": key}}
+        question = scenario.question[: match.start()] + (
+            f'\n\nAnswer format: After any writes, answer as JSON: {{"{key}": <{what}>}}.'
+        )
+        update |= {
+            "question": question,
+            "answer": ExpectedAnswer(type="record", fields={key: update["answer"]}),
+            "meta": {**scenario.meta, "answer_key": key},
+        }
     return scenario.model_copy(update=update)

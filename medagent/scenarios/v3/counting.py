@@ -48,10 +48,17 @@ FEED_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.2"  # the second interface feed'
 WINDOWS = [365, 730, 1095, 1825, 2555, 3650]
 EDGE = timedelta(days=2)
 # code -> (other unit, factor into the chart's unit, decimals written in the other unit)
-CONVERTED = {"2339-0": ("mmol/L", 18.0182, 1), "38483-4": ("umol/L", 1 / 88.42, 0), "2093-3": ("mmol/L", 38.67, 2),
-             "18262-6": ("mmol/L", 38.67, 2), "718-7": ("g/L", 0.1, 0)}
-COUNT_RULE = ("Count each result once: a result received twice (same time and same value) counts once, and a result "
-              "marked entered in error does not count.")
+CONVERTED = {
+    "2339-0": ("mmol/L", 18.0182, 1),
+    "38483-4": ("umol/L", 1 / 88.42, 0),
+    "2093-3": ("mmol/L", 38.67, 2),
+    "18262-6": ("mmol/L", 38.67, 2),
+    "718-7": ("g/L", 0.1, 0),
+}
+COUNT_RULE = (
+    "Count each result once: a result received twice (same time and same value) counts once, and a result "
+    "marked entered in error does not count."
+)
 
 DISTINCT_PHRASINGS = [
     "How many {lab} results (LOINC {loinc}) does the chart hold from {start} to {end}?",
@@ -86,8 +93,7 @@ MEAN_PHRASINGS = [
 DAYS_PHRASINGS = [
     "On how many different days did the patient have at least one encounter from {start} to {end}?",
     "Count the distinct calendar days with an encounter of any kind between {start} and {end}.",
-    "How many separate visit days (days with one or more encounters) does the chart show from {start} through "
-    "{end}?",
+    "How many separate visit days (days with one or more encounters) does the chart show from {start} through {end}?",
     "Between {start} and {end}, on how many days was the patient seen (any encounter class)?",
     "In the calendar years {first_year} to {last_year}, how many different days had an encounter?",
     "Give the number of distinct days with at least one encounter, {start} to {end}.",
@@ -117,6 +123,7 @@ def _unique_times(b: HardBuilder, code: str) -> bool:
 
 def _noise_time(rng: random.Random, start: date, end: date, taken: set[datetime], hour: int = 10) -> datetime | None:
     from medagent.scenarios.clock import at_clock
+
     for _ in range(20):
         day = start + timedelta(days=rng.randint(8, max(8, (end - start).days - 8)))
         when = at_clock(day, rng.randint(7, 17)) + timedelta(minutes=rng.randint(0, 59))
@@ -132,8 +139,9 @@ def _copy_of(sid: str, index: int, fact, patient: str) -> dict:  # type: ignore[
     return resource
 
 
-def _entered_in_error(sid: str, index: int, patient: str, code: str, display: str, value: float, unit: str,
-                      when: datetime) -> dict:
+def _entered_in_error(
+    sid: str, index: int, patient: str, code: str, display: str, value: float, unit: str, when: datetime
+) -> dict:
     return lab_result(sid, index, patient, code, display, value, unit, when, status="entered-in-error")
 
 
@@ -157,17 +165,50 @@ def _distinct(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]
                 return None
             taken.add(when)
             base = rng.choice(inside)
-            setup.append(_entered_in_error(sid, 10 + i, b.chart.patient_id, code, base.display,
-                                           round(base.value * rng.uniform(1.3, 1.8), 1), base.unit, when))
+            setup.append(
+                _entered_in_error(
+                    sid,
+                    10 + i,
+                    b.chart.patient_id,
+                    code,
+                    base.display,
+                    round(base.value * rng.uniform(1.3, 1.8), 1),
+                    base.unit,
+                    when,
+                )
+            )
         index, template = b.phrasing(NAME, key, DISTINCT_PHRASINGS)
         info = LABS[code]
-        question = template.format(lab=info.label, loinc=code, start=start.isoformat(), end=end.isoformat(),
-                                   first_year=start.year, last_year=end.year) + " " + COUNT_RULE
-        return b.ehrqa(NAME, key, now=now, question=question,
-                       answer_format="Answer with one whole number (both days included).",
-                       answer=count_answer(count), phrasing=index, provenance=[f"Observation/{f.id}" for f in inside],
-                       setup=setup, meta={"form": "count_distinct", "loinc": code, "since": start.isoformat(),
-                                          "until": end.isoformat(), "listed": count + len(setup)})
+        question = (
+            template.format(
+                lab=info.label,
+                loinc=code,
+                start=start.isoformat(),
+                end=end.isoformat(),
+                first_year=start.year,
+                last_year=end.year,
+            )
+            + " "
+            + COUNT_RULE
+        )
+        return b.ehrqa(
+            NAME,
+            key,
+            now=now,
+            question=question,
+            answer_format="Answer with one whole number (both days included).",
+            answer=count_answer(count),
+            phrasing=index,
+            provenance=[f"Observation/{f.id}" for f in inside],
+            setup=setup,
+            meta={
+                "form": "count_distinct",
+                "loinc": code,
+                "since": start.isoformat(),
+                "until": end.isoformat(),
+                "listed": count + len(setup),
+            },
+        )
     return None
 
 
@@ -175,8 +216,14 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
     firsts: dict[str, object] = {}
     for c in sorted(b.chart.conditions, key=lambda c: (c.onset, c.id)):
         firsts.setdefault(c.code.code, c)
-    options = [(c, lab, days) for code, c in sorted(firsts.items()) if code in FOLLOWED_BY
-               for lab in FOLLOWED_BY[code] if lab in LABS and _unique_times(b, lab) for days in WINDOWS]
+    options = [
+        (c, lab, days)
+        for code, c in sorted(firsts.items())
+        if code in FOLLOWED_BY
+        for lab in FOLLOWED_BY[code]
+        if lab in LABS and _unique_times(b, lab)
+        for days in WINDOWS
+    ]
     for condition, code, days in rng.sample(options, len(options)):
         onset = day_of(condition.onset)  # type: ignore[attr-defined]
         last = onset + timedelta(days=days)
@@ -194,20 +241,47 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
         if when is None:
             continue
         base = rng.choice(inside)
-        setup = [_entered_in_error(sid, 0, b.chart.patient_id, code, base.display,
-                                   round(base.value * rng.uniform(0.6, 0.8), 1), base.unit, when)]
+        setup = [
+            _entered_in_error(
+                sid,
+                0,
+                b.chart.patient_id,
+                code,
+                base.display,
+                round(base.value * rng.uniform(0.6, 0.8), 1),
+                base.unit,
+                when,
+            )
+        ]
         if rng.random() < 0.5:
             setup.append(_copy_of(sid, 1, rng.choice(inside), b.chart.patient_id))
         info = LABS[code]
         index, template = b.phrasing(NAME, key, AFTER_PHRASINGS)
-        question = template.format(lab=info.label, loinc=code, days=days, condition=condition.code.display,  # type: ignore[attr-defined]
-                                   snomed=condition.code.code) + (  # type: ignore[attr-defined]
-            f" The window runs from the diagnosis day through the {days}th day after it. " + COUNT_RULE)
-        return b.ehrqa(NAME, key, now=now, question=question, answer_format="Answer with one whole number.",
-                       answer=count_answer(len(inside)), phrasing=index, setup=setup,
-                       provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in inside)],  # type: ignore[attr-defined]
-                       meta={"form": "count_after_event", "loinc": code, "snomed": condition.code.code,  # type: ignore[attr-defined]
-                             "days": days, "listed": len(inside) + len(setup)})
+        question = template.format(
+            lab=info.label,
+            loinc=code,
+            days=days,
+            condition=condition.code.display,  # type: ignore[attr-defined]
+            snomed=condition.code.code,  # type: ignore[attr-defined]
+        ) + (f" The window runs from the diagnosis day through the {days}th day after it. " + COUNT_RULE)
+        return b.ehrqa(
+            NAME,
+            key,
+            now=now,
+            question=question,
+            answer_format="Answer with one whole number.",
+            answer=count_answer(len(inside)),
+            phrasing=index,
+            setup=setup,
+            provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in inside)],  # type: ignore[attr-defined]
+            meta={
+                "form": "count_after_event",
+                "loinc": code,
+                "snomed": condition.code.code,  # type: ignore[attr-defined]
+                "days": days,
+                "listed": len(inside) + len(setup),
+            },
+        )
     return None
 
 
@@ -241,17 +315,31 @@ def _mean_converted(b: HardBuilder, now: datetime, rng: random.Random, asked: se
         truth = mean(values)
         wrong = [mean(f.value for f in inside), mean([f.value for f in inside] + [c / factor for c in converted])]
         decimals = info.decimals + 1
-        if any(abs(w - truth) <= 2 * 10.0 ** -decimals for w in wrong):
+        if any(abs(w - truth) <= 2 * 10.0**-decimals for w in wrong):
             continue
         index, template = b.phrasing(NAME, key, MEAN_PHRASINGS)
         question = template.format(lab=info.label, loinc=code, start=start.isoformat(), end=end.isoformat()) + (
-            f" Some results came from an outside laboratory in {unit}: convert them to {info.unit} first.")
-        return b.ehrqa(NAME, key, now=now, question=question,
-                       answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
-                       answer=number(truth, info.unit, 10.0 ** -decimals), phrasing=index, setup=setup,
-                       provenance=[f"Observation/{f.id}" for f in inside] + [f"Observation/{r['id']}" for r in setup],
-                       meta={"form": "mean_converted", "loinc": code, "since": start.isoformat(),
-                             "until": end.isoformat(), "other_unit": unit, "factor": factor})
+            f" Some results came from an outside laboratory in {unit}: convert them to {info.unit} first."
+        )
+        return b.ehrqa(
+            NAME,
+            key,
+            now=now,
+            question=question,
+            answer_format=f"Answer with the mean in {info.unit}, {rounding_phrase(decimals)}.",
+            answer=number(truth, info.unit, 10.0**-decimals),
+            phrasing=index,
+            setup=setup,
+            provenance=[f"Observation/{f.id}" for f in inside] + [f"Observation/{r['id']}" for r in setup],
+            meta={
+                "form": "mean_converted",
+                "loinc": code,
+                "since": start.isoformat(),
+                "until": end.isoformat(),
+                "other_unit": unit,
+                "factor": factor,
+            },
+        )
     return None
 
 
@@ -270,15 +358,24 @@ def _encounter_days(b: HardBuilder, now: datetime, rng: random.Random, asked: se
         return None
     key = ("encounter_days", start.isoformat(), end.isoformat())
     index, template = b.phrasing(NAME, key, DAYS_PHRASINGS)
-    question = template.format(start=start.isoformat(), end=end.isoformat(), first_year=start.year,
-                               last_year=end.year) + " Days are calendar days in UTC."
-    return b.ehrqa(NAME, key, now=now, question=question,
-                   answer_format="Answer with one whole number (both days included).", answer=count_answer(len(days)),
-                   phrasing=index, meta={"form": "encounter_days", "since": start.isoformat(),
-                                         "until": end.isoformat(), "listed": count})
+    question = (
+        template.format(start=start.isoformat(), end=end.isoformat(), first_year=start.year, last_year=end.year)
+        + " Days are calendar days in UTC."
+    )
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format="Answer with one whole number (both days included).",
+        answer=count_answer(len(days)),
+        phrasing=index,
+        meta={"form": "encounter_days", "since": start.isoformat(), "until": end.isoformat(), "listed": count},
+    )
 
 
 # ---------- the oracle ----------
+
 
 def _unit_key(unit: str) -> str:
     return unit.replace(" ", "").replace("µ", "u").lower()
@@ -296,8 +393,9 @@ def distinct_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     form, patient = sc.meta["form"], sc.patient
     if form == "encounter_days":
-        rows = await every_row(tools, "search_encounters", patient=patient, since=sc.meta["since"],
-                               until=sc.meta["until"])
+        rows = await every_row(
+            tools, "search_encounters", patient=patient, since=sc.meta["since"], until=sc.meta["until"]
+        )
         return OracleAnswer(str(len({utc_day(r.get("start")) for r in rows})), refs(rows))
     code = sc.meta["loinc"]
     if form == "count_after_event":
@@ -308,8 +406,9 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
         since, until = onset.isoformat(), (onset + timedelta(days=int(sc.meta["days"]))).isoformat()
     else:
         since, until = sc.meta["since"], sc.meta["until"]
-    rows = rows_of(await every_row(tools, "search_observations", patient=patient, code=code, since=since,
-                                   until=until), code)
+    rows = rows_of(
+        await every_row(tools, "search_observations", patient=patient, code=code, since=since, until=until), code
+    )
     counted = distinct_results(rows)
     if form != "mean_converted":
         return OracleAnswer(str(len(counted)), refs(counted))
@@ -325,10 +424,22 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     return OracleAnswer(quantity_text(mean(values), info.unit, stated_decimals(sc.question)), refs(counted))
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=20, since=3, generate=generate, solve=solve,
-    phrasings={"count_distinct": DISTINCT_PHRASINGS, "count_after_event": AFTER_PHRASINGS,
-               "mean_converted": MEAN_PHRASINGS, "encounter_days": DAYS_PHRASINGS},
-    description="Counts and means that count=true and the summary line do not give: duplicate feeds and results "
-                "entered in error, windows after a diagnosis, results in other units, distinct visit days.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=20,
+        since=3,
+        generate=generate,
+        solve=solve,
+        phrasings={
+            "count_distinct": DISTINCT_PHRASINGS,
+            "count_after_event": AFTER_PHRASINGS,
+            "mean_converted": MEAN_PHRASINGS,
+            "encounter_days": DAYS_PHRASINGS,
+        },
+        description="Counts and means that count=true and the summary line do not give: duplicate feeds and results "
+        "entered in error, windows after a diagnosis, results in other units, distinct visit days.",
+    )
+)

@@ -33,14 +33,26 @@ from medagent.scenarios.v3.fixtures import condition, encounter
 NAME = "disambiguation"
 WEIGHT = "29463-7"
 # (SNOMED, display) of chronic problems a namesake may carry (all occur in the Synthea data)
-NAMESAKE_CONDITIONS = [("38341003", "Hypertension"), ("195967001", "Asthma"), ("55822004", "Hyperlipidemia"),
-                       ("44054006", "Diabetes"), ("239873007", "Osteoarthritis of knee"), ("69896004",
-                       "Rheumatoid arthritis"), ("40055000", "Chronic sinusitis (disorder)"), ("87433001",
-                       "Pulmonary emphysema (disorder)"), ("271737000", "Anemia (disorder)"), ("73430006",
-                       "Sleep apnea (disorder)"), ("15777000", "Prediabetes"), ("230690007", "Stroke")]
-ENCOUNTER_TYPES = [("EMER", "50849002", "Emergency room admission (procedure)"),
-                   ("AMB", "185345009", "Encounter for symptom"), ("AMB", "390906007", "Follow-up encounter"),
-                   ("AMB", "162673000", "General examination of patient (procedure)")]
+NAMESAKE_CONDITIONS = [
+    ("38341003", "Hypertension"),
+    ("195967001", "Asthma"),
+    ("55822004", "Hyperlipidemia"),
+    ("44054006", "Diabetes"),
+    ("239873007", "Osteoarthritis of knee"),
+    ("69896004", "Rheumatoid arthritis"),
+    ("40055000", "Chronic sinusitis (disorder)"),
+    ("87433001", "Pulmonary emphysema (disorder)"),
+    ("271737000", "Anemia (disorder)"),
+    ("73430006", "Sleep apnea (disorder)"),
+    ("15777000", "Prediabetes"),
+    ("230690007", "Stroke"),
+]
+ENCOUNTER_TYPES = [
+    ("EMER", "50849002", "Emergency room admission (procedure)"),
+    ("AMB", "185345009", "Encounter for symptom"),
+    ("AMB", "390906007", "Follow-up encounter"),
+    ("AMB", "162673000", "General examination of patient (procedure)"),
+]
 
 PHRASINGS = [
     "I just weighed {name}, born {born}, {fact}: {kg} kg. Record this body weight in the chart.",
@@ -77,13 +89,19 @@ def select(items: list[Scenario], seed: int) -> list[Scenario]:
     return balanced(items, seed, NAME, lambda s: str(s.meta["variant"]))
 
 
-def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetime, variant: str,
-          form: str) -> tuple[str, list[dict], list[str]] | None:
+def _fact(
+    b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetime, variant: str, form: str
+) -> tuple[str, list[dict], list[str]] | None:
     """(the fact the task states, the namesake's distinguishing records, provenance of the fact)."""
     own_codes = {c.code.code for c in b.chart.conditions}
     if form == "condition":
-        chronic = [c for c in b.chart.conditions if c.onset <= now - timedelta(days=30) and c.abatement is None
-                   and [x.code.code for x in b.chart.conditions].count(c.code.code) == 1]
+        chronic = [
+            c
+            for c in b.chart.conditions
+            if c.onset <= now - timedelta(days=30)
+            and c.abatement is None
+            and [x.code.code for x in b.chart.conditions].count(c.code.code) == 1
+        ]
         other = [c for c in NAMESAKE_CONDITIONS if c[0] not in own_codes]
         if not other or (variant == "chart" and not chronic):
             return None
@@ -92,8 +110,7 @@ def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetim
         records = [condition(sid, 10, decoy, decoy_code, decoy_display, onset)]
         if variant == "chart":
             own = rng.choice(chronic)
-            return CONDITION_FACT.format(display=own.code.display, code=own.code.code), records, \
-                [f"Condition/{own.id}"]
+            return CONDITION_FACT.format(display=own.code.display, code=own.code.code), records, [f"Condition/{own.id}"]
         return CONDITION_FACT.format(display=decoy_display, code=decoy_code), records, [f"Condition/{records[0]['id']}"]
     own_days = {day_of(t) for t in b.chart.encounter_starts}
     recent = sorted(t for t in b.chart.encounter_starts if now - timedelta(days=900) <= t <= now - timedelta(days=7))
@@ -106,8 +123,11 @@ def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetim
         if decoy_day in own_days:
             return None
         start = datetime.combine(decoy_day, datetime.min.time(), tzinfo=now.tzinfo) + timedelta(hours=14)
-        return ENCOUNTER_FACT.format(day=day.isoformat()), [encounter(sid, 10, decoy, klass, code, display, start,
-                                                                       start + timedelta(minutes=40))], []
+        return (
+            ENCOUNTER_FACT.format(day=day.isoformat()),
+            [encounter(sid, 10, decoy, klass, code, display, start, start + timedelta(minutes=40))],
+            [],
+        )
     for _ in range(20):
         start = now - timedelta(days=rng.randint(30, 700), hours=rng.randint(0, 10))
         if day_of(start) not in own_days and all(abs((day_of(start) - d).days) > 1 for d in own_days):
@@ -116,8 +136,9 @@ def _fact(b: HardBuilder, rng: random.Random, sid: str, decoy: str, now: datetim
     return None
 
 
-def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form: str, own_last: float,
-          own_last_id: str) -> Scenario | None:
+def _item(
+    b: HardBuilder, rng: random.Random, now: datetime, variant: str, form: str, own_last: float, own_last_id: str
+) -> Scenario | None:
     key = (variant, form)
     sid = b.id_for("agentic", NAME, *key)
     born = b.chart.birth_date.isoformat()
@@ -129,9 +150,12 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     decoy_kg = [round(own_last * rng.uniform(0.85, 1.15), 1) for _ in range(2)]
     if any(abs(kg - own_last) < 1.0 for kg in decoy_kg) or abs(decoy_kg[0] - decoy_kg[1]) < 1.0:
         decoy_kg = [round(own_last + 4.3, 1), round(own_last + 6.1, 1)]
-    setup = [decoy, weight_observation(sid, 1, decoy["id"], decoy_kg[0], now - timedelta(days=rng.randint(200, 400))),
-             weight_observation(sid, 2, decoy["id"], decoy_kg[1], now - timedelta(days=rng.randint(20, 150))),
-             *records]
+    setup = [
+        decoy,
+        weight_observation(sid, 1, decoy["id"], decoy_kg[0], now - timedelta(days=rng.randint(200, 400))),
+        weight_observation(sid, 2, decoy["id"], decoy_kg[1], now - timedelta(days=rng.randint(20, 150))),
+        *records,
+    ]
     if variant == "chart":
         target, mrn, previous, cited = b.chart.patient_id, b.chart.mrn, own_last, [*cited, f"Observation/{own_last_id}"]
     else:
@@ -141,33 +165,69 @@ def _item(b: HardBuilder, rng: random.Random, now: datetime, variant: str, form:
     if abs(kg - previous) < 0.3:
         kg = round(previous + 0.6, 1)
     spec = WriteSpec(
-        name="body weight observation", resource_type="Observation", target=None, subject=f"Patient/{target}",
-        code_path="code.coding", codes=[CodingSpec(system=LOINC, code=WEIGHT)], status=["final"],
+        name="body weight observation",
+        resource_type="Observation",
+        target=None,
+        subject=f"Patient/{target}",
+        code_path="code.coding",
+        codes=[CodingSpec(system=LOINC, code=WEIGHT)],
+        status=["final"],
         fields=[FieldRule(name="vital-signs category", path="category.coding.code", any_of=["vital-signs"])],
-        quantities=[quantity("weight", "valueQuantity", kg, "kg", {"g": 0.001, "lb": 0.45359237,
-                                                                     "[lb_av]": 0.45359237}, tolerance=0.05)],
+        quantities=[
+            quantity(
+                "weight",
+                "valueQuantity",
+                kg,
+                "kg",
+                {"g": 0.001, "lb": 0.45359237, "[lb_av]": 0.45359237},
+                tolerance=0.05,
+            )
+        ],
         windows=[around(now, "effective now", EFFECTIVE_PATHS)],
     )
     index, template = b.phrasing(NAME, key, PHRASINGS)
     instruction = template.format(name=b.chart.name, born=born, fact=fact, kg=f"{kg:.1f}")
-    context = (f"Record it as an Observation with status final, category vital-signs, LOINC {WEIGHT} (body weight), "
-               f"value in kg, effective now. More than one patient may share a name and a birth date. {FUTURE_NOTE}")
-    answer = record(mrn=names([mrn], "identifier"),
-                    previous_weight=number(previous, "kg", 0.1, {"lb": 0.45359237, "lbs": 0.45359237, "g": 0.001}))
-    answer_format = ('After recording, answer as JSON: {"mrn": <the MRN of the patient you recorded the weight for>, '
-                     '"previous_weight": <that patient\'s most recent body weight before this one, in kg rounded to 1 '
-                     'decimal place>}.')
-    made = b.agentic(NAME, key, now=now, instruction=instruction, context=context, answer_format=answer_format,
-                     answer=answer, phrasing=index, writes=[spec], variant=variant, setup=setup,
-                     provenance=[f"Patient/{target}", *cited],
-                     meta={"name": b.chart.name, "birth_date": born, "kg": kg, "patient_context": False,
-                           "fact_kind": form,
-                           "fact": fact})
+    context = (
+        f"Record it as an Observation with status final, category vital-signs, LOINC {WEIGHT} (body weight), "
+        f"value in kg, effective now. More than one patient may share a name and a birth date. {FUTURE_NOTE}"
+    )
+    answer = record(
+        mrn=names([mrn], "identifier"),
+        previous_weight=number(previous, "kg", 0.1, {"lb": 0.45359237, "lbs": 0.45359237, "g": 0.001}),
+    )
+    answer_format = (
+        'After recording, answer as JSON: {"mrn": <the MRN of the patient you recorded the weight for>, '
+        '"previous_weight": <that patient\'s most recent body weight before this one, in kg rounded to 1 '
+        "decimal place>}."
+    )
+    made = b.agentic(
+        NAME,
+        key,
+        now=now,
+        instruction=instruction,
+        context=context,
+        answer_format=answer_format,
+        answer=answer,
+        phrasing=index,
+        writes=[spec],
+        variant=variant,
+        setup=setup,
+        provenance=[f"Patient/{target}", *cited],
+        meta={
+            "name": b.chart.name,
+            "birth_date": born,
+            "kg": kg,
+            "patient_context": False,
+            "fact_kind": form,
+            "fact": fact,
+        },
+    )
     made.meta.pop("mrn")  # the task names the patient by name, birth date and a chart fact, not by MRN
     return made
 
 
 # ---------- the oracle ----------
+
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """Both namesakes, then the chart fact the task states decides which one; record the weight for that one."""
@@ -195,16 +255,33 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     row, evidence = matching[0]
     patient = row["ref"].removeprefix("Patient/")
     previous = await latest_observation(tools, patient, WEIGHT)
-    await tools.call("record_vital_sign", patient=patient, vital="body_weight", value=sc.meta["kg"], unit="kg",
-                     reason="body weight measured at the visit")
+    await tools.call(
+        "record_vital_sign",
+        patient=patient,
+        vital="body_weight",
+        value=sc.meta["kg"],
+        unit="kg",
+        reason="body weight measured at the visit",
+    )
     weight = round(numeric(previous), 1) if previous else "not recorded"
-    return OracleAnswer(json.dumps({"mrn": row["mrn"], "previous_weight": weight}),
-                        [row["ref"], *refs(evidence), *refs([previous or {}])])
+    return OracleAnswer(
+        json.dumps({"mrn": row["mrn"], "previous_weight": weight}),
+        [row["ref"], *refs(evidence), *refs([previous or {}])],
+    )
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=50, since=3, generate=generate, select=select, solve=solve,
-    phrasings={NAME: PHRASINGS},
-    description="Two patients share name and birth date; a problem-list condition or an encounter day tells them "
-                "apart: record a weight for the one meant and report their MRN and previous weight.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="hard",
+        order=50,
+        since=3,
+        generate=generate,
+        select=select,
+        solve=solve,
+        phrasings={NAME: PHRASINGS},
+        description="Two patients share name and birth date; a problem-list condition or an encounter day tells them "
+        "apart: record a weight for the one meant and report their MRN and previous weight.",
+    )
+)

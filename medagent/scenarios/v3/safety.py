@@ -44,29 +44,51 @@ WEIGHT = "29463-7"
 CRCL_LIMIT = 30.0
 CRCL_MARGIN = 1.5  # no clearance within 1.5 mL/min of the limit: rounding the inputs cannot flip the decision
 RECENT_CREATININE = timedelta(days=365)
-PENICILLIN_WORDS = ("penicillin", "amoxicillin", "ampicillin", "dicloxacillin", "nafcillin", "oxacillin",
-                    "piperacillin")
+PENICILLIN_WORDS = (
+    "penicillin",
+    "amoxicillin",
+    "ampicillin",
+    "dicloxacillin",
+    "nafcillin",
+    "oxacillin",
+    "piperacillin",
+)
 SHARES = {"clean": 2, "tolerated": 2, "allergy": 1, "duplicate": 1, "chart-no": 2}
 KINDS = ["clean", "tolerated", "allergy", "duplicate", "kidney", "age"]
 
 # allergens: (system, code, display); penicillins by RxNorm ingredient or the SNOMED class disorder
-PENICILLIN_ALLERGENS = [(SNOMED, "91936005", "Allergy to penicillin"), (RXNORM, "723", "amoxicillin"),
-                        (RXNORM, "733", "ampicillin"), (RXNORM, "7984", "penicillin V"),
-                        (RXNORM, "3356", "dicloxacillin"), (RXNORM, "8339", "piperacillin")]
-OTHER_DRUG_ALLERGENS = [(RXNORM, "10180", "sulfamethoxazole"), (RXNORM, "18631", "azithromycin"),
-                        (RXNORM, "2551", "ciprofloxacin"), (RXNORM, "2670", "codeine"), (RXNORM, "29046", "lisinopril"),
-                        (RXNORM, "5640", "ibuprofen")]
-ENVIRONMENT = [("418689008", "Allergy to grass pollen", "environment"), ("232350006", "House dust mite allergy",
-               "environment"), ("419474003", "Allergy to mould", "environment"), ("91935009", "Allergy to peanuts",
-               "food"), ("300916003", "Latex allergy", "environment")]
+PENICILLIN_ALLERGENS = [
+    (SNOMED, "91936005", "Allergy to penicillin"),
+    (RXNORM, "723", "amoxicillin"),
+    (RXNORM, "733", "ampicillin"),
+    (RXNORM, "7984", "penicillin V"),
+    (RXNORM, "3356", "dicloxacillin"),
+    (RXNORM, "8339", "piperacillin"),
+]
+OTHER_DRUG_ALLERGENS = [
+    (RXNORM, "10180", "sulfamethoxazole"),
+    (RXNORM, "18631", "azithromycin"),
+    (RXNORM, "2551", "ciprofloxacin"),
+    (RXNORM, "2670", "codeine"),
+    (RXNORM, "29046", "lisinopril"),
+    (RXNORM, "5640", "ibuprofen"),
+]
+ENVIRONMENT = [
+    ("418689008", "Allergy to grass pollen", "environment"),
+    ("232350006", "House dust mite allergy", "environment"),
+    ("419474003", "Allergy to mould", "environment"),
+    ("91935009", "Allergy to peanuts", "food"),
+    ("300916003", "Latex allergy", "environment"),
+]
 REACTIONS = ["Urticaria", "Hives", "Generalized rash", "Angioedema", "Wheezing after the first dose"]
 INTOLERANCES = ["Nausea", "Diarrhea", "Stomach upset"]
 # amoxicillin-containing products for the setup orders: (RxNorm, display, dosage text)
-AMOXICILLIN_PRODUCTS = [("308191", "Amoxicillin 500 MG Oral Capsule", "500 mg by mouth every 8 hours for 10 days"),
-                        ("308192", "Amoxicillin 500 MG Oral Tablet", "500 mg by mouth every 12 hours for 10 days"),
-                        ("562251", "Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet",
-                         "1 tablet by mouth every 8 hours for 7 days"),
-                        ("308182", "Amoxicillin 250 MG Oral Capsule", "250 mg by mouth every 8 hours for 10 days")]
+AMOXICILLIN_PRODUCTS = [
+    ("308191", "Amoxicillin 500 MG Oral Capsule", "500 mg by mouth every 8 hours for 10 days"),
+    ("308192", "Amoxicillin 500 MG Oral Tablet", "500 mg by mouth every 12 hours for 10 days"),
+    ("562251", "Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet", "1 tablet by mouth every 8 hours for 7 days"),
+    ("308182", "Amoxicillin 250 MG Oral Capsule", "250 mg by mouth every 8 hours for 10 days"),
+]
 INDICATIONS = ["Acute otitis media", "Acute bacterial sinusitis", "Dental abscess", "Community acquired pneumonia"]
 NOT_ACTIVE = ["stopped", "completed", "cancelled", "entered-in-error"]
 
@@ -101,11 +123,17 @@ PROTOCOL = (
     f"500 mg, route oral, every 8 hours for 10 days (intent order, status active, authored now); otherwise order "
     f"nothing. {FUTURE_NOTE}"
 )
-ANSWER_FORMAT = json_format([
-    ("decision", '"ordered", or the first failed check: "age", "allergy", "duplicate" or "kidney"'),
-    ("crcl", 'the Cockcroft-Gault clearance in mL/min rounded to the nearest whole number, or "none" if the patient '
-             'is under 18 or had no creatinine in the 365 days before now'),
-], lead="After any order, answer as JSON")
+ANSWER_FORMAT = json_format(
+    [
+        ("decision", '"ordered", or the first failed check: "age", "allergy", "duplicate" or "kidney"'),
+        (
+            "crcl",
+            'the Cockcroft-Gault clearance in mL/min rounded to the nearest whole number, or "none" if the patient '
+            "is under 18 or had no creatinine in the 365 days before now",
+        ),
+    ],
+    lead="After any order, answer as JSON",
+)
 
 
 @dataclass(frozen=True)
@@ -160,8 +188,9 @@ def candidate_nows(b: HardBuilder, rng: random.Random) -> list[datetime]:
     for course in b.chart.medications:
         if _penicillin(course.code.display) and course.status in ("stopped", "completed"):
             moments += [b.clock(course.authored + timedelta(days=rng.randint(45, 900))) for _ in range(3)]
-    return sorted({m for m in moments if b.chart.record_start < m <= end and
-                   (b.chart.deceased is None or m < b.chart.deceased)})
+    return sorted(
+        {m for m in moments if b.chart.record_start < m <= end and (b.chart.deceased is None or m < b.chart.deceased)}
+    )
 
 
 def generate(given: ChartInput) -> list[Scenario]:
@@ -194,45 +223,110 @@ def _kinds_for(f: Facts) -> list[str]:
 
 def select(items: list[Scenario], seed: int) -> list[Scenario]:
     """Per split: clean 2 : tolerated 2 : allergy 1 : duplicate 1 : kidney-or-age 2 (act : no-action = 1 : 1)."""
+
     def share(s: Scenario) -> str:
         return "chart-no" if s.meta["kind"] in ("kidney", "age") else str(s.meta["kind"])
+
     return balanced(items, seed, NAME, share, SHARES)
 
 
-def _non_blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime,
-                          born: datetime) -> tuple[dict, datetime]:
+def _non_blocking_allergy(
+    sid: str, patient: str, rng: random.Random, now: datetime, born: datetime
+) -> tuple[dict, datetime]:
     recorded = max(born + timedelta(days=400), now - timedelta(days=rng.randint(200, 4000)))
     variant = rng.choice(["refuted", "entered-in-error", "resolved", "intolerance", "other-drug", "environment"])
     system, code, display = rng.choice(PENICILLIN_ALLERGENS)
     if variant == "refuted":
-        return drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="inactive",
-                            verification="refuted", criticality="low", kind="allergy", recorded=recorded,
-                            reaction=rng.choice(REACTIONS)), recorded
+        return drug_allergy(
+            sid,
+            0,
+            patient,
+            system=system,
+            code=code,
+            display=display,
+            clinical="inactive",
+            verification="refuted",
+            criticality="low",
+            kind="allergy",
+            recorded=recorded,
+            reaction=rng.choice(REACTIONS),
+        ), recorded
     if variant == "entered-in-error":
-        resource = drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="active",
-                                verification="entered-in-error", criticality=rng.choice(["low", "high"]),
-                                kind="allergy", recorded=recorded)
+        resource = drug_allergy(
+            sid,
+            0,
+            patient,
+            system=system,
+            code=code,
+            display=display,
+            clinical="active",
+            verification="entered-in-error",
+            criticality=rng.choice(["low", "high"]),
+            kind="allergy",
+            recorded=recorded,
+        )
         resource.pop("clinicalStatus")  # FHIR ait-2: no clinical status on an entered-in-error record
         return resource, recorded
     if variant == "resolved":
-        return drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="resolved",
-                            verification="confirmed", criticality="low", kind="allergy", recorded=recorded,
-                            reaction=rng.choice(REACTIONS)), recorded
+        return drug_allergy(
+            sid,
+            0,
+            patient,
+            system=system,
+            code=code,
+            display=display,
+            clinical="resolved",
+            verification="confirmed",
+            criticality="low",
+            kind="allergy",
+            recorded=recorded,
+            reaction=rng.choice(REACTIONS),
+        ), recorded
     if variant == "intolerance":
-        return drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="active",
-                            verification="confirmed", criticality="low", kind="intolerance", recorded=recorded,
-                            reaction=rng.choice(INTOLERANCES)), recorded
+        return drug_allergy(
+            sid,
+            0,
+            patient,
+            system=system,
+            code=code,
+            display=display,
+            clinical="active",
+            verification="confirmed",
+            criticality="low",
+            kind="intolerance",
+            recorded=recorded,
+            reaction=rng.choice(INTOLERANCES),
+        ), recorded
     if variant == "other-drug":
         system, code, display = rng.choice(OTHER_DRUG_ALLERGENS)
-        return drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="active",
-                            verification="confirmed", criticality=rng.choice(["low", "high"]), kind="allergy",
-                            recorded=recorded, reaction=rng.choice(REACTIONS)), recorded
+        return drug_allergy(
+            sid,
+            0,
+            patient,
+            system=system,
+            code=code,
+            display=display,
+            clinical="active",
+            verification="confirmed",
+            criticality=rng.choice(["low", "high"]),
+            kind="allergy",
+            recorded=recorded,
+            reaction=rng.choice(REACTIONS),
+        ), recorded
     code, display, category = rng.choice(ENVIRONMENT)
     return other_allergy(sid, 0, patient, code, display, category, recorded), recorded
 
 
-def _orders(sid: str, patient: str, rng: random.Random, now: datetime, *, active: bool,
-            not_after: datetime | None = None, tolerated_after: datetime | None = None) -> list[dict]:
+def _orders(
+    sid: str,
+    patient: str,
+    rng: random.Random,
+    now: datetime,
+    *,
+    active: bool,
+    not_after: datetime | None = None,
+    tolerated_after: datetime | None = None,
+) -> list[dict]:
     """One or two amoxicillin-containing orders. ``active``: one of them active, written 1-6 days ago. Otherwise
     none is active; ``tolerated_after``: no completed/stopped course written after that moment (it would document
     tolerance, which the setup must not show); ``not_after``: written before that moment."""
@@ -243,8 +337,9 @@ def _orders(sid: str, patient: str, rng: random.Random, now: datetime, *, active
         if active and index == 0:
             authored, status = now - timedelta(days=rng.randint(1, 6), hours=rng.randint(0, 20)), "active"
         else:
-            authored = now - timedelta(days=rng.choice([rng.randint(2, 29), rng.randint(30, 1100)]),
-                                       hours=rng.randint(0, 20))
+            authored = now - timedelta(
+                days=rng.choice([rng.randint(2, 29), rng.randint(30, 1100)]), hours=rng.randint(0, 20)
+            )
             status = rng.choice(NOT_ACTIVE)
             if authored > now - timedelta(days=11) and status == "completed":
                 status = "cancelled"  # a 10-day course written days ago is not completed yet
@@ -252,13 +347,17 @@ def _orders(sid: str, patient: str, rng: random.Random, now: datetime, *, active
                 status = rng.choice(["cancelled", "entered-in-error"])
             if not_after is not None and authored > not_after:
                 continue
-        out.append(order_fixture(sid, 1 + index, patient, code, display, status, authored, dosage,
-                                 reason=rng.choice(INDICATIONS)))
+        out.append(
+            order_fixture(
+                sid, 1 + index, patient, code, display, status, authored, dosage, reason=rng.choice(INDICATIONS)
+            )
+        )
     return out
 
 
-def _blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime, born: datetime,
-                      courses: list[MedicationFact]) -> tuple[dict, datetime]:
+def _blocking_allergy(
+    sid: str, patient: str, rng: random.Random, now: datetime, born: datetime, courses: list[MedicationFact]
+) -> tuple[dict, datetime]:
     """An active penicillin-class allergy that counts: recorded after the last real penicillin course (a reaction
     during that course), or at any time when the chart has none."""
     system, code, display = rng.choice(PENICILLIN_ALLERGENS)
@@ -268,9 +367,20 @@ def _blocking_allergy(sid: str, patient: str, rng: random.Random, now: datetime,
         recorded = max(born + timedelta(days=400), now - timedelta(days=rng.randint(100, 5000)))
     criticality = rng.choice(["high", "low"])
     verification = rng.choice(["confirmed", "confirmed", "unconfirmed"])
-    return drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="active",
-                        verification=verification, criticality=criticality, kind="allergy", recorded=recorded,
-                        reaction=rng.choice(REACTIONS)), recorded
+    return drug_allergy(
+        sid,
+        0,
+        patient,
+        system=system,
+        code=code,
+        display=display,
+        clinical="active",
+        verification=verification,
+        criticality=criticality,
+        kind="allergy",
+        recorded=recorded,
+        reaction=rng.choice(REACTIONS),
+    ), recorded
 
 
 def _item(b: HardBuilder, f: Facts, kind: str, copy: int, rng: random.Random) -> Scenario | None:
@@ -285,9 +395,20 @@ def _item(b: HardBuilder, f: Facts, kind: str, copy: int, rng: random.Random) ->
         if recorded < born + timedelta(days=400):
             return None
         system, code, display = rng.choice(PENICILLIN_ALLERGENS)
-        allergy = drug_allergy(sid, 0, patient, system=system, code=code, display=display, clinical="active",
-                               verification=rng.choice(["unconfirmed", "confirmed"]), criticality="low",
-                               kind="allergy", recorded=recorded, reaction=rng.choice(REACTIONS))
+        allergy = drug_allergy(
+            sid,
+            0,
+            patient,
+            system=system,
+            code=code,
+            display=display,
+            clinical="active",
+            verification=rng.choice(["unconfirmed", "confirmed"]),
+            criticality="low",
+            kind="allergy",
+            recorded=recorded,
+            reaction=rng.choice(REACTIONS),
+        )
         orders = _orders(sid, patient, rng, f.now, active=False, tolerated_after=recorded)
     elif kind == "allergy":
         allergy, recorded = _blocking_allergy(sid, patient, rng, f.now, born, f.courses)
@@ -303,21 +424,50 @@ def _item(b: HardBuilder, f: Facts, kind: str, copy: int, rng: random.Random) ->
     branch = "act" if decision == "ordered" else "no-action"
     writes = []
     if branch == "act":
-        writes = [medication_order("amoxicillin order", patient, f.now, RXNORM, AMOXICILLIN_500[0], route=ORAL_ROUTE,
-                                   quantities=[quantity("dose", "dosageInstruction.doseAndRate.doseQuantity", 500.0,
-                                                        "mg", {"g": 1000.0}, tolerance=0.5)])]
+        writes = [
+            medication_order(
+                "amoxicillin order",
+                patient,
+                f.now,
+                RXNORM,
+                AMOXICILLIN_500[0],
+                route=ORAL_ROUTE,
+                quantities=[
+                    quantity(
+                        "dose", "dosageInstruction.doseAndRate.doseQuantity", 500.0, "mg", {"g": 1000.0}, tolerance=0.5
+                    )
+                ],
+            )
+        ]
     crcl = number(f.crcl, "mL/min", 1.0) if f.crcl is not None else none_field("mL/min")
     answer = record(decision=names([decision]), crcl=crcl)
     index, template = b.phrasing(NAME, key, PHRASINGS)
     setup = [allergy, *orders]
-    return b.agentic(NAME, key, now=f.now, instruction=template.format(mrn=b.chart.mrn), context=PROTOCOL,
-                     answer_format=ANSWER_FORMAT, answer=answer, phrasing=index, writes=writes, branch=branch,
-                     variant=decision, setup=setup, provenance=[f"{r['resourceType']}/{r['id']}" for r in setup],
-                     meta={"kind": kind, "rxnorm": AMOXICILLIN_500[0], "age": f.age,
-                           "crcl": None if f.crcl is None else round(f.crcl, 2)})
+    return b.agentic(
+        NAME,
+        key,
+        now=f.now,
+        instruction=template.format(mrn=b.chart.mrn),
+        context=PROTOCOL,
+        answer_format=ANSWER_FORMAT,
+        answer=answer,
+        phrasing=index,
+        writes=writes,
+        branch=branch,
+        variant=decision,
+        setup=setup,
+        provenance=[f"{r['resourceType']}/{r['id']}" for r in setup],
+        meta={
+            "kind": kind,
+            "rxnorm": AMOXICILLIN_500[0],
+            "age": f.age,
+            "crcl": None if f.crcl is None else round(f.crcl, 2),
+        },
+    )
 
 
 # ---------- the oracle ----------
+
 
 def counts_as_allergy(row: dict[str, Any], courses: list[dict[str, Any]]) -> bool:
     """Whether an allergy row blocks the order under the protocol (courses: penicillin-class order rows)."""
@@ -327,8 +477,9 @@ def counts_as_allergy(row: dict[str, Any], courses: list[dict[str, Any]]) -> boo
         return False
     if row.get("criticality") == "low":
         recorded = utc_moment(row.get("date"))
-        if any(c.get("status") in ("completed", "stopped") and utc_moment(c.get("authored")) > recorded
-               for c in courses):
+        if any(
+            c.get("status") in ("completed", "stopped") and utc_moment(c.get("authored")) > recorded for c in courses
+        ):
             return False  # tolerated since
     return True
 
@@ -340,34 +491,64 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     allergies = await every_row(tools, "search_allergies", patient=patient)
     courses: list[dict[str, Any]] = []
     for word in ("amoxicillin", "penicillin", "ampicillin"):
-        courses += [r for r in await every_row(tools, "search_medications", patient=patient, text=word)
-                    if _penicillin(r.get("display") or "") and r["ref"] not in {c["ref"] for c in courses}]
+        courses += [
+            r
+            for r in await every_row(tools, "search_medications", patient=patient, text=word)
+            if _penicillin(r.get("display") or "") and r["ref"] not in {c["ref"] for c in courses}
+        ]
     crcl = None
     cited = [*refs(allergies), *refs(courses)]
     if age >= 18:
-        found = await tools.call("search_observations", patient=patient, code=",".join(CREATININE), since="-365d",
-                                 latest=1)
+        found = await tools.call(
+            "search_observations", patient=patient, code=",".join(CREATININE), since="-365d", latest=1
+        )
         creatinine = max(found.rows, key=lambda r: utc_moment(r.get("date")), default=None)
         weight = await latest_observation(tools, patient, WEIGHT)
         if creatinine is not None and weight is not None:
             crcl = (140 - age) * numeric(weight) / (72 * numeric(creatinine))
             crcl *= 0.85 if person.get("gender") == "female" else 1.0
             cited += [creatinine["ref"], weight["ref"]]
-    duplicate = any("amoxicillin" in (c.get("display") or "").lower() and c.get("status") == "active"
-                    for c in courses)
-    decision = "age" if age < 18 else "allergy" if any(counts_as_allergy(a, courses) for a in allergies) else \
-        "duplicate" if duplicate else "kidney" if crcl is not None and crcl < CRCL_LIMIT else "ordered"
+    duplicate = any("amoxicillin" in (c.get("display") or "").lower() and c.get("status") == "active" for c in courses)
+    decision = (
+        "age"
+        if age < 18
+        else "allergy"
+        if any(counts_as_allergy(a, courses) for a in allergies)
+        else "duplicate"
+        if duplicate
+        else "kidney"
+        if crcl is not None and crcl < CRCL_LIMIT
+        else "ordered"
+    )
     if decision == "ordered" or tools.act_on_every_branch:
-        await tools.call("order_medication", patient=patient, code=AMOXICILLIN_500[0], system="rxnorm",
-                         dose_value=500, dose_unit="mg", route="oral", instructions="1 capsule (500 mg) by mouth every "
-                         "8 hours for 10 days", reason="suspected streptococcal pharyngitis; protocol checks passed")
+        await tools.call(
+            "order_medication",
+            patient=patient,
+            code=AMOXICILLIN_500[0],
+            system="rxnorm",
+            dose_value=500,
+            dose_unit="mg",
+            route="oral",
+            instructions="1 capsule (500 mg) by mouth every 8 hours for 10 days",
+            reason="suspected streptococcal pharyngitis; protocol checks passed",
+        )
     answer = {"decision": decision, "crcl": round(crcl) if crcl is not None else "none"}
     return OracleAnswer(json.dumps(answer), cited)
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="agentic", tier="hard", order=60, since=3, generate=generate, select=select, solve=solve,
-    conditional=True, phrasings={NAME: PHRASINGS},
-    description="Amoxicillin under a written standing-order protocol (age, penicillin allergy with verification "
-                "and tolerance, duplicate order, Cockcroft-Gault clearance) whose checks the chart decides.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="agentic",
+        tier="hard",
+        order=60,
+        since=3,
+        generate=generate,
+        select=select,
+        solve=solve,
+        conditional=True,
+        phrasings={NAME: PHRASINGS},
+        description="Amoxicillin under a written standing-order protocol (age, penicillin allergy with verification "
+        "and tolerance, duplicate order, Cockcroft-Gault clearance) whose checks the chart decides.",
+    )
+)

@@ -35,8 +35,14 @@ MIN_ROWS = 5
 MAX_ROWS = 40
 PER_PATIENT = 5
 # the measurement asked about -> the one taken with it (same moment)
-PAIRED = {"8480-6": "8462-4", "8462-4": "8480-6", "2093-3": "18262-6", "18262-6": "2093-3", "2571-8": "2085-9",
-          "4548-4": "2339-0"}
+PAIRED = {
+    "8480-6": "8462-4",
+    "8462-4": "8480-6",
+    "2093-3": "18262-6",
+    "18262-6": "2093-3",
+    "2571-8": "2085-9",
+    "4548-4": "2339-0",
+}
 EIE_RULE = "Results marked entered in error do not count."
 PAIRED_PHRASINGS = [
     "From the day {condition} (SNOMED {snomed}) was diagnosed until {until}, take the {which} {lab} (LOINC {loinc}). "
@@ -92,8 +98,9 @@ def _window(b: HardBuilder, condition: ConditionFact, code: str, now: datetime) 
     return inside, ("the day it resolved" if end is not now else "now")
 
 
-def _extreme(b: HardBuilder, condition: ConditionFact, code: str, now: datetime, which: str,
-             rng: random.Random) -> Scenario | None:
+def _extreme(
+    b: HardBuilder, condition: ConditionFact, code: str, now: datetime, which: str, rng: random.Random
+) -> Scenario | None:
     info = LABS[code]
     inside, until = _window(b, condition, code, now)
     if not MIN_ROWS <= len(inside) <= MAX_ROWS:
@@ -111,25 +118,60 @@ def _extreme(b: HardBuilder, condition: ConditionFact, code: str, now: datetime,
     taken = {f.when for f in b.chart.values(code)}
     first, last = day_of(condition.onset), day_of(inside[-1].when)
     when = at_clock(first + (last - first) * rng.uniform(0.2, 0.8), rng.randint(8, 16))
-    if when in taken or abs(wrong - pick.value) <= 2 * 10.0 ** -decimals:
+    if when in taken or abs(wrong - pick.value) <= 2 * 10.0**-decimals:
         return None
     if info.component_of:  # a blood pressure: the panel, entered in error
-        panel = blood_pressure(sid, 0, b.chart.patient_id, *((wrong, 80.0) if code == "8480-6" else (150.0, wrong)),
-                               when)
+        panel = blood_pressure(
+            sid, 0, b.chart.patient_id, *((wrong, 80.0) if code == "8480-6" else (150.0, wrong)), when
+        )
         panel["status"] = "entered-in-error"
         setup = [panel]
     else:
-        setup = [lab_result(sid, 0, b.chart.patient_id, code, inside[0].display, wrong, inside[0].unit, when,
-                            status="entered-in-error")]
+        setup = [
+            lab_result(
+                sid,
+                0,
+                b.chart.patient_id,
+                code,
+                inside[0].display,
+                wrong,
+                inside[0].unit,
+                when,
+                status="entered-in-error",
+            )
+        ]
     index, template = b.phrasing(NAME, key, EXTREME_PHRASINGS)
-    question = template.format(which=which, lab=info.label, loinc=code, condition=condition.code.display,
-                               snomed=condition.code.code, until=until) + " " + EIE_RULE
+    question = (
+        template.format(
+            which=which,
+            lab=info.label,
+            loinc=code,
+            condition=condition.code.display,
+            snomed=condition.code.code,
+            until=until,
+        )
+        + " "
+        + EIE_RULE
+    )
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
-    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt,
-                   answer=lab_number(pick.value, info, decimals), phrasing=index, setup=setup,
-                   provenance=[f"Condition/{condition.id}", f"Observation/{pick.id}"],
-                   meta={"form": "window_extreme", "condition": [SNOMED, condition.code.code], "loinc": code,
-                         "which": which, "rows": len(inside)})
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format=fmt,
+        answer=lab_number(pick.value, info, decimals),
+        phrasing=index,
+        setup=setup,
+        provenance=[f"Condition/{condition.id}", f"Observation/{pick.id}"],
+        meta={
+            "form": "window_extreme",
+            "condition": [SNOMED, condition.code.code],
+            "loinc": code,
+            "which": which,
+            "rows": len(inside),
+        },
+    )
 
 
 def _paired(b: HardBuilder, condition: ConditionFact, code: str, now: datetime, which: str) -> Scenario | None:
@@ -152,14 +194,35 @@ def _paired(b: HardBuilder, condition: ConditionFact, code: str, now: datetime, 
     _, decimals = made
     key = ("paired_value", condition.id, code, which)
     index, template = b.phrasing(NAME, key, PAIRED_PHRASINGS)
-    question = template.format(which=which, lab=LABS[code].label, loinc=code, other=info.label, other_loinc=other,
-                               condition=condition.code.display, snomed=condition.code.code, until=until)
+    question = template.format(
+        which=which,
+        lab=LABS[code].label,
+        loinc=code,
+        other=info.label,
+        other_loinc=other,
+        condition=condition.code.display,
+        snomed=condition.code.code,
+        until=until,
+    )
     fmt = f"Answer with the {info.label} in {info.unit}, {rounding_phrase(decimals)}."
-    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt,
-                   answer=lab_number(partners[0].value, info, decimals), phrasing=index,
-                   provenance=[f"Condition/{condition.id}", f"Observation/{pick.id}", f"Observation/{partners[0].id}"],
-                   meta={"form": "paired_value", "condition": [SNOMED, condition.code.code], "loinc": code,
-                         "other": other, "which": which, "rows": len(inside)})
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format=fmt,
+        answer=lab_number(partners[0].value, info, decimals),
+        phrasing=index,
+        provenance=[f"Condition/{condition.id}", f"Observation/{pick.id}", f"Observation/{partners[0].id}"],
+        meta={
+            "form": "paired_value",
+            "condition": [SNOMED, condition.code.code],
+            "loinc": code,
+            "other": other,
+            "which": which,
+            "rows": len(inside),
+        },
+    )
 
 
 def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now: datetime) -> Scenario | None:
@@ -182,17 +245,23 @@ def _first_after(b: HardBuilder, condition: ConditionFact, code: str, now: datet
     _, decimals = made
     key = ("first_after", condition.id, code)
     index, template = b.phrasing(NAME, key, FIRST_PHRASINGS)
-    question = template.format(lab=info.label, loinc=code, condition=condition.code.display,
-                               snomed=condition.code.code)
+    question = template.format(lab=info.label, loinc=code, condition=condition.code.display, snomed=condition.code.code)
     fmt = f"Answer with the value in {info.unit}, {rounding_phrase(decimals)}, or 'none' if there is no such result."
-    return b.ehrqa(NAME, key, now=now, question=question, answer_format=fmt,
-                   answer=lab_number(first.value, info, decimals), phrasing=index,
-                   provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
-                   meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code,
-                         "rows": len(facts)})
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format=fmt,
+        answer=lab_number(first.value, info, decimals),
+        phrasing=index,
+        provenance=[f"Condition/{condition.id}", f"Observation/{first.id}"],
+        meta={"form": "first_after", "condition": [SNOMED, condition.code.code], "loinc": code, "rows": len(facts)},
+    )
 
 
 # ---------- the oracle ----------
+
 
 async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     """The condition's dates, then the window's results (entered-in-error ones left out)."""
@@ -210,9 +279,13 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
             return OracleAnswer("none", [condition["ref"]])
         return OracleAnswer(quantity_text(numeric(row), row.get("unit"), decimals), [condition["ref"], row["ref"]])
     until = utc_day(condition["abatement"]) if condition.get("abatement") else None
-    rows = [r for r in rows_of(await every_row(tools, "search_observations", patient=sc.patient, code=code,
-                                               since=since, until=until), code)
-            if r.get("status") != "entered-in-error"]
+    rows = [
+        r
+        for r in rows_of(
+            await every_row(tools, "search_observations", patient=sc.patient, code=code, since=since, until=until), code
+        )
+        if r.get("status") != "entered-in-error"
+    ]
     if not rows:
         return OracleAnswer("none", [condition["ref"]])
     best = (max if sc.meta["which"] == "highest" else min)(rows, key=numeric)
@@ -222,13 +295,26 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
     partner = await latest_observation(tools, sc.patient, other, since=best["ref"], until=best["ref"])
     if partner is None:
         raise ToolGap(f"no {other} at the moment of {best['ref']}")
-    return OracleAnswer(quantity_text(numeric(partner), partner.get("unit"), decimals),
-                        [condition["ref"], best["ref"], partner["ref"]])
+    return OracleAnswer(
+        quantity_text(numeric(partner), partner.get("unit"), decimals), [condition["ref"], best["ref"], partner["ref"]]
+    )
 
 
-CATEGORY = register(Category(
-    name=NAME, suite="ehrqa", tier="hard", order=10, since=3, generate=generate, solve=solve,
-    phrasings={"window_extreme": EXTREME_PHRASINGS, "paired_value": PAIRED_PHRASINGS, "first_after": FIRST_PHRASINGS},
-    description="Values located by a diagnosis' dates that the summary line does not give: the extreme without the "
-                "result entered in error, the value measured with the extreme, the first result after the onset.",
-))
+CATEGORY = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="hard",
+        order=10,
+        since=3,
+        generate=generate,
+        solve=solve,
+        phrasings={
+            "window_extreme": EXTREME_PHRASINGS,
+            "paired_value": PAIRED_PHRASINGS,
+            "first_after": FIRST_PHRASINGS,
+        },
+        description="Values located by a diagnosis' dates that the summary line does not give: the extreme without the "
+        "result entered in error, the value measured with the extreme, the first result after the onset.",
+    )
+)

@@ -27,20 +27,32 @@ def override_reasons(*reasons: tuple[str, str]) -> list[Coding]:
 
 
 def summary(text: str) -> str:
-    return text if len(text) <= SUMMARY_MAX else text[:SUMMARY_MAX - 1].rstrip() + "…"
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
 def remove_draft(draft_reference: str | None, label: str) -> list[Suggestion] | None:
     """One recommended suggestion deleting the draft order (none when the draft has no id to name)."""
     if draft_reference is None:
         return None
-    action = Action(type="delete", description=f"Remove the draft order {draft_reference}",
-                    resourceId=draft_reference)
+    action = Action(type="delete", description=f"Remove the draft order {draft_reference}", resourceId=draft_reference)
     return [Suggestion(label=f"Remove the draft {label} order", isRecommended=True, actions=[action])]
 
 
-def card(*, summary_text: str, detail: str, indicator: Indicator, card_source: Source,
-         suggestions: list[Suggestion] | None = None, reasons: list[Coding] | None = None) -> Card:
-    return Card(summary=summary(summary_text), detail=detail, indicator=indicator, source=card_source,
-                suggestions=suggestions, selectionBehavior="at-most-one" if suggestions else None,
-                overrideReasons=reasons)
+def card(
+    *,
+    summary_text: str,
+    detail: str,
+    indicator: Indicator,
+    card_source: Source,
+    suggestions: list[Suggestion] | None = None,
+    reasons: list[Coding] | None = None,
+) -> Card:
+    return Card(
+        summary=summary(summary_text),
+        detail=detail,
+        indicator=indicator,
+        source=card_source,
+        suggestions=suggestions,
+        selectionBehavior="at-most-one" if suggestions else None,
+        overrideReasons=reasons,
+    )

@@ -48,8 +48,11 @@ def coded(concept: dict[str, Any] | None) -> str:
     if not concept:
         return "(not coded)"
     codings = concept.get("coding") or []
-    return concept.get("text") or next((c["display"] for c in codings if c.get("display")), None) or \
-        next((c["code"] for c in codings if c.get("code")), "(not coded)")
+    return (
+        concept.get("text")
+        or next((c["display"] for c in codings if c.get("display")), None)
+        or next((c["code"] for c in codings if c.get("code")), "(not coded)")
+    )
 
 
 def status_code(resource: Resource, element: str) -> str | None:
@@ -105,13 +108,23 @@ def readings(observations: Iterable[Resource], codes: Iterable[str]) -> list[Rea
             continue
         parts = [obs, *(obs.get("component") or [])]
         for part in parts:
-            code = next((c["code"] for c in (part.get("code") or {}).get("coding") or [] if c.get("code") in wanted),
-                        None)
+            code = next(
+                (c["code"] for c in (part.get("code") or {}).get("coding") or [] if c.get("code") in wanted), None
+            )
             quantity = part.get("valueQuantity") or {}
             if code is None or not isinstance(quantity.get("value"), (int, float)):
                 continue
-            found.append(Reading(reference(obs), code, coded(part.get("code")), float(quantity["value"]),
-                                 quantity.get("unit") or quantity.get("code") or "", when, obs))
+            found.append(
+                Reading(
+                    reference(obs),
+                    code,
+                    coded(part.get("code")),
+                    float(quantity["value"]),
+                    quantity.get("unit") or quantity.get("code") or "",
+                    when,
+                    obs,
+                )
+            )
     return sorted(found, key=lambda r: r.when, reverse=True)
 
 

@@ -27,8 +27,10 @@ class KidneyFunction:
         """'eGFR 24 mL/min/1.73 m2 on 2024-05-02 (Observation/x)', saying how it was obtained."""
         date = self.reading.when.date().isoformat()
         if self.computed:
-            return (f"eGFR {self.egfr:.0f} mL/min/1.73 m2 (CKD-EPI 2021 from creatinine {number(self.reading.value)} "
-                    f"{self.reading.unit} on {date}, {self.reading.reference})")
+            return (
+                f"eGFR {self.egfr:.0f} mL/min/1.73 m2 (CKD-EPI 2021 from creatinine {number(self.reading.value)} "
+                f"{self.reading.unit} on {date}, {self.reading.reference})"
+            )
         return f"eGFR {self.egfr:.0f} mL/min/1.73 m2 on {date} ({self.reading.reference})"
 
 
@@ -37,7 +39,7 @@ def ckd_epi_2021(creatinine_mg_dl: float, age: int, female: bool) -> float:
     k = 0.7 (female) or 0.9 (male), a = -0.241 (female) or -0.302 (male)."""
     kappa, alpha = (0.7, -0.241) if female else (0.9, -0.302)
     ratio = creatinine_mg_dl / kappa
-    return 142 * min(ratio, 1) ** alpha * max(ratio, 1) ** -1.200 * 0.9938 ** age * (1.012 if female else 1.0)
+    return 142 * min(ratio, 1) ** alpha * max(ratio, 1) ** -1.200 * 0.9938**age * (1.012 if female else 1.0)
 
 
 def creatinine_mg_dl(reading: Reading) -> float | None:

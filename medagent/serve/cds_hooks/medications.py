@@ -20,9 +20,33 @@ from medagent.serve.cds_hooks.value_sets import (
 )
 from medagent.vocabulary import RXNORM
 
-SALTS = frozenset({"hydrochloride", "hcl", "sodium", "potassium", "calcium", "magnesium", "bitartrate", "succinate",
-                   "tartrate", "maleate", "mesylate", "besylate", "citrate", "sulfate", "phosphate", "acetate",
-                   "fumarate", "bromide", "hydrobromide", "chloride", "monohydrate", "trihydrate", "dihydrate"})
+SALTS = frozenset(
+    {
+        "hydrochloride",
+        "hcl",
+        "sodium",
+        "potassium",
+        "calcium",
+        "magnesium",
+        "bitartrate",
+        "succinate",
+        "tartrate",
+        "maleate",
+        "mesylate",
+        "besylate",
+        "citrate",
+        "sulfate",
+        "phosphate",
+        "acetate",
+        "fumarate",
+        "bromide",
+        "hydrobromide",
+        "chloride",
+        "monohydrate",
+        "trihydrate",
+        "dihydrate",
+    }
+)
 _QUANTITY = re.compile(r"^(\d[\d.,]*|[\d.]+/[\d.]+|NDA\d+|BLA\d+)$", re.IGNORECASE)
 _UNITS = frozenset({"hr", "ml", "mg", "mcg", "g", "actuat", "unt", "meq", "day", "%"})
 

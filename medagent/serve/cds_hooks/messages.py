@@ -33,6 +33,7 @@ class Message(BaseModel):
 # the request
 # ---------------------------------------------------------------------------------------------
 
+
 class FhirAuthorization(Message):
     access_token: str = Field(min_length=1)
     token_type: str
@@ -53,11 +54,13 @@ def check_fhir_server(value: str) -> str:
     """The base URL of the CDS client's FHIR server: absolute http(s), a host, no credentials or fragment."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"fhirServer must be an absolute http(s) URL such as https://ehr.example.org/fhir, "
-                         f"got {value[:120]!r}")
+        raise ValueError(
+            f"fhirServer must be an absolute http(s) URL such as https://ehr.example.org/fhir, got {value[:120]!r}"
+        )
     if parts.username or parts.password or parts.fragment or parts.query:
-        raise ValueError(f"fhirServer must be a plain base URL (no credentials, query or fragment), got "
-                         f"{value[:120]!r}")
+        raise ValueError(
+            f"fhirServer must be a plain base URL (no credentials, query or fragment), got {value[:120]!r}"
+        )
     return value.rstrip("/")
 
 
@@ -104,16 +107,20 @@ class PatientContext(Message):
     def _user(cls, value: str) -> str:
         kind, _, rid = value.partition("/")
         if kind not in ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson") or not rid:
-            raise ValueError(f"userId must be [ResourceType]/[id] of a Practitioner, PractitionerRole, Patient or "
-                             f"RelatedPerson, got {value[:80]!r}")
+            raise ValueError(
+                f"userId must be [ResourceType]/[id] of a Practitioner, PractitionerRole, Patient or "
+                f"RelatedPerson, got {value[:80]!r}"
+            )
         return value
 
     @field_validator("patientId", "encounterId")
     @classmethod
     def _fhir_id(cls, value: str | None) -> str | None:
         if value is not None and not is_fhir_id(value):
-            raise ValueError(f"must be a FHIR id (1-64 of A-Z a-z 0-9 - ., not only dots), not a reference or URL; "
-                             f"got {value[:80]!r}")
+            raise ValueError(
+                f"must be a FHIR id (1-64 of A-Z a-z 0-9 - ., not only dots), not a reference or URL; "
+                f"got {value[:80]!r}"
+            )
         return value
 
 
@@ -135,6 +142,7 @@ class OrderSelectContext(OrderSignContext):
 # ---------------------------------------------------------------------------------------------
 # the response
 # ---------------------------------------------------------------------------------------------
+
 
 class Coding(Message):
     system: str | None = None
@@ -183,6 +191,7 @@ class Card(Message):
 # ---------------------------------------------------------------------------------------------
 # feedback
 # ---------------------------------------------------------------------------------------------
+
 
 class AcceptedSuggestion(Message):
     id: str = Field(min_length=1)

@@ -65,14 +65,22 @@ def check_drafts(context: OrderSignContext) -> None:
             continue
         subject = patient_reference(resource)
         if subject != f"Patient/{context.patientId}":
-            raise ApiError(400, "invalid_context", f"draftOrders entry {index} (MedicationRequest/"
-                           f"{resource.get('id', '?')}) is for {subject or 'no patient'}, not the context's patient "
-                           f"Patient/{context.patientId}")
+            raise ApiError(
+                400,
+                "invalid_context",
+                f"draftOrders entry {index} (MedicationRequest/"
+                f"{resource.get('id', '?')}) is for {subject or 'no patient'}, not the context's patient "
+                f"Patient/{context.patientId}",
+            )
     if isinstance(context, OrderSelectContext):
         missing = [s for s in context.selections if s not in in_bundle]
         if missing:
-            raise ApiError(400, "invalid_context", f"selections name {', '.join(missing)}, which draftOrders does "
-                           "not hold (a selection is Type/id of a draft in draftOrders)")
+            raise ApiError(
+                400,
+                "invalid_context",
+                f"selections name {', '.join(missing)}, which draftOrders does "
+                "not hold (a selection is Type/id of a draft in draftOrders)",
+            )
 
 
 def draft_orders(bundle: dict[str, Any], chart: Chart) -> list[DraftOrder]:
@@ -83,14 +91,21 @@ def draft_orders(bundle: dict[str, Any], chart: Chart) -> list[DraftOrder]:
         if resource.get("resourceType") != "MedicationRequest":
             continue
         concept = medication_concept(resource, chart.medications)
-        drafts.append(DraftOrder(resource, f"MedicationRequest/{resource['id']}" if resource.get("id") else None,
-                                 coded(concept), frozenset(concept_ingredients(concept)),
-                                 frozenset(rxnorm_codes(concept))))
+        drafts.append(
+            DraftOrder(
+                resource,
+                f"MedicationRequest/{resource['id']}" if resource.get("id") else None,
+                coded(concept),
+                frozenset(concept_ingredients(concept)),
+                frozenset(rxnorm_codes(concept)),
+            )
+        )
     return drafts
 
 
-def medication_safety_cards(checked: list[DraftOrder], all_drafts: list[DraftOrder], chart: Chart,
-                            now: datetime) -> list[Card]:
+def medication_safety_cards(
+    checked: list[DraftOrder], all_drafts: list[DraftOrder], chart: Chart, now: datetime
+) -> list[Card]:
     kidney = kidney_function(chart)
     cards: list[Card] = []
     for draft in checked:
@@ -112,8 +127,10 @@ def allergy_cards(draft: DraftOrder, chart: Chart) -> list[Card]:
         criticality = allergy.get("criticality") or "not recorded"
         indicator: Indicator = "warning" if criticality == "low" else "critical"
         recorded = onset(allergy)
-        facts = (f"The chart records an active allergy: *{what}* ({reference(allergy)}, criticality {criticality}"
-                 f"{', recorded ' + short_date(recorded) if recorded else ''}).")
+        facts = (
+            f"The chart records an active allergy: *{what}* ({reference(allergy)}, criticality {criticality}"
+            f"{', recorded ' + short_date(recorded) if recorded else ''})."
+        )
         if shared:
             ingredient = min(shared)
             headline = f"Allergy to {ingredient}: the draft {draft.label} contains it"
@@ -122,24 +139,43 @@ def allergy_cards(draft: DraftOrder, chart: Chart) -> list[Card]:
             drug_class = classes[0]
             ingredient = min(drug_class.names & draft.ingredients)
             headline = f"{what}: {ingredient} is one of the {drug_class.title}"
-            why = (f"The draft contains {ingredient}, one of the {drug_class.title} (class membership: "
-                   f"{drug_class.source}).")
-        detail = (f"**{draft.label}** ({draft.reference or 'draft without an id'}) vs. the documented allergy.\n\n"
-                  f"- {facts}\n- {why}\n\nChoose a drug outside this class, or record why the allergy does not apply.")
-        cards.append(card(summary_text=headline, detail=detail, indicator=indicator, card_source=ALLERGY,
-                          suggestions=remove_draft(draft.reference, ingredient),
-                          reasons=override_reasons(("tolerated-before", "Patient has tolerated this drug before"),
-                                                   ("not-true-allergy", "Documented reaction is not an allergy"),
-                                                   ("benefit-outweighs-risk", "Benefit outweighs the risk"))))
+            why = (
+                f"The draft contains {ingredient}, one of the {drug_class.title} (class membership: "
+                f"{drug_class.source})."
+            )
+        detail = (
+            f"**{draft.label}** ({draft.reference or 'draft without an id'}) vs. the documented allergy.\n\n"
+            f"- {facts}\n- {why}\n\nChoose a drug outside this class, or record why the allergy does not apply."
+        )
+        cards.append(
+            card(
+                summary_text=headline,
+                detail=detail,
+                indicator=indicator,
+                card_source=ALLERGY,
+                suggestions=remove_draft(draft.reference, ingredient),
+                reasons=override_reasons(
+                    ("tolerated-before", "Patient has tolerated this drug before"),
+                    ("not-true-allergy", "Documented reaction is not an allergy"),
+                    ("benefit-outweighs-risk", "Benefit outweighs the risk"),
+                ),
+            )
+        )
     return cards
 
 
 def duplicate_cards(draft: DraftOrder, all_drafts: list[DraftOrder], chart: Chart) -> list[Card]:
     cards = []
-    pending = [("active order", o, reference(o), _order_label(o, chart)) for o in chart.medication_requests
-               if is_active_order(o) and reference(o) != draft.reference]
-    pending += [("draft in this session", other.resource, other.reference or "a draft without an id", other.label)
-                for other in all_drafts if other is not draft and other.reference != draft.reference]
+    pending = [
+        ("active order", o, reference(o), _order_label(o, chart))
+        for o in chart.medication_requests
+        if is_active_order(o) and reference(o) != draft.reference
+    ]
+    pending += [
+        ("draft in this session", other.resource, other.reference or "a draft without an id", other.label)
+        for other in all_drafts
+        if other is not draft and other.reference != draft.reference
+    ]
     for kind, order, where, label in pending:
         concept = medication_concept(order, chart.medications)
         shared = draft.ingredients & concept_ingredients(concept)
@@ -148,16 +184,26 @@ def duplicate_cards(draft: DraftOrder, all_drafts: list[DraftOrder], chart: Char
             continue
         ingredient = min(shared) if shared else draft.label
         since = order.get("authoredOn")
-        detail = (f"**{draft.label}** ({draft.reference or 'draft without an id'}) duplicates an {kind}: "
-                  f"*{label}* ({where}, status {order.get('status', 'draft')}"
-                  f"{', authored ' + since[:10] if isinstance(since, str) else ''}), "
-                  f"{'the same product' if same_product else 'the same ingredient, ' + ingredient}.\n\n"
-                  "Keep one order: remove the new draft, or stop the existing order if this one replaces it.")
-        cards.append(card(summary_text=f"Duplicate {ingredient}: {label} is already an {kind}", detail=detail,
-                          indicator="warning", card_source=DUPLICATE,
-                          suggestions=remove_draft(draft.reference, ingredient),
-                          reasons=override_reasons(("intended-combination", "Both orders are intended"),
-                                                   ("replaces-existing", "The new order replaces the existing one"))))
+        detail = (
+            f"**{draft.label}** ({draft.reference or 'draft without an id'}) duplicates an {kind}: "
+            f"*{label}* ({where}, status {order.get('status', 'draft')}"
+            f"{', authored ' + since[:10] if isinstance(since, str) else ''}), "
+            f"{'the same product' if same_product else 'the same ingredient, ' + ingredient}.\n\n"
+            "Keep one order: remove the new draft, or stop the existing order if this one replaces it."
+        )
+        cards.append(
+            card(
+                summary_text=f"Duplicate {ingredient}: {label} is already an {kind}",
+                detail=detail,
+                indicator="warning",
+                card_source=DUPLICATE,
+                suggestions=remove_draft(draft.reference, ingredient),
+                reasons=override_reasons(
+                    ("intended-combination", "Both orders are intended"),
+                    ("replaces-existing", "The new order replaces the existing one"),
+                ),
+            )
+        )
     return cards
 
 
@@ -173,14 +219,24 @@ def renal_cards(draft: DraftOrder, kidney: KidneyFunction, now: datetime) -> lis
         limit = limits[0]
         age_days = (now - kidney.when).days
         stale = f" The value is {age_days} days old; check current kidney function." if age_days > STALE_DAYS else ""
-        detail = (f"**{draft.label}** ({draft.reference or 'draft without an id'}): {limit.advice}.\n\n"
-                  f"- Latest kidney function: {kidney.describe()}.{stale}\n- Source: {rule.source}.\n"
-                  "- eGFR stands in for creatinine clearance (Cockcroft-Gault), in which most labels state limits.")
-        cards.append(card(summary_text=f"eGFR {kidney.egfr:.0f}: {ingredients[0]} {_limit_phrase(limit.remove, limit.below)}",
-                          detail=detail, indicator=limit.indicator, card_source=RENAL,
-                          suggestions=remove_draft(draft.reference, ingredients[0]) if limit.remove else None,
-                          reasons=override_reasons(("dose-adjusted", "Dose already adjusted for kidney function"),
-                                                   ("benefit-outweighs-risk", "Benefit outweighs the risk"))))
+        detail = (
+            f"**{draft.label}** ({draft.reference or 'draft without an id'}): {limit.advice}.\n\n"
+            f"- Latest kidney function: {kidney.describe()}.{stale}\n- Source: {rule.source}.\n"
+            "- eGFR stands in for creatinine clearance (Cockcroft-Gault), in which most labels state limits."
+        )
+        cards.append(
+            card(
+                summary_text=f"eGFR {kidney.egfr:.0f}: {ingredients[0]} {_limit_phrase(limit.remove, limit.below)}",
+                detail=detail,
+                indicator=limit.indicator,
+                card_source=RENAL,
+                suggestions=remove_draft(draft.reference, ingredients[0]) if limit.remove else None,
+                reasons=override_reasons(
+                    ("dose-adjusted", "Dose already adjusted for kidney function"),
+                    ("benefit-outweighs-risk", "Benefit outweighs the risk"),
+                ),
+            )
+        )
     return cards
 
 

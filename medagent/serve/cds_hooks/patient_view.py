@@ -41,8 +41,11 @@ CRITICAL_FLAGS = ("HH", "LL", "AA")
 
 
 def patient_view_cards(chart: Chart, now: datetime, user_id: str) -> list[Card]:
-    problems = sorted((c for c in chart.conditions if is_active(c) and not _is_situation(c)),
-                      key=lambda c: onset(c) or datetime.min.replace(tzinfo=now.tzinfo), reverse=True)
+    problems = sorted(
+        (c for c in chart.conditions if is_active(c) and not _is_situation(c)),
+        key=lambda c: onset(c) or datetime.min.replace(tzinfo=now.tzinfo),
+        reverse=True,
+    )
     cards = [summary_card(chart, problems)]
     if deceased(chart.patient):  # no monitoring to order, no results to act on
         return cards
@@ -54,14 +57,26 @@ def patient_view_cards(chart: Chart, now: datetime, user_id: str) -> list[Card]:
 def summary_card(chart: Chart, problems: list[dict[str, Any]]) -> Card:
     medications = [m for m in chart.medication_requests if is_active_order(m)]
     allergies = [a for a in chart.allergies if is_active(a)]
-    lines = ["**Active problems**", *_listed([f"{condition_label(coded(c.get('code')))}"
-                                              f"{_since(onset(c))} ({reference(c)})" for c in problems])]
-    lines += ["", "**Active medications**", *_listed([
-        f"{coded(medication_concept(m, chart.medications))}{_authored(m)} ({reference(m)})" for m in medications])]
-    lines += ["", "**Allergies**", *_listed([
-        f"{condition_label(coded(a.get('code')))}{_criticality(a)} ({reference(a)})" for a in allergies])]
-    text = (f"{_count(len(problems), 'active problem')}, {_count(len(medications), 'active medication')}, "
-            f"{_count(len(allergies), 'allergy', 'allergies')}")
+    lines = [
+        "**Active problems**",
+        *_listed([f"{condition_label(coded(c.get('code')))}{_since(onset(c))} ({reference(c)})" for c in problems]),
+    ]
+    lines += [
+        "",
+        "**Active medications**",
+        *_listed(
+            [f"{coded(medication_concept(m, chart.medications))}{_authored(m)} ({reference(m)})" for m in medications]
+        ),
+    ]
+    lines += [
+        "",
+        "**Allergies**",
+        *_listed([f"{condition_label(coded(a.get('code')))}{_criticality(a)} ({reference(a)})" for a in allergies]),
+    ]
+    text = (
+        f"{_count(len(problems), 'active problem')}, {_count(len(medications), 'active medication')}, "
+        f"{_count(len(allergies), 'allergy', 'allergies')}"
+    )
     died = deceased(chart.patient)
     if died:
         text = f"deceased {died}; {text}"
@@ -69,8 +84,9 @@ def summary_card(chart: Chart, problems: list[dict[str, Any]]) -> Card:
     return card(summary_text=f"Chart: {text}", detail="\n".join(lines), indicator="info", card_source=SUMMARY)
 
 
-def overdue_card(rule: Monitoring, chart: Chart, problems: list[dict[str, Any]], now: datetime,
-                 user_id: str) -> Card | None:
+def overdue_card(
+    rule: Monitoring, chart: Chart, problems: list[dict[str, Any]], now: datetime, user_id: str
+) -> Card | None:
     triggers = [c for c in problems if _matches(rule, c)]
     if not triggers:
         return None
@@ -86,23 +102,36 @@ def overdue_card(rule: Monitoring, chart: Chart, problems: list[dict[str, Any]],
     else:
         headline = f"{rule.label} overdue: last {short_date(last.when)}, due every {_interval(rule.every_days)}"
         history = f"Last result: {describe(last)}."
-    detail = (f"- Indication: {why}.\n- {history}\n- Recommended interval: every {_interval(rule.every_days)} "
-              f"({rule.source}).")
+    detail = (
+        f"- Indication: {why}.\n- {history}\n- Recommended interval: every {_interval(rule.every_days)} "
+        f"({rule.source})."
+    )
     order = {
-        "resourceType": "ServiceRequest", "status": "draft", "intent": "proposal",
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
         "code": {"coding": [rule.order.as_json()], "text": rule.order.display},
         "subject": {"reference": f"Patient/{chart.patient_id}"},
         "reasonReference": [{"reference": reference(condition)}],
         "authoredOn": now.isoformat(timespec="seconds"),
         **({"requester": {"reference": user_id}} if user_id.startswith(("Practitioner/", "PractitionerRole/")) else {}),
     }
-    suggestion = Suggestion(label=f"Order {rule.order.display}", isRecommended=True,
-                            actions=[Action(type="create", description=f"Propose {rule.order.display}",
-                                            resource=order)])
-    return card(summary_text=headline, detail=detail, indicator="warning", card_source=MONITORING,
-                suggestions=[suggestion],
-                reasons=override_reasons(("done-elsewhere", "Done elsewhere; result not in this chart"),
-                                         ("not-indicated", "Not indicated for this patient now")))
+    suggestion = Suggestion(
+        label=f"Order {rule.order.display}",
+        isRecommended=True,
+        actions=[Action(type="create", description=f"Propose {rule.order.display}", resource=order)],
+    )
+    return card(
+        summary_text=headline,
+        detail=detail,
+        indicator="warning",
+        card_source=MONITORING,
+        suggestions=[suggestion],
+        reasons=override_reasons(
+            ("done-elsewhere", "Done elsewhere; result not in this chart"),
+            ("not-indicated", "Not indicated for this patient now"),
+        ),
+    )
 
 
 def abnormal_results_card(chart: Chart, now: datetime) -> Card | None:
@@ -118,16 +147,19 @@ def abnormal_results_card(chart: Chart, now: datetime) -> Card | None:
             critical, words, by_table = verdict
             value = f"{limits.label} {number(reading.value)} {reading.unit}"
             basis = f"; limit: {limits.source}" if by_table else ""
-            findings.append((critical, value, (f"{value} on {short_date(reading.when)}: {words} ({reading.reference})"
-                                              f"{basis}")))
+            findings.append(
+                (critical, value, (f"{value} on {short_date(reading.when)}: {words} ({reading.reference}){basis}"))
+            )
     if not findings:
         return None
     indicator: Indicator = "critical" if any(critical for critical, _, _ in findings) else "warning"
     names = ", ".join(value for _, value, _ in findings)
-    detail = (f"Latest results of the last {rules.recent_days} days outside their range:\n\n"
-              + "\n".join(f"- {line}" for _, _, line in findings))
-    return card(summary_text=f"Abnormal recent results: {names}", detail=detail, indicator=indicator,
-                card_source=RESULTS)
+    detail = f"Latest results of the last {rules.recent_days} days outside their range:\n\n" + "\n".join(
+        f"- {line}" for _, _, line in findings
+    )
+    return card(
+        summary_text=f"Abnormal recent results: {names}", detail=detail, indicator=indicator, card_source=RESULTS
+    )
 
 
 def judge(reading: Reading, limits: LabRange) -> tuple[bool, str, bool] | None:

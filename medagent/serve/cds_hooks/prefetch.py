@@ -22,11 +22,21 @@ from medagent.serve.cds_hooks.messages import HookRequest, PatientContext
 from medagent.serve.errors import ApiError
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
-_USER_TOKENS = {"userPractitionerId": "Practitioner", "userPractitionerRoleId": "PractitionerRole",
-                "userPatientId": "Patient", "userRelatedPersonId": "RelatedPerson"}
+_USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
 # where each resource type names its patient (FHIR R4)
-PATIENT_ELEMENT = {"Condition": "subject", "Observation": "subject", "MedicationRequest": "subject",
-                   "AllergyIntolerance": "patient", "Encounter": "subject", "Procedure": "subject"}
+PATIENT_ELEMENT = {
+    "Condition": "subject",
+    "Observation": "subject",
+    "MedicationRequest": "subject",
+    "AllergyIntolerance": "patient",
+    "Encounter": "subject",
+    "Procedure": "subject",
+}
 MAX_RESOURCES = 2000  # per prefetch key fetched from the FHIR server
 
 
@@ -54,7 +64,7 @@ def render(template: str, context: PatientContext) -> str:
     def value(match: re.Match[str]) -> str:
         token = match.group(1)
         if token.startswith("context."):
-            found = context.model_dump(mode="json").get(token[len("context."):])
+            found = context.model_dump(mode="json").get(token[len("context.") :])
             if not isinstance(found, str | int | float):
                 raise ValueError(f"prefetch token {{{{{token}}}}} names no primitive context field")
             return str(found)
@@ -98,8 +108,12 @@ def check_prefetch(items: tuple[PrefetchItem, ...], request: HookRequest, contex
             values[item.key] = value
             continue
         if value["resourceType"] != "Bundle":
-            raise ApiError(400, "invalid_prefetch", f"prefetch {item.key!r} must be a searchset Bundle of "
-                                                    f"{item.resource_type} ({item.template}), got {value['resourceType']}")
+            raise ApiError(
+                400,
+                "invalid_prefetch",
+                f"prefetch {item.key!r} must be a searchset Bundle of "
+                f"{item.resource_type} ({item.template}), got {value['resourceType']}",
+            )
         resources = _check_bundle(item, value, context.patientId)
         paged = any(link.get("relation") == "next" for link in value.get("link") or [] if isinstance(link, dict))
         if paged and not item.first_page and request.fhirServer is not None:
@@ -111,11 +125,17 @@ def check_prefetch(items: tuple[PrefetchItem, ...], request: HookRequest, contex
 
 def _check_read(item: PrefetchItem, value: dict[str, Any], patient_id: str) -> None:
     if value["resourceType"] != item.resource_type:
-        raise ApiError(400, "invalid_prefetch", f"prefetch {item.key!r} must be a {item.resource_type} "
-                                                f"({item.template}), got {value['resourceType']}")
+        raise ApiError(
+            400,
+            "invalid_prefetch",
+            f"prefetch {item.key!r} must be a {item.resource_type} ({item.template}), got {value['resourceType']}",
+        )
     if item.resource_type == "Patient" and value.get("id") != patient_id:
-        raise ApiError(400, "prefetch_patient_mismatch", f"prefetch {item.key!r} is Patient/{value.get('id')}, "
-                                                         f"not the context's patient Patient/{patient_id}")
+        raise ApiError(
+            400,
+            "prefetch_patient_mismatch",
+            f"prefetch {item.key!r} is Patient/{value.get('id')}, not the context's patient Patient/{patient_id}",
+        )
 
 
 def _check_bundle(item: PrefetchItem, bundle: dict[str, Any], patient_id: str) -> list[dict[str, Any]]:
@@ -129,15 +149,23 @@ def _check_bundle(item: PrefetchItem, bundle: dict[str, Any], patient_id: str) -
         if resource.get("resourceType") != item.resource_type:
             if (entry.get("search") or {}).get("mode") == "include":
                 continue
-            raise ApiError(400, "invalid_prefetch", f"prefetch {item.key!r} entry {index} is a "
-                                                    f"{resource.get('resourceType')}, not a {item.resource_type} "
-                                                    f"({item.template})")
+            raise ApiError(
+                400,
+                "invalid_prefetch",
+                f"prefetch {item.key!r} entry {index} is a "
+                f"{resource.get('resourceType')}, not a {item.resource_type} "
+                f"({item.template})",
+            )
         subject = patient_reference(resource)
         if subject != f"Patient/{patient_id}":
-            raise ApiError(400, "prefetch_patient_mismatch", f"prefetch {item.key!r} entry {index} "
-                                                             f"({item.resource_type}/{resource.get('id', '?')}) is for "
-                                                             f"{subject or 'no patient'}, not the context's patient "
-                                                             f"Patient/{patient_id}")
+            raise ApiError(
+                400,
+                "prefetch_patient_mismatch",
+                f"prefetch {item.key!r} entry {index} "
+                f"({item.resource_type}/{resource.get('id', '?')}) is for "
+                f"{subject or 'no patient'}, not the context's patient "
+                f"Patient/{patient_id}",
+            )
         resources.append(resource)
     return resources
 
@@ -158,8 +186,11 @@ async def fetch_missing(items: list[PrefetchItem], context: PatientContext, clie
     try:
         found = await asyncio.gather(*(_fetch(item, url, client) for item, url in zip(items, urls, strict=True)))
     except FhirClientError as exc:
-        raise ApiError(412, "fhir_unavailable", f"could not read the data this service needs from fhirServer "
-                                                f"{client.base_url}: {exc}") from None
+        raise ApiError(
+            412,
+            "fhir_unavailable",
+            f"could not read the data this service needs from fhirServer {client.base_url}: {exc}",
+        ) from None
     return {item.key: value for item, value in zip(items, found, strict=True)}
 
 
@@ -171,8 +202,11 @@ async def _fetch(item: PrefetchItem, url: str, client: FhirClient) -> Any:
     params = parse_qsl(query, keep_blank_values=True)
     if item.first_page:
         page = await client.search_page(path, params)
-        return [e["resource"] for e in page.get("entry") or []
-                if (e.get("search") or {}).get("mode", "match") == "match" and "resource" in e]
+        return [
+            e["resource"]
+            for e in page.get("entry") or []
+            if (e.get("search") or {}).get("mode", "match") == "match" and "resource" in e
+        ]
     return await client.search_all_json(path, params, limit=MAX_RESOURCES)
 
 
@@ -190,14 +224,18 @@ def fill_chart(chart: Chart, items: tuple[PrefetchItem, ...], values: dict[str, 
 
 async def resolve_medications(chart: Chart, orders: list[dict[str, Any]], client: FhirClient | None) -> None:
     """Read the Medications that orders reference by ``Medication/<id>`` (contained ones need no read)."""
-    wanted = {ref for order in orders
-              if (ref := (order.get("medicationReference") or {}).get("reference", "")).startswith("Medication/")
-              and ref not in chart.medications}
+    wanted = {
+        ref
+        for order in orders
+        if (ref := (order.get("medicationReference") or {}).get("reference", "")).startswith("Medication/")
+        and ref not in chart.medications
+    }
     if not wanted or client is None:
         return
     try:
         found = await asyncio.gather(*(client.resolve(ref) for ref in sorted(wanted)))
     except FhirClientError as exc:
-        raise ApiError(412, "fhir_unavailable", f"could not read the ordered Medication from fhirServer "
-                                                f"{client.base_url}: {exc}") from None
+        raise ApiError(
+            412, "fhir_unavailable", f"could not read the ordered Medication from fhirServer {client.base_url}: {exc}"
+        ) from None
     chart.medications.update({f"Medication/{m['id']}": m for m in found})

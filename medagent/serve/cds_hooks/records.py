@@ -54,8 +54,18 @@ class CdsRecords:
 
     def issue(self, service: str, hook_instance: str, cards: list[Card]) -> None:
         now = _now()
-        rows = [(c.uuid, service, hook_instance, c.indicator, c.source.topic.code if c.source.topic else None,
-                 orjson.dumps([s.uuid for s in c.suggestions or []]).decode(), now) for c in cards]
+        rows = [
+            (
+                c.uuid,
+                service,
+                hook_instance,
+                c.indicator,
+                c.source.topic.code if c.source.topic else None,
+                orjson.dumps([s.uuid for s in c.suggestions or []]).decode(),
+                now,
+            )
+            for c in cards
+        ]
         with self._lock:
             self._conn.executemany("INSERT INTO card VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -66,24 +76,36 @@ class CdsRecords:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for index, item in enumerate(items):
-                    row = self._conn.execute("SELECT suggestions FROM card WHERE uuid = ? AND service = ?",
-                                             (item.card, service)).fetchone()
+                    row = self._conn.execute(
+                        "SELECT suggestions FROM card WHERE uuid = ? AND service = ?", (item.card, service)
+                    ).fetchone()
                     if row is None:
-                        raise ApiError(404, "unknown_card", f"feedback[{index}]: service {service} issued no card "
-                                                            f"{item.card}")
+                        raise ApiError(
+                            404, "unknown_card", f"feedback[{index}]: service {service} issued no card {item.card}"
+                        )
                     offered = set(orjson.loads(row[0]))
                     accepted = [s.id for s in item.acceptedSuggestions or []]
                     unknown = [s for s in accepted if s not in offered]
                     if unknown:
-                        raise ApiError(400, "unknown_suggestion", f"feedback[{index}]: card {item.card} has no "
-                                                                  f"suggestion {', '.join(unknown)}")
+                        raise ApiError(
+                            400,
+                            "unknown_suggestion",
+                            f"feedback[{index}]: card {item.card} has no suggestion {', '.join(unknown)}",
+                        )
                     reason = item.overrideReason.as_json() if item.overrideReason else None
                     self._conn.execute(
                         "INSERT INTO feedback (card, service, outcome, accepted, override_reason, outcome_at, "
                         "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (item.card, service, item.outcome, orjson.dumps(accepted).decode(),
-                         orjson.dumps(reason).decode() if reason else None,
-                         item.outcomeTimestamp.astimezone(UTC).isoformat(), now))
+                        (
+                            item.card,
+                            service,
+                            item.outcome,
+                            orjson.dumps(accepted).decode(),
+                            orjson.dumps(reason).decode() if reason else None,
+                            item.outcomeTimestamp.astimezone(UTC).isoformat(),
+                            now,
+                        ),
+                    )
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -92,10 +114,13 @@ class CdsRecords:
 
     def feedback(self, service: str | None = None) -> list[FeedbackRow]:
         """Recorded feedback, oldest first (for reports, and the tests)."""
-        rows = self._rows("SELECT card, service, outcome, accepted, override_reason, outcome_at FROM feedback", service,
-                          "seq")
-        return [FeedbackRow(card, svc, outcome, orjson.loads(accepted), orjson.loads(reason) if reason else None, at)
-                for card, svc, outcome, accepted, reason, at in rows]
+        rows = self._rows(
+            "SELECT card, service, outcome, accepted, override_reason, outcome_at FROM feedback", service, "seq"
+        )
+        return [
+            FeedbackRow(card, svc, outcome, orjson.loads(accepted), orjson.loads(reason) if reason else None, at)
+            for card, svc, outcome, accepted, reason, at in rows
+        ]
 
     def issued(self, service: str | None = None) -> list[str]:
         """Uuids of the issued cards, oldest first."""

@@ -70,8 +70,9 @@ def _service(request: Request) -> CdsService:
     service_id = request.path_params["service_id"]
     service = SERVICES.get(service_id)
     if service is None:
-        raise ApiError(404, "unknown_service", f"no CDS service {service_id!r} here; GET /cds-services lists "
-                                               f"{', '.join(SERVICES)}")
+        raise ApiError(
+            404, "unknown_service", f"no CDS service {service_id!r} here; GET /cds-services lists {', '.join(SERVICES)}"
+        )
     return service
 
 
@@ -98,36 +99,58 @@ async def call_service(request: Request) -> Response:
     service = _service(request)
     body = await json_object(request, not_object=(400, "the body must be a JSON object"))
     if "context" not in body:
-        raise ApiError(400, "invalid_request", f"the hook request has no context; {service.hook} needs "
-                                               f"{_context_fields(service.context_model)}")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the hook request has no context; {service.hook} needs {_context_fields(service.context_model)}",
+        )
     hook = _model(HookRequest, body, "request")
     if hook.hook != service.hook:
         if hook.hook not in KNOWN_HOOKS:
-            raise ApiError(400, "unknown_hook", f"unknown hook {hook.hook!r}; service {service.id} answers "
-                                                f"{service.hook}")
-        raise ApiError(400, "wrong_hook", f"service {service.id} answers {service.hook}, not {hook.hook}; "
-                                          "GET /cds-services lists which service answers which hook")
+            raise ApiError(
+                400, "unknown_hook", f"unknown hook {hook.hook!r}; service {service.id} answers {service.hook}"
+            )
+        raise ApiError(
+            400,
+            "wrong_hook",
+            f"service {service.id} answers {service.hook}, not {hook.hook}; "
+            "GET /cds-services lists which service answers which hook",
+        )
     context = _model(service.context_model, hook.context, "context")
     service.check(context)
     prefetched = check_prefetch(service.prefetch, hook, context)
     if prefetched.missing and hook.fhirServer is None:
-        raise ApiError(412, "prefetch_unavailable", f"prefetch {', '.join(i.key for i in prefetched.missing)} not "
-                                                    "sent and no fhirServer to read it from")
+        raise ApiError(
+            412,
+            "prefetch_unavailable",
+            f"prefetch {', '.join(i.key for i in prefetched.missing)} not sent and no fhirServer to read it from",
+        )
     cds = _cds(request)
     started = time.monotonic()
     try:
-        cards = await asyncio.wait_for(_cards(service, hook, context, prefetched.values, prefetched.missing, cds),
-                                       timeout=cds.budget_seconds)
+        cards = await asyncio.wait_for(
+            _cards(service, hook, context, prefetched.values, prefetched.missing, cds), timeout=cds.budget_seconds
+        )
     except TimeoutError:
-        log.warning("CDS service %s: no answer within %.1f s (hook instance %s); answering with no card",
-                    service.id, cds.budget_seconds, hook.hookInstance)
+        log.warning(
+            "CDS service %s: no answer within %.1f s (hook instance %s); answering with no card",
+            service.id,
+            cds.budget_seconds,
+            hook.hookInstance,
+        )
         cards = []
     log.info("CDS service %s: %d card(s) in %.0f ms", service.id, len(cards), (time.monotonic() - started) * 1000)
     return _checked("Response", {"cards": cards})
 
 
-async def _cards(service: CdsService, hook: HookRequest, context: PatientContext, values: dict[str, Any],
-                 missing: list[Any], cds: CdsHooks) -> list[dict[str, Any]]:
+async def _cards(
+    service: CdsService,
+    hook: HookRequest,
+    context: PatientContext,
+    values: dict[str, Any],
+    missing: list[Any],
+    cds: CdsHooks,
+) -> list[dict[str, Any]]:
     """Fetch what is missing, run the rules, keep the cards that pass the schema, record them: within the budget."""
     client = None
     if hook.fhirServer is not None:

@@ -25,8 +25,9 @@ def schema() -> dict[str, Any]:
 def validator(definition: Definition) -> Draft202012Validator:
     """A validator of one ``$defs`` entry (formats checked: date-time, and URLs by pattern)."""
     whole = schema()
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": whole["$defs"]},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        {"$ref": f"#/$defs/{definition}", "$defs": whole["$defs"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def problems(definition: Definition, instance: Any) -> list[str]:

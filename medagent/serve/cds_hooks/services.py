@@ -27,14 +27,26 @@ from medagent.serve.cds_hooks.value_sets import chart_rules
 from medagent.vocabulary import LOINC
 
 # the hooks of the CDS Hooks library (cds-hooks.org/hooks), for telling an unknown hook from a wrong one
-KNOWN_HOOKS = ("patient-view", "order-select", "order-sign", "order-dispatch", "appointment-book",
-               "encounter-start", "encounter-discharge", "medication-prescribe", "order-review",
-               "allergyintolerance-create", "medication-refill", "problem-list-item-create")
+KNOWN_HOOKS = (
+    "patient-view",
+    "order-select",
+    "order-sign",
+    "order-dispatch",
+    "appointment-book",
+    "encounter-start",
+    "encounter-discharge",
+    "medication-prescribe",
+    "order-review",
+    "allergyintolerance-create",
+    "medication-refill",
+    "problem-list-item-create",
+)
 
 PATIENT = PrefetchItem("patient", "Patient/{{context.patientId}}", "patient")
 ALLERGIES = PrefetchItem("allergies", "AllergyIntolerance?patient={{context.patientId}}", "allergies")
-ACTIVE_MEDICATIONS = PrefetchItem("medications", "MedicationRequest?patient={{context.patientId}}&status=active",
-                                  "medication_requests")
+ACTIVE_MEDICATIONS = PrefetchItem(
+    "medications", "MedicationRequest?patient={{context.patientId}}&status=active", "medication_requests"
+)
 
 
 def _codes(codes: tuple[str, ...] | list[str]) -> str:
@@ -69,8 +81,13 @@ class CdsService:
     usage_requirements: str | None = None
 
     def discovery(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"hook": self.hook, "title": self.title, "description": self.description,
-                                 "id": self.id, "prefetch": {item.key: item.template for item in self.prefetch}}
+        entry: dict[str, Any] = {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": {item.key: item.template for item in self.prefetch},
+        }
         if self.usage_requirements:
             entry["usageRequirements"] = self.usage_requirements
         return entry
@@ -100,37 +117,73 @@ def _order_select(call: HookCall) -> list[Card]:
 
 
 _MEDICATION_SAFETY_PREFETCH = (
-    PATIENT, ALLERGIES, ACTIVE_MEDICATIONS,
-    PrefetchItem("kidney", "Observation?patient={{context.patientId}}&code="
-                 f"{_codes(EGFR_CODES + CREATININE_CODES)}&_sort=-date&_count=10", "observations", first_page=True),
+    PATIENT,
+    ALLERGIES,
+    ACTIVE_MEDICATIONS,
+    PrefetchItem(
+        "kidney",
+        "Observation?patient={{context.patientId}}&code="
+        f"{_codes(EGFR_CODES + CREATININE_CODES)}&_sort=-date&_count=10",
+        "observations",
+        first_page=True,
+    ),
 )
-_USAGE = ("Uses prefetch when sent and reads what is missing through fhirServer with fhirAuthorization; without "
-          "either it answers 412.")
+_USAGE = (
+    "Uses prefetch when sent and reads what is missing through fhirServer with fhirAuthorization; without "
+    "either it answers 412."
+)
 
-SERVICES: dict[str, CdsService] = {service.id: service for service in (
-    CdsService(
-        id="chart-summary", hook="patient-view", title="medagent chart summary",
-        description="When a chart opens: active problems, medications and allergies, overdue monitoring labs "
-                    "(HbA1c in diabetes, kidney function in CKD, lipids in hyperlipidemia) with the order to place, "
-                    "and out-of-range recent results; every fact cites its FHIR resource.",
-        context_model=PatientContext,
-        prefetch=(PATIENT,
-                  PrefetchItem("conditions", "Condition?patient={{context.patientId}}&clinical-status=active",
-                               "conditions"),
-                  ACTIVE_MEDICATIONS, ALLERGIES,
-                  PrefetchItem("labs", f"Observation?patient={{{{context.patientId}}}}&code={_codes(_chart_labs())}"
-                                       "&_sort=-date&_count=200", "observations")),
-        cards=_patient_view, usage_requirements=_USAGE),
-    CdsService(
-        id="medication-safety-select", hook="order-select", title="medagent medication safety (order-select)",
-        description="For the selected MedicationRequest drafts: an allergy to the drug or its class, an active or "
-                    "drafted order of the same ingredient, and a renal dose limit at the latest eGFR.",
-        context_model=OrderSelectContext, prefetch=_MEDICATION_SAFETY_PREFETCH, cards=_order_select,
-        check=check_drafts, usage_requirements=_USAGE),
-    CdsService(
-        id="medication-safety-sign", hook="order-sign", title="medagent medication safety (order-sign)",
-        description="For every MedicationRequest draft about to be signed: an allergy to the drug or its class, an "
-                    "active or drafted order of the same ingredient, and a renal dose limit at the latest eGFR.",
-        context_model=OrderSignContext, prefetch=_MEDICATION_SAFETY_PREFETCH, cards=_order_sign,
-        check=check_drafts, usage_requirements=_USAGE),
-)}
+SERVICES: dict[str, CdsService] = {
+    service.id: service
+    for service in (
+        CdsService(
+            id="chart-summary",
+            hook="patient-view",
+            title="medagent chart summary",
+            description="When a chart opens: active problems, medications and allergies, overdue monitoring labs "
+            "(HbA1c in diabetes, kidney function in CKD, lipids in hyperlipidemia) with the order to place, "
+            "and out-of-range recent results; every fact cites its FHIR resource.",
+            context_model=PatientContext,
+            prefetch=(
+                PATIENT,
+                PrefetchItem(
+                    "conditions", "Condition?patient={{context.patientId}}&clinical-status=active", "conditions"
+                ),
+                ACTIVE_MEDICATIONS,
+                ALLERGIES,
+                PrefetchItem(
+                    "labs",
+                    f"Observation?patient={{{{context.patientId}}}}&code={_codes(_chart_labs())}"
+                    "&_sort=-date&_count=200",
+                    "observations",
+                ),
+            ),
+            cards=_patient_view,
+            usage_requirements=_USAGE,
+        ),
+        CdsService(
+            id="medication-safety-select",
+            hook="order-select",
+            title="medagent medication safety (order-select)",
+            description="For the selected MedicationRequest drafts: an allergy to the drug or its class, an active or "
+            "drafted order of the same ingredient, and a renal dose limit at the latest eGFR.",
+            context_model=OrderSelectContext,
+            prefetch=_MEDICATION_SAFETY_PREFETCH,
+            cards=_order_select,
+            check=check_drafts,
+            usage_requirements=_USAGE,
+        ),
+        CdsService(
+            id="medication-safety-sign",
+            hook="order-sign",
+            title="medagent medication safety (order-sign)",
+            description="For every MedicationRequest draft about to be signed: an allergy to the drug or its class, an "
+            "active or drafted order of the same ingredient, and a renal dose limit at the latest eGFR.",
+            context_model=OrderSignContext,
+            prefetch=_MEDICATION_SAFETY_PREFETCH,
+            cards=_order_sign,
+            check=check_drafts,
+            usage_requirements=_USAGE,
+        ),
+    )
+}
