@@ -75,9 +75,26 @@ async def test_too_many_errors_fail_the_run_instead_of_scoring_it(scenarios: lis
     assert len(ResultsLog(out / "results.jsonl").load()) == TASKS  # every task still has its record
 
 
-def test_a_dead_fhir_server_fails_the_cli_run_loudly_with_the_phase(tmp_path: Path, bench_home: Path) -> None:
-    """Nothing listens at the FHIR URL: every task fails where it first talks to the server (the reset), the
-    CLI exits 1 saying so, and the records name the error."""
+async def test_a_server_that_does_not_answer_fails_each_task_at_its_reset(scenarios: list[Scenario], tmp_path: Path,
+                                                                       bench_home: Path) -> None:
+    """Past the CLI's up-front check (a server that dies after it): every task fails where it first talks to the
+    server, the reset; the run fails loudly and each record names the phase, the error and the URL."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    out = tmp_path / "run"
+    with pytest.raises(RunFailed, match=rf"{TASKS} of {TASKS} tasks ended in error"):
+        await run_benchmark(scenarios, make_code_solver("oracle"), out_dir=out, home=bench_home,
+                            show_progress=False, fhir_urls=[dead])
+    records: list[TaskRecord] = ResultsLog(out / "results.jsonl").load()
+    assert [(r.task_error.phase, r.task_error.type) for r in records if r.task_error] == [
+        ("reset", "FhirTransportError")] * TASKS
+    assert all(dead in r.task_error.message for r in records if r.task_error)
+    assert json.loads((out / "summary.json").read_text())["failed"]["by_phase"] == {"reset": TASKS}
+
+
+def test_a_dead_fhir_server_fails_the_cli_run_before_anything_is_written(tmp_path: Path, bench_home: Path) -> None:
+    """Nothing listens at the FHIR URL: the run checks its servers before it writes anything (issue 25), so the
+    CLI exits 2 with one line naming the URL and the failed request, and leaves no results behind. (A server
+    that dies during a run fails its tasks at their phase: the tests above.)"""
     dead = f"http://127.0.0.1:{free_port()}"
     out = tmp_path / "run"
     done = subprocess.run(
@@ -85,14 +102,12 @@ def test_a_dead_fhir_server_fails_the_cli_run_loudly_with_the_phase(tmp_path: Pa
          "test", "--limit", "2", "--out", str(out), "--no-report", "--fhir-url", dead],
         env={**os.environ, "MEDAGENT_HOME": str(bench_home)}, capture_output=True, text=True, timeout=600,
         check=False)
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert "run failed, no score" in done.stderr and "2 of 2 tasks ended in error" in done.stderr
-    assert "reset 2" in done.stderr
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --fhir-url {dead}: the FHIR server does not answer")
+    assert "nothing was run" in lines[0] and "Traceback" not in done.stderr
     assert "overall accuracy" not in done.stdout
-    records: list[TaskRecord] = ResultsLog(out / "results.jsonl").load()
-    assert [(r.task_error.phase, r.task_error.type) for r in records if r.task_error] == [
-        ("reset", "FhirTransportError")] * 2
-    assert all(dead in r.task_error.message for r in records if r.task_error)
+    assert not (out / "results.jsonl").exists()
 
 
 def test_a_bench_server_listens_on_the_port_it_chose_itself(synthea_db: Path, tmp_path: Path,
