@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -35,10 +36,35 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _json_values(answer: str) -> list[str] | None:
+    """The string values of an answer that is a JSON object or array (nested ones included), else None."""
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict | list):
+        return None
+    values: list[str] = []
+    pending: list[Any] = [parsed]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, str):
+            values.append(node)
+    return values
+
+
 def echoes_format(answer: str, question: str) -> bool:
     """Whether the answer restates the question's format instructions instead of answering: most of its words
     sit in runs of three or more words of the format text, and none of the rest is a number. A "none" or
-    yes/no answer is never an echo ("No patient matches both the name and the birth date" answers)."""
+    yes/no answer is never an echo ("No patient matches both the name and the birth date" answers). A JSON answer
+    is judged value by value: its keys and chosen options are the format's own words."""
+    values = _json_values(answer)
+    if values is not None:
+        return any(echoes_format(value, question) for value in values)
     fmt = _words(format_text(question))
     words = _words(answer)
     if len(words) < 4 or not fmt or words[0] in {"yes", "no", "none", "not"} or "not found" in answer.lower():

@@ -24,6 +24,9 @@ from tests.agent.conftest import NOW, PATIENT, call, final
 NUMBER_QUESTION = ("Question: What was the patient's most recent hemoglobin A1c (LOINC 4548-4)?\n"
                    "Answer format: Answer with one number in %, rounded to 1 decimal place.")
 DATE_QUESTION = "Question: When was the flu shot last given?\nAnswer format: Answer with one date in YYYY-MM-DD format."
+CARE_GAPS_QUESTION = ("Care-gap review for MRN 1234: go through the screening and vaccine schedule.\n"
+                      'Answer format: Answer as JSON: {"colorectal": ..., "lipids": ..., "diabetes": ..., '
+                      '"tetanus": ..., "pneumococcal": ...}, each "due", "up to date" or "not applicable".')
 
 
 def agent(policy: ScriptedPolicy, registry: Registry, client: FhirClient) -> Agent:
@@ -77,10 +80,18 @@ async def test_an_answer_that_keeps_echoing_ends_the_run_as_invalid_output(regis
     ("Patient not found", "Answer format: Answer with the MRN only, or 'Patient not found' if no patient matches."),
     ("none", NUMBER_QUESTION),
     ("It was 6.1 %.", "What was her last a1c?"),  # no format stated: nothing to echo
+    ('{"colorectal": "up to date", "lipids": "up to date", "diabetes": "up to date", "tetanus": "up to date", '
+     '"pneumococcal": "not applicable"}', CARE_GAPS_QUESTION),  # each value one of the options: the answer itself
 ])
 def test_answers_that_carry_a_value_are_not_echoes(answer: str, question: str) -> None:
     assert not echoes_format(answer, question)
     assert final_answer_problem(answer, question, answer_pattern(question)) is None
+
+
+def test_a_json_answer_whose_value_echoes_the_format_is_an_echo() -> None:
+    answer = '{"colorectal": "each due, up to date or not applicable", "lipids": "due"}'
+    assert echoes_format(answer, CARE_GAPS_QUESTION)
+
 
 
 def test_the_format_text_is_found_on_its_line_and_inline() -> None:
