@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Self
 
 import uvicorn
@@ -20,15 +21,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from medagent.agent.answer_format import YES_NO_PATTERN
 from medagent.fhir.server.process import free_port
 
 MODEL = "stand-in"
 
 
-def scripted_action(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def _patterns(node: Any) -> Iterator[str]:
+    """Every string pattern a JSON schema holds."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            else:
+                yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+def scripted_action(messages: list[dict[str, Any]], response_format: Any = None) -> dict[str, Any]:
+    """The script; its answer is "No" where the request's grammar holds the answer to yes or no (a server decoding
+    under it could write nothing else, and the agent asks a yes/no question again until it starts so), else
+    "unknown"."""
     text = "\n".join(m["content"] for m in messages)
     if "[result of get_patient]" in text:
-        return {"tool": "final_answer", "arguments": {"answer": "unknown", "citations": []}}
+        answer = "No" if YES_NO_PATTERN in set(_patterns(response_format)) else "unknown"
+        return {"tool": "final_answer", "arguments": {"answer": answer, "citations": []}}
     found = re.search(r"Patient/([A-Za-z0-9\-.]+)", messages[0]["content"] + text)
     return {"tool": "get_patient", "arguments": {"patient": found.group(1).rstrip(".") if found else ""}}
 
@@ -61,7 +80,7 @@ class OpenAIStandIn:
             self._server.should_exit = True  # a dying server: this and every later call fails, then nothing listens
             return JSONResponse({"error": {"message": "the model server is going away"}}, status_code=503)
         await asyncio.sleep(self.latency)
-        content = json.dumps(scripted_action(body["messages"]))
+        content = json.dumps(scripted_action(body["messages"], body.get("response_format")))
         return JSONResponse({
             "id": f"chatcmpl-{self.chat_requests}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", MODEL),
