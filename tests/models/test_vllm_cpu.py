@@ -192,10 +192,16 @@ async def test_agent_runs_through_vllm_against_the_embedded_fhir_server(
         result = await agent.run("What is the patient's most recent hemoglobin A1c (LOINC 4548-4)? Answer with "
                                  "the value and unit.", now="2020-06-01T00:00:00+00:00",
                                  patient="ba18818d-faef-44cd-9744-b12d8973d402")
-    assert result.status == "answered", (result.status, result.error, result.trace)
-    assert result.answer
+    # the untrained 270M model may copy the prompt's placeholder as its answer: the agent's decoding guard
+    # (issue 28) then asks again and, after its re-asks, ends the run as invalid output instead of answering a
+    # placeholder; either way every reply came through vLLM, was parsed as an action and checked
+    assert result.status in ("answered", "invalid_output"), (result.status, result.error, result.trace)
+    if result.status == "answered":
+        assert result.answer and result.trace[-1].tool == FINAL_ANSWER
+    else:
+        assert "placeholder" in (result.error or "") or "answer-format" in (result.error or ""), result.error
     calls = [step for step in result.trace if step.is_tool_call]
     for step in calls:  # every tool call arrived as a valid, typed call of a registered tool
         registry[step.tool].args_model.model_validate(step.arguments)
-    assert result.trace[-1].tool == FINAL_ANSWER
+    assert result.trace and result.model_s > 0
     assert result.prompt_tokens > 0 and result.completion_tokens > 0
