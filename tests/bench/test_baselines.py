@@ -136,3 +136,13 @@ def test_cli_baselines_writes_one_table(tmp_path: Path, bench_home: Path) -> Non
     assert "chart-blind yes/no" in markdown and "chart-blind other" in markdown
     recorded = json.loads((out / "chart-blind" / "scenario_set.json").read_text())
     assert recorded["set"] == "v2" and recorded["content_hash"] == data["content_hash"]
+
+
+def test_cli_baselines_runs_one_tier_only(tmp_path: Path, bench_home: Path) -> None:
+    """--tier reaches the set's loader: an unknown tier is refused before any policy runs."""
+    out = tmp_path / "baselines"
+    result = CliRunner().invoke(bench_app, ["baselines", "--scenarios", str(SETS / "v3"), "--tier", "easy",
+                                            "--out", str(out), "--policies", "do-nothing"],
+                                env={"MEDAGENT_HOME": str(bench_home)})
+    assert result.exit_code == 2 and "tier" in result.output, result.output
+    assert not (out / "do-nothing").exists()
