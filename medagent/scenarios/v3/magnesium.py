@@ -105,6 +105,7 @@ class Renal:
     creatinine: float | None  # the most recent creatinine of the 72 hours before now
     egfr: float | None  # the most recent eGFR of those 72 hours
     kind: str  # clear | renal | no-creatinine
+    facts: tuple[str, ...] = ()  # the chart's Observations the check rests on (references)
 
     @property
     def applies(self) -> bool:
@@ -133,7 +134,8 @@ def renal_at(chart: Chart, now: datetime) -> Renal | None:
     if latest_egfr is not None and abs(latest_egfr - EGFR_LIMIT) < EGFR_MARGIN:
         return None
     poor = value > CREATININE_LIMIT or (latest_egfr is not None and latest_egfr < EGFR_LIMIT)
-    return Renal(value, latest_egfr, "renal" if poor else "clear")
+    facts = tuple(f"Observation/{f.id}" for f in [recent[-1], *recent_egfr[-1:]])
+    return Renal(value, latest_egfr, "renal" if poor else "clear", facts)
 
 
 def _tied(facts: list[ObservationFact]) -> bool:
@@ -202,7 +204,7 @@ def _item(b: AgenticBuilder, now: datetime, renal: Renal, rng: random.Random) ->
         answer=answer,
         writes=[magnesium_order(b.chart.patient_id, now, grams, grams)] if act else [],
         setup=[fixture],
-        provenance=[f"Observation/{fixture['id']}"],
+        provenance=[f"Observation/{fixture['id']}", *renal.facts],
         meta={
             "magnesium": value,
             "level": level,
