@@ -35,6 +35,7 @@ from medagent.scenarios.population import population_of
 from medagent.scenarios.workflow import generate_workflow
 from medagent.scenarios.workflow.common import LIMITS, SECTIONS
 from medagent.tools.notes import NOTE_SECTIONS
+from medagent.value_sets import value_set
 
 WORKFLOW_CATEGORIES = [c.name for c in categories(tier="workflow")]
 
@@ -105,6 +106,16 @@ def test_every_discharge_item_starts_a_drug_and_withholds_one_by_the_chart(tier:
             assert s.meta["decision"]["start"] and s.meta["decision"]["clarify"], s.id
         kinds = {kind for s in mine for kind in s.meta["variant"].split("+")}
         assert kinds == {"duplicate", "unmentioned"}, (split, kinds)
+        switches = 0  # the near miss: a drug started in the class of one the list stops is ordered
+        for s in mine:
+            stopped = s.answer.fields["stopped"]
+            stopped_codes = {stopped.aliases[name][0] for name in stopped.value}
+            switches += any(
+                value_set(klass).codes & stopped_codes and code in value_set(klass).codes
+                for code in s.meta["decision"]["start"]
+                for klass in ("anticoagulants", "statins", "thiazide_diuretics", "loop_diuretics", "beta_blockers")
+            )
+        assert switches >= 1, split
 
 
 def test_the_setup_never_holds_the_hemoglobin_baseline(tier: list[Scenario]) -> None:

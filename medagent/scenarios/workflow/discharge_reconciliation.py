@@ -9,9 +9,9 @@ anticoagulant). A drug the hospital continues whose clinic order was cancelled i
 
 Every item holds at least one drug to start and at least one to withhold, and which is which only the clinic's
 orders tell: the withheld drug is a class duplicate of an active clinic order (or the unmentioned clinic order
-itself); the near miss is a new drug of a class whose clinic order was stopped before the stay (not a
-duplicate: it is ordered). So acting on every line fails, and so does withholding every new drug of a class
-the chart has seen. The chart holds the clinic's orders (Synthea's, from the real stay's dates); the setup
+itself); the near miss is a switch within a class (the list stops a clinic drug and starts another of its
+class: not a duplicate, it is ordered; the superseded preliminary list still continues the old one). So acting
+on every line fails, and so does withholding every new drug of a class the clinic list holds. The chart holds the clinic's orders (Synthea's, from the real stay's dates); the setup
 adds the discharge summary (and, as noise, an earlier preliminary version that was superseded, with another
 list).
 
@@ -328,15 +328,24 @@ def _item(
     stoppable = [o for o in orders if o is not duplicate and (klass is None or _class_of(o.code) != klass)]
     if not stoppable:
         return None
-    stopped = stoppable[0]
-    lines = [
-        Line(
-            "stop",
-            stopped.code,
-            stopped.display,
-            f"{stopped.display} - stopped: {STOP_REASONS.get(_class_of(stopped.code) or '', STOP_REASONS['default'])}",
-        )
+    # the near miss, on every other item where the chart allows: the hospital switched a clinic drug to another of
+    # its class (the list stops the one and starts the other): no duplicate, ordered
+    switches = [
+        o
+        for o in stoppable
+        if _class_of(o.code) not in (None, "nsaids")
+        and _other_of_class(o.code, codes) is not None
+        and not any(_class_of(other.code) == _class_of(o.code) for other in orders if other is not o)
     ]
+    switch = switches[0] if switches and turn % 2 == 1 else None
+    stopped = switch or stoppable[0]
+    reason = STOP_REASONS.get(_class_of(stopped.code) or "", STOP_REASONS["default"])
+    if switch is not None:
+        code, display, dose, text = _other_of_class(switch.code, codes)  # type: ignore[misc]
+        reason = f"switched to {display.split(' ')[0].lower()}"
+    lines = [Line("stop", stopped.code, stopped.display, f"{stopped.display} - stopped: {reason}")]
+    if switch is not None:
+        lines.append(Line("start", code, display, text, dose))
     rest = [o for o in orders if o is not stopped]
     unmentioned = rest[0] if duplicate is None or turn % 2 == 0 else None
     for order in rest:
@@ -345,18 +354,7 @@ def _item(
     if duplicate is not None:
         code, display, dose, text = _other_of_class(duplicate.code, codes)  # type: ignore[misc]
         lines.append(Line("start", code, display, text, dose))
-    # the near miss: a new drug of a class whose clinic order was stopped before the stay (no duplicate: ordered)
-    history = [o for o in b.record().orders if o.status == "stopped" and o.authored < admitted]
-    seen = [k for k in dict.fromkeys(_class_of(o.code) for o in sorted(history, key=lambda o: o.authored)) if k]
-    missed = [
-        k for k in seen if k not in classes and k != "nsaids" and any(d[0] not in codes for d in SAME_CLASS[k])
-    ]  # no NSAID: a hospital seldom starts one, and not beside an anticoagulant or a low eGFR
     used = set(classes)
-    if missed and turn % 2 == 1:
-        near = missed[0]
-        code, display, dose, text = next(d for d in SAME_CLASS[near] if d[0] not in codes)
-        lines.append(Line("start", code, display, text, dose))
-        used.add(near)
     lapsed = [
         o
         for o in _reconcilable(b.record().orders)
@@ -365,6 +363,7 @@ def _item(
         and discharged - timedelta(days=730) < o.authored < admitted
         and DOSE.search(o.display)
         and _class_of(o.code) not in used
+        and _class_of(o.code) != "nsaids"  # an NSAID is never re-ordered unasked (kidneys, bleeding)
     ]
     if lapsed and turn % 4 == 1:  # the patient still takes it, but the clinic's order has lapsed
         order = max(lapsed, key=lambda o: o.authored)
