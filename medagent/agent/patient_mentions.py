@@ -151,8 +151,10 @@ def other_identity_stated(question: str, patient: dict[str, Any]) -> str | None:
         if not re.search(r"\d", text):
             continue  # "when was she born?": no date stated
         stated = _parse_date(text)
-        if stated is None or stated.isoformat() != born:
-            return f"birth date {text.strip()}"
+        if stated is None:
+            return f"a birth date that cannot be read ({text.strip()[:20]!r})"
+        if stated.isoformat() != born:
+            return f"birth date {stated.isoformat()}"
     return None
 
 
