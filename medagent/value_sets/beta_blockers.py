@@ -15,7 +15,7 @@ VALUE_SET = ValueSet(
         Concept("31555", "nebivolol"),
         Concept("6185", "labetalol"),
         Concept("866414", "24 HR metoprolol succinate 100 MG Extended Release Oral Tablet [Toprol]"),
-        Concept("197379", "Atenolol 25 MG Oral Tablet"),
+        Concept("197380", "Atenolol 25 MG Oral Tablet"),
     ),
     excludes=(Concept("11170", "verapamil"),),
     source="ATC C07AA (non-selective), C07AB (beta-1 selective) and C07AG (alpha and beta blocking agents): the "

@@ -13,7 +13,7 @@ VALUE_SET = ValueSet(
         Concept("4109", "ethacrynic acid"),
         Concept("315971", "Lasix 40mg"),
         Concept("1719286", "10 ML Furosemide 10 MG/ML Injection"),
-        Concept("197417", "Bumetanide 1 MG Oral Tablet"),
+        Concept("197418", "Bumetanide 1 MG Oral Tablet"),
     ),
     excludes=(Concept("316049", "Hydrochlorothiazide 25 MG"),),
     source="ATC C03CA (sulfonamides, plain: high-ceiling diuretics) and C03CC (ethacrynic acid): the RxNorm "

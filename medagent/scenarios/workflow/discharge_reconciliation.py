@@ -87,8 +87,8 @@ SAME_CLASS = {
     "thiazide_diuretics": [
         ("197499", "Chlorthalidone 25 MG Oral Tablet", 25.0, "Chlorthalidone 25 mg by mouth once daily"),
     ],
-    "loop_diuretics": [("197417", "Bumetanide 1 MG Oral Tablet", 1.0, "Bumetanide 1 mg by mouth once daily")],
-    "beta_blockers": [("197379", "Atenolol 25 MG Oral Tablet", 25.0, "Atenolol 25 mg by mouth once daily")],
+    "loop_diuretics": [("197418", "Bumetanide 1 MG Oral Tablet", 1.0, "Bumetanide 1 mg by mouth once daily")],
+    "beta_blockers": [("197380", "Atenolol 25 MG Oral Tablet", 25.0, "Atenolol 25 mg by mouth once daily")],
     "statins": [("617310", "Atorvastatin 20 MG Oral Tablet", 20.0, "Atorvastatin 20 mg by mouth every evening")],
     "anticoagulants": [("1364445", "Apixaban 5 MG Oral Tablet", 5.0, "Apixaban 5 mg by mouth twice daily")],
     "antiplatelets": [
