@@ -263,6 +263,9 @@ def bench_baselines(
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
     policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
+    categories: Annotated[
+        str | None, typer.Option(help="Comma-separated categories to run (default: every one); the tables cover them.")
+    ] = None,
 ) -> None:
     """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) and one policy per
     measured shortcut (each on the categories it targets) through the real runner; print the table per suite x tier
@@ -274,6 +277,12 @@ def bench_baselines(
     try:
         chosen = open_set(scenarios or set_dir(scenario_set))
         tasks = chosen.load("all", split, "all")
+        if categories is not None:
+            wanted_categories = {c.strip() for c in categories.split(",") if c.strip()}
+            unknown = wanted_categories - {s.category for s in tasks}
+            if unknown:
+                raise UserError(f"no {split} task of category {', '.join(sorted(unknown))} in {chosen.name}")
+            tasks = [s for s in tasks if s.category in wanted_categories]
         content_hash = set_hash(chosen.folder)
         records: dict[str, list[Any]] = {}
         for name in [p.strip() for p in policies.split(",") if p.strip()]:
