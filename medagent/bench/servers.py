@@ -22,6 +22,7 @@ from medagent.config import get_settings
 from medagent.data import default_archive
 from medagent.fhir.auth.client_auth import client_auth
 from medagent.fhir.client import FhirClient
+from medagent.fhir.plain_http import PlainHttpTransport
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
 from medagent.fhir.server.store import SCHEMA_VERSION
@@ -67,8 +68,14 @@ class ClientLending:
         self.clients: list[FhirClient] = []
         self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
 
-    def _lend(self, base_url: str, timeout: float, auth: httpx.Auth | None = None) -> None:
-        client = FhirClient(base_url, timeout=timeout, auth=auth)
+    def _lend(
+        self,
+        base_url: str,
+        timeout: float,
+        auth: httpx.Auth | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        client = FhirClient(base_url, timeout=timeout, auth=auth, transport=transport)
         self.clients.append(client)
         self._free.put_nowait(client)
 
@@ -118,8 +125,8 @@ class ServerPool(ClientLending):
             raise
         assert self.server.process is not None
         self.servers = [SlotServer(self.server.slot_url(n), self.server.process) for n in range(self.size)]
-        for server in self.servers:
-            self._lend(server.base_url, 60)
+        for server in self.servers:  # the embedded server on this machine, over plain HTTP: the lean transport
+            self._lend(server.base_url, 60, transport=PlainHttpTransport())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
