@@ -22,7 +22,6 @@ from medagent.config import get_settings
 from medagent.data import default_archive
 from medagent.fhir.auth.client_auth import client_auth
 from medagent.fhir.client import FhirClient
-from medagent.fhir.plain_http import PlainHttpTransport
 from medagent.fhir.server.process import EmbeddedServer
 from medagent.fhir.server.serve import open_store
 from medagent.fhir.server.store import SCHEMA_VERSION
@@ -125,8 +124,8 @@ class ServerPool(ClientLending):
             raise
         assert self.server.process is not None
         self.servers = [SlotServer(self.server.slot_url(n), self.server.process) for n in range(self.size)]
-        for server in self.servers:  # the embedded server on this machine, over plain HTTP: the lean transport
-            self._lend(server.base_url, 60, transport=PlainHttpTransport())
+        for server in self.servers:
+            self._lend(server.base_url, 60)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
