@@ -263,6 +263,7 @@ def bench_baselines(
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
     policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
+    tier: Annotated[str, typer.Option(help="core, hard, workflow or all (v1 has only core).")] = "all",
     categories: Annotated[
         str | None, typer.Option(help="Comma-separated categories to run (default: every one); the tables cover them.")
     ] = None,
@@ -276,7 +277,7 @@ def bench_baselines(
     settings = get_settings()
     try:
         chosen = open_set(scenarios or set_dir(scenario_set))
-        tasks = chosen.load("all", split, "all")
+        tasks = chosen.load("all", split, tier)
         if categories is not None:
             wanted_categories = {c.strip() for c in categories.split(",") if c.strip()}
             unknown = wanted_categories - {s.category for s in tasks}
@@ -291,7 +292,7 @@ def bench_baselines(
             mine = [s for s in tasks if applies is None or applies(s)]
             run_dir = out / name
             record_set(
-                run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all", limit=None
+                run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier=tier, limit=None
             )
             asyncio.run(
                 run_benchmark(
@@ -315,7 +316,9 @@ def bench_baselines(
         err_console.print(f"[bold red]run failed, no table:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     table = baseline_table(records, tasks)
-    title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
+    title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}" + (
+        "" if tier == "all" else f", tier {tier}"
+    )
     markdown = render_markdown(table, title)
     decided = decision_summary(records, tasks)
     by_decision = render_decision_table(

@@ -138,6 +138,16 @@ def test_cli_baselines_writes_one_table(tmp_path: Path, bench_home: Path) -> Non
     assert recorded["set"] == "v2" and recorded["content_hash"] == data["content_hash"]
 
 
+def test_cli_baselines_runs_one_tier_only(tmp_path: Path, bench_home: Path) -> None:
+    """--tier reaches the set's loader: an unknown tier is refused before any policy runs."""
+    out = tmp_path / "baselines"
+    result = CliRunner().invoke(bench_app, ["baselines", "--scenarios", str(SETS / "v3"), "--tier", "easy",
+                                            "--out", str(out), "--policies", "do-nothing"],
+                                env={"MEDAGENT_HOME": str(bench_home)})
+    assert result.exit_code == 2 and "tier" in result.output, result.output
+    assert not (out / "do-nothing").exists()
+
+
 def test_cli_baselines_runs_only_the_categories_asked(tmp_path: Path, bench_home: Path) -> None:
     folder = tmp_path / "set"
     build_scenarios(seed=5, patients=3, out_dir=folder, hard=False)
