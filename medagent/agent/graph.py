@@ -3,8 +3,11 @@
 Not a fixed pipeline: the model chooses each next tool from what it has read, so it can follow
 references, narrow by date and ask for more data. Writes pass an approval node that asks the run's
 approval policy (``medagent.tools.approval``); an escalated write pauses the run with a LangGraph
-interrupt until a reviewer decides. Every step is checkpointed synchronously (``durability="sync"``),
-so a run whose process is killed resumes from its last finished step.
+interrupt until a reviewer decides. With a checkpointer that outlives the process (SQLite: ``medagent run``,
+``medagent serve``) every step is checkpointed synchronously (``durability="sync"``), so a run whose process
+is killed resumes from its last finished step; with the in-memory default, whose checkpoints die with the
+process, a run is checkpointed when it stops (``"exit"``: finished, paused for a reviewer, or failed), which
+is all an in-process :meth:`Agent.resume` reads, at a fraction of the cost per step.
 
 One run context (:class:`~medagent.tools.context.ToolContext`) per run: created when the run starts,
 rebuilt from the checkpointed ``run_id``/``now``/``patient``/``actor`` when a run resumes in another
@@ -25,7 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, Durability, interrupt
 
 from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action, with_final_answer
 from medagent.agent.answer_format import answer_pattern
@@ -44,6 +47,7 @@ from medagent.agent.prompts import (
     invalid_reply_message,
     must_answer_reason,
     tool_result_message,
+    tools_block,
 )
 from medagent.agent.state import FINAL_STATUSES, AgentResult, AgentState, Limits
 from medagent.fhir.client import FhirClient
@@ -55,6 +59,8 @@ from medagent.tools.registry import Registry, Tool, ToolError, ToolResult, defau
 from medagent.tools.search_args import require_patient
 from medagent.trajectory import Step
 from medagent.vocabulary import parse_instant
+
+INTERRUPTS = "__interrupt__"  # where a paused run's output holds its interrupts (LangGraph's human-in-the-loop docs)
 
 
 @dataclass
@@ -91,10 +97,13 @@ class Agent:
             else:
                 self.registry = self.tools if isinstance(self.tools, Registry) else Registry(self.tools)
         self.checkpointer = self.checkpointer or InMemorySaver()
+        # per-step checkpoints only where they can outlive the process (see the module docstring)
+        self.durability: Durability = "exit" if isinstance(self.checkpointer, InMemorySaver) else "sync"
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
         self.profile: PromptProfile = self.prompt_profile  # the one used (the field stays Optional for callers)
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
+        self._tools_text = tools_block(self._tools, self.profile)  # the system prompt's tool list, the same every step
         # the tool actions without and with a patient in context, and with one whose search is closed (no
         # find_patients: guards.search_closed); the final answer is added per step
         names = self.tool_names if self.tool_names is not None else self.registry.names
@@ -212,7 +221,9 @@ class Agent:
         builder.add_edge("act", "decide")
         return builder
 
-    def _after_decide(self, state: AgentState) -> str:
+    # the routing functions are coroutines: LangGraph runs a plain function routing an async graph on a thread of
+    # the default executor (a thread hop and a context copy at every step)
+    async def _after_decide(self, state: AgentState) -> str:
         if state.get("status") != "running":
             return END
         if not state.get("pending"):
@@ -237,6 +248,7 @@ class Agent:
                 profile=self.profile,
                 few_shot=self.few_shot,
                 must_answer=must_answer,
+                tools_text=self._tools_text,
             )
         ]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
@@ -362,7 +374,7 @@ class Agent:
         pending["decision"] = decision.model_dump() if decision is not None else None
         return {"pending": pending}
 
-    def _after_approve(self, state: AgentState) -> str:
+    async def _after_approve(self, state: AgentState) -> str:
         return "review" if (state.get("pending") or {}).get("review") else "act"
 
     async def _review(self, state: AgentState) -> dict[str, Any]:
@@ -484,12 +496,12 @@ class Agent:
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:
         try:
-            values = await self.graph.ainvoke(payload, self._config(run_id), durability="sync")
-            snapshot = await self.graph.aget_state(self._config(run_id))
+            values = dict(await self.graph.ainvoke(payload, self._config(run_id), durability=self.durability))
         except BaseException:
             self._contexts.pop(run_id, None)
             raise
-        result = self._result(run_id, values, snapshot.interrupts)
+        # a paused run's output carries its interrupt (the write waiting for a reviewer), as its state would
+        result = self._result(run_id, values, values.pop(INTERRUPTS, ()))
         if result.status in FINAL_STATUSES:
             self._contexts.pop(run_id, None)  # the run is over: its context goes with it
             self._run_limits.pop(run_id, None)

@@ -3,7 +3,6 @@ compared task by task."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from medagent.bench.runner import (
     SUMMARY_FILE,
     RunDirError,
     RunFailed,
+    run_async,
     run_benchmark,
     write_json_atomic,
 )
@@ -226,7 +226,7 @@ def bench_run(
 def run_scored_or_exit(choice: RunChoice, home: Path) -> ScoredRun:
     """Run ``choice``; a run with too many tasks in error says why and exits 1 (no score printed)."""
     try:
-        return asyncio.run(run_scored(choice, home=home))
+        return run_async(run_scored(choice, home=home))
     except RunFailed as exc:
         err_console.print(f"[bold red]run failed, no score:[/] {escape(str(exc))}")
         err_console.print(f"errors by type: {exc.failed['by_type']}; summary: {choice.out / SUMMARY_FILE}")
@@ -294,7 +294,7 @@ def bench_baselines(
             record_set(
                 run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier=tier, limit=None
             )
-            asyncio.run(
+            run_async(
                 run_benchmark(
                     mine,
                     solver,
