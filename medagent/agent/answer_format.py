@@ -9,7 +9,10 @@ final answer's ``answer`` string must be one: those keys, in that order, each ho
 strings (the values stay the model's), or ``none`` where the format
 allows it. A question recognisably yes/no (its format says "yes or no", or, with no format stated, every
 question in it starts with an auxiliary verb and none asks what/which/when/who/how) gets an answer that starts
-with Yes or No (a sentence may follow: "No, it is not in the record."). Nothing else is constrained.
+with Yes or No (a sentence may follow: "No, it is not in the record."). A plain-language question (no format
+stated) recognisably asking when, or for a value ("How many ...?", "What was her last potassium level?"), gets an
+answer that holds an ISO date (YYYY-MM-DD) or a number somewhere, or says it is not recorded ("None", "Not
+recorded", "No ...", "Never ..."). Nothing else is constrained.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["YES_NO_PATTERN", "answer_pattern", "format_text", "json_keys", "yes_no_question"]
+__all__ = [
+    "DATE_ANSWER_PATTERN",
+    "NUMBER_ANSWER_PATTERN",
+    "YES_NO_PATTERN",
+    "answer_pattern",
+    "format_text",
+    "json_keys",
+    "value_question",
+    "yes_no_question",
+]
 
 _FORMAT = re.compile(r"Answer as JSON:\s*(\{.*\})", re.S)
 _KEY = re.compile(r'"(\w+)"\s*:')
@@ -31,6 +43,14 @@ _VALUE = rf"(?:{_STRING}|-?\d+(?:\.\d+)?|null|true|false|\[ ?(?:{_STRING}(?:, ?{
 
 # Yes or No first; then nothing, a stop, or a sentence (printable ASCII but the quote and the backslash, as above)
 YES_NO_PATTERN = r"^(?:[Yy]es|YES|[Nn]o|NO)(?:[.,;:!]?(?: [ !#-\[\]-~]*)?)?$"
+
+_TEXT = r"[ !#-\[\]-~]*"  # printable ASCII but the quote and the backslash (the strings above)
+# an explicit "not recorded"-type answer: None, Not ..., No ..., Never ..., Unknown ... (a stop or a sentence may follow)
+_NOT_RECORDED = rf"(?:[Nn]one|NONE|[Nn]ot|NOT|[Nn]o|NO|[Nn]ever|[Uu]nknown)(?:[.,;:!]?(?: {_TEXT})?)?"
+# A plain-language question asking when (a date) or for a value (a number) is answered with one somewhere in the
+# answer, or with an explicit "not recorded" (the 270M adapter wrote "It was in the record data." instead)
+DATE_ANSWER_PATTERN = rf"^(?:{_TEXT}[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}{_TEXT}|{_NOT_RECORDED})$"
+NUMBER_ANSWER_PATTERN = rf"^(?:{_TEXT}[0-9]{_TEXT}|{_NOT_RECORDED})$"
 
 _FORMAT_LINE = re.compile(r"Answer format:\s*(.+?)(?:\n\n|$)", re.S)
 _FORMAT_SENTENCE = re.compile(
@@ -95,6 +115,47 @@ def yes_no_question(question: str) -> bool:
     return True
 
 
+# a question sentence asking for a date ("When was ...?", "What date did ...?", "Date of her last tetanus shot?") or
+# a value ("How many ...?", "How much ...?", "What was her last potassium level?", "What's the latest BMI value?")
+_DATE_ASK = re.compile(r"^(?:when\b|(?:on |since )?(?:what|which) (?:date|day)\b|(?:the )?date (?:of|when)\b)", re.I)
+_NUMBER_ASK = re.compile(
+    r"^(?:how (?:much|many|high|low|heavy|tall)\b|(?:what|what's|whats)\b.*\b(?:value|level|reading|count|amount|"
+    r"number|dose|score)s?\b)",
+    re.I,
+)
+
+
+def _asked_sentences(question: str) -> list[str]:
+    """The question sentences (those ending in "?", else the last), each without a lead-in ("Re Jane Doe - ")."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(_ABBREVIATION.sub(r"\1", question)) if s.strip()]
+    asked = [s for s in sentences if s.endswith("?")] or sentences[-1:]
+    out = []
+    for sentence in asked:
+        parts = [_LEAD.sub("", sentence)] + [_LEAD.sub("", p.strip()) for p in re.split(r":\s| - ", sentence)[1:]]
+        out.append(next((p for p in parts if _WH.match(p) or _DATE_ASK.match(p)), parts[0]))
+    return out
+
+
+def value_question(question: str) -> str | None:
+    """ "date" or "number" where a plain-language question (no format stated) recognisably asks for one: each of
+    its question sentences asks when ("When was ...?", "What date ...?") or for a value ("How many ...?", "What was
+    her last potassium level?") and asks nothing else (no second what, which, who or how); else None. A stated
+    format says what it wants in its own words and is left to the model."""
+    if format_text(question) or json_keys(question):
+        return None
+    kinds = set()
+    for sentence in _asked_sentences(question):
+        if len(_WH.findall(sentence)) > 1 or re.search(r"\b(?:and|or) (?:what|which|who|how|when)\b", sentence, re.I):
+            return None
+        if _DATE_ASK.match(sentence):
+            kinds.add("date")
+        elif _NUMBER_ASK.match(sentence):
+            kinds.add("number")
+        else:
+            return None
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def json_keys(question: str) -> list[str]:
     """The keys of the JSON object the question's format line asks for, in order ([] when it asks for none)."""
     found = _FORMAT.search(question)
@@ -107,7 +168,10 @@ def answer_pattern(question: str) -> str | None:
     question); asked at every step of a run, hence the cache."""
     keys = json_keys(question)
     if not keys:
-        return YES_NO_PATTERN if yes_no_question(question) else None
+        if yes_no_question(question):
+            return YES_NO_PATTERN
+        kind = value_question(question)
+        return {"date": DATE_ANSWER_PATTERN, "number": NUMBER_ANSWER_PATTERN}[kind] if kind else None
     members = ", ?".join(rf'"{key}": ?{_VALUE}' for key in keys)
     pattern = rf"\{{ ?{members} ?\}}"
     if _NONE_TOO.search(question, question.index("Answer as JSON:")):

@@ -5,6 +5,9 @@
 - A question recognisably yes/no (:func:`~medagent.agent.answer_format.yes_no_question`) gets an answer that
   starts with Yes or No: the answer grammar holds it where the backend decodes under one (llguidance, vLLM's
   structured outputs: the same action schema), and here it is checked and re-asked for the others.
+- A plain-language question recognisably asking when or for a value
+  (:func:`~medagent.agent.answer_format.value_question`) gets an answer holding an ISO date or a number, or an
+  explicit "not recorded" (None, Not ..., No ..., Never ...): held by the grammar and checked here the same way.
 - A patient already in context is not searched for again unless the question names someone else
   (:func:`~medagent.agent.patient_mentions.names_someone_else`, decided once per run: :func:`search_closed`):
   then ``find_patients`` is left out of the action grammar (backends that decode under it never write it) and
@@ -26,7 +29,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from medagent.agent.answer_format import YES_NO_PATTERN, format_text
+from medagent.agent.answer_format import DATE_ANSWER_PATTERN, NUMBER_ANSWER_PATTERN, YES_NO_PATTERN, format_text
 from medagent.agent.patient_mentions import names_someone_else, patient_search_names
 from medagent.fhir.errors import FhirClientError
 from medagent.tools.context import ToolContext
@@ -111,9 +114,22 @@ def final_answer_problem(answer: str, question: str, pattern: str | None) -> str
             "the answer repeats the question's answer-format instructions instead of answering; write the "
             "value itself, read from the record"
         )
-    if pattern == YES_NO_PATTERN and not re.fullmatch(pattern, answer.strip()):
-        return "the question asks yes or no: start the answer with Yes or No"
+    if pattern in SHAPE_PROBLEMS and not re.fullmatch(pattern, answer.strip()):
+        return SHAPE_PROBLEMS[pattern]
     return None
+
+
+SHAPE_PROBLEMS = {  # the re-ask where an answer misses the shape the question asks for (answer_format)
+    YES_NO_PATTERN: "the question asks yes or no: start the answer with Yes or No",
+    DATE_ANSWER_PATTERN: (
+        "the question asks when: answer with the date read from the record (YYYY-MM-DD), or say it is not "
+        "recorded (None)"
+    ),
+    NUMBER_ANSWER_PATTERN: (
+        "the question asks for a value: answer with the number read from the record (with its unit), or say it "
+        "is not recorded (None)"
+    ),
+}
 
 
 NOTHING_READ = (

@@ -16,6 +16,7 @@ from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import date_of, first_coding
 from medagent.tools.search_args import (
     EXAMPLE_PATIENT,
+    STOP_WORDS,
     PatientRef,
     TextArg,
     death_note,
@@ -262,7 +263,7 @@ async def lookup_codes(ctx: ToolContext, args: LookupArgs) -> ToolResult:
     )
 
 
-_STOPWORDS = {"the", "and", "for", "with", "level", "test", "value", "result", "of", "in", "blood", "serum"}
+_STOPWORDS = STOP_WORDS | {"level", "test", "value", "result", "blood", "serum"}  # words naming no test
 
 
 async def _lookup(

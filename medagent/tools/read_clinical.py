@@ -25,6 +25,7 @@ from medagent.tools.dates import (
     parse_fhir,
     up_to,
 )
+from medagent.tools.record_codes import codes_on_record
 from medagent.tools.registry import ToolArgs, ToolError, ToolResult, tool
 from medagent.tools.rows import (
     allergy_line,
@@ -331,7 +332,11 @@ async def search_observations(ctx: ToolContext, args: ObservationArgs) -> ToolRe
         "none found (dates after now are hidden); try lookup_codes(text=...) for the right code, or widen since/until"
     )
     if not lines and args.code and not valued:
-        empty = await _sibling_codes(ctx, args.patient, focus or set()) or empty
+        empty = (
+            await _sibling_codes(ctx, args.patient, focus or set())
+            or await codes_on_record(ctx, "Observation", args.patient, focus or set(), "observations")
+            or empty
+        )
     return _answer(
         ctx,
         args,
@@ -621,6 +626,9 @@ async def _simple(
         f"{what} of Patient/{args.patient}{death_note(patient, ctx.now)}, {window.describe()}{anchors}"
         f"{_filters(args, *filters)}: {total} found, {args.order} first"
     )
+    code = getattr(args, "code", None)
+    if not lines and code:
+        empty = await codes_on_record(ctx, kind, args.patient, token_param(code)[1], what) or empty
     return _answer(ctx, args, header, lines, total, paged_here=everything, hint=hint, empty=empty)
 
 

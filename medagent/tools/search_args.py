@@ -133,10 +133,24 @@ def check_codes(value: str) -> str:
     return str(value).strip()
 
 
+# The forms a code argument takes, as the JSON schema's pattern (schema only: check_codes validates, and takes a
+# few looser spellings too, "loinc 4548-4", "loinc:4548-4"): LOINC (4548-4), a number (SNOMED, RxNorm, CVX), or
+# system|code with a system alias or URL; comma = any of. A backend decoding under the action grammar cannot write a
+# date ("2020-01-", "2000-09-30") or words as a code (the 270M adapter did, and searched for nothing). Every code
+# argument the oracle writes on the v2 and v3 test sets fits it (tests/tools/test_code_pattern.py).
+_CODE_ITEM = (
+    r"(?:\d{1,5}-\d|\d{1,18}"
+    r"|(?:[A-Za-z][A-Za-z-]{1,15}|(?:https?://|urn:)[A-Za-z0-9.:/_-]{1,120})\|[A-Za-z0-9][A-Za-z0-9._-]{0,63})"
+)
+CODE_PATTERN = rf"^{_CODE_ITEM}(?:, ?{_CODE_ITEM})*$"
+
 CodeArg = Annotated[
     str,
     AfterValidator(check_codes),
-    Field(description=f"Code(s), comma-separated, optionally with system: {CODE_EXAMPLE}"),
+    Field(
+        description=f"Code(s), comma-separated, optionally with system: {CODE_EXAMPLE}",
+        json_schema_extra={"pattern": CODE_PATTERN},
+    ),
 ]
 
 
@@ -196,10 +210,33 @@ SYNONYMS = {
 }
 
 
+# Words a search text may hold that no display needs: articles, prepositions, conjunctions, possessives, and the
+# question's framing ("history of asthma", "hx of MI"). Every word of a text must be in a display, so "An
+# appendectomy" or "history of asthma" found nothing. Dropped as whole words only ("A-fib", "Tri-Cyclen" stay),
+# and only while another word remains ("the" alone is searched as written).
+STOP_WORDS = frozenset(
+    {
+        *("a", "an", "the", "any", "some", "this", "that", "these", "those"),
+        *("of", "for", "with", "without", "to", "in", "on", "at", "by", "from", "about", "as", "into", "per"),
+        *("and", "or", "his", "her", "hers", "their", "its", "my", "your", "our", "he", "she", "they"),
+        *("is", "was", "were", "be", "been", "has", "had", "have", "ever", "history", "hx"),
+    }
+)
+
+
+def search_text(text: str) -> str:
+    """The text a search matches: lower case, spaces collapsed, stop words (:data:`STOP_WORDS`) dropped unless
+    nothing else remains: 'An appendectomy' -> 'appendectomy', 'history of asthma' -> 'asthma'."""
+    tokens = text.lower().split()
+    kept = [t for t in tokens if t.strip(".,;:!?()'\"") not in STOP_WORDS]
+    return " ".join(kept if any(re.search(r"\w", t) for t in kept) else tokens)
+
+
 def text_phrases(text: str) -> list[str]:
-    """The phrase itself plus synonyms, for a FHIR ``:text`` search (comma = OR)."""
-    phrase = " ".join(text.lower().split())
-    phrases = [phrase, *SYNONYMS.get(phrase, [])]
+    """The phrase as written and without its stop words, plus synonyms, for a FHIR ``:text`` search (comma = OR)."""
+    written = " ".join(text.lower().split())
+    phrase = search_text(text)
+    phrases = [written, phrase, *SYNONYMS.get(written, []), *SYNONYMS.get(phrase, [])]
     return list(dict.fromkeys(p for p in phrases if p))
 
 
@@ -215,18 +252,26 @@ def _escaped(value: str) -> str:
 
 
 def text_words(text: str) -> list[str]:
-    """'Albumin [Mass/volume]' -> ['albumin', 'mass', 'volume']: the words, lower case, punctuation dropped."""
-    return list(dict.fromkeys(re.findall(r"\w+", text.lower())))
+    """'Albumin [Mass/volume]' -> ['albumin', 'mass', 'volume']: the words, lower case, punctuation dropped, stop
+    words too (:func:`search_text`): 'history of asthma' -> ['asthma']."""
+    return list(dict.fromkeys(re.findall(r"\w+", search_text(text))))
+
+
+def _whole_phrase(text: str) -> bool:
+    """Whether ``text`` is searched as one phrase (or its synonyms) rather than word by word."""
+    phrase = search_text(text)
+    written = " ".join(text.lower().split())
+    return written in SYNONYMS or phrase in SYNONYMS or not 1 < len(text_words(text)) <= MAX_TEXT_WORDS
 
 
 def text_params(code_param: str, text: str) -> list[tuple[str, str]]:
     """FHIR ``:text`` parameters matching words of a code's display, case-insensitively: a phrase with known
-    synonyms as one parameter (phrase or synonym); otherwise each word in any order (one parameter per word,
-    which FHIR ANDs), so 'serum albumin' finds 'Albumin [Mass/volume] in Serum or Plasma'."""
-    words = text_words(text)
-    if " ".join(text.lower().split()) in SYNONYMS or len(words) <= 1 or len(words) > MAX_TEXT_WORDS:
+    synonyms (or a single word) as one parameter (phrase or synonym); otherwise each word in any order (one
+    parameter per word, which FHIR ANDs), so 'serum albumin' finds 'Albumin [Mass/volume] in Serum or Plasma'.
+    Stop words are not searched for (:func:`search_text`)."""
+    if _whole_phrase(text):
         return [(f"{code_param}:text", text_param(text))]
-    return [(f"{code_param}:text", _escaped(word)) for word in words]
+    return [(f"{code_param}:text", _escaped(word)) for word in text_words(text)]
 
 
 def text_matches(display: str, text: str) -> bool:
@@ -234,12 +279,7 @@ def text_matches(display: str, text: str) -> bool:
     flat = display.replace("\u200b", "").lower()
     if any(phrase in flat for phrase in text_phrases(text)):
         return True
-    words = text_words(text)
-    return (
-        1 < len(words) <= MAX_TEXT_WORDS
-        and " ".join(text.lower().split()) not in SYNONYMS
-        and all(word in flat for word in words)
-    )
+    return not _whole_phrase(text) and all(word in flat for word in text_words(text))
 
 
 def check_text(value: str) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from medagent.agent.actions import action_schema
+from medagent.agent.answer_format import DATE_ANSWER_PATTERN, answer_pattern
 from medagent.agent.graph import Agent
 from medagent.agent.state import Limits
 from medagent.fhir.client import FhirClient
@@ -38,7 +39,10 @@ async def test_loop_calls_tools_then_answers_with_citations(registry: Registry, 
     assert PATIENT in policy.requests[1].messages[-1].content
     # every request carries the scenario's clock and the constrained action schema
     assert NOW in policy.requests[0].messages[0].content
-    assert policy.requests[0].json_schema == action_schema(registry, citable=[])
+    # (a plain "when" question: the answer must hold a date, medagent/agent/answer_format.py)
+    assert policy.requests[0].json_schema == action_schema(
+        registry, citable=[], answer_pattern=answer_pattern("When was Adalberto Hartmann born?"))
+    assert answer_pattern("When was Adalberto Hartmann born?") == DATE_ANSWER_PATTERN
     # what may be cited grows with what was read: nothing at first, then the records the tools returned
     def citations_rule(request):
         return request.json_schema["anyOf"][-1]["properties"]["arguments"]["properties"]["citations"]

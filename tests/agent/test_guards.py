@@ -10,7 +10,15 @@ import re
 
 import pytest
 
-from medagent.agent.answer_format import YES_NO_PATTERN, answer_pattern, format_text, yes_no_question
+from medagent.agent.answer_format import (
+    DATE_ANSWER_PATTERN,
+    NUMBER_ANSWER_PATTERN,
+    YES_NO_PATTERN,
+    answer_pattern,
+    format_text,
+    value_question,
+    yes_no_question,
+)
 from medagent.agent.graph import Agent
 from medagent.agent.guards import echoes_format, final_answer_problem
 from medagent.agent.state import Limits
@@ -191,3 +199,67 @@ async def test_without_a_patient_in_context_find_patients_runs(registry: Registr
     policy = ScriptedPolicy([call("find_patients", name=me.name), final("done")])
     result = await agent(policy, registry, client).run(f"Find {me.name}.", now=NOW)
     assert result.trace[0].error is None and result.trace[0].references == [f"Patient/{PATIENT}"]
+
+
+# ---------- a date or a value, asked in plain language ----------
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("When did Mrs. Kutch get her last flu shot?", "date"),
+    ("Re Fannie Kutch - when was she diagnosed with diabetes?", "date"),
+    ("What date was the lisinopril first ordered?", "date"),
+    ("Date of her last tetanus shot?", "date"),
+    ("How many times has she been seen for bronchitis?", "number"),
+    ("How much does he weigh now?", "number"),
+    ("What was her last potassium level?", "number"),
+    ("What's the latest BMI value for him?", "number"),
+    # not recognisably one: left alone
+    ("When was her last A1c and what was it?", None),  # two things asked
+    ("How old was she when she was diagnosed?", None),  # an age, asked with how
+    ("What was her last visit?", None),
+    ("What is her latest A1c?", None),  # a value, but said with no value word: not recognised (conservative)
+    ("Who prescribed her latest amlodipine?", None),
+    ("Has she ever had a flu shot?", None),  # yes/no
+    ("Question: When was the flu shot last given?\nAnswer format: Answer with one date in YYYY-MM-DD format.", None),
+    ("How many visits? Answer with one number.", None),  # a stated format is the model's to follow
+])
+def test_date_and_value_questions_are_recognised(question: str, kind: str | None) -> None:
+    assert value_question(question) == kind
+    expected = {"date": DATE_ANSWER_PATTERN, "number": NUMBER_ANSWER_PATTERN, None: None}[kind]
+    expected = YES_NO_PATTERN if yes_no_question(question) else expected  # yes/no first
+    assert answer_pattern(question) == expected
+
+
+def test_a_date_answer_holds_an_iso_date_or_says_not_recorded() -> None:
+    for good in ("2014-06-02", "It was given on 2014-06-02.", "None", "none", "Not recorded.",
+                 "No flu shot is recorded", "Never given", "Unknown"):
+        assert re.fullmatch(DATE_ANSWER_PATTERN, good), good
+    for bad in ("It was in the record data.", "June 2, 2014", "2014", "14-06-02", "Nothing was given.", "Noted",
+                "", "It was 2014-6-2."):
+        assert not re.fullmatch(DATE_ANSWER_PATTERN, bad), bad
+
+
+def test_a_value_answer_holds_a_number_or_says_not_recorded() -> None:
+    for good in ("4.2 mmol/L", "It was 25.7 kg/m2.", "10", "Twice: 2 visits", "None", "Not recorded"):
+        assert re.fullmatch(NUMBER_ANSWER_PATTERN, good), good
+    for bad in ("It was in the record data.", "twice", "It is not an instruction.", "Nothing", ""):
+        assert not re.fullmatch(NUMBER_ANSWER_PATTERN, bad), bad
+
+
+@pytest.mark.parametrize(("question", "wrong", "right", "why"), [
+    ("When did he get his last flu shot?", "It was in the record data.", "2019-10-01", "asks when"),
+    ("What was his last potassium level?", "It was in the record data.", "4.1 mmol/L", "asks for a value"),
+])
+async def test_a_date_or_value_question_gets_the_pattern_and_an_answer_without_one_is_asked_again(
+        question: str, wrong: str, right: str, why: str, registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([final(wrong), final(right)])
+    result = await agent(policy, registry, client).run(question, now=NOW, patient=PATIENT)
+    assert answer_schema(policy.requests[0].json_schema)["pattern"] == answer_pattern(question) is not None
+    assert result.status == "answered" and result.answer == right
+    assert why in (result.trace[0].error or "")
+    assert why in policy.requests[1].messages[-1].content
+
+
+async def test_not_recorded_answers_a_date_question(registry: Registry, client: FhirClient) -> None:
+    policy = ScriptedPolicy([final("None: no flu shot is recorded.")])
+    result = await agent(policy, registry, client).run("When did he get his last flu shot?", now=NOW, patient=PATIENT)
+    assert result.status == "answered" and result.answer == "None: no flu shot is recorded."

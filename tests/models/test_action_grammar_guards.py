@@ -86,3 +86,14 @@ async def test_a_date_argument_takes_only_the_forms_the_tools_read(since: str, c
     if closes:
         assert _viable(tokenizers, schema, prefix + '"' + since)
     assert _viable(tokenizers, schema, prefix + '"' + since + '"') is closes
+
+
+@pytest.mark.parametrize(("code", "closes"), [
+    ("2020-01-", False), ("2000-09-30", False), ("hemoglobin a1c", False), ("-1", False),
+    ("4548-4", True), ("10000-1", True), ("8480-6,8462-4", True), ("loinc|2951-2", True), ("140", True),
+])
+async def test_a_code_argument_takes_codes_and_never_a_date(code: str, closes: bool, tokenizers: tuple[Any, Any],
+                                                           registry: Registry, client: FhirClient) -> None:
+    schema = await _first_schema("What was his last A1c?", registry, client)
+    prefix = '{"tool":"search_observations","arguments":{"code":'
+    assert _viable(tokenizers, schema, prefix + '"' + code + '"') is closes

@@ -82,3 +82,18 @@ def test_a_yes_no_question_decodes_yes_or_no_first(tokenizers: tuple[Any, Any]) 
     assert _viable(tokenizers, shaped, "Yes, it is")
     assert not _viable(tokenizers, shaped, "Dr. Jane")
     assert not _viable(tokenizers, shaped, "Metformin")
+
+
+@pytest.mark.parametrize(("question", "answer", "accepted"), [
+    ("When did he get his last flu shot?", "It was in the record data.", False),
+    ("When did he get his last flu shot?", "It was given on 2014-06-02.", True),
+    ("When did he get his last flu shot?", "Not recorded.", True),
+    ("What was his last potassium level?", "It was in the record data.", False),
+    ("What was his last potassium level?", "4.1 mmol/L", True),
+    ("What was his last potassium level?", "None", True),
+])
+def test_a_date_or_value_question_holds_the_answer_to_a_date_or_a_number(
+        tokenizers: tuple[Any, Any], question: str, answer: str, accepted: bool) -> None:
+    shaped = final_answer_schema(["MedicationRequest/a1"], answer_pattern(question))
+    assert _accepted(tokenizers, shaped, answer) is accepted
+    assert _viable(tokenizers, shaped, "It was ")  # a sentence may lead up to the value
