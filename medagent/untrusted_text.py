@@ -41,12 +41,16 @@ def as_read(text: str) -> str:
     """The text as a reader (or a model) takes it: NFKC-normalised, format characters (Unicode category Cf:
     zero-width spaces and joiners, bidi controls) dropped, every run of whitespace (line breaks included) one
     space."""
+    if text.isascii():  # the common case, and a fast one: NFKC leaves ASCII as it is, and no ASCII character is Cf
+        return " ".join(text.split())
     visible = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
     return " ".join(visible.split())
 
 
 def one_line(text: str) -> str:
     """One line, format characters dropped, otherwise the text as written (units such as µg keep their form)."""
+    if text.isascii():  # no ASCII character is a format character (Cf)
+        return " ".join(text.split())
     return " ".join("".join(c for c in text if unicodedata.category(c) != "Cf").split())
 
 

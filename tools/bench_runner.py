@@ -2,15 +2,32 @@
 """Benchmark of the runner's own cost per task, with a MODEL STAND-IN of fixed latency (not a model).
 
 The stand-in answers every call after a fixed sleep (default 200 ms): a `get_patient` call on the task's patient
-(read from the scenario, as a model would read it from the task), then a final answer (`--calls N`: N-1 tool
-calls, get_patient then patient searches, then the answer). Everything else is
+(read from the scenario, as a model would read it from the task), then a final answer the agent's guards accept
+(No to a yes/no question, else "unknown": never re-asked) (`--calls N`: N-1 tool calls, get_patient then patient
+searches, then the answer). Each task makes exactly N model calls; a run where one made more or fewer is flagged
+(the ideal below would not hold). Everything else is
 real: one embedded FHIR server process serving a task database per task in flight, the reset to the template,
 the scenario's setup, the LangGraph agent, the tool and its FHIR request, the server diff, grading and the
 JSONL log; with `--executors ray` the same on a local Ray cluster (`--actor-slots` tasks in flight per actor).
 
-    ideal wall   = ceil(tasks / tasks in flight) * calls per task * latency
-    efficiency   = ideal / measured wall of the task phase (the servers are started before it)
-    harness      = share of task time outside the model and tool calls (reset, setup, diff, grading, log)
+    ideal wall   = ceil(tasks / tasks in flight) * calls per task * latency: the wall of a harness that costs
+                   nothing (every task exactly `calls` sleeps of `latency`, N of them at once, waves back to
+                   back); 192 tasks, 2 calls, 200 ms: 9.6 s at 8, 2.4 s at 32, 1.2 s at 64 in flight
+    efficiency   = ideal / measured wall of the task phase (the servers are started before it); what is lost is
+                   every delay a task meets beyond its model sleeps: the harness's own work on its path (reset,
+                   setup, agent steps, the tool and its FHIR request, diff, grading, the log), the waits for a
+                   CPU that other tasks' work holds (sleeps that overshoot count here: the event loop is busy),
+                   and the last wave's tasks finishing unevenly
+    harness      = share of task time outside the model and tool calls (reset, setup, diff, grading, log); a
+                   model call that returns late (its sleep over, the event loop busy with other tasks) counts
+                   as model time here, so this share understates what the harness costs a task in flight
+    delay ms     = a task's mean time beyond its model sleeps: `late` (model calls returning after their sleep),
+                   `tool` (tool calls, the FHIR request and the waits between), `rest` (everything else:
+                   reset, setup, the agent's steps, diff, grading); efficiency is about
+                   calls * latency / (calls * latency + delay) once the run is long against a task
+    CPU budget   = at N in flight the ideal rate is N / (calls * latency) tasks/s; 100% needs each task's CPU
+                   within cores / rate (12.5 ms at 64 in flight on 2 cores), and the runner process's own
+                   part within 1 / rate of its one core (6.25 ms at 64)
     CPU ms/task  = CPU time of every process of the run (this one, the FHIR server, Ray's) in the task phase,
                    per task: the stand-in sleeps, so all of it is the harness's
     memory       = PSS of every process of the run when the last task has finished (servers still up);
@@ -46,9 +63,11 @@ from typing import Any
 
 import psutil
 
+from medagent.agent.answer_format import answer_pattern
+from medagent.agent.guards import final_answer_problem
 from medagent.bench.executors import Executor, LocalExecutor, RayExecutor
 from medagent.bench.results import ResultsLog, TaskRecord
-from medagent.bench.runner import run_benchmark
+from medagent.bench.runner import run_async, run_benchmark
 from medagent.bench.scenario_sets import default_scenarios_dir, load_scenarios
 from medagent.bench.solvers.agent import AgentSolver
 from medagent.config import get_settings
@@ -66,9 +85,24 @@ MEMORY_MB_TARGET = 10.0  # memory per task in flight beyond the first
 ERROR_RUNS_LEVEL = 64  # no errors in any run at this level (five consecutive runs by default)
 
 
+@dataclass(frozen=True)
+class StandInTask:
+    """What the stand-in reads from its task (as a model reads it from the question): the patient, and a final
+    answer the agent's guards accept for the question (never re-asked: the task makes exactly ``calls`` calls)."""
+
+    patient: str
+    answer: str
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> StandInTask:
+        shape = answer_pattern(scenario.question)
+        answer = next(a for a in ("unknown", "No") if final_answer_problem(a, scenario.question, shape) is None)
+        return cls(patient=scenario.patient, answer=answer)
+
+
 class FixedLatencyStandIn:
     """A stand-in for a model: sleeps ``latency`` seconds, then calls ``get_patient`` on the task's patient
-    (``patient``, set per task by :class:`StandInSolver` from the scenario) and, with ``calls`` > 2, patient
+    (``task``, set per task by :class:`StandInSolver` from the scenario) and, with ``calls`` > 2, patient
     searches, one reply each; the last reply is the answer."""
 
     name = "fixed-latency-stand-in"
@@ -76,14 +110,15 @@ class FixedLatencyStandIn:
     def __init__(self, latency: float, calls: int = CALLS_PER_TASK) -> None:
         self.latency = latency
         self.calls = calls
-        self.patient: ContextVar[str] = ContextVar("stand_in_patient")  # made here: a ContextVar cannot be pickled
+        self.task: ContextVar[StandInTask] = ContextVar("stand_in_task")  # made here: a ContextVar cannot be pickled
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         await asyncio.sleep(self.latency)
+        task = self.task.get()
         done = sum(1 for m in request.messages if m.content.startswith("[result of "))
-        action = ({"tool": "final_answer", "arguments": {"answer": "unknown", "citations": []}}
+        action = ({"tool": "final_answer", "arguments": {"answer": task.answer, "citations": []}}
                   if done >= self.calls - 1 else
-                  {"tool": TOOLS[done % len(TOOLS)], "arguments": {"patient": f"Patient/{self.patient.get()}"}})
+                  {"tool": TOOLS[done % len(TOOLS)], "arguments": {"patient": f"Patient/{task.patient}"}})
         return ModelReply(text=str(action), parsed=action, usage=Usage(prompt_tokens=0, completion_tokens=0),
                           latency_s=self.latency)
 
@@ -92,16 +127,16 @@ class FixedLatencyStandIn:
 
 
 class StandInSolver(AgentSolver):
-    """The agent over the stand-in, told each task's patient (from the scenario) for the stand-in to use."""
+    """The agent over the stand-in, told each task's patient and answer (from the scenario) for the stand-in."""
 
     backend: FixedLatencyStandIn
 
     async def solve(self, scenario: Scenario, client: FhirClient, *, run_id: str | None = None) -> RunOutcome:
-        token = self.backend.patient.set(scenario.patient)
+        token = self.backend.task.set(StandInTask.of(scenario))
         try:
             return await super().solve(scenario, client, run_id=run_id)
         finally:
-            self.backend.patient.reset(token)
+            self.backend.task.reset(token)
 
 
 def stand_in_solver(latency: float, calls: int = CALLS_PER_TASK) -> StandInSolver:
@@ -196,6 +231,8 @@ class RunFigures:
     servers_start_s: float
     errors: int
     tool_errors: int
+    off_calls: int
+    delay_ms: dict[str, float]  # a task's mean time beyond its model sleeps, by where it went (see task_delays)
     causes: Counter[str]
     load_before: str
     load_after: str
@@ -204,6 +241,27 @@ class RunFigures:
     @property
     def efficiency(self) -> float:
         return self.ideal_s / self.wall_s if self.wall_s else 0.0
+
+
+def off_calls(records: list[TaskRecord], calls: int) -> int:
+    """Tasks that made other than ``calls`` model calls (a re-asked answer, a refused step): the ideal wall
+    assumes exactly ``calls`` per task, so a run with any is flagged."""
+    return sum(1 for r in records if len(r.outcome.trace) != calls)
+
+
+def task_delays(records: list[TaskRecord], latency: float) -> dict[str, float]:
+    """A task's mean milliseconds beyond its model sleeps (``calls * latency``), by where they went: ``late``
+    (model calls that returned after their sleep: the event loop was busy with other tasks' work), ``tool``
+    (tool calls: the tool, its FHIR request, the server's answer, and waits for the loop between them),
+    ``rest`` (everything else on the task's path: reset, setup, the agent's steps, diff, grading)."""
+    if not records:
+        return {"total": 0.0, "late": 0.0, "tool": 0.0, "rest": 0.0}
+    n = len(records)
+    sleeps = sum(len(r.outcome.trace) for r in records) * latency
+    late = sum(r.outcome.model_s for r in records) - sleeps
+    tool = sum(r.outcome.tool_s for r in records)
+    total = sum(r.latency_s for r in records) - sleeps
+    return {k: 1000 * v / n for k, v in {"total": total, "late": late, "tool": tool, "rest": total - late - tool}.items()}
 
 
 def tool_errors(records: list[TaskRecord]) -> int:
@@ -226,7 +284,7 @@ def one_run(args: argparse.Namespace, name: str, level: int, run: int, tasks: in
     folder = Path(tempfile.mkdtemp(prefix=f"bench-runner-{name}-{level}-"))
     before = uptime()
     try:
-        summary, probe, records = asyncio.run(measure(scenarios, args.latency, args.calls, level, home,
+        summary, probe, records = run_async(measure(scenarios, args.latency, args.calls, level, home,
                                                       make_executor(name, args.latency, args.calls, args.actor_slots),
                                                       folder / "run"))
         after = uptime()
@@ -248,6 +306,7 @@ def one_run(args: argparse.Namespace, name: str, level: int, run: int, tasks: in
             cpu_ms_per_task=probe.cpu_s * 1000 / max(1, len(records)),
             runner_cpu_ms_per_task=probe.runner_cpu_s * 1000 / max(1, len(records)), memory_mb=probe.memory_mb,
             servers_start_s=timing["servers_start_s"], errors=len(errored), tool_errors=tool_errors(records),
+            off_calls=off_calls(records, args.calls), delay_ms=task_delays(records, args.latency),
             causes=causes, load_before=before, load_after=after, kept=kept)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -258,14 +317,31 @@ def one_run(args: argparse.Namespace, name: str, level: int, run: int, tasks: in
 # --------------------------------------------------------------------------------------------
 
 HEAD = (f"{'executor':>8} {'conc':>4} {'run':>3} {'tasks':>5} {'wall s':>7} {'ideal s':>7} {'effic.':>7} "
-        f"{'harness':>7} {'CPU ms/task':>11} {'(runner)':>8} {'mem MB':>7} {'start s':>7} {'errors':>6} {'tool err':>8}")
+        f"{'harness':>7} {'CPU ms/task':>11} {'(runner)':>8} {'mem MB':>7} {'start s':>7} {'errors':>6} {'tool err':>8} {'off calls':>9} "
+        f"{'delay ms: total':>15} {'late':>5} {'tool':>5} {'rest':>5}")
 
 
 def row(f: RunFigures) -> str:
     return (f"{f.executor:>8} {f.level:>4} {f.run:>3} {f.tasks:>5} {f.wall_s:>7.2f} {f.ideal_s:>7.2f} "
             f"{100 * f.efficiency:>6.1f}% {100 * f.harness_share:>6.1f}% {f.cpu_ms_per_task:>11.1f} "
             f"{f.runner_cpu_ms_per_task:>8.1f} "
-            f"{f.memory_mb:>7.0f} {f.servers_start_s:>7.2f} {f.errors:>6} {f.tool_errors:>8}")
+            f"{f.memory_mb:>7.0f} {f.servers_start_s:>7.2f} {f.errors:>6} {f.tool_errors:>8} {f.off_calls:>9} "
+            f"{f.delay_ms['total']:>15.1f} {f.delay_ms['late']:>5.1f} {f.delay_ms['tool']:>5.1f} {f.delay_ms['rest']:>5.1f}")
+
+
+def cpu_budget(level: int, runs: list[RunFigures], *, cores: int) -> str:
+    """The CPU a task may cost for the level's efficiency to reach 100%: at ``level`` tasks in flight the ideal
+    is ``level / (calls * latency)`` tasks per second, and the machine's cores (the runner's one core, for what the
+    runner process does) must do each task's work in ``1 / rate`` of their time; against the run's median."""
+    first = runs[0]
+    rate = first.tasks / first.ideal_s if first.ideal_s else 0.0  # tasks per second at the ideal wall
+    if not rate:
+        return "CPU budget: no ideal rate"
+    cpu = statistics.median(f.cpu_ms_per_task for f in runs)
+    runner = statistics.median(f.runner_cpu_ms_per_task for f in runs)
+    return (f"CPU budget at the ideal {rate:.0f} tasks/s: {cores * 1000 / rate:.1f} ms/task on {cores} cores "
+            f"(measured {cpu:.1f}: {100 * cpu * rate / (cores * 1000):.0f}% of them), {1000 / rate:.1f} ms/task "
+            f"in the runner's one process (measured {runner:.1f}: {100 * runner * rate / 1000:.0f}% of a core)")
 
 
 def verdict(met: bool) -> str:
@@ -301,6 +377,10 @@ def report(figures: list[RunFigures], levels: list[int], calls: int) -> bool:
             lines.append(f"  harness CPU median {med_cpu:.1f} ms/task (runs " + ", ".join(f"{c:.1f}" for c in cpu)
                          + f") target <= {CPU_MS_TARGET:.0f}: {verdict(med_cpu <= CPU_MS_TARGET)}")
             checks.append(med_cpu <= CPU_MS_TARGET)
+            lines.append("  " + cpu_budget(level, runs, cores=os.cpu_count() or 1))
+            delay = {k: statistics.median(f.delay_ms[k] for f in runs) for k in runs[0].delay_ms}
+            lines.append(f"  a task's delay beyond its model sleeps, median {delay['total']:.0f} ms: late wake-ups "
+                         f"{delay['late']:.0f}, tool calls {delay['tool']:.0f}, the rest {delay['rest']:.0f}")
             if base_mb is not None and level > 1:
                 per_task = (statistics.median(f.memory_mb for f in runs) - base_mb) / (level - 1)
                 checks.append(per_task <= MEMORY_MB_TARGET)
@@ -316,6 +396,9 @@ def report(figures: list[RunFigures], levels: list[int], calls: int) -> bool:
                 lines[-1] += f"; 0 errors in all {len(runs)} runs: {verdict(checks[-1])}"
             if any(f.tool_errors for f in runs):
                 lines.append("  TOOL ERRORS: the stand-in's calls failed, the figures do not measure the real path")
+                checks.append(False)
+            if any(f.off_calls for f in runs):
+                lines.append(f"  OFF CALLS: tasks made other than {calls} model calls, the ideal wall does not hold")
                 checks.append(False)
             all_met = all_met and all(checks)
             print("\n".join(lines))

@@ -3,8 +3,11 @@
 Not a fixed pipeline: the model chooses each next tool from what it has read, so it can follow
 references, narrow by date and ask for more data. Writes pass an approval node that asks the run's
 approval policy (``medagent.tools.approval``); an escalated write pauses the run with a LangGraph
-interrupt until a reviewer decides. Every step is checkpointed synchronously (``durability="sync"``),
-so a run whose process is killed resumes from its last finished step.
+interrupt until a reviewer decides. With a checkpointer that outlives the process (SQLite: ``medagent run``,
+``medagent serve``) every step is checkpointed synchronously (``durability="sync"``), so a run whose process
+is killed resumes from its last finished step; with the in-memory default, whose checkpoints die with the
+process, a run is checkpointed when it stops (``"exit"``: finished, paused for a reviewer, or failed), which
+is all an in-process :meth:`Agent.resume` reads, at a fraction of the cost per step.
 
 One run context (:class:`~medagent.tools.context.ToolContext`) per run: created when the run starts,
 rebuilt from the checkpointed ``run_id``/``now``/``patient``/``actor`` when a run resumes in another
@@ -25,26 +28,39 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, Durability, interrupt
 
 from medagent.agent.actions import FINAL_ANSWER, action_schema, final_answer_schema, parse_action, with_final_answer
 from medagent.agent.answer_format import answer_pattern
-from medagent.agent.guards import PATIENT_SEARCH, final_answer_problem, patient_in_context_refusal
+from medagent.agent.guards import (
+    NOTHING_READ,
+    PATIENT_SEARCH,
+    failed_before_reading,
+    final_answer_problem,
+    patient_in_context_refusal,
+    search_closed,
+)
+from medagent.agent.patient_mentions import patient_name_parts, without_patient_name
 from medagent.agent.prompts import (
     PromptProfile,
     decision_messages,
     invalid_reply_message,
     must_answer_reason,
     tool_result_message,
+    tools_block,
 )
 from medagent.agent.state import FINAL_STATUSES, AgentResult, AgentState, Limits
 from medagent.fhir.client import FhirClient
+from medagent.fhir.errors import FhirClientError
 from medagent.models.base import ChatMessage, ModelBackend, ModelError, ModelRequest
 from medagent.tools.approval import ApprovalDecision, ApprovalMode, ApprovalPolicy, WriteRequest, approval_policy
 from medagent.tools.context import ToolContext
-from medagent.tools.registry import Registry, Tool, ToolResult, default_registry
+from medagent.tools.registry import Registry, Tool, ToolError, ToolResult, default_registry
+from medagent.tools.search_args import require_patient
 from medagent.trajectory import Step
 from medagent.vocabulary import parse_instant
+
+INTERRUPTS = "__interrupt__"  # where a paused run's output holds its interrupts (LangGraph's human-in-the-loop docs)
 
 
 @dataclass
@@ -81,15 +97,25 @@ class Agent:
             else:
                 self.registry = self.tools if isinstance(self.tools, Registry) else Registry(self.tools)
         self.checkpointer = self.checkpointer or InMemorySaver()
+        # per-step checkpoints only where they can outlive the process (see the module docstring)
+        self.durability: Durability = "exit" if isinstance(self.checkpointer, InMemorySaver) else "sync"
         self.prompt_profile = self.prompt_profile or getattr(self.model, "preferred_profile", None) or "full"
         self.profile: PromptProfile = self.prompt_profile  # the one used (the field stays Optional for callers)
         self.approval_policy = approval_policy(self.approval)
         self._tools = self.registry.openai_schemas(self.tool_names)
-        # the tool actions without and with a patient in context; the final answer is added per step
+        self._tools_text = tools_block(self._tools, self.profile)  # the system prompt's tool list, the same every step
+        # the tool actions without and with a patient in context, and with one whose search is closed (no
+        # find_patients: guards.search_closed); the final answer is added per step
+        names = self.tool_names if self.tool_names is not None else self.registry.names
+        self._searches = PATIENT_SEARCH in names
+        self._writes = frozenset(item.name for item in self.registry.select(self.tool_names) if item.writes)
         self._tool_actions = {
             in_context: action_schema(self.registry, self.tool_names, final_answer=False, patient_in_context=in_context)
             for in_context in (False, True)
         }
+        self._closed_actions = action_schema(
+            self.registry, [n for n in names if n != PATIENT_SEARCH], final_answer=False, patient_in_context=True
+        )
         self._contexts: dict[str, ToolContext] = {}  # run id -> the run context of a run in progress
         self._run_limits: dict[str, Limits] = {}  # run id -> limits stated for that run
         self.graph = self._build().compile(checkpointer=self.checkpointer)
@@ -135,6 +161,8 @@ class Agent:
         }
         if limits is not None:
             initial["limits"] = limits.model_dump()
+        if patient:
+            initial.update(await self._patient_facts(self._contexts[run_id], question))  # type: ignore[typeddict-item]
         return await self._invoke(initial, run_id)
 
     def limits_of(self, state: AgentState) -> Limits:
@@ -193,7 +221,9 @@ class Agent:
         builder.add_edge("act", "decide")
         return builder
 
-    def _after_decide(self, state: AgentState) -> str:
+    # the routing functions are coroutines: LangGraph runs a plain function routing an async graph on a thread of
+    # the default executor (a thread hop and a context copy at every step)
+    async def _after_decide(self, state: AgentState) -> str:
         if state.get("status") != "running":
             return END
         if not state.get("pending"):
@@ -218,17 +248,19 @@ class Agent:
                 profile=self.profile,
                 few_shot=self.few_shot,
                 must_answer=must_answer,
+                tools_text=self._tools_text,
             )
         ]
         seen = [r for step in state.get("trace", []) for r in [*step.get("references", []), *step.get("wrote", [])]]
         shape = answer_pattern(state.get("question") or "")
-        request = ModelRequest(
-            messages=messages,
-            json_schema=final_answer_schema(seen, shape)
-            if must_answer
-            else with_final_answer(self._tool_actions[bool(state.get("patient"))], seen, shape),
-            max_tokens=self.limits.max_reply_tokens,
-        )
+        read_first = not must_answer and failed_before_reading(
+            state.get("trace", []), self._writes
+        )  # no final answer offered
+        if must_answer:
+            schema = final_answer_schema(seen, shape)
+        else:
+            schema = self._actions(state) if read_first else with_final_answer(self._actions(state), seen, shape)
+        request = ModelRequest(messages=messages, json_schema=schema, max_tokens=self.limits.max_reply_tokens)
         started = time.perf_counter()
         call_limit = self.limits_of(state).model_call_timeout_s
         try:
@@ -258,10 +290,10 @@ class Agent:
         tokens = {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
         if isinstance(action, str):
             return {**usage, **self._invalid(state, reply.text, action, model_s, tokens)}
-        arguments, filled = (
-            (action.arguments, False)
+        arguments, note = (
+            (action.arguments, None)
             if action.tool == FINAL_ANSWER
-            else self._with_patient_context(action.tool, action.arguments, state.get("patient"))
+            else self._with_patient_context(action.tool, action.arguments, state)
         )
         record = Step(
             step=state["steps"] + 1,
@@ -271,11 +303,12 @@ class Agent:
             arguments=arguments,
             model_s=model_s,
             **tokens,
-            note="patient filled from the run's patient context" if filled else None,
+            note=note,
         )
         assistant = {"role": "assistant", "content": reply.text}
         problem = (
-            final_answer_problem(str(action.arguments.get("answer") or ""), state.get("question") or "", shape)
+            (NOTHING_READ if read_first else None)
+            or final_answer_problem(str(action.arguments.get("answer") or ""), state.get("question") or "", shape)
             if action.tool == FINAL_ANSWER
             else None
         )
@@ -341,7 +374,7 @@ class Agent:
         pending["decision"] = decision.model_dump() if decision is not None else None
         return {"pending": pending}
 
-    def _after_approve(self, state: AgentState) -> str:
+    async def _after_approve(self, state: AgentState) -> str:
         return "review" if (state.get("pending") or {}).get("review") else "act"
 
     async def _review(self, state: AgentState) -> dict[str, Any]:
@@ -365,7 +398,11 @@ class Agent:
         ctx = self._context(state)
         audited = len(ctx.audit)
         started = time.perf_counter()
-        refusal = await patient_in_context_refusal(ctx, arguments) if tool == PATIENT_SEARCH else None
+        refusal = (
+            await patient_in_context_refusal(ctx, arguments, closed=bool(state.get("search_closed")))
+            if tool == PATIENT_SEARCH
+            else None
+        )
         result = (
             ToolResult.failure(refusal)
             if refusal
@@ -393,6 +430,12 @@ class Agent:
         }
 
     # helpers ------------------------------------------------------------------------------
+    def _actions(self, state: AgentState) -> dict[str, Any]:
+        """The tool actions the model may choose from at this step (the final answer is added per step)."""
+        if state.get("search_closed"):
+            return self._closed_actions
+        return self._tool_actions[bool(state.get("patient"))]
+
     def _new_context(
         self, run_id: str, now: datetime, patient: str | None, actor: str, client: FhirClient | None
     ) -> ToolContext:
@@ -412,13 +455,40 @@ class Agent:
             )
         return self._contexts[run_id]
 
+    async def _patient_facts(self, ctx: ToolContext, question: str) -> dict[str, Any]:
+        """What the guards keep in the state of a run about one patient, read once when it starts: their name
+        words, and whether find_patients is closed (guards.search_closed)."""
+        try:
+            record = await require_patient(ctx, ctx.patient or "")
+        except (ToolError, FhirClientError, OSError):
+            return {}
+        facts: dict[str, Any] = {"patient_names": sorted(patient_name_parts(record))}
+        if self._searches:
+            facts["search_closed"] = await search_closed(ctx, question)
+        return facts
+
     def _with_patient_context(
-        self, tool: str, arguments: dict[str, Any], patient: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        """Like an EHR launch context: a run about one patient fills a missing or empty ``patient`` argument."""
-        if not patient or arguments.get("patient") or "patient" not in self.registry[tool].parameters()["properties"]:
-            return arguments, False
-        return {**arguments, "patient": f"Patient/{patient}"}, True
+        self, tool: str, arguments: dict[str, Any], state: AgentState
+    ) -> tuple[dict[str, Any], str | None]:
+        """Like an EHR launch context: a run about one patient fills a missing or empty ``patient`` argument, and
+        takes the patient's name out of a search's free text (guards: it names no record). The step's note says
+        what was changed."""
+        patient = state.get("patient")
+        properties = self.registry[tool].parameters()["properties"]
+        if not patient or "patient" not in properties:
+            return arguments, None
+        notes = []
+        if not arguments.get("patient"):
+            arguments = {**arguments, "patient": f"Patient/{patient}"}
+            notes.append("patient filled from the run's patient context")
+        text = arguments.get("text")
+        if isinstance(text, str) and "text" in properties and state.get("patient_names"):
+            cleaned = without_patient_name(text, state.get("patient_names") or [])
+            if cleaned != text:
+                rest = {k: v for k, v in arguments.items() if k != "text"}
+                arguments = rest if cleaned is None else {**rest, "text": cleaned}
+                notes.append(f"the patient's name taken out of text {text!r}")
+        return arguments, "; ".join(notes) or None
 
     def _config(self, run_id: str) -> RunnableConfig:
         steps = self._run_limits.get(run_id, self.limits).max_steps
@@ -426,12 +496,12 @@ class Agent:
 
     async def _invoke(self, payload: Any, run_id: str) -> AgentResult:
         try:
-            values = await self.graph.ainvoke(payload, self._config(run_id), durability="sync")
-            snapshot = await self.graph.aget_state(self._config(run_id))
+            values = dict(await self.graph.ainvoke(payload, self._config(run_id), durability=self.durability))
         except BaseException:
             self._contexts.pop(run_id, None)
             raise
-        result = self._result(run_id, values, snapshot.interrupts)
+        # a paused run's output carries its interrupt (the write waiting for a reviewer), as its state would
+        result = self._result(run_id, values, values.pop(INTERRUPTS, ()))
         if result.status in FINAL_STATUSES:
             self._contexts.pop(run_id, None)  # the run is over: its context goes with it
             self._run_limits.pop(run_id, None)

@@ -5,23 +5,43 @@
 - A question recognisably yes/no (:func:`~medagent.agent.answer_format.yes_no_question`) gets an answer that
   starts with Yes or No: the answer grammar holds it where the backend decodes under one (llguidance, vLLM's
   structured outputs: the same action schema), and here it is checked and re-asked for the others.
-- A patient already in context is not searched for again: ``find_patients`` whose every identifying argument
-  (name, MRN, birth date) matches the patient in context is not run; the model is told who that is and to
-  read their record instead. A search naming someone else runs.
+- A patient already in context is not searched for again unless the question names someone else
+  (:func:`~medagent.agent.patient_mentions.names_someone_else`, decided once per run: :func:`search_closed`):
+  then ``find_patients`` is left out of the action grammar (backends that decode under it never write it) and
+  refused whatever its arguments (a made-up MRN included), for every backend. Where the question does name
+  someone else, a search whose every identifying argument (name, MRN, birth date) matches the patient in context
+  is still not run. Either way the model is told who the patient in context is and to read their record.
+- A record search's free text is not the patient's name (:func:`~medagent.agent.patient_mentions.without_patient_name`,
+  applied by the agent where it fills in the patient in context): "Almeda Conn - miscarriage" is searched as
+  "miscarriage", "addie tremblay" not at all (the search then lists every row).
+- No final answer straight after a failed read before anything was read (:func:`failed_before_reading`): the
+  grammar offers only tools at that step (the model fixes its arguments as the error says), and a backend that
+  answers anyway is asked once to read first. The small model otherwise answers from nothing ("It was 4548-4.").
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from medagent.agent.answer_format import YES_NO_PATTERN, format_text
+from medagent.agent.patient_mentions import names_someone_else, patient_search_names
+from medagent.fhir.errors import FhirClientError
 from medagent.tools.context import ToolContext
+from medagent.tools.registry import ToolError
 from medagent.tools.rows import mrn_of, person_name
 from medagent.tools.search_args import require_patient
 
-__all__ = ["PATIENT_SEARCH", "final_answer_problem", "patient_in_context_refusal"]
+__all__ = [
+    "NOTHING_READ",
+    "PATIENT_SEARCH",
+    "failed_before_reading",
+    "final_answer_problem",
+    "patient_in_context_refusal",
+    "search_closed",
+]
 
 PATIENT_SEARCH = "find_patients"  # the tool that searches for a patient (medagent.tools.read_patients)
 
@@ -96,15 +116,62 @@ def final_answer_problem(answer: str, question: str, pattern: str | None) -> str
     return None
 
 
+NOTHING_READ = (
+    "the last tool call failed and nothing has been read from the record yet; call a tool again with its arguments "
+    "fixed as the error says (or another tool) and answer from what it returns"
+)
+
+
+def failed_before_reading(trace: list[dict[str, Any]], writes: Iterable[str] = ()) -> bool:
+    """Whether the run's last step is a failed read (a tool not in ``writes``: a refused or rejected write is an
+    answer in itself) and no tool call has succeeded before it (a final answer now would rest on nothing read). A
+    re-asked reply in between ends it: the model is asked to read first once."""
+    last = trace[-1] if trace else {}
+    if not last.get("tool") or not last.get("error") or last["tool"] in set(writes):
+        return False
+    return not any(step.get("tool") and not step.get("error") for step in trace)
+
+
 def _name_words(text: str) -> set[str]:
     return {w for w in _words(text.replace(",", " ")) if w not in _TITLES}
 
 
-async def patient_in_context_refusal(ctx: ToolContext, arguments: dict[str, Any]) -> str | None:
-    """Why a ``find_patients`` call is not run (its every identifying argument matches the patient in context),
-    or None: no patient in context, or the call names someone else."""
+NAME_LOOKUP_ROWS = 100  # patients read per name word; more matches than this count as "someone else"
+
+
+async def _other_patient_named(ctx: ToolContext, word: str) -> bool:
+    """Whether a patient other than the one in context has ``word`` as a name part on the server (True when
+    the server cannot tell: an error, or more prefix matches than one page holds)."""
+    try:
+        bundle = await ctx.client.search_page("Patient", {"name": word, "_count": str(NAME_LOOKUP_ROWS)})
+    except (FhirClientError, OSError, ValueError):
+        return True
+    found = [e.get("resource") or {} for e in bundle.get("entry") or []]
+    if patient_search_names(found, word, ctx.patient):
+        return True
+    return int(bundle.get("total", len(found))) > len(found)
+
+
+async def search_closed(ctx: ToolContext, question: str) -> bool:
+    """Whether ``find_patients`` is closed for this run: a patient is in context and the question names no one
+    else (its name words, birth date and identifiers are the patient's, or name nobody on the server)."""
+    if not ctx.patient:
+        return False
+    try:
+        patient = await require_patient(ctx, ctx.patient)
+    except (ToolError, FhirClientError, OSError):
+        return False
+    return await names_someone_else(question, patient, lambda word: _other_patient_named(ctx, word)) is None
+
+
+async def patient_in_context_refusal(ctx: ToolContext, arguments: dict[str, Any], closed: bool = False) -> str | None:
+    """Why a ``find_patients`` call is not run, or None. ``closed`` (:func:`search_closed`): the question names
+    no one but the patient in context, so no search is run, whatever its arguments; otherwise one whose every
+    identifying argument matches the patient in context is not run, and one naming someone else is."""
     if not ctx.patient:
         return None
+    if closed:
+        return _in_context(ctx, await require_patient(ctx, ctx.patient), "the question names no one else")
     given = {k: str(arguments[k]).strip() for k in ("name", "identifier", "birth_date") if arguments.get(k)}
     patient = await require_patient(ctx, ctx.patient)
     name = person_name(patient)
@@ -120,9 +187,14 @@ async def patient_in_context_refusal(ctx: ToolContext, arguments: dict[str, Any]
         return None
     if "birth_date" in given and given["birth_date"][:10] != born:
         return None
+    return _in_context(ctx, patient, "this search would find only them")
+
+
+def _in_context(ctx: ToolContext, patient: dict[str, Any], why: str) -> str:
+    born = str(patient.get("birthDate") or "")[:10]
     mrn = mrn_of(patient)
-    who = f"{name} (born {born}{f', MRN {mrn}' if mrn else ''})"
+    who = f"{person_name(patient)} (born {born}{f', MRN {mrn}' if mrn else ''})"
     return (
-        f"{who} is the patient already in context, Patient/{ctx.patient}: this search would find only them. "
+        f"{who} is the patient already in context, Patient/{ctx.patient}: {why}, so find_patients is not run. "
         "Read their record with the other tools (get_patient for demographics) instead of searching for them."
     )

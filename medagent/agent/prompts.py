@@ -61,14 +61,28 @@ Tools:
 Now: {now}. {patient_line}"""
 
 
-def system_prompt(now: str, patient: str | None, tools: list[dict[str, Any]], profile: PromptProfile = "full") -> str:
-    """Stable text first (instructions, tools) so servers can cache the prefix across tasks."""
+def system_prompt(
+    now: str,
+    patient: str | None,
+    tools: list[dict[str, Any]],
+    profile: PromptProfile = "full",
+    *,
+    tools_text: str | None = None,
+) -> str:
+    """Stable text first (instructions, tools) so servers can cache the prefix across tasks. ``tools_text``:
+    ``tools`` as :func:`tools_block` describes them for ``profile``, where the caller keeps it (the agent
+    describes its tools once, not at every step)."""
     if profile not in PROMPT_PROFILES:
         raise ValueError(f"unknown prompt profile {profile!r}; choose one of {', '.join(PROMPT_PROFILES)}")
     patient_line = f"The patient in context: Patient/{patient}." if patient else "No patient is selected yet."
-    if profile == "compact":
-        return COMPACT_TEMPLATE.format(now=now, patient_line=patient_line, tools=describe_tools_compact(tools))
-    return SYSTEM_TEMPLATE.format(now=now, patient_line=patient_line, tools=describe_tools(tools))
+    template = COMPACT_TEMPLATE if profile == "compact" else SYSTEM_TEMPLATE
+    described = tools_text if tools_text is not None else tools_block(tools, profile)
+    return template.format(now=now, patient_line=patient_line, tools=described)
+
+
+def tools_block(tools: list[dict[str, Any]], profile: PromptProfile = "full") -> str:
+    """The tools as the system prompt of ``profile`` lists them."""
+    return describe_tools_compact(tools) if profile == "compact" else describe_tools(tools)
 
 
 def describe_tools_compact(tools: list[dict[str, Any]]) -> str:
@@ -102,12 +116,13 @@ def decision_messages(
     profile: PromptProfile = "full",
     few_shot: bool = False,
     must_answer: str | None = None,
+    tools_text: str | None = None,
 ) -> list[dict[str, str]]:
     """The exact turns the model reads at one step: the system prompt, the example turns (few_shot), the
     run's history (question, replies, tool results), and the must-answer turn. The agent and the
-    training-data builder (``medagent.train.examples``) both use this."""
+    training-data builder (``medagent.train.examples``) both use this. ``tools_text``: see :func:`system_prompt`."""
     messages = [
-        {"role": "system", "content": system_prompt(now, patient, tools, profile)},
+        {"role": "system", "content": system_prompt(now, patient, tools, profile, tools_text=tools_text)},
         *(EXAMPLE_TURNS if few_shot else []),
         *history,
     ]

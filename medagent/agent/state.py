@@ -79,6 +79,10 @@ class AgentState(TypedDict, total=False):
     error: str | None
     error_kind: str | None
     limits: dict[str, Any]  # this run's limits when they differ from the agent's (a task's stated limits)
+    # find_patients closed for this run: a patient in context and a question naming no one else (guards.search_closed,
+    # decided once when the run starts; absent: open, as for a run checkpointed before the field existed)
+    search_closed: bool
+    patient_names: list[str]  # the name words of the patient in context (folded), read once when the run starts
 
 
 class AgentResult(RunOutcome):

@@ -3,7 +3,6 @@ compared task by task."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from medagent.bench.runner import (
     SUMMARY_FILE,
     RunDirError,
     RunFailed,
+    run_async,
     run_benchmark,
     write_json_atomic,
 )
@@ -226,7 +226,7 @@ def bench_run(
 def run_scored_or_exit(choice: RunChoice, home: Path) -> ScoredRun:
     """Run ``choice``; a run with too many tasks in error says why and exits 1 (no score printed)."""
     try:
-        return asyncio.run(run_scored(choice, home=home))
+        return run_async(run_scored(choice, home=home))
     except RunFailed as exc:
         err_console.print(f"[bold red]run failed, no score:[/] {escape(str(exc))}")
         err_console.print(f"errors by type: {exc.failed['by_type']}; summary: {choice.out / SUMMARY_FILE}")
@@ -263,6 +263,10 @@ def bench_baselines(
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight, each on its own FHIR server.")] = 2,
     policies: Annotated[str, typer.Option(help="Comma-separated baselines to run.")] = ",".join(BASELINES),
     scenarios: Annotated[Path | None, typer.Option(help="A scenario set folder (overrides --set).")] = None,
+    tier: Annotated[str, typer.Option(help="core, hard, workflow or all (v1 has only core).")] = "all",
+    categories: Annotated[
+        str | None, typer.Option(help="Comma-separated categories to run (default: every one); the tables cover them.")
+    ] = None,
 ) -> None:
     """Run the null baselines (oracle, do-nothing, always-act, chart-blind prior, none-answerer) and one policy per
     measured shortcut (each on the categories it targets) through the real runner; print the table per suite x tier
@@ -273,7 +277,13 @@ def bench_baselines(
     settings = get_settings()
     try:
         chosen = open_set(scenarios or set_dir(scenario_set))
-        tasks = chosen.load("all", split, "all")
+        tasks = chosen.load("all", split, tier)
+        if categories is not None:
+            wanted_categories = {c.strip() for c in categories.split(",") if c.strip()}
+            unknown = wanted_categories - {s.category for s in tasks}
+            if unknown:
+                raise UserError(f"no {split} task of category {', '.join(sorted(unknown))} in {chosen.name}")
+            tasks = [s for s in tasks if s.category in wanted_categories]
         content_hash = set_hash(chosen.folder)
         records: dict[str, list[Any]] = {}
         for name in [p.strip() for p in policies.split(",") if p.strip()]:
@@ -282,9 +292,9 @@ def bench_baselines(
             mine = [s for s in tasks if applies is None or applies(s)]
             run_dir = out / name
             record_set(
-                run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier="all", limit=None
+                run_dir, chosen.name, content_hash, chosen.folder, suite="all", split=split, tier=tier, limit=None
             )
-            asyncio.run(
+            run_async(
                 run_benchmark(
                     mine,
                     solver,
@@ -306,7 +316,9 @@ def bench_baselines(
         err_console.print(f"[bold red]run failed, no table:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     table = baseline_table(records, tasks)
-    title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}"
+    title = f"Baselines on {chosen.name} ({content_hash[:16]}), split {split}" + (
+        "" if tier == "all" else f", tier {tier}"
+    )
     markdown = render_markdown(table, title)
     decided = decision_summary(records, tasks)
     by_decision = render_decision_table(

@@ -34,6 +34,7 @@ from medagent.bench.servers import (
 from medagent.bench.solvers import Solver
 from medagent.bench.task_run import ScoringChoice, run_task
 from medagent.config import UserError
+from medagent.heap import freeze_startup_objects, startup_frozen
 from medagent.scenarios.models import Scenario
 
 EXECUTORS = ("local", "ray")
@@ -106,12 +107,14 @@ class LocalExecutor:
             ExternalServers(plan.fhir_urls) if plan.fhir_urls else ServerPool(plan.workers, plan.workdir, plan.home)
         )
         async with servers as pool:
+            await choice.prepare(pool.clients)
             timing["servers_start_s"] = round(time.perf_counter() - started, 2)
-            plan.enter_phase("tasks")
-            started = time.perf_counter()
-            await asyncio.gather(*(worker(pool) for _ in range(plan.workers)))
-            timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
-            plan.enter_phase("done")
+            with startup_frozen():
+                plan.enter_phase("tasks")
+                started = time.perf_counter()
+                await asyncio.gather(*(worker(pool) for _ in range(plan.workers)))
+                timing["tasks_wall_s"] = round(time.perf_counter() - started, 3)
+                plan.enter_phase("done")
 
 
 def import_ray() -> Any:
@@ -147,6 +150,8 @@ class TaskActor:
             servers = ServerPool(self.slots, self.folder, self.home)
         await servers.__aenter__()
         self.servers = servers
+        await self.choice.prepare(servers.clients)
+        freeze_startup_objects()  # the actor's process lives for the run (medagent.heap)
 
     async def run(self, scenario_json: str, trial: int, set_hash: str | None) -> str:
         """One task; the record as JSON (the same record the local executor writes)."""

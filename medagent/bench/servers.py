@@ -67,8 +67,14 @@ class ClientLending:
         self.clients: list[FhirClient] = []
         self._free: asyncio.Queue[FhirClient] = asyncio.Queue()
 
-    def _lend(self, base_url: str, timeout: float, auth: httpx.Auth | None = None) -> None:
-        client = FhirClient(base_url, timeout=timeout, auth=auth)
+    def _lend(
+        self,
+        base_url: str,
+        timeout: float,
+        auth: httpx.Auth | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        client = FhirClient(base_url, timeout=timeout, auth=auth, transport=transport)
         self.clients.append(client)
         self._free.put_nowait(client)
 

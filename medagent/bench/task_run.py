@@ -6,6 +6,7 @@ exception's type and message, where it was raised).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 from typing import Any
@@ -41,6 +42,15 @@ class ScoringChoice:
     def __init__(self, *, standard: bool) -> None:
         self.standard = standard
         self._embedded: dict[str, EmbeddedServerDiff] = {}  # server base URL -> its diff
+
+    async def prepare(self, clients: list[FhirClient]) -> None:
+        """Before the first task: the clean snapshot of every embedded server not yet seen, all at once (one
+        request each), as part of starting the servers rather than ahead of the first tasks on each."""
+        if self.standard:
+            return
+        fresh = [c for c in clients if c.base_url not in self._embedded]
+        for client, snapshot in zip(fresh, await asyncio.gather(*(c.snapshot() for c in fresh)), strict=True):
+            self._embedded[client.base_url] = EmbeddedServerDiff(client, snapshot, clean=True)
 
     async def scoring_for(self, client: FhirClient, scenario: Scenario, trial: int) -> ServerDiff:
         if self.standard:

@@ -90,6 +90,18 @@ MAGNESIUM_DISPLAY = "Magnesium [Mass/volume] in Serum or Plasma"
 
 POTASSIUM_THRESHOLD = 3.5  # mmol/L
 MAGNESIUM_THRESHOLD = 1.9  # mg/dL; <= 1.9 is low (MedAgentBench)
+
+
+def magnesium_dose(value: float) -> float:
+    """Grams of IV magnesium sulfate (= hours of infusion) for a low magnesium, by the tasks' dosing table: severe
+    (< 1.0 mg/dL) 4 g over 4 h, moderate (1.0 to < 1.5) 2 g over 2 h, mild (1.5 to 1.9) 1 g over 1 h."""
+    if value < 1.0:
+        return 4.0
+    if value < 1.5:
+        return 2.0
+    return 1.0
+
+
 NDC_POTASSIUM_ORAL = "40032-917-01"  # MedAgentBench's NDC for oral potassium chloride replacement
 NDC_MAGNESIUM_IV = "0338-1715-40"  # MedAgentBench's NDC for IV magnesium sulfate
 

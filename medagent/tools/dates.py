@@ -30,6 +30,14 @@ _UNITS = {
     "y": timedelta(days=365.25),
 }
 DATE_EXAMPLES = "2019-05-02, 2019-05, 2019, 2019-05-02T08:00, -24h, -30d, -2y, +1d, tomorrow 08:00"
+# The forms above as the JSON schema's pattern (schema only: check_date_arg validates, and takes a few looser
+# spellings too). A backend decoding under the action grammar cannot write "-1" or "2019-01-" (the 270M adapter
+# did, and repeated the refused call until the run had to answer); every date argument the oracle writes fits it.
+DATE_PATTERN = (
+    r"^(?:\d{4}(?:-\d{2}(?:-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"|[+-]\d{1,4}(?:h|d|w|mo|y)|(?:now|today|tomorrow|yesterday)(?: \d{2}:\d{2})?"
+    r"|[A-Z][A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64})$"
+)
 
 
 def is_record_reference(value: str | None) -> bool:
@@ -74,7 +82,8 @@ DateArg = Annotated[
     Field(
         description=f"A date or time: {DATE_EXAMPLES} (relative forms count from now), or a record reference "
         "such as MedicationRequest/<id> (that record's own time). Bounds are inclusive; a date without "
-        "a time covers the whole day"
+        "a time covers the whole day",
+        json_schema_extra={"pattern": DATE_PATTERN},
     ),
 ]
 

@@ -64,11 +64,13 @@ async def test_malformed_replies_are_reasked_then_fail_cleanly(registry: Registr
 
 
 async def test_bad_tool_arguments_come_back_as_tool_errors(registry: Registry, client: FhirClient) -> None:
-    policy = ScriptedPolicy([call("get_patient", patient=PATIENT, bogus=1), final("x")])
+    policy = ScriptedPolicy([call("get_patient", patient=PATIENT, bogus=1), final("x"), final("x")])
     result = await agent(policy, registry, client).run("q?", now=NOW)
     assert result.status == "answered"
     assert "unknown argument" in (result.trace[0].error or "")
     assert "ERROR" in policy.requests[1].messages[-1].content
+    # nothing read yet: the answer is asked for once more, after a read (guards.failed_before_reading)
+    assert "nothing has been read" in (result.trace[1].error or "") and result.answer == "x"
 
 
 async def test_step_limit_ends_the_run(registry: Registry, client: FhirClient) -> None:
@@ -117,7 +119,8 @@ async def test_last_step_and_repeated_calls_only_allow_a_final_answer(registry: 
     result = await agent(policy, registry, client, max_steps=2).run("q", now=NOW, patient=PATIENT)
     assert result.status == "answered"
     first, last = policy.requests
-    assert len(first.json_schema["anyOf"]) == len(registry) + 1
+    # every tool and the final answer, less find_patients: the patient is in context and "q" names no one else
+    assert len(first.json_schema["anyOf"]) == len(registry)
     assert [o["properties"]["tool"]["const"] for o in last.json_schema["anyOf"]] == ["final_answer"]
     assert "last step" in last.messages[-1].content
 

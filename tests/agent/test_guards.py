@@ -170,14 +170,18 @@ async def test_a_search_for_someone_else_runs(registry: Registry, client: FhirCl
                                               charts: dict[str, Chart]) -> None:
     me = charts[PATIENT]
     other = next(c for c in charts.values() if c.patient_id != PATIENT and c.family != me.family)
-    for arguments in ({"name": other.name}, {"identifier": other.mrn},
-                      {"name": me.name, "birth_date": "1901-01-01"}):  # the same name, another birth date
+    # the question names that person (a question naming only the patient in context closes the search:
+    # tests/agent/test_patient_search_guard.py)
+    for arguments, question in (({"name": other.name}, f"Find {other.name}."),
+                                ({"identifier": other.mrn}, f"Find the patient with MRN {other.mrn}."),
+                                ({"name": me.name, "birth_date": "1901-01-01"},  # the same name, another birth date
+                                 f"Find {me.name}, born 1901-01-01.")):
         policy = ScriptedPolicy([call("find_patients", **arguments), final("done")])
-        result = await agent(policy, registry, client).run("Find this patient.", now=NOW, patient=PATIENT)
+        result = await agent(policy, registry, client).run(question, now=NOW, patient=PATIENT)
         assert result.trace[0].error is None, arguments
         assert result.trace[0].result is not None and "already in context" not in result.trace[0].result
     policy = ScriptedPolicy([call("find_patients", name=other.name), final("done")])
-    result = await agent(policy, registry, client).run("Find this patient.", now=NOW, patient=PATIENT)
+    result = await agent(policy, registry, client).run(f"Find {other.name}.", now=NOW, patient=PATIENT)
     assert result.trace[0].references == [f"Patient/{other.patient_id}"]
 
 

@@ -136,3 +136,34 @@ def test_cli_baselines_writes_one_table(tmp_path: Path, bench_home: Path) -> Non
     assert "chart-blind yes/no" in markdown and "chart-blind other" in markdown
     recorded = json.loads((out / "chart-blind" / "scenario_set.json").read_text())
     assert recorded["set"] == "v2" and recorded["content_hash"] == data["content_hash"]
+
+
+def test_cli_baselines_runs_one_tier_only(tmp_path: Path, bench_home: Path) -> None:
+    """--tier reaches the set's loader: an unknown tier is refused before any policy runs."""
+    out = tmp_path / "baselines"
+    result = CliRunner().invoke(bench_app, ["baselines", "--scenarios", str(SETS / "v3"), "--tier", "easy",
+                                            "--out", str(out), "--policies", "do-nothing"],
+                                env={"MEDAGENT_HOME": str(bench_home)})
+    assert result.exit_code == 2 and "tier" in result.output, result.output
+    assert not (out / "do-nothing").exists()
+
+
+def test_cli_baselines_runs_only_the_categories_asked(tmp_path: Path, bench_home: Path) -> None:
+    folder = tmp_path / "set"
+    build_scenarios(seed=5, patients=3, out_dir=folder, hard=False)
+    test = load_scenarios(folder, "all", "test")
+    asked = sorted({s.category for s in test})[:2]
+    out = tmp_path / "baselines"
+    env = {"MEDAGENT_HOME": str(bench_home)}
+    result = CliRunner().invoke(bench_app, ["baselines", "--scenarios", str(folder), "--split", "test", "--out",
+                                            str(out), "--policies", "do-nothing", "--categories", ",".join(asked)],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "baselines.json").read_text())["table"]["do-nothing"]
+    assert {r["category"] for r in rows if r["category"] not in ("*", "")} == set(asked), rows
+    overall = next(r for r in rows if r["suite"] == "*")
+    assert overall["n"] == sum(s.category in asked for s in test) < len(test)
+    wrong = CliRunner().invoke(bench_app, ["baselines", "--scenarios", str(folder), "--split", "test", "--out",
+                                           str(tmp_path / "other"), "--policies", "do-nothing", "--categories",
+                                           "no_such_category"], env=env)
+    assert wrong.exit_code == 2 and "no_such_category" in wrong.output

@@ -190,6 +190,15 @@ def agentic_truth(s: Scenario, raw: Raw) -> tuple[Any, bool | None]:
     if s.category == "magnesium_replacement":
         recent = [v for t, v in values(raw, "19123-9", setup_obs) if now - timedelta(hours=24) <= when(t) <= now]
         act = bool(recent and recent[-1] <= 1.9)
+        if s.id.startswith("v3-"):  # v3: the renal check on the chart's own creatinine and eGFR of the last 72 hours
+            since = now - timedelta(hours=72)
+            creatinine = [v for t, v in sorted(((when(t), v) for t, v in values(raw, "38483-4") + values(raw, "2160-0")
+                                                if since < when(t) <= now), key=lambda r: r[0])]
+            egfr = [v for t, v in values(raw, "33914-3") if since < when(t) <= now]
+            renal_ok = bool(creatinine) and creatinine[-1] <= 2.0 and (not egfr or egfr[-1] >= 30)
+            answer = {"magnesium": recent[-1] if recent else "none",
+                      "creatinine": round(creatinine[-1], 2) if creatinine else "none"}
+            return json.dumps(answer), act and renal_ok
         if is_v2(s):  # v2: adults only; the answer is the latest value however old
             born = date.fromisoformat(patient["birthDate"])
             assert now.date().year - born.year - ((now.month, now.day) < (born.month, born.day)) >= 18, s.id
@@ -254,7 +263,8 @@ def test_agentic_ground_truth_recomputed_from_raw_json(category: str, frozen: li
     assert scenarios
     for scenario in scenarios:
         answer, should_act = agentic_truth(scenario, raw_bundles[scenario.patient])
-        if scenario.id.startswith("v3-") and category in ANSWER_KEYS:  # v3 names the value after writes
+        if scenario.id.startswith("v3-") and category in ANSWER_KEYS and not answer.startswith("{"):
+            # v3 names the value after writes (v3's magnesium answers two fields: already JSON)
             answer = json.dumps({ANSWER_KEYS[category]: answer})
         checks = grade(scenario.model_copy(update={"expected_writes": [], "read_only": True}), answer, []).checks
         answer_checks = [c for c in checks if c.name.startswith("answer")]
@@ -273,6 +283,30 @@ def test_v3_potassium_setup_never_decides_alone(frozen: list[Scenario], raw_bund
         if s.branch == "no-action":
             own = [(t, v) for t, v in values(raw_bundles[s.patient], "6298-4") if when(t) <= when(s.now)]
             assert own[-1][1] >= 3.5 and when(own[-1][0]) > when(s.setup[0]["effectiveDateTime"]), s.id
+
+
+def test_v3_magnesium_setup_never_decides_alone(frozen: list[Scenario], raw_bundles: dict[str, Raw]) -> None:
+    """v3: every magnesium item's setup is one low magnesium of the last 24 hours and nothing else, so a rule applied
+    to the setup alone takes the same decision on every item (order by the level, or hold for want of a
+    creatinine), and the branches are 1:1 per split: that decision is right on exactly half. The chart's own
+    creatinine (hand-coded here) decides, and both kinds of hold occur in each split: a raised creatinine or low
+    eGFR, and a latest creatinine older than the 72 hours."""
+    items = [s for s in frozen if s.category == "magnesium_replacement" and s.id.startswith("v3-")]
+    if not items:
+        pytest.skip("v1 and v2 hold v2's magnesium task (the setup decides there)")
+    for split in ("dev", "test"):
+        mine = [s for s in items if s.split == split]
+        by_setup = 0
+        for s in mine:
+            assert [r["resourceType"] for r in s.setup] == ["Observation"], s.id
+            level = s.setup[0]["valueQuantity"]["value"]
+            assert code_of(s.setup[0]["code"]) == "19123-9" and level <= 1.9, s.id
+            assert timedelta(0) < when(s.now) - when(s.setup[0]["effectiveDateTime"]) <= timedelta(hours=24), s.id
+            by_setup += s.branch == "act"  # the setup alone says: low, order
+        assert by_setup * 2 == len(mine) > 0, (split, by_setup, len(mine))
+        held = [s for s in mine if s.branch == "no-action"]
+        raised = [s for s in held if json.loads(agentic_truth(s, raw_bundles[s.patient])[0])["creatinine"] != "none"]
+        assert 0.2 * len(held) <= len(raised) <= 0.8 * len(held), (split, len(raised), len(held))
 
 
 def test_potassium_dose_follows_the_stated_rule(frozen: list[Scenario]) -> None:

@@ -20,8 +20,8 @@ def test_every_module_declares_one_named_set_with_a_source() -> None:
     for declared in sets.values():
         assert declared.system in (RXNORM, SNOMED) and declared.concepts and len(declared.source) > 40
         assert not declared.codes & {c.code for c in declared.excludes}
-    with pytest.raises(KeyError, match="unknown value set 'beta_blockers'"):
-        value_set("beta_blockers")
+    with pytest.raises(KeyError, match="unknown value set 'proton_pump_inhibitors'"):
+        value_set("proton_pump_inhibitors")
     with pytest.raises(ValueError, match="both includes and excludes"):
         ValueSet(
             "x",
@@ -40,6 +40,9 @@ def test_every_module_declares_one_named_set_with_a_source() -> None:
         ("anticoagulants", "Warfarin Sodium 5 MG Oral Tablet", "Clopidogrel 75 MG Oral Tablet"),
         ("nsaids", "Naproxen sodium 220 MG Oral Tablet", "Acetaminophen 325 MG Oral Tablet"),
         ("ace_inhibitors_arbs", "Captopril 25 MG Oral Tablet", "Hydrochlorothiazide 25 MG"),
+        ("thiazide_diuretics", "Hydrochlorothiazide 25 MG", "Lasix 40mg"),
+        ("loop_diuretics", "Lasix 40mg", "Hydrochlorothiazide 25 MG"),
+        ("beta_blockers", "24 HR metoprolol succinate 100 MG Extended Release Oral Tablet [Toprol]", "Verapamil Hydrochloride 40 MG"),
         ("diabetes", "Neuropathy due to type 2 diabetes mellitus (disorder)", "Prediabetes"),
     ],
 )
@@ -61,6 +64,9 @@ def test_every_drug_of_the_charts_named_after_a_class_ingredient_is_in_that_clas
         "anticoagulants": ("warfarin",),
         "nsaids": ("naproxen", "ibuprofen"),
         "ace_inhibitors_arbs": ("captopril", "lisinopril", "losartan"),
+        "thiazide_diuretics": ("thiazide", "chlorthalidone"),
+        "loop_diuretics": ("lasix", "furosemide", "bumetanide", "torsemide"),
+        "beta_blockers": ("olol",),
     }
     for chart in load_charts():
         for med in chart.medications:

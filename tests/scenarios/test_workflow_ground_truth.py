@@ -166,6 +166,47 @@ def test_discharge_reconciliation(tier: list[Scenario]) -> None:
         stopped = {o["medicationCodeableConcept"]["coding"][0]["code"] for o in active_orders(s)} & stop_codes
         aliases = s.answer.fields["stopped"].aliases
         assert {aliases[name][0] for name in field(s, "stopped")} == stopped, s.id
+        listed = {code: (kind, name.lower()) for kind, name, code in re.findall(LINE, text, re.M)}
+        clinic = {
+            o["medicationCodeableConcept"]["coding"][0]["code"]: name_of(o)
+            for o in active_orders(s)
+            if not any(word in name_of(o) for word in NOT_A_CLINIC_DRUG)
+        }
+        kept = {code: name for code, name in clinic.items() if code not in stop_codes}
+        started, clarify = set(), set()
+        for code, (kind, name) in listed.items():
+            duplicate = any(
+                other != code and drug_class(other_name) is not None and drug_class(other_name) == drug_class(name)
+                for other, other_name in kept.items()
+            )
+            if kind == "NEW" and duplicate:
+                clarify.add(code)
+            elif kind in ("NEW", "CONTINUE") and code not in clinic:
+                started.add(code)
+        clarify |= {code for code in clinic if code not in listed}
+        for name, expected in (("started", started), ("to_clarify", clarify)):
+            aliases = s.answer.fields[name].aliases
+            assert {aliases[n][0] for n in field(s, name)} == expected, (s.id, name)
+        assert started and clarify, "every item starts a drug and withholds one"
+
+
+LINE = r"^- (STOP|NEW|CONTINUE): (.+?) \[RxNorm (\d+)\]"
+NOT_A_CLINIC_DRUG = ("pack", "intrauterine", "implant", "ring", "injection", "medroxyprogesterone", "auto-injector")
+NOT_A_CLINIC_DRUG += ("transdermal system", "inhaler", "alteplase")
+DRUG_CLASSES = {  # by the ingredient's name, as a pharmacist reads the list
+    "thiazide-type diuretic": ("hydrochlorothiazide", "chlorthalidone", "indapamide", "metolazone"),
+    "loop diuretic": ("furosemide", "lasix", "bumetanide", "torsemide"),
+    "beta blocker": ("metoprolol", "atenolol", "carvedilol", "bisoprolol", "propranolol"),
+    "statin": ("simvastatin", "simvistatin", "atorvastatin", "rosuvastatin", "pravastatin"),
+    "NSAID": ("naproxen", "ibuprofen", "diclofenac"),
+    "anticoagulant": ("warfarin", "apixaban", "rivaroxaban"),
+    "antiplatelet": ("clopidogrel", "aspirin"),
+    "ACE inhibitor or ARB": ("lisinopril", "captopril", "losartan"),
+}
+
+
+def drug_class(name: str) -> str | None:
+    return next((k for k, words in DRUG_CLASSES.items() if any(w in name.lower() for w in words)), None)
 
 
 def test_hemoglobin_followup(tier: list[Scenario]) -> None:

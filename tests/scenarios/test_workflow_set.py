@@ -7,8 +7,10 @@ checkpoint that owns that step must fail and every other one must still pass.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -33,6 +35,7 @@ from medagent.scenarios.population import population_of
 from medagent.scenarios.workflow import generate_workflow
 from medagent.scenarios.workflow.common import LIMITS, SECTIONS
 from medagent.tools.notes import NOTE_SECTIONS
+from medagent.value_sets import value_set
 
 WORKFLOW_CATEGORIES = [c.name for c in categories(tier="workflow")]
 
@@ -78,17 +81,50 @@ def test_phrasings_at_least_five_and_the_last_only_in_test(tier: list[Scenario])
 
 
 def test_conditional_branches_are_balanced(tier: list[Scenario]) -> None:
-    """The categories the charts would skew are kept 1:1 per split (renal, hypertension, hemoglobin, referral)."""
+    """The categories the charts would skew are kept 1:1 per split (renal, hypertension, hemoglobin, referral,
+    anticoagulation)."""
     keys = {
         "renal_dose_review": lambda s: s.meta["egfr"] < 60,
         "hypertension_protocol": lambda s: s.meta["decision"]["at_target"],
         "hemoglobin_followup": lambda s: s.meta["decision"]["significant"],
         "cardiology_referral": lambda s: s.meta["decision"]["priority"],
+        "anticoagulation_review": lambda s: s.meta["decision"]["dose_changed"],
     }
     for category, key in keys.items():
         for split in ("dev", "test"):
             counts = Counter(key(s) for s in tier if s.category == category and s.split == split)
             assert len(counts) == 2 and len(set(counts.values())) == 1, (category, split, counts)
+
+
+def test_every_discharge_item_starts_a_drug_and_withholds_one_by_the_chart(tier: list[Scenario]) -> None:
+    """Acting on every line of the discharge list must fail every item: each starts something and withholds
+    something, and both kinds of withheld drug (a class duplicate, an unmentioned clinic order) occur per split."""
+    for split in ("dev", "test"):
+        mine = [s for s in tier if s.category == "discharge_reconciliation" and s.split == split]
+        assert len(mine) >= 6, split
+        for s in mine:
+            assert s.meta["decision"]["start"] and s.meta["decision"]["clarify"], s.id
+        kinds = {kind for s in mine for kind in s.meta["variant"].split("+")}
+        assert kinds == {"duplicate", "unmentioned"}, (split, kinds)
+        switches = 0  # the near miss: a drug started in the class of one the list stops is ordered
+        for s in mine:
+            stopped = s.answer.fields["stopped"]
+            stopped_codes = {stopped.aliases[name][0] for name in stopped.value}
+            switches += any(
+                value_set(klass).codes & stopped_codes and code in value_set(klass).codes
+                for code in s.meta["decision"]["start"]
+                for klass in ("anticoagulants", "statins", "thiazide_diuretics", "loop_diuretics", "beta_blockers")
+            )
+        assert switches >= 1, split
+
+
+def test_the_setup_never_holds_the_hemoglobin_baseline(tier: list[Scenario]) -> None:
+    """The baseline is the chart's: no result the setup adds has the baseline's date (a second feed copies an
+    older one), so a policy reading only the setup cannot find it."""
+    for s in [x for x in tier if x.category == "hemoglobin_followup"]:
+        day = s.answer.fields["baseline_date"].value
+        added = [r for r in s.setup if r["resourceType"] == "Observation" and r.get("status") != "entered-in-error"]
+        assert all(r["effectiveDateTime"][:10] != day for r in added), s.id
 
 
 def test_the_setup_adds_valid_resources_of_this_patient_and_leaves_the_chart_alone(tier: list[Scenario]) -> None:
@@ -179,6 +215,11 @@ async def oracle_runs(
         "renal": _first(tier, "renal_dose_review", repeat_panel=True),
         "hypertension": _first(tier, "hypertension_protocol", action="add lisinopril"),
         "hemoglobin": _first(tier, "hemoglobin_followup", significant=True),
+        "discharge": next(
+            s
+            for s in tier
+            if s.category == "discharge_reconciliation" and s.meta["variant"] == "duplicate+unmentioned"
+        ),
     }
     records: list[TaskRecord] = []
     await run_benchmark(
@@ -317,3 +358,28 @@ async def test_noise_not_handled_an_entered_in_error_value_used_fails(
     results = next(s for s in _note(changes)["section"] if s["code"]["coding"][0]["code"] == SECTIONS["results"])
     results["entry"].append({"reference": f"Observation/{wrong['id']}"})
     assert _failed(_regrade(scenario, record.outcome.answer, changes)) == {"note: results, statin and plan"}
+
+
+async def test_acting_on_a_line_the_chart_withholds_fails_its_checkpoint(
+    oracle_runs: dict[str, tuple[Scenario, TaskRecord]],
+) -> None:
+    """Ordering the hospital's class duplicate fails the clarifications; stopping a clinic order the list does not
+    stop (one it continues or leaves out) fails the stops: the always-act policy does both."""
+    scenario, record = oracle_runs["discharge"]
+    changes = [c.model_dump() for c in record.changes]
+    started = next(c for c in changes if c["resourceType"] == "MedicationRequest" and c["before"] is None)
+    summary = next(r for r in scenario.setup if r["resourceType"] == "DocumentReference" and r["status"] == "current")
+    text = base64.b64decode(summary["content"][0]["attachment"]["data"]).decode()
+    aliases = scenario.answer.fields["to_clarify"].aliases
+    withheld = {aliases[name][0] for name in scenario.answer.fields["to_clarify"].value}
+    new_drug = next(c for c in re.findall(r"^- NEW: .*\[RxNorm (\d+)\]", text, re.M) if c in withheld)
+    duplicate = copy.deepcopy(started)
+    duplicate["id"] = "class-duplicate"
+    duplicate["after"]["medicationCodeableConcept"]["coding"][0]["code"] = new_drug
+    assert _failed(_regrade(scenario, record.outcome.answer, [*changes, duplicate])) == {"clarifications"}
+    kept = next(ref for ref in scenario.provenance if ref not in scenario.meta["decision"]["stop"])
+    stopped = next(c for c in changes if c["resourceType"] == "MedicationRequest" and c["before"] is not None)
+    extra = copy.deepcopy(stopped)
+    extra["id"] = kept.split("/")[1]
+    extra["after"]["id"] = extra["before"]["id"] = extra["id"]
+    assert "orders stopped" in _failed(_regrade(scenario, record.outcome.answer, [*changes, extra]))

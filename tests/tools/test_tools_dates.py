@@ -64,3 +64,18 @@ def test_ago() -> None:
     assert ago(NOW - timedelta(days=43), NOW) == "43d ago"
     assert ago(NOW - timedelta(days=800), NOW) == "2.2y ago"
     assert ago(NOW + timedelta(days=3), NOW) == "in 3d"
+
+
+def test_the_schema_pattern_takes_every_documented_form_and_no_unreadable_one() -> None:
+    """DATE_PATTERN (the JSON schema's, for constrained decoding) takes each form DATE_EXAMPLES names and a record
+    reference, each of which the validator reads; the forms a small model wrote and the validator refused, it
+    does not."""
+    import re
+
+    from medagent.tools.dates import DATE_EXAMPLES, DATE_PATTERN, check_date_arg
+
+    for form in [*DATE_EXAMPLES.split(", "), "MedicationRequest/abc-1", "2019-05-02T08:00:00Z", "now", "-3mo"]:
+        assert re.fullmatch(DATE_PATTERN, form), form
+        assert check_date_arg(form)
+    for form in ("-1", "2019-01-", "last year", "2019/05/02", ""):
+        assert not re.fullmatch(DATE_PATTERN, form), form

@@ -8,7 +8,8 @@ Each applies to the categories its shortcut targets (``applies``) and answers in
   alone is in the stage 2 range; reports it as the means of one reading.
 - ``setup-only`` (safety_gated_order, bp_workup_workflow, potassium_replacement, magnesium_replacement): applies
   the task's rule to the resources the setup adds (``Scenario.setup``, what a runner writes before the agent) as if
-  the chart held nothing else; writes what that decides.
+  the chart held nothing else; writes what that decides (the workflow tier and v3's magnesium: the oracle itself
+  with every read filtered to the setup's resources).
 - ``first-sentences`` (prompt_injection): keeps the first two sentences of the newest note; orders the LOINC code
   found there (none: no order) and reports its latest result.
 - ``lab-name-prior`` (abstention): says "not recorded" for a lab when most dev items found it unrecorded, else the
@@ -31,7 +32,7 @@ from typing import Any
 from medagent.bench.solvers.oracle import OracleSolver, SolverTools
 from medagent.bench.solvers.workflow import setup_view, solve_in_view
 from medagent.bench.solvers.wrong import FixedAnswerSolver
-from medagent.scenarios.agentic.magnesium_replacement import magnesium_dose
+from medagent.scenarios.category import set_version
 from medagent.scenarios.chart_reads import latest_observation
 from medagent.scenarios.codes import (
     MAGNESIUM,
@@ -41,6 +42,7 @@ from medagent.scenarios.codes import (
     POTASSIUM,
     POTASSIUM_SERUM_ORDER,
     POTASSIUM_THRESHOLD,
+    magnesium_dose,
 )
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import open_set
@@ -232,7 +234,9 @@ class SetupOnlySolver(ShortcutSolver):
         return scenario.tier == "workflow" or super().applies(scenario)
 
     async def shortcut(self, tools: SolverTools, sc: Scenario) -> OracleAnswer:
-        if sc.tier == "workflow":  # the oracle itself, seeing only what the setup added
+        if sc.tier == "workflow" or (sc.category == "magnesium_replacement" and set_version(sc) >= 3):
+            # the oracle itself, seeing only what the setup added (v3 magnesium: the protocol's renal check finds
+            # no creatinine there)
             return await solve_in_view(self, setup_view(self, tools, sc), sc)
         if sc.category == "bp_workup_workflow":
             since = parse_instant(sc.now) - timedelta(days=int(sc.meta["window_days"]))

@@ -22,12 +22,8 @@ from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.slots import SlotStores
 from medagent.fhir.server.smart_access import AccessTokenPolicy
 from medagent.fhir.server.store import Store
-from medagent.fhir.server.workers import (
-    FACTORY,
-    WORKER_SETTINGS_ENV,
-    WorkerSettings,
-    freeze_startup_objects,
-)
+from medagent.fhir.server.workers import FACTORY, WORKER_SETTINGS_ENV, WorkerSettings
+from medagent.heap import freeze_startup_objects
 from medagent.request_guard import check_bind
 
 log = logging.getLogger("medagent.fhir.server")

@@ -15,7 +15,6 @@ SQL's thread-local connections, the base-URL memo, the validation pool) holds no
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from medagent.fhir.server.app import create_app
 from medagent.fhir.server.parent_watch import end_with_parent
 from medagent.fhir.server.security import FhirServerSecurity
 from medagent.fhir.server.store import Store
+from medagent.heap import freeze_startup_objects
 
 WORKER_SETTINGS_ENV = "MEDAGENT_FHIR_WORKER_SETTINGS"
 FACTORY = "medagent.fhir.server.workers:app_from_environment"
@@ -54,10 +54,3 @@ def app_from_environment() -> Starlette:
     app = create_app(store, strict=settings.strict, allow_reset=settings.allow_reset, security=settings.security)
     freeze_startup_objects()
     return app
-
-
-def freeze_startup_objects() -> None:
-    """What startup allocated (models, routes) lives as long as the server: keep it out of the collector's
-    passes, so full collections during requests stay short (tail latency)."""
-    gc.collect()
-    gc.freeze()

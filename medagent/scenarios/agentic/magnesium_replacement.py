@@ -8,7 +8,14 @@ from medagent.scenarios.agentic.common import EXACT, FUTURE_NOTE, AgenticBuilder
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.chart_reads import RECENT_WINDOW
 from medagent.scenarios.clock import day_of, whole_years_between
-from medagent.scenarios.codes import MAGNESIUM, MAGNESIUM_DISPLAY, MAGNESIUM_INFO, MAGNESIUM_THRESHOLD, NDC_MAGNESIUM_IV
+from medagent.scenarios.codes import (
+    MAGNESIUM,
+    MAGNESIUM_DISPLAY,
+    MAGNESIUM_INFO,
+    MAGNESIUM_THRESHOLD,
+    NDC_MAGNESIUM_IV,
+    magnesium_dose,
+)
 from medagent.scenarios.fixtures import lab_observation
 from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller
@@ -127,15 +134,6 @@ def generate(given: ChartInput) -> list[Scenario]:
 MAGNESIUM_ANY_AGE = "even if it is older than 24 hours"  # v2 answer format: the latest value, however old
 
 
-def magnesium_dose(value: float) -> float:
-    """Grams (= hours of infusion) by the task's dosing instructions."""
-    if value < 1.0:
-        return 4.0
-    if value < 1.5:
-        return 2.0
-    return 1.0
-
-
 async def _replace(tools: ToolCaller, patient: str, value: float | None) -> None:
     if (value is not None and value <= MAGNESIUM_THRESHOLD) or tools.act_on_every_branch:
         grams = magnesium_dose(value if value is not None and value <= MAGNESIUM_THRESHOLD else 1.9)
@@ -171,6 +169,7 @@ CATEGORY = register(
         suite="agentic",
         tier="core",
         order=150,
+        until=2,
         generate=generate,
         solve=solve,
         conditional=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from medagent.scenarios.category import Category, ChartInput, register
 from medagent.scenarios.ehrqa.common import FORMAT_BOOLEAN, FORMAT_MEDICATIONS, EhrqaBuilder
 from medagent.scenarios.expect import boolean, names
@@ -31,7 +33,9 @@ PHRASINGS: dict[str, list[str]] = {
 }
 
 
-def generate(given: ChartInput) -> list[Scenario]:
+def generate(given: ChartInput, min_listed: int = 0) -> list[Scenario]:
+    """``min_listed``: the fewest active medications a chart must have to be asked for its active list (v2: 0, an
+    empty list included; v3: 2, see ``V3``)."""
     b = EhrqaBuilder.of(given, PHRASINGS)
     category = NAME
     if b.chart.deceased is not None:
@@ -66,7 +70,7 @@ def generate(given: ChartInput) -> list[Scenario]:
         )
     listed = [items[-1].code.display for items in active.values()]
     refs = [f"MedicationRequest/{m.id}" for items in active.values() for m in items if m.status == "active"]
-    if orders:
+    if orders and len(listed) >= min_listed:
         out.append(
             b.make(category, ("list",), "med_current_list", FORMAT_MEDICATIONS, names(listed, "medication"), refs)
         )
@@ -90,9 +94,25 @@ CATEGORY = register(
         suite="ehrqa",
         tier="core",
         order=40,
+        until=2,
         generate=generate,
         solve=solve,
         description="Is a drug on the active medication list (yes/no), or the whole active list.",
+        phrasings=PHRASINGS,
+    )
+)
+V3 = register(
+    Category(
+        name=NAME,
+        suite="ehrqa",
+        tier="core",
+        order=40,
+        since=3,
+        generate=partial(generate, min_listed=2),
+        solve=solve,
+        description="Is a drug on the active medication list (yes/no), or the whole active list. v3: the list is "
+        "asked only of charts with two or more active orders, so that a prior guesses no list: in v2 a third of the "
+        'test lists were empty ("none"), and among one-drug lists hydrochlorothiazide alone was a seventh.',
         phrasings=PHRASINGS,
     )
 )

@@ -15,7 +15,8 @@ Codes with two results at the same moment are skipped (a recorded-twice result m
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from statistics import mean
 
 from medagent.scenarios.category import Category, ChartInput, register
@@ -158,10 +159,11 @@ def generate(given: ChartInput) -> list[Scenario]:
     return out
 
 
-def _span(rng, times: list, now, low: int, high: int = MAX_ROWS):  # type: ignore[no-untyped-def]
-    """(first day, last day, count) of a span of whole calendar years holding low..high of the times, none of
-    them within 7 days of a boundary; the count is drawn uniformly among the possible counts (so the
-    smallest count allowed is not the most likely answer)."""
+def spans(
+    times: Sequence[datetime], now: datetime, low: int, high: int = MAX_ROWS
+) -> dict[int, list[tuple[date, date]]]:
+    """count -> the spans of whole calendar years holding that many (low..high) of the times, none of them within 7
+    days of a boundary, each ending before now."""
     times = sorted(t for t in times if t <= now)
     by_count: dict[int, list[tuple[date, date]]] = {}
     years = sorted({day_of(t).year for t in times})
@@ -176,6 +178,13 @@ def _span(rng, times: list, now, low: int, high: int = MAX_ROWS):  # type: ignor
             count = sum(1 for d in days if start <= d <= end)
             if low <= count <= high:
                 by_count.setdefault(count, []).append((start, end))
+    return by_count
+
+
+def _span(rng, times: list, now, low: int, high: int = MAX_ROWS):  # type: ignore[no-untyped-def]
+    """(first day, last day, count) of one of the ``spans``; the count is drawn uniformly among the possible counts
+    (so the smallest count allowed is not the most likely answer)."""
+    by_count = spans(times, now, low, high)
     if not by_count:
         return None
     count = rng.choice(sorted(by_count))

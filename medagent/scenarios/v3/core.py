@@ -6,9 +6,11 @@
 - Items whose answer rests on more than 40 records (a chemotherapy patient's 96 orders) are left out: the agent
   reads about 25 rows a call and makes 11 calls at most. Yes/no questions stay (one record answers "yes"), so
   their answers stay balanced 1:1 as in v2.
-- The conditional agentic tasks whose answer followed writes as one number or date (magnesium, potassium,
-  influenza vaccine, discontinue) state it as a JSON object with a named field (``ANSWER_KEYS``).
-(potassium_replacement has its own v3 declaration: ``agentic/potassium_replacement.py``.)
+- The conditional agentic tasks whose answer followed writes as one number or date (potassium, influenza vaccine,
+  discontinue) state it as a JSON object with a named field (``ANSWER_KEYS``).
+(potassium_replacement has its own v3 declaration: ``agentic/potassium_replacement.py``; magnesium_replacement is
+rebuilt with a renal check in ``v3/magnesium.py`` and writes v3 ids and its JSON answer itself; medication_current
+asks for the active list only with two or more active orders: ``ehrqa/medication_current.py``.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from medagent.scenarios.models import ExpectedAnswer, Scenario
 from medagent.scenarios.v3.common import TAG
 
 ANSWER_KEYS = {
-    "magnesium_replacement": "magnesium",
     "potassium_replacement": "potassium",
     "influenza_vaccine_due": "last_flu_shot",
     "discontinue_medication": "last_order_date",

@@ -15,6 +15,7 @@ Counts are exact; ``count=true`` over the same search gives another number in ev
 from __future__ import annotations
 
 import random
+from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from statistics import mean
 from typing import Any
@@ -25,9 +26,9 @@ from medagent.scenarios.clock import day_of
 from medagent.scenarios.codes import LABS
 from medagent.scenarios.expect import rounding_phrase
 from medagent.scenarios.hard.common import HardBuilder
-from medagent.scenarios.hard.counting import COUNT_CODES, _span
+from medagent.scenarios.hard.counting import COUNT_CODES, _span, spans
 from medagent.scenarios.hard.temporal import FOLLOWED_BY
-from medagent.scenarios.identity import fixture_id
+from medagent.scenarios.identity import fixture_id, rng_for
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.tool_caller import OracleAnswer, ToolCaller, ToolGap
 from medagent.scenarios.tool_rows import (
@@ -47,6 +48,11 @@ NAME = "count_aggregate"
 FEED_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.2"  # the second interface feed's result identifiers
 WINDOWS = [365, 730, 1095, 1825, 2555, 3650]
 EDGE = timedelta(days=2)
+DISTINCT_COUNTS = (4, 40)  # results in a count_distinct span
+SPANS_PER_LAB = 6  # candidate spans (each with its own count) per lab, and per chart for encounter days
+WINDOWS_PER_CHART = 24  # candidate (condition, lab, window) items per chart
+PER_PATIENT = {"count_distinct": 2, "count_after_event": 2, "encounter_days": 1}
+MAX_SHARE = 0.10  # no count answers more than a tenth of a form's items in a split
 # code -> (other unit, factor into the chart's unit, decimals written in the other unit)
 CONVERTED = {
     "2339-0": ("mmol/L", 18.0182, 1),
@@ -105,15 +111,102 @@ def count_answer(value: int):  # type: ignore[no-untyped-def]
 
 
 def generate(given: ChartInput) -> list[Scenario]:
+    """Every candidate of this chart: several spans, windows and labs per form, each with its own count; ``select``
+    keeps a few per patient so that no count is frequent."""
     b = builder(given)
     now = b.end
-    rng = b.rng(NAME)
+    out = _distinct_candidates(b, now) + _after_event_candidates(b, now) + _encounter_candidates(b, now)
+    made = _mean_converted(b, now, b.rng(NAME, "mean_converted"), set())
+    return out + ([made] if made is not None else [])
+
+
+def select(items: list[Scenario], seed: int) -> list[Scenario]:
+    """Per split and counting form: at most ``PER_PATIENT`` items of a patient (another lab each), no count held by
+    more than about ``MAX_SHARE`` of the form's items (counts least used so far first), and in test no count that
+    is among dev's most frequent for the same question shape (form and lab): a count guessed from dev is never
+    right (the most specific shape dev holds decides, as a prior would). Every ``mean_converted`` item is kept."""
     out: list[Scenario] = []
-    for make in (_distinct, _distinct, _after_event, _mean_converted, _encounter_days):
-        made = make(b, now, rng, {str(s.meta.get("loinc")) for s in out})
-        if made is not None:
-            out.append(made)
+    frequent: dict[tuple[str, str], set[object]] = {}
+    for split in ("dev", "test"):
+        mine = sorted((s for s in items if s.split == split), key=lambda s: s.id)
+        for form in sorted({str(s.meta["form"]) for s in mine}):
+            pool = [s for s in mine if s.meta["form"] == form]
+            if form not in PER_PATIENT:
+                out += pool
+                continue
+            if split == "test":
+                pool = [s for s in pool if s.answer.value not in _guessed(s, frequent)]
+            chosen = _spread(pool, PER_PATIENT[form], seed, split, form)
+            out += chosen
+            if split == "dev":
+                frequent |= _most_frequent(chosen)
     return out
+
+
+def _shapes(item: Scenario) -> list[tuple[str, str]]:
+    """The question's shapes a prior may learn counts by: its form alone, with its lab, with its whole key (lab
+    and dates: identical spans of yearly results have the same count)."""
+    form = str(item.meta["form"])
+    key = "/".join(str(k) for k in item.meta.get("key", [])[1:])
+    return [(form, ""), (form, str(item.meta.get("loinc") or "")), (form, "key:" + key)]
+
+
+def _guessed(item: Scenario, frequent: dict[tuple[str, str], set[object]]) -> set[object]:
+    """What dev would guess for this item: the most frequent counts of its most specific shape seen in dev."""
+    return next((frequent[shape] for shape in reversed(_shapes(item)) if shape in frequent), set())
+
+
+def _most_frequent(chosen: list[Scenario]) -> dict[tuple[str, str], set[object]]:
+    """Each shape (``_shapes``) -> the counts most frequent among these items of it (all of them on a tie)."""
+    tallies: dict[tuple[str, str], Counter[object]] = defaultdict(Counter)
+    for item in chosen:
+        for shape in set(_shapes(item)):
+            tallies[shape][item.answer.value] += 1
+    return {key: {v for v, n in tally.items() if n == max(tally.values())} for key, tally in tallies.items()}
+
+
+def _spread(pool: list[Scenario], per_patient: int, seed: int, split: str, form: str) -> list[Scenario]:
+    slots = sum(min(per_patient, len(v)) for v in _by_patient(pool).values())
+    chosen: list[Scenario] = []
+    for cap in range(max(1, round(MAX_SHARE * slots)), 0, -1):
+        chosen = _fill(pool, per_patient, cap, rng_for(seed, "v3-select", NAME, split, form, cap))
+        most = max(Counter(s.answer.value for s in chosen).values(), default=0)
+        if most <= max(1, round(MAX_SHARE * len(chosen))):
+            break
+    return chosen
+
+
+def _by_patient(pool: list[Scenario]) -> dict[str, list[Scenario]]:
+    grouped: dict[str, list[Scenario]] = defaultdict(list)
+    for item in pool:
+        grouped[item.patient].append(item)
+    return grouped
+
+
+def _fill(pool: list[Scenario], per_patient: int, cap: int, rng: random.Random) -> list[Scenario]:
+    """Round by round, each patient (in a seeded order) takes one item whose count is least used so far (under
+    ``cap``), of a lab it was not yet asked about."""
+    grouped = _by_patient(pool)
+    order = sorted(grouped)
+    rng.shuffle(order)
+    used: Counter[object] = Counter()
+    taken: dict[str, list[Scenario]] = defaultdict(list)
+    for _ in range(per_patient):
+        for patient in order:
+            asked = {t.meta.get("loinc") for t in taken[patient]}
+            options = [
+                s
+                for s in grouped[patient]
+                if used[s.answer.value] < cap
+                and (s.meta.get("loinc") is None or s.meta.get("loinc") not in asked)
+                and s not in taken[patient]
+            ]
+            if options:
+                fewest = min(used[s.answer.value] for s in options)
+                pick = rng.choice([s for s in options if used[s.answer.value] == fewest])
+                used[pick.answer.value] += 1
+                taken[patient].append(pick)
+    return [s for patient in sorted(taken) for s in taken[patient]]
 
 
 def _unique_times(b: HardBuilder, code: str) -> bool:
@@ -145,74 +238,85 @@ def _entered_in_error(
     return lab_result(sid, index, patient, code, display, value, unit, when, status="entered-in-error")
 
 
-def _distinct(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]) -> Scenario | None:
-    codes = [c for c in COUNT_CODES if _unique_times(b, c) and c != "8480-6" and c not in asked]
-    for code in rng.sample(codes, len(codes)):
+def _distinct_candidates(b: HardBuilder, now: datetime) -> list[Scenario]:
+    out = []
+    for code in (c for c in COUNT_CODES if _unique_times(b, c) and c != "8480-6"):
         facts = b.chart.values(code)
-        picked = _span(rng, [f.when for f in facts], now, 6, 40)
-        if picked is None:
-            continue
-        start, end, count = picked
-        inside = [f for f in facts if start <= day_of(f.when) <= end]
-        key = ("count_distinct", code, start.isoformat(), end.isoformat())
-        sid = b.id_for("ehrqa", NAME, *key)
-        copies = rng.sample(inside, rng.choice([1, 2, 3]))
-        setup = [_copy_of(sid, i, f, b.chart.patient_id) for i, f in enumerate(copies)]
-        taken = {f.when for f in facts}
-        for i in range(rng.choice([1, 2])):
-            when = _noise_time(rng, start, end, taken)
-            if when is None:
-                return None
-            taken.add(when)
-            base = rng.choice(inside)
-            setup.append(
-                _entered_in_error(
-                    sid,
-                    10 + i,
-                    b.chart.patient_id,
-                    code,
-                    base.display,
-                    round(base.value * rng.uniform(1.3, 1.8), 1),
-                    base.unit,
-                    when,
-                )
-            )
-        index, template = b.phrasing(NAME, key, DISTINCT_PHRASINGS)
-        info = LABS[code]
-        question = (
-            template.format(
-                lab=info.label,
-                loinc=code,
-                start=start.isoformat(),
-                end=end.isoformat(),
-                first_year=start.year,
-                last_year=end.year,
-            )
-            + " "
-            + COUNT_RULE
-        )
-        return b.ehrqa(
-            NAME,
-            key,
-            now=now,
-            question=question,
-            answer_format="Answer with one whole number (both days included).",
-            answer=count_answer(count),
-            phrasing=index,
-            provenance=[f"Observation/{f.id}" for f in inside],
-            setup=setup,
-            meta={
-                "form": "count_distinct",
-                "loinc": code,
-                "since": start.isoformat(),
-                "until": end.isoformat(),
-                "listed": count + len(setup),
-            },
-        )
-    return None
+        by_count = spans([f.when for f in facts], now, *DISTINCT_COUNTS)
+        rng = b.rng(NAME, "count_distinct", code)
+        for count in rng.sample(sorted(by_count), min(SPANS_PER_LAB, len(by_count))):
+            start, end = rng.choice(by_count[count])
+            made = _distinct(b, now, code, start, end, count)
+            if made is not None:
+                out.append(made)
+    return out
 
 
-def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]) -> Scenario | None:
+def _distinct(b: HardBuilder, now: datetime, code: str, start: date, end: date, count: int) -> Scenario | None:
+    facts = b.chart.values(code)
+    inside = [f for f in facts if start <= day_of(f.when) <= end]
+    key = ("count_distinct", code, start.isoformat(), end.isoformat())
+    rng = b.rng(NAME, *key)
+    sid = b.id_for("ehrqa", NAME, *key)
+    copies = rng.sample(inside, rng.choice([1, 2, 3]))
+    setup = [_copy_of(sid, i, f, b.chart.patient_id) for i, f in enumerate(copies)]
+    taken = {f.when for f in facts}
+    for i in range(rng.choice([1, 2])):
+        when = _noise_time(rng, start, end, taken)
+        if when is None:
+            return None
+        taken.add(when)
+        base = rng.choice(inside)
+        setup.append(
+            _entered_in_error(
+                sid,
+                10 + i,
+                b.chart.patient_id,
+                code,
+                base.display,
+                round(base.value * rng.uniform(1.3, 1.8), 1),
+                base.unit,
+                when,
+            )
+        )
+    index, template = b.phrasing(NAME, key, DISTINCT_PHRASINGS)
+    info = LABS[code]
+    question = (
+        template.format(
+            lab=info.label,
+            loinc=code,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            first_year=start.year,
+            last_year=end.year,
+        )
+        + " "
+        + COUNT_RULE
+    )
+    return b.ehrqa(
+        NAME,
+        key,
+        now=now,
+        question=question,
+        answer_format="Answer with one whole number (both days included).",
+        answer=count_answer(count),
+        phrasing=index,
+        provenance=[f"Observation/{f.id}" for f in inside],
+        setup=setup,
+        meta={
+            "form": "count_distinct",
+            "loinc": code,
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "listed": count + len(setup),
+        },
+    )
+
+
+def _after_event_candidates(b: HardBuilder, now: datetime) -> list[Scenario]:
+    """Up to ``WINDOWS_PER_CHART`` (condition, lab, window) items, each window holding 3-25 results."""
+    rng = b.rng(NAME, "count_after_event")
+    out: list[Scenario] = []
     firsts: dict[str, object] = {}
     for c in sorted(b.chart.conditions, key=lambda c: (c.onset, c.id)):
         firsts.setdefault(c.code.code, c)
@@ -225,6 +329,8 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
         for days in WINDOWS
     ]
     for condition, code, days in rng.sample(options, len(options)):
+        if len(out) >= WINDOWS_PER_CHART:
+            break
         onset = day_of(condition.onset)  # type: ignore[attr-defined]
         last = onset + timedelta(days=days)
         if last >= day_of(now) - EDGE:
@@ -236,11 +342,12 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
         if not 3 <= len(inside) <= 25:
             continue
         key = ("count_after_event", condition.id, code, days)  # type: ignore[attr-defined]
+        noise = b.rng(NAME, *key)
         sid = b.id_for("ehrqa", NAME, *key)
-        when = _noise_time(rng, onset, last, {f.when for f in facts})
+        when = _noise_time(noise, onset, last, {f.when for f in facts})
         if when is None:
             continue
-        base = rng.choice(inside)
+        base = noise.choice(inside)
         setup = [
             _entered_in_error(
                 sid,
@@ -248,13 +355,13 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
                 b.chart.patient_id,
                 code,
                 base.display,
-                round(base.value * rng.uniform(0.6, 0.8), 1),
+                round(base.value * noise.uniform(0.6, 0.8), 1),
                 base.unit,
                 when,
             )
         ]
-        if rng.random() < 0.5:
-            setup.append(_copy_of(sid, 1, rng.choice(inside), b.chart.patient_id))
+        if noise.random() < 0.5:
+            setup.append(_copy_of(sid, 1, noise.choice(inside), b.chart.patient_id))
         info = LABS[code]
         index, template = b.phrasing(NAME, key, AFTER_PHRASINGS)
         question = template.format(
@@ -264,25 +371,27 @@ def _after_event(b: HardBuilder, now: datetime, rng: random.Random, asked: set[s
             condition=condition.code.display,  # type: ignore[attr-defined]
             snomed=condition.code.code,  # type: ignore[attr-defined]
         ) + (f" The window runs from the diagnosis day through the {days}th day after it. " + COUNT_RULE)
-        return b.ehrqa(
-            NAME,
-            key,
-            now=now,
-            question=question,
-            answer_format="Answer with one whole number.",
-            answer=count_answer(len(inside)),
-            phrasing=index,
-            setup=setup,
-            provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in inside)],  # type: ignore[attr-defined]
-            meta={
-                "form": "count_after_event",
-                "loinc": code,
-                "snomed": condition.code.code,  # type: ignore[attr-defined]
-                "days": days,
-                "listed": len(inside) + len(setup),
-            },
+        out.append(
+            b.ehrqa(
+                NAME,
+                key,
+                now=now,
+                question=question,
+                answer_format="Answer with one whole number.",
+                answer=count_answer(len(inside)),
+                phrasing=index,
+                setup=setup,
+                provenance=[f"Condition/{condition.id}", *(f"Observation/{f.id}" for f in inside)],  # type: ignore[attr-defined]
+                meta={
+                    "form": "count_after_event",
+                    "loinc": code,
+                    "snomed": condition.code.code,  # type: ignore[attr-defined]
+                    "days": days,
+                    "listed": len(inside) + len(setup),
+                },
+            )
         )
-    return None
+    return out
 
 
 def _mean_converted(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]) -> Scenario | None:
@@ -343,19 +452,25 @@ def _mean_converted(b: HardBuilder, now: datetime, rng: random.Random, asked: se
     return None
 
 
-def _encounter_days(b: HardBuilder, now: datetime, rng: random.Random, asked: set[str]) -> Scenario | None:
+def _encounter_candidates(b: HardBuilder, now: datetime) -> list[Scenario]:
+    """Up to ``SPANS_PER_LAB`` spans of 8-30 encounters, each with some day holding two (the number of encounters
+    is not the answer)."""
     starts = sorted(b.chart.encounter_starts)
-    picked = _span(rng, starts, now, 8, 30)
-    for _ in range(16):
-        if picked is None:
-            return None
-        start, end, count = picked
-        days = {day_of(t) for t in starts if start <= day_of(t) <= end}
-        if len(days) < count:  # some day holds two encounters: the number of encounters is not the answer
-            break
-        picked = _span(rng, starts, now, 8, 30)
-    else:
-        return None
+    rng = b.rng(NAME, "encounter_days")
+    out = []
+    options: dict[int, list[tuple[date, date, int]]] = defaultdict(list)
+    for count, found in spans(starts, now, 8, 30).items():
+        for start, end in found:
+            days = len({day_of(t) for t in starts if start <= day_of(t) <= end})
+            if days < count:
+                options[days].append((start, end, count))
+    for days in rng.sample(sorted(options), min(SPANS_PER_LAB, len(options))):
+        start, end, count = rng.choice(options[days])
+        out.append(_encounter_days(b, now, start, end, days, count))
+    return out
+
+
+def _encounter_days(b: HardBuilder, now: datetime, start: date, end: date, days: int, count: int) -> Scenario:
     key = ("encounter_days", start.isoformat(), end.isoformat())
     index, template = b.phrasing(NAME, key, DAYS_PHRASINGS)
     question = (
@@ -368,7 +483,7 @@ def _encounter_days(b: HardBuilder, now: datetime, rng: random.Random, asked: se
         now=now,
         question=question,
         answer_format="Answer with one whole number (both days included).",
-        answer=count_answer(len(days)),
+        answer=count_answer(days),
         phrasing=index,
         meta={"form": "encounter_days", "since": start.isoformat(), "until": end.isoformat(), "listed": count},
     )
@@ -432,6 +547,7 @@ CATEGORY = register(
         order=20,
         since=3,
         generate=generate,
+        select=select,
         solve=solve,
         phrasings={
             "count_distinct": DISTINCT_PHRASINGS,

@@ -141,6 +141,11 @@ class Decision:
     score: int
 
 
+def balance(scenario: Scenario) -> str:
+    """The branch kept 1:1: the weekly dose changed (INR out of range) or kept."""
+    return str(scenario.meta["decision"]["dose_changed"])
+
+
 def adjust(dose: float, inr: float) -> float:
     factor = 1.15 if inr < 1.5 else 1.10 if inr < LOW else 1.0 if inr <= HIGH else 0.90 if inr < 4.0 else 0.85
     return round(dose * factor / 2.5) * 2.5
@@ -432,6 +437,7 @@ def _scenario(
             "noise": noise,
             "decision": {
                 "new_dose": decision.new_dose,
+                "dose_changed": changed,
                 "recheck": decision.recheck,
                 "score": decision.score,
                 "stop": list(facts.nsaids),
@@ -539,4 +545,5 @@ DECLARATION = declare(
     decide=decide,
     plan=plan,
     phrasings=PHRASINGS,
+    balance=balance,
 )

@@ -3,13 +3,20 @@
 Modelled on the transitional-care visit after a hospital or emergency stay (Joint Commission NPSG.03.06.01):
 stop what the hospital stopped, start what it started (the dose as discharged), leave what continues, and
 raise for clarification what the two lists disagree on: a clinic order the discharge list does not mention,
-and a new drug of a class the patient already takes (a second NSAID). A drug the hospital continues whose
-clinic order was cancelled is ordered again. The chart holds the clinic's orders (Synthea's, from the real
-stay's dates); the setup adds the discharge summary (and, as noise, an earlier preliminary version that was
-superseded, with another list), and sometimes a cancelled clinic order.
+and a new drug of a class the patient keeps taking (a therapeutic duplicate: chlorthalidone beside
+hydrochlorothiazide, atorvastatin beside simvastatin, a second NSAID, beta blocker, loop diuretic,
+anticoagulant). A drug the hospital continues whose clinic order was cancelled is ordered again.
+
+Every item holds at least one drug to start and at least one to withhold, and which is which only the clinic's
+orders tell: the withheld drug is a class duplicate of an active clinic order (or the unmentioned clinic order
+itself); the near miss is a switch within a class (the list stops a clinic drug and starts another of its
+class: not a duplicate, it is ordered; the superseded preliminary list still continues the old one). So acting
+on every line fails, and so does withholding every new drug of a class the clinic list holds. The chart holds the clinic's orders (Synthea's, from the real stay's dates); the setup
+adds the discharge summary (and, as noise, an earlier preliminary version that was superseded, with another
+list).
 
 Patients: every hospital or emergency stay after which the patient had at least two active orders (not
-contraceptives); nows 2-7 days after discharge.
+contraceptives), at most four stays a patient; nows 2-7 days after discharge.
 """
 
 from __future__ import annotations
@@ -74,10 +81,28 @@ NEW_DRUGS = [
     ("312961", "Simvastatin 20 MG Oral Tablet", 20.0, "Simvastatin 20 mg by mouth every evening"),
     ("315971", "Lasix 40mg", 40.0, "Furosemide (Lasix) 40 mg by mouth once daily"),
 ]
-SECOND_NSAID = {
-    "7258": ("310965", "Ibuprofen 200 MG Oral Tablet", "Ibuprofen 200 mg by mouth every 6 hours as needed"),
-    "5640": ("849574", "Naproxen sodium 220 MG Oral Tablet", "Naproxen sodium 220 mg by mouth twice daily"),
+# drugs a hospital starts that duplicate a class the patient may already take: class -> candidates (the first
+# the patient has no order of is used), as in NEW_DRUGS
+SAME_CLASS = {
+    "thiazide_diuretics": [
+        ("197499", "Chlorthalidone 25 MG Oral Tablet", 25.0, "Chlorthalidone 25 mg by mouth once daily"),
+    ],
+    "loop_diuretics": [("197418", "Bumetanide 1 MG Oral Tablet", 1.0, "Bumetanide 1 mg by mouth once daily")],
+    "beta_blockers": [("197380", "Atenolol 25 MG Oral Tablet", 25.0, "Atenolol 25 mg by mouth once daily")],
+    "statins": [("617310", "Atorvastatin 20 MG Oral Tablet", 20.0, "Atorvastatin 20 mg by mouth every evening")],
+    "anticoagulants": [("1364445", "Apixaban 5 MG Oral Tablet", 5.0, "Apixaban 5 mg by mouth twice daily")],
+    "antiplatelets": [
+        ("309362", "Clopidogrel 75 MG Oral Tablet", 75.0, "Clopidogrel 75 mg by mouth once daily"),
+        ("243670", "Aspirin 81 MG Oral Tablet", 81.0, "Aspirin 81 mg by mouth once daily"),
+    ],
+    "nsaids": [
+        ("310965", "Ibuprofen 200 MG Oral Tablet", 200.0, "Ibuprofen 200 mg by mouth every 6 hours as needed"),
+        ("849574", "Naproxen sodium 220 MG Oral Tablet", 220.0, "Naproxen sodium 220 mg by mouth twice daily"),
+    ],
+    "ace_inhibitors_arbs": [("314076", "Lisinopril 10 MG Oral Tablet", 10.0, "Lisinopril 10 mg by mouth once daily")],
 }
+CLASSES = tuple(SAME_CLASS)
+PER_PATIENT = 4
 STOP_REASONS = {
     "nsaids": "acute kidney injury during the admission",
     "statins": "raised liver enzymes",
@@ -85,7 +110,7 @@ STOP_REASONS = {
 }
 HOSPITAL = "St. Elsewhere Hospital"
 DISPLAYS: dict[str, str] = {code: display for code, display, _, _ in NEW_DRUGS}
-DISPLAYS.update({code: display for code, display, _ in SECOND_NSAID.values()})
+DISPLAYS.update({code: display for drugs in SAME_CLASS.values() for code, display, _, _ in drugs})
 
 PHRASINGS = [
     "The patient with MRN {mrn} was discharged from hospital recently. Reconcile the discharge medication list with "
@@ -106,8 +131,10 @@ PROTOCOL = [
     "not count). Compare its discharge medication list with the clinic's active medication orders.",
     "A drug the discharge list says to stop: stop the clinic's active order(s) of it.",
     "A drug the hospital started: order it as written in the discharge list (same product, dose in mg, by mouth), "
-    "unless the patient already has an active order of another drug of the same class: then do not order it; list "
-    "it for clarification.",
+    "unless the patient keeps taking another drug of the same therapeutic class (an active clinic order that the "
+    "discharge list does not stop; e.g. a second statin, NSAID, anticoagulant, antiplatelet drug, beta blocker, "
+    "thiazide-type or loop diuretic, ACE inhibitor or ARB): then do not order it; list it for clarification. A "
+    "clinic order of that class that was already stopped or cancelled is no duplicate.",
     "A drug the discharge list continues: nothing to do if the clinic has an active order; if the clinic has none "
     "(e.g. it was cancelled), order it as written.",
     "An active clinic order the discharge list does not mention at all: change nothing; list it for clarification.",
@@ -162,7 +189,7 @@ class Decision:
 
 
 def _class_of(code: str) -> str | None:
-    for name in ("nsaids", "statins", "anticoagulants", "antiplatelets", "ace_inhibitors_arbs"):
+    for name in CLASSES:
         if code in value_set(name):
             return name
     return None
@@ -170,6 +197,7 @@ def _class_of(code: str) -> str | None:
 
 def decide(facts: Facts, now: datetime) -> Decision:
     active_codes = {code for _, code, _ in facts.active}
+    kept = active_codes - {line.code for line in facts.lines if line.action == "stop"}
     stop = tuple(
         (ref, display)
         for ref, code, display in facts.active
@@ -180,7 +208,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
     for line in facts.lines:
         if line.action == "start":
             klass = _class_of(line.code)
-            if klass and any(_class_of(code) == klass and code != line.code for code in active_codes):
+            if klass and any(_class_of(code) == klass and code != line.code for code in kept):
                 clarify.append(line.display)
             elif line.code not in active_codes:
                 start.append(line)
@@ -235,6 +263,12 @@ def discharge_of(text: str) -> datetime:
 # ---------- generation ----------
 
 
+def _other_of_class(code: str, codes: set[str]) -> tuple[str, str, float, str] | None:
+    """A drug a hospital might start of the same class as ``code`` that the patient has no order of."""
+    klass = _class_of(code)
+    return next((d for d in SAME_CLASS.get(klass or "", []) if d[0] not in codes), None)
+
+
 def _reconcilable(orders: list[Order]) -> list[Order]:
     return [o for o in orders if not any(word.lower() in o.display.lower() for word in NOT_RECONCILED)]
 
@@ -262,7 +296,7 @@ def generate(b: WorkflowBuilder) -> list[Scenario]:
         item = _item(b, now, stay.start, stay.end, active, number, rng)
         if item is not None:
             out.append(item)
-        if len(out) >= 2:
+        if len(out) >= PER_PATIENT:
             break
     return out
 
@@ -282,26 +316,45 @@ def _item(
     turn = int(patient[:6], 16) + number
     orders = list(active)
     rng.shuffle(orders)
-    stopped = orders[0]
-    klass = _class_of(stopped.code)
-    lines = [
-        Line(
-            "stop",
-            stopped.code,
-            stopped.display,
-            f"{stopped.display} - stopped: {STOP_REASONS.get(klass or '', STOP_REASONS['default'])}",
-        )
+    codes = {o.code for o in active}
+    classes = {_class_of(o.code) for o in active} - {None}
+    # the withheld drug: a class duplicate of an active clinic order the list keeps, on two items in three where the
+    # chart has such an order (else, and on every other item, the clinic order the list leaves out)
+    duplicate = None
+    anchors = [o for o in orders if _other_of_class(o.code, codes) is not None]
+    if anchors and turn % 3 != 2:
+        duplicate = anchors[0]
+    klass = _class_of(duplicate.code) if duplicate else None
+    stoppable = [o for o in orders if o is not duplicate and (klass is None or _class_of(o.code) != klass)]
+    if not stoppable:
+        return None
+    # the near miss, on every other item where the chart allows: the hospital switched a clinic drug to another of
+    # its class (the list stops the one and starts the other): no duplicate, ordered
+    switches = [
+        o
+        for o in stoppable
+        if _class_of(o.code) not in (None, "nsaids")
+        and _other_of_class(o.code, codes) is not None
+        and not any(_class_of(other.code) == _class_of(o.code) for other in orders if other is not o)
     ]
-    unmentioned = orders[1] if turn % 2 == 0 else None
-    for order in orders[1:]:
+    switch = switches[0] if switches and turn % 2 == 1 else None
+    stopped = switch or stoppable[0]
+    reason = STOP_REASONS.get(_class_of(stopped.code) or "", STOP_REASONS["default"])
+    if switch is not None:
+        code, display, dose, text = _other_of_class(switch.code, codes)  # type: ignore[misc]
+        reason = f"switched to {display.split(' ')[0].lower()}"
+    lines = [Line("stop", stopped.code, stopped.display, f"{stopped.display} - stopped: {reason}")]
+    if switch is not None:
+        lines.append(Line("start", code, display, text, dose))
+    rest = [o for o in orders if o is not stopped]
+    unmentioned = rest[0] if duplicate is None or turn % 2 == 0 else None
+    for order in rest:
         if order is not unmentioned:
             lines.append(Line("continue", order.code, order.display, f"{order.display} - continue as before"))
-    codes = {o.code for o in active}
-    nsaid = next((o for o in active if o.code in value_set("nsaids") and o is not stopped), None)
-    ingredient = "7258" if nsaid and "aproxen" in nsaid.display else "5640"
-    if nsaid is not None and turn % 3 == 0:  # a second NSAID: a class duplicate to clarify
-        code, display, text = SECOND_NSAID[ingredient]
-        lines.append(Line("start", code, display, text))
+    if duplicate is not None:
+        code, display, dose, text = _other_of_class(duplicate.code, codes)  # type: ignore[misc]
+        lines.append(Line("start", code, display, text, dose))
+    used = set(classes)
     lapsed = [
         o
         for o in _reconcilable(b.record().orders)
@@ -309,16 +362,19 @@ def _item(
         and o.code not in codes
         and discharged - timedelta(days=730) < o.authored < admitted
         and DOSE.search(o.display)
+        and _class_of(o.code) not in used
+        and _class_of(o.code) != "nsaids"  # an NSAID is never re-ordered unasked (kidneys, bleeding)
     ]
     if lapsed and turn % 4 == 1:  # the patient still takes it, but the clinic's order has lapsed
         order = max(lapsed, key=lambda o: o.authored)
         dose = float(DOSE.search(order.display).group(1))  # type: ignore[union-attr]
         lines.append(Line("continue", order.code, order.display, f"{order.display} ({dose:g} mg) - continue", dose))
-    new = [d for d in NEW_DRUGS if d[0] not in codes]
+        used.add(_class_of(order.code))
+    named = {line.code for line in lines}
+    new = [d for d in NEW_DRUGS if d[0] not in codes | named and _class_of(d[0]) not in used]
     if new:
         code, display, dose, text = new[turn % len(new)]
         lines.append(Line("start", code, display, text, dose))
-        DISPLAYS[code] = display
     rng.shuffle(lines)
     reason = rng.choice(
         [
@@ -378,6 +434,8 @@ def _item(
         active=tuple((o.ref, o.code, o.display) for o in _reconcilable(record.all_active_orders(now))),
     )
     decision = decide(facts, now)
+    if not decision.start or not decision.clarify:
+        return None  # every item starts a drug and withholds one (acting on every line must fail)
     return _scenario(b, key, now, record, facts, decision, setup)
 
 
@@ -456,7 +514,14 @@ def _scenario(
         checkpoints=checkpoints,
         setup=setup,
         branch="act",
-        variant="with-clarifications" if decision.clarify else "no-clarification",
+        variant="+".join(
+            kind
+            for kind, found in (
+                ("duplicate", any(line.display in decision.clarify for line in facts.lines if line.action == "start")),
+                ("unmentioned", any(display in decision.clarify for _, _, display in facts.active)),
+            )
+            if found
+        ),
         provenance=[ref for ref, _, _ in facts.active],
         meta={
             "decision": {

@@ -5,8 +5,9 @@ the most recent valid one before it (within two years); a fall of 2.0 g/dL or mo
 is significant: repeat the blood count (urgently below 8.0), check iron stores, stop NSAIDs, and list every
 active drug that raises bleeding risk (anticoagulants, antiplatelets, NSAIDs) for the physician. The baseline
 is the chart's (Synthea's complete blood counts); the setup adds the new result (sometimes reported in g/L by
-the reference laboratory), a result entered in error between the two, the baseline again from a second feed,
-and an NSAID order (on both branches).
+the reference laboratory), a result entered in error between the two, an older result again from a second
+feed (never the baseline itself: what the setup adds never tells the baseline), and an NSAID order (on both
+branches).
 
 Patients: adults with a hemoglobin in the two years before now; the new value falls 2.3-4.0 g/dL below the
 baseline, or 1.6 g/dL below to 0.8 above it, so the new value alone does not tell the branch.
@@ -254,12 +255,9 @@ def _item(b: WorkflowBuilder, now: datetime, number: int, rng: random.Random, *,
                 sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, wrong, "g/dL", when, status="entered-in-error"
             )
         )
-    if turn % 3 != 0:
-        add(
-            fx.lab_result(
-                sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, baseline.value, "g/dL", baseline.when, feed=True
-            )
-        )
+    if turn % 3 != 0 and len(before) >= 2:  # an older result again from a second feed (never the baseline: the
+        older = before[-2]  # chart, not the setup, must tell the baseline)
+        add(fx.lab_result(sid, len(setup), patient, HEMOGLOBIN, HB_DISPLAY, older.value, "g/dL", older.when, feed=True))
     if not base.active_orders(value_set("nsaids").codes, now):
         add(
             fx.medication_order(
