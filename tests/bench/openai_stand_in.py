@@ -48,7 +48,7 @@ def scripted_action(messages: list[dict[str, Any]], response_format: Any = None)
     if "[result of get_patient]" in text:
         answer = "No" if YES_NO_PATTERN in set(_patterns(response_format)) else "unknown"
         return {"tool": "final_answer", "arguments": {"answer": answer, "citations": []}}
-    found = re.search(r"Patient/([A-Za-z0-9\-.]+)", messages[0]["content"] + text)
+    found = re.search(r"Patient/([A-Za-z0-9\-.]+)", text)  # the system prompt names the patient in context
     return {"tool": "get_patient", "arguments": {"patient": found.group(1).rstrip(".") if found else ""}}
 
 
