@@ -285,15 +285,14 @@ def test_v3_potassium_setup_never_decides_alone(frozen: list[Scenario], raw_bund
             assert own[-1][1] >= 3.5 and when(own[-1][0]) > when(s.setup[0]["effectiveDateTime"]), s.id
 
 
-def test_v3_magnesium_setup_never_decides_alone(frozen: list[Scenario], raw_bundles: dict[str, Raw]) -> None:
+def test_v3_magnesium_setup_never_decides_alone(v3: list[Scenario], raw_bundles: dict[str, Raw]) -> None:
     """v3: every magnesium item's setup is one low magnesium of the last 24 hours and nothing else, so a rule applied
     to the setup alone takes the same decision on every item (order by the level, or hold for want of a
     creatinine), and the branches are 1:1 per split: that decision is right on exactly half. The chart's own
     creatinine (hand-coded here) decides, and both kinds of hold occur in each split: a raised creatinine or low
     eGFR, and a latest creatinine older than the 72 hours."""
-    items = [s for s in frozen if s.category == "magnesium_replacement" and s.id.startswith("v3-")]
-    if not items:
-        pytest.skip("v1 and v2 hold v2's magnesium task (the setup decides there)")
+    items = [s for s in v3 if s.category == "magnesium_replacement"]  # v1 and v2 keep v2's task (the setup decides)
+    assert items
     for split in ("dev", "test"):
         mine = [s for s in items if s.split == split]
         by_setup = 0
