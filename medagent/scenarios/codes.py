@@ -10,6 +10,7 @@ under a more specific code, and groups conditions under parent concepts for tran
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # code systems come from the one vocabulary (re-exported here for the generators and graders)
 from medagent.vocabulary import CVX, LOINC, NDC, OBSERVATION_CATEGORY, RXNORM, SNOMED, UCUM  # noqa: F401
@@ -100,6 +101,22 @@ def magnesium_dose(value: float) -> float:
     if value < 1.5:
         return 2.0
     return 1.0
+
+
+def magnesium_order_arguments(patient: str, grams: float, reason: str) -> dict[str, Any]:
+    """The ``order_medication`` arguments of IV magnesium sulfate: ``grams`` g over ``grams`` hours (the tasks'
+    dosing table, :func:`magnesium_dose`), by the NDC the tasks state."""
+    return {
+        "patient": patient,
+        "code": NDC_MAGNESIUM_IV,
+        "system": "ndc",
+        "dose_value": grams,
+        "dose_unit": "g",
+        "route": "iv",
+        "duration_value": grams,
+        "duration_unit": "h",
+        "reason": reason,
+    }
 
 
 NDC_POTASSIUM_ORAL = "40032-917-01"  # MedAgentBench's NDC for oral potassium chloride replacement

@@ -37,12 +37,12 @@ from medagent.scenarios.chart_reads import latest_observation
 from medagent.scenarios.codes import (
     MAGNESIUM,
     MAGNESIUM_THRESHOLD,
-    NDC_MAGNESIUM_IV,
     NDC_POTASSIUM_ORAL,
     POTASSIUM,
     POTASSIUM_SERUM_ORDER,
     POTASSIUM_THRESHOLD,
     magnesium_dose,
+    magnesium_order_arguments,
 )
 from medagent.scenarios.models import Scenario
 from medagent.scenarios.scenario_files import open_set
@@ -281,18 +281,7 @@ class SetupOnlySolver(ShortcutSolver):
         recent = [v for when, v in values if now - when <= timedelta(hours=24)]
         if recent and recent[-1] <= MAGNESIUM_THRESHOLD:
             grams = magnesium_dose(recent[-1])
-            await tools.call(
-                "order_medication",
-                patient=patient,
-                code=NDC_MAGNESIUM_IV,
-                system="ndc",
-                dose_value=grams,
-                dose_unit="g",
-                route="iv",
-                duration_value=grams,
-                duration_unit="h",
-                reason="low magnesium",
-            )
+            await tools.call("order_medication", **magnesium_order_arguments(patient, grams, "low magnesium"))
         return OracleAnswer(json.dumps({key: values[-1][1] if values else "none"}), [])
 
     @staticmethod

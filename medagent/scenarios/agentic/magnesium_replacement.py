@@ -15,6 +15,7 @@ from medagent.scenarios.codes import (
     MAGNESIUM_THRESHOLD,
     NDC_MAGNESIUM_IV,
     magnesium_dose,
+    magnesium_order_arguments,
 )
 from medagent.scenarios.fixtures import lab_observation
 from medagent.scenarios.models import ExpectedAnswer, Scenario
@@ -139,15 +140,9 @@ async def _replace(tools: ToolCaller, patient: str, value: float | None) -> None
         grams = magnesium_dose(value if value is not None and value <= MAGNESIUM_THRESHOLD else 1.9)
         await tools.call(
             "order_medication",
-            patient=patient,
-            code=NDC_MAGNESIUM_IV,
-            system="ndc",
-            dose_value=grams,
-            dose_unit="g",
-            route="iv",
-            duration_value=grams,
-            duration_unit="h",
-            reason=f"serum magnesium {value} mg/dL" if value is not None else "magnesium replacement",
+            **magnesium_order_arguments(
+                patient, grams, f"serum magnesium {value} mg/dL" if value is not None else "magnesium replacement"
+            ),
         )
 
 

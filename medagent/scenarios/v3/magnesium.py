@@ -34,6 +34,7 @@ from medagent.scenarios.codes import (
     MAGNESIUM_THRESHOLD,
     NDC_MAGNESIUM_IV,
     magnesium_dose,
+    magnesium_order_arguments,
 )
 from medagent.scenarios.fixtures import lab_observation
 from medagent.scenarios.identity import scenario_id
@@ -232,15 +233,9 @@ async def solve(tools: ToolCaller, sc: Scenario) -> OracleAnswer:
         grams = magnesium_dose(value if low and value is not None else MAGNESIUM_THRESHOLD)
         await tools.call(
             "order_medication",
-            patient=patient,
-            code=NDC_MAGNESIUM_IV,
-            system="ndc",
-            dose_value=grams,
-            dose_unit="g",
-            route="iv",
-            duration_value=grams,
-            duration_unit="h",
-            reason=f"serum magnesium {value} mg/dL; creatinine within the protocol limit",
+            **magnesium_order_arguments(
+                patient, grams, f"serum magnesium {value} mg/dL; creatinine within the protocol limit"
+            ),
         )
     cited = [row["ref"] for row in (magnesium, creatinine, egfr) if row]
     answer = {
